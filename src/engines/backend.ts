@@ -1,0 +1,109 @@
+/**
+ * Picks the tfjs backend at start-up: a native binding when one loads
+ * (tfjs-node-gpu, tfjs-node), else WebAssembly from node_modules (no network),
+ * else the pure-JS cpu backend. `--backend` / ODENESS_BACKEND override it.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { SpecError } from '../errors.js';
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+export interface BackendInfo {
+  /** tfjs backend name in use: tensorflow | wasm | cpu. */
+  readonly name: string;
+  /** Where it came from, e.g. "@tensorflow/tfjs-node". */
+  readonly source: string;
+  readonly threads: number;
+}
+
+const require = createRequire(import.meta.url);
+
+async function tryNative(): Promise<string | undefined> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(pkg);
+      if (tf.findBackend('tensorflow') && (await tf.setBackend('tensorflow'))) return pkg;
+    } catch {
+      // Not installed or libtensorflow missing: fall through to the next option.
+    }
+  }
+  return undefined;
+}
+
+async function tryWasm(): Promise<boolean> {
+  try {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+    wasm.setWasmPaths(dir + path.sep);
+    return await tf.setBackend('wasm');
+  } catch {
+    return false;
+  }
+}
+
+async function useCpu(): Promise<boolean> {
+    return tf.setBackend('cpu');
+}
+
+/**
+ * The default tfjs matMul gradient multiplies with transpose flags, which the
+ * wasm backend runs 15–20× slower than a plain product (shared/README fact 2);
+ * materialising the transposes first made training steps 2–10× faster.
+ */
+function registerExplicitTransposeMatMulGrad(): void {
+  const original = tf.getGradient(tf.BatchMatMul);
+  tf.registerGradient({
+    kernelName: tf.BatchMatMul,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, b] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+      if (a.rank !== 2 || b.rank !== 2) return original!.gradFunc(dy, saved, attrs);
+      const g = dy as tf.Tensor2D;
+      const T = (x: tf.Tensor2D) => tf.transpose(x) as tf.Tensor2D;
+      if (!transposeA && !transposeB) return { a: () => tf.matMul(g, T(b)), b: () => tf.matMul(T(a), g) };
+      if (!transposeA && transposeB) return { a: () => tf.matMul(g, b), b: () => tf.matMul(T(g), a) };
+      if (transposeA && !transposeB) return { a: () => tf.matMul(b, T(g)), b: () => tf.matMul(a, g) };
+      return { a: () => tf.matMul(T(b), T(g)), b: () => tf.matMul(T(g), T(a)) };
+    },
+  });
+}
+
+let ready: Promise<BackendInfo> | undefined;
+
+export function parseBackendChoice(value: string | undefined): BackendChoice {
+  const v = (value ?? 'auto').trim() || 'auto';
+  if (!(BACKEND_CHOICES as readonly string[]).includes(v)) {
+    throw new SpecError(`backend "${v}" is not one of ${BACKEND_CHOICES.join(', ')}`);
+  }
+  return v as BackendChoice;
+}
+
+/** Initialise tfjs once per process / worker thread. */
+export function initBackend(choice?: string): Promise<BackendInfo> {
+  ready ??= (async () => {
+    const want = parseBackendChoice(choice ?? process.env.ODENESS_BACKEND);
+    let source: string | undefined;
+    if (want === 'auto' || want === 'tensorflow') source = await tryNative();
+    if (!source && want === 'tensorflow') throw new SpecError('backend "tensorflow" requested but neither @tensorflow/tfjs-node nor -gpu could be loaded');
+    if (!source && (want === 'auto' || want === 'wasm')) source = (await tryWasm()) ? '@tensorflow/tfjs-backend-wasm' : undefined;
+    if (!source && want === 'wasm') throw new SpecError('backend "wasm" requested but @tensorflow/tfjs-backend-wasm could not be initialised');
+    if (!source) {
+      await useCpu();
+      source = '@tensorflow/tfjs-backend-cpu';
+    }
+    await tf.ready();
+    const name = tf.getBackend();
+    if (name === 'wasm') registerExplicitTransposeMatMulGrad();
+    let threads = 1;
+    if (name === 'wasm') {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      threads = wasm.getThreadsCount?.() ?? 1;
+    }
+    return { name, source, threads };
+  })();
+  return ready;
+}
