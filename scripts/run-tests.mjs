@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Builds (tsc), runs ava, passes its output through, and ends with the plain summary line
+// "N passed, M failed" that CI reads. Exit status: ava's (non-zero on any failure).
+import { spawn, spawnSync } from 'node:child_process';
+
+// npm test builds first: the CLI tests run the compiled bin/odeness.js.
+const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+if (build.status !== 0) {
+  process.stdout.write('\nbuild failed (tsc)\n0 passed, 1 failed\n');
+  process.exit(1);
+}
+const args = process.argv.slice(2);
+const child = spawn(process.execPath, ['node_modules/ava/entrypoints/cli.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+let out = '';
+const forward = (stream, sink) => stream.on('data', (d) => { out += d; sink.write(d); });
+forward(child.stdout, process.stdout);
+forward(child.stderr, process.stderr);
+child.on('close', (code, signal) => {
+  const num = (re) => { const m = out.match(re); return m ? Number(m[1]) : 0; };
+  const passed = num(/(\d+) tests? passed/);
+  const failed = num(/(\d+) tests? failed/) + num(/(\d+) uncaught exceptions?/) + num(/(\d+) unhandled rejections?/) + num(/(\d+) tests? remained pending/) + num(/(\d+) known failures?/) * 0;
+  const timedOut = /Timed out while running tests/.test(out) ? 1 : 0;
+  const status = code ?? (signal ? 1 : 0);
+  const failedTotal = failed + timedOut + (status !== 0 && failed + timedOut === 0 ? 1 : 0);
+  process.stdout.write(`\n${passed} passed, ${failedTotal} failed\n`);
+  process.exit(status === 0 && failedTotal === 0 ? 0 : 1);
+});

@@ -1,0 +1,175 @@
+/** The core commands: info, train, evaluate. */
+import { createRequire } from 'node:module';
+import type { Command } from 'commander';
+import { initBackend } from '../engines/backend.js';
+import { loadDataset } from '../data/spec.js';
+import { readJsonData } from '../data/json.js';
+import { loadModel } from '../models/io.js';
+import { evaluateModel, paperTestSolvers, type EvalData, type EvalRow } from '../audit/evaluate.js';
+import { parseSolverList, parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { trainRun, TRAIN_DEFAULTS } from '../train/run.js';
+import { DEFAULT_ADAPT } from '../train/adapt.js';
+import { SpecError } from '../errors.js';
+import { finite, nonNegativeInt, positive, positiveInt } from './args.js';
+import { formatNumber, progress, table } from './output.js';
+
+const require = createRequire(import.meta.url);
+
+function globals(cmd: Command): { backend?: string; verbose?: boolean } {
+  return cmd.optsWithGlobals() as { backend?: string; verbose?: boolean };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+export function printEvalRows(rows: readonly EvalRow[], json: boolean, extra: Record<string, unknown> = {}): void {
+  if (json) {
+    printJson({ ...extra, results: rows.map((r) => ({ solver: r.solver, param: r.param, spec: r.spec, ...(r.steps !== undefined ? { steps: r.steps } : {}), accuracy: r.accuracy, nfe: r.nfe })) });
+    return;
+  }
+  process.stdout.write(table(['solver', 'param', 'steps', 'accuracy', 'nfe'], rows.map((r) => [r.spec, r.param, r.steps, r.accuracy, r.nfe])) + '\n');
+}
+
+/** --solvers: a list of specs, or "paper" for the paper's convention around the training solver. */
+export function resolveTestSolvers(list: string | undefined, trainSolver: string | undefined, t0 = 0, t1 = 1): SolverSpec[] {
+  if (!list || list === 'paper') {
+    if (!trainSolver) throw new SpecError('--solvers is required: the model does not record its training solver');
+    return paperTestSolvers(parseSolverSpec(trainSolver), t0, t1);
+  }
+  return parseSolverList(list);
+}
+
+export function registerCoreCommands(program: Command): void {
+  program
+    .command('info')
+    .description('print the tfjs backend in use, its threads, and the versions of tfjs, onnxruntime and Node')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const backend = await initBackend(globals(cmd).backend);
+      const version = (pkg: string) => {
+        try {
+          return (require(`${pkg}/package.json`) as { version: string }).version;
+        } catch {
+          return 'not installed';
+        }
+      };
+      const info = {
+        odeness: (require('../../../package.json') as { version: string }).version,
+        backend: backend.name,
+        backendSource: backend.source,
+        threads: backend.threads,
+        tfjs: version('@tensorflow/tfjs'),
+        onnxruntime: version('onnxruntime-node'),
+        node: process.versions.node,
+        cpus: (await import('node:os')).cpus().length,
+      };
+      if (opts.json) return printJson(info);
+      for (const [k, v] of Object.entries(info)) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
+    });
+
+  program
+    .command('train')
+    .description('train a Neural ODE classifier with one solver configuration and save it to a model directory')
+    .requiredOption('--dataset <spec>', 'spheres:<ott2021|dupont2019>:dim=<d> | mnist[:size=14] | cifar10:dir=<path> | json:<file>')
+    .requiredOption('--solver <spec>', 'training solver, e.g. euler:0.5, rk4:steps=10, dopri5:1e-5')
+    .requiredOption('--out <dir>', 'model directory to write')
+    .option('--field <spec>', 'mlp:width=<w>[,depth=<k>,act=<tanh|relu|softplus>,time] | conv1d | conv2d', TRAIN_DEFAULTS.field)
+    .option('--iterations <n>', 'training iterations', positiveInt, TRAIN_DEFAULTS.iterations)
+    .option('--seed <n>', 'seed for data, initialisation and batch order', nonNegativeInt, TRAIN_DEFAULTS.seed)
+    .option('--batch-size <n>', 'mini-batch size', positiveInt, TRAIN_DEFAULTS.batchSize)
+    .option('--lr <x>', 'Adam learning rate (the paper uses 1e-4 for 10 000 iterations)', positive, TRAIN_DEFAULTS.lr)
+    .option('--augment <n>', 'zero-augmentation: extra state dimensions (or image channels)', nonNegativeInt, TRAIN_DEFAULTS.augment)
+    .option('--t1 <x>', 'end time of the ODE block (starts at 0)', finite, TRAIN_DEFAULTS.t1)
+    .option('--log-every <n>', 'log every N iterations', positiveInt, TRAIN_DEFAULTS.logEvery)
+    .option('--adapt', 'adapt the step size (fixed-step) or tolerance (adaptive) during training, as in the paper')
+    .option('--adapt-threshold <x>', 'maximal train/test accuracy difference', finite, DEFAULT_ADAPT.threshold)
+    .option('--adapt-every <n>', 'check every N iterations', positiveInt, DEFAULT_ADAPT.checkEvery)
+    .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
+    .option('--adapt-start <how>', 'hairer (initial step from the first batch, paper) | spec (start from --solver)', 'hairer')
+    .option('--json', 'print log entries and the summary as JSON lines')
+    .action(async (opts, cmd: Command) => {
+      const backend = await initBackend(globals(cmd).backend);
+      if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
+      const json = Boolean(opts.json);
+      const bar = progress(opts.iterations, 'train', !json && process.stderr.isTTY === true);
+      const started = Date.now();
+      const run = await trainRun(
+        {
+          dataset: opts.dataset,
+          field: opts.field,
+          solver: opts.solver,
+          iterations: opts.iterations,
+          seed: opts.seed,
+          batchSize: opts.batchSize,
+          lr: opts.lr,
+          augment: opts.augment,
+          t1: opts.t1,
+          logEvery: opts.logEvery,
+          adapt: opts.adapt ? { threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps, start: opts.adaptStart } : false,
+        },
+        {
+          out: opts.out,
+          onIteration: (it) => bar.update(it),
+          onLog: (e) => {
+            if (json) printJson({ event: 'log', ...e });
+            else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${e.solver}  ${(e.wallMs / 1000).toFixed(1)}s`);
+          },
+          onAdapt: (d) => {
+            if (json) printJson({ event: 'adapt', ...d });
+            else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${d.before} → ${d.after}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${d.testSolver})  nfe ${d.trainNfe}/${d.testNfe}`);
+          },
+        },
+      );
+      bar.stop();
+      const [ownRow] = evaluateModel(run.model, run.dataset.test, [parseSolverSpec(run.training.solver)]);
+      const summary = {
+        event: 'done',
+        out: opts.out,
+        backend: backend.name,
+        status: run.training.status,
+        iterations: run.result.iterations,
+        solver: run.training.solver,
+        testAccuracy: ownRow!.accuracy,
+        nfe: run.result.nfe,
+        seconds: (Date.now() - started) / 1000,
+        ...(run.result.diverged ? { error: run.result.diverged.message } : {}),
+      };
+      if (json) printJson(summary);
+      else {
+        process.stdout.write(`saved ${opts.out} (${run.training.status}, ${summary.iterations} iterations, ${summary.seconds.toFixed(1)} s, backend ${backend.name})\n`);
+        process.stdout.write(`test accuracy under ${run.training.solver}: ${formatNumber(ownRow!.accuracy)}\n`);
+      }
+      if (run.result.diverged) {
+        process.stderr.write(`odeness: error: training diverged: ${run.result.diverged.message}\n`);
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('evaluate')
+    .description('test accuracy and NFE of a trained model (or ONNX bundle) under a list of test solvers')
+    .option('--model <dir>', 'model directory written by `odeness train`')
+    .option('--bundle <dir>', 'ONNX bundle directory (field.onnx + head.onnx [+ encoder.onnx, manifest.json])')
+    .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper')
+    .option('--data <file.json>', 'evaluation data {"x": number[][], "y": number[]} (default: the model\'s own test split)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .option('--json', 'print {"results": [...]}')
+    .action(async (opts, cmd: Command) => {
+      if (Boolean(opts.model) === Boolean(opts.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
+      if (opts.bundle) {
+        const { evaluateBundleCommand } = await import('./onnx-commands.js');
+        return evaluateBundleCommand(opts);
+      }
+      await initBackend(globals(cmd).backend);
+      const model = await loadModel(opts.model);
+      let data: EvalData;
+      if (opts.data) data = readJsonData(opts.data);
+      else data = (await loadDataset(model.training.dataset, model.training.seed)).test;
+      const specs = resolveTestSolvers(opts.solvers, model.training.solver, model.config.t0, model.config.t1);
+      const rows = evaluateModel(model, data, specs);
+      printEvalRows(rows, Boolean(opts.json), { model: opts.model, trainSolver: model.training.solver });
+    });
+}
+
+export { formatSolverSpec };

@@ -1,0 +1,48 @@
+/**
+ * The `odeness` command line: argument parsing and printing only; every
+ * command calls the library. User errors print one line (no stack trace
+ * unless --verbose) and exit 1; unknown flags are errors.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { isOdenessError } from '../errors.js';
+import { registerCoreCommands } from './commands.js';
+
+export function buildProgram(): Command {
+  const program = new Command('odeness')
+    .description(
+      'Is my trained Neural ODE still an ODE, or did it learn the quirks of its solver?\n' +
+        'Train Neural ODE classifiers, evaluate them under other solvers, export them to ONNX,\n' +
+        'audit crossings and global error, and run step-size studies (Ott et al., ICLR 2021).',
+    )
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .option('--verbose', 'print stack traces for errors')
+    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu (env ODENESS_BACKEND)').env('ODENESS_BACKEND'))
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.configureHelp({ sortSubcommands: false, showGlobalOptions: true });
+  registerCoreCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander already printed its message (unknown option, missing argument, --help).
+      process.exitCode = e.exitCode;
+      return;
+    }
+    const verbose = argv.includes('--verbose');
+    if (isOdenessError(e) && !verbose) {
+      process.stderr.write(`odeness: error: ${e.message}\n`);
+    } else if (verbose) {
+      process.stderr.write(`odeness: error: ${(e as Error)?.stack ?? String(e)}\n`);
+    } else {
+      process.stderr.write(`odeness: internal error: ${(e as Error)?.message ?? String(e)}\n(run with --verbose for the stack trace)\n`);
+    }
+    process.exitCode = 1;
+  }
+}

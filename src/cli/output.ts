@@ -1,0 +1,47 @@
+/** Terminal rendering shared by the commands: tables, progress, numbers. */
+import cliProgress from 'cli-progress';
+
+export function formatNumber(v: number | undefined, digits = 4): string {
+  if (v === undefined || Number.isNaN(v)) return '-';
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return Number(v.toPrecision(digits)).toString();
+}
+
+/** A plain aligned text table. */
+export function table(headers: string[], rows: (string | number | undefined)[][]): string {
+  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : (c ?? '-'))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+}
+
+export interface Progress {
+  update(value: number, fields?: Record<string, string | number>): void;
+  log(line: string): void;
+  stop(): void;
+}
+
+/**
+ * A progress bar on an interactive terminal (stderr); otherwise nothing but
+ * the log lines, so pipes and CI logs stay readable.
+ */
+export function progress(total: number, label: string, enabled = process.stderr.isTTY === true): Progress {
+  if (!enabled) {
+    return { update() {}, log: (line) => process.stderr.write(line + '\n'), stop() {} };
+  }
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} {percentage}% | ETA {eta_formatted} | {status}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { status: '' });
+  return {
+    update: (value, fields) => bar.update(value, { status: fields ? Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`).join(' ') : '' }),
+    log: (line) => {
+      // Print above the bar without tearing it.
+      process.stderr.write('\r\x1b[K' + line + '\n');
+    },
+    stop: () => bar.stop(),
+  };
+}

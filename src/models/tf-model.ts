@@ -1,0 +1,118 @@
+/**
+ * The tfjs forward pass of a Model: encoder → ODE block → head, with the
+ * parameters held as tf.Variables so training can differentiate through every
+ * solver stage. Image states are held NHWC inside tfjs (its conv layout) and
+ * flattened in CHW order for the head, so the same head weights work in ONNX.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { paramShapes } from './params.js';
+import { stateSize, type Model, type ModelConfig, type Params } from './types.js';
+
+export interface TfModel {
+  readonly config: ModelConfig;
+  readonly vars: Readonly<Record<string, tf.Variable>>;
+  /** x [B, prod(inputShape)] → z(t0) in the engine's internal layout. */
+  encode(x: tf.Tensor): tf.Tensor;
+  /**
+   * A vector field closure. Weight re-layouts (conv filters) happen once per
+   * call of makeField, not once per stage, so call it once per solve.
+   */
+  makeField(): (t: number, z: tf.Tensor) => tf.Tensor;
+  /** z(t1) in internal layout → logits [B, classes]. */
+  head(z: tf.Tensor): tf.Tensor;
+  /** Internal state → [B, S] in canonical (CHW) order. */
+  flatState(z: tf.Tensor): tf.Tensor2D;
+  /** [B, S] canonical → internal layout. */
+  unflatState(z: tf.Tensor): tf.Tensor;
+  dispose(): void;
+}
+
+function activation(kind: 'tanh' | 'relu' | 'softplus', x: tf.Tensor): tf.Tensor {
+  if (kind === 'tanh') return tf.tanh(x);
+  if (kind === 'relu') return tf.relu(x);
+  return tf.softplus(x);
+}
+
+export function buildTfModel(model: Model, trainable = true): TfModel {
+  const { config } = model;
+  const vars: Record<string, tf.Variable> = {};
+  for (const p of paramShapes(config)) {
+    const src = model.params[p.name]!;
+    vars[p.name] = tf.variable(tf.tensor(src.data, [...src.shape], 'float32'), trainable, `${p.name}_${Math.random().toString(36).slice(2, 8)}`);
+  }
+  const isImage = config.stateShape.length === 3;
+  const [C, H, W] = isImage ? (config.stateShape as [number, number, number]) : [0, 0, 0];
+  const S = stateSize(config);
+  const f = config.field;
+
+  const flatState = (z: tf.Tensor): tf.Tensor2D => {
+    if (!isImage) return z as tf.Tensor2D;
+    return tf.reshape(tf.transpose(z, [0, 3, 1, 2]), [z.shape[0]!, S]);
+  };
+  const unflatState = (z: tf.Tensor): tf.Tensor => {
+    if (!isImage) return z;
+    return tf.transpose(tf.reshape(z, [z.shape[0]!, C, H, W]), [0, 2, 3, 1]);
+  };
+
+  return {
+    config,
+    vars,
+    flatState,
+    unflatState,
+    encode(x) {
+      const B = x.shape[0]!;
+      if (!isImage) return config.augment > 0 ? tf.concat([x, tf.zeros([B, config.augment])], 1) : x;
+      const [c0, h, w] = config.inputShape as [number, number, number];
+      const img = tf.transpose(tf.reshape(x, [B, c0, h, w]), [0, 2, 3, 1]);
+      return config.augment > 0 ? tf.concat([img, tf.zeros([B, h, w, config.augment])], 3) : img;
+    },
+    makeField() {
+      if (f.kind === 'mlp') {
+        const layers = Array.from({ length: f.depth + 1 }, (_, l) => [vars[`field.${l}.weight`]!, vars[`field.${l}.bias`]!] as const);
+        return (t, z) => {
+          let h: tf.Tensor = f.time ? tf.concat([z, tf.fill([z.shape[0]!, 1], t)], 1) : z;
+          for (let l = 0; l < layers.length; l++) {
+            const [w, b] = layers[l]!;
+            h = tf.add(tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D), b);
+            if (l < layers.length - 1) h = activation(f.activation, h);
+          }
+          return h;
+        };
+      }
+      if (f.kind === 'conv1d') {
+        // Stored [out, in, k] (PyTorch/ONNX); tfjs conv1d wants [k, in, out].
+        const filters = [0, 1, 2].map((l) => tf.transpose(vars[`field.${l}.weight`]!, [2, 1, 0]) as tf.Tensor3D);
+        const biases = [0, 1, 2].map((l) => vars[`field.${l}.bias`]!);
+        return (_t, z) => {
+          const B = z.shape[0]!;
+          let h: tf.Tensor = tf.reshape(z, [B, S, 1]);
+          h = tf.relu(tf.add(tf.conv1d(h as tf.Tensor3D, filters[0]!, 1, 'same'), biases[0]!));
+          h = tf.relu(tf.add(tf.conv1d(h as tf.Tensor3D, filters[1]!, 1, 'same'), biases[1]!));
+          h = tf.add(tf.conv1d(h as tf.Tensor3D, filters[2]!, 1, 'same'), biases[2]!);
+          return tf.reshape(h, [B, S]);
+        };
+      }
+      // conv2d: stored [out, in, kh, kw]; tfjs conv2d wants [kh, kw, in, out].
+      const filters = [0, 1, 2].map((l) => tf.transpose(vars[`field.${l}.weight`]!, [2, 3, 1, 0]) as tf.Tensor4D);
+      const biases = [0, 1, 2].map((l) => vars[`field.${l}.bias`]!);
+      return (_t, z) => {
+        let h: tf.Tensor = tf.relu(tf.add(tf.conv2d(z as tf.Tensor4D, filters[0]!, 1, 'same'), biases[0]!));
+        h = tf.relu(tf.add(tf.conv2d(h as tf.Tensor4D, filters[1]!, 1, 'same'), biases[1]!));
+        return tf.add(tf.conv2d(h as tf.Tensor4D, filters[2]!, 1, 'same'), biases[2]!);
+      };
+    },
+    head(z) {
+      return tf.add(tf.matMul(flatState(z), vars['head.weight'] as tf.Tensor2D), vars['head.bias']!);
+    },
+    dispose() {
+      for (const v of Object.values(vars)) v.dispose();
+    },
+  };
+}
+
+/** Read the current variable values back into plain parameters. */
+export function readParams(m: TfModel): Params {
+  const params: Params = {};
+  for (const [name, v] of Object.entries(m.vars)) params[name] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
+  return params;
+}

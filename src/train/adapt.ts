@@ -1,0 +1,148 @@
+/**
+ * The paper's adaptation algorithms (Ott et al. 2021, §4), as decision logic
+ * separated from training: every `checkEvery` iterations compare the
+ * accuracy under the training solver with a more accurate test solver and
+ * shrink or cautiously grow the step size (fixed-step) or tolerance
+ * (adaptive). Fixes the reference code's defects: the current iteration's NFE
+ * is used (not a stale log slot) and steps are step sizes (not counts).
+ */
+import { SpecError } from '../errors.js';
+import { formatSolverSpec, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { getTableau } from '../solvers/tableau.js';
+
+export interface AdaptOptions {
+  /** Maximal accuracy difference between train and test solver (paper: 0.1). */
+  readonly threshold: number;
+  /** Check every N iterations (paper: 50). */
+  readonly checkEvery: number;
+  /** Upper bound on fixed steps over [t0, t1] (paper: 500). */
+  readonly maxSteps: number;
+  /** Where a fixed-step run starts: Hairer's initial step from the first batch (paper) or the given spec. */
+  readonly start: 'hairer' | 'spec';
+  /** Starting tolerance for adaptive solvers (paper: 1e-6) unless start = 'spec'. */
+  readonly startTol: number;
+}
+
+export const DEFAULT_ADAPT: AdaptOptions = { threshold: 0.1, checkEvery: 50, maxSteps: 500, start: 'hairer', startTol: 1e-6 };
+
+export function validateAdaptOptions(o: AdaptOptions): AdaptOptions {
+  if (!(o.threshold > 0 && o.threshold < 1)) throw new SpecError(`adaptation threshold must be in (0, 1), got ${o.threshold}`);
+  if (!Number.isInteger(o.checkEvery) || o.checkEvery < 1) throw new SpecError(`adaptation checkEvery must be a positive integer, got ${o.checkEvery}`);
+  if (!Number.isInteger(o.maxSteps) || o.maxSteps < 1) throw new SpecError(`adaptation maxSteps must be a positive integer, got ${o.maxSteps}`);
+  if (!(o.startTol > 0)) throw new SpecError(`adaptation startTol must be > 0, got ${o.startTol}`);
+  return o;
+}
+
+/** One logged decision. */
+export interface AdaptDecision {
+  readonly iteration: number;
+  readonly before: string;
+  readonly after: string;
+  /** h (fixed) or tol (adaptive), before and after. */
+  readonly paramBefore: number;
+  readonly paramAfter: number;
+  readonly trainAccuracy: number;
+  readonly testAccuracy: number;
+  readonly testSolver: string;
+  /** Accuracy of the tentatively enlarged step/tolerance, when one was tried. */
+  readonly trialAccuracy?: number;
+  readonly action: 'shrink' | 'grow' | 'keep' | 'hold';
+  readonly trainNfe: number;
+  readonly testNfe: number;
+}
+
+/** Accuracy and NFE of the current batch under a solver (supplied by the trainer). */
+export type BatchAccuracy = (spec: SolverSpec) => { accuracy: number; nfe: number };
+
+const fixedH = (s: FixedSolverSpec) => s.h ?? 1 / s.steps!;
+
+/** The test solver of a fixed-step training solver (paper: Euler→Midpoint, Midpoint→RK4; generalised by order). */
+export function fixedTestSolver(train: FixedSolverSpec, span = 1): FixedSolverSpec {
+  const p = getTableau(train.method).order;
+  const method = train.method === 'euler' ? 'midpoint' : 'rk4';
+  const q = getTableau(method).order;
+  const h = fixedH(train) / span;
+  // Same h when it already gives > 50 "effective" steps (1/h^p), else a finer
+  // step whose error h_test^q ≈ h^p / 50.
+  const hTest = Math.pow(1 / h, p) > 50 && q > p ? h : Math.min(h, Math.pow(Math.pow(h, p) / 50, 1 / q));
+  return { kind: 'fixed', method, h: hTest * span };
+}
+
+export function fixedAdaptStep(
+  iteration: number,
+  spec: FixedSolverSpec,
+  trainAccuracy: number,
+  trainNfe: number,
+  accuracyOf: BatchAccuracy,
+  o: AdaptOptions,
+  span = 1,
+): { spec: FixedSolverSpec; decision: AdaptDecision } {
+  const h = fixedH(spec);
+  const test = fixedTestSolver(spec, span);
+  const testRun = accuracyOf(test);
+  const base = { iteration, before: formatSolverSpec(spec), paramBefore: h, trainAccuracy, testAccuracy: testRun.accuracy, testSolver: formatSolverSpec(test), trainNfe, testNfe: testRun.nfe };
+  let next: FixedSolverSpec = spec;
+  let action: AdaptDecision['action'];
+  let trialAccuracy: number | undefined;
+  if (Math.abs(testRun.accuracy - trainAccuracy) > o.threshold) {
+    const steps = span / h;
+    if (steps >= o.maxSteps) action = 'hold';
+    else {
+      // Halve, but never beyond maxSteps: then move the step count halfway to it.
+      const halved = h / 2;
+      const hNew = span / halved > o.maxSteps ? (2 * h) / ((o.maxSteps * h) / span + 1) : halved;
+      next = { kind: 'fixed', method: spec.method, h: hNew };
+      action = 'shrink';
+    }
+  } else {
+    const hTry = Math.min(1.1 * h, span);
+    const trial: FixedSolverSpec = { kind: 'fixed', method: spec.method, h: hTry };
+    trialAccuracy = accuracyOf(trial).accuracy;
+    if (hTry > h && Math.abs(trialAccuracy - testRun.accuracy) <= o.threshold) {
+      next = trial;
+      action = 'grow';
+    } else action = 'keep';
+  }
+  return { spec: next, decision: { ...base, after: formatSolverSpec(next), paramAfter: fixedH(next), trialAccuracy, action } };
+}
+
+/** Test solver for tolerance adaptation: dopri5 at tol/10 (fehlberg2 → tol/5), made stricter until it costs more NFE than training. */
+export function adaptiveAdaptStep(
+  iteration: number,
+  spec: AdaptiveSolverSpec,
+  trainAccuracy: number,
+  trainNfe: number,
+  recentNfe: readonly number[],
+  accuracyOf: BatchAccuracy,
+  o: AdaptOptions,
+): { spec: AdaptiveSolverSpec; decision: AdaptDecision } {
+  const tol = spec.rtol;
+  let testTol = spec.method === 'fehlberg2' ? tol / 5 : tol / 10;
+  let test: AdaptiveSolverSpec = { kind: 'adaptive', method: 'dopri5', rtol: testTol, atol: testTol, maxSteps: spec.maxSteps };
+  let testRun = accuracyOf(test);
+  for (let tries = 0; testRun.nfe <= trainNfe && tries < 4; tries++) {
+    testTol /= 10;
+    test = { ...test, rtol: testTol, atol: testTol };
+    testRun = accuracyOf(test);
+  }
+  const base = { iteration, before: formatSolverSpec(spec), paramBefore: tol, trainAccuracy, testAccuracy: testRun.accuracy, testSolver: formatSolverSpec(test), trainNfe, testNfe: testRun.nfe };
+  const withTol = (t: number): AdaptiveSolverSpec => ({ ...spec, rtol: t, atol: t });
+  let next = spec;
+  let action: AdaptDecision['action'];
+  let trialAccuracy: number | undefined;
+  if (Math.abs(testRun.accuracy - trainAccuracy) > o.threshold) {
+    next = withTol(tol * 0.5);
+    action = 'shrink';
+  } else if (recentNfe.length >= 5 && recentNfe.slice(-5).every((n) => n === trainNfe)) {
+    // The solver already takes its minimal number of steps: a looser tolerance buys nothing.
+    action = 'hold';
+  } else {
+    const trial = withTol(tol * 1.1);
+    trialAccuracy = accuracyOf(trial).accuracy;
+    if (Math.abs(trialAccuracy - testRun.accuracy) <= o.threshold) {
+      next = trial;
+      action = 'grow';
+    } else action = 'keep';
+  }
+  return { spec: next, decision: { ...base, after: formatSolverSpec(next), paramAfter: next.rtol, trialAccuracy, action } };
+}

@@ -1,0 +1,97 @@
+/**
+ * One training run from spec strings to a saved model directory — the single
+ * entry point shared by `odeness train` and the study job executor.
+ */
+import { loadDataset } from '../data/spec.js';
+import { Rng } from '../data/random.js';
+import type { Dataset } from '../data/types.js';
+import { saveModel, type TrainingInfo } from '../models/io.js';
+import { initParams } from '../models/params.js';
+import { parseFieldSpec } from '../models/spec.js';
+import { augmentedShape, type Model, type ModelConfig } from '../models/types.js';
+import { SpecError } from '../errors.js';
+import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
+import type { AdaptOptions } from './adapt.js';
+import { train, type TrainOptions, type TrainResult } from './train.js';
+
+export interface TrainRunSpec {
+  readonly dataset: string;
+  readonly field: string;
+  readonly solver: string;
+  readonly iterations: number;
+  readonly seed: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  /** Zero-augmentation: extra state dims / channels (default 0). */
+  readonly augment?: number;
+  readonly t0?: number;
+  readonly t1?: number;
+  readonly adapt?: Partial<AdaptOptions> | false;
+  readonly logEvery?: number;
+}
+
+export const TRAIN_DEFAULTS = { field: 'mlp:width=32', iterations: 2000, seed: 1, batchSize: 128, lr: 1e-3, augment: 0, t0: 0, t1: 1, logEvery: 50 } as const;
+
+export interface TrainRunResult {
+  readonly model: Model;
+  readonly training: TrainingInfo;
+  readonly result: TrainResult;
+  readonly dataset: Dataset;
+}
+
+export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>, field: string, augment: number, t0: number, t1: number): ModelConfig {
+  if (!Number.isInteger(augment) || augment < 0) throw new SpecError(`augment must be a non-negative integer, got ${augment}`);
+  const fieldSpec = parseFieldSpec(field);
+  const config: ModelConfig = {
+    inputShape: [...dataset.inputShape],
+    augment,
+    stateShape: augmentedShape(dataset.inputShape, augment),
+    classes: dataset.classes,
+    field: fieldSpec,
+    t0,
+    t1,
+  };
+  if (fieldSpec.kind === 'conv2d' && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
+  if (fieldSpec.kind !== 'conv2d' && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
+  return config;
+}
+
+export async function trainRun(
+  spec: TrainRunSpec,
+  hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'signal'> & { out?: string; dataset?: Dataset } = {},
+): Promise<TrainRunResult> {
+  const solver = parseSolverSpec(spec.solver);
+  const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
+  const config = modelConfigFor(dataset, spec.field, spec.augment ?? 0, spec.t0 ?? 0, spec.t1 ?? 1);
+  const root = new Rng(spec.seed);
+  const initRng = root.fork('init');
+  const initial: Model = { config, params: initParams(config, () => initRng.normal()) };
+  const result = await train(initial, dataset.train, {
+    solver,
+    iterations: spec.iterations,
+    batchSize: spec.batchSize,
+    lr: spec.lr,
+    rng: root.fork('batches'),
+    logEvery: spec.logEvery,
+    adapt: spec.adapt || undefined,
+    onLog: hooks.onLog,
+    onIteration: hooks.onIteration,
+    onAdapt: hooks.onAdapt,
+    signal: hooks.signal,
+  });
+  const training: TrainingInfo = {
+    dataset: dataset.spec,
+    solver: formatSolverSpec(result.solver),
+    initialSolver: formatSolverSpec(solver),
+    seed: spec.seed,
+    iterations: result.iterations,
+    batchSize: spec.batchSize,
+    lr: spec.lr,
+    engine: 'tfjs',
+    adapt: Boolean(spec.adapt),
+    status: result.diverged ? 'diverged' : 'complete',
+    ...(result.diverged ? { note: result.diverged.message } : {}),
+  };
+  if (hooks.out) await saveModel(hooks.out, result.model, training);
+  return { model: result.model, training, result, dataset };
+}
