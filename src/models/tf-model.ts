@@ -33,12 +33,17 @@ function activation(kind: 'tanh' | 'relu' | 'softplus', x: tf.Tensor): tf.Tensor
   return tf.softplus(x);
 }
 
+let nextId = 0;
+
 export function buildTfModel(model: Model, trainable = true): TfModel {
   const { config } = model;
   const vars: Record<string, tf.Variable> = {};
   for (const p of paramShapes(config)) {
     const src = model.params[p.name]!;
-    vars[p.name] = tf.variable(tf.tensor(src.data, [...src.shape], 'float32'), trainable, `${p.name}_${Math.random().toString(36).slice(2, 8)}`);
+    const init = tf.tensor(src.data, [...src.shape], 'float32');
+    // Variable names must be unique in the engine; several models may live side by side.
+    vars[p.name] = tf.variable(init, trainable, `${p.name}_${nextId++}`);
+    init.dispose();
   }
   const isImage = config.stateShape.length === 3;
   const [C, H, W] = isImage ? (config.stateShape as [number, number, number]) : [0, 0, 0];

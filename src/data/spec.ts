@@ -1,0 +1,140 @@
+/**
+ * Dataset specs: the string syntax used by the CLI and study files.
+ *
+ *   spheres:<preset>:dim=<d>[,n=<train>][,testN=<test>]   preset: ott2021 | dupont2019
+ *   mnist[:size=<28|14|7|4>][,n=<train>][,testN=<test>]
+ *   cifar10:dir=<path>[,limit=<train>][,testN=<test>]      (or cifar10:<path>)
+ *   json:<file>[:split=<test fraction>|none][,classes=<k>][,shape=<CxHxW>]   (or json:file=<file>)
+ *
+ * Options are key=value pairs, separated by ':' or ','. A separator only
+ * counts when a `key=` follows it, so paths may contain ':' and ','.
+ */
+import { SpecError } from '../errors.js';
+import { loadCifar10 } from './cifar10.js';
+import { formatDatasetSpec, type DatasetSpec } from './format.js';
+import { loadJsonDataset } from './json.js';
+import { loadMnist, MNIST_SIZES } from './mnist.js';
+import type { Seed } from './random.js';
+import { makeSpheres, SPHERE_PRESET_NAMES, type SpherePreset } from './spheres.js';
+import type { Dataset } from './types.js';
+
+export type { DatasetSpec } from './format.js';
+export { formatDatasetSpec } from './format.js';
+
+export const DATASET_NAMES = ['spheres', 'mnist', 'cifar10', 'json'] as const;
+
+const FORMS = 'spheres:<preset>:dim=<d>, mnist[:size=14], cifar10:dir=<path>, json:<file>';
+
+const ALLOWED: Record<(typeof DATASET_NAMES)[number], readonly string[]> = {
+  spheres: ['dim', 'n', 'testN'],
+  mnist: ['size', 'n', 'testN'],
+  cifar10: ['dir', 'limit', 'testN'],
+  json: ['file', 'split', 'classes', 'shape'],
+};
+
+const KEY_START = /^[A-Za-z_][A-Za-z0-9_]*=/;
+
+export function parseDatasetSpec(spec: string): DatasetSpec {
+  const text = spec.trim();
+  const fail = (msg: string): never => {
+    throw new SpecError(`dataset spec "${spec}": ${msg}`);
+  };
+  if (text === '') throw new SpecError(`empty dataset spec; expected one of ${FORMS}`);
+  const colon = text.indexOf(':');
+  const name = colon < 0 ? text : text.slice(0, colon);
+  const rest = colon < 0 ? '' : text.slice(colon + 1);
+  if (!(DATASET_NAMES as readonly string[]).includes(name)) {
+    fail(`unknown dataset "${name}"; expected one of ${DATASET_NAMES.join(', ')} (${FORMS})`);
+  }
+  const kind = name as (typeof DATASET_NAMES)[number];
+  const pieces = rest === '' ? [] : rest.split(/[:,](?=[A-Za-z_][A-Za-z0-9_]*=)/);
+  let positional: string | undefined;
+  if (pieces.length > 0 && !KEY_START.test(pieces[0]!)) positional = pieces.shift()!;
+  const named = new Map<string, string>();
+  for (const piece of pieces) {
+    const eq = piece.indexOf('=');
+    const key = piece.slice(0, eq);
+    if (!ALLOWED[kind].includes(key)) fail(`unknown option "${key}" for ${kind}; expected ${ALLOWED[kind].join(', ')}`);
+    if (named.has(key)) fail(`option ${key} given twice`);
+    named.set(key, piece.slice(eq + 1));
+  }
+
+  const posInt = (key: string): number | undefined => {
+    const raw = named.get(key);
+    if (raw === undefined) return undefined;
+    const v = raw.trim() === '' ? NaN : Number(raw);
+    if (!Number.isInteger(v) || v < 1) fail(`${key} must be a positive integer, got "${raw}"`);
+    return v;
+  };
+  const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+
+  switch (kind) {
+    case 'spheres': {
+      if (positional === undefined || positional === '') {
+        return fail(`missing preset; expected spheres:<preset>:dim=<d> with preset one of ${SPHERE_PRESET_NAMES.join(', ')}`);
+      }
+      if (!(SPHERE_PRESET_NAMES as string[]).includes(positional)) {
+        return fail(`unknown spheres preset "${positional}"; expected one of ${SPHERE_PRESET_NAMES.join(', ')}`);
+      }
+      if (!named.has('dim')) return fail(`missing dim; expected e.g. spheres:${positional}:dim=2 (dim a positive integer)`);
+      return defined({ kind, preset: positional as SpherePreset, dim: posInt('dim')!, n: posInt('n'), testN: posInt('testN') });
+    }
+    case 'mnist': {
+      if (positional !== undefined) return fail(`unexpected "${positional}"; expected mnist or mnist:size=<${MNIST_SIZES.join('|')}>`);
+      const size = posInt('size');
+      if (size !== undefined && !(MNIST_SIZES as readonly number[]).includes(size)) {
+        return fail(`size must be one of ${MNIST_SIZES.join(', ')} (28 divided by an integer), got ${size}`);
+      }
+      return defined({ kind, size, n: posInt('n'), testN: posInt('testN') });
+    }
+    case 'cifar10': {
+      if (positional !== undefined && named.has('dir')) return fail('give the directory once: cifar10:dir=<path>');
+      const dir = positional ?? named.get('dir');
+      if (dir === undefined || dir.trim() === '') return fail('missing directory; expected cifar10:dir=<path> (folder with data_batch_*.bin)');
+      return defined({ kind, dir, limit: posInt('limit'), testN: posInt('testN') });
+    }
+    case 'json': {
+      if (positional !== undefined && named.has('file')) return fail('give the file once: json:<file> or json:file=<file>');
+      const file = positional ?? named.get('file');
+      if (file === undefined || file.trim() === '') return fail('missing file; expected json:<file>');
+      let split: number | 'none' | undefined;
+      const rawSplit = named.get('split');
+      if (rawSplit !== undefined) {
+        if (rawSplit === 'none') split = 'none';
+        else {
+          const v = rawSplit.trim() === '' ? NaN : Number(rawSplit);
+          if (!(v > 0 && v < 1)) fail(`split must be a test fraction between 0 and 1 (exclusive) or "none", got "${rawSplit}"`);
+          split = v;
+        }
+      }
+      let shape: number[] | undefined;
+      const rawShape = named.get('shape');
+      if (rawShape !== undefined) {
+        shape = rawShape.split('x').map((s) => (s.trim() === '' ? NaN : Number(s)));
+        if (shape.some((s) => !Number.isInteger(s) || s < 1)) fail(`shape must be positive integers joined by "x", e.g. 1x28x28, got "${rawShape}"`);
+      }
+      return defined({ kind, file, split, classes: posInt('classes'), shape });
+    }
+  }
+}
+
+/** Parse (if needed) and build a dataset; the seed fixes sampling and splits. */
+export async function loadDataset(spec: string | DatasetSpec, seed: Seed): Promise<Dataset> {
+  const s = typeof spec === 'string' ? parseDatasetSpec(spec) : spec;
+  let ds: Dataset;
+  switch (s.kind) {
+    case 'spheres':
+      ds = makeSpheres({ dim: s.dim, shells: s.preset, nTrain: s.n, nTest: s.testN, seed });
+      break;
+    case 'mnist':
+      ds = loadMnist({ size: s.size, nTrain: s.n, nTest: s.testN, seed });
+      break;
+    case 'cifar10':
+      ds = loadCifar10({ dir: s.dir, limit: s.limit, nTest: s.testN, seed });
+      break;
+    case 'json':
+      ds = loadJsonDataset({ file: s.file, split: s.split, classes: s.classes, shape: s.shape, seed });
+      break;
+  }
+  return { ...ds, spec: formatDatasetSpec(s) };
+}
