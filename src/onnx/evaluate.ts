@@ -1,0 +1,151 @@
+/**
+ * Re-evaluation with onnxruntime: a field file solved from given states, and a
+ * bundle evaluated on a dataset under several solver configurations. Every
+ * solve is the one integrate loop (solveAsync over float32 typed arrays); the
+ * NFE and step counts are the solve's own statistics.
+ */
+import path from 'node:path';
+import { ShapeError } from '../errors.js';
+import { float32Ops } from '../engines/typed.js';
+import { solveAsync } from '../solvers/integrate.js';
+import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
+import { ENCODER_FILE, FIELD_FILE, readBundle } from './bundle.js';
+import { OnnxField, product, type SessionOptions } from './session.js';
+
+export interface IntervalOptions {
+  t0?: number;
+  t1?: number;
+}
+
+export interface SolveFieldResult {
+  /** State at t1, one row per initial state. */
+  readonly z1: number[][];
+  readonly nfe: number;
+  readonly accepted: number;
+  readonly rejected: number;
+}
+
+/** Solve an ONNX vector field from each row of z0 (all rows in one batch). */
+export async function solveField(
+  fieldFile: string,
+  z0: readonly (readonly number[])[],
+  spec: SolverSpec,
+  options: IntervalOptions & SessionOptions & { stateShape?: readonly number[] } = {},
+): Promise<SolveFieldResult> {
+  const field = await OnnxField.load(fieldFile, options);
+  try {
+    const S = field.stateSize;
+    const n = z0.length;
+    if (n === 0) throw new ShapeError(`${fieldFile}: no initial states given`);
+    const flat = new Float32Array(n * S);
+    z0.forEach((row, i) => {
+      if (row.length !== S) {
+        throw new ShapeError(`${fieldFile}: the field's state has ${S} values [${field.stateShape.join(', ')}], initial state ${i} has ${row.length}`);
+      }
+      flat.set(row, i * S);
+    });
+    const r = await solveAsync(float32Ops, field.asAsyncField(n), flat, spec, { t0: options.t0 ?? 0, t1: options.t1 ?? 1 });
+    const z1 = Array.from({ length: n }, (_, i) => Array.from(r.z1.subarray(i * S, (i + 1) * S)));
+    return { z1, nfe: r.stats.nfe, accepted: r.stats.accepted, rejected: r.stats.rejected };
+  } finally {
+    await field.release();
+  }
+}
+
+export interface EvalData {
+  /** n × width inputs, row-major. */
+  readonly x: Float32Array;
+  readonly y: Int32Array;
+  readonly n: number;
+  readonly width: number;
+}
+
+export interface BundleEvalRow {
+  /** Solver method, e.g. "rk4". */
+  readonly solver: string;
+  /** Step size h (or (t1−t0)/steps) for fixed solvers, rtol for adaptive ones. */
+  readonly param: number;
+  /** Canonical spec string. */
+  readonly spec: string;
+  readonly accuracy: number;
+  /**
+   * Field evaluations per sample's solve. With one chunk this is the solve's
+   * NFE; with several (adaptive steps depend on the batch) it is the
+   * sample-weighted mean over chunks.
+   */
+  readonly nfe: number;
+  readonly accepted: number;
+  readonly rejected: number;
+}
+
+export interface EvaluateOptions extends SessionOptions {
+  /** Samples per session run (default: up to 4096, fewer for large states). */
+  chunk?: number;
+}
+
+/** Default chunk: whole batches of up to 4096 samples, about 2^19 state values per run. */
+export function defaultChunk(stateSize: number): number {
+  return Math.max(1, Math.min(4096, Math.floor(2 ** 19 / stateSize)));
+}
+
+function argmax(v: Float32Array, offset: number, k: number): number {
+  let best = 0;
+  for (let j = 1; j < k; j++) if (v[offset + j]! > v[offset + best]!) best = j;
+  return best;
+}
+
+/**
+ * Accuracy and NFE of a bundle on a dataset under each solver spec: encoder
+ * once, then per spec a solve of every chunk, head, argmax.
+ */
+export async function evaluateBundle(bundleDir: string, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions = {}): Promise<BundleEvalRow[]> {
+  const bundle = await readBundle(bundleDir, options);
+  try {
+    const { t0, t1, classes } = bundle.manifest;
+    const width = product(bundle.inputShape);
+    if (data.width !== width) {
+      const file = path.join(bundleDir, bundle.encoder ? ENCODER_FILE : FIELD_FILE);
+      throw new ShapeError(
+        `${file}: input ${bundle.encoder ? bundle.encoder.input.name : bundle.field.zName} expects ${width} values per sample [${bundle.inputShape.join(', ')}], the data has ${data.width}`,
+      );
+    }
+    if (data.x.length !== data.n * data.width) throw new ShapeError(`data: x has ${data.x.length} values, expected n × width = ${data.n} × ${data.width}`);
+    if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
+    const S = bundle.field.stateSize;
+    const chunk = Math.max(1, Math.floor(options.chunk ?? defaultChunk(S)));
+    const chunks: { start: number; n: number; z0: Float32Array }[] = [];
+    for (let start = 0; start < data.n; start += chunk) {
+      const n = Math.min(chunk, data.n - start);
+      const z0 = await bundle.encode(data.x.subarray(start * width, (start + n) * width), n);
+      chunks.push({ start, n, z0 });
+    }
+    const rows: BundleEvalRow[] = [];
+    for (const spec of specs) {
+      let correct = 0;
+      let nfe = 0;
+      let accepted = 0;
+      let rejected = 0;
+      for (const c of chunks) {
+        const r = await solveAsync(float32Ops, bundle.field.asAsyncField(c.n), c.z0, spec, { t0, t1 });
+        const logits = await bundle.logits(r.z1, c.n);
+        for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
+        nfe += r.stats.nfe * c.n;
+        accepted += r.stats.accepted * c.n;
+        rejected += r.stats.rejected * c.n;
+      }
+      const n = Math.max(1, data.n);
+      rows.push({
+        solver: spec.method,
+        param: solverParam(spec, t0, t1),
+        spec: formatSolverSpec(spec),
+        accuracy: data.n === 0 ? NaN : correct / data.n,
+        nfe: nfe / n,
+        accepted: accepted / n,
+        rejected: rejected / n,
+      });
+    }
+    return rows;
+  } finally {
+    await bundle.release();
+  }
+}
