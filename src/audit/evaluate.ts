@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../errors.js';
 import { buildTfModel } from '../models/tf-model.js';
 import type { Model } from '../models/types.js';
-import { fixedStepCount, formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
+import { fixedStepCount, solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
 import { forward } from '../train/train.js';
 
 export interface EvalData {
@@ -16,27 +16,10 @@ export interface EvalData {
   readonly n: number;
 }
 
-export interface EvalRow {
-  /** Method name, e.g. rk4. */
-  readonly solver: string;
-  /** Step size h (fixed) or rtol (adaptive). */
-  readonly param: number;
-  /** Full spec string. */
-  readonly spec: string;
-  /** Number of steps of a fixed-step solver. */
-  readonly steps?: number;
+export interface EvalRow extends SolverLabel {
   readonly accuracy: number;
   /** Field evaluations of one solve over a batch (mean over batches for adaptive solvers). */
   readonly nfe: number;
-}
-
-export function evalRowBase(spec: SolverSpec, t0: number, t1: number) {
-  return {
-    solver: spec.method,
-    param: solverParam(spec, t0, t1),
-    spec: formatSolverSpec(spec),
-    ...(spec.kind === 'fixed' ? { steps: fixedStepCount(spec, t0, t1) } : {}),
-  };
 }
 
 /** The paper's test set: #steps × {0.5, 0.75, 1, 1.5, 2} for euler/midpoint/rk4; dopri5 at tol × {0.1, 1, 10}. */
@@ -81,7 +64,7 @@ export function evaluateModel(model: Model, data: EvalData, specs: readonly Solv
         for (let i = 0; i < pred.length; i++) if (pred[i] === data.y[s + i]) correct++;
         batches++;
       }
-      return { ...evalRowBase(spec, t0, t1), accuracy: correct / data.n, nfe: nfeSum / batches };
+      return { ...solverLabel(spec, t0, t1), accuracy: correct / data.n, nfe: nfeSum / batches };
     });
   } finally {
     m.dispose();

@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isOdenessError } from '../errors.js';
 import { registerCoreCommands } from './commands.js';
+import { registerOnnxCommands } from './onnx-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('odeness')
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.configureHelp({ sortSubcommands: false, showGlobalOptions: true });
   registerCoreCommands(program);
+  registerOnnxCommands(program);
   return program;
 }
 

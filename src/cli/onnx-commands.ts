@@ -1,6 +1,95 @@
-/** Commands over ONNX bundles (filled in with src/onnx). */
-import { SpecError } from '../errors.js';
+/** Commands over ONNX: export, solve, and `evaluate --bundle`. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { FileFormatError, SpecError } from '../errors.js';
+import { loadDataset } from '../data/spec.js';
+import { readJsonData } from '../data/json.js';
+import { loadModel } from '../models/io.js';
+import { writeBundle } from '../onnx/bundle.js';
+import { evaluateBundle, solveField } from '../onnx/evaluate.js';
+import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
+import { readBundle } from '../onnx/bundle.js';
+import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
+import { finite, positiveInt } from './args.js';
+import { printEvalRows, printJson, resolveTestSolvers } from './commands.js';
 
-export async function evaluateBundleCommand(_opts: Record<string, unknown>): Promise<void> {
-  throw new SpecError('--bundle evaluation is not available yet');
+export async function evaluateBundleCommand(opts: { bundle: string; data?: string; solvers?: string; threads?: number; json?: boolean }): Promise<void> {
+  const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1 });
+  const manifest = bundle.manifest;
+  const width = bundle.inputShape.reduce((a, b) => a * b, 1);
+  await bundle.release();
+  let data;
+  if (opts.data) data = readJsonData(opts.data);
+  else if (manifest.dataset) {
+    const test = (await loadDataset(manifest.dataset, manifest.seed ?? 0)).test;
+    data = { ...test, width: test.x.length / test.n };
+  } else throw new SpecError(`${opts.bundle} does not record its dataset (manifest.json "dataset"); pass --data file.json`);
+  const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
+  const rows = await evaluateBundle(opts.bundle, { ...data, width: data.width ?? width }, specs, { threads: opts.threads ?? 1 });
+  printEvalRows(rows, Boolean(opts.json), { bundle: opts.bundle, ...(manifest.trainSolver ? { trainSolver: manifest.trainSolver } : {}) });
+}
+
+async function readZ0(file: string): Promise<number[][]> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new FileFormatError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(raw) || raw.length === 0) throw new FileFormatError(file, 'expected a non-empty array of states (number[][])');
+  raw.forEach((row, i) => {
+    if (!Array.isArray(row) || !row.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+      throw new FileFormatError(file, `row ${i} is not an array of finite numbers`);
+    }
+  });
+  return raw as number[][];
+}
+
+export function registerOnnxCommands(program: Command): void {
+  program
+    .command('export')
+    .description('export a trained model as an ONNX bundle (field.onnx, head.onnx, [encoder.onnx], manifest.json), or with --effective as one ONNX graph x → logits that unrolls a fixed-step solver')
+    .requiredOption('--model <dir>', 'model directory written by `odeness train`')
+    .requiredOption('--out <path>', 'bundle directory, or the .onnx file for --effective')
+    .option('--effective <spec>', 'unroll this fixed-step solver (e.g. euler:0.5) into one graph: the deployed model is exactly the validated configuration')
+    .option('--float64', 'write float64 graphs (reference precision; onnxruntime runs float32 bundles only)')
+    .action(async (opts: { model: string; out: string; effective?: string; float64?: boolean }) => {
+      const model = await loadModel(opts.model);
+      if (opts.effective) {
+        const spec = parseSolverSpec(opts.effective);
+        requireFixed(spec, `--effective ${opts.effective}`);
+        const graph = effectiveModelGraph(model, spec, { float: opts.float64 ? 'float64' : 'float32' });
+        await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+        await graph.save(opts.out);
+        process.stdout.write(`wrote ${opts.out}: x → logits with ${formatSolverSpec(spec)} unrolled (${graph.nodes.length} nodes)\n`);
+        return;
+      }
+      const manifest = await writeBundle(model, opts.out, {
+        trainSolver: model.training.solver,
+        dataset: model.training.dataset,
+        seed: model.training.seed,
+        provenance: { iterations: model.training.iterations, status: model.training.status, exportedFrom: path.resolve(opts.model) },
+      });
+      process.stdout.write(`wrote bundle ${opts.out} (state [${manifest.stateShape.join(', ')}], ${manifest.classes} classes, trained with ${manifest.trainSolver})\n`);
+    });
+
+  program
+    .command('solve')
+    .description('solve an ONNX vector field (inputs z [batch, ...] and optionally t) from initial states')
+    .requiredOption('--field <file.onnx>', 'the vector field')
+    .requiredOption('--z0 <file.json>', 'initial states, number[][] (one row per state)')
+    .requiredOption('--solver <spec>', 'e.g. rk4:0.01, dopri5:1e-6')
+    .option('--t0 <x>', 'start time', finite, 0)
+    .option('--t1 <x>', 'end time', finite, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"}')
+    .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; json?: boolean }) => {
+      const spec = parseSolverSpec(opts.solver);
+      const z0 = await readZ0(opts.z0);
+      const r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads });
+      if (opts.json) return printJson(r);
+      for (const row of r.z1) process.stdout.write(row.map((v) => v.toPrecision(8)).join(' ') + '\n');
+      process.stderr.write(`${formatSolverSpec(spec)} over [${opts.t0}, ${opts.t1}]: nfe ${r.nfe}, accepted ${r.accepted}, rejected ${r.rejected}\n`);
+    });
 }

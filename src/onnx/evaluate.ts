@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ShapeError } from '../errors.js';
 import { float32Ops } from '../engines/typed.js';
 import { solveAsync } from '../solvers/integrate.js';
-import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
+import { solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
 import { ENCODER_FILE, FIELD_FILE, readBundle } from './bundle.js';
 import { OnnxField, product, type SessionOptions } from './session.js';
 
@@ -60,13 +60,7 @@ export interface EvalData {
   readonly width: number;
 }
 
-export interface BundleEvalRow {
-  /** Solver method, e.g. "rk4". */
-  readonly solver: string;
-  /** Step size h (or (t1−t0)/steps) for fixed solvers, rtol for adaptive ones. */
-  readonly param: number;
-  /** Canonical spec string. */
-  readonly spec: string;
+export interface BundleEvalRow extends SolverLabel {
   readonly accuracy: number;
   /**
    * Field evaluations per sample's solve. With one chunk this is the solve's
@@ -135,9 +129,7 @@ export async function evaluateBundle(bundleDir: string, data: EvalData, specs: r
       }
       const n = Math.max(1, data.n);
       rows.push({
-        solver: spec.method,
-        param: solverParam(spec, t0, t1),
-        spec: formatSolverSpec(spec),
+        ...solverLabel(spec, t0, t1),
         accuracy: data.n === 0 ? NaN : correct / data.n,
         nfe: nfe / n,
         accepted: accepted / n,

@@ -74,6 +74,9 @@ export function parseSolverSpec(spec: string): SolverSpec {
     if (named.has(key)) throw new SpecError(`solver spec "${spec}": ${key} given twice`);
     named.set(key, parseNumber(spec, key, part.slice(eq + 1)));
   }
+  // The bare value is the step size h (fixed) or the tolerance tol (adaptive).
+  const bareKey = tableau.adaptive ? 'tol' : 'h';
+  if (positional !== undefined && named.has(bareKey)) throw new SpecError(`solver spec "${spec}": ${bareKey} given twice (as the bare value and as ${bareKey}=)`);
   const allowed = tableau.adaptive ? ['rtol', 'atol', 'tol', 'maxSteps', 'firstStep', 'minStep'] : ['h', 'steps'];
   for (const key of named.keys()) {
     if (!allowed.includes(key)) throw new SpecError(`solver spec "${spec}": unknown option "${key}" for ${method}; expected ${allowed.join(', ')}`);
@@ -139,4 +142,22 @@ export function fixedStepCount(s: FixedSolverSpec, t0 = 0, t1 = 1): number {
   const span = Math.abs(t1 - t0);
   // Tolerate round-off so that h = 0.1 over [0, 1] gives 10 steps, not 11.
   return Math.max(1, Math.ceil(span / s.h! - 1e-9));
+}
+
+/** How a solver configuration is labelled in result rows: method, h or rtol, spec string, step count. */
+export interface SolverLabel {
+  readonly solver: string;
+  readonly param: number;
+  readonly spec: string;
+  /** Steps of a fixed-step solver over [t0, t1]. */
+  readonly steps?: number;
+}
+
+export function solverLabel(s: SolverSpec, t0 = 0, t1 = 1): SolverLabel {
+  return {
+    solver: s.method,
+    param: solverParam(s, t0, t1),
+    spec: formatSolverSpec(s),
+    ...(s.kind === 'fixed' ? { steps: fixedStepCount(s, t0, t1) } : {}),
+  };
 }

@@ -1,0 +1,317 @@
+/**
+ * CLI for studies and cluster workers — parsing and printing only; every
+ * command calls the library (src/study, src/cluster).
+ *
+ *   odeness study plan FILE [--json]
+ *   odeness study run FILE --out DIR [--workers N] [--nats URL [auth/TLS options]] [--retry-failed] [--json]
+ *   odeness study status DIR [--json]
+ *   odeness worker --nats URL [--concurrency N] [--user U --password P | --token T] [--tls-ca F --tls-cert F --tls-key F]
+ *
+ * Secrets can come from the environment instead of the command line (where
+ * `ps` would show them): NATS_USER, NATS_PASSWORD, NATS_TOKEN. They are never
+ * printed: URLs are masked in every message.
+ */
+import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { planStudy } from '../study/plan.js';
+import { runStudy } from '../study/run.js';
+import { studyStatus, type StudyStatus } from '../study/status.js';
+import type { StudyCounts, StudyEvent } from '../study/types.js';
+import { runWorker } from '../cluster/nats-worker.js';
+import { describeNats, type NatsStudyOptions } from '../cluster/nats.js';
+
+function positiveInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
+    return n;
+  };
+}
+
+function positiveSeconds(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a number of seconds, at least 1.`);
+    return n;
+  };
+}
+
+interface NatsFlags {
+  nats?: string;
+  user?: string;
+  password?: string;
+  token?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+function addNatsOptions(cmd: Command, required: boolean): Command {
+  const url = new Option('--nats <url>', required ? 'NATS server URL, e.g. nats://host:4222' : 'run on a NATS cluster (workers: odeness worker --nats URL) instead of local threads');
+  if (required) url.makeOptionMandatory();
+  return cmd
+    .addOption(url)
+    .addOption(new Option('--user <user>', 'NATS user (or NATS_USER)').env('NATS_USER'))
+    .addOption(new Option('--password <password>', 'NATS password (or NATS_PASSWORD)').env('NATS_PASSWORD'))
+    .addOption(new Option('--token <token>', 'NATS auth token (or NATS_TOKEN)').env('NATS_TOKEN').conflicts(['user', 'password']))
+    .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) to verify the server'))
+    .addOption(new Option('--tls-cert <file>', 'client certificate (PEM)'))
+    .addOption(new Option('--tls-key <file>', 'client key (PEM)'));
+}
+
+function natsOptions(f: NatsFlags & { nats: string }): NatsStudyOptions {
+  return {
+    url: f.nats,
+    ...(f.user !== undefined ? { user: f.user } : {}),
+    ...(f.password !== undefined ? { password: f.password } : {}),
+    ...(f.token !== undefined ? { token: f.token } : {}),
+    ...(f.tlsCa !== undefined ? { tlsCa: f.tlsCa } : {}),
+    ...(f.tlsCert !== undefined ? { tlsCert: f.tlsCert } : {}),
+    ...(f.tlsKey !== undefined ? { tlsKey: f.tlsKey } : {}),
+  };
+}
+
+function fmtDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '?';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+function countsLine(c: StudyCounts): string {
+  return `${c.done}/${c.total} done, ${c.running} running, ${c.failed} failed, ${c.pending} pending`;
+}
+
+/**
+ * Renders study events: a cli-progress bar on a TTY (stderr), plain lines
+ * otherwise, one JSON object per line with `json` (progress ticks omitted).
+ */
+export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }) {
+  const out = opts.out ?? process.stdout;
+  const err = opts.err ?? process.stderr;
+  const counts: StudyCounts = { total: 0, done: 0, failed: 0, running: 0, pending: 0 };
+  const running = new Set<string>();
+  let toRun = 0;
+  let finishedNow = 0;
+  let startedAt = Date.now();
+  let multibar: MultiBar | undefined;
+  let bar: SingleBar | undefined;
+
+  const eta = (): string => {
+    const left = counts.pending + counts.running;
+    if (left === 0) return '0s';
+    if (finishedNow === 0) return '…';
+    return fmtDuration(((Date.now() - startedAt) / finishedNow) * left);
+  };
+  const payload = () => ({ doneN: counts.done, runningN: counts.running, failedN: counts.failed, etaText: eta() });
+  const refresh = () => {
+    counts.running = running.size;
+    counts.pending = Math.max(0, counts.total - counts.done - counts.failed - counts.running);
+    bar?.update(counts.done + counts.failed, payload());
+  };
+  const line = (s: string) => {
+    if (multibar) multibar.log(s + '\n');
+    else out.write(s + '\n');
+  };
+
+  const onEvent = (e: StudyEvent): void => {
+    if (opts.json) {
+      if (e.type !== 'progress') out.write(JSON.stringify(e) + '\n');
+      return;
+    }
+    switch (e.type) {
+      case 'plan': {
+        counts.total = e.total;
+        counts.done = e.alreadyDone;
+        counts.failed = e.alreadyFailed;
+        toRun = e.toRun;
+        startedAt = Date.now();
+        const skipped = e.alreadyDone + e.alreadyFailed;
+        out.write(`study: ${e.total} job(s), ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}\n`);
+        if (opts.tty && toRun > 0) {
+          multibar = new MultiBar(
+            {
+              stream: err,
+              format: 'study [{bar}] {doneN}/{total} done | {runningN} running | {failedN} failed | ETA {etaText}',
+              hideCursor: true,
+              clearOnComplete: false,
+              etaBuffer: 20,
+            },
+            Presets.shades_classic,
+          );
+          bar = multibar.create(e.total, counts.done + counts.failed, payload());
+        }
+        refresh();
+        break;
+      }
+      case 'start':
+        running.add(e.id);
+        refresh();
+        break;
+      case 'progress':
+        if (!running.has(e.id)) running.add(e.id);
+        refresh();
+        break;
+      case 'result': {
+        const r = e.result;
+        running.delete(r.id);
+        finishedNow++;
+        if (r.status === 'done') counts.done++;
+        else counts.failed++;
+        refresh();
+        const what = `${r.job.dataset} ${r.job.field} ${r.job.trainSolver}${r.job.adapt ? ' adapt' : ''} seed ${r.job.seed}`;
+        if (!opts.tty || r.status === 'failed') {
+          line(`[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} (${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`);
+        }
+        break;
+      }
+      case 'log':
+        line(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
+        break;
+      case 'end':
+        Object.assign(counts, e.counts);
+        bar?.update(e.counts.done + e.counts.failed, payload());
+        multibar?.stop();
+        multibar = undefined;
+        bar = undefined;
+        out.write(`study: ${countsLine(e.counts)} (${fmtDuration(e.ms)})\n`);
+        break;
+    }
+  };
+  const stop = () => {
+    multibar?.stop();
+    multibar = undefined;
+  };
+  return { onEvent, stop };
+}
+
+function printStatus(s: StudyStatus, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(s) + '\n');
+    return;
+  }
+  const lines = [
+    `${s.dir}${s.name ? ` (${s.name})` : ''}: ${countsLine(s)}`,
+    s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
+  ];
+  for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
+  if (s.invalidLines) lines.push(`${s.invalidLines} unreadable result line(s) ignored (a torn last line after a crash is expected)`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export function registerStudyCommands(program: Command): Command {
+  const study = program.command('study').description('plan and run grids of training jobs, locally or on a NATS cluster');
+
+  study
+    .command('plan')
+    .description('expand a study file into jobs with content-hash ids')
+    .argument('<file>', 'study file (YAML or JSON)')
+    .option('--json', 'print {"jobs": [...]} as JSON')
+    .action((file: string, o: { json?: boolean }) => {
+      const plan = planStudy(file);
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), jobs: plan.jobs }) + '\n');
+        return;
+      }
+      const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${j.trainSolver}${j.adapt ? ' adapt' : ''}  seed=${j.seed}`);
+      process.stdout.write(`${plan.jobs.length} job(s)${plan.name ? ` in ${plan.name}` : ''}\n${rows.join('\n')}\n`);
+    });
+
+  addNatsOptions(
+    study
+      .command('run')
+      .description('run every job of a study that has no result yet; rerun to resume after a crash')
+      .argument('<file>', 'study file (YAML or JSON)')
+      .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
+      .option('--workers <n>', 'local worker threads (default: one per core)', positiveInt('--workers'))
+      .option('--retry-failed', 'also rerun jobs whose last result is failed')
+      .option('--json', 'print events as JSON lines instead of a progress bar'),
+    false,
+  )
+    .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
+    .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveInt('--max-deliver')).default(5))
+    .action(async (file: string, o: NatsFlags & { out: string; workers?: number; retryFailed?: boolean; json?: boolean; ackWait: number; maxDeliver: number }, cmd: Command) => {
+      if (o.nats === undefined) {
+        for (const flag of ['user', 'password', 'token', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
+          if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
+        }
+      } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each worker with odeness worker --concurrency');
+      const printer = studyEventPrinter({ json: !!o.json, tty: !o.json && !!process.stderr.isTTY });
+      const ac = new AbortController();
+      let interrupts = 0;
+      const onSignal = () => {
+        interrupts++;
+        if (interrupts > 1) process.exit(130);
+        printer.stop();
+        process.stderr.write('stopping: recorded results are kept; rerun the same command to resume (Ctrl-C again to quit now)\n');
+        ac.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const r = await runStudy(file, {
+          out: o.out,
+          ...(o.workers !== undefined ? { workers: o.workers } : {}),
+          ...(o.nats !== undefined ? { nats: { ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver } } : {}),
+          retryFailed: !!o.retryFailed,
+          onEvent: printer.onEvent,
+          signal: ac.signal,
+        });
+        if (r.interrupted) process.exitCode = 130;
+        else if (r.counts.failed > 0) {
+          process.stderr.write(`${r.counts.failed} job(s) failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        printer.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+
+  study
+    .command('status')
+    .description('count done / running / failed / pending jobs of a study output directory')
+    .argument('<dir>', 'the --out directory of study run')
+    .option('--json', 'print the counts as JSON')
+    .action((dir: string, o: { json?: boolean }) => printStatus(studyStatus(dir), !!o.json));
+
+  return study;
+}
+
+export function registerWorkerCommand(program: Command): Command {
+  return addNatsOptions(
+    program
+      .command('worker')
+      .description('serve study jobs from a NATS cluster (run on any number of machines)')
+      .option('--concurrency <n>', 'jobs at once, one worker thread each (default: one per core)', positiveInt('--concurrency')),
+    true,
+  ).action(async (o: NatsFlags & { nats: string; concurrency?: number }) => {
+    const ac = new AbortController();
+    let interrupts = 0;
+    const onSignal = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n');
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const opts = natsOptions(o);
+      const s = await runWorker({
+        ...opts,
+        ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+        signal: ac.signal,
+        log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
+      });
+      process.stderr.write(`worker stopped (${describeNats(opts)}): ${s.ran} job(s) run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue\n`);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });
+}
