@@ -186,6 +186,12 @@ function* adaptiveSolve<V>(ops: VectorOps<V>, spec: AdaptiveSolverSpec, z0: V, o
     const remaining = Math.abs(target - t);
     const lands = h >= remaining;
     const step = dir * (lands ? remaining : h);
+    // A NaN step comes from a NaN/Inf f(t0, z0) in the initial-step heuristic;
+    // a step below half an ulp of t would advance the state with t frozen.
+    if (!Number.isFinite(step)) throw new SolveError(`${spec.method}: state or vector field became NaN/Inf near t=${t} (step size ${h})`, t);
+    if (t + step === t) {
+      throw new SolveError(`${spec.method}: step size ${h} underflows at t=${t} before t1=${t1}; the solution may blow up here`, t);
+    }
     const out = yield* rkStep(ops, tab, t, z, step, k1);
     stats.nfe += tab.c.length - 1;
     let ratio = ops.scaledRms(out.err!, spec.rtol, spec.atol, [z, out.z1]);
