@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isOdenessError } from '../errors.js';
 import { registerCoreCommands } from './commands.js';
 import { registerOnnxCommands } from './onnx-commands.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('odeness')
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   program.configureHelp({ sortSubcommands: false, showGlobalOptions: true });
   registerCoreCommands(program);
   registerOnnxCommands(program);
+  registerAuditCommands(program);
   return program;
 }
 

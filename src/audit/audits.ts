@@ -1,0 +1,99 @@
+/**
+ * The solver-robustness audits on a model source: discrete trajectories,
+ * crossing pairs (+ the fold check), and Lady Windermere's fan. All run the
+ * one integrate loop on the float64 typed-array engine; the field itself is
+ * evaluated in float32 (the model's precision).
+ */
+import { SpecError } from '../errors.js';
+import { float64Ops } from '../engines/typed.js';
+import { solveAsync, type SolveStats } from '../solvers/integrate.js';
+import { formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import type { AsyncField } from '../solvers/vector.js';
+import { countCrossings, type CrossingResult } from './crossing.js';
+import { fanStats, type FanResult } from './fan.js';
+import { foldCheck, type FoldResult } from './fold.js';
+import type { AuditData, ModelSource } from './source.js';
+
+export interface Trajectories {
+  readonly times: number[];
+  /** states[k] = all n states at times[k], row-major [n × S]. */
+  readonly states: Float64Array[];
+  readonly stats: SolveStats;
+  readonly n: number;
+  readonly d: number;
+}
+
+/** Evaluate a float32 field on float64 states. */
+function float64Field(field: AsyncField<Float32Array>): AsyncField<Float64Array> {
+  return async (t, z) => Float64Array.from(await field(t, Float32Array.from(z)));
+}
+
+export async function trajectories(source: ModelSource, data: AuditData, spec: SolverSpec): Promise<Trajectories> {
+  const z0 = Float64Array.from(await source.encode(data.x, data.n));
+  const r = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, spec, { t0: source.t0, t1: source.t1, record: true });
+  const d = z0.length / data.n;
+  return { times: r.trajectory!.t, states: r.trajectory!.z, stats: r.stats, n: data.n, d };
+}
+
+export interface CrossingAudit extends Omit<CrossingResult, 'pca'> {
+  readonly solver: string;
+  readonly nfe: number;
+  /** Human-readable note on what was tested (exact 2-D, 1-D order, or a PCA projection). */
+  readonly note: string;
+  readonly fold?: Omit<FoldResult, 'determinants'>;
+  readonly trajectories?: Trajectories;
+}
+
+export interface CrossingAuditOptions {
+  readonly fold?: boolean;
+  readonly differentSteps?: boolean;
+  /** Return the trajectories too (for plots). */
+  readonly keepTrajectories?: boolean;
+}
+
+export async function crossingAudit(source: ModelSource, data: AuditData, spec: SolverSpec, options: CrossingAuditOptions = {}): Promise<CrossingAudit> {
+  if (data.n < 2) throw new SpecError(`a crossing audit needs at least 2 points, got ${data.n}`);
+  const tr = await trajectories(source, data, spec);
+  const { pca: _pca, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false });
+  const note =
+    tr.d === 1
+      ? 'exact: order changes of 1-D trajectories within a step'
+      : tr.d === 2
+        ? 'exact: 2-D segment intersections over the same step'
+        : `projection: 2-D segment intersections of the projection onto the 2 leading principal components (${(100 * result.explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not be one in ${tr.d}-D`;
+  let fold: CrossingAudit['fold'];
+  if (options.fold) {
+    const method = spec.method;
+    const times = tr.times;
+    const step = async (z: Float64Array, n: number, _d: number, k: number) => {
+      const one: SolverSpec = spec.kind === 'fixed' ? { kind: 'fixed', method, steps: 1 } : spec;
+      const r = await solveAsync(float64Ops, float64Field(source.field(n)), z, one, { t0: times[k]!, t1: times[k + 1]! });
+      return r.z1;
+    };
+    const { determinants: _det, ...f } = await foldCheck(step, tr.states, { n: tr.n, d: tr.d });
+    fold = f;
+  }
+  return { ...result, solver: formatSolverSpec(spec), nfe: tr.stats.nfe, note, ...(fold ? { fold } : {}), ...(options.keepTrajectories ? { trajectories: tr } : {}) };
+}
+
+export const DEFAULT_FAN_REFERENCE = 'dopri5:rtol=1e-8,atol=1e-10';
+
+export interface FanAudit extends Omit<FanResult, 'errors'> {
+  readonly solver: string;
+  readonly reference: string;
+  readonly nfe: number;
+  readonly referenceNfe: number;
+}
+
+/**
+ * Global error z_h(t_k) − z(t_k) of the solver's trajectory against a
+ * tight-tolerance float64 reference at the same times, summarised per class.
+ */
+export async function fanAudit(source: ModelSource, data: AuditData, spec: SolverSpec, reference: SolverSpec = parseSolverSpec(DEFAULT_FAN_REFERENCE)): Promise<FanAudit> {
+  if (data.n < 1) throw new SpecError('a fan audit needs at least 1 point');
+  const tr = await trajectories(source, data, spec);
+  const z0 = tr.states[0]!;
+  const ref = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, reference, { t0: source.t0, t1: source.t1, times: tr.times });
+  const { errors: _e, ...fan } = fanStats(tr.states, ref.zs, data.y, { n: tr.n, d: tr.d, times: tr.times, keepErrors: false });
+  return { ...fan, solver: formatSolverSpec(spec), reference: formatSolverSpec(reference), nfe: tr.stats.nfe, referenceNfe: ref.stats.nfe };
+}

@@ -1,0 +1,118 @@
+/**
+ * A model to audit, whichever form it comes in: a tfjs model directory
+ * (`odeness train`) or an ONNX bundle (exported, or trained elsewhere). Both
+ * expose the same typed-array view — encoder, vector field, head — so every
+ * audit runs the same integrate loop on the typed-array engine.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { SpecError, ShapeError } from '../errors.js';
+import { initBackend } from '../engines/backend.js';
+import { loadDataset } from '../data/spec.js';
+import { readJsonData } from '../data/json.js';
+import { loadModel } from '../models/io.js';
+import { buildTfModel } from '../models/tf-model.js';
+import { readBundle } from '../onnx/bundle.js';
+import type { AsyncField } from '../solvers/vector.js';
+
+export interface ModelSource {
+  /** The directory it came from. */
+  readonly dir: string;
+  readonly kind: 'model' | 'bundle';
+  readonly stateShape: readonly number[];
+  /** Values per input sample. */
+  readonly inputWidth: number;
+  readonly classes: number;
+  readonly t0: number;
+  readonly t1: number;
+  readonly trainSolver?: string;
+  readonly dataset?: string;
+  readonly seed?: number | string;
+  /** x [n × inputWidth] → z(t0) [n × S] (canonical CHW order). */
+  encode(x: Float32Array, n: number): Promise<Float32Array>;
+  /** The field as an async function of flat float32 states of n samples. */
+  field(n: number): AsyncField<Float32Array>;
+  /** z [n × S] → logits [n × classes]. */
+  logits(z: Float32Array, n: number): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+export interface SourceArgs {
+  readonly model?: string;
+  readonly bundle?: string;
+  readonly threads?: number;
+}
+
+export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
+  if (Boolean(args.model) === Boolean(args.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
+  if (args.bundle) {
+    const b = await readBundle(args.bundle, { threads: args.threads ?? 1 });
+    const width = b.inputShape.reduce((a, c) => a * c, 1);
+    return {
+      dir: args.bundle,
+      kind: 'bundle',
+      stateShape: b.field.stateShape,
+      inputWidth: width,
+      classes: b.manifest.classes,
+      t0: b.manifest.t0,
+      t1: b.manifest.t1,
+      trainSolver: b.manifest.trainSolver,
+      dataset: b.manifest.dataset,
+      seed: b.manifest.seed,
+      encode: (x, n) => b.encode(x, n),
+      field: (n) => b.field.asAsyncField(n),
+      logits: (z, n) => b.logits(z, n),
+      release: () => b.release(),
+    };
+  }
+  await initBackend();
+  const saved = await loadModel(args.model!);
+  const m = buildTfModel(saved, false);
+  const S = saved.config.stateShape.reduce((a, c) => a * c, 1);
+  const width = saved.config.inputShape.reduce((a, c) => a * c, 1);
+  const read = (t: tf.Tensor) => {
+    const out = t.dataSync() as Float32Array;
+    t.dispose();
+    return out;
+  };
+  return {
+    dir: args.model!,
+    kind: 'model',
+    stateShape: saved.config.stateShape,
+    inputWidth: width,
+    classes: saved.config.classes,
+    t0: saved.config.t0,
+    t1: saved.config.t1,
+    trainSolver: saved.training.solver,
+    dataset: saved.training.dataset,
+    seed: saved.training.seed,
+    encode: async (x, n) => read(tf.tidy(() => m.flatState(m.encode(tf.tensor2d(x, [n, width]))))),
+    field: (n) => {
+      const f = m.makeField();
+      return (t, z) => read(tf.tidy(() => m.flatState(f(t, m.unflatState(tf.tensor2d(z, [n, S]))))));
+    },
+    logits: async (z, n) => read(tf.tidy(() => m.head(m.unflatState(tf.tensor2d(z, [n, S]))))),
+    release: async () => m.dispose(),
+  };
+}
+
+export interface AuditData {
+  readonly x: Float32Array;
+  readonly y: Int32Array;
+  readonly n: number;
+}
+
+/** --data file.json, else the test split of the dataset the model records. */
+export async function auditData(source: ModelSource, dataFile?: string, maxPoints?: number): Promise<AuditData> {
+  let data: AuditData;
+  if (dataFile) data = readJsonData(dataFile);
+  else if (source.dataset) data = (await loadDataset(source.dataset, source.seed ?? 0)).test;
+  else throw new SpecError(`${source.dir} does not record its dataset; pass --data file.json`);
+  if (data.n > 0 && data.x.length / data.n !== source.inputWidth) {
+    throw new ShapeError(`${dataFile ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`);
+  }
+  if (maxPoints !== undefined && data.n > maxPoints) {
+    const w = source.inputWidth;
+    data = { x: data.x.slice(0, maxPoints * w), y: data.y.slice(0, maxPoints), n: maxPoints };
+  }
+  return data;
+}

@@ -1,0 +1,96 @@
+/** `odeness audit crossing | fan | critical`. */
+import type { Command } from 'commander';
+import { auditData, openModelSource } from '../audit/source.js';
+import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
+import { criticalFromModels } from '../audit/critical-models.js';
+import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
+import { finite, positiveInt } from './args.js';
+import { printJson } from './commands.js';
+import { formatNumber, table } from './output.js';
+
+interface SourceOpts {
+  model?: string;
+  bundle?: string;
+  data?: string;
+  solver: string;
+  maxPoints?: number;
+  threads?: number;
+  json?: boolean;
+  plot?: string;
+}
+
+function sourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--model <dir>', 'model directory written by `odeness train`')
+    .option('--bundle <dir>', 'ONNX bundle directory')
+    .option('--data <file.json>', 'points {"x": number[][], "y": number[]} (default: the model\'s test split)')
+    .requiredOption('--solver <spec>', 'solver whose discrete trajectories are audited, e.g. euler:0.5')
+    .option('--max-points <n>', 'audit at most the first N points', positiveInt)
+    .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .option('--plot <dir>', 'write SVG/PNG figures into this directory')
+    .option('--json', 'print JSON');
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('is the model still an ODE? crossing trajectories, global-error fan, critical step size');
+
+  sourceOptions(audit.command('crossing').description('count trajectory pairs whose segments over the same step intersect (impossible for an ODE flow), plus the fold check'))
+    .option('--no-fold', 'skip the Jacobian-determinant fold check')
+    .option('--different-steps', 'also count intersections of segments at different steps (a weaker signal)')
+    .action(async (opts: SourceOpts & { fold: boolean; differentSteps?: boolean }) => {
+      const source = await openModelSource(opts);
+      try {
+        const data = await auditData(source, opts.data, opts.maxPoints);
+        const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, keepTrajectories: Boolean(opts.plot) });
+        const { trajectories, ...report } = r;
+        if (opts.plot && trajectories) {
+          const { writeTrajectoryPlot } = await import('./plot-output.js');
+          await writeTrajectoryPlot(opts.plot, trajectories, data.y, r);
+        }
+        if (opts.json) return printJson(report);
+        process.stdout.write(`${r.solver}: ${r.crossings} crossing pairs of ${r.pairsChecked} pairs checked (${r.n} points, ${r.steps} steps)\n`);
+        process.stdout.write(`  ${r.note}\n`);
+        if (r.firstStep !== null) process.stdout.write(`  first crossing over step ${r.firstStep}; examples: ${r.examples.map((e) => `(${e.i}, ${e.j}) at step ${e.step}`).join(', ')}\n`);
+        if (r.fold) process.stdout.write(`  fold check: ${r.fold.folded} of ${r.fold.states} visited states have det ≤ 0 (min det ${formatNumber(r.fold.minDet)})${r.fold.firstStep !== null ? `, first at step ${r.fold.firstStep}` : ''}\n`);
+        if (r.differentStepIntersections) process.stdout.write(`  weaker signal: ${r.differentStepIntersections.pairs} pairs intersect at different steps\n`);
+        process.stdout.write(r.crossings > 0 || (r.fold?.folded ?? 0) > 0 ? 'verdict: NOT an ODE flow under this solver\n' : 'verdict: no crossing found (necessary, not sufficient, for ODE semantics)\n');
+      } finally {
+        await source.release();
+      }
+    });
+
+  sourceOptions(audit.command('fan').description("Lady Windermere's fan: global error of the solver's trajectory against a tight float64 reference, per class"))
+    .option('--reference <spec>', 'reference solver', DEFAULT_FAN_REFERENCE)
+    .action(async (opts: SourceOpts & { reference: string }) => {
+      const source = await openModelSource(opts);
+      try {
+        const data = await auditData(source, opts.data, opts.maxPoints);
+        const r = await fanAudit(source, data, parseSolverSpec(opts.solver), parseSolverSpec(opts.reference));
+        if (opts.plot) {
+          const { writeFanPlot } = await import('./plot-output.js');
+          await writeFanPlot(opts.plot, r);
+        }
+        if (opts.json) return printJson(r);
+        process.stdout.write(`${r.solver} vs ${r.reference}: global error at t1 mean ${formatNumber(r.final.mean)}, max ${formatNumber(r.final.max)}\n`);
+        process.stdout.write(table(['class', 'points', 'mean', 'std', 'median', 'max'], r.final.perClass.map((c) => [String(c.label), c.count, c.mean, c.std, c.median, c.max])) + '\n');
+      } finally {
+        await source.release();
+      }
+    });
+
+  audit
+    .command('critical')
+    .description('critical step size (or tolerance): the largest training step whose test-solver accuracies stay within the threshold of its train-solver accuracy')
+    .requiredOption('--models <dirs...>', 'model directories or bundles trained at different step sizes (or tolerances)')
+    .option('--threshold <x>', 'allowed accuracy difference, in (0, 1)', finite, 0.1)
+    .option('--solvers <list>', 'test solvers (default: the paper\'s set around each training solver)')
+    .option('--data <file.json>', 'evaluation data (default: each model\'s test split)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { models: string[]; threshold: number; solvers?: string; data?: string; json?: boolean }) => {
+      const r = await criticalFromModels(opts.models, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataFile: opts.data });
+      const key = r.kind === 'step' ? 'criticalStep' : 'criticalTol';
+      if (opts.json) return printJson({ [key]: r.critical, ...r });
+      process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], r.evidence.map((e) => [e.trainSpec, e.trainParam, e.trainAccuracy, e.maxDeviation, e.worstTest, e.pass ? 'yes' : 'no'])) + '\n');
+      process.stdout.write(`${key}: ${r.critical ?? 'none (the smallest value already fails)'} (threshold ${r.threshold}${r.monotone ? '' : `; not monotone: largest passing ${r.largestPassing}`})\n`);
+    });
+}
