@@ -22,6 +22,11 @@ export interface EvalRow extends SolverLabel {
   readonly nfe: number;
 }
 
+/** Round away binary noise (1e-3 × 0.1 = 1.0000000000000002e-4) so spec strings stay readable. */
+function tidy(x: number): number {
+  return Number(x.toPrecision(12));
+}
+
 /** The paper's test set: #steps × {0.5, 0.75, 1, 1.5, 2} for euler/midpoint/rk4; dopri5 at tol × {0.1, 1, 10}. */
 export function paperTestSolvers(train: SolverSpec, t0 = 0, t1 = 1): SolverSpec[] {
   if (train.kind === 'fixed') {
@@ -32,7 +37,7 @@ export function paperTestSolvers(train: SolverSpec, t0 = 0, t1 = 1): SolverSpec[
     return out;
   }
   const methods = train.method === 'dopri5' ? ['dopri5'] : [train.method, 'dopri5'];
-  return methods.flatMap((method) => [0.1, 1, 10].map((f) => ({ kind: 'adaptive' as const, method, rtol: train.rtol * f, atol: train.atol * f, maxSteps: train.maxSteps })));
+  return methods.flatMap((method) => [0.1, 1, 10].map((f) => ({ kind: 'adaptive' as const, method, rtol: tidy(train.rtol * f), atol: tidy(train.atol * f), ...(train.maxSteps !== undefined ? { maxSteps: train.maxSteps } : {}) })));
 }
 
 export function checkDataWidth(model: Model, data: EvalData, where: string): void {

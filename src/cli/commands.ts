@@ -9,6 +9,7 @@ import { evaluateModel, paperTestSolvers, type EvalData, type EvalRow } from '..
 import { parseSolverList, parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
+import { parseEngineChoice } from '../train/engine.js';
 import { SpecError } from '../errors.js';
 import { finite, nonNegativeInt, positive, positiveInt } from './args.js';
 import { formatNumber, progress, table } from './output.js';
@@ -87,9 +88,12 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-every <n>', 'check every N iterations', positiveInt, DEFAULT_ADAPT.checkEvery)
     .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
     .option('--adapt-start <how>', 'hairer (initial step from the first batch, paper) | spec (start from --solver)', 'hairer')
+    .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
+    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine', positiveInt, 1)
     .option('--json', 'print log entries and the summary as JSON lines')
     .action(async (opts, cmd: Command) => {
       const backend = await initBackend(globals(cmd).backend);
+      const engine = parseEngineChoice(opts.engine);
       if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
       const json = Boolean(opts.json);
       const bar = progress(opts.iterations, 'train', !json && process.stderr.isTTY === true);
@@ -107,13 +111,19 @@ export function registerCoreCommands(program: Command): void {
           t1: opts.t1,
           logEvery: opts.logEvery,
           adapt: opts.adapt ? { threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps, start: opts.adaptStart } : false,
+          engine,
         },
         {
           out: opts.out,
+          threads: opts.threads,
           onIteration: (it) => bar.update(it),
           onLog: (e) => {
             if (json) printJson({ event: 'log', ...e });
             else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${e.solver}  ${(e.wallMs / 1000).toFixed(1)}s`);
+          },
+          onGraphBuild: (g) => {
+            if (json) printJson({ event: 'graph', ...g });
+            else if (!g.cached) bar.log(`graph ${g.solver}: ${g.nodes} nodes, built in ${(g.graphMs + g.sessionMs).toFixed(0)} ms (graph ${g.graphMs.toFixed(0)} ms, session ${g.sessionMs.toFixed(0)} ms)`);
           },
           onAdapt: (d) => {
             if (json) printJson({ event: 'adapt', ...d });
@@ -127,6 +137,7 @@ export function registerCoreCommands(program: Command): void {
         event: 'done',
         out: opts.out,
         backend: backend.name,
+        engine: run.result.engine,
         status: run.training.status,
         iterations: run.result.iterations,
         solver: run.training.solver,
@@ -137,7 +148,7 @@ export function registerCoreCommands(program: Command): void {
       };
       if (json) printJson(summary);
       else {
-        process.stdout.write(`saved ${opts.out} (${run.training.status}, ${summary.iterations} iterations, ${summary.seconds.toFixed(1)} s, backend ${backend.name})\n`);
+        process.stdout.write(`saved ${opts.out} (${run.training.status}, ${summary.iterations} iterations, ${summary.seconds.toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`);
         process.stdout.write(`test accuracy under ${run.training.solver}: ${formatNumber(ownRow!.accuracy)}\n`);
       }
       if (run.result.diverged) {

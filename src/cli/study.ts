@@ -51,9 +51,9 @@ function addNatsOptions(cmd: Command, required: boolean): Command {
   if (required) url.makeOptionMandatory();
   return cmd
     .addOption(url)
-    .addOption(new Option('--user <user>', 'NATS user (or NATS_USER)').env('NATS_USER'))
-    .addOption(new Option('--password <password>', 'NATS password (or NATS_PASSWORD)').env('NATS_PASSWORD'))
-    .addOption(new Option('--token <token>', 'NATS auth token (or NATS_TOKEN)').env('NATS_TOKEN').conflicts(['user', 'password']))
+    .addOption(new Option('--user <user>', 'NATS user').env('NATS_USER'))
+    .addOption(new Option('--password <password>', 'NATS password (prefer the env variable: ps shows arguments)').env('NATS_PASSWORD'))
+    .addOption(new Option('--token <token>', 'NATS auth token (prefer the env variable)').env('NATS_TOKEN').conflicts(['user', 'password']))
     .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) to verify the server'))
     .addOption(new Option('--tls-cert <file>', 'client certificate (PEM)'))
     .addOption(new Option('--tls-key <file>', 'client key (PEM)'));

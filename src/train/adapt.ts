@@ -51,8 +51,8 @@ export interface AdaptDecision {
   readonly testNfe: number;
 }
 
-/** Accuracy and NFE of the current batch under a solver (supplied by the trainer). */
-export type BatchAccuracy = (spec: SolverSpec) => { accuracy: number; nfe: number };
+/** Accuracy and NFE of the current batch under a solver (supplied by the training engine; may be asynchronous). */
+export type BatchAccuracy = (spec: SolverSpec) => { accuracy: number; nfe: number } | Promise<{ accuracy: number; nfe: number }>;
 
 const fixedH = (s: FixedSolverSpec) => s.h ?? 1 / s.steps!;
 
@@ -68,7 +68,7 @@ export function fixedTestSolver(train: FixedSolverSpec, span = 1): FixedSolverSp
   return { kind: 'fixed', method, h: hTest * span };
 }
 
-export function fixedAdaptStep(
+export async function fixedAdaptStep(
   iteration: number,
   spec: FixedSolverSpec,
   trainAccuracy: number,
@@ -76,10 +76,10 @@ export function fixedAdaptStep(
   accuracyOf: BatchAccuracy,
   o: AdaptOptions,
   span = 1,
-): { spec: FixedSolverSpec; decision: AdaptDecision } {
+): Promise<{ spec: FixedSolverSpec; decision: AdaptDecision }> {
   const h = fixedH(spec);
   const test = fixedTestSolver(spec, span);
-  const testRun = accuracyOf(test);
+  const testRun = await accuracyOf(test);
   const base = { iteration, before: formatSolverSpec(spec), paramBefore: h, trainAccuracy, testAccuracy: testRun.accuracy, testSolver: formatSolverSpec(test), trainNfe, testNfe: testRun.nfe };
   let next: FixedSolverSpec = spec;
   let action: AdaptDecision['action'];
@@ -97,7 +97,7 @@ export function fixedAdaptStep(
   } else {
     const hTry = Math.min(1.1 * h, span);
     const trial: FixedSolverSpec = { kind: 'fixed', method: spec.method, h: hTry };
-    trialAccuracy = accuracyOf(trial).accuracy;
+    trialAccuracy = (await accuracyOf(trial)).accuracy;
     if (hTry > h && Math.abs(trialAccuracy - testRun.accuracy) <= o.threshold) {
       next = trial;
       action = 'grow';
@@ -107,7 +107,7 @@ export function fixedAdaptStep(
 }
 
 /** Test solver for tolerance adaptation: dopri5 at tol/10 (fehlberg2 → tol/5), made stricter until it costs more NFE than training. */
-export function adaptiveAdaptStep(
+export async function adaptiveAdaptStep(
   iteration: number,
   spec: AdaptiveSolverSpec,
   trainAccuracy: number,
@@ -115,15 +115,15 @@ export function adaptiveAdaptStep(
   recentNfe: readonly number[],
   accuracyOf: BatchAccuracy,
   o: AdaptOptions,
-): { spec: AdaptiveSolverSpec; decision: AdaptDecision } {
+): Promise<{ spec: AdaptiveSolverSpec; decision: AdaptDecision }> {
   const tol = spec.rtol;
   let testTol = spec.method === 'fehlberg2' ? tol / 5 : tol / 10;
   let test: AdaptiveSolverSpec = { kind: 'adaptive', method: 'dopri5', rtol: testTol, atol: testTol, maxSteps: spec.maxSteps };
-  let testRun = accuracyOf(test);
+  let testRun = await accuracyOf(test);
   for (let tries = 0; testRun.nfe <= trainNfe && tries < 4; tries++) {
     testTol /= 10;
     test = { ...test, rtol: testTol, atol: testTol };
-    testRun = accuracyOf(test);
+    testRun = await accuracyOf(test);
   }
   const base = { iteration, before: formatSolverSpec(spec), paramBefore: tol, trainAccuracy, testAccuracy: testRun.accuracy, testSolver: formatSolverSpec(test), trainNfe, testNfe: testRun.nfe };
   const withTol = (t: number): AdaptiveSolverSpec => ({ ...spec, rtol: t, atol: t });
@@ -138,7 +138,7 @@ export function adaptiveAdaptStep(
     action = 'hold';
   } else {
     const trial = withTol(tol * 1.1);
-    trialAccuracy = accuracyOf(trial).accuracy;
+    trialAccuracy = (await accuracyOf(trial)).accuracy;
     if (Math.abs(trialAccuracy - testRun.accuracy) <= o.threshold) {
       next = trial;
       action = 'grow';

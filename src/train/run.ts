@@ -12,6 +12,7 @@ import { augmentedShape, type Model, type ModelConfig } from '../models/types.js
 import { SpecError } from '../errors.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import type { AdaptOptions } from './adapt.js';
+import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
 
 export interface TrainRunSpec {
@@ -28,9 +29,11 @@ export interface TrainRunSpec {
   readonly t1?: number;
   readonly adapt?: Partial<AdaptOptions> | false;
   readonly logEvery?: number;
+  /** Training engine: auto (default) | tfjs | ort (see TrainOptions.engine). */
+  readonly engine?: EngineChoice;
 }
 
-export const TRAIN_DEFAULTS = { field: 'mlp:width=32', iterations: 2000, seed: 1, batchSize: 128, lr: 1e-3, augment: 0, t0: 0, t1: 1, logEvery: 50 } as const;
+export const TRAIN_DEFAULTS = { field: 'mlp:width=32', iterations: 2000, seed: 1, batchSize: 128, lr: 1e-3, augment: 0, t0: 0, t1: 1, logEvery: 50, engine: 'auto' } as const;
 
 export interface TrainRunResult {
   readonly model: Model;
@@ -58,7 +61,7 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
 
 export async function trainRun(
   spec: TrainRunSpec,
-  hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'signal'> & { out?: string; dataset?: Dataset } = {},
+  hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & { out?: string; dataset?: Dataset } = {},
 ): Promise<TrainRunResult> {
   const solver = parseSolverSpec(spec.solver);
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
@@ -74,9 +77,12 @@ export async function trainRun(
     rng: root.fork('batches'),
     logEvery: spec.logEvery,
     adapt: spec.adapt || undefined,
+    engine: parseEngineChoice(spec.engine ?? TRAIN_DEFAULTS.engine),
+    threads: hooks.threads,
     onLog: hooks.onLog,
     onIteration: hooks.onIteration,
     onAdapt: hooks.onAdapt,
+    onGraphBuild: hooks.onGraphBuild,
     signal: hooks.signal,
   });
   const training: TrainingInfo = {
@@ -87,7 +93,7 @@ export async function trainRun(
     iterations: result.iterations,
     batchSize: spec.batchSize,
     lr: spec.lr,
-    engine: 'tfjs',
+    engine: result.engine,
     adapt: Boolean(spec.adapt),
     status: result.diverged ? 'diverged' : 'complete',
     ...(result.diverged ? { note: result.diverged.message } : {}),

@@ -1,21 +1,25 @@
 /**
- * Training on the tfjs engine: Adam on cross-entropy, backpropagating through
- * every stage of the solver (discretise-then-optimise), with optional step-size
- * / tolerance adaptation, NaN/Inf detection with a kept checkpoint, and
- * periodic logging.
+ * The one training loop: Adam on cross-entropy through every stage of the
+ * solver (discretise-then-optimise), with optional step-size / tolerance
+ * adaptation, NaN/Inf detection with a kept checkpoint, NFE accounting and
+ * periodic logging — written once for both engines. The engine (engine.ts:
+ * tfjs tensors, or one compiled onnxruntime graph per step) only supplies a
+ * training step on a batch and the accuracy of its parameters under a solver.
  */
 import * as tf from '@tensorflow/tfjs';
 import { DivergenceError, SpecError } from '../errors.js';
 import type { Rng } from '../data/random.js';
 import type { Split } from '../data/types.js';
 import { batchIterator, gather } from '../data/batch.js';
-import { tensorOps } from '../engines/tensor.js';
-import { solve } from '../solvers/integrate.js';
 import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
-import { buildTfModel, readParams, type TfModel } from '../models/tf-model.js';
 import type { Model, Params } from '../models/types.js';
 import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptOptions } from './adapt.js';
+import { engineRefusal, parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
+import { OrtEngine } from './ort-engine.js';
+import { createTfjsEngine } from './tfjs-engine.js';
+
+export { forward } from './tfjs-engine.js';
 
 export interface TrainOptions {
   readonly solver: SolverSpec;
@@ -28,9 +32,19 @@ export interface TrainOptions {
   /** Step-size / tolerance adaptation; off when absent. */
   readonly adapt?: Partial<AdaptOptions>;
   readonly rng: Rng;
+  /**
+   * Training engine (default auto): tfjs, ort (one compiled onnxruntime graph
+   * per step; fixed-step solvers only), or auto = the faster one for this
+   * configuration here (see chooseEngine).
+   */
+  readonly engine?: EngineChoice;
+  /** onnxruntime intra-op threads for the ort engine (default 1). */
+  readonly threads?: number;
   readonly onLog?: (entry: TrainLogEntry) => void;
   readonly onIteration?: (iteration: number) => void;
   readonly onAdapt?: (decision: AdaptDecision) => void;
+  /** The ort engine took a training graph into use (built, with its build time, or from the cache). */
+  readonly onGraphBuild?: (build: GraphBuild) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -58,36 +72,10 @@ export interface TrainResult {
   readonly wallMs: number;
   /** Set when training stopped on a NaN/Inf loss; model holds the last good checkpoint. */
   readonly diverged?: { iteration: number; message: string };
-}
-
-/** Forward pass: logits and solve statistics (call inside tf.tidy or a gradient tape). */
-export function forward(m: TfModel, x: tf.Tensor, spec: SolverSpec, checkFinite = false) {
-  const z0 = m.encode(x);
-  const r = solve(tensorOps, m.makeField(), z0, spec, { t0: m.config.t0, t1: m.config.t1, checkFinite });
-  return { logits: m.head(r.z1), stats: r.stats };
-}
-
-function accuracyOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar;
-}
-
-/** Paper's initial step (Hairer et al. I, p.169) from mean per-sample norms of the first batch. */
-function hairerInitialStep(m: TfModel, x: tf.Tensor, order: number): number {
-  return tf.tidy(() => {
-    const field = m.makeField();
-    const z0 = m.encode(x);
-    const B = z0.shape[0]!;
-    const meanNorm = (v: tf.Tensor) => tf.mean(tf.norm(tf.reshape(v, [B, -1]), 'euclidean', 1)).dataSync()[0]!;
-    const f0 = field(m.config.t0, z0);
-    const d0 = meanNorm(z0);
-    const d1 = meanNorm(f0);
-    const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
-    const f1 = field(m.config.t0 + h0, tf.add(z0, tf.mul(f0, h0)));
-    const d2 = meanNorm(tf.sub(f1, f0)) / h0;
-    const dmax = Math.max(d1, d2);
-    const h1 = dmax < 1e-15 ? Math.max(1e-6, 1e-3 * h0) : Math.pow(0.01 / dmax, 1 / (order + 1));
-    return Math.min(100 * h0, h1, m.config.t1 - m.config.t0);
-  });
+  /** The engine that trained (auto resolved). */
+  readonly engine: EngineName;
+  /** Graphs the ort engine built or took from its cache (one per training solver used). */
+  readonly graphBuilds: readonly GraphBuild[];
 }
 
 function copyParams(p: Params): Params {
@@ -103,19 +91,67 @@ export function validateTrainOptions(o: TrainOptions, trainSize: number): void {
   if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw new SpecError(`learning rate must be a positive number, got ${o.lr}`);
 }
 
+/** Process-wide memo of auto decisions that needed a measurement (key: configuration, solver, batch). */
+const autoDecisions = new Map<string, EngineName>();
+
+/**
+ * The engine `auto` picks: tfjs for adaptive solvers (the ort engine compiles
+ * fixed steps only); otherwise ort, unless a native tfjs binding is the
+ * backend, in which case both engines time a few steps on the first batch and
+ * the faster one wins (memoised per configuration for the process).
+ */
+export async function chooseEngine(choice: EngineChoice, initial: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<EngineName> {
+  if (choice !== 'auto') {
+    const refusal = engineRefusal(choice, spec);
+    if (refusal) throw new SpecError(refusal);
+    return choice;
+  }
+  if (engineRefusal('ort', spec)) return 'tfjs';
+  if (tf.getBackend() !== 'tensorflow') return 'ort';
+  const key = JSON.stringify({ config: initial.config, spec, batch: o.batchSize, threads: o.threads ?? 1 });
+  let pick = autoDecisions.get(key);
+  if (!pick) {
+    const [tfjsMs, ortMs] = [await timeEngine('tfjs', initial, spec, x, y, o), await timeEngine('ort', initial, spec, x, y, o)];
+    pick = ortMs <= tfjsMs ? 'ort' : 'tfjs';
+    autoDecisions.set(key, pick);
+  }
+  return pick;
+}
+
+/** Median ms of 3 training steps after 2 warm-up steps, on a throw-away engine. */
+export async function timeEngine(name: EngineName, initial: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<number> {
+  const engine = await createEngine(name, initial, o);
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      await engine.step(x, y, spec);
+      if (i >= 2) times.push(performance.now() - t);
+    }
+    return times.sort((a, b) => a - b)[1]!;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild'>): Promise<TrainEngine> {
+  const options = { batchSize: o.batchSize, lr: o.lr, betas: o.betas, threads: o.threads, onGraphBuild: o.onGraphBuild };
+  return name === 'ort' ? OrtEngine.create(initial, options) : createTfjsEngine(initial, options);
+}
+
 export async function train(initial: Model, data: Split, o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o, data.n);
   const adapt = o.adapt ? validateAdaptOptions({ ...DEFAULT_ADAPT, ...o.adapt }) : undefined;
+  const choice = parseEngineChoice(o.engine);
   const logEvery = o.logEvery ?? 50;
-  const m = buildTfModel(initial);
-  const varList = Object.values(m.vars);
-  const [beta1, beta2] = o.betas ?? [0.9, 0.999];
-  const optimizer = tf.train.adam(o.lr, beta1, beta2);
   const span = initial.config.t1 - initial.config.t0;
   const batches = batchIterator(data, o.batchSize, o.rng);
   const nextBatch = () => gather(data, batches.next().value!);
 
   let spec = o.solver;
+  let batch = nextBatch();
+  const engineName = await chooseEngine(choice, initial, spec, batch.x, batch.y, o);
+  const engine = await createEngine(engineName, initial, o);
   const log: TrainLogEntry[] = [];
   const adaptation: AdaptDecision[] = [];
   const recentNfe: number[] = [];
@@ -128,75 +164,63 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
   try {
     for (let it = 1; it <= o.iterations; it++) {
       if (o.signal?.aborted) break;
-      const batch = nextBatch();
-      const xb = tf.tensor2d(batch.x, [o.batchSize, batch.x.length / o.batchSize]);
-      const yb = tf.tensor1d(batch.y, 'int32');
-      try {
-        if (it === 1 && adapt && adapt.start === 'hairer') {
-          if (spec.kind === 'fixed') spec = { kind: 'fixed', method: spec.method, h: hairerInitialStep(m, xb, getTableau(spec.method).order) };
-          else spec = { ...spec, rtol: adapt.startTol, atol: adapt.startTol };
-        }
-        let stepNfe = 0;
-        let accT: tf.Scalar | undefined;
-        const lossT = optimizer.minimize(
-          () => {
-            const out = forward(m, xb, spec);
-            stepNfe = out.stats.nfe;
-            accT = tf.keep(accuracyOf(out.logits, yb));
-            return tf.losses.softmaxCrossEntropy(tf.oneHot(yb, initial.config.classes), out.logits) as tf.Scalar;
-          },
-          true,
-          varList,
-        )!;
-        const loss = lossT.dataSync()[0]!;
-        const accuracy = accT!.dataSync()[0]!;
-        lossT.dispose();
-        accT!.dispose();
-        if (!Number.isFinite(loss)) {
-          const message = `loss became ${loss} at iteration ${it} with solver ${formatSolverSpec(spec)} (step/tol ${solverParam(spec, initial.config.t0, initial.config.t1)}); kept the checkpoint of iteration ${lastGoodIteration}`;
-          diverged = { iteration: it, message };
-          break;
-        }
-        nfe.forward += stepNfe;
-        nfe.backward += stepNfe;
-        recentNfe.push(stepNfe);
-        if (recentNfe.length > 5) recentNfe.shift();
-        done = it;
-        if (adapt && it % adapt.checkEvery === 0) {
-          const accuracyUnder = (s: SolverSpec) =>
-            tf.tidy(() => {
-              const out = forward(m, xb, s, true);
-              nfe.checks += out.stats.nfe;
-              return { accuracy: accuracyOf(out.logits, yb).dataSync()[0]!, nfe: out.stats.nfe };
-            });
-          const r =
-            spec.kind === 'fixed'
-              ? fixedAdaptStep(it, spec, accuracy, stepNfe, accuracyUnder, adapt, span)
-              : adaptiveAdaptStep(it, spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
-          spec = r.spec;
-          adaptation.push(r.decision);
-          o.onAdapt?.(r.decision);
-        }
-        if (it % logEvery === 0 || it === o.iterations || it === 1) {
-          const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(spec), param: solverParam(spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
-          log.push(entry);
-          o.onLog?.(entry);
-          lastGood = readParams(m);
-          lastGoodIteration = it;
-        }
-        o.onIteration?.(it);
-      } finally {
-        xb.dispose();
-        yb.dispose();
+      if (it > 1) batch = nextBatch();
+      if (it === 1 && adapt && adapt.start === 'hairer') {
+        if (spec.kind === 'fixed') spec = { kind: 'fixed', method: spec.method, h: await engine.initialStep(batch.x, getTableau(spec.method).order) };
+        else spec = { ...spec, rtol: adapt.startTol, atol: adapt.startTol };
       }
+      const { loss, accuracy, nfe: stepNfe } = await engine.step(batch.x, batch.y, spec);
+      if (!Number.isFinite(loss)) {
+        const message = `loss became ${loss} at iteration ${it} with solver ${formatSolverSpec(spec)} (step/tol ${solverParam(spec, initial.config.t0, initial.config.t1)}); kept the checkpoint of iteration ${lastGoodIteration}`;
+        diverged = { iteration: it, message };
+        break;
+      }
+      nfe.forward += stepNfe;
+      nfe.backward += stepNfe;
+      recentNfe.push(stepNfe);
+      if (recentNfe.length > 5) recentNfe.shift();
+      done = it;
+      if (adapt && it % adapt.checkEvery === 0) {
+        const current = batch;
+        const accuracyUnder = async (s: SolverSpec) => {
+          const r = await engine.accuracy(current.x, current.y, s);
+          nfe.checks += r.nfe;
+          return r;
+        };
+        const r =
+          spec.kind === 'fixed'
+            ? await fixedAdaptStep(it, spec, accuracy, stepNfe, accuracyUnder, adapt, span)
+            : await adaptiveAdaptStep(it, spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
+        spec = r.spec;
+        adaptation.push(r.decision);
+        o.onAdapt?.(r.decision);
+      }
+      if (it % logEvery === 0 || it === o.iterations || it === 1) {
+        const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(spec), param: solverParam(spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
+        log.push(entry);
+        o.onLog?.(entry);
+        lastGood = engine.params();
+        lastGoodIteration = it;
+      }
+      o.onIteration?.(it);
       // Let timers (progress bars, in-progress acks) run during long trainings.
       if (it % 10 === 0) await new Promise((r) => setImmediate(r));
     }
-    const params = diverged ? lastGood : readParams(m);
-    return { model: { config: initial.config, params }, solver: spec, log, adaptation, iterations: done, nfe, wallMs: performance.now() - start, diverged };
+    const params = diverged ? lastGood : engine.params();
+    return {
+      model: { config: initial.config, params },
+      solver: spec,
+      log,
+      adaptation,
+      iterations: done,
+      nfe,
+      wallMs: performance.now() - start,
+      diverged,
+      engine: engineName,
+      graphBuilds: [...engine.builds],
+    };
   } finally {
-    optimizer.dispose();
-    m.dispose();
+    await engine.dispose();
   }
 }
 

@@ -1,0 +1,150 @@
+/**
+ * Study throughput benchmark (JSON on stdout):
+ *
+ *   1. jobs per minute with 1, 2, … N local workers (piscina threads) and the
+ *      speedup over 1 worker, on CPU-bound jobs of --job-ms each (the
+ *      placeholder executor spins the CPU like training would);
+ *   2. per-job overhead of the NATS path vs the local path for tiny jobs
+ *      (--tiny-jobs jobs of ~1 ms): one worker thread either way, an
+ *      in-process `runWorker` against a throwaway nats-server (-js).
+ *
+ *   npx tsx scripts/bench-study.ts [--max-workers N] [--jobs J] [--job-ms M] [--tiny-jobs K]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runWorker } from '../src/cluster/nats-worker.js';
+import { readResults } from '../src/study/store.js';
+import { runStudy } from '../src/study/run.js';
+
+const { values } = parseArgs({
+  options: {
+    'max-workers': { type: 'string' },
+    jobs: { type: 'string' },
+    'job-ms': { type: 'string' },
+    'tiny-jobs': { type: 'string' },
+  },
+  strict: true,
+});
+const int = (v: string | undefined, d: number, name: string): number => {
+  const n = v === undefined ? d : Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  return n;
+};
+const maxWorkers = int(values['max-workers'], availableParallelism(), 'max-workers');
+const jobMs = int(values['job-ms'], 500, 'job-ms');
+const tinyJobs = int(values['tiny-jobs'], 100, 'tiny-jobs');
+
+function study(seeds: number, iterations: number, tag: string) {
+  return { datasets: [`bench:${tag}`], field: 'mlp:width=8', grid: ['euler:0.5'], seeds, iterations, testSolvers: ['rk4:steps=2'] };
+}
+
+function span(dir: string): { wallFirstStartToLastEnd: number } {
+  const rs = [...readResults(dir).final.values()];
+  const start = Math.min(...rs.map((r) => Date.parse(r.timings.startedAt)));
+  const end = Math.max(...rs.map((r) => Date.parse(r.timings.finishedAt)));
+  return { wallFirstStartToLastEnd: end - start };
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'odeness-bench-'));
+const tag = `${process.pid}-${Date.now()}`; // fresh job ids each run: nothing cached in a bucket
+
+// 1. Local scaling.
+const scaling: Record<string, unknown>[] = [];
+let base = 0;
+for (let w = 1; w <= maxWorkers; w++) {
+  const jobs = int(values.jobs, 4 * maxWorkers, 'jobs');
+  const out = join(scratch, `local-${w}`);
+  const t0 = performance.now();
+  const r = await runStudy(study(jobs, jobMs, `${tag}-scale-${w}`), { out, workers: w });
+  const ms = performance.now() - t0;
+  if (r.counts.done !== jobs) throw new Error(`local run with ${w} workers: ${JSON.stringify(r.counts)}`);
+  const jpm = (jobs / ms) * 60_000;
+  if (w === 1) base = jpm;
+  scaling.push({
+    workers: w, jobs, jobMs, wallMs: Math.round(ms), jobsPerMinute: Number(jpm.toFixed(1)), speedupVs1: Number((jpm / base).toFixed(2)),
+    efficiency: Number((jpm / base / w).toFixed(2)), ...span(out),
+  });
+}
+
+// 2. NATS vs local per-job overhead, tiny jobs, one thread each.
+async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = new Socket();
+    s.once('connect', () => (s.destroy(), res(true)));
+    s.once('error', () => (s.destroy(), res(false)));
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+let overhead: Record<string, unknown>;
+{
+  const localOut = join(scratch, 'tiny-local');
+  const t0 = performance.now();
+  await runStudy(study(tinyJobs, 1, `${tag}-tiny-local`), { out: localOut, workers: 1 });
+  const localMs = performance.now() - t0;
+  const localSpan = span(localOut).wallFirstStartToLastEnd;
+
+  const port = await freePort();
+  const store = join(scratch, 'nats-store');
+  const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
+  const failed = new Promise<Error>((res) => server.once('error', (e) => res(e)));
+  const up = (async () => {
+    for (let i = 0; i < 200 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 50));
+    return portOpen(port);
+  })();
+  const ready = await Promise.race([up, failed]);
+  if (ready !== true) {
+    overhead = { skipped: `nats-server not available (${ready instanceof Error ? ready.message : 'did not start'}); apt-get install -y nats-server` };
+  } else {
+    const url = `nats://127.0.0.1:${port}`;
+    const ac = new AbortController();
+    let readyResolve!: () => void;
+    const workerReady = new Promise<void>((r) => (readyResolve = r));
+    const worker = runWorker({ url, concurrency: 1, signal: ac.signal, log: () => undefined, onReady: readyResolve });
+    await workerReady;
+    const natsOut = join(scratch, 'tiny-nats');
+    const t1 = performance.now();
+    const r = await runStudy(study(tinyJobs, 1, `${tag}-tiny-nats`), { out: natsOut, nats: url });
+    const natsMs = performance.now() - t1;
+    ac.abort();
+    await worker;
+    server.kill('SIGTERM');
+    if (r.counts.done !== tinyJobs) throw new Error(`nats run: ${JSON.stringify(r.counts)}`);
+    const natsSpan = span(natsOut).wallFirstStartToLastEnd;
+    overhead = {
+      tinyJobs,
+      local: { wallMs: Math.round(localMs), msPerJob: Number((localMs / tinyJobs).toFixed(2)), steadyMsPerJob: Number((localSpan / tinyJobs).toFixed(2)) },
+      nats: { wallMs: Math.round(natsMs), msPerJob: Number((natsMs / tinyJobs).toFixed(2)), steadyMsPerJob: Number((natsSpan / tinyJobs).toFixed(2)) },
+      natsExtraMsPerJob: Number(((natsMs - localMs) / tinyJobs).toFixed(2)),
+      natsExtraSteadyMsPerJob: Number(((natsSpan - localSpan) / tinyJobs).toFixed(2)),
+      note: 'one worker thread on each path; the NATS worker runs in this process against a local nats-server; wall includes pool start-up, steady = first job start to last job end',
+    };
+  }
+}
+
+rmSync(scratch, { recursive: true, force: true });
+process.stdout.write(
+  JSON.stringify(
+    {
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+      executor: 'placeholder (spins the CPU for `iterations` ms)',
+      localScaling: scaling,
+      natsOverhead: overhead,
+    },
+    null,
+    2,
+  ) + '\n',
+);

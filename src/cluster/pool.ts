@@ -1,0 +1,151 @@
+/**
+ * Local transport: a piscina pool of worker threads, each running jobs
+ * through `workers/pool-worker` → runJob → executeJob. The NATS worker uses
+ * the same pool, so a job always runs in a worker thread.
+ */
+import { availableParallelism, hostname } from 'node:os';
+import { dirname, extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { describeError } from '../study/job.js';
+import type { Job, JobProgress, JobResult } from '../study/types.js';
+import type { JobSink, PendingJob, Transport } from './transport.js';
+
+/** What the main thread sends a worker thread. */
+export interface PoolTask {
+  job: Job;
+  attempt: number;
+  bundleDir: string;
+  workerPrefix: string;
+  port?: MessagePort;
+}
+
+/** What a worker thread posts back on the task's port while the task runs. */
+export type PoolTaskMessage = { kind: 'start'; worker: string } | { kind: 'progress'; worker: string; progress: JobProgress };
+
+/**
+ * The worker file sits next to this module's tree with this module's own
+ * extension: `workers/pool-worker.ts` when running TypeScript through tsx
+ * (worker threads inherit `--import=tsx` from execArgv), and
+ * `dist/workers/pool-worker.js` when running the compiled package.
+ */
+export function poolWorkerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return resolve(dirname(here), '..', '..', 'workers', `pool-worker${extname(here)}`);
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, availableParallelism());
+}
+
+export interface JobPoolOptions {
+  threads?: number;
+  /** Prefix of the `worker` field of results: `<prefix>/t<threadId>`. */
+  workerPrefix?: string;
+}
+
+export interface PoolRunHooks {
+  onStart?: (worker: string) => void;
+  onProgress?: (worker: string, p: JobProgress) => void;
+  signal?: AbortSignal;
+}
+
+export class JobPool {
+  readonly threads: number;
+  readonly workerPrefix: string;
+  private readonly pool: Piscina<PoolTask, JobResult>;
+
+  constructor(opts: JobPoolOptions = {}) {
+    const threads = opts.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1) throw new TypeError(`JobPool: threads must be a positive integer, got ${threads}`);
+    this.threads = threads;
+    this.workerPrefix = opts.workerPrefix ?? `local/${hostname()}/${process.pid}`;
+    this.pool = new Piscina<PoolTask, JobResult>({
+      filename: poolWorkerFile(),
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+      // One job per thread at a time: jobs are CPU-bound.
+      concurrentTasksPerWorker: 1,
+    });
+  }
+
+  /**
+   * Run one job in a worker thread. A job that throws becomes a failed result;
+   * a thread that dies becomes a failed result too. Rejects only when `signal` aborts.
+   */
+  async run(job: Job, attempt: number, bundleDir: string, hooks: PoolRunHooks = {}): Promise<JobResult> {
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (m: PoolTaskMessage) => {
+      if (m.kind === 'start') hooks.onStart?.(m.worker);
+      else hooks.onProgress?.(m.worker, m.progress);
+    });
+    const started = Date.now();
+    try {
+      return await this.pool.run(
+        { job, attempt, bundleDir, workerPrefix: this.workerPrefix, port: port2 },
+        { transferList: [port2], ...(hooks.signal ? { signal: hooks.signal } : {}) },
+      );
+    } catch (e) {
+      if (hooks.signal?.aborted) throw e;
+      const end = Date.now();
+      return {
+        id: job.id, job, status: 'failed', attempt, worker: `${this.workerPrefix}/thread`,
+        error: `worker thread died: ${describeError(e)}`,
+        timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started },
+      };
+    } finally {
+      port1.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+/** Runs jobs on this machine, at most `threads` at a time. */
+export class LocalTransport implements Transport {
+  private readonly pool: JobPool;
+
+  constructor(opts: JobPoolOptions = {}) {
+    this.pool = new JobPool(opts);
+  }
+
+  get description(): string {
+    return `local (${this.pool.threads} worker thread${this.pool.threads === 1 ? '' : 's'})`;
+  }
+
+  async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
+    let next = 0;
+    const lane = async () => {
+      while (!signal.aborted && next < jobs.length) {
+        const { job, attempt } = jobs[next++]!;
+        const tmp = await sink.tempBundleDir(job.id);
+        let result: JobResult;
+        try {
+          result = await this.pool.run(job, attempt, tmp, {
+            onStart: (w) => sink.started(job.id, w),
+            onProgress: (w, p) => sink.progress(job.id, w, p),
+            signal,
+          });
+        } catch (e) {
+          await sink.discard(tmp);
+          if (signal.aborted) return;
+          throw e;
+        }
+        if (result.status === 'done') await sink.finished(result, tmp);
+        else {
+          await sink.discard(tmp);
+          await sink.finished(result);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.pool.threads, jobs.length) }, lane));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

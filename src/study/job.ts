@@ -1,0 +1,44 @@
+/**
+ * Run one job and turn whatever happens into a JobResult: the wrapper both
+ * transports put around `executeJob` (inside a worker thread).
+ */
+import { isOdenessError } from '../errors.js';
+import { executeJob } from './execute.js';
+import type { Job, JobProgress, JobResult } from './types.js';
+
+export interface RunJobOptions {
+  bundleDir: string;
+  attempt: number;
+  worker: string;
+  onProgress?: (p: JobProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** A failure message for a result: user errors as their message, bugs with their kind and first stack frame. */
+export function describeError(e: unknown): string {
+  if (isOdenessError(e)) return e.message;
+  if (e instanceof Error) {
+    const frame = e.stack?.split('\n').find((l) => l.trim().startsWith('at '))?.trim();
+    return `${e.name}: ${e.message}${frame ? ` (${frame})` : ''}`;
+  }
+  return `non-error thrown: ${String(e)}`;
+}
+
+export async function runJob(job: Job, opts: RunJobOptions): Promise<JobResult> {
+  const start = Date.now();
+  const base = { id: job.id, job, worker: opts.worker, attempt: opts.attempt };
+  const timings = () => {
+    const end = Date.now();
+    return { startedAt: new Date(start).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - start };
+  };
+  try {
+    const outcome = await executeJob(job, {
+      bundleDir: opts.bundleDir,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return { ...base, status: 'done', metrics: outcome.metrics, timings: timings() };
+  } catch (e) {
+    return { ...base, status: 'failed', error: describeError(e), timings: timings() };
+  }
+}

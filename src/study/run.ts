@@ -1,0 +1,152 @@
+/**
+ * runStudy: plan → skip what the output directory already has → run the rest
+ * on a transport (local piscina pool, or a NATS work queue) → record each
+ * result in the store as it arrives. Rerunning the same call after a crash,
+ * SIGKILL or Ctrl-C runs only the jobs without a `done` result (failed ones
+ * too with `retryFailed`).
+ */
+import { OdenessError } from '../errors.js';
+import { LocalTransport } from '../cluster/pool.js';
+import { NatsTransport, type NatsStudyOptions } from '../cluster/nats.js';
+import type { JobSink, PendingJob, Transport } from '../cluster/transport.js';
+import { planStudy, type StudyDocument, type StudyPlan } from './plan.js';
+import { ResultStore } from './store.js';
+import type { JobResult, StudyCounts, StudyEvent } from './types.js';
+
+export interface RunStudyOptions {
+  /** Output directory (created if missing). */
+  out: string;
+  /** Local worker threads (default: one per core). Ignored with `nats`. */
+  workers?: number;
+  /** Run on a NATS cluster instead: a URL, or connection options. */
+  nats?: string | NatsStudyOptions;
+  /** Also rerun jobs whose last result is `failed`. */
+  retryFailed?: boolean;
+  onEvent?: (e: StudyEvent) => void;
+  /** Abort to stop early (Ctrl-C): running jobs are dropped, recorded results stay. */
+  signal?: AbortSignal;
+}
+
+export interface RunStudyResult {
+  out: string;
+  counts: StudyCounts;
+  /** Results recorded by this call. */
+  recorded: number;
+  interrupted: boolean;
+  ms: number;
+}
+
+const STATE_EVERY_MS = 1000;
+
+export async function runStudy(source: string | StudyDocument | StudyPlan, opts: RunStudyOptions): Promise<RunStudyResult> {
+  const t0 = Date.now();
+  if (typeof opts.out !== 'string' || opts.out === '') throw new OdenessError('runStudy: options.out must name an output directory');
+  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) {
+    throw new OdenessError(`runStudy: options.workers must be a positive integer, got ${String(opts.workers)}`);
+  }
+  const plan = typeof source === 'object' && 'jobs' in source && 'spec' in source ? (source as StudyPlan) : planStudy(source as string | StudyDocument);
+  const emit = (e: StudyEvent) => opts.onEvent?.(e);
+  const signal = opts.signal ?? new AbortController().signal;
+
+  // Connect first: an unreachable cluster fails fast, before the directory is touched.
+  const transport: Transport = opts.nats !== undefined
+    ? await NatsTransport.connect(typeof opts.nats === 'string' ? { url: opts.nats } : opts.nats)
+    : new LocalTransport({ ...(opts.workers !== undefined ? { threads: opts.workers } : {}) });
+
+  let store: ResultStore;
+  try {
+    store = await ResultStore.open(opts.out);
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+
+  const ids = new Set(plan.jobs.map((j) => j.id));
+  const running = new Map<string, { worker: string; since: string }>();
+  const finishedNow = new Set<string>();
+  let recorded = 0;
+  const counts = (): StudyCounts => {
+    let done = 0;
+    let failed = 0;
+    for (const id of ids) {
+      const r = store.final.get(id);
+      if (r?.status === 'done') done++;
+      else if (r?.status === 'failed') failed++;
+    }
+    const total = ids.size;
+    return { total, done, failed, running: running.size, pending: total - done - failed - running.size };
+  };
+
+  let stateTimer: NodeJS.Timeout | undefined;
+  let stateDirty = false;
+  const writeState = () => {
+    stateDirty = false;
+    void store
+      .writeState({ transport: transport.description, running: [...running].map(([id, r]) => ({ id, ...r })) })
+      .catch(() => undefined);
+  };
+  const touchState = () => {
+    stateDirty = true;
+    if (stateTimer) return;
+    stateTimer = setTimeout(() => {
+      stateTimer = undefined;
+      if (stateDirty) writeState();
+    }, STATE_EVERY_MS);
+    stateTimer.unref();
+  };
+
+  const sink: JobSink = {
+    tempBundleDir: (id) => store.tempBundleDir(id),
+    discard: (dir) => store.discard(dir),
+    started(id, worker) {
+      // Late or duplicate start/progress messages (another delivery of a finished job) change nothing.
+      if (!ids.has(id) || finishedNow.has(id) || store.final.get(id)?.status === 'done') return;
+      running.set(id, { worker, since: new Date().toISOString() });
+      touchState();
+      emit({ type: 'start', id, worker });
+    },
+    progress(id, worker, progress) {
+      if (!ids.has(id) || finishedNow.has(id)) return;
+      if (!running.has(id)) sink.started(id, worker);
+      emit({ type: 'progress', id, worker, progress });
+    },
+    async finished(result: JobResult, bundleTmp?: string) {
+      const fresh = await store.commit(result, bundleTmp);
+      finishedNow.add(result.id);
+      running.delete(result.id);
+      touchState();
+      if (fresh) {
+        recorded++;
+        emit({ type: 'result', result });
+      }
+    },
+    log: (level, message) => emit({ type: 'log', level, message }),
+  };
+
+  let interrupted = false;
+  try {
+    await store.writePlan(plan);
+    const todo: PendingJob[] = [];
+    let alreadyDone = 0;
+    let alreadyFailed = 0;
+    for (const job of plan.jobs) {
+      const prev = store.final.get(job.id);
+      if (prev?.status === 'done') alreadyDone++;
+      else if (prev?.status === 'failed' && !opts.retryFailed) alreadyFailed++;
+      else todo.push({ job, attempt: prev ? prev.attempt + 1 : 1 });
+    }
+    emit({ type: 'plan', total: plan.jobs.length, toRun: todo.length, alreadyDone, alreadyFailed, transport: transport.description });
+    writeState();
+    if (todo.length > 0) await transport.run(todo, sink, signal);
+    interrupted = signal.aborted && counts().pending + counts().running > 0;
+  } finally {
+    if (stateTimer) clearTimeout(stateTimer);
+    running.clear();
+    await transport.close();
+    await store.close();
+  }
+  const ms = Date.now() - t0;
+  const final = counts();
+  emit({ type: 'end', counts: final, ms });
+  return { out: opts.out, counts: final, recorded, interrupted, ms };
+}

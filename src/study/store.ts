@@ -1,0 +1,301 @@
+/**
+ * The result store of one study output directory:
+ *
+ *   DIR/plan.json        the planned jobs (written atomically at the start of each run)
+ *   DIR/results.jsonl    one JSON line per finished or failed job, appended
+ *   DIR/models/<id>/     the bundle of each done job
+ *   DIR/state.json       jobs running right now (for `study status`), rewritten atomically
+ *   DIR/.lock            pid/host of the run holding the directory
+ *
+ * Crash safety: a bundle is written to `models/.tmp-*` and renamed into place
+ * before its result line is appended; a result line is appended with one
+ * write() of the whole line on an O_APPEND descriptor, then fsync'd. So a
+ * `done` line always has its bundle, and a SIGKILL leaves at worst a torn last
+ * line, which readers ignore and the next writer cuts off.
+ *
+ * Reading: the final result of a job id is its first `done` line, else its
+ * last `failed` line (a `--retry-failed` rerun appends after the failure);
+ * later duplicates are ignored.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { FileFormatError, OdenessError } from '../errors.js';
+import { validateJob, validateResult } from './records.js';
+import type { Job, JobResult } from './types.js';
+
+export const RESULTS_FILE = 'results.jsonl';
+export const PLAN_FILE = 'plan.json';
+export const STATE_FILE = 'state.json';
+export const LOCK_FILE = '.lock';
+export const MODELS_DIR = 'models';
+const TMP_PREFIX = '.tmp-';
+
+export interface PlanFile {
+  name?: string;
+  writtenAt: string;
+  jobs: Job[];
+}
+
+export interface StateFile {
+  pid: number;
+  host: string;
+  updatedAt: string;
+  transport: string;
+  running: { id: string; worker: string; since: string }[];
+}
+
+export interface LockInfo {
+  pid: number;
+  host: string;
+  startedAt: string;
+}
+
+export interface ResultsRead {
+  /** Final result per job id. */
+  final: Map<string, JobResult>;
+  lines: number;
+  /** Lines that did not parse or validate (a torn last line counts here). */
+  invalid: number;
+  /** Lines for an id that already had a final result. */
+  duplicates: number;
+  /** Byte length of the file up to and including its last newline. */
+  validLength: number;
+}
+
+/** Whether `r` becomes the final result of its job id, given the current final result `prev`. */
+export function supersedes(prev: JobResult | undefined, r: JobResult): boolean {
+  return prev === undefined || (prev.status === 'failed' && (r.status === 'done' || r.attempt >= prev.attempt));
+}
+
+/** Fold one result into the final-result map; returns whether it changed the final result. */
+export function foldResult(final: Map<string, JobResult>, r: JobResult): boolean {
+  if (supersedes(final.get(r.id), r)) {
+    final.set(r.id, r);
+    return true;
+  }
+  return false;
+}
+
+export function parseResults(text: string): ResultsRead {
+  const final = new Map<string, JobResult>();
+  let lines = 0;
+  let invalid = 0;
+  let duplicates = 0;
+  const end = text.lastIndexOf('\n') + 1;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    lines++;
+    let r: JobResult;
+    try {
+      r = validateResult(JSON.parse(line));
+    } catch {
+      invalid++;
+      continue;
+    }
+    if (!foldResult(final, r)) duplicates++;
+  }
+  return { final, lines, invalid, duplicates, validLength: Buffer.byteLength(text.slice(0, end)) };
+}
+
+export function readResults(dir: string): ResultsRead {
+  const file = join(dir, RESULTS_FILE);
+  if (!existsSync(file)) return { final: new Map(), lines: 0, invalid: 0, duplicates: 0, validLength: 0 };
+  return parseResults(readFileSync(file, 'utf8'));
+}
+
+export function readPlan(dir: string): PlanFile | undefined {
+  const file = join(dir, PLAN_FILE);
+  if (!existsSync(file)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new FileFormatError(file, `not valid JSON (${(e as Error).message})`);
+  }
+  try {
+    const p = raw as PlanFile;
+    if (!Array.isArray(p.jobs)) throw new Error('jobs: expected a list');
+    p.jobs.forEach((j, i) => validateJob(j, `jobs[${i}]`));
+    return p;
+  } catch (e) {
+    throw new FileFormatError(file, `not a study plan (${(e as Error).message})`);
+  }
+}
+
+export function readState(dir: string): StateFile | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as StateFile;
+  } catch {
+    return undefined;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The lock holder if a live process on this host (or any process on another host) holds DIR. */
+export function readLock(dir: string): LockInfo | undefined {
+  let info: LockInfo;
+  try {
+    info = JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as LockInfo;
+  } catch {
+    return undefined;
+  }
+  if (info.host === hostname() && !pidAlive(info.pid)) return undefined;
+  return info;
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    /* not supported everywhere; the rename is still atomic */
+  } finally {
+    await fh?.close();
+  }
+}
+
+export class ResultStore {
+  readonly final: Map<string, JobResult>;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly fh: FileHandle,
+    read: ResultsRead,
+  ) {
+    this.final = read.final;
+  }
+
+  /** Take the directory's lock, repair a torn last line, remove stale temp bundles. */
+  static async open(dir: string): Promise<ResultStore> {
+    await mkdir(join(dir, MODELS_DIR), { recursive: true });
+    await ResultStore.lock(dir);
+    try {
+      const file = join(dir, RESULTS_FILE);
+      const text = existsSync(file) ? await readFile(file, 'utf8') : '';
+      const read = parseResults(text);
+      const fh = await open(file, 'a');
+      if (read.validLength < Buffer.byteLength(text)) {
+        // A torn last line from a killed writer: cut it so the next append starts a fresh line.
+        await fh.truncate(read.validLength);
+      }
+      for (const name of await readdir(join(dir, MODELS_DIR))) {
+        if (name.startsWith(TMP_PREFIX)) await rm(join(dir, MODELS_DIR, name), { recursive: true, force: true });
+      }
+      return new ResultStore(dir, fh, read);
+    } catch (e) {
+      await rm(join(dir, LOCK_FILE), { force: true });
+      throw e;
+    }
+  }
+
+  private static async lock(dir: string): Promise<void> {
+    const file = join(dir, LOCK_FILE);
+    const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+    for (let tries = 0; tries < 3; tries++) {
+      try {
+        await writeFile(file, JSON.stringify(info) + '\n', { flag: 'wx' });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = readLock(dir);
+      if (holder) {
+        throw new OdenessError(`${dir} is in use by another study run (pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); wait for it to finish or stop it`);
+      }
+      await rm(file, { force: true }); // stale: its process is gone
+    }
+    throw new OdenessError(`${dir}: could not take the lock file ${LOCK_FILE}`);
+  }
+
+  get modelsDir(): string {
+    return join(this.dir, MODELS_DIR);
+  }
+
+  bundlePath(id: string): string {
+    return join(this.dir, MODELS_DIR, id);
+  }
+
+  async writePlan(plan: { name?: string; jobs: readonly Job[] }): Promise<void> {
+    const body: PlanFile = { ...(plan.name !== undefined ? { name: plan.name } : {}), writtenAt: new Date().toISOString(), jobs: [...plan.jobs] };
+    await writeAtomic(join(this.dir, PLAN_FILE), JSON.stringify(body, null, 1) + '\n');
+  }
+
+  async writeState(state: Omit<StateFile, 'pid' | 'host' | 'updatedAt'>): Promise<void> {
+    if (this.closed) return;
+    await writeAtomic(join(this.dir, STATE_FILE), JSON.stringify({ pid: process.pid, host: hostname(), updatedAt: new Date().toISOString(), ...state }) + '\n');
+  }
+
+  /** A fresh empty directory to build one bundle in; `commit` renames it into place. */
+  async tempBundleDir(id: string): Promise<string> {
+    const dir = join(this.dir, MODELS_DIR, `${TMP_PREFIX}${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /**
+   * Record a result: move its bundle into models/<id>/ (done results), then
+   * append its line. Returns false (and discards the bundle) when the job id
+   * already has a final result this one does not replace.
+   */
+  commit(result: JobResult, bundleTmp?: string): Promise<boolean> {
+    const run = this.queue.then(() => this.commitNow(validateResult(result), bundleTmp));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(result: JobResult, bundleTmp?: string): Promise<boolean> {
+    if (this.closed) throw new Error('ResultStore is closed');
+    if (!supersedes(this.final.get(result.id), result)) {
+      if (bundleTmp) await rm(bundleTmp, { recursive: true, force: true });
+      return false;
+    }
+    if (result.status === 'done' && bundleTmp) {
+      const target = this.bundlePath(result.id);
+      await rm(target, { recursive: true, force: true }); // leftover of a run killed between rename and append
+      await rename(bundleTmp, target);
+      await fsyncDir(this.modelsDir);
+    } else if (bundleTmp) {
+      await rm(bundleTmp, { recursive: true, force: true });
+    }
+    const line = Buffer.from(JSON.stringify(result) + '\n');
+    // One write() of the whole line on an O_APPEND descriptor: concurrent appenders never interleave within a line.
+    const { bytesWritten } = await this.fh.write(line);
+    if (bytesWritten !== line.length) throw new Error(`short write to ${RESULTS_FILE}: ${bytesWritten} of ${line.length} bytes`);
+    await this.fh.datasync();
+    this.final.set(result.id, result);
+    return true;
+  }
+
+  async discard(bundleTmp: string): Promise<void> {
+    await rm(bundleTmp, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    await this.fh.close();
+    await rm(join(this.dir, STATE_FILE), { force: true });
+    await rm(join(this.dir, LOCK_FILE), { force: true });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The tfjs training engine: parameters as tf.Variables, Adam via
+ * tf.train.adam, gradients by tfjs's tape through every stage of the solver
+ * (discretise-then-optimise). Works with every solver, fixed and adaptive.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { tensorOps } from '../engines/tensor.js';
+import { buildTfModel, readParams, type TfModel } from '../models/tf-model.js';
+import type { Model } from '../models/types.js';
+import { solve } from '../solvers/integrate.js';
+import type { SolverSpec } from '../solvers/spec.js';
+import type { BatchEval, EngineOptions, EngineStep, TrainEngine } from './engine.js';
+
+/** Forward pass: logits and solve statistics (call inside tf.tidy or a gradient tape). */
+export function forward(m: TfModel, x: tf.Tensor, spec: SolverSpec, checkFinite = false) {
+  const z0 = m.encode(x);
+  const r = solve(tensorOps, m.makeField(), z0, spec, { t0: m.config.t0, t1: m.config.t1, checkFinite });
+  return { logits: m.head(r.z1), stats: r.stats };
+}
+
+export function accuracyOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar;
+}
+
+/** Paper's initial step (Hairer et al. I, p.169) from mean per-sample norms of the first batch. */
+export function hairerInitialStep(m: TfModel, x: tf.Tensor, order: number): number {
+  return tf.tidy(() => {
+    const field = m.makeField();
+    const z0 = m.encode(x);
+    const B = z0.shape[0]!;
+    const meanNorm = (v: tf.Tensor) => tf.mean(tf.norm(tf.reshape(v, [B, -1]), 'euclidean', 1)).dataSync()[0]!;
+    const f0 = field(m.config.t0, z0);
+    const d0 = meanNorm(z0);
+    const d1 = meanNorm(f0);
+    const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
+    const f1 = field(m.config.t0 + h0, tf.add(z0, tf.mul(f0, h0)));
+    const d2 = meanNorm(tf.sub(f1, f0)) / h0;
+    const dmax = Math.max(d1, d2);
+    const h1 = dmax < 1e-15 ? Math.max(1e-6, 1e-3 * h0) : Math.pow(0.01 / dmax, 1 / (order + 1));
+    return Math.min(100 * h0, h1, m.config.t1 - m.config.t0);
+  });
+}
+
+export function createTfjsEngine(initial: Model, o: EngineOptions): TrainEngine {
+  const m = buildTfModel(initial);
+  const varList = Object.values(m.vars);
+  const [beta1, beta2] = o.betas ?? [0.9, 0.999];
+  const optimizer = tf.train.adam(o.lr, beta1, beta2);
+  const classes = initial.config.classes;
+  const tensors = (x: Float32Array, y: Int32Array) => {
+    const n = y.length;
+    return [tf.tensor2d(x, [n, x.length / n]), tf.tensor1d(y, 'int32')] as const;
+  };
+  return {
+    name: 'tfjs',
+    builds: [],
+    async step(x, y, spec): Promise<EngineStep> {
+      const [xb, yb] = tensors(x, y);
+      try {
+        let nfe = 0;
+        let accT: tf.Scalar | undefined;
+        const lossT = optimizer.minimize(
+          () => {
+            const out = forward(m, xb, spec);
+            nfe = out.stats.nfe;
+            accT = tf.keep(accuracyOf(out.logits, yb));
+            return tf.losses.softmaxCrossEntropy(tf.oneHot(yb, classes), out.logits) as tf.Scalar;
+          },
+          true,
+          varList,
+        )!;
+        const loss = lossT.dataSync()[0]!;
+        const accuracy = accT!.dataSync()[0]!;
+        lossT.dispose();
+        accT!.dispose();
+        return { loss, accuracy, nfe };
+      } finally {
+        xb.dispose();
+        yb.dispose();
+      }
+    },
+    async accuracy(x, y, spec): Promise<BatchEval> {
+      const [xb, yb] = tensors(x, y);
+      try {
+        return tf.tidy(() => {
+          const out = forward(m, xb, spec, true);
+          return { accuracy: accuracyOf(out.logits, yb).dataSync()[0]!, nfe: out.stats.nfe };
+        });
+      } finally {
+        xb.dispose();
+        yb.dispose();
+      }
+    },
+    async initialStep(x, order) {
+      const n = x.length / initial.config.inputShape.reduce((a, b) => a * b, 1);
+      const xb = tf.tensor2d(x, [n, x.length / n]);
+      try {
+        return hairerInitialStep(m, xb, order);
+      } finally {
+        xb.dispose();
+      }
+    },
+    params: () => readParams(m),
+    async dispose() {
+      optimizer.dispose();
+      m.dispose();
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import test from 'ava';
+import { execSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { maskUrl } from '../src/cluster/nats.js';
+import { cli, cliResult, freePort, startNats, tempDir, writeStudy } from './helpers/procs.js';
+
+const SECRET = 's3cret-Pa55';
+
+test('maskUrl hides users, passwords and tokens', (t) => {
+  t.is(maskUrl('nats://alice:pw@host:4222'), 'nats://***@host:4222');
+  t.is(maskUrl('tls://tok3n@host'), 'tls://***@host');
+  t.is(maskUrl('host:4222'), 'host:4222');
+  t.is(maskUrl('nats://host:4222'), 'nats://host:4222');
+  t.is(maskUrl('nats://a:b@h1:4222,nats://a:b@h2:4222'), 'nats://***@h1:4222,nats://***@h2:4222');
+});
+
+test('wrong credentials are refused and said so; right ones work; secrets are never printed', async (t) => {
+  const nats = await startNats({ config: `authorization { users = [ { user: alice, password: "${SECRET}" } ] }\n` });
+  const dir = tempDir();
+  try {
+    const t0 = Date.now();
+    const bad = await cliResult(['worker', '--nats', nats.url, '--user', 'alice', '--password', 'wrong-Pa55']);
+    t.is(bad.code, 1);
+    t.true(Date.now() - t0 < 8000);
+    t.regex(bad.err, new RegExp(`error: NATS server at nats://127\\.0\\.0\\.1:${nats.port} \\(user alice\\) refused the credentials \\(authorization violation\\)`));
+    t.false((bad.out + bad.err).includes('wrong-Pa55'));
+
+    const none = await cliResult(['worker', '--nats', nats.url]);
+    t.is(none.code, 1);
+    t.regex(none.err, /refused the credentials/);
+
+    // Password from the environment for the worker, credentials in the URL for the coordinator.
+    const w = cli(['worker', '--nats', nats.url, '--user', 'alice', '--concurrency', '1'], { NATS_PASSWORD: SECRET });
+    await w.waitFor(/pulling from/);
+    const file = writeStudy(dir, 's.yaml', 'datasets: [spheres:a]\nfield: mlp:width=8\ngrid: [euler:0.5]\nseeds: 2\niterations: 300\n');
+    const url = `nats://alice:${SECRET}@127.0.0.1:${nats.port}`;
+    const r = await cliResult(['study', 'run', file, '--out', join(dir, 'out'), '--nats', url]);
+    w.kill('SIGTERM');
+    await w.exited;
+    t.is(r.code, 0, r.err);
+    t.regex(r.out, new RegExp(`on nats nats://\\*\\*\\*@127\\.0\\.0\\.1:${nats.port} \\(credentials in URL\\)`));
+    t.regex(r.out, /study: 2\/2 done/);
+    for (const text of [r.out, r.err, w.out(), w.err(), readFileSync(join(dir, 'out', 'results.jsonl'), 'utf8'), readFileSync(join(dir, 'out', 'plan.json'), 'utf8')]) {
+      t.false(text.includes(SECRET), 'the password appears nowhere');
+    }
+  } finally {
+    await nats.stop();
+  }
+});
+
+test('an unreachable NATS URL fails fast with a clear, masked message, before touching --out', async (t) => {
+  const port = await freePort();
+  const dir = tempDir();
+  const file = writeStudy(dir, 's.yaml', 'datasets: [spheres:a]\nfield: mlp:width=8\ngrid: [euler:0.5]\n');
+  const t0 = Date.now();
+  const [run, work] = await Promise.all([
+    cliResult(['study', 'run', file, '--out', join(dir, 'out'), '--nats', `nats://bob:hunter2@127.0.0.1:${port}`]),
+    cliResult(['worker', '--nats', `127.0.0.1:${port}`, '--token', 'tok-hunter3']),
+  ]);
+  t.true(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms`);
+  t.is(run.code, 1);
+  t.is(run.err, `odeness: error: cannot connect to NATS at nats://***@127.0.0.1:${port} (credentials in URL): connection refused (is nats-server running there, started with -js?)\n`);
+  t.false(existsSync(join(dir, 'out')));
+  t.is(work.code, 1);
+  t.regex(work.err, new RegExp(`cannot connect to NATS at 127\\.0\\.0\\.1:${port} \\(token auth\\): connection refused`));
+  t.false((run.out + run.err + work.out + work.err).includes('hunter'));
+});
+
+test('a host that accepts the connection but never speaks NATS fails within the connect timeout', async (t) => {
+  const silent = createServer((sock) => sock.on('error', () => undefined)); // accepts, never answers
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const t0 = Date.now();
+    const r = await cliResult(['worker', '--nats', `nats://127.0.0.1:${port}`]);
+    const ms = Date.now() - t0;
+    t.is(r.code, 1);
+    // 5 s of handshake timeout plus the CLI's start-up, which is slow on a loaded 2-core machine.
+    t.true(ms < 20_000, `took ${ms} ms`);
+    t.is(r.err, `odeness: error: cannot connect to NATS at nats://127.0.0.1:${port} (no auth): no answer within 5 s\n`);
+  } finally {
+    silent.close();
+  }
+});
+
+test('TLS: a worker and a coordinator connect with --tls-ca; without it the error says how to fix it', async (t) => {
+  t.timeout(60_000);
+  const dir = tempDir();
+  const run = (cmd: string) => execSync(cmd, { cwd: dir, stdio: 'pipe' });
+  run('openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.pem -subj /CN=odeness-test-ca');
+  run('openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost');
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run('openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf');
+  const nats = await startNats({ config: `tls { cert_file: "${join(dir, 'server.pem')}", key_file: "${join(dir, 'server.key')}" }\n` });
+  try {
+    const bad = await cliResult(['worker', '--nats', nats.url]);
+    t.is(bad.code, 1);
+    t.regex(bad.err, /cannot connect to NATS at .*: .*certificate.*give the server's CA with --tls-ca/);
+    const w = cli(['worker', '--nats', nats.url, '--tls-ca', join(dir, 'ca.pem'), '--concurrency', '1']);
+    await w.waitFor(/pulling from nats:\/\/127\.0\.0\.1:\d+ \(no auth, TLS\)/);
+    const file = writeStudy(dir, 's.yaml', 'datasets: [spheres:tls]\nfield: mlp:width=8\ngrid: [euler:0.5]\niterations: 200\n');
+    const r = await cliResult(['study', 'run', file, '--out', join(dir, 'out'), '--nats', nats.url, '--tls-ca', join(dir, 'ca.pem')]);
+    w.kill('SIGTERM');
+    await w.exited;
+    t.is(r.code, 0, r.err);
+    t.regex(r.out, /study: 1\/1 done/);
+    const missing = await cliResult(['worker', '--nats', nats.url, '--tls-ca', join(dir, 'nope.pem')]);
+    t.is(missing.code, 1);
+    t.regex(missing.err, /--tls-ca .*nope\.pem: cannot read the file \(ENOENT\)/);
+  } finally {
+    await nats.stop();
+  }
+});

@@ -1,0 +1,146 @@
+/**
+ * Real-process helpers for the study/cluster end-to-end tests: run the study
+ * CLI (test/helpers/cli-study.ts under tsx), and a throwaway nats-server on a
+ * free port with its own JetStream store directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(ROOT, 'test', 'helpers', 'cli-study.ts');
+
+export function tempDir(prefix = 'odeness-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function writeStudy(dir: string, name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  /** Everything written so far. */
+  out(): string;
+  err(): string;
+  /** Resolves with the exit code (or 128+signal). */
+  exited: Promise<number>;
+  /** Resolves once stdout+stderr match `re` (rejects after `ms`). */
+  waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const SIGNALS: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2 };
+
+export function spawnProc(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+  const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const waiters: (() => void)[] = [];
+  const poke = () => waiters.splice(0).forEach((w) => w());
+  child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), poke()));
+  child.stderr!.on('data', (d: Buffer) => ((err += d.toString()), poke()));
+  const exited = new Promise<number>((res) => child.on('exit', (code, sig) => (res(code ?? 128 + (SIGNALS[sig ?? ''] ?? 0)), poke())));
+  let done = false;
+  void exited.then(() => (done = true));
+  const waitFor = (re: RegExp, ms = 30_000) =>
+    new Promise<RegExpMatchArray>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for ${re} in:\n${out}\n--- stderr ---\n${err}`)), ms);
+      const check = () => {
+        const m = (out + err).match(re);
+        if (m) {
+          clearTimeout(timer);
+          res(m);
+        } else if (done) {
+          clearTimeout(timer);
+          rej(new Error(`process exited before ${re} appeared:\n${out}\n--- stderr ---\n${err}`));
+        } else waiters.push(check);
+      };
+      check();
+    });
+  return {
+    child, pid: child.pid!, out: () => out, err: () => err, exited, waitFor,
+    kill: (signal = 'SIGTERM') => {
+      if (!done) child.kill(signal);
+    },
+  };
+}
+
+/** `odeness …` through the test entry (tsx), in the repository root. */
+export function cli(args: string[], env?: NodeJS.ProcessEnv): Proc {
+  return spawnProc(process.execPath, ['--import=tsx', CLI, ...args], env ? { env } : {});
+}
+
+export async function cliResult(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
+  const p = cli(args, env);
+  const code = await p.exited;
+  return { code, out: p.out(), err: p.err() };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = new Socket();
+    s.once('connect', () => (s.destroy(), res(true)));
+    s.once('error', () => (s.destroy(), res(false)));
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  storeDir: string;
+  stop(): Promise<void>;
+  /** Stop and start again on the same port with the same store directory. */
+  restart(downMs?: number): Promise<void>;
+}
+
+/** nats-server with JetStream on a free port; `config` (nats-server conf text) for auth tests. */
+export async function startNats(opts: { config?: string } = {}): Promise<NatsServer> {
+  const port = await freePort();
+  const storeDir = tempDir('odeness-nats-');
+  let args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
+  if (opts.config !== undefined) args = [...args, '-c', writeStudy(storeDir, 'server.conf', opts.config)];
+  let proc: Proc | undefined;
+  const start = async () => {
+    proc = spawnProc('nats-server', args);
+    const until = Date.now() + 10_000;
+    while (!(await portOpen(port))) {
+      if (Date.now() > until) throw new Error(`nats-server did not start on ${port}: ${proc.err()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await proc.waitFor(/Server is ready/, 10_000);
+  };
+  const stop = async () => {
+    if (!proc) return;
+    proc.kill('SIGTERM');
+    await proc.exited;
+    proc = undefined;
+  };
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`, port, storeDir, stop,
+    restart: async (downMs = 1000) => {
+      await stop();
+      await new Promise((r) => setTimeout(r, downMs));
+      await start();
+    },
+  };
+}
