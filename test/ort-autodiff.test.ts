@@ -156,3 +156,42 @@ test('chained, concatenated and per-stage gradient forms give the same gradients
   }
   t.true(nodes[1]! < nodes[2]!, `concat-merged ${nodes[1]} nodes, per-stage ${nodes[2]}`);
 });
+
+test('ConvTranspose (and Conv) gradients of a quadratic loss equal exact central differences (float32)', async (t) => {
+  for (const op of ['ConvTranspose', 'Conv'] as const) {
+    for (const [spatial, kernel, pads] of [[[5, 4], [3, 3], [1, 1, 1, 1]], [[6], [3], [0, 2]], [[4], [1], [0, 0]]] as const) {
+      const nd = spatial.length;
+      const [N, Cin, Cout] = [2, 3, 4];
+      const b = new GraphBuilder({ name: op });
+      const xs = [N, Cin, ...spatial];
+      const ws = op === 'Conv' ? [Cout, Cin, ...kernel] : [Cin, Cout, ...kernel];
+      const x = b.input('x', 'float32', xs);
+      const w = b.input('w', 'float32', ws);
+      const bias = b.input('bias', 'float32', [Cout]);
+      const y = b.op(op, [x, w, bias], { kernel_shape: attr.ints(kernel), pads: attr.ints(pads) });
+      const loss = b.op('ReduceSum', [b.op('Mul', [y, y])], { keepdims: attr.int(0) }, 'loss');
+      const { grads } = appendGradients(b, loss, [x, w, bias]);
+      b.output('loss', 'float32', []);
+      const shapes: Record<string, readonly number[]> = { x: xs, w: ws, bias: [Cout] };
+      for (const k of ['x', 'w', 'bias']) b.output(grads[k]!, 'float32', shapes[k]!);
+      const s = await ort.InferenceSession.create(b.toBytes(), sessionOptions(1));
+      const normal = normalStream(spatial.length * 7 + kernel[0]!);
+      const vals: Record<string, Float32Array> = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, Float32Array.from({ length: sh.reduce((p, q) => p * q, 1) }, () => normal())]));
+      const feeds = (v: Record<string, Float32Array>) => Object.fromEntries(Object.entries(v).map(([k, arr]) => [k, new ort.Tensor('float32', arr, [...shapes[k]!])]));
+      const r = await s.run(feeds(vals));
+      for (const k of ['x', 'w', 'bias']) {
+        const g = r[grads[k]!]!.data as Float32Array;
+        for (const i of new Set([0, 1, Math.floor(g.length / 2), g.length - 1])) {
+          const eps = 0.25; // the loss is quadratic in each input: central differences are exact up to rounding
+          const plus = { ...vals, [k]: vals[k]!.slice() };
+          const minus = { ...vals, [k]: vals[k]!.slice() };
+          plus[k]![i]! += eps;
+          minus[k]![i]! -= eps;
+          const fd = (Number((await s.run(feeds(plus))).loss!.data[0]) - Number((await s.run(feeds(minus))).loss!.data[0])) / (2 * eps);
+          t.true(Math.abs(fd - g[i]!) <= 2e-3 * Math.max(1, Math.abs(fd)), `${op} ${nd}-d kernel ${kernel} pads ${pads}: d/d${k}[${i}] ${g[i]} vs ${fd}`);
+        }
+      }
+      await s.release();
+    }
+  }
+});

@@ -17,7 +17,7 @@ import { initBackend } from '../src/engines/backend.js';
 import { SpecError } from '../src/errors.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { OrtEngine, clearTrainSessionCache } from '../src/train/ort-engine.js';
+import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize } from '../src/train/ort-engine.js';
 import { modelConfigFor, trainRun } from '../src/train/run.js';
 import { createTfjsEngine } from '../src/train/tfjs-engine.js';
 import { chooseEngine, train } from '../src/train/train.js';
@@ -197,6 +197,19 @@ test.serial('sessions are cached per architecture, solver grid and batch size; t
     t.deepEqual(a.builds.map((x) => x.solver), ['midpoint:0.2', 'midpoint:steps=4', 'midpoint:0.2']);
   } finally {
     await Promise.all([a.dispose(), b.dispose(), c.dispose()]);
+  }
+  // Idle sessions beyond the cache size are released, least recently used first.
+  await clearTrainSessionCache();
+  setTrainSessionCacheSize(1);
+  const d = await make(4);
+  try {
+    // Eviction runs when a new session is built: building euler:0.1 evicts euler:0.5 (least recently
+    // used of the two idle ones), building euler:0.5 again evicts euler:0.25; euler:0.2 stays.
+    for (const s of ['euler:0.5', 'euler:0.25', 'euler:0.2', 'euler:0.1', 'euler:0.5', 'euler:0.2']) await d.step(x, y, parseSolverSpec(s));
+    t.deepEqual(d.builds.map((x) => x.cached), [false, false, false, false, false, true]);
+  } finally {
+    setTrainSessionCacheSize(8);
+    await d.dispose();
   }
 });
 

@@ -634,69 +634,114 @@ registerGradient('ReduceMean', (ctx, [g]) => {
 /** Per builder: weights already flipped and transposed for input gradients (shared by every stage). */
 const flippedWeights = new WeakMap<GraphBuilder, Map<string, string>>();
 
-registerGradient('Conv', (ctx, [g], needs) => {
-  const { b, node: n } = ctx;
-  const [X, W, B] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]];
-  const sx = ctx.shape(X);
-  const sw = ctx.shape(W);
-  const sy = ctx.shape(n.outputs[0]!);
-  const nd = sx.length - 2;
-  const same = (key: string) => {
+interface ConvAttrs {
+  readonly nd: number;
+  readonly kernel: readonly number[];
+  readonly pads: readonly number[];
+  readonly spatialAxes: readonly number[];
+  readonly channelsLast: readonly number[];
+}
+
+function convAttrs(ctx: GradContext): ConvAttrs {
+  const n = ctx.node;
+  const nd = ctx.shape(n.inputs[0]!).length - 2;
+  const unit = (key: string) => {
     const v = intsAttr(n, key);
     return v === undefined || v.every((x) => x === 1);
   };
   const autoPad = n.attrs.auto_pad;
-  if (!same('strides') || !same('dilations') || intAttr(n, 'group', 1) !== 1 || (autoPad && autoPad.kind === 'string' && autoPad.value !== 'NOTSET')) {
-    throw new Error(`autodiff: Conv gradient supports stride 1, dilation 1, group 1 and explicit pads only (node ${n.name})`);
+  const outPad = intsAttr(n, 'output_padding');
+  if (!unit('strides') || !unit('dilations') || intAttr(n, 'group', 1) !== 1 || (autoPad && autoPad.kind === 'string' && autoPad.value !== 'NOTSET') || (outPad && outPad.some((p) => p !== 0)) || intsAttr(n, 'output_shape')) {
+    throw new Error(`autodiff: ${n.op} gradient supports stride 1, dilation 1, group 1 and explicit pads only (node ${n.name})`);
   }
-  const kernel = intsAttr(n, 'kernel_shape') ?? sw.slice(2);
-  const pads = intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0);
   const spatialAxes = Array.from({ length: nd }, (_, i) => i + 2);
-  const [cout, cin] = [sw[0]!, sw[1]!];
-  const rows = sy[0]! * prod(sy.slice(2));
-  const channelsLast = [0, ...spatialAxes, 1];
+  return {
+    nd,
+    kernel: intsAttr(n, 'kernel_shape') ?? ctx.shape(n.inputs[1]!).slice(2),
+    pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
+    spatialAxes,
+    channelsLast: [0, ...spatialAxes, 1],
+  };
+}
+
+/** A [N, C, ...spatial] tensor as rows [N·P, C] (channels last). */
+function channelRows(ctx: GradContext, x: string, s: readonly number[], a: ConvAttrs): string {
+  return ctx.b.op('Reshape', [ctx.b.op('Transpose', [x], { perm: attr.ints(a.channelsLast) }), ctx.b.int64s([s[0]! * prod(s.slice(2)), s[1]!])]);
+}
+
+/**
+ * The weight gradient of a stride-1 correlation, dW[m, c, k] = Σ_{n,p} dyRows[(n,p), m] · xpad[n, c, p + k]:
+ * per kernel offset k one Gemm of the dy rows with the shifted rows of x (channels last), then the
+ * offsets stacked to [M, C, ...kernel]. `xShape` is x's shape, `outSpatial` dy's spatial shape.
+ */
+function correlationWeightGrad(ctx: GradContext, dyRows: string, x: string, xShape: readonly number[], a: ConvAttrs, outSpatial: readonly number[], wShape: readonly number[]): GradTerm {
+  const { b } = ctx;
+  const [M, C] = [wShape[0]!, wShape[1]!];
+  const rows = xShape[0]! * prod(outSpatial);
+  const paddedSpatial = xShape.slice(2).map((d, i) => d + a.pads[i]! + a.pads[a.nd + i]!);
+  const padded = a.pads.some((p) => p !== 0) ? b.op('Pad', [x, b.int64s([0, 0, ...a.pads.slice(0, a.nd), 0, 0, ...a.pads.slice(a.nd)])]) : x;
+  const xLast = b.op('Transpose', [padded], { perm: attr.ints(a.channelsLast) });
+  const offsets: number[][] = [[]];
+  for (const k of a.kernel) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: k }, (_, j) => [...o, j])));
+  const xRows = (o: number[]) => {
+    const whole = o.every((v, i) => v === 0 && paddedSpatial[i] === outSpatial[i]);
+    const shifted = whole ? xLast : b.op('Slice', [xLast, b.int64s(o), b.int64s(o.map((v, i) => v + outSpatial[i]!)), b.int64s(a.spatialAxes.map((x) => x - 1))]);
+    return b.op('Reshape', [shifted, b.int64s([rows, C])]);
+  };
+  // A 1×1 kernel is a plain product of rows: lazy, so the stages' contributions chain.
+  if (offsets.length === 1) return { kind: 'rowsProduct', a: dyRows, g: xRows(offsets[0]!), alpha: 1, shape: wShape };
+  const parts = offsets.map((o) => b.op('Reshape', [b.op('Gemm', [dyRows, xRows(o)], gemmAttrs(true, false, 1)), b.int64s([M, C, 1])]));
+  return b.op('Reshape', [b.op('Concat', parts, { axis: attr.int(2) }), b.int64s(wShape)]);
+}
+
+registerGradient('Conv', (ctx, [g], needs) => {
+  const { b, node: n } = ctx;
+  const [X, W, B] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]];
+  const a = convAttrs(ctx);
+  const sw = ctx.shape(W);
   let dX: string | undefined;
   let dW: GradTerm | undefined;
   let dB: GradTerm | undefined;
   if (needs[0]) {
-    if (pads.every((p, i) => p <= kernel[i % nd]! - 1)) {
-      // dX = dY ⋆ flip(Wᵀ) with pads K−1−p: a plain convolution (the fast path of the CPU provider,
-      // measured faster than ConvTranspose); the flipped weight is made once for all stages.
+    if (a.pads.every((p, i) => p <= a.kernel[i % a.nd]! - 1)) {
+      // dX = dY ⋆ flip(Wᵀ) with pads K−1−p: a plain convolution (measured faster than ConvTranspose
+      // on the CPU provider); the flipped weight is made once and shared by every stage.
       let memo = flippedWeights.get(b);
       if (!memo) flippedWeights.set(b, (memo = new Map()));
       let wf = memo.get(W);
       if (!wf) {
-        wf = b.op('Transpose', [W], { perm: attr.ints([1, 0, ...spatialAxes]) });
-        if (kernel.some((k) => k > 1)) wf = b.op('Slice', [wf, b.int64s(kernel.map(() => -1)), b.int64s(kernel.map(() => -(2 ** 31))), b.int64s(spatialAxes), b.int64s(kernel.map(() => -1))]);
+        wf = b.op('Transpose', [W], { perm: attr.ints([1, 0, ...a.spatialAxes]) });
+        if (a.kernel.some((k) => k > 1)) wf = b.op('Slice', [wf, b.int64s(a.kernel.map(() => -1)), b.int64s(a.kernel.map(() => -(2 ** 31))), b.int64s(a.spatialAxes), b.int64s(a.kernel.map(() => -1))]);
         memo.set(W, wf);
       }
-      const flipPads = pads.map((p, i) => kernel[i % nd]! - 1 - p);
-      dX = b.op('Conv', [g!, wf], { kernel_shape: attr.ints(kernel), pads: attr.ints(flipPads) });
+      dX = b.op('Conv', [g!, wf], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads.map((p, i) => a.kernel[i % a.nd]! - 1 - p)) });
     } else {
-      dX = b.op('ConvTranspose', [g!, W], { kernel_shape: attr.ints(kernel), pads: attr.ints(pads) });
+      dX = b.op('ConvTranspose', [g!, W], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads) });
     }
   }
-  // dY as rows [N·P, Cout] (channels last) for the weight and bias gradients.
-  const gRows = needs[1] || needs[2] ? b.op('Reshape', [b.op('Transpose', [g!], { perm: attr.ints(channelsLast) }), b.int64s([rows, cout])]) : undefined;
-  if (needs[1]) {
-    // dW[o, i, k] = Σ_{n, p} dY[n, o, p] · Xpad[n, i, p + k]: per kernel offset k one Gemm of the
-    // dY rows with the shifted input rows (channels last) — no Transpose of the result.
-    const padded = pads.some((p) => p !== 0) ? b.op('Pad', [X, b.int64s([0, 0, ...pads.slice(0, nd), 0, 0, ...pads.slice(nd)])]) : X;
-    const xLast = b.op('Transpose', [padded], { perm: attr.ints(channelsLast) });
-    const offsets: number[][] = [[]];
-    for (const k of kernel) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: k }, (_, j) => [...o, j])));
-    const outSpatial = sy.slice(2);
-    const xRows = (o: number[]) => {
-      const shifted = kernel.every((k) => k === 1) ? xLast : b.op('Slice', [xLast, b.int64s(o), b.int64s(o.map((v, i) => v + outSpatial[i]!)), b.int64s(spatialAxes.map((a) => a - 1))]);
-      return b.op('Reshape', [shifted, b.int64s([rows, cin])]);
-    };
-    if (offsets.length === 1) dW = { kind: 'rowsProduct', a: gRows!, g: xRows(offsets[0]!), alpha: 1, shape: sw };
-    else {
-      const parts = offsets.map((o) => b.op('Reshape', [b.op('Gemm', [gRows!, xRows(o)], gemmAttrs(true, false, 1)), b.int64s([cout, cin, 1])]));
-      dW = b.op('Reshape', [b.op('Concat', parts, { axis: attr.int(2) }), b.int64s(sw)]);
-    }
+  const gRows = needs[1] || needs[2] ? channelRows(ctx, g!, ctx.shape(n.outputs[0]!), a) : undefined;
+  if (needs[1]) dW = correlationWeightGrad(ctx, gRows!, X, ctx.shape(X), a, ctx.shape(n.outputs[0]!).slice(2), sw);
+  if (B !== undefined && B !== '' && needs[2]) {
+    const sy = ctx.shape(n.outputs[0]!);
+    dB = { kind: 'reduce', g: gRows!, from: [sy[0]! * prod(sy.slice(2)), sy[1]!], to: [sy[1]!] };
   }
-  if (B !== undefined && B !== '' && needs[2]) dB = { kind: 'reduce', g: gRows!, from: [rows, cout], to: [cout] };
+  return [dX, dW, dB];
+});
+
+registerGradient('ConvTranspose', (ctx, [g], needs) => {
+  const { b, node: n } = ctx;
+  const [X, W, B] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]];
+  const a = convAttrs(ctx);
+  const sw = ctx.shape(W); // [Cin, Cout, ...kernel]
+  // ConvTranspose(·; W, p) is the adjoint of Conv(·; W, p): its input gradient is that convolution.
+  const dX = needs[0] ? b.op('Conv', [g!, W], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads) }) : undefined;
+  // dW[i, o, k] = Σ_{n,p} X[n, i, p] · dYpad[n, o, p + k].
+  const dW = needs[1] ? correlationWeightGrad(ctx, channelRows(ctx, X, ctx.shape(X), a), g!, ctx.shape(n.outputs[0]!), a, ctx.shape(X).slice(2), sw) : undefined;
+  let dB: GradTerm | undefined;
+  if (B !== undefined && B !== '' && needs[2]) {
+    const sy = ctx.shape(n.outputs[0]!);
+    dB = { kind: 'reduce', g: channelRows(ctx, g!, sy, a), from: [sy[0]! * prod(sy.slice(2)), sy[1]!], to: [sy[1]!] };
+  }
   return [dX, dW, dB];
 });
 

@@ -16,7 +16,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
-import { ShapeError } from '../errors.js';
+import { ShapeError, SpecError } from '../errors.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
@@ -25,7 +25,6 @@ import { fixedGrid, solveAsync } from '../solvers/integrate.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { Adam, AdamGraph } from './adam.js';
 import { engineRefusal, meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
-import { SpecError } from '../errors.js';
 
 export function sessionOptions(threads = 1): ort.InferenceSession.SessionOptions {
   return {
@@ -68,14 +67,18 @@ function cacheKey(config: ModelConfig, spec: SolverSpec, batch: number, threads:
 
 async function evictIdle(): Promise<void> {
   const idle: TrainSession[] = [];
-  for (const p of cache.values()) {
-    const e = await p;
-    if (e.refs === 0) idle.push(e);
+  for (const p of [...cache.values()]) {
+    const e = await p.catch(() => undefined);
+    if (e && e.refs === 0) idle.push(e);
   }
   idle.sort((a, b) => a.lastUsed - b.lastUsed);
-  while (idle.length > maxIdleSessions) {
-    const e = idle.shift()!;
+  let excess = idle.length - maxIdleSessions;
+  for (const e of idle) {
+    if (excess <= 0) break;
+    // Checked again here: an engine may have taken the session while we waited.
+    if (e.refs !== 0 || cache.get(e.key) === undefined) continue;
     cache.delete(e.key);
+    excess--;
     await e.session.release();
   }
 }
@@ -122,8 +125,8 @@ export function releaseTrainSession(entry: TrainSession): void {
 /** Release every idle cached session (tests, end of a worker). */
 export async function clearTrainSessionCache(): Promise<void> {
   for (const [key, p] of [...cache.entries()]) {
-    const e = await p;
-    if (e.refs === 0) {
+    const e = await p.catch(() => undefined);
+    if (e && e.refs === 0) {
       cache.delete(key);
       await e.session.release();
     }

@@ -89,6 +89,7 @@ export function validateTrainOptions(o: TrainOptions, trainSize: number): void {
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new SpecError(`batch size must be a positive integer, got ${o.batchSize}`);
   if (o.batchSize > trainSize) throw new SpecError(`batch size ${o.batchSize} is larger than the training set (${trainSize} samples)`);
   if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw new SpecError(`learning rate must be a positive number, got ${o.lr}`);
+  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1)) throw new SpecError(`threads must be a positive integer, got ${o.threads}`);
 }
 
 /** Process-wide memo of auto decisions that needed a measurement (key: configuration, solver, batch). */
