@@ -72,6 +72,49 @@ function registerExplicitTransposeMatMulGrad(): void {
   });
 }
 
+/**
+ * tfjs-wasm has no Conv2DBackpropFilter kernel, so conv1d / conv2d fields
+ * could not be trained on it. For stride-1, undilated NHWC convolutions the
+ * filter gradient is a sum over kernel offsets of patchᵀ·dy products — plain
+ * slices and matMuls that wasm runs well; the input gradient keeps tfjs's rule.
+ */
+function registerConvFilterGrad(): void {
+  const original = tf.getGradient(tf.Conv2D)!;
+  tf.registerGradient({
+    kernelName: tf.Conv2D,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const grads = original.gradFunc(dy, saved, attrs);
+      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const a = attrs as unknown as { strides: number | number[]; pad: 'same' | 'valid' | number; dilations: number | number[]; dataFormat: string };
+      const ones = (v: number | number[]) => (Array.isArray(v) ? v.every((u) => u === 1) : v === 1);
+      if (!ones(a.strides) || !ones(a.dilations ?? 1) || (a.dataFormat ?? 'NHWC') !== 'NHWC' || typeof a.pad !== 'string') return grads;
+      return {
+        x: grads.x!,
+        filter: () => {
+          const [fh, fw, ci, co] = filter.shape;
+          const B = x.shape[0];
+          const g = dy as tf.Tensor4D;
+          const [, Ho, Wo] = g.shape;
+          const top = a.pad === 'same' ? Math.floor((fh - 1) / 2) : 0;
+          const left = a.pad === 'same' ? Math.floor((fw - 1) / 2) : 0;
+          const xp = a.pad === 'same' ? tf.pad(x, [[0, 0], [top, fh - 1 - top], [left, fw - 1 - left], [0, 0]]) : x;
+          const dyT = tf.transpose(tf.reshape(g, [B * Ho * Wo, co]));
+          const taps: tf.Tensor[] = [];
+          for (let i = 0; i < fh; i++) {
+            for (let j = 0; j < fw; j++) {
+              const patch = tf.reshape(tf.slice(xp, [0, i, j, 0], [B, Ho, Wo, ci]), [B * Ho * Wo, ci]);
+              // (dyᵀ·patch)ᵀ = patchᵀ·dy without a transposed matMul (slow on wasm).
+              taps.push(tf.transpose(tf.matMul(dyT as tf.Tensor2D, patch as tf.Tensor2D)));
+            }
+          }
+          return tf.reshape(tf.stack(taps), [fh, fw, ci, co]);
+        },
+      };
+    },
+  });
+}
+
 let ready: Promise<BackendInfo> | undefined;
 
 export function parseBackendChoice(value: string | undefined): BackendChoice {
@@ -97,7 +140,10 @@ export function initBackend(choice?: string): Promise<BackendInfo> {
     }
     await tf.ready();
     const name = tf.getBackend();
-    if (name === 'wasm') registerExplicitTransposeMatMulGrad();
+    if (name === 'wasm') {
+      registerExplicitTransposeMatMulGrad();
+      registerConvFilterGrad();
+    }
     let threads = 1;
     if (name === 'wasm') {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
