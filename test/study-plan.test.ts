@@ -1,12 +1,12 @@
 import test from 'ava';
-import { canonicalJson, jobId, planStudy } from '../src/study/plan.js';
+import { canonicalJson, JOB_FORMAT, jobId, planStudy } from '../src/study/plan.js';
 import { paperTestSolvers } from '../src/study/paper.js';
 import type { Job } from '../src/study/types.js';
 import { cliResult, tempDir, writeStudy } from './helpers/procs.js';
 
 const doc = {
   name: 'grid',
-  datasets: ['spheres:dupont2019:dim=2', 'spheres:paper:dim=3'],
+  datasets: ['spheres:dupont2019:dim=2', 'spheres:ott2021:dim=3'],
   field: 'mlp:width=32',
   grid: [{ solver: 'euler', steps: [0.5, 0.25] }, { solver: 'dopri5', tols: [1e-3] }],
   adapt: 'both',
@@ -39,24 +39,31 @@ test('plan expands datasets × fields × grid × adapt × seeds with unique cont
     t.is(jobId(j), j.id);
     t.deepEqual(j.testSolvers, ['rk4:steps=20', 'dopri5:0.000001']);
     t.deepEqual(j.audit, { crossing: true, fan: false });
+    t.is(j.field, 'mlp:width=32,depth=2,act=tanh', 'specs are stored in canonical form');
   }
+  t.deepEqual([...new Set(plan.jobs.map((j) => j.dataset))], ['spheres:dupont2019:dim=2', 'spheres:ott2021:dim=3']);
   t.deepEqual([...new Set(plan.jobs.map((j) => j.trainSolver))], ['euler:0.5', 'euler:0.25', 'dopri5:0.001']);
 });
 
 test('ids are stable: a golden id, and independent of key order and job position', (t) => {
   const job: Omit<Job, 'id'> = {
-    dataset: 'spheres:dupont2019:dim=2', field: 'mlp:width=32', trainSolver: 'euler:0.5', adapt: false, seed: 0,
+    dataset: 'spheres:dupont2019:dim=2', field: 'mlp:width=32,depth=2,act=tanh', trainSolver: 'euler:0.5', adapt: false, seed: 0,
     iterations: 500, batchSize: 64, lr: 0.001, testSolvers: ['rk4:steps=20'], audit: { crossing: false, fan: false }, engine: 'auto',
   };
   // Changing this id means every stored result of every user is orphaned: do it on purpose only.
-  t.is(jobId(job), 'ea19558a18b7f8fd'); // = sha256 of Python's json.dumps(job, sort_keys=True, separators=(',', ':'))
+  // = sha256('odeness-job/1\n' + Python's json.dumps(job, sort_keys=True, separators=(',', ':'))), first 16 hex digits
+  t.is(JOB_FORMAT, 'odeness-job/1');
+  t.is(jobId(job), '8d5c4ab4449f474b');
   t.is(jobId(reversed(job) as Omit<Job, 'id'>), jobId(job));
   const a = planStudy(doc).jobs.map((j) => j.id);
   const b = planStudy(reversed(doc) as Record<string, unknown>).jobs.map((j) => j.id);
   t.deepEqual([...b].sort(), [...a].sort());
   // A job's id does not depend on what else is in the study.
-  const single = planStudy({ ...doc, datasets: ['spheres:paper:dim=3'], seeds: [7] }).jobs.map((j) => j.id);
+  const single = planStudy({ ...doc, datasets: ['spheres:ott2021:dim=3'], seeds: [7] }).jobs.map((j) => j.id);
   for (const id of single) t.true(a.includes(id));
+  // Nor on how its specs are spelled: equivalent dataset/field spellings plan to the same ids.
+  const spelled = planStudy({ ...doc, datasets: ['spheres:dupont2019,dim=2', 'spheres:ott2021:dim=3'], field: 'mlp:act=tanh,depth=2,width=32' }).jobs.map((j) => j.id);
+  t.deepEqual(spelled, a);
 });
 
 test('paper test solvers: step-count factors for fixed steps, tolerance factors for adaptive', (t) => {
@@ -70,7 +77,7 @@ test('paper test solvers: step-count factors for fixed steps, tolerance factors 
   t.deepEqual(plan.jobs.find((j) => j.trainSolver === 'euler:0.5')!.testSolvers[0], 'euler:steps=1');
 });
 
-test('CLI: study plan --json prints {"jobs": [...]}, the same ids from YAML with keys in another order', async (t) => {
+test('CLI: study plan --json prints {"jobs": [...]}, the same ids from JSON with keys in another order and specs spelled differently', async (t) => {
   const dir = tempDir();
   const f1 = writeStudy(dir, 'a.yaml', `
 datasets: [spheres:dupont2019:dim=2]
@@ -84,7 +91,7 @@ iterations: 300
   const f2 = writeStudy(dir, 'b.json', JSON.stringify({
     iterations: 300, seeds: [0, 1],
     grid: [{ tols: [0.001], solver: 'dopri5' }, { steps: [0.25, 0.5], solver: 'euler' }],
-    field: 'mlp:width=32', datasets: 'spheres:dupont2019:dim=2',
+    field: 'mlp:depth=2,width=32', datasets: 'spheres:dupont2019,dim=2',
   }));
   const [r1, r2] = await Promise.all([cliResult(['study', 'plan', f1, '--json']), cliResult(['study', 'plan', f2, '--json'])]);
   t.is(r1.code, 0, r1.err);
@@ -94,4 +101,5 @@ iterations: 300
   t.is(j1.jobs.length, 6);
   t.deepEqual(j1.jobs.map((j) => j.id).sort(), j2.jobs.map((j) => j.id).sort());
   t.deepEqual(Object.keys(j1.jobs[0]!).sort(), ['adapt', 'audit', 'batchSize', 'dataset', 'engine', 'field', 'id', 'iterations', 'lr', 'seed', 'testSolvers', 'trainSolver']);
+  t.like(j2.jobs[0], { dataset: 'spheres:dupont2019:dim=2', field: 'mlp:width=32,depth=2,act=tanh' });
 });

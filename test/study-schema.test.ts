@@ -1,4 +1,5 @@
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError } from '../src/errors.js';
 import { loadStudyFile, StudyFileError, validateStudy } from '../src/study/schema.js';
@@ -20,7 +21,7 @@ function fails(t: import('ava').ExecutionContext, doc: Record<string, unknown>, 
 test('a valid study is normalised', (t) => {
   const s = validateStudy({ ...base, grid: [...base.grid, { solver: 'rk4', stepCounts: [10] }, 'midpoint:0.1'], seeds: 3, adapt: 'both', audits: ['crossing'] });
   t.deepEqual(s.datasets, ['spheres:dupont2019:dim=2']);
-  t.deepEqual(s.fields, ['mlp:width=32']);
+  t.deepEqual(s.fields, ['mlp:width=32,depth=2,act=tanh'], 'field specs are canonicalised by the real parser');
   t.deepEqual(s.grid.map((g) => g.specs), [['euler:0.5', 'euler:0.25', 'euler:0.1'], ['dopri5:0.001', 'dopri5:0.00001'], ['rk4:steps=10'], ['midpoint:0.1']]);
   t.deepEqual(s.seeds, [0, 1, 2]);
   t.deepEqual(s.adapt, [false, true]);
@@ -52,6 +53,22 @@ test('unknown keys are errors at every level', (t) => {
   fails(t, { ...base, audits: { crossing: true, fans: true } }, 'audits.fans', /unknown key "fans"/);
 });
 
+test('dataset and field specs are checked by the real parsers, errors at the item path', (t) => {
+  fails(t, { ...base, datasets: ['spheres:dupont2019:dim=2', 'spheres:a'] }, 'datasets[1]', /dataset spec "spheres:a": unknown spheres preset "a"; expected one of ott2021, dupont2019/);
+  fails(t, { ...base, datasets: 'fail:b' }, 'datasets', /unknown dataset "fail"; expected one of spheres, mnist, cifar10, json/);
+  fails(t, { ...base, datasets: ['spheres:dupont2019'] }, 'datasets[0]', /missing dim/);
+  fails(t, { ...base, datasets: ['spheres:dupont2019:dim=2,n=0'] }, 'datasets[0]', /n must be a positive integer/);
+  fails(t, { ...base, field: 'mlp:wide=3' }, 'field', /field spec "mlp:wide=3": unknown option "wide"; expected width, depth/);
+  fails(t, { ...base, field: ['mlp:width=8', 'conv:x'] }, 'field[1]', /unknown field "conv"; expected one of mlp, conv1d, conv2d/);
+  // Equivalent spellings canonicalise to one spec (so they plan to the same job ids); duplicates are dropped.
+  const s = validateStudy({ ...base, datasets: ['spheres:dupont2019,dim=2', 'spheres:dupont2019:dim=2', 'spheres:ott2021:dim=3:testN=50'], field: ['mlp:width=32', 'mlp:act=tanh,width=32,depth=2'] });
+  t.deepEqual(s.datasets, ['spheres:dupont2019:dim=2', 'spheres:ott2021:dim=3,testN=50']);
+  t.deepEqual(s.fields, ['mlp:width=32,depth=2,act=tanh']);
+  // A dataset that parses but cannot be loaded (missing file) is valid here: it fails when its job runs.
+  t.deepEqual(validateStudy({ ...base, datasets: 'json:/nonexistent/fail.json' }).datasets, ['json:/nonexistent/fail.json']);
+  t.deepEqual(validateStudy({ ...base, datasets: 'json:/data/my points.json' }).datasets, ['json:/data/my points.json'], 'paths may hold spaces');
+});
+
 test('other fields: seeds, adapt, engine, testSolvers, audits, numbers, required keys', (t) => {
   fails(t, { ...base, seeds: [0, -1] }, 'seeds[1]', /non-negative integer, got -1/);
   fails(t, { ...base, seeds: [1, 1] }, 'seeds[1]', /each seed once/);
@@ -65,15 +82,19 @@ test('other fields: seeds, adapt, engine, testSolvers, audits, numbers, required
   fails(t, { ...base, iterations: 0 }, 'iterations', /positive integer, got 0/);
   fails(t, { ...base, lr: -1 }, 'lr', /learning rate/);
   fails(t, { field: 'mlp', grid: base.grid }, 'datasets', /required/);
-  fails(t, { ...base, datasets: ['spheres', 'has space'] }, 'datasets[1]', /dataset spec string/);
+  fails(t, { ...base, datasets: ['spheres:dupont2019:dim=2', 'has space'] }, 'datasets[1]', /unknown dataset "has space"/);
+  fails(t, { ...base, datasets: ['spheres:dupont2019:dim=2', ' '] }, 'datasets[1]', /dataset spec string/);
+  fails(t, { ...base, field: 7 }, 'field', /field spec string like "mlp:width=32", got 7/);
   const e = t.throws(() => validateStudy([1, 2], 'x.yaml'), { instanceOf: StudyFileError });
   t.regex(e!.message, /^x\.yaml: \(top level\): expected a mapping/);
 });
 
 test('files: YAML and JSON, syntax errors name the file', (t) => {
   const dir = tempDir();
-  const yaml = writeStudy(dir, 's.yaml', 'datasets: spheres:a\nfield: mlp:width=8\ngrid:\n  - {solver: dopri5, tols: [1e-3, 1e-5]}\n');
-  t.deepEqual(loadStudyFile(yaml).grid[0]!.specs, ['dopri5:0.001', 'dopri5:0.00001']);
+  const yaml = writeStudy(dir, 's.yaml', 'datasets: spheres:dupont2019:dim=2,n=256\nfield: mlp:width=8\ngrid:\n  - {solver: dopri5, tols: [1e-3, 1e-5]}\n');
+  const spec = loadStudyFile(yaml);
+  t.deepEqual(spec.grid[0]!.specs, ['dopri5:0.001', 'dopri5:0.00001']);
+  t.deepEqual(spec.datasets, ['spheres:dupont2019:dim=2,n=256'], 'a plain YAML scalar may hold commas');
   const json = writeStudy(dir, 's.json', JSON.stringify(base));
   t.is(loadStudyFile(json).grid.length, 2);
   const bad = writeStudy(dir, 'bad.yaml', 'datasets: [a\nfield: x\n');
@@ -85,7 +106,7 @@ test('files: YAML and JSON, syntax errors name the file', (t) => {
 
 test('CLI: a schema violation is one line naming file, path and value; unknown flags are errors', async (t) => {
   const dir = tempDir();
-  const file = writeStudy(dir, 'bad.yaml', 'datasets: [spheres:a]\nfield: mlp:width=8\ngrid:\n  - {solver: euler, steps: [0.5]}\n  - {solver: rk4, steps: [0.1]}\n  - {solver: rk4, steps: [-0.1]}\n');
+  const file = writeStudy(dir, 'bad.yaml', 'datasets: [spheres:dupont2019:dim=2]\nfield: mlp:width=8\ngrid:\n  - {solver: euler, steps: [0.5]}\n  - {solver: rk4, steps: [0.1]}\n  - {solver: rk4, steps: [-0.1]}\n');
   const r = await cliResult(['study', 'plan', file]);
   t.is(r.code, 1);
   t.is(r.err, `odeness: error: ${file}: grid[2].steps[0]: expected a step size h, a number in (0, 1], got -0.1\n`);
@@ -95,4 +116,9 @@ test('CLI: a schema violation is one line naming file, path and value; unknown f
   const w = await cliResult(['study', 'run', file, '--out', join(dir, 'o'), '--workers', 'zero']);
   t.not(w.code, 0);
   t.regex(w.err, /--workers must be a positive integer/);
+  const ds = writeStudy(dir, 'ds.yaml', 'datasets:\n  - spheres:dupont2019:dim=2\n  - fail:b\nfield: mlp:width=8\ngrid: [euler:0.5]\n');
+  const d = await cliResult(['study', 'run', ds, '--out', join(dir, 'o')]);
+  t.is(d.code, 1);
+  t.regex(d.err, /^odeness: error: .*ds\.yaml: datasets\[1\]: dataset spec "fail:b": unknown dataset "fail"; .*, got "fail:b"\n$/);
+  t.false(existsSync(join(dir, 'o')), 'an invalid study touches no output directory');
 });

@@ -5,9 +5,9 @@ import { planStudy } from '../src/study/plan.js';
 import { parseResults, readResults, ResultStore, RESULTS_FILE } from '../src/study/store.js';
 import { studyStatus } from '../src/study/status.js';
 import type { JobResult } from '../src/study/types.js';
-import { tempDir } from './helpers/procs.js';
+import { tempDir, TINY_DATASET } from './helpers/procs.js';
 
-const plan = planStudy({ datasets: 'spheres:a', field: 'mlp:width=8', grid: ['euler:0.5'], seeds: 3, iterations: 10 });
+const plan = planStudy({ datasets: TINY_DATASET, field: 'mlp:width=8', grid: ['euler:0.5'], seeds: 3, iterations: 10 });
 
 function result(i: number, status: 'done' | 'failed', attempt = 1): JobResult {
   const job = plan.jobs[i]!;

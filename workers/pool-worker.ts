@@ -1,16 +1,21 @@
 /**
  * piscina worker-thread entry: runs one job per task through the one job path
- * (`runJob` → `executeJob`) and reports start/progress on the task's port.
+ * (`runJob` → `executeJob`), reports start/progress on the task's port, and
+ * stops the job when the main thread posts `cancel` on it.
  */
 import { threadId, type MessagePort } from 'node:worker_threads';
 import { runJob } from '../src/study/job.js';
 import type { JobResult } from '../src/study/types.js';
-import type { PoolTask, PoolTaskMessage } from '../src/cluster/pool.js';
+import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/cluster/pool.js';
 
 export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
   const worker = `${task.workerPrefix}/t${threadId}`;
   const port: MessagePort | undefined = task.port;
   const send = (m: PoolTaskMessage) => port?.postMessage(m);
+  const cancel = new AbortController();
+  port?.on('message', (m: PoolControlMessage) => {
+    if (m?.kind === 'cancel') cancel.abort();
+  });
   send({ kind: 'start', worker });
   try {
     return await runJob(task.job, {
@@ -18,6 +23,7 @@ export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
       attempt: task.attempt,
       worker,
       onProgress: (progress) => send({ kind: 'progress', worker, progress }),
+      signal: cancel.signal,
     });
   } finally {
     port?.close();

@@ -24,6 +24,15 @@ export interface PoolTask {
 /** What a worker thread posts back on the task's port while the task runs. */
 export type PoolTaskMessage = { kind: 'start'; worker: string } | { kind: 'progress'; worker: string; progress: JobProgress };
 
+/** What the main thread posts to a running task on its port: stop at the next safe point. */
+export type PoolControlMessage = { kind: 'cancel' };
+
+function abortError(): Error {
+  const e = new Error('the job was cancelled');
+  e.name = 'AbortError';
+  return e;
+}
+
 /**
  * The worker file sits next to this module's tree with this module's own
  * extension: `workers/pool-worker.ts` when running TypeScript through tsx
@@ -73,20 +82,29 @@ export class JobPool {
 
   /**
    * Run one job in a worker thread. A job that throws becomes a failed result;
-   * a thread that dies becomes a failed result too. Rejects only when `signal` aborts.
+   * a thread that dies becomes a failed result too.
+   *
+   * `signal` cancels cooperatively: the thread is told to stop and the job
+   * ends at its next safe point (between training iterations or phases). The
+   * thread is never terminated mid-job: terminating a thread while
+   * onnxruntime-node runs in it aborts the whole process (a native
+   * `Napi::Error` escapes). Once `signal` has aborted this rejects with an
+   * AbortError, unless the job still finished `done` (its work is kept).
    */
   async run(job: Job, attempt: number, bundleDir: string, hooks: PoolRunHooks = {}): Promise<JobResult> {
+    if (hooks.signal?.aborted) throw abortError();
     const { port1, port2 } = new MessageChannel();
     port1.on('message', (m: PoolTaskMessage) => {
       if (m.kind === 'start') hooks.onStart?.(m.worker);
       else hooks.onProgress?.(m.worker, m.progress);
     });
+    const cancel = () => port1.postMessage({ kind: 'cancel' } satisfies PoolControlMessage);
+    hooks.signal?.addEventListener('abort', cancel, { once: true });
     const started = Date.now();
     try {
-      return await this.pool.run(
-        { job, attempt, bundleDir, workerPrefix: this.workerPrefix, port: port2 },
-        { transferList: [port2], ...(hooks.signal ? { signal: hooks.signal } : {}) },
-      );
+      const result = await this.pool.run({ job, attempt, bundleDir, workerPrefix: this.workerPrefix, port: port2 }, { transferList: [port2] });
+      if (hooks.signal?.aborted && result.status !== 'done') throw abortError();
+      return result;
     } catch (e) {
       if (hooks.signal?.aborted) throw e;
       const end = Date.now();
@@ -96,6 +114,7 @@ export class JobPool {
         timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started },
       };
     } finally {
+      hooks.signal?.removeEventListener('abort', cancel);
       port1.close();
     }
   }

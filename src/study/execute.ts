@@ -24,6 +24,11 @@ import type { Job, JobContext, JobOutcome } from './types.js';
 export const JOB_MODEL_DIR = 'model';
 
 export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome> {
+  // Cancellation is cooperative (the thread is never terminated mid-job, see JobPool.run):
+  // training checks the signal every iteration, and each later phase starts only if it is not set.
+  const stopIfCancelled = () => {
+    if (ctx.signal?.aborted) throw new OdenessError(`job ${job.id} was cancelled`);
+  };
   const backend = await initBackend();
   const started = performance.now();
   let lastReport = 0;
@@ -51,7 +56,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       },
     },
   );
-  if (ctx.signal?.aborted) throw new OdenessError(`job ${job.id} was cancelled`);
+  stopIfCancelled();
   if (run.result.diverged) throw new OdenessError(`training diverged: ${run.result.diverged.message}`);
   const trainMs = performance.now() - started;
 
@@ -63,6 +68,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     provenance: { jobId: job.id, initialSolver: job.trainSolver, adapt: job.adapt, iterations: run.result.iterations, engine: run.training.engine ?? 'tfjs' },
   });
 
+  stopIfCancelled();
   const evalStart = performance.now();
   const test = run.dataset.test;
   const trainSpec = parseSolverSpec(run.training.solver);
@@ -70,6 +76,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs);
   const [own, ...evals] = rows;
   const evalMs = performance.now() - evalStart;
+  if (job.audit.crossing || job.audit.fan) stopIfCancelled();
   const audits = job.audit.crossing || job.audit.fan ? await runAudits(job, ctx.bundleDir, test, trainSpec) : undefined;
   const nfe = run.result.nfe;
   return {

@@ -1,17 +1,16 @@
 /**
- * Real-process helpers for the study/cluster end-to-end tests: run the study
- * CLI (test/helpers/cli-study.ts under tsx), and a throwaway nats-server on a
- * free port with its own JetStream store directory.
+ * Real-process helpers for the study/cluster end-to-end tests: run the real
+ * CLI (the compiled bin/odeness.js; `npm test` runs tsc first), and a
+ * throwaway nats-server on a free port with its own JetStream store directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { BIN, ROOT } from './cli.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(ROOT, 'test', 'helpers', 'cli-study.ts');
+export { ROOT };
 
 export function tempDir(prefix = 'odeness-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -72,15 +71,34 @@ export function spawnProc(cmd: string, args: string[], opts: { env?: NodeJS.Proc
   };
 }
 
-/** `odeness …` through the test entry (tsx), in the repository root. */
+/** `odeness …` (bin/odeness.js, the compiled CLI) as a real process in the repository root. */
 export function cli(args: string[], env?: NodeJS.ProcessEnv): Proc {
-  return spawnProc(process.execPath, ['--import=tsx', CLI, ...args], env ? { env } : {});
+  return spawnProc(process.execPath, [BIN, ...args], env ? { env } : {});
 }
 
 export async function cliResult(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
   const p = cli(args, env);
   const code = await p.exited;
   return { code, out: p.out(), err: p.err() };
+}
+
+/** `cliResult` plus the wall time of the whole process, start-up included. */
+export async function timedCli(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string; ms: number }> {
+  const t0 = Date.now();
+  const r = await cliResult(args, env);
+  return { ...r, ms: Date.now() - t0 };
+}
+
+/**
+ * The wall time of a CLI process that fails right after start-up (`study
+ * status` of a missing directory): run it alongside a timed command to tell
+ * "failed fast" from "waited for a timeout" on a loaded machine, where the
+ * start-up alone (loading the CLI and its libraries) can take seconds.
+ */
+export async function startupMs(): Promise<number> {
+  const r = await timedCli(['study', 'status', join(tempDir(), 'none')]);
+  if (r.code !== 1) throw new Error(`start-up probe: expected exit 1, got ${r.code}: ${r.err}`);
+  return r.ms;
 }
 
 export function freePort(): Promise<number> {
@@ -143,4 +161,31 @@ export async function startNats(opts: { config?: string } = {}): Promise<NatsSer
       await start();
     },
   };
+}
+
+/** A real dataset small enough for end-to-end study tests (256 training points, 100 test points). */
+export const TINY_DATASET = 'spheres:dupont2019:dim=2,n=256,testN=100';
+/** A real dataset that fails when a job loads it (FileFormatError: file not found). */
+export const MISSING_DATASET = 'json:/nonexistent/fail.json';
+
+/**
+ * A study file of real tiny jobs (mlp:width=8, batch 32, one test solver).
+ * `grid` is YAML for the grid key; job length is set by the solver and
+ * `iterations` (about 0.4 ms per iteration for euler:0.5, 0.8 ms for
+ * rk4:0.25, plus ~0.1 s per job on a warm worker thread, unloaded).
+ */
+export function tinyStudy(o: { grid: string; iterations: number; datasets?: string[]; seeds?: number | number[] }): string {
+  const datasets = o.datasets ?? [TINY_DATASET];
+  return [
+    'datasets:',
+    ...datasets.map((d) => `  - ${JSON.stringify(d)}`),
+    'field: mlp:width=8',
+    `grid: ${o.grid}`,
+    ...(o.seeds !== undefined ? [`seeds: ${JSON.stringify(o.seeds)}`] : []),
+    `iterations: ${o.iterations}`,
+    'batchSize: 32',
+    'lr: 0.01',
+    'testSolvers: [rk4:0.1]',
+    '',
+  ].join('\n');
 }
