@@ -94,3 +94,18 @@ test('bad input: wrong data width, too few points, threshold outside (0, 1)', as
     t.regex(r.stderr, /threshold must be .*between 0 and 1/);
   }
 });
+
+test('--plot writes the figures people look at: trajectories with crossings, the fan, accuracy vs test steps', async (t) => {
+  const dir = path.join(tmp, 'plots');
+  const a = await runCli(['audit', 'crossing', '--model', model, '--data', data, '--solver', 'euler:0.5', '--no-fold', '--plot', dir]);
+  const b = await runCli(['audit', 'fan', '--model', model, '--data', data, '--solver', 'euler:0.5', '--plot', dir]);
+  const c = await runCli(['evaluate', '--model', model, '--data', data, '--plot', dir]);
+  for (const r of [a, b, c]) t.is(r.code, 0, r.stderr);
+  for (const name of ['trajectories', 'fan', 'accuracy-vs-steps']) {
+    const svg = fs.readFileSync(path.join(dir, `${name}.svg`), 'utf8');
+    t.regex(svg, /^<svg/);
+    const png = fs.readFileSync(path.join(dir, `${name}.png`));
+    t.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${name}.png signature`);
+  }
+  t.regex(fs.readFileSync(path.join(dir, 'accuracy-vs-steps.svg'), 'utf8'), /number of test steps/);
+});

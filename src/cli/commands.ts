@@ -90,6 +90,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-start <how>', 'hairer (initial step from the first batch, paper) | spec (start from --solver)', 'hairer')
     .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
     .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine', positiveInt, 1)
+    .option('--plot <dir>', 'with --adapt: write the adaptation trace (h or tol and both accuracies over iterations) as SVG + PNG')
     .option('--json', 'print log entries and the summary as JSON lines')
     .action(async (opts, cmd: Command) => {
       const backend = await initBackend(globals(cmd).backend);
@@ -146,6 +147,10 @@ export function registerCoreCommands(program: Command): void {
         seconds: (Date.now() - started) / 1000,
         ...(run.result.diverged ? { error: run.result.diverged.message } : {}),
       };
+      if (opts.plot && run.result.adaptation.length > 0) {
+        const { writeAdaptationTrace } = await import('./plot-output.js');
+        await writeAdaptationTrace(opts.plot, parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol', run.result.adaptation);
+      }
       if (json) printJson(summary);
       else {
         process.stdout.write(`saved ${opts.out} (${run.training.status}, ${summary.iterations} iterations, ${summary.seconds.toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`);
@@ -165,6 +170,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper')
     .option('--data <file.json>', 'evaluation data {"x": number[][], "y": number[]} (default: the model\'s own test split)')
     .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .option('--plot <dir>', 'write the accuracy-vs-test-steps figure (SVG + PNG) into this directory')
     .option('--json', 'print {"results": [...]}')
     .action(async (opts, cmd: Command) => {
       if (Boolean(opts.model) === Boolean(opts.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
@@ -180,6 +186,12 @@ export function registerCoreCommands(program: Command): void {
       const specs = resolveTestSolvers(opts.solvers, model.training.solver, model.config.t0, model.config.t1);
       const rows = evaluateModel(model, data, specs);
       printEvalRows(rows, Boolean(opts.json), { model: opts.model, trainSolver: model.training.solver });
+      if (opts.plot) {
+        const { writeAccuracyFigure } = await import('./plot-output.js');
+        // The training solver's own point is the diamond of the paper's figure.
+        const [own] = evaluateModel(model, data, [parseSolverSpec(model.training.solver)]);
+        await writeAccuracyFigure(opts.plot, `trained with ${model.training.solver}`, [...rows, own!], own!.spec);
+      }
     });
 }
 

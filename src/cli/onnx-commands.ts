@@ -14,7 +14,7 @@ import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { finite, positiveInt } from './args.js';
 import { printEvalRows, printJson, resolveTestSolvers } from './commands.js';
 
-export async function evaluateBundleCommand(opts: { bundle: string; data?: string; solvers?: string; threads?: number; json?: boolean }): Promise<void> {
+export async function evaluateBundleCommand(opts: { bundle: string; data?: string; solvers?: string; threads?: number; json?: boolean; plot?: string }): Promise<void> {
   const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1 });
   const manifest = bundle.manifest;
   const width = bundle.inputShape.reduce((a, b) => a * b, 1);
@@ -28,6 +28,11 @@ export async function evaluateBundleCommand(opts: { bundle: string; data?: strin
   const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
   const rows = await evaluateBundle(opts.bundle, { ...data, width: data.width ?? width }, specs, { threads: opts.threads ?? 1 });
   printEvalRows(rows, Boolean(opts.json), { bundle: opts.bundle, ...(manifest.trainSolver ? { trainSolver: manifest.trainSolver } : {}) });
+  if (opts.plot) {
+    const { writeAccuracyFigure } = await import('./plot-output.js');
+    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, { ...data, width: data.width ?? width }, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1 }) : [];
+    await writeAccuracyFigure(opts.plot, manifest.trainSolver ? `trained with ${manifest.trainSolver}` : opts.bundle, [...rows, ...own], own[0]?.spec);
+  }
 }
 
 async function readZ0(file: string): Promise<number[][]> {

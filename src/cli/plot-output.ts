@@ -2,7 +2,7 @@
 import type { Trajectories, FanAudit } from '../audit/audits.js';
 import type { CrossingResult } from '../audit/crossing.js';
 import type { AdaptDecision } from '../train/adapt.js';
-import { writeAdaptationPlot, writeFanPlot as writeFan, writeTrajectoriesPlot, type WrittenPlot } from '../audit/plots.js';
+import { writeAccuracyVsStepsPlot, writeAdaptationPlot, writeFanPlot as writeFan, writeTrajectoriesPlot, type WrittenPlot } from '../audit/plots.js';
 
 function announce(w: WrittenPlot): void {
   process.stderr.write(`wrote ${[w.svgPath, w.pngPath].filter(Boolean).join(' and ')}\n`);
@@ -20,4 +20,27 @@ export async function writeFanPlot(dir: string, r: FanAudit): Promise<void> {
 export async function writeAdaptationTrace(dir: string, kind: 'step' | 'tol', decisions: readonly AdaptDecision[]): Promise<void> {
   const points = decisions.map((d) => ({ iteration: d.iteration, param: d.paramAfter, trainAccuracy: d.trainAccuracy, testAccuracy: d.testAccuracy }));
   announce(await writeAdaptationPlot(dir, 'adaptation', { kind, points }, { png: true }));
+}
+
+/** The paper's main figure for one model: accuracy vs test #steps (fixed solvers) or vs 1/tol (adaptive). */
+export async function writeAccuracyFigure(dir: string, label: string, rows: readonly SolverLabelRow[], trainSpec?: string): Promise<void> {
+  const train = rows.find((r) => r.spec === trainSpec);
+  const fixed = rows.filter((r) => r.steps !== undefined);
+  const adaptive = rows.filter((r) => r.steps === undefined);
+  if (fixed.length > 0) {
+    const curve = { label, points: fixed.map((r) => ({ x: r.steps!, accuracy: r.accuracy, testSolver: r.solver })), ...(train?.steps !== undefined ? { train: { x: train.steps, accuracy: train.accuracy } } : {}) };
+    announce(await writeAccuracyVsStepsPlot(dir, 'accuracy-vs-steps', [curve], { png: true }));
+  }
+  if (adaptive.length > 0) {
+    const curve = { label, points: adaptive.map((r) => ({ x: r.param, accuracy: r.accuracy, testSolver: r.solver })), ...(train && train.steps === undefined ? { train: { x: train.param, accuracy: train.accuracy } } : {}) };
+    announce(await writeAccuracyVsStepsPlot(dir, 'accuracy-vs-tol', [curve], { png: true, xKind: 'tol' }));
+  }
+}
+
+interface SolverLabelRow {
+  readonly spec: string;
+  readonly solver: string;
+  readonly param: number;
+  readonly steps?: number;
+  readonly accuracy: number;
 }
