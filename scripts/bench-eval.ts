@@ -21,6 +21,7 @@ import { fieldGraph, solveGraph } from '../src/onnx/model-graphs.js';
 import { OnnxField } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import type { SolverSpec } from '../src/solvers/spec.js';
+import { Rng } from '../src/data/random.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,17 +35,10 @@ const WIDTH = 64;
 const D = 2;
 const spec: SolverSpec = { kind: 'fixed', method: 'rk4', steps: STEPS };
 
-/** Seeded normals (mulberry32 + Box–Muller) so every run benchmarks the same field. */
+/** Seeded standard normals from the project's PRNG, so every run uses the same weights. */
 function normals(seed: number): () => number {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+  const r = new Rng(seed);
+  return () => r.normal();
 }
 
 const normal = normals(1);

@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { ADAM_GRAPH_MIN_PARAMS } from '../src/train/ort-engine.js';
+import { Rng } from '../src/data/random.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, fallback: string): string {
@@ -58,16 +59,10 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Seeded standard normals from the project's PRNG, so every run uses the same weights. */
 function normals(seed: number): () => number {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+  const r = new Rng(seed);
+  return () => r.normal();
 }
 
 /** Seeded data and Kaiming-style weights shared by every engine (layout of src/models/types.ts). */

@@ -18,19 +18,14 @@ import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } 
 import { OnnxField, OnnxMap } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
+import { Rng } from '../src/data/random.js';
 
-// ---------- seeded numbers (local, so the test depends on nothing else) ----------
+// ---------- seeded numbers ----------
 
+/** Seeded standard normals from the project's PRNG, so every run uses the same weights. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  const r = new Rng(seed);
+  return () => r.normal();
 }
 
 function randomModel(field: FieldSpec, inputShape: number[], augment: number, classes: number, seed: number): Model {

@@ -13,17 +13,11 @@ import { trainGraph } from '../../src/onnx/train-graph.js';
 import type { SolverSpec } from '../../src/solvers/spec.js';
 import { forward } from '../../src/train/train.js';
 import { sessionOptions } from '../../src/train/ort-engine.js';
+import { Rng } from '../../src/data/random.js';
 
 export function normalStream(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  const r = new Rng(seed);
+  return () => r.normal();
 }
 
 export function configFor(field: string, inputShape: number[], augment: number, classes: number): ModelConfig {
