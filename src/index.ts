@@ -1,0 +1,47 @@
+/**
+ * odeness as a library: the same functions the CLI calls.
+ *
+ *   import { runStudy, trainRun, evaluateModel, parseSolverSpec } from 'odeness';
+ */
+export * from './errors.js';
+
+// Solvers and numeric engines
+export { getTableau, METHODS, FIXED_METHODS, ADAPTIVE_METHODS, type Tableau } from './solvers/tableau.js';
+export { parseSolverSpec, parseSolverList, formatSolverSpec, solverParam, solverLabel, fixedStepCount, type SolverSpec, type FixedSolverSpec, type AdaptiveSolverSpec, type SolverLabel } from './solvers/spec.js';
+export { solve, solveAsync, fixedGrid, type SolveOptions, type SolveResult, type SolveStats, type Trajectory } from './solvers/integrate.js';
+export type { VectorOps, SyncField, AsyncField, FieldCall } from './solvers/vector.js';
+export { float32Ops, float64Ops } from './engines/typed.js';
+export { tensorOps } from './engines/tensor.js';
+export { initBackend, type BackendInfo } from './engines/backend.js';
+
+// Data and models
+export { loadDataset, parseDatasetSpec, formatDatasetSpec, makeSpheres, loadMnist, loadCifar10, readJsonData, Rng, type Dataset, type Split } from './data/index.js';
+export { parseFieldSpec, formatFieldSpec } from './models/spec.js';
+export { initParams, paramShapes } from './models/params.js';
+export { saveModel, loadModel, type SavedModel, type TrainingInfo } from './models/io.js';
+export type { Model, ModelConfig, FieldSpec, Params } from './models/types.js';
+
+// Training
+export { train, type TrainOptions, type TrainResult, type TrainLogEntry } from './train/train.js';
+export { trainRun, type TrainRunSpec, type TrainRunResult } from './train/run.js';
+export { DEFAULT_ADAPT, type AdaptOptions, type AdaptDecision } from './train/adapt.js';
+
+// ONNX
+export { writeBundle, readBundle, type Bundle, type BundleManifest } from './onnx/bundle.js';
+export { evaluateBundle, solveField, type BundleEvalRow } from './onnx/evaluate.js';
+export { effectiveModelGraph } from './onnx/model-graphs.js';
+
+// Audits
+export { evaluateModel, paperTestSolvers, type EvalRow } from './audit/evaluate.js';
+export { openModelSource, auditData, type ModelSource } from './audit/source.js';
+export { crossingAudit, fanAudit, trajectories } from './audit/audits.js';
+export { countCrossings } from './audit/crossing.js';
+export { foldCheck } from './audit/fold.js';
+export { fanStats } from './audit/fan.js';
+export { criticalStep } from './audit/critical.js';
+export { criticalFromModels } from './audit/critical-models.js';
+export { compareGridAdaptation } from './audit/compare.js';
+
+// Studies
+export { planStudy, runStudy, studyStatus, executeJob, runWorker, validateStudy, type Job, type JobResult, type StudyEvent, type StudySpec } from './study/index.js';
+export { writeStudyReport } from './study/report.js';
