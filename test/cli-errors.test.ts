@@ -52,3 +52,14 @@ test('--backend / ODENESS_BACKEND select the cpu backend', async (t) => {
   t.is(JSON.parse(b.stdout).backend, 'cpu');
   await userError(t, ['info', '--backend', 'gpu'], /gpu/);
 });
+
+test('--epochs and --iterations together are rejected; bad --betas name the flag', async (t) => {
+  await userError(t, ['train', '--out', path.join(tmp, 'm'), '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--epochs', '2', '--iterations', '5'], /iterations or epochs, not both/);
+  await userError(t, ['train', '--out', path.join(tmp, 'm'), '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--betas', '0.9'], /--betas/);
+});
+
+test('--epochs trains full passes over the training set', async (t) => {
+  const r = await runCli(['train', '--out', path.join(tmp, 'ep'), '--dataset', 'spheres:dupont2019:dim=2,n=300', '--solver', 'euler:0.5', '--epochs', '2', '--batch-size', '100', '--json']);
+  t.is(r.code, 0, r.stderr);
+  t.is(JSON.parse(r.stdout.trim().split('\n').at(-1)!).iterations, 6);
+});

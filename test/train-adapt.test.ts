@@ -9,7 +9,7 @@ import { evaluateModel } from '../src/audit/evaluate.js';
 import { compareGridAdaptation } from '../src/audit/compare.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { trainRun } from '../src/train/run.js';
-import { fixedAdaptStep, fixedTestSolver, DEFAULT_ADAPT } from '../src/train/adapt.js';
+import { adaptiveAdaptStep, fixedAdaptStep, fixedTestSolver, DEFAULT_ADAPT } from '../src/train/adapt.js';
 import { loadDataset } from '../src/data/spec.js';
 
 const base = { dataset: 'spheres:dupont2019:dim=2', field: 'mlp:width=32', seed: 1, batchSize: 128, lr: 1e-3, iterations: 400 };
@@ -61,4 +61,29 @@ test('adaptation keeps ODE semantics and costs fewer NFE than a 5-step-size grid
   t.truthy(cmp.grid.cheapestPassing, 'some grid configuration keeps ODE semantics');
   t.true(cmp.adaptation.totalNfe < cmp.grid.totalNfe, `adaptation ${cmp.adaptation.totalNfe} NFE vs grid ${cmp.grid.totalNfe}`);
   t.true(cmp.adaptationWins);
+});
+
+test('tolerance adaptation: test solver dopri5 at tol/10 made stricter until it costs more NFE; shrink ×0.5, grow ×1.1, hold on 5 equal NFE', async (t) => {
+  const spec = parseSolverSpec('bosh3:1e-4') as import('../src/solvers/spec.js').AdaptiveSolverSpec;
+  const asked: string[] = [];
+  // The test solver's NFE grows as its tolerance tightens: 60 at 1e-5, 90 at 1e-6.
+  const accuracy = (acc: (tol: number) => number) => async (s: import('../src/solvers/spec.js').SolverSpec) => {
+    const tol = (s as { rtol: number }).rtol;
+    asked.push(`${s.method}:${tol.toExponential(0)}`);
+    return { accuracy: acc(tol), nfe: Math.round(-30 * Math.log10(tol)) - 90 };
+  };
+  const fail = await adaptiveAdaptStep(50, spec, 0.95, 70, [], accuracy(() => 0.5), DEFAULT_ADAPT);
+  t.deepEqual(asked, ['dopri5:1e-5', 'dopri5:1e-6'], 'tol/10 first, then /10 again while its NFE ≤ the training NFE (60 ≤ 70)');
+  t.is(fail.decision.action, 'shrink');
+  t.is(fail.spec.rtol, 0.5e-4);
+  t.is(fail.spec.atol, 0.5e-4);
+  const pass = await adaptiveAdaptStep(100, spec, 0.95, 10, [], accuracy(() => 0.95), DEFAULT_ADAPT);
+  t.is(pass.decision.action, 'grow');
+  t.true(Math.abs(pass.spec.rtol - 1.1e-4) < 1e-15);
+  const hold = await adaptiveAdaptStep(150, spec, 0.95, 10, [10, 10, 10, 10, 10], accuracy(() => 0.95), DEFAULT_ADAPT);
+  t.is(hold.decision.action, 'hold', 'a looser tolerance buys nothing when the NFE has not changed for 5 checks');
+  t.is(hold.spec.rtol, 1e-4);
+  asked.length = 0;
+  await adaptiveAdaptStep(50, { ...spec, method: 'fehlberg2' }, 0.95, 0, [], accuracy(() => 0.95), DEFAULT_ADAPT);
+  t.is(asked[0], 'dopri5:2e-5', 'fehlberg2-trained: dopri5 at tol/5');
 });

@@ -34,3 +34,12 @@ export function positive(value: string): number {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** "b1,b2" with both in [0, 1): Adam's betas. */
+export function betaPair(value: string): [number, number] {
+  const parts = value.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 2 || !parts.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) {
+    throw new InvalidArgumentError(`expected two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; got "${value}"`);
+  }
+  return [parts[0]!, parts[1]!];
+}

@@ -7,11 +7,11 @@ import { readJsonData } from '../data/json.js';
 import { loadModel } from '../models/io.js';
 import { evaluateModel, paperTestSolvers, type EvalData, type EvalRow } from '../audit/evaluate.js';
 import { parseSolverList, parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { trainRun, TRAIN_DEFAULTS } from '../train/run.js';
+import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
 import { parseEngineChoice } from '../train/engine.js';
 import { SpecError } from '../errors.js';
-import { finite, nonNegativeInt, positive, positiveInt } from './args.js';
+import { betaPair, finite, nonNegativeInt, positive, positiveInt } from './args.js';
 import { formatNumber, progress, table } from './output.js';
 
 const require = createRequire(import.meta.url);
@@ -76,10 +76,12 @@ export function registerCoreCommands(program: Command): void {
     .requiredOption('--solver <spec>', 'training solver, e.g. euler:0.5, rk4:steps=10, dopri5:1e-5')
     .requiredOption('--out <dir>', 'model directory to write')
     .option('--field <spec>', 'mlp:width=<w>[,depth=<k>,act=<tanh|relu|softplus>,time] | conv1d | conv2d', TRAIN_DEFAULTS.field)
-    .option('--iterations <n>', 'training iterations', positiveInt, TRAIN_DEFAULTS.iterations)
+    .option('--iterations <n>', `training iterations (default ${TRAIN_DEFAULTS.iterations})`, positiveInt)
+    .option('--epochs <n>', 'train for N passes over the training set instead of --iterations', positiveInt)
     .option('--seed <n>', 'seed for data, initialisation and batch order', nonNegativeInt, TRAIN_DEFAULTS.seed)
     .option('--batch-size <n>', 'mini-batch size', positiveInt, TRAIN_DEFAULTS.batchSize)
     .option('--lr <x>', 'Adam learning rate (the paper uses 1e-4 for 10 000 iterations)', positive, TRAIN_DEFAULTS.lr)
+    .option('--betas <b1,b2>', "Adam's β1,β2", betaPair, [0.9, 0.999])
     .option('--augment <n>', 'zero-augmentation: extra state dimensions (or image channels)', nonNegativeInt, TRAIN_DEFAULTS.augment)
     .option('--t1 <x>', 'end time of the ODE block (starts at 0)', finite, TRAIN_DEFAULTS.t1)
     .option('--log-every <n>', 'log every N iterations', positiveInt, TRAIN_DEFAULTS.logEvery)
@@ -97,14 +99,18 @@ export function registerCoreCommands(program: Command): void {
       const engine = parseEngineChoice(opts.engine);
       if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
       const json = Boolean(opts.json);
-      const bar = progress(opts.iterations, 'train', !json && process.stderr.isTTY === true);
+      parseSolverSpec(opts.solver); // a bad spec fails before the dataset is loaded
+      const dataset = await loadDataset(opts.dataset, opts.seed);
+      const iterations = resolveIterations(opts, dataset.train.n);
+      const bar = progress(iterations, 'train', !json && process.stderr.isTTY === true);
       const started = Date.now();
       const run = await trainRun(
         {
           dataset: opts.dataset,
           field: opts.field,
           solver: opts.solver,
-          iterations: opts.iterations,
+          iterations,
+          betas: opts.betas,
           seed: opts.seed,
           batchSize: opts.batchSize,
           lr: opts.lr,
@@ -116,6 +122,7 @@ export function registerCoreCommands(program: Command): void {
         },
         {
           out: opts.out,
+          dataset,
           threads: opts.threads,
           onIteration: (it) => bar.update(it),
           onLog: (e) => {

@@ -19,10 +19,14 @@ export interface TrainRunSpec {
   readonly dataset: string;
   readonly field: string;
   readonly solver: string;
-  readonly iterations: number;
+  /** Training length: iterations, or epochs (passes over the training set, full batches only); not both. */
+  readonly iterations?: number;
+  readonly epochs?: number;
   readonly seed: number;
   readonly batchSize: number;
   readonly lr: number;
+  /** Adam's β1, β2 (default 0.9, 0.999). */
+  readonly betas?: readonly [number, number];
   /** Zero-augmentation: extra state dims / channels (default 0). */
   readonly augment?: number;
   readonly t0?: number;
@@ -59,6 +63,15 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
   return config;
 }
 
+/** Iterations from `iterations` or `epochs` (each epoch = ⌊n / batch⌋ full batches). */
+export function resolveIterations(spec: Pick<TrainRunSpec, 'iterations' | 'epochs' | 'batchSize'>, trainSize: number): number {
+  if (spec.iterations !== undefined && spec.epochs !== undefined) throw new SpecError('give iterations or epochs, not both');
+  if (spec.epochs === undefined) return spec.iterations ?? TRAIN_DEFAULTS.iterations;
+  if (!Number.isInteger(spec.epochs) || spec.epochs < 1) throw new SpecError(`epochs must be a positive integer, got ${spec.epochs}`);
+  if (spec.batchSize > trainSize) throw new SpecError(`batch size ${spec.batchSize} is larger than the training set (${trainSize} samples)`);
+  return spec.epochs * Math.floor(trainSize / spec.batchSize);
+}
+
 export async function trainRun(
   spec: TrainRunSpec,
   hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & { out?: string; dataset?: Dataset } = {},
@@ -71,7 +84,8 @@ export async function trainRun(
   const initial: Model = { config, params: initParams(config, () => initRng.normal()) };
   const result = await train(initial, dataset.train, {
     solver,
-    iterations: spec.iterations,
+    iterations: resolveIterations(spec, dataset.train.n),
+    betas: spec.betas,
     batchSize: spec.batchSize,
     lr: spec.lr,
     rng: root.fork('batches'),
