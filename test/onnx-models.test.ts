@@ -17,7 +17,7 @@ import { evaluateBundle } from '../src/onnx/evaluate.js';
 import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/model-graphs.js';
 import { OnnxField, OnnxMap } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
-import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
+import { parseSolverSpec } from '../src/solvers/spec.js';
 import { Rng } from '../src/data/random.js';
 
 // ---------- seeded numbers ----------

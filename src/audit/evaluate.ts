@@ -4,10 +4,10 @@
  * same rows for bundles.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError } from '../errors.js';
+import { ShapeError, SpecError } from '../errors.js';
 import { buildTfModel } from '../models/tf-model.js';
 import type { Model } from '../models/types.js';
-import { fixedStepCount, solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
+import { fixedStepCount, parseSolverList, parseSolverSpec, solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
 import { forward } from '../train/train.js';
 
 export interface EvalData {
@@ -74,4 +74,13 @@ export function evaluateModel(model: Model, data: EvalData, specs: readonly Solv
   } finally {
     m.dispose();
   }
+}
+
+/** A test-solver list, or "paper" (or nothing) for the paper's set around the training solver. */
+export function resolveTestSolvers(list: string | undefined, trainSolver: string | undefined, t0 = 0, t1 = 1): SolverSpec[] {
+  if (!list || list === 'paper') {
+    if (!trainSolver) throw new SpecError('--solvers is required: the model does not record its training solver');
+    return paperTestSolvers(parseSolverSpec(trainSolver), t0, t1);
+  }
+  return parseSolverList(list);
 }

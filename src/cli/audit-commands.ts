@@ -5,8 +5,7 @@ import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.
 import { criticalFromModels } from '../audit/critical-models.js';
 import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
 import { finite, positiveInt } from './args.js';
-import { printJson } from './commands.js';
-import { formatNumber, table } from './output.js';
+import { formatNumber, printJson, table } from './output.js';
 
 interface SourceOpts {
   model?: string;

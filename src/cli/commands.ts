@@ -5,40 +5,19 @@ import { initBackend } from '../engines/backend.js';
 import { loadDataset } from '../data/spec.js';
 import { readJsonData } from '../data/json.js';
 import { loadModel } from '../models/io.js';
-import { evaluateModel, paperTestSolvers, type EvalData, type EvalRow } from '../audit/evaluate.js';
-import { parseSolverList, parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { evaluateModel, resolveTestSolvers, type EvalData } from '../audit/evaluate.js';
+import { parseSolverSpec } from '../solvers/spec.js';
 import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
 import { parseEngineChoice } from '../train/engine.js';
 import { SpecError } from '../errors.js';
 import { betaPair, finite, nonNegativeInt, positive, positiveInt } from './args.js';
-import { formatNumber, progress, table } from './output.js';
+import { formatNumber, printEvalRows, printJson, progress } from './output.js';
 
 const require = createRequire(import.meta.url);
 
 function globals(cmd: Command): { backend?: string; verbose?: boolean } {
   return cmd.optsWithGlobals() as { backend?: string; verbose?: boolean };
-}
-
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value) + '\n');
-}
-
-export function printEvalRows(rows: readonly EvalRow[], json: boolean, extra: Record<string, unknown> = {}): void {
-  if (json) {
-    printJson({ ...extra, results: rows.map((r) => ({ solver: r.solver, param: r.param, spec: r.spec, ...(r.steps !== undefined ? { steps: r.steps } : {}), accuracy: r.accuracy, nfe: r.nfe })) });
-    return;
-  }
-  process.stdout.write(table(['solver', 'param', 'steps', 'accuracy', 'nfe'], rows.map((r) => [r.spec, r.param, r.steps, r.accuracy, r.nfe])) + '\n');
-}
-
-/** --solvers: a list of specs, or "paper" for the paper's convention around the training solver. */
-export function resolveTestSolvers(list: string | undefined, trainSolver: string | undefined, t0 = 0, t1 = 1): SolverSpec[] {
-  if (!list || list === 'paper') {
-    if (!trainSolver) throw new SpecError('--solvers is required: the model does not record its training solver');
-    return paperTestSolvers(parseSolverSpec(trainSolver), t0, t1);
-  }
-  return parseSolverList(list);
 }
 
 export function registerCoreCommands(program: Command): void {
@@ -202,4 +181,3 @@ export function registerCoreCommands(program: Command): void {
     });
 }
 
-export { formatSolverSpec };

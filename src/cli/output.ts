@@ -1,5 +1,6 @@
 /** Terminal rendering shared by the commands: tables, progress, numbers. */
 import cliProgress from 'cli-progress';
+import type { SolverLabel } from '../solvers/spec.js';
 
 export function formatNumber(v: number | undefined, digits = 4): string {
   if (v === undefined || Number.isNaN(v)) return '-';
@@ -44,4 +45,17 @@ export function progress(total: number, label: string, enabled = process.stderr.
     },
     stop: () => bar.stop(),
   };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/** Cross-solver rows as a table, or as {"results": [...]} with --json. */
+export function printEvalRows(rows: readonly (SolverLabel & { accuracy: number; nfe: number })[], json: boolean, extra: Record<string, unknown> = {}): void {
+  if (json) {
+    printJson({ ...extra, results: rows.map((r) => ({ solver: r.solver, param: r.param, spec: r.spec, ...(r.steps !== undefined ? { steps: r.steps } : {}), accuracy: r.accuracy, nfe: r.nfe })) });
+    return;
+  }
+  process.stdout.write(table(['solver', 'param', 'steps', 'accuracy', 'nfe'], rows.map((r) => [r.spec, r.param, r.steps, r.accuracy, r.nfe])) + '\n');
 }
