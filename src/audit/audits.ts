@@ -44,7 +44,11 @@ export interface CrossingAudit extends Omit<CrossingResult, 'pca'> {
   readonly trajectories?: Trajectories;
 }
 
+/** Above this state dimension the fold check (N·2d evaluations and a d×d determinant per state) is opt-in. */
+export const FOLD_AUTO_MAX_DIM = 64;
+
 export interface CrossingAuditOptions {
+  /** Fold check; default on for states of up to FOLD_AUTO_MAX_DIM dimensions. */
   readonly fold?: boolean;
   readonly differentSteps?: boolean;
   /** Return the trajectories too (for plots). */
@@ -62,7 +66,7 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
         ? 'exact: 2-D segment intersections over the same step'
         : `projection: 2-D segment intersections of the projection onto the 2 leading principal components (${(100 * result.explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not be one in ${tr.d}-D`;
   let fold: CrossingAudit['fold'];
-  if (options.fold) {
+  if (options.fold ?? tr.d <= FOLD_AUTO_MAX_DIM) {
     const method = spec.method;
     const times = tr.times;
     const step = async (z: Float64Array, n: number, _d: number, k: number) => {

@@ -102,8 +102,6 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
 
 /** Audited points per job: enough for a clear signal, cheap enough for every job of a study. */
 const AUDIT_POINTS = 500;
-/** The fold check costs N·2d field evaluations per step and a d×d determinant per state. */
-const FOLD_MAX_DIM = 16;
 
 async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec) {
   const source = await openModelSource({ bundle: bundleDir });
@@ -113,8 +111,7 @@ async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y
     const data = { x: test.x.subarray(0, n * w), y: test.y.subarray(0, n), n };
     const out: Record<string, unknown> = {};
     if (job.audit.crossing) {
-      const d = source.stateShape.reduce((a, b) => a * b, 1);
-      const r = await crossingAudit(source, data, spec, { fold: d <= FOLD_MAX_DIM });
+      const r = await crossingAudit(source, data, spec);
       out.crossing = { solver: r.solver, points: n, crossings: r.crossings, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note, ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states } : {}) };
     }
     if (job.audit.fan) {
