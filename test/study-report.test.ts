@@ -55,7 +55,7 @@ test('study run → report: self-contained HTML with figures, critical step, job
   t.regex(html, /<svg/);
   t.regex(html, /Grid search vs adaptation/);
   t.regex(html, /euler:0\.5/);
-  t.true(fs.readdirSync(out).some((f) => f.endsWith('.svg')));
+  t.true(fs.readdirSync(path.join(out, 'figures')).some((f) => f.endsWith('.svg')));
   // The exported bundles of a study are real: re-evaluate one from the CLI.
   const ev = await runCli(['evaluate', '--bundle', path.join(out, 'models', lines[0].id), '--solvers', 'rk4:0.1', '--json']);
   t.is(ev.code, 0, ev.stderr);

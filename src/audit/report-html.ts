@@ -209,26 +209,31 @@ const acc = (v: number | undefined): { html: string; num: boolean } => ({ html: 
  * Write `outDir/report.html` (self-contained) and its figures; returns the HTML
  * and the paths. Throws SpecError for an invalid threshold.
  */
+/** Subfolder of the report's directory that holds the SVG (and PNG) figures. */
+export const FIGURE_DIR = 'figures';
+
 export async function renderStudyReport(input: StudyReportInput, outDir: string, options: StudyReportOptions = {}): Promise<StudyReport> {
   const threshold = checkThreshold(input.threshold ?? DEFAULT_THRESHOLD);
   const fileName = options.fileName ?? 'report.html';
   if (!/^[A-Za-z0-9._-]+\.html?$/.test(fileName)) throw new SpecError(`report file name "${fileName}" must be a plain *.html name`);
-  await mkdir(outDir, { recursive: true });
+  // Figures beside the page, in their own folder, so a study directory stays readable.
+  const figureDir = join(outDir, FIGURE_DIR);
+  await mkdir(figureDir, { recursive: true });
   const figures: string[] = [];
   const usedNames = new Set<string>();
   const figure = async (base: string, svg: string, caption: string): Promise<string> => {
     let name = `fig-${slug(base)}`;
     for (let q = 2; usedNames.has(name); q++) name = `fig-${slug(base)}-${q}`;
     usedNames.add(name);
-    const svgPath = join(outDir, `${name}.svg`);
+    const svgPath = join(figureDir, `${name}.svg`);
     await writeFile(svgPath, svg, 'utf8');
     figures.push(svgPath);
     if (options.png) {
-      const pngPath = join(outDir, `${name}.png`);
+      const pngPath = join(figureDir, `${name}.png`);
       await writeFile(pngPath, await svgToPng(svg));
       figures.push(pngPath);
     }
-    return `<figure>${inlineSvg(svg)}<figcaption>${esc(caption)} <span class="sub">(${esc(name)}.svg)</span></figcaption></figure>`;
+    return `<figure>${inlineSvg(svg)}<figcaption>${esc(caption)} <span class="sub">(${FIGURE_DIR}/${esc(name)}.svg)</span></figcaption></figure>`;
   };
 
   const jobs = input.jobs;
