@@ -1,6 +1,6 @@
 import test from 'ava';
 import { SpecError } from '../src/errors.js';
-import { criticalStep, type CriticalRow } from '../src/audit/critical.js';
+import { atLeastAsAccurate, criticalStep, type CriticalRow } from '../src/audit/critical.js';
 
 const row = (h: number, train: number, tests: number[]): CriticalRow => ({
   trainSpec: `euler:${h}`,
@@ -86,4 +86,15 @@ test('invalid threshold, empty input and bad rows are SpecErrors', (t) => {
   t.throws(() => criticalStep([]), { instanceOf: SpecError, message: /no rows/ });
   t.throws(() => criticalStep([row(0.1, 0.9, [])]), { instanceOf: SpecError, message: /no test results/ });
   t.throws(() => criticalStep([row(0, 0.9, [0.9])]), { instanceOf: SpecError, message: /positive/ });
+});
+
+test('only test solvers at least as accurate as the training solver judge ODE semantics', (t) => {
+  t.true(atLeastAsAccurate('euler:0.1', 'midpoint:steps=10'));
+  t.true(atLeastAsAccurate('euler:0.1', 'rk4:steps=20'));
+  t.false(atLeastAsAccurate('euler:0.1', 'euler:steps=5'), 'fewer steps');
+  t.false(atLeastAsAccurate('rk4:0.1', 'euler:steps=20'), 'lower order');
+  t.true(atLeastAsAccurate('rk4:0.1', 'dopri5:1e-6'));
+  t.true(atLeastAsAccurate('dopri5:1e-4', 'dopri5:1e-5'));
+  t.false(atLeastAsAccurate('dopri5:1e-4', 'dopri5:1e-3'), 'looser tolerance');
+  t.false(atLeastAsAccurate('dopri5:1e-4', 'rk4:0.01'), 'fixed test of an adaptive model: not comparable');
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { FileFormatError } from '../src/errors.js';
 import { loadStudyFile, StudyFileError, validateStudy } from '../src/study/schema.js';
 import { cliResult, tempDir, writeStudy } from './helpers/procs.js';
+import { planSpec } from '../src/study/plan.js';
 
 const base = {
   datasets: ['spheres:dupont2019:dim=2'],
@@ -121,4 +122,12 @@ test('CLI: a schema violation is one line naming file, path and value; unknown f
   t.is(d.code, 1);
   t.regex(d.err, /^odeness: error: .*ds\.yaml: datasets\[1\]: dataset spec "fail:b": unknown dataset "fail"; .*, got "fail:b"\n$/);
   t.false(existsSync(join(dir, 'o')), 'an invalid study touches no output directory');
+});
+
+test('testSolvers may mix "paper" with explicit specs', (t) => {
+  const spec = validateStudy({ datasets: 'spheres:dupont2019:dim=2', field: 'mlp:width=8', grid: ['euler:0.5'], testSolvers: ['paper', 'dopri5:1e-6'] }, 's.yaml');
+  t.deepEqual(spec.testSolvers, ['paper', 'dopri5:0.000001']);
+  const jobs = planSpec(spec).jobs;
+  t.is(jobs[0]!.testSolvers.at(-1), 'dopri5:0.000001');
+  t.true(jobs[0]!.testSolvers.includes('rk4:steps=4'), 'the paper set around euler:0.5 (2 steps × 2)');
 });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SpecError } from '../errors.js';
 import { solverParam, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { evaluateBundle } from '../onnx/evaluate.js';
-import { checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult, type CriticalRow } from './critical.js';
+import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult, type CriticalRow } from './critical.js';
 import { auditData, openModelSource } from './source.js';
 import { evaluateModel, paperTestSolvers } from './evaluate.js';
 import { loadModel } from '../models/io.js';
@@ -48,7 +48,11 @@ export async function criticalFromModels(dirs: readonly string[], o: CriticalFro
         ? await evaluateBundle(args.bundle, { ...data, width: source.inputWidth }, specs)
         : evaluateModel(await loadModel(args.model!), data, specs);
       const [own, ...rest] = results;
-      rows.push({ trainSpec: source.trainSolver, trainParam: solverParam(train, source.t0, source.t1), trainAccuracy: own!.accuracy, tests: rest.map((r) => ({ spec: r.spec, accuracy: r.accuracy })) });
+      const counted = rest.filter((r) => atLeastAsAccurate(source.trainSolver!, r.spec, source.t0, source.t1));
+      if (counted.length === 0) {
+        throw new SpecError(`${dir}: none of the test solvers is at least as accurate as its training solver ${source.trainSolver}; pass finer --solvers`);
+      }
+      rows.push({ trainSpec: source.trainSolver, trainParam: solverParam(train, source.t0, source.t1), trainAccuracy: own!.accuracy, tests: counted.map((r) => ({ spec: r.spec, accuracy: r.accuracy })) });
     } finally {
       await source.release();
     }

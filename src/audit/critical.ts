@@ -22,6 +22,25 @@
  *    passes followed only by failures, i.e. whether the two agree.
  */
 import { SpecError } from '../errors.js';
+import { fixedStepCount, parseSolverSpec } from '../solvers/spec.js';
+import { getTableau } from '../solvers/tableau.js';
+
+/**
+ * Whether a test solver is at least as accurate as the training solver: an
+ * adaptive test against fixed-step training; for fixed steps, the same or a
+ * higher order with at least as many steps; for adaptive training, a
+ * tolerance no looser. Only such tests judge ODE semantics — a coarser solver
+ * loses accuracy on a true ODE model too, through its own error.
+ */
+export function atLeastAsAccurate(trainSpec: string, testSpec: string, t0 = 0, t1 = 1): boolean {
+  const train = parseSolverSpec(trainSpec);
+  const test = parseSolverSpec(testSpec);
+  if (train.kind === 'fixed') {
+    if (test.kind === 'adaptive') return true;
+    return getTableau(test.method).order >= getTableau(train.method).order && fixedStepCount(test, t0, t1) >= fixedStepCount(train, t0, t1);
+  }
+  return test.kind === 'adaptive' && test.rtol <= train.rtol && test.atol <= train.atol;
+}
 
 export interface CriticalTest {
   readonly spec: string;

@@ -20,7 +20,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSolverSpec, solverParam } from '../solvers/spec.js';
 import { SpecError } from '../errors.js';
-import { type CriticalResult, checkThreshold, criticalStep, DEFAULT_THRESHOLD } from './critical.js';
+import { type CriticalResult, atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD } from './critical.js';
 import { type AccuracyCurve, type AdaptationPoint, accuracyVsStepsSvg, adaptationSvg, svgToPng } from './plots.js';
 
 /** One cross-solver evaluation of a trained model. */
@@ -323,7 +323,7 @@ export async function renderStudyReport(input: StudyReportInput, outDir: string,
             trainSpec: j.trainSpec,
             trainParam: info.param,
             trainAccuracy,
-            tests: (j.evals ?? []).filter((e) => !isOwnEval(j, e)).map((e) => ({ spec: e.spec, accuracy: e.accuracy })),
+            tests: (j.evals ?? []).filter((e) => !isOwnEval(j, e) && atLeastAsAccurate(j.trainSpec, e.spec)).map((e) => ({ spec: e.spec, accuracy: e.accuracy })),
             adaptive: info.adaptive,
           };
         })
@@ -337,7 +337,7 @@ export async function renderStudyReport(input: StudyReportInput, outDir: string,
         const verdict =
           critical.critical === null
             ? `no critical ${what}: the smallest tested value (${fmtNum(critical.params[0]!.param)}) already fails`
-            : `critical ${what} = <b>${esc(fmtNum(critical.critical))}</b> (largest value such that it and every smaller one pass)`;
+            : `critical ${what} = <b>${esc(fmtNum(critical.critical))}</b> (largest value such that it and every smaller one pass; only test solvers at least as accurate as the training solver count)`;
         const extra = critical.monotone
           ? ''
           : ` Not monotone: the largest passing value is ${esc(fmtNum(critical.largestPassing))}, while ${esc(fmtNum(critical.smallestFailing))} fails.`;

@@ -58,7 +58,7 @@ export function planSpec(spec: StudySpec): StudyPlan {
     for (const field of spec.fields) {
       for (const entry of spec.grid) {
         for (const trainSolver of entry.specs) {
-          const testSolvers = spec.testSolvers === 'paper' ? paperTestSolvers(trainSolver) : [...spec.testSolvers];
+          const testSolvers = [...new Set((spec.testSolvers === 'paper' ? ['paper'] : spec.testSolvers).flatMap((t) => (t === 'paper' ? paperTestSolvers(trainSolver) : [t])))];
           for (const adapt of spec.adapt) {
             for (const seed of spec.seeds) {
               const config: Omit<Job, 'id'> = {

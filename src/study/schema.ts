@@ -18,7 +18,7 @@
  *   batchSize: 128
  *   lr: 1e-4
  *   engine: auto                          # auto | tfjs | ort
- *   testSolvers: paper                    # paper | a list of solver spec strings
+ *   testSolvers: paper                    # paper | a list of solver spec strings (may include paper)
  *   audits: {crossing: true, fan: false}  # or a list: [crossing, fan]
  *
  * Unknown keys are errors. Every error names the file, the path inside it
@@ -277,7 +277,8 @@ export function validateStudy(raw: unknown, file = '<study>'): StudySpec {
     if (tsRaw.length === 0) c.fail('testSolvers', tsRaw, 'expected "paper" or a non-empty list of solver specs');
     testSolvers = [];
     tsRaw.forEach((s, i) => {
-      const f = formatSolverSpec(c.solverSpec(`testSolvers[${i}]`, s));
+      // "paper" inside a list adds the paper's set around each training solver.
+      const f = s === 'paper' ? 'paper' : formatSolverSpec(c.solverSpec(`testSolvers[${i}]`, s));
       if (!(testSolvers as string[]).includes(f)) (testSolvers as string[]).push(f);
     });
   } else c.fail('testSolvers', tsRaw, 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]');
