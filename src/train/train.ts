@@ -200,8 +200,13 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
         const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(spec), param: solverParam(spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
         log.push(entry);
         o.onLog?.(entry);
-        lastGood = engine.params();
-        lastGoodIteration = it;
+        // The loss is that of the parameters before this update: keep the updated
+        // ones only if they are finite themselves.
+        const now = engine.params();
+        if (Object.values(now).every((p) => p.data.every(Number.isFinite))) {
+          lastGood = now;
+          lastGoodIteration = it;
+        }
       }
       o.onIteration?.(it);
       // Let timers (progress bars, in-progress acks) run during long trainings.
