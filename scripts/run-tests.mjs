@@ -17,8 +17,10 @@ forward(child.stdout, process.stdout);
 forward(child.stderr, process.stderr);
 child.on('close', (code, signal) => {
   const num = (re) => { const m = out.match(re); return m ? Number(m[1]) : 0; };
-  const passed = num(/(\d+) tests? passed/);
-  const failed = num(/(\d+) tests? failed/) + num(/(\d+) uncaught exceptions?/) + num(/(\d+) unhandled rejections?/) + num(/(\d+) tests? remained pending/) + num(/(\d+) known failures?/) * 0;
+  const lines = (re) => (out.match(re) ?? []).length;
+  // ava prints "N tests passed" only when nothing failed; otherwise count its ✔ lines.
+  const passed = Math.max(num(/(\d+) tests? passed/), lines(/^\s*✔ /gm));
+  const failed = Math.max(num(/(\d+) tests? failed/), lines(/^\s*✘ \[fail\]/gm)) + num(/(\d+) uncaught exceptions?/) + num(/(\d+) unhandled rejections?/) + num(/(\d+) tests? remained pending/);
   const timedOut = /Timed out while running tests/.test(out) ? 1 : 0;
   const status = code ?? (signal ? 1 : 0);
   const failedTotal = failed + timedOut + (status !== 0 && failed + timedOut === 0 ? 1 : 0);

@@ -80,7 +80,7 @@ test('report: self-contained HTML with figures, critical values, job and evaluat
     t.true(html.includes('<title>Spheres &amp; MNIST &lt;study&gt;</title>'));
     t.true(html.includes('loss became NaN at &lt;iteration 12&gt; &amp; &quot;stopped&quot;'));
     // Figures inline and beside the page.
-    const svgFiles = (await readdir(dir)).filter((f) => f.endsWith('.svg'));
+    const svgFiles = (await readdir(join(dir, 'figures'))).filter((f) => f.endsWith('.svg'));
     t.is(svgFiles.length, r.figures.length);
     t.is((html.match(/<svg/g) ?? []).length, svgFiles.length);
     t.true(svgFiles.includes('fig-spheres2-euler-steps.svg'));
