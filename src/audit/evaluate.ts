@@ -48,6 +48,7 @@ export function checkDataWidth(model: Model, data: EvalData, where: string): voi
   }
 }
 
+/** Uses the tfjs backend in place: call `initBackend()` first (trainRun and the CLI do). */
 export function evaluateModel(model: Model, data: EvalData, specs: readonly SolverSpec[], batchSize = 1024): EvalRow[] {
   checkDataWidth(model, data, 'evaluate');
   const m = buildTfModel(model, false);

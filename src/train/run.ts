@@ -3,6 +3,7 @@
  * entry point shared by `odeness train` and the study job executor.
  */
 import { loadDataset } from '../data/spec.js';
+import { initBackend } from '../engines/backend.js';
 import { Rng } from '../data/random.js';
 import type { Dataset } from '../data/types.js';
 import { saveModel, type TrainingInfo } from '../models/io.js';
@@ -77,6 +78,8 @@ export async function trainRun(
   hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & { out?: string; dataset?: Dataset } = {},
 ): Promise<TrainRunResult> {
   const solver = parseSolverSpec(spec.solver);
+  // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
+  await initBackend();
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
   const config = modelConfigFor(dataset, spec.field, spec.augment ?? 0, spec.t0 ?? 0, spec.t1 ?? 1);
   const root = new Rng(spec.seed);
