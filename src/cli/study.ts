@@ -18,7 +18,7 @@ import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import type { StudyCounts, StudyEvent } from '../study/types.js';
 import { runWorker } from '../cluster/nats-worker.js';
-import { describeNats, type NatsStudyOptions } from '../cluster/nats.js';
+import { describeNats, type NatsConnectOptions, type NatsStudyOptions } from '../cluster/nats.js';
 
 function positiveInt(flag: string) {
   return (v: string): number => {
@@ -36,15 +36,8 @@ function positiveSeconds(flag: string) {
   };
 }
 
-interface NatsFlags {
-  nats?: string;
-  user?: string;
-  password?: string;
-  token?: string;
-  tlsCa?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-}
+/** The connection flags as commander hands them over (--nats is the URL). */
+type NatsFlags = Pick<NatsConnectOptions, 'user' | 'password' | 'token' | 'tlsCa' | 'tlsCert' | 'tlsKey'> & { nats?: string };
 
 function addNatsOptions(cmd: Command, required: boolean): Command {
   const url = new Option('--nats <url>', required ? 'NATS server URL, e.g. nats://host:4222' : 'run on a NATS cluster (workers: odeness worker --nats URL) instead of local threads');
