@@ -10,13 +10,12 @@
  *
  *   npx tsx scripts/bench-study.ts [--max-workers N] [--jobs J] [--job-iterations M] [--tiny-jobs K]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runWorker } from '../src/cluster/nats-worker.js';
+import { startNats } from '../test/helpers/procs.js';
 import { readResults } from '../src/study/store.js';
 import { runStudy } from '../src/study/run.js';
 
@@ -74,24 +73,6 @@ for (let w = 1; w <= maxWorkers; w++) {
 }
 
 // 2. NATS vs local per-job overhead, tiny jobs, one thread each.
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = new Socket();
-    s.once('connect', () => (s.destroy(), res(true)));
-    s.once('error', () => (s.destroy(), res(false)));
-    s.connect(port, '127.0.0.1');
-  });
-}
-
 let overhead: Record<string, unknown>;
 {
   const localOut = join(scratch, 'tiny-local');
@@ -100,19 +81,12 @@ let overhead: Record<string, unknown>;
   const localMs = performance.now() - t0;
   const localSpan = span(localOut).wallFirstStartToLastEnd;
 
-  const port = await freePort();
-  const store = join(scratch, 'nats-store');
-  const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
-  const failed = new Promise<Error>((res) => server.once('error', (e) => res(e)));
-  const up = (async () => {
-    for (let i = 0; i < 200 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 50));
-    return portOpen(port);
-  })();
-  const ready = await Promise.race([up, failed]);
-  if (ready !== true) {
-    overhead = { skipped: `nats-server not available (${ready instanceof Error ? ready.message : 'did not start'}); apt-get install -y nats-server` };
+  // The same throw-away JetStream server the cluster tests start.
+  const server = await startNats().catch((e: Error) => e);
+  if (server instanceof Error) {
+    overhead = { skipped: `nats-server not available (${server.message}); apt-get install -y nats-server` };
   } else {
-    const url = `nats://127.0.0.1:${port}`;
+    const url = server.url;
     const ac = new AbortController();
     let readyResolve!: () => void;
     const workerReady = new Promise<void>((r) => (readyResolve = r));
@@ -124,7 +98,7 @@ let overhead: Record<string, unknown>;
     const natsMs = performance.now() - t1;
     ac.abort();
     await worker;
-    server.kill('SIGTERM');
+    await server.stop();
     if (r.counts.done !== tinyJobs) throw new Error(`nats run: ${JSON.stringify(r.counts)}`);
     const natsSpan = span(natsOut).wallFirstStartToLastEnd;
     overhead = {
