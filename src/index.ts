@@ -34,7 +34,8 @@ export { effectiveModelGraph } from './onnx/model-graphs.js';
 // Audits
 export { evaluateModel, paperTestSolvers, type EvalRow } from './audit/evaluate.js';
 export { openModelSource, auditData, type ModelSource } from './audit/source.js';
-export { crossingAudit, fanAudit, trajectories } from './audit/audits.js';
+export { crossingAudit, fanAudit, trajectories, type CrossingAudit, type FanAudit } from './audit/audits.js';
+export { crossingVerdict, type Verdict, type VerdictConclusion, type VerdictProof, type VerdictInput } from './audit/verdict.js';
 export { countCrossings } from './audit/crossing.js';
 export { foldCheck } from './audit/fold.js';
 export { fanStats } from './audit/fan.js';

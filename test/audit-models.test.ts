@@ -43,6 +43,10 @@ test('crossings > 0 under euler:0.5 and exactly 0 under rk4:0.01 on the same inp
   t.is(f.crossings, 0);
   t.true(c.fold.folded > 0, 'the 2-step Euler map folds space');
   t.is(f.fold.folded, 0, 'the fine solve does not');
+  t.is(c.verdict.conclusion, 'not-an-ode-flow');
+  t.true(c.verdict.proofs.includes('fold'), `proofs: ${c.verdict.proofs}`);
+  t.is(f.verdict.conclusion, 'no-evidence');
+  t.deepEqual(f.verdict.proofs, []);
 });
 
 test("fan: global error at t1 under euler:0.5 is ≥ 100× that under rk4:0.05, with per-class summaries", async (t) => {

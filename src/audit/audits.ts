@@ -13,6 +13,7 @@ import { countCrossings, type CrossingResult } from './crossing.js';
 import { fanStats, type FanResult } from './fan.js';
 import { foldCheck, type FoldResult } from './fold.js';
 import type { AuditData, ModelSource } from './source.js';
+import { crossingVerdict, type Verdict } from './verdict.js';
 
 export interface Trajectories {
   readonly times: number[];
@@ -41,6 +42,8 @@ export interface CrossingAudit extends Omit<CrossingResult, 'pca'> {
   /** Human-readable note on what was tested (exact 2-D, 1-D order, or a PCA projection). */
   readonly note: string;
   readonly fold?: Omit<FoldResult, 'determinants'>;
+  /** What the evidence allows to conclude, and what that rests on. */
+  readonly verdict: Verdict;
   readonly trajectories?: Trajectories;
 }
 
@@ -77,7 +80,8 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
     const { determinants: _det, ...f } = await foldCheck(step, tr.states, { n: tr.n, d: tr.d });
     fold = f;
   }
-  return { ...result, solver: formatSolverSpec(spec), nfe: tr.stats.nfe, note, ...(fold ? { fold } : {}), ...(options.keepTrajectories ? { trajectories: tr } : {}) };
+  const verdict = crossingVerdict({ d: tr.d, crossings: result.crossings, projected: result.projected, fold });
+  return { ...result, solver: formatSolverSpec(spec), nfe: tr.stats.nfe, note, ...(fold ? { fold } : {}), verdict, ...(options.keepTrajectories ? { trajectories: tr } : {}) };
 }
 
 export const DEFAULT_FAN_REFERENCE = 'dopri5:rtol=1e-8,atol=1e-10';

@@ -30,14 +30,6 @@ function sourceOptions(cmd: Command): Command {
     .option('--json', 'print JSON');
 }
 
-/** One line a person can act on; a crossing in a projection is a hint, a fold or an exact crossing is proof. */
-function verdict(r: { crossings: number; projected: boolean; fold?: { folded: number } }): string {
-  if ((r.fold?.folded ?? 0) > 0) return 'NOT an ODE flow under this solver (a step folds space)';
-  if (r.crossings > 0 && !r.projected) return 'NOT an ODE flow under this solver (trajectories cross)';
-  if (r.crossings > 0) return `trajectories cross in the 2-D projection — a hint, not proof; ${r.fold ? 'the fold check found no fold' : 'run with --fold to check for folds'}`;
-  return 'no crossing found (necessary, not sufficient, for ODE semantics)';
-}
-
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('is the model still an ODE? crossing trajectories, global-error fan, critical step size');
 
@@ -61,7 +53,7 @@ export function registerAuditCommands(program: Command): void {
         if (r.firstStep !== null) process.stdout.write(`  first crossing over step ${r.firstStep}; examples: ${r.examples.map((e) => `(${e.i}, ${e.j}) at step ${e.step}`).join(', ')}\n`);
         if (r.fold) process.stdout.write(`  fold check: ${r.fold.folded} of ${r.fold.states} visited states have det ≤ 0 (min det ${formatNumber(r.fold.minDet)})${r.fold.firstStep !== null ? `, first at step ${r.fold.firstStep}` : ''}\n`);
         if (r.differentStepIntersections) process.stdout.write(`  weaker signal: ${r.differentStepIntersections.pairs} pairs intersect at different steps\n`);
-        process.stdout.write(`verdict: ${verdict(r)}\n`);
+        process.stdout.write(`verdict: ${r.verdict.text}\n`);
       } finally {
         await source.release();
       }
