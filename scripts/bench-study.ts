@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runWorker } from '../src/cluster/nats-worker.js';
+import { LocalTransport, NatsTransport, runWorker } from '../src/cluster/index.js';
 import { startNats } from '../test/helpers/procs.js';
 import { readResults } from '../src/study/store.js';
 import { runStudy } from '../src/study/run.js';
@@ -61,7 +61,7 @@ for (let w = 1; w <= maxWorkers; w++) {
   const jobs = int(values.jobs, 4 * maxWorkers, 'jobs');
   const out = join(scratch, `local-${w}`);
   const t0 = performance.now();
-  const r = await runStudy(study(jobs, jobIterations, `${tag}-scale-${w}`), { out, workers: w });
+  const r = await runStudy(study(jobs, jobIterations, `${tag}-scale-${w}`), { out, transport: new LocalTransport({ threads: w }) });
   const ms = performance.now() - t0;
   if (r.counts.done !== jobs) throw new Error(`local run with ${w} workers: ${JSON.stringify(r.counts)}`);
   const jpm = (jobs / ms) * 60_000;
@@ -77,7 +77,7 @@ let overhead: Record<string, unknown>;
 {
   const localOut = join(scratch, 'tiny-local');
   const t0 = performance.now();
-  await runStudy(study(tinyJobs, 1, `${tag}-tiny-local`), { out: localOut, workers: 1 });
+  await runStudy(study(tinyJobs, 1, `${tag}-tiny-local`), { out: localOut, transport: new LocalTransport({ threads: 1 }) });
   const localMs = performance.now() - t0;
   const localSpan = span(localOut).wallFirstStartToLastEnd;
 
@@ -94,7 +94,7 @@ let overhead: Record<string, unknown>;
     await workerReady;
     const natsOut = join(scratch, 'tiny-nats');
     const t1 = performance.now();
-    const r = await runStudy(study(tinyJobs, 1, `${tag}-tiny-nats`), { out: natsOut, nats: url });
+    const r = await runStudy(study(tinyJobs, 1, `${tag}-tiny-nats`), { out: natsOut, transport: await NatsTransport.connect({ url }) });
     const natsMs = performance.now() - t1;
     ac.abort();
     await worker;

@@ -44,5 +44,6 @@ export { criticalFromModels } from './audit/critical-models.js';
 export { compareGridAdaptation } from './audit/compare.js';
 
 // Studies
-export { planStudy, runStudy, studyStatus, executeJob, runWorker, validateStudy, type Job, type JobResult, type StudyEvent, type StudySpec } from './study/index.js';
+export { planStudy, runStudy, studyStatus, executeJob, validateStudy, type Job, type JobResult, type StudyEvent, type StudySpec, type Transport, type JobSink, type PendingJob } from './study/index.js';
+export { LocalTransport, NatsTransport, runWorker, maskUrl, type NatsConnectOptions, type NatsStudyOptions, type WorkerOptions, type WorkerSummary } from './cluster/index.js';
 export { writeStudyReport } from './study/report.js';

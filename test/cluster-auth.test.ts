@@ -3,7 +3,7 @@ import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { maskUrl } from '../src/cluster/nats.js';
+import { maskUrl } from '../src/cluster/nats-connect.js';
 import { cli, cliResult, freePort, startNats, startupMs, tempDir, timedCli, tinyStudy, writeStudy } from './helpers/procs.js';
 
 const SECRET = 's3cret-Pa55';

@@ -6,7 +6,7 @@
 import { threadId, type MessagePort } from 'node:worker_threads';
 import { runJob } from '../src/study/job.js';
 import type { JobResult } from '../src/study/types.js';
-import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/cluster/pool.js';
+import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/cluster/protocol.js';
 
 export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
   const worker = `${task.workerPrefix}/t${threadId}`;

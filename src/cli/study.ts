@@ -18,7 +18,9 @@ import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import type { StudyCounts, StudyEvent } from '../study/types.js';
 import { runWorker } from '../cluster/nats-worker.js';
-import { describeNats, type NatsConnectOptions, type NatsStudyOptions } from '../cluster/nats.js';
+import { LocalTransport } from '../cluster/pool.js';
+import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
+import { describeNats, type NatsConnectOptions } from '../cluster/nats-connect.js';
 
 function positiveInt(flag: string) {
   return (v: string): number => {
@@ -245,10 +247,13 @@ export function registerStudyCommands(program: Command): Command {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
+        // Connect first: an unreachable cluster fails fast, before --out is touched.
+        const transport = o.nats !== undefined
+          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver })
+          : new LocalTransport(o.workers !== undefined ? { threads: o.workers } : {});
         const r = await runStudy(file, {
           out: o.out,
-          ...(o.workers !== undefined ? { workers: o.workers } : {}),
-          ...(o.nats !== undefined ? { nats: { ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver } } : {}),
+          transport,
           retryFailed: !!o.retryFailed,
           onEvent: printer.onEvent,
           signal: ac.signal,

@@ -1,53 +1,32 @@
 /**
- * The messages the cluster exchanges — one type and one decoder each — and
- * their msgpack encoding (msgpackr with `moreTypes`, so typed arrays in
- * metrics round-trip; records off, so every message decodes on its own).
- *
- *   job       coordinator → work queue → worker      JobMessage
- *   result    worker → KV bucket (key = job id)      ResultMessage
- *   event     worker → core subject (fire & forget)  EventMessage (start / progress)
- *   bundle    worker → object store (name = job id)  BundleArchive (a directory's files)
+ * The msgpack encoding of the NATS messages (protocol.ts): msgpackr with
+ * `moreTypes`, so typed arrays in metrics round-trip; records off, so every
+ * message decodes on its own; 64-bit integers decode as numbers (a BigInt in
+ * a result's metrics would not survive JSON). Decoding checks the protocol
+ * version, then the message's schema.
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Packr } from 'msgpackr';
-import { validateJob, validateResult } from '../study/records.js';
-import type { Job, JobProgress, JobResult } from '../study/types.js';
+import { z } from 'zod';
+import {
+  BundleArchiveSchema, EventMessageSchema, JobMessageSchema, PROTOCOL_VERSION, ResultMessageSchema,
+  type BundleArchive, type EventMessage, type JobMessage, type ResultMessage,
+} from './protocol.js';
 
-const packr = new Packr({ moreTypes: true, useRecords: false });
+const packr = new Packr({ moreTypes: true, useRecords: false, int64AsType: 'number' });
 
-export const PROTOCOL_VERSION = 1;
-
-export interface JobMessage {
-  v: number;
-  job: Job;
-  /** Which run of this job id this is (1 = first; `--retry-failed` counts up). */
-  attempt: number;
+/** An undecodable, invalid or other-version message; `version` is set when only the version is wrong. */
+export class MessageError extends Error {
+  constructor(message: string, readonly version?: unknown) {
+    super(message);
+  }
 }
 
-export interface ResultMessage {
-  v: number;
-  result: JobResult;
-  /** Object-store name of the bundle archive (done results only). */
-  bundle?: string;
-}
+export const encode = (m: JobMessage | ResultMessage | EventMessage | BundleArchive): Uint8Array => packr.pack(m);
 
-export interface EventMessage {
-  v: number;
-  kind: 'start' | 'progress';
-  id: string;
-  worker: string;
-  progress?: JobProgress;
-}
-
-export interface BundleArchive {
-  v: number;
-  files: { path: string; data: Uint8Array }[];
-}
-
-export class MessageError extends Error {}
-
-function decodeObject(bytes: Uint8Array, what: string): Record<string, unknown> {
+/** Unpack without checking a schema (for messages of another version, read only for their job id). */
+export function unpackRaw(bytes: Uint8Array, what: string): Record<string, unknown> {
   let v: unknown;
   try {
     v = packr.unpack(bytes);
@@ -55,47 +34,25 @@ function decodeObject(bytes: Uint8Array, what: string): Record<string, unknown> 
     throw new MessageError(`undecodable ${what} message (${(e as Error).message})`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MessageError(`${what} message is not a map`);
-  const o = v as Record<string, unknown>;
-  if (o.v !== PROTOCOL_VERSION) throw new MessageError(`${what} message has protocol version ${String(o.v)}, expected ${PROTOCOL_VERSION}`);
-  return o;
+  return v as Record<string, unknown>;
 }
 
-function wrap<T>(what: string, f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof MessageError) throw e;
-    throw new MessageError(`bad ${what} message: ${(e as Error).message}`);
+function decodeWith<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
+  const o = unpackRaw(bytes, what);
+  if (o.v !== PROTOCOL_VERSION) {
+    throw new MessageError(`${what} message has protocol version ${JSON.stringify(o.v) ?? String(o.v)}; this odeness speaks version ${PROTOCOL_VERSION}`, o.v);
   }
+  const r = schema.safeParse(o);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new MessageError(`bad ${what} message: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
+  }
+  return r.data;
 }
 
-export const encode = (m: JobMessage | ResultMessage | EventMessage | BundleArchive): Uint8Array => packr.pack(m);
-
-export function decodeJobMessage(bytes: Uint8Array): JobMessage {
-  const o = decodeObject(bytes, 'job');
-  return wrap('job', () => {
-    const attempt = o.attempt;
-    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) throw new Error(`attempt: ${String(attempt)}`);
-    return { v: PROTOCOL_VERSION, job: validateJob(o.job), attempt };
-  });
-}
-
-export function decodeResultMessage(bytes: Uint8Array): ResultMessage {
-  const o = decodeObject(bytes, 'result');
-  return wrap('result', () => {
-    if (o.bundle !== undefined && typeof o.bundle !== 'string') throw new Error('bundle: expected a string');
-    return { v: PROTOCOL_VERSION, result: validateResult(o.result), ...(o.bundle !== undefined ? { bundle: o.bundle as string } : {}) };
-  });
-}
-
-export function decodeEventMessage(bytes: Uint8Array): EventMessage {
-  const o = decodeObject(bytes, 'event');
-  return wrap('event', () => {
-    if (o.kind !== 'start' && o.kind !== 'progress') throw new Error(`kind: ${String(o.kind)}`);
-    if (typeof o.id !== 'string' || typeof o.worker !== 'string') throw new Error('id/worker: expected strings');
-    return o as unknown as EventMessage;
-  });
-}
+export const decodeJobMessage = (bytes: Uint8Array): JobMessage => decodeWith(JobMessageSchema, bytes, 'job');
+export const decodeResultMessage = (bytes: Uint8Array): ResultMessage => decodeWith(ResultMessageSchema, bytes, 'result');
+export const decodeEventMessage = (bytes: Uint8Array): EventMessage => decodeWith(EventMessageSchema, bytes, 'event');
 
 async function listFiles(root: string, dir = root): Promise<string[]> {
   const out: string[] = [];
@@ -116,18 +73,37 @@ export async function packBundle(dir: string): Promise<Uint8Array> {
   return encode({ v: PROTOCOL_VERSION, files });
 }
 
-/** Write a packed bundle's files under `dir`; refuses paths that would escape it. */
+/**
+ * Write a packed bundle's files under `dir`, each fsync'd (the store renames
+ * the directory into place next: a crash must not leave a renamed bundle with
+ * empty files). Refuses paths that would escape `dir`.
+ */
 export async function unpackBundle(bytes: Uint8Array, dir: string): Promise<number> {
-  const o = decodeObject(bytes, 'bundle');
-  const files = o.files;
-  if (!Array.isArray(files)) throw new MessageError('bundle message: files is not a list');
+  const { files } = decodeWith(BundleArchiveSchema, bytes, 'bundle');
   const root = resolve(dir);
-  for (const f of files as BundleArchive['files']) {
-    if (typeof f?.path !== 'string' || !(f.data instanceof Uint8Array)) throw new MessageError('bundle message: bad file entry');
+  for (const f of files) {
     const target = resolve(root, f.path);
     if (!target.startsWith(root + sep)) throw new MessageError(`bundle message: path "${f.path}" escapes the bundle directory`);
     await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, f.data);
+    const fh = await open(target, 'wx');
+    try {
+      await fh.writeFile(f.data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   }
   return files.length;
+}
+
+/** fsync every regular file under `dir` (a bundle written by a job, before the store renames it into place). */
+export async function syncTree(dir: string): Promise<void> {
+  for (const p of await listFiles(dir)) {
+    const fh = await open(p, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
 }

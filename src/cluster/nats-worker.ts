@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { OdenessError } from '../errors.js';
 import type { JobProgress } from '../study/types.js';
-import { decodeJobMessage, decodeResultMessage, encode, packBundle, PROTOCOL_VERSION, type EventMessage } from './codec.js';
-import {
-  CONSUMER, connectNats, DEFAULT_ACK_WAIT_MS, describeNats, EVENT_SUBJECT_PREFIX, maskUrl, openCluster, MAX_DELIVERIES_ADVISORY, recordGivenUp, retrying, storeResult, STREAM,
-  type ClusterHandles, type NatsConnectOptions,
-} from './nats.js';
+import { decodeJobMessage, decodeResultMessage, encode, packBundle } from './codec.js';
+import { PROTOCOL_VERSION, type EventMessage } from './protocol.js';
+import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
+import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
+import { MAX_DELIVERIES_ADVISORY, recordGivenUp, storeResult } from './nats-results.js';
 import { defaultThreads, JobPool } from './pool.js';
 
 export interface WorkerOptions extends NatsConnectOptions {

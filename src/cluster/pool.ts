@@ -6,26 +6,12 @@
 import { availableParallelism, hostname } from 'node:os';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { describeError } from '../study/job.js';
+import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
-import type { JobSink, PendingJob, Transport } from './transport.js';
-
-/** What the main thread sends a worker thread. */
-export interface PoolTask {
-  job: Job;
-  attempt: number;
-  bundleDir: string;
-  workerPrefix: string;
-  port?: MessagePort;
-}
-
-/** What a worker thread posts back on the task's port while the task runs. */
-export type PoolTaskMessage = { kind: 'start'; worker: string } | { kind: 'progress'; worker: string; progress: JobProgress };
-
-/** What the main thread posts to a running task on its port: stop at the next safe point. */
-export type PoolControlMessage = { kind: 'cancel' };
+import type { PoolControlMessage, PoolTask, PoolTaskMessage } from './protocol.js';
 
 function abortError(): Error {
   const e = new Error('the job was cancelled');

@@ -1,15 +1,14 @@
 /**
- * Studies: plan grids of training jobs, run them locally (piscina worker
- * threads) or on a NATS cluster, keep results resumable on disk.
+ * Studies: plan grids of training jobs, run them on a transport (src/cluster:
+ * piscina worker threads or a NATS cluster), keep results resumable on disk.
  */
 export type { Job, JobContext, JobOutcome, JobProgress, JobResult, JobStatus, StudyCounts, StudyEvent } from './types.js';
 export { validateStudy, loadStudyFile, parseStudyText, StudyFileError, STUDY_DEFAULTS, ENGINES, type StudySpec, type GridEntry, type Engine } from './schema.js';
 export { planStudy, planSpec, jobId, canonicalJson, type StudyPlan, type StudyDocument } from './plan.js';
 export { paperTestSolvers } from './paper.js';
 export { runStudy, type RunStudyOptions, type RunStudyResult } from './run.js';
+export type { Transport, JobSink, PendingJob } from './transport.js';
 export { studyStatus, type StudyStatus } from './status.js';
 export { readResults, readPlan, ResultStore, RESULTS_FILE, PLAN_FILE, MODELS_DIR } from './store.js';
 export { validateJob, validateResult } from './records.js';
 export { executeJob } from './execute.js';
-export { runWorker, type WorkerOptions, type WorkerSummary } from '../cluster/nats-worker.js';
-export { maskUrl, type NatsConnectOptions, type NatsStudyOptions } from '../cluster/nats.js';

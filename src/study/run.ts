@@ -1,14 +1,12 @@
 /**
  * runStudy: plan → skip what the output directory already has → run the rest
- * on a transport (local piscina pool, or a NATS work queue) → record each
- * result in the store as it arrives. Rerunning the same call after a crash,
- * SIGKILL or Ctrl-C runs only the jobs without a `done` result (failed ones
- * too with `retryFailed`).
+ * on the transport it is given (src/cluster: `LocalTransport`, a piscina pool;
+ * `NatsTransport`, a NATS work queue) → record each result in the store as it
+ * arrives. Rerunning the same call after a crash, SIGKILL or Ctrl-C runs only
+ * the jobs without a `done` result (failed ones too with `retryFailed`).
  */
 import { OdenessError } from '../errors.js';
-import { LocalTransport } from '../cluster/pool.js';
-import { NatsTransport, type NatsStudyOptions } from '../cluster/nats.js';
-import type { JobSink, PendingJob, Transport } from '../cluster/transport.js';
+import type { JobSink, PendingJob, Transport } from './transport.js';
 import { planStudy, type StudyDocument, type StudyPlan } from './plan.js';
 import { ResultStore } from './store.js';
 import type { JobResult, StudyCounts, StudyEvent } from './types.js';
@@ -16,10 +14,13 @@ import type { JobResult, StudyCounts, StudyEvent } from './types.js';
 export interface RunStudyOptions {
   /** Output directory (created if missing). */
   out: string;
-  /** Local worker threads (default: one per core). Ignored with `nats`. */
-  workers?: number;
-  /** Run on a NATS cluster instead: a URL, or connection options. */
-  nats?: string | NatsStudyOptions;
+  /**
+   * Where the jobs run: `new LocalTransport({ threads })` or
+   * `await NatsTransport.connect({ url })` (src/cluster). Connect before
+   * calling, so an unreachable cluster fails before the directory is touched.
+   * runStudy closes it when the run ends.
+   */
+  transport: Transport;
   /** Also rerun jobs whose last result is `failed`. */
   retryFailed?: boolean;
   onEvent?: (e: StudyEvent) => void;
@@ -40,18 +41,21 @@ const STATE_EVERY_MS = 1000;
 
 export async function runStudy(source: string | StudyDocument | StudyPlan, opts: RunStudyOptions): Promise<RunStudyResult> {
   const t0 = Date.now();
-  if (typeof opts.out !== 'string' || opts.out === '') throw new OdenessError('runStudy: options.out must name an output directory');
-  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) {
-    throw new OdenessError(`runStudy: options.workers must be a positive integer, got ${String(opts.workers)}`);
+  const transport = opts.transport;
+  if (typeof transport?.run !== 'function') throw new OdenessError('runStudy: options.transport must be a Transport (LocalTransport or NatsTransport)');
+  if (typeof opts.out !== 'string' || opts.out === '') {
+    await transport.close();
+    throw new OdenessError('runStudy: options.out must name an output directory');
   }
-  const plan = typeof source === 'object' && 'jobs' in source && 'spec' in source ? (source as StudyPlan) : planStudy(source as string | StudyDocument);
+  let plan: StudyPlan;
+  try {
+    plan = typeof source === 'object' && 'jobs' in source && 'spec' in source ? (source as StudyPlan) : planStudy(source as string | StudyDocument);
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
   const emit = (e: StudyEvent) => opts.onEvent?.(e);
   const signal = opts.signal ?? new AbortController().signal;
-
-  // Connect first: an unreachable cluster fails fast, before the directory is touched.
-  const transport: Transport = opts.nats !== undefined
-    ? await NatsTransport.connect(typeof opts.nats === 'string' ? { url: opts.nats } : opts.nats)
-    : new LocalTransport({ ...(opts.workers !== undefined ? { threads: opts.workers } : {}) });
 
   let store: ResultStore;
   try {

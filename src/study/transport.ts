@@ -1,10 +1,12 @@
 /**
- * A transport moves jobs to wherever `executeJob` runs and brings results
- * back; it knows nothing about the result store or the CLI. Local runs use a
- * piscina pool of worker threads (pool.ts), cluster runs a NATS JetStream
- * work queue served by `odeness worker` processes (nats.ts).
+ * What the study layer asks of a transport. A transport moves jobs to
+ * wherever `executeJob` runs and brings results back; it knows nothing about
+ * the result store or the CLI. The study owns this interface and receives a
+ * transport (runStudy's `transport` option); the implementations live below
+ * it in src/cluster: `LocalTransport` (a piscina pool of worker threads) and
+ * `NatsTransport` (a NATS JetStream work queue served by `odeness worker`).
  */
-import type { Job, JobProgress, JobResult } from '../study/types.js';
+import type { Job, JobProgress, JobResult } from './types.js';
 
 export interface PendingJob {
   job: Job;
@@ -24,6 +26,7 @@ export interface JobSink {
   log(level: 'info' | 'warn', message: string): void;
 }
 
+/** runStudy closes the transport it was given when the run ends (or fails). */
 export interface Transport {
   /** For logs and events: `local (4 threads)`, `nats nats://***@host:4222`. */
   readonly description: string;

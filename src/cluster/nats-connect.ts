@@ -1,0 +1,166 @@
+/**
+ * Connecting to NATS: credentials from the URL or options (masked in every
+ * message), TLS files, a fail-fast probe, clear errors for refused
+ * credentials and unreachable hosts.
+ */
+import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { hostname } from 'node:os';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { OdenessError } from '../errors.js';
+
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+export interface NatsConnectOptions {
+  /** nats://host:4222 (tls://… for TLS); user:password@ or token@ in the URL is accepted and masked. */
+  url: string;
+  user?: string;
+  password?: string;
+  token?: string;
+  /** PEM files. Giving any of them requires TLS. */
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Client name shown by the server's monitoring (never holds credentials). */
+  name?: string;
+  /** Handshake timeout of the first connection (default 5 s). */
+  timeoutMs?: number;
+}
+
+/** The URL with any user, password or token replaced by `***`. */
+export function maskUrl(url: string): string {
+  return url
+    .split(',')
+    .map((u) => u.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`))
+    .join(',');
+}
+
+/** A one-line description for logs: masked URL and the auth mode, never the secrets. */
+export function describeNats(opts: NatsConnectOptions): string {
+  const auth = opts.token !== undefined ? 'token auth' : opts.user !== undefined ? `user ${opts.user}` : /@/.test(opts.url) ? 'credentials in URL' : 'no auth';
+  const tls = opts.tlsCa || opts.tlsCert || opts.tlsKey || /^tls:/i.test(opts.url) ? ', TLS' : '';
+  return `${maskUrl(opts.url)} (${auth}${tls})`;
+}
+
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i;
+
+/**
+ * Split credentials out of the URL (a comma-separated list of servers is
+ * accepted); explicit options win over the URL's.
+ */
+function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; options: NodeConnectionOptions; secrets: string[] } {
+  let user = opts.user;
+  let pass = opts.password;
+  let token = opts.token;
+  const servers = opts.url.split(',').map((u) => u.trim()).filter(Boolean).map((server) => {
+    const m = USERINFO.exec(server);
+    if (!m) return server;
+    const [, scheme = '', info = '', rest = ''] = m;
+    const colon = info.indexOf(':');
+    if (colon >= 0) {
+      user ??= decodeURIComponent(info.slice(0, colon));
+      pass ??= decodeURIComponent(info.slice(colon + 1));
+    } else if (info !== '') token ??= decodeURIComponent(info);
+    return scheme + rest;
+  });
+  if (servers.length === 0) throw new OdenessError('--nats: the NATS URL is empty');
+  if (token !== undefined && (user !== undefined || pass !== undefined)) throw new OdenessError('give a NATS token or a user and password, not both');
+  if ((user === undefined) !== (pass === undefined)) throw new OdenessError('give both a NATS user and a password (--user and --password)');
+  const tlsFile = (flag: string, path: string | undefined): string | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      readFileSync(path);
+    } catch (e) {
+      throw new OdenessError(`${flag} ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    return path;
+  };
+  const caFile = tlsFile('--tls-ca', opts.tlsCa);
+  const certFile = tlsFile('--tls-cert', opts.tlsCert);
+  const keyFile = tlsFile('--tls-key', opts.tlsKey);
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new OdenessError('give both --tls-cert and --tls-key for a client certificate');
+  const useTls = caFile !== undefined || certFile !== undefined || servers.some((u) => /^tls:\/\//i.test(u));
+  const options: NodeConnectionOptions = {
+    servers,
+    name: opts.name ?? `odeness ${hostname()}/${process.pid}`,
+    timeout: opts.timeoutMs ?? CONNECT_TIMEOUT_MS,
+    // After the first connection, ride out server restarts for as long as it takes.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    waitOnFirstConnect: false,
+    ...(user !== undefined ? { user, pass: pass! } : {}),
+    ...(token !== undefined ? { token } : {}),
+    ...(useTls ? { tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) } } : {}),
+  };
+  return { servers, options, secrets: [pass, token].filter((x): x is string => !!x) };
+}
+
+function isAuthError(e: unknown): boolean {
+  const text = `${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { code?: unknown })?.code ?? '')}`.toLowerCase();
+  return text.includes('authorization') || text.includes('authentication') || text.includes('auth_');
+}
+
+class NoAnswer extends Error {}
+
+/**
+ * Open a plain TCP connection and wait for the server's first bytes (its INFO
+ * line). The NATS client leaves its socket open when its own handshake times
+ * out, which keeps the process alive; this probe fails first and cleans up.
+ */
+function probe(server: string, timeoutMs: number): Promise<void> {
+  let u: URL;
+  try {
+    u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(server) ? server : `nats://${server}`);
+  } catch {
+    return Promise.reject(new OdenessError(`not a NATS URL: ${maskUrl(server)}`));
+  }
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+  const port = Number(u.port || 4222);
+  return new Promise((resolve, reject) => {
+    const sock = netConnect({ host, port });
+    const done = (e?: Error) => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (e) reject(e);
+      else resolve();
+    };
+    const timer = setTimeout(() => done(new NoAnswer()), timeoutMs);
+    sock.once('data', () => done());
+    sock.once('error', (e) => done(e));
+    sock.once('close', () => done(new Error('the server closed the connection')));
+  });
+}
+
+/** Connect, or fail within about `timeoutMs` with a message naming the (masked) URL and the cause. */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const { servers, options, secrets } = resolveConnectOptions(opts);
+  const where = describeNats(opts);
+  const timeout = options.timeout ?? CONNECT_TIMEOUT_MS;
+  const scrub = (text: string) => secrets.reduce((t, x) => t.replaceAll(x, '***'), text);
+  const fail = (e: unknown): never => {
+    if (e instanceof OdenessError) throw e;
+    const err = e as Error & { code?: string; cause?: unknown };
+    if (isAuthError(err)) {
+      throw new OdenessError(`NATS server at ${where} refused the credentials (authorization violation): check --user/--password or --token`);
+    }
+    const cause = err.cause as (Error & { code?: string }) | undefined;
+    const code = cause?.code ?? err.code;
+    const reason =
+      code === 'ECONNREFUSED' ? 'connection refused (is nats-server running there, started with -js?)'
+      : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found'
+      : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'host unreachable'
+      : err instanceof NoAnswer || /timeout/i.test(`${err.name} ${err.message}`) ? `no answer within ${timeout / 1000} s`
+      : scrub(cause?.message ?? err.message);
+    const hint = /certificate|self[- ]signed|tls|ssl/i.test(reason) && !opts.tlsCa ? " (TLS: give the server's CA with --tls-ca)" : '';
+    throw new OdenessError(`cannot connect to NATS at ${where}: ${reason}${hint}`);
+  };
+  // Any one server answering is enough.
+  const probes = await Promise.allSettled(servers.map((s) => probe(s, timeout)));
+  if (probes.every((p) => p.status === 'rejected')) fail((probes[0] as PromiseRejectedResult).reason);
+  try {
+    return await connect(options);
+  } catch (e) {
+    return fail(e);
+  }
+}
+

@@ -1,0 +1,119 @@
+/**
+ * The JetStream resources of a cluster, created by whoever comes first
+ * (coordinator or worker) and bound to by the rest:
+ *
+ *   stream   ODENESS_JOBS      work-queue retention, subjects odeness.jobs.<id>,
+ *                              msg id <id>.<attempt> (JetStream drops duplicates
+ *                              published within its 2-minute window)
+ *   consumer odeness-workers   durable pull consumer shared by every worker:
+ *                              explicit ack, ack wait (default 30 s, kept alive
+ *                              by workers with in-progress acks), max deliver 5
+ *   KV       odeness-results   key <id> → ResultMessage (the result of record)
+ *   objects  odeness-bundles   name <id> → BundleArchive of the job's bundle dir
+ *   subject  odeness.events.<id>  start/progress from workers (core NATS, lossy)
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType,
+  type JetStreamClient, type JetStreamManager,
+} from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import { OdenessError } from '../errors.js';
+
+export const STREAM = 'ODENESS_JOBS';
+export const JOB_SUBJECT_PREFIX = 'odeness.jobs.';
+export const CONSUMER = 'odeness-workers';
+export const RESULTS_BUCKET = 'odeness-results';
+export const BUNDLES_BUCKET = 'odeness-bundles';
+export const EVENT_SUBJECT_PREFIX = 'odeness.events.';
+export const DEFAULT_ACK_WAIT_MS = 30_000;
+export const DEFAULT_MAX_DELIVER = 5;
+/** JetStream API calls: short, since every call that matters is retried (a request sent while the server restarts is lost). */
+const JS_TIMEOUT_MS = 4_000;
+
+export interface ClusterHandles {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kv: KV;
+  os: ObjectStore;
+}
+
+const ms2ns = (ms: number) => Math.round(ms * 1e6);
+
+/**
+ * Create (or bind to) the stream, consumer, KV bucket and object store. The
+ * coordinator passes its ack wait / max deliver and updates the consumer to
+ * them; workers pass nothing and leave an existing consumer as it is.
+ */
+export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; maxDeliver?: number } = {}): Promise<ClusterHandles> {
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
+  } catch (e) {
+    throw new OdenessError(`NATS at ${where} has no JetStream (start nats-server with -js -sd DIR): ${(e as Error).message}`);
+  }
+  const js = jetstream(nc, { timeout: JS_TIMEOUT_MS });
+  try {
+    await jsm.streams.info(STREAM);
+  } catch {
+    await jsm.streams
+      .add({
+        name: STREAM,
+        subjects: [`${JOB_SUBJECT_PREFIX}*`],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        duplicate_window: ms2ns(120_000),
+      })
+      .catch(async (e) => {
+        // A racing peer may have created it.
+        await jsm.streams.info(STREAM).catch(() => {
+          throw e;
+        });
+      });
+  }
+  const ackWait = ms2ns(cfg.ackWaitMs ?? DEFAULT_ACK_WAIT_MS);
+  const maxDeliver = cfg.maxDeliver ?? DEFAULT_MAX_DELIVER;
+  let info = await jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
+  if (!info) {
+    info = await jsm.consumers
+      .add(STREAM, {
+        durable_name: CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: ackWait,
+        max_deliver: maxDeliver,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: `${JOB_SUBJECT_PREFIX}*`,
+        max_ack_pending: 10_000,
+      })
+      .catch(async (e) => {
+        const again = await jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
+        if (!again) throw e;
+        return again;
+      });
+  }
+  if ((cfg.ackWaitMs !== undefined || cfg.maxDeliver !== undefined) && (info.config.ack_wait !== ackWait || info.config.max_deliver !== maxDeliver)) {
+    await jsm.consumers.update(STREAM, CONSUMER, { ack_wait: ackWait, max_deliver: maxDeliver });
+  }
+  const kv = await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File });
+  const os = await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File });
+  return { nc, js, jsm, kv, os };
+}
+
+/** Retry an operation that may fail while the server restarts; gives up after `forMs`. */
+export async function retrying<T>(what: string, f: () => Promise<T>, opts: { forMs?: number; signal?: AbortSignal; onRetry?: (e: unknown) => void } = {}): Promise<T> {
+  const until = Date.now() + (opts.forMs ?? 10 * 60_000);
+  let delay = 200;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (opts.signal?.aborted || Date.now() + delay > until) throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+      opts.onRetry?.(e);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(2000, delay * 2);
+    }
+  }
+}
+

@@ -1,0 +1,100 @@
+/**
+ * Every message the transports exchange, as schemas (zod) with the TypeScript
+ * types derived from them — the one definition of each message.
+ *
+ *   NATS (msgpack, see codec.ts; everything from the network is untrusted):
+ *     job      coordinator → work queue → worker        JobMessage
+ *     result   worker → KV bucket (key = job id)        ResultMessage
+ *     event    worker → core subject (fire and forget)  EventMessage (start / progress)
+ *     bundle   worker → object store (name = run name)  BundleArchive (a directory's files)
+ *   piscina worker threads (structured clone, same process):
+ *     task     main → thread                            PoolTask
+ *     report   thread → main, on the task's port        PoolTaskMessage
+ *     control  main → thread, on the task's port        PoolControlMessage
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { z } from 'zod';
+import { validateJob, validateResult } from '../study/records.js';
+import type { Job, JobProgress, JobResult } from '../study/types.js';
+
+/** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
+export const PROTOCOL_VERSION = 1;
+
+const jobSchema = z.unknown().transform((v, ctx): Job => {
+  try {
+    return validateJob(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const resultSchema = z.unknown().transform((v, ctx): JobResult => {
+  try {
+    return validateResult(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const JobProgressSchema = z.object({
+  iteration: z.number().int().nonnegative(),
+  iterations: z.number().int().nonnegative(),
+  loss: z.number().optional(),
+  accuracy: z.number().optional(),
+}) satisfies z.ZodType<JobProgress>;
+
+const version = z.literal(PROTOCOL_VERSION);
+const attempt = z.number().int().min(1).max(1_000_000);
+
+export const JobMessageSchema = z.object({
+  v: version,
+  job: jobSchema,
+  /** Which run of this job id this is (1 = first; `--retry-failed` counts up). */
+  attempt,
+});
+export type JobMessage = z.infer<typeof JobMessageSchema>;
+
+export const ResultMessageSchema = z.object({
+  v: version,
+  result: resultSchema,
+  /** Object-store name of the bundle archive (done results only). */
+  bundle: z.string().min(1).max(200).optional(),
+});
+export type ResultMessage = z.infer<typeof ResultMessageSchema>;
+
+export const EventMessageSchema = z.object({
+  v: version,
+  kind: z.enum(['start', 'progress']),
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  worker: z.string().max(500),
+  progress: JobProgressSchema.optional(),
+});
+export type EventMessage = z.infer<typeof EventMessageSchema>;
+
+export const BundleArchiveSchema = z.object({
+  v: version,
+  files: z.array(z.object({ path: z.string().min(1).max(1000), data: z.instanceof(Uint8Array) })).max(10_000),
+});
+export type BundleArchive = z.infer<typeof BundleArchiveSchema>;
+
+/** What the main thread sends a worker thread (the port is transferred, not cloned). */
+export interface PoolTask {
+  job: Job;
+  attempt: number;
+  bundleDir: string;
+  workerPrefix: string;
+  port?: MessagePort;
+}
+
+export const PoolTaskMessageSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('start'), worker: z.string() }),
+  z.object({ kind: z.literal('progress'), worker: z.string(), progress: JobProgressSchema }),
+]);
+/** What a worker thread posts back on the task's port while the task runs. */
+export type PoolTaskMessage = z.infer<typeof PoolTaskMessageSchema>;
+
+export const PoolControlMessageSchema = z.object({ kind: z.literal('cancel') });
+/** What the main thread posts to a running task on its port: stop at the next safe point. */
+export type PoolControlMessage = z.infer<typeof PoolControlMessageSchema>;
