@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// Builds (tsc), runs ava, passes its output through, and ends with the plain summary line
+// Names missing test prerequisites (scripts/prerequisites.mjs), builds (tsc), runs ava, passes its output through, and ends with the plain summary line
 // "N passed, M failed" that CI reads. Exit status: ava's (non-zero on any failure).
 import { spawn, spawnSync } from 'node:child_process';
+import { missingPrerequisites } from './prerequisites.mjs';
+
+// Programs besides Node that some tests need: named up front and again beside the summary.
+const missing = missingPrerequisites();
+for (const line of missing) process.stdout.write(line + '\n');
 
 // npm test builds first: the CLI tests run the compiled bin/odeness.js.
 const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
@@ -24,6 +29,6 @@ child.on('close', (code, signal) => {
   const timedOut = /Timed out while running tests/.test(out) ? 1 : 0;
   const status = code ?? (signal ? 1 : 0);
   const failedTotal = failed + timedOut + (status !== 0 && failed + timedOut === 0 ? 1 : 0);
-  process.stdout.write(`\n${passed} passed, ${failedTotal} failed\n`);
+  process.stdout.write(`\n${missing.map((l) => l + '\n').join('')}${passed} passed, ${failedTotal} failed\n`);
   process.exit(status === 0 && failedTotal === 0 ? 0 : 1);
 });

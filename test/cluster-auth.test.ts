@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { maskUrl } from '../src/cluster/nats-connect.js';
-import { cli, cliResult, freePort, startNats, startupMs, tempDir, timedCli, tinyStudy, writeStudy } from './helpers/procs.js';
+import { cli, cliResult, freePort, requirePrerequisite, startNats, startupMs, tempDir, timedCli, tinyStudy, writeStudy } from './helpers/procs.js';
 
 const SECRET = 's3cret-Pa55';
 
@@ -87,6 +87,7 @@ test('a host that accepts the connection but never speaks NATS fails within the 
 
 test('TLS: a worker and a coordinator connect with --tls-ca; without it the error says how to fix it', async (t) => {
   t.timeout(60_000);
+  requirePrerequisite('openssl');
   const dir = tempDir();
   const run = (cmd: string) => execSync(cmd, { cwd: dir, stdio: 'pipe' });
   run('openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.pem -subj /CN=odeness-test-ca');

@@ -9,6 +9,7 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT } from './cli.js';
+import { missingPrerequisite } from '../../scripts/prerequisites.mjs';
 
 export { ROOT };
 
@@ -46,6 +47,8 @@ export function spawnProc(cmd: string, args: string[], opts: { env?: NodeJS.Proc
   child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), poke()));
   child.stderr!.on('data', (d: Buffer) => ((err += d.toString()), poke()));
   const exited = new Promise<number>((res) => child.on('exit', (code, sig) => (res(code ?? 128 + (SIGNALS[sig ?? ''] ?? 0)), poke())));
+  // A program that cannot start (ENOENT) exits 127 like in a shell, instead of an uncaught 'error' event.
+  child.on('error', (e) => ((err += `${cmd}: ${e.message}\n`), child.emit('exit', 127, null)));
   let done = false;
   void exited.then(() => (done = true));
   const waitFor = (re: RegExp, ms = 30_000) =>
@@ -130,8 +133,19 @@ export interface NatsServer {
   restart(downMs?: number): Promise<void>;
 }
 
+/** Fails the calling test with one line naming a missing program (nats-server, openssl) and how to get it. */
+export function requirePrerequisite(command: string): void {
+  const missing = missingPrerequisite(command);
+  if (missing) {
+    const e = new Error(missing);
+    e.stack = `Error: ${missing}`; // the line says it all; a stack trace would only bury it
+    throw e;
+  }
+}
+
 /** nats-server with JetStream on a free port; `config` (nats-server conf text) for auth tests. */
 export async function startNats(opts: { config?: string } = {}): Promise<NatsServer> {
+  requirePrerequisite('nats-server');
   const port = await freePort();
   const storeDir = tempDir('odeness-nats-');
   let args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
