@@ -1,6 +1,7 @@
 import test from 'ava';
 import { ShapeError, SpecError } from '../src/errors.js';
-import { foldCheck, jacobianDeterminants, logDet, type StepMap } from '../src/audit/fold.js';
+import { foldCheck, jacobianDeterminants, type StepMap } from '../src/audit/fold.js';
+import { logDet } from '../src/linalg/lu.js';
 
 /** z ↦ A z (+ b) for a d×d row-major A. */
 function linearMap(A: number[], d: number, b: number[] = new Array(d).fill(0)): StepMap {

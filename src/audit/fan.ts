@@ -14,7 +14,7 @@
  * classes are sorted by label ascending.
  */
 import { ShapeError } from '../errors.js';
-import { type TrajectoryInput, trajectorySteps } from './crossing.js';
+import { type TrajectoryInput, trajectorySteps } from './states.js';
 
 export interface FanOptions {
   readonly n: number;

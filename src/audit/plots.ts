@@ -24,7 +24,9 @@ import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { type Loader, parse as parseVega, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { SpecError } from '../errors.js';
-import { type CrossingResult, type TrajectoryInput, pca2, projectStates, trajectorySteps } from './crossing.js';
+import type { CrossingResult } from './crossing.js';
+import { pca2, projectStates } from '../linalg/pca.js';
+import { type TrajectoryInput, trajectorySteps } from './states.js';
 import type { FanResult } from './fan.js';
 
 // ---------------------------------------------------------------------------
