@@ -32,7 +32,8 @@ export { evaluateBundle, solveField, type BundleEvalRow } from './onnx/evaluate.
 export { effectiveModelGraph } from './onnx/model-graphs.js';
 
 // Audits
-export { evaluateModel, paperTestSolvers, type EvalRow } from './audit/evaluate.js';
+export { evaluateModel, type EvalRow } from './audit/evaluate.js';
+export { paperTestSolvers } from './solvers/test-set.js';
 export { openModelSource, auditData, type ModelSource } from './audit/source.js';
 export { crossingAudit, fanAudit, trajectories, type CrossingAudit, type FanAudit } from './audit/audits.js';
 export { crossingVerdict, type Verdict, type VerdictConclusion, type VerdictProof, type VerdictInput } from './audit/verdict.js';

@@ -18,7 +18,7 @@ import { writeBundle, readBundle } from '../src/onnx/bundle.js';
 import { GraphBuilder } from '../src/onnx/graph.js';
 import { solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { forward } from '../src/train/train.js';
+import { forward } from '../src/models/forward.js';
 import { modelConfigFor } from '../src/train/run.js';
 import { runCli } from './helpers/cli.js';
 

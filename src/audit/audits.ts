@@ -10,6 +10,7 @@ import { solveAsync, type SolveStats } from '../solvers/integrate.js';
 import { formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { AsyncField } from '../solvers/vector.js';
 import { countCrossings, type CrossingResult } from './crossing.js';
+import { refineCrossings, type Refinement, type SubSolve } from './refine.js';
 import { fanStats, type FanResult } from './fan.js';
 import { foldCheck, type FoldResult } from './fold.js';
 import type { AuditData, ModelSource } from './source.js';
@@ -36,16 +37,21 @@ export async function trajectories(source: ModelSource, data: AuditData, spec: S
   return { times: r.trajectory!.t, states: r.trajectory!.z, stats: r.stats, n: data.n, d };
 }
 
-export interface CrossingAudit extends Omit<CrossingResult, 'pca'> {
+export interface CrossingAudit extends Omit<CrossingResult, 'pca' | 'events'> {
   readonly solver: string;
   readonly nfe: number;
   /** Human-readable note on what was tested (exact 2-D, 1-D order, or a PCA projection). */
   readonly note: string;
   readonly fold?: Omit<FoldResult, 'determinants'>;
+  /** Crossing events re-solved finely (2-D states): artefacts vs persistent crossings. */
+  readonly refinement?: Refinement;
   /** What the evidence allows to conclude, and what that rests on. */
   readonly verdict: Verdict;
   readonly trajectories?: Trajectories;
 }
+
+/** The refining solver: a fixed-step method far finer than any audited step once sub-divided. */
+const REFINE_METHOD = 'rk4';
 
 /** Above this state dimension the fold check (N·2d evaluations and a d×d determinant per state) is opt-in. */
 export const FOLD_AUTO_MAX_DIM = 64;
@@ -54,6 +60,8 @@ export interface CrossingAuditOptions {
   /** Fold check; default on for states of up to FOLD_AUTO_MAX_DIM dimensions. */
   readonly fold?: boolean;
   readonly differentSteps?: boolean;
+  /** Re-solve 2-D crossing pairs finely to tell persistent crossings from chord artefacts (default true). */
+  readonly refine?: boolean;
   /** Return the trajectories too (for plots). */
   readonly keepTrajectories?: boolean;
 }
@@ -61,13 +69,22 @@ export interface CrossingAuditOptions {
 export async function crossingAudit(source: ModelSource, data: AuditData, spec: SolverSpec, options: CrossingAuditOptions = {}): Promise<CrossingAudit> {
   if (data.n < 2) throw new SpecError(`a crossing audit needs at least 2 points, got ${data.n}`);
   const tr = await trajectories(source, data, spec);
-  const { pca: _pca, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false });
+  const refine = (options.refine ?? true) && tr.d === 2;
+  const { pca: _pca, events, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false, listEvents: refine });
   const note =
     tr.d === 1
       ? 'exact: order changes of 1-D trajectories within a step'
       : tr.d === 2
-        ? 'exact: 2-D segment intersections over the same step'
+        ? 'exact: 2-D chord intersections over the same step'
         : `projection: 2-D segment intersections of the projection onto the 2 leading principal components (${(100 * result.explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not be one in ${tr.d}-D`;
+  let refinement: Refinement | undefined;
+  if (refine && events && events.length > 0) {
+    const solveSub: SubSolve = async (z, m, k, substeps) => {
+      const r = await solveAsync(float64Ops, float64Field(source.field(m)), z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true });
+      return r.trajectory!.z;
+    };
+    refinement = await refineCrossings(events, tr.states, tr.n, solveSub);
+  }
   let fold: CrossingAudit['fold'];
   if (options.fold ?? tr.d <= FOLD_AUTO_MAX_DIM) {
     const method = spec.method;
@@ -80,8 +97,8 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
     const { determinants: _det, ...f } = await foldCheck(step, tr.states, { n: tr.n, d: tr.d });
     fold = f;
   }
-  const verdict = crossingVerdict({ d: tr.d, crossings: result.crossings, projected: result.projected, fold });
-  return { ...result, solver: formatSolverSpec(spec), nfe: tr.stats.nfe, note, ...(fold ? { fold } : {}), verdict, ...(options.keepTrajectories ? { trajectories: tr } : {}) };
+  const verdict = crossingVerdict({ solver: formatSolverSpec(spec), stepMap: spec.kind, d: tr.d, crossings: result.crossings, touchingPairs: result.touchingPairs, projected: result.projected, fold, refinement });
+  return { ...result, solver: formatSolverSpec(spec), nfe: tr.stats.nfe, note, ...(fold ? { fold } : {}), ...(refinement ? { refinement } : {}), verdict, ...(options.keepTrajectories ? { trajectories: tr } : {}) };
 }
 
 export const DEFAULT_FAN_REFERENCE = 'dopri5:rtol=1e-8,atol=1e-10';

@@ -10,7 +10,8 @@ import { solverParam, parseSolverSpec, type SolverSpec } from '../solvers/spec.j
 import { evaluateBundle } from '../onnx/evaluate.js';
 import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult, type CriticalRow } from './critical.js';
 import { auditData, openModelSource } from './source.js';
-import { evaluateModel, paperTestSolvers } from './evaluate.js';
+import { evaluateModel } from './evaluate.js';
+import { paperTestSolvers } from '../solvers/test-set.js';
 import { loadModel } from '../models/io.js';
 
 /** A bundle when the directory holds field.onnx (ONNX runs faster), else a tfjs model directory. */

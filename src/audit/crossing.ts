@@ -49,6 +49,8 @@ export interface CrossingOptions {
   readonly maxExamples?: number;
   /** Also list every crossing pair with its first step (can be large). Default false. */
   readonly listPairs?: boolean;
+  /** Also list every (pair, step) crossing event (can be large; what refinement re-tests). Default false. */
+  readonly listEvents?: boolean;
   /** Also count intersections of chords of different trajectories at DIFFERENT steps. Default false. */
   readonly differentSteps?: boolean;
   /** PCA options when d > 2. */
@@ -62,6 +64,14 @@ export interface CrossingExample {
   readonly step: number;
   /** Where the chords meet, in the coordinates tested (1-D, 2-D, or the 2-D projection). */
   readonly point: number[];
+  readonly kind: CrossingKind;
+}
+
+/** One (pair, step) crossing: chords of trajectories i < j over step k meet. */
+export interface CrossingEvent {
+  readonly i: number;
+  readonly j: number;
+  readonly step: number;
   readonly kind: CrossingKind;
 }
 
@@ -106,6 +116,8 @@ export interface CrossingResult {
   readonly examples: CrossingExample[];
   /** Every crossing pair (i < j) with its first step, when `listPairs` was set. */
   readonly pairs?: { i: number; j: number; firstStep: number }[];
+  /** Every crossing event, in step order, when `listEvents` was set. */
+  readonly events?: CrossingEvent[];
   /** True when d > 2 and the test ran on the 2-D PCA projection. */
   readonly projected: boolean;
   /** Fraction of the variance the tested coordinates keep (1 unless projected). */
@@ -154,6 +166,7 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
   const firstK: number[] = [];
   const firstStepHistogram = new Array<number>(K).fill(0);
   const examples: CrossingExample[] = [];
+  const eventList: CrossingEvent[] | undefined = options.listEvents ? [] : undefined;
   let events = 0;
   let candidates = 0;
 
@@ -167,6 +180,7 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
       firstStepHistogram[k]!++;
     }
     if (kind !== TOUCH) properSeen.add(i, j);
+    eventList?.push({ i, j, step: k, kind: KIND_NAMES[kind]! });
     if (examples.length < maxExamples) examples.push({ i, j, step: k, point: point(), kind: KIND_NAMES[kind]! });
   };
 
@@ -251,6 +265,7 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
       .map((i, q) => ({ i, j: firstJ[q]!, firstStep: firstK[q]! }))
       .sort((a, b) => a.firstStep - b.firstStep || a.i - b.i || a.j - b.j);
   }
+  if (eventList) result.events = eventList;
   if (options.differentSteps && dim === 2) {
     result.differentStepIntersections = differentStepCrossings(states, n, K, method, maxExamples);
   }

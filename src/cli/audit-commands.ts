@@ -37,11 +37,12 @@ export function registerAuditCommands(program: Command): void {
     .option('--fold', 'run the Jacobian-determinant fold check (default: on for states of up to 64 dimensions)')
     .option('--no-fold', 'skip the fold check')
     .option('--different-steps', 'also count intersections of segments at different steps (a weaker signal)')
-    .action(async (opts: SourceOpts & { fold?: boolean; differentSteps?: boolean }) => {
+    .option('--no-refine', 'skip re-solving 2-D crossing pairs finely (then no crossing counts as proof)')
+    .action(async (opts: SourceOpts & { fold?: boolean; differentSteps?: boolean; refine: boolean }) => {
       const source = await openModelSource(opts);
       try {
         const data = await auditData(source, opts.data, opts.maxPoints);
-        const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, keepTrajectories: Boolean(opts.plot) });
+        const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, refine: opts.refine, keepTrajectories: Boolean(opts.plot) });
         const { trajectories, ...report } = r;
         if (opts.plot && trajectories) {
           const { writeTrajectoryPlot } = await import('./plot-output.js');
@@ -51,9 +52,14 @@ export function registerAuditCommands(program: Command): void {
         process.stdout.write(`${r.solver}: ${r.crossings} crossing pairs of ${r.pairsChecked} pairs checked (${r.n} points, ${r.steps} steps)\n`);
         process.stdout.write(`  ${r.note}\n`);
         if (r.firstStep !== null) process.stdout.write(`  first crossing over step ${r.firstStep}; examples: ${r.examples.map((e) => `(${e.i}, ${e.j}) at step ${e.step}`).join(', ')}\n`);
+        if (r.refinement) {
+          const f = r.refinement;
+          process.stdout.write(`  refined (both trajectories re-solved with rk4 at ${f.levels.join(' / ')} sub-steps per step): ${f.persistentPairs} persist, ${f.artefactPairs} vanish (artefacts), ${f.unresolvedPairs} too close to resolve${f.notRefinedPairs ? `, ${f.notRefinedPairs} not refined` : ''}\n`);
+        }
         if (r.fold) process.stdout.write(`  fold check: ${r.fold.folded} of ${r.fold.states} visited states have det ≤ 0 (min det ${formatNumber(r.fold.minDet)})${r.fold.firstStep !== null ? `, first at step ${r.fold.firstStep}` : ''}\n`);
         if (r.differentStepIntersections) process.stdout.write(`  weaker signal: ${r.differentStepIntersections.pairs} pairs intersect at different steps\n`);
         process.stdout.write(`verdict: ${r.verdict.text}\n`);
+        process.stdout.write(`  rests on: ${r.verdict.proofs.length > 0 ? r.verdict.proofs.join(', ') : 'no proof'}\n`);
       } finally {
         await source.release();
       }

@@ -13,7 +13,7 @@ import { readBundle } from '../onnx/bundle.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { finite, positiveInt } from './args.js';
 import { printEvalRows, printJson } from './output.js';
-import { resolveTestSolvers } from '../audit/evaluate.js';
+import { resolveTestSolvers } from '../solvers/test-set.js';
 
 export async function evaluateBundleCommand(opts: { bundle: string; data?: string; solvers?: string; threads?: number; json?: boolean; plot?: string }): Promise<void> {
   const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1 });

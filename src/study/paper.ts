@@ -4,7 +4,7 @@
  * each job's config (and of its id). The convention itself lives with the
  * evaluation (src/audit/evaluate.ts); this turns it into spec strings.
  */
-import { paperTestSolvers as paperSpecs } from '../audit/evaluate.js';
+import { paperTestSolvers as paperSpecs } from '../solvers/test-set.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 
 export function paperTestSolvers(trainSolver: string): string[] {

@@ -4,19 +4,10 @@
  * (discretise-then-optimise). Works with every solver, fixed and adaptive.
  */
 import * as tf from '@tensorflow/tfjs';
-import { tensorOps } from '../engines/tensor.js';
+import { forward } from '../models/forward.js';
 import { buildTfModel, readParams, type TfModel } from '../models/tf-model.js';
 import type { Model } from '../models/types.js';
-import { solve } from '../solvers/integrate.js';
-import type { SolverSpec } from '../solvers/spec.js';
 import type { BatchEval, EngineOptions, EngineStep, TrainEngine } from './engine.js';
-
-/** Forward pass: logits and solve statistics (call inside tf.tidy or a gradient tape). */
-export function forward(m: TfModel, x: tf.Tensor, spec: SolverSpec, checkFinite = false) {
-  const z0 = m.encode(x);
-  const r = solve(tensorOps, m.makeField(), z0, spec, { t0: m.config.t0, t1: m.config.t1, checkFinite });
-  return { logits: m.head(r.z1), stats: r.stats };
-}
 
 export function accuracyOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar;

@@ -19,7 +19,6 @@ import { engineRefusal, parseEngineChoice, type EngineChoice, type EngineName, t
 import { OrtEngine } from './ort-engine.js';
 import { createTfjsEngine } from './tfjs-engine.js';
 
-export { forward } from './tfjs-engine.js';
 
 export interface TrainOptions {
   readonly solver: SolverSpec;

@@ -11,7 +11,7 @@ import { buildTfModel } from '../../src/models/tf-model.js';
 import { augmentedShape, type Model, type ModelConfig, type Params } from '../../src/models/types.js';
 import { trainGraph } from '../../src/onnx/train-graph.js';
 import type { SolverSpec } from '../../src/solvers/spec.js';
-import { forward } from '../../src/train/train.js';
+import { forward } from '../../src/models/forward.js';
 import { sessionOptions } from '../../src/train/ort-engine.js';
 import { Rng } from '../../src/data/random.js';
 
