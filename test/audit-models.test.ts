@@ -39,8 +39,8 @@ test.before(async () => {
 });
 
 test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold; no proof under rk4:0.01', async (t) => {
-  const coarse = await runCli(['audit', 'crossing', '--model', model, '--data', data, '--solver', 'euler:0.5', '--json']);
-  const fine = await runCli(['audit', 'crossing', '--model', model, '--data', data, '--solver', 'rk4:0.01', '--json']);
+  const coarse = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json']);
+  const fine = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.01', '--json']);
   t.is(coarse.code, 0, coarse.stderr);
   t.is(fine.code, 0, fine.stderr);
   const c = JSON.parse(coarse.stdout);
@@ -56,7 +56,7 @@ test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold
   t.regex(c.verdict.text, /^NOT an ODE flow under euler:0\.5 — proof: a step folds space/);
   t.deepEqual(f.verdict.proofs, []);
   t.not(f.verdict.conclusion, 'not-an-ode-flow');
-  const text = await runCli(['audit', 'crossing', '--model', model, '--data', data, '--solver', 'euler:0.5']);
+  const text = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5']);
   t.regex(text.stdout, /verdict: NOT an ODE flow under euler:0\.5 — proof: a step folds space/);
   t.regex(text.stdout, /rests on: fold/);
 });
@@ -64,7 +64,7 @@ test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold
 test('rk4:0.05 model: no NOT verdict under dopri5:1e-8, rk4:0.01 or its own solver, though chords cross', async (t) => {
   let crossings = 0;
   for (const solver of ['dopri5:1e-8', 'rk4:0.01', 'rk4:0.05']) {
-    const r = await runCli(['audit', 'crossing', '--model', rk4Model, '--data', data, '--solver', solver, '--json']);
+    const r = await runCli(['audit', 'crossing', '--model', rk4Model, '--dataset', `json:${data}:split=none`, '--solver', solver, '--json']);
     t.is(r.code, 0, r.stderr);
     const a = JSON.parse(r.stdout);
     t.log(`${solver}: ${a.crossings} crossing pairs, ${a.refinement?.artefactPairs ?? 0} artefacts, folded ${a.fold.folded}, min det ${a.fold.minDet.toFixed(3)}`);
@@ -79,8 +79,8 @@ test('rk4:0.05 model: no NOT verdict under dopri5:1e-8, rk4:0.01 or its own solv
 });
 
 test("fan: global error at t1 under euler:0.5 is ≥ 100× that under rk4:0.05, with per-class summaries", async (t) => {
-  const a = await runCli(['audit', 'fan', '--model', model, '--data', data, '--solver', 'euler:0.5', '--json']);
-  const b = await runCli(['audit', 'fan', '--model', model, '--data', data, '--solver', 'rk4:0.05', '--json']);
+  const a = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json']);
+  const b = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.05', '--json']);
   t.is(a.code, 0, a.stderr);
   const fa = JSON.parse(a.stdout);
   const fb = JSON.parse(b.stdout);
@@ -108,7 +108,7 @@ test('critical step size from models trained at several step sizes', async (t) =
     t.is(r.code, 0, r.stderr);
     dirs.push(dir);
   }
-  const r = await runCli(['audit', 'critical', '--models', ...dirs, '--solvers', 'rk4:0.01,dopri5:1e-6', '--json']);
+  const r = await runCli(['audit', 'critical', '--model', ...dirs, '--solvers', 'rk4:0.01,dopri5:1e-6', '--json']);
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   t.log(out.evidence.map((e: { trainSpec: string; maxDeviation: number }) => `${e.trainSpec}: ${e.maxDeviation.toFixed(3)}`).join(', '));
@@ -124,14 +124,14 @@ test('bad input: wrong data width, too few points, threshold outside (0, 1)', as
   fs.writeFileSync(wide, JSON.stringify({ x: [[1, 2, 3], [4, 5, 6]], y: [0, 1] }));
   const one = path.join(tmp, 'one.json');
   fs.writeFileSync(one, JSON.stringify({ x: [[0.1, 0.2]], y: [0] }));
-  const w = await runCli(['audit', 'fan', '--model', model, '--data', wide, '--solver', 'euler:0.5']);
+  const w = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${wide}:split=none`, '--solver', 'euler:0.5']);
   t.not(w.code, 0);
   t.regex(w.stderr, /wide\.json.*3 values.*expects 2/);
-  const o = await runCli(['audit', 'crossing', '--model', model, '--data', one, '--solver', 'euler:0.5']);
+  const o = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${one}:split=none`, '--solver', 'euler:0.5']);
   t.not(o.code, 0);
   t.regex(o.stderr, /at least 2 points, got 1/);
   for (const bad of ['0', '1', '1.5', '-0.1']) {
-    const r = await runCli(['audit', 'critical', '--models', model, '--threshold', bad]);
+    const r = await runCli(['audit', 'critical', '--model', model, '--threshold', bad]);
     t.not(r.code, 0);
     t.regex(r.stderr, /threshold must be .*between 0 and 1/);
   }
@@ -139,9 +139,9 @@ test('bad input: wrong data width, too few points, threshold outside (0, 1)', as
 
 test('--plot writes the figures people look at: trajectories with crossings, the fan, accuracy vs test steps', async (t) => {
   const dir = path.join(tmp, 'plots');
-  const a = await runCli(['audit', 'crossing', '--model', model, '--data', data, '--solver', 'euler:0.5', '--no-fold', '--plot', dir]);
-  const b = await runCli(['audit', 'fan', '--model', model, '--data', data, '--solver', 'euler:0.5', '--plot', dir]);
-  const c = await runCli(['evaluate', '--model', model, '--data', data, '--plot', dir]);
+  const a = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--no-fold', '--plot', dir]);
+  const b = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--plot', dir]);
+  const c = await runCli(['evaluate', '--model', model, '--dataset', `json:${data}:split=none`, '--plot', dir]);
   for (const r of [a, b, c]) t.is(r.code, 0, r.stderr);
   for (const name of ['trajectories', 'fan', 'accuracy-vs-steps']) {
     const svg = fs.readFileSync(path.join(dir, `${name}.svg`), 'utf8');

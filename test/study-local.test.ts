@@ -51,7 +51,7 @@ test.serial('local run: real metrics and bundles; failures are recorded and do n
   const out = join(dir, 'out');
   const r = await cliResult(['study', 'run', file, '--out', out, '--workers', '2', '--json']);
   t.is(r.code, 1, r.err);
-  t.regex(r.err, /2 job\(s\) failed; see: odeness study status/);
+  t.regex(r.err, /2 jobs failed; see: odeness study status/);
   const ev = events(r.out);
   t.like(ev[0], { type: 'plan', total: 4, toRun: 4, alreadyDone: 0 });
   t.like(ev.at(-1), { type: 'end', counts: { total: 4, done: 2, failed: 2, running: 0, pending: 0 } });

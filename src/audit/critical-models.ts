@@ -25,7 +25,8 @@ export interface CriticalFromModelsOptions {
   readonly threshold?: number;
   /** Test solvers for every model; default: the paper's set around each model's training solver. */
   readonly testSolvers?: readonly SolverSpec[];
-  readonly dataFile?: string;
+  /** Evaluation data as a dataset spec (its test split); default: each model's own test split. */
+  readonly dataset?: string;
 }
 
 export async function criticalFromModels(dirs: readonly string[], o: CriticalFromModelsOptions = {}): Promise<CriticalResult & { dirs: string[] }> {
@@ -43,7 +44,7 @@ export async function criticalFromModels(dirs: readonly string[], o: CriticalFro
       if (kind && kind !== thisKind) throw new SpecError(`${dir}: trained with ${source.trainSolver}; cannot mix fixed-step and adaptive training solvers in one critical-step analysis`);
       kind = thisKind;
       const tests = o.testSolvers ?? paperTestSolvers(train, source.t0, source.t1);
-      const data = await auditData(source, o.dataFile);
+      const data = await auditData(source, o.dataset);
       const specs = [train, ...tests];
       const results = args.bundle
         ? await evaluateBundle(args.bundle, { ...data, width: source.inputWidth }, specs)

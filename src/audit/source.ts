@@ -8,7 +8,6 @@ import * as tf from '@tensorflow/tfjs';
 import { SpecError, ShapeError } from '../errors.js';
 import { initBackend } from '../engines/backend.js';
 import { loadDataset } from '../data/spec.js';
-import { readJsonData } from '../data/json.js';
 import { loadModel } from '../models/io.js';
 import { buildTfModel } from '../models/tf-model.js';
 import { readBundle } from '../onnx/bundle.js';
@@ -101,14 +100,14 @@ export interface AuditData {
   readonly n: number;
 }
 
-/** --data file.json, else the test split of the dataset the model records. */
-export async function auditData(source: ModelSource, dataFile?: string, maxPoints?: number): Promise<AuditData> {
+/** The test split of `dataset` (a dataset spec, e.g. json:points.json:split=none), else of the dataset the model records. */
+export async function auditData(source: ModelSource, dataset?: string, maxPoints?: number): Promise<AuditData> {
   let data: AuditData;
-  if (dataFile) data = readJsonData(dataFile);
+  if (dataset) data = (await loadDataset(dataset, source.seed ?? 0)).test;
   else if (source.dataset) data = (await loadDataset(source.dataset, source.seed ?? 0)).test;
-  else throw new SpecError(`${source.dir} does not record its dataset; pass --data file.json`);
+  else throw new SpecError(`${source.dir} does not record its dataset; pass --dataset <spec>, e.g. --dataset json:points.json:split=none`);
   if (data.n > 0 && data.x.length / data.n !== source.inputWidth) {
-    throw new ShapeError(`${dataFile ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`);
+    throw new ShapeError(`${dataset ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`);
   }
   if (maxPoints !== undefined && data.n > maxPoints) {
     const w = source.inputWidth;

@@ -1,5 +1,6 @@
 /** Option value parsers: a bad value is a commander error naming the flag. */
-import { InvalidArgumentError } from 'commander';
+import { Help, InvalidArgumentError, Option, type Command } from 'commander';
+import { jsonFileSpec } from '../data/spec.js';
 
 export function int(value: string): number {
   const v = Number(value);
@@ -42,4 +43,79 @@ export function betaPair(value: string): [number, number] {
     throw new InvalidArgumentError(`expected two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; got "${value}"`);
   }
   return [parts[0]!, parts[1]!];
+}
+
+/** The help text's "(default: …)" for an option whose default is not a plain value ("one per core", "all points"). */
+export function defaultText(option: Option, text: string): Option {
+  return option.default(undefined, text);
+}
+
+/**
+ * Help that marks required options "(required)" and shows every default,
+ * including those given as text only (see defaultText).
+ */
+export function configureHelp(program: Command): void {
+  program.configureHelp({
+    sortSubcommands: false,
+    showGlobalOptions: true,
+    optionDescription(option: Option): string {
+      let text = Help.prototype.optionDescription.call(this, option);
+      if (option.defaultValue === undefined && option.defaultValueDescription) text += ` (default: ${option.defaultValueDescription})`;
+      if (isRequired(option)) text += ' (required)';
+      return text;
+    },
+  });
+}
+
+/** Required options whose check runs after a renamed flag handed over its value (see renamedOption). */
+const requiredAfterRename = new WeakSet<Option>();
+
+/** Whether an option must be given (the help marks it "(required)"). */
+export function isRequired(option: Option): boolean {
+  return option.mandatory || requiredAfterRename.has(option);
+}
+
+/** Where deprecation notices go (one line each, on stderr). */
+export function deprecationNotice(line: string): void {
+  process.stderr.write(`odeness: warning: ${line}; the old form goes away in the next release\n`);
+}
+
+/**
+ * A flag renamed in this release: `oldFlags` (e.g. '--concurrency <n>') still
+ * works for one release with a one-line notice on stderr, and hands its value
+ * (mapped by `map`) to the new option, so actions only see the new name;
+ * `newForm` is how the notice spells the replacement.
+ * Register after the new option.
+ */
+export function renamedOption(cmd: Command, oldFlags: string, newName: string, map: (value: never) => unknown = (v) => v, newForm = newName): Command {
+  const target = cmd.options.find((o) => o.long === newName);
+  if (!target) throw new Error(`renamedOption: ${cmd.name()} has no ${newName}`);
+  const old = new Option(oldFlags).hideHelp();
+  if (target.parseArg) old.argParser(target.parseArg);
+  cmd.addOption(old);
+  // Commander checks mandatory options before any hook runs, so a required option is checked here instead.
+  const required = target.mandatory;
+  if (required) {
+    target.makeOptionMandatory(false);
+    requiredAfterRename.add(target);
+  }
+  const oldKey = old.attributeName();
+  const newKey = target.attributeName();
+  cmd.hook('preAction', (_self, action) => {
+    if (action !== cmd) return;
+    if (action.getOptionValueSource(oldKey) === 'cli') {
+      if (action.getOptionValueSource(newKey) === 'cli') action.error(`error: give ${newName} or ${old.long}, not both (${old.long} is its old name)`);
+      deprecationNotice(`${old.long} is now ${newForm}`);
+      action.setOptionValueWithSource(newKey, map(action.getOptionValue(oldKey) as never), 'cli');
+      action.setOptionValueWithSource(oldKey, undefined, 'default');
+    }
+    if (required && action.getOptionValue(newKey) === undefined) action.error(`error: required option '${target.flags}' not specified`);
+  });
+  return cmd;
+}
+
+/** --dataset <spec> for evaluation data, and its old name --data <file.json> (every row of the file). */
+export function datasetOption(cmd: Command, defaultIs: string): Command {
+  cmd.addOption(defaultText(new Option('--dataset <spec>', 'evaluation data: the test split of a dataset spec (as train --dataset), e.g. json:points.json:split=none for every row of a file'), defaultIs));
+  return renamedOption(cmd, '--data <file.json>', '--dataset', (file: string) => jsonFileSpec(file), '--dataset json:<file>:split=none');
 }

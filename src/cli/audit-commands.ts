@@ -1,16 +1,17 @@
 /** `odeness audit crossing | fan | critical`. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { auditData, openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
 import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
-import { finite, positiveInt } from './args.js';
+import { datasetOption, defaultText, finite, positiveInt, renamedOption } from './args.js';
+import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printJson, table } from './output.js';
 
 interface SourceOpts {
   model?: string;
   bundle?: string;
-  data?: string;
+  dataset?: string;
   solver: string;
   maxPoints?: number;
   threads?: number;
@@ -19,15 +20,17 @@ interface SourceOpts {
 }
 
 function sourceOptions(cmd: Command): Command {
-  return cmd
-    .option('--model <dir>', 'model directory written by `odeness train`')
-    .option('--bundle <dir>', 'ONNX bundle directory')
-    .option('--data <file.json>', 'points {"x": number[][], "y": number[]} (default: the model\'s test split)')
+  cmd
+    .option('--model <dir>', 'model directory written by `odeness train` (this or --bundle is required)')
+    .option('--bundle <dir>', 'ONNX bundle directory (this or --model is required)');
+  datasetOption(cmd, "the model's own test split")
     .requiredOption('--solver <spec>', 'solver whose discrete trajectories are audited, e.g. euler:0.5')
-    .option('--max-points <n>', 'audit at most the first N points', positiveInt)
+    .addOption(defaultText(new Option('--max-points <n>', 'audit at most the first N points').argParser(positiveInt), 'all points'))
     .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
-    .option('--plot <dir>', 'write SVG/PNG figures into this directory')
-    .option('--json', 'print JSON');
+    .addOption(defaultText(new Option('--plot <dir>', 'write SVG + PNG figures into this directory'), 'no figures'))
+    .option('--json', 'print one JSON document');
+  cmd.hook('preAction', (_self, action) => checkPlotDir(action.opts().plot));
+  return cmd;
 }
 
 export function registerAuditCommands(program: Command): void {
@@ -41,7 +44,7 @@ export function registerAuditCommands(program: Command): void {
     .action(async (opts: SourceOpts & { fold?: boolean; differentSteps?: boolean; refine: boolean }) => {
       const source = await openModelSource(opts);
       try {
-        const data = await auditData(source, opts.data, opts.maxPoints);
+        const data = await auditData(source, opts.dataset, opts.maxPoints);
         const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, refine: opts.refine, keepTrajectories: Boolean(opts.plot) });
         const { trajectories, ...report } = r;
         if (opts.plot && trajectories) {
@@ -70,7 +73,7 @@ export function registerAuditCommands(program: Command): void {
     .action(async (opts: SourceOpts & { reference: string }) => {
       const source = await openModelSource(opts);
       try {
-        const data = await auditData(source, opts.data, opts.maxPoints);
+        const data = await auditData(source, opts.dataset, opts.maxPoints);
         const r = await fanAudit(source, data, parseSolverSpec(opts.solver), parseSolverSpec(opts.reference));
         if (opts.plot) {
           const { writeFanPlot } = await import('./plot-output.js');
@@ -84,19 +87,21 @@ export function registerAuditCommands(program: Command): void {
       }
     });
 
-  audit
+  const critical = audit
     .command('critical')
     .description('critical step size (or tolerance): the largest training step whose test-solver accuracies stay within the threshold of its train-solver accuracy')
-    .requiredOption('--models <dirs...>', 'model directories or bundles trained at different step sizes (or tolerances)')
+    .requiredOption('--model <dirs...>', 'model directories or ONNX bundles trained at different step sizes (or tolerances)')
     .option('--threshold <x>', 'allowed accuracy difference, in (0, 1)', finite, 0.1)
-    .option('--solvers <list>', 'test solvers (default: the paper\'s set around each training solver)')
-    .option('--data <file.json>', 'evaluation data (default: each model\'s test split)')
-    .option('--json', 'print JSON')
-    .action(async (opts: { models: string[]; threshold: number; solvers?: string; data?: string; json?: boolean }) => {
-      const r = await criticalFromModels(opts.models, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataFile: opts.data });
+    .addOption(defaultText(new Option('--solvers <list>', 'test solvers'), "the paper's set around each training solver"));
+  datasetOption(critical, "each model's own test split")
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; json?: boolean }) => {
+      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataset: opts.dataset });
       const key = r.kind === 'step' ? 'criticalStep' : 'criticalTol';
       if (opts.json) return printJson({ [key]: r.critical, ...r });
       process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], r.evidence.map((e) => [e.trainSpec, e.trainParam, e.trainAccuracy, e.maxDeviation, e.worstTest, e.pass ? 'yes' : 'no'])) + '\n');
       process.stdout.write(`${key}: ${r.critical ?? 'none (the smallest value already fails)'} (threshold ${r.threshold}${r.monotone ? '' : `; not monotone: largest passing ${r.largestPassing}`})\n`);
     });
+  // --model <dirs...> is the name evaluate and the other audits use.
+  renamedOption(critical, '--models <dirs...>', '--model');
 }

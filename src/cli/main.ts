@@ -9,7 +9,9 @@ import { registerCoreCommands } from './commands.js';
 import { registerOnnxCommands } from './onnx-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerStudyCommands, registerWorkerCommand } from './study.js';
-import { finite } from './args.js';
+import path from 'node:path';
+import { configureHelp, defaultText, finite, renamedOption } from './args.js';
+import { plural, printJson } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('odeness')
@@ -20,25 +22,33 @@ export function buildProgram(): Command {
     )
     .version(process.env.npm_package_version ?? '0.1.0')
     .option('--verbose', 'print stack traces for errors')
-    .addOption(new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu').env('ODENESS_BACKEND'))
+    .addOption(defaultText(new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu').env('ODENESS_BACKEND'), 'auto: native if installed, else wasm'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  program.configureHelp({ sortSubcommands: false, showGlobalOptions: true });
+  configureHelp(program);
   registerCoreCommands(program);
   registerOnnxCommands(program);
   registerAuditCommands(program);
   const study = registerStudyCommands(program);
-  study
+  const report = study
     .command('report')
-    .description('write DIR/report.html (self-contained, opens offline) and its SVG figures from a study\'s results')
+    .description('write DIR/report.html (self-contained, opens offline) and its SVG figures (in DIR/figures/) from a study\'s results')
     .argument('<dir>', 'study output directory')
     .option('--threshold <x>', 'accuracy difference for the critical step size, in (0, 1)', finite, 0.1)
-    .option('--png', 'also write PNG figures')
-    .action(async (dir: string, opts: { threshold: number; png?: boolean }) => {
+    .addOption(defaultText(new Option('--plot <dir>', 'also write every figure as SVG + PNG into this directory, as train/evaluate/audit --plot do'), 'SVG only, in DIR/figures/'))
+    .option('--json', 'print {"html", "figures", "critical"} as one JSON document')
+    .action(async (dir: string, opts: { threshold: number; plot?: string | true; json?: boolean }) => {
       const { writeStudyReport } = await import('../study/report.js');
-      const r = await writeStudyReport(dir, opts);
-      process.stdout.write(`wrote ${r.htmlPath} (${r.figures.length} figures)\n`);
+      const { copyFigures } = await import('./plot-dir.js');
+      const plotDir = opts.plot === true ? path.join(dir, 'figures') : opts.plot;
+      const r = await writeStudyReport(dir, { threshold: opts.threshold, png: plotDir !== undefined });
+      const figures = plotDir !== undefined ? await copyFigures(r.figures, plotDir) : r.figures;
+      if (opts.json) return printJson({ html: r.htmlPath, figures, critical: r.critical });
+      process.stdout.write(`wrote ${r.htmlPath} (${plural(r.figures.length, 'figure')})\n`);
+      if (plotDir !== undefined) process.stdout.write(`figures (SVG + PNG) in ${plotDir}\n`);
     });
+  // --png wrote the PNGs beside the report's SVGs: --plot DIR/figures.
+  renamedOption(report, '--png', '--plot', () => true, '--plot DIR/figures');
   registerWorkerCommand(program);
   return program;
 }

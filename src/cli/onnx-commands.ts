@@ -1,10 +1,10 @@
 /** Commands over ONNX: export, solve, and `evaluate --bundle`. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { defaultText, deprecationNotice } from './args.js';
 import { FileFormatError, SpecError } from '../errors.js';
 import { loadDataset } from '../data/spec.js';
-import { readJsonData } from '../data/json.js';
 import { loadModel } from '../models/io.js';
 import { writeBundle } from '../onnx/bundle.js';
 import { evaluateBundle, solveField } from '../onnx/evaluate.js';
@@ -15,26 +15,27 @@ import { finite, positiveInt } from './args.js';
 import { printEvalRows, printJson } from './output.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
 
-export async function evaluateBundleCommand(opts: { bundle: string; data?: string; solvers?: string; threads?: number; json?: boolean; plot?: string }): Promise<void> {
+export async function evaluateBundleCommand(opts: { bundle: string; dataset?: string; solvers?: string; threads?: number; json?: boolean; plot?: string }): Promise<void> {
   const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1 });
   const manifest = bundle.manifest;
   const width = bundle.inputShape.reduce((a, b) => a * b, 1);
   await bundle.release();
-  let data;
-  if (opts.data) data = readJsonData(opts.data);
-  else if (manifest.dataset) {
-    const test = (await loadDataset(manifest.dataset, manifest.seed ?? 0)).test;
-    data = { ...test, width: test.x.length / test.n };
-  } else throw new SpecError(`${opts.bundle} does not record its dataset (manifest.json "dataset"); pass --data file.json`);
+  const spec = opts.dataset ?? manifest.dataset;
+  if (spec === undefined) throw new SpecError(`${opts.bundle} does not record its dataset (manifest.json "dataset"); pass --dataset <spec>, e.g. --dataset json:points.json:split=none`);
+  const test = (await loadDataset(spec, manifest.seed ?? 0)).test;
+  const data = { ...test, width: test.n > 0 ? test.x.length / test.n : width };
   const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
-  const rows = await evaluateBundle(opts.bundle, { ...data, width: data.width ?? width }, specs, { threads: opts.threads ?? 1 });
+  const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1 });
   printEvalRows(rows, Boolean(opts.json), { bundle: opts.bundle, ...(manifest.trainSolver ? { trainSolver: manifest.trainSolver } : {}) });
   if (opts.plot) {
     const { writeAccuracyFigure } = await import('./plot-output.js');
-    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, { ...data, width: data.width ?? width }, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1 }) : [];
+    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, data, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1 }) : [];
     await writeAccuracyFigure(opts.plot, manifest.trainSolver ? `trained with ${manifest.trainSolver}` : opts.bundle, [...rows, ...own], own[0]?.spec);
   }
 }
+
+/** The file `export --effective` writes into --out. */
+export const EFFECTIVE_FILE = 'effective.onnx';
 
 async function readZ0(file: string): Promise<number[][]> {
   let raw: unknown;
@@ -57,18 +58,27 @@ export function registerOnnxCommands(program: Command): void {
     .command('export')
     .description('export a trained model as an ONNX bundle (field.onnx, head.onnx, [encoder.onnx], manifest.json), or with --effective as one ONNX graph x → logits that unrolls a fixed-step solver')
     .requiredOption('--model <dir>', 'model directory written by `odeness train`')
-    .requiredOption('--out <path>', 'bundle directory, or the .onnx file for --effective')
-    .option('--effective <spec>', 'unroll this fixed-step solver (e.g. euler:0.5) into one graph: the deployed model is exactly the validated configuration')
-    .option('--float64', 'write float64 graphs (reference precision; onnxruntime runs float32 bundles only)')
-    .action(async (opts: { model: string; out: string; effective?: string; float64?: boolean }) => {
+    .requiredOption('--out <dir>', `directory to write: the bundle, or ${EFFECTIVE_FILE} with --effective`)
+    .addOption(defaultText(new Option('--effective <spec>', 'unroll this fixed-step solver (e.g. euler:0.5) into one graph: the deployed model is exactly the validated configuration'), 'none: write a bundle'))
+    .option('--float64', 'with --effective: a float64 graph (reference precision; onnxruntime runs float64 graphs too)')
+    .option('--json', 'print what was written as one JSON document')
+    .action(async (opts: { model: string; out: string; effective?: string; float64?: boolean; json?: boolean }) => {
+      if (opts.float64 && !opts.effective) throw new SpecError('--float64 applies to --effective graphs; a bundle is written in float32');
       const model = await loadModel(opts.model);
       if (opts.effective) {
         const spec = parseSolverSpec(opts.effective);
         requireFixed(spec, `--effective ${opts.effective}`);
-        const graph = effectiveModelGraph(model, spec, { float: opts.float64 ? 'float64' : 'float32' });
-        await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
-        await graph.save(opts.out);
-        process.stdout.write(`wrote ${opts.out}: x → logits with ${formatSolverSpec(spec)} unrolled (${graph.nodes.length} nodes)\n`);
+        let file = path.join(opts.out, EFFECTIVE_FILE);
+        if (opts.out.endsWith('.onnx')) {
+          deprecationNotice(`export --effective --out FILE.onnx is now --out DIR (writes DIR/${EFFECTIVE_FILE})`);
+          file = opts.out;
+        }
+        const float = opts.float64 ? 'float64' : 'float32';
+        const graph = effectiveModelGraph(model, spec, { float });
+        await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+        await graph.save(file);
+        if (opts.json) return printJson({ kind: 'effective', file, solver: formatSolverSpec(spec), float, nodes: graph.nodes.length });
+        process.stdout.write(`wrote ${file}: x → logits with ${formatSolverSpec(spec)} unrolled (${graph.nodes.length} nodes, ${float})\n`);
         return;
       }
       const manifest = await writeBundle(model, opts.out, {
@@ -77,6 +87,7 @@ export function registerOnnxCommands(program: Command): void {
         seed: model.training.seed,
         provenance: { iterations: model.training.iterations, status: model.training.status, exportedFrom: path.resolve(opts.model) },
       });
+      if (opts.json) return printJson({ kind: 'bundle', dir: opts.out, files: (await fs.readdir(opts.out)).sort(), manifest });
       process.stdout.write(`wrote bundle ${opts.out} (state [${manifest.stateShape.join(', ')}], ${manifest.classes} classes, trained with ${manifest.trainSolver})\n`);
     });
 
@@ -89,7 +100,7 @@ export function registerOnnxCommands(program: Command): void {
     .option('--t0 <x>', 'start time', finite, 0)
     .option('--t1 <x>', 'end time', finite, 1)
     .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
-    .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"}')
+    .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"} as one JSON document')
     .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; json?: boolean }) => {
       const spec = parseSolverSpec(opts.solver);
       const z0 = await readZ0(opts.z0);

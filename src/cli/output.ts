@@ -59,3 +59,8 @@ export function printEvalRows(rows: readonly (SolverLabel & { accuracy: number; 
   }
   process.stdout.write(table(['solver', 'param', 'steps', 'accuracy', 'nfe'], rows.map((r) => [r.spec, r.param, r.steps, r.accuracy, r.nfe])) + '\n');
 }
+
+/** "1 job", "2 jobs": a count with its noun. */
+export function plural(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}

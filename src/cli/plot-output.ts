@@ -8,9 +8,10 @@ function announce(w: WrittenPlot): void {
   process.stderr.write(`wrote ${[w.svgPath, w.pngPath].filter(Boolean).join(' and ')}\n`);
 }
 
-export async function writeTrajectoryPlot(dir: string, tr: Trajectories, labels: Int32Array, r: Omit<CrossingResult, 'pca'>): Promise<void> {
+export async function writeTrajectoryPlot(dir: string, tr: Trajectories, labels: Int32Array, r: Omit<CrossingResult, 'pca'> & { readonly solver: string }): Promise<void> {
   const pairs = r.examples.map((e) => ({ i: e.i, j: e.j }));
-  announce(await writeTrajectoriesPlot(dir, 'trajectories', { trajectory: tr.states, n: tr.n, d: tr.d, labels, crossings: pairs }, { png: true }));
+  const title = `trajectories under ${r.solver}: ${r.crossings} crossing pair${r.crossings === 1 ? '' : 's'}`;
+  announce(await writeTrajectoriesPlot(dir, 'trajectories', { trajectory: tr.states, n: tr.n, d: tr.d, labels, crossings: pairs }, { png: true, title }));
 }
 
 export async function writeFanPlot(dir: string, r: FanAudit): Promise<void> {

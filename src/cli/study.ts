@@ -5,12 +5,13 @@
  *   odeness study plan FILE [--json]
  *   odeness study run FILE --out DIR [--workers N] [--nats URL [auth/TLS options]] [--retry-failed] [--json]
  *   odeness study status DIR [--json]
- *   odeness worker --nats URL [--concurrency N] [--user U --password P | --token T] [--tls-ca F --tls-cert F --tls-key F]
+ *   odeness worker --nats URL [--workers N] [--user U --password P | --token T] [--tls-ca F --tls-cert F --tls-key F]
  *
  * Secrets can come from the environment instead of the command line (where
  * `ps` would show them): NATS_USER, NATS_PASSWORD, NATS_TOKEN. They are never
  * printed: URLs are masked in every message.
  */
+import { availableParallelism } from 'node:os';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { planStudy } from '../study/plan.js';
@@ -21,6 +22,8 @@ import { runWorker } from '../cluster/nats-worker.js';
 import { LocalTransport } from '../cluster/pool.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
 import { describeNats, type NatsConnectOptions } from '../cluster/nats-connect.js';
+import { defaultText, renamedOption } from './args.js';
+import { plural } from './output.js';
 
 function positiveInt(flag: string) {
   return (v: string): number => {
@@ -28,6 +31,11 @@ function positiveInt(flag: string) {
     if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
     return n;
   };
+}
+
+/** --workers: how many jobs run at once on this machine (study run locally, worker on a cluster). */
+function workersOption(description: string): Option {
+  return defaultText(new Option('--workers <n>', description).argParser(positiveInt('--workers')), `one per core, ${availableParallelism()} here`);
 }
 
 function positiveSeconds(flag: string) {
@@ -44,6 +52,7 @@ type NatsFlags = Pick<NatsConnectOptions, 'user' | 'password' | 'token' | 'tlsCa
 function addNatsOptions(cmd: Command, required: boolean): Command {
   const url = new Option('--nats <url>', required ? 'NATS server URL, e.g. nats://host:4222' : 'run on a NATS cluster (workers: odeness worker --nats URL) instead of local threads');
   if (required) url.makeOptionMandatory();
+  else defaultText(url, 'none: local worker threads');
   return cmd
     .addOption(url)
     .addOption(new Option('--user <user>', 'NATS user').env('NATS_USER'))
@@ -95,15 +104,22 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
   let multibar: MultiBar | undefined;
   let bar: SingleBar | undefined;
 
+  // The first results arrive after one job's time although every worker was busy meanwhile, so
+  // finished / elapsed undercounts the rate by the number of jobs running at once (the bar once said
+  // 3× too much). Until each slot has finished two jobs: mean job time × jobs left / slots.
+  let jobMsSum = 0;
+  let slots = 1;
   const eta = (): string => {
     const left = counts.pending + counts.running;
     if (left === 0) return '0s';
     if (finishedNow === 0) return '…';
+    if (finishedNow < 2 * slots) return fmtDuration(((jobMsSum / finishedNow) * left) / slots);
     return fmtDuration(((Date.now() - startedAt) / finishedNow) * left);
   };
   const payload = () => ({ doneN: counts.done, runningN: counts.running, failedN: counts.failed, etaText: eta() });
   const refresh = () => {
     counts.running = running.size;
+    slots = Math.max(slots, running.size);
     counts.pending = Math.max(0, counts.total - counts.done - counts.failed - counts.running);
     bar?.update(counts.done + counts.failed, payload());
   };
@@ -125,7 +141,7 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
         toRun = e.toRun;
         startedAt = Date.now();
         const skipped = e.alreadyDone + e.alreadyFailed;
-        out.write(`study: ${e.total} job(s), ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}\n`);
+        out.write(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}\n`);
         if (opts.tty && toRun > 0) {
           multibar = new MultiBar(
             {
@@ -154,6 +170,7 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
         const r = e.result;
         running.delete(r.id);
         finishedNow++;
+        jobMsSum += r.timings.ms;
         if (r.status === 'done') counts.done++;
         else counts.failed++;
         refresh();
@@ -193,7 +210,7 @@ function printStatus(s: StudyStatus, json: boolean): void {
     s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
   ];
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
-  if (s.invalidLines) lines.push(`${s.invalidLines} unreadable result line(s) ignored (a torn last line after a crash is expected)`);
+  if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -204,7 +221,7 @@ export function registerStudyCommands(program: Command): Command {
     .command('plan')
     .description('expand a study file into jobs with content-hash ids')
     .argument('<file>', 'study file (YAML or JSON)')
-    .option('--json', 'print {"jobs": [...]} as JSON')
+    .option('--json', 'print {"jobs": [...]} as one JSON document')
     .action((file: string, o: { json?: boolean }) => {
       const plan = planStudy(file);
       if (o.json) {
@@ -212,7 +229,7 @@ export function registerStudyCommands(program: Command): Command {
         return;
       }
       const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${j.trainSolver}${j.adapt ? ' adapt' : ''}  seed=${j.seed}`);
-      process.stdout.write(`${plan.jobs.length} job(s)${plan.name ? ` in ${plan.name}` : ''}\n${rows.join('\n')}\n`);
+      process.stdout.write(`${plural(plan.jobs.length, 'job')}${plan.name ? ` in ${plan.name}` : ''}\n${rows.join('\n')}\n`);
     });
 
   addNatsOptions(
@@ -221,9 +238,9 @@ export function registerStudyCommands(program: Command): Command {
       .description('run every job of a study that has no result yet; rerun to resume after a crash')
       .argument('<file>', 'study file (YAML or JSON)')
       .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
-      .option('--workers <n>', 'local worker threads (default: one per core)', positiveInt('--workers'))
+      .addOption(workersOption('local worker threads, one job each'))
       .option('--retry-failed', 'also rerun jobs whose last result is failed')
-      .option('--json', 'print events as JSON lines instead of a progress bar'),
+      .option('--json', 'print events as JSON Lines (one JSON document per line, the last the "end" summary) instead of a progress bar'),
     false,
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
@@ -233,7 +250,7 @@ export function registerStudyCommands(program: Command): Command {
         for (const flag of ['user', 'password', 'token', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
-      } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each worker with odeness worker --concurrency');
+      } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
       const printer = studyEventPrinter({ json: !!o.json, tty: !o.json && !!process.stderr.isTTY });
       const ac = new AbortController();
       let interrupts = 0;
@@ -260,7 +277,7 @@ export function registerStudyCommands(program: Command): Command {
         });
         if (r.interrupted) process.exitCode = 130;
         else if (r.counts.failed > 0) {
-          process.stderr.write(`${r.counts.failed} job(s) failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);
+          process.stderr.write(`${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);
           process.exitCode = 1;
         }
       } finally {
@@ -274,20 +291,21 @@ export function registerStudyCommands(program: Command): Command {
     .command('status')
     .description('count done / running / failed / pending jobs of a study output directory')
     .argument('<dir>', 'the --out directory of study run')
-    .option('--json', 'print the counts as JSON')
+    .option('--json', 'print the counts as one JSON document')
     .action((dir: string, o: { json?: boolean }) => printStatus(studyStatus(dir), !!o.json));
 
   return study;
 }
 
 export function registerWorkerCommand(program: Command): Command {
-  return addNatsOptions(
+  const worker = addNatsOptions(
     program
       .command('worker')
       .description('serve study jobs from a NATS cluster (run on any number of machines)')
-      .option('--concurrency <n>', 'jobs at once, one worker thread each (default: one per core)', positiveInt('--concurrency')),
+      .addOption(workersOption('jobs at once on this machine, one worker thread each'))
+      .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)'),
     true,
-  ).action(async (o: NatsFlags & { nats: string; concurrency?: number }) => {
+  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean }) => {
     const ac = new AbortController();
     let interrupts = 0;
     const onSignal = () => {
@@ -302,14 +320,17 @@ export function registerWorkerCommand(program: Command): Command {
       const opts = natsOptions(o);
       const s = await runWorker({
         ...opts,
-        ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+        ...(o.workers !== undefined ? { concurrency: o.workers } : {}),
         signal: ac.signal,
         log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
       });
-      process.stderr.write(`worker stopped (${describeNats(opts)}): ${s.ran} job(s) run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue\n`);
+      if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
+      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue\n`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
   });
+  // One name for "how many jobs at once on this machine", as in study run.
+  return renamedOption(worker, '--concurrency <n>', '--workers');
 }

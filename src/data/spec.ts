@@ -23,6 +23,11 @@ export { formatDatasetSpec } from './format.js';
 
 export const DATASET_NAMES = ['spheres', 'mnist', 'cifar10', 'json'] as const;
 
+/** The dataset spec of every row of a JSON file, unsplit (its "test split" is the whole file): what a bare file path meant where a --data file.json was taken. */
+export function jsonFileSpec(file: string): string {
+  return `json:${file}:split=none`;
+}
+
 const FORMS = 'spheres:<preset>:dim=<d>, mnist[:size=14], cifar10:dir=<path>, json:<file>';
 
 const ALLOWED: Record<(typeof DATASET_NAMES)[number], readonly string[]> = {

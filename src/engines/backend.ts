@@ -45,7 +45,11 @@ async function tryWasm(): Promise<boolean> {
 }
 
 async function useCpu(): Promise<boolean> {
-    return tf.setBackend('cpu');
+  const ok = await tf.setBackend('cpu');
+  // The cpu backend greets its first tensor with a multi-line "Hi, looks like you are running
+  // TensorFlow.js in Node.js…" banner on stderr; choosing cpu here is deliberate, so skip it.
+  if (ok) (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  return ok;
 }
 
 /**
