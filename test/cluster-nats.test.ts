@@ -50,7 +50,7 @@ test.serial('cluster: SIGTERM a worker mid-job → it hands the job back at once
     const m = await coord.waitFor(new RegExp(`"type":"start","id":"([0-9a-f]{16})","worker":"nats/[^/]+/${a.pid}/`));
     a.kill('SIGTERM');
     t.is(await a.exited, 0, a.err());
-    t.regex(a.err(), /worker stopped .*: 0 job\(s\) run .*, 1 returned to the queue/);
+    t.regex(a.err(), /worker stopped .*: 0 jobs run .*, 1 returned to the queue/);
     t.is(await coord.exited, 0, coord.err());
     const all = lines(out);
     t.is(all.length, 2);

@@ -155,7 +155,7 @@ test.serial('local run: Ctrl-C mid-job stops cleanly with exit 130 and the rerun
   t.true(n >= 1 && n < 6, `${n} results before Ctrl-C`);
   const r = await cliResult(['study', 'run', file, '--out', out, '--workers', '2']);
   t.is(r.code, 0, r.err);
-  t.regex(r.out, new RegExp(`6 job\\(s\\), ${6 - n} to run \\(${n} already done, 0 already failed\\)`));
+  t.regex(r.out, new RegExp(`6 jobs, ${6 - n} to run \\(${n} already done, 0 already failed\\)`));
   t.regex(r.out, /study: 6\/6 done, 0 running, 0 failed, 0 pending/);
   t.is(lines(out).length, 6);
   t.is(new Set(lines(out).map((x) => x.id)).size, 6);
