@@ -125,3 +125,9 @@ test.serial('worker --json: the summary as one JSON document when it stops; --co
     await nats.stop();
   }
 });
+
+test.serial("--backend cpu trains without tfjs's 'Hi, looks like you are running TensorFlow.js in Node.js' banner", async (t) => {
+  const r = await runCli(['--backend', 'cpu', 'train', '--dataset', DATASET, '--solver', 'euler:0.5', '--iterations', '3', '--batch-size', '16', '--engine', 'tfjs', '--out', path.join(tmp, 'cpu'), '--json']);
+  t.like(oneDocument(t, r, 'train --backend cpu'), { backend: 'cpu', engine: 'tfjs' });
+  t.false(/looks like you are running TensorFlow\.js/.test(r.stderr), r.stderr);
+});

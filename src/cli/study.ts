@@ -90,6 +90,19 @@ function countsLine(c: StudyCounts): string {
 }
 
 /**
+ * Milliseconds left in a study run, or undefined before the first result:
+ * mean job time × jobs left / slots (jobs running at once), a running job
+ * counting half. Not finished / elapsed: the first results arrive after the
+ * pool's start-up plus one job's time although every slot was busy, which made
+ * the bar's early ETA 3× too long.
+ */
+export function studyEtaMs(p: { pending: number; running: number; finished: number; jobMsSum: number; slots: number }): number | undefined {
+  if (p.pending + p.running === 0) return 0;
+  if (p.finished === 0) return undefined;
+  return ((p.jobMsSum / p.finished) * (p.pending + p.running / 2)) / Math.max(1, p.slots, p.running);
+}
+
+/**
  * Renders study events: a cli-progress bar on a TTY (stderr), plain lines
  * otherwise, one JSON object per line with `json` (progress ticks omitted).
  */
@@ -100,21 +113,14 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
   const running = new Set<string>();
   let toRun = 0;
   let finishedNow = 0;
-  let startedAt = Date.now();
   let multibar: MultiBar | undefined;
   let bar: SingleBar | undefined;
 
-  // The first results arrive after one job's time although every worker was busy meanwhile, so
-  // finished / elapsed undercounts the rate by the number of jobs running at once (the bar once said
-  // 3× too much). Until each slot has finished two jobs: mean job time × jobs left / slots.
   let jobMsSum = 0;
   let slots = 1;
   const eta = (): string => {
-    const left = counts.pending + counts.running;
-    if (left === 0) return '0s';
-    if (finishedNow === 0) return '…';
-    if (finishedNow < 2 * slots) return fmtDuration(((jobMsSum / finishedNow) * left) / slots);
-    return fmtDuration(((Date.now() - startedAt) / finishedNow) * left);
+    const ms = studyEtaMs({ pending: counts.pending, running: counts.running, finished: finishedNow, jobMsSum, slots });
+    return ms === undefined ? '…' : fmtDuration(ms);
   };
   const payload = () => ({ doneN: counts.done, runningN: counts.running, failedN: counts.failed, etaText: eta() });
   const refresh = () => {
@@ -139,7 +145,6 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
         counts.done = e.alreadyDone;
         counts.failed = e.alreadyFailed;
         toRun = e.toRun;
-        startedAt = Date.now();
         const skipped = e.alreadyDone + e.alreadyFailed;
         out.write(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}\n`);
         if (opts.tty && toRun > 0) {
