@@ -37,6 +37,54 @@ export class DivergenceError extends OdenessError {
   }
 }
 
+/** A size (dimension, sample count, label, layer width) beyond what can be allocated; checked before allocating. */
+export class SizeError extends OdenessError {}
+
+/** Data that breaks the dataset contract (labels, value range, class count). */
+export class DataError extends OdenessError {}
+
+/** A file-system operation refused for a reason the user controls (a path, a permission). */
+export class FileSystemError extends OdenessError {
+  constructor(readonly path: string, readonly code: string, detail: string, options?: { cause?: unknown }) {
+    super(`${path}: ${detail} (${code})`, options);
+  }
+}
+
 export function isOdenessError(e: unknown): e is OdenessError {
   return e instanceof OdenessError;
+}
+
+/** What each user-caused file-system error code means, in words. */
+const FS_CODES: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EISDIR: 'is a directory, expected a file',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENAMETOOLONG: 'file name too long',
+  ENOTEMPTY: 'directory not empty',
+  EMFILE: 'too many open files',
+};
+
+/**
+ * A Node.js error the user caused, as an OdenessError: a file-system error
+ * about a path (EEXIST, ENOTDIR, EACCES, ENOENT, …) names the path; a typed
+ * array or buffer too large for memory names the size. Anything else stays
+ * as it is (a bug).
+ */
+export function asUserError(e: unknown): unknown {
+  if (e instanceof OdenessError || !(e instanceof Error)) return e;
+  const errno = e as NodeJS.ErrnoException & { dest?: string };
+  if (typeof errno.code === 'string' && FS_CODES[errno.code] && typeof errno.path === 'string') {
+    const what = errno.syscall ? `cannot ${errno.syscall}: ${FS_CODES[errno.code]}` : FS_CODES[errno.code]!;
+    return new FileSystemError(errno.path, errno.code, what, { cause: e });
+  }
+  if (e instanceof RangeError && /Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(e.message)) {
+    return new SizeError(`cannot allocate memory for the requested sizes (${e.message}); reduce the dataset or field size`, { cause: e });
+  }
+  return e;
 }

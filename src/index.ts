@@ -7,7 +7,7 @@ export * from './errors.js';
 
 // Solvers and numeric engines
 export { getTableau, METHODS, FIXED_METHODS, ADAPTIVE_METHODS, type Tableau } from './solvers/tableau.js';
-export { parseSolverSpec, parseSolverList, formatSolverSpec, solverParam, solverLabel, fixedStepCount, type SolverSpec, type FixedSolverSpec, type AdaptiveSolverSpec, type SolverLabel } from './solvers/spec.js';
+export { parseSolverSpec, parseSolverList, DEFAULT_SOLVER_LIMITS, type SolverLimits, formatSolverSpec, solverParam, solverLabel, fixedStepCount, type SolverSpec, type FixedSolverSpec, type AdaptiveSolverSpec, type SolverLabel } from './solvers/spec.js';
 export { solve, solveAsync, fixedGrid, type SolveOptions, type SolveResult, type SolveStats, type Trajectory } from './solvers/integrate.js';
 export type { VectorOps, SyncField, AsyncField, FieldCall } from './solvers/vector.js';
 export { float32Ops, float64Ops } from './engines/typed.js';
@@ -15,7 +15,7 @@ export { tensorOps } from './engines/tensor.js';
 export { initBackend, type BackendInfo } from './engines/backend.js';
 
 // Data and models
-export { loadDataset, parseDatasetSpec, formatDatasetSpec, makeSpheres, loadMnist, loadCifar10, readJsonData, Rng, type Dataset, type Split } from './data/index.js';
+export { loadDataset, parseDatasetSpec, formatDatasetSpec, makeSpheres, loadMnist, loadCifar10, readJsonData, Rng, DATA_LIMITS, checkLabelsFitModel, type Dataset, type Split } from './data/index.js';
 export { parseFieldSpec, formatFieldSpec } from './models/spec.js';
 export { initParams, paramShapes } from './models/params.js';
 export { saveModel, loadModel, type SavedModel, type TrainingInfo } from './models/io.js';
@@ -45,6 +45,9 @@ export { criticalFromModels } from './audit/critical-models.js';
 export { compareGridAdaptation } from './audit/compare.js';
 
 // Studies
-export { planStudy, runStudy, studyStatus, executeJob, validateStudy, type Job, type JobResult, type StudyEvent, type StudySpec, type Transport, type JobSink, type PendingJob } from './study/index.js';
+export { planStudy, runStudy, studyStatus, executeJob, validateStudy, parseJob, type Job, type JobResult, type JobMetrics, type StudyEvent, type StudySpec, type Transport, type JobSink, type PendingJob } from './study/index.js';
 export { LocalTransport, NatsTransport, runWorker, maskUrl, type NatsConnectOptions, type NatsStudyOptions, type WorkerOptions, type WorkerSummary } from './cluster/index.js';
+
+// Formats: the schema of every file and message, and their limits
+export { JobSchema, JobResultSchema, JobMetricsSchema, BundleManifestSchema, ModelFileSchema, PlanFileSchema, JOB_LIMITS, ENGINE_CHOICES, parseWith, type FormatIssue } from './formats/index.js';
 export { writeStudyReport } from './study/report.js';

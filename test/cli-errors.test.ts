@@ -2,7 +2,18 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { runCli } from './helpers/cli.js';
+
+const NATIVE_BINDINGS = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
+const resolvable = (pkg: string) => {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'odeness-cli-'));
 const base = ['train', '--iterations', '2', '--out', path.join(tmp, 'm')];
@@ -38,11 +49,28 @@ test('info prints backend, threads and versions', async (t) => {
   const r = await runCli(['info', '--json']);
   t.is(r.code, 0, r.stderr);
   const info = JSON.parse(r.stdout);
-  t.is(info.backend, 'wasm');
-  t.is(info.threads, 1);
+  // auto picks a native binding when one loads, else wasm — never the slow cpu fallback.
+  // Which one depends on what is installed here, so the check follows the installation.
+  const natives = NATIVE_BINDINGS.filter(resolvable);
+  if (info.backend === 'tensorflow') {
+    t.true(natives.includes(info.backendSource), `tensorflow backend from ${info.backendSource}, installed: ${natives.join(', ') || 'none'}`);
+  } else {
+    t.is(info.backend, 'wasm', `auto fell back past wasm: ${JSON.stringify(info)}`);
+    t.is(info.backendSource, '@tensorflow/tfjs-backend-wasm');
+    t.is(info.threads, 1, 'one wasm thread');
+  }
   t.regex(info.tfjs, /^4\./);
   t.regex(info.onnxruntime, /^1\./);
   t.is(info.node, process.versions.node);
+});
+
+test('--backend wasm selects wasm wherever the package is installed, native binding or not', async (t) => {
+  const r = await runCli(['info', '--json', '--backend', 'wasm']);
+  t.is(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  t.is(info.backend, 'wasm');
+  t.is(info.backendSource, '@tensorflow/tfjs-backend-wasm');
+  t.is(info.threads, 1);
 });
 
 test('--backend / ODENESS_BACKEND select the cpu backend', async (t) => {

@@ -217,7 +217,7 @@ test('encoder graphs zero-augment vectors and images', async (t) => {
   }
 });
 
-const SPECS = ['euler:0.3', 'midpoint:0.3', 'rk4:0.3'].map(parseSolverSpec);
+const SPECS = ['euler:0.3', 'midpoint:0.3', 'rk4:0.3'].map((s) => parseSolverSpec(s));
 
 test('effective model logits equal solving the bundle with solveAsync (euler, midpoint, rk4 with h = 0.3)', async (t) => {
   let worst = 0;

@@ -6,6 +6,7 @@ import { parseResults, readResults, ResultStore, RESULTS_FILE } from '../src/stu
 import { studyStatus } from '../src/study/status.js';
 import type { JobResult } from '../src/study/types.js';
 import { tempDir, TINY_DATASET } from './helpers/procs.js';
+import { sampleMetrics } from './helpers/metrics.js';
 
 const plan = planStudy({ datasets: TINY_DATASET, field: 'mlp:width=8', grid: ['euler:0.5'], seeds: 3, iterations: 10 });
 
@@ -14,7 +15,7 @@ function result(i: number, status: 'done' | 'failed', attempt = 1): JobResult {
   const now = new Date().toISOString();
   return {
     id: job.id, job, status, attempt, worker: 'test',
-    ...(status === 'done' ? { metrics: { acc: i } } : { error: 'boom' }),
+    ...(status === 'done' ? { metrics: sampleMetrics(i / 10) } : { error: 'boom' }),
     timings: { startedAt: now, finishedAt: now, ms: 1 },
   };
 }

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SpecError, ShapeError } from '../errors.js';
 import { initBackend } from '../engines/backend.js';
+import { checkLabelsFitModel } from '../data/limits.js';
 import { loadDataset } from '../data/spec.js';
 import { loadModel } from '../models/io.js';
 import { buildTfModel } from '../models/tf-model.js';
@@ -106,6 +107,7 @@ export async function auditData(source: ModelSource, dataset?: string, maxPoints
   if (dataset) data = (await loadDataset(dataset, source.seed ?? 0)).test;
   else if (source.dataset) data = (await loadDataset(source.dataset, source.seed ?? 0)).test;
   else throw new SpecError(`${source.dir} does not record its dataset; pass --dataset <spec>, e.g. --dataset json:points.json:split=none`);
+  checkLabelsFitModel(dataset ?? source.dataset!, data.y, source.classes);
   if (data.n > 0 && data.x.length / data.n !== source.inputWidth) {
     throw new ShapeError(`${dataset ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`);
   }

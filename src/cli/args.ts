@@ -1,6 +1,7 @@
 /** Option value parsers: a bad value is a commander error naming the flag. */
 import { Help, InvalidArgumentError, Option, type Command } from 'commander';
 import { jsonFileSpec } from '../data/spec.js';
+import { isPositiveInt } from '../formats/index.js';
 
 export function int(value: string): number {
   const v = Number(value);
@@ -10,7 +11,7 @@ export function int(value: string): number {
 
 export function positiveInt(value: string): number {
   const v = int(value);
-  if (v < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  if (!isPositiveInt(v)) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return v;
 }
 

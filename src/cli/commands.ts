@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import { initBackend } from '../engines/backend.js';
+import { checkLabelsFitModel } from '../data/limits.js';
 import { loadDataset } from '../data/spec.js';
 import { loadModel } from '../models/io.js';
 import { evaluateModel, type EvalData } from '../audit/evaluate.js';
@@ -175,6 +176,7 @@ export function registerCoreCommands(program: Command): void {
       await initBackend(globals(cmd).backend);
       const model = await loadModel(opts.model);
       const data: EvalData = (await loadDataset(opts.dataset ?? model.training.dataset, model.training.seed)).test;
+      checkLabelsFitModel(opts.dataset ?? model.training.dataset, data.y, model.config.classes);
       const specs = resolveTestSolvers(opts.solvers, model.training.solver, model.config.t0, model.config.t1);
       const rows = evaluateModel(model, data, specs);
       printEvalRows(rows, Boolean(opts.json), { model: opts.model, trainSolver: model.training.solver });

@@ -1,10 +1,12 @@
 /**
  * The `odeness` command line: argument parsing and printing only; every
- * command calls the library. User errors print one line (no stack trace
- * unless --verbose) and exit 1; unknown flags are errors.
+ * command calls the library. Every error line starts with `odeness: error:`;
+ * user errors print one line (no stack trace unless --verbose) and exit 1,
+ * usage errors (unknown flags, missing arguments) exit 2, a closed stdout
+ * (EPIPE) ends quietly.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { isOdenessError } from '../errors.js';
+import { asUserError, isOdenessError } from '../errors.js';
 import { registerCoreCommands } from './commands.js';
 import { registerOnnxCommands } from './onnx-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
@@ -53,25 +55,71 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Every line the CLI writes about an error starts with this. */
+export const ERROR_PREFIX = 'odeness: error:';
+
+/** Exit codes: 1 for a user error or a bug, 2 for a usage error (unknown flag, missing argument). */
+export const EXIT_ERROR = 1;
+export const EXIT_USAGE = 2;
+
+/** Commander's errors that mean "the command line is malformed" (exit 2); its other errors keep their own code. */
+const USAGE_CODES = new Set([
+  'commander.unknownOption',
+  'commander.unknownCommand',
+  'commander.missingArgument',
+  'commander.optionMissingArgument',
+  'commander.missingMandatoryOptionValue',
+  'commander.invalidArgument',
+  'commander.excessArguments',
+  'commander.conflictingOption',
+]);
+
+/**
+ * A closed stdout (`odeness … | head -1`) ends the process quietly: the reader
+ * has what it wanted, so EPIPE is not an error.
+ */
+function endQuietlyOnEpipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  endQuietlyOnEpipe();
   const program = buildProgram();
-  for (const cmd of program.commands) cmd.exitOverride();
+  // Commander writes its own usage errors ("error: unknown option …"): give them the one prefix.
+  const usageOutput = { outputError: (text: string, write: (s: string) => void) => write(`odeness: ${text}`) };
+  const configure = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.configureOutput(usageOutput);
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
   try {
     await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // Commander already printed its message (unknown option, missing argument, --help).
-      process.exitCode = e.exitCode;
+  } catch (caught) {
+    if (caught instanceof CommanderError) {
+      // Commander already printed its message (unknown option, missing argument, --help, --version).
+      process.exitCode = USAGE_CODES.has(caught.code) ? EXIT_USAGE : caught.exitCode;
       return;
     }
+    const e = asUserError(caught);
     const verbose = argv.includes('--verbose');
     if (isOdenessError(e) && !verbose) {
-      process.stderr.write(`odeness: error: ${e.message}\n`);
+      process.stderr.write(`${ERROR_PREFIX} ${oneLine(e.message)}\n`);
     } else if (verbose) {
-      process.stderr.write(`odeness: error: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.stderr.write(`${ERROR_PREFIX} ${(caught as Error)?.stack ?? String(caught)}\n`);
     } else {
-      process.stderr.write(`odeness: internal error: ${(e as Error)?.message ?? String(e)}\n(run with --verbose for the stack trace)\n`);
+      process.stderr.write(`${ERROR_PREFIX} internal error (a bug): ${oneLine((e as Error)?.message ?? String(e))}\n(run with --verbose for the stack trace)\n`);
     }
-    process.exitCode = 1;
+    process.exitCode = EXIT_ERROR;
   }
+}
+
+/** A user error is one line: newlines inside a message (e.g. a YAML excerpt) become ' | '. */
+function oneLine(message: string): string {
+  return message.trim().split(/\r?\n\s*/).join(' | ');
 }

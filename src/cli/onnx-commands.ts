@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultText, deprecationNotice } from './args.js';
 import { FileFormatError, SpecError } from '../errors.js';
+import { checkLabelsFitModel } from '../data/limits.js';
 import { loadDataset } from '../data/spec.js';
 import { loadModel } from '../models/io.js';
 import { writeBundle } from '../onnx/bundle.js';
@@ -23,6 +24,7 @@ export async function evaluateBundleCommand(opts: { bundle: string; dataset?: st
   const spec = opts.dataset ?? manifest.dataset;
   if (spec === undefined) throw new SpecError(`${opts.bundle} does not record its dataset (manifest.json "dataset"); pass --dataset <spec>, e.g. --dataset json:points.json:split=none`);
   const test = (await loadDataset(spec, manifest.seed ?? 0)).test;
+  checkLabelsFitModel(spec, test.y, manifest.classes);
   const data = { ...test, width: test.n > 0 ? test.x.length / test.n : width };
   const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
   const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1 });

@@ -14,6 +14,7 @@
 import { availableParallelism } from 'node:os';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { isPositiveInt } from '../formats/index.js';
 import { planStudy } from '../study/plan.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
@@ -25,17 +26,17 @@ import { describeNats, type NatsConnectOptions } from '../cluster/nats-connect.j
 import { defaultText, renamedOption } from './args.js';
 import { plural } from './output.js';
 
-function positiveInt(flag: string) {
+function positiveIntFlag(flag: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
+    if (!/^\s*\d+\s*$/.test(v) || !isPositiveInt(n)) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
     return n;
   };
 }
 
 /** --workers: how many jobs run at once on this machine (study run locally, worker on a cluster). */
 function workersOption(description: string): Option {
-  return defaultText(new Option('--workers <n>', description).argParser(positiveInt('--workers')), `one per core, ${availableParallelism()} here`);
+  return defaultText(new Option('--workers <n>', description).argParser(positiveIntFlag('--workers')), `one per core, ${availableParallelism()} here`);
 }
 
 function positiveSeconds(flag: string) {
@@ -249,7 +250,7 @@ export function registerStudyCommands(program: Command): Command {
     false,
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
-    .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveInt('--max-deliver')).default(5))
+    .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
     .action(async (file: string, o: NatsFlags & { out: string; workers?: number; retryFailed?: boolean; json?: boolean; ackWait: number; maxDeliver: number }, cmd: Command) => {
       if (o.nats === undefined) {
         for (const flag of ['user', 'password', 'token', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {

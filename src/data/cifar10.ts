@@ -16,6 +16,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError, SpecError } from '../errors.js';
+import { isPositiveInt } from '../formats/index.js';
 import { formatDatasetSpec } from './format.js';
 import { Rng, type Seed } from './random.js';
 import type { Dataset, Split } from './types.js';
@@ -126,7 +127,7 @@ function readSelected(sources: readonly Source[], indices: Int32Array): Split {
 }
 
 function positiveInt(what: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new SpecError(`cifar10: ${what} must be a positive integer, got ${v}`);
+  if (v !== undefined && !isPositiveInt(v)) throw new SpecError(`cifar10: ${what} must be a positive integer, got ${v}`);
 }
 
 /** Resolve the directory holding the batch files (accepts the parent of cifar-10-batches-bin). */

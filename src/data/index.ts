@@ -33,6 +33,7 @@ export {
   type Cifar10Options,
 } from './cifar10.js';
 export { readJsonData, jsonToData, loadJsonDataset, type JsonData, type JsonDatasetOptions } from './json.js';
+export { DATA_LIMITS, FLOAT32_MAX, checkDataSize, checkLabelsFitModel, checkTrainingLabels } from './limits.js';
 export {
   DATASET_NAMES,
   parseDatasetSpec,

@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { FileFormatError, SpecError } from '../errors.js';
 import { formatDatasetSpec } from './format.js';
+import { isPositiveInt } from '../formats/index.js';
+import { checkDataSize, checkLabelsFitModel, checkTrainingLabels, DATA_LIMITS, FLOAT32_MAX, isFloat32 } from './limits.js';
 import { Rng, type Seed } from './random.js';
 import type { Dataset, Split } from './types.js';
 
@@ -40,6 +42,7 @@ export function jsonToData(doc: unknown, file: string): JsonData {
   if (!Array.isArray(first)) throw new FileFormatError(file, `x[0] is ${describe(first)}, expected an array of numbers`);
   const width = first.length;
   if (width === 0) throw new FileFormatError(file, 'x[0] is empty; expected at least one value per row');
+  checkDataSize(file, n, width);
   const x = new Float32Array(n * width);
   for (let i = 0; i < n; i++) {
     const row = xs[i] as unknown;
@@ -47,23 +50,26 @@ export function jsonToData(doc: unknown, file: string): JsonData {
     if (row.length !== width) throw new FileFormatError(file, `x[${i}] has ${row.length} values, expected ${width}`);
     for (let j = 0; j < width; j++) {
       const v = row[j] as unknown;
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new FileFormatError(file, `x[${i}][${j}] is ${describe(v)}, expected a finite number`);
+      if (typeof v !== 'number' || !isFloat32(v)) throw new FileFormatError(file, `x[${i}][${j}] is ${describe(v)}, expected a finite number within the float32 range (|x| ≤ ${FLOAT32_MAX.toPrecision(5)})`);
       x[i * width + j] = v;
     }
   }
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = ys[i] as unknown;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2147483647) {
-      throw new FileFormatError(file, `y[${i}] is ${describe(v)}, expected a non-negative integer label`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= DATA_LIMITS.classes) {
+      throw new FileFormatError(file, `y[${i}] is ${describe(v)}, expected a non-negative integer label (a class index below ${DATA_LIMITS.classes})`);
     }
     y[i] = v;
   }
   return { x, y, n, width };
 }
 
-/** Read and validate a JSON data file. */
-export function readJsonData(file: string): JsonData {
+/**
+ * Read and validate a JSON data file. With `classes` (the model it is
+ * evaluated with), every label must be one of the model's classes.
+ */
+export function readJsonData(file: string, options: { classes?: number } = {}): JsonData {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -78,7 +84,9 @@ export function readJsonData(file: string): JsonData {
   } catch (e) {
     throw new FileFormatError(file, `not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  return jsonToData(doc, file);
+  const data = jsonToData(doc, file);
+  if (options.classes !== undefined) checkLabelsFitModel(file, data.y, options.classes);
+  return data;
 }
 
 export const DEFAULT_JSON_TEST_FRACTION = 0.2;
@@ -119,8 +127,10 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
   let maxLabel = 0;
   for (let i = 0; i < data.n; i++) maxLabel = Math.max(maxLabel, data.y[i]!);
   const classes = opts.classes ?? maxLabel + 1;
-  if (!Number.isInteger(classes) || classes < 1) throw new SpecError(`json: classes must be a positive integer, got ${classes}`);
+  if (!isPositiveInt(classes)) throw new SpecError(`json: classes must be a positive integer, got ${classes}`);
   if (classes <= maxLabel) throw new FileFormatError(file, `label ${maxLabel} found, but classes=${classes} allows only 0…${classes - 1}`);
+  // Training data: every class present and at least two; evaluation data (split=none) may hold any subset.
+  if (split !== 'none') checkTrainingLabels(file, data.y, opts.classes);
   const shape = opts.shape ? [...opts.shape] : [data.width];
   if (shape.length === 0 || shape.some((s) => !Number.isInteger(s) || s < 1)) {
     throw new SpecError(`json: shape must be positive integers, got [${shape.join(', ')}]`);

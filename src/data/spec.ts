@@ -9,7 +9,9 @@
  * Options are key=value pairs, separated by ':' or ','. A separator only
  * counts when a `key=` follows it, so paths may contain ':' and ','.
  */
-import { SpecError } from '../errors.js';
+import { SizeError, SpecError } from '../errors.js';
+import { DATA_LIMITS } from './limits.js';
+import { isPositiveInt, tokenizeSpec } from '../formats/index.js';
 import { loadCifar10 } from './cifar10.js';
 import { formatDatasetSpec, type DatasetSpec } from './format.js';
 import { loadJsonDataset } from './json.js';
@@ -37,38 +39,37 @@ const ALLOWED: Record<(typeof DATASET_NAMES)[number], readonly string[]> = {
   json: ['file', 'split', 'classes', 'shape'],
 };
 
-const KEY_START = /^[A-Za-z_][A-Za-z0-9_]*=/;
-
 export function parseDatasetSpec(spec: string): DatasetSpec {
-  const text = spec.trim();
   const fail = (msg: string): never => {
     throw new SpecError(`dataset spec "${spec}": ${msg}`);
   };
-  if (text === '') throw new SpecError(`empty dataset spec; expected one of ${FORMS}`);
-  const colon = text.indexOf(':');
-  const name = colon < 0 ? text : text.slice(0, colon);
-  const rest = colon < 0 ? '' : text.slice(colon + 1);
+  if (spec.trim() === '') throw new SpecError(`empty dataset spec; expected one of ${FORMS}`);
+  const { head: name, items } = tokenizeSpec(spec, { pathSafe: true });
   if (!(DATASET_NAMES as readonly string[]).includes(name)) {
     fail(`unknown dataset "${name}"; expected one of ${DATASET_NAMES.join(', ')} (${FORMS})`);
   }
   const kind = name as (typeof DATASET_NAMES)[number];
-  const pieces = rest === '' ? [] : rest.split(/[:,](?=[A-Za-z_][A-Za-z0-9_]*=)/);
   let positional: string | undefined;
-  if (pieces.length > 0 && !KEY_START.test(pieces[0]!)) positional = pieces.shift()!;
   const named = new Map<string, string>();
-  for (const piece of pieces) {
-    const eq = piece.indexOf('=');
-    const key = piece.slice(0, eq);
-    if (!ALLOWED[kind].includes(key)) fail(`unknown option "${key}" for ${kind}; expected ${ALLOWED[kind].join(', ')}`);
-    if (named.has(key)) fail(`option ${key} given twice`);
-    named.set(key, piece.slice(eq + 1));
-  }
+  items.forEach((item, i) => {
+    if (item.key === undefined) {
+      // Only the first item may be bare (the tokenizer splits only before `key=`).
+      if (i === 0) positional = item.value;
+      return;
+    }
+    if (!ALLOWED[kind].includes(item.key)) fail(`unknown option "${item.key}" for ${kind}; expected ${ALLOWED[kind].join(', ')}`);
+    if (named.has(item.key)) fail(`option ${item.key} given twice`);
+    named.set(item.key, item.value);
+  });
 
   const posInt = (key: string): number | undefined => {
     const raw = named.get(key);
     if (raw === undefined) return undefined;
     const v = raw.trim() === '' ? NaN : Number(raw);
-    if (!Number.isInteger(v) || v < 1) fail(`${key} must be a positive integer, got "${raw}"`);
+    if (!isPositiveInt(v)) fail(`${key} must be a positive integer, got "${raw}"`);
+    // Sizes are bounded here, before any loader allocates from them.
+    const max = key === 'dim' ? DATA_LIMITS.dim : key === 'classes' ? DATA_LIMITS.classes : DATA_LIMITS.samples;
+    if (v > max) throw new SizeError(`dataset spec "${spec}": ${key}=${raw} exceeds the limit of ${max}`);
     return v;
   };
   const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;

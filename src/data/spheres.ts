@@ -10,6 +10,8 @@
  * sample order is shuffled (labels are not grouped).
  */
 import { SpecError } from '../errors.js';
+import { isPositiveInt } from '../formats/index.js';
+import { checkDataSize } from './limits.js';
 import { formatDatasetSpec } from './format.js';
 import { Rng, type Seed } from './random.js';
 import type { Dataset, Split } from './types.js';
@@ -54,7 +56,7 @@ export interface SpheresOptions {
 }
 
 function checkPositiveInt(what: string, v: number): void {
-  if (!Number.isInteger(v) || v < 1) throw new SpecError(`spheres: ${what} must be a positive integer, got ${v}`);
+  if (!isPositiveInt(v)) throw new SpecError(`spheres: ${what} must be a positive integer, got ${v}`);
 }
 
 export function validateShells(shells: readonly Shell[]): void {
@@ -85,6 +87,7 @@ export function sampleSpheres(dim: number, shells: readonly Shell[], n: number, 
   checkPositiveInt('dim', dim);
   validateShells(shells);
   if (!Number.isInteger(n) || n < 0) throw new SpecError(`spheres: sample count must be a non-negative integer, got ${n}`);
+  checkDataSize('spheres', n, dim);
   const counts = shellCounts(shells, n);
   // Which shell each row comes from, shuffled so the classes are interleaved.
   const which = new Int32Array(n);
@@ -136,6 +139,7 @@ export function makeSpheres(opts: SpheresOptions): Dataset {
   const nTest = opts.nTest ?? DEFAULT_SPHERES_TEST;
   checkPositiveInt('training-set size', nTrain);
   checkPositiveInt('test-set size', nTest);
+  checkDataSize(`spheres:dim=${dim}`, Math.max(nTrain, nTest), dim);
   const root = new Rng(opts.seed).fork('spheres');
   const train = sampleSpheres(dim, shells, nTrain, root.fork('train'));
   const test = sampleSpheres(dim, shells, nTest, root.fork('test'));

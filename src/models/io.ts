@@ -5,38 +5,14 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FileFormatError } from '../errors.js';
+import { isDeepStrictEqual } from 'node:util';
+import { FileFormatError, OdenessError } from '../errors.js';
+import { describeIssue, MODEL_FORMAT_VERSION, MODEL_KIND, ModelFileSchema, parseWith, type ModelFile, type TrainingInfo } from '../formats/index.js';
+import { formatFieldSpec, parseFieldSpec } from './spec.js';
 import { checkParams } from './params.js';
-import type { Model, ModelConfig, Params } from './types.js';
+import type { FieldSpec, Model, ModelConfig, Params } from './types.js';
 
-export const MODEL_FORMAT_VERSION = 1;
-
-export interface TrainingInfo {
-  /** Dataset spec string, e.g. spheres:dupont2019:dim=2 */
-  readonly dataset: string;
-  /** Training solver spec at the end of training (after adaptation). */
-  readonly solver: string;
-  /** Solver spec training started with (differs when adapted). */
-  readonly initialSolver?: string;
-  readonly seed: number;
-  readonly iterations: number;
-  readonly batchSize: number;
-  readonly lr: number;
-  readonly engine?: string;
-  readonly adapt?: boolean;
-  /** complete | diverged (the last good checkpoint was kept) */
-  readonly status: 'complete' | 'diverged';
-  readonly note?: string;
-}
-
-export interface ModelFile {
-  readonly formatVersion: number;
-  readonly kind: 'odeness-model';
-  readonly config: ModelConfig;
-  readonly training: TrainingInfo;
-  readonly params: { name: string; shape: number[]; offset: number; length: number }[];
-  readonly createdAt: string;
-}
+export { MODEL_FORMAT_VERSION, type ModelFile, type TrainingInfo } from '../formats/index.js';
 
 export interface SavedModel extends Model {
   readonly training: TrainingInfo;
@@ -61,7 +37,7 @@ export async function saveModel(dir: string, model: Model, training: TrainingInf
   });
   const all = new Float32Array(offset);
   for (const e of index) all.set(model.params[e.name]!.data, e.offset);
-  const file: ModelFile = { formatVersion: MODEL_FORMAT_VERSION, kind: 'odeness-model', config: model.config, training, params: index, createdAt: new Date().toISOString() };
+  const file: ModelFile = { formatVersion: MODEL_FORMAT_VERSION, kind: MODEL_KIND, config: { ...model.config, inputShape: [...model.config.inputShape], stateShape: [...model.config.stateShape] }, training, params: index, createdAt: new Date().toISOString() };
   // params first, then the JSON that points at them: a reader never sees an index without data.
   await writeAtomic(path.join(dir, 'params.bin'), new Uint8Array(all.buffer));
   await writeAtomic(path.join(dir, 'model.json'), JSON.stringify(file, null, 2) + '\n');
@@ -83,15 +59,14 @@ export async function loadModel(dir: string): Promise<SavedModel> {
   } catch {
     throw new FileFormatError(jsonFile, 'missing; is this a model directory written by `odeness train`?');
   }
-  let file: ModelFile;
+  let raw: unknown;
   try {
-    file = JSON.parse(text) as ModelFile;
+    raw = JSON.parse(text);
   } catch (e) {
     throw new FileFormatError(jsonFile, `not valid JSON (${(e as Error).message})`);
   }
-  if (file.kind !== 'odeness-model') throw new FileFormatError(jsonFile, `"kind" must be "odeness-model", got ${JSON.stringify(file.kind)}`);
-  if (file.formatVersion !== MODEL_FORMAT_VERSION) throw new FileFormatError(jsonFile, `formatVersion ${file.formatVersion} is not supported (expected ${MODEL_FORMAT_VERSION})`);
-  if (!file.config || !Array.isArray(file.params)) throw new FileFormatError(jsonFile, 'missing "config" or "params"');
+  const file = parseWith(ModelFileSchema, raw, (i) => new FileFormatError(jsonFile, describeIssue(i)));
+  const config = { ...file.config, field: checkField(file.config.field, jsonFile) } as ModelConfig;
   let bin: Buffer;
   try {
     bin = await fs.readFile(binFile);
@@ -103,6 +78,18 @@ export async function loadModel(dir: string): Promise<SavedModel> {
   const all = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
   const params: Params = {};
   for (const p of file.params) params[p.name] = { shape: p.shape, data: all.slice(p.offset, p.offset + p.length) };
-  checkParams(file.config, params, jsonFile);
-  return { config: file.config, params, training: file.training, dir };
+  checkParams(config, params, jsonFile);
+  return { config, params, training: file.training, dir };
+}
+
+/** The field spec stored in model.json, checked by the field parser (its kinds and options live there). */
+function checkField(field: { kind: string }, file: string): FieldSpec {
+  try {
+    const parsed = parseFieldSpec(formatFieldSpec(field as FieldSpec));
+    if (!isDeepStrictEqual(parsed, field)) throw new OdenessError(`expected a field like ${JSON.stringify(parsed)}`);
+    return parsed;
+  } catch (e) {
+    if (e instanceof OdenessError || e instanceof TypeError) throw new FileFormatError(file, `config.field: ${e.message}, got ${JSON.stringify(field).slice(0, 80)}`);
+    throw e;
+  }
 }

@@ -5,41 +5,37 @@
  *   conv2d[:channels=128]  the paper's image field
  */
 import { SpecError } from '../errors.js';
+import { isPositiveInt, tokenizeSpec, type SpecToken } from '../formats/index.js';
 import type { Activation, FieldSpec } from './types.js';
 
 const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'softplus'];
 export const FIELD_KINDS = ['mlp', 'conv1d', 'conv2d'] as const;
 
-function parseOptions(spec: string, rest: string, allowed: readonly string[], flags: readonly string[]): Map<string, string> {
+function parseOptions(spec: string, items: readonly SpecToken[], allowed: readonly string[], flags: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
-  if (rest.trim() === '') return out;
-  for (const part of rest.split(',').map((p) => p.trim())) {
-    const eq = part.indexOf('=');
-    const key = eq < 0 ? part : part.slice(0, eq);
-    if (eq < 0 && !flags.includes(key)) {
-      throw new SpecError(`field spec "${spec}": "${part}" is not key=value; expected options ${[...allowed, ...flags].join(', ')}`);
+  for (const item of items) {
+    const key = item.key ?? item.value;
+    if (item.key === undefined && !flags.includes(key)) {
+      throw new SpecError(`field spec "${spec}": "${item.text.trim()}" is not key=value; expected options ${[...allowed, ...flags].join(', ')}`);
     }
     if (!allowed.includes(key) && !flags.includes(key)) {
       throw new SpecError(`field spec "${spec}": unknown option "${key}"; expected ${[...allowed, ...flags].join(', ')}`);
     }
     if (out.has(key)) throw new SpecError(`field spec "${spec}": ${key} given twice`);
-    out.set(key, eq < 0 ? 'true' : part.slice(eq + 1).trim());
+    out.set(key, item.key === undefined ? 'true' : item.value);
   }
   return out;
 }
 
 function positiveInt(spec: string, key: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < 1) throw new SpecError(`field spec "${spec}": ${key} must be a positive integer, got "${raw}"`);
+  const v = raw.trim() === '' ? NaN : Number(raw);
+  if (!isPositiveInt(v)) throw new SpecError(`field spec "${spec}": ${key} must be a positive integer, got "${raw}"`);
   return v;
 }
 
 export function parseFieldSpec(spec: string): FieldSpec {
-  const text = spec.trim();
-  const colon = text.indexOf(':');
-  const kind = colon < 0 ? text : text.slice(0, colon);
-  const rest = colon < 0 ? '' : text.slice(colon + 1);
+  const { head: kind, items: rest } = tokenizeSpec(spec);
   switch (kind) {
     case 'mlp': {
       const o = parseOptions(spec, rest, ['width', 'depth', 'act'], ['time']);

@@ -14,81 +14,29 @@
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FileFormatError, ShapeError } from '../errors.js';
+import { BUNDLE_FORMAT_VERSION, BundleManifestSchema, describeIssue, parseWith, type BundleManifest } from '../formats/index.js';
 import { formatFieldSpec } from '../models/spec.js';
 import type { Model } from '../models/types.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { checkModel, encoderGraph, fieldGraph, headGraph } from './model-graphs.js';
 import { formatDims, OnnxField, OnnxMap, product, type SessionOptions } from './session.js';
 
-export const BUNDLE_FORMAT_VERSION = 1;
 export const FIELD_FILE = 'field.onnx';
 export const HEAD_FILE = 'head.onnx';
 export const ENCODER_FILE = 'encoder.onnx';
 export const MANIFEST_FILE = 'manifest.json';
 
-export interface BundleManifest {
-  readonly formatVersion: 1;
-  /** Integration interval (defaults 0 and 1). */
-  readonly t0: number;
-  readonly t1: number;
-  /** Per-sample state shape: [d] or [C, H, W]. */
-  readonly stateShape: readonly number[];
-  readonly classes: number;
-  /** Solver spec the model was trained with, e.g. "rk4:0.1". */
-  readonly trainSolver?: string;
-  /** Dataset spec or name. */
-  readonly dataset?: string;
-  readonly seed?: number | string;
-  /** Free-form: who made it, how, from what. */
-  readonly provenance?: Readonly<Record<string, unknown>>;
-}
-
-const MANIFEST_KEYS = ['formatVersion', 't0', 't1', 'stateShape', 'classes', 'trainSolver', 'dataset', 'seed', 'provenance'];
+export { BUNDLE_FORMAT_VERSION, type BundleManifest } from '../formats/index.js';
 
 /**
  * Validate a parsed manifest (writer and reader alike); applies the t0/t1
- * defaults. Errors name the file and the offending key.
+ * defaults. Errors name the file, the offending key, the value and what is allowed.
  */
 export function validateManifest(raw: unknown, file: string): BundleManifest {
-  const bad = (why: string): never => {
-    throw new FileFormatError(file, why);
-  };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('manifest must be a JSON object');
-  const m = raw as Record<string, unknown>;
-  for (const key of Object.keys(m)) if (!MANIFEST_KEYS.includes(key)) bad(`unknown key "${key}"; expected ${MANIFEST_KEYS.join(', ')}`);
-  if (m.formatVersion !== BUNDLE_FORMAT_VERSION) bad(`formatVersion must be ${BUNDLE_FORMAT_VERSION}, got ${JSON.stringify(m.formatVersion)}`);
-  const num = (key: string, fallback: number): number => {
-    const v = m[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v)) bad(`${key} must be a finite number, got ${JSON.stringify(m[key])}`);
-    return v as number;
-  };
-  const t0 = num('t0', 0);
-  const t1 = num('t1', 1);
-  if (t0 === t1) bad(`t0 and t1 must differ, both are ${t0}`);
-  const posInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  const shape = m.stateShape;
-  if (!Array.isArray(shape) || shape.length === 0 || !shape.every(posInt)) bad(`stateShape must be a non-empty array of positive integers, got ${JSON.stringify(shape)}`);
-  if (!posInt(m.classes)) bad(`classes must be a positive integer, got ${JSON.stringify(m.classes)}`);
-  for (const key of ['trainSolver', 'dataset'] as const) {
-    if (m[key] !== undefined && typeof m[key] !== 'string') bad(`${key} must be a string, got ${JSON.stringify(m[key])}`);
-  }
-  if (m.seed !== undefined && typeof m.seed !== 'string' && !(typeof m.seed === 'number' && Number.isFinite(m.seed))) {
-    bad(`seed must be a number or a string, got ${JSON.stringify(m.seed)}`);
-  }
-  if (m.provenance !== undefined && (typeof m.provenance !== 'object' || m.provenance === null || Array.isArray(m.provenance))) {
-    bad('provenance must be a JSON object');
-  }
-  return {
-    formatVersion: 1,
-    t0,
-    t1,
-    stateShape: [...(shape as number[])],
-    classes: m.classes as number,
-    ...(m.trainSolver !== undefined ? { trainSolver: m.trainSolver as string } : {}),
-    ...(m.dataset !== undefined ? { dataset: m.dataset as string } : {}),
-    ...(m.seed !== undefined ? { seed: m.seed as number | string } : {}),
-    ...(m.provenance !== undefined ? { provenance: m.provenance as Record<string, unknown> } : {}),
-  };
+  return parseWith(BundleManifestSchema, raw, (i) =>
+    // An unknown top-level key: the message names it and the keys a manifest may have.
+    new FileFormatError(file, i.unknownKey && !i.path.includes('.') ? i.expected.replace('allowed keys:', 'expected') : describeIssue(i)),
+  );
 }
 
 export interface BundleMeta {

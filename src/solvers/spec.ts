@@ -6,7 +6,10 @@
  *   dopri5:rtol=1e-5,atol=1e-7[,maxSteps=..,firstStep=..,minStep=..]
  */
 import { SpecError } from '../errors.js';
+import { isPositiveInt, tokenizeSpec, type SolverLimits } from '../formats/index.js';
 import { getTableau, METHODS } from './tableau.js';
+
+export type { SolverLimits } from '../formats/index.js';
 
 export interface FixedSolverSpec {
   readonly kind: 'fixed';
@@ -31,6 +34,26 @@ export type SolverSpec = FixedSolverSpec | AdaptiveSolverSpec;
 /** Default cap on accepted+rejected steps of an adaptive solve. */
 export const DEFAULT_MAX_STEPS = 10_000;
 
+/**
+ * The bounds every solver spec is checked against when it is parsed (CLI,
+ * study files, jobs), so that no spec can ask for an unbounded amount of work
+ * or for a tolerance no float arithmetic can meet:
+ *   maxSteps  100 000: a fixed grid's step count over the unit interval [0, 1]
+ *             (h ≥ 1e-5), and the largest maxSteps option of an adaptive solver.
+ *             The paper's finest grids use a few hundred steps; 1e9 steps of a
+ *             batch exhaust memory (V8 "invalid size") long before they finish.
+ *   minTol    1e-10 (rtol and atol): float64 audits reach about 1e-13 relative
+ *             accuracy per step, so 1e-10 is the tightest tolerance a float64
+ *             reference solve (the fan audit's dopri5:rtol=1e-8,atol=1e-10) can
+ *             honour; tighter ones only shrink the step until it underflows
+ *             (dopri5:1e-300 failed as "NaN near t=0", 1e-12 aborted wasm).
+ * A study raises or lowers them with `solverLimits:` in its file, the library
+ * by passing limits to parseSolverSpec.
+ */
+export const DEFAULT_SOLVER_LIMITS: SolverLimits = Object.freeze({ maxSteps: 100_000, minTol: 1e-10 });
+
+const HINT = 'raise the limit with solverLimits in a study file, or pass limits to parseSolverSpec';
+
 function parseNumber(spec: string, key: string, raw: string): number {
   const v = raw.trim() === '' ? NaN : Number(raw);
   if (!Number.isFinite(v)) throw new SpecError(`solver spec "${spec}": ${key} must be a finite number, got "${raw}"`);
@@ -43,36 +66,41 @@ function positive(spec: string, key: string, v: number): number {
 }
 
 function positiveInt(spec: string, key: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1) throw new SpecError(`solver spec "${spec}": ${key} must be a positive integer, got ${v}`);
+  if (!isPositiveInt(v)) throw new SpecError(`solver spec "${spec}": ${key} must be a positive integer, got ${v}`);
   return v;
 }
 
-export function parseSolverSpec(spec: string): SolverSpec {
-  const text = spec.trim();
-  const colon = text.indexOf(':');
-  const method = colon < 0 ? text : text.slice(0, colon);
-  const rest = colon < 0 ? '' : text.slice(colon + 1);
+function tolerance(spec: string, key: string, v: number, limits: SolverLimits): number {
+  positive(spec, key, v);
+  if (v < limits.minTol) throw new SpecError(`solver spec "${spec}": ${key} ${v} is below the tolerance floor ${limits.minTol} (${HINT})`);
+  return v;
+}
+
+function stepCount(spec: string, key: string, n: number, limits: SolverLimits, why = ''): number {
+  if (n > limits.maxSteps) throw new SpecError(`solver spec "${spec}": ${key} ${why}exceeds the limit of ${limits.maxSteps} steps (${HINT})`);
+  return n;
+}
+
+export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOLVER_LIMITS): SolverSpec {
+  const { head: method, items } = tokenizeSpec(spec);
   if (!METHODS.includes(method)) {
     throw new SpecError(`solver spec "${spec}": unknown solver "${method}"; expected one of ${METHODS.join(', ')}`);
   }
   const tableau = getTableau(method);
-  if (rest.trim() === '') {
+  if (items.length === 0) {
     const what = tableau.adaptive ? 'a tolerance, e.g. ' + method + ':1e-5' : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
     throw new SpecError(`solver spec "${spec}": missing value; expected ${what}`);
   }
-  const parts = rest.split(',').map((p) => p.trim());
   const named = new Map<string, number>();
   let positional: number | undefined;
-  for (const part of parts) {
-    const eq = part.indexOf('=');
-    if (eq < 0) {
-      if (positional !== undefined || named.size > 0) throw new SpecError(`solver spec "${spec}": a bare value may only come first and once`);
-      positional = parseNumber(spec, tableau.adaptive ? 'tolerance' : 'step size', part);
+  for (const item of items) {
+    if (item.key === undefined) {
+      if (positional !== undefined || named.size > 0) throw new SpecError(`solver spec "${spec}": a bare value may only come first and once, got "${item.text}"`);
+      positional = parseNumber(spec, tableau.adaptive ? 'tolerance' : 'step size', item.value);
       continue;
     }
-    const key = part.slice(0, eq).trim();
-    if (named.has(key)) throw new SpecError(`solver spec "${spec}": ${key} given twice`);
-    named.set(key, parseNumber(spec, key, part.slice(eq + 1)));
+    if (named.has(item.key)) throw new SpecError(`solver spec "${spec}": ${item.key} given twice`);
+    named.set(item.key, parseNumber(spec, item.key, item.value));
   }
   // The bare value is the step size h (fixed) or the tolerance tol (adaptive).
   const bareKey = tableau.adaptive ? 'tol' : 'h';
@@ -85,9 +113,12 @@ export function parseSolverSpec(spec: string): SolverSpec {
     const h = positional ?? named.get('h');
     const steps = named.get('steps');
     if (h !== undefined && steps !== undefined) throw new SpecError(`solver spec "${spec}": give a step size or a step count, not both`);
-    if (steps !== undefined) return { kind: 'fixed', method, steps: positiveInt(spec, 'steps', steps) };
+    if (steps !== undefined) return { kind: 'fixed', method, steps: stepCount(spec, 'steps', positiveInt(spec, 'steps', steps), limits) };
     if (h === undefined) throw new SpecError(`solver spec "${spec}": missing step size`);
-    return { kind: 'fixed', method, h: positive(spec, 'step size', h) };
+    positive(spec, 'step size', h);
+    const n = fixedStepCount({ kind: 'fixed', method, h });
+    stepCount(spec, 'step size', n, limits, `${h} means ${n} steps over [0, 1], which `);
+    return { kind: 'fixed', method, h };
   }
   const tol = positional ?? named.get('tol');
   const rtol = named.get('rtol') ?? tol;
@@ -96,26 +127,29 @@ export function parseSolverSpec(spec: string): SolverSpec {
   const out: AdaptiveSolverSpec = {
     kind: 'adaptive',
     method,
-    rtol: positive(spec, 'rtol', rtol),
-    atol: positive(spec, 'atol', atol),
-    ...(named.has('maxSteps') ? { maxSteps: positiveInt(spec, 'maxSteps', named.get('maxSteps')!) } : {}),
+    rtol: tolerance(spec, 'rtol', rtol, limits),
+    atol: tolerance(spec, 'atol', atol, limits),
+    ...(named.has('maxSteps') ? { maxSteps: stepCount(spec, 'maxSteps', positiveInt(spec, 'maxSteps', named.get('maxSteps')!), limits) } : {}),
     ...(named.has('firstStep') ? { firstStep: positive(spec, 'firstStep', named.get('firstStep')!) } : {}),
     ...(named.has('minStep') ? { minStep: positive(spec, 'minStep', named.get('minStep')!) } : {}),
   };
   return out;
 }
 
-/** Parse a comma/space separated list where each item starts with a method name. */
-export function parseSolverList(list: string): SolverSpec[] {
-  // Split on commas that begin a new spec (followed by a method name and ':' or end).
+/**
+ * Parse a comma/space separated list where each item starts with a method
+ * name: `euler:0.5,rk4:steps=10` or `dopri5:rtol=1e-4,atol=1e-6 rk4:0.1`.
+ * A piece with a ':' always starts a new spec (options never hold one), so an
+ * unknown solver is named as such.
+ */
+export function parseSolverList(list: string, limits: SolverLimits = DEFAULT_SOLVER_LIMITS): SolverSpec[] {
   const items: string[] = [];
   for (const piece of list.split(/[,\s]+/).filter(Boolean)) {
-    const head = piece.split(':')[0]!;
-    if (METHODS.includes(head) || items.length === 0) items.push(piece);
+    if (piece.includes(':') || METHODS.includes(piece) || items.length === 0) items.push(piece);
     else items[items.length - 1] += ',' + piece;
   }
-  if (items.length === 0) throw new SpecError('empty solver list');
-  return items.map(parseSolverSpec);
+  if (items.length === 0) throw new SpecError(`empty solver list "${list}"; expected specs like euler:0.1,rk4:steps=10`);
+  return items.map((s) => parseSolverSpec(s, limits));
 }
 
 /** Canonical string form; parseSolverSpec(formatSolverSpec(s)) deep-equals s. */

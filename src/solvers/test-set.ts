@@ -26,7 +26,7 @@ export function paperTestSolvers(train: SolverSpec, t0 = 0, t1 = 1): SolverSpec[
 
 /** A test-solver list, or "paper" (or nothing) for the paper's set around the training solver. */
 export function resolveTestSolvers(list: string | undefined, trainSolver: string | undefined, t0 = 0, t1 = 1): SolverSpec[] {
-  if (!list || list === 'paper') {
+  if (list === undefined || list.trim() === 'paper') {
     if (!trainSolver) throw new SpecError('--solvers is required: the model does not record its training solver');
     return paperTestSolvers(parseSolverSpec(trainSolver), t0, t1);
   }

@@ -18,7 +18,7 @@ import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/s
 import { trainRun } from '../train/run.js';
 import { openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit } from '../audit/audits.js';
-import type { Job, JobContext, JobOutcome } from './types.js';
+import type { CrossingMetrics, FanMetrics, Job, JobContext, JobOutcome } from './types.js';
 
 /** Subdirectory of a job's bundle directory holding the tfjs model (for `odeness evaluate --model`). */
 export const JOB_MODEL_DIR = 'model';
@@ -44,6 +44,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       lr: job.lr,
       adapt: job.adapt ? {} : false,
       engine: job.engine,
+      ...(job.solverLimits ? { solverLimits: job.solverLimits } : {}),
     },
     {
       signal: ctx.signal,
@@ -71,8 +72,8 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   stopIfCancelled();
   const evalStart = performance.now();
   const test = run.dataset.test;
-  const trainSpec = parseSolverSpec(run.training.solver);
-  const specs = [trainSpec, ...job.testSolvers.map(parseSolverSpec)];
+  const trainSpec = parseSolverSpec(run.training.solver, job.solverLimits);
+  const specs = [trainSpec, ...job.testSolvers.map((s) => parseSolverSpec(s, job.solverLimits))];
   const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs);
   const [own, ...evals] = rows;
   const evalMs = performance.now() - evalStart;
@@ -109,7 +110,7 @@ async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y
     const n = Math.min(AUDIT_POINTS, test.n);
     const w = source.inputWidth;
     const data = { x: test.x.subarray(0, n * w), y: test.y.subarray(0, n), n };
-    const out: Record<string, unknown> = {};
+    const out: { crossing?: CrossingMetrics; fan?: FanMetrics } = {};
     if (job.audit.crossing) {
       const r = await crossingAudit(source, data, spec);
       out.crossing = { solver: r.solver, points: n, crossings: r.crossings, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note, ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states } : {}) };

@@ -2,7 +2,7 @@
  * Studies: plan grids of training jobs, run them on a transport (src/cluster:
  * piscina worker threads or a NATS cluster), keep results resumable on disk.
  */
-export type { Job, JobContext, JobOutcome, JobProgress, JobResult, JobStatus, StudyCounts, StudyEvent } from './types.js';
+export type { Job, JobContext, JobMetrics, JobOutcome, JobProgress, JobResult, JobStatus, StudyCounts, StudyEvent } from './types.js';
 export { validateStudy, loadStudyFile, parseStudyText, StudyFileError, STUDY_DEFAULTS, ENGINES, type StudySpec, type GridEntry, type Engine } from './schema.js';
 export { planStudy, planSpec, jobId, canonicalJson, type StudyPlan, type StudyDocument } from './plan.js';
 export { paperTestSolvers } from './paper.js';
@@ -10,5 +10,5 @@ export { runStudy, type RunStudyOptions, type RunStudyResult } from './run.js';
 export type { Transport, JobSink, PendingJob } from './transport.js';
 export { studyStatus, type StudyStatus } from './status.js';
 export { readResults, readPlan, ResultStore, RESULTS_FILE, PLAN_FILE, MODELS_DIR } from './store.js';
-export { validateJob, validateResult } from './records.js';
+export { validateJob, validateResult, parseJob, RecordError } from './records.js';
 export { executeJob } from './execute.js';

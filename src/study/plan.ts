@@ -65,6 +65,7 @@ export function planSpec(spec: StudySpec): StudyPlan {
                 dataset, field, trainSolver, adapt, seed,
                 iterations: spec.iterations, batchSize: spec.batchSize, lr: spec.lr,
                 testSolvers, audit: { crossing: spec.audits.crossing, fan: spec.audits.fan }, engine: spec.engine,
+                ...(spec.solverLimits ? { solverLimits: spec.solverLimits } : {}),
               };
               const id = jobId(config);
               if (seen.has(id)) continue;

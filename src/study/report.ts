@@ -6,30 +6,20 @@
 import path from 'node:path';
 import { SpecError } from '../errors.js';
 import { renderStudyReport, type ReportJob } from '../audit/report-html.js';
-import type { AdaptDecision } from '../train/adapt.js';
-import type { BundleEvalRow } from '../onnx/evaluate.js';
 import { parseSolverSpec } from '../solvers/spec.js';
 import { readPlan, readResults } from './store.js';
 import type { JobResult } from './types.js';
 
-interface JobMetrics {
-  trainSolver?: string;
-  trainAccuracy?: number;
-  nfe?: { total?: number };
-  evals?: BundleEvalRow[];
-  adaptation?: { final: string; trace: AdaptDecision[] };
-}
-
 export function reportJob(r: JobResult): ReportJob {
-  const m = (r.metrics ?? {}) as JobMetrics;
+  const m = r.metrics;
   const base = { id: r.id, dataset: r.job.dataset, trainSpec: r.job.trainSolver, seed: r.job.seed, adapt: r.job.adapt, status: r.status };
-  if (r.status === 'failed') return { ...base, error: r.error };
+  if (r.status === 'failed' || !m) return { ...base, error: r.error };
   const final = m.adaptation ? parseSolverSpec(m.adaptation.final) : undefined;
   return {
     ...base,
     trainAccuracy: m.trainAccuracy,
-    totalNfe: m.nfe?.total,
-    evals: (m.evals ?? []).map((e) => ({ spec: e.spec, solver: e.solver, param: e.param, ...(e.steps !== undefined ? { steps: e.steps } : {}), accuracy: e.accuracy, nfe: e.nfe })),
+    totalNfe: m.nfe.total,
+    evals: m.evals.map((e) => ({ spec: e.spec, solver: e.solver, param: e.param, ...(e.steps !== undefined ? { steps: e.steps } : {}), accuracy: e.accuracy, nfe: e.nfe })),
     ...(m.adaptation && final
       ? {
           adaptation: {

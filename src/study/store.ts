@@ -23,7 +23,8 @@ import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FileFormatError, OdenessError } from '../errors.js';
-import { validateJob, validateResult } from './records.js';
+import { validateResult } from './records.js';
+import { describeIssue, parseWith, PlanFileSchema, type PlanFile } from '../formats/index.js';
 import type { Job, JobResult } from './types.js';
 
 export const RESULTS_FILE = 'results.jsonl';
@@ -33,11 +34,7 @@ export const LOCK_FILE = '.lock';
 export const MODELS_DIR = 'models';
 const TMP_PREFIX = '.tmp-';
 
-export interface PlanFile {
-  name?: string;
-  writtenAt: string;
-  jobs: Job[];
-}
+export type { PlanFile } from '../formats/index.js';
 
 export interface StateFile {
   pid: number;
@@ -115,14 +112,7 @@ export function readPlan(dir: string): PlanFile | undefined {
   } catch (e) {
     throw new FileFormatError(file, `not valid JSON (${(e as Error).message})`);
   }
-  try {
-    const p = raw as PlanFile;
-    if (!Array.isArray(p.jobs)) throw new Error('jobs: expected a list');
-    p.jobs.forEach((j, i) => validateJob(j, `jobs[${i}]`));
-    return p;
-  } catch (e) {
-    throw new FileFormatError(file, `not a study plan (${(e as Error).message})`);
-  }
+  return parseWith(PlanFileSchema, raw, (i) => new FileFormatError(file, `not a study plan (${describeIssue(i)})`));
 }
 
 export function readState(dir: string): StateFile | undefined {

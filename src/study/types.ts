@@ -7,26 +7,10 @@
  * study file with its keys in any order, has the same id.
  */
 
-export interface Job {
-  /** Content hash of the other fields (16 hex digits of sha256, see `jobId`). */
-  id: string;
-  /** Dataset spec string, e.g. `spheres:dupont2019:dim=2`. */
-  dataset: string;
-  /** Field spec string, e.g. `mlp:width=32`. */
-  field: string;
-  /** Canonical solver spec string (formatSolverSpec), e.g. `euler:0.25`, `rk4:steps=10`, `dopri5:0.001`. */
-  trainSolver: string;
-  /** Step-size / tolerance adaptation during training (the grid value is then the initial step/tol). */
-  adapt: boolean;
-  seed: number;
-  iterations: number;
-  batchSize: number;
-  lr: number;
-  /** Canonical solver spec strings the trained model is re-evaluated under. */
-  testSolvers: string[];
-  audit: { crossing: boolean; fan: boolean };
-  engine: 'auto' | 'tfjs' | 'ort';
-}
+import type { JobMetrics, JobResult } from '../formats/index.js';
+
+/** Formats (defined once in src/formats, types derived from the schemas). */
+export type { CrossingMetrics, EvalRow, FanMetrics, Job, JobMetrics, JobResult, JobStatus } from '../formats/index.js';
 
 export interface JobProgress {
   iteration: number;
@@ -43,22 +27,7 @@ export interface JobContext {
 }
 
 export interface JobOutcome {
-  metrics: Record<string, unknown>;
-}
-
-export type JobStatus = 'done' | 'failed';
-
-export interface JobResult {
-  id: string;
-  status: JobStatus;
-  job: Job;
-  metrics?: Record<string, unknown>;
-  error?: string;
-  timings: { startedAt: string; finishedAt: string; ms: number };
-  /** Who ran it: `local/<host>/<pid>/t<thread>` or `nats/<host>/<pid>/<slot>`. */
-  worker: string;
-  /** 1 for the first run of a job id; a `--retry-failed` rerun counts up. */
-  attempt: number;
+  metrics: JobMetrics;
 }
 
 /** Counts shared by `study status`, the progress bar and `runStudy`'s return value. */

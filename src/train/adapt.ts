@@ -7,6 +7,7 @@
  * is used (not a stale log slot) and steps are step sizes (not counts).
  */
 import { SpecError } from '../errors.js';
+import type { AdaptDecision } from '../formats/index.js';
 import { formatSolverSpec, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 
@@ -33,23 +34,8 @@ export function validateAdaptOptions(o: AdaptOptions): AdaptOptions {
   return o;
 }
 
-/** One logged decision. */
-export interface AdaptDecision {
-  readonly iteration: number;
-  readonly before: string;
-  readonly after: string;
-  /** h (fixed) or tol (adaptive), before and after. */
-  readonly paramBefore: number;
-  readonly paramAfter: number;
-  readonly trainAccuracy: number;
-  readonly testAccuracy: number;
-  readonly testSolver: string;
-  /** Accuracy of the tentatively enlarged step/tolerance, when one was tried. */
-  readonly trialAccuracy?: number;
-  readonly action: 'shrink' | 'grow' | 'keep' | 'hold';
-  readonly trainNfe: number;
-  readonly testNfe: number;
-}
+/** One logged decision (the format of results' adaptation traces: src/formats/result.ts). */
+export type { AdaptDecision };
 
 /** Accuracy and NFE of the current batch under a solver (supplied by the training engine; may be asynchronous). */
 export type BatchAccuracy = (spec: SolverSpec) => { accuracy: number; nfe: number } | Promise<{ accuracy: number; nfe: number }>;

@@ -15,9 +15,9 @@ import type { Params } from '../models/types.js';
 import type { SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 
-export const ENGINE_CHOICES = ['auto', 'tfjs', 'ort'] as const;
-export type EngineChoice = (typeof ENGINE_CHOICES)[number];
-export type EngineName = Exclude<EngineChoice, 'auto'>;
+import { ENGINE_CHOICES, type EngineChoice, type EngineName } from '../formats/index.js';
+
+export { ENGINE_CHOICES, type EngineChoice, type EngineName } from '../formats/index.js';
 
 export function parseEngineChoice(value: string | undefined): EngineChoice {
   const v = (value ?? 'auto').trim() || 'auto';

@@ -11,7 +11,7 @@ import { initParams } from '../models/params.js';
 import { parseFieldSpec } from '../models/spec.js';
 import { augmentedShape, type Model, type ModelConfig } from '../models/types.js';
 import { SpecError } from '../errors.js';
-import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
+import { formatSolverSpec, parseSolverSpec, type SolverLimits } from '../solvers/spec.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
@@ -36,6 +36,8 @@ export interface TrainRunSpec {
   readonly logEvery?: number;
   /** Training engine: auto (default) | tfjs | ort (see TrainOptions.engine). */
   readonly engine?: EngineChoice;
+  /** Bounds the solver spec is checked against (default DEFAULT_SOLVER_LIMITS). */
+  readonly solverLimits?: SolverLimits;
 }
 
 export const TRAIN_DEFAULTS = { field: 'mlp:width=32', iterations: 2000, seed: 1, batchSize: 128, lr: 1e-3, augment: 0, t0: 0, t1: 1, logEvery: 50, engine: 'auto' } as const;
@@ -77,7 +79,7 @@ export async function trainRun(
   spec: TrainRunSpec,
   hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & { out?: string; dataset?: Dataset } = {},
 ): Promise<TrainRunResult> {
-  const solver = parseSolverSpec(spec.solver);
+  const solver = parseSolverSpec(spec.solver, spec.solverLimits);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));

@@ -1,0 +1,66 @@
+/**
+ * A job: one training run with its evaluations, as stored in plan.json, sent
+ * to piscina worker threads and NATS workers, and embedded in each result.
+ *
+ * A job is a pure function of its config: its id is a content hash of every
+ * other field (src/study/plan.ts), so the same job planned anywhere has the
+ * same id. Every size a job carries is bounded here, so a worker can check an
+ * untrusted job message before it allocates anything.
+ */
+import * as z from 'zod';
+import { EngineChoiceSchema, count, positive, positiveInt, record, str } from './common.js';
+
+/** The documented maxima of a job (and of a study file's corresponding keys). */
+export const JOB_LIMITS = {
+  /** Training iterations (the paper uses 10 000). */
+  iterations: 1_000_000,
+  /** Samples per training batch. */
+  batchSize: 65_536,
+  /** Adam learning rate: (0, lr]. */
+  lr: 1,
+  /** Seeds are 32-bit. */
+  seed: 2 ** 32 - 1,
+  /** Test solvers a trained model is re-evaluated under. */
+  testSolvers: 256,
+  /** Length of a spec string (dataset specs hold file paths). */
+  specLength: 4096,
+  /** Ceiling a study may raise the solver step-count limit to. */
+  maxSolverSteps: 10_000_000,
+} as const;
+
+export const JOB_ID_PATTERN = /^[0-9a-f]{16}$/;
+
+/** Solver bounds a job was planned with (only when its study overrides the defaults). */
+export const SolverLimitsSchema = record({
+  maxSteps: positiveInt('a step count ceiling, a positive integer', JOB_LIMITS.maxSolverSteps),
+  minTol: positive('a tolerance floor, a number in (0, 1)', 1),
+});
+
+const spec = (what: string) => str(what, JOB_LIMITS.specLength);
+
+export const JobSchema = record({
+  /** Content hash of the other fields (16 hex digits of sha256, see `jobId`). */
+  id: z.string({ error: 'expected a job id, 16 hex digits' }).regex(JOB_ID_PATTERN, { error: 'expected a job id, 16 hex digits' }),
+  /** Dataset spec string, e.g. `spheres:dupont2019:dim=2`. */
+  dataset: spec('a dataset spec string'),
+  /** Field spec string, e.g. `mlp:width=32`. */
+  field: spec('a field spec string'),
+  /** Canonical solver spec string (formatSolverSpec), e.g. `euler:0.25`, `rk4:steps=10`, `dopri5:0.001`. */
+  trainSolver: spec('a solver spec string'),
+  /** Step-size / tolerance adaptation during training (the grid value is then the initial step/tol). */
+  adapt: z.boolean({ error: 'expected true or false' }),
+  seed: count('a seed, a non-negative integer', JOB_LIMITS.seed),
+  iterations: positiveInt('an iteration count, a positive integer', JOB_LIMITS.iterations),
+  batchSize: positiveInt('a batch size, a positive integer', JOB_LIMITS.batchSize),
+  lr: positive(`a learning rate in (0, ${JOB_LIMITS.lr}]`, JOB_LIMITS.lr),
+  /** Canonical solver spec strings the trained model is re-evaluated under. */
+  testSolvers: z.array(spec('a solver spec string'), { error: 'expected a list of solver spec strings' }).max(JOB_LIMITS.testSolvers, { error: `expected at most ${JOB_LIMITS.testSolvers} test solvers` }),
+  audit: record({ crossing: z.boolean({ error: 'expected true or false' }), fan: z.boolean({ error: 'expected true or false' }) }),
+  engine: EngineChoiceSchema,
+  /** Solver bounds, when the study overrides the defaults (absent otherwise, so ids of other jobs do not change). */
+  solverLimits: SolverLimitsSchema.optional(),
+});
+
+export type Job = z.output<typeof JobSchema>;
+/** The bounds every solver spec is checked against (defaults in solvers/spec.ts). */
+export type SolverLimits = z.output<typeof SolverLimitsSchema>;

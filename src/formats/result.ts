@@ -1,0 +1,119 @@
+/**
+ * A job's result: one line of results.jsonl, the value of the NATS result
+ * bucket, what a piscina worker thread returns. `JobMetrics` is what
+ * src/study/execute.ts measures; the report, `study status` and the tests
+ * read it through this type.
+ */
+import * as z from 'zod';
+import { count, finite, JOB_STATUSES, positiveInt, record, str } from './common.js';
+import { JobSchema } from './job.js';
+
+const num = finite();
+const fraction = finite('an accuracy in [0, 1]').refine((v) => v >= 0 && v <= 1, { error: 'expected an accuracy in [0, 1]' });
+
+/** A trained model re-evaluated under one solver (onnx/evaluate.ts `BundleEvalRow`). */
+export const EvalRowSchema = record({
+  solver: str('a solver name'),
+  /** h (or 1/steps) or rtol. */
+  param: num,
+  spec: str('a solver spec string'),
+  /** Steps of a fixed-step solver over [t0, t1]. */
+  steps: positiveInt().optional(),
+  accuracy: fraction,
+  /** Field evaluations per sample. */
+  nfe: num,
+  accepted: num,
+  rejected: num,
+});
+
+export const ADAPT_ACTIONS = ['shrink', 'grow', 'keep', 'hold'] as const;
+
+/** One decision of step-size / tolerance adaptation (train/adapt.ts). */
+export const AdaptDecisionSchema = record({
+  iteration: count(),
+  before: str(),
+  after: str(),
+  /** h (fixed) or tol (adaptive), before and after. */
+  paramBefore: num,
+  paramAfter: num,
+  trainAccuracy: fraction,
+  testAccuracy: fraction,
+  testSolver: str(),
+  /** Accuracy of the tentatively enlarged step/tolerance, when one was tried. */
+  trialAccuracy: fraction.optional(),
+  action: z.enum(ADAPT_ACTIONS, { error: `expected one of ${ADAPT_ACTIONS.join(', ')}` }),
+  trainNfe: num,
+  testNfe: num,
+});
+
+export const CrossingMetricsSchema = record({
+  solver: str(),
+  points: count(),
+  crossings: count(),
+  pairsChecked: count(),
+  firstStep: count().nullable(),
+  projected: z.boolean(),
+  note: str(),
+  folded: count().optional(),
+  foldStates: count().optional(),
+});
+
+const errorSummary = { mean: num, std: num, max: num };
+
+export const FanMetricsSchema = record({
+  solver: str(),
+  reference: str(),
+  points: count(),
+  final: record({ mean: num, max: num, perClass: z.array(record({ label: count(), count: count(), ...errorSummary })) }),
+});
+
+export const JobMetricsSchema = record({
+  /** Training solver at the end of training (after adaptation). */
+  trainSolver: str(),
+  /** Solver training started with (the job's). */
+  initialSolver: str(),
+  /** Test accuracy under the training solver, and its NFE per sample. */
+  trainAccuracy: fraction,
+  trainNfe: num,
+  finalLoss: num.optional(),
+  finalBatchAccuracy: fraction.optional(),
+  iterations: count(),
+  nfe: record({ forward: num, backward: num, checks: num, total: num }),
+  /** The job's test solvers, in its order. */
+  evals: z.array(EvalRowSchema),
+  adaptation: record({ decisions: count(), final: str(), trace: z.array(AdaptDecisionSchema) }).optional(),
+  backend: str(),
+  engine: str(),
+  trainMs: num,
+  evalMs: num,
+  audits: record({ crossing: CrossingMetricsSchema.optional(), fan: FanMetricsSchema.optional() }).optional(),
+});
+
+export const TimingsSchema = record({ startedAt: str('an ISO time'), finishedAt: str('an ISO time'), ms: num });
+
+export const JobResultSchema = record({
+  id: str('a job id'),
+  status: z.enum(JOB_STATUSES, { error: `expected one of ${JOB_STATUSES.join(', ')}` }),
+  job: JobSchema,
+  metrics: JobMetricsSchema.optional(),
+  error: str('an error message').optional(),
+  timings: TimingsSchema,
+  /** Who ran it: `local/<host>/<pid>/t<thread>` or `nats/<host>/<pid>/<slot>`. */
+  worker: str('a worker name'),
+  /** 1 for the first run of a job id; a `--retry-failed` rerun counts up. */
+  attempt: positiveInt('an attempt number, a positive integer'),
+}).superRefine((r, ctx) => {
+  if (r.job.id !== r.id) ctx.addIssue({ code: 'custom', message: `expected the job id of the result (${r.id})`, input: r.job.id, path: ['job', 'id'] });
+  if (r.status === 'failed' && r.error === undefined) ctx.addIssue({ code: 'custom', message: 'expected an error message for a failed job', path: ['error'], params: { absent: true } });
+  if (r.status === 'done' && r.metrics === undefined) ctx.addIssue({ code: 'custom', message: 'expected the metrics of a done job', path: ['metrics'], params: { absent: true } });
+});
+
+export type EvalRow = z.output<typeof EvalRowSchema>;
+export type AdaptDecision = z.output<typeof AdaptDecisionSchema>;
+export type CrossingMetrics = z.output<typeof CrossingMetricsSchema>;
+export type FanMetrics = z.output<typeof FanMetricsSchema>;
+export type JobMetrics = z.output<typeof JobMetricsSchema>;
+export type JobResult = z.output<typeof JobResultSchema>;
+
+/** A results.jsonl line is one JobResult as JSON. */
+export const ResultsLineSchema = JobResultSchema;

@@ -1,0 +1,259 @@
+/**
+ * The study file (YAML or JSON), as read by `study plan`, `study run` and the
+ * library:
+ *
+ *   name: sphere-grid                     # optional
+ *   datasets: [spheres:dupont2019:dim=2]  # a spec string or a list of them
+ *   field: mlp:width=32                   # a spec string or a list of them
+ *   grid:                                 # training solvers and their grids
+ *     - {solver: euler, steps: [0.5, 0.25, 0.1]}   # steps = step sizes h
+ *     - {solver: rk4, stepCounts: [10, 20]}        # or step counts
+ *     - {solver: dopri5, tols: [1e-3, 1e-5]}       # adaptive: rtol = atol = tol
+ *     - midpoint:0.1                               # or one solver spec string
+ *   adapt: false                          # false | true | both
+ *   seeds: 5                              # a count (0..n-1) or a list
+ *   iterations: 10000
+ *   batchSize: 128
+ *   lr: 1e-4
+ *   engine: auto                          # auto | tfjs | ort
+ *   testSolvers: paper                    # paper | a list of solver spec strings (may include paper)
+ *   audits: {crossing: true, fan: false}  # or a list: [crossing, fan]
+ *   solverLimits: {maxSteps: 100000, minTol: 1e-10}   # optional: the bounds every solver spec is checked against
+ *
+ * Unknown keys are errors. Every error names the path inside the file (e.g.
+ * `grid[2].steps[0]`), the value found and what is allowed.
+ *
+ * What a spec string means belongs to its parser (solvers, data, models sit
+ * above this layer), so `studyFileSchema` receives the parsers and the solver
+ * names; src/study/schema.ts passes the real ones.
+ */
+import * as z from 'zod';
+import { OdenessError } from '../errors.js';
+import { AUDIT_KINDS, EngineChoiceSchema, finite, positive, positiveInt, record, type EngineChoice } from './common.js';
+import { JOB_LIMITS, type SolverLimits } from './job.js';
+
+/** Defaults follow the paper's sphere experiments (PAPER.md). */
+export const STUDY_DEFAULTS = {
+  adapt: false,
+  seeds: 1,
+  iterations: 10_000,
+  batchSize: 128,
+  lr: 1e-4,
+  engine: 'auto' as EngineChoice,
+  testSolvers: 'paper' as const,
+};
+
+/** Most seeds a study may list (each multiplies the whole grid). */
+export const MAX_SEEDS = 1000;
+
+/** What the study file needs from the layers above: solver names and the spec parsers (each throws an OdenessError). */
+export interface StudySemantics {
+  readonly methods: readonly string[];
+  isAdaptive(method: string): boolean;
+  /** Canonical solver spec string, checked against the limits. */
+  solver(spec: string, limits: SolverLimits): string;
+  dataset(spec: string): string;
+  field(spec: string): string;
+  readonly defaultLimits: SolverLimits;
+}
+
+/** One training-solver entry of the grid, normalised to canonical solver spec strings. */
+export interface GridEntry {
+  readonly solver: string;
+  /** Canonical spec strings, one per grid point (e.g. `euler:0.5`, `rk4:steps=10`, `dopri5:0.001`). */
+  readonly specs: readonly string[];
+}
+
+/** A validated, normalised study. */
+export interface StudySpec {
+  readonly name?: string;
+  readonly datasets: readonly string[];
+  readonly fields: readonly string[];
+  readonly grid: readonly GridEntry[];
+  readonly adapt: readonly boolean[];
+  readonly seeds: readonly number[];
+  readonly iterations: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly engine: EngineChoice;
+  /** `paper` (resolved per training solver at plan time) or canonical spec strings. */
+  readonly testSolvers: 'paper' | readonly string[];
+  readonly audits: { readonly crossing: boolean; readonly fan: boolean };
+  /** Present only when the study file sets them (jobs then carry them). */
+  readonly solverLimits?: SolverLimits;
+}
+
+/** A value, or a non-empty list of them (a scalar is reported at the key's path, a list item at its index). */
+function oneOrList<T extends z.ZodType>(item: T, what: string, neither = `expected a ${what} or a list of them`) {
+  return z.union([item, z.array(item).min(1, { error: `expected at least one ${what}` })], { error: neither });
+}
+
+/** max(v) ≤ max, reported separately so that "expected a positive integer, got 0" stays the wording below the limit. */
+function atMost<T extends z.ZodType<number>>(s: T, max: number, what: string) {
+  return s.refine((v) => v <= max, { error: `expected at most ${max} ${what}` });
+}
+
+const specString = (example: string, what: string) =>
+  z.string({ error: `expected a ${what} string like ${example}` }).refine((s) => s.trim() !== '', { error: `expected a ${what} string like ${example}` });
+
+const stepSize = finite('a step size h, a number in (0, 1]')
+  .refine((h) => h > 0, { error: 'expected a step size h, a number in (0, 1]' })
+  .refine((h) => h <= 1, { error: 'expected a step size h, a number in (0, 1] (the ODE is solved over [0, 1])' });
+const tolerance = finite('a tolerance, a number in (0, 1)').refine((t) => t > 0 && t < 1, { error: 'expected a tolerance, a number in (0, 1)' });
+const SOLVER_EXAMPLE = 'a solver spec string like "rk4:0.1" or "dopri5:1e-5"';
+
+export function studyFileSchema(sem: StudySemantics) {
+  const methods = sem.methods;
+  /** A spec string checked by its parser; a parser error is reported at the item's path. */
+  const canonical = (parse: (s: string) => string, wrap = (m: string) => m) =>
+    (s: string, ctx: z.RefinementCtx): string => {
+      try {
+        return parse(s.trim());
+      } catch (e) {
+        if (!(e instanceof OdenessError)) throw e;
+        ctx.addIssue({ code: 'custom', message: wrap(e.message), input: s });
+        return z.NEVER;
+      }
+    };
+  const specList = (example: string, what: string, parse: (s: string) => string) =>
+    oneOrList(specString(example, what).transform(canonical(parse)), what, `expected a ${what} string like ${example}`).transform((v) => [...new Set(Array.isArray(v) ? v : [v])]);
+
+  const gridRecord = record({
+    solver: z.enum(methods as [string, ...string[]], { error: `expected a solver name, one of ${methods.join(', ')}` }),
+    steps: oneOrList(stepSize, 'step size').optional(),
+    stepCounts: oneOrList(positiveInt('a step count, a positive integer'), 'step count').optional(),
+    tols: oneOrList(tolerance, 'tolerance').optional(),
+  });
+  const gridEntry = z.union([z.string({ error: SOLVER_EXAMPLE }), gridRecord], {
+    error: 'expected a solver spec string like "rk4:0.1" or a mapping like {solver: euler, steps: [0.1]}',
+  });
+
+  const seedList = z
+    .array(z.number({ error: 'expected a seed, a non-negative integer' }).refine((s) => Number.isSafeInteger(s) && s >= 0 && s <= JOB_LIMITS.seed, { error: 'expected a seed, a non-negative integer' }))
+    .min(1, { error: 'expected a seed count or a non-empty list of seeds' })
+    .max(MAX_SEEDS, { error: `expected at most ${MAX_SEEDS} seeds` })
+    .superRefine((seeds, ctx) => {
+      seeds.forEach((s, i) => {
+        if (seeds.indexOf(s) !== i) ctx.addIssue({ code: 'custom', message: 'expected each seed once', input: s, path: [i] });
+      });
+    });
+  const seedCount = atMost(positiveInt('a seed count (positive integer) or a list of seeds'), MAX_SEEDS, 'seeds');
+
+  const audits = z.union(
+    [
+      z.array(z.enum(AUDIT_KINDS, { error: `expected one of ${AUDIT_KINDS.join(', ')}` })),
+      record({ crossing: z.boolean({ error: 'expected true or false' }).optional(), fan: z.boolean({ error: 'expected true or false' }).optional() }),
+    ],
+    { error: 'expected a list like [crossing, fan] or a mapping like {crossing: true, fan: false}' },
+  );
+
+  const limits = record({
+    maxSteps: atMost(positiveInt('a step count ceiling, a positive integer'), JOB_LIMITS.maxSolverSteps, 'steps'),
+    minTol: positive('a tolerance floor, a number in (0, 1)').refine((t) => t < 1, { error: 'expected a tolerance floor, a number in (0, 1)' }),
+  }).partial();
+
+  const raw = record({
+    name: z.string({ error: 'expected a non-empty string' }).refine((n) => n.trim() !== '', { error: 'expected a non-empty string' }).optional(),
+    datasets: z.unknown().refine((v) => v !== undefined, { error: 'expected a dataset spec or a list of them (required)' }).pipe(
+      specList('"spheres:dupont2019:dim=2"', 'dataset spec', sem.dataset),
+    ),
+    field: z.unknown().refine((v) => v !== undefined, { error: 'expected a field spec or a list of them (required)' }).pipe(
+      specList('"mlp:width=32"', 'field spec', sem.field),
+    ),
+    grid: z
+      .array(gridEntry, { error: (iss) => (iss.input === undefined ? 'expected a list of training solvers (required)' : 'expected a list of training solvers, e.g. [{solver: euler, steps: [0.1]}]') })
+      .min(1, { error: 'expected at least one training solver' }),
+    adapt: z.union([z.boolean(), z.literal('both', { error: 'expected false, true or "both"' })], { error: 'expected false, true or "both"' }).optional(),
+    seeds: z.union([seedCount, seedList], { error: 'expected a seed count (positive integer) or a list of seeds' }).optional(),
+    iterations: atMost(positiveInt(), JOB_LIMITS.iterations, 'iterations').optional(),
+    batchSize: atMost(positiveInt(), JOB_LIMITS.batchSize, 'samples per batch').optional(),
+    lr: atMost(positive('a learning rate, a positive number'), JOB_LIMITS.lr, '(a learning rate)').optional(),
+    engine: EngineChoiceSchema.optional(),
+    solverLimits: limits.optional(),
+    testSolvers: z
+      .union([z.literal('paper', { error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]' }), z.array(z.string({ error: SOLVER_EXAMPLE })).min(1, { error: 'expected "paper" or a non-empty list of solver specs' })], {
+        error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]',
+      })
+      .optional(),
+    audits: audits.optional(),
+  });
+  return raw.transform((r, ctx): StudySpec => {
+    try {
+      return normalise(r, ctx);
+    } catch (e) {
+      if (e instanceof Reported) return z.NEVER;
+      throw e;
+    }
+  });
+
+  function normalise(r: z.output<typeof raw>, ctx: z.RefinementCtx): StudySpec {
+    const lim: SolverLimits = { ...sem.defaultLimits, ...(r.solverLimits ?? {}) };
+    const fail = (path: PropertyKey[], input: unknown, message: string): never => {
+      ctx.addIssue({ code: 'custom', message, input, path, ...(input === undefined ? { params: { absent: true } } : {}) });
+      throw new Reported();
+    };
+    const solverSpec = (path: PropertyKey[], s: string): string => {
+      try {
+        return sem.solver(s, lim);
+      } catch (e) {
+        if (!(e instanceof OdenessError)) throw e;
+        return fail(path, s, `invalid solver spec (${e.message})`);
+      }
+    };
+    const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+    const itemPath = (base: PropertyKey[], v: unknown, i: number) => (Array.isArray(v) ? [...base, i] : base);
+
+    const grid: GridEntry[] = r.grid.map((g, i) => {
+      const path = ['grid', i];
+      if (typeof g === 'string') {
+        const spec = solverSpec(path, g);
+        return { solver: spec.split(':')[0]!, specs: [spec] };
+      }
+      const solver = g.solver;
+      const specs: string[] = [];
+      if (sem.isAdaptive(solver)) {
+        for (const key of ['steps', 'stepCounts'] as const) {
+          if (g[key] !== undefined) fail([...path, key], g[key], `${solver} is adaptive: give "tols", not "${key}" (fixed-step solvers: ${methods.filter((m) => !sem.isAdaptive(m)).join(', ')})`);
+        }
+        if (g.tols === undefined) fail([...path, 'tols'], undefined, `expected a list of tolerances for the adaptive solver ${solver}`);
+        list(g.tols!).forEach((tol, k) => specs.push(solverSpec(itemPath([...path, 'tols'], g.tols, k), `${solver}:${tol}`)));
+      } else {
+        if (g.tols !== undefined) fail([...path, 'tols'], g.tols, `${solver} is a fixed-step solver: give "steps" (step sizes) or "stepCounts", not "tols"`);
+        if (g.steps === undefined && g.stepCounts === undefined) {
+          fail([...path, 'steps'], undefined, `expected step sizes ("steps") or step counts ("stepCounts") for the fixed-step solver ${solver}`);
+        }
+        if (g.steps !== undefined) list(g.steps).forEach((h, k) => specs.push(solverSpec(itemPath([...path, 'steps'], g.steps, k), `${solver}:${h}`)));
+        if (g.stepCounts !== undefined) list(g.stepCounts).forEach((n, k) => specs.push(solverSpec(itemPath([...path, 'stepCounts'], g.stepCounts, k), `${solver}:steps=${n}`)));
+      }
+      return { solver, specs: [...new Set(specs)] };
+    });
+
+    const adaptRaw = r.adapt ?? STUDY_DEFAULTS.adapt;
+    const seedsRaw = r.seeds ?? STUDY_DEFAULTS.seeds;
+    const tsRaw = r.testSolvers ?? STUDY_DEFAULTS.testSolvers;
+    // "paper" inside a list adds the paper's set around each training solver.
+    const testSolvers = tsRaw === 'paper' ? 'paper' : [...new Set(tsRaw.map((s, i) => (s === 'paper' ? 'paper' : solverSpec(['testSolvers', i], s))))];
+    const audits = { crossing: false, fan: false };
+    if (Array.isArray(r.audits)) for (const a of r.audits) audits[a] = true;
+    else if (r.audits) Object.assign(audits, Object.fromEntries(Object.entries(r.audits).filter(([, v]) => v !== undefined)));
+
+    return {
+      ...(r.name !== undefined ? { name: r.name.trim() } : {}),
+      datasets: r.datasets,
+      fields: r.field,
+      grid,
+      adapt: adaptRaw === 'both' ? [false, true] : [adaptRaw],
+      seeds: typeof seedsRaw === 'number' ? Array.from({ length: seedsRaw }, (_, i) => i) : seedsRaw,
+      iterations: r.iterations ?? STUDY_DEFAULTS.iterations,
+      batchSize: r.batchSize ?? STUDY_DEFAULTS.batchSize,
+      lr: r.lr ?? STUDY_DEFAULTS.lr,
+      engine: r.engine ?? STUDY_DEFAULTS.engine,
+      testSolvers,
+      audits,
+      ...(r.solverLimits && Object.keys(r.solverLimits).length > 0 ? { solverLimits: lim } : {}),
+    };
+  }
+}
+
+/** Thrown inside the normalising transform once an issue is recorded: one problem is reported, not its consequences. */
+class Reported extends Error {}
