@@ -38,6 +38,7 @@ export { openModelSource, auditData, type ModelSource } from './audit/source.js'
 export { crossingAudit, fanAudit, trajectories, type CrossingAudit, type FanAudit } from './audit/audits.js';
 export { crossingVerdict, type Verdict, type VerdictConclusion, type VerdictProof, type VerdictInput } from './audit/verdict.js';
 export { countCrossings } from './audit/crossing.js';
+export { refineCrossings, type Refinement } from './audit/refine.js';
 export { foldCheck } from './audit/fold.js';
 export { fanStats } from './audit/fan.js';
 export { criticalStep } from './audit/critical.js';
