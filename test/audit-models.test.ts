@@ -39,8 +39,8 @@ test.before(async () => {
 });
 
 test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold; no proof under rk4:0.01', async (t) => {
-  const coarse = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json']);
-  const fine = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.01', '--json']);
+  const coarse = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json'], { timeoutMs: 300_000 });
+  const fine = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.01', '--json'], { timeoutMs: 300_000 });
   t.is(coarse.code, 0, coarse.stderr);
   t.is(fine.code, 0, fine.stderr);
   const c = JSON.parse(coarse.stdout);
@@ -56,7 +56,7 @@ test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold
   t.regex(c.verdict.text, /^NOT an ODE flow under euler:0\.5 — proof: a step folds space/);
   t.deepEqual(f.verdict.proofs, []);
   t.not(f.verdict.conclusion, 'not-an-ode-flow');
-  const text = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5']);
+  const text = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5'], { timeoutMs: 300_000 });
   t.regex(text.stdout, /verdict: NOT an ODE flow under euler:0\.5 — proof: a step folds space/);
   t.regex(text.stdout, /rests on: fold/);
 });
@@ -64,7 +64,8 @@ test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold
 test('rk4:0.05 model: no NOT verdict under dopri5:1e-8, rk4:0.01 or its own solver, though chords cross', async (t) => {
   let crossings = 0;
   for (const solver of ['dopri5:1e-8', 'rk4:0.01', 'rk4:0.05']) {
-    const r = await runCli(['audit', 'crossing', '--model', rk4Model, '--dataset', `json:${data}:split=none`, '--solver', solver, '--json']);
+    // 250 points keep the fold check and refinement quick; a generous limit for a loaded machine.
+    const r = await runCli(['audit', 'crossing', '--model', rk4Model, '--dataset', `json:${data}:split=none`, '--max-points', '250', '--solver', solver, '--json'], { timeoutMs: 300_000 });
     t.is(r.code, 0, r.stderr);
     const a = JSON.parse(r.stdout);
     t.log(`${solver}: ${a.crossings} crossing pairs, ${a.refinement?.artefactPairs ?? 0} artefacts, folded ${a.fold.folded}, min det ${a.fold.minDet.toFixed(3)}`);
@@ -139,7 +140,7 @@ test('bad input: wrong data width, too few points, threshold outside (0, 1)', as
 
 test('--plot writes the figures people look at: trajectories with crossings, the fan, accuracy vs test steps', async (t) => {
   const dir = path.join(tmp, 'plots');
-  const a = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--no-fold', '--plot', dir]);
+  const a = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--no-fold', '--no-refine', '--plot', dir]);
   const b = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--plot', dir]);
   const c = await runCli(['evaluate', '--model', model, '--dataset', `json:${data}:split=none`, '--plot', dir]);
   for (const r of [a, b, c]) t.is(r.code, 0, r.stderr);

@@ -7,6 +7,7 @@
  */
 import test from 'ava';
 import { crossingAudit } from '../src/audit/audits.js';
+import { refineCrossings } from '../src/audit/refine.js';
 import { crossingVerdict } from '../src/audit/verdict.js';
 import type { AuditData, ModelSource } from '../src/audit/source.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
@@ -142,4 +143,36 @@ test('verdict rules on given evidence: a projection is a hint, nothing found is 
   const chords = crossingVerdict({ d: 2, crossings: 4, projected: false, stepMap: 'fixed', fold: fold(0) });
   t.is(chords.conclusion, 'inconclusive');
   t.regex(chords.text, /not refined.*step map is the model/);
+});
+
+test('refineCrossings: straight-line motion meets only where both points are at the same time', async (t) => {
+  // Sub-solve by linear interpolation between the recorded states of each trajectory.
+  const states = [Float64Array.of(0, 0, 1, 0, 0, 5, 1, 5), Float64Array.of(1, 1, 0, 1, 1, 6, 0.2, 5.9)];
+  const solveSub = async (z: Float64Array, m: number, _k: number, substeps: number) => {
+    const out: Float64Array[] = [];
+    // Map each start row back to its trajectory by its coordinates (they are distinct).
+    const end = new Float64Array(2 * m);
+    for (let s = 0; s < m; s++) {
+      const i = [0, 1, 2, 3].find((q) => states[0]![2 * q] === z[2 * s] && states[0]![2 * q + 1] === z[2 * s + 1])!;
+      end[2 * s] = states[1]![2 * i]!;
+      end[2 * s + 1] = states[1]![2 * i + 1]!;
+    }
+    for (let u = 0; u <= substeps; u++) out.push(z.map((v, q) => v + (u / substeps) * (end[q]! - v)));
+    return out;
+  };
+  // Pair (0, 1): an X, both at the centre at t = 1/2 — they meet: persistent.
+  // Pair (2, 3): the chords cross, but point 2 passes the crossing point at a different time: artefact.
+  const events = [
+    { i: 0, j: 1, step: 0, kind: 'proper' as const },
+    { i: 2, j: 3, step: 0, kind: 'proper' as const },
+  ];
+  const r = await refineCrossings(events, states, 4, solveSub, { levels: [4, 32] });
+  t.is(r.persistentPairs, 1);
+  t.is(r.artefactPairs, 1);
+  t.deepEqual(r.persistentExamples.map((e) => [e.i, e.j]), [[0, 1]]);
+  t.is(r.vanishedAtLevel.reduce((a, b) => a + b, 0), 1);
+  // Pairs beyond the listed events count as not refined; bad levels are refused.
+  const partial = await refineCrossings(events.slice(0, 1), states, 4, solveSub, { levels: [4], totalPairs: 2 });
+  t.is(partial.notRefinedPairs, 1);
+  await t.throwsAsync(refineCrossings(events, states, 4, solveSub, { levels: [8, 8] }), { message: /increasing positive integers/ });
 });

@@ -10,7 +10,7 @@ import { solveAsync, type SolveStats } from '../solvers/integrate.js';
 import { formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { AsyncField } from '../solvers/vector.js';
 import { countCrossings, type CrossingResult } from './crossing.js';
-import { refineCrossings, type Refinement, type SubSolve } from './refine.js';
+import { DEFAULT_REFINE_MAX_EVENTS, refineCrossings, type Refinement, type SubSolve } from './refine.js';
 import { fanStats, type FanResult } from './fan.js';
 import { foldCheck, type FoldResult } from './fold.js';
 import type { AuditData, ModelSource } from './source.js';
@@ -70,7 +70,7 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
   if (data.n < 2) throw new SpecError(`a crossing audit needs at least 2 points, got ${data.n}`);
   const tr = await trajectories(source, data, spec);
   const refine = (options.refine ?? true) && tr.d === 2;
-  const { pca: _pca, events, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false, listEvents: refine });
+  const { pca: _pca, events, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false, listEvents: refine ? DEFAULT_REFINE_MAX_EVENTS : false });
   const note =
     tr.d === 1
       ? 'exact: order changes of 1-D trajectories within a step'
@@ -83,7 +83,7 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
       const r = await solveAsync(float64Ops, float64Field(source.field(m)), z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true });
       return r.trajectory!.z;
     };
-    refinement = await refineCrossings(events, tr.states, tr.n, solveSub);
+    refinement = await refineCrossings(events, tr.states, tr.n, solveSub, { totalPairs: result.crossings });
   }
   let fold: CrossingAudit['fold'];
   if (options.fold ?? tr.d <= FOLD_AUTO_MAX_DIM) {

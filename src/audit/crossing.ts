@@ -49,8 +49,8 @@ export interface CrossingOptions {
   readonly maxExamples?: number;
   /** Also list every crossing pair with its first step (can be large). Default false. */
   readonly listPairs?: boolean;
-  /** Also list every (pair, step) crossing event (can be large; what refinement re-tests). Default false. */
-  readonly listEvents?: boolean;
+  /** Also list the (pair, step) crossing events, in step order — what refinement re-tests: true for all, a number for at most that many. Default false. */
+  readonly listEvents?: boolean | number;
   /** Also count intersections of chords of different trajectories at DIFFERENT steps. Default false. */
   readonly differentSteps?: boolean;
   /** PCA options when d > 2. */
@@ -116,7 +116,7 @@ export interface CrossingResult {
   readonly examples: CrossingExample[];
   /** Every crossing pair (i < j) with its first step, when `listPairs` was set. */
   readonly pairs?: { i: number; j: number; firstStep: number }[];
-  /** Every crossing event, in step order, when `listEvents` was set. */
+  /** The crossing events in step order (the first `listEvents` of them, when it was a number). */
   readonly events?: CrossingEvent[];
   /** True when d > 2 and the test ran on the 2-D PCA projection. */
   readonly projected: boolean;
@@ -167,6 +167,7 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
   const firstStepHistogram = new Array<number>(K).fill(0);
   const examples: CrossingExample[] = [];
   const eventList: CrossingEvent[] | undefined = options.listEvents ? [] : undefined;
+  const maxEvents = typeof options.listEvents === 'number' ? options.listEvents : Infinity;
   let events = 0;
   let candidates = 0;
 
@@ -180,7 +181,7 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
       firstStepHistogram[k]!++;
     }
     if (kind !== TOUCH) properSeen.add(i, j);
-    eventList?.push({ i, j, step: k, kind: KIND_NAMES[kind]! });
+    if (eventList && eventList.length < maxEvents) eventList.push({ i, j, step: k, kind: KIND_NAMES[kind]! });
     if (examples.length < maxExamples) examples.push({ i, j, step: k, point: point(), kind: KIND_NAMES[kind]! });
   };
 
