@@ -5,7 +5,7 @@
 import test from 'ava';
 import { SpecError } from '../src/errors.js';
 import { fixedGrid } from '../src/solvers/integrate.js';
-import { DEFAULT_MAX_STEPS, fixedStepCount, formatSolverSpec, parseSolverList, parseSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
+import { DEFAULT_MAX_STEPS, DEFAULT_SOLVER_LIMITS, fixedStepCount, formatSolverSpec, parseSolverList, parseSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, FIXED_METHODS, getTableau, METHODS } from '../src/solvers/tableau.js';
 
 test('the method registry: 5 fixed and 5 adaptive methods', (t) => {
@@ -186,4 +186,25 @@ test('solverParam and DEFAULT_MAX_STEPS', (t) => {
   t.is(solverParam(parseSolverSpec('rk4:steps=20'), 0, 2), 0.1);
   t.is(solverParam(parseSolverSpec('dopri5:rtol=1e-5,atol=1e-7')), 1e-5);
   t.is(DEFAULT_MAX_STEPS, 10_000);
+});
+
+test('every spec is bounded when parsed: a step-count ceiling and a tolerance floor, overridable', (t) => {
+  t.deepEqual(DEFAULT_SOLVER_LIMITS, { maxSteps: 100_000, minTol: 1e-10 });
+  // At the limits: accepted.
+  t.deepEqual(parseSolverSpec('rk4:steps=100000'), { kind: 'fixed', method: 'rk4', steps: 100_000 });
+  t.deepEqual(parseSolverSpec('euler:0.00001'), { kind: 'fixed', method: 'euler', h: 1e-5 });
+  t.deepEqual(parseSolverSpec('dopri5:rtol=1e-8,atol=1e-10'), { kind: 'adaptive', method: 'dopri5', rtol: 1e-8, atol: 1e-10 });
+  // Beyond them: one-line SpecErrors naming the spec, the value and the limit.
+  t.throws(() => parseSolverSpec('rk4:steps=1e9'), { instanceOf: SpecError, message: /^solver spec "rk4:steps=1e9": steps exceeds the limit of 100000 steps \(raise the limit/ });
+  t.throws(() => parseSolverSpec('euler:1e-9'), { instanceOf: SpecError, message: /^solver spec "euler:1e-9": step size 1e-9 means 1000000000 steps over \[0, 1\], which exceeds the limit of 100000 steps/ });
+  t.throws(() => parseSolverSpec('dopri5:1e-300'), { instanceOf: SpecError, message: /rtol 1e-300 is below the tolerance floor 1e-10/ });
+  t.throws(() => parseSolverSpec('dopri5:1e-12'), { instanceOf: SpecError, message: /rtol 1e-12 is below the tolerance floor 1e-10/ });
+  t.throws(() => parseSolverSpec('dopri5:rtol=1e-6,atol=1e-11'), { instanceOf: SpecError, message: /atol 1e-11 is below the tolerance floor/ });
+  t.throws(() => parseSolverSpec('dopri5:1e-5,maxSteps=1000000'), { instanceOf: SpecError, message: /maxSteps exceeds the limit of 100000 steps/ });
+  t.throws(() => parseSolverList('rk4:0.1,euler:1e-9'), { instanceOf: SpecError, message: /"euler:1e-9"/ });
+  // The library raises them explicitly.
+  const wide = { maxSteps: 2_000_000, minTol: 1e-14 };
+  t.deepEqual(parseSolverSpec('euler:1e-6', wide), { kind: 'fixed', method: 'euler', h: 1e-6 });
+  t.deepEqual(parseSolverSpec('dopri5:1e-12', wide), { kind: 'adaptive', method: 'dopri5', rtol: 1e-12, atol: 1e-12 });
+  t.throws(() => parseSolverSpec('rk4:steps=10', { maxSteps: 5, minTol: 1e-10 }), { message: /limit of 5 steps/ });
 });

@@ -131,3 +131,22 @@ test('testSolvers may mix "paper" with explicit specs', (t) => {
   t.is(jobs[0]!.testSolvers.at(-1), 'dopri5:0.000001');
   t.true(jobs[0]!.testSolvers.includes('rk4:steps=4'), 'the paper set around euler:0.5 (2 steps × 2)');
 });
+
+test('solver bounds: every grid and test spec is checked against the study\'s solverLimits (defaults when absent)', (t) => {
+  fails(t, { ...base, grid: [{ solver: 'euler', steps: [0.5, 1e-6] }] }, 'grid[0].steps[1]', /invalid solver spec \(solver spec "euler:0.000001": step size 0.000001 means 1000000 steps .*limit of 100000 steps/);
+  fails(t, { ...base, grid: [{ solver: 'rk4', stepCounts: 1e9 }] }, 'grid[0].stepCounts', /limit of 100000 steps/);
+  fails(t, { ...base, grid: [{ solver: 'dopri5', tols: [1e-3, 1e-12] }] }, 'grid[0].tols[1]', /below the tolerance floor 1e-10/);
+  fails(t, { ...base, testSolvers: ['rk4:0.1', 'euler:1e-12'] }, 'testSolvers[1]', /limit of 100000 steps \(raise the limit with solverLimits in a study file.*\)\), got "euler:1e-12"$/);
+  fails(t, { ...base, solverLimits: { maxSteps: 0 } }, 'solverLimits.maxSteps', /step count ceiling, a positive integer, got 0/);
+  fails(t, { ...base, solverLimits: { maxSteps: 1e12 } }, 'solverLimits.maxSteps', /at most 10000000 steps/);
+  fails(t, { ...base, solverLimits: { minTol: 0 } }, 'solverLimits.minTol', /tolerance floor/);
+  fails(t, { ...base, solverLimits: { maxStep: 5 } }, 'solverLimits.maxStep', /unknown key "maxStep"; allowed keys: maxSteps, minTol/);
+  // Raised per study: accepted, and every job carries the limits its specs were checked against.
+  const s = validateStudy({ ...base, grid: [{ solver: 'euler', steps: [1e-6] }, { solver: 'dopri5', tols: [1e-12] }], testSolvers: ['rk4:0.5'], solverLimits: { maxSteps: 2_000_000, minTol: 1e-13 } });
+  t.deepEqual(s.solverLimits, { maxSteps: 2_000_000, minTol: 1e-13 });
+  t.deepEqual(s.grid.map((g) => g.specs), [['euler:0.000001'], ['dopri5:1e-12']]);
+  const jobs = planSpec(s).jobs;
+  t.true(jobs.every((j) => j.solverLimits?.maxSteps === 2_000_000));
+  // Without the key, jobs have no solverLimits field, so their ids do not change.
+  t.false('solverLimits' in planSpec(validateStudy(base)).jobs[0]!);
+});
