@@ -131,3 +131,19 @@ test.serial("--backend cpu trains without tfjs's 'Hi, looks like you are running
   t.like(oneDocument(t, r, 'train --backend cpu'), { backend: 'cpu', engine: 'tfjs' });
   t.false(/looks like you are running TensorFlow\.js/.test(r.stderr), r.stderr);
 });
+
+test.serial('--plot problems fail before any work: a file in place of the directory, train --plot without --adapt', async (t) => {
+  const file = path.join(tmp, 'a-file');
+  fs.writeFileSync(file, 'not a directory');
+  const e = await runCli(['evaluate', '--model', model, '--solvers', 'rk4:0.25', '--plot', file]);
+  t.is(e.code, 1);
+  t.is(e.stdout, '', 'no results printed before the failure');
+  t.is(e.stderr, `odeness: error: ${file}: exists and is not a directory (--plot takes the directory the figures go into)\n`);
+  const a = await runCli(['audit', 'fan', '--model', model, '--solver', 'euler:0.5', '--plot', file]);
+  t.is(a.code, 1);
+  t.regex(a.stderr, /exists and is not a directory/);
+  const tr = await runCli(['train', '--dataset', DATASET, '--solver', 'euler:0.5', '--out', path.join(tmp, 'np'), '--plot', path.join(tmp, 'np-plots')]);
+  t.is(tr.code, 1);
+  t.regex(tr.stderr, /--plot draws the adaptation trace of --adapt/);
+  t.false(fs.existsSync(path.join(tmp, 'np')), 'nothing trained');
+});
