@@ -1,55 +1,30 @@
 /**
- * Parameter shapes for a model configuration (the layout documented in
- * types.ts) and seeded Kaiming-normal initialisation with zero biases.
+ * Parameter shapes for a model configuration (the field kind's own, then the
+ * head; layout documented in types.ts) and seeded Kaiming-normal
+ * initialisation with zero biases.
  */
-import { ShapeError } from '../errors.js';
+import { ShapeError, SpecError } from '../errors.js';
+import { fieldKind, type ParamShape } from './fields/index.js';
 import { stateSize, type ModelConfig, type Params } from './types.js';
 
-export interface ParamShape {
-  readonly name: string;
-  readonly shape: readonly number[];
-  /** Fan-in for Kaiming init; 0 marks a bias (initialised to zero). */
-  readonly fanIn: number;
-}
+export type { ParamShape };
+
+/** More parameters than this (2 GiB of float32) is a configuration error, not an allocation to attempt. */
+export const MAX_PARAMS = 2 ** 29;
 
 export function paramShapes(config: ModelConfig): ParamShape[] {
-  const f = config.field;
-  const S = stateSize(config);
-  const out: ParamShape[] = [];
-  const dense = (name: string, i: number, o: number) => {
-    out.push({ name: `${name}.weight`, shape: [i, o], fanIn: i }, { name: `${name}.bias`, shape: [o], fanIn: 0 });
-  };
-  const conv = (name: string, o: number, i: number, kernel: number[]) => {
-    const k = kernel.reduce((a, b) => a * b, 1);
-    out.push({ name: `${name}.weight`, shape: [o, i, ...kernel], fanIn: i * k }, { name: `${name}.bias`, shape: [o], fanIn: 0 });
-  };
-  switch (f.kind) {
-    case 'mlp': {
-      if (config.stateShape.length !== 1) throw new ShapeError(`an mlp field needs a vector state, got state shape [${config.stateShape.join(', ')}]`);
-      let width = S + (f.time ? 1 : 0);
-      for (let l = 0; l < f.depth; l++) {
-        dense(`field.${l}`, width, f.width);
-        width = f.width;
-      }
-      dense(`field.${f.depth}`, width, S);
-      break;
-    }
-    case 'conv1d':
-      if (config.stateShape.length !== 1) throw new ShapeError(`a conv1d field needs a vector state, got state shape [${config.stateShape.join(', ')}]`);
-      conv('field.0', f.channels, 1, [1]);
-      conv('field.1', f.channels, f.channels, [3]);
-      conv('field.2', 1, f.channels, [1]);
-      break;
-    case 'conv2d': {
-      if (config.stateShape.length !== 3) throw new ShapeError(`a conv2d field needs an image state [C, H, W], got [${config.stateShape.join(', ')}]`);
-      const C = config.stateShape[0]!;
-      conv('field.0', f.channels, C, [1, 1]);
-      conv('field.1', f.channels, f.channels, [3, 3]);
-      conv('field.2', C, f.channels, [1, 1]);
-      break;
-    }
+  const kind = fieldKind(config.field);
+  if (config.stateShape.length !== kind.stateRank) {
+    const want = kind.stateRank === 1 ? 'a vector state' : 'an image state [C, H, W]';
+    throw new ShapeError(`a ${kind.kind} field needs ${want}, got state shape [${config.stateShape.join(', ')}]`);
   }
-  dense('head', S, config.classes);
+  const S = stateSize(config);
+  const out = [...kind.params(config.field, config.stateShape)];
+  out.push({ name: 'head.weight', shape: [S, config.classes], fanIn: S }, { name: 'head.bias', shape: [config.classes], fanIn: 0 });
+  const total = out.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  if (total > MAX_PARAMS) {
+    throw new SpecError(`field "${kind.format(config.field)}" on state [${config.stateShape.join(', ')}] has ${total} parameters; at most ${MAX_PARAMS} are supported`);
+  }
   return out;
 }
 

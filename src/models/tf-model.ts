@@ -5,6 +5,7 @@
  * flattened in CHW order for the head, so the same head weights work in ONNX.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fieldKind } from './fields/index.js';
 import { paramShapes } from './params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from './types.js';
 
@@ -27,12 +28,6 @@ export interface TfModel {
   dispose(): void;
 }
 
-function activation(kind: 'tanh' | 'relu' | 'softplus', x: tf.Tensor): tf.Tensor {
-  if (kind === 'tanh') return tf.tanh(x);
-  if (kind === 'relu') return tf.relu(x);
-  return tf.softplus(x);
-}
-
 let nextId = 0;
 
 export function buildTfModel(model: Model, trainable = true): TfModel {
@@ -48,7 +43,7 @@ export function buildTfModel(model: Model, trainable = true): TfModel {
   const isImage = config.stateShape.length === 3;
   const [C, H, W] = isImage ? (config.stateShape as [number, number, number]) : [0, 0, 0];
   const S = stateSize(config);
-  const f = config.field;
+  const kind = fieldKind(config.field);
 
   const flatState = (z: tf.Tensor): tf.Tensor2D => {
     if (!isImage) return z as tf.Tensor2D;
@@ -72,39 +67,7 @@ export function buildTfModel(model: Model, trainable = true): TfModel {
       return config.augment > 0 ? tf.concat([img, tf.zeros([B, h, w, config.augment])], 3) : img;
     },
     makeField() {
-      if (f.kind === 'mlp') {
-        const layers = Array.from({ length: f.depth + 1 }, (_, l) => [vars[`field.${l}.weight`]!, vars[`field.${l}.bias`]!] as const);
-        return (t, z) => {
-          let h: tf.Tensor = f.time ? tf.concat([z, tf.fill([z.shape[0]!, 1], t)], 1) : z;
-          for (let l = 0; l < layers.length; l++) {
-            const [w, b] = layers[l]!;
-            h = tf.add(tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D), b);
-            if (l < layers.length - 1) h = activation(f.activation, h);
-          }
-          return h;
-        };
-      }
-      if (f.kind === 'conv1d') {
-        // Stored [out, in, k] (PyTorch/ONNX); tfjs conv1d wants [k, in, out].
-        const filters = [0, 1, 2].map((l) => tf.transpose(vars[`field.${l}.weight`]!, [2, 1, 0]) as tf.Tensor3D);
-        const biases = [0, 1, 2].map((l) => vars[`field.${l}.bias`]!);
-        return (_t, z) => {
-          const B = z.shape[0]!;
-          let h: tf.Tensor = tf.reshape(z, [B, S, 1]);
-          h = tf.relu(tf.add(tf.conv1d(h as tf.Tensor3D, filters[0]!, 1, 'same'), biases[0]!));
-          h = tf.relu(tf.add(tf.conv1d(h as tf.Tensor3D, filters[1]!, 1, 'same'), biases[1]!));
-          h = tf.add(tf.conv1d(h as tf.Tensor3D, filters[2]!, 1, 'same'), biases[2]!);
-          return tf.reshape(h, [B, S]);
-        };
-      }
-      // conv2d: stored [out, in, kh, kw]; tfjs conv2d wants [kh, kw, in, out].
-      const filters = [0, 1, 2].map((l) => tf.transpose(vars[`field.${l}.weight`]!, [2, 3, 1, 0]) as tf.Tensor4D);
-      const biases = [0, 1, 2].map((l) => vars[`field.${l}.bias`]!);
-      return (_t, z) => {
-        let h: tf.Tensor = tf.relu(tf.add(tf.conv2d(z as tf.Tensor4D, filters[0]!, 1, 'same'), biases[0]!));
-        h = tf.relu(tf.add(tf.conv2d(h as tf.Tensor4D, filters[1]!, 1, 'same'), biases[1]!));
-        return tf.add(tf.conv2d(h as tf.Tensor4D, filters[2]!, 1, 'same'), biases[2]!);
-      };
+      return kind.tfField(config.field, vars, config.stateShape);
     },
     head(z) {
       return tf.add(tf.matMul(flatState(z), vars['head.weight'] as tf.Tensor2D), vars['head.bias']!);

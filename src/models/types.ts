@@ -4,7 +4,8 @@
  * compiled training) and the model directory on disk all derive from this one
  * description, so they cannot drift apart.
  *
- * Parameter layout (shared by every engine; PyTorch/ONNX conventions):
+ * Parameter layout (shared by every engine; PyTorch/ONNX conventions; each
+ * field kind's module in fields/ defines its own):
  *   MLP field, depth k hidden layers of width w over state size D (+1 input when time):
  *     field.0.weight [in, w], field.0.bias [w], field.1.weight [w, w], …,
  *     field.k.weight [w, D], field.k.bias [D]          (y = x·W + b, activation between)
@@ -20,31 +21,8 @@
  *   encoder: zero-augmentation only (no parameters): appends `augment` zeros to a vector
  *     state, or `augment` zero channels to an image state.
  */
-export type Activation = 'tanh' | 'relu' | 'softplus';
-
-export interface MlpFieldSpec {
-  readonly kind: 'mlp';
-  readonly width: number;
-  /** Number of hidden layers (default 2: D → w → w → D). */
-  readonly depth: number;
-  readonly activation: Activation;
-  /** Feed t as an extra input column. */
-  readonly time: boolean;
-}
-
-export interface Conv1dFieldSpec {
-  readonly kind: 'conv1d';
-  /** Hidden channels (paper: 32). */
-  readonly channels: number;
-}
-
-export interface Conv2dFieldSpec {
-  readonly kind: 'conv2d';
-  /** Hidden channels (paper: 128). */
-  readonly channels: number;
-}
-
-export type FieldSpec = MlpFieldSpec | Conv1dFieldSpec | Conv2dFieldSpec;
+export type { Activation, Conv1dFieldSpec, Conv2dFieldSpec, FieldSpec, MlpFieldSpec } from './fields/index.js';
+import type { FieldSpec } from './fields/index.js';
 
 export interface NamedTensor {
   readonly shape: readonly number[];

@@ -29,21 +29,9 @@ export type Dim = number | string;
 
 export const BATCH: Dim = 'batch';
 
-/** Typed node attributes (ONNX AttributeProto kinds odeness uses). */
-export type Attr =
-  | { readonly kind: 'int'; readonly value: number }
-  | { readonly kind: 'ints'; readonly value: readonly number[] }
-  | { readonly kind: 'float'; readonly value: number }
-  | { readonly kind: 'floats'; readonly value: readonly number[] }
-  | { readonly kind: 'string'; readonly value: string };
-
-export const attr = {
-  int: (value: number): Attr => ({ kind: 'int', value }),
-  ints: (value: readonly number[]): Attr => ({ kind: 'ints', value: [...value] }),
-  float: (value: number): Attr => ({ kind: 'float', value }),
-  floats: (value: readonly number[]): Attr => ({ kind: 'floats', value: [...value] }),
-  string: (value: string): Attr => ({ kind: 'string', value }),
-};
+// Node attributes are defined with the field kinds' graph-writer interface (one definition).
+export { attr, type Attr } from '../models/fields/kind.js';
+import type { Attr, GraphWriter } from '../models/fields/kind.js';
 
 export interface GraphNode {
   readonly name: string;
@@ -91,7 +79,7 @@ function sanitize(hint: string): string {
   return s === '' ? 'v' : s;
 }
 
-export class GraphBuilder {
+export class GraphBuilder implements GraphWriter {
   readonly name: string;
   readonly float: FloatType;
   readonly docString: string | undefined;

@@ -9,12 +9,14 @@
  * the model ("field.0.weight", …), added once and shared by every stage.
  */
 import { SpecError, ShapeError } from '../errors.js';
+import { fieldKind } from '../models/fields/index.js';
 import { checkParams } from '../models/params.js';
-import { augmentedShape, stateSize, type Activation, type Model } from '../models/types.js';
-import { fixedGrid } from '../solvers/integrate.js';
+import { augmentedShape, type Model } from '../models/types.js';
+import { solve, type SolveStats } from '../solvers/integrate.js';
 import type { SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import { FIXED_METHODS, getTableau } from '../solvers/tableau.js';
 import { attr, BATCH, GraphBuilder, type FloatType } from './graph.js';
+import { graphOps } from './graph-vector.js';
 
 export interface GraphOptions {
   /** Element type of the whole graph (default float32). */
@@ -39,99 +41,16 @@ function param(b: GraphBuilder, model: Model, name: string): string {
   return b.param(name, p);
 }
 
-function activation(b: GraphBuilder, kind: Activation, x: string): string {
-  switch (kind) {
-    case 'tanh':
-      return b.op('Tanh', [x]);
-    case 'relu':
-      return b.op('Relu', [x]);
-    case 'softplus':
-      if (b.float === 'float32') return b.op('Softplus', [x]);
-      // onnxruntime's CPU provider has no float64 Softplus: relu(x) + log(1 + exp(−|x|)), the stable form.
-      return b.op('Add', [b.op('Relu', [x]), b.op('Log', [b.op('Add', [b.scalar(1), b.op('Exp', [b.op('Neg', [b.op('Abs', [x])])])])])]);
-  }
-}
-
 /**
- * Conv with stride 1 and 'same' padding for kernel 1 or 3 over 1 or 2 spatial
- * dims: x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel], bias [Cout].
- * Float32 graphs use the Conv op; float64 graphs (onnxruntime's CPU provider
- * has no float64 Conv) contract channels with one MatMul per kernel offset.
- */
-function conv(b: GraphBuilder, x: string, weight: string, bias: string, wShape: readonly number[], spatial: readonly number[], out?: string): string {
-  const [cout, cin, ...kernel] = wShape as [number, number, ...number[]];
-  const k = kernel[0]!;
-  if (kernel.length !== spatial.length || kernel.some((d) => d !== k) || (k !== 1 && k !== 3)) {
-    throw new Error(`conv: unsupported kernel [${kernel.join(', ')}] over spatial dims [${spatial.join(', ')}]`);
-  }
-  const pad = (k - 1) / 2;
-  if (b.float === 'float32') {
-    return b.op('Conv', [x, weight, bias], { kernel_shape: attr.ints(kernel), pads: attr.ints(new Array(2 * kernel.length).fill(pad)) }, out);
-  }
-  const P = spatial.reduce((a, c) => a * c, 1);
-  const nd = spatial.length;
-  const axes = spatial.map((_, i) => i + 2);
-  const xp = pad === 0 ? x : b.op('Pad', [x, b.int64s([0, 0, ...spatial.map(() => pad), 0, 0, ...spatial.map(() => pad)])]);
-  const offsets: number[][] = nd === 1 ? Array.from({ length: k }, (_, i) => [i]) : Array.from({ length: k * k }, (_, i) => [Math.floor(i / k), i % k]);
-  let acc: string | undefined;
-  for (const off of offsets) {
-    const xs = pad === 0 ? xp : b.op('Slice', [xp, b.int64s(off), b.int64s(off.map((o, i) => o + spatial[i]!)), b.int64s(axes)]);
-    const ws = k === 1 ? weight : b.op('Slice', [weight, b.int64s(off), b.int64s(off.map((o) => o + 1)), b.int64s(axes)]);
-    const term = b.op('MatMul', [b.op('Reshape', [ws, b.int64s([cout, cin])]), b.op('Reshape', [xs, b.int64s([-1, cin, P])])]);
-    acc = acc === undefined ? term : b.op('Add', [acc, term]);
-  }
-  const y = b.op('Add', [acc!, b.op('Reshape', [bias, b.int64s([cout, 1])])]);
-  return b.op('Reshape', [y, b.int64s([-1, cout, ...spatial])], {}, out);
-}
-
-/**
- * The vector field f(t, z) → dz. `z` is [B, ...stateShape]; `t` (required for
- * time fields, ignored otherwise) is any one-element tensor ([] or [1]).
+ * The vector field f(t, z) → dz, written by the field kind's module
+ * (src/models/fields/). `z` is [B, ...stateShape]; `t` (required for time
+ * fields, ignored otherwise) is any one-element tensor ([] or [1]).
  */
 export function appendField(b: GraphBuilder, model: Model, z: string, t?: string, out?: string): string {
   const { config } = model;
-  const f = config.field;
-  const S = stateSize(config);
-  switch (f.kind) {
-    case 'mlp': {
-      let h = z;
-      if (f.time) {
-        if (t === undefined) throw new Error('appendField: a time field needs a t input');
-        // [z, t] with t broadcast to a [B, 1] column (the layout of field.0.weight: t is its last row).
-        const batch = b.op('Shape', [z], { start: attr.int(0), end: attr.int(1) });
-        const shape = b.op('Concat', [batch, b.int64s([1])], { axis: attr.int(0) });
-        const tcol = b.op('Expand', [b.op('Reshape', [t, b.int64s([1, 1])]), shape]);
-        h = b.op('Concat', [z, tcol], { axis: attr.int(1) });
-      }
-      for (let l = 0; l <= f.depth; l++) {
-        const last = l === f.depth;
-        h = b.op('Gemm', [h, param(b, model, `field.${l}.weight`), param(b, model, `field.${l}.bias`)], {}, last ? out : undefined);
-        if (!last) h = activation(b, f.activation, h);
-      }
-      return h;
-    }
-    case 'conv1d': {
-      const layer = (x: string, l: number, o?: string) => {
-        const w = `field.${l}.weight`;
-        return conv(b, x, param(b, model, w), param(b, model, `field.${l}.bias`), model.params[w]!.shape, [S], o);
-      };
-      // State [D] seen as 1 channel × D.
-      let h = b.op('Reshape', [z, b.int64s([-1, 1, S])]);
-      h = b.op('Relu', [layer(h, 0)]);
-      h = b.op('Relu', [layer(h, 1)]);
-      return b.op('Reshape', [layer(h, 2), b.int64s([-1, S])], {}, out);
-    }
-    case 'conv2d': {
-      const spatial = config.stateShape.slice(1);
-      const layer = (x: string, l: number, o?: string) => {
-        const w = `field.${l}.weight`;
-        return conv(b, x, param(b, model, w), param(b, model, `field.${l}.bias`), model.params[w]!.shape, spatial, o);
-      };
-      let h = b.op('Relu', [layer(z, 0)]);
-      h = b.op('Relu', [layer(h, 1)]);
-      return layer(h, 2, out);
-    }
-  }
+  const kind = fieldKind(config.field);
+  if (kind.usesTime(config.field) && t === undefined) throw new Error('appendField: a time field needs a t input');
+  return kind.appendGraph(config.field, { g: b, param: (name) => param(b, model, name), stateShape: config.stateShape, z, t, out });
 }
 
 /** Head: z(t1) [B, ...stateShape] flattened in row-major order → logits [B, classes]. */
@@ -156,65 +75,45 @@ export type FieldAppender = (b: GraphBuilder, t: number, z: string) => string;
 
 /** The field of a model as a FieldAppender (t becomes a constant [1] tensor for time fields). */
 export function modelFieldAppender(model: Model): FieldAppender {
-  const time = model.config.field.kind === 'mlp' && model.config.field.time;
+  const time = isTimeField(model);
   return (b, t, z) => appendField(b, model, z, time ? b.scalar(t, [1]) : undefined);
-}
-
-/** base + Σ coeffs[j]·terms[j], skipping zero coefficients — the order float32Ops.combine uses. */
-function combine(b: GraphBuilder, base: string, coeffs: readonly number[], terms: readonly string[]): string {
-  let acc = base;
-  for (let j = 0; j < coeffs.length; j++) {
-    const c = coeffs[j]!;
-    if (c === 0) continue;
-    const term = c === 1 ? terms[j]! : b.op('Mul', [terms[j]!, b.scalar(c)]);
-    acc = b.op('Add', [acc, term]);
-  }
-  return acc;
 }
 
 export function requireFixed(spec: SolverSpec, what: string): asserts spec is SolverSpec & { kind: 'fixed' } {
   const tab = getTableau(spec.method);
   if (spec.kind !== 'fixed' || tab.adaptive) {
     throw new SpecError(
-      `${what} needs a fixed-step solver (one of euler, midpoint, heun, rk4, rk4_38 with a step); "${spec.method}" is adaptive and its steps depend on the data`,
+      `${what} needs a fixed-step solver (one of ${FIXED_METHODS.join(', ')} with a step); "${spec.method}" is adaptive and its steps depend on the data`,
     );
   }
 }
 
 /**
- * A fixed-step solve from t0 to t1 unrolled into the graph: the tableau of
- * src/solvers/tableau.ts on the grid of fixedGrid, step by step exactly as the
- * integrate loop's rkStep does it. Returns z(t1).
+ * A fixed-step solve from t0 to t1 unrolled into the graph: the one integrate
+ * loop (src/solvers/integrate.ts) driven with graph values (graph-vector.ts),
+ * each field evaluation appending the field's nodes. Returns z(t1) and the
+ * solve's statistics (NFE = the forward field evaluations in the graph).
  */
-export function appendFixedSolve(
+export function appendSolve(
   b: GraphBuilder,
   spec: SolverSpec,
   z0: string,
   field: FieldAppender,
   interval: { t0: number; t1: number },
   out?: string,
-): string {
+): { z1: string; stats: SolveStats } {
   requireFixed(spec, 'an unrolled solve');
-  const tab = getTableau(spec.method);
-  const grid = fixedGrid(spec, interval.t0, interval.t1);
-  const s = tab.c.length;
-  let z = z0;
-  for (let i = 0; i + 1 < grid.length; i++) {
-    const t = grid[i]!;
-    const h = grid[i + 1]! - t;
-    const k: string[] = [field(b, t, z)];
-    let zi = z;
-    for (let st = 1; st < s; st++) {
-      zi = combine(b, z, tab.a[st]!.map((a) => a * h), k);
-      k.push(field(b, t + tab.c[st]! * h, zi));
-    }
-    z = tab.fsal ? zi : combine(b, z, tab.b.map((w) => w * h), k);
-  }
-  return out === undefined ? z : b.op('Identity', [z], {}, out);
+  const r = solve(graphOps(b), (t, z) => field(b, t, z), z0, spec, { t0: interval.t0, t1: interval.t1, checkFinite: false });
+  return { z1: out === undefined ? r.z1 : b.op('Identity', [r.z1], {}, out), stats: r.stats };
+}
+
+/** appendSolve's z(t1) alone. */
+export function appendFixedSolve(b: GraphBuilder, spec: SolverSpec, z0: string, field: FieldAppender, interval: { t0: number; t1: number }, out?: string): string {
+  return appendSolve(b, spec, z0, field, interval, out).z1;
 }
 
 function isTimeField(model: Model): boolean {
-  return model.config.field.kind === 'mlp' && model.config.field.time;
+  return fieldKind(model.config.field).usesTime(model.config.field);
 }
 
 /** Standalone field.onnx: inputs z [batch, ...state] (and t [1] for time fields), output dz. */

@@ -16,12 +16,10 @@
  */
 import { paramShapes } from '../models/params.js';
 import type { Model, ModelConfig, Params } from '../models/types.js';
-import { fixedGrid } from '../solvers/integrate.js';
 import type { SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
 import { appendGradients, type MergeMode } from './autodiff.js';
 import { attr, GraphBuilder, type FloatType } from './graph.js';
-import { appendEncoder, appendFixedSolve, appendHead, checkModel, modelFieldAppender, requireFixed } from './model-graphs.js';
+import { appendEncoder, appendHead, appendSolve, checkModel, modelFieldAppender, requireFixed } from './model-graphs.js';
 
 export interface TrainGraphOptions {
   /** Fixed batch size of the graph. */
@@ -93,12 +91,6 @@ export function appendClassifierLoss(
   return { loss, accuracy };
 }
 
-/** Vector-field evaluations of one fixed-step solve of the spec over [t0, t1]. */
-export function fixedSolveNfe(spec: SolverSpec, t0: number, t1: number): number {
-  requireFixed(spec, 'a compiled training step');
-  return getTableau(spec.method).c.length * (fixedGrid(spec, t0, t1).length - 1);
-}
-
 /** The training step of a model architecture under a fixed-step solver as one graph (see the file comment). */
 export function trainGraph(config: ModelConfig, spec: SolverSpec, options: TrainGraphOptions): TrainGraph {
   requireFixed(spec, 'the ort training engine');
@@ -110,7 +102,7 @@ export function trainGraph(config: ModelConfig, spec: SolverSpec, options: Train
   const x = b.input('x', b.float, [batch, ...config.inputShape]);
   const labels = b.input('labels', 'int64', [batch]);
   const z0 = appendEncoder(b, model, x);
-  const z1 = appendFixedSolve(b, spec, z0, modelFieldAppender(model), { t0: config.t0, t1: config.t1 });
+  const { z1, stats } = appendSolve(b, spec, z0, modelFieldAppender(model), { t0: config.t0, t1: config.t1 });
   const logits = appendHead(b, model, z1, options.logits ? 'logits' : undefined);
   const { loss, accuracy } = appendClassifierLoss(b, logits, labels, batch, config.classes, { loss: 'loss', accuracy: 'accuracy' });
   const params = paramShapes(config).map((p) => p.name);
@@ -130,7 +122,7 @@ export function trainGraph(config: ModelConfig, spec: SolverSpec, options: Train
     params,
     inputs: { x, labels },
     outputs: { loss, accuracy, ...(options.logits ? { logits } : {}), grads },
-    nfe: fixedSolveNfe(spec, config.t0, config.t1),
+    nfe: stats.nfe,
     forwardNodes,
     backwardNodes: b.nodes.length - forwardNodes,
   };

@@ -17,6 +17,7 @@
 import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
 import { ShapeError, SpecError } from '../errors.js';
+import { fieldKind } from '../models/fields/index.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
@@ -262,7 +263,7 @@ export class OrtEngine implements TrainEngine {
     const f = await this.fieldSession();
     const feeds: Record<string, ort.Tensor> = { z: new ort.Tensor('float32', z, [batch, ...this.config.stateShape]) };
     for (const n of f.names) feeds[n] = this.feeds[n]!;
-    if (this.config.field.kind === 'mlp' && this.config.field.time) feeds.t = new ort.Tensor('float32', Float32Array.of(t), [1]);
+    if (fieldKind(this.config.field).usesTime(this.config.field)) feeds.t = new ort.Tensor('float32', Float32Array.of(t), [1]);
     const r = await f.session.run(feeds, ['dz']);
     return r.dz!.data as Float32Array;
   }

@@ -7,6 +7,7 @@ import { initBackend } from '../engines/backend.js';
 import { Rng } from '../data/random.js';
 import type { Dataset } from '../data/types.js';
 import { saveModel, type TrainingInfo } from '../models/io.js';
+import { fieldKind } from '../models/fields/index.js';
 import { initParams } from '../models/params.js';
 import { parseFieldSpec } from '../models/spec.js';
 import { augmentedShape, type Model, type ModelConfig } from '../models/types.js';
@@ -61,8 +62,9 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
     t0,
     t1,
   };
-  if (fieldSpec.kind === 'conv2d' && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
-  if (fieldSpec.kind !== 'conv2d' && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
+  const wantsImage = fieldKind(fieldSpec).stateRank === 3;
+  if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
+  if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
   return config;
 }
 

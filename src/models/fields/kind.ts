@@ -1,0 +1,82 @@
+/**
+ * What one field kind (MLP, conv1d, conv2d, …) supplies, so that spec
+ * parsing, parameter shapes, initialisation, the tfjs forward pass, the ONNX
+ * graph and the onnxruntime engines are written once per kind (one module in
+ * this folder) and nowhere else switch on the kind.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { OptionDef, OptionValues } from './options.js';
+
+/** Typed node attributes, as the ONNX writer (src/onnx/graph.ts) stores them. */
+export type Attr =
+  | { readonly kind: 'int'; readonly value: number }
+  | { readonly kind: 'ints'; readonly value: readonly number[] }
+  | { readonly kind: 'float'; readonly value: number }
+  | { readonly kind: 'floats'; readonly value: readonly number[] }
+  | { readonly kind: 'string'; readonly value: string };
+
+export const attr = {
+  int: (value: number): Attr => ({ kind: 'int', value }),
+  ints: (value: readonly number[]): Attr => ({ kind: 'ints', value: [...value] }),
+  float: (value: number): Attr => ({ kind: 'float', value }),
+  floats: (value: readonly number[]): Attr => ({ kind: 'floats', value: [...value] }),
+  string: (value: string): Attr => ({ kind: 'string', value }),
+};
+
+/**
+ * The part of the ONNX graph writer a field needs (src/onnx/graph.ts's
+ * GraphBuilder satisfies it), so models stay below the onnx layer.
+ */
+export interface GraphWriter {
+  readonly float: 'float32' | 'float64';
+  op(op: string, inputs: readonly string[], attrs?: Record<string, Attr>, out?: string): string;
+  /** A float constant of the graph's float type. */
+  scalar(value: number, shape?: readonly number[]): string;
+  /** An int64 vector constant. */
+  int64s(values: readonly number[]): string;
+}
+
+export interface ParamShape {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Fan-in for Kaiming init; 0 marks a bias (initialised to zero). */
+  readonly fanIn: number;
+}
+
+export interface FieldGraphContext {
+  readonly g: GraphWriter;
+  /** Graph value of a parameter ("field.0.weight"), added once and shared by every stage. */
+  param(name: string): string;
+  /** Per-sample state shape (canonical layout: [D] or [C, H, W]). */
+  readonly stateShape: readonly number[];
+  /** State [B, ...stateShape]. */
+  readonly z: string;
+  /** Time, a one-element tensor; given when usesTime(spec). */
+  readonly t?: string;
+  /** Name of the output value (fresh when absent). */
+  readonly out?: string;
+}
+
+/** A field closure over tfjs tensors; image states are NHWC (tfjs's conv layout). */
+export type TfField = (t: number, z: tf.Tensor) => tf.Tensor;
+
+export interface FieldKind<S extends { readonly kind: string }> {
+  readonly kind: S['kind'];
+  /** One line for --help: the spec syntax. */
+  readonly usage: string;
+  /** Spec options with their bounds and defaults. */
+  readonly options: readonly OptionDef[];
+  fromOptions(o: OptionValues): S;
+  /** Canonical spec string (every option spelled out). */
+  format(spec: S): string;
+  /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]. */
+  readonly stateRank: 1 | 3;
+  /** Field parameter shapes ("field.<layer>.weight|bias"), in a fixed order. */
+  params(spec: S, stateShape: readonly number[]): ParamShape[];
+  /** True when f depends on t (the graphs then take a t input). */
+  usesTime(spec: S): boolean;
+  /** The tfjs forward pass; weight re-layouts happen here, once per call. */
+  tfField(spec: S, vars: Readonly<Record<string, tf.Tensor>>, stateShape: readonly number[]): TfField;
+  /** Append f(t, z) to an ONNX graph; returns the name of dz [B, ...stateShape]. */
+  appendGraph(spec: S, ctx: FieldGraphContext): string;
+}
