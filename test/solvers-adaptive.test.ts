@@ -9,23 +9,7 @@ import { SpecError } from '../src/errors.js';
 import { solve } from '../src/solvers/integrate.js';
 import { parseSolverSpec, type AdaptiveSolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS } from '../src/solvers/tableau.js';
-
-interface Problem {
-  readonly name: string;
-  readonly f: (t: number, z: Float64Array) => Float64Array;
-  readonly z0: readonly number[];
-  readonly t0: number;
-  readonly t1: number;
-  readonly exact: (t: number) => number[];
-}
-
-const rotDecayExact = (t: number): number[] => {
-  const e = Math.exp(-0.5 * t);
-  const c = Math.cos(2 * t);
-  const s = Math.sin(2 * t);
-  return [e * (c * 1 - s * 0.5), e * (s * 1 + c * 0.5)];
-};
-const rotDecayField = (_t: number, z: Float64Array): Float64Array => Float64Array.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!);
+import { rotDecayExact, rotDecayField, type Problem } from './helpers/problems.js';
 
 const problems: Problem[] = [
   // z' = Az, A = [[-1/2, -2], [2, -1/2]]: exp(At) = e^{-t/2}·R(2t).

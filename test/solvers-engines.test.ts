@@ -12,6 +12,7 @@ import { float32Ops, float64Ops, type TypedVec } from '../src/engines/typed.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import type { VectorOps } from '../src/solvers/vector.js';
+import { ROT_DECAY_AT, rotDecayField, rotDecayField32 } from './helpers/problems.js';
 
 test.before(async () => {
   await initBackend();
@@ -69,10 +70,10 @@ function tensorParams(): Record<ParamName, tf.Tensor> {
   };
 }
 
-// ---- The rotation-decay linear field z' = Az.
-const rot64 = (_t: number, z: Float64Array): Float64Array => Float64Array.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!);
-const rot32 = (_t: number, z: Float32Array): Float32Array => Float32Array.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!);
-const AT = (): tf.Tensor2D => tf.tensor2d([[-0.5, 2], [-2, -0.5]]); // row z times Aᵀ
+// ---- The rotation-decay linear field z' = Az (test/helpers/problems.ts).
+const rot64 = rotDecayField;
+const rot32 = rotDecayField32;
+const AT = (): tf.Tensor2D => tf.tensor2d(ROT_DECAY_AT); // row z times Aᵀ
 
 /** Run a tfjs solve inside tidy and read back z1 and the stats. */
 function tensorSolve(field: (t: number, z: tf.Tensor) => tf.Tensor, z0: number[][], spec: SolverSpec): { z1: number[]; nfe: number; accepted: number } {

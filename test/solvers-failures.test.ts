@@ -9,8 +9,9 @@ import { SolveError } from '../src/errors.js';
 import { solve } from '../src/solvers/integrate.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, FIXED_METHODS } from '../src/solvers/tableau.js';
+import { rotDecayField } from './helpers/problems.js';
 
-const rotDecay = (_t: number, z: Float64Array): Float64Array => Float64Array.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!);
+const rotDecay = rotDecayField;
 // z' = z², z(0) = 2: z = 1/(1/2 − t), which blows up at t = 1/2.
 const square = (_t: number, z: Float64Array): Float64Array => Float64Array.of(z[0]! * z[0]!);
 

@@ -9,11 +9,12 @@ import { float64Ops } from '../src/engines/typed.js';
 import { solve, type SolveOptions, type SolveResult } from '../src/solvers/integrate.js';
 import { parseSolverSpec, type AdaptiveSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, getTableau } from '../src/solvers/tableau.js';
+import { rotDecayField } from './helpers/problems.js';
 
 // z' = cos(t)·z: smooth but non-autonomous, and the controller rejects steps on it.
 const cosGrowth = (t: number, z: Float64Array): Float64Array => Float64Array.of(Math.cos(t) * z[0]!);
-// z' = Az with a decaying rotation.
-const rotDecay = (_t: number, z: Float64Array): Float64Array => Float64Array.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!);
+// z' = Az with a decaying rotation (test/helpers/problems.ts).
+const rotDecay = rotDecayField;
 
 interface Counted {
   r: SolveResult<Float64Array>;

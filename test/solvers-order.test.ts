@@ -8,30 +8,9 @@ import { float64Ops } from '../src/engines/typed.js';
 import { solve } from '../src/solvers/integrate.js';
 import type { FixedSolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, FIXED_METHODS, getTableau } from '../src/solvers/tableau.js';
+import { ROT_DECAY_Z0, rotDecay, rotDecayField, type Problem } from './helpers/problems.js';
 
-interface Problem {
-  readonly name: string;
-  readonly f: (t: number, z: Float64Array) => Float64Array;
-  readonly z0: readonly number[];
-  readonly t0: number;
-  readonly t1: number;
-  readonly exact: (t: number) => number[];
-}
 
-// z' = Az, A = [[-1/2, -2], [2, -1/2]]: exp(At) = e^{-t/2}·R(2t) (rotation by 2t).
-const rotDecay: Problem = {
-  name: 'rotation-decay',
-  f: (_t, z) => Float64Array.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!),
-  z0: [1, 0.5],
-  t0: 0,
-  t1: 1,
-  exact: (t) => {
-    const e = Math.exp(-0.5 * t);
-    const c = Math.cos(2 * t);
-    const s = Math.sin(2 * t);
-    return [e * (c * 1 - s * 0.5), e * (s * 1 + c * 0.5)];
-  },
-};
 
 // z' = z², z(0) = 1/2: z = 1/(2 − t) (nonlinear, blows up at t = 2).
 const riccati: Problem = {
@@ -166,7 +145,7 @@ for (const method of ADAPTIVE_METHODS) {
     t.truthy(tab.bErr, 'adaptive tableau without error weights');
     const hs = [1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64];
     const problems: [string, (t: number, z: number[]) => number[], number[]][] = [
-      ['rotation-decay', (_t, z) => [-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!], [1, 0.5]],
+      ['rotation-decay', (t, z) => Array.from(rotDecayField(t, Float64Array.from(z))), [...ROT_DECAY_Z0]],
       ['riccati', (_t, z) => [z[0]! * z[0]!], [0.5]],
     ];
     for (const [name, f, z0] of problems) {
