@@ -14,7 +14,6 @@ import { evaluateModel } from '../src/audit/evaluate.js';
 import { makeSpheres } from '../src/data/spheres.js';
 import { Rng } from '../src/data/random.js';
 import { initBackend } from '../src/engines/backend.js';
-import { SpecError } from '../src/errors.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize } from '../src/train/ort-engine.js';
@@ -166,16 +165,20 @@ test.serial('ort engine: a NaN/Inf loss stops training with the iteration and st
   for (const p of Object.values(res.model.params)) t.true(p.data.every(Number.isFinite), 'checkpoint holds finite weights');
 });
 
-test.serial('engine choice: ort refuses adaptive solvers, auto picks ort for fixed steps on wasm and tfjs for adaptive ones', async (t) => {
+test.serial('engine choice: both engines take every solver; auto picks ort on wasm for fixed and adaptive steps; ort trains dopri5', async (t) => {
   const config = modelConfigFor(spheres, 'mlp:width=8', 0, 0, 1);
   const model = randomModel(config, 1);
   const { x, y } = randomBatch(config, 8, 1);
   const o = { batchSize: 8, lr: 1e-3 };
-  await t.throwsAsync(chooseEngine('ort', model, parseSolverSpec('dopri5:1e-3'), x, y, o), { instanceOf: SpecError, message: /fixed-step solvers only/ });
-  t.is(await chooseEngine('auto', model, parseSolverSpec('dopri5:1e-3'), x, y, o), 'tfjs');
+  t.is(await chooseEngine('ort', model, parseSolverSpec('dopri5:1e-3'), x, y, o), 'ort');
+  t.is(await chooseEngine('auto', model, parseSolverSpec('dopri5:1e-3'), x, y, o), 'ort');
   t.is(await chooseEngine('auto', model, parseSolverSpec('rk4:0.1'), x, y, o), 'ort');
   t.is(await chooseEngine('tfjs', model, parseSolverSpec('rk4:0.1'), x, y, o), 'tfjs');
-  await t.throwsAsync(train(model, spheres.train, { solver: parseSolverSpec('dopri5:1e-3'), iterations: 2, batchSize: 8, lr: 1e-3, rng: new Rng(1), engine: 'ort' }), { instanceOf: SpecError });
+  const res = await train(model, spheres.train, { solver: parseSolverSpec('dopri5:1e-3'), iterations: 3, batchSize: 8, lr: 1e-3, rng: new Rng(1), engine: 'ort', logEvery: 1 });
+  t.is(res.engine, 'ort');
+  t.is(res.log.length, 3);
+  for (const e of res.log) t.true(e.nfeForward >= 8 && Number.isFinite(e.loss), `iteration ${e.iteration}: nfe ${e.nfeForward}, loss ${e.loss}`);
+  t.notDeepEqual(res.model.params['field.0.weight']!.data, model.params['field.0.weight']!.data, 'Adam moved the weights');
 });
 
 test.serial('sessions are cached per architecture, solver grid and batch size; threads are configurable', async (t) => {

@@ -127,3 +127,26 @@ export function trainGraph(config: ModelConfig, spec: SolverSpec, options: Train
     backwardNodes: b.nodes.length - forwardNodes,
   };
 }
+
+/**
+ * The head and loss of a batch of final states, with gradients: z1 [B, ...state],
+ * labels [B], head params → loss, accuracy, grad/z1, grad/head.* (the end of
+ * an adaptive training step, whose solve runs step by step).
+ */
+export function headLossGraph(config: ModelConfig, options: { batch: number; float?: FloatType }): { builder: GraphBuilder; params: readonly string[] } {
+  const model = architectureModel(config);
+  const b = new GraphBuilder({ name: 'head_loss', float: options.float });
+  const shape = [options.batch, ...config.stateShape];
+  const z1 = b.input('z1', b.float, shape);
+  const labels = b.input('labels', 'int64', [options.batch]);
+  const logits = appendHead(b, model, z1);
+  const { loss, accuracy } = appendClassifierLoss(b, logits, labels, options.batch, config.classes, { loss: 'loss', accuracy: 'accuracy' });
+  const params = paramShapes(config).map((p) => p.name).filter((n) => n.startsWith('head.'));
+  paramsToInputs(b, params);
+  b.output(loss, b.float, []);
+  b.output(accuracy, b.float, []);
+  const { grads } = appendGradients(b, loss, [z1, ...params], { names: (w) => `${GRAD_PREFIX}${w}` });
+  b.output(grads[z1]!, b.float, shape);
+  for (const p of params) b.output(grads[p]!, b.float, model.params[p]!.shape);
+  return { builder: b, params };
+}

@@ -1,13 +1,19 @@
 /**
  * The one integrate loop. It is written as a generator that yields every
  * vector-field evaluation it needs ({t, z}) and receives f(t, z) back, so the
- * same algorithm runs synchronously on tfjs tensors (inside a gradient tape)
- * and asynchronously on onnxruntime sessions.
+ * same algorithm runs synchronously on tfjs tensors (inside a gradient tape),
+ * asynchronously on onnxruntime sessions, and on graph values (writing a
+ * solve into an ONNX graph).
+ *
+ * Before each Runge–Kutta step it also yields a step request ({step}); a
+ * driver may answer it with the whole step computed elsewhere (a compiled
+ * graph of that same rkStep, src/onnx/step-graph.ts) or with undefined, and
+ * the step then runs stage by stage here.
  */
 import { SolveError, SpecError } from '../errors.js';
 import { DEFAULT_MAX_STEPS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from './spec.js';
 import { getTableau, type Tableau } from './tableau.js';
-import type { AsyncField, FieldCall, SyncField, VectorOps } from './vector.js';
+import type { AsyncField, FieldCall, StepCall, StepOut, SyncField, VectorOps } from './vector.js';
 
 export interface SolveOptions {
   /** Start of the interval (default 0). */
@@ -53,23 +59,30 @@ export interface SolveResult<V> {
   readonly trajectory?: Trajectory<V>;
 }
 
-type Gen<V, R> = Generator<FieldCall<V>, R, V>;
+/** What the loop yields: a field evaluation, or a step request (answered with a StepOut or undefined). */
+export type SolveRequest<V> = FieldCall<V> | StepCall<V>;
+type Gen<V, R> = Generator<SolveRequest<V>, R, V | StepOut<V> | undefined>;
 
-interface StepOut<V> {
-  z1: V;
-  err?: V;
-  /** The last stage value; f(t+h, z1) for FSAL tableaus. */
-  kLast: V;
+export function isStepCall<V>(r: SolveRequest<V>): r is StepCall<V> {
+  return 'step' in r;
 }
 
-/** One explicit Runge–Kutta step of any tableau, given k1 = f(t, z). */
-function* rkStep<V>(ops: VectorOps<V>, tab: Tableau, t: number, z: V, h: number, k1: V): Gen<V, StepOut<V>> {
+/**
+ * One explicit Runge–Kutta step of any tableau, given k1 = f(t, z) — the only
+ * RK step of odeness: numeric engines run it stage by stage, graph writers
+ * drive it with graph values (fixed grids unrolled, compiled adaptive steps).
+ */
+export function* rkStep<V>(ops: VectorOps<V>, tab: Tableau, t: number, z: V, h: number, k1: V, offer = true): Gen<V, StepOut<V>> {
+  if (offer) {
+    const done = (yield { step: { tab, t, h, z, k1 } }) as StepOut<V> | undefined;
+    if (done !== undefined) return done;
+  }
   const s = tab.c.length;
   const k: V[] = [k1];
   let zi = z;
   for (let i = 1; i < s; i++) {
     zi = ops.combine(z, tab.a[i]!.map((a) => a * h), k);
-    k.push(yield { t: t + tab.c[i]! * h, z: zi });
+    k.push((yield { t: t + tab.c[i]! * h, z: zi }) as V);
   }
   const z1 = tab.fsal ? zi : ops.combine(z, tab.b.map((b) => b * h), k);
   const err = tab.bErr ? ops.combine(undefined, tab.bErr.map((e) => e * h), k) : undefined;
@@ -115,7 +128,7 @@ function* fixedSolve<V>(ops: VectorOps<V>, spec: FixedSolverSpec, z0: V, opts: R
   for (let i = 0; i + 1 < grid.length; i++) {
     const t = grid[i]!;
     const h = grid[i + 1]! - t;
-    const k1 = yield { t, z };
+    const k1 = (yield { t, z }) as V;
     const out = yield* rkStep(ops, tab, t, z, h, k1);
     stats.nfe += tab.c.length;
     stats.accepted++;
@@ -141,7 +154,7 @@ function* initialStep<V>(ops: VectorOps<V>, tab: Tableau, t0: number, z0: V, f0:
   const d1 = ops.scaledRms(f0, rtol, atol, [z0]);
   const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
   const z1 = ops.combine(z0, [dir * h0], [f0]);
-  const f1 = yield { t: t0 + dir * h0, z: z1 };
+  const f1 = (yield { t: t0 + dir * h0, z: z1 }) as V;
   const d2 = ops.scaledRms(ops.combine(f1, [-1], [f0]), rtol, atol, [z0]) / h0;
   const dmax = Math.max(d1, d2);
   const h1 = dmax <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : Math.pow(0.01 / dmax, 1 / (tab.order + 1));
@@ -164,7 +177,7 @@ function* adaptiveSolve<V>(ops: VectorOps<V>, spec: AdaptiveSolverSpec, z0: V, o
   let z = z0;
   let next = 0;
   while (next < times.length && times[next] === t0) zs.push(z0), next++;
-  let k1 = yield { t, z };
+  let k1 = (yield { t, z }) as V;
   stats.nfe++;
   let h: number;
   if (spec.firstStep !== undefined) h = spec.firstStep;
@@ -206,7 +219,7 @@ function* adaptiveSolve<V>(ops: VectorOps<V>, spec: AdaptiveSolverSpec, z0: V, o
       if (next < times.length) {
         if (tab.fsal) k1 = out.kLast;
         else {
-          k1 = yield { t, z };
+          k1 = (yield { t, z }) as V;
           stats.nfe++;
         }
       }
@@ -250,18 +263,24 @@ function solveGen<V>(ops: VectorOps<V>, spec: SolverSpec, z0: V, options: SolveO
   return spec.kind === 'fixed' ? fixedSolve(ops, spec, z0, opts) : adaptiveSolve(ops, spec, z0, opts);
 }
 
-/** Solve with a synchronous field (tfjs tensors inside a gradient tape, typed arrays). */
+/** Solve with a synchronous field (tfjs tensors inside a gradient tape, typed arrays, graph values). */
 export function solve<V>(ops: VectorOps<V>, field: SyncField<V>, z0: V, spec: SolverSpec, options: SolveOptions = {}): SolveResult<V> {
   const gen = solveGen(ops, spec, z0, options);
   let r = gen.next();
-  while (!r.done) r = gen.next(field(r.value.t, r.value.z));
+  while (!r.done) r = gen.next(isStepCall(r.value) ? undefined : field(r.value.t, r.value.z));
   return r.value;
 }
 
-/** Solve with a field that may be asynchronous (onnxruntime sessions). */
-export async function solveAsync<V>(ops: VectorOps<V>, field: AsyncField<V>, z0: V, spec: SolverSpec, options: SolveOptions = {}): Promise<SolveResult<V>> {
+/** A whole Runge–Kutta step computed elsewhere (a compiled graph of rkStep); undefined = run it stage by stage. */
+export type AsyncStepper<V> = (call: StepCall<V>['step']) => StepOut<V> | undefined | Promise<StepOut<V> | undefined>;
+
+/** Solve with a field that may be asynchronous (onnxruntime sessions), optionally with compiled steps. */
+export async function solveAsync<V>(ops: VectorOps<V>, field: AsyncField<V>, z0: V, spec: SolverSpec, options: SolveOptions = {}, step?: AsyncStepper<V>): Promise<SolveResult<V>> {
   const gen = solveGen(ops, spec, z0, options);
   let r = gen.next();
-  while (!r.done) r = gen.next(await field(r.value.t, r.value.z));
+  while (!r.done) {
+    const q = r.value;
+    r = gen.next(isStepCall(q) ? (step ? await step(q.step) : undefined) : await field(q.t, q.z));
+  }
   return r.value;
 }

@@ -3,6 +3,8 @@
  * (tfjs tensors, typed arrays) implements this once; the solver never knows
  * which engine it runs on.
  */
+import type { Tableau } from './tableau.js';
+
 export interface VectorOps<V> {
   /** base + Σ coeffs[i]·terms[i] (base may be absent = 0); zero coefficients are skipped. */
   combine(base: V | undefined, coeffs: readonly number[], terms: readonly V[]): V;
@@ -19,6 +21,23 @@ export interface VectorOps<V> {
 export interface FieldCall<V> {
   readonly t: number;
   readonly z: V;
+}
+
+/**
+ * The loop's offer to have a whole Runge–Kutta step computed elsewhere:
+ * from (t, z) with step h and k1 = f(t, z), under the tableau.
+ */
+export interface StepCall<V> {
+  readonly step: { readonly tab: Tableau; readonly t: number; readonly h: number; readonly z: V; readonly k1: V };
+}
+
+/** The result of one Runge–Kutta step. */
+export interface StepOut<V> {
+  readonly z1: V;
+  /** Error estimate (embedded pairs only). */
+  readonly err?: V;
+  /** The last stage value; f(t+h, z1) for FSAL tableaus. */
+  readonly kLast: V;
 }
 
 /** A vector field on engine values: synchronous (tfjs, typed arrays). */

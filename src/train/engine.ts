@@ -6,14 +6,14 @@
  * NFE accounting, progress hooks — is written once in the loop.
  *
  *   tfjs: tf.Variables, gradients by tfjs's tape through every solver stage.
- *   ort:  one onnxruntime session per (architecture, solver grid, batch) that
- *         returns loss, accuracy and every gradient in one run (train-graph.ts);
- *         Adam on typed arrays. Fixed-step solvers only.
+ *   ort:  fixed steps: one onnxruntime session per (architecture, solver grid,
+ *         batch) that returns loss, accuracy and every gradient in one run
+ *         (train-graph.ts); adaptive steps: the integrate loop on compiled
+ *         step graphs and their VJPs (ort-adaptive.ts). Adam on typed arrays.
  */
 import { SpecError } from '../errors.js';
 import type { Params } from '../models/types.js';
 import type { SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
 
 import { ENGINE_CHOICES, type EngineChoice, type EngineName } from '../formats/index.js';
 
@@ -74,11 +74,12 @@ export interface EngineOptions {
   readonly threads?: number;
 }
 
-/** Why an engine cannot train with a solver, or undefined when it can. */
-export function engineRefusal(engine: EngineName, spec: SolverSpec): string | undefined {
-  if (engine === 'ort' && (spec.kind !== 'fixed' || getTableau(spec.method).adaptive)) {
-    return `the ort engine compiles fixed-step solvers only; "${spec.method}" is adaptive (use --engine tfjs or auto)`;
-  }
+/**
+ * Why an engine cannot train with a solver, or undefined when it can. Both
+ * engines train with every solver today (the ort engine runs adaptive steps
+ * one compiled step at a time); kept as the one place a refusal would go.
+ */
+export function engineRefusal(_engine: EngineName, _spec: SolverSpec): string | undefined {
   return undefined;
 }
 

@@ -1,18 +1,22 @@
 /**
- * The ort training engine: one training step = one onnxruntime session run
- * of the compiled training graph (src/onnx/train-graph.ts) returning loss,
- * accuracy and every parameter gradient, then Adam on typed arrays (adam.ts).
+ * The ort training engine. Fixed-step solvers: one training step = one
+ * onnxruntime session run of the compiled training graph
+ * (src/onnx/train-graph.ts) returning loss, accuracy and every parameter
+ * gradient. Adaptive solvers: the integrate loop drives compiled step graphs
+ * and their vector-Jacobian products (ort-adaptive.ts). Then Adam on typed
+ * arrays or as a second graph (adam.ts).
  *
- * Sessions are cached per (architecture, solver grid, batch size, threads,
- * float type) in this process, so the many jobs of a study that share an
- * architecture build each graph once; a step-size change during adaptation
- * builds (and records) a new one. Parameters travel as inputs: the input
- * tensors wrap the engine's parameter arrays, which Adam updates in place,
- * and the batch is copied into pre-allocated input tensors.
+ * Fixed-step sessions are cached per (architecture, solver grid, batch size,
+ * threads, float type) in this process, so the many jobs of a study that
+ * share an architecture build each graph once; a step-size change during
+ * adaptation builds (and records) a new one. Adaptive sessions serve every
+ * tolerance and step size of a tableau. Parameters travel as inputs: the
+ * input tensors wrap the engine's parameter arrays, which Adam updates in
+ * place, and the batch is copied into pre-allocated input tensors.
  *
- * Adaptation checks and Hairer's initial step use a field-only session
- * (params as inputs too) driven by the shared integrate loop, so any solver
- * (any step size) can be checked without building a graph.
+ * Accuracy checks run the integrate loop over typed arrays with a field-only
+ * session (params as inputs too), or with the compiled steps for adaptive
+ * solvers; Hairer's initial step uses the field session.
  */
 import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
@@ -24,7 +28,9 @@ import { fieldGraph } from '../onnx/model-graphs.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
 import { fixedGrid, solveAsync } from '../solvers/integrate.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { getTableau } from '../solvers/tableau.js';
 import { Adam, AdamGraph } from './adam.js';
+import { AdaptiveSessions } from './ort-adaptive.js';
 import { engineRefusal, meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
 
 export function sessionOptions(threads = 1): ort.InferenceSession.SessionOptions {
@@ -62,7 +68,7 @@ export function setTrainSessionCacheSize(n: number): void {
 }
 
 function cacheKey(config: ModelConfig, spec: SolverSpec, batch: number, threads: number): string {
-  if (spec.kind !== 'fixed') throw new SpecError(engineRefusal('ort', spec)!);
+  if (spec.kind !== 'fixed') throw new SpecError(`a compiled training graph needs a fixed-step solver; "${spec.method}" is adaptive (its steps run one compiled step at a time)`);
   return JSON.stringify({ config, method: spec.method, grid: fixedGrid(spec, config.t0, config.t1), batch, threads });
 }
 
@@ -166,6 +172,8 @@ export class OrtEngine implements TrainEngine {
   private readonly feeds: Record<string, ort.Tensor>;
   private current: { specKey: string; entry: TrainSession } | undefined;
   private field: { session: ort.InferenceSession; names: string[] } | undefined;
+  /** Compiled adaptive steps, per tableau (every tolerance shares them). */
+  private readonly adaptive = new Map<string, Promise<AdaptiveSessions>>();
   private readonly threads: number;
   private disposed = false;
 
@@ -227,24 +235,68 @@ export class OrtEngine implements TrainEngine {
     return entry;
   }
 
-  async step(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
-    const entry = await this.sessionFor(spec);
+  /** The compiled adaptive steps of a tableau for this engine's batch size (built once per engine, recorded as a graph build). */
+  private adaptiveSessions(method: string, batch: number): Promise<AdaptiveSessions> {
+    const key = `${method}/${batch}`;
+    let p = this.adaptive.get(key);
+    if (!p) {
+      p = AdaptiveSessions.create(this.config, method, batch, { session: sessionOptions(this.threads) }).then((s) => {
+        const build: GraphBuild = { solver: method, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
+        this.builds.push(build);
+        this.o.onGraphBuild?.(build);
+        return s;
+      });
+      this.adaptive.set(key, p);
+      p.catch(() => this.adaptive.delete(key));
+    }
+    return p;
+  }
+
+  private checkBatch(x: Float32Array, y: Int32Array): void {
     if (y.length !== this.o.batchSize || x.length !== this.xData.length) {
       throw new ShapeError(`ort engine: batch of ${y.length} rows × ${x.length / Math.max(1, y.length)} values, expected ${this.o.batchSize} × ${this.xData.length / this.o.batchSize}`);
     }
+  }
+
+  private async update(grads: readonly ort.Tensor[]): Promise<void> {
+    if (this.adam) this.adam.step(this.tensors.map((t) => t.data as Float32Array), grads.map((g) => g.data as Float32Array));
+    else {
+      await this.adamGraph!.step(grads);
+      this.setTensors(this.adamGraph!.params);
+    }
+  }
+
+  async step(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
+    if (getTableau(spec.method).adaptive) return this.adaptiveStep(x, y, spec);
+    const entry = await this.sessionFor(spec);
+    this.checkBatch(x, y);
     this.xData.set(x);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
     const r = await entry.session.run(this.feeds);
     const loss = (r.loss!.data as Float32Array)[0]!;
     const accuracy = (r.accuracy!.data as Float32Array)[0]!;
-    if (Number.isFinite(loss)) {
-      if (this.adam) this.adam.step(this.tensors.map((t) => t.data as Float32Array), entry.gradNames.map((g) => r[g]!.data as Float32Array));
-      else {
-        await this.adamGraph!.step(entry.gradNames.map((g) => r[g]!));
-        this.setTensors(this.adamGraph!.params);
-      }
-    }
+    if (Number.isFinite(loss)) await this.update(entry.gradNames.map((g) => r[g]!));
     return { loss, accuracy, nfe: entry.nfe };
+  }
+
+  /** An adaptive step: the integrate loop on compiled steps forwards, their VJPs backwards through every accepted step. */
+  private async adaptiveStep(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
+    this.checkBatch(x, y);
+    const s = await this.adaptiveSessions(spec.method, this.o.batchSize);
+    for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
+    const params: Record<string, ort.Tensor> = {};
+    this.names.forEach((n, k) => (params[n] = this.tensors[k]!));
+    const r = await s.lossAndGrads(this.encode(x, y.length), this.yData, spec, params);
+    if (Number.isFinite(r.loss)) await this.update(this.names.map((n, k) => new ort.Tensor('float32', r.grads[n] as Float32Array, [...this.shapes[k]!])));
+    return { loss: r.loss, accuracy: r.accuracy, nfe: r.stats.nfe };
+  }
+
+  private fieldParams(): Record<string, ort.Tensor> {
+    const out: Record<string, ort.Tensor> = {};
+    this.names.forEach((n, k) => {
+      if (n.startsWith('field.')) out[n] = this.tensors[k]!;
+    });
+    return out;
   }
 
   private async fieldSession() {
@@ -282,11 +334,13 @@ export class OrtEngine implements TrainEngine {
     const batch = y.length;
     const S = stateSize(this.config);
     const { t0, t1 } = this.config;
-    const r = await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), this.encode(x, batch), spec, { t0, t1, checkFinite: true });
+    const r = getTableau(spec.method).adaptive
+      ? await (await this.adaptiveSessions(spec.method, batch)).solve(this.encode(x, batch), spec, this.fieldParams())
+      : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), this.encode(x, batch), spec, { t0, t1, checkFinite: true });
     const C = this.config.classes;
     const W = this.dataOf('head.weight');
     const bias = this.dataOf('head.bias');
-    const z = r.z1;
+    const z = r.z1 as Float32Array;
     const logits = new Float32Array(C);
     let correct = 0;
     for (let b = 0; b < batch; b++) {
@@ -338,6 +392,8 @@ export class OrtEngine implements TrainEngine {
     if (this.field) await this.field.session.release();
     this.field = undefined;
     if (this.adamGraph) await this.adamGraph.release();
+    for (const p of this.adaptive.values()) await (await p.catch(() => undefined))?.release();
+    this.adaptive.clear();
     this.adamGraph = undefined;
   }
 }

@@ -95,8 +95,8 @@ export function validateTrainOptions(o: TrainOptions, trainSize: number): void {
 const autoDecisions = new Map<string, EngineName>();
 
 /**
- * The engine `auto` picks: tfjs for adaptive solvers (the ort engine compiles
- * fixed steps only); otherwise ort, unless a native tfjs binding is the
+ * The engine `auto` picks: ort (compiled graphs for fixed steps, compiled
+ * steps driven by the integrate loop for adaptive ones), unless a native tfjs binding is the
  * backend, in which case both engines time a few steps on the first batch and
  * the faster one wins (memoised per configuration for the process).
  */

@@ -48,6 +48,8 @@ export interface LossAndGrads {
   loss: number;
   accuracy: number;
   grads: Record<string, Float32Array | Float64Array>;
+  /** The forward solve's statistics (tfjs reference). */
+  stats?: { nfe: number; accepted: number; rejected: number };
 }
 
 /** Loss, accuracy and gradients from the tfjs tape (the tfjs engine's computation). */
@@ -58,15 +60,17 @@ export function tfjsLossAndGrads(model: Model, spec: SolverSpec, x: Float32Array
       const xb = tf.tensor2d(x, [y.length, x.length / y.length]);
       const yb = tf.tensor1d(y, 'int32');
       let acc = 0;
+      let stats: LossAndGrads['stats'];
       const names = Object.keys(m.vars);
       const { value, grads } = tf.variableGrads(() => {
         const out = forward(m, xb, spec);
+        stats = out.stats;
         acc = tf.mean(tf.cast(tf.equal(tf.argMax(out.logits, 1), yb), 'float32')).dataSync()[0]!;
         return tf.losses.softmaxCrossEntropy(tf.oneHot(yb, model.config.classes), out.logits) as tf.Scalar;
       }, Object.values(m.vars));
       const out: Record<string, Float32Array> = {};
       for (const n of names) out[n] = grads[m.vars[n]!.name]!.dataSync() as Float32Array;
-      return { loss: value.dataSync()[0]!, accuracy: acc, grads: out };
+      return { loss: value.dataSync()[0]!, accuracy: acc, grads: out, stats };
     });
   } finally {
     m.dispose();
