@@ -55,7 +55,7 @@ test.serial('NaN/Inf loss stops training with the iteration and step size, keepi
   for (const p of Object.values(res.model.params)) t.true(p.data.every(Number.isFinite), 'checkpoint holds finite weights');
 });
 
-test.serial('conv fields train on tfjs-wasm (adaptive solver → tfjs engine): the conv filter gradient matches finite differences', async (t) => {
+test.serial('conv fields train on tfjs-wasm (engine tfjs, adaptive solver): the conv filter gradient matches finite differences', async (t) => {
   const x = tf.randomNormal([2, 5, 4, 3], 0, 1, 'float32', 1);
   const f = tf.variable(tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2));
   const loss = () => tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, f as unknown as tf.Tensor4D, 1, 'same'))) as tf.Scalar;
@@ -75,7 +75,7 @@ test.serial('conv fields train on tfjs-wasm (adaptive solver → tfjs engine): t
   }
   f.assign(tf.tensor(base, f.shape));
   tf.dispose([x, f, value, ...Object.values(grads)]);
-  const run = await trainRun({ dataset: 'spheres:ott2021:dim=3:n=128:testN=32', field: 'conv1d:channels=4', solver: 'dopri5:1e-3', iterations: 3, seed: 1, batchSize: 16, lr: 1e-3, logEvery: 1 });
+  const run = await trainRun({ dataset: 'spheres:ott2021:dim=3:n=128:testN=32', field: 'conv1d:channels=4', solver: 'dopri5:1e-3', iterations: 3, seed: 1, batchSize: 16, lr: 1e-3, logEvery: 1, engine: 'tfjs' });
   t.is(run.training.engine, 'tfjs');
   t.is(run.result.iterations, 3);
   t.true(run.result.log.every((e) => Number.isFinite(e.loss)));
