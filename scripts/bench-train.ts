@@ -19,10 +19,21 @@
  * speedup = baseline_ms / ms_per_step. Also measured: the Adam update on typed
  * arrays vs as a second onnxruntime graph, and the graph build times.
  *
+ * More rows (issue 13): adaptive training — MLP 2→64→64→2 on 2-D spheres
+ * (dupont2019), dopri5 rtol = atol = 1e-3 and 1e-5, batch 128 — with
+ * ms_per_nfe and forward NFE per iteration; the paper's conv1d field on 900-d
+ * spheres, euler × 8, batch 128 (ms per iteration). When /usr/bin/python3 has
+ * torch and torchdiffeq (under $TDQ, default /tmp/tdq), the same workloads
+ * run in ../shared/anchors/ scripts in this run and every row gains
+ * torchdiffeq_ms and ratio = torchdiffeq time / odeness time (per NFE for
+ * the adaptive rows); otherwise a note says why they are missing.
+ *
  *   npx tsx scripts/bench-train.ts [--json] [--steps 20] [--warmup 3] [--threads 1]
  *       [--baseline-steps-large 3] [--only 2,10,900] [--engines ort,tfjs]
+ *       [--no-baseline] [--no-torch] [--no-adaptive] [--no-conv] [--adaptive-iters 20]
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -169,6 +180,38 @@ function runBaseline(dim: number, hidden: number, steps: number, warmup: number)
   });
 }
 
+// ---------------------------------------------------------------- torchdiffeq anchors (same run)
+
+/** The anchor scripts: ../shared/anchors beside the checkout, or $ODENESS_ANCHORS (a worktree elsewhere). */
+const ANCHORS = process.env.ODENESS_ANCHORS ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/anchors');
+const PYTHON = '/usr/bin/python3';
+
+function runPython(args: string[]): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TDQ: process.env.TDQ ?? '/tmp/tdq', T: '1' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`${args.join(' ')} exited ${code}: ${err.trim().split('\n').pop()}`));
+      else resolve(out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)));
+    });
+  });
+}
+
+/** Why torchdiffeq cannot be timed here, or undefined when it can. */
+async function torchMissing(): Promise<string | undefined> {
+  if (!existsSync(path.join(ANCHORS, 'torch_train_step.py'))) return `torchdiffeq not timed: no anchor scripts in ${ANCHORS} (set ODENESS_ANCHORS)`;
+  try {
+    await runPython(['-c', 'import os,sys; sys.path.insert(0, os.environ["TDQ"]); import torch, torchdiffeq']);
+    return undefined;
+  } catch (e) {
+    return `torchdiffeq not timed: ${PYTHON} with torch and torchdiffeq (TDQ=${process.env.TDQ ?? '/tmp/tdq'}) is not available (${(e as Error).message.slice(0, 200)})`;
+  }
+}
+
 // ---------------------------------------------------------------- engines and Adam (this process)
 
 async function main(): Promise<void> {
@@ -188,7 +231,7 @@ async function main(): Promise<void> {
 
   // Baselines first, one child at a time (nothing else runs meanwhile).
   const baselines = new Map<number, { backend: string; ms: number; steps: number; warmup: number }>();
-  for (const w of workloads) {
+  for (const w of args.includes('--no-baseline') ? [] : workloads) {
     const large = w.dim >= 100;
     const bSteps = large ? largeBaselineSteps : steps;
     const bWarm = large ? 1 : warmup;
@@ -213,7 +256,7 @@ async function main(): Promise<void> {
     const { x, y, params } = workloadData(w.dim, w.hidden);
     const config = { inputShape: [w.dim], augment: 0, stateShape: [w.dim], classes: CLASSES, field: parseFieldSpec(`mlp:width=${w.hidden}`), t0: 0, t1: 1 };
     const model = { config, params };
-    const base = baselines.get(w.dim)!;
+    const base = baselines.get(w.dim) ?? { ms: NaN, steps: 0 };
     for (const name of engines) {
       const large = w.dim >= 100 && name === 'tfjs';
       const n = large ? Math.min(steps, 10) : steps;
@@ -255,9 +298,85 @@ async function main(): Promise<void> {
     adamRows.push({ dim: w.dim, hidden: w.hidden, params: arrays.reduce((s, a) => s + a.length, 0), typed_ms: +median(tTyped).toFixed(3), graph_ms: +median(tGraph).toFixed(3) });
   }
 
+  const { makeSpheres } = await import('../src/data/spheres.js');
+  const { batchIterator, gather } = await import('../src/data/batch.js');
+  const { parseSolverSpec } = await import('../src/solvers/spec.js');
+  const { initParams } = await import('../src/models/params.js');
+  const torchNote = args.includes('--no-torch') ? 'torchdiffeq not timed (--no-torch)' : await torchMissing();
+  if (torchNote) notes.push(torchNote);
+  const withTorch = torchNote === undefined;
+
+  // Adaptive training: dopri5 at two tolerances, ms per forward NFE (forward + backward + Adam).
+  const adaptiveRows: Record<string, unknown>[] = [];
+  if (!args.includes('--no-adaptive')) {
+    const iters = num('adaptive-iters', 20);
+    const data = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 1, nTrain: 2000, nTest: 10 });
+    const config = { inputShape: [2], augment: 0, stateShape: [2], classes: 2, field: parseFieldSpec('mlp:width=64'), t0: 0, t1: 1 };
+    for (const tol of ['1e-3', '1e-5']) {
+      const solver = parseSolverSpec(`dopri5:${tol}`);
+      const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_adaptive_step.py'), tol, '40']))[0] : undefined;
+      for (const name of engines) {
+        const model = { config, params: initParams(config, normals(1)) };
+        const engine = await createEngine(name, model, { batchSize: 128, lr: LR, threads });
+        const batches = batchIterator(data.train, 128, new Rng(1));
+        let ms = 0;
+        let nfe = 0;
+        for (let i = 0; i < warmup + iters; i++) {
+          const b = gather(data.train, batches.next().value!);
+          const t = performance.now();
+          const r = await engine.step(b.x, b.y, solver);
+          if (i >= warmup) (ms += performance.now() - t), (nfe += r.nfe);
+        }
+        for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, ...b });
+        await engine.dispose();
+        const row: Record<string, unknown> = { workload: 'mlp 2→64→64→2 spheres', solver: `dopri5:${tol}`, batch: 128, engine: name, ms_per_iter: +(ms / iters).toFixed(2), nfe_per_iter: +(nfe / iters).toFixed(1), ms_per_nfe: +(ms / nfe).toFixed(4), iterations: iters };
+        if (torch) Object.assign(row, { torchdiffeq_ms: torch.ms_per_nfe, torchdiffeq_nfe_per_iter: torch.nfe_fwd_per_iter, ratio: +((torch.ms_per_nfe as number) / (ms / nfe)).toFixed(2) });
+        adaptiveRows.push(row);
+        log(`adaptive dopri5:${tol} ${name}: ${(ms / nfe).toFixed(3)} ms/NFE, ${(nfe / iters).toFixed(1)} NFE/iteration${torch ? `; torchdiffeq ${torch.ms_per_nfe} ms/NFE` : ''}`);
+      }
+    }
+  }
+
+  // The paper's conv1d sphere field on 900-d spheres, euler × 8, batch 128 (ort engine: tfjs-wasm needs minutes per step here).
+  const convRows: Record<string, unknown>[] = [];
+  if (!args.includes('--no-conv') && engines.includes('ort')) {
+    const config = { inputShape: [900], augment: 0, stateShape: [900], classes: 2, field: parseFieldSpec('conv1d'), t0: 0, t1: 1 };
+    const model = { config, params: initParams(config, normals(2)) };
+    const normal = normals(3);
+    const x = Float32Array.from({ length: 128 * 900 }, () => normal());
+    const y = Int32Array.from({ length: 128 }, (_, i) => (x[i * 900]! > 0 ? 1 : 0));
+    const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_conv1d_step.py'), '900', 'euler', '8', '5']))[0] : undefined;
+    const engine = await createEngine('ort', model, { batchSize: 128, lr: LR, threads });
+    const ms: number[] = [];
+    const solver = parseSolverSpec('euler:steps=8');
+    for (let i = 0; i < 2 + 5; i++) {
+      const t = performance.now();
+      await engine.step(x, y, solver);
+      if (i >= 2) ms.push(performance.now() - t);
+    }
+    for (const b of engine.builds) builds.push({ workload: 'conv1d 900', ...b });
+    await engine.dispose();
+    const row: Record<string, unknown> = { workload: 'conv1d:channels=32 900-d spheres', solver: 'euler:steps=8', batch: 128, engine: 'ort', ms_per_iter: +median(ms).toFixed(1) };
+    if (torch) Object.assign(row, { torchdiffeq_ms: torch.ms_per_iter, ratio: +((torch.ms_per_iter as number) / median(ms)).toFixed(2) });
+    convRows.push(row);
+    notes.push("conv1d row: torchdiffeq's anchor uses kernel 3 in all three Conv1d layers, odeness's paper field 1-3-1: the torchdiffeq side does ~3× the FLOPs of its first and last layers");
+    log(`conv1d 900-d euler×8: ${median(ms).toFixed(1)} ms/iteration${torch ? `; torchdiffeq ${torch.ms_per_iter}` : ''}`);
+  }
+
+  // The MLP rows' torchdiffeq figures (rk4 ×10, batch 256).
+  if (withTorch) {
+    const torchRows = await runPython([path.join(ANCHORS, 'torch_train_step.py'), String(steps), workloads.map((w) => w.dim).join(',')]);
+    for (const r of rows) {
+      const tr = torchRows.find((x) => x.dim === r.dim);
+      if (tr) Object.assign(r, { torchdiffeq_ms: tr.ms_per_step, ratio: +((tr.ms_per_step as number) / (r.ms_per_step as number)).toFixed(2) });
+    }
+  }
+
   const best = workloads.map((w) => {
     const mine = rows.filter((r) => r.dim === w.dim);
-    const top = mine.reduce((a, b) => ((a.speedup as number) >= (b.speedup as number) ? a : b));
+    // Without baselines (--no-baseline) the fastest engine is the one with the fewest ms per step.
+    const key = (r: Record<string, unknown>) => (Number.isFinite(r.speedup as number) ? (r.speedup as number) : -(r.ms_per_step as number));
+    const top = mine.reduce((a, b) => (key(a) >= key(b) ? a : b));
     return { dim: w.dim, engine: top.engine, speedup: top.speedup, parity_speedup: PARITY_SPEEDUP[w.dim], at_parity: (top.speedup as number) >= PARITY_SPEEDUP[w.dim]! };
   });
   const result = {
@@ -266,6 +385,8 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.versions.node },
     threads,
     rows,
+    adaptive: adaptiveRows,
+    conv1d: convRows,
     best,
     adam: adamRows,
     builds,
@@ -278,6 +399,7 @@ async function main(): Promise<void> {
     for (const r of rows) {
       process.stdout.write(`${String(r.dim).padStart(4)} ${String(r.hidden).padStart(6)} ${String(r.batch).padStart(6)}  ${String(r.engine).padEnd(6)} ${String(r.ms_per_step).padStart(9)} ${String(r.baseline_ms).padStart(13)} ${String(r.speedup).padStart(8)}\n`);
     }
+    for (const r of [...adaptiveRows, ...convRows]) process.stdout.write(`${JSON.stringify(r)}\n`);
     for (const b of best) process.stdout.write(`d=${b.dim}: best ${b.engine} ${b.speedup}× (parity with torchdiffeq: ${b.parity_speedup}×) ${b.at_parity ? 'at parity' : 'below parity'}\n`);
     for (const a of adamRows) process.stdout.write(`adam d=${a.dim}: ${a.params} params, typed arrays ${a.typed_ms} ms, graph ${a.graph_ms} ms\n`);
     for (const b of builds) process.stdout.write(`build d=${b.dim} ${b.solver}: ${b.nodes} nodes, graph ${(b.graphMs as number).toFixed(0)} ms, session ${(b.sessionMs as number).toFixed(0)} ms\n`);
