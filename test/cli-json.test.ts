@@ -104,10 +104,10 @@ test.serial('old flag names work for one release with one deprecation line; old 
   t.is(e.code, 0, e.stderr);
   t.is(JSON.parse(e.stdout).results.length, 1);
   const both = await runCli(['evaluate', '--model', model, '--data', points, '--dataset', DATASET]);
-  t.is(both.code, 1);
+  t.is(both.code, 2, 'a usage error, like any other malformed command line');
   t.regex(both.stderr, /give --dataset or --data, not both/);
   const missing = await runCli(['audit', 'critical', '--solvers', 'rk4:0.25']);
-  t.is(missing.code, 1);
+  t.is(missing.code, 2);
   t.regex(missing.stderr, /required option '--model <dirs\.\.\.>' not specified/);
 });
 

@@ -105,12 +105,12 @@ export function renamedOption(cmd: Command, oldFlags: string, newName: string, m
   cmd.hook('preAction', (_self, action) => {
     if (action !== cmd) return;
     if (action.getOptionValueSource(oldKey) === 'cli') {
-      if (action.getOptionValueSource(newKey) === 'cli') action.error(`error: give ${newName} or ${old.long}, not both (${old.long} is its old name)`);
+      if (action.getOptionValueSource(newKey) === 'cli') action.error(`error: give ${newName} or ${old.long}, not both (${old.long} is its old name)`, { code: 'commander.conflictingOption' });
       deprecationNotice(`${old.long} is now ${newForm}`);
       action.setOptionValueWithSource(newKey, map(action.getOptionValue(oldKey) as never), 'cli');
       action.setOptionValueWithSource(oldKey, undefined, 'default');
     }
-    if (required && action.getOptionValue(newKey) === undefined) action.error(`error: required option '${target.flags}' not specified`);
+    if (required && action.getOptionValue(newKey) === undefined) action.error(`error: required option '${target.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
   });
   return cmd;
 }
