@@ -11,8 +11,11 @@ import { count, finite, positiveInt, record, str } from './common.js';
 export const MODEL_FORMAT_VERSION = 1;
 export const MODEL_KIND = 'odeness-model';
 
-/** Bounds on what a reader allocates from a model.json. */
-export const MODEL_LIMITS = { rank: 8, params: 1024, dim: 1 << 24 } as const;
+/**
+ * Bounds on what a reader allocates from a model.json, and on a model's size:
+ * `values` float32 parameters in all (2^26 = 256 MiB; Adam keeps two more copies).
+ */
+export const MODEL_LIMITS = { rank: 8, params: 1024, dim: 1 << 24, values: 1 << 26 } as const;
 
 const shape = z.array(positiveInt('a positive integer', MODEL_LIMITS.dim)).max(MODEL_LIMITS.rank, { error: `expected at most ${MODEL_LIMITS.rank} dimensions` });
 

@@ -8,10 +8,11 @@ import { Rng } from '../data/random.js';
 import type { Dataset } from '../data/types.js';
 import { saveModel, type TrainingInfo } from '../models/io.js';
 import { fieldKind } from '../models/fields/index.js';
-import { initParams } from '../models/params.js';
+import { initParams, paramShapes } from '../models/params.js';
 import { parseFieldSpec } from '../models/spec.js';
 import { augmentedShape, type Model, type ModelConfig } from '../models/types.js';
-import { SpecError } from '../errors.js';
+import { SizeError, SpecError } from '../errors.js';
+import { MODEL_LIMITS } from '../formats/index.js';
 import { formatSolverSpec, parseSolverSpec, type SolverLimits } from '../solvers/spec.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
@@ -65,6 +66,9 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
   const wantsImage = fieldKind(fieldSpec).stateRank === 3;
   if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
   if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
+  // Checked before any parameter is allocated (mlp:width=1000000 asked for 10^12 floats).
+  const values = paramShapes(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  if (values > MODEL_LIMITS.values) throw new SizeError(`field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, more than the limit of ${MODEL_LIMITS.values}`);
   return config;
 }
 
