@@ -55,7 +55,9 @@ test('solver lists name the unknown solver; an empty list is an error, not the p
 test('sizes are checked before anything is allocated', async (t) => {
   await userError(t, ['train', '--dataset', 'spheres:ott2021:dim=1e9', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x4')], /dataset spec "spheres:ott2021:dim=1e9": dim=1e9 exceeds the limit of 1000000/);
   await userError(t, ['train', '--dataset', 'spheres:ott2021:dim=100000,n=100000', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x5')], /100000 samples × 100000 values = .* exceed the limit/);
-  await userError(t, ['train', ...spheres, '--field', 'mlp:width=1000000', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x8')], /field "mlp:width=1000000" on input \[2\] has 1000006000008 parameters, more than the limit of 67108864/);
+  await userError(t, ['train', ...spheres, '--field', 'mlp:width=1000000', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x8')], /field spec "mlp:width=1000000": width must be between 1 and 16384/);
+  // Options within their own bounds can still multiply past the model size limit.
+  await userError(t, ['train', ...spheres, '--field', 'mlp:width=16384', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x9')], /field "mlp:width=16384" on input \[2\] has 268533768 parameters, more than the limit of 67108864/);
 });
 
 test('JSON data: huge labels, one class, missing classes, float32 overflow', async (t) => {
