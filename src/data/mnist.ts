@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FileFormatError, SpecError } from '../errors.js';
+import { isPositiveInt } from '../formats/index.js';
 import { formatDatasetSpec } from './format.js';
 import { Rng, type Seed } from './random.js';
 import type { Dataset, Split } from './types.js';
@@ -147,7 +148,7 @@ export function loadMnist(opts: MnistOptions): Dataset {
   const nTrain = opts.nTrain ?? DEFAULT_MNIST_TRAIN;
   const nTest = opts.nTest ?? DEFAULT_MNIST_TEST;
   for (const [what, v] of [['training-set size', nTrain], ['test-set size', nTest]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new SpecError(`mnist: ${what} must be a positive integer, got ${v}`);
+    if (!isPositiveInt(v)) throw new SpecError(`mnist: ${what} must be a positive integer, got ${v}`);
   }
   if (nTrain + nTest > all.n) {
     throw new SpecError(`mnist: ${nTrain} training + ${nTest} test images requested, but the mnist package has only ${all.n}`);
