@@ -88,3 +88,10 @@ export function asUserError(e: unknown): unknown {
   }
   return e;
 }
+
+/** An output path that cannot take what is to be written (a file, a non-empty directory, not writable). */
+export class OutputPathError extends OdenessError {
+  constructor(readonly path: string, detail: string) {
+    super(`${path === '' ? '""' : path}: ${detail}`);
+  }
+}

@@ -13,6 +13,8 @@ import { loadModel } from '../models/io.js';
 import { buildTfModel } from '../models/tf-model.js';
 import { readBundle } from '../onnx/bundle.js';
 import type { AsyncField } from '../solvers/vector.js';
+import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin, WASM_MEMORY_CAP_BYTES } from '../engines/memory.js';
+import { fieldBytesPerSample, unknownFieldBytesPerSample } from '../models/memory.js';
 
 export interface ModelSource {
   /** The directory it came from. */
@@ -40,10 +42,13 @@ export interface SourceArgs {
   readonly model?: string;
   readonly bundle?: string;
   readonly threads?: number;
+  /** Working memory of one field evaluation in bytes (default DEFAULT_MEMORY_BYTES): field calls run on chunks of rows that fit it. */
+  readonly memoryBytes?: number;
 }
 
 export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
   if (Boolean(args.model) === Boolean(args.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
+  const budget = args.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   if (args.bundle) {
     const b = await readBundle(args.bundle, { threads: args.threads ?? 1 });
     const width = b.inputShape.reduce((a, c) => a * c, 1);
@@ -59,13 +64,14 @@ export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
       dataset: b.manifest.dataset,
       seed: b.manifest.seed,
       encode: (x, n) => b.encode(x, n),
-      field: (n) => b.field.asAsyncField(n),
+      field: (n) => chunkedField((rows) => b.field.asAsyncField(rows), n, b.field.stateSize, b.field.fixedBatch ?? rowsWithin(budget, unknownFieldBytesPerSample(b.field.stateSize))),
       logits: (z, n) => b.logits(z, n),
       release: () => b.release(),
     };
   }
   await initBackend();
   const saved = await loadModel(args.model!);
+  const chunk = rowsWithin(Math.min(budget, WASM_MEMORY_CAP_BYTES), fieldBytesPerSample(saved.config));
   const m = buildTfModel(saved, false);
   const S = saved.config.stateShape.reduce((a, c) => a * c, 1);
   const width = saved.config.inputShape.reduce((a, c) => a * c, 1);
@@ -86,10 +92,8 @@ export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
     dataset: saved.training.dataset,
     seed: saved.training.seed,
     encode: async (x, n) => read(tf.tidy(() => m.flatState(m.encode(tf.tensor2d(x, [n, width]))))),
-    field: (n) => {
-      const f = m.makeField();
-      return (t, z) => read(tf.tidy(() => m.flatState(f(t, m.unflatState(tf.tensor2d(z, [n, S]))))));
-    },
+    // makeField's weight re-layouts are made inside each call's tidy, so nothing outlives a call.
+    field: (n) => chunkedField((rows) => (t, z) => read(tf.tidy(() => m.flatState(m.makeField()(t, m.unflatState(tf.tensor2d(z, [rows, S])))))), n, S, chunk),
     logits: async (z, n) => read(tf.tidy(() => m.head(m.unflatState(tf.tensor2d(z, [n, S]))))),
     release: async () => m.dispose(),
   };

@@ -2,6 +2,7 @@
 import { Help, InvalidArgumentError, Option, type Command } from 'commander';
 import { jsonFileSpec } from '../data/spec.js';
 import { isPositiveInt } from '../formats/index.js';
+import { DEFAULT_MEMORY_BYTES, formatBytes, parseMemory } from '../engines/memory.js';
 
 export function int(value: string): number {
   const v = Number(value);
@@ -119,4 +120,20 @@ export function renamedOption(cmd: Command, oldFlags: string, newName: string, m
 export function datasetOption(cmd: Command, defaultIs: string): Command {
   cmd.addOption(defaultText(new Option('--dataset <spec>', 'evaluation data: the test split of a dataset spec (as train --dataset), e.g. json:points.json:split=none for every row of a file'), defaultIs));
   return renamedOption(cmd, '--data <file.json>', '--dataset', (file: string) => jsonFileSpec(file), '--dataset json:<file>:split=none');
+}
+
+/** A memory size such as 512m, 2g or 1.5GiB (binary units), in bytes. */
+export function memorySize(value: string): number {
+  try {
+    return parseMemory(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** --memory <size>: the working memory of one field evaluation (see engines/memory.ts). */
+export function memoryOption(): Option {
+  return new Option('--memory <size>', 'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that fit it; results do not depend on it')
+    .argParser(memorySize)
+    .default(DEFAULT_MEMORY_BYTES, formatBytes(DEFAULT_MEMORY_BYTES).replace(' MiB', 'm').replace(' GiB', 'g'));
 }

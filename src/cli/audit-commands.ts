@@ -4,7 +4,7 @@ import { auditData, openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
 import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
-import { datasetOption, defaultText, finite, positiveInt, renamedOption } from './args.js';
+import { datasetOption, defaultText, finite, memoryOption, positiveInt, renamedOption } from './args.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printJson, table } from './output.js';
 
@@ -15,6 +15,7 @@ interface SourceOpts {
   solver: string;
   maxPoints?: number;
   threads?: number;
+  memory?: number;
   json?: boolean;
   plot?: string;
 }
@@ -27,6 +28,7 @@ function sourceOptions(cmd: Command): Command {
     .requiredOption('--solver <spec>', 'solver whose discrete trajectories are audited, e.g. euler:0.5')
     .addOption(defaultText(new Option('--max-points <n>', 'audit at most the first N points').argParser(positiveInt), 'all points'))
     .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write SVG + PNG figures into this directory'), 'no figures'))
     .option('--json', 'print one JSON document');
   cmd.hook('preAction', (_self, action) => checkPlotDir(action.opts().plot));
@@ -42,7 +44,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--different-steps', 'also count intersections of segments at different steps (a weaker signal)')
     .option('--no-refine', 'skip re-solving 2-D crossing pairs finely (then no crossing counts as proof)')
     .action(async (opts: SourceOpts & { fold?: boolean; differentSteps?: boolean; refine: boolean }) => {
-      const source = await openModelSource(opts);
+      const source = await openModelSource({ ...opts, memoryBytes: opts.memory });
       try {
         const data = await auditData(source, opts.dataset, opts.maxPoints);
         const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, refine: opts.refine, keepTrajectories: Boolean(opts.plot) });
@@ -71,7 +73,7 @@ export function registerAuditCommands(program: Command): void {
   sourceOptions(audit.command('fan').description("Lady Windermere's fan: global error of the solver's trajectory against a tight float64 reference, per class"))
     .option('--reference <spec>', 'reference solver', DEFAULT_FAN_REFERENCE)
     .action(async (opts: SourceOpts & { reference: string }) => {
-      const source = await openModelSource(opts);
+      const source = await openModelSource({ ...opts, memoryBytes: opts.memory });
       try {
         const data = await auditData(source, opts.dataset, opts.maxPoints);
         const r = await fanAudit(source, data, parseSolverSpec(opts.solver), parseSolverSpec(opts.reference));

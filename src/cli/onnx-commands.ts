@@ -16,7 +16,7 @@ import { finite, positiveInt } from './args.js';
 import { printEvalRows, printJson } from './output.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
 
-export async function evaluateBundleCommand(opts: { bundle: string; dataset?: string; solvers?: string; threads?: number; json?: boolean; plot?: string }): Promise<void> {
+export async function evaluateBundleCommand(opts: { bundle: string; dataset?: string; solvers?: string; threads?: number; memory?: number; json?: boolean; plot?: string }): Promise<void> {
   const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1 });
   const manifest = bundle.manifest;
   const width = bundle.inputShape.reduce((a, b) => a * b, 1);
@@ -27,11 +27,11 @@ export async function evaluateBundleCommand(opts: { bundle: string; dataset?: st
   checkLabelsFitModel(spec, test.y, manifest.classes);
   const data = { ...test, width: test.n > 0 ? test.x.length / test.n : width };
   const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
-  const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1 });
+  const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1, memoryBytes: opts.memory });
   printEvalRows(rows, Boolean(opts.json), { bundle: opts.bundle, ...(manifest.trainSolver ? { trainSolver: manifest.trainSolver } : {}) });
   if (opts.plot) {
     const { writeAccuracyFigure } = await import('./plot-output.js');
-    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, data, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1 }) : [];
+    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, data, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1, memoryBytes: opts.memory }) : [];
     await writeAccuracyFigure(opts.plot, manifest.trainSolver ? `trained with ${manifest.trainSolver}` : opts.bundle, [...rows, ...own], own[0]?.spec);
   }
 }

@@ -8,6 +8,7 @@
  *   plan-file.ts    plan.json                               PlanFile
  *   manifest.ts     a bundle's manifest.json                BundleManifest
  *   model-file.ts   a model directory's model.json          ModelFile, TrainingInfo
+ *   checkpoint-file.ts  its checkpoint.json (train --resume)  CheckpointFile
  *   spec-tokens.ts  the tokenizer of solver/field/dataset spec strings
  *   common.ts       shared building blocks and enums (positiveInt, ENGINE_CHOICES, …)
  *   issues.ts       zod issues → `path: expected …, got <value>` (parseWith)
@@ -24,5 +25,6 @@ export * from './result.js';
 export * from './plan-file.js';
 export * from './manifest.js';
 export * from './model-file.js';
+export * from './checkpoint-file.js';
 export * from './study-file.js';
 export * from './spec-tokens.js';

@@ -19,7 +19,8 @@ export const MODEL_LIMITS = { rank: 8, params: 1024, dim: 1 << 24, values: 1 << 
 
 const shape = z.array(positiveInt('a positive integer', MODEL_LIMITS.dim)).max(MODEL_LIMITS.rank, { error: `expected at most ${MODEL_LIMITS.rank} dimensions` });
 
-export const TRAINING_STATUSES = ['complete', 'diverged'] as const;
+/** complete | diverged (the last good checkpoint was kept) | interrupted (stopped by a signal; `train --resume` continues it) */
+export const TRAINING_STATUSES = ['complete', 'diverged', 'interrupted'] as const;
 
 export const TrainingInfoSchema = record({
   /** Dataset spec string, e.g. spheres:dupont2019:dim=2 */
@@ -34,8 +35,10 @@ export const TrainingInfoSchema = record({
   lr: finite(),
   engine: str().optional(),
   adapt: z.boolean().optional(),
-  /** complete | diverged (the last good checkpoint was kept) */
+  /** See TRAINING_STATUSES. */
   status: z.enum(TRAINING_STATUSES, { error: `expected one of ${TRAINING_STATUSES.join(', ')}` }),
+  /** Iterations asked for, when training stopped before them (interrupted, diverged). */
+  targetIterations: positiveInt().optional(),
   note: str().optional(),
 });
 

@@ -7,6 +7,8 @@
 import path from 'node:path';
 import { ShapeError } from '../errors.js';
 import { float32Ops } from '../engines/typed.js';
+import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
+import { unknownFieldBytesPerSample } from '../models/memory.js';
 import { solveAsync } from '../solvers/integrate.js';
 import { solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
 import { ENCODER_FILE, FIELD_FILE, readBundle } from './bundle.js';
@@ -30,7 +32,7 @@ export async function solveField(
   fieldFile: string,
   z0: readonly (readonly number[])[],
   spec: SolverSpec,
-  options: IntervalOptions & SessionOptions & { stateShape?: readonly number[] } = {},
+  options: IntervalOptions & SessionOptions & { stateShape?: readonly number[]; memoryBytes?: number } = {},
 ): Promise<SolveFieldResult> {
   const field = await OnnxField.load(fieldFile, options);
   try {
@@ -44,7 +46,9 @@ export async function solveField(
       }
       flat.set(row, i * S);
     });
-    const r = await solveAsync(float32Ops, field.asAsyncField(n), flat, spec, { t0: options.t0 ?? 0, t1: options.t1 ?? 1 });
+    // A file with a fixed batch size runs whole batches only.
+    const chunk = field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
+    const r = await solveAsync(float32Ops, chunkedField((rows) => field.asAsyncField(rows), n, S, chunk), flat, spec, { t0: options.t0 ?? 0, t1: options.t1 ?? 1 });
     const z1 = Array.from({ length: n }, (_, i) => Array.from(r.z1.subarray(i * S, (i + 1) * S)));
     return { z1, nfe: r.stats.nfe, accepted: r.stats.accepted, rejected: r.stats.rejected };
   } finally {
@@ -73,8 +77,14 @@ export interface BundleEvalRow extends SolverLabel {
 }
 
 export interface EvaluateOptions extends SessionOptions {
-  /** Samples per session run (default: up to 4096, fewer for large states). */
+  /** Samples per solve (default: up to 4096, fewer for large states). */
   chunk?: number;
+  /**
+   * Working memory of one field evaluation in bytes (default
+   * DEFAULT_MEMORY_BYTES): a solve's field calls run on sub-chunks of rows
+   * that fit it, which changes nothing in the solve.
+   */
+  memoryBytes?: number;
 }
 
 /** Default chunk: whole batches of up to 4096 samples, about 2^19 state values per run. */
@@ -107,6 +117,7 @@ export async function evaluateBundle(bundleDir: string, data: EvalData, specs: r
     if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
     const S = bundle.field.stateSize;
     const chunk = Math.max(1, Math.floor(options.chunk ?? defaultChunk(S)));
+    const fieldChunk = bundle.field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
     const chunks: { start: number; n: number; z0: Float32Array }[] = [];
     for (let start = 0; start < data.n; start += chunk) {
       const n = Math.min(chunk, data.n - start);
@@ -120,7 +131,8 @@ export async function evaluateBundle(bundleDir: string, data: EvalData, specs: r
       let accepted = 0;
       let rejected = 0;
       for (const c of chunks) {
-        const r = await solveAsync(float32Ops, bundle.field.asAsyncField(c.n), c.z0, spec, { t0, t1 });
+        const field = chunkedField((rows) => bundle.field.asAsyncField(rows), c.n, S, fieldChunk);
+        const r = await solveAsync(float32Ops, field, c.z0, spec, { t0, t1 });
         const logits = await bundle.logits(r.z1, c.n);
         for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
         nfe += r.stats.nfe * c.n;

@@ -121,6 +121,12 @@ export class OnnxField {
     private readonly zInfo: TensorInfo,
   ) {}
 
+  /** The batch size the file fixes, or undefined when its batch dimension is symbolic. */
+  get fixedBatch(): number | undefined {
+    const b = this.zInfo.shape[0];
+    return typeof b === 'number' ? b : undefined;
+  }
+
   static async load(file: string, options: FieldLoadOptions = {}): Promise<OnnxField> {
     const session = await openSession(file, options);
     try {

@@ -6,17 +6,18 @@ import { loadDataset } from '../data/spec.js';
 import { initBackend } from '../engines/backend.js';
 import { Rng } from '../data/random.js';
 import type { Dataset } from '../data/types.js';
-import { saveModel, type TrainingInfo } from '../models/io.js';
+import { loadModel, saveModel, type TrainingInfo } from '../models/io.js';
 import { fieldKind } from '../models/fields/index.js';
 import { initParams, paramShapes } from '../models/params.js';
 import { parseFieldSpec } from '../models/spec.js';
-import { augmentedShape, type Model, type ModelConfig } from '../models/types.js';
+import { augmentedShape, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { SizeError, SpecError } from '../errors.js';
 import { MODEL_LIMITS } from '../formats/index.js';
 import { formatSolverSpec, parseSolverSpec, type SolverLimits } from '../solvers/spec.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
+import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 
 export interface TrainRunSpec {
   readonly dataset: string;
@@ -51,8 +52,15 @@ export interface TrainRunResult {
   readonly dataset: Dataset;
 }
 
+/** The ODE block runs forward in time over a span of positive length. */
+export function validateTimeSpan(t0: number, t1: number): void {
+  if (!Number.isFinite(t0) || !Number.isFinite(t1)) throw new SpecError(`t0 and t1 must be finite numbers, got t0=${t0}, t1=${t1}`);
+  if (!(t1 > t0)) throw new SpecError(`t1 must be larger than t0 (the ODE block integrates forward in time), got t0=${t0}, t1=${t1}`);
+}
+
 export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>, field: string, augment: number, t0: number, t1: number): ModelConfig {
   if (!Number.isInteger(augment) || augment < 0) throw new SpecError(`augment must be a non-negative integer, got ${augment}`);
+  validateTimeSpan(t0, t1);
   const fieldSpec = parseFieldSpec(field);
   const config: ModelConfig = {
     inputShape: [...dataset.inputShape],
@@ -81,21 +89,37 @@ export function resolveIterations(spec: Pick<TrainRunSpec, 'iterations' | 'epoch
   return spec.epochs * Math.floor(trainSize / spec.batchSize);
 }
 
-export async function trainRun(
-  spec: TrainRunSpec,
-  hooks: Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & { out?: string; dataset?: Dataset } = {},
-): Promise<TrainRunResult> {
+/** Where a resumed run starts: a checkpoint's parameters, iteration count and (adapted) solver. */
+export interface ResumePoint {
+  readonly params: Params;
+  readonly iterations: number;
+  readonly solver: string;
+}
+
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & {
+  /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
+  out?: string;
+  dataset?: Dataset;
+  resume?: ResumePoint;
+};
+
+export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): Promise<TrainRunResult> {
   const solver = parseSolverSpec(spec.solver, spec.solverLimits);
+  validateTimeSpan(spec.t0 ?? 0, spec.t1 ?? 1);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
   const config = modelConfigFor(dataset, spec.field, spec.augment ?? 0, spec.t0 ?? 0, spec.t1 ?? 1);
   const root = new Rng(spec.seed);
   const initRng = root.fork('init');
-  const initial: Model = { config, params: initParams(config, () => initRng.normal()) };
+  // The initial draw happens on resume too, so every other stream stays where it was.
+  const drawn = initParams(config, () => initRng.normal());
+  const initial: Model = { config, params: hooks.resume?.params ?? drawn };
+  const iterations = resolveIterations(spec, dataset.train.n);
   const result = await train(initial, dataset.train, {
-    solver,
-    iterations: resolveIterations(spec, dataset.train.n),
+    solver: hooks.resume ? parseSolverSpec(hooks.resume.solver) : solver,
+    iterations,
+    startIteration: hooks.resume?.iterations,
     betas: spec.betas,
     batchSize: spec.batchSize,
     lr: spec.lr,
@@ -115,14 +139,54 @@ export async function trainRun(
     solver: formatSolverSpec(result.solver),
     initialSolver: formatSolverSpec(solver),
     seed: spec.seed,
-    iterations: result.iterations,
+    iterations: result.checkpointIteration,
     batchSize: spec.batchSize,
     lr: spec.lr,
     engine: result.engine,
     adapt: Boolean(spec.adapt),
-    status: result.diverged ? 'diverged' : 'complete',
+    status: result.diverged ? 'diverged' : result.interrupted ? 'interrupted' : 'complete',
+    ...(result.diverged || result.interrupted ? { targetIterations: iterations } : {}),
     ...(result.diverged ? { note: result.diverged.message } : {}),
+    ...(result.interrupted ? { note: `interrupted after iteration ${result.interrupted.iteration} of ${iterations}; continue with train --resume` } : {}),
   };
-  if (hooks.out) await saveModel(hooks.out, result.model, training);
+  if (hooks.out) {
+    // The model first: whatever happens next (evaluation, a second signal), it is on disk.
+    await saveModel(hooks.out, result.model, training);
+    await writeCheckpoint(hooks.out, checkpointOf(spec, iterations, training));
+  }
   return { model: result.model, training, result, dataset };
+}
+
+function checkpointOf(spec: TrainRunSpec, targetIterations: number, training: TrainingInfo): Checkpoint {
+  const run: Checkpoint['run'] = {
+    dataset: spec.dataset,
+    field: spec.field,
+    solver: spec.solver,
+    seed: spec.seed,
+    batchSize: spec.batchSize,
+    lr: spec.lr,
+    ...(spec.betas ? { betas: [spec.betas[0], spec.betas[1]] as [number, number] } : {}),
+    ...(spec.augment !== undefined ? { augment: spec.augment } : {}),
+    ...(spec.t0 !== undefined ? { t0: spec.t0 } : {}),
+    ...(spec.t1 !== undefined ? { t1: spec.t1 } : {}),
+    ...(spec.adapt !== undefined ? { adapt: spec.adapt } : {}),
+    ...(spec.logEvery !== undefined ? { logEvery: spec.logEvery } : {}),
+    ...(spec.engine !== undefined ? { engine: spec.engine } : {}),
+  };
+  return { kind: 'odeness-checkpoint', formatVersion: 1, run, targetIterations, iterations: training.iterations, solver: training.solver, status: training.status };
+}
+
+/**
+ * The settings and starting point of `train --resume DIR`: the run's own
+ * settings, to `iterations` in total (default: the iterations it asked for).
+ */
+export async function resumePlan(dir: string, iterations?: number): Promise<{ spec: TrainRunSpec; resume: ResumePoint; checkpoint: Checkpoint }> {
+  const checkpoint = await readCheckpoint(dir);
+  const saved = await loadModel(dir);
+  const target = iterations ?? checkpoint.targetIterations;
+  if (target <= checkpoint.iterations) {
+    throw new SpecError(`${dir} already has ${checkpoint.iterations} iterations (${checkpoint.status}); pass --iterations N with N > ${checkpoint.iterations} to train further`);
+  }
+  const spec: TrainRunSpec = { ...checkpoint.run, iterations: target };
+  return { spec, resume: { params: saved.params, iterations: checkpoint.iterations, solver: checkpoint.solver }, checkpoint };
 }

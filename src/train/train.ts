@@ -22,7 +22,14 @@ import { createTfjsEngine } from './tfjs-engine.js';
 
 export interface TrainOptions {
   readonly solver: SolverSpec;
+  /** Total iterations: training ends after iteration `iterations` (counting from 1, including resumed ones). */
   readonly iterations: number;
+  /**
+   * Iterations already done by the checkpoint training resumes from (default
+   * 0): their batches are drawn and skipped, so the batch order continues
+   * where it stopped, and numbering continues after them.
+   */
+  readonly startIteration?: number;
   readonly batchSize: number;
   readonly lr: number;
   readonly betas?: readonly [number, number];
@@ -44,6 +51,7 @@ export interface TrainOptions {
   readonly onAdapt?: (decision: AdaptDecision) => void;
   /** The ort engine took a training graph into use (built, with its build time, or from the cache). */
   readonly onGraphBuild?: (build: GraphBuild) => void;
+  /** Aborting stops training after the step in progress; the result is then marked interrupted. */
   readonly signal?: AbortSignal;
 }
 
@@ -67,10 +75,14 @@ export interface TrainResult {
   readonly log: TrainLogEntry[];
   readonly adaptation: AdaptDecision[];
   readonly iterations: number;
+  /** The iteration whose parameters `model` holds (the last good one when diverged). */
+  readonly checkpointIteration: number;
   readonly nfe: { forward: number; backward: number; checks: number };
   readonly wallMs: number;
   /** Set when training stopped on a NaN/Inf loss; model holds the last good checkpoint. */
   readonly diverged?: { iteration: number; message: string };
+  /** Set when the signal stopped training before its last iteration. */
+  readonly interrupted?: { iteration: number };
   /** The engine that trained (auto resolved). */
   readonly engine: EngineName;
   /** Graphs the ort engine built or took from its cache (one per training solver used). */
@@ -85,6 +97,9 @@ function copyParams(p: Params): Params {
 
 export function validateTrainOptions(o: TrainOptions, trainSize: number): void {
   if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new SpecError(`iterations must be a positive integer, got ${o.iterations}`);
+  const start = o.startIteration ?? 0;
+  if (!Number.isInteger(start) || start < 0) throw new SpecError(`start iteration must be a non-negative integer, got ${start}`);
+  if (start >= o.iterations) throw new SpecError(`the checkpoint already has ${start} iterations; ask for more than that (iterations ${o.iterations})`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new SpecError(`batch size must be a positive integer, got ${o.batchSize}`);
   if (o.batchSize > trainSize) throw new SpecError(`batch size ${o.batchSize} is larger than the training set (${trainSize} samples)`);
   if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw new SpecError(`learning rate must be a positive number, got ${o.lr}`);
@@ -146,6 +161,8 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
   const logEvery = o.logEvery ?? 50;
   const span = initial.config.t1 - initial.config.t0;
   const batches = batchIterator(data, o.batchSize, o.rng);
+  const first = o.startIteration ?? 0;
+  for (let k = 0; k < first; k++) batches.next();
   const nextBatch = () => gather(data, batches.next().value!);
 
   let spec = o.solver;
@@ -157,14 +174,18 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
   const recentNfe: number[] = [];
   const nfe = { forward: 0, backward: 0, checks: 0 };
   let lastGood = copyParams(initial.params);
-  let lastGoodIteration = 0;
+  let lastGoodIteration = first;
   let diverged: TrainResult['diverged'];
+  let interrupted: TrainResult['interrupted'];
   const start = performance.now();
-  let done = 0;
+  let done = first;
   try {
-    for (let it = 1; it <= o.iterations; it++) {
-      if (o.signal?.aborted) break;
-      if (it > 1) batch = nextBatch();
+    for (let it = first + 1; it <= o.iterations; it++) {
+      if (o.signal?.aborted) {
+        interrupted = { iteration: done };
+        break;
+      }
+      if (it > first + 1) batch = nextBatch();
       if (it === 1 && adapt && adapt.start === 'hairer') {
         if (spec.kind === 'fixed') spec = { kind: 'fixed', method: spec.method, h: await engine.initialStep(batch.x, getTableau(spec.method).order) };
         else spec = { ...spec, rtol: adapt.startTol, atol: adapt.startTol };
@@ -195,7 +216,7 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
         adaptation.push(r.decision);
         o.onAdapt?.(r.decision);
       }
-      if (it % logEvery === 0 || it === o.iterations || it === 1) {
+      if (it % logEvery === 0 || it === o.iterations || it === first + 1) {
         const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(spec), param: solverParam(spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
         log.push(entry);
         o.onLog?.(entry);
@@ -208,8 +229,10 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
         }
       }
       o.onIteration?.(it);
-      // Let timers (progress bars, in-progress acks) run during long trainings.
-      if (it % 10 === 0) await new Promise((r) => setImmediate(r));
+      // Let timers (progress bars, in-progress acks) and signal handlers run:
+      // a tfjs step is synchronous, so without this turn of the event loop a
+      // Ctrl-C would wait for the whole training.
+      await new Promise((r) => setImmediate(r));
     }
     const params = diverged ? lastGood : engine.params();
     return {
@@ -218,9 +241,11 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
       log,
       adaptation,
       iterations: done,
+      checkpointIteration: diverged ? lastGoodIteration : done,
       nfe,
       wallMs: performance.now() - start,
       diverged,
+      ...(interrupted ? { interrupted } : {}),
       engine: engineName,
       graphBuilds: [...engine.builds],
     };
