@@ -1,20 +1,19 @@
 /**
- * A model to audit, whichever form it comes in: a tfjs model directory
+ * A model to audit, whichever form it comes in: a model directory
  * (`odeness train`) or an ONNX bundle (exported, or trained elsewhere). Both
  * expose the same typed-array view — encoder, vector field, head — so every
- * audit runs the same integrate loop on the typed-array engine.
+ * audit runs the same integrate loop on the typed-array engine; a model
+ * directory is opened as a temporary bundle, so both run in onnxruntime.
  */
-import * as tf from '@tensorflow/tfjs';
 import { SpecError, ShapeError } from '../errors.js';
-import { initBackend } from '../engines/backend.js';
 import { checkLabelsFitModel } from '../data/limits.js';
 import { loadDataset } from '../data/spec.js';
 import { loadModel } from '../models/io.js';
-import { buildTfModel } from '../models/tf-model.js';
 import { readBundle } from '../onnx/bundle.js';
 import type { AsyncField } from '../solvers/vector.js';
-import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin, WASM_MEMORY_CAP_BYTES } from '../engines/memory.js';
+import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { fieldBytesPerSample, unknownFieldBytesPerSample } from '../models/memory.js';
+import { writeTempBundle } from '../onnx/evaluate.js';
 
 export interface ModelSource {
   /** The directory it came from. */
@@ -48,54 +47,51 @@ export interface SourceArgs {
 
 export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
   if (Boolean(args.model) === Boolean(args.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
-  const budget = args.memoryBytes ?? DEFAULT_MEMORY_BYTES;
-  if (args.bundle) {
-    const b = await readBundle(args.bundle, { threads: args.threads ?? 1 });
-    const width = b.inputShape.reduce((a, c) => a * c, 1);
-    return {
-      dir: args.bundle,
-      kind: 'bundle',
-      stateShape: b.field.stateShape,
-      inputWidth: width,
-      classes: b.manifest.classes,
-      t0: b.manifest.t0,
-      t1: b.manifest.t1,
-      trainSolver: b.manifest.trainSolver,
-      dataset: b.manifest.dataset,
-      seed: b.manifest.seed,
-      encode: (x, n) => b.encode(x, n),
-      field: (n) => chunkedField((rows) => b.field.asAsyncField(rows), n, b.field.stateSize, b.field.fixedBatch ?? rowsWithin(budget, unknownFieldBytesPerSample(b.field.stateSize))),
-      logits: (z, n) => b.logits(z, n),
-      release: () => b.release(),
-    };
-  }
-  await initBackend();
+  if (args.bundle) return bundleSource(args.bundle, args);
+  // A model directory is audited through onnxruntime as a temporary bundle (see withModelBundle).
   const saved = await loadModel(args.model!);
-  const chunk = rowsWithin(Math.min(budget, WASM_MEMORY_CAP_BYTES), fieldBytesPerSample(saved.config));
-  const m = buildTfModel(saved, false);
-  const S = saved.config.stateShape.reduce((a, c) => a * c, 1);
-  const width = saved.config.inputShape.reduce((a, c) => a * c, 1);
-  const read = (t: tf.Tensor) => {
-    const out = t.dataSync() as Float32Array;
-    t.dispose();
-    return out;
-  };
+  const temp = await writeTempBundle(saved);
+  try {
+    const source = await bundleSource(temp.dir, args, fieldBytesPerSample(saved.config));
+    return {
+      ...source,
+      dir: args.model!,
+      kind: 'model',
+      trainSolver: saved.training.solver,
+      dataset: saved.training.dataset,
+      seed: saved.training.seed,
+      release: async () => {
+        await source.release();
+        await temp.remove();
+      },
+    };
+  } catch (e) {
+    await temp.remove();
+    throw e;
+  }
+}
+
+async function bundleSource(dir: string, args: SourceArgs, bytesPerSample?: number): Promise<ModelSource> {
+  const b = await readBundle(dir, { threads: args.threads ?? 1 });
+  const width = b.inputShape.reduce((a, c) => a * c, 1);
+  const S = b.field.stateSize;
+  // Field calls on chunks of rows that fit the memory budget (a fixed-batch file runs whole batches).
+  const chunk = b.field.fixedBatch ?? rowsWithin(args.memoryBytes ?? DEFAULT_MEMORY_BYTES, bytesPerSample ?? unknownFieldBytesPerSample(S));
   return {
-    dir: args.model!,
-    kind: 'model',
-    stateShape: saved.config.stateShape,
+    dir,
+    kind: 'bundle',
+    stateShape: b.field.stateShape,
     inputWidth: width,
-    classes: saved.config.classes,
-    t0: saved.config.t0,
-    t1: saved.config.t1,
-    trainSolver: saved.training.solver,
-    dataset: saved.training.dataset,
-    seed: saved.training.seed,
-    encode: async (x, n) => read(tf.tidy(() => m.flatState(m.encode(tf.tensor2d(x, [n, width]))))),
-    // makeField's weight re-layouts are made inside each call's tidy, so nothing outlives a call.
-    field: (n) => chunkedField((rows) => (t, z) => read(tf.tidy(() => m.flatState(m.makeField()(t, m.unflatState(tf.tensor2d(z, [rows, S])))))), n, S, chunk),
-    logits: async (z, n) => read(tf.tidy(() => m.head(m.unflatState(tf.tensor2d(z, [n, S]))))),
-    release: async () => m.dispose(),
+    classes: b.manifest.classes,
+    t0: b.manifest.t0,
+    t1: b.manifest.t1,
+    trainSolver: b.manifest.trainSolver,
+    dataset: b.manifest.dataset,
+    seed: b.manifest.seed,
+    encode: (x, n) => b.encode(x, n),
+    field: (n) => chunkedField((rows) => b.field.asAsyncField(rows), n, S, chunk),
+    logits: (z, n) => b.logits(z, n),
+    release: () => b.release(),
   };
 }
 

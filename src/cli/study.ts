@@ -20,11 +20,18 @@ import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import type { StudyCounts, StudyEvent } from '../study/types.js';
 import { runWorker } from '../cluster/nats-worker.js';
-import { LocalTransport } from '../cluster/pool.js';
+import { capThreads, LocalTransport } from '../cluster/pool.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
 import { describeNats, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { defaultText, renamedOption } from './args.js';
 import { plural } from './output.js';
+
+/** --workers / --concurrency within this machine's cores and memory, saying so when lowered. */
+function cappedThreads(requested: number): number {
+  const { threads, note } = capThreads(requested);
+  if (note) process.stderr.write(`odeness: ${note}\n`);
+  return threads;
+}
 
 function positiveIntFlag(flag: string) {
   return (v: string): number => {
@@ -273,7 +280,7 @@ export function registerStudyCommands(program: Command): Command {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
           ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver })
-          : new LocalTransport(o.workers !== undefined ? { threads: o.workers } : {});
+          : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(file, {
           out: o.out,
           transport,
@@ -326,7 +333,7 @@ export function registerWorkerCommand(program: Command): Command {
       const opts = natsOptions(o);
       const s = await runWorker({
         ...opts,
-        ...(o.workers !== undefined ? { concurrency: o.workers } : {}),
+        ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
         signal: ac.signal,
         log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
       });

@@ -53,7 +53,7 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
   validateTimeSpan(0, opts.t1);
   const engine = parseEngineChoice(opts.engine);
   if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
-  if (opts.iterations !== undefined && opts.epochs !== undefined) throw new SpecError('give --iterations or --epochs, not both');
+  if (opts.iterations !== undefined && opts.epochs !== undefined) throw new SpecError('give iterations or epochs, not both');
   await prepareOutDir(opts.out, { force: opts.force });
   const spec: TrainRunSpec = {
     dataset: opts.dataset,

@@ -3,7 +3,7 @@
  * through `workers/pool-worker` → runJob → executeJob. The NATS worker uses
  * the same pool, so a job always runs in a worker thread.
  */
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
@@ -32,6 +32,27 @@ export function poolWorkerFile(): string {
 
 export function defaultThreads(): number {
   return Math.max(1, availableParallelism());
+}
+
+/**
+ * Memory one pool thread may hold: its own tfjs-wasm heap (evaluation
+ * chunks stay within the default 512 MiB budget), onnxruntime training and
+ * evaluation sessions, and the job's data.
+ */
+export const WORKER_MEMORY_BYTES = 1.5 * 2 ** 30;
+
+/**
+ * Worker threads this machine can run: no more than its cores (jobs are
+ * CPU-bound; more threads only share them) and than its memory allows at
+ * WORKER_MEMORY_BYTES each. `note` says why a request was lowered.
+ */
+export function capThreads(requested: number, machine = { cores: availableParallelism(), memoryBytes: totalmem() }): { threads: number; note?: string } {
+  const byMemory = Math.max(1, Math.floor(machine.memoryBytes / WORKER_MEMORY_BYTES));
+  const max = Math.max(1, Math.min(machine.cores, byMemory));
+  if (requested <= max) return { threads: requested };
+  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+  const why = machine.cores <= byMemory ? `${machine.cores} cores` : `${gib(machine.memoryBytes)} GiB of memory at ~${gib(WORKER_MEMORY_BYTES)} GiB per worker`;
+  return { threads: max, note: `${requested} workers requested; using ${max} (this machine has ${why})` };
 }
 
 export interface JobPoolOptions {

