@@ -1,6 +1,6 @@
 /**
  * Critical step size / tolerance from trained models on disk: evaluate each
- * (tfjs model directory or ONNX bundle) under its training solver and the
+ * (model directory or ONNX bundle, both in onnxruntime) under its training solver and the
  * test solvers, then apply the critical-step rule.
  */
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import { solverParam, parseSolverSpec, type SolverSpec } from '../solvers/spec.j
 import { evaluateBundle } from '../onnx/evaluate.js';
 import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult, type CriticalRow } from './critical.js';
 import { auditData, openModelSource } from './source.js';
-import { evaluateModel } from './evaluate.js';
+import { evaluateModelOnnx } from './evaluate.js';
 import { paperTestSolvers } from '../solvers/test-set.js';
 import { loadModel } from '../models/io.js';
 
@@ -48,7 +48,7 @@ export async function criticalFromModels(dirs: readonly string[], o: CriticalFro
       const specs = [train, ...tests];
       const results = args.bundle
         ? await evaluateBundle(args.bundle, { ...data, width: source.inputWidth }, specs)
-        : evaluateModel(await loadModel(args.model!), data, specs);
+        : await evaluateModelOnnx(await loadModel(args.model!), data, specs);
       const [own, ...rest] = results;
       const counted = rest.filter((r) => atLeastAsAccurate(source.trainSolver!, r.spec, source.t0, source.t1));
       if (counted.length === 0) {

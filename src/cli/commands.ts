@@ -55,9 +55,9 @@ export function registerCoreCommands(program: Command): void {
   program
     .command('train')
     .description('train a Neural ODE classifier with one solver configuration and save it to a model directory')
-    .option('--dataset <spec>', 'spheres:<ott2021|dupont2019>:dim=<d> | mnist[:size=14] | cifar10:dir=<path> | json:<file> (required unless --resume)')
-    .option('--solver <spec>', 'training solver, e.g. euler:0.5, rk4:steps=10, dopri5:1e-5 (required unless --resume)')
-    .option('--out <dir>', 'model directory to write; checked before training: not a file, writable, empty unless --force (required unless --resume)')
+    .option('--dataset <spec>', 'spheres:<ott2021|dupont2019>:dim=<d> | mnist[:size=14] | cifar10:dir=<path> | json:<file> (required) — this or --resume is required')
+    .option('--solver <spec>', 'training solver, e.g. euler:0.5, rk4:steps=10, dopri5:1e-5 (required) — this or --resume is required')
+    .option('--out <dir>', 'model directory to write; checked before training: not a file, writable, empty unless --force (required) — this or --resume is required')
     .option('--force', 'overwrite what --out holds')
     .addOption(defaultText(new Option('--resume <dir>', 'continue the training saved in DIR (interrupted, diverged or complete) with its own settings, up to --iterations in total (default: the iterations it asked for); writes back into DIR unless --out is given'), 'a new training'))
     .option('--field <spec>', 'mlp:width=<w>[,depth=<k>,act=<tanh|relu|softplus>,time] | conv1d | conv2d', TRAIN_DEFAULTS.field)
