@@ -54,7 +54,7 @@ const data = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 3, nTrain: 64, nT
 const config = modelConfigFor(data, 'mlp:width=4096,depth=1', 0, 0, 1);
 const rng = new Rng(4);
 const model = { config, params: initParams(config, () => rng.normal() * 0.5) };
-const specs = ['rk4:steps=5', 'euler:0.25', 'dopri5:1e-4'].map(parseSolverSpec);
+const specs = ['rk4:steps=5', 'euler:0.25', 'dopri5:1e-4'].map((s) => parseSolverSpec(s));
 
 test.serial('evaluateModel: the same rows under any memory budget, and no tensors left', (t) => {
   t.true(rowsWithin(16 * 2 ** 20, fieldBytesPerSample(config)) < data.test.n / 2, 'the small budget must really chunk');
