@@ -80,10 +80,10 @@ test('evaluation data whose labels exceed the model\'s classes is an error', asy
 
 test('file-system mistakes name the path, not "internal error"', async (t) => {
   const file = jsonFile('plain.txt', 'x');
-  // --out under a file (ENOTDIR) and --out that is a file (EEXIST); training progress may come first.
+  // --out under a file and --out that is a file: checked before training starts (train/checkpoint.ts prepareOutDir).
   for (const [out, re] of [
-    [path.join(file, 'sub'), /^odeness: error: .*plain\.txt\/sub: cannot mkdir: a part of the path is a file, not a directory \(ENOTDIR\)$/],
-    [file, /^odeness: error: .*plain\.txt: .*\(EEXIST\)$/],
+    [path.join(file, 'sub'), /^odeness: error: .*plain\.txt\/sub: .*plain\.txt is a file, so no directory can be created beneath it$/],
+    [file, /^odeness: error: .*plain\.txt: is a file, not a directory$/],
   ] as const) {
     const r = await runCli(['train', ...spheres, '--solver', 'euler:0.5', '--iterations', '1', '--out', out], QUICK);
     t.is(r.code, 1, r.stderr);
@@ -91,6 +91,7 @@ test('file-system mistakes name the path, not "internal error"', async (t) => {
     t.is(errors.length, 1, r.stderr);
     t.regex(errors[0]!, re);
     t.false(/internal error|\n\s+at /.test(r.stderr), r.stderr);
+    t.false(/iter\s+\d/.test(r.stderr), `no training before the --out check:\n${r.stderr}`);
   }
 });
 

@@ -4,6 +4,7 @@
  * An over-estimate on purpose: tfjs keeps every intermediate of a call alive
  * until the call ends (tf.tidy), onnxruntime keeps a few at a time.
  */
+import { fieldKind } from './fields/index.js';
 import { stateSize, type ModelConfig } from './types.js';
 
 /** Intermediates held at once in one tfjs field call, counted in hidden activations. */
@@ -11,15 +12,9 @@ const LIVE_ACTIVATIONS = 8;
 /** State-sized tensors around a call: input, layout copies, output. */
 const LIVE_STATES = 8;
 
-/** Values of the widest hidden activation of the field, per sample. */
+/** Values of the widest hidden activation of the field, per sample (each field kind knows its own). */
 export function hiddenValuesPerSample(config: ModelConfig): number {
-  const S = stateSize(config);
-  const f = config.field;
-  if (f.kind === 'mlp') return Math.max(f.width, S + (f.time ? 1 : 0));
-  if (f.kind === 'conv1d') return S * f.channels;
-  // conv2d: channels × H × W of the hidden layers.
-  const [, H, W] = config.stateShape as [number, number, number];
-  return f.channels * H * W;
+  return fieldKind(config.field).hiddenValues(config.field, config.stateShape);
 }
 
 /** Bytes of working memory per sample of one float32 field evaluation. */

@@ -20,6 +20,7 @@ export const conv1d: FieldKind<Conv1dFieldSpec> = {
   fromOptions: (o) => ({ kind: 'conv1d', channels: o.channels as number }),
   format: (f) => `conv1d:channels=${f.channels}`,
   stateRank: 1,
+  hiddenValues: (f, stateShape) => f.channels * stateShape[0]!,
   params: (f) => [...convParams('field.0', f.channels, 1, [1]), ...convParams('field.1', f.channels, f.channels, [3]), ...convParams('field.2', 1, f.channels, [1])],
   usesTime: () => false,
   tfField(_f, vars, stateShape) {

@@ -20,6 +20,7 @@ export const conv2d: FieldKind<Conv2dFieldSpec> = {
   fromOptions: (o) => ({ kind: 'conv2d', channels: o.channels as number }),
   format: (f) => `conv2d:channels=${f.channels}`,
   stateRank: 3,
+  hiddenValues: (f, stateShape) => f.channels * stateShape[1]! * stateShape[2]!,
   params(f, stateShape) {
     const C = stateShape[0]!;
     return [...convParams('field.0', f.channels, C, [1, 1]), ...convParams('field.1', f.channels, f.channels, [3, 3]), ...convParams('field.2', C, f.channels, [1, 1])];

@@ -73,6 +73,8 @@ export interface FieldKind<S extends { readonly kind: string }> {
   readonly stateRank: 1 | 3;
   /** Field parameter shapes ("field.<layer>.weight|bias"), in a fixed order. */
   params(spec: S, stateShape: readonly number[]): ParamShape[];
+  /** Values of the widest hidden activation per sample (sizes evaluation chunks: models/memory.ts). */
+  hiddenValues(spec: S, stateShape: readonly number[]): number;
   /** True when f depends on t (the graphs then take a t input). */
   usesTime(spec: S): boolean;
   /** The tfjs forward pass; weight re-layouts happen here, once per call. */

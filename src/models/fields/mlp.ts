@@ -36,6 +36,7 @@ export const mlp: FieldKind<MlpFieldSpec> = {
   fromOptions: (o) => ({ kind: 'mlp', width: o.width as number, depth: o.depth as number, activation: o.act as Activation, time: o.time as boolean }),
   format: (f) => `mlp:width=${f.width},depth=${f.depth},act=${f.activation}${f.time ? ',time' : ''}`,
   stateRank: 1,
+  hiddenValues: (f, stateShape) => Math.max(f.width, stateShape[0]! + (f.time ? 1 : 0)),
   params(f, stateShape) {
     const S = stateShape[0]!;
     const out: ParamShape[] = [];
