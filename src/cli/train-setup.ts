@@ -7,7 +7,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { SpecError } from '../errors.js';
-import { parseFieldSpec } from '../models/spec.js';
 import { parseSolverSpec } from '../solvers/spec.js';
 import { prepareOutDir, probeWritable } from '../train/checkpoint.js';
 import { parseEngineChoice } from '../train/engine.js';
@@ -49,7 +48,6 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
   }
   // Everything that can be checked without data is checked before the dataset loads.
   parseSolverSpec(opts.solver);
-  parseFieldSpec(opts.field);
   validateTimeSpan(0, opts.t1);
   const engine = parseEngineChoice(opts.engine);
   if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
