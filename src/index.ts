@@ -51,4 +51,4 @@ export { LocalTransport, NatsTransport, runWorker, maskUrl, type NatsConnectOpti
 
 // Formats: the schema of every file and message, and their limits
 export { JobSchema, JobResultSchema, JobMetricsSchema, BundleManifestSchema, ModelFileSchema, PlanFileSchema, JOB_LIMITS, ENGINE_CHOICES, parseWith, type FormatIssue } from './formats/index.js';
-export { writeStudyReport } from './study/report.js';
+export { writeStudyReport, buildReportModel, type ReportModel } from './report/index.js';

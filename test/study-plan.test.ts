@@ -30,9 +30,17 @@ test('canonical JSON sorts keys at every level', (t) => {
   t.throws(() => canonicalJson({ a: NaN }));
 });
 
-test('plan expands datasets × fields × grid × adapt × seeds with unique content-hash ids', (t) => {
+test('plan expands datasets × fields × grid × seeds, plus one adaptation job per dataset × field × method × seed, with unique content-hash ids', (t) => {
   const plan = planStudy(doc);
-  t.is(plan.jobs.length, 2 * 1 * 3 * 2 * 2);
+  const grid = plan.jobs.filter((j) => !j.adapt);
+  const adapt = plan.jobs.filter((j) => j.adapt);
+  t.is(grid.length, 2 * 1 * 3 * 2);
+  t.is(adapt.length, 2 * 1 * 2 * 2, 'adaptation ignores the grid point: one run per method, not one per grid point');
+  t.deepEqual(adapt.filter((j) => j.seed === 0 && j.dataset === 'spheres:dupont2019:dim=2').map((j) => [j.trainSolver, j.adaptStart]), [
+    ['euler:steps=1', 'hairer'],
+    ['dopri5:0.000001', 'spec'],
+  ]);
+  for (const j of grid) t.is(j.adaptStart, undefined, 'grid jobs keep their ids');
   t.is(new Set(plan.jobs.map((j) => j.id)).size, plan.jobs.length);
   for (const j of plan.jobs) {
     t.regex(j.id, /^[0-9a-f]{16}$/);
@@ -42,7 +50,7 @@ test('plan expands datasets × fields × grid × adapt × seeds with unique cont
     t.is(j.field, 'mlp:width=32,depth=2,act=tanh', 'specs are stored in canonical form');
   }
   t.deepEqual([...new Set(plan.jobs.map((j) => j.dataset))], ['spheres:dupont2019:dim=2', 'spheres:ott2021:dim=3']);
-  t.deepEqual([...new Set(plan.jobs.map((j) => j.trainSolver))], ['euler:0.5', 'euler:0.25', 'dopri5:0.001']);
+  t.deepEqual([...new Set(grid.map((j) => j.trainSolver))], ['euler:0.5', 'euler:0.25', 'dopri5:0.001']);
 });
 
 test('ids are stable: a golden id, and independent of key order and job position', (t) => {

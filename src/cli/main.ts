@@ -40,7 +40,7 @@ export function buildProgram(): Command {
     .addOption(defaultText(new Option('--plot <dir>', 'also write every figure as SVG + PNG into this directory, as train/evaluate/audit --plot do'), 'SVG only, in DIR/figures/'))
     .option('--json', 'print {"html", "figures", "critical"} as one JSON document')
     .action(async (dir: string, opts: { threshold: number; plot?: string | true; json?: boolean }) => {
-      const { writeStudyReport } = await import('../study/report.js');
+      const { writeStudyReport } = await import('../report/study.js');
       const { copyFigures } = await import('./plot-dir.js');
       const plotDir = opts.plot === true ? path.join(dir, 'figures') : opts.plot;
       const r = await writeStudyReport(dir, { threshold: opts.threshold, png: plotDir !== undefined });

@@ -2,7 +2,7 @@
 import type { Trajectories, FanAudit } from '../audit/audits.js';
 import type { CrossingResult } from '../audit/crossing.js';
 import type { AdaptDecision } from '../train/adapt.js';
-import { writeAccuracyVsStepsPlot, writeAdaptationPlot, writeFanPlot as writeFan, writeTrajectoriesPlot, type WrittenPlot } from '../audit/plots.js';
+import { writeAccuracyVsStepsPlot, writeAdaptationPlot, writeFanPlot as writeFan, writeTrajectoriesPlot, type WrittenPlot } from '../report/figures.js';
 
 function announce(w: WrittenPlot): void {
   process.stderr.write(`wrote ${[w.svgPath, w.pngPath].filter(Boolean).join(' and ')}\n`);

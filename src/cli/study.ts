@@ -15,7 +15,13 @@ import { availableParallelism } from 'node:os';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isPositiveInt } from '../formats/index.js';
-import { planStudy } from '../study/plan.js';
+import { join } from 'node:path';
+import { OdenessError } from '../errors.js';
+import { LiveReport } from '../report/live.js';
+import { estimateWork, JOB_THRESHOLD, WORK_THRESHOLD, type WorkEstimate } from '../study/estimate.js';
+import { planStudy, type StudyPlan } from '../study/plan.js';
+import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
+import type { Job } from '../study/types.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import type { StudyCounts, StudyEvent } from '../study/types.js';
@@ -223,8 +229,49 @@ function printStatus(s: StudyStatus, json: boolean): void {
     s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
   ];
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
+  if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
   if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+interface RunFlags {
+  out: string;
+  workers?: number;
+  retryFailed?: boolean;
+  iterations?: number;
+  extend?: boolean;
+  replace?: boolean;
+  yes?: boolean;
+  report: boolean;
+  json?: boolean;
+  ackWait: number;
+  maxDeliver: number;
+}
+
+/** How a job trains, in a plan listing: the spec, or the adaptation and where it starts. */
+function jobSolverText(j: Job): string {
+  if (!j.adapt) return j.trainSolver;
+  return `${j.trainSolver.split(':')[0]} adapt (start: ${j.adaptStart === 'spec' ? j.trainSolver : "Hairer's step"})`;
+}
+
+function planSize(e: WorkEstimate): string {
+  return `${e.jobs} job${e.jobs === 1 ? '' : 's'} and ${e.units.toExponential(1)} multiply-adds of training`;
+}
+
+/** Two lines: what the plan holds, and how much work it is. */
+function planSummary(plan: StudyPlan, e: WorkEstimate): string {
+  const methods = new Set(plan.jobs.filter((j) => j.adapt).map((j) => j.trainSolver.split(':')[0]));
+  const configs = new Set(plan.jobs.filter((j) => !j.adapt).map((j) => `${j.dataset}|${j.field}|${j.trainSolver}`)).size;
+  const seeds = plan.spec.seeds.length;
+  const lines = [
+    `${plan.name ?? 'study'}: ${e.jobs} job${e.jobs === 1 ? '' : 's'} = ${e.gridJobs} grid (${configs} training configurations × ${seeds} seed${seeds === 1 ? '' : 's'}) + ` +
+      `${e.adaptationJobs} adaptation (${methods.size} method${methods.size === 1 ? '' : 's'} × ${plan.spec.datasets.length * plan.spec.fields.length} dataset×field × ${seeds} seed${seeds === 1 ? '' : 's'})` +
+      (plan.iterationsOverride !== undefined ? `, ${plan.iterationsOverride} iterations each (--iterations)` : ''),
+  ];
+  const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} of training on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated; evaluation and audits come on top)` : '';
+  lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training${wall}`);
+  if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
+  return lines.join('\n');
 }
 
 export function registerStudyCommands(program: Command): Command {
@@ -232,17 +279,22 @@ export function registerStudyCommands(program: Command): Command {
 
   study
     .command('plan')
-    .description('expand a study file into jobs with content-hash ids')
+    .description('expand a study file into jobs with content-hash ids, and estimate the work (a short calibration on this machine)')
     .argument('<file>', 'study file (YAML or JSON)')
-    .option('--json', 'print {"jobs": [...]} as one JSON document')
-    .action((file: string, o: { json?: boolean }) => {
-      const plan = planStudy(file);
+    .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run)').argParser(positiveIntFlag('--iterations')), "the study file's"))
+    .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
+    .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
+    .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
+    .action(async (file: string, o: { iterations?: number; workers?: number; calibrate: boolean; json?: boolean }) => {
+      const plan = planStudy(file, o.iterations !== undefined ? { iterations: o.iterations } : {});
+      const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), jobs: plan.jobs }) + '\n');
+        const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
+        process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.iterationsOverride !== undefined ? { iterationsOverride: plan.iterationsOverride } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
         return;
       }
-      const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${j.trainSolver}${j.adapt ? ' adapt' : ''}  seed=${j.seed}`);
-      process.stdout.write(`${plural(plan.jobs.length, 'job')}${plan.name ? ` in ${plan.name}` : ''}\n${rows.join('\n')}\n`);
+      const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${jobSolverText(j)}  seed=${j.seed}`);
+      process.stdout.write(`${planSummary(plan, estimate)}\n${rows.join('\n')}\n`);
     });
 
   addNatsOptions(
@@ -253,17 +305,31 @@ export function registerStudyCommands(program: Command): Command {
       .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
       .addOption(workersOption('local worker threads, one job each'))
       .option('--retry-failed', 'also rerun jobs whose last result is failed')
+      .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run; recorded in the plan)').argParser(positiveIntFlag('--iterations')), "the study file's"))
+      .addOption(new Option('--extend', 'the --out directory belongs to another study: add this study\'s jobs to it').conflicts('replace'))
+      .option('--replace', "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)")
+      .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
+      .option('--no-report', 'do not keep DIR/report.html up to date while the study runs')
       .option('--json', 'print events as JSON Lines (one JSON document per line, the last the "end" summary) instead of a progress bar'),
     false,
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
     .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
-    .action(async (file: string, o: NatsFlags & { out: string; workers?: number; retryFailed?: boolean; json?: boolean; ackWait: number; maxDeliver: number }, cmd: Command) => {
+    .action(async (file: string, o: NatsFlags & RunFlags, cmd: Command) => {
       if (o.nats === undefined) {
         for (const flag of ['user', 'password', 'token', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
       } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
+      const plan = planStudy(file, o.iterations !== undefined ? { iterations: o.iterations } : {});
+      const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
+      // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
+      bindStudy(o.out, readPlan(o.out), plan, binding);
+      if (!o.yes) {
+        const estimate = await estimateWork(plan, { calibrate: false });
+        if (estimate.needsYes) throw new OdenessError(`${file}: ${planSize(estimate)} is above what runs without confirmation (${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); see \`odeness study plan ${file}\` for the wall time, then rerun with --yes (or --iterations N for a smoke run)`);
+      }
+      const live = o.report ? new LiveReport(o.out, { onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`) }) : undefined;
       const printer = studyEventPrinter({ json: !!o.json, tty: !o.json && !!process.stderr.isTTY });
       const ac = new AbortController();
       let interrupts = 0;
@@ -281,13 +347,21 @@ export function registerStudyCommands(program: Command): Command {
         const transport = o.nats !== undefined
           ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver })
           : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
-        const r = await runStudy(file, {
+        const r = await runStudy(plan, {
           out: o.out,
           transport,
           retryFailed: !!o.retryFailed,
-          onEvent: printer.onEvent,
+          binding,
+          onEvent: (e) => {
+            printer.onEvent(e);
+            live?.onEvent(e);
+          },
           signal: ac.signal,
         });
+        if (live) {
+          await live.finish();
+          if (!o.json) process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
+        }
         if (r.interrupted) process.exitCode = 130;
         else if (r.counts.failed > 0) {
           process.stderr.write(`${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);

@@ -30,6 +30,9 @@ export const JOB_LIMITS = {
 
 export const JOB_ID_PATTERN = /^[0-9a-f]{16}$/;
 
+/** Where an adaptation run starts (see JobSchema.adaptStart). */
+export const ADAPT_STARTS = ['hairer', 'spec'] as const;
+
 /** Solver bounds a job was planned with (only when its study overrides the defaults). */
 export const SolverLimitsSchema = record({
   maxSteps: positiveInt('a step count ceiling, a positive integer', JOB_LIMITS.maxSolverSteps),
@@ -59,7 +62,19 @@ export const JobSchema = record({
   engine: EngineChoiceSchema,
   /** Solver bounds, when the study overrides the defaults (absent otherwise, so ids of other jobs do not change). */
   solverLimits: SolverLimitsSchema.optional(),
+  /**
+   * Adaptation jobs only: where the adaptation starts. `hairer`: the step of
+   * `trainSolver` is replaced by Hairer's initial step on the first batch (the
+   * paper's default for fixed-step methods); `spec`: training starts at
+   * `trainSolver` itself (an explicit start; the paper's 1e-6 for adaptive
+   * methods). Absent on grid jobs (so their ids do not change). An adaptation
+   * job may keep the token `paper` in testSolvers: it is resolved around the
+   * step training ends at.
+   */
+  adaptStart: z.enum(ADAPT_STARTS, { error: `expected one of ${ADAPT_STARTS.join(', ')}` }).optional(),
 });
+
+export type AdaptStart = (typeof ADAPT_STARTS)[number];
 
 export type Job = z.output<typeof JobSchema>;
 /** The bounds every solver spec is checked against (defaults in solvers/spec.ts). */

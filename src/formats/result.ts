@@ -46,17 +46,52 @@ export const AdaptDecisionSchema = record({
   testNfe: num,
 });
 
+const VERDICT_CONCLUSIONS = ['not-an-ode-flow', 'inconclusive', 'no-evidence'] as const;
+const VERDICT_PROOFS = ['fold', 'order-swap', 'persistent-crossing'] as const;
+const maybeCount = count().nullable();
+
+/** The audit library's ODE-flow verdict (src/audit/verdict.ts) as a job records it. */
+export const VerdictSchema = record({
+  conclusion: z.enum(VERDICT_CONCLUSIONS),
+  proofs: z.array(z.enum(VERDICT_PROOFS)).max(VERDICT_PROOFS.length),
+  evidence: record({
+    crossings: count(),
+    projected: z.boolean(),
+    orderSwaps: maybeCount,
+    persistent: maybeCount,
+    artefacts: maybeCount,
+    unresolved: maybeCount,
+    notRefined: maybeCount,
+    folded: maybeCount,
+    foldStates: maybeCount,
+    minDet: z.number().nullable(),
+  }),
+  text: str(),
+});
+
 export const CrossingMetricsSchema = record({
   solver: str(),
   points: count(),
+  /** State dimension (results written before it was recorded lack it). */
+  d: positiveInt().optional(),
   crossings: count(),
+  /** Pairs whose every crossing was a touch (1-D: a merge, not a swap). */
+  touchingPairs: count().optional(),
   pairsChecked: count(),
   firstStep: count().nullable(),
   projected: z.boolean(),
   note: str(),
   folded: count().optional(),
   foldStates: count().optional(),
+  minDet: z.number().optional(),
+  /** 2-D crossing pairs re-solved finely: persistent (proof), artefacts, unresolved, not refined. */
+  refinement: record({ levels: z.array(positiveInt()).max(16), persistentPairs: count(), artefactPairs: count(), unresolvedPairs: count(), notRefinedPairs: count() }).optional(),
+  /** The verdict the audit reached (absent in results written before it was recorded). */
+  verdict: VerdictSchema.optional(),
 });
+
+/** Most time points of a stored fan series (adaptive solvers may take many steps; the job thins them). */
+export const FAN_SERIES_POINTS = 65;
 
 const errorSummary = { mean: num, std: num, max: num };
 
@@ -65,6 +100,11 @@ export const FanMetricsSchema = record({
   reference: str(),
   points: count(),
   final: record({ mean: num, max: num, perClass: z.array(record({ label: count(), count: count(), ...errorSummary })) }),
+  /** Global error over t per class (mean and std over the class's points), at most FAN_SERIES_POINTS times. */
+  series: record({
+    times: z.array(num).max(FAN_SERIES_POINTS),
+    perClass: z.array(record({ label: count(), mean: z.array(num).max(FAN_SERIES_POINTS), std: z.array(num).max(FAN_SERIES_POINTS) })),
+  }).optional(),
 });
 
 export const JobMetricsSchema = record({
@@ -112,6 +152,7 @@ export type EvalRow = z.output<typeof EvalRowSchema>;
 export type AdaptDecision = z.output<typeof AdaptDecisionSchema>;
 export type CrossingMetrics = z.output<typeof CrossingMetricsSchema>;
 export type FanMetrics = z.output<typeof FanMetricsSchema>;
+export type RecordedVerdict = z.output<typeof VerdictSchema>;
 export type JobMetrics = z.output<typeof JobMetricsSchema>;
 export type JobResult = z.output<typeof JobResultSchema>;
 

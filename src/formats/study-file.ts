@@ -10,7 +10,8 @@
  *     - {solver: rk4, stepCounts: [10, 20]}        # or step counts
  *     - {solver: dopri5, tols: [1e-3, 1e-5]}       # adaptive: rtol = atol = tol
  *     - midpoint:0.1                               # or one solver spec string
- *   adapt: false                          # false | true | both
+ *   adapt: false                          # false | true | both (both = the grid + one adaptation run per method and seed)
+ *   adaptStart: hairer                    # hairer (default) | start specs, at most one per method: [euler:0.1, dopri5:1e-5]
  *   seeds: 5                              # a count (0..n-1) or a list
  *   iterations: 10000
  *   batchSize: 128
@@ -71,6 +72,12 @@ export interface StudySpec {
   readonly fields: readonly string[];
   readonly grid: readonly GridEntry[];
   readonly adapt: readonly boolean[];
+  /**
+   * Where adaptation runs start: `hairer` — Hairer's initial step for
+   * fixed-step methods, the paper's 1e-6 for adaptive ones — or canonical
+   * start specs, at most one per method (methods not listed start as with `hairer`).
+   */
+  readonly adaptStart: 'hairer' | readonly string[];
   readonly seeds: readonly number[];
   readonly iterations: number;
   readonly batchSize: number;
@@ -164,6 +171,9 @@ export function studyFileSchema(sem: StudySemantics) {
       .array(gridEntry, { error: (iss) => (iss.input === undefined ? 'expected a list of training solvers (required)' : 'expected a list of training solvers, e.g. [{solver: euler, steps: [0.1]}]') })
       .min(1, { error: 'expected at least one training solver' }),
     adapt: z.union([z.boolean(), z.literal('both', { error: 'expected false, true or "both"' })], { error: 'expected false, true or "both"' }).optional(),
+    adaptStart: z
+      .union([z.literal('hairer'), oneOrList(z.string({ error: SOLVER_EXAMPLE }), 'start spec')], { error: 'expected "hairer" or a list of start specs like ["euler:0.1", "dopri5:1e-5"]' })
+      .optional(),
     seeds: z.union([seedCount, seedList], { error: 'expected a seed count (positive integer) or a list of seeds' }).optional(),
     iterations: atMost(positiveInt(), JOB_LIMITS.iterations, 'iterations').optional(),
     batchSize: atMost(positiveInt(), JOB_LIMITS.batchSize, 'samples per batch').optional(),
@@ -229,6 +239,20 @@ export function studyFileSchema(sem: StudySemantics) {
     });
 
     const adaptRaw = r.adapt ?? STUDY_DEFAULTS.adapt;
+    let adaptStart: 'hairer' | string[] = 'hairer';
+    if (r.adaptStart !== undefined && r.adaptStart !== 'hairer') {
+      const starts = list(r.adaptStart);
+      const gridMethods = [...new Set(grid.map((g) => g.solver))];
+      adaptStart = [];
+      starts.forEach((item, i) => {
+        const path = itemPath(['adaptStart'], r.adaptStart, i);
+        const spec = solverSpec(path, item);
+        const method = spec.split(':')[0]!;
+        if (!gridMethods.includes(method)) fail(path, item, `expected a start for a method of the grid (${gridMethods.join(', ')})`);
+        if ((adaptStart as string[]).some((o) => o.split(':')[0] === method)) fail(path, item, `expected at most one start per method; ${method} has two`);
+        (adaptStart as string[]).push(spec);
+      });
+    }
     const seedsRaw = r.seeds ?? STUDY_DEFAULTS.seeds;
     const tsRaw = r.testSolvers ?? STUDY_DEFAULTS.testSolvers;
     // "paper" inside a list adds the paper's set around each training solver.
@@ -243,6 +267,7 @@ export function studyFileSchema(sem: StudySemantics) {
       fields: r.field,
       grid,
       adapt: adaptRaw === 'both' ? [false, true] : [adaptRaw],
+      adaptStart,
       seeds: typeof seedsRaw === 'number' ? Array.from({ length: seedsRaw }, (_, i) => i) : seedsRaw,
       iterations: r.iterations ?? STUDY_DEFAULTS.iterations,
       batchSize: r.batchSize ?? STUDY_DEFAULTS.batchSize,

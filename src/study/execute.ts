@@ -18,7 +18,9 @@ import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/s
 import { trainRun } from '../train/run.js';
 import { openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit } from '../audit/audits.js';
-import type { CrossingMetrics, FanMetrics, Job, JobContext, JobOutcome } from './types.js';
+import { FAN_SERIES_POINTS } from '../formats/index.js';
+import { paperTestSolvers } from './paper.js';
+import type { Job, JobContext, JobMetrics, JobOutcome } from './types.js';
 
 /** Subdirectory of a job's bundle directory holding the tfjs model (for `odeness evaluate --model`). */
 export const JOB_MODEL_DIR = 'model';
@@ -42,9 +44,10 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       seed: job.seed,
       batchSize: job.batchSize,
       lr: job.lr,
-      adapt: job.adapt ? {} : false,
-      engine: job.engine,
+      // Jobs planned before adaptStart existed started from Hairer's step (the trainer's default).
+      adapt: job.adapt ? { start: job.adaptStart ?? 'hairer' } : false,
       ...(job.solverLimits ? { solverLimits: job.solverLimits } : {}),
+      engine: job.engine,
     },
     {
       signal: ctx.signal,
@@ -73,51 +76,71 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const evalStart = performance.now();
   const test = run.dataset.test;
   const trainSpec = parseSolverSpec(run.training.solver, job.solverLimits);
-  const specs = [trainSpec, ...job.testSolvers.map((s) => parseSolverSpec(s, job.solverLimits))];
+  // "paper" (adaptation jobs) is resolved around the step training ended at, known only now.
+  const testSpecs = [...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t])))];
+  const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
   const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs);
   const [own, ...evals] = rows;
   const evalMs = performance.now() - evalStart;
   if (job.audit.crossing || job.audit.fan) stopIfCancelled();
   const audits = job.audit.crossing || job.audit.fan ? await runAudits(job, ctx.bundleDir, test, trainSpec) : undefined;
   const nfe = run.result.nfe;
-  return {
-    metrics: {
-      trainSolver: run.training.solver,
-      initialSolver: job.trainSolver,
-      trainAccuracy: own!.accuracy,
-      trainNfe: own!.nfe,
-      finalLoss: last?.loss,
-      finalBatchAccuracy: last?.accuracy,
-      iterations: run.result.iterations,
-      nfe: { forward: nfe.forward, backward: nfe.backward, checks: nfe.checks, total: nfe.forward + nfe.backward + nfe.checks },
-      evals,
-      adaptation: job.adapt ? { decisions: run.result.adaptation.length, final: formatSolverSpec(trainSpec), trace: run.result.adaptation } : undefined,
-      backend: backend.name,
-      engine: run.training.engine ?? 'tfjs',
-      trainMs,
-      evalMs,
-      ...(audits ? { audits } : {}),
-    },
+  const metrics: JobMetrics = {
+    trainSolver: run.training.solver,
+    initialSolver: job.trainSolver,
+    trainAccuracy: own!.accuracy,
+    trainNfe: own!.nfe,
+    ...(last ? { finalLoss: last.loss, finalBatchAccuracy: last.accuracy } : {}),
+    iterations: run.result.iterations,
+    nfe: { forward: nfe.forward, backward: nfe.backward, checks: nfe.checks, total: nfe.forward + nfe.backward + nfe.checks },
+    evals,
+    ...(job.adapt ? { adaptation: { decisions: run.result.adaptation.length, final: formatSolverSpec(trainSpec), trace: [...run.result.adaptation] } } : {}),
+    backend: backend.name,
+    engine: run.training.engine ?? 'tfjs',
+    trainMs,
+    evalMs,
+    ...(audits ? { audits } : {}),
   };
+  return { metrics };
 }
 
 /** Audited points per job: enough for a clear signal, cheap enough for every job of a study. */
 const AUDIT_POINTS = 500;
 
-async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec) {
+/** Every ⌈K/limit⌉-th index of 0..K, always with the last. */
+function thinned(k1: number, limit: number): number[] {
+  const stride = Math.max(1, Math.ceil((k1 - 1) / (limit - 1)));
+  const idx: number[] = [];
+  for (let k = 0; k < k1; k += stride) idx.push(k);
+  if (idx.at(-1) !== k1 - 1) idx.push(k1 - 1);
+  return idx;
+}
+
+async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec): Promise<NonNullable<JobMetrics['audits']>> {
   const source = await openModelSource({ bundle: bundleDir });
   try {
     const n = Math.min(AUDIT_POINTS, test.n);
     const w = source.inputWidth;
     const data = { x: test.x.subarray(0, n * w), y: test.y.subarray(0, n), n };
-    const out: { crossing?: CrossingMetrics; fan?: FanMetrics } = {};
+    const out: NonNullable<JobMetrics['audits']> = {};
     if (job.audit.crossing) {
       const r = await crossingAudit(source, data, spec);
-      out.crossing = { solver: r.solver, points: n, crossings: r.crossings, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note, ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states } : {}) };
+      const ref = r.refinement;
+      out.crossing = {
+        solver: r.solver, points: n, d: r.d, crossings: r.crossings, touchingPairs: r.touchingPairs, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note,
+        ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states, minDet: r.fold.minDet } : {}),
+        ...(ref ? { refinement: { levels: ref.levels, persistentPairs: ref.persistentPairs, artefactPairs: ref.artefactPairs, unresolvedPairs: ref.unresolvedPairs, notRefinedPairs: ref.notRefinedPairs } } : {}),
+        verdict: { ...r.verdict, proofs: [...r.verdict.proofs] },
+      };
     }
     if (job.audit.fan) {
       const r = await fanAudit(source, data, spec);
-      out.fan = { solver: r.solver, reference: r.reference, points: n, final: { mean: r.final.mean, max: r.final.max, perClass: r.final.perClass.map((c) => ({ label: c.label, count: c.count, mean: c.mean, std: c.std, max: c.max })) } };
+      const idx = thinned(r.times.length, FAN_SERIES_POINTS);
+      out.fan = {
+        solver: r.solver, reference: r.reference, points: n,
+        final: { mean: r.final.mean, max: r.final.max, perClass: r.final.perClass.map((c) => ({ label: c.label, count: c.count, mean: c.mean, std: c.std, max: c.max })) },
+        series: { times: idx.map((k) => r.times[k]!), perClass: r.perClass.map((c) => ({ label: c.label, mean: idx.map((k) => c.mean[k]!), std: idx.map((k) => c.std[k]!) })) },
+      };
     }
     return out;
   } finally {

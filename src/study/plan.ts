@@ -9,7 +9,9 @@
 import { createHash } from 'node:crypto';
 import { loadStudyFile, validateStudy, type StudySpec } from './schema.js';
 import { paperTestSolvers } from './paper.js';
-import type { Job } from './types.js';
+import { formatSolverSpec } from '../solvers/spec.js';
+import { FIXED_METHODS } from '../solvers/tableau.js';
+import type { AdaptStart, Job } from './types.js';
 
 /** A study as written in a file: what `validateStudy` accepts (see schema.ts). */
 export type StudyDocument = Record<string, unknown>;
@@ -17,6 +19,10 @@ export type StudyDocument = Record<string, unknown>;
 export interface StudyPlan {
   readonly name?: string;
   readonly spec: StudySpec;
+  /** Identity of the study (see studyHash): a study directory belongs to one. */
+  readonly studyHash: string;
+  /** Set when `--iterations` overrode the study file's iterations. */
+  readonly iterationsOverride?: number;
   readonly jobs: readonly Job[];
 }
 
@@ -50,38 +56,85 @@ export function jobId(config: Omit<Job, 'id'> & { id?: string }): string {
   return createHash('sha256').update(JOB_FORMAT + '\n' + canonicalJson(rest)).digest('hex').slice(0, JOB_ID_LENGTH);
 }
 
-/** Expand a validated spec: datasets × fields × grid points × adapt × seeds, duplicates dropped. */
-export function planSpec(spec: StudySpec): StudyPlan {
+/** Overrides of a study file's values, recorded in the plan (and part of the study hash). */
+export interface PlanOverrides {
+  /** Train every job for this many iterations (a smoke run of a big study). */
+  readonly iterations?: number;
+}
+
+/** The paper's start tolerance of tolerance adaptation (rtol = atol). */
+export const ADAPT_START_TOL = 1e-6;
+
+/**
+ * The start of a method's adaptation runs: an explicit start spec from the
+ * study, else Hairer's initial step (fixed-step methods; the spec's step is a
+ * placeholder the trainer replaces on the first batch) or the paper's 1e-6
+ * (adaptive methods).
+ */
+export function adaptationStart(method: string, starts: StudySpec['adaptStart']): { trainSolver: string; adaptStart: AdaptStart } {
+  const explicit = starts === 'hairer' ? undefined : starts.find((s) => s.split(':')[0] === method);
+  if (explicit) return { trainSolver: explicit, adaptStart: 'spec' };
+  if (FIXED_METHODS.includes(method)) return { trainSolver: formatSolverSpec({ kind: 'fixed', method, steps: 1 }), adaptStart: 'hairer' };
+  return { trainSolver: formatSolverSpec({ kind: 'adaptive', method, rtol: ADAPT_START_TOL, atol: ADAPT_START_TOL }), adaptStart: 'spec' };
+}
+
+/** The study's identity: a hash of its normalised spec (overrides applied), so comments, key order and spellings do not matter. */
+export function studyHash(spec: StudySpec): string {
+  return createHash('sha256').update('odeness-study/1\n' + canonicalJson(spec)).digest('hex').slice(0, JOB_ID_LENGTH);
+}
+
+/**
+ * Expand a validated spec: datasets × fields × grid points × seeds grid jobs,
+ * plus (adapt: true / both) one adaptation job per dataset × field × method ×
+ * seed — adaptation ignores the grid's step, so one run per method is all
+ * there is to run. Duplicates dropped.
+ */
+export function planSpec(study: StudySpec, overrides: PlanOverrides = {}): StudyPlan {
+  const spec: StudySpec = overrides.iterations !== undefined ? { ...study, iterations: overrides.iterations } : study;
   const jobs: Job[] = [];
   const seen = new Set<string>();
+  const add = (config: Omit<Job, 'id'>) => {
+    const id = jobId(config);
+    if (seen.has(id)) return;
+    seen.add(id);
+    jobs.push({ id, ...config });
+  };
+  const tests = spec.testSolvers === 'paper' ? ['paper'] : spec.testSolvers;
+  const common = {
+    iterations: spec.iterations, batchSize: spec.batchSize, lr: spec.lr, audit: { crossing: spec.audits.crossing, fan: spec.audits.fan }, engine: spec.engine,
+    ...(spec.solverLimits ? { solverLimits: spec.solverLimits } : {}),
+  };
   for (const dataset of spec.datasets) {
     for (const field of spec.fields) {
-      for (const entry of spec.grid) {
-        for (const trainSolver of entry.specs) {
-          const testSolvers = [...new Set((spec.testSolvers === 'paper' ? ['paper'] : spec.testSolvers).flatMap((t) => (t === 'paper' ? paperTestSolvers(trainSolver) : [t])))];
-          for (const adapt of spec.adapt) {
-            for (const seed of spec.seeds) {
-              const config: Omit<Job, 'id'> = {
-                dataset, field, trainSolver, adapt, seed,
-                iterations: spec.iterations, batchSize: spec.batchSize, lr: spec.lr,
-                testSolvers, audit: { crossing: spec.audits.crossing, fan: spec.audits.fan }, engine: spec.engine,
-                ...(spec.solverLimits ? { solverLimits: spec.solverLimits } : {}),
-              };
-              const id = jobId(config);
-              if (seen.has(id)) continue;
-              seen.add(id);
-              jobs.push({ id, ...config });
-            }
+      if (spec.adapt.includes(false)) {
+        for (const entry of spec.grid) {
+          for (const trainSolver of entry.specs) {
+            // The paper's test set is resolved around the grid point (part of the job's id).
+            const testSolvers = [...new Set(tests.flatMap((t) => (t === 'paper' ? paperTestSolvers(trainSolver) : [t])))];
+            for (const seed of spec.seeds) add({ dataset, field, trainSolver, adapt: false, seed, ...common, testSolvers });
           }
+        }
+      }
+      if (spec.adapt.includes(true)) {
+        for (const method of [...new Set(spec.grid.map((g) => g.solver))]) {
+          const start = adaptationStart(method, spec.adaptStart);
+          // "paper" stays a token: the job resolves it around the step it ends at.
+          for (const seed of spec.seeds) add({ dataset, field, trainSolver: start.trainSolver, adapt: true, adaptStart: start.adaptStart, seed, ...common, testSolvers: [...tests] });
         }
       }
     }
   }
-  return { ...(spec.name !== undefined ? { name: spec.name } : {}), spec, jobs };
+  return {
+    ...(spec.name !== undefined ? { name: spec.name } : {}),
+    spec,
+    studyHash: studyHash(spec),
+    ...(overrides.iterations !== undefined ? { iterationsOverride: overrides.iterations } : {}),
+    jobs,
+  };
 }
 
 /** Plan from a study file path or a study document (the object a study file parses to). */
-export function planStudy(source: string | StudyDocument): StudyPlan {
+export function planStudy(source: string | StudyDocument, overrides: PlanOverrides = {}): StudyPlan {
   const spec = typeof source === 'string' ? loadStudyFile(source) : validateStudy(source, '<study>');
-  return planSpec(spec);
+  return planSpec(spec, overrides);
 }

@@ -8,7 +8,7 @@
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from './transport.js';
 import { planStudy, type StudyDocument, type StudyPlan } from './plan.js';
-import { ResultStore } from './store.js';
+import { ResultStore, type StudyBinding } from './store.js';
 import type { JobResult, StudyCounts, StudyEvent } from './types.js';
 
 export interface RunStudyOptions {
@@ -23,6 +23,12 @@ export interface RunStudyOptions {
   transport: Transport;
   /** Also rerun jobs whose last result is `failed`. */
   retryFailed?: boolean;
+  /**
+   * The output directory belongs to another study: 'check' (default) stops
+   * with StudyMismatchError; 'extend' adds this study's jobs; 'replace' makes
+   * it this study's (earlier results stay, outside the plan).
+   */
+  binding?: StudyBinding;
   onEvent?: (e: StudyEvent) => void;
   /** Abort to stop early (Ctrl-C): running jobs are dropped, recorded results stay. */
   signal?: AbortSignal;
@@ -129,7 +135,7 @@ export async function runStudy(source: string | StudyDocument | StudyPlan, opts:
 
   let interrupted = false;
   try {
-    await store.writePlan(plan);
+    await store.writePlan(plan, opts.binding);
     const todo: PendingJob[] = [];
     let alreadyDone = 0;
     let alreadyFailed = 0;

@@ -36,6 +36,83 @@ const TMP_PREFIX = '.tmp-';
 
 export type { PlanFile } from '../formats/index.js';
 
+/** What to do when a study is run into a directory that belongs to another study. */
+export type StudyBinding = 'check' | 'extend' | 'replace';
+
+/** The study a run plans: what `bindStudy` compares with the directory's. */
+export interface BoundStudy {
+  readonly name?: string;
+  readonly studyHash: string;
+  readonly spec: unknown;
+  readonly iterationsOverride?: number;
+  readonly jobs: readonly Job[];
+}
+
+/** A study run into a directory that belongs to another study. */
+export class StudyMismatchError extends OdenessError {
+  constructor(
+    readonly dir: string,
+    readonly differs: readonly string[],
+  ) {
+    super(
+      `${dir} belongs to another study (${differs.join(', ')} differ${differs.length === 1 ? 's' : ''}); ` +
+        `use a new --out, or --extend to add this study's jobs to it, or --replace to make it this study's (results already there are kept)`,
+    );
+  }
+}
+
+/** Top-level keys whose values differ between two normalised studies (canonical comparison). */
+function studyDifferences(a: unknown, b: unknown): string[] {
+  const ra = (a ?? {}) as Record<string, unknown>;
+  const rb = (b ?? {}) as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(ra), ...Object.keys(rb)])].sort();
+  return keys.filter((k) => canonical(ra[k]) !== canonical(rb[k]));
+}
+
+function canonical(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
+  const o = v as Record<string, unknown>;
+  return '{' + Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => JSON.stringify(k) + ':' + canonical(o[k])).join(',') + '}';
+}
+
+/**
+ * The plan file a run of `study` writes into a directory holding `existing`:
+ * a directory belongs to the studies recorded in it. Another study stops the
+ * run (StudyMismatchError, nothing written) unless `binding` says to extend
+ * the directory (plan = both studies' jobs) or replace its plan (earlier
+ * results stay in results.jsonl and are shown as not in the plan).
+ */
+export function bindStudy(dir: string, existing: PlanFile | undefined, study: BoundStudy, binding: StudyBinding = 'check'): PlanFile {
+  const fresh = (jobs: readonly Job[], studies: string[]): PlanFile => ({
+    ...(study.name !== undefined ? { name: study.name } : {}),
+    writtenAt: new Date().toISOString(),
+    studyHash: study.studyHash,
+    studies,
+    study: study.spec,
+    ...(study.iterationsOverride !== undefined ? { iterationsOverride: study.iterationsOverride } : {}),
+    jobs: [...jobs],
+  });
+  const union = (a: readonly Job[], b: readonly Job[]) => {
+    const ids = new Set(a.map((j) => j.id));
+    return [...a, ...b.filter((j) => !ids.has(j.id))];
+  };
+  if (!existing || binding === 'replace') return fresh(study.jobs, [study.studyHash]);
+  const bound = existing.studies ?? (existing.studyHash ? [existing.studyHash] : []);
+  if (bound.includes(study.studyHash)) return fresh(bound.length > 1 ? union(existing.jobs, study.jobs) : study.jobs, bound);
+  if (bound.length === 0) {
+    // A directory written before studies were recorded: it is this study's if it planned the same jobs.
+    const same = existing.jobs.length === study.jobs.length && existing.jobs.every((j, i) => j.id === study.jobs[i]!.id);
+    if (same) return fresh(study.jobs, [study.studyHash]);
+    if (binding === 'check') throw new StudyMismatchError(dir, ['the planned jobs']);
+  } else if (binding === 'check') {
+    const differs = existing.study !== undefined ? studyDifferences(existing.study, study.spec) : [];
+    throw new StudyMismatchError(dir, differs.length > 0 ? differs : ['the study']);
+  }
+  return fresh(union(existing.jobs, study.jobs), [...bound, study.studyHash]);
+}
+
 export interface StateFile {
   pid: number;
   host: string;
@@ -53,6 +130,8 @@ export interface LockInfo {
 export interface ResultsRead {
   /** Final result per job id. */
   final: Map<string, JobResult>;
+  /** Every valid line in file order (retries and duplicates included). */
+  all: JobResult[];
   lines: number;
   /** Lines that did not parse or validate (a torn last line counts here). */
   invalid: number;
@@ -78,6 +157,7 @@ export function foldResult(final: Map<string, JobResult>, r: JobResult): boolean
 
 export function parseResults(text: string): ResultsRead {
   const final = new Map<string, JobResult>();
+  const all: JobResult[] = [];
   let lines = 0;
   let invalid = 0;
   let duplicates = 0;
@@ -92,14 +172,15 @@ export function parseResults(text: string): ResultsRead {
       invalid++;
       continue;
     }
+    all.push(r);
     if (!foldResult(final, r)) duplicates++;
   }
-  return { final, lines, invalid, duplicates, validLength: Buffer.byteLength(text.slice(0, end)) };
+  return { final, all, lines, invalid, duplicates, validLength: Buffer.byteLength(text.slice(0, end)) };
 }
 
 export function readResults(dir: string): ResultsRead {
   const file = join(dir, RESULTS_FILE);
-  if (!existsSync(file)) return { final: new Map(), lines: 0, invalid: 0, duplicates: 0, validLength: 0 };
+  if (!existsSync(file)) return { final: new Map(), all: [], lines: 0, invalid: 0, duplicates: 0, validLength: 0 };
   return parseResults(readFileSync(file, 'utf8'));
 }
 
@@ -225,9 +306,18 @@ export class ResultStore {
     return join(this.dir, MODELS_DIR, id);
   }
 
-  async writePlan(plan: { name?: string; jobs: readonly Job[] }): Promise<void> {
-    const body: PlanFile = { ...(plan.name !== undefined ? { name: plan.name } : {}), writtenAt: new Date().toISOString(), jobs: [...plan.jobs] };
+  /**
+   * Record the plan of this run. With a study (a StudyPlan), the directory is
+   * bound to it (see bindStudy: another study stops here, before anything is
+   * written); returns the jobs the directory now plans.
+   */
+  async writePlan(plan: { name?: string; jobs: readonly Job[] } | BoundStudy, binding: StudyBinding = 'check'): Promise<readonly Job[]> {
+    const body: PlanFile =
+      'studyHash' in plan
+        ? bindStudy(this.dir, readPlan(this.dir), plan, binding)
+        : { ...(plan.name !== undefined ? { name: plan.name } : {}), writtenAt: new Date().toISOString(), jobs: [...plan.jobs] };
     await writeAtomic(join(this.dir, PLAN_FILE), JSON.stringify(body, null, 1) + '\n');
+    return body.jobs;
   }
 
   async writeState(state: Omit<StateFile, 'pid' | 'host' | 'updatedAt'>): Promise<void> {

@@ -10,7 +10,7 @@
 import type { JobMetrics, JobResult } from '../formats/index.js';
 
 /** Formats (defined once in src/formats, types derived from the schemas). */
-export type { CrossingMetrics, EvalRow, FanMetrics, Job, JobMetrics, JobResult, JobStatus } from '../formats/index.js';
+export type { AdaptStart, CrossingMetrics, EvalRow, FanMetrics, Job, JobMetrics, JobResult, JobStatus } from '../formats/index.js';
 
 export interface JobProgress {
   iteration: number;

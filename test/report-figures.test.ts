@@ -18,7 +18,7 @@ import {
   writePlot,
   writeTrajectoriesPlot,
   type AccuracyCurve,
-} from '../src/audit/plots.js';
+} from '../src/report/figures.js';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 

@@ -1,0 +1,212 @@
+/**
+ * How much work a plan is, before it runs: training field evaluations summed
+ * over jobs (NFE per iteration × iterations × batch, "sample·NFE"), times the
+ * field's size (parameters) — and, from a short calibration (a few real
+ * training iterations per dataset × field × engine kind on this machine), the
+ * wall time. `study run` asks for `--yes` above WORK_THRESHOLD.
+ *
+ * NFE per training iteration: fixed-step methods take steps × stages forward
+ * and as many backward. Adaptive methods' steps depend on the model; they are
+ * estimated as tol^(−1/(p+1)) steps (a smooth field), which is rough on
+ * purpose. Adaptation runs end wherever the accuracy check leads: they are
+ * estimated at the median grid step count of their method (20 steps without a
+ * grid), plus a fifth for the checks.
+ */
+import { loadDataset } from '../data/spec.js';
+import { paramShapes } from '../models/params.js';
+import { fixedStepCount, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { getTableau } from '../solvers/tableau.js';
+import { modelConfigFor, trainRun } from '../train/run.js';
+import type { StudyPlan } from './plan.js';
+import type { Job } from './types.js';
+
+/**
+ * Plans above this much work (sample·NFE × field parameters) need `--yes`:
+ * about a day of training on the 2-core development machine for the sphere
+ * fields (10⁸ units per second measured for conv1d on 2-D spheres) — the
+ * full paper studies are above it, their `--iterations` smoke runs below.
+ */
+export const WORK_THRESHOLD = 1e13;
+/** Plans with more jobs than this need `--yes` whatever their size. */
+export const JOB_THRESHOLD = 2000;
+
+export interface JobWork {
+  /** Field evaluations of one sample summed over training (forward + backward + checks). */
+  readonly nfePerSample: number;
+  /** Training samples pushed through: iterations × batch. */
+  readonly samples: number;
+  /** Σ NFE × batch over iterations. */
+  readonly sampleNfe: number;
+}
+
+export interface WorkGroup {
+  readonly dataset: string;
+  readonly field: string;
+  /** 'fixed' trains on the compiled ort engine, 'adaptive' on tfjs (auto engine): different speeds. */
+  readonly kind: 'fixed' | 'adaptive';
+  readonly jobs: number;
+  readonly sampleNfe: number;
+  /** Multiply-adds per field evaluation and sample (see fieldSize); absent when the dataset cannot be loaded. */
+  readonly fieldSize?: number;
+  /** Training iterations of its jobs. */
+  readonly iterations: number;
+  /** Calibrated cost of one iteration on this machine (one worker). */
+  readonly cost?: IterationCost;
+}
+
+export interface WorkEstimate {
+  readonly jobs: number;
+  readonly gridJobs: number;
+  readonly adaptationJobs: number;
+  readonly sampleNfe: number;
+  /** Σ sample·NFE × field size: multiply-adds of training (groups whose dataset loads). */
+  readonly units: number;
+  readonly groups: readonly WorkGroup[];
+  /** Wall time of the whole plan on this machine with `workers` parallel workers (after calibration). */
+  readonly wallMs?: number;
+  readonly workers: number;
+  /** Above WORK_THRESHOLD or JOB_THRESHOLD: `study run` needs --yes. */
+  readonly needsYes: boolean;
+}
+
+function stepNfe(spec: SolverSpec): number {
+  const tab = getTableau(spec.method);
+  if (spec.kind === 'fixed') return fixedStepCount(spec) * tab.c.length;
+  const steps = Math.max(2, Math.ceil(Math.pow(spec.rtol, -1 / (tab.order + 1))));
+  return 2 + steps * (tab.c.length - (tab.fsal ? 1 : 0));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]!;
+}
+
+/** Training work of each job of a plan (no I/O). */
+export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
+  const gridNfe = new Map<string, number[]>();
+  for (const j of plan.jobs) {
+    if (j.adapt) continue;
+    const s = parseSolverSpec(j.trainSolver);
+    const list = gridNfe.get(s.method) ?? [];
+    list.push(stepNfe(s));
+    gridNfe.set(s.method, list);
+  }
+  const out = new Map<string, JobWork>();
+  for (const j of plan.jobs) {
+    const s = parseSolverSpec(j.trainSolver);
+    const fallback = s.kind === 'fixed' ? 20 * getTableau(s.method).c.length : stepNfe(s);
+    const perIteration = j.adapt ? 1.2 * (gridNfe.has(s.method) ? median(gridNfe.get(s.method)!) : fallback) : stepNfe(s);
+    const samples = j.iterations * j.batchSize;
+    out.set(j.id, { nfePerSample: 2 * perIteration * j.iterations, samples, sampleNfe: 2 * perIteration * samples });
+  }
+  return out;
+}
+
+/**
+ * Multiply-adds of one field evaluation of one sample: each dense weight once,
+ * each convolution weight (rank ≥ 3) once per spatial position of the state.
+ * Undefined when the dataset cannot be loaded (its jobs will fail and say why).
+ */
+async function fieldSize(dataset: string, field: string): Promise<number | undefined> {
+  let config;
+  try {
+    config = modelConfigFor(await loadDataset(dataset, 0), field, 0, 0, 1);
+  } catch {
+    return undefined;
+  }
+  const shape = config.stateShape;
+  const positions = shape.length === 1 ? shape[0]! : shape.slice(1).reduce((a, b) => a * b, 1);
+  return paramShapes(config)
+    .filter((p) => p.name.startsWith('field.') && p.name.endsWith('.weight'))
+    .reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1) * (p.shape.length >= 3 ? positions : 1), 0);
+}
+
+/** Per-iteration cost on this machine: a fixed overhead plus a part proportional to NFE × batch. */
+export interface IterationCost {
+  readonly msPerIteration: number;
+  readonly msPerSampleNfe: number;
+}
+
+/** Mean milliseconds of iterations 2..n of a short real training run (the first builds graphs). */
+async function timeIterations(dataset: string, field: string, solver: string, batch: number): Promise<{ ms: number; nfe: number }> {
+  const iterations = 4;
+  const stamps: number[] = [];
+  let nfe = 0;
+  const run = await trainRun(
+    { dataset, field, solver, iterations, seed: 0, batchSize: batch, lr: 1e-4, logEvery: 1, engine: 'auto' },
+    {
+      onIteration: () => stamps.push(performance.now()),
+      onLog: (e) => {
+        if (e.iteration > 1) nfe += e.nfeForward + e.nfeBackward;
+      },
+    },
+  );
+  if (run.result.iterations < iterations || stamps.length < iterations) throw new Error(`calibration of ${dataset} ${field} stopped early`);
+  return { ms: (stamps[iterations - 1]! - stamps[0]!) / (iterations - 1), nfe: nfe / (iterations - 1) };
+}
+
+/**
+ * Calibrate the cost of one training iteration at the study's batch size:
+ * two short runs with different NFE per iteration give the overhead and the
+ * per-sample·NFE slope (a small field is all overhead, a big one all slope).
+ */
+async function calibrate(dataset: string, field: string, kind: 'fixed' | 'adaptive', batch: number): Promise<IterationCost> {
+  const [lo, hi] = kind === 'fixed' ? ['euler:steps=1', 'euler:steps=4'] : ['dopri5:0.1', 'dopri5:0.001'];
+  const a = await timeIterations(dataset, field, lo, batch);
+  const b = await timeIterations(dataset, field, hi, batch);
+  const slope = b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
+  return { msPerIteration: Math.max(0, a.ms - slope * a.nfe * batch), msPerSampleNfe: slope };
+}
+
+export interface EstimateOptions {
+  /** Parallel workers the wall time is for (default 1). */
+  readonly workers?: number;
+  /** Run the calibration (trains a few iterations per dataset × field × kind). Default true. Datasets are loaded either way (for the field size). */
+  readonly calibrate?: boolean;
+  /** Batch size of the calibration runs (default: the jobs' batch, at most 32: the slope scales to bigger batches, and memory stays small). */
+  readonly calibrationBatch?: number;
+}
+
+export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: EstimateOptions = {}): Promise<WorkEstimate> {
+  const workers = options.workers ?? 1;
+  const work = jobWork(plan);
+  const byGroup = new Map<string, { dataset: string; field: string; kind: 'fixed' | 'adaptive'; jobs: Job[] }>();
+  for (const j of plan.jobs) {
+    const kind = parseSolverSpec(j.trainSolver).kind;
+    const key = `${j.dataset}\n${j.field}\n${kind}`;
+    const g = byGroup.get(key) ?? { dataset: j.dataset, field: j.field, kind, jobs: [] };
+    g.jobs.push(j);
+    byGroup.set(key, g);
+  }
+  const groups: WorkGroup[] = [];
+  const sizes = new Map<string, number | undefined>();
+  for (const g of byGroup.values()) {
+    const sampleNfe = g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0);
+    const pk = `${g.dataset}\n${g.field}`;
+    if (!sizes.has(pk)) sizes.set(pk, await fieldSize(g.dataset, g.field));
+    const size = sizes.get(pk);
+    const iterations = g.jobs.reduce((s, j) => s + j.iterations, 0);
+    let group: WorkGroup = { dataset: g.dataset, field: g.field, kind: g.kind, jobs: g.jobs.length, iterations, sampleNfe, ...(size !== undefined ? { fieldSize: size } : {}) };
+    if (options.calibrate !== false && size !== undefined) {
+      const batch = options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize);
+      group = { ...group, cost: await calibrate(g.dataset, g.field, g.kind, batch) };
+    }
+    groups.push(group);
+  }
+  const sampleNfe = groups.reduce((s, g) => s + g.sampleNfe, 0);
+  const units = groups.reduce((s, g) => s + g.sampleNfe * (g.fieldSize ?? 0), 0);
+  const calibrated = groups.length > 0 && groups.every((g) => g.cost !== undefined);
+  const serialMs = calibrated ? groups.reduce((s, g) => s + g.iterations * g.cost!.msPerIteration + g.sampleNfe * g.cost!.msPerSampleNfe, 0) : undefined;
+  const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
+  return {
+    jobs: plan.jobs.length,
+    gridJobs: plan.jobs.length - adaptationJobs,
+    adaptationJobs,
+    sampleNfe,
+    units,
+    groups,
+    ...(serialMs !== undefined ? { wallMs: serialMs / workers } : {}),
+    workers,
+    needsYes: plan.jobs.length > JOB_THRESHOLD || units > WORK_THRESHOLD,
+  };
+}
