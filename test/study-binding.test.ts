@@ -59,7 +59,7 @@ test.serial('an edited study into the same --out: exit 1, one line, results.json
 
 test('a plan above the confirmation size is refused without --yes, in one line, before anything is written', async (t) => {
   const dir = tempDir();
-  const big = writeStudy(dir, 'big.yaml', tinyStudy({ grid: '[{solver: rk4, stepCounts: [500]}]', iterations: 2_000_000, seeds: 3 }));
+  const big = writeStudy(dir, 'big.yaml', tinyStudy({ grid: '[{solver: rk4, stepCounts: [500]}]', iterations: 1_000_000, seeds: 3 }));
   const out = join(dir, 'out');
   const r = await cliResult(['study', 'run', big, '--out', out]);
   t.is(r.code, 1);

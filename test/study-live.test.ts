@@ -1,0 +1,49 @@
+/**
+ * The live report: while `study run` works, DIR/report.html is rewritten as
+ * results arrive and reloads itself in the browser; the run's end leaves the
+ * final page without the reload. Real tiny jobs through the real CLI, the
+ * live page checked in headless Chromium.
+ */
+import test from 'ava';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
+import { checkPage } from './helpers/browser.js';
+
+async function until<T>(probe: () => T | undefined, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test.serial('report.html follows a running study, then ends without the reload', async (t) => {
+  const dir = tempDir();
+  const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[{solver: euler, stepCounts: [1, 2, 3]}]', seeds: 2, iterations: 1500 }));
+  const out = join(dir, 'out');
+  const run = cli(['study', 'run', file, '--out', out, '--workers', '1']);
+  const html = () => (existsSync(join(out, 'report.html')) ? readFileSync(join(out, 'report.html'), 'utf8') : '');
+  // The first page appears at the start of the run, before any result.
+  const first = await until(() => (/<b>Running<\/b>: 0 of 6 jobs finished/.test(html()) ? html() : undefined), 60_000);
+  t.true(first.includes('<meta http-equiv="refresh"'));
+  // A later page shows finished jobs while others are still to come.
+  const later = await until(() => {
+    const m = /<b>Running<\/b>: ([1-5]) of 6 jobs finished/.exec(html());
+    return m ? { n: Number(m[1]), page: html() } : undefined;
+  }, 240_000);
+  t.regex(later.page, /Trained with <code>euler<\/code>/, 'results are analysed while the study runs');
+  const live = join(dir, 'live-copy.html');
+  (await import('node:fs')).writeFileSync(live, later.page);
+  const page = await checkPage(live);
+  t.deepEqual(page.console, []);
+  for (const f of page.figures) t.true(f.width > 100 && f.height > 100, `${f.name} laid out at ${f.width}×${f.height}`);
+  t.is(await run.exited, 0, run.err());
+  const final = html();
+  t.false(final.includes('http-equiv="refresh"'), 'the final page does not reload');
+  t.false(final.includes('<b>Running</b>'));
+  t.regex(final, /6 done, 0 failed of 6 planned jobs/);
+  t.regex(run.out(), /report: .*report\.html/);
+});
