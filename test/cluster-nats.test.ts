@@ -2,7 +2,7 @@ import test from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonEvents as events, ranBy, reevaluate, resultLines as lines, until, withCluster } from './helpers/cluster.js';
-import { MISSING_DATASET, TINY_DATASET, tinyStudy, writeStudy } from './helpers/procs.js';
+import { tempDir, TINY_DATASET, tinyStudy, writeStudy } from './helpers/procs.js';
 
 // Real tiny jobs (train → bundle → onnxruntime re-evaluation) through the real CLI.
 // Each test gets its own nats-server and two workers; tests run one at a time (two workers already fill 2 cores).
@@ -79,8 +79,10 @@ test.serial('cluster: restarting nats-server mid-study (same store) → the stud
 
 test.serial('cluster: a restarted coordinator resumes from the result bucket; failures are recorded', async (t) => {
   t.timeout(90_000);
-  await withCluster(t, {}, async ({ dir, a, b, coordinator }) => {
-    const file = writeStudy(dir, 's.yaml', tinyStudy({ datasets: [TINY_DATASET, MISSING_DATASET], grid: '[{solver: rk4, steps: [0.5, 0.25]}]', iterations: 2000 }));
+  const data = tempDir();
+  const missing = `json:${data}/missing.json`;
+  await withCluster(t, { workers: { args: ['--data-root', data] } }, async ({ dir, a, b, coordinator }) => {
+    const file = writeStudy(dir, 's.yaml', tinyStudy({ datasets: [TINY_DATASET, missing], grid: '[{solver: rk4, steps: [0.5, 0.25]}]', iterations: 2000 }));
     const out = join(dir, 'out');
     const first = coordinator(file, out, ['--ack-wait', '2']);
     await until(() => lines(out).length >= 1);
@@ -97,8 +99,8 @@ test.serial('cluster: a restarted coordinator resumes from the result bucket; fa
     t.is(new Set(all.map((x) => x.id)).size, 4);
     t.is(all.filter((x) => x.status === 'failed').length, 2);
     for (const x of all.filter((x) => x.status === 'failed')) {
-      t.is(x.job.dataset, MISSING_DATASET);
-      t.is(x.error, '/nonexistent/fail.json: file not found');
+      t.is(x.job.dataset, missing);
+      t.is(x.error, `${data}/missing.json: file not found`);
     }
     for (const x of all.filter((x) => x.status === 'done')) t.true(existsSync(join(out, 'models', x.id, 'field.onnx')));
     const ran = [...ranBy(a), ...ranBy(b)];

@@ -7,9 +7,10 @@
  *   odeness study status DIR [--json]
  *   odeness worker --nats URL [--workers N] [--user U --password P | --token T] [--tls-ca F --tls-cert F --tls-key F]
  *
- * Secrets can come from the environment instead of the command line (where
- * `ps` would show them): NATS_USER, NATS_PASSWORD, NATS_TOKEN. They are never
- * printed: URLs are masked in every message.
+ * Secrets can come from files (--password-file, --token-file, --creds) or the
+ * environment (NATS_USER, NATS_PASSWORD, NATS_TOKEN) instead of the command
+ * line, where `ps` would show them. They are never printed: URLs are masked in
+ * every message.
  */
 import { availableParallelism } from 'node:os';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
@@ -28,7 +29,9 @@ import type { StudyCounts, StudyEvent } from '../study/types.js';
 import { runWorker } from '../cluster/nats-worker.js';
 import { capThreads, LocalTransport } from '../cluster/pool.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
-import { describeNats, type NatsConnectOptions } from '../cluster/nats-connect.js';
+import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
+import { readKeyFile } from '../cluster/job-checks.js';
+import { cleanStudy } from '../cluster/nats-clean.js';
 import { defaultText, renamedOption } from './args.js';
 import { plural } from './output.js';
 
@@ -61,7 +64,8 @@ function positiveSeconds(flag: string) {
 }
 
 /** The connection flags as commander hands them over (--nats is the URL). */
-type NatsFlags = Pick<NatsConnectOptions, 'user' | 'password' | 'token' | 'tlsCa' | 'tlsCert' | 'tlsKey'> & { nats?: string };
+type NatsFlags = Pick<NatsConnectOptions, 'user' | 'password' | 'token' | 'passwordFile' | 'tokenFile' | 'creds' | 'tlsCa' | 'tlsCert' | 'tlsKey'> & { nats?: string; jobKeyFile?: string };
+const NATS_FLAGS = ['user', 'password', 'token', 'passwordFile', 'tokenFile', 'creds', 'tlsCa', 'tlsCert', 'tlsKey', 'jobKeyFile'] as const;
 
 function addNatsOptions(cmd: Command, required: boolean): Command {
   const url = new Option('--nats <url>', required ? 'NATS server URL, e.g. nats://host:4222' : 'run on a NATS cluster (workers: odeness worker --nats URL) instead of local threads');
@@ -70,19 +74,29 @@ function addNatsOptions(cmd: Command, required: boolean): Command {
   return cmd
     .addOption(url)
     .addOption(new Option('--user <user>', 'NATS user').env('NATS_USER'))
-    .addOption(new Option('--password <password>', 'NATS password (prefer the env variable: ps shows arguments)').env('NATS_PASSWORD'))
-    .addOption(new Option('--token <token>', 'NATS auth token (prefer the env variable)').env('NATS_TOKEN').conflicts(['user', 'password']))
+    .addOption(new Option('--password <password>', 'NATS password; ps shows arguments to every user, not environment variables: prefer NATS_PASSWORD or --password-file').env('NATS_PASSWORD'))
+    .addOption(new Option('--password-file <file>', 'read the NATS password from a file').conflicts(['password']))
+    .addOption(new Option('--token <token>', 'NATS auth token; prefer NATS_TOKEN (not visible in ps) or --token-file').env('NATS_TOKEN').conflicts(['user', 'password']))
+    .addOption(new Option('--token-file <file>', 'read the NATS auth token from a file').conflicts(['user', 'password', 'token']))
+    .addOption(new Option('--creds <file>', 'NATS credentials file (user JWT + nkey seed, from nsc)').conflicts(['user', 'password', 'token']))
+    .addOption(new Option('--job-key-file <file>', 'shared secret (≥ 16 characters) signing jobs: coordinator and workers given the same file run only the coordinator\'s jobs'))
     .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) to verify the server'))
     .addOption(new Option('--tls-cert <file>', 'client certificate (PEM)'))
     .addOption(new Option('--tls-key <file>', 'client key (PEM)'));
 }
 
 function natsOptions(f: NatsFlags & { nats: string }): NatsStudyOptions {
+  const warning = plainTextCredentialsWarning({ url: f.nats, ...f });
+  if (warning) process.stderr.write(`warning: ${warning}\n`);
   return {
     url: f.nats,
     ...(f.user !== undefined ? { user: f.user } : {}),
     ...(f.password !== undefined ? { password: f.password } : {}),
     ...(f.token !== undefined ? { token: f.token } : {}),
+    ...(f.passwordFile !== undefined ? { passwordFile: f.passwordFile } : {}),
+    ...(f.tokenFile !== undefined ? { tokenFile: f.tokenFile } : {}),
+    ...(f.creds !== undefined ? { creds: f.creds } : {}),
+    ...(f.jobKeyFile !== undefined ? { jobKey: readKeyFile('--job-key-file', f.jobKeyFile) } : {}),
     ...(f.tlsCa !== undefined ? { tlsCa: f.tlsCa } : {}),
     ...(f.tlsCert !== undefined ? { tlsCert: f.tlsCert } : {}),
     ...(f.tlsKey !== undefined ? { tlsKey: f.tlsKey } : {}),
@@ -315,9 +329,10 @@ export function registerStudyCommands(program: Command): Command {
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
     .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
-    .action(async (file: string, o: NatsFlags & RunFlags, cmd: Command) => {
+    .addOption(new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets').argParser(positiveIntFlag('--keep-days')).default(30))
+    .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number }, cmd: Command) => {
       if (o.nats === undefined) {
-        for (const flag of ['user', 'password', 'token', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
+        for (const flag of NATS_FLAGS) {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
       } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
@@ -345,7 +360,7 @@ export function registerStudyCommands(program: Command): Command {
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
-          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver })
+          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, retention: { ttlMs: o.keepDays * 86_400_000 } })
           : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(plan, {
           out: o.out,
@@ -381,6 +396,17 @@ export function registerStudyCommands(program: Command): Command {
     .option('--json', 'print the counts as one JSON document')
     .action((dir: string, o: { json?: boolean }) => printStatus(studyStatus(dir), !!o.json));
 
+  addNatsOptions(
+    study
+      .command('clean')
+      .description("remove a study's results, bundles and queued jobs from a NATS cluster (its --out directory is kept)")
+      .argument('<file>', 'study file (YAML or JSON)'),
+    true,
+  ).action(async (file: string, o: NatsFlags & { nats: string }) => {
+    const r = await cleanStudy(planStudy(file).jobs, natsOptions(o));
+    process.stdout.write(`removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`);
+  });
+
   return study;
 }
 
@@ -389,10 +415,15 @@ export function registerWorkerCommand(program: Command): Command {
     program
       .command('worker')
       .description('serve study jobs from a NATS cluster (run on any number of machines)')
-      .addOption(workersOption('jobs at once on this machine, one worker thread each'))
-      .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)'),
+      .addOption(workersOption('jobs at once on this machine, one child process each'))
+      .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)')
+      .option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under; without it, jobs reading files are refused')
+      .addOption(new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read').argParser(positiveIntFlag('--max-dataset-mb')).default(1024))
+      .addOption(new Option('--job-timeout <seconds>', 'wall-clock limit of one job; past it the job is stopped and recorded as failed').argParser(positiveSeconds('--job-timeout')).default(6 * 3600))
+      .addOption(new Option('--stall-timeout <seconds>', 'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)').argParser(positiveSeconds('--stall-timeout')).default(120))
+      .option('--job-memory <mb>', 'heap limit of each job process', positiveIntFlag('--job-memory')),
     true,
-  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean }) => {
+  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number }) => {
     const ac = new AbortController();
     let interrupts = 0;
     const onSignal = () => {
@@ -408,11 +439,16 @@ export function registerWorkerCommand(program: Command): Command {
       const s = await runWorker({
         ...opts,
         ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
+        ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
+        ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
+        maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
+        jobTimeoutMs: o.jobTimeout * 1000,
+        stallTimeoutMs: o.stallTimeout * 1000,
         signal: ac.signal,
         log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
       });
       if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
-      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue\n`);
+      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused\n`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

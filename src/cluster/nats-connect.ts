@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { hostname } from 'node:os';
-import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { OdenessError } from '../errors.js';
 
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -17,6 +17,11 @@ export interface NatsConnectOptions {
   user?: string;
   password?: string;
   token?: string;
+  /** Files holding the password or token (one line; surrounding whitespace ignored): kept out of `ps`. */
+  passwordFile?: string;
+  tokenFile?: string;
+  /** A NATS credentials file (user JWT + nkey seed, as `nsc` writes it). */
+  creds?: string;
   /** PEM files. Giving any of them requires TLS. */
   tlsCa?: string;
   tlsCert?: string;
@@ -27,22 +32,58 @@ export interface NatsConnectOptions {
   timeoutMs?: number;
 }
 
-/** The URL with any user, password or token replaced by `***`. */
+/**
+ * The URL with any user, password or token replaced by `***`: everything
+ * between `://` (or the start) and the last `@` of each server, so a token
+ * holding `/`, `:` or `@` is masked whole.
+ */
 export function maskUrl(url: string): string {
   return url
     .split(',')
-    .map((u) => u.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`))
+    .map((u) => {
+      const at = u.lastIndexOf('@');
+      if (at < 0) return u;
+      const scheme = /^\s*[a-z][a-z0-9+.-]*:\/\//i.exec(u)?.[0] ?? '';
+      return `${scheme}***${u.slice(at)}`;
+    })
     .join(',');
 }
 
 /** A one-line description for logs: masked URL and the auth mode, never the secrets. */
 export function describeNats(opts: NatsConnectOptions): string {
-  const auth = opts.token !== undefined ? 'token auth' : opts.user !== undefined ? `user ${opts.user}` : /@/.test(opts.url) ? 'credentials in URL' : 'no auth';
+  const auth = opts.creds !== undefined ? 'credentials file'
+    : opts.token !== undefined || opts.tokenFile !== undefined ? 'token auth'
+    : opts.user !== undefined ? `user ${opts.user}`
+    : /@/.test(opts.url) ? 'credentials in URL' : 'no auth';
   const tls = opts.tlsCa || opts.tlsCert || opts.tlsKey || /^tls:/i.test(opts.url) ? ', TLS' : '';
   return `${maskUrl(opts.url)} (${auth}${tls})`;
 }
 
-const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i;
+/** scheme, user info (up to the last @), host part. */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)@([^@]*)$/i;
+
+function readSecretFile(flag: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new OdenessError(`${flag} ${file}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const secret = text.trim();
+  if (secret === '') throw new OdenessError(`${flag} ${file}: the file is empty`);
+  return secret;
+}
+
+function usesTls(opts: NatsConnectOptions): boolean {
+  return !!(opts.tlsCa || opts.tlsCert || opts.tlsKey) || opts.url.split(',').every((u) => /^\s*tls:\/\//i.test(u));
+}
+
+/** A warning when credentials would cross the network in plain text (nats:// without TLS), else undefined. */
+export function plainTextCredentialsWarning(opts: NatsConnectOptions): string | undefined {
+  const hasSecret = opts.password !== undefined || opts.token !== undefined || opts.passwordFile !== undefined || opts.tokenFile !== undefined || opts.url.includes('@');
+  if (!hasSecret || usesTls(opts)) return undefined;
+  return `credentials for ${maskUrl(opts.url)} go over plain nats:// (not encrypted): use tls:// with --tls-ca, or --creds (nkey signatures, no password on the wire)`;
+}
 
 /**
  * Split credentials out of the URL (a comma-separated list of servers is
@@ -50,12 +91,14 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i;
  */
 function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; options: NodeConnectionOptions; secrets: string[] } {
   let user = opts.user;
-  let pass = opts.password;
-  let token = opts.token;
+  let pass = opts.password ?? (opts.passwordFile !== undefined ? readSecretFile('--password-file', opts.passwordFile) : undefined);
+  const rawInfo: string[] = [];
+  let token = opts.token ?? (opts.tokenFile !== undefined ? readSecretFile('--token-file', opts.tokenFile) : undefined);
   const servers = opts.url.split(',').map((u) => u.trim()).filter(Boolean).map((server) => {
     const m = USERINFO.exec(server);
     if (!m) return server;
     const [, scheme = '', info = '', rest = ''] = m;
+    rawInfo.push(info);
     const colon = info.indexOf(':');
     if (colon >= 0) {
       user ??= decodeURIComponent(info.slice(0, colon));
@@ -66,6 +109,15 @@ function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; o
   if (servers.length === 0) throw new OdenessError('--nats: the NATS URL is empty');
   if (token !== undefined && (user !== undefined || pass !== undefined)) throw new OdenessError('give a NATS token or a user and password, not both');
   if ((user === undefined) !== (pass === undefined)) throw new OdenessError('give both a NATS user and a password (--user and --password)');
+  let creds: Uint8Array | undefined;
+  if (opts.creds !== undefined) {
+    if (token !== undefined || user !== undefined) throw new OdenessError('give a NATS credentials file (--creds) or a user/password or token, not both');
+    const text = readSecretFile('--creds', opts.creds);
+    if (!/-----BEGIN NATS USER JWT-----/.test(text) || !/-----BEGIN USER NKEY SEED-----/.test(text)) {
+      throw new OdenessError(`--creds ${opts.creds}: not a NATS credentials file (expected a user JWT and an nkey seed, as nsc writes them)`);
+    }
+    creds = new TextEncoder().encode(text);
+  }
   const tlsFile = (flag: string, path: string | undefined): string | undefined => {
     if (path === undefined) return undefined;
     try {
@@ -90,9 +142,10 @@ function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; o
     waitOnFirstConnect: false,
     ...(user !== undefined ? { user, pass: pass! } : {}),
     ...(token !== undefined ? { token } : {}),
+    ...(creds !== undefined ? { authenticator: credsAuthenticator(creds) } : {}),
     ...(useTls ? { tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) } } : {}),
   };
-  return { servers, options, secrets: [pass, token].filter((x): x is string => !!x) };
+  return { servers, options, secrets: [...rawInfo, pass, token].filter((x): x is string => !!x).sort((a, b) => b.length - a.length) };
 }
 
 function isAuthError(e: unknown): boolean {

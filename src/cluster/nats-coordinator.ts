@@ -3,26 +3,29 @@
  * queue, watches the result bucket, downloads bundles and hands results to
  * the study's sink.
  *
- * Exactly-once where it matters: a worker checks the KV before running a job
- * and acks only after the bundle and the result are stored, so a job whose
- * worker dies is redelivered and rerun, and a job that finished is never
- * rerun; duplicate results are possible (two deliveries racing) and the
- * coordinator keeps the first it sees.
+ * Every result is checked against the planned job (same job, a current
+ * attempt, a bundle named for that job's run) before it is taken; a job is
+ * dropped from the wanted set only once its result is committed to the
+ * output directory (a commit that keeps failing ends the run with an error;
+ * the result stays in the bucket for the rerun). A failure recorded because
+ * a job's deliveries ran out is held while the job still shows signs of life
+ * (events from a worker), so a late genuine `done` supersedes it.
  */
 import { hostname } from 'node:os';
 import type { Subscription } from '@nats-io/transport-node';
-import type { KvEntry } from '@nats-io/kv';
+import { KvWatchInclude, type KvEntry } from '@nats-io/kv';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
 import { decodeEventMessage, encode, unpackBundle } from './codec.js';
-import { PROTOCOL_VERSION, type ResultMessage } from './protocol.js';
+import { signJob } from './job-checks.js';
+import { PROTOCOL_VERSION, type JobMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
-  BUNDLES_BUCKET, CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, EVENT_SUBJECT_PREFIX, JOB_SUBJECT_PREFIX, openCluster, retrying, STREAM,
-  type ClusterHandles,
+  BUNDLES_BUCKET, CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, JOB_SUBJECT_PREFIX, openCluster, retrying, STREAM,
+  type ClusterHandles, type Retention,
 } from './nats-resources.js';
-import { decodeEntry } from './nats-results.js';
+import { decodeEntry, sameJob } from './nats-results.js';
 
 /** Result ids re-read per 5 s sweep (a safety net behind the KV watcher). */
 const SWEEP_BATCH = 200;
@@ -32,7 +35,14 @@ export interface NatsStudyOptions extends NatsConnectOptions {
   ackWaitMs?: number;
   /** Deliveries of one job before it is given up and recorded as failed (default 5). */
   maxDeliver?: number;
+  /** Sign every job message with this key (HMAC-SHA256); workers given the same key run only signed jobs. */
+  jobKey?: Buffer;
+  /** Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). */
+  retention?: Partial<Retention>;
 }
+
+/** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
+const COMMIT_TRIES = 3;
 
 /** What a coordinator waits for, per job id. */
 interface Wanted {
@@ -62,7 +72,7 @@ export class NatsTransport implements Transport {
     try {
       const h = await openCluster(nc, describeNats(opts), {
         ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
-        maxDeliver: opts.maxDeliver ?? DEFAULT_MAX_DELIVER,
+        retention: { ...DEFAULT_RETENTION, ...opts.retention },
       });
       return new NatsTransport(h, opts);
     } catch (e) {
@@ -73,38 +83,83 @@ export class NatsTransport implements Transport {
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
     const { nc, js, jsm, kv, os } = this.h;
+    const maxDeliver = this.opts.maxDeliver ?? DEFAULT_MAX_DELIVER;
+    const ackWaitMs = this.opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+    /** How long an exhausted-deliveries failure waits for silence from workers before it is recorded. */
+    const exhaustedGraceMs = Math.max(5_000, 3 * ackWaitMs);
     const wanted = new Map<string, Wanted>(jobs.map((p) => [p.job.id, { job: p.job, attempt: p.attempt }]));
     const busy = new Set<string>();
+    const lastEventAt = new Map<string, number>();
+    const heldFailures = new Map<string, ResultMessage>();
+    const warned = new Set<string>();
+    let fatal: Error | undefined;
     let resolveAll!: () => void;
     const allDone = new Promise<void>((r) => (resolveAll = r));
     const checkDone = () => {
-      if (wanted.size === 0) resolveAll();
+      if (wanted.size === 0 || fatal) resolveAll();
     };
     const onAbort = () => resolveAll();
     signal.addEventListener('abort', onAbort, { once: true });
     let lastActivity = Date.now();
+    const warnOnce = (key: string, message: string) => {
+      if (warned.has(key)) return;
+      warned.add(key);
+      sink.log('warn', message);
+    };
+
+    /** Why a stored result is not one this run can take, or undefined if it is. */
+    const mismatch = (key: string, msg: ResultMessage, w: Wanted): string | undefined => {
+      const r = msg.result;
+      if (r.id !== key) return `it is stored under ${key} but names job ${r.id}`;
+      if (!sameJob(r.job, w.job)) return 'its job parameters differ from the planned job';
+      if (r.status === 'done' && !msg.bundle?.startsWith(`${r.id}.`)) return `its bundle name ${JSON.stringify(msg.bundle)} is not one of this job's runs`;
+      return undefined;
+    };
+
+    const commit = async (result: JobResult, tmp?: string): Promise<void> => {
+      for (let tries = 1; ; tries++) {
+        try {
+          await sink.finished(result, tmp);
+          return;
+        } catch (e) {
+          if (tries >= COMMIT_TRIES || signal.aborted) {
+            throw new OdenessError(`cannot record the result of job ${result.id} in the output directory (${(e as Error).message}); it stays in the result bucket: rerun the same command once this is fixed`, { cause: e });
+          }
+          sink.log('warn', `recording the result of ${result.id} failed (${(e as Error).message}); retrying`);
+          await new Promise((r) => setTimeout(r, 500 * tries));
+        }
+      }
+    };
 
     /** Take a result of the bucket if it is one this run waits for. Idempotent. */
-    const consider = async (msg: ResultMessage): Promise<void> => {
+    const consider = async (key: string, msg: ResultMessage): Promise<void> => {
       const r = msg.result;
-      const w = wanted.get(r.id);
-      if (!w || busy.has(r.id)) return;
+      const w = wanted.get(key);
+      if (!w || busy.has(key) || fatal) return;
+      const why = mismatch(key, msg, w);
+      if (why) {
+        warnOnce(`${key}:${r.timings.finishedAt}:${r.worker}`, `ignoring a result under ${key} from ${r.worker}: ${why}`);
+        return;
+      }
       // A failed result from before a --retry-failed rerun is stale; a done result is always welcome.
       if (r.status === 'failed' && r.attempt < w.attempt) return;
-      busy.add(r.id);
       lastActivity = Date.now();
+      if (r.status === 'failed' && msg.exhausted) {
+        // Held until the job shows no sign of life: a run still going may yet finish done.
+        if (!heldFailures.has(key)) lastEventAt.set(key, Math.max(lastEventAt.get(key) ?? 0, Date.now()));
+        heldFailures.set(key, msg);
+        return;
+      }
+      heldFailures.delete(key);
+      busy.add(key);
       try {
         let tmp: string | undefined;
         let result: JobResult = r;
         if (r.status === 'done') {
           tmp = await sink.tempBundleDir(r.id);
           try {
-            const bytes = await retrying(`download bundle ${r.id}`, () => os.getBlob(msg.bundle ?? r.id), { signal });
-            if (!bytes) {
-              // Forget the orphaned result so that --retry-failed reruns the job instead of finding it "done".
-              await kv.delete(r.id).catch(() => undefined);
-              throw new Error(`bundle ${msg.bundle ?? r.id} is missing from the object store ${BUNDLES_BUCKET}`);
-            }
+            const bytes = await retrying(`download bundle ${msg.bundle}`, () => os.getBlob(msg.bundle!), { signal });
+            if (!bytes) throw new Error(`bundle ${msg.bundle} is missing from the object store ${BUNDLES_BUCKET}`);
             await unpackBundle(bytes, tmp);
           } catch (e) {
             await sink.discard(tmp);
@@ -114,11 +169,14 @@ export class NatsTransport implements Transport {
             delete result.metrics;
           }
         }
-        wanted.delete(r.id);
-        await sink.finished(result, tmp);
+        await commit(result, tmp);
+        wanted.delete(key);
+        checkDone();
+      } catch (e) {
+        fatal ??= e as Error;
         checkDone();
       } finally {
-        busy.delete(r.id);
+        busy.delete(key);
       }
     };
     const considerEntry = (e: KvEntry) => {
@@ -126,27 +184,27 @@ export class NatsTransport implements Transport {
       try {
         m = decodeEntry(e);
       } catch (err) {
-        sink.log('warn', `ignoring an unreadable result under ${e.key}: ${(err as Error).message}`);
+        if (wanted.has(e.key)) warnOnce(`${e.key}:${e.revision}`, `ignoring an unreadable result under ${e.key}: ${(err as Error).message}`);
         return;
       }
-      if (m) consider(m).catch((err) => sink.log('warn', `result ${e.key}: ${(err as Error).message}`));
+      if (m) void consider(e.key, m);
     };
 
-    // 1. Watch the result bucket (last values first, then updates). Restarted
-    //    after reconnects: the watcher's ephemeral consumer may not survive a server restart.
+    // 1. Watch the result bucket for updates (the current values are read per job below: no replay of
+    //    the whole bucket). Restarted after reconnects: its ephemeral consumer may not survive a server restart.
     let watcher: { stop(): void } | undefined;
-    const startWatch = async () => {
+    const startWatch = async (updatesOnly: boolean) => {
       watcher?.stop();
-      const it = await kv.watch({ ignoreDeletes: true });
+      const it = await kv.watch({ ignoreDeletes: true, ...(updatesOnly ? { include: KvWatchInclude.UpdatesOnly } : {}) });
       watcher = it;
       void (async () => {
-        for await (const e of it) considerEntry(e);
+        for await (const e of it) if (wanted.has(e.key)) considerEntry(e);
       })().catch(() => undefined);
     };
-    await startWatch();
+    await startWatch(true);
     this.closers.push(() => watcher?.stop());
 
-    // 2. Worker start/progress events.
+    // 2. Worker start/progress events: progress for the user, and signs of life for held failures.
     const events: Subscription = nc.subscribe(`${EVENT_SUBJECT_PREFIX}*`, {
       callback: (err, m) => {
         if (err) return;
@@ -154,6 +212,7 @@ export class NatsTransport implements Transport {
           const ev = decodeEventMessage(m.data);
           if (!wanted.has(ev.id)) return;
           lastActivity = Date.now();
+          lastEventAt.set(ev.id, Date.now());
           if (ev.kind === 'start') sink.started(ev.id, ev.worker);
           else if (ev.progress) sink.progress(ev.id, ev.worker, ev.progress);
         } catch {
@@ -163,13 +222,13 @@ export class NatsTransport implements Transport {
     });
     this.closers.push(() => events.unsubscribe());
 
-    // 3. Reconnects: restart the watcher (it replays last values; `consider` is idempotent).
+    // 3. Reconnects: restart the watcher; after an outage, replay the current values too (`consider` is idempotent).
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') sink.log('warn', `lost the connection to NATS at ${maskUrl(this.opts.url)}; reconnecting…`);
         if (s.type === 'reconnect') {
           sink.log('info', `reconnected to NATS at ${maskUrl(this.opts.url)}`);
-          await retrying('restart the result watcher', startWatch, { signal }).catch((e) => sink.log('warn', (e as Error).message));
+          await retrying('restart the result watcher', () => startWatch(false), { signal }).catch((e) => sink.log('warn', (e as Error).message));
         }
       }
     })().catch(() => undefined);
@@ -177,25 +236,38 @@ export class NatsTransport implements Transport {
     // 4. Publish what the bucket does not already answer.
     const publishOne = async (w: Wanted) => {
       const entry = await retrying(`read result ${w.job.id}`, () => kv.get(w.job.id), { signal });
-      const have = entry ? decodeEntry(entry) : undefined;
-      if (have && (have.result.status === 'done' || have.result.attempt >= w.attempt)) {
-        await consider(have);
-        return;
+      let have: ResultMessage | undefined;
+      try {
+        have = entry ? decodeEntry(entry) : undefined;
+      } catch {
+        have = undefined;
       }
-      await retrying(
-        `publish job ${w.job.id}`,
-        () => js.publish(`${JOB_SUBJECT_PREFIX}${w.job.id}`, encode({ v: PROTOCOL_VERSION, job: w.job, attempt: w.attempt }), { msgID: `${w.job.id}.${w.attempt}` }),
-        { signal },
-      );
+      if (have && !mismatch(w.job.id, have, w) && (have.result.status === 'done' || have.result.attempt >= w.attempt)) {
+        await consider(w.job.id, have);
+        if (!wanted.has(w.job.id) || heldFailures.has(w.job.id)) return;
+      }
+      const body: Omit<JobMessage, 'sig'> = { v: PROTOCOL_VERSION, job: w.job, attempt: w.attempt, maxDeliver };
+      const msg: JobMessage = this.opts.jobKey ? { ...body, sig: signJob(this.opts.jobKey, body) } : body;
+      await retrying(`publish job ${w.job.id}`, () => js.publish(`${JOB_SUBJECT_PREFIX}${w.job.id}`, encode(msg), { msgID: `${w.job.id}.${w.attempt}` }), { signal });
     };
     const queue = [...wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
-      while (queue.length > 0 && !signal.aborted) await publishOne(queue.shift()!);
+      while (queue.length > 0 && !signal.aborted && !fatal) await publishOne(queue.shift()!);
     });
     await Promise.all(lanes);
     sink.log('info', `${jobs.length} job(s) queued on ${this.description}; waiting for workers (odeness worker --nats …)`);
 
-    // 5. Periodic sweep: catches results a watcher missed, and tells the user when nothing happens.
+    // 5. Held failures are recorded once their job has been silent for the grace period.
+    const holds = setInterval(() => {
+      for (const [id, msg] of heldFailures) {
+        if (Date.now() - (lastEventAt.get(id) ?? 0) < exhaustedGraceMs) continue;
+        heldFailures.delete(id);
+        void consider(id, { ...msg, exhausted: false });
+      }
+    }, 250);
+    this.closers.push(() => clearInterval(holds));
+
+    // 6. Periodic sweep: catches results a watcher missed, and tells the user when nothing happens.
     let warnedIdle = false;
     let cursor = 0;
     const sweep = setInterval(() => {
@@ -226,6 +298,7 @@ export class NatsTransport implements Transport {
     signal.removeEventListener('abort', onAbort);
     // Let in-flight commits settle before the store closes.
     while (busy.size > 0) await new Promise((r) => setTimeout(r, 20));
+    if (fatal) throw fatal;
   }
 
   async close(): Promise<void> {

@@ -7,9 +7,14 @@
  *                              published within its 2-minute window)
  *   consumer odeness-workers   durable pull consumer shared by every worker:
  *                              explicit ack, ack wait (default 30 s, kept alive
- *                              by workers with in-progress acks), max deliver 5
- *   KV       odeness-results   key <id> → ResultMessage (the result of record)
- *   objects  odeness-bundles   name <id> → BundleArchive of the job's bundle dir
+ *                              by workers with in-progress acks while the job
+ *                              progresses), unlimited deliveries at the server:
+ *                              each job message carries its max deliver and a
+ *                              worker records the job failed past it
+ *   KV       odeness-results   key <id> → ResultMessage (the result of record),
+ *                              entries expire after the retention period
+ *   objects  odeness-bundles   name <id>.<run> → BundleArchive of one run's bundle dir,
+ *                              same retention; both buckets have a size limit
  *   subject  odeness.events.<id>  start/progress from workers (core NATS, lossy)
  */
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -29,6 +34,15 @@ export const BUNDLES_BUCKET = 'odeness-bundles';
 export const EVENT_SUBJECT_PREFIX = 'odeness.events.';
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 export const DEFAULT_MAX_DELIVER = 5;
+
+/** How long results and bundles stay in the buckets, and how large the buckets may grow. */
+export interface Retention {
+  ttlMs: number;
+  resultsMaxBytes: number;
+  bundlesMaxBytes: number;
+}
+
+export const DEFAULT_RETENTION: Retention = { ttlMs: 30 * 86_400_000, resultsMaxBytes: 2 ** 30, bundlesMaxBytes: 20 * 2 ** 30 };
 /** JetStream API calls: short, since every call that matters is retried (a request sent while the server restarts is lost). */
 const JS_TIMEOUT_MS = 4_000;
 
@@ -44,10 +58,10 @@ const ms2ns = (ms: number) => Math.round(ms * 1e6);
 
 /**
  * Create (or bind to) the stream, consumer, KV bucket and object store. The
- * coordinator passes its ack wait / max deliver and updates the consumer to
- * them; workers pass nothing and leave an existing consumer as it is.
+ * coordinator passes its ack wait and retention and updates the consumer and
+ * buckets to them; workers pass nothing and leave existing ones as they are.
  */
-export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; maxDeliver?: number } = {}): Promise<ClusterHandles> {
+export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; retention?: Retention } = {}): Promise<ClusterHandles> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
@@ -74,7 +88,7 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
       });
   }
   const ackWait = ms2ns(cfg.ackWaitMs ?? DEFAULT_ACK_WAIT_MS);
-  const maxDeliver = cfg.maxDeliver ?? DEFAULT_MAX_DELIVER;
+  const maxDeliver = -1; // enforced by workers from each message's own limit and delivery count
   let info = await jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
   if (!info) {
     info = await jsm.consumers
@@ -93,11 +107,21 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
         return again;
       });
   }
-  if ((cfg.ackWaitMs !== undefined || cfg.maxDeliver !== undefined) && (info.config.ack_wait !== ackWait || info.config.max_deliver !== maxDeliver)) {
+  if (cfg.ackWaitMs !== undefined && (info.config.ack_wait !== ackWait || info.config.max_deliver !== maxDeliver)) {
     await jsm.consumers.update(STREAM, CONSUMER, { ack_wait: ackWait, max_deliver: maxDeliver });
   }
-  const kv = await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File });
-  const os = await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File });
+  const r = cfg.retention ?? DEFAULT_RETENTION;
+  const kv = await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes: r.resultsMaxBytes });
+  const os = await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes: r.bundlesMaxBytes });
+  if (cfg.retention) {
+    // Buckets made earlier (or by an older odeness) get the coordinator's limits.
+    for (const [stream, maxBytes] of [[`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes], [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes]] as const) {
+      const si = await jsm.streams.info(stream);
+      if (si.config.max_age !== ms2ns(r.ttlMs) || si.config.max_bytes !== maxBytes) {
+        await jsm.streams.update(stream, { ...si.config, max_age: ms2ns(r.ttlMs), max_bytes: maxBytes });
+      }
+    }
+  }
   return { nc, js, jsm, kv, os };
 }
 

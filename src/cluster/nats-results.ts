@@ -1,77 +1,71 @@
 /**
- * The result protocol on the KV bucket: who may write a job's result of
- * record, and when a stored result replaces another.
+ * The result protocol on the KV bucket (key = job id): every write is a
+ * compare-and-set on the key's revision, so of two runs of one job the first
+ * `done` stays and the later one is refused (its bundle, named per run, is
+ * deleted by its worker). What a stored result may be replaced by:
+ *
+ *   nothing, a deleted key,
+ *   an unreadable entry, or an entry for another job   → anything (a forged or stale entry)
+ *   failed                                             → done; a failure of a later attempt
+ *   done                                               → nothing (first result wins)
  */
-import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { decodeJobMessage, decodeResultMessage, encode } from './codec.js';
-import { PROTOCOL_VERSION, type ResultMessage } from './protocol.js';
-import { CONSUMER, STREAM } from './nats-resources.js';
+import { canonicalJson } from '../study/plan.js';
+import type { Job } from '../study/types.js';
+import { decodeResultMessage, encode } from './codec.js';
+import type { ResultMessage } from './protocol.js';
+
+export function sameJob(a: Job, b: Job): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** The result stored under an entry, or undefined for a deleted key; throws on an unreadable one. */
+export function decodeEntry(e: KvEntry): ResultMessage | undefined {
+  if (e.operation !== 'PUT' || e.length === 0) return undefined;
+  return decodeResultMessage(e.value);
+}
+
+/** Whether the stored result `have` (of the same job) stays when `msg` is offered. */
+export function keepsStored(have: ResultMessage, msg: ResultMessage): boolean {
+  if (have.result.status === 'done') return true;
+  return msg.result.status === 'failed' && have.result.attempt >= msg.result.attempt && !have.exhausted;
+}
+
+/** A result of record for `job` already in the bucket (done, or failed at `attempt` or later), if any. */
+export function standingResult(entry: KvEntry | null, job: Job, attempt: number): ResultMessage | undefined {
+  if (!entry) return undefined;
+  let have: ResultMessage | undefined;
+  try {
+    have = decodeEntry(entry);
+  } catch {
+    return undefined;
+  }
+  if (!have || !sameJob(have.result.job, job)) return undefined;
+  return have.result.status === 'done' || have.result.attempt >= attempt ? have : undefined;
+}
 
 /**
- * Write a result to the bucket. A done result always goes in (every done
- * result of a job id is as good as any other); a failed one never replaces a
- * done result or a later attempt's failure (compare-and-set on the revision).
+ * Offer a result; returns 'stored', or 'kept' when the stored result stays
+ * (another run's done won). Retries lost races a few times, then throws.
  */
-export async function storeResult(kv: KV, msg: ResultMessage): Promise<void> {
+export async function storeResult(kv: KV, msg: ResultMessage): Promise<'stored' | 'kept'> {
   const id = msg.result.id;
   const data = encode(msg);
-  if (msg.result.status === 'done') {
-    await kv.put(id, data);
-    return;
-  }
   for (let tries = 0; ; tries++) {
     const entry = await kv.get(id);
     let have: ResultMessage | undefined;
     try {
       have = entry ? decodeEntry(entry) : undefined;
     } catch {
-      have = undefined;
+      have = undefined; // unreadable: replace it
     }
-    if (have && (have.result.status === 'done' || have.result.attempt > msg.result.attempt)) return;
+    if (have && sameJob(have.result.job, msg.result.job) && keepsStored(have, msg)) return 'kept';
     try {
       if (!entry || entry.operation !== 'PUT') await kv.create(id, data);
       else await kv.update(id, data, entry.revision);
-      return;
+      return 'stored';
     } catch (e) {
-      if (tries >= 5) throw e; // lost a race to another writer: look again
+      if (tries >= 8) throw e; // lost a race to another writer: look again
     }
   }
 }
-
-export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAM}.${CONSUMER}`;
-
-/**
- * JetStream gave up on a job (every delivery timed out: its workers died or
- * hung): store a failed result for it, so the coordinator (now or after a
- * restart) records it instead of waiting forever, and drop the message.
- * Workers handle this advisory (one per queue group): it is emitted when a
- * worker pulls, so some worker is always there to see it.
- */
-export async function recordGivenUp(h: { jsm: JetStreamManager; kv: KV }, advisory: { stream_seq: number; deliveries: number }, who: string): Promise<string | undefined> {
-  const stored = await h.jsm.streams.getMessage(STREAM, { seq: advisory.stream_seq }).catch(() => null);
-  if (!stored) return undefined;
-  let id: string | undefined;
-  try {
-    const { job, attempt } = decodeJobMessage(stored.data);
-    id = job.id;
-    const now = new Date().toISOString();
-    await storeResult(h.kv, {
-      v: PROTOCOL_VERSION,
-      result: {
-        id: job.id, job, status: 'failed', attempt, worker: who,
-        error: `delivered ${advisory.deliveries} times without a result (each worker died or stopped mid-job); rerun with --retry-failed`,
-        timings: { startedAt: now, finishedAt: now, ms: 0 },
-      },
-    });
-  } finally {
-    await h.jsm.streams.deleteMessage(STREAM, advisory.stream_seq).catch(() => undefined);
-  }
-  return id;
-}
-
-export function decodeEntry(e: KvEntry): ResultMessage | undefined {
-  if (e.operation !== 'PUT' || e.length === 0) return undefined;
-  return decodeResultMessage(e.value);
-}
-

@@ -1,32 +1,56 @@
 /**
- * `odeness worker`: pull jobs from the work queue and run each in a worker
- * thread (the same JobPool, hence the same runJob → executeJob, as local
- * runs). Per job: skip it if the result bucket already has its result; keep
- * the delivery alive with in-progress acks while it runs; upload the bundle;
- * store the result; then ack. A worker that dies before the ack leaves the job
- * to be redelivered to another worker after the ack wait.
+ * `odeness worker`: pull jobs from the work queue and run each in its own
+ * child process (process-pool.ts: a poison job cannot take other jobs down).
+ * Per delivery:
+ *   1. decode and check the message as untrusted input (job-checks.ts): a
+ *      refusal with a genuine job id becomes a failed result, anything else
+ *      is terminated and logged;
+ *   2. past its max deliveries (JetStream's delivery count, from the
+ *      message's own metadata) → a failed result, marked `exhausted`;
+ *   3. already answered in the result bucket → ack and skip;
+ *   4. run it; the delivery is extended (in-progress ack) only while the job
+ *      reports progress, so a stuck job is redelivered; every failure from
+ *      here on, start-up ones included (no temp dir), is a failed result;
+ *   5. upload the bundle under a per-run name, offer the result
+ *      (compare-and-set: the first done wins), then ack.
+ * A worker that dies before the ack leaves the job to be redelivered after
+ * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
+ * hands them back at once (nak).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { OdenessError } from '../errors.js';
-import type { JobProgress } from '../study/types.js';
-import { decodeJobMessage, decodeResultMessage, encode, packBundle } from './codec.js';
-import { PROTOCOL_VERSION, type EventMessage } from './protocol.js';
+import { describeError } from '../study/job.js';
+import { validateJob } from '../study/records.js';
+import type { Job, JobProgress, JobResult } from '../study/types.js';
+import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
+import { checkDatasetFiles, checkJobBounds, checkJobId, checkJobSignature, JobRefused, type DataRootOptions } from './job-checks.js';
+import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
-import { MAX_DELIVERIES_ADVISORY, recordGivenUp, storeResult } from './nats-results.js';
-import { defaultThreads, JobPool } from './pool.js';
+import { standingResult, storeResult } from './nats-results.js';
+import { defaultThreads } from './pool.js';
+import { ProcessPool } from './process-pool.js';
 
-export interface WorkerOptions extends NatsConnectOptions {
-  /** Jobs run at once, one worker thread each (default: one per core). */
+export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
+  /** Jobs run at once, one child process each (default: one per core). */
   concurrency?: number;
-  /** Abort to stop: running jobs are handed back to the queue (nak) and the worker exits. */
+  /** Abort to stop: running jobs are killed and handed back to the queue (nak), and the worker exits. */
   signal?: AbortSignal;
   log?: (level: 'info' | 'warn', message: string) => void;
   /** Called once the worker is connected and pulling. */
   onReady?: () => void;
+  /** Wall-clock limit of one job (default 6 h): past it the job is stopped and recorded as failed. */
+  jobTimeoutMs?: number;
+  /** A job that reports no progress for this long is no longer kept alive (default 120 s): it is redelivered after the ack wait. */
+  stallTimeoutMs?: number;
+  /** Run only jobs signed with this key (HMAC-SHA256; the coordinator's --job-key-file). */
+  jobKey?: Buffer;
+  /** Heap limit of each job process, MB. */
+  jobMemoryMb?: number;
 }
 
 export interface WorkerSummary {
@@ -38,10 +62,42 @@ export interface WorkerSummary {
   skipped: number;
   /** Jobs handed back unfinished at shutdown. */
   returned: number;
+  /** Messages refused (unreadable, unsigned, forged, out of bounds). */
+  refused: number;
 }
 
+export const DEFAULT_JOB_TIMEOUT_MS = 6 * 3600_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
+/** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
+const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
 const PULL_EXPIRES_MS = 2_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove job temp dirs left by workers of this host that no longer run (SIGKILL, power loss). */
+export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${JOB_TMP_PREFIX}(\\d+)-`).exec(name);
+    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).then(() => removed.push(name), () => undefined);
+  }
+  return removed;
+}
 
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const concurrency = opts.concurrency ?? defaultThreads();
@@ -50,6 +106,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const signal = opts.signal ?? new AbortController().signal;
   const where = describeNats(opts);
   const prefix = `nats/${hostname()}/${process.pid}`;
+  const jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
+  const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
 
   const nc = await connectNats({ ...opts, name: opts.name ?? `odeness worker ${hostname()}/${process.pid}` });
   let h: ClusterHandles;
@@ -61,18 +119,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     await nc.close().catch(() => undefined);
     throw e;
   }
-  const pool = new JobPool({ threads: concurrency, workerPrefix: prefix });
-  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0 };
-
-  const advisories = nc.subscribe(MAX_DELIVERIES_ADVISORY, {
-    queue: CONSUMER,
-    callback: (err, m) => {
-      if (err) return;
-      void recordGivenUp(h, m.json<{ stream_seq: number; deliveries: number }>(), `${prefix}/advisory`)
-        .then((id) => id && log('warn', `${id}: given up after too many deliveries; recorded as failed`))
-        .catch((e) => log('warn', `max-deliveries advisory: ${(e as Error).message}`));
-    },
-  });
+  for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+  const pool = new ProcessPool(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {});
+  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0 };
 
   void (async () => {
     for await (const s of nc.status()) {
@@ -103,77 +152,145 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     }
   };
 
+  const keep = { signal, forMs: 10 * 60_000, onRetry: (e: unknown) => log('warn', `NATS not answering (${(e as Error).message}); retrying`) };
+  const failure = (job: Job, attempt: number, error: string, started = Date.now()): JobResult => {
+    const end = Date.now();
+    return { id: job.id, job, status: 'failed', attempt, worker: `${prefix}/checks`, error, timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started } };
+  };
+  /** Store a failed result without running the job, then drop the message for good. */
+  const recordRefusal = async (m: JsMsg, msg: ResultMessage, what: string) => {
+    summary.refused++;
+    await retrying(`store result of ${msg.result.id}`, () => storeResult(h.kv, msg), keep);
+    log('warn', `${msg.result.id} failed in 0 ms (delivery ${m.info.deliveryCount}, ${what}): ${msg.result.error}`);
+    m.term();
+  };
+
+  /** A message this worker cannot run: another protocol version gets a failed result if its job can be named; the rest is dropped. */
+  const refuseUnreadable = async (m: JsMsg, e: MessageError): Promise<void> => {
+    if (e.version !== undefined) {
+      try {
+        const o = unpackRaw(m.data, 'job');
+        const job = validateJob(o.job);
+        checkJobId(job);
+        const attempt = Number.isInteger(o.attempt) && (o.attempt as number) >= 1 ? (o.attempt as number) : 1;
+        const error = `${e.message}: run coordinator and workers of the same odeness version`;
+        await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error) }, 'refused');
+        return;
+      } catch {
+        /* not even a job we can name */
+      }
+    }
+    summary.refused++;
+    log('warn', `dropping a job message (stream seq ${m.seq}): ${e.message}`);
+    m.term();
+  };
+
   const handle = async (m: JsMsg): Promise<void> => {
     let decoded;
     try {
       decoded = decodeJobMessage(m.data);
     } catch (e) {
-      log('warn', `dropping an unreadable job message (seq ${m.seq}): ${(e as Error).message}`);
-      m.term();
+      if (e instanceof MessageError) return refuseUnreadable(m, e);
+      throw e;
+    }
+    const { job, attempt, maxDeliver } = decoded;
+    const deliveries = m.info.deliveryCount;
+    try {
+      checkJobSignature(opts.jobKey, decoded);
+      checkJobId(job);
+      checkJobBounds(job);
+      await checkDatasetFiles(job, opts);
+    } catch (e) {
+      if (!(e instanceof JobRefused)) throw e;
+      if (!e.record) {
+        summary.refused++;
+        log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);
+        m.term();
+        return;
+      }
+      return recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, e.message) }, 'refused before running');
+    }
+    if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt)) {
+      summary.skipped++;
+      await m.ackAck().catch(() => false);
       return;
     }
-    const { job, attempt } = decoded;
-    const existing = await h.kv.get(job.id).catch(() => null);
-    if (existing && existing.operation === 'PUT' && existing.length > 0) {
-      try {
-        const r = decodeResultMessage(existing.value).result;
-        if (r.status === 'done' || r.attempt >= attempt) {
-          summary.skipped++;
-          await m.ackAck().catch(() => false);
-          return;
-        }
-      } catch {
-        /* unreadable old result: run the job again */
-      }
+    if (deliveries > maxDeliver) {
+      const error = `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); rerun with --retry-failed`;
+      await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error), exhausted: true }, 'given up after too many deliveries; recorded as failed');
+      return;
     }
+    await runDelivery(m, job, attempt, deliveries);
+  };
 
-    // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
-    const heartbeatMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
-    const heartbeat = setInterval(() => m.working(), heartbeatMs);
+  const runDelivery = async (m: JsMsg, job: Job, attempt: number, deliveries: number): Promise<void> => {
+    const run = randomBytes(8).toString('hex');
+    const worker = `${prefix}/${run.slice(0, 4)}`;
     const abort = new AbortController();
     const onStop = () => abort.abort();
-    signal.addEventListener('abort', onStop, { once: true });
-    const bundleDir = await mkdtemp(join(tmpdir(), 'odeness-job-'));
+    let lastProgress = Date.now();
     let lastEvent = 0;
+    let bundleDir: string | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    signal.addEventListener('abort', onStop, { once: true });
     try {
-      const result = await pool.run(job, attempt, bundleDir, {
-        signal: abort.signal,
-        onStart: (worker) => publishEvent({ kind: 'start', id: job.id, worker }),
-        onProgress: (worker, progress: JobProgress) => {
-          const now = Date.now();
-          if (now - lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
-          lastEvent = now;
-          publishEvent({ kind: 'progress', id: job.id, worker, progress });
-        },
-      }).catch((e) => {
-        if (abort.signal.aborted) return undefined;
-        throw e;
-      });
+      // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
+      const heartbeatMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
+      heartbeat = setInterval(() => {
+        if (Date.now() - lastProgress < stallTimeoutMs) m.working();
+      }, heartbeatMs);
+      let result: JobResult | undefined;
+      try {
+        bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
+      } catch (e) {
+        result = failure(job, attempt, `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR): ${describeError(e)}`);
+      }
+      if (!result) {
+        result = await pool.run(job, attempt, bundleDir!, worker, {
+          signal: abort.signal,
+          deadlineMs: jobTimeoutMs,
+          onStart: () => {
+            lastProgress = Date.now();
+            publishEvent({ kind: 'start', id: job.id, worker });
+          },
+          onProgress: (progress: JobProgress) => {
+            const now = Date.now();
+            lastProgress = now;
+            if (now - lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
+            lastEvent = now;
+            publishEvent({ kind: 'progress', id: job.id, worker, progress });
+          },
+        }).catch((e: Error) => {
+          if (e.name === 'AbortError') return undefined;
+          return failure(job, attempt, `job process failed: ${describeError(e)}`);
+        });
+      }
       if (!result) {
         summary.returned++;
         m.nak();
         return;
       }
-      const keep = { signal, forMs: 10 * 60_000, onRetry: (e: unknown) => log('warn', `${job.id}: NATS not answering (${(e as Error).message}); retrying`) };
+      let bundle: string | undefined;
       if (result.status === 'done') {
-        const bytes = await packBundle(bundleDir);
-        await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: job.id }, bytes), keep);
+        bundle = `${job.id}.${run}`;
+        const bytes = await packBundle(bundleDir!);
+        await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keep);
       }
-      await retrying(
-        `store result of ${job.id}`,
-        () => storeResult(h.kv, { v: PROTOCOL_VERSION, result, ...(result.status === 'done' ? { bundle: job.id } : {}) }),
-        keep,
-      );
+      const outcome = await retrying(`store result of ${job.id}`, () => storeResult(h.kv, { v: PROTOCOL_VERSION, result, ...(bundle ? { bundle } : {}) }), keep);
       summary.ran++;
       if (result.status === 'done') summary.done++;
       else summary.failed++;
-      log('info', `${job.id} ${result.status} in ${result.timings.ms} ms${result.error ? `: ${result.error}` : ''}`);
+      log('info', `${job.id} ${result.status} in ${result.timings.ms} ms (delivery ${deliveries})${result.error ? `: ${result.error}` : ''}`);
+      if (outcome === 'kept') {
+        log('info', `${job.id}: another run's result was stored first; this run's is dropped`);
+        if (bundle) await h.os.delete(bundle).catch(() => undefined);
+      }
       // If the ack is lost, the redelivery finds the stored result and is skipped.
       await retrying(`ack ${job.id}`, () => m.ackAck(), { forMs: 30_000 }).catch(() => undefined);
     } finally {
       clearInterval(heartbeat);
       signal.removeEventListener('abort', onStop);
-      await rm(bundleDir, { recursive: true, force: true });
+      if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
     }
   };
 
@@ -211,7 +328,6 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   try {
     await Promise.all(Array.from({ length: concurrency }, lane));
   } finally {
-    advisories.unsubscribe();
     await pool.close().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
   }

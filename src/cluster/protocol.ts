@@ -18,7 +18,7 @@ import { validateJob, validateResult } from '../study/records.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 
 /** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const jobSchema = z.unknown().transform((v, ctx): Job => {
   try {
@@ -53,14 +53,20 @@ export const JobMessageSchema = z.object({
   job: jobSchema,
   /** Which run of this job id this is (1 = first; `--retry-failed` counts up). */
   attempt,
+  /** Deliveries before a worker records the job as failed (the delivery count comes from JetStream's metadata). */
+  maxDeliver: z.number().int().min(1).max(1000),
+  /** HMAC-SHA256 (hex) over the rest of the message, with the key shared by coordinator and workers (optional). */
+  sig: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type JobMessage = z.infer<typeof JobMessageSchema>;
 
 export const ResultMessageSchema = z.object({
   v: version,
   result: resultSchema,
-  /** Object-store name of the bundle archive (done results only). */
-  bundle: z.string().min(1).max(200).optional(),
+  /** Object-store name of the bundle archive of a done result: `<id>.<run>`, one name per run. */
+  bundle: z.string().regex(/^[0-9a-f]{16}\.[0-9a-f]{16}$/).optional(),
+  /** Set on the failure a worker records when a job's deliveries ran out: a later genuine done supersedes it. */
+  exhausted: z.boolean().optional(),
 });
 export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
@@ -98,3 +104,18 @@ export type PoolTaskMessage = z.infer<typeof PoolTaskMessageSchema>;
 export const PoolControlMessageSchema = z.object({ kind: z.literal('cancel') });
 /** What the main thread posts to a running task on its port: stop at the next safe point. */
 export type PoolControlMessage = z.infer<typeof PoolControlMessageSchema>;
+
+/*
+ * Job processes (process-pool.ts ↔ workers/job-process.ts, node IPC with the
+ * `advanced` serialization): the worker sends one `run` at a time; the child
+ * answers `ready` once loaded, then `start`, `progress`…, and one `result`.
+ */
+export type ProcessControl = { kind: 'run'; job: Job; attempt: number; bundleDir: string; worker: string };
+
+export const ProcessReportSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('ready') }),
+  z.object({ kind: z.literal('start') }),
+  z.object({ kind: z.literal('progress'), progress: JobProgressSchema }),
+  z.object({ kind: z.literal('result'), result: resultSchema }),
+]);
+export type ProcessReport = z.input<typeof ProcessReportSchema>;

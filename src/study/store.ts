@@ -22,15 +22,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FileFormatError, OdenessError } from '../errors.js';
+import { FileFormatError } from '../errors.js';
+import { acquireLock, type DirLock } from './lock.js';
 import { validateResult } from './records.js';
 import { describeIssue, parseWith, PlanFileSchema, type PlanFile } from '../formats/index.js';
+
+export { LOCK_FILE, readLock, type LockInfo } from './lock.js';
 import type { Job, JobResult } from './types.js';
 
 export const RESULTS_FILE = 'results.jsonl';
 export const PLAN_FILE = 'plan.json';
 export const STATE_FILE = 'state.json';
-export const LOCK_FILE = '.lock';
 export const MODELS_DIR = 'models';
 const TMP_PREFIX = '.tmp-';
 
@@ -121,12 +123,6 @@ export interface StateFile {
   running: { id: string; worker: string; since: string }[];
 }
 
-export interface LockInfo {
-  pid: number;
-  host: string;
-  startedAt: string;
-}
-
 export interface ResultsRead {
   /** Final result per job id. */
   final: Map<string, JobResult>;
@@ -204,27 +200,6 @@ export function readState(dir: string): StateFile | undefined {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The lock holder if a live process on this host (or any process on another host) holds DIR. */
-export function readLock(dir: string): LockInfo | undefined {
-  let info: LockInfo;
-  try {
-    info = JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as LockInfo;
-  } catch {
-    return undefined;
-  }
-  if (info.host === hostname() && !pidAlive(info.pid)) return undefined;
-  return info;
-}
-
 async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, text);
@@ -252,6 +227,7 @@ export class ResultStore {
     readonly dir: string,
     private readonly fh: FileHandle,
     read: ResultsRead,
+    private readonly lock: DirLock,
   ) {
     this.final = read.final;
   }
@@ -259,7 +235,7 @@ export class ResultStore {
   /** Take the directory's lock, repair a torn last line, remove stale temp bundles. */
   static async open(dir: string): Promise<ResultStore> {
     await mkdir(join(dir, MODELS_DIR), { recursive: true });
-    await ResultStore.lock(dir);
+    const lock = await acquireLock(dir);
     try {
       const file = join(dir, RESULTS_FILE);
       const text = existsSync(file) ? await readFile(file, 'utf8') : '';
@@ -272,30 +248,11 @@ export class ResultStore {
       for (const name of await readdir(join(dir, MODELS_DIR))) {
         if (name.startsWith(TMP_PREFIX)) await rm(join(dir, MODELS_DIR, name), { recursive: true, force: true });
       }
-      return new ResultStore(dir, fh, read);
+      return new ResultStore(dir, fh, read, lock);
     } catch (e) {
-      await rm(join(dir, LOCK_FILE), { force: true });
+      await lock.release();
       throw e;
     }
-  }
-
-  private static async lock(dir: string): Promise<void> {
-    const file = join(dir, LOCK_FILE);
-    const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
-    for (let tries = 0; tries < 3; tries++) {
-      try {
-        await writeFile(file, JSON.stringify(info) + '\n', { flag: 'wx' });
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const holder = readLock(dir);
-      if (holder) {
-        throw new OdenessError(`${dir} is in use by another study run (pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); wait for it to finish or stop it`);
-      }
-      await rm(file, { force: true }); // stale: its process is gone
-    }
-    throw new OdenessError(`${dir}: could not take the lock file ${LOCK_FILE}`);
   }
 
   get modelsDir(): string {
@@ -376,6 +333,6 @@ export class ResultStore {
     this.closed = true;
     await this.fh.close();
     await rm(join(this.dir, STATE_FILE), { force: true });
-    await rm(join(this.dir, LOCK_FILE), { force: true });
+    await this.lock.release();
   }
 }

@@ -1,0 +1,172 @@
+/**
+ * A NATS worker treats every job message as untrusted input. Before anything
+ * is allocated or opened, a job must:
+ *   - carry the coordinator's signature, when the worker has a job key (HMAC-SHA256);
+ *   - have the content hash of its fields as its id;
+ *   - stay within the size and range bounds below;
+ *   - read files only under the worker's `--data-root` (regular files, size checked first).
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { OdenessError } from '../errors.js';
+import { parseDatasetSpec } from '../data/spec.js';
+import { parseFieldSpec } from '../models/spec.js';
+import { parseSolverSpec } from '../solvers/spec.js';
+import { canonicalJson, jobId } from '../study/plan.js';
+import type { Job } from '../study/types.js';
+import type { JobMessage } from './protocol.js';
+
+/** A job this worker will not run; `record` says whether a failed result is stored for it (its id is genuine). */
+export class JobRefused extends Error {
+  constructor(message: string, readonly record: boolean) {
+    super(message);
+  }
+}
+
+/** Bounds of what one job may ask for (checked before anything is allocated). */
+export const JOB_BOUNDS = {
+  iterations: 1_000_000,
+  batchSize: 65_536,
+  testSolvers: 64,
+  specLength: 1_000,
+  /** Steps of a fixed-step solve over the unit interval (h ≥ 1e-5). */
+  fixedSteps: 100_000,
+  /** Tolerance floor of adaptive solvers. */
+  minTolerance: 1e-12,
+  adaptiveMaxSteps: 1_000_000,
+  fieldWidth: 4_096,
+  fieldDepth: 16,
+  fieldChannels: 1_024,
+  datasetPoints: 1_000_000,
+  datasetDim: 10_000,
+} as const;
+
+function bound(what: string, v: number | undefined, max: number, min = 0): void {
+  if (v === undefined) return;
+  if (!Number.isFinite(v) || v < min || v > max) throw new JobRefused(`${what} ${v} is outside [${min}, ${max}]`, true);
+}
+
+function checkSolver(spec: string): void {
+  const s = parseSolverSpec(spec);
+  if (s.kind === 'fixed') {
+    bound(`solver ${spec}: steps`, s.steps ?? Math.ceil(1 / s.h!), JOB_BOUNDS.fixedSteps, 1);
+  } else {
+    bound(`solver ${spec}: rtol`, s.rtol, 1, JOB_BOUNDS.minTolerance);
+    bound(`solver ${spec}: atol`, s.atol, 1, JOB_BOUNDS.minTolerance);
+    bound(`solver ${spec}: maxSteps`, s.maxSteps, JOB_BOUNDS.adaptiveMaxSteps, 1);
+  }
+}
+
+/** Sizes and ranges of a job's fields; throws JobRefused naming the first one out of bounds. */
+export function checkJobBounds(job: Job): void {
+  for (const s of [job.dataset, job.field, job.trainSolver, ...job.testSolvers]) {
+    if (s.length > JOB_BOUNDS.specLength) throw new JobRefused(`a spec string of ${s.length} characters (at most ${JOB_BOUNDS.specLength})`, true);
+  }
+  bound('iterations', job.iterations, JOB_BOUNDS.iterations, 1);
+  bound('batchSize', job.batchSize, JOB_BOUNDS.batchSize, 1);
+  bound('testSolvers: count', job.testSolvers.length, JOB_BOUNDS.testSolvers);
+  if (!Number.isSafeInteger(job.seed)) throw new JobRefused(`seed ${job.seed} is not a safe integer`, true);
+  if (!(job.lr > 0 && job.lr <= 10)) throw new JobRefused(`lr ${job.lr} is outside (0, 10]`, true);
+  try {
+    for (const s of [job.trainSolver, ...job.testSolvers]) checkSolver(s);
+    const f = parseFieldSpec(job.field) as { width?: number; depth?: number; channels?: number };
+    bound('field width', f.width, JOB_BOUNDS.fieldWidth, 1);
+    bound('field depth', f.depth, JOB_BOUNDS.fieldDepth, 1);
+    bound('field channels', f.channels, JOB_BOUNDS.fieldChannels, 1);
+    const d = parseDatasetSpec(job.dataset) as { dim?: number; n?: number; testN?: number; limit?: number };
+    bound('dataset dim', d.dim, JOB_BOUNDS.datasetDim, 1);
+    for (const k of ['n', 'testN', 'limit'] as const) bound(`dataset ${k}`, d[k], JOB_BOUNDS.datasetPoints, 0);
+  } catch (e) {
+    if (e instanceof JobRefused) throw e;
+    throw new JobRefused((e as Error).message, true);
+  }
+}
+
+/** The id must be the content hash of the job: a job cannot pose as another. */
+export function checkJobId(job: Job): void {
+  const want = jobId(job);
+  if (job.id !== want) throw new JobRefused(`job id ${job.id} is not the content hash of the job (${want})`, false);
+}
+
+export interface DataRootOptions {
+  /** Directory file datasets must lie under; without it, jobs reading files are refused. */
+  dataRoot?: string;
+  /** Largest dataset file accepted (bytes). */
+  maxDatasetBytes?: number;
+}
+
+export const DEFAULT_MAX_DATASET_BYTES = 2 ** 30;
+
+async function checkFile(p: string, maxBytes: number): Promise<void> {
+  const s = await stat(p);
+  if (!s.isFile()) throw new JobRefused(`dataset path ${p} is not a regular file`, true);
+  if (s.size > maxBytes) throw new JobRefused(`dataset file ${p} has ${s.size} bytes, more than the ${maxBytes} this worker accepts (--max-dataset-mb)`, true);
+}
+
+/**
+ * File datasets only under the data root (after resolving symbolic links),
+ * regular files only, each no larger than the limit — checked with stat,
+ * before anything is read.
+ */
+export async function checkDatasetFiles(job: Job, opts: DataRootOptions): Promise<void> {
+  const spec = parseDatasetSpec(job.dataset);
+  if (spec.kind !== 'json' && spec.kind !== 'cifar10') return;
+  const given = spec.kind === 'json' ? spec.file : spec.dir;
+  if (opts.dataRoot === undefined) {
+    throw new JobRefused(`dataset ${job.dataset} reads files, and this worker was started without --data-root`, true);
+  }
+  const root = await realpath(opts.dataRoot);
+  let real: string;
+  try {
+    real = await realpath(resolve(root, given));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      const lexical = resolve(root, given);
+      const rel = relative(root, lexical);
+      if (rel.startsWith('..') || isAbsolute(rel)) throw new JobRefused(`dataset path ${given} is outside this worker's --data-root`, true);
+      throw new JobRefused(`${given}: file not found`, true);
+    }
+    throw new JobRefused(`dataset path ${given}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, true);
+  }
+  const rel = relative(root, real);
+  if (rel.startsWith('..') || isAbsolute(rel)) throw new JobRefused(`dataset path ${given} is outside this worker's --data-root`, true);
+  const maxBytes = opts.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES;
+  if (spec.kind === 'json') return checkFile(real, maxBytes);
+  const s = await stat(real);
+  if (!s.isDirectory()) throw new JobRefused(`dataset path ${given} is not a directory`, true);
+  for (const e of await readdir(real, { withFileTypes: true })) {
+    if (!e.isDirectory()) await checkFile(join(real, e.name), maxBytes);
+  }
+}
+
+/** The bytes a job message is signed over: everything but the signature, canonically. */
+function signedText(m: Omit<JobMessage, 'sig'>): string {
+  const { sig: _ignored, ...rest } = m as JobMessage;
+  return canonicalJson(rest);
+}
+
+export function signJob(key: Buffer, m: Omit<JobMessage, 'sig'>): string {
+  return createHmac('sha256', key).update(signedText(m)).digest('hex');
+}
+
+export function checkJobSignature(key: Buffer | undefined, m: JobMessage): void {
+  if (!key) return;
+  if (m.sig === undefined) throw new JobRefused('the job message is not signed, and this worker requires signed jobs (--job-key-file)', false);
+  const want = Buffer.from(signJob(key, m), 'hex');
+  const got = Buffer.from(m.sig, 'hex');
+  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false);
+}
+
+/** Read a shared job key file (at least 16 bytes; surrounding whitespace ignored). */
+export function readKeyFile(flag: string, file: string): Buffer {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new OdenessError(`${flag} ${file}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (Buffer.byteLength(text) < 16) throw new OdenessError(`${flag} ${file}: the key must be at least 16 characters`);
+  return Buffer.from(text);
+}

@@ -1,0 +1,181 @@
+/**
+ * Jobs in child processes, one job per process at a time: what a NATS worker
+ * runs its (untrusted) jobs in. A worker thread cannot contain a V8 fatal
+ * error — `scripts/poison-isolation.mjs` grows an array past V8's limit
+ * ("Fatal JavaScript invalid size error"): inside a worker thread with
+ * resourceLimits the whole process died (exit 133), inside a child process
+ * only the child did (SIGTRAP) — so here a poison job takes down its own
+ * process and nothing else, and becomes a failed result. Processes are
+ * reused across jobs; one that dies is replaced for the next job. A running
+ * job can be stopped at once (SIGKILL: safe for a process, unlike
+ * terminating a thread that runs onnxruntime), for shutdown or its deadline.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { dirname, extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeError } from '../study/job.js';
+import type { Job, JobProgress, JobResult } from '../study/types.js';
+import { ProcessReportSchema, type ProcessControl } from './protocol.js';
+
+/** `workers/job-process.ts` under tsx, `dist/workers/job-process.js` compiled (see poolWorkerFile). */
+export function jobProcessFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return resolve(dirname(here), '..', '..', 'workers', `job-process${extname(here)}`);
+}
+
+export interface ProcessRunHooks {
+  onStart?: () => void;
+  onProgress?: (p: JobProgress) => void;
+  /** Abort to stop the job now (its process is killed); `run` then rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Wall-clock limit of the job; past it the process is killed and the job fails. */
+  deadlineMs?: number;
+}
+
+export interface ProcessPoolOptions {
+  /** Heap limit of each job process (node's --max-old-space-size), MB. */
+  memoryMb?: number;
+  /** Environment of the job processes (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Kept of a job process's stderr, for the failure message when it dies. */
+const STDERR_TAIL = 4096;
+const START_TIMEOUT_MS = 120_000;
+
+export function abortError(): Error {
+  const e = new Error('the job was cancelled');
+  e.name = 'AbortError';
+  return e;
+}
+
+class JobProcess {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderrTail = '';
+  alive = true;
+
+  constructor(opts: ProcessPoolOptions) {
+    this.child = fork(jobProcessFile(), [], {
+      execArgv: [...process.execArgv, ...(opts.memoryMb ? [`--max-old-space-size=${opts.memoryMb}`] : [])],
+      env: opts.env ?? process.env,
+      serialization: 'advanced', // typed arrays in metrics survive
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
+    this.child.stderr!.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      this.stderrTail = (this.stderrTail + d.toString()).slice(-STDERR_TAIL);
+    });
+    this.exited = new Promise((res) => this.child.once('exit', (code, signal) => ((this.alive = false), res({ code, signal }))));
+    this.ready = new Promise((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`job process did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const onMessage = (m: unknown) => {
+        if ((m as { kind?: string })?.kind !== 'ready') return;
+        clearTimeout(timer);
+        this.child.off('message', onMessage);
+        res();
+      };
+      this.child.on('message', onMessage);
+      void this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        rej(new Error(`job process exited during start-up (${signal ?? `exit code ${code}`}): ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}`));
+      });
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  send(m: ProcessControl): void {
+    this.child.send(m);
+  }
+
+  async kill(): Promise<void> {
+    if (this.alive) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** At most `slots` jobs at once, each in its own child process. */
+export class ProcessPool {
+  private readonly idle: JobProcess[] = [];
+  private readonly all = new Set<JobProcess>();
+  private closed = false;
+
+  constructor(private readonly opts: ProcessPoolOptions = {}) {}
+
+  /**
+   * Run one job in a child process. Whatever happens inside it — an
+   * exception, a V8 abort, the deadline — ends as a JobResult; only
+   * `signal` makes this reject (AbortError).
+   */
+  async run(job: Job, attempt: number, bundleDir: string, worker: string, hooks: ProcessRunHooks = {}): Promise<JobResult> {
+    if (this.closed) throw new Error('ProcessPool is closed');
+    if (hooks.signal?.aborted) throw abortError();
+    const started = Date.now();
+    const failed = (error: string): JobResult => {
+      const end = Date.now();
+      return { id: job.id, job, status: 'failed', attempt, worker, error, timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started } };
+    };
+    const proc = this.idle.pop() ?? this.spawn();
+    let keep = false;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      const outcome = await new Promise<{ result: JobResult } | { died: string } | { aborted: true } | { deadline: true }>((res) => {
+        proc.ready.then(
+          () => {
+            if (!proc.alive) return;
+            proc.child.on('message', (raw: unknown) => {
+              const m = ProcessReportSchema.safeParse(raw);
+              if (!m.success) return;
+              if (m.data.kind === 'start') hooks.onStart?.();
+              else if (m.data.kind === 'progress') hooks.onProgress?.(m.data.progress);
+              else if (m.data.kind === 'result') res({ result: m.data.result });
+            });
+            proc.send({ kind: 'run', job, attempt, bundleDir, worker });
+          },
+          (e: Error) => res({ died: e.message }),
+        );
+        void proc.exited.then(({ code, signal }) => {
+          const why = proc.stderrTail.split('\n').map((l) => l.trim()).filter((l) => /fatal|error|abort/i.test(l)).slice(-2).join(' | ');
+          res({ died: `job process died (${signal ? `signal ${signal}` : `exit code ${code}`})${why ? `: ${why}` : ''}` });
+        });
+        onAbort = () => res({ aborted: true });
+        hooks.signal?.addEventListener('abort', onAbort, { once: true });
+        if (hooks.deadlineMs !== undefined) timer = setTimeout(() => res({ deadline: true }), hooks.deadlineMs);
+      });
+      if ('aborted' in outcome) throw abortError();
+      if ('deadline' in outcome) return failed(`stopped after the per-job deadline of ${Math.round(hooks.deadlineMs! / 1000)} s (worker --job-timeout)`);
+      if ('died' in outcome) return failed(outcome.died);
+      keep = true;
+      return outcome.result;
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') throw e;
+      return failed(`job process failed: ${describeError(e)}`);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) hooks.signal?.removeEventListener('abort', onAbort);
+      proc.child.removeAllListeners('message');
+      if (keep && proc.alive && !this.closed) this.idle.push(proc);
+      else await this.retire(proc);
+    }
+  }
+
+  private spawn(): JobProcess {
+    const p = new JobProcess(this.opts);
+    this.all.add(p);
+    return p;
+  }
+
+  private async retire(p: JobProcess): Promise<void> {
+    this.all.delete(p);
+    await p.kill();
+  }
+
+  /** Kill every job process (running jobs included). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.idle.length = 0;
+    await Promise.all([...this.all].map((p) => this.retire(p)));
+  }
+}

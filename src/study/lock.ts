@@ -1,0 +1,145 @@
+/**
+ * The exclusive lock of a study output directory: DIR/.lock names the run
+ * holding it (pid, host, start time).
+ *
+ * Taking it is atomic: the holder's record is written in full to a private
+ * file, which is then hard-linked to `.lock` — link() fails if `.lock`
+ * exists, so of any number of simultaneous runs exactly one wins, and a
+ * `.lock` is never seen half-written. A lock is judged stale only when its
+ * record names a process of this host that no longer runs; it is broken by
+ * renaming it aside and checking that the renamed file is the very file
+ * (same inode) that was judged stale — had a fresh lock replaced it in
+ * between, that one is put back. A run releases only its own lock (same
+ * inode).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { link, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { OdenessError } from '../errors.js';
+
+export const LOCK_FILE = '.lock';
+
+export interface LockInfo {
+  pid: number;
+  host: string;
+  startedAt: string;
+}
+
+export interface DirLock {
+  readonly file: string;
+  /** Remove the lock if it is still this run's. */
+  release(): Promise<void>;
+}
+
+/** Lock records unreadable for longer than this are left over from a crash mid-write by an older odeness. */
+const UNREADABLE_STALE_MS = 10_000;
+const TRIES = 8;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function parseLock(text: string): LockInfo | undefined {
+  try {
+    const v = JSON.parse(text) as LockInfo;
+    return Number.isInteger(v.pid) && typeof v.host === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const isLive = (info: LockInfo): boolean => info.host !== hostname() || pidAlive(info.pid);
+
+/** The lock holder if a live process on this host (or any process on another host) holds DIR. */
+export function readLock(dir: string): LockInfo | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, LOCK_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const info = parseLock(text);
+  return info && isLive(info) ? info : undefined;
+}
+
+const tempName = (file: string, what: string) => `${file}.${what}.${process.pid}.${randomBytes(6).toString('hex')}`;
+
+const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/** Read the current lock file with its identity; undefined if there is none. */
+async function inspect(file: string): Promise<{ ino: number; dev: number; mtimeMs: number; info?: LockInfo } | undefined> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    if (code(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const st = await fh.stat();
+    const info = parseLock(await fh.readFile('utf8'));
+    return { ino: st.ino, dev: st.dev, mtimeMs: st.mtimeMs, ...(info ? { info } : {}) };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Move a stale lock aside, if it is still the file judged stale; puts back a fresh lock moved by mistake. */
+async function breakStale(file: string, judged: { ino: number; dev: number }): Promise<void> {
+  const grave = tempName(file, 'stale');
+  try {
+    await rename(file, grave);
+  } catch (e) {
+    if (code(e) === 'ENOENT') return; // someone else broke it
+    throw e;
+  }
+  const st = await stat(grave);
+  if (st.ino !== judged.ino || st.dev !== judged.dev) {
+    // A fresh lock took the stale one's place before the rename: restore it (unless yet another run got in).
+    await link(grave, file).catch(() => undefined);
+  }
+  await unlink(grave).catch(() => undefined);
+}
+
+export async function acquireLock(dir: string): Promise<DirLock> {
+  const file = join(dir, LOCK_FILE);
+  const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+  for (let tries = 0; tries < TRIES; tries++) {
+    const mine = tempName(file, 'new');
+    await writeFile(mine, JSON.stringify(info) + '\n', { flag: 'wx' });
+    try {
+      await link(mine, file);
+      const { ino, dev } = await stat(mine);
+      return {
+        file,
+        release: async () => {
+          const now = await stat(file).catch(() => undefined);
+          if (now && now.ino === ino && now.dev === dev) await unlink(file).catch(() => undefined);
+        },
+      };
+    } catch (e) {
+      if (code(e) !== 'EEXIST') throw e;
+    } finally {
+      await unlink(mine).catch(() => undefined);
+    }
+    const holder = await inspect(file);
+    if (!holder) continue; // released meanwhile
+    if (holder.info ? isLive(holder.info) : Date.now() - holder.mtimeMs < UNREADABLE_STALE_MS) {
+      const h = holder.info;
+      throw new OdenessError(
+        h
+          ? `${dir} is in use by another study run (pid ${h.pid} on ${h.host}, since ${h.startedAt}); wait for it to finish or stop it`
+          : `${dir} is in use by another study run (its lock file ${LOCK_FILE} is being written); wait for it to finish or stop it`,
+      );
+    }
+    await breakStale(file, holder);
+  }
+  throw new OdenessError(`${dir}: could not take the lock file ${LOCK_FILE}`);
+}
