@@ -4,8 +4,9 @@
  * `done` stays and the later one is refused (its bundle, named per run, is
  * deleted by its worker). What a stored result may be replaced by:
  *
- *   nothing, a deleted key,
- *   an unreadable entry, or an entry for another job   → anything (a forged or stale entry)
+ *   nothing, a deleted key, an unreadable entry,
+ *   an entry for another job or naming another
+ *   job's bundle                                       → anything (a forged or stale entry)
  *   failed                                             → done; a failure of a later attempt
  *   done                                               → nothing (first result wins)
  */
@@ -25,6 +26,11 @@ export function decodeEntry(e: KvEntry): ResultMessage | undefined {
   return decodeResultMessage(e.value);
 }
 
+/** Whether a stored result can be the result of record of `job`: the same job, and a done one names a bundle of that job's runs. */
+export function answers(have: ResultMessage, job: Job): boolean {
+  return sameJob(have.result.job, job) && have.result.id === job.id && (have.result.status === 'failed' || !!have.bundle?.startsWith(`${job.id}.`));
+}
+
 /** Whether the stored result `have` (of the same job) stays when `msg` is offered. */
 export function keepsStored(have: ResultMessage, msg: ResultMessage): boolean {
   if (have.result.status === 'done') return true;
@@ -40,7 +46,7 @@ export function standingResult(entry: KvEntry | null, job: Job, attempt: number)
   } catch {
     return undefined;
   }
-  if (!have || !sameJob(have.result.job, job)) return undefined;
+  if (!have || !answers(have, job)) return undefined;
   return have.result.status === 'done' || have.result.attempt >= attempt ? have : undefined;
 }
 
@@ -59,7 +65,7 @@ export async function storeResult(kv: KV, msg: ResultMessage): Promise<'stored' 
     } catch {
       have = undefined; // unreadable: replace it
     }
-    if (have && sameJob(have.result.job, msg.result.job) && keepsStored(have, msg)) return 'kept';
+    if (have && answers(have, msg.result.job) && keepsStored(have, msg)) return 'kept';
     try {
       if (!entry || entry.operation !== 'PUT') await kv.create(id, data);
       else await kv.update(id, data, entry.revision);
