@@ -14,6 +14,68 @@ test('maskUrl hides users, passwords and tokens', (t) => {
   t.is(maskUrl('host:4222'), 'host:4222');
   t.is(maskUrl('nats://host:4222'), 'nats://host:4222');
   t.is(maskUrl('nats://a:b@h1:4222,nats://a:b@h2:4222'), 'nats://***@h1:4222,nats://***@h2:4222');
+  // Everything up to the last @: tokens and passwords holding '/', ':' or '@' are masked whole.
+  t.is(maskUrl('nats://ab/cd+ef==@host:4222'), 'nats://***@host:4222');
+  t.is(maskUrl('nats://alice:p@ss/w:rd@host'), 'nats://***@host');
+  t.is(maskUrl('ab/cd@host:4222'), '***@host:4222');
+});
+
+const SLASH_TOKEN = 'ab/cd+ef==';
+
+test.serial('a token holding "/" works in the URL, and is never printed: not when connected, not when the server is gone', async (t) => {
+  t.timeout(60_000);
+  const nats = await startNats({ config: `authorization { token: "${SLASH_TOKEN}" }\n` });
+  const url = `nats://${SLASH_TOKEN}@127.0.0.1:${nats.port}`;
+  const w = cli(['worker', '--nats', url, '--concurrency', '1']);
+  try {
+    await w.waitFor(/pulling from nats:\/\/\*\*\*@127\.0\.0\.1:\d+ \(credentials in URL\)/);
+  } finally {
+    w.kill('SIGTERM');
+    await w.exited;
+    await nats.stop();
+  }
+  const gone = await cliResult(['worker', '--nats', url]);
+  t.is(gone.code, 1);
+  t.regex(gone.err, new RegExp(`cannot connect to NATS at nats://\\*\\*\\*@127\\.0\\.0\\.1:${nats.port} \\(credentials in URL\\): connection refused`));
+  for (const text of [w.out(), w.err(), gone.out, gone.err]) {
+    t.false(text.includes(SLASH_TOKEN), 'the token appears nowhere');
+    t.false(text.includes('cd+ef'), 'no part of the token appears');
+  }
+});
+
+test.serial('--password-file and --token-file keep secrets out of ps; credentials over plain nats:// draw a warning; --help says so', async (t) => {
+  t.timeout(60_000);
+  const dir = tempDir();
+  writeFileSync(join(dir, 'pw'), `${SECRET}\n`);
+  writeFileSync(join(dir, 'tok'), `${SLASH_TOKEN}\n`);
+  const users = await startNats({ config: `authorization { users = [ { user: alice, password: "${SECRET}" } ] }\n` });
+  const tokens = await startNats({ config: `authorization { token: "${SLASH_TOKEN}" }\n` });
+  const procs = [
+    cli(['worker', '--nats', users.url, '--user', 'alice', '--password-file', join(dir, 'pw'), '--concurrency', '1']),
+    cli(['worker', '--nats', tokens.url, '--token-file', join(dir, 'tok'), '--concurrency', '1']),
+  ];
+  try {
+    await procs[0]!.waitFor(/pulling from nats:\/\/127\.0\.0\.1:\d+ \(user alice\)/);
+    await procs[1]!.waitFor(/pulling from nats:\/\/127\.0\.0\.1:\d+ \(token auth\)/);
+    for (const p of procs) {
+      t.regex(p.err(), /warning: credentials for nats:\/\/127\.0\.0\.1:\d+ go over plain nats:\/\/ \(not encrypted\)/);
+      t.false(p.err().includes(SECRET) || p.err().includes(SLASH_TOKEN));
+    }
+  } finally {
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.exited));
+    await users.stop();
+    await tokens.stop();
+  }
+  const help = await cliResult(['worker', '--help']);
+  t.regex(help.out.replace(/\s+/g, ' '), /ps shows arguments to every user, not environment variables: prefer NATS_PASSWORD or --password-file/);
+  const missing = await cliResult(['worker', '--nats', 'nats://127.0.0.1:1', '--token-file', join(dir, 'nope')]);
+  t.is(missing.code, 1);
+  t.regex(missing.err, /--token-file .*nope: cannot read the file \(ENOENT\)/);
+  writeFileSync(join(dir, 'bad.creds'), 'not a creds file\n');
+  const badCreds = await cliResult(['worker', '--nats', 'nats://127.0.0.1:1', '--creds', join(dir, 'bad.creds')]);
+  t.is(badCreds.code, 1);
+  t.regex(badCreds.err, /--creds .*bad\.creds: not a NATS credentials file \(expected a user JWT and an nkey seed, as nsc writes them\)/);
 });
 
 test('wrong credentials are refused and said so; right ones work; secrets are never printed', async (t) => {
@@ -62,7 +124,11 @@ test('an unreachable NATS URL fails fast with a clear, masked message, before to
   // Refused at once: well under the 5 s connect timeout on top of the CLI's own start-up.
   for (const r of [run, work]) t.true(r.ms < startup + 4000, `failed after ${r.ms} ms; a bare CLI start-up took ${startup} ms`);
   t.is(run.code, 1);
-  t.is(run.err, `odeness: error: cannot connect to NATS at nats://***@127.0.0.1:${port} (credentials in URL): connection refused (is nats-server running there, started with -js?)\n`);
+  t.is(run.err, [
+    `warning: credentials for nats://***@127.0.0.1:${port} go over plain nats:// (not encrypted): use tls:// with --tls-ca, or --creds (nkey signatures, no password on the wire)`,
+    `odeness: error: cannot connect to NATS at nats://***@127.0.0.1:${port} (credentials in URL): connection refused (is nats-server running there, started with -js?)`,
+    '',
+  ].join('\n'));
   t.false(existsSync(join(dir, 'out')));
   t.is(work.code, 1);
   t.regex(work.err, new RegExp(`cannot connect to NATS at 127\\.0\\.0\\.1:${port} \\(token auth\\): connection refused`));
