@@ -118,7 +118,7 @@ test.serial('deliveries exhausted while the first run is only stalled: the failu
   const dir0 = tempDir();
   const file = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 2000 }));
   const [id] = planStudy(file).jobs.map((j) => j.id);
-  const workers = { args: ['--stall-timeout', '1'], env: { ODENESS_TEST_STALL_JOB: `${id}:2500` } };
+  const workers = { args: ['--stall-timeout', '1'], env: { ODENESS_TEST_STALL_JOB: `${id}:2000` } };
   await withCluster(t, { workers }, async ({ dir, a, b, coordinator }) => {
     const out = join(dir, 'out');
     const c = coordinator(file, out, ['--ack-wait', '1', '--max-deliver', '1']);

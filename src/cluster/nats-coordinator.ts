@@ -86,7 +86,7 @@ export class NatsTransport implements Transport {
     const maxDeliver = this.opts.maxDeliver ?? DEFAULT_MAX_DELIVER;
     const ackWaitMs = this.opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     /** How long an exhausted-deliveries failure waits for silence from workers before it is recorded. */
-    const exhaustedGraceMs = Math.max(5_000, 3 * ackWaitMs);
+    const exhaustedGraceMs = Math.max(10_000, 3 * ackWaitMs);
     const wanted = new Map<string, Wanted>(jobs.map((p) => [p.job.id, { job: p.job, attempt: p.attempt }]));
     const busy = new Set<string>();
     const lastEventAt = new Map<string, number>();

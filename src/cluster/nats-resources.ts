@@ -111,8 +111,14 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
     await jsm.consumers.update(STREAM, CONSUMER, { ack_wait: ackWait, max_deliver: maxDeliver });
   }
   const r = cfg.retention ?? DEFAULT_RETENTION;
-  const kv = await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes: r.resultsMaxBytes });
-  const os = await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes: r.bundlesMaxBytes });
+  // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
+  const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
+  const kv = !cfg.retention && (await exists(`KV_${RESULTS_BUCKET}`))
+    ? await new Kvm(js).open(RESULTS_BUCKET)
+    : await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes: r.resultsMaxBytes });
+  const os = !cfg.retention && (await exists(`OBJ_${BUNDLES_BUCKET}`))
+    ? await new Objm(js).open(BUNDLES_BUCKET)
+    : await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes: r.bundlesMaxBytes });
   if (cfg.retention) {
     // Buckets made earlier (or by an older odeness) get the coordinator's limits.
     for (const [stream, maxBytes] of [[`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes], [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes]] as const) {
@@ -123,6 +129,11 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
     }
   }
   return { nc, js, jsm, kv, os };
+}
+
+/** A request the server refused for lack of permissions (a least-privilege account). */
+export function isPermissionError(e: unknown): boolean {
+  return /permission|authorization/i.test(`${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { cause?: Error })?.cause?.message ?? '')}`);
 }
 
 /** Retry an operation that may fail while the server restarts; gives up after `forMs`. */

@@ -30,7 +30,7 @@ import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from '.
 import { checkDatasetFiles, checkJobBounds, checkJobId, checkJobSignature, JobRefused, type DataRootOptions } from './job-checks.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
-import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
+import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
 import { defaultThreads } from './pool.js';
 import { ProcessPool } from './process-pool.js';
@@ -113,7 +113,18 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   let h: ClusterHandles;
   let consumer: Consumer;
   try {
-    h = await openCluster(nc, where);
+    for (let warned = false; ; ) {
+      try {
+        h = await openCluster(nc, where);
+        break;
+      } catch (e) {
+        // A least-privilege worker cannot create the stream and buckets: the first coordinator does.
+        if (!isPermissionError(e) || signal.aborted) throw e;
+        if (!warned) log('info', `waiting for a coordinator to create the cluster's stream and buckets (this worker may not: ${(e as Error).message})`);
+        warned = true;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     consumer = await h.js.consumers.get(STREAM, CONSUMER);
   } catch (e) {
     await nc.close().catch(() => undefined);
@@ -239,6 +250,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       heartbeat = setInterval(() => {
         if (Date.now() - lastProgress < stallTimeoutMs) m.working();
       }, heartbeatMs);
+      publishEvent({ kind: 'start', id: job.id, worker });
       let result: JobResult | undefined;
       try {
         bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));

@@ -27,6 +27,12 @@ export interface ClusterOptions {
   /** Extra `odeness worker` arguments and environment for both workers, or per worker ([a, b]). */
   workers?: WorkerSetup | [WorkerSetup, WorkerSetup];
   natsConfig?: string;
+  /** Environment of nats-server (variables its config refers to). */
+  natsEnv?: NodeJS.ProcessEnv;
+  /** What the workers print once ready (default: `pulling from`). */
+  waitFor?: RegExp;
+  /** Extra arguments of every coordinator (e.g. credentials). */
+  coordinatorArgs?: string[];
 }
 
 export interface WorkerSetup {
@@ -45,18 +51,18 @@ export async function stopAll(procs: Proc[]): Promise<void> {
 
 /** Run `body` against nats + two workers; everything is stopped afterwards, pass or fail. */
 export async function withCluster(t: ExecutionContext, opts: ClusterOptions, body: (c: Cluster) => Promise<void>): Promise<void> {
-  const nats = await startNats(opts.natsConfig !== undefined ? { config: opts.natsConfig } : {});
+  const nats = await startNats({ ...(opts.natsConfig !== undefined ? { config: opts.natsConfig } : {}), ...(opts.natsEnv ? { env: opts.natsEnv } : {}) });
   const dir = tempDir();
   const procs: Proc[] = [];
   const setup = (i: number): WorkerSetup => (Array.isArray(opts.workers) ? opts.workers[i]! : (opts.workers ?? {}));
   try {
     const [a, b] = [0, 1].map((i) => worker(nats.url, setup(i).args, setup(i).env)) as [Proc, Proc];
     procs.push(a, b);
-    await Promise.all([a.waitFor(/pulling from/), b.waitFor(/pulling from/)]);
+    await Promise.all([a.waitFor(opts.waitFor ?? /pulling from/), b.waitFor(opts.waitFor ?? /pulling from/)]);
     await body({
       nats, dir, a, b,
       coordinator: (file, out, extra = [], env) => {
-        const p = cli(['study', 'run', file, '--out', out, '--nats', nats.url, '--json', ...extra], env);
+        const p = cli(['study', 'run', file, '--out', out, '--nats', nats.url, '--json', ...(opts.coordinatorArgs ?? []), ...extra], env);
         procs.push(p);
         return p;
       },

@@ -144,7 +144,7 @@ export function requirePrerequisite(command: string): void {
 }
 
 /** nats-server with JetStream on a free port; `config` (nats-server conf text) for auth tests. */
-export async function startNats(opts: { config?: string } = {}): Promise<NatsServer> {
+export async function startNats(opts: { config?: string; env?: NodeJS.ProcessEnv } = {}): Promise<NatsServer> {
   requirePrerequisite('nats-server');
   const port = await freePort();
   const storeDir = tempDir('odeness-nats-');
@@ -152,7 +152,7 @@ export async function startNats(opts: { config?: string } = {}): Promise<NatsSer
   if (opts.config !== undefined) args = [...args, '-c', writeStudy(storeDir, 'server.conf', opts.config)];
   let proc: Proc | undefined;
   const start = async () => {
-    proc = spawnProc('nats-server', args);
+    proc = spawnProc('nats-server', args, opts.env ? { env: opts.env } : {});
     const until = Date.now() + 10_000;
     while (!(await portOpen(port))) {
       if (Date.now() > until) throw new Error(`nats-server did not start on ${port}: ${proc.err()}`);
