@@ -26,7 +26,7 @@ test.serial('a token holding "/" works in the URL, and is never printed: not whe
   t.timeout(60_000);
   const nats = await startNats({ config: `authorization { token: "${SLASH_TOKEN}" }\n` });
   const url = `nats://${SLASH_TOKEN}@127.0.0.1:${nats.port}`;
-  const w = cli(['worker', '--nats', url, '--concurrency', '1']);
+  const w = cli(['worker', '--nats', url, '--workers', '1']);
   try {
     await w.waitFor(/pulling from nats:\/\/\*\*\*@127\.0\.0\.1:\d+ \(credentials in URL\)/);
   } finally {
@@ -51,8 +51,8 @@ test.serial('--password-file and --token-file keep secrets out of ps; credential
   const users = await startNats({ config: `authorization { users = [ { user: alice, password: "${SECRET}" } ] }\n` });
   const tokens = await startNats({ config: `authorization { token: "${SLASH_TOKEN}" }\n` });
   const procs = [
-    cli(['worker', '--nats', users.url, '--user', 'alice', '--password-file', join(dir, 'pw'), '--concurrency', '1']),
-    cli(['worker', '--nats', tokens.url, '--token-file', join(dir, 'tok'), '--concurrency', '1']),
+    cli(['worker', '--nats', users.url, '--user', 'alice', '--password-file', join(dir, 'pw'), '--workers', '1']),
+    cli(['worker', '--nats', tokens.url, '--token-file', join(dir, 'tok'), '--workers', '1']),
   ];
   try {
     await procs[0]!.waitFor(/pulling from nats:\/\/127\.0\.0\.1:\d+ \(user alice\)/);
@@ -94,7 +94,7 @@ test('wrong credentials are refused and said so; right ones work; secrets are ne
     t.regex(none.err, /refused the credentials/);
 
     // Password from the environment for the worker, credentials in the URL for the coordinator.
-    const w = cli(['worker', '--nats', nats.url, '--user', 'alice', '--concurrency', '1'], { NATS_PASSWORD: SECRET });
+    const w = cli(['worker', '--nats', nats.url, '--user', 'alice', '--workers', '1'], { NATS_PASSWORD: SECRET });
     await w.waitFor(/pulling from/);
     const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 300 }));
     const url = `nats://alice:${SECRET}@127.0.0.1:${nats.port}`;
@@ -165,7 +165,7 @@ test('TLS: a worker and a coordinator connect with --tls-ca; without it the erro
     const bad = await cliResult(['worker', '--nats', nats.url]);
     t.is(bad.code, 1);
     t.regex(bad.err, /cannot connect to NATS at .*: .*certificate.*give the server's CA with --tls-ca/);
-    const w = cli(['worker', '--nats', nats.url, '--tls-ca', join(dir, 'ca.pem'), '--concurrency', '1']);
+    const w = cli(['worker', '--nats', nats.url, '--tls-ca', join(dir, 'ca.pem'), '--workers', '1']);
     await w.waitFor(/pulling from nats:\/\/127\.0\.0\.1:\d+ \(no auth, TLS\)/);
     const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 200 }));
     const r = await cliResult(['study', 'run', file, '--out', join(dir, 'out'), '--nats', nats.url, '--tls-ca', join(dir, 'ca.pem')]);

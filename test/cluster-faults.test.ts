@@ -23,7 +23,7 @@ test.serial('a poison job (V8-level abort in its process) fails alone: the other
   const ids = planStudy(file).jobs.map((j) => j.id);
   const poison = ids[1]!;
   const env = { ODENESS_TEST_ABORT_JOB: poison };
-  await withCluster(t, { workers: { args: ['--concurrency', '2'], env } }, async ({ dir, a, b, coordinator }) => {
+  await withCluster(t, { workers: { args: ['--workers', '2'], env } }, async ({ dir, a, b, coordinator }) => {
     const out = join(dir, 'out');
     const c = coordinator(file, out);
     t.is(await c.exited, 1, c.err());

@@ -41,7 +41,7 @@ export interface WorkerSetup {
 }
 
 export function worker(url: string, args: string[] = [], env?: NodeJS.ProcessEnv): Proc {
-  return cli(['worker', '--nats', url, '--concurrency', '1', ...args], env);
+  return cli(['worker', '--nats', url, '--workers', '1', ...args], env);
 }
 
 export async function stopAll(procs: Proc[]): Promise<void> {
