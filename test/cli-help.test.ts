@@ -7,7 +7,7 @@ import { runCli } from './helpers/cli.js';
 // Every command's --help marks its required options and shows every default, and every command takes --json.
 
 /** Options that take a value but have no default by nature: credentials and certificates. */
-const NO_DEFAULT = new Set(['--user', '--password', '--token', '--tls-ca', '--tls-cert', '--tls-key']);
+const NO_DEFAULT = new Set(['--user', '--password', '--token', '--password-file', '--token-file', '--creds', '--job-key-file', '--tls-ca', '--tls-cert', '--tls-key']);
 
 function commands(cmd: Command, path: string[] = []): [string, Command][] {
   return cmd.commands.flatMap((c) => {

@@ -10,7 +10,7 @@ import { planStudy } from '../src/study/plan.js';
 import type { JobSink } from '../src/study/transport.js';
 import type { JobResult } from '../src/study/types.js';
 import { reevaluate, resultLines, withCluster } from './helpers/cluster.js';
-import { tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
+import { cliResult, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 
 // What the coordinator takes from the result bucket, and what it does when recording fails.
 
@@ -84,6 +84,26 @@ test.serial('a result whose metrics arrive as 64-bit integers (msgpack uint64) i
     const [r] = resultLines(join(dir, 'second'));
     t.is(r!.status, 'done');
     t.like(r!.metrics, { iterations: 100, nfe: { total: 2 ** 40 } });
+
+    // Retention: the coordinator's --keep-days sets the buckets' age limit; study clean removes the study's traces.
+    const third = coordinator(file, join(dir, 'third'), ['--keep-days', '2']);
+    t.is(await third.exited, 0, third.err());
+    const nc2 = await connectNats({ url: nats.url });
+    try {
+      const h = await openCluster(nc2, nats.url);
+      for (const stream of ['KV_odeness-results', 'OBJ_odeness-bundles']) {
+        const si = await h.jsm.streams.info(stream);
+        t.is(si.config.max_age, 2 * 86_400 * 1e9, `${stream} keeps entries 2 days`);
+        t.true(si.config.max_bytes > 0, `${stream} has a size limit`);
+      }
+      const clean = await cliResult(['study', 'clean', file, '--nats', nats.url, '--json']);
+      t.is(clean.code, 0, clean.err);
+      t.deepEqual(JSON.parse(clean.out), { jobs: 1, results: 1, bundles: 1, queued: 0 });
+      t.not((await h.kv.get(job!.id))?.operation, 'PUT', 'the result is gone');
+      t.deepEqual((await h.os.list()).map((o) => o.name), []);
+    } finally {
+      await nc2.close();
+    }
   });
 });
 

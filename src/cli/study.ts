@@ -400,11 +400,13 @@ export function registerStudyCommands(program: Command): Command {
     study
       .command('clean')
       .description("remove a study's results, bundles and queued jobs from a NATS cluster (its --out directory is kept)")
-      .argument('<file>', 'study file (YAML or JSON)'),
+      .argument('<file>', 'study file (YAML or JSON)')
+      .option('--json', 'print the counts as one JSON document'),
     true,
-  ).action(async (file: string, o: NatsFlags & { nats: string }) => {
+  ).action(async (file: string, o: NatsFlags & { nats: string; json?: boolean }) => {
     const r = await cleanStudy(planStudy(file).jobs, natsOptions(o));
-    process.stdout.write(`removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`);
+    if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+    else process.stdout.write(`removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`);
   });
 
   return study;
@@ -417,11 +419,11 @@ export function registerWorkerCommand(program: Command): Command {
       .description('serve study jobs from a NATS cluster (run on any number of machines)')
       .addOption(workersOption('jobs at once on this machine, one child process each'))
       .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)')
-      .option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under; without it, jobs reading files are refused')
+      .addOption(defaultText(new Option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under'), 'none: jobs reading files are refused'))
       .addOption(new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read').argParser(positiveIntFlag('--max-dataset-mb')).default(1024))
       .addOption(new Option('--job-timeout <seconds>', 'wall-clock limit of one job; past it the job is stopped and recorded as failed').argParser(positiveSeconds('--job-timeout')).default(6 * 3600))
       .addOption(new Option('--stall-timeout <seconds>', 'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)').argParser(positiveSeconds('--stall-timeout')).default(120))
-      .option('--job-memory <mb>', 'heap limit of each job process', positiveIntFlag('--job-memory')),
+      .addOption(defaultText(new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')), "node's own limit")),
     true,
   ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number }) => {
     const ac = new AbortController();
