@@ -8,11 +8,18 @@ import { CONSUMER, openCluster, STREAM } from '../src/cluster/nats-resources.js'
 import { PROTOCOL_VERSION, type ResultMessage } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
 import type { JobSink } from '../src/study/transport.js';
+import type { JobMetrics } from '../src/formats/index.js';
 import type { JobResult } from '../src/study/types.js';
 import { reevaluate, resultLines, withCluster } from './helpers/cluster.js';
 import { cliResult, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 
 // What the coordinator takes from the result bucket, and what it does when recording fails.
+
+/** Well-formed metrics claiming a perfect model (a forger can write any). */
+const FORGED_METRICS: JobMetrics = {
+  trainSolver: 'euler:0.5', initialSolver: 'euler:0.5', trainAccuracy: 1, trainNfe: 2, iterations: 1,
+  nfe: { forward: 1, backward: 1, checks: 0, total: 2 }, evals: [], backend: 'wasm', engine: 'tfjs', trainMs: 1, evalMs: 1,
+};
 
 test.serial('forged results (other job parameters, another job\'s bundle) and a spoofed max-deliveries advisory change nothing: every job ends done by a real run', async (t) => {
   t.timeout(120_000);
@@ -25,7 +32,7 @@ test.serial('forged results (other job parameters, another job\'s bundle) and a 
       const now = new Date().toISOString();
       const forged = (job: typeof j1, over: Partial<ResultMessage>): ResultMessage => ({
         v: PROTOCOL_VERSION,
-        result: { id: job!.id, job: job!, status: 'done', attempt: 1, worker: 'mallory', metrics: { trainAccuracy: 1 }, timings: { startedAt: now, finishedAt: now, ms: 1 } },
+        result: { id: job!.id, job: job!, status: 'done', attempt: 1, worker: 'mallory', metrics: FORGED_METRICS, timings: { startedAt: now, finishedAt: now, ms: 1 } },
         ...over,
       });
       await h.os.putBlob({ name: `${j3!.id}.${'0'.repeat(16)}` }, encode({ v: PROTOCOL_VERSION, files: [{ path: 'manifest.json', data: new TextEncoder().encode('{}') }] }));

@@ -13,7 +13,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { OdenessError } from '../errors.js';
 import { parseDatasetSpec } from '../data/spec.js';
 import { parseFieldSpec } from '../models/spec.js';
-import { parseSolverSpec } from '../solvers/spec.js';
+import { DEFAULT_SOLVER_LIMITS, parseSolverSpec } from '../solvers/spec.js';
 import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import type { JobMessage } from './protocol.js';
@@ -25,59 +25,31 @@ export class JobRefused extends Error {
   }
 }
 
-/** Bounds of what one job may ask for (checked before anything is allocated). */
-export const JOB_BOUNDS = {
-  iterations: 1_000_000,
-  batchSize: 65_536,
-  testSolvers: 64,
-  specLength: 1_000,
-  /** Steps of a fixed-step solve over the unit interval (h ≥ 1e-5). */
-  fixedSteps: 100_000,
-  /** Tolerance floor of adaptive solvers. */
-  minTolerance: 1e-12,
-  adaptiveMaxSteps: 1_000_000,
-  fieldWidth: 4_096,
-  fieldDepth: 16,
-  fieldChannels: 1_024,
-  datasetPoints: 1_000_000,
-  datasetDim: 10_000,
-} as const;
+/**
+ * Bounds of a job's field spec (the job format, src/formats/job.ts, bounds its
+ * numbers and string lengths; the solver and dataset parsers their own sizes).
+ */
+export const FIELD_BOUNDS = { width: 4_096, depth: 16, channels: 1_024 } as const;
 
 function bound(what: string, v: number | undefined, max: number, min = 0): void {
   if (v === undefined) return;
   if (!Number.isFinite(v) || v < min || v > max) throw new JobRefused(`${what} ${v} is outside [${min}, ${max}]`, true);
 }
 
-function checkSolver(spec: string): void {
-  const s = parseSolverSpec(spec);
-  if (s.kind === 'fixed') {
-    bound(`solver ${spec}: steps`, s.steps ?? Math.ceil(1 / s.h!), JOB_BOUNDS.fixedSteps, 1);
-  } else {
-    bound(`solver ${spec}: rtol`, s.rtol, 1, JOB_BOUNDS.minTolerance);
-    bound(`solver ${spec}: atol`, s.atol, 1, JOB_BOUNDS.minTolerance);
-    bound(`solver ${spec}: maxSteps`, s.maxSteps, JOB_BOUNDS.adaptiveMaxSteps, 1);
-  }
-}
-
-/** Sizes and ranges of a job's fields; throws JobRefused naming the first one out of bounds. */
+/**
+ * Sizes inside a job's spec strings, parsed by the real parsers with their
+ * limits (solver steps and tolerance floor with the job's own solver limits,
+ * dataset sizes) plus the field's widths; throws JobRefused naming the first
+ * one out of bounds.
+ */
 export function checkJobBounds(job: Job): void {
-  for (const s of [job.dataset, job.field, job.trainSolver, ...job.testSolvers]) {
-    if (s.length > JOB_BOUNDS.specLength) throw new JobRefused(`a spec string of ${s.length} characters (at most ${JOB_BOUNDS.specLength})`, true);
-  }
-  bound('iterations', job.iterations, JOB_BOUNDS.iterations, 1);
-  bound('batchSize', job.batchSize, JOB_BOUNDS.batchSize, 1);
-  bound('testSolvers: count', job.testSolvers.length, JOB_BOUNDS.testSolvers);
-  if (!Number.isSafeInteger(job.seed)) throw new JobRefused(`seed ${job.seed} is not a safe integer`, true);
-  if (!(job.lr > 0 && job.lr <= 10)) throw new JobRefused(`lr ${job.lr} is outside (0, 10]`, true);
   try {
-    for (const s of [job.trainSolver, ...job.testSolvers]) checkSolver(s);
+    for (const s of [job.trainSolver, ...job.testSolvers]) parseSolverSpec(s, job.solverLimits ?? DEFAULT_SOLVER_LIMITS);
+    parseDatasetSpec(job.dataset);
     const f = parseFieldSpec(job.field) as { width?: number; depth?: number; channels?: number };
-    bound('field width', f.width, JOB_BOUNDS.fieldWidth, 1);
-    bound('field depth', f.depth, JOB_BOUNDS.fieldDepth, 1);
-    bound('field channels', f.channels, JOB_BOUNDS.fieldChannels, 1);
-    const d = parseDatasetSpec(job.dataset) as { dim?: number; n?: number; testN?: number; limit?: number };
-    bound('dataset dim', d.dim, JOB_BOUNDS.datasetDim, 1);
-    for (const k of ['n', 'testN', 'limit'] as const) bound(`dataset ${k}`, d[k], JOB_BOUNDS.datasetPoints, 0);
+    bound('field width', f.width, FIELD_BOUNDS.width, 1);
+    bound('field depth', f.depth, FIELD_BOUNDS.depth, 1);
+    bound('field channels', f.channels, FIELD_BOUNDS.channels, 1);
   } catch (e) {
     if (e instanceof JobRefused) throw e;
     throw new JobRefused((e as Error).message, true);

@@ -14,29 +14,15 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { validateJob, validateResult } from '../study/records.js';
-import type { Job, JobProgress, JobResult } from '../study/types.js';
+import { JobResultSchema, JobSchema } from '../formats/index.js';
+import type { Job, JobProgress } from '../study/types.js';
 
 /** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
 export const PROTOCOL_VERSION = 2;
 
-const jobSchema = z.unknown().transform((v, ctx): Job => {
-  try {
-    return validateJob(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-
-const resultSchema = z.unknown().transform((v, ctx): JobResult => {
-  try {
-    return validateResult(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
+/** Jobs and results are the formats of src/formats (bounded before anything is allocated). */
+const jobSchema = JobSchema;
+const resultSchema = JobResultSchema;
 
 export const JobProgressSchema = z.object({
   iteration: z.number().int().nonnegative(),
