@@ -48,8 +48,11 @@ test.serial('cluster: SIGTERM a worker mid-job → it hands the job back at once
     // The default 30 s ack wait: only the nak brings the job back in time.
     const coord = coordinator(file, out);
     const m = await coord.waitFor(new RegExp(`"type":"start","id":"([0-9a-f]{16})","worker":"nats/[^/]+/${a.pid}/`));
+    const t0 = Date.now();
     a.kill('SIGTERM');
     t.is(await a.exited, 0, a.err());
+    // Its job process is killed, the delivery nak'ed: no waiting for the job to reach a safe point.
+    t.true(Date.now() - t0 < 10_000, `the worker stopped ${Date.now() - t0} ms after SIGTERM`);
     t.regex(a.err(), /worker stopped .*: 0 jobs run .*, 1 returned to the queue/);
     t.is(await coord.exited, 0, coord.err());
     const all = lines(out);

@@ -81,7 +81,7 @@ test.serial('a result whose metrics arrive as 64-bit integers (msgpack uint64) i
       const entry = (await h.kv.get(job!.id))!;
       const msg = decodeResultMessage(entry.value);
       // Re-encode with the counts as BigInt: msgpackr writes them as uint64 (as a worker in another language might).
-      const withBig = { ...msg, result: { ...msg.result, metrics: { ...msg.result.metrics, iterations: 100n, nfe: { total: 2n ** 40n } } } };
+      const withBig = { ...msg, result: { ...msg.result, metrics: { ...msg.result.metrics, iterations: 100n, nfe: { ...msg.result.metrics!.nfe, total: 2n ** 40n } } } };
       await h.kv.update(job!.id, new Packr({ useRecords: false, moreTypes: true }).pack(withBig), entry.revision);
     } finally {
       await nc.close();
