@@ -22,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FileFormatError } from '../errors.js';
+import { FileFormatError, OdenessError } from '../errors.js';
 import { acquireLock, type DirLock } from './lock.js';
 import { validateResult } from './records.js';
 import { describeIssue, parseWith, PlanFileSchema, type PlanFile } from '../formats/index.js';
