@@ -207,7 +207,7 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
         if (r.status === 'done') counts.done++;
         else counts.failed++;
         refresh();
-        const what = `${r.job.dataset} ${r.job.field} ${r.job.trainSolver}${r.job.adapt ? ' adapt' : ''} seed ${r.job.seed}`;
+        const what = `${r.job.dataset} ${r.job.field} ${jobSolverText(r.job)} seed ${r.job.seed}`;
         if (!opts.tty || r.status === 'failed') {
           line(`[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} (${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`);
         }

@@ -154,12 +154,11 @@ function comparisonBlock(m: MethodSection): string {
 }
 
 function verdictHtml(seeds: NonNullable<AuditSummary['crossing']>['seeds']): string {
-  const byText = new Map<string, number>();
-  for (const s of seeds) byText.set(s.verdict.text, (byText.get(s.verdict.text) ?? 0) + 1);
-  return [...byText]
-    .map(([text, n]) => {
-      const proof = seeds.find((s) => s.verdict.text === text)!.verdict.conclusion === 'not-an-ode-flow';
-      return `${seeds.length > 1 ? `${n}/${seeds.length}: ` : ''}${proof ? `<span class="failtxt">${esc(text)}</span>` : esc(text)}`;
+  // Every seed's own verdict (its numbers differ), proofs in red.
+  return seeds
+    .map((s) => {
+      const text = esc(s.verdict.text);
+      return `${seeds.length > 1 ? `seed ${s.seed}: ` : ''}${s.verdict.conclusion === 'not-an-ode-flow' ? `<span class="failtxt">${text}</span>` : text}`;
     })
     .join('<br>');
 }
