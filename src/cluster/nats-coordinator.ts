@@ -242,7 +242,9 @@ export class NatsTransport implements Transport {
       } catch {
         have = undefined;
       }
-      if (have && !mismatch(w.job.id, have, w) && (have.result.status === 'done' || have.result.attempt >= w.attempt)) {
+      const why = have && mismatch(w.job.id, have, w);
+      if (have && why) warnOnce(`${w.job.id}:${have.result.timings.finishedAt}:${have.result.worker}`, `ignoring a result under ${w.job.id} from ${have.result.worker}: ${why}`);
+      if (have && !why && (have.result.status === 'done' || have.result.attempt >= w.attempt)) {
         await consider(w.job.id, have);
         if (!wanted.has(w.job.id) || heldFailures.has(w.job.id)) return;
       }
