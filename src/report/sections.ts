@@ -6,7 +6,7 @@
  */
 import { accuracyVsStepsSvg, adaptationSvg, fanByClassSvg, type AccuracyCurve } from './figures.js';
 import { esc, fmtAcc, fmtAccSpread, fmtNum, fmtNumSpread, fmtParam, paramHtml, plural, roundSpec, specHtml } from './format.js';
-import { table, type Cell, type FigureSink } from './html.js';
+import { table, type Cell, type FigureSink } from './blocks.js';
 import type { AuditSummary, ConfigSummary, CriticalSummary, JobRow, MethodSection, ReportModel, Section } from './model.js';
 
 const txt = (v: unknown): Cell => ({ html: esc(v) });
