@@ -147,3 +147,12 @@ test('rendering is offline: a spec that asks to load data fails instead of fetch
   const svg = await renderVegaLite({ data: { values: [{ a: 1 }] }, mark: 'point', encoding: { x: { field: 'a', type: 'quantitative' } } });
   t.false(/<image|href="http/.test(svg));
 });
+
+test('accuracy vs test steps: x labels at the tested values, none closer than a label width (8, 9, 10 on a log axis)', async (t) => {
+  const xs = [1, 2, 4, 8, 9, 10, 20, 50, 100];
+  const svg = await accuracyVsStepsSvg([{ label: 'euler:0.5', points: xs.map((x) => ({ x, accuracy: 0.5 + 0.5 / x })) }]);
+  const axis = svg.slice(svg.indexOf("aria-label=\"X-axis"), svg.indexOf("aria-label=\"Y-axis"));
+  const labels = [...axis.matchAll(/<text text-anchor="\w+" transform="translate\(([\d.]+),16\)"[^>]*opacity="1">([^<]+)<\/text>/g)].map((m) => ({ x: Number(m[1]), text: m[2]! }));
+  t.deepEqual(labels.map((l) => l.text), ['1', '2', '4', '8', '20', '50', '100']);
+  for (let i = 1; i < labels.length; i++) t.true(labels[i]!.x - labels[i - 1]!.x >= 26, `${labels[i - 1]!.text} and ${labels[i]!.text} overlap`);
+});

@@ -89,7 +89,11 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
   const yTitle = options.yTitle ?? 'test accuracy';
   const domain = curves.map((c) => c.label);
   const color = { field: 'config', type: 'nominal', title: 'training configuration', scale: { domain } } as const;
-  const x = { field: 'x', type: 'quantitative', scale: { type: 'log' }, title: xTitle } as const;
+  // Ticks at the tested values themselves (when few), thinned where they would overlap: a log axis's
+  // own ticks put "9" and "10" on top of each other.
+  const tested = [...new Set([...lines, ...trains].map((r) => Number(r['x'])))].sort((a, b) => a - b);
+  const axis = { labelOverlap: 'greedy', labelFlush: true, ...(tested.length <= 12 ? { values: spacedOnLogAxis(tested, options.width ?? 380) } : {}) } as const;
+  const x = { field: 'x', type: 'quantitative', scale: { type: 'log', nice: false }, axis, title: xTitle } as const;
   const y = { field: 'accuracy', type: 'quantitative', title: yTitle, scale: options.yDomain ? { domain: [...options.yDomain] } : { zero: false } } as const;
   const dash = {
     field: 'solver',
@@ -126,6 +130,25 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
 }
 
 /** The paper's main figure: test accuracy vs test #steps (log x), one line per training configuration. */
+/**
+ * The sorted values whose labels stay at least `gap` pixels apart on a log axis `width` wide (the
+ * first and the last always kept): vega's greedy overlap removal hides a label by opacity, which
+ * the PNG renderer does not honour.
+ */
+function spacedOnLogAxis(sorted: readonly number[], width: number, gap = 26): number[] {
+  if (sorted.length < 3) return [...sorted];
+  const lo = Math.log(sorted[0]!);
+  const span = Math.log(sorted[sorted.length - 1]!) - lo || 1;
+  const px = (v: number): number => ((Math.log(v) - lo) / span) * width;
+  const last = sorted[sorted.length - 1]!;
+  const kept: number[] = [sorted[0]!];
+  for (const v of sorted.slice(1, -1)) {
+    if (px(v) - px(kept[kept.length - 1]!) >= gap && px(last) - px(v) >= gap) kept.push(v);
+  }
+  kept.push(last);
+  return kept;
+}
+
 export async function accuracyVsStepsSvg(curves: readonly AccuracyCurve[], options: AccuracyPlotOptions = {}): Promise<string> {
   return renderVegaLite(accuracyVsStepsSpec(curves, options));
 }
