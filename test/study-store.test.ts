@@ -44,6 +44,28 @@ test('commit moves the bundle into place, appends one line; duplicates are ignor
   t.is(s.activeRun, undefined);
 });
 
+test('a result line that cannot be written (ENOSPC) leaves no orphan bundle and no line; the job can be committed again', async (t) => {
+  const dir = tempDir();
+  const store = await ResultStore.open(dir);
+  await store.writePlan(plan);
+  const id = plan.jobs[0]!.id;
+  // The disk fills between the bundle's rename and the line's append.
+  const fh = (store as unknown as { fh: { write: (b: Buffer) => Promise<{ bytesWritten: number }> } }).fh;
+  const write = fh.write.bind(fh);
+  fh.write = async () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
+  const tmp = await store.tempBundleDir(id);
+  writeFileSync(join(tmp, 'model.onnx'), 'x');
+  await t.throwsAsync(store.commit(result(0, 'done'), tmp), { message: /ENOSPC/ });
+  t.false(existsSync(join(dir, 'models', id)), 'no bundle without its line');
+  fh.write = write;
+  const again = await store.tempBundleDir(id);
+  writeFileSync(join(again, 'model.onnx'), 'y');
+  t.true(await store.commit(result(0, 'done'), again), 'the unrecorded result is not taken for a duplicate');
+  t.is(readFileSync(join(dir, 'models', id, 'model.onnx'), 'utf8'), 'y');
+  await store.close();
+  t.is(readResults(dir).lines, 1);
+});
+
 test('a torn last line is ignored by readers and cut by the next writer', async (t) => {
   const dir = tempDir();
   let store = await ResultStore.open(dir);

@@ -306,19 +306,26 @@ export class ResultStore {
       if (bundleTmp) await rm(bundleTmp, { recursive: true, force: true });
       return false;
     }
+    let placed: string | undefined;
     if (result.status === 'done' && bundleTmp) {
-      const target = this.bundlePath(result.id);
-      await rm(target, { recursive: true, force: true }); // leftover of a run killed between rename and append
-      await rename(bundleTmp, target);
+      placed = this.bundlePath(result.id);
+      await rm(placed, { recursive: true, force: true }); // leftover of a run killed between rename and append
+      await rename(bundleTmp, placed);
       await fsyncDir(this.modelsDir);
     } else if (bundleTmp) {
       await rm(bundleTmp, { recursive: true, force: true });
     }
     const line = Buffer.from(JSON.stringify(result) + '\n');
-    // One write() of the whole line on an O_APPEND descriptor: concurrent appenders never interleave within a line.
-    const { bytesWritten } = await this.fh.write(line);
-    if (bytesWritten !== line.length) throw new Error(`short write to ${RESULTS_FILE}: ${bytesWritten} of ${line.length} bytes`);
-    await this.fh.datasync();
+    try {
+      // One write() of the whole line on an O_APPEND descriptor: concurrent appenders never interleave within a line.
+      const { bytesWritten } = await this.fh.write(line);
+      if (bytesWritten !== line.length) throw new Error(`short write to ${RESULTS_FILE}: ${bytesWritten} of ${line.length} bytes`);
+      await this.fh.datasync();
+    } catch (err) {
+      // No line, no bundle: an unrecorded result leaves no orphan models/<id> behind (ENOSPC, EIO).
+      if (placed) await rm(placed, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
     this.final.set(result.id, result);
     return true;
   }
