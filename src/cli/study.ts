@@ -257,6 +257,7 @@ interface RunFlags {
   replace?: boolean;
   yes?: boolean;
   report: boolean;
+  reportInterval: number;
   json?: boolean;
   ackWait: number;
   maxDeliver: number;
@@ -324,6 +325,7 @@ export function registerStudyCommands(program: Command): Command {
       .option('--replace', "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)")
       .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
       .option('--no-report', 'do not keep DIR/report.html up to date while the study runs')
+      .addOption(new Option('--report-interval <seconds>', 'least seconds between two rewrites of the live report (never more than a third of the time: a big page takes seconds to render)').argParser(positiveSeconds('--report-interval')).default(5))
       .option('--json', 'print events as JSON Lines (one JSON document per line, the last the "end" summary) instead of a progress bar'),
     false,
   )
@@ -344,7 +346,7 @@ export function registerStudyCommands(program: Command): Command {
         const estimate = await estimateWork(plan, { calibrate: false });
         if (estimate.needsYes) throw new OdenessError(`${file}: ${planSize(estimate)} is above what runs without confirmation (${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); see \`odeness study plan ${file}\` for the wall time, then rerun with --yes (or --iterations N for a smoke run)`);
       }
-      const live = o.report ? new LiveReport(o.out, { onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`) }) : undefined;
+      const live = o.report ? new LiveReport(o.out, { minIntervalMs: o.reportInterval * 1000, onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`) }) : undefined;
       const printer = studyEventPrinter({ json: !!o.json, tty: !o.json && !!process.stderr.isTTY });
       const ac = new AbortController();
       let interrupts = 0;
