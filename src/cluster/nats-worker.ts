@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { OdenessError } from '../errors.js';
 import { describeError } from '../study/job.js';
+import { pidAlive } from '../study/lock.js';
 import { validateJob } from '../study/records.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
@@ -72,15 +73,6 @@ export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
 const PULL_EXPIRES_MS = 2_000;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Remove job temp dirs left by workers of this host that no longer run (SIGKILL, power loss). */
 export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {

@@ -37,7 +37,8 @@ export interface DirLock {
 const UNREADABLE_STALE_MS = 10_000;
 const TRIES = 8;
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
