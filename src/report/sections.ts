@@ -19,7 +19,7 @@ export function header(model: ReportModel): string {
   const c = model.counts;
   const parts = [`<h1>${esc(model.title)}</h1>`, `<p class="sub">${esc(model.generatedAt)}</p>`];
   if (model.live) {
-    parts.push(`<p class="live"><b>Running</b>: ${c.done + c.failed} of ${c.planned ?? '?'} jobs finished, ${model.live.running} running. This page reloads itself until the study ends.</p>`);
+    parts.push(`<p class="live"><b>Running</b>: ${c.done + c.failed} of ${c.planned === undefined ? '?' : plural(c.planned, 'job')} finished, ${model.live.running} running. This page reloads itself until the study ends.</p>`);
   }
   const planned = c.planned !== undefined ? ` of ${plural(c.planned, 'planned job')}` : '';
   const pending = c.pending ? `, ${c.pending} pending` : '';
