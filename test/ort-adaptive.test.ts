@@ -17,7 +17,7 @@ import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, getTableau } from '../src/solvers/tableau.js';
 import { AdaptiveSessions } from '../src/train/ort-adaptive.js';
 import { sessionOptions } from '../src/train/ort-engine.js';
-import { configFor, randomBatch, randomModel, tfjsLossAndGrads } from './helpers/ort-compare.js';
+import { compareGrads, configFor, randomBatch, randomModel, tfjsLossAndGrads } from './helpers/ort-compare.js';
 
 test.before(async () => {
   await initBackend('wasm');
@@ -75,21 +75,10 @@ for (const [field, shape, augment, classes] of FIELDS) {
       rejectedSomewhere ||= got.stats.rejected > 0;
       t.true(Math.abs(got.loss - ref.loss) <= 2e-6 * Math.max(1, Math.abs(ref.loss)), `${method}: loss ${got.loss} vs ${ref.loss}`);
       t.is(got.accuracy, ref.accuracy, `${method}: accuracy`);
-      let worst = 0;
       // float32 rounding in a stage combination grows with the tableau's largest Σ_j |a_ij| (≈ 27 for tsit5, 1 for adaptive_heun).
       const kappa = Math.max(1, ...getTableau(method).a.map((row) => row.reduce((s, v) => s + Math.abs(v), 0)));
       t.deepEqual(Object.keys(got.grads).sort(), Object.keys(ref.grads).sort());
-      for (const [name, g] of Object.entries(ref.grads)) {
-        const o = got.grads[name]!;
-        t.is(o.length, g.length, name);
-        let scale = 0;
-        for (let i = 0; i < g.length; i++) scale = Math.max(scale, Math.abs(g[i]!));
-        for (let i = 0; i < g.length; i++) {
-          const err = Math.abs(o[i]! - g[i]!);
-          worst = Math.max(worst, err / Math.max(scale, 1e-3));
-          if (err > 5e-6 * kappa * scale + 5e-7) t.fail(`${method}: ${name}[${i}] ort ${o[i]} vs tfjs ${g[i]}`);
-        }
-      }
+      const worst = compareGrads(got.grads, ref.grads, (scale) => 5e-6 * kappa * scale + 5e-7, (m) => t.fail(m), method);
       lines.push(`${method}: ${got.stats.accepted} accepted, ${got.stats.rejected} rejected, nfe ${got.stats.nfe}; loss Δ ${Math.abs(got.loss - ref.loss).toExponential(1)}, worst gradient error ${worst.toExponential(1)}`);
     }
     t.log(lines.join('\n'));

@@ -20,7 +20,7 @@ import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize } from '../
 import { modelConfigFor, trainRun } from '../src/train/run.js';
 import { createTfjsEngine } from '../src/train/tfjs-engine.js';
 import { chooseEngine, train } from '../src/train/train.js';
-import { configFor, ortLossAndGrads, randomBatch, randomModel, tfjsLossAndGrads } from './helpers/ort-compare.js';
+import { compareGrads, configFor, ortLossAndGrads, randomBatch, randomModel, tfjsLossAndGrads } from './helpers/ort-compare.js';
 
 test.before(async () => {
   await initBackend('wasm');
@@ -54,19 +54,8 @@ for (const [field, shape, augment, classes] of FIELDS) {
       const got = await ortLossAndGrads(model, spec, x, y);
       t.true(Math.abs(got.loss - ref.loss) <= 2e-6 * Math.max(1, Math.abs(ref.loss)), `${solver}: loss ${got.loss} vs ${ref.loss}`);
       t.is(got.accuracy, ref.accuracy, `${solver}: accuracy`);
-      let worst = 0;
-      for (const [name, g] of Object.entries(ref.grads)) {
-        const o = got.grads[name]!;
-        t.is(o.length, g.length, name);
-        let scale = 0;
-        for (let i = 0; i < g.length; i++) scale = Math.max(scale, Math.abs(g[i]!));
-        for (let i = 0; i < g.length; i++) {
-          const err = Math.abs(o[i]! - g[i]!);
-          worst = Math.max(worst, err / Math.max(scale, 1e-3));
-          // float32 precision: a few ulps of the parameter's largest gradient, plus ~1 ulp of the loss for sums that cancel.
-          if (err > 2e-5 * scale + 2e-7) t.fail(`${solver}: ${name}[${i}] ort ${o[i]} vs tfjs ${g[i]}`);
-        }
-      }
+      // float32 precision: a few ulps of the parameter's largest gradient, plus ~1 ulp of the loss for sums that cancel.
+      const worst = compareGrads(got.grads, ref.grads, (scale) => 2e-5 * scale + 2e-7, (m) => t.fail(m), solver);
       lines.push(`${solver} loss Δ ${Math.abs(got.loss - ref.loss).toExponential(1)}, worst gradient error ${worst.toExponential(1)} of its parameter's scale (${got.nodes} nodes, nfe ${got.nfe})`);
     }
     t.log(lines.join('\n'));

@@ -113,3 +113,33 @@ export function relMaxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return m === 0 ? d : d / m;
 }
+
+/**
+ * Compare every gradient of `got` with `ref`: an element fails when its error exceeds
+ * `tolerance(scale)`, scale being the parameter's largest |gradient|. Returns the worst
+ * error relative to that scale; failures are reported through `fail`.
+ */
+export function compareGrads(
+  got: Record<string, ArrayLike<number>>,
+  ref: Record<string, ArrayLike<number>>,
+  tolerance: (scale: number) => number,
+  fail: (message: string) => void,
+  label: string,
+): number {
+  let worst = 0;
+  for (const [name, g] of Object.entries(ref)) {
+    const o = got[name];
+    if (!o || o.length !== g.length) {
+      fail(`${label}: ${name} has ${o?.length ?? 'no'} values, tfjs ${g.length}`);
+      continue;
+    }
+    let scale = 0;
+    for (let i = 0; i < g.length; i++) scale = Math.max(scale, Math.abs(g[i]!));
+    for (let i = 0; i < g.length; i++) {
+      const err = Math.abs(o[i]! - g[i]!);
+      worst = Math.max(worst, err / Math.max(scale, 1e-3));
+      if (err > tolerance(scale)) fail(`${label}: ${name}[${i}] ort ${o[i]} vs tfjs ${g[i]}`);
+    }
+  }
+  return worst;
+}
