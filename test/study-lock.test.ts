@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { acquireLock, readLock } from '../src/study/lock.js';
+import { acquireLock, breakStale, inspect, readLock } from '../src/study/lock.js';
 import { ResultStore } from '../src/study/store.js';
 import { ROOT, tempDir } from './helpers/procs.js';
 
@@ -78,6 +78,24 @@ test('a lock is released only by its holder; a live holder is never treated as s
   await rename(join(dir, '.lock.replaced'), join(dir, '.lock'));
   await lock.release();
   t.is(readFileSync(join(dir, '.lock'), 'utf8'), other);
+});
+
+test('a stale lock judged by one run and broken by another: the fresh lock that took its place (often on the very same inode number) is kept', async (t) => {
+  const dir = tempDir('odeness-lock-');
+  const file = join(dir, '.lock');
+  writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: hostname(), startedAt: '2026-01-01T00:00:00Z' }) + '\n');
+  const judged = (await inspect(file))!; // run B judges it stale…
+  const { unlink } = await import('node:fs/promises');
+  await unlink(file); // …run A breaks it first…
+  const lockA = await acquireLock(dir); // …and takes the lock, usually on the freed inode
+  const fresh = readFileSync(file, 'utf8');
+  t.log(`inode reused: ${(await inspect(file))!.ino === judged.ino}`);
+  await breakStale(file, judged); // B now breaks "the stale lock"
+  t.is(readFileSync(file, 'utf8'), fresh, "A's lock is still in place");
+  t.like(readLock(dir), { pid: process.pid });
+  t.deepEqual(readdirSync(dir).filter((n) => n !== '.lock'), [], 'no temporary lock files left behind');
+  await lockA.release();
+  t.false(existsSync(file));
 });
 
 test('an empty lock file just created by another run is not deleted as stale', async (t) => {

@@ -8,13 +8,15 @@
  * `.lock` is never seen half-written. A lock is judged stale only when its
  * record names a process of this host that no longer runs; it is broken by
  * renaming it aside and checking that the renamed file is the very file
- * (same inode) that was judged stale — had a fresh lock replaced it in
- * between, that one is put back. A run releases only its own lock (same
- * inode).
+ * that was judged stale (same inode and same bytes: the stale file's inode
+ * number is free again once broken, and the next run's fresh lock often gets
+ * it) — had a fresh lock replaced it in between, that one is put back. Each
+ * record carries a random token, so two records never have the same bytes.
+ * A run releases only its own lock (same inode, same token).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
@@ -25,6 +27,8 @@ export interface LockInfo {
   pid: number;
   host: string;
   startedAt: string;
+  /** Random, so that no two lock records are byte-identical. */
+  token?: string;
 }
 
 export interface DirLock {
@@ -74,8 +78,16 @@ const tempName = (file: string, what: string) => `${file}.${what}.${process.pid}
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
-/** Read the current lock file with its identity; undefined if there is none. */
-async function inspect(file: string): Promise<{ ino: number; dev: number; mtimeMs: number; info?: LockInfo } | undefined> {
+/** Read the current lock file with its identity; undefined if there is none. Exported for the tests. */
+interface Inspected {
+  ino: number;
+  dev: number;
+  mtimeMs: number;
+  text: string;
+  info?: LockInfo;
+}
+
+export async function inspect(file: string): Promise<Inspected | undefined> {
   let fh;
   try {
     fh = await open(file, 'r');
@@ -85,15 +97,16 @@ async function inspect(file: string): Promise<{ ino: number; dev: number; mtimeM
   }
   try {
     const st = await fh.stat();
-    const info = parseLock(await fh.readFile('utf8'));
-    return { ino: st.ino, dev: st.dev, mtimeMs: st.mtimeMs, ...(info ? { info } : {}) };
+    const text = await fh.readFile('utf8');
+    const info = parseLock(text);
+    return { ino: st.ino, dev: st.dev, mtimeMs: st.mtimeMs, text, ...(info ? { info } : {}) };
   } finally {
     await fh.close();
   }
 }
 
-/** Move a stale lock aside, if it is still the file judged stale; puts back a fresh lock moved by mistake. */
-async function breakStale(file: string, judged: { ino: number; dev: number }): Promise<void> {
+/** Move a stale lock aside, if it is still the file judged stale; puts back a fresh lock moved by mistake. Exported for the tests. */
+export async function breakStale(file: string, judged: Inspected): Promise<void> {
   const grave = tempName(file, 'stale');
   try {
     await rename(file, grave);
@@ -102,7 +115,8 @@ async function breakStale(file: string, judged: { ino: number; dev: number }): P
     throw e;
   }
   const st = await stat(grave);
-  if (st.ino !== judged.ino || st.dev !== judged.dev) {
+  const text = await readFile(grave, 'utf8').catch(() => undefined);
+  if (st.ino !== judged.ino || st.dev !== judged.dev || text !== judged.text) {
     // A fresh lock took the stale one's place before the rename: restore it (unless yet another run got in).
     await link(grave, file).catch(() => undefined);
   }
@@ -111,18 +125,19 @@ async function breakStale(file: string, judged: { ino: number; dev: number }): P
 
 export async function acquireLock(dir: string): Promise<DirLock> {
   const file = join(dir, LOCK_FILE);
-  const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+  const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const record = JSON.stringify(info) + '\n';
   for (let tries = 0; tries < TRIES; tries++) {
     const mine = tempName(file, 'new');
-    await writeFile(mine, JSON.stringify(info) + '\n', { flag: 'wx' });
+    await writeFile(mine, record, { flag: 'wx' });
     try {
       await link(mine, file);
       const { ino, dev } = await stat(mine);
       return {
         file,
         release: async () => {
-          const now = await stat(file).catch(() => undefined);
-          if (now && now.ino === ino && now.dev === dev) await unlink(file).catch(() => undefined);
+          const now = await inspect(file).catch(() => undefined);
+          if (now && now.ino === ino && now.dev === dev && now.text === record) await unlink(file).catch(() => undefined);
         },
       };
     } catch (e) {
