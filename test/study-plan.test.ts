@@ -111,3 +111,16 @@ iterations: 300
   t.deepEqual(Object.keys(j1.jobs[0]!).sort(), ['adapt', 'audit', 'batchSize', 'dataset', 'engine', 'field', 'id', 'iterations', 'lr', 'seed', 'testSolvers', 'trainSolver']);
   t.like(j2.jobs[0], { dataset: 'spheres:dupont2019:dim=2', field: 'mlp:width=32,depth=2,act=tanh' });
 });
+
+test('smoke-run overrides (--iterations, --batch-size, --test-points) change every job, are recorded in the plan and make another study hash', (t) => {
+  const full = planStudy(doc);
+  const smoke = planStudy(doc, { iterations: 2, batchSize: 8, testPoints: 20 });
+  t.deepEqual(smoke.overrides, { iterations: 2, batchSize: 8, testPoints: 20 });
+  t.is(full.overrides, undefined);
+  t.not(smoke.studyHash, full.studyHash);
+  t.is(smoke.jobs.length, full.jobs.length);
+  for (const j of smoke.jobs) t.like(j, { iterations: 2, batchSize: 8 });
+  t.deepEqual([...new Set(smoke.jobs.map((j) => j.dataset))], ['spheres:dupont2019:dim=2,testN=20', 'spheres:ott2021:dim=3,testN=20']);
+  t.deepEqual(planStudy(doc, { iterations: undefined }).studyHash, full.studyHash, 'an absent override is no override');
+  t.throws(() => planStudy({ ...doc, datasets: ['json:points.json'] }, { testPoints: 20 }), { message: /--test-points applies to spheres, mnist and cifar10/ });
+});

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
 import { LiveReport } from '../report/live.js';
 import { estimateWork, JOB_THRESHOLD, WORK_THRESHOLD, type WorkEstimate } from '../study/estimate.js';
-import { planStudy, type StudyPlan } from '../study/plan.js';
+import { planStudy, type PlanOverrides, type StudyPlan } from '../study/plan.js';
 import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
 import type { Job } from '../study/types.js';
 import { runStudy } from '../study/run.js';
@@ -253,6 +253,8 @@ interface RunFlags {
   workers?: number;
   retryFailed?: boolean;
   iterations?: number;
+  testPoints?: number;
+  batchSize?: number;
   extend?: boolean;
   replace?: boolean;
   yes?: boolean;
@@ -261,6 +263,32 @@ interface RunFlags {
   json?: boolean;
   ackWait: number;
   maxDeliver: number;
+}
+
+/** `--test-points N`: the smoke-run companion of --iterations, for studies whose evaluation dominates at few iterations. */
+function testPointsOption(): Option {
+  return defaultText(
+    new Option('--test-points <n>', 'evaluate and audit every job on this many test points (sets testN of every dataset; a smoke run; recorded in the plan)').argParser(positiveIntFlag('--test-points')),
+    "each dataset's test set",
+  );
+}
+
+function batchSizeOption(): Option {
+  return defaultText(new Option('--batch-size <n>', 'train every job on batches of this size (a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)').argParser(positiveIntFlag('--batch-size')), "the study file's");
+}
+
+function planOverrides(o: { iterations?: number; testPoints?: number; batchSize?: number }): PlanOverrides {
+  return { iterations: o.iterations, testPoints: o.testPoints, batchSize: o.batchSize };
+}
+
+/** ", 2 iterations each (--iterations), …": the overrides of a smoke run, for the plan summary. */
+function overridesText(o: PlanOverrides | undefined): string {
+  if (!o) return '';
+  return [
+    o.iterations !== undefined ? `, ${o.iterations} iterations each (--iterations)` : '',
+    o.batchSize !== undefined ? `, batches of ${o.batchSize} (--batch-size)` : '',
+    o.testPoints !== undefined ? `, evaluated on ${o.testPoints} test points (--test-points)` : '',
+  ].join('');
 }
 
 /** How a job trains, in a plan listing: the spec, or the adaptation and where it starts. */
@@ -281,7 +309,7 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   const lines = [
     `${plan.name ?? 'study'}: ${e.jobs} job${e.jobs === 1 ? '' : 's'} = ${e.gridJobs} grid (${configs} training configurations × ${seeds} seed${seeds === 1 ? '' : 's'}) + ` +
       `${e.adaptationJobs} adaptation (${methods.size} method${methods.size === 1 ? '' : 's'} × ${plan.spec.datasets.length * plan.spec.fields.length} dataset×field × ${seeds} seed${seeds === 1 ? '' : 's'})` +
-      (plan.iterationsOverride !== undefined ? `, ${plan.iterationsOverride} iterations each (--iterations)` : ''),
+      overridesText(plan.overrides),
   ];
   const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} of training on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated; evaluation and audits come on top)` : '';
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training${wall}`);
@@ -297,15 +325,17 @@ export function registerStudyCommands(program: Command): Command {
     .description('expand a study file into jobs with content-hash ids, and estimate the work (a short calibration on this machine)')
     .argument('<file>', 'study file (YAML or JSON)')
     .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run)').argParser(positiveIntFlag('--iterations')), "the study file's"))
+    .addOption(testPointsOption())
+    .addOption(batchSizeOption())
     .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: { iterations?: number; workers?: number; calibrate: boolean; json?: boolean }) => {
-      const plan = planStudy(file, o.iterations !== undefined ? { iterations: o.iterations } : {});
+    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; workers?: number; calibrate: boolean; json?: boolean }) => {
+      const plan = planStudy(file, planOverrides(o));
       const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
-        process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.iterationsOverride !== undefined ? { iterationsOverride: plan.iterationsOverride } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
+        process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.overrides ? { overrides: plan.overrides } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
         return;
       }
       const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${jobSolverText(j)}  seed=${j.seed}`);
@@ -321,6 +351,8 @@ export function registerStudyCommands(program: Command): Command {
       .addOption(workersOption('local worker threads, one job each'))
       .option('--retry-failed', 'also rerun jobs whose last result is failed')
       .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run; recorded in the plan)').argParser(positiveIntFlag('--iterations')), "the study file's"))
+      .addOption(testPointsOption())
+      .addOption(batchSizeOption())
       .addOption(new Option('--extend', 'the --out directory belongs to another study: add this study\'s jobs to it').conflicts('replace'))
       .option('--replace', "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)")
       .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
@@ -338,7 +370,7 @@ export function registerStudyCommands(program: Command): Command {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
       } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
-      const plan = planStudy(file, o.iterations !== undefined ? { iterations: o.iterations } : {});
+      const plan = planStudy(file, planOverrides(o));
       const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
       // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
       bindStudy(o.out, readPlan(o.out), plan, binding);

@@ -18,14 +18,15 @@ import { crossingVerdict, type Verdict } from '../audit/verdict.js';
 import { fixedStepCount, parseSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
 import type { AdaptStart, EvalRow, Job, JobResult } from '../study/types.js';
 import { groupBy, spread, type Spread } from './stats.js';
+import type { PlanOverrides } from '../formats/index.js';
 
 export interface ReportPlan {
   readonly name?: string;
   readonly jobs: readonly Job[];
   /** Canonical hash of the study the directory belongs to. */
   readonly studyHash?: string;
-  /** `study run --iterations N`: the study file's iterations were overridden. */
-  readonly iterationsOverride?: number;
+  /** `study run --iterations/--test-points/--batch-size`: values of the study file were overridden (a smoke run). */
+  readonly overrides?: PlanOverrides;
 }
 
 /** A run in progress (live report): what is running right now. */
@@ -191,7 +192,7 @@ export interface ReportModel {
   readonly title: string;
   readonly generatedAt: string;
   readonly threshold: number;
-  readonly plan?: { readonly name?: string; readonly studyHash?: string; readonly iterationsOverride?: number; readonly jobs: number };
+  readonly plan?: { readonly name?: string; readonly studyHash?: string; readonly overrides?: PlanOverrides; readonly jobs: number };
   readonly counts: { readonly planned?: number; readonly done: number; readonly failed: number; readonly pending?: number; readonly notInPlan: number };
   readonly live?: ReportLive;
   readonly sections: readonly Section[];
@@ -468,7 +469,7 @@ export function buildReportModel(input: ReportInput, options: ReportOptions = {}
           plan: {
             ...optional('name', plan.name),
             ...optional('studyHash', plan.studyHash),
-            ...optional('iterationsOverride', plan.iterationsOverride),
+            ...optional('overrides', plan.overrides),
             jobs: plan.jobs.length,
           },
         }

@@ -24,8 +24,14 @@ export function header(model: ReportModel): string {
   const planned = c.planned !== undefined ? ` of ${plural(c.planned, 'planned job')}` : '';
   const pending = c.pending ? `, ${c.pending} pending` : '';
   parts.push(`<p>${c.done} done, ${c.failed} failed${pending}${planned}. Critical step size / tolerance threshold: |test accuracy − train-solver accuracy| ≤ ${esc(model.threshold)}.</p>`);
-  if (model.plan?.iterationsOverride !== undefined) {
-    parts.push(`<p class="warn">Run with <code>--iterations ${model.plan.iterationsOverride}</code>: every job trains for ${model.plan.iterationsOverride} iterations instead of the study file's — a smoke run, not the study's result.</p>`);
+  const o = model.plan?.overrides;
+  if (o) {
+    const said = [
+      ...(o.iterations !== undefined ? [[`--iterations ${o.iterations}`, `every job trains for ${plural(o.iterations, 'iteration')}`]] : []),
+      ...(o.batchSize !== undefined ? [[`--batch-size ${o.batchSize}`, `on batches of ${o.batchSize}`]] : []),
+      ...(o.testPoints !== undefined ? [[`--test-points ${o.testPoints}`, `and is evaluated and audited on ${plural(o.testPoints, 'test point')}`]] : []),
+    ];
+    parts.push(`<p class="warn">Run with ${said.map(([flag]) => `<code>${flag}</code>`).join(' ')}: ${said.map(([, what]) => what).join(' ')}, instead of the study file's values — a smoke run, not the study's result.</p>`);
   }
   if (c.notInPlan > 0) {
     parts.push(`<p class="warn">${plural(c.notInPlan, 'result')} in this directory ${c.notInPlan === 1 ? 'does' : 'do'} not belong to its plan (another or an edited study); ${c.notInPlan === 1 ? 'it is' : 'they are'} listed at the end and left out of every table and figure above it.</p>`);

@@ -6,6 +6,12 @@
 import path from 'node:path';
 import { SpecError } from '../errors.js';
 import { readPlan, readResults } from '../study/store.js';
+import { planFileOverrides, type PlanFile } from '../formats/index.js';
+
+const overridesOf = (plan: PlanFile) => {
+  const overrides = planFileOverrides(plan);
+  return overrides ? { overrides } : {};
+};
 import { writeReport, type RenderOptions, type WrittenReport } from './html.js';
 import { buildReportModel, type CriticalSummary, type ReportLive, type ReportModel } from './model.js';
 
@@ -36,7 +42,7 @@ export async function writeStudyReport(dir: string, options: StudyReportOptions 
   const model = buildReportModel(
     {
       results: [...final.values()],
-      ...(plan ? { plan: { jobs: plan.jobs, ...(plan.name !== undefined ? { name: plan.name } : {}), ...(plan.studyHash ? { studyHash: plan.studyHash } : {}), ...(plan.iterationsOverride !== undefined ? { iterationsOverride: plan.iterationsOverride } : {}) } } : {}),
+      ...(plan ? { plan: { jobs: plan.jobs, ...(plan.name !== undefined ? { name: plan.name } : {}), ...(plan.studyHash ? { studyHash: plan.studyHash } : {}), ...overridesOf(plan) } } : {}),
       ...(options.live ? { live: options.live } : {}),
     },
     { ...(options.threshold !== undefined ? { threshold: options.threshold } : {}) },

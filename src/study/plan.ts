@@ -10,6 +10,8 @@ import { createHash } from 'node:crypto';
 import { loadStudyFile, validateStudy, type StudySpec } from './schema.js';
 import { paperTestSolvers } from './paper.js';
 import { formatSolverSpec } from '../solvers/spec.js';
+import { formatDatasetSpec, parseDatasetSpec } from '../data/spec.js';
+import { SpecError } from '../errors.js';
 import { FIXED_METHODS } from '../solvers/tableau.js';
 import type { AdaptStart, Job } from './types.js';
 
@@ -22,7 +24,7 @@ export interface StudyPlan {
   /** Identity of the study (see studyHash): a study directory belongs to one. */
   readonly studyHash: string;
   /** Set when `--iterations` overrode the study file's iterations. */
-  readonly iterationsOverride?: number;
+  readonly overrides?: PlanOverrides;
   readonly jobs: readonly Job[];
 }
 
@@ -56,10 +58,20 @@ export function jobId(config: Omit<Job, 'id'> & { id?: string }): string {
   return createHash('sha256').update(JOB_FORMAT + '\n' + canonicalJson(rest)).digest('hex').slice(0, JOB_ID_LENGTH);
 }
 
-/** Overrides of a study file's values, recorded in the plan (and part of the study hash). */
-export interface PlanOverrides {
-  /** Train every job for this many iterations (a smoke run of a big study). */
-  readonly iterations?: number;
+/**
+ * Overrides of a study file's values, recorded in the plan (and part of the
+ * study hash): iterations and batch size of every job, and testPoints, the
+ * test-set size of every dataset (its spec's testN), which bounds evaluation
+ * and audits — at a few iterations they dominate a job.
+ */
+import type { PlanOverrides } from '../formats/index.js';
+export type { PlanOverrides };
+
+/** A dataset spec with its test-set size set to N (spheres, mnist, cifar10; a JSON file's test split is a fraction, not a count). */
+export function withTestPoints(dataset: string, n: number): string {
+  const d = parseDatasetSpec(dataset);
+  if (d.kind === 'json') throw new SpecError(`dataset "${dataset}": --test-points applies to spheres, mnist and cifar10 datasets; a JSON file's test split is set in its spec (split=<fraction>)`);
+  return formatDatasetSpec({ ...d, testN: n });
 }
 
 /** The paper's start tolerance of tolerance adaptation (rtol = atol). */
@@ -89,8 +101,14 @@ export function studyHash(spec: StudySpec): string {
  * seed — adaptation ignores the grid's step, so one run per method is all
  * there is to run. Duplicates dropped.
  */
-export function planSpec(study: StudySpec, overrides: PlanOverrides = {}): StudyPlan {
-  const spec: StudySpec = overrides.iterations !== undefined ? { ...study, iterations: overrides.iterations } : study;
+export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan {
+  const overrides = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as PlanOverrides;
+  const spec: StudySpec = {
+    ...study,
+    ...(overrides.iterations !== undefined ? { iterations: overrides.iterations } : {}),
+    ...(overrides.batchSize !== undefined ? { batchSize: overrides.batchSize } : {}),
+    ...(overrides.testPoints !== undefined ? { datasets: study.datasets.map((d) => withTestPoints(d, overrides.testPoints!)) } : {}),
+  };
   const jobs: Job[] = [];
   const seen = new Set<string>();
   const add = (config: Omit<Job, 'id'>) => {
@@ -128,7 +146,7 @@ export function planSpec(study: StudySpec, overrides: PlanOverrides = {}): Study
     ...(spec.name !== undefined ? { name: spec.name } : {}),
     spec,
     studyHash: studyHash(spec),
-    ...(overrides.iterations !== undefined ? { iterationsOverride: overrides.iterations } : {}),
+    ...(Object.keys(overrides).length > 0 ? { overrides } : {}),
     jobs,
   };
 }

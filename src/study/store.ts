@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { FileFormatError, OdenessError } from '../errors.js';
 import { acquireLock, type DirLock } from './lock.js';
 import { validateResult } from './records.js';
-import { describeIssue, parseWith, PlanFileSchema, type PlanFile } from '../formats/index.js';
+import { describeIssue, parseWith, PlanFileSchema, type PlanFile, type PlanOverrides } from '../formats/index.js';
 
 export { LOCK_FILE, readLock, type LockInfo } from './lock.js';
 import type { Job, JobResult } from './types.js';
@@ -46,7 +46,7 @@ export interface BoundStudy {
   readonly name?: string;
   readonly studyHash: string;
   readonly spec: unknown;
-  readonly iterationsOverride?: number;
+  readonly overrides?: PlanOverrides;
   readonly jobs: readonly Job[];
 }
 
@@ -93,7 +93,7 @@ export function bindStudy(dir: string, existing: PlanFile | undefined, study: Bo
     studyHash: study.studyHash,
     studies,
     study: study.spec,
-    ...(study.iterationsOverride !== undefined ? { iterationsOverride: study.iterationsOverride } : {}),
+    ...(study.overrides ? { overrides: study.overrides } : {}),
     jobs: [...jobs],
   });
   const union = (a: readonly Job[], b: readonly Job[]) => {
