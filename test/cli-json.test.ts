@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { cli, requirePrerequisite, startNats } from './helpers/procs.js';
 
-// Every command with --json prints ONE parseable JSON document on stdout (study run: JSON Lines, one per event),
+// Every command with --json prints ONE parseable JSON document on stdout (study run --events: JSON Lines, one per event),
 // on inputs cheap enough for the default test run; and the renamed flags keep working for one release.
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'odeness-json-'));
@@ -72,16 +72,23 @@ test.serial('export --effective writes DIR/effective.onnx; --float64 graphs run 
   t.regex(bad.stderr, /--float64 applies to --effective/);
 });
 
-test.serial('study plan, run, status, report: one JSON document each (run: one per line, the last the summary)', async (t) => {
+test.serial('study plan, run, status, report: one JSON document each (run --events: one per line, the last the summary)', async (t) => {
   const file = path.join(tmp, 'study.yaml');
   fs.writeFileSync(file, [`datasets: ["${DATASET}"]`, 'field: mlp:width=8', 'grid: [euler:0.5]', 'iterations: 20', 'batchSize: 16', 'lr: 0.01', 'testSolvers: [rk4:0.25]', ''].join('\n'));
   const plan = oneDocument(t, await runCli(['study', 'plan', file, '--json']), 'study plan');
   t.is((plan.jobs as unknown[]).length, 1);
   const out = path.join(tmp, 'study');
-  const run = await runCli(['study', 'run', file, '--out', out, '--workers', '1', '--json']);
-  t.is(run.code, 0, run.stderr);
-  const events = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  const run = oneDocument(t, await runCli(['study', 'run', file, '--out', out, '--workers', '1', '--json']), 'study run');
+  t.like(run, { out, plan: { total: 1, toRun: 1 }, counts: { done: 1, failed: 0 }, interrupted: false, report: path.join(out, 'report.html') });
+  t.like((run.results as unknown[])[0], { status: 'done', trainSolver: 'euler:0.5', seed: 0 });
+  // --events: the live stream, one JSON object per line, the last the summary.
+  const again = await runCli(['study', 'run', file, '--out', out, '--workers', '1', '--events']);
+  t.is(again.code, 0, again.stderr);
+  const events = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  t.like(events[0], { type: 'plan', total: 1, toRun: 0, alreadyDone: 1 });
   t.like(events.at(-1), { type: 'end', counts: { done: 1 } });
+  const both = await runCli(['study', 'run', file, '--out', out, '--json', '--events']);
+  t.is(both.code, 2, 'one output format at a time');
   t.like(oneDocument(t, await runCli(['study', 'status', out, '--json']), 'study status'), { done: 1, total: 1 });
   const plots = path.join(tmp, 'report-figures');
   const report = oneDocument(t, await runCli(['study', 'report', out, '--plot', plots, '--json']), 'study report');

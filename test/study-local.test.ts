@@ -29,7 +29,7 @@ async function until(cond: () => boolean, ms = 60_000): Promise<void> {
   }
 }
 
-/** Ids of jobs that have started (per the --json events) but have no result line yet. */
+/** Ids of jobs that have started (per the --events lines) but have no result line yet. */
 function inFlight(out: string, dir: string): string[] {
   const finished = new Set(lines(dir).map((r) => r.id));
   return events(out).flatMap((e) => (e.type === 'start' && !finished.has(e.id) ? [e.id] : []));
@@ -41,7 +41,7 @@ test.serial('local run: real metrics and bundles; failures are recorded and do n
   const dir = tempDir();
   const file = writeStudy(dir, 's.yaml', tinyStudy({ datasets: [TINY_DATASET, MISSING_DATASET], grid: '[{solver: euler, steps: [0.5]}]', seeds: 2, iterations: 300 }));
   const out = join(dir, 'out');
-  const r = await cliResult(['study', 'run', file, '--out', out, '--workers', '2', '--json']);
+  const r = await cliResult(['study', 'run', file, '--out', out, '--workers', '2', '--events']);
   t.is(r.code, 1, r.err);
   t.regex(r.err, /2 jobs failed; see: odeness study status/);
   const ev = events(r.out);
@@ -84,11 +84,11 @@ test.serial('local run: real metrics and bundles; failures are recorded and do n
   t.like(s, { total: 4, done: 2, failed: 2, running: 0, pending: 0 });
   for (const f of s.failures) t.regex(f.error, /fail\.json: file not found/);
 
-  const again = await cliResult(['study', 'run', file, '--out', out, '--json']);
+  const again = await cliResult(['study', 'run', file, '--out', out, '--events']);
   t.like(events(again.out)[0], { type: 'plan', toRun: 0, alreadyDone: 2, alreadyFailed: 2 });
   t.is(lines(out).length, 4, 'nothing reran');
 
-  const retry = await cliResult(['study', 'run', file, '--out', out, '--retry-failed', '--json']);
+  const retry = await cliResult(['study', 'run', file, '--out', out, '--retry-failed', '--events']);
   t.like(events(retry.out)[0], { type: 'plan', toRun: 2, alreadyDone: 2, alreadyFailed: 0 });
   const after = lines(out);
   t.is(after.length, 6);
@@ -106,7 +106,7 @@ test.serial('local run: SIGKILL mid-job, rerun → one result per job, finished 
   // 8 jobs of about 1 s each (unloaded) on 2 threads.
   const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[{solver: euler, steps: [0.5, 0.25]}, {solver: midpoint, steps: [0.5, 0.25]}]', seeds: 2, iterations: 2000 }));
   const out = join(dir, 'out');
-  const first = cli(['study', 'run', file, '--out', out, '--workers', '2', '--json']);
+  const first = cli(['study', 'run', file, '--out', out, '--workers', '2', '--events']);
   // Two results in, and a job running that has none: kill mid-job.
   await until(() => lines(out).length >= 2 && inFlight(first.out(), out).length > 0);
   first.kill('SIGKILL');
@@ -121,7 +121,7 @@ test.serial('local run: SIGKILL mid-job, rerun → one result per job, finished 
   t.is(s.done, finished.length);
   t.is(s.activeRun, undefined, 'the killed run no longer holds the directory');
 
-  const second = await cliResult(['study', 'run', file, '--out', out, '--workers', '2', '--json']);
+  const second = await cliResult(['study', 'run', file, '--out', out, '--workers', '2', '--events']);
   t.is(second.code, 0, second.err);
   t.like(events(second.out)[0], { type: 'plan', total: 8, toRun: 8 - finished.length, alreadyDone: finished.length });
   const all = lines(out);
@@ -139,7 +139,7 @@ test.serial('local run: Ctrl-C mid-job stops cleanly with exit 130 and the rerun
   const dir = tempDir();
   const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[{solver: euler, stepCounts: [1, 2, 3]}]', seeds: 2, iterations: 2000 }));
   const out = join(dir, 'out');
-  const p = cli(['study', 'run', file, '--out', out, '--workers', '1', '--json']);
+  const p = cli(['study', 'run', file, '--out', out, '--workers', '1', '--events']);
   await until(() => lines(out).length >= 1 && inFlight(p.out(), out).length > 0);
   p.kill('SIGINT');
   t.is(await p.exited, 130);

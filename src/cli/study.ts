@@ -22,10 +22,9 @@ import { LiveReport } from '../report/live.js';
 import { estimateWork, JOB_THRESHOLD, WORK_THRESHOLD, type WorkEstimate } from '../study/estimate.js';
 import { planStudy, type PlanOverrides, type StudyPlan } from '../study/plan.js';
 import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
-import type { Job } from '../study/types.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
-import type { StudyCounts, StudyEvent } from '../study/types.js';
+import type { Job, JobResult, StudyCounts, StudyEvent } from '../study/types.js';
 import { runWorker } from '../cluster/nats-worker.js';
 import { capThreads, LocalTransport } from '../cluster/pool.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
@@ -130,11 +129,29 @@ export function studyEtaMs(p: { pending: number; running: number; finished: numb
   return ((p.jobMsSum / p.finished) * (p.pending + p.running / 2)) / Math.max(1, p.slots, p.running);
 }
 
+/** How `study run` shows its events: text (a bar on a TTY), `--events` (JSON Lines as they happen), `--json` (one document at the end). */
+export type EventFormat = 'text' | 'events' | 'json';
+
+/** What `study run --json` prints: one document, when the run ends. */
+export interface StudyRunDocument {
+  out: string;
+  plan: Omit<Extract<StudyEvent, { type: 'plan' }>, 'type'>;
+  counts: StudyCounts;
+  ms: number;
+  interrupted: boolean;
+  /** Results recorded by this run, in the order they arrived. */
+  results: { id: string; status: JobResult['status']; attempt: number; dataset: string; field: string; trainSolver: string; adapt: boolean; seed: number; worker: string; ms: number; error?: string }[];
+  /** Warnings and notes the run printed. */
+  logs: { level: 'info' | 'warn'; message: string }[];
+  report?: string;
+}
+
 /**
  * Renders study events: a cli-progress bar on a TTY (stderr), plain lines
- * otherwise, one JSON object per line with `json` (progress ticks omitted).
+ * otherwise; with `events`, one JSON object per line as they happen (progress
+ * ticks omitted); with `json`, nothing until `document()` gathers the run.
  */
-export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }) {
+export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }) {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
   const counts: StudyCounts = { total: 0, done: 0, failed: 0, running: 0, pending: 0 };
@@ -162,8 +179,31 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
     else out.write(s + '\n');
   };
 
+  const gathered: { plan?: StudyRunDocument['plan']; results: StudyRunDocument['results']; logs: StudyRunDocument['logs'] } = { results: [], logs: [] };
+  const gather = (e: StudyEvent): void => {
+    if (e.type === 'plan') {
+      const { type: _type, ...plan } = e;
+      gathered.plan = plan;
+    } else if (e.type === 'result') {
+      const r = e.result;
+      gathered.results.push({ id: r.id, status: r.status, attempt: r.attempt, dataset: r.job.dataset, field: r.job.field, trainSolver: r.job.trainSolver, adapt: r.job.adapt, seed: r.job.seed, worker: r.worker, ms: r.timings.ms, ...(r.error ? { error: r.error } : {}) });
+    } else if (e.type === 'log') gathered.logs.push({ level: e.level, message: e.message });
+  };
+  /** The `--json` document of a finished run. */
+  const document = (run: { out: string; counts: StudyCounts; ms: number; interrupted: boolean; report?: string }): StudyRunDocument => ({
+    out: run.out,
+    plan: gathered.plan ?? { total: run.counts.total, toRun: 0, alreadyDone: run.counts.done, alreadyFailed: run.counts.failed, transport: '' },
+    counts: run.counts,
+    ms: run.ms,
+    interrupted: run.interrupted,
+    results: gathered.results,
+    logs: gathered.logs,
+    ...(run.report ? { report: run.report } : {}),
+  });
+
   const onEvent = (e: StudyEvent): void => {
-    if (opts.json) {
+    if (opts.format === 'json') return gather(e);
+    if (opts.format === 'events') {
       if (e.type !== 'progress') out.write(JSON.stringify(e) + '\n');
       return;
     }
@@ -230,7 +270,7 @@ export function studyEventPrinter(opts: { json: boolean; tty: boolean; out?: Nod
     multibar?.stop();
     multibar = undefined;
   };
-  return { onEvent, stop };
+  return { onEvent, stop, document };
 }
 
 function printStatus(s: StudyStatus, json: boolean): void {
@@ -261,6 +301,7 @@ interface RunFlags {
   report: boolean;
   reportInterval: number;
   json?: boolean;
+  events?: boolean;
   ackWait: number;
   maxDeliver: number;
 }
@@ -358,7 +399,8 @@ export function registerStudyCommands(program: Command): Command {
       .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
       .option('--no-report', 'do not keep DIR/report.html up to date while the study runs')
       .addOption(new Option('--report-interval <seconds>', 'least seconds between two rewrites of the live report (never more than a third of the time: a big page takes seconds to render)').argParser(positiveSeconds('--report-interval')).default(5))
-      .option('--json', 'print events as JSON Lines (one JSON document per line, the last the "end" summary) instead of a progress bar'),
+      .addOption(new Option('--json', 'when the run ends, print {"out", "plan", "counts", "ms", "interrupted", "results": [...], "logs", "report"} as one JSON document (nothing before it)').conflicts('events'))
+      .option('--events', 'print events as they happen as JSON Lines (one JSON object per line: plan, start, result, log, the last "end"), for dashboards and scripts that follow a run'),
     false,
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
@@ -379,7 +421,8 @@ export function registerStudyCommands(program: Command): Command {
         if (estimate.needsYes) throw new OdenessError(`${file}: ${planSize(estimate)} is above what runs without confirmation (${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); see \`odeness study plan ${file}\` for the wall time, then rerun with --yes (or --iterations N for a smoke run)`);
       }
       const live = o.report ? new LiveReport(o.out, { minIntervalMs: o.reportInterval * 1000, onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`) }) : undefined;
-      const printer = studyEventPrinter({ json: !!o.json, tty: !o.json && !!process.stderr.isTTY });
+      const format: EventFormat = o.json ? 'json' : o.events ? 'events' : 'text';
+      const printer = studyEventPrinter({ format, tty: format === 'text' && !!process.stderr.isTTY });
       const ac = new AbortController();
       let interrupts = 0;
       const onSignal = () => {
@@ -409,8 +452,9 @@ export function registerStudyCommands(program: Command): Command {
         });
         if (live) {
           await live.finish();
-          if (!o.json) process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
+          if (format === 'text') process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
         }
+        if (format === 'json') process.stdout.write(JSON.stringify(printer.document({ ...r, ...(live ? { report: join(o.out, 'report.html') } : {}) })) + '\n');
         if (r.interrupted) process.exitCode = 130;
         else if (r.counts.failed > 0) {
           process.stderr.write(`${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);

@@ -19,7 +19,7 @@ export interface Cluster {
   dir: string;
   a: Proc;
   b: Proc;
-  /** `odeness study run FILE --out OUT --nats URL --json …` against this cluster. */
+  /** `odeness study run FILE --out OUT --nats URL --events …` against this cluster. */
   coordinator(file: string, out: string, extra?: string[], env?: NodeJS.ProcessEnv): Proc;
 }
 
@@ -62,7 +62,7 @@ export async function withCluster(t: ExecutionContext, opts: ClusterOptions, bod
     await body({
       nats, dir, a, b,
       coordinator: (file, out, extra = [], env) => {
-        const p = cli(['study', 'run', file, '--out', out, '--nats', nats.url, '--json', ...(opts.coordinatorArgs ?? []), ...extra], env);
+        const p = cli(['study', 'run', file, '--out', out, '--nats', nats.url, '--events', ...(opts.coordinatorArgs ?? []), ...extra], env);
         procs.push(p);
         return p;
       },
@@ -89,7 +89,7 @@ export function resultLines(dir: string): JobResult[] {
   });
 }
 
-/** The JSON events a `study run --json` printed. */
+/** The JSON events a `study run --events` printed. */
 export function jsonEvents(out: string): StudyEvent[] {
   return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as StudyEvent);
 }
