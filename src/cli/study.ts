@@ -352,8 +352,8 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
       `${e.adaptationJobs} adaptation (${methods.size} method${methods.size === 1 ? '' : 's'} × ${plan.spec.datasets.length * plan.spec.fields.length} dataset×field × ${seeds} seed${seeds === 1 ? '' : 's'})` +
       overridesText(plan.overrides),
   ];
-  const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} of training on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated; evaluation and audits come on top)` : '';
-  lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training${wall}`);
+  const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
+  lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   return lines.join('\n');
 }

@@ -11,14 +11,27 @@
  * purpose. Adaptation runs end wherever the accuracy check leads: they are
  * estimated at the median grid step count of their method (20 steps without a
  * grid), plus a fifth for the checks.
+ *
+ * After training, a job evaluates its test set under its training solver and
+ * each test solver (forward only, onnxruntime) and runs its audits on up to
+ * AUDIT_POINTS points: the fan re-solves them with its float64 reference, the
+ * crossing audit with the training solver at up to three refinements. This
+ * evaluation work is counted apart (evalSampleNfe) and, priced at the
+ * training's calibrated cost per sample·NFE, is part of the wall time: at a
+ * few iterations (a smoke run) it is most of it.
  */
 import { loadDataset } from '../data/spec.js';
 import { paramShapes } from '../models/params.js';
-import { fixedStepCount, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { fixedStepCount, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 import { modelConfigFor, trainRun } from '../train/run.js';
 import type { StudyPlan } from './plan.js';
 import type { Job } from './types.js';
+import { paperTestSolvers } from './paper.js';
+import { DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
+
+/** Points a job's audits run on (executeJob's AUDIT_POINTS). */
+const AUDIT_POINTS = 500;
 
 /**
  * Plans above this much work (sample·NFE × field parameters) need `--yes`:
@@ -37,6 +50,10 @@ export interface JobWork {
   readonly samples: number;
   /** Σ NFE × batch over iterations. */
   readonly sampleNfe: number;
+  /** Forward field evaluations per test point after training: the training solver, the test solvers, the audits (points beyond AUDIT_POINTS count only the evaluation part: see evalSampleNfe in WorkGroup). */
+  readonly evalNfePerPoint: number;
+  /** Of evalNfePerPoint, the audits' part (run on at most AUDIT_POINTS points). */
+  readonly auditNfePerPoint: number;
 }
 
 export interface WorkGroup {
@@ -46,6 +63,8 @@ export interface WorkGroup {
   readonly kind: 'fixed' | 'adaptive';
   readonly jobs: number;
   readonly sampleNfe: number;
+  /** Σ over jobs of evaluation and audit NFE × test points (absent when the dataset cannot be loaded). */
+  readonly evalSampleNfe?: number;
   /** Multiply-adds per field evaluation and sample (see fieldSize); absent when the dataset cannot be loaded. */
   readonly fieldSize?: number;
   /** Training iterations of its jobs. */
@@ -61,8 +80,12 @@ export interface WorkEstimate {
   readonly sampleNfe: number;
   /** Σ sample·NFE × field size: multiply-adds of training (groups whose dataset loads). */
   readonly units: number;
+  /** Σ evaluation and audit sample·NFE over jobs (groups whose dataset loads). */
+  readonly evalSampleNfe: number;
+  /** Σ evaluation sample·NFE × field size: multiply-adds of evaluation and audits. */
+  readonly evalUnits: number;
   readonly groups: readonly WorkGroup[];
-  /** Wall time of the whole plan on this machine with `workers` parallel workers (after calibration). */
+  /** Wall time of the whole plan on this machine with `workers` parallel workers (after calibration): training, evaluation and audits. */
   readonly wallMs?: number;
   readonly workers: number;
   /** Above WORK_THRESHOLD or JOB_THRESHOLD: `study run` needs --yes. */
@@ -84,12 +107,12 @@ function median(xs: number[]): number {
 /** Training work of each job of a plan (no I/O). */
 export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
   const gridNfe = new Map<string, number[]>();
+  const gridSpecs = new Map<string, SolverSpec[]>();
   for (const j of plan.jobs) {
     if (j.adapt) continue;
     const s = parseSolverSpec(j.trainSolver);
-    const list = gridNfe.get(s.method) ?? [];
-    list.push(stepNfe(s));
-    gridNfe.set(s.method, list);
+    gridNfe.set(s.method, [...(gridNfe.get(s.method) ?? []), stepNfe(s)]);
+    gridSpecs.set(s.method, [...(gridSpecs.get(s.method) ?? []), s]);
   }
   const out = new Map<string, JobWork>();
   for (const j of plan.jobs) {
@@ -97,9 +120,29 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
     const fallback = s.kind === 'fixed' ? 20 * getTableau(s.method).c.length : stepNfe(s);
     const perIteration = j.adapt ? 1.2 * (gridNfe.has(s.method) ? median(gridNfe.get(s.method)!) : fallback) : stepNfe(s);
     const samples = j.iterations * j.batchSize;
-    out.set(j.id, { nfePerSample: 2 * perIteration * j.iterations, samples, sampleNfe: 2 * perIteration * samples });
+    const evaluation = forwardNfe(j, gridSpecs.get(s.method));
+    out.set(j.id, { nfePerSample: 2 * perIteration * j.iterations, samples, sampleNfe: 2 * perIteration * samples, ...evaluation });
   }
   return out;
+}
+
+/**
+ * Forward NFE per test point after training: the training solver's own
+ * evaluation, every test solver ("paper" resolved around the grid point; for
+ * an adaptation run around its method's median grid point), and the audits.
+ */
+function forwardNfe(j: Job, methodGrid: SolverSpec[] | undefined): { evalNfePerPoint: number; auditNfePerPoint: number } {
+  const s = parseSolverSpec(j.trainSolver);
+  const around = j.adapt && methodGrid && methodGrid.length > 0 ? medianSpec(methodGrid) : s;
+  const forward = stepNfe;
+  const tests = j.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t])).map((t) => parseSolverSpec(t, j.solverLimits));
+  const evalNfe = forward(around) + tests.reduce((sum, t) => sum + forward(t), 0);
+  const audit = (j.audit.fan ? forward(around) + forward(parseSolverSpec(DEFAULT_FAN_REFERENCE)) : 0) + (j.audit.crossing ? forward(around) * (1 + 2 + 4 + 8) : 0);
+  return { evalNfePerPoint: evalNfe + audit, auditNfePerPoint: audit };
+}
+
+function medianSpec(specs: SolverSpec[]): SolverSpec {
+  return [...specs].sort((a, b) => stepNfe(a) - stepNfe(b))[Math.floor((specs.length - 1) / 2)]!;
 }
 
 /**
@@ -107,18 +150,22 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
  * each convolution weight (rank ≥ 3) once per spatial position of the state.
  * Undefined when the dataset cannot be loaded (its jobs will fail and say why).
  */
-async function fieldSize(dataset: string, field: string): Promise<number | undefined> {
+async function fieldSize(dataset: string, field: string): Promise<{ size: number; testPoints: number } | undefined> {
   let config;
+  let testPoints;
   try {
-    config = modelConfigFor(await loadDataset(dataset, 0), field, 0, 0, 1);
+    const data = await loadDataset(dataset, 0);
+    testPoints = data.test.n;
+    config = modelConfigFor(data, field, 0, 0, 1);
   } catch {
     return undefined;
   }
   const shape = config.stateShape;
   const positions = shape.length === 1 ? shape[0]! : shape.slice(1).reduce((a, b) => a * b, 1);
-  return paramShapes(config)
+  const size = paramShapes(config)
     .filter((p) => p.name.startsWith('field.') && p.name.endsWith('.weight'))
     .reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1) * (p.shape.length >= 3 ? positions : 1), 0);
+  return { size, testPoints };
 }
 
 /** Per-iteration cost on this machine: a fixed overhead plus a part proportional to NFE × batch. */
@@ -179,14 +226,25 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     byGroup.set(key, g);
   }
   const groups: WorkGroup[] = [];
-  const sizes = new Map<string, number | undefined>();
+  const sizes = new Map<string, { size: number; testPoints: number } | undefined>();
   for (const g of byGroup.values()) {
     const sampleNfe = g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0);
     const pk = `${g.dataset}\n${g.field}`;
     if (!sizes.has(pk)) sizes.set(pk, await fieldSize(g.dataset, g.field));
-    const size = sizes.get(pk);
+    const loaded = sizes.get(pk);
+    const size = loaded?.size;
     const iterations = g.jobs.reduce((s, j) => s + j.iterations, 0);
-    let group: WorkGroup = { dataset: g.dataset, field: g.field, kind: g.kind, jobs: g.jobs.length, iterations, sampleNfe, ...(size !== undefined ? { fieldSize: size } : {}) };
+    const evalSampleNfe = loaded
+      ? g.jobs.reduce((s, j) => {
+          const w = work.get(j.id)!;
+          return s + (w.evalNfePerPoint - w.auditNfePerPoint) * loaded.testPoints + w.auditNfePerPoint * Math.min(AUDIT_POINTS, loaded.testPoints);
+        }, 0)
+      : undefined;
+    let group: WorkGroup = {
+      dataset: g.dataset, field: g.field, kind: g.kind, jobs: g.jobs.length, iterations, sampleNfe,
+      ...(evalSampleNfe !== undefined ? { evalSampleNfe } : {}),
+      ...(size !== undefined ? { fieldSize: size } : {}),
+    };
     if (options.calibrate !== false && size !== undefined) {
       const batch = options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize);
       group = { ...group, cost: await calibrate(g.dataset, g.field, g.kind, batch) };
@@ -195,8 +253,13 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
   }
   const sampleNfe = groups.reduce((s, g) => s + g.sampleNfe, 0);
   const units = groups.reduce((s, g) => s + g.sampleNfe * (g.fieldSize ?? 0), 0);
+  const evalSampleNfe = groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0), 0);
+  const evalUnits = groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0) * (g.fieldSize ?? 0), 0);
   const calibrated = groups.length > 0 && groups.every((g) => g.cost !== undefined);
-  const serialMs = calibrated ? groups.reduce((s, g) => s + g.iterations * g.cost!.msPerIteration + g.sampleNfe * g.cost!.msPerSampleNfe, 0) : undefined;
+  // Evaluation is priced at training's per-sample·NFE cost: forward-only onnxruntime on large chunks is about as fast per NFE as a training NFE.
+  const serialMs = calibrated
+    ? groups.reduce((s, g) => s + g.iterations * g.cost!.msPerIteration + (g.sampleNfe + (g.evalSampleNfe ?? 0)) * g.cost!.msPerSampleNfe, 0)
+    : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
   return {
     jobs: plan.jobs.length,
@@ -204,6 +267,8 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     adaptationJobs,
     sampleNfe,
     units,
+    evalSampleNfe,
+    evalUnits,
     groups,
     ...(serialMs !== undefined ? { wallMs: serialMs / workers } : {}),
     workers,
