@@ -448,14 +448,25 @@ export function buildReportModel(input: ReportInput, options: ReportOptions = {}
   const done = inPlan.filter((r) => r.status === 'done' && r.metrics);
   const byId = new Map(done.map((r) => [r.id, r]));
   const sections: Section[] = [];
-  const bySection = groupBy(done, (r) => `${r.job.dataset}\n${r.job.field}`);
-  for (const key of [...bySection.keys()].sort()) {
+  const sectionKey = (j: Job) => `${j.dataset}\n${j.field}`;
+  // Sections and methods in the study's own order (its plan; else the order results came in), not
+  // alphabetical: dim=10 before dim=2 and dopri5 before euler read wrong.
+  const jobOrder = input.plan?.jobs ?? done.map((r) => r.job);
+  const rank = (keys: readonly string[]) => {
+    const first = new Map<string, number>();
+    keys.forEach((k, i) => first.has(k) || first.set(k, i));
+    return (a: string, b: string) => (first.get(a) ?? Infinity) - (first.get(b) ?? Infinity) || a.localeCompare(b);
+  };
+  const sectionOrder = rank(jobOrder.map(sectionKey));
+  const methodOrder = rank(jobOrder.map((j) => methodOf(j.trainSolver)));
+  const bySection = groupBy(done, (r) => sectionKey(r.job));
+  for (const key of [...bySection.keys()].sort(sectionOrder)) {
     const rs = bySection.get(key)!;
     const byMethod = groupBy(rs, (r) => methodOf(r.job.trainSolver));
     sections.push({
       dataset: rs[0]!.job.dataset,
       field: rs[0]!.job.field,
-      methods: [...byMethod.keys()].sort().map((m) => methodSection(m, byMethod.get(m)!, byId, threshold)),
+      methods: [...byMethod.keys()].sort(methodOrder).map((m) => methodSection(m, byMethod.get(m)!, byId, threshold)),
     });
   }
   const failed = inPlan.filter((r) => r.status === 'failed').length;
