@@ -156,3 +156,12 @@ test('accuracy vs test steps: x labels at the tested values, none closer than a 
   t.deepEqual(labels.map((l) => l.text), ['1', '2', '4', '8', '20', '50', '100']);
   for (let i = 1; i < labels.length; i++) t.true(labels[i]!.x - labels[i - 1]!.x >= 26, `${labels[i - 1]!.text} and ${labels[i]!.text} overlap`);
 });
+
+test('accuracy vs test steps: equal accuracies (an untrained smoke-run model) still get a readable y axis, not one tick "0.580000"', async (t) => {
+  const svg = await accuracyVsStepsSvg([{ label: 'dopri5:0.1', points: [1, 10, 100].map((x) => ({ x, accuracy: 0.58 })) }]);
+  const axis = svg.slice(svg.indexOf('aria-label="Y-axis'));
+  const labels = [...axis.matchAll(/<text[^>]*opacity="1">([^<]+)<\/text>/g)].map((m) => m[1]!).filter((s) => /^[\d.]+$/.test(s));
+  t.true(labels.length >= 3, labels.join(', '));
+  for (const l of labels) t.true(l.length <= 4, `short labels, got ${l}`);
+  t.false(labels.includes('0.580000'));
+});

@@ -69,6 +69,23 @@ export interface AccuracyPlotOptions extends PlotOptions {
   readonly yDomain?: readonly [number, number];
 }
 
+/**
+ * The data's accuracy range, widened to at least 0.1 and kept inside [0, 1]:
+ * fitted exactly, equal accuracies (an untrained smoke-run model) collapse
+ * the axis to one tick printed as "0.580000".
+ */
+export function accuracyDomain(values: readonly number[]): [number, number] {
+  const v = values.filter(finite);
+  if (v.length === 0) return [0, 1];
+  let lo = Math.min(...v);
+  let hi = Math.max(...v);
+  const pad = Math.max(0, 0.1 - (hi - lo)) / 2;
+  lo = Math.max(0, lo - pad);
+  hi = Math.min(1, hi + pad);
+  if (hi - lo < 0.1) (lo === 0 ? (hi = 0.1) : (lo = hi - 0.1));
+  return [lo, hi];
+}
+
 export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: AccuracyPlotOptions = {}): TopLevelSpec {
   const xKind = options.xKind ?? 'steps';
   const toX = (x: number): number => (xKind === 'tol' ? 1 / x : x);
@@ -94,7 +111,8 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
   const tested = [...new Set([...lines, ...trains].map((r) => Number(r['x'])))].sort((a, b) => a - b);
   const axis = { labelOverlap: 'greedy', labelFlush: true, ...(tested.length <= 12 ? { values: spacedOnLogAxis(tested, options.width ?? 380) } : {}) } as const;
   const x = { field: 'x', type: 'quantitative', scale: { type: 'log', nice: false }, axis, title: xTitle } as const;
-  const y = { field: 'accuracy', type: 'quantitative', title: yTitle, scale: options.yDomain ? { domain: [...options.yDomain] } : { zero: false } } as const;
+  const yDomain: number[] = [...(options.yDomain ?? accuracyDomain([...lines, ...trains].map((r) => Number(r['accuracy']))))];
+  const y = { field: 'accuracy', type: 'quantitative', title: yTitle, scale: { domain: yDomain } } as const;
   const dash = {
     field: 'solver',
     type: 'nominal',
