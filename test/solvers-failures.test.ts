@@ -6,7 +6,7 @@
 import test from 'ava';
 import { float64Ops } from '../src/engines/typed.js';
 import { SolveError } from '../src/errors.js';
-import { solve } from '../src/solvers/integrate.js';
+import { solve, solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, FIXED_METHODS } from '../src/solvers/tableau.js';
 import { rotDecayField } from './helpers/problems.js';
@@ -140,4 +140,19 @@ test('fixed grid: h = 0.1 over [0, 1] takes exactly 10 steps; h = 0.3 ends with 
     z = [z[0]! + h * k2[0]!, z[1]! + h * k2[1]!];
   }
   t.true(Math.abs(s.z1[0]! - z[0]!) < 1e-15 && Math.abs(s.z1[1]! - z[1]!) < 1e-15, `${[...s.z1]} vs ${z}`);
+});
+
+test('solveAsync stops at the next field call once its signal aborts (a cancelled study job), for fixed and adaptive solvers', async (t) => {
+  for (const spec of ['rk4:steps=1000', 'dopri5:1e-9']) {
+    const ac = new AbortController();
+    let calls = 0;
+    const field = async (_t: number, z: Float64Array) => {
+      if (++calls === 10) ac.abort(new Error('stop here'));
+      return Float64Array.from(z, (v) => -v);
+    };
+    await t.throwsAsync(solveAsync(float64Ops, field, Float64Array.of(1, 2), parseSolverSpec(spec), { signal: ac.signal }), { message: 'stop here' });
+    t.is(calls, 10, `${spec}: no field call after the abort`);
+  }
+  const whole = await solveAsync(float64Ops, async (_t: number, z: Float64Array) => Float64Array.from(z, (v) => -v), Float64Array.of(1), parseSolverSpec('rk4:steps=10'), { signal: new AbortController().signal });
+  t.true(Math.abs(whole.z1[0]! - Math.exp(-1)) < 1e-6, 'a signal that never aborts changes nothing');
 });

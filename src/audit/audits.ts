@@ -30,9 +30,16 @@ function float64Field(field: AsyncField<Float32Array>): AsyncField<Float64Array>
   return async (t, z) => Float64Array.from(await field(t, Float32Array.from(z)));
 }
 
-export async function trajectories(source: ModelSource, data: AuditData, spec: SolverSpec): Promise<Trajectories> {
+/** What every audit accepts: a signal that stops it at its next field call (a cancelled study job). */
+export interface AuditRunOptions {
+  readonly signal?: AbortSignal;
+}
+
+const withSignal = (o: AuditRunOptions) => (o.signal ? { signal: o.signal } : {});
+
+export async function trajectories(source: ModelSource, data: AuditData, spec: SolverSpec, options: AuditRunOptions = {}): Promise<Trajectories> {
   const z0 = Float64Array.from(await source.encode(data.x, data.n));
-  const r = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, spec, { t0: source.t0, t1: source.t1, record: true });
+  const r = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, spec, { t0: source.t0, t1: source.t1, record: true, ...withSignal(options) });
   const d = z0.length / data.n;
   return { times: r.trajectory!.t, states: r.trajectory!.z, stats: r.stats, n: data.n, d };
 }
@@ -56,7 +63,7 @@ const REFINE_METHOD = 'rk4';
 /** Above this state dimension the fold check (N·2d evaluations and a d×d determinant per state) is opt-in. */
 export const FOLD_AUTO_MAX_DIM = 64;
 
-export interface CrossingAuditOptions {
+export interface CrossingAuditOptions extends AuditRunOptions {
   /** Fold check; default on for states of up to FOLD_AUTO_MAX_DIM dimensions. */
   readonly fold?: boolean;
   readonly differentSteps?: boolean;
@@ -68,7 +75,7 @@ export interface CrossingAuditOptions {
 
 export async function crossingAudit(source: ModelSource, data: AuditData, spec: SolverSpec, options: CrossingAuditOptions = {}): Promise<CrossingAudit> {
   if (data.n < 2) throw new SpecError(`a crossing audit needs at least 2 points, got ${data.n}`);
-  const tr = await trajectories(source, data, spec);
+  const tr = await trajectories(source, data, spec, options);
   const refine = (options.refine ?? true) && tr.d === 2;
   const { pca: _pca, events, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false, listEvents: refine ? DEFAULT_REFINE_MAX_EVENTS : false });
   const note =
@@ -80,7 +87,7 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
   let refinement: Refinement | undefined;
   if (refine && events && events.length > 0) {
     const solveSub: SubSolve = async (z, m, k, substeps) => {
-      const r = await solveAsync(float64Ops, float64Field(source.field(m)), z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true });
+      const r = await solveAsync(float64Ops, float64Field(source.field(m)), z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true, ...withSignal(options) });
       return r.trajectory!.z;
     };
     refinement = await refineCrossings(events, tr.states, tr.n, solveSub, { totalPairs: result.crossings });
@@ -91,7 +98,7 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
     const times = tr.times;
     const step = async (z: Float64Array, n: number, _d: number, k: number) => {
       const one: SolverSpec = spec.kind === 'fixed' ? { kind: 'fixed', method, steps: 1 } : spec;
-      const r = await solveAsync(float64Ops, float64Field(source.field(n)), z, one, { t0: times[k]!, t1: times[k + 1]! });
+      const r = await solveAsync(float64Ops, float64Field(source.field(n)), z, one, { t0: times[k]!, t1: times[k + 1]!, ...withSignal(options) });
       return r.z1;
     };
     const { determinants: _det, ...f } = await foldCheck(step, tr.states, { n: tr.n, d: tr.d });
@@ -114,11 +121,11 @@ export interface FanAudit extends Omit<FanResult, 'errors'> {
  * Global error z_h(t_k) − z(t_k) of the solver's trajectory against a
  * tight-tolerance float64 reference at the same times, summarised per class.
  */
-export async function fanAudit(source: ModelSource, data: AuditData, spec: SolverSpec, reference: SolverSpec = parseSolverSpec(DEFAULT_FAN_REFERENCE)): Promise<FanAudit> {
+export async function fanAudit(source: ModelSource, data: AuditData, spec: SolverSpec, reference: SolverSpec = parseSolverSpec(DEFAULT_FAN_REFERENCE), options: AuditRunOptions = {}): Promise<FanAudit> {
   if (data.n < 1) throw new SpecError('a fan audit needs at least 1 point');
-  const tr = await trajectories(source, data, spec);
+  const tr = await trajectories(source, data, spec, options);
   const z0 = tr.states[0]!;
-  const ref = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, reference, { t0: source.t0, t1: source.t1, times: tr.times });
+  const ref = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, reference, { t0: source.t0, t1: source.t1, times: tr.times, ...withSignal(options) });
   const { errors: _e, ...fan } = fanStats(tr.states, ref.zs, data.y, { n: tr.n, d: tr.d, times: tr.times, keepErrors: false });
   return { ...fan, solver: formatSolverSpec(spec), reference: formatSolverSpec(reference), nfe: tr.stats.nfe, referenceNfe: ref.stats.nfe };
 }

@@ -88,6 +88,8 @@ export interface EvaluateOptions extends SessionOptions {
    * that fit it, which changes nothing in the solve.
    */
   memoryBytes?: number;
+  /** Stops the evaluation at its next field call once aborted. */
+  signal?: AbortSignal;
 }
 
 /** Default chunk: whole batches of up to 4096 samples, about 2^19 state values per run. */
@@ -135,7 +137,7 @@ export async function evaluateBundle(bundleDir: string, data: EvalData, specs: r
       let rejected = 0;
       for (const c of chunks) {
         const field = chunkedField((rows) => bundle.field.asAsyncField(rows), c.n, S, fieldChunk);
-        const r = await solveAsync(float32Ops, field, c.z0, spec, { t0, t1 });
+        const r = await solveAsync(float32Ops, field, c.z0, spec, { t0, t1, ...(options.signal ? { signal: options.signal } : {}) });
         const logits = await bundle.logits(r.z1, c.n);
         for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
         nfe += r.stats.nfe * c.n;

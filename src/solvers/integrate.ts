@@ -34,6 +34,8 @@ export interface SolveOptions {
    * turns it off to avoid a device sync per step and checks the loss instead.
    */
   checkFinite?: boolean;
+  /** solveAsync stops with the signal's reason before the next field call once it aborts (a cancelled study job, Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 export interface SolveStats {
@@ -115,7 +117,7 @@ export function fixedGrid(spec: FixedSolverSpec, t0: number, t1: number): number
   return grid;
 }
 
-function* fixedSolve<V>(ops: VectorOps<V>, spec: FixedSolverSpec, z0: V, opts: Required<Omit<SolveOptions, 'times'>> & { times: readonly number[] }): Gen<V, SolveResult<V>> {
+function* fixedSolve<V>(ops: VectorOps<V>, spec: FixedSolverSpec, z0: V, opts: Required<Omit<SolveOptions, 'times' | 'signal'>> & { times: readonly number[] }): Gen<V, SolveResult<V>> {
   const tab = getTableau(spec.method);
   const grid = fixedGrid(spec, opts.t0, opts.t1);
   const stats: SolveStats = { nfe: 0, accepted: 0, rejected: 0 };
@@ -165,7 +167,7 @@ const SAFETY = 0.9;
 const MAX_FACTOR = 10;
 const MIN_FACTOR = 0.2;
 
-function* adaptiveSolve<V>(ops: VectorOps<V>, spec: AdaptiveSolverSpec, z0: V, opts: Required<Omit<SolveOptions, 'times'>> & { times: readonly number[] }): Gen<V, SolveResult<V>> {
+function* adaptiveSolve<V>(ops: VectorOps<V>, spec: AdaptiveSolverSpec, z0: V, opts: Required<Omit<SolveOptions, 'times' | 'signal'>> & { times: readonly number[] }): Gen<V, SolveResult<V>> {
   const tab = getTableau(spec.method);
   const { t0, t1, times } = opts;
   const dir = Math.sign(t1 - t0);
@@ -279,6 +281,7 @@ export async function solveAsync<V>(ops: VectorOps<V>, field: AsyncField<V>, z0:
   const gen = solveGen(ops, spec, z0, options);
   let r = gen.next();
   while (!r.done) {
+    options.signal?.throwIfAborted();
     const q = r.value;
     r = gen.next(isStepCall(q) ? (step ? await step(q.step) : undefined) : await field(q.t, q.z));
   }

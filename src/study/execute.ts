@@ -79,11 +79,12 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   // "paper" (adaptation jobs) is resolved around the step training ended at, known only now.
   const testSpecs = [...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t])))];
   const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
-  const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs);
+  // The signal stops evaluation and audits at their next field call: a cancelled job need not finish minutes of work first.
+  const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs, ctx.signal ? { signal: ctx.signal } : {});
   const [own, ...evals] = rows;
   const evalMs = performance.now() - evalStart;
   if (job.audit.crossing || job.audit.fan) stopIfCancelled();
-  const audits = job.audit.crossing || job.audit.fan ? await runAudits(job, ctx.bundleDir, test, trainSpec) : undefined;
+  const audits = job.audit.crossing || job.audit.fan ? await runAudits(job, ctx.bundleDir, test, trainSpec, ctx.signal) : undefined;
   const nfe = run.result.nfe;
   const metrics: JobMetrics = {
     trainSolver: run.training.solver,
@@ -116,7 +117,8 @@ function thinned(k1: number, limit: number): number[] {
   return idx;
 }
 
-async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec): Promise<NonNullable<JobMetrics['audits']>> {
+async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec, signal?: AbortSignal): Promise<NonNullable<JobMetrics['audits']>> {
+  const run = signal ? { signal } : {};
   const source = await openModelSource({ bundle: bundleDir });
   try {
     const n = Math.min(AUDIT_POINTS, test.n);
@@ -124,7 +126,7 @@ async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y
     const data = { x: test.x.subarray(0, n * w), y: test.y.subarray(0, n), n };
     const out: NonNullable<JobMetrics['audits']> = {};
     if (job.audit.crossing) {
-      const r = await crossingAudit(source, data, spec);
+      const r = await crossingAudit(source, data, spec, run);
       const ref = r.refinement;
       out.crossing = {
         solver: r.solver, points: n, d: r.d, crossings: r.crossings, touchingPairs: r.touchingPairs, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note,
@@ -134,7 +136,7 @@ async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y
       };
     }
     if (job.audit.fan) {
-      const r = await fanAudit(source, data, spec);
+      const r = await fanAudit(source, data, spec, undefined, run);
       const idx = thinned(r.times.length, FAN_SERIES_POINTS);
       out.fan = {
         solver: r.solver, reference: r.reference, points: n,
