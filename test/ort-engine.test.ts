@@ -16,7 +16,7 @@ import { Rng } from '../src/data/random.js';
 import { initBackend } from '../src/engines/backend.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize } from '../src/train/ort-engine.js';
+import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize, trimTrainSessionCache } from '../src/train/ort-engine.js';
 import { modelConfigFor, trainRun } from '../src/train/run.js';
 import { createTfjsEngine } from '../src/train/tfjs-engine.js';
 import { chooseEngine, train } from '../src/train/train.js';
@@ -202,6 +202,25 @@ test.serial('sessions are cached per architecture, solver grid and batch size; t
   } finally {
     setTrainSessionCacheSize(8);
     await d.dispose();
+  }
+});
+
+test.serial('a study job trims the cache to its most recent idle session (each holds its memory arena)', async (t) => {
+  await clearTrainSessionCache();
+  const config = modelConfigFor(spheres, 'mlp:width=12', 0, 0, 1);
+  const { x, y } = randomBatch(config, 16, 2);
+  const make = () => OrtEngine.create(randomModel(config, 1), { batchSize: 16, lr: 1e-3 });
+  const first = await make();
+  for (const s of ['euler:0.5', 'euler:0.25', 'euler:0.2']) await first.step(x, y, parseSolverSpec(s));
+  await first.dispose();
+  await trimTrainSessionCache(1);
+  const next = await make();
+  try {
+    for (const s of ['euler:0.2', 'euler:0.5', 'euler:0.25']) await next.step(x, y, parseSolverSpec(s));
+    t.deepEqual(next.builds.map((b) => b.cached), [true, false, false], 'only the last-used session (euler:0.2) survived the trim');
+  } finally {
+    await next.dispose();
+    await clearTrainSessionCache();
   }
 });
 

@@ -4,6 +4,7 @@
  */
 import { isOdenessError } from '../errors.js';
 import { executeJob } from './execute.js';
+import { trimTrainSessionCache } from '../train/ort-engine.js';
 import type { Job, JobProgress, JobResult } from './types.js';
 
 export interface RunJobOptions {
@@ -40,5 +41,8 @@ export async function runJob(job: Job, opts: RunJobOptions): Promise<JobResult> 
     return { ...base, status: 'done', metrics: outcome.metrics, timings: timings() };
   } catch (e) {
     return { ...base, status: 'failed', error: describeError(e), timings: timings() };
+  } finally {
+    // One idle training session stays (the next job is often the same configuration with the next seed).
+    await trimTrainSessionCache(1).catch(() => undefined);
   }
 }

@@ -72,14 +72,14 @@ function cacheKey(config: ModelConfig, spec: SolverSpec, batch: number, threads:
   return JSON.stringify({ config, method: spec.method, grid: fixedGrid(spec, config.t0, config.t1), batch, threads });
 }
 
-async function evictIdle(): Promise<void> {
+async function evictIdle(keep = maxIdleSessions): Promise<void> {
   const idle: TrainSession[] = [];
   for (const p of [...cache.values()]) {
     const e = await p.catch(() => undefined);
     if (e && e.refs === 0) idle.push(e);
   }
   idle.sort((a, b) => a.lastUsed - b.lastUsed);
-  let excess = idle.length - maxIdleSessions;
+  let excess = idle.length - keep;
   for (const e of idle) {
     if (excess <= 0) break;
     // Checked again here: an engine may have taken the session while we waited.
@@ -127,6 +127,16 @@ export async function acquireTrainSession(config: ModelConfig, spec: SolverSpec,
 
 export function releaseTrainSession(entry: TrainSession): void {
   entry.refs = Math.max(0, entry.refs - 1);
+}
+
+/**
+ * Keep only the `keep` most recently used idle sessions. A session holds
+ * onnxruntime's memory arena at the size of its largest run (GBs for the paper's
+ * image field), so a study worker trims after every job: 8 idle sessions per
+ * thread grew a MNIST smoke run by ~1 GB per job until the machine swapped.
+ */
+export async function trimTrainSessionCache(keep: number): Promise<void> {
+  await evictIdle(keep);
 }
 
 /** Release every idle cached session (tests, end of a worker). */
