@@ -362,6 +362,9 @@ export interface FanSeries {
  * line per configuration (log y) — how the global error's bias differs between
  * classes is what a classifier can exploit.
  */
+/** Class panels per row of the fan-by-class figure. */
+export const FAN_PANELS_PER_ROW = 3;
+
 export function fanByClassSpec(series: readonly FanSeries[], options: PlotOptions = {}): TopLevelSpec {
   const rows: Row[] = [];
   for (const s of series) {
@@ -375,7 +378,9 @@ export function fanByClassSpec(series: readonly FanSeries[], options: PlotOption
   return {
     ...(options.title ? { title: options.title } : {}),
     data: { values: rows },
-    facet: { column: { field: 'cls', type: 'nominal', title: null } },
+    // Wrapped: ten MNIST classes side by side are wider than any page.
+    facet: { field: 'cls', type: 'nominal', title: null, sort: [...new Set(rows.map((r) => String(r['cls'])))] },
+    columns: FAN_PANELS_PER_ROW,
     spec: {
       width: options.width ?? 240,
       height: options.height ?? 200,
