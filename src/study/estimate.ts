@@ -120,26 +120,29 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
     const fallback = s.kind === 'fixed' ? 20 * getTableau(s.method).c.length : stepNfe(s);
     const perIteration = j.adapt ? 1.2 * (gridNfe.has(s.method) ? median(gridNfe.get(s.method)!) : fallback) : stepNfe(s);
     const samples = j.iterations * j.batchSize;
-    const evaluation = forwardNfe(j, gridSpecs.get(s.method));
+    const evaluation = evaluationNfe(j, gridSpecs.get(s.method));
     out.set(j.id, { nfePerSample: 2 * perIteration * j.iterations, samples, sampleNfe: 2 * perIteration * samples, ...evaluation });
   }
   return out;
 }
 
 /**
- * Forward NFE per test point after training: the training solver's own
+ * Forward NFE per test point after training (stepNfe counts a solve's forward evaluations): the training solver's own
  * evaluation, every test solver ("paper" resolved around the grid point; for
  * an adaptation run around its method's median grid point), and the audits.
  */
-function forwardNfe(j: Job, methodGrid: SolverSpec[] | undefined): { evalNfePerPoint: number; auditNfePerPoint: number } {
+function evaluationNfe(j: Job, methodGrid: SolverSpec[] | undefined): { evalNfePerPoint: number; auditNfePerPoint: number } {
   const s = parseSolverSpec(j.trainSolver);
   const around = j.adapt && methodGrid && methodGrid.length > 0 ? medianSpec(methodGrid) : s;
-  const forward = stepNfe;
   const tests = j.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t])).map((t) => parseSolverSpec(t, j.solverLimits));
-  const evalNfe = forward(around) + tests.reduce((sum, t) => sum + forward(t), 0);
-  const audit = (j.audit.fan ? forward(around) + forward(parseSolverSpec(DEFAULT_FAN_REFERENCE)) : 0) + (j.audit.crossing ? forward(around) * (1 + 2 + 4 + 8) : 0);
-  return { evalNfePerPoint: evalNfe + audit, auditNfePerPoint: audit };
+  const evalNfe = stepNfe(around) + tests.reduce((sum, t) => sum + stepNfe(t), 0);
+  const fan = j.audit.fan ? stepNfe(around) + stepNfe(parseSolverSpec(DEFAULT_FAN_REFERENCE)) : 0;
+  const crossing = j.audit.crossing ? stepNfe(around) * CROSSING_SOLVES : 0;
+  return { evalNfePerPoint: evalNfe + fan + crossing, auditNfePerPoint: fan + crossing };
 }
+
+/** The crossing audit's solves in units of one training-solver solve: the audited one, then refinements (a rough bound: only crossing pairs are refined). */
+const CROSSING_SOLVES = 1 + 2 + 4 + 8;
 
 function medianSpec(specs: SolverSpec[]): SolverSpec {
   return [...specs].sort((a, b) => stepNfe(a) - stepNfe(b))[Math.floor((specs.length - 1) / 2)]!;
