@@ -180,8 +180,9 @@ registerGradient('Tanh', (ctx, [g]) => {
 
 registerGradient('Relu', (ctx, [g]) => {
   const { b, node: n } = ctx;
-  // step(x) with step(0) = 0, as tfjs and PyTorch.
-  return [b.op('Where', [b.op('Greater', [n.outputs[0]!, ctx.scalar(0)]), g!, ctx.scalar(0)])];
+  // g · step(x) with step(0) = 0, as tfjs and PyTorch, from y = relu(x). Written as a multiply by the cast
+  // mask: about 2× faster on the CPU provider than Where(y > 0, g, 0) or g · Sign(y).
+  return [b.op('Mul', [g!, b.op('Cast', [b.op('Greater', [n.outputs[0]!, ctx.scalar(0)])], { to: attr.int(CAST_CODE[b.float]!) })])];
 });
 
 registerGradient('Softplus', (ctx, [g]) => [ctx.b.op('Mul', [g!, ctx.b.op('Sigmoid', [ctx.node.inputs[0]!])])]);
@@ -338,7 +339,6 @@ interface ConvAttrs {
   readonly kernel: readonly number[];
   readonly pads: readonly number[];
   readonly spatialAxes: readonly number[];
-  readonly channelsLast: readonly number[];
 }
 
 function convAttrs(ctx: GradContext): ConvAttrs {
@@ -359,38 +359,42 @@ function convAttrs(ctx: GradContext): ConvAttrs {
     kernel: intsAttr(n, 'kernel_shape') ?? ctx.shape(n.inputs[1]!).slice(2),
     pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
     spatialAxes,
-    channelsLast: [0, ...spatialAxes, 1],
   };
-}
-
-/** A [N, C, ...spatial] tensor as rows [N·P, C] (channels last). */
-function channelRows(ctx: GradContext, x: string, s: readonly number[], a: ConvAttrs): string {
-  return ctx.b.op('Reshape', [ctx.b.op('Transpose', [x], { perm: attr.ints(a.channelsLast) }), ctx.b.int64s([s[0]! * prod(s.slice(2)), s[1]!])]);
 }
 
 /**
- * The weight gradient of a stride-1 correlation, dW[m, c, k] = Σ_{n,p} dyRows[(n,p), m] · xpad[n, c, p + k]:
- * per kernel offset k one Gemm of the dy rows with the shifted rows of x (channels last), then the
- * offsets stacked to [M, C, ...kernel]. `xShape` is x's shape, `outSpatial` dy's spatial shape.
+ * The weight gradient of a stride-1 correlation, dW[m, c, k] = Σ_{n,p} a[n, m, p] · xpad[n, c, p + k], for
+ * a [N, M, ...outSpatial] and x [N, C, ...spatial] in their own channels-first layout: per kernel offset k,
+ * one batched MatMul of a [N, M, P] with the shifted x as [N, P, C] (the transpose fuses into the MatMul),
+ * the offsets stacked and summed over N. Measured 1.8× faster than transposing both to channel rows for a
+ * Gemm per offset (scripts/profile-train.ts, the 900-d conv1d field), where the transposes cost as much as
+ * the products.
  */
-function correlationWeightGrad(ctx: GradContext, dyRows: string, x: string, xShape: readonly number[], a: ConvAttrs, outSpatial: readonly number[], wShape: readonly number[]): GradTerm {
+function correlationWeightGrad(ctx: GradContext, a: string, x: string, xShape: readonly number[], conv: ConvAttrs, outSpatial: readonly number[], wShape: readonly number[]): string {
   const { b } = ctx;
   const [M, C] = [wShape[0]!, wShape[1]!];
-  const rows = xShape[0]! * prod(outSpatial);
-  const paddedSpatial = xShape.slice(2).map((d, i) => d + a.pads[i]! + a.pads[a.nd + i]!);
-  const padded = a.pads.some((p) => p !== 0) ? b.op('Pad', [x, b.int64s([0, 0, ...a.pads.slice(0, a.nd), 0, 0, ...a.pads.slice(a.nd)])]) : x;
-  const xLast = b.op('Transpose', [padded], { perm: attr.ints(a.channelsLast) });
+  const N = xShape[0]!;
+  const P = prod(outSpatial);
+  const aFlat = b.op('Reshape', [a, b.int64s([N, M, P])]);
+  const paddedSpatial = xShape.slice(2).map((d, i) => d + conv.pads[i]! + conv.pads[conv.nd + i]!);
+  const padded = conv.pads.some((p) => p !== 0) ? b.op('Pad', [x, b.int64s([0, 0, ...conv.pads.slice(0, conv.nd), 0, 0, ...conv.pads.slice(conv.nd)])]) : x;
   const offsets: number[][] = [[]];
-  for (const k of a.kernel) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: k }, (_, j) => [...o, j])));
-  const xRows = (o: number[]) => {
+  for (const k of conv.kernel) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: k }, (_, j) => [...o, j])));
+  const parts = offsets.map((o) => {
     const whole = o.every((v, i) => v === 0 && paddedSpatial[i] === outSpatial[i]);
-    const shifted = whole ? xLast : b.op('Slice', [xLast, b.int64s(o), b.int64s(o.map((v, i) => v + outSpatial[i]!)), b.int64s(a.spatialAxes.map((x) => x - 1))]);
-    return b.op('Reshape', [shifted, b.int64s([rows, C])]);
-  };
-  // A 1×1 kernel is a plain product of rows: lazy, so the stages' contributions chain.
-  if (offsets.length === 1) return { kind: 'rowsProduct', a: dyRows, g: xRows(offsets[0]!), alpha: 1, shape: wShape };
-  const parts = offsets.map((o) => b.op('Reshape', [b.op('Gemm', [dyRows, xRows(o)], gemmAttrs(true, false, 1)), b.int64s([M, C, 1])]));
-  return b.op('Reshape', [b.op('Concat', parts, { axis: attr.int(2) }), b.int64s(wShape)]);
+    // The offset that lines x up with the output unshifted reads x itself (no copy).
+    const unshifted = o.every((v, i) => v === conv.pads[i] && xShape[i + 2] === outSpatial[i]);
+    const shifted = whole ? padded : unshifted ? x : b.op('Slice', [padded, b.int64s(o), b.int64s(o.map((v, i) => v + outSpatial[i]!)), b.int64s(conv.spatialAxes)]);
+    const rowsT = b.op('Transpose', [b.op('Reshape', [shifted, b.int64s([N, C, P])])], { perm: attr.ints([0, 2, 1]) });
+    return b.op('MatMul', [aFlat, rowsT]); // [N, M, C]
+  });
+  const stacked = parts.length === 1 ? parts[0]! : b.op('Concat', parts.map((p) => b.op('Unsqueeze', [p, b.int64s([3])])), { axis: attr.int(3) });
+  return b.op('Reshape', [b.op('ReduceSum', [stacked, b.int64s([0])], { keepdims: attr.int(0) }), b.int64s(wShape)]);
+}
+
+/** The bias gradient of a convolution: g [N, M, ...spatial] summed over every axis but the channels. */
+function channelSum(ctx: GradContext, g: string, rank: number): string {
+  return ctx.b.op('ReduceSum', [g, ctx.b.int64s([0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)])], { keepdims: attr.int(0) });
 }
 
 registerGradient('Conv', (ctx, [g], needs) => {
@@ -418,12 +422,8 @@ registerGradient('Conv', (ctx, [g], needs) => {
       dX = b.op('ConvTranspose', [g!, W], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads) });
     }
   }
-  const gRows = needs[1] || needs[2] ? channelRows(ctx, g!, ctx.shape(n.outputs[0]!), a) : undefined;
-  if (needs[1]) dW = correlationWeightGrad(ctx, gRows!, X, ctx.shape(X), a, ctx.shape(n.outputs[0]!).slice(2), sw);
-  if (B !== undefined && B !== '' && needs[2]) {
-    const sy = ctx.shape(n.outputs[0]!);
-    dB = { kind: 'reduce', g: gRows!, from: [sy[0]! * prod(sy.slice(2)), sy[1]!], to: [sy[1]!] };
-  }
+  if (needs[1]) dW = correlationWeightGrad(ctx, g!, X, ctx.shape(X), a, ctx.shape(n.outputs[0]!).slice(2), sw);
+  if (B !== undefined && B !== '' && needs[2]) dB = channelSum(ctx, g!, ctx.shape(n.outputs[0]!).length);
   return [dX, dW, dB];
 });
 
@@ -435,11 +435,7 @@ registerGradient('ConvTranspose', (ctx, [g], needs) => {
   // ConvTranspose(·; W, p) is the adjoint of Conv(·; W, p): its input gradient is that convolution.
   const dX = needs[0] ? b.op('Conv', [g!, W], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads) }) : undefined;
   // dW[i, o, k] = Σ_{n,p} X[n, i, p] · dYpad[n, o, p + k].
-  const dW = needs[1] ? correlationWeightGrad(ctx, channelRows(ctx, X, ctx.shape(X), a), g!, ctx.shape(n.outputs[0]!), a, ctx.shape(X).slice(2), sw) : undefined;
-  let dB: GradTerm | undefined;
-  if (B !== undefined && B !== '' && needs[2]) {
-    const sy = ctx.shape(n.outputs[0]!);
-    dB = { kind: 'reduce', g: channelRows(ctx, g!, sy, a), from: [sy[0]! * prod(sy.slice(2)), sy[1]!], to: [sy[1]!] };
-  }
+  const dW = needs[1] ? correlationWeightGrad(ctx, X, g!, ctx.shape(n.outputs[0]!), a, ctx.shape(X).slice(2), sw) : undefined;
+  const dB = B !== undefined && B !== '' && needs[2] ? channelSum(ctx, g!, ctx.shape(n.outputs[0]!).length) : undefined;
   return [dX, dW, dB];
 });
