@@ -14,6 +14,7 @@ import { evaluateModel } from '../src/audit/evaluate.js';
 import { makeSpheres } from '../src/data/spheres.js';
 import { Rng } from '../src/data/random.js';
 import { initBackend } from '../src/engines/backend.js';
+import { trainMicroBatch } from '../src/models/memory.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize, trimTrainSessionCache } from '../src/train/ort-engine.js';
@@ -246,6 +247,52 @@ test.serial('Adam as a second graph updates the parameters bit for bit like Adam
     await typed.dispose();
     await graph.dispose();
   }
+});
+
+test.serial('micro-batches: steps in 4 micro-batches have the loss, accuracy and updates of whole batches (float32 sums)', async (t) => {
+  const config = configFor('conv1d:channels=6', [12], 0, 3);
+  const model = randomModel(config, 9);
+  const spec = parseSolverSpec('rk4:0.25');
+  const whole = await OrtEngine.create(model, { batchSize: 32, lr: 1e-2, optimizer: 'typed', microBatch: 32 });
+  const parts = await OrtEngine.create(model, { batchSize: 32, lr: 1e-2, optimizer: 'typed', microBatch: 8 });
+  try {
+    t.is(parts.microBatch, 8);
+    // Three different batches: Adam's later updates weigh each step's gradient against the earlier ones, so a
+    // micro-batch gradient that is not the batch's mean gradient moves the parameters elsewhere.
+    for (let k = 0; k < 3; k++) {
+      const { x, y } = randomBatch(config, 32, 5 + k);
+      const [a, b] = [await whole.step(x, y, spec), await parts.step(x, y, spec)];
+      t.true(Math.abs(a.loss - b.loss) <= 2e-6 * Math.abs(a.loss), `step ${k}: loss ${a.loss} vs ${b.loss}`);
+      t.true(Math.abs(a.accuracy - b.accuracy) < 1e-6, `step ${k}: accuracy ${a.accuracy} vs ${b.accuracy}`);
+    }
+    t.is(parts.builds[0]!.batch, 8, 'the session is built for the micro-batch');
+    const [p, q] = [whole.params(), parts.params()];
+    let moved = 0;
+    for (const name of Object.keys(p)) {
+      const [u, v, w] = [p[name]!.data, q[name]!.data, model.params[name]!.data];
+      for (let i = 0; i < u.length; i++) {
+        t.true(Math.abs(u[i]! - v[i]!) <= 2e-5, `${name}[${i}]: ${u[i]} vs ${v[i]}`);
+        if (Math.abs(u[i]! - w[i]!) > 1e-3) moved++;
+      }
+    }
+    t.true(moved > 100, `only ${moved} parameters moved`);
+    await t.throwsAsync(OrtEngine.create(model, { batchSize: 32, lr: 1e-3, microBatch: 5 }), { message: /micro-batch 5 must be a positive divisor of the batch size 32/ });
+  } finally {
+    await whole.dispose();
+    await parts.dispose();
+  }
+});
+
+test('trainMicroBatch: the whole batch while its widest activation fits the cache budget, else the largest fitting divisor ≥ 8', (t) => {
+  const conv900 = configFor('conv1d:channels=32', [900], 0, 2); // 115 200 bytes per sample
+  t.is(trainMicroBatch(conv900, 128), 16);
+  t.is(trainMicroBatch(conv900, 100), 10);
+  t.is(trainMicroBatch(conv900, 127), 127, 'a prime batch stays whole');
+  t.is(trainMicroBatch(conv900, 16), 16);
+  const mnist = configFor('conv2d:channels=128', [1, 28, 28], 0, 10); // 401 408 bytes per sample: none fits, 8 is the floor
+  t.is(trainMicroBatch(mnist, 256), 8);
+  t.is(trainMicroBatch(configFor('mlp:width=256', [900], 0, 2), 256), 256, 'the d=900 MLP at batch 256 fits');
+  t.is(trainMicroBatch(configFor('mlp:width=64', [2], 0, 2), 4096), 4096);
 });
 
 test.serial('the tfjs engine behind the shared loop leaks no tensors (the default engine is now auto → ort for fixed steps)', async (t) => {

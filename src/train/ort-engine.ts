@@ -22,6 +22,7 @@ import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
 import { ShapeError, SpecError } from '../errors.js';
 import { fieldKind } from '../models/fields/index.js';
+import { trainMicroBatch } from '../models/memory.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
@@ -164,6 +165,8 @@ export interface OrtEngineOptions extends EngineOptions {
   readonly optimizer?: 'auto' | 'typed' | 'graph';
   /** Called for every training graph the engine takes into use (built or cached). */
   readonly onGraphBuild?: (build: GraphBuild) => void;
+  /** Micro-batch of fixed-step training (a divisor of batchSize; default: trainMicroBatch, sized to the cache). */
+  readonly microBatch?: number;
 }
 
 export class OrtEngine implements TrainEngine {
@@ -180,6 +183,11 @@ export class OrtEngine implements TrainEngine {
   private readonly xData: Float32Array;
   private readonly yData: BigInt64Array;
   private readonly feeds: Record<string, ort.Tensor>;
+  /** Fixed-step training runs the batch as equal micro-batches (views of xData / yData) and averages their gradients. */
+  readonly microBatch: number;
+  private readonly micro: { x: ort.Tensor; labels: ort.Tensor }[];
+  /** Gradient sums over the micro-batches (allocated on first use). */
+  private gradSums: ort.Tensor[] | undefined;
   private current: { specKey: string; entry: TrainSession } | undefined;
   private field: { session: ort.InferenceSession; names: string[] } | undefined;
   /** Compiled adaptive steps, per tableau (every tolerance shares them). */
@@ -210,6 +218,15 @@ export class OrtEngine implements TrainEngine {
     };
     this.names.forEach((n, k) => (this.feeds[n] = this.tensors[k]!));
     this.threads = o.threads ?? 1;
+    this.microBatch = o.microBatch ?? trainMicroBatch(config, o.batchSize);
+    if (!Number.isInteger(this.microBatch) || this.microBatch < 1 || o.batchSize % this.microBatch !== 0) {
+      throw new ShapeError(`ort engine: micro-batch ${this.microBatch} must be a positive divisor of the batch size ${o.batchSize}`);
+    }
+    const m = this.microBatch;
+    this.micro = Array.from({ length: o.batchSize / m }, (_, k) => ({
+      x: new ort.Tensor('float32', this.xData.subarray(k * m * width, (k + 1) * m * width), [m, ...config.inputShape]),
+      labels: new ort.Tensor('int64', this.yData.subarray(k * m, (k + 1) * m), [m]),
+    }));
   }
 
   static async create(initial: Model, o: OrtEngineOptions): Promise<OrtEngine> {
@@ -236,10 +253,10 @@ export class OrtEngine implements TrainEngine {
     if (this.current?.specKey === specKey) return this.current.entry;
     const refusal = engineRefusal('ort', spec);
     if (refusal) throw new SpecError(refusal);
-    const { entry, cached } = await acquireTrainSession(this.config, spec, this.o.batchSize, this.threads);
+    const { entry, cached } = await acquireTrainSession(this.config, spec, this.microBatch, this.threads);
     if (this.current) releaseTrainSession(this.current.entry);
     this.current = { specKey, entry };
-    const build: GraphBuild = { solver: specKey, batch: this.o.batchSize, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
+    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
     this.builds.push(build);
     this.o.onGraphBuild?.(build);
     return entry;
@@ -282,10 +299,36 @@ export class OrtEngine implements TrainEngine {
     this.checkBatch(x, y);
     this.xData.set(x);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
-    const r = await entry.session.run(this.feeds);
-    const loss = (r.loss!.data as Float32Array)[0]!;
-    const accuracy = (r.accuracy!.data as Float32Array)[0]!;
-    if (Number.isFinite(loss)) await this.update(entry.gradNames.map((g) => r[g]!));
+    if (this.micro.length === 1) {
+      const r = await entry.session.run(this.feeds);
+      const loss = (r.loss!.data as Float32Array)[0]!;
+      const accuracy = (r.accuracy!.data as Float32Array)[0]!;
+      if (Number.isFinite(loss)) await this.update(entry.gradNames.map((g) => r[g]!));
+      return { loss, accuracy, nfe: entry.nfe };
+    }
+    // Equal micro-batches: the batch's mean loss and gradient are the means over the micro-batches.
+    const sums = (this.gradSums ??= this.shapes.map((shape) => new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape])));
+    let loss = 0;
+    let accuracy = 0;
+    for (let k = 0; k < this.micro.length; k++) {
+      const r = await entry.session.run({ ...this.feeds, ...this.micro[k]! });
+      loss += (r.loss!.data as Float32Array)[0]!;
+      accuracy += (r.accuracy!.data as Float32Array)[0]!;
+      entry.gradNames.forEach((g, i) => {
+        const sum = sums[i]!.data as Float32Array;
+        const part = r[g]!.data as Float32Array;
+        if (k === 0) sum.set(part);
+        else for (let j = 0; j < sum.length; j++) sum[j]! += part[j]!;
+      });
+    }
+    const scale = 1 / this.micro.length;
+    for (const t of sums) {
+      const d = t.data as Float32Array;
+      for (let j = 0; j < d.length; j++) d[j]! *= scale;
+    }
+    loss *= scale;
+    accuracy *= scale;
+    if (Number.isFinite(loss)) await this.update(sums);
     return { loss, accuracy, nfe: entry.nfe };
   }
 
