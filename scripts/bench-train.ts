@@ -14,6 +14,11 @@
  *                  itself and never calls initBackend, so the explicit-transpose
  *                  gradient is not registered there.
  *
+ * Every MLP row has gflop_per_step (3 × the forward products) and gflops; the
+ * d=900 row also has matmul_peak_gflops (one thread, 1024³ float32 product, the
+ * best of onnxruntime's Gemm and torch, measured before and after the row) and
+ * peak_fraction = gflops / matmul_peak_gflops.
+ *
  * Every number is the median over timed steps after warm-up steps (fewer timed
  * steps for a very slow baseline: see baseline_steps and notes).
  * speedup = baseline_ms / ms_per_step. Also measured: the Adam update on typed
@@ -201,6 +206,40 @@ function runPython(args: string[]): Promise<Record<string, unknown>[]> {
   });
 }
 
+/** One thread's float32 matrix-product throughput (GFLOP/s): onnxruntime's Gemm (MLAS) on n×n×n, median of 10. */
+async function ortGemmPeak(n = 1024): Promise<number> {
+  const { GraphBuilder } = await import('../src/onnx/graph.js');
+  const b = new GraphBuilder({ name: 'gemm_peak' });
+  b.input('a', 'float32', [n, n]);
+  b.input('b', 'float32', [n, n]);
+  b.output('c', 'float32', [n, n], b.op('Gemm', ['a', 'b']));
+  const s = await ort.InferenceSession.create(b.toBytes(), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  const normal = normals(7);
+  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]) };
+  const ms: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const t = performance.now();
+    await s.run(feeds);
+    if (i >= 2) ms.push(performance.now() - t);
+  }
+  await s.release();
+  return (2 * n ** 3) / median(ms) / 1e6;
+}
+
+/** The same with torch on one thread (when the anchors' python is there). */
+async function torchGemmPeak(n = 1024): Promise<number | undefined> {
+  const code = `import json,time,torch
+torch.set_num_threads(1); a=torch.randn(${n},${n}); b=torch.randn(${n},${n}); ts=[]
+for i in range(12):
+    t=time.perf_counter(); a@b; ts.append(time.perf_counter()-t)
+ts=sorted(ts[2:]); print(json.dumps({"gflops": 2*${n}**3/ts[len(ts)//2]/1e9}))`;
+  try {
+    return (await runPython(['-c', code]))[0]?.gflops as number;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Why torchdiffeq cannot be timed here, or undefined when it can. */
 async function torchMissing(): Promise<string | undefined> {
   if (!existsSync(path.join(ANCHORS, 'torch_train_step.py'))) return `torchdiffeq not timed: no anchor scripts in ${ANCHORS} (set ODENESS_ANCHORS)`;
@@ -261,6 +300,8 @@ async function main(): Promise<void> {
       const large = w.dim >= 100 && name === 'tfjs';
       const n = large ? Math.min(steps, 10) : steps;
       log(`${name} d=${w.dim} h=${w.hidden}: ${warmup} warm-up + ${n} timed steps…`);
+      // Large workloads are bounded by the matrix products: the machine's one-thread peak, measured before and after.
+      const peakBefore = w.dim >= 100 && name === 'ort' ? [await ortGemmPeak(), await torchGemmPeak()] : [];
       const engine = await createEngine(name, model, { batchSize: BATCH, lr: LR, threads });
       const ms: number[] = [];
       for (let i = 0; i < warmup + n; i++) {
@@ -272,7 +313,19 @@ async function main(): Promise<void> {
       await engine.dispose();
       const perStep = median(ms);
       if (n < 20) notes.push(`d=${w.dim} ${name}: median of ${n} steps`);
-      rows.push({ dim: w.dim, hidden: w.hidden, batch: BATCH, engine: name, ms_per_step: +perStep.toFixed(2), ms: +perStep.toFixed(2), baseline_ms: +base.ms.toFixed(2), speedup: +(base.ms / perStep).toFixed(2), steps: n, baseline_steps: base.steps });
+      const row: Record<string, unknown> = { dim: w.dim, hidden: w.hidden, batch: BATCH, engine: name, ms_per_step: +perStep.toFixed(2), ms: +perStep.toFixed(2), baseline_ms: +base.ms.toFixed(2), speedup: +(base.ms / perStep).toFixed(2), steps: n, baseline_steps: base.steps };
+      // Forward: 4 × 10 field evaluations of 2·B·(d·h + h·h + h·d) FLOP; the backward pass does twice that (input and weight products).
+      const stepGflop = (3 * 4 * STEPS_RK4 * 2 * BATCH * (w.dim * w.hidden + w.hidden * w.hidden + w.hidden * w.dim)) / 1e9;
+      row.gflop_per_step = +stepGflop.toFixed(2);
+      row.gflops = +(stepGflop / (perStep / 1000)).toFixed(1);
+      if (peakBefore.length > 0) {
+        const peakAfter = [await ortGemmPeak(), await torchGemmPeak()];
+        const peaks = [...peakBefore, ...peakAfter].filter((p): p is number => p !== undefined);
+        const peak = Math.max(...peaks);
+        Object.assign(row, { matmul_peak_gflops: +peak.toFixed(1), ort_gemm_gflops: [peakBefore[0], peakAfter[0]].map((p) => +p!.toFixed(1)), torch_gemm_gflops: peakBefore[1] === undefined ? null : [peakBefore[1], peakAfter[1]].map((p) => +(p ?? NaN).toFixed(1)), peak_fraction: +(stepGflop / (perStep / 1000) / peak).toFixed(3) });
+        log(`  ${row.gflops} GFLOP/s = ${((row.peak_fraction as number) * 100).toFixed(0)} % of one thread's measured matrix-product peak (${peak.toFixed(1)} GFLOP/s, 1024³ Gemm: onnxruntime ${row.ort_gemm_gflops}, torch ${row.torch_gemm_gflops ?? 'n/a'})`);
+      }
+      rows.push(row);
       log(`  ${perStep.toFixed(2)} ms/step, speedup ${(base.ms / perStep).toFixed(1)}×`);
     }
 
