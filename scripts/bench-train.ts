@@ -31,11 +31,13 @@
  * torch and torchdiffeq (under $TDQ, default /tmp/tdq), the same workloads
  * run in ../shared/anchors/ scripts in this run and every row gains
  * torchdiffeq_ms and ratio = torchdiffeq time / odeness time (per NFE for
- * the adaptive rows); otherwise a note says why they are missing.
+ * the adaptive rows); otherwise a note says why they are missing. The machine's
+ * speed drifts by minutes, so the two tools are timed back to back in each of
+ * --rounds rounds: ratio is the median of the rounds' ratios (ratio_rounds).
  *
  *   npx tsx scripts/bench-train.ts [--json] [--steps 20] [--warmup 3] [--threads 1]
  *       [--baseline-steps-large 3] [--only 2,10,900] [--engines ort,tfjs]
- *       [--no-baseline] [--no-torch] [--no-adaptive] [--no-conv] [--adaptive-iters 20]
+ *       [--no-baseline] [--no-torch] [--no-adaptive] [--no-conv] [--adaptive-iters 20] [--rounds 3]
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -258,6 +260,7 @@ async function main(): Promise<void> {
   const steps = num('steps', 20);
   const warmup = num('warmup', 3);
   const threads = num('threads', 1);
+  const rounds = Math.max(1, num('rounds', 3));
   const largeBaselineSteps = num('baseline-steps-large', 3);
   const only = opt('only', '').split(',').filter(Boolean).map(Number);
   const engines = opt('engines', 'ort,tfjs').split(',').filter(Boolean) as ('ort' | 'tfjs')[];
@@ -291,44 +294,88 @@ async function main(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const builds: Record<string, unknown>[] = [];
   const adamRows: Record<string, unknown>[] = [];
+  const { makeSpheres } = await import('../src/data/spheres.js');
+  const { batchIterator, gather } = await import('../src/data/batch.js');
+  const { parseSolverSpec } = await import('../src/solvers/spec.js');
+  const { initParams } = await import('../src/models/params.js');
+  const torchNote = args.includes('--no-torch') ? 'torchdiffeq not timed (--no-torch)' : await torchMissing();
+  if (torchNote) notes.push(torchNote);
+  const withTorch = torchNote === undefined;
+  if (withTorch) notes.push(`ratios are paired: each of ${rounds} rounds times odeness and torchdiffeq back to back; ratio is the median of the rounds' ratios (ratio_rounds), ms the median of the rounds' medians`);
+
+  // Per (dim, engine): each round's median ms; per dim: torchdiffeq's; for d=900 on ort, the peaks around each round.
+  const mlpMs = new Map<string, number[]>();
+  const mlpTorch = new Map<number, number[]>();
+  const mlpPeaks = new Map<string, { ort: number[]; torch: number[]; fraction: number[] }>();
+  const stepGflop = (w: (typeof workloads)[number]) => (3 * 4 * STEPS_RK4 * 2 * BATCH * (w.dim * w.hidden + w.hidden * w.hidden + w.hidden * w.dim)) / 1e9;
+  for (let round = 0; round < rounds; round++) {
+    for (const w of workloads) {
+      const { x, y, params } = workloadData(w.dim, w.hidden);
+      const config = { inputShape: [w.dim], augment: 0, stateShape: [w.dim], classes: CLASSES, field: parseFieldSpec(`mlp:width=${w.hidden}`), t0: 0, t1: 1 };
+      const model = { config, params };
+      for (const name of engines) {
+        const large = w.dim >= 100 && name === 'tfjs';
+        const n = large ? Math.min(steps, 10) : steps;
+        log(`round ${round + 1}/${rounds}: ${name} d=${w.dim} h=${w.hidden}: ${warmup} warm-up + ${n} timed steps…`);
+        // Large workloads are bounded by the matrix products: the machine's one-thread peak, measured before and after.
+        const peaked = w.dim >= 100 && name === 'ort';
+        const before = peaked ? [await ortGemmPeak(), await torchGemmPeak()] : [];
+        const engine = await createEngine(name, model, { batchSize: BATCH, lr: LR, threads });
+        const ms: number[] = [];
+        for (let i = 0; i < warmup + n; i++) {
+          const t = performance.now();
+          await engine.step(x, y, spec);
+          if (i >= warmup) ms.push(performance.now() - t);
+        }
+        if (round === 0) for (const b of engine.builds) builds.push({ dim: w.dim, hidden: w.hidden, ...b });
+        await engine.dispose();
+        const key = `${w.dim}/${name}`;
+        mlpMs.set(key, [...(mlpMs.get(key) ?? []), median(ms)]);
+        if (round === 0 && n < 20) notes.push(`d=${w.dim} ${name}: median of ${n} steps per round`);
+        log(`  ${median(ms).toFixed(2)} ms/step`);
+        if (peaked) {
+          const after = [await ortGemmPeak(), await torchGemmPeak()];
+          const pk = mlpPeaks.get(key) ?? { ort: [], torch: [], fraction: [] };
+          pk.ort.push(before[0]!, after[0]!);
+          for (const v of [before[1], after[1]]) if (v !== undefined) pk.torch.push(v);
+          const peak = Math.max(before[0]!, after[0]!, ...[before[1], after[1]].filter((v): v is number => v !== undefined));
+          pk.fraction.push(stepGflop(w) / (median(ms) / 1000) / peak);
+          mlpPeaks.set(key, pk);
+          log(`  ${(stepGflop(w) / (median(ms) / 1000)).toFixed(1)} GFLOP/s = ${(100 * pk.fraction.at(-1)!).toFixed(0)} % of one thread's matrix-product peak around it (${peak.toFixed(1)} GFLOP/s)`);
+        }
+      }
+    }
+    if (withTorch) {
+      const torchRows = await runPython([path.join(ANCHORS, 'torch_train_step.py'), String(steps), workloads.map((w) => w.dim).join(',')]);
+      for (const tr of torchRows) mlpTorch.set(tr.dim as number, [...(mlpTorch.get(tr.dim as number) ?? []), tr.ms_per_step as number]);
+      log(`round ${round + 1}/${rounds}: torchdiffeq ${torchRows.map((tr) => `d=${tr.dim} ${tr.ms_per_step} ms`).join(', ')}`);
+    }
+  }
+  const fix = (v: number, d = 2) => +v.toFixed(d);
   for (const w of workloads) {
-    const { x, y, params } = workloadData(w.dim, w.hidden);
-    const config = { inputShape: [w.dim], augment: 0, stateShape: [w.dim], classes: CLASSES, field: parseFieldSpec(`mlp:width=${w.hidden}`), t0: 0, t1: 1 };
-    const model = { config, params };
     const base = baselines.get(w.dim) ?? { ms: NaN, steps: 0 };
     for (const name of engines) {
-      const large = w.dim >= 100 && name === 'tfjs';
-      const n = large ? Math.min(steps, 10) : steps;
-      log(`${name} d=${w.dim} h=${w.hidden}: ${warmup} warm-up + ${n} timed steps…`);
-      // Large workloads are bounded by the matrix products: the machine's one-thread peak, measured before and after.
-      const peakBefore = w.dim >= 100 && name === 'ort' ? [await ortGemmPeak(), await torchGemmPeak()] : [];
-      const engine = await createEngine(name, model, { batchSize: BATCH, lr: LR, threads });
-      const ms: number[] = [];
-      for (let i = 0; i < warmup + n; i++) {
-        const t = performance.now();
-        await engine.step(x, y, spec);
-        if (i >= warmup) ms.push(performance.now() - t);
-      }
-      for (const b of engine.builds) builds.push({ dim: w.dim, hidden: w.hidden, ...b });
-      await engine.dispose();
-      const perStep = median(ms);
-      if (n < 20) notes.push(`d=${w.dim} ${name}: median of ${n} steps`);
-      const row: Record<string, unknown> = { dim: w.dim, hidden: w.hidden, batch: BATCH, engine: name, ms_per_step: +perStep.toFixed(2), ms: +perStep.toFixed(2), baseline_ms: +base.ms.toFixed(2), speedup: +(base.ms / perStep).toFixed(2), steps: n, baseline_steps: base.steps };
+      const per = mlpMs.get(`${w.dim}/${name}`)!;
+      const perStep = median(per);
+      const row: Record<string, unknown> = { dim: w.dim, hidden: w.hidden, batch: BATCH, engine: name, ms_per_step: fix(perStep), ms: fix(perStep), ms_rounds: per.map((v) => fix(v)), baseline_ms: fix(base.ms), speedup: fix(base.ms / perStep), steps: w.dim >= 100 && name === 'tfjs' ? Math.min(steps, 10) : steps, baseline_steps: base.steps };
       // Forward: 4 × 10 field evaluations of 2·B·(d·h + h·h + h·d) FLOP; the backward pass does twice that (input and weight products).
-      const stepGflop = (3 * 4 * STEPS_RK4 * 2 * BATCH * (w.dim * w.hidden + w.hidden * w.hidden + w.hidden * w.dim)) / 1e9;
-      row.gflop_per_step = +stepGflop.toFixed(2);
-      row.gflops = +(stepGflop / (perStep / 1000)).toFixed(1);
-      if (peakBefore.length > 0) {
-        const peakAfter = [await ortGemmPeak(), await torchGemmPeak()];
-        const peaks = [...peakBefore, ...peakAfter].filter((p): p is number => p !== undefined);
-        const peak = Math.max(...peaks);
-        Object.assign(row, { matmul_peak_gflops: +peak.toFixed(1), ort_gemm_gflops: [peakBefore[0], peakAfter[0]].map((p) => +p!.toFixed(1)), torch_gemm_gflops: peakBefore[1] === undefined ? null : [peakBefore[1], peakAfter[1]].map((p) => +(p ?? NaN).toFixed(1)), peak_fraction: +(stepGflop / (perStep / 1000) / peak).toFixed(3) });
-        log(`  ${row.gflops} GFLOP/s = ${((row.peak_fraction as number) * 100).toFixed(0)} % of one thread's measured matrix-product peak (${peak.toFixed(1)} GFLOP/s, 1024³ Gemm: onnxruntime ${row.ort_gemm_gflops}, torch ${row.torch_gemm_gflops ?? 'n/a'})`);
+      row.gflop_per_step = fix(stepGflop(w));
+      row.gflops = fix(stepGflop(w) / (perStep / 1000), 1);
+      const pk = mlpPeaks.get(`${w.dim}/${name}`);
+      if (pk) {
+        const peak = Math.max(...pk.ort, ...pk.torch);
+        Object.assign(row, { matmul_peak_gflops: fix(peak, 1), ort_gemm_gflops: pk.ort.map((v) => fix(v, 1)), torch_gemm_gflops: pk.torch.map((v) => fix(v, 1)), peak_fraction: fix(median(pk.fraction), 3), peak_fraction_rounds: pk.fraction.map((v) => fix(v, 3)) });
+      }
+      const torch = mlpTorch.get(w.dim);
+      if (torch && torch.length === per.length) {
+        const ratios = per.map((v, i) => torch[i]! / v);
+        Object.assign(row, { torchdiffeq_ms: fix(median(torch)), ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
       }
       rows.push(row);
-      log(`  ${perStep.toFixed(2)} ms/step, speedup ${(base.ms / perStep).toFixed(1)}×`);
     }
-
+  }
+  for (const w of workloads) {
+    const { params } = workloadData(w.dim, w.hidden);
     // Adam: typed arrays vs a second onnxruntime graph, on this workload's parameters.
     const names = Object.keys(params);
     const shapes = names.map((k) => params[k]!.shape);
@@ -351,14 +398,6 @@ async function main(): Promise<void> {
     adamRows.push({ dim: w.dim, hidden: w.hidden, params: arrays.reduce((s, a) => s + a.length, 0), typed_ms: +median(tTyped).toFixed(3), graph_ms: +median(tGraph).toFixed(3) });
   }
 
-  const { makeSpheres } = await import('../src/data/spheres.js');
-  const { batchIterator, gather } = await import('../src/data/batch.js');
-  const { parseSolverSpec } = await import('../src/solvers/spec.js');
-  const { initParams } = await import('../src/models/params.js');
-  const torchNote = args.includes('--no-torch') ? 'torchdiffeq not timed (--no-torch)' : await torchMissing();
-  if (torchNote) notes.push(torchNote);
-  const withTorch = torchNote === undefined;
-
   // Adaptive training: dopri5 at two tolerances, ms per forward NFE (forward + backward + Adam).
   const adaptiveRows: Record<string, unknown>[] = [];
   if (!args.includes('--no-adaptive')) {
@@ -367,25 +406,34 @@ async function main(): Promise<void> {
     const config = { inputShape: [2], augment: 0, stateShape: [2], classes: 2, field: parseFieldSpec('mlp:width=64'), t0: 0, t1: 1 };
     for (const tol of ['1e-3', '1e-5']) {
       const solver = parseSolverSpec(`dopri5:${tol}`);
-      const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_adaptive_step.py'), tol, '40']))[0] : undefined;
       for (const name of engines) {
-        const model = { config, params: initParams(config, normals(1)) };
-        const engine = await createEngine(name, model, { batchSize: 128, lr: LR, threads });
-        const batches = batchIterator(data.train, 128, new Rng(1));
-        let ms = 0;
-        let nfe = 0;
-        for (let i = 0; i < warmup + iters; i++) {
-          const b = gather(data.train, batches.next().value!);
-          const t = performance.now();
-          const r = await engine.step(b.x, b.y, solver);
-          if (i >= warmup) (ms += performance.now() - t), (nfe += r.nfe);
+        const per: { ms: number; nfe: number; torch?: Record<string, unknown> }[] = [];
+        for (let round = 0; round < rounds; round++) {
+          const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_adaptive_step.py'), tol, '40']))[0] : undefined;
+          // The same initial weights and batches every round.
+          const model = { config, params: initParams(config, normals(1)) };
+          const engine = await createEngine(name, model, { batchSize: 128, lr: LR, threads });
+          const batches = batchIterator(data.train, 128, new Rng(1));
+          let ms = 0;
+          let nfe = 0;
+          for (let i = 0; i < warmup + iters; i++) {
+            const b = gather(data.train, batches.next().value!);
+            const t = performance.now();
+            const r = await engine.step(b.x, b.y, solver);
+            if (i >= warmup) (ms += performance.now() - t), (nfe += r.nfe);
+          }
+          if (round === 0) for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, ...b });
+          await engine.dispose();
+          per.push({ ms, nfe, torch });
+          log(`round ${round + 1}/${rounds}: adaptive dopri5:${tol} ${name}: ${(ms / nfe).toFixed(3)} ms/NFE, ${(nfe / iters).toFixed(1)} NFE/iteration${torch ? `; torchdiffeq ${torch.ms_per_nfe} ms/NFE` : ''}`);
         }
-        for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, ...b });
-        await engine.dispose();
-        const row: Record<string, unknown> = { workload: 'mlp 2→64→64→2 spheres', solver: `dopri5:${tol}`, batch: 128, engine: name, ms_per_iter: +(ms / iters).toFixed(2), nfe_per_iter: +(nfe / iters).toFixed(1), ms_per_nfe: +(ms / nfe).toFixed(4), iterations: iters };
-        if (torch) Object.assign(row, { torchdiffeq_ms: torch.ms_per_nfe, torchdiffeq_nfe_per_iter: torch.nfe_fwd_per_iter, ratio: +((torch.ms_per_nfe as number) / (ms / nfe)).toFixed(2) });
+        const msPerNfe = per.map((p) => p.ms / p.nfe);
+        const row: Record<string, unknown> = { workload: 'mlp 2→64→64→2 spheres', solver: `dopri5:${tol}`, batch: 128, engine: name, ms_per_iter: fix(median(per.map((p) => p.ms / iters))), nfe_per_iter: fix(per[0]!.nfe / iters, 1), ms_per_nfe: fix(median(msPerNfe), 4), ms_per_nfe_rounds: msPerNfe.map((v) => fix(v, 4)), iterations: iters };
+        if (per.every((p) => p.torch)) {
+          const ratios = per.map((p, i) => (p.torch!.ms_per_nfe as number) / msPerNfe[i]!);
+          Object.assign(row, { torchdiffeq_ms: fix(median(per.map((p) => p.torch!.ms_per_nfe as number)), 4), torchdiffeq_nfe_per_iter: per[0]!.torch!.nfe_fwd_per_iter, ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
+        }
         adaptiveRows.push(row);
-        log(`adaptive dopri5:${tol} ${name}: ${(ms / nfe).toFixed(3)} ms/NFE, ${(nfe / iters).toFixed(1)} NFE/iteration${torch ? `; torchdiffeq ${torch.ms_per_nfe} ms/NFE` : ''}`);
       }
     }
   }
@@ -398,31 +446,30 @@ async function main(): Promise<void> {
     const normal = normals(3);
     const x = Float32Array.from({ length: 128 * 900 }, () => normal());
     const y = Int32Array.from({ length: 128 }, (_, i) => (x[i * 900]! > 0 ? 1 : 0));
-    const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_conv1d_step.py'), '900', 'euler', '8', '5']))[0] : undefined;
     const engine = await createEngine('ort', model, { batchSize: 128, lr: LR, threads });
-    const ms: number[] = [];
     const solver = parseSolverSpec('euler:steps=8');
-    for (let i = 0; i < 2 + 5; i++) {
-      const t = performance.now();
-      await engine.step(x, y, solver);
-      if (i >= 2) ms.push(performance.now() - t);
+    const per: { ms: number; torch?: number }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const torch = withTorch ? ((await runPython([path.join(ANCHORS, 'torch_conv1d_step.py'), '900', 'euler', '8', '5']))[0]!.ms_per_iter as number) : undefined;
+      const ms: number[] = [];
+      for (let i = 0; i < (round === 0 ? 2 : 1) + 5; i++) {
+        const t = performance.now();
+        await engine.step(x, y, solver);
+        ms.push(performance.now() - t);
+      }
+      per.push({ ms: median(ms.slice(round === 0 ? 2 : 1)), torch });
+      log(`round ${round + 1}/${rounds}: conv1d 900-d euler×8: ${per.at(-1)!.ms.toFixed(1)} ms/iteration${torch ? `; torchdiffeq ${torch}` : ''}`);
     }
     for (const b of engine.builds) builds.push({ workload: 'conv1d 900', ...b });
+    const micro = (engine as { microBatch?: number }).microBatch;
     await engine.dispose();
-    const row: Record<string, unknown> = { workload: 'conv1d:channels=32 900-d spheres', solver: 'euler:steps=8', batch: 128, engine: 'ort', ms_per_iter: +median(ms).toFixed(1) };
-    if (torch) Object.assign(row, { torchdiffeq_ms: torch.ms_per_iter, ratio: +((torch.ms_per_iter as number) / median(ms)).toFixed(2) });
+    const row: Record<string, unknown> = { workload: 'conv1d:channels=32 900-d spheres', solver: 'euler:steps=8', batch: 128, micro_batch: micro, engine: 'ort', ms_per_iter: fix(median(per.map((p) => p.ms)), 1), ms_rounds: per.map((p) => fix(p.ms, 1)) };
+    if (per.every((p) => p.torch !== undefined)) {
+      const ratios = per.map((p) => p.torch! / p.ms);
+      Object.assign(row, { torchdiffeq_ms: fix(median(per.map((p) => p.torch!)), 1), ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
+    }
     convRows.push(row);
     notes.push("conv1d row: torchdiffeq's anchor uses kernel 3 in all three Conv1d layers, odeness's paper field 1-3-1: the torchdiffeq side does ~3× the FLOPs of its first and last layers");
-    log(`conv1d 900-d euler×8: ${median(ms).toFixed(1)} ms/iteration${torch ? `; torchdiffeq ${torch.ms_per_iter}` : ''}`);
-  }
-
-  // The MLP rows' torchdiffeq figures (rk4 ×10, batch 256).
-  if (withTorch) {
-    const torchRows = await runPython([path.join(ANCHORS, 'torch_train_step.py'), String(steps), workloads.map((w) => w.dim).join(',')]);
-    for (const r of rows) {
-      const tr = torchRows.find((x) => x.dim === r.dim);
-      if (tr) Object.assign(r, { torchdiffeq_ms: tr.ms_per_step, ratio: +((tr.ms_per_step as number) / (r.ms_per_step as number)).toFixed(2) });
-    }
   }
 
   const best = workloads.map((w) => {
