@@ -182,6 +182,7 @@ export class OrtEngine implements TrainEngine {
   readonly optimizer: 'typed' | 'graph';
   private readonly xData: Float32Array;
   private readonly yData: BigInt64Array;
+  /** The parameter tensors by name (the training step adds a micro-batch's x and labels). */
   private readonly feeds: Record<string, ort.Tensor>;
   /** Fixed-step training runs the batch as equal micro-batches (views of xData / yData) and averages their gradients. */
   readonly microBatch: number;
@@ -212,10 +213,7 @@ export class OrtEngine implements TrainEngine {
     const width = config.inputShape.reduce((a, b) => a * b, 1);
     this.xData = new Float32Array(o.batchSize * width);
     this.yData = new BigInt64Array(o.batchSize);
-    this.feeds = {
-      x: new ort.Tensor('float32', this.xData, [o.batchSize, ...config.inputShape]),
-      labels: new ort.Tensor('int64', this.yData, [o.batchSize]),
-    };
+    this.feeds = {};
     this.names.forEach((n, k) => (this.feeds[n] = this.tensors[k]!));
     this.threads = o.threads ?? 1;
     this.microBatch = o.microBatch ?? trainMicroBatch(config, o.batchSize);
@@ -299,36 +297,34 @@ export class OrtEngine implements TrainEngine {
     this.checkBatch(x, y);
     this.xData.set(x);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
-    if (this.micro.length === 1) {
-      const r = await entry.session.run(this.feeds);
-      const loss = (r.loss!.data as Float32Array)[0]!;
-      const accuracy = (r.accuracy!.data as Float32Array)[0]!;
-      if (Number.isFinite(loss)) await this.update(entry.gradNames.map((g) => r[g]!));
-      return { loss, accuracy, nfe: entry.nfe };
-    }
     // Equal micro-batches: the batch's mean loss and gradient are the means over the micro-batches.
-    const sums = (this.gradSums ??= this.shapes.map((shape) => new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape])));
+    const whole = this.micro.length === 1;
+    const sums = whole ? [] : (this.gradSums ??= this.shapes.map((shape) => new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape])));
+    let grads = sums;
     let loss = 0;
     let accuracy = 0;
     for (let k = 0; k < this.micro.length; k++) {
       const r = await entry.session.run({ ...this.feeds, ...this.micro[k]! });
       loss += (r.loss!.data as Float32Array)[0]!;
       accuracy += (r.accuracy!.data as Float32Array)[0]!;
-      entry.gradNames.forEach((g, i) => {
+      if (whole) grads = entry.gradNames.map((g) => r[g]!);
+      else entry.gradNames.forEach((g, i) => {
         const sum = sums[i]!.data as Float32Array;
         const part = r[g]!.data as Float32Array;
         if (k === 0) sum.set(part);
         else for (let j = 0; j < sum.length; j++) sum[j]! += part[j]!;
       });
     }
-    const scale = 1 / this.micro.length;
-    for (const t of sums) {
-      const d = t.data as Float32Array;
-      for (let j = 0; j < d.length; j++) d[j]! *= scale;
+    if (!whole) {
+      const scale = 1 / this.micro.length;
+      for (const t of sums) {
+        const d = t.data as Float32Array;
+        for (let j = 0; j < d.length; j++) d[j]! *= scale;
+      }
+      loss *= scale;
+      accuracy *= scale;
     }
-    loss *= scale;
-    accuracy *= scale;
-    if (Number.isFinite(loss)) await this.update(sums);
+    if (Number.isFinite(loss)) await this.update(grads);
     return { loss, accuracy, nfe: entry.nfe };
   }
 
