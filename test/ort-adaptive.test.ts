@@ -28,6 +28,8 @@ const FIELDS: [field: string, shape: number[], augment: number, classes: number]
   ['mlp:width=8,act=softplus', [2], 0, 2],
   ['conv1d:channels=4', [3], 1, 3],
   ['conv2d:channels=4', [1, 4, 4], 1, 3],
+  // Whole blocks of hidden channels: onnxruntime's NCHWc kernels where this machine has them.
+  ['conv1d:channels=16', [5], 1, 3],
 ];
 
 function encode(model: Model, x: Float32Array, batch: number, float: 'float32' | 'float64'): Float32Array | Float64Array {

@@ -15,6 +15,10 @@ import { makeSpheres } from '../src/data/spheres.js';
 import { Rng } from '../src/data/random.js';
 import { initBackend } from '../src/engines/backend.js';
 import { trainMicroBatch } from '../src/models/memory.js';
+import { decodeModel } from '../src/onnx/graph.js';
+import { fieldGraph } from '../src/onnx/model-graphs.js';
+import { nchwcBlockSize } from '../src/onnx/nchwc.js';
+import { trainGraph } from '../src/onnx/train-graph.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize, trimTrainSessionCache } from '../src/train/ort-engine.js';
@@ -62,6 +66,62 @@ for (const [field, shape, augment, classes] of FIELDS) {
     t.log(lines.join('\n'));
   });
 }
+
+// onnxruntime's blocked-channel (NCHWc) conv kernels, used by the engines where this machine has them.
+const BLOCKED: [field: string, shape: number[], augment: number, classes: number, what: string][] = [
+  ['conv1d:channels=16', [5], 1, 3, 'plain 1-channel input, 1×1 closing layer to 1 channel'],
+  ['conv2d:channels=16', [1, 4, 4], 1, 3, 'plain 2-channel input, 1×1 closing layer to 2 channels'],
+  ['conv2d:channels=16', [15, 3, 3], 1, 2, 'a whole block of input channels (reordered in and out)'],
+];
+
+test.serial('the NCHWc block of this machine is found, and ODENESS_NCHWC=0 turns it off', async (t) => {
+  const block = await nchwcBlockSize();
+  if (process.arch === 'x64') t.true(block === 8 || block === 16, `x86-64 with onnxruntime's MLAS: block ${block}`);
+  else t.true(block === 0 || block === 8 || block === 16, `block ${block}`);
+  const saved = process.env.ODENESS_NCHWC;
+  process.env.ODENESS_NCHWC = '0';
+  try {
+    t.is(await nchwcBlockSize(), 0);
+  } finally {
+    if (saved === undefined) delete process.env.ODENESS_NCHWC;
+    else process.env.ODENESS_NCHWC = saved;
+  }
+});
+
+for (const [field, shape, augment, classes, what] of BLOCKED) {
+  test.serial(`blocked (NCHWc) graph: loss and every gradient equal the tfjs engine's for ${field}, ${what}`, async (t) => {
+    const block = await nchwcBlockSize();
+    if (block === 0) return t.pass('no NCHWc kernels in this onnxruntime: the plain graph is used, tested above');
+    const config = configFor(field, shape, augment, classes);
+    const model = randomModel(config, 9);
+    const { x, y } = randomBatch(config, 16, 4);
+    for (const solver of ['euler:0.3', 'rk4:0.5']) {
+      const spec = parseSolverSpec(solver);
+      await tf.setBackend('cpu');
+      const ref = tfjsLossAndGrads(model, spec, x, y);
+      await tf.setBackend('wasm');
+      const got = await ortLossAndGrads(model, spec, x, y, 'float32', block);
+      t.true(got.blocked, `${solver}: the graph uses the blocked kernels`);
+      t.true(Math.abs(got.loss - ref.loss) <= 2e-6 * Math.max(1, Math.abs(ref.loss)), `${solver}: loss ${got.loss} vs ${ref.loss}`);
+      t.is(got.accuracy, ref.accuracy, `${solver}: accuracy`);
+      const worst = compareGrads(got.grads, ref.grads, (scale) => 2e-5 * scale + 2e-7, (m) => t.fail(m), solver);
+      t.log(`${solver}: worst gradient error ${worst.toExponential(1)} of its parameter's scale`);
+    }
+  });
+}
+
+test.serial('fields with hidden channels that are not whole blocks, and exported graphs, stay plain ONNX', async (t) => {
+  const block = await nchwcBlockSize();
+  const spec = parseSolverSpec('euler:0.5');
+  const odd = configFor('conv1d:channels=20', [5], 0, 2);
+  const plain = trainGraph(odd, spec, { batch: 4, nchwcBlock: block || 16 });
+  t.false(plain.builder.nodes.some((n) => n.op.includes(':')), 'conv1d:channels=20 under a block of 8 or 16');
+  const even = randomModel(configFor('conv1d:channels=32', [5], 0, 2), 1);
+  t.true(trainGraph(even.config, spec, { batch: 4, nchwcBlock: 16 }).builder.nodes.some((n) => n.op === 'com.microsoft.nchwc:Conv'));
+  const exported = decodeModel(fieldGraph(even).toBytes());
+  t.deepEqual(exported.opsetImport.map((o) => o.domain), [''], 'a field file declares the default domain only');
+  t.false(exported.graph!.node!.some((n) => (n.domain ?? '') !== ''));
+});
 
 const spheres = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 3, nTrain: 256, nTest: 64 });
 

@@ -106,6 +106,7 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
     const jobs: ((o?: string) => string)[] = [];
     const rows = new Map<string, { a: string[]; g: string[] }>();
     const reductions = new Map<string, { g: string[]; from: readonly number[]; to: readonly number[] }>();
+    const mapped = new Map<string, string[]>();
     for (const t of terms) {
       if (typeof t === 'string') jobs.push((o) => (o === undefined ? t : b.op('Identity', [t], {}, o)));
       else if (t.kind === 'rowsProduct') {
@@ -129,6 +130,15 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
         }
         r.a.push(t.a);
         r.g.push(t.g);
+      } else if (t.kind === 'mapped') {
+        const key = merge ? t.key : String(jobs.length);
+        let group = mapped.get(key);
+        if (!group) {
+          const terms: string[] = [];
+          mapped.set(key, (group = terms));
+          jobs.push((o) => t.map(terms.length === 1 ? terms[0]! : b.op('Sum', terms), o));
+        }
+        group.push(t.g);
       } else {
         const key = merge ? `${t.from.join('x')}>${t.to.join('x')}` : String(jobs.length);
         let r = reductions.get(key);

@@ -62,6 +62,8 @@ export interface GraphBuilderOptions {
   /** Element type of float parameters and constants (default float32). */
   float?: FloatType;
   docString?: string;
+  /** onnxruntime's NCHWc channel block for graphs that only this machine's onnxruntime runs (see GraphWriter); default 0. */
+  nchwcBlock?: number;
 }
 
 const DATA_TYPE: Record<DType, number> = {
@@ -74,6 +76,15 @@ function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * Ops outside the default domain are written "domain:Op" (onnxruntime's own spelling, e.g.
+ * "com.microsoft.nchwc:Conv"); each such domain is imported at version 1.
+ */
+export function splitOp(op: string): { domain: string; opType: string } {
+  const i = op.lastIndexOf(':');
+  return i < 0 ? { domain: '', opType: op } : { domain: op.slice(0, i), opType: op.slice(i + 1) };
+}
+
 function sanitize(hint: string): string {
   const s = hint.replace(/[^A-Za-z0-9_.:/-]/g, '_');
   return s === '' ? 'v' : s;
@@ -83,6 +94,7 @@ export class GraphBuilder implements GraphWriter {
   readonly name: string;
   readonly float: FloatType;
   readonly docString: string | undefined;
+  readonly nchwcBlock: number;
   readonly inputs: ValueInfo[] = [];
   readonly outputs: ValueInfo[] = [];
   readonly initializers = new Map<string, Initializer>();
@@ -97,6 +109,7 @@ export class GraphBuilder implements GraphWriter {
     this.name = options.name ?? 'odeness';
     this.float = options.float ?? 'float32';
     this.docString = options.docString;
+    this.nchwcBlock = options.nchwcBlock ?? 0;
   }
 
   /** A name not used yet in this graph, derived from the hint. */
@@ -207,8 +220,9 @@ export class GraphBuilder implements GraphWriter {
     for (const i of inputs) {
       if (i !== '' && !this.used.has(i)) throw new Error(`graph ${this.name}: ${op} reads "${i}", which is not defined yet`);
     }
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(op.toLowerCase())) : outputs.map((o) => this.claim(o));
-    this.nodes.push({ name: this.fresh(`n_${op}`), op, inputs: [...inputs], outputs: outs, attrs: { ...attrs } });
+    const hint = splitOp(op).opType;
+    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(hint.toLowerCase())) : outputs.map((o) => this.claim(o));
+    this.nodes.push({ name: this.fresh(`n_${hint}`), op, inputs: [...inputs], outputs: outs, attrs: { ...attrs } });
     return outs;
   }
 
@@ -257,7 +271,7 @@ export class GraphBuilder implements GraphWriter {
       node: this.nodes.map((n) =>
         onnx.NodeProto.create({
           name: n.name,
-          opType: n.op,
+          ...splitOp(n.op),
           input: [...n.inputs],
           output: [...n.outputs],
           attribute: Object.entries(n.attrs).map(([k, a]) => attribute(k, a)),
@@ -269,7 +283,7 @@ export class GraphBuilder implements GraphWriter {
     });
     return onnx.ModelProto.create({
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...[...new Set(this.nodes.map((n) => splitOp(n.op).domain).filter((d) => d !== ''))].map((domain) => ({ domain, version: 1 }))],
       producerName: 'odeness',
       producerVersion: '0.1.0',
       graph,

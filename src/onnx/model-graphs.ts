@@ -21,6 +21,8 @@ import { graphOps } from './graph-vector.js';
 export interface GraphOptions {
   /** Element type of the whole graph (default float32). */
   float?: FloatType;
+  /** onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable. */
+  nchwcBlock?: number;
 }
 
 /** Check that the model is self-consistent before writing any graph of it. */
@@ -119,7 +121,7 @@ function isTimeField(model: Model): boolean {
 /** Standalone field.onnx: inputs z [batch, ...state] (and t [1] for time fields), output dz. */
 export function fieldGraph(model: Model, options: GraphOptions = {}): GraphBuilder {
   checkModel(model);
-  const b = new GraphBuilder({ name: 'field', float: options.float });
+  const b = new GraphBuilder({ name: 'field', float: options.float, nchwcBlock: options.nchwcBlock });
   const shape = [BATCH, ...model.config.stateShape];
   const z = b.input('z', b.float, shape);
   const t = isTimeField(model) ? b.input('t', b.float, [1]) : undefined;

@@ -4,6 +4,7 @@
  * targets, Shape, Concat of them), which the gradient rules need because
  * every graph odeness differentiates has fixed dimensions.
  */
+import { NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../models/fields/graph-ops.js';
 import type { DType, GraphBuilder, GraphNode } from './graph.js';
 
 export type ElemType = DType | 'bool';
@@ -237,6 +238,15 @@ export function inferShapes(b: GraphBuilder, upTo = b.nodes.length): ShapeMap {
           set({ dtype: 'int64', shape: keep ? x.shape.map((d, i) => (i === axis ? 1 : d)) : x.shape.filter((_, i) => i !== axis) });
           break;
         }
+        case NCHWC_REORDER_INPUT:
+          set({ dtype: get(0).dtype, shape: get(0).shape });
+          break;
+        case NCHWC_REORDER_OUTPUT: {
+          const x = get(0).shape;
+          set({ dtype: get(0).dtype, shape: [x[0]!, intAttr(n, 'channels', x[1]!), ...x.slice(2)] });
+          break;
+        }
+        case NCHWC_CONV:
         case 'Conv':
         case 'ConvTranspose': {
           const x = get(0).shape;
@@ -249,11 +259,11 @@ export function inferShapes(b: GraphBuilder, upTo = b.nodes.length): ShapeMap {
           const group = intAttr(n, 'group', 1);
           const spatial = x.slice(2).map((s, i) => {
             const k = (kernel[i]! - 1) * dil[i]! + 1;
-            if (op === 'Conv') return Math.floor((s + pads[i]! + pads[nd + i]! - k) / strides[i]!) + 1;
+            if (op !== 'ConvTranspose') return Math.floor((s + pads[i]! + pads[nd + i]! - k) / strides[i]!) + 1;
             const outPad = intsAttr(n, 'output_padding')?.[i] ?? 0;
             return strides[i]! * (s - 1) + outPad + k - pads[i]! - pads[nd + i]!;
           });
-          const channels = op === 'Conv' ? w[0]! : w[1]! * group;
+          const channels = op !== 'ConvTranspose' ? w[0]! : w[1]! * group;
           set({ dtype: get(0).dtype, shape: [x[0]!, channels, ...spatial] });
           break;
         }

@@ -44,6 +44,8 @@ export interface StepGraphOptions {
   readonly float?: FloatType;
   /** Write the vector-Jacobian product of the step instead of the step. */
   readonly vjp?: boolean;
+  /** onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable. */
+  readonly nchwcBlock?: number;
 }
 
 /** Graph ops whose every nonzero coefficient is read from slot k of the `coef` input. */
@@ -80,7 +82,7 @@ export function stepGraph(config: ModelConfig, method: string, options: StepGrap
   const tab = getTableau(method);
   const model = architectureModel(config);
   const time = fieldKind(config.field).usesTime(config.field);
-  const b = new GraphBuilder({ name: options.vjp ? 'step_vjp' : 'step', float: options.float });
+  const b = new GraphBuilder({ name: options.vjp ? 'step_vjp' : 'step', float: options.float, nchwcBlock: options.nchwcBlock });
   const shape = [options.batch, ...config.stateShape];
   const z = b.input('z', b.float, shape);
   const k1 = b.input('k1', b.float, shape);
@@ -124,10 +126,10 @@ export function stepGraph(config: ModelConfig, method: string, options: StepGrap
 }
 
 /** f's vector-Jacobian product: z, [t [1]], field params, gk → grad/z, grad/<param>. */
-export function fieldVjpGraph(config: ModelConfig, options: { batch: number; float?: FloatType }): { builder: GraphBuilder; params: readonly string[]; timeInput: boolean } {
+export function fieldVjpGraph(config: ModelConfig, options: { batch: number; float?: FloatType; nchwcBlock?: number }): { builder: GraphBuilder; params: readonly string[]; timeInput: boolean } {
   const model = architectureModel(config);
   const time = fieldKind(config.field).usesTime(config.field);
-  const b = new GraphBuilder({ name: 'field_vjp', float: options.float });
+  const b = new GraphBuilder({ name: 'field_vjp', float: options.float, nchwcBlock: options.nchwcBlock });
   const shape = [options.batch, ...config.stateShape];
   const z = b.input('z', b.float, shape);
   const t = time ? b.input('t', b.float, [1]) : undefined;

@@ -32,6 +32,8 @@ export interface TrainGraphOptions {
   readonly logits?: boolean;
   /** Merge the per-stage contributions to each parameter gradient (default true; see autodiff LazyGrad). */
   readonly merge?: boolean | MergeMode;
+  /** onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable. */
+  readonly nchwcBlock?: number;
 }
 
 export interface TrainGraph {
@@ -98,7 +100,7 @@ export function trainGraph(config: ModelConfig, spec: SolverSpec, options: Train
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`trainGraph: batch must be a positive integer, got ${batch}`);
   const model = architectureModel(config);
   checkModel(model);
-  const b = new GraphBuilder({ name: options.gradients === false ? 'loss' : 'train_step', float: options.float });
+  const b = new GraphBuilder({ name: options.gradients === false ? 'loss' : 'train_step', float: options.float, nchwcBlock: options.nchwcBlock });
   const x = b.input('x', b.float, [batch, ...config.inputShape]);
   const labels = b.input('labels', 'int64', [batch]);
   const z0 = appendEncoder(b, model, x);

@@ -17,6 +17,7 @@ import { float32Ops, float64Ops } from '../engines/typed.js';
 import type { ModelConfig } from '../models/types.js';
 import type { FloatType } from '../onnx/graph.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
+import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { fieldVjpGraph, stepGraph } from '../onnx/step-graph.js';
 import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/train-graph.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
@@ -67,12 +68,13 @@ export class AdaptiveSessions {
   static async create(config: ModelConfig, method: string, batch: number, options: { float?: FloatType; session?: ort.InferenceSession.SessionOptions } = {}): Promise<AdaptiveSessions> {
     const float = options.float ?? 'float32';
     const tab = getTableau(method);
+    const nchwcBlock = await nchwcBlockSize();
     const t0 = performance.now();
-    const step = stepGraph(config, method, { batch, float });
-    const stepVjp = stepGraph(config, method, { batch, float, vjp: true });
-    const field = fieldGraph(architectureModel(config), { float });
+    const step = stepGraph(config, method, { batch, float, nchwcBlock });
+    const stepVjp = stepGraph(config, method, { batch, float, vjp: true, nchwcBlock });
+    const field = fieldGraph(architectureModel(config), { float, nchwcBlock });
     paramsToInputs(field, step.params);
-    const fieldVjp = fieldVjpGraph(config, { batch, float });
+    const fieldVjp = fieldVjpGraph(config, { batch, float, nchwcBlock });
     const head = headLossGraph(config, { batch, float });
     const graphs = [step.builder, stepVjp.builder, field, fieldVjp.builder, head.builder];
     const t1 = performance.now();

@@ -26,6 +26,7 @@ import { trainMicroBatch } from '../models/memory.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
+import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
 import { fixedGrid, solveAsync } from '../solvers/integrate.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
@@ -98,8 +99,9 @@ export async function acquireTrainSession(config: ModelConfig, spec: SolverSpec,
   const cached = p !== undefined;
   if (!p) {
     p = (async () => {
+      const nchwcBlock = await nchwcBlockSize();
       const t0 = performance.now();
-      const g = trainGraph(config, spec, { batch });
+      const g = trainGraph(config, spec, { batch, nchwcBlock });
       const t1 = performance.now();
       const session = await ort.InferenceSession.create(g.builder.toBytes(), sessionOptions(threads));
       const t2 = performance.now();
@@ -350,7 +352,7 @@ export class OrtEngine implements TrainEngine {
 
   private async fieldSession() {
     if (!this.field) {
-      const b = fieldGraph(architectureModel(this.config));
+      const b = fieldGraph(architectureModel(this.config), { nchwcBlock: await nchwcBlockSize() });
       const names = this.names.filter((n) => n.startsWith('field.'));
       paramsToInputs(b, names);
       const session = await ort.InferenceSession.create(b.toBytes(), sessionOptions(this.threads));

@@ -78,15 +78,23 @@ export function tfjsLossAndGrads(model: Model, spec: SolverSpec, x: Float32Array
 }
 
 /** Loss, accuracy and gradients from one run of the compiled training graph. */
-export async function ortLossAndGrads(model: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, float: 'float32' | 'float64' = 'float32'): Promise<LossAndGrads & { nodes: number; nfe: number }> {
+export async function ortLossAndGrads(
+  model: Model,
+  spec: SolverSpec,
+  x: Float32Array,
+  y: Int32Array,
+  float: 'float32' | 'float64' = 'float32',
+  nchwcBlock = 0,
+): Promise<LossAndGrads & { nodes: number; nfe: number; blocked: boolean }> {
   const batch = y.length;
-  const g = trainGraph(model.config, spec, { batch, float });
+  const g = trainGraph(model.config, spec, { batch, float, nchwcBlock });
+  const blocked = g.builder.nodes.some((n) => n.op.startsWith('com.microsoft.nchwc:'));
   const session = await ort.InferenceSession.create(g.builder.toBytes(), sessionOptions(1));
   try {
     const r = await session.run(ortFeeds(model, g.params, x, y, float));
     const grads: Record<string, Float32Array | Float64Array> = {};
     for (const p of g.params) grads[p] = r[g.outputs.grads[p]!]!.data as Float32Array | Float64Array;
-    return { loss: Number(r.loss!.data[0]), accuracy: Number(r.accuracy!.data[0]), grads, nodes: g.builder.nodes.length, nfe: g.nfe };
+    return { loss: Number(r.loss!.data[0]), accuracy: Number(r.accuracy!.data[0]), grads, nodes: g.builder.nodes.length, nfe: g.nfe, blocked };
   } finally {
     await session.release();
   }

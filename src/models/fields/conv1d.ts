@@ -4,7 +4,7 @@
  *   spec: conv1d[:channels=32]
  */
 import * as tf from '@tensorflow/tfjs';
-import { convLayer, convParams } from './graph-ops.js';
+import { convParams, convStack } from './graph-ops.js';
 import type { FieldKind } from './kind.js';
 
 export interface Conv1dFieldSpec {
@@ -41,9 +41,7 @@ export const conv1d: FieldKind<Conv1dFieldSpec> = {
     const { g, z, out, stateShape } = ctx;
     const S = stateShape[0]!;
     const shapes = new Map(conv1d.params(f, stateShape).map((p) => [p.name, p.shape] as const));
-    let h = g.op('Reshape', [z, g.int64s([-1, 1, S])]);
-    h = g.op('Relu', [convLayer(ctx, shapes, h, 0, [S])]);
-    h = g.op('Relu', [convLayer(ctx, shapes, h, 1, [S])]);
-    return g.op('Reshape', [convLayer(ctx, shapes, h, 2, [S]), g.int64s([-1, S])], {}, out);
+    const h = convStack(ctx, shapes, g.op('Reshape', [z, g.int64s([-1, 1, S])]), 3, [S]);
+    return g.op('Reshape', [h, g.int64s([-1, S])], {}, out);
   },
 };

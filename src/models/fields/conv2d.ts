@@ -4,7 +4,7 @@
  *   spec: conv2d[:channels=128]
  */
 import * as tf from '@tensorflow/tfjs';
-import { convLayer, convParams } from './graph-ops.js';
+import { convParams, convStack } from './graph-ops.js';
 import type { FieldKind } from './kind.js';
 
 export interface Conv2dFieldSpec {
@@ -39,8 +39,6 @@ export const conv2d: FieldKind<Conv2dFieldSpec> = {
   appendGraph(f, ctx) {
     const spatial = ctx.stateShape.slice(1);
     const shapes = new Map(conv2d.params(f, ctx.stateShape).map((p) => [p.name, p.shape] as const));
-    let h = ctx.g.op('Relu', [convLayer(ctx, shapes, ctx.z, 0, spatial)]);
-    h = ctx.g.op('Relu', [convLayer(ctx, shapes, h, 1, spatial)]);
-    return convLayer(ctx, shapes, h, 2, spatial, ctx.out);
+    return convStack(ctx, shapes, ctx.z, 3, spatial, ctx.out);
   },
 };

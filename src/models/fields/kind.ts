@@ -29,6 +29,12 @@ export const attr = {
  */
 export interface GraphWriter {
   readonly float: 'float32' | 'float64';
+  /**
+   * onnxruntime's channel block (8 or 16) when the graph runs only inside onnxruntime's CPU provider on
+   * this machine (the engines' own graphs), so conv fields may use its blocked-channel (NCHWc) kernels;
+   * 0 for portable ONNX (files users keep), which never contains them.
+   */
+  readonly nchwcBlock: number;
   op(op: string, inputs: readonly string[], attrs?: Record<string, Attr>, out?: string): string;
   /** A float constant of the graph's float type. */
   scalar(value: number, shape?: readonly number[]): string;
