@@ -10,6 +10,7 @@
  */
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { evaluateModel } from '../src/audit/evaluate.js';
 import { makeSpheres } from '../src/data/spheres.js';
 import { Rng } from '../src/data/random.js';
@@ -21,11 +22,11 @@ import { nchwcBlockSize } from '../src/onnx/nchwc.js';
 import { trainGraph } from '../src/onnx/train-graph.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { OrtEngine, clearTrainSessionCache, setTrainSessionCacheSize, trimTrainSessionCache } from '../src/train/ort-engine.js';
+import { OrtEngine, sessionOptions, clearTrainSessionCache, setTrainSessionCacheSize, trimTrainSessionCache } from '../src/train/ort-engine.js';
 import { modelConfigFor, trainRun } from '../src/train/run.js';
 import { createTfjsEngine } from '../src/train/tfjs-engine.js';
 import { chooseEngine, train } from '../src/train/train.js';
-import { compareGrads, configFor, ortLossAndGrads, randomBatch, randomModel, tfjsLossAndGrads } from './helpers/ort-compare.js';
+import { compareGrads, configFor, ortLossAndGrads, randomBatch, randomModel, relMaxDiff, tfjsLossAndGrads } from './helpers/ort-compare.js';
 
 test.before(async () => {
   await initBackend('wasm');
@@ -121,6 +122,31 @@ test.serial('fields with hidden channels that are not whole blocks, and exported
   const exported = decodeModel(fieldGraph(even).toBytes());
   t.deepEqual(exported.opsetImport.map((o) => o.domain), [''], 'a field file declares the default domain only');
   t.false(exported.graph!.node!.some((n) => (n.domain ?? '') !== ''));
+});
+
+test.serial('the blocked field graph (symbolic batch, as the engine evaluates accuracy with it) gives the plain one\'s f(z)', async (t) => {
+  const block = await nchwcBlockSize();
+  if (block === 0) return t.pass('no NCHWc kernels in this onnxruntime');
+  for (const [field, shape, augment] of [['conv1d:channels=32', [7], 0], ['conv2d:channels=16', [1, 4, 4], 1]] as const) {
+    const model = randomModel(configFor(field, [...shape], augment, 2), 4);
+    const batch = 5;
+    const S = model.config.stateShape.reduce((a, b) => a * b, 1);
+    const z = Float32Array.from(randomBatch({ ...model.config, inputShape: model.config.stateShape }, batch, 6).x);
+    const run = async (nchwcBlock: number) => {
+      const b = fieldGraph(model, { nchwcBlock });
+      const session = await ort.InferenceSession.create(b.toBytes(), sessionOptions(1));
+      try {
+        const blocked = b.nodes.some((n) => n.op.startsWith('com.microsoft.nchwc:'));
+        return { blocked, dz: (await session.run({ z: new ort.Tensor('float32', z, [batch, ...model.config.stateShape]) })).dz!.data as Float32Array };
+      } finally {
+        await session.release();
+      }
+    };
+    const [blocked, plain] = [await run(block), await run(0)];
+    t.true(blocked.blocked && !plain.blocked, field);
+    t.is(blocked.dz.length, batch * S);
+    t.true(relMaxDiff(blocked.dz, plain.dz) < 1e-6, `${field}: f(z) differs by ${relMaxDiff(blocked.dz, plain.dz)} of its largest value`);
+  }
 });
 
 const spheres = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 3, nTrain: 256, nTest: 64 });
