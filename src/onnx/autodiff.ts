@@ -10,6 +10,7 @@
  */
 import { attr, type GraphBuilder } from './graph.js';
 import { gemmAttrs, gradientOps, NON_DIFFERENTIABLE, registry, type GradContext, type GradTerm } from './grad-rules.js';
+import './conv-grads.js';
 import { FLOAT_TYPES, inferShapes, prod, type ShapeMap, type ValueMeta } from './shapes.js';
 
 export { gradientOps, hasGradient, registerGradient, type GradContext, type GradientRule, type GradTerm, type LazyGrad } from './grad-rules.js';
