@@ -11,6 +11,24 @@ import { intAttr, intsAttr, prod } from './shapes.js';
 /** Per builder: weights already flipped and transposed for input gradients (shared by every stage). */
 const flippedWeights = new WeakMap<GraphBuilder, Map<string, string>>();
 
+/**
+ * The weight of dX = dY ⋆ flip(Wᵀ): W [O, I, ...kernel] (`plain()`, in that layout) with its first two axes swapped and its kernel
+ * axes reversed, made once per builder and weight (`make` may re-layout the result, as the blocked Conv does).
+ */
+function flippedWeight(b: GraphBuilder, w: string, plain: () => string, kernel: readonly number[], spatialAxes: readonly number[], make: (t: string) => string = (t) => t): string {
+  let memo = flippedWeights.get(b);
+  if (!memo) flippedWeights.set(b, (memo = new Map()));
+  let wf = memo.get(w);
+  if (!wf) {
+    const flip = spatialAxes.filter((_, i) => kernel[i]! > 1);
+    let t = b.op('Transpose', [plain()], { perm: attr.ints([1, 0, ...spatialAxes]) });
+    if (flip.length > 0) t = b.op('Slice', [t, b.int64s(flip.map(() => -1)), b.int64s(flip.map(() => -(2 ** 31))), b.int64s(flip), b.int64s(flip.map(() => -1))]);
+    wf = make(t);
+    memo.set(w, wf);
+  }
+  return wf;
+}
+
 interface ConvAttrs {
   readonly nd: number;
   readonly kernel: readonly number[];
@@ -86,14 +104,7 @@ registerGradient('Conv', (ctx, [g], needs) => {
     if (a.pads.every((p, i) => p <= a.kernel[i % a.nd]! - 1)) {
       // dX = dY ⋆ flip(Wᵀ) with pads K−1−p: a plain convolution (measured faster than ConvTranspose
       // on the CPU provider); the flipped weight is made once and shared by every stage.
-      let memo = flippedWeights.get(b);
-      if (!memo) flippedWeights.set(b, (memo = new Map()));
-      let wf = memo.get(W);
-      if (!wf) {
-        wf = b.op('Transpose', [W], { perm: attr.ints([1, 0, ...a.spatialAxes]) });
-        if (a.kernel.some((k) => k > 1)) wf = b.op('Slice', [wf, b.int64s(a.kernel.map(() => -1)), b.int64s(a.kernel.map(() => -(2 ** 31))), b.int64s(a.spatialAxes), b.int64s(a.kernel.map(() => -1))]);
-        memo.set(W, wf);
-      }
+      const wf = flippedWeight(b, W, () => W, a.kernel, a.spatialAxes);
       dX = b.op('Conv', [g!, wf], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads.map((p, i) => a.kernel[i % a.nd]! - 1 - p)) });
     } else {
       dX = b.op('ConvTranspose', [g!, W], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads) });
@@ -142,17 +153,8 @@ registerGradient(NCHWC_CONV, (ctx, [g], needs) => {
   let dB: GradTerm | undefined;
   if (needs[0]) {
     if (a.pads.some((p, i) => p > a.kernel[i % a.nd]! - 1)) throw new Error(`autodiff: ${n.name}: pads wider than kernel − 1 have no gradient rule`);
-    let memo = flippedWeights.get(b);
-    if (!memo) flippedWeights.set(b, (memo = new Map()));
-    let wf = memo.get(Wb);
-    if (!wf) {
-      // dX = dY ⋆ flip(Wᵀ) with pads K−1−p, as for the plain Conv.
-      const flip = a.spatialAxes.filter((_, i) => a.kernel[i]! > 1);
-      let t = b.op('Transpose', [unblockedWeight(b, Wb, wShape)], { perm: attr.ints([1, 0, 2, 3]) });
-      if (flip.length > 0) t = b.op('Slice', [t, b.int64s(flip.map(() => -1)), b.int64s(flip.map(() => -(2 ** 31))), b.int64s(flip), b.int64s(flip.map(() => -1))]);
-      wf = blockedWeight(b, t, [ci, o, ...a.kernel]);
-      memo.set(Wb, wf);
-    }
+    // dX = dY ⋆ flip(Wᵀ) with pads K−1−p, as for the plain Conv, the flipped weight reordered back.
+    const wf = flippedWeight(b, Wb, () => unblockedWeight(b, Wb, wShape), a.kernel, a.spatialAxes, (t) => blockedWeight(b, t, [ci, o, ...a.kernel]));
     const gx = b.op(NCHWC_CONV, [gy, wf], { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads.map((p, i) => a.kernel[i % a.nd]! - 1 - p)) });
     dX = ci < bl ? b.op(NCHWC_REORDER_OUTPUT, [gx], { channels: attr.int(ci) }) : gx;
   }

@@ -141,11 +141,8 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
       ...(l < layers - 1 ? { activation: attr.string('Relu') } : {}),
     });
   }
-  if (flat) {
-    h = g.op(NCHWC_REORDER_OUTPUT, [h], { channels: attr.int(channels) });
-    return g.op('Reshape', [h, g.int64s([0, channels, spatial[0]!])], {}, out);
-  }
-  return g.op(NCHWC_REORDER_OUTPUT, [h], { channels: attr.int(channels) }, out);
+  const y = g.op(NCHWC_REORDER_OUTPUT, [h], { channels: attr.int(channels) }, flat ? undefined : out);
+  return flat ? g.op('Reshape', [y, g.int64s([0, channels, spatial[0]!])], {}, out) : y;
 }
 
 /**
