@@ -11,6 +11,7 @@ export const PREREQUISITES = [
     install: 'apt-get install nats-server (Debian/Ubuntu), or put a release binary from https://github.com/nats-io/nats-server/releases on PATH',
   },
   { command: 'openssl', neededBy: 'the TLS cluster test', install: 'apt-get install openssl' },
+  { command: 'chromium', neededBy: 'the browser tests, test/report-browser.test.ts', install: 'apt-get install chromium (Debian; /usr/bin/chromium)' },
 ];
 
 /** Whether an executable `command` is on PATH. */

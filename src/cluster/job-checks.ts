@@ -16,6 +16,7 @@ import { parseFieldSpec } from '../models/spec.js';
 import { DEFAULT_SOLVER_LIMITS, parseSolverSpec } from '../solvers/spec.js';
 import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
+import { PAPER_TEST_SET } from '../formats/index.js';
 import type { JobMessage } from './protocol.js';
 
 /** A job this worker will not run; `record` says whether a failed result is stored for it (its id is genuine). */
@@ -44,7 +45,9 @@ function bound(what: string, v: number | undefined, max: number, min = 0): void 
  */
 export function checkJobBounds(job: Job): void {
   try {
-    for (const s of [job.trainSolver, ...job.testSolvers]) parseSolverSpec(s, job.solverLimits ?? DEFAULT_SOLVER_LIMITS);
+    // "paper" is the planner's keyword for the paper's test set around the step adaptation reaches
+    // (src/study/execute.ts expands it); every concrete spec is parsed with the job's limits.
+    for (const s of [job.trainSolver, ...job.testSolvers]) if (s !== PAPER_TEST_SET) parseSolverSpec(s, job.solverLimits ?? DEFAULT_SOLVER_LIMITS);
     parseDatasetSpec(job.dataset);
     const f = parseFieldSpec(job.field) as { width?: number; depth?: number; channels?: number };
     bound('field width', f.width, FIELD_BOUNDS.width, 1);

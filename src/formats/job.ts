@@ -28,6 +28,9 @@ export const JOB_LIMITS = {
   maxSolverSteps: 10_000_000,
 } as const;
 
+/** The test-set keyword an adaptation job may keep: the paper's set around the step training ends at. */
+export const PAPER_TEST_SET = 'paper';
+
 export const JOB_ID_PATTERN = /^[0-9a-f]{16}$/;
 
 /** Where an adaptation run starts (see JobSchema.adaptStart). */

@@ -46,7 +46,8 @@ function run(args: string[], timeoutMs: number): Promise<{ stdout: string; stder
   });
 }
 
-const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--allow-file-access-from-files', '--enable-logging=stderr', '--v=0'];
+// The background-networking flags keep Chromium from calling out (this machine has no network beyond loopback).
+const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--allow-file-access-from-files', '--enable-logging=stderr', '--v=0'];
 
 /** Load `htmlFile` (a copy with the probe appended sits beside it) and check it. */
 export async function checkPage(htmlFile: string, timeoutMs = 90_000): Promise<PageCheck> {

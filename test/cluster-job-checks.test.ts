@@ -1,0 +1,36 @@
+// Whatever the planner emits, a NATS worker accepts: every job of every example study (grid and
+// adaptation, full size and smoke-sized) passes the worker's checks, and a forged one still fails.
+import test from 'ava';
+import { readdirSync } from 'node:fs';
+import { checkJobBounds, checkJobId, JobRefused } from '../src/cluster/job-checks.js';
+import { planStudy } from '../src/study/plan.js';
+
+const examples = readdirSync('examples').filter((f) => f.endsWith('.yaml')).map((f) => `examples/${f}`);
+
+for (const file of examples) {
+  for (const overrides of [{}, { iterations: 2, batchSize: 16, testPoints: 5 }]) {
+    test(`every job of ${file} ${Object.keys(overrides).length ? '(smoke)' : '(full)'} passes the worker's checks`, (t) => {
+      const { jobs } = planStudy(file, overrides);
+      t.true(jobs.length > 0);
+      const refused: string[] = [];
+      for (const job of jobs) {
+        try {
+          checkJobId(job);
+          checkJobBounds(job);
+        } catch (e) {
+          refused.push(`${job.id} (${job.trainSolver}${job.adapt ? ', adapt' : ''}): ${(e as Error).message}`);
+        }
+      }
+      t.deepEqual(refused, []);
+      if (file.includes('spheres') || file.includes('mnist')) t.true(jobs.some((j) => j.adapt), 'the example has adaptation jobs');
+    });
+  }
+}
+
+test('a forged test solver in an adaptation job is still refused', (t) => {
+  const job = planStudy('examples/quick-spheres.yaml').jobs.find((j) => j.adapt)!;
+  const forged = { ...job, testSolvers: ['paper', 'rk4:steps=999999999'] };
+  const e = t.throws(() => checkJobBounds(forged), { instanceOf: JobRefused });
+  t.regex(e!.message, /steps|ceiling|limit/i);
+  t.throws(() => checkJobBounds({ ...job, testSolvers: ['papers'] }), { instanceOf: JobRefused, message: /unknown solver "papers"/ });
+});
