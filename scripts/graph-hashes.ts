@@ -1,0 +1,87 @@
+/**
+ * One SHA-1 per ONNX graph the project writes, to show that a refactor leaves every graph byte-identical:
+ * training (with and without gradients), step and step-VJP, field and field-VJP, head-loss, solve, effective-model
+ * and the bundle's field/head/encoder graphs, for every field kind under the 5 fixed solvers and dopri5 (the step
+ * graphs under every tableau), in float32 and float64, portable and with an NCHWc block of 8 where a graph takes one.
+ *
+ *   npx tsx scripts/graph-hashes.ts > /tmp/hashes.txt     # one "sha1  name" line per graph
+ *
+ * Models are seeded, so the hashes depend on the graph writers alone.
+ */
+import { createHash } from 'node:crypto';
+import { Rng } from '../src/data/random.js';
+import { initParams } from '../src/models/params.js';
+import { parseFieldSpec } from '../src/models/spec.js';
+import { augmentedShape, type Model, type ModelConfig } from '../src/models/types.js';
+import type { FloatType, GraphBuilder } from '../src/onnx/graph.js';
+import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/model-graphs.js';
+import { fieldVjpGraph, stepGraph } from '../src/onnx/step-graph.js';
+import { headLossGraph, trainGraph } from '../src/onnx/train-graph.js';
+import { parseSolverSpec } from '../src/solvers/spec.js';
+import { FIXED_METHODS, METHODS } from '../src/solvers/tableau.js';
+
+const FIELDS: readonly [field: string, inputShape: number[], augment: number][] = [
+  ['mlp:width=8,act=tanh,time', [3], 1],
+  ['mlp:width=6,depth=2,act=softplus', [2], 0],
+  ['conv1d:channels=16', [5], 1],
+  ['conv2d:channels=8', [1, 4, 4], 1],
+];
+const FLOATS: readonly FloatType[] = ['float32', 'float64'];
+const BATCH = 3;
+/** h = 0.3 over [0, 1]: four steps, the last one shorter (the grid's remainder). */
+const TRAIN_SOLVERS = [...FIXED_METHODS.map((m) => `${m}:0.3`), 'rk4:steps=2', 'dopri5:1e-5'];
+
+function modelFor(field: string, inputShape: number[], augment: number): Model {
+  const config: ModelConfig = { inputShape, augment, stateShape: augmentedShape(inputShape, augment), classes: 3, field: parseFieldSpec(field), t0: 0, t1: 1 };
+  const rng = new Rng(7);
+  return { config, params: initParams(config, () => rng.normal()) };
+}
+
+function sha1(b: GraphBuilder): string {
+  return createHash('sha1').update(b.toBytes()).digest('hex');
+}
+
+const lines: string[] = [];
+const emit = (name: string, write: () => GraphBuilder): void => {
+  let hash: string;
+  try {
+    hash = sha1(write());
+  } catch (e) {
+    // A refusal (an adaptive solver has no unrolled graph) is part of the baseline too.
+    hash = `refused: ${(e as Error).message.split('\n')[0]}`;
+  }
+  lines.push(`${hash}  ${name}`);
+};
+
+for (const [field, inputShape, augment] of FIELDS) {
+  const model = modelFor(field, inputShape, augment);
+  const { config } = model;
+  const blocks = field.startsWith('conv') ? [0, 8] : [0];
+  for (const float of FLOATS) {
+    for (const nchwcBlock of blocks) {
+      const at = `${field} ${float} nchwc=${nchwcBlock}`;
+      emit(`field ${at}`, () => fieldGraph(model, { float, nchwcBlock }));
+      emit(`field-vjp ${at}`, () => fieldVjpGraph(config, { batch: BATCH, float, nchwcBlock }).builder);
+      for (const method of METHODS) {
+        emit(`step ${method} ${at}`, () => stepGraph(config, method, { batch: BATCH, float, nchwcBlock }).builder);
+        emit(`step-vjp ${method} ${at}`, () => stepGraph(config, method, { batch: BATCH, float, nchwcBlock, vjp: true }).builder);
+      }
+      for (const s of TRAIN_SOLVERS) {
+        const spec = parseSolverSpec(s);
+        emit(`train ${s} ${at}`, () => trainGraph(config, spec, { batch: BATCH, float, nchwcBlock }).builder);
+        emit(`loss ${s} ${at}`, () => trainGraph(config, spec, { batch: BATCH, float, nchwcBlock, gradients: false, logits: true }).builder);
+      }
+    }
+    const at = `${field} ${float}`;
+    emit(`head ${at}`, () => headGraph(model, { float }));
+    emit(`encoder ${at}`, () => encoderGraph(model, { float }));
+    emit(`head-loss ${at}`, () => headLossGraph(config, { batch: BATCH, float }).builder);
+    for (const s of TRAIN_SOLVERS) {
+      const spec = parseSolverSpec(s);
+      emit(`solve ${s} ${at}`, () => solveGraph(model, spec, { float }));
+      emit(`effective ${s} ${at}`, () => effectiveModelGraph(model, spec, { float }));
+      emit(`effective ${s} ${at} [0.5,2]`, () => effectiveModelGraph(model, spec, { float, t0: 0.5, t1: 2 }));
+    }
+  }
+}
+process.stdout.write(lines.join('\n') + '\n');
