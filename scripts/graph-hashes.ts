@@ -18,7 +18,7 @@ import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } 
 import { fieldVjpGraph, stepGraph } from '../src/onnx/step-graph.js';
 import { headLossGraph, trainGraph } from '../src/onnx/train-graph.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { FIXED_METHODS, METHODS } from '../src/solvers/tableau.js';
+import { FIXED_METHODS, getTableau, METHODS } from '../src/solvers/tableau.js';
 
 const FIELDS: readonly [field: string, inputShape: number[], augment: number][] = [
   ['mlp:width=8,act=tanh,time', [3], 1],
@@ -63,8 +63,8 @@ for (const [field, inputShape, augment] of FIELDS) {
       emit(`field ${at}`, () => fieldGraph(model, { float, nchwcBlock }));
       emit(`field-vjp ${at}`, () => fieldVjpGraph(config, { batch: BATCH, float, nchwcBlock }).builder);
       for (const method of METHODS) {
-        emit(`step ${method} ${at}`, () => stepGraph(config, method, { batch: BATCH, float, nchwcBlock }).builder);
-        emit(`step-vjp ${method} ${at}`, () => stepGraph(config, method, { batch: BATCH, float, nchwcBlock, vjp: true }).builder);
+        emit(`step ${method} ${at}`, () => stepGraph(config, getTableau(method), { batch: BATCH, float, nchwcBlock }).builder);
+        emit(`step-vjp ${method} ${at}`, () => stepGraph(config, getTableau(method), { batch: BATCH, float, nchwcBlock, vjp: true }).builder);
       }
       for (const s of TRAIN_SOLVERS) {
         const spec = parseSolverSpec(s);

@@ -51,7 +51,7 @@ function paramFeeds(model: Model, float: 'float32' | 'float64', override?: Recor
 }
 
 async function ortAdaptive(model: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, float: 'float32' | 'float64' = 'float32', override?: Record<string, Float64Array>) {
-  const s = await AdaptiveSessions.create(model.config, spec.method, y.length, { float, session: sessionOptions(1) });
+  const s = await AdaptiveSessions.create(model.config, getTableau(spec.method), y.length, { float, session: sessionOptions(1) });
   try {
     return await s.lossAndGrads(encode(model, x, y.length, float), BigInt64Array.from(y, (v) => BigInt(v)), spec, paramFeeds(model, float, override));
   } finally {

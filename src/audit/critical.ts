@@ -22,8 +22,8 @@
  *    passes followed only by failures, i.e. whether the two agree.
  */
 import { SpecError } from '../errors.js';
-import { fixedStepCount, parseSolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import { parseSolver } from '../solvers/solver.js';
+import { fixedStepCount } from '../solvers/spec.js';
 
 /**
  * Whether a test solver is at least as accurate as the training solver: an
@@ -33,13 +33,13 @@ import { getTableau } from '../solvers/tableau.js';
  * loses accuracy on a true ODE model too, through its own error.
  */
 export function atLeastAsAccurate(trainSpec: string, testSpec: string, t0 = 0, t1 = 1): boolean {
-  const train = parseSolverSpec(trainSpec);
-  const test = parseSolverSpec(testSpec);
+  const train = parseSolver(trainSpec);
+  const test = parseSolver(testSpec);
   if (train.kind === 'fixed') {
     if (test.kind === 'adaptive') return true;
-    return getTableau(test.method).order >= getTableau(train.method).order && fixedStepCount(test, t0, t1) >= fixedStepCount(train, t0, t1);
+    return test.tableau.order >= train.tableau.order && fixedStepCount(test.spec, t0, t1) >= fixedStepCount(train.spec, t0, t1);
   }
-  return test.kind === 'adaptive' && test.rtol <= train.rtol && test.atol <= train.atol;
+  return test.kind === 'adaptive' && test.spec.rtol <= train.spec.rtol && test.spec.atol <= train.spec.atol;
 }
 
 export interface CriticalTest {

@@ -7,7 +7,7 @@
  */
 import { SpecError } from '../errors.js';
 import { isPositiveInt, tokenizeSpec, type SolverLimits } from '../formats/index.js';
-import { getTableau, METHODS } from './tableau.js';
+import { ADAPTIVE_METHODS, METHODS } from './tableau.js';
 
 export type { SolverLimits } from '../formats/index.js';
 
@@ -86,9 +86,10 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   if (!METHODS.includes(method)) {
     throw new SpecError(`solver spec "${spec}": unknown solver "${method}"; expected one of ${METHODS.join(', ')}`);
   }
-  const tableau = getTableau(method);
+  // The tableau decides the syntax: a method with an error estimate takes a tolerance (see solver.ts).
+  const adaptive = ADAPTIVE_METHODS.includes(method);
   if (items.length === 0) {
-    const what = tableau.adaptive ? 'a tolerance, e.g. ' + method + ':1e-5' : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
+    const what = adaptive ? 'a tolerance, e.g. ' + method + ':1e-5' : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
     throw new SpecError(`solver spec "${spec}": missing value; expected ${what}`);
   }
   const named = new Map<string, number>();
@@ -96,20 +97,20 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   for (const item of items) {
     if (item.key === undefined) {
       if (positional !== undefined || named.size > 0) throw new SpecError(`solver spec "${spec}": a bare value may only come first and once, got "${item.text}"`);
-      positional = parseNumber(spec, tableau.adaptive ? 'tolerance' : 'step size', item.value);
+      positional = parseNumber(spec, adaptive ? 'tolerance' : 'step size', item.value);
       continue;
     }
     if (named.has(item.key)) throw new SpecError(`solver spec "${spec}": ${item.key} given twice`);
     named.set(item.key, parseNumber(spec, item.key, item.value));
   }
   // The bare value is the step size h (fixed) or the tolerance tol (adaptive).
-  const bareKey = tableau.adaptive ? 'tol' : 'h';
+  const bareKey = adaptive ? 'tol' : 'h';
   if (positional !== undefined && named.has(bareKey)) throw new SpecError(`solver spec "${spec}": ${bareKey} given twice (as the bare value and as ${bareKey}=)`);
-  const allowed = tableau.adaptive ? ['rtol', 'atol', 'tol', 'maxSteps', 'firstStep', 'minStep'] : ['h', 'steps'];
+  const allowed = adaptive ? ['rtol', 'atol', 'tol', 'maxSteps', 'firstStep', 'minStep'] : ['h', 'steps'];
   for (const key of named.keys()) {
     if (!allowed.includes(key)) throw new SpecError(`solver spec "${spec}": unknown option "${key}" for ${method}; expected ${allowed.join(', ')}`);
   }
-  if (!tableau.adaptive) {
+  if (!adaptive) {
     const h = positional ?? named.get('h');
     const steps = named.get('steps');
     if (h !== undefined && steps !== undefined) throw new SpecError(`solver spec "${spec}": give a step size or a step count, not both`);

@@ -41,12 +41,14 @@ export type { AdaptDecision };
 export type BatchAccuracy = (spec: SolverSpec) => { accuracy: number; nfe: number } | Promise<{ accuracy: number; nfe: number }>;
 
 const fixedH = (s: FixedSolverSpec) => s.h ?? 1 / s.steps!;
+/** The adaptation designs test solvers by order (new specs; train.ts resolves each once). */
+const orderOf = (method: string) => getTableau(method).order;
 
 /** The test solver of a fixed-step training solver (paper: Euler→Midpoint, Midpoint→RK4; generalised by order). */
 export function fixedTestSolver(train: FixedSolverSpec, span = 1): FixedSolverSpec {
-  const p = getTableau(train.method).order;
+  const p = orderOf(train.method);
   const method = train.method === 'euler' ? 'midpoint' : 'rk4';
-  const q = getTableau(method).order;
+  const q = orderOf(method);
   const h = fixedH(train) / span;
   // Same h when it already gives > 50 "effective" steps (1/h^p), else a finer
   // step whose error h_test^q ≈ h^p / 50.

@@ -21,8 +21,9 @@ import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { fieldVjpGraph, stepGraph } from '../onnx/step-graph.js';
 import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/train-graph.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
+import type { Solver } from '../solvers/solver.js';
 import type { SolverSpec } from '../solvers/spec.js';
-import { getTableau, type Tableau } from '../solvers/tableau.js';
+import type { Tableau } from '../solvers/tableau.js';
 import type { StepCall, StepOut, VectorOps } from '../solvers/vector.js';
 
 type Vec = Float32Array | Float64Array;
@@ -65,13 +66,12 @@ export class AdaptiveSessions {
     readonly build: AdaptiveBuild,
   ) {}
 
-  static async create(config: ModelConfig, method: string, batch: number, options: { float?: FloatType; session?: ort.InferenceSession.SessionOptions } = {}): Promise<AdaptiveSessions> {
+  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: ort.InferenceSession.SessionOptions } = {}): Promise<AdaptiveSessions> {
     const float = options.float ?? 'float32';
-    const tab = getTableau(method);
     const nchwcBlock = await nchwcBlockSize();
     const t0 = performance.now();
-    const step = stepGraph(config, method, { batch, float, nchwcBlock });
-    const stepVjp = stepGraph(config, method, { batch, float, vjp: true, nchwcBlock });
+    const step = stepGraph(config, tab, { batch, float, nchwcBlock });
+    const stepVjp = stepGraph(config, tab, { batch, float, vjp: true, nchwcBlock });
     const field = fieldGraph(architectureModel(config), { float, nchwcBlock });
     paramsToInputs(field, step.params);
     const fieldVjp = fieldVjpGraph(config, { batch, float, nchwcBlock });
@@ -116,7 +116,7 @@ export class AdaptiveSessions {
    * records every field evaluation and step for the backward pass.
    * `params` holds the field parameters as tensors of the graphs' float type.
    */
-  async solve(z0: Vec, spec: SolverSpec, params: Readonly<Record<string, ort.Tensor>>, tape?: Entry<Vec>[]) {
+  async solve(z0: Vec, spec: Solver | SolverSpec, params: Readonly<Record<string, ort.Tensor>>, tape?: Entry<Vec>[]) {
     const fieldIn = (name: string) => params[name]!;
     const fieldParams: Record<string, ort.Tensor> = {};
     for (const name of Object.keys(params)) if (name.startsWith('field.')) fieldParams[name] = fieldIn(name);
@@ -143,7 +143,7 @@ export class AdaptiveSessions {
   }
 
   /** Loss, accuracy, solve statistics and every parameter gradient of one batch. */
-  async lossAndGrads(z0: Vec, labels: BigInt64Array, spec: SolverSpec, params: Readonly<Record<string, ort.Tensor>>): Promise<AdaptiveLoss> {
+  async lossAndGrads(z0: Vec, labels: BigInt64Array, spec: Solver | SolverSpec, params: Readonly<Record<string, ort.Tensor>>): Promise<AdaptiveLoss> {
     const tape: Entry<Vec>[] = [];
     const r = await this.solve(z0, spec, params, tape);
     const headFeeds: Record<string, ort.Tensor> = { z1: this.tensor(r.z1), labels: new ort.Tensor('int64', labels, [this.batch]) };

@@ -20,7 +20,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
-import { ShapeError, SpecError } from '../errors.js';
+import { ShapeError } from '../errors.js';
 import { fieldKind } from '../models/fields/index.js';
 import { trainMicroBatch } from '../models/memory.js';
 import { paramShapes } from '../models/params.js';
@@ -28,12 +28,14 @@ import { stateSize, type Model, type ModelConfig, type Params } from '../models/
 import { fieldGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
-import { fixedGrid, solveAsync } from '../solvers/integrate.js';
+import { initialStepFrom } from '../solvers/initial-step.js';
+import { driveAsync, fixedGrid, solveAsync } from '../solvers/integrate.js';
+import { asSolver, type FixedSolver, type Solver } from '../solvers/solver.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import type { Tableau } from '../solvers/tableau.js';
 import { Adam, AdamGraph } from './adam.js';
 import { AdaptiveSessions } from './ort-adaptive.js';
-import { engineRefusal, meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
+import { meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
 
 export function sessionOptions(threads = 1): ort.InferenceSession.SessionOptions {
   return {
@@ -69,8 +71,7 @@ export function setTrainSessionCacheSize(n: number): void {
   maxIdleSessions = n;
 }
 
-function cacheKey(config: ModelConfig, spec: SolverSpec, batch: number, threads: number): string {
-  if (spec.kind !== 'fixed') throw new SpecError(`a compiled training graph needs a fixed-step solver; "${spec.method}" is adaptive (its steps run one compiled step at a time)`);
+function cacheKey(config: ModelConfig, spec: FixedSolver['spec'], batch: number, threads: number): string {
   return JSON.stringify({ config, method: spec.method, grid: fixedGrid(spec, config.t0, config.t1), batch, threads });
 }
 
@@ -93,15 +94,15 @@ async function evictIdle(keep = maxIdleSessions): Promise<void> {
 }
 
 /** The training session of an architecture under a fixed-step solver and batch size (built once per process). */
-export async function acquireTrainSession(config: ModelConfig, spec: SolverSpec, batch: number, threads = 1): Promise<{ entry: TrainSession; cached: boolean }> {
-  const key = cacheKey(config, spec, batch, threads);
+export async function acquireTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, threads = 1): Promise<{ entry: TrainSession; cached: boolean }> {
+  const key = cacheKey(config, solver.spec, batch, threads);
   let p = cache.get(key);
   const cached = p !== undefined;
   if (!p) {
     p = (async () => {
       const nchwcBlock = await nchwcBlockSize();
       const t0 = performance.now();
-      const g = trainGraph(config, spec, { batch, nchwcBlock });
+      const g = trainGraph(config, solver, { batch, nchwcBlock });
       const t1 = performance.now();
       const session = await ort.InferenceSession.create(g.builder.toBytes(), sessionOptions(threads));
       const t2 = performance.now();
@@ -248,12 +249,10 @@ export class OrtEngine implements TrainEngine {
     return this.tensors[this.names.indexOf(name)]!.data as Float32Array;
   }
 
-  private async sessionFor(spec: SolverSpec): Promise<TrainSession> {
-    const specKey = formatSolverSpec(spec);
+  private async sessionFor(solver: FixedSolver): Promise<TrainSession> {
+    const specKey = formatSolverSpec(solver.spec);
     if (this.current?.specKey === specKey) return this.current.entry;
-    const refusal = engineRefusal('ort', spec);
-    if (refusal) throw new SpecError(refusal);
-    const { entry, cached } = await acquireTrainSession(this.config, spec, this.microBatch, this.threads);
+    const { entry, cached } = await acquireTrainSession(this.config, solver, this.microBatch, this.threads);
     if (this.current) releaseTrainSession(this.current.entry);
     this.current = { specKey, entry };
     const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
@@ -263,12 +262,12 @@ export class OrtEngine implements TrainEngine {
   }
 
   /** The compiled adaptive steps of a tableau for this engine's batch size (built once per engine, recorded as a graph build). */
-  private adaptiveSessions(method: string, batch: number): Promise<AdaptiveSessions> {
-    const key = `${method}/${batch}`;
+  private adaptiveSessions(tab: Tableau, batch: number): Promise<AdaptiveSessions> {
+    const key = `${tab.name}/${batch}`;
     let p = this.adaptive.get(key);
     if (!p) {
-      p = AdaptiveSessions.create(this.config, method, batch, { session: sessionOptions(this.threads) }).then((s) => {
-        const build: GraphBuild = { solver: method, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
+      p = AdaptiveSessions.create(this.config, tab, batch, { session: sessionOptions(this.threads) }).then((s) => {
+        const build: GraphBuild = { solver: tab.name, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
         this.builds.push(build);
         this.o.onGraphBuild?.(build);
         return s;
@@ -293,9 +292,10 @@ export class OrtEngine implements TrainEngine {
     }
   }
 
-  async step(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
-    if (getTableau(spec.method).adaptive) return this.adaptiveStep(x, y, spec);
-    const entry = await this.sessionFor(spec);
+  async step(x: Float32Array, y: Int32Array, spec: Solver | SolverSpec): Promise<EngineStep> {
+    const solver = asSolver(spec);
+    if (solver.kind === 'adaptive') return this.adaptiveStep(x, y, solver);
+    const entry = await this.sessionFor(solver);
     this.checkBatch(x, y);
     this.xData.set(x);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
@@ -331,13 +331,13 @@ export class OrtEngine implements TrainEngine {
   }
 
   /** An adaptive step: the integrate loop on compiled steps forwards, their VJPs backwards through every accepted step. */
-  private async adaptiveStep(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
+  private async adaptiveStep(x: Float32Array, y: Int32Array, solver: Solver): Promise<EngineStep> {
     this.checkBatch(x, y);
-    const s = await this.adaptiveSessions(spec.method, this.o.batchSize);
+    const s = await this.adaptiveSessions(solver.tableau, this.o.batchSize);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
     const params: Record<string, ort.Tensor> = {};
     this.names.forEach((n, k) => (params[n] = this.tensors[k]!));
-    const r = await s.lossAndGrads(this.encode(x, y.length), this.yData, spec, params);
+    const r = await s.lossAndGrads(this.encode(x, y.length), this.yData, solver, params);
     if (Number.isFinite(r.loss)) await this.update(this.names.map((n, k) => new ort.Tensor('float32', r.grads[n] as Float32Array, [...this.shapes[k]!])));
     return { loss: r.loss, accuracy: r.accuracy, nfe: r.stats.nfe };
   }
@@ -381,13 +381,15 @@ export class OrtEngine implements TrainEngine {
     return z;
   }
 
-  async accuracy(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<BatchEval> {
+  async accuracy(x: Float32Array, y: Int32Array, spec: Solver | SolverSpec): Promise<BatchEval> {
+    const solver = asSolver(spec);
     const batch = y.length;
     const S = stateSize(this.config);
     const { t0, t1 } = this.config;
-    const r = getTableau(spec.method).adaptive
-      ? await (await this.adaptiveSessions(spec.method, batch)).solve(this.encode(x, batch), spec, this.fieldParams())
-      : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), this.encode(x, batch), spec, { t0, t1, checkFinite: true });
+    const r =
+      solver.kind === 'adaptive'
+        ? await (await this.adaptiveSessions(solver.tableau, batch)).solve(this.encode(x, batch), solver, this.fieldParams())
+        : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), this.encode(x, batch), solver, { t0, t1, checkFinite: true });
     const C = this.config.classes;
     const W = this.dataOf('head.weight');
     const bias = this.dataOf('head.bias');
@@ -409,24 +411,10 @@ export class OrtEngine implements TrainEngine {
   }
 
   async initialStep(x: Float32Array, order: number): Promise<number> {
-    const width = this.config.inputShape.reduce((a, b) => a * b, 1);
-    const batch = x.length / width;
+    const batch = x.length / this.config.inputShape.reduce((a, b) => a * b, 1);
     const S = stateSize(this.config);
-    const { t0, t1 } = this.config;
-    const z0 = this.encode(x, batch);
-    const f0 = Float32Array.from(await this.fieldAt(t0, z0, batch));
-    const d0 = meanRowNorm(z0, batch, S);
-    const d1 = meanRowNorm(f0, batch, S);
-    const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
-    const z1 = new Float32Array(z0.length);
-    for (let i = 0; i < z1.length; i++) z1[i] = z0[i]! + f0[i]! * h0;
-    const f1 = await this.fieldAt(t0 + h0, z1, batch);
-    const diff = new Float32Array(f1.length);
-    for (let i = 0; i < diff.length; i++) diff[i] = f1[i]! - f0[i]!;
-    const d2 = meanRowNorm(diff, batch, S) / h0;
-    const dmax = Math.max(d1, d2);
-    const h1 = dmax < 1e-15 ? Math.max(1e-6, 1e-3 * h0) : Math.pow(0.01 / dmax, 1 / (order + 1));
-    return Math.min(100 * h0, h1, t1 - t0);
+    const norm = (v: Float32Array) => meanRowNorm(v, batch, S);
+    return driveAsync(initialStepFrom(float32Ops, norm, order, this.config.t0, this.encode(x, batch)), (t, z) => this.fieldAt(t, z, batch));
   }
 
   params(): Params {

@@ -13,7 +13,8 @@ import { parseFieldSpec } from '../models/spec.js';
 import { augmentedShape, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { SizeError, SpecError } from '../errors.js';
 import { MODEL_LIMITS } from '../formats/index.js';
-import { formatSolverSpec, parseSolverSpec, type SolverLimits } from '../solvers/spec.js';
+import { parseSolver } from '../solvers/solver.js';
+import { formatSolverSpec, type SolverLimits } from '../solvers/spec.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
@@ -104,7 +105,8 @@ export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdap
 };
 
 export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): Promise<TrainRunResult> {
-  const solver = parseSolverSpec(spec.solver, spec.solverLimits);
+  // Resolved once: training, its engines and graphs carry this Solver.
+  const solver = parseSolver(spec.solver, spec.solverLimits);
   validateTimeSpan(spec.t0 ?? 0, spec.t1 ?? 1);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
@@ -117,7 +119,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
   const initial: Model = { config, params: hooks.resume?.params ?? drawn };
   const iterations = resolveIterations(spec, dataset.train.n);
   const result = await train(initial, dataset.train, {
-    solver: hooks.resume ? parseSolverSpec(hooks.resume.solver) : solver,
+    solver: hooks.resume ? parseSolver(hooks.resume.solver) : solver,
     iterations,
     startIteration: hooks.resume?.iterations,
     betas: spec.betas,
@@ -137,7 +139,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
   const training: TrainingInfo = {
     dataset: dataset.spec,
     solver: formatSolverSpec(result.solver),
-    initialSolver: formatSolverSpec(solver),
+    initialSolver: formatSolverSpec(solver.spec),
     seed: spec.seed,
     iterations: result.checkpointIteration,
     batchSize: spec.batchSize,
