@@ -1,6 +1,9 @@
 /** ONNX building blocks shared by the field kinds (activations, stride-1 'same' convolutions). */
 import { ShapeError } from '../../errors.js';
-import { attr, type FieldGraphContext, type GraphWriter } from './kind.js';
+import { attr } from '../../onnx/ir/attrs.js';
+import { blockedChannels, blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../../onnx/ir/nchwc-ops.js';
+import type { GraphWriter } from '../../onnx/ir/writer.js';
+import type { FieldGraphContext } from './kind.js';
 
 export type Activation = 'tanh' | 'relu' | 'softplus';
 export const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'softplus'];
@@ -51,34 +54,6 @@ export function conv(g: GraphWriter, x: string, weight: string, bias: string, wS
 }
 
 /**
- * onnxruntime's blocked-channel ops (its CPU provider's NCHWc kernels). A blocked tensor is declared
- * [N, C, H, W] but stored [N][C/block][H][W][block]; a Conv in this domain reads its weight reordered
- * (below) and may fuse bias and ReLU. Only ever written when GraphWriter.nchwcBlock > 1.
- */
-export const NCHWC_CONV = 'com.microsoft.nchwc:Conv';
-export const NCHWC_REORDER_INPUT = 'com.microsoft.nchwc:ReorderInput';
-export const NCHWC_REORDER_OUTPUT = 'com.microsoft.nchwc:ReorderOutput';
-
-/** Channels padded up to a multiple of the block. */
-export const blockedChannels = (c: number, block: number) => Math.ceil(c / block) * block;
-
-/**
- * A 2-D weight [O, I, kh, kw] in the layout the blocked Conv reads, output channels zero-padded to the
- * block: [O/bl][I][kh][kw][bl] when I < block (the input stays plain NCHW), else [O/bl][I/bl][kh][kw][bl_i][bl_o].
- */
-export function blockedWeight(g: GraphWriter, w: string, shape: readonly number[], out?: string): string {
-  const bl = g.nchwcBlock;
-  const [o, i, kh, kw] = shape as [number, number, number, number];
-  const op = blockedChannels(o, bl);
-  const padded = op === o ? w : g.op('Pad', [w, g.int64s([0, 0, 0, 0, op - o, 0, 0, 0])]);
-  const blocked =
-    i < bl
-      ? g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i, kh, kw])])], { perm: attr.ints([0, 2, 3, 4, 1]) })
-      : g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i / bl, bl, kh, kw])])], { perm: attr.ints([0, 2, 4, 5, 3, 1]) });
-  return g.op('Reshape', [blocked, g.int64s([op, i, kh, kw])], {}, out);
-}
-
-/**
  * Whether a conv stack suits the blocked Conv without wasted work: the input has fewer channels than a
  * block (read plain) or whole blocks, and so does every hidden layer (only the last output is padded).
  */
@@ -87,9 +62,6 @@ export function blockable(g: GraphWriter, channels: readonly number[]): boolean 
   const [input, ...hidden] = channels.slice(0, -1);
   return bl > 1 && g.float === 'float32' && (input! < bl || input! % bl === 0) && hidden.every((c) => c % bl === 0);
 }
-
-/** Per writer: layer weights already reordered (shared by every solver stage). */
-const reordered = new WeakMap<GraphWriter, Map<string, { weight: string; bias: string }>>();
 
 /**
  * Conv layers 0…n−1 of a conv field, stride 1, 'same' padding, ReLU after every layer but the last:
@@ -111,8 +83,6 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
     return h;
   }
   const bl = g.nchwcBlock;
-  let memo = reordered.get(g);
-  if (!memo) reordered.set(g, (memo = new Map()));
   // 1-D layers run as 2-D ones over a height of 1.
   const flat = spatial.length === 1;
   let h = flat ? g.op('Reshape', [x, g.int64s([0, 0, 1, spatial[0]!])]) : x;
@@ -123,16 +93,15 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
     const w4 = flat ? [ws[0]!, ws[1]!, 1, ws[2]!] : ws;
     const key = `field.${l}`;
     if (l === layers - 1 && channels < bl && w4.slice(2).every((k) => k === 1)) return blockedPointwiseOut(ctx, h, key, w4, spatial, out);
-    let p = memo.get(key);
-    if (!p) {
+    // Reordered once per graph and shared by every solver stage.
+    const p = g.once(`nchwc-layer:${key}`, () => {
       const weight = ctx.param(`${key}.weight`);
       const bias = ctx.param(`${key}.bias`);
       const wb = blockedWeight(g, flat ? g.op('Reshape', [weight, g.int64s(w4)]) : weight, w4);
       const o = ws[0]!;
       const op = blockedChannels(o, bl);
-      p = { weight: wb, bias: op === o ? bias : g.op('Pad', [bias, g.int64s([0, op - o])]) };
-      memo.set(key, p);
-    }
+      return { weight: wb, bias: op === o ? bias : g.op('Pad', [bias, g.int64s([0, op - o])]) };
+    });
     const k = w4.slice(2);
     const pads = k.map((d) => (d - 1) / 2);
     h = g.op(NCHWC_CONV, [h, p.weight, p.bias], {

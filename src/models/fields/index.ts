@@ -30,4 +30,6 @@ export type { MlpFieldSpec } from './mlp.js';
 export type { Conv1dFieldSpec } from './conv1d.js';
 export type { Conv2dFieldSpec } from './conv2d.js';
 export type { Activation } from './graph-ops.js';
-export { attr, type Attr, type FieldGraphContext, type FieldKind, type GraphWriter, type ParamShape, type TfField } from './kind.js';
+export { type FieldGraphContext, type FieldKind, type ParamShape, type TfField } from './kind.js';
+export { attr, type Attr } from '../../onnx/ir/attrs.js';
+export type { GraphWriter } from '../../onnx/ir/writer.js';

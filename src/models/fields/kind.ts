@@ -5,42 +5,8 @@
  * this folder) and nowhere else switch on the kind.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { GraphWriter } from '../../onnx/ir/writer.js';
 import type { OptionDef, OptionValues } from './options.js';
-
-/** Typed node attributes, as the ONNX writer (src/onnx/graph.ts) stores them. */
-export type Attr =
-  | { readonly kind: 'int'; readonly value: number }
-  | { readonly kind: 'ints'; readonly value: readonly number[] }
-  | { readonly kind: 'float'; readonly value: number }
-  | { readonly kind: 'floats'; readonly value: readonly number[] }
-  | { readonly kind: 'string'; readonly value: string };
-
-export const attr = {
-  int: (value: number): Attr => ({ kind: 'int', value }),
-  ints: (value: readonly number[]): Attr => ({ kind: 'ints', value: [...value] }),
-  float: (value: number): Attr => ({ kind: 'float', value }),
-  floats: (value: readonly number[]): Attr => ({ kind: 'floats', value: [...value] }),
-  string: (value: string): Attr => ({ kind: 'string', value }),
-};
-
-/**
- * The part of the ONNX graph writer a field needs (src/onnx/graph.ts's
- * GraphBuilder satisfies it), so models stay below the onnx layer.
- */
-export interface GraphWriter {
-  readonly float: 'float32' | 'float64';
-  /**
-   * onnxruntime's channel block (8 or 16) when the graph runs only inside onnxruntime's CPU provider on
-   * this machine (the engines' own graphs), so conv fields may use its blocked-channel (NCHWc) kernels;
-   * 0 for portable ONNX (files users keep), which never contains them.
-   */
-  readonly nchwcBlock: number;
-  op(op: string, inputs: readonly string[], attrs?: Record<string, Attr>, out?: string): string;
-  /** A float constant of the graph's float type. */
-  scalar(value: number, shape?: readonly number[]): string;
-  /** An int64 vector constant. */
-  int64s(values: readonly number[]): string;
-}
 
 export interface ParamShape {
   readonly name: string;
