@@ -1,6 +1,7 @@
 /** ONNX building blocks shared by the field kinds (activations, stride-1 'same' convolutions). */
 import { ShapeError } from '../../errors.js';
 import { attr } from '../../onnx/ir/attrs.js';
+import { convByMatMul, softplus64 } from '../../onnx/ir/float64.js';
 import { blockedChannels, blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../../onnx/ir/nchwc-ops.js';
 import type { GraphWriter } from '../../onnx/ir/writer.js';
 import type { FieldGraphContext } from './kind.js';
@@ -16,8 +17,8 @@ export function activation(g: GraphWriter, kind: Activation, x: string): string 
       return g.op('Relu', [x]);
     case 'softplus':
       if (g.float === 'float32') return g.op('Softplus', [x]);
-      // onnxruntime's CPU provider has no float64 Softplus: relu(x) + log(1 + exp(−|x|)), the stable form.
-      return g.op('Add', [g.op('Relu', [x]), g.op('Log', [g.op('Add', [g.scalar(1), g.op('Exp', [g.op('Neg', [g.op('Abs', [x])])])])])]);
+      // onnxruntime's CPU provider has no float64 Softplus.
+      return softplus64(g, x);
   }
 }
 
@@ -28,7 +29,7 @@ export function activation(g: GraphWriter, kind: Activation, x: string): string 
  * has no float64 Conv) contract channels with one MatMul per kernel offset.
  */
 export function conv(g: GraphWriter, x: string, weight: string, bias: string, wShape: readonly number[], spatial: readonly number[], out?: string): string {
-  const [cout, cin, ...kernel] = wShape as [number, number, ...number[]];
+  const kernel = wShape.slice(2);
   const k = kernel[0]!;
   if (kernel.length !== spatial.length || kernel.some((d) => d !== k) || (k !== 1 && k !== 3)) {
     throw new Error(`conv: unsupported kernel [${kernel.join(', ')}] over spatial dims [${spatial.join(', ')}]`);
@@ -37,20 +38,8 @@ export function conv(g: GraphWriter, x: string, weight: string, bias: string, wS
   if (g.float === 'float32') {
     return g.op('Conv', [x, weight, bias], { kernel_shape: attr.ints(kernel), pads: attr.ints(new Array(2 * kernel.length).fill(pad)) }, out);
   }
-  const P = spatial.reduce((a, c) => a * c, 1);
-  const nd = spatial.length;
-  const axes = spatial.map((_, i) => i + 2);
-  const xp = pad === 0 ? x : g.op('Pad', [x, g.int64s([0, 0, ...spatial.map(() => pad), 0, 0, ...spatial.map(() => pad)])]);
-  const offsets: number[][] = nd === 1 ? Array.from({ length: k }, (_, i) => [i]) : Array.from({ length: k * k }, (_, i) => [Math.floor(i / k), i % k]);
-  let acc: string | undefined;
-  for (const off of offsets) {
-    const xs = pad === 0 ? xp : g.op('Slice', [xp, g.int64s(off), g.int64s(off.map((o, i) => o + spatial[i]!)), g.int64s(axes)]);
-    const ws = k === 1 ? weight : g.op('Slice', [weight, g.int64s(off), g.int64s(off.map((o) => o + 1)), g.int64s(axes)]);
-    const term = g.op('MatMul', [g.op('Reshape', [ws, g.int64s([cout, cin])]), g.op('Reshape', [xs, g.int64s([-1, cin, P])])]);
-    acc = acc === undefined ? term : g.op('Add', [acc, term]);
-  }
-  const y = g.op('Add', [acc!, g.op('Reshape', [bias, g.int64s([cout, 1])])]);
-  return g.op('Reshape', [y, g.int64s([-1, cout, ...spatial])], {}, out);
+  const pads = new Array<number>(2 * kernel.length).fill(pad);
+  return convByMatMul(g, x, weight, bias, wShape, { spatial, pads, dilations: kernel.map(() => 1) }, out);
 }
 
 /**

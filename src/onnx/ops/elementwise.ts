@@ -1,16 +1,37 @@
 /** Op records of the elementwise ops: activations, arithmetic with broadcasting, comparisons, Where, Cast. */
-import { attr, intAttr } from '../ir/attrs.js';
-import { broadcast, CAST_CODE, CAST_TO, FLOAT_TYPES, type GradContext, type GradientRule, type OpDef, type ShapeContext } from './op.js';
+import { attr, floatAttr, intAttr } from '../ir/attrs.js';
+import { broadcast, CAST_CODE, CAST_TO, FLOAT_TYPES, foldBroadcast, type GradContext, type GradientRule, type OpDef, type ShapeContext } from './op.js';
 
 const unaryShape = (ctx: ShapeContext) => {
   const x = ctx.get(0);
   ctx.set({ dtype: x.dtype, shape: x.shape, value: ctx.node.op === 'Identity' ? x.value : undefined });
 };
+/** Integer arithmetic folded on known values (exporters' shape arithmetic); Div truncates as ONNX's int64 Div. */
+const INT_FOLD: Readonly<Partial<Record<string, (...xs: number[]) => number>>> = {
+  Add: (a, b) => a! + b!,
+  Sub: (a, b) => a! - b!,
+  Mul: (a, b) => a! * b!,
+  Div: (a, b) => Math.trunc(a! / b!),
+  Equal: (a, b) => (a === b ? 1 : 0),
+  Where: (c, a, b) => (c ? a! : b!),
+};
+
+function foldInts(ctx: ShapeContext, shape: readonly number[]): number[] | undefined {
+  const ins = ctx.node.inputs.map((_, i) => ctx.get(i));
+  const f = INT_FOLD[ctx.node.op];
+  const data = ctx.node.op === 'Where' ? ins.slice(1) : ins;
+  return f && data.every((v) => v.dtype === 'int64' || v.dtype === 'bool') ? foldBroadcast(ins, shape, f) : undefined;
+}
+
 const broadcastShape = (ctx: ShapeContext) => {
   const ins = ctx.node.inputs.map((_, i) => ctx.get(i));
-  ctx.set({ dtype: ins[0]!.dtype, shape: broadcast(ins.map((v) => v.shape), ctx.where) });
+  const shape = broadcast(ins.map((v) => v.shape), ctx.where);
+  ctx.set({ dtype: ins[0]!.dtype, shape, value: foldInts(ctx, shape) });
 };
-const boolShape = (ctx: ShapeContext) => ctx.set({ dtype: 'bool', shape: broadcast(ctx.node.inputs.map((_, i) => ctx.get(i).shape), ctx.where) });
+const boolShape = (ctx: ShapeContext) => {
+  const shape = broadcast(ctx.node.inputs.map((_, i) => ctx.get(i).shape), ctx.where);
+  ctx.set({ dtype: 'bool', shape, value: foldInts(ctx, shape) });
+};
 
 const unary = (name: string, grad?: GradientRule, differentiable?: false): OpDef => ({ name, inferShape: unaryShape, grad, differentiable });
 const binary = (name: string, grad?: GradientRule): OpDef => ({ name, inferShape: broadcastShape, grad });
@@ -30,6 +51,21 @@ export function reluGrad(ctx: GradContext, g: string, y: string): string {
   return b.op('Mul', [g, b.op('Cast', [b.op('Greater', [y, ctx.scalar(0)])], { to: attr.int(CAST_CODE[b.float]!) })]);
 }
 
+/** 1 where x > 0, else 0, in the graph's float type. */
+function positive(ctx: GradContext, x: string): string {
+  const { b } = ctx;
+  return b.op('Cast', [b.op('Greater', [x, ctx.scalar(0)])], { to: attr.int(CAST_CODE[b.float]!) });
+}
+
+/** d(x^p)/dx = p·x^(p−1) for an exponent p that is not differentiated (a constant of the file). */
+const powGrad: GradientRule = (ctx, [g], needs) => {
+  const { b, node: n } = ctx;
+  if (needs[1]) throw new Error(`autodiff: node ${n.name} (Pow): the exponent ${n.inputs[1]} depends on the parameters; only constant exponents have a gradient rule`);
+  const [x, p] = [n.inputs[0]!, n.inputs[1]!];
+  const local = b.op('Mul', [p, b.op('Pow', [x, b.op('Sub', [p, ctx.scalar(1)])])]);
+  return [ctx.sumToShape(b.op('Mul', [g!, local]), ctx.shape(n.outputs[0]!), ctx.shape(x)), undefined];
+};
+
 export const ELEMENTWISE_OPS: readonly OpDef[] = [
   unary('Identity', (_ctx, [g]) => [g]),
   unary('Neg', (ctx, [g]) => [ctx.b.op('Neg', [g!])]),
@@ -47,6 +83,21 @@ export const ELEMENTWISE_OPS: readonly OpDef[] = [
     return [b.op('Mul', [g!, b.op('Mul', [y, b.op('Sub', [ctx.scalar(1), y])])])];
   }),
   unary('Exp', (ctx, [g]) => [ctx.b.op('Mul', [g!, ctx.node.outputs[0]!])]),
+  unary('Sin', (ctx, [g]) => [ctx.b.op('Mul', [g!, ctx.b.op('Cos', [ctx.node.inputs[0]!])])]),
+  unary('Cos', (ctx, [g]) => [ctx.b.op('Neg', [ctx.b.op('Mul', [g!, ctx.b.op('Sin', [ctx.node.inputs[0]!])])])]),
+  // slope α + (1 − α)·[x > 0]
+  unary('LeakyRelu', (ctx, [g]) => {
+    const alpha = floatAttr(ctx.node, 'alpha', 0.01);
+    const slope = ctx.b.op('Add', [ctx.scalar(alpha), ctx.b.op('Mul', [positive(ctx, ctx.node.inputs[0]!), ctx.scalar(1 - alpha)])]);
+    return [ctx.b.op('Mul', [g!, slope])];
+  }),
+  // elu' = 1 for x > 0, else y + α: [x > 0] + (1 − [x > 0])·(y + α)
+  unary('Elu', (ctx, [g]) => {
+    const { b, node: n } = ctx;
+    const pos = positive(ctx, n.inputs[0]!);
+    const neg = b.op('Mul', [b.op('Sub', [ctx.scalar(1), pos]), b.op('Add', [n.outputs[0]!, ctx.scalar(floatAttr(n, 'alpha', 1))])]);
+    return [b.op('Mul', [g!, b.op('Add', [pos, neg])])];
+  }),
   unary('Log', (ctx, [g]) => [ctx.b.op('Div', [g!, ctx.node.inputs[0]!])]),
   unary('Abs', (ctx, [g]) => [ctx.b.op('Mul', [g!, ctx.b.op('Sign', [ctx.node.inputs[0]!])])]),
   unary('Sign', () => [undefined]),
@@ -83,7 +134,7 @@ export const ELEMENTWISE_OPS: readonly OpDef[] = [
       needs[1] ? ctx.sumToShape(b.op('Neg', [b.op('Div', [b.op('Mul', [g!, y]), n.inputs[1]!])]), sy, sb) : undefined,
     ];
   }),
-  binary('Pow'),
+  binary('Pow', powGrad),
   binary('Sum', (ctx, [g], needs) => {
     const n = ctx.node;
     const sy = ctx.shape(n.outputs[0]!);
@@ -94,7 +145,10 @@ export const ELEMENTWISE_OPS: readonly OpDef[] = [
   ...['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or'].map(comparison),
   {
     name: 'Where',
-    inferShape: (ctx) => ctx.set({ dtype: ctx.get(1).dtype, shape: broadcast([ctx.get(0).shape, ctx.get(1).shape, ctx.get(2).shape], ctx.where) }),
+    inferShape: (ctx) => {
+      const shape = broadcast([ctx.get(0).shape, ctx.get(1).shape, ctx.get(2).shape], ctx.where);
+      ctx.set({ dtype: ctx.get(1).dtype, shape, value: foldInts(ctx, shape) });
+    },
     grad: (ctx, [g], needs) => {
       const { b, node: n } = ctx;
       const sy = ctx.shape(n.outputs[0]!);

@@ -4,7 +4,7 @@
  * Expand targets built from it are known).
  */
 import { attr, intAttr, intsAttr, stringAttr } from '../ir/attrs.js';
-import { broadcast, normAxis, prod, slicePlan, type GradContext, type OpDef } from './op.js';
+import { broadcast, CAST_TO, normAxis, prod, slicePlan, type GradContext, type OpDef } from './op.js';
 
 function reshapeBack(ctx: GradContext, g: string): string {
   const n = ctx.node;
@@ -16,6 +16,31 @@ function zerosOf(ctx: GradContext, shape: readonly number[]): string {
 }
 
 export const LAYOUT_OPS: readonly OpDef[] = [
+  {
+    // Shape arithmetic of exporters (a dimension picked out of Shape); folded when data and indices are known.
+    name: 'Gather',
+    differentiable: false,
+    inferShape: (ctx) => {
+      const x = ctx.get(0);
+      const idx = ctx.get(1);
+      const axis = normAxis(intAttr(ctx.node, 'axis', 0), x.shape.length);
+      const shape = [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)];
+      const value =
+        x.value && idx.value && x.shape.length === 1 ? idx.value.map((i) => x.value![normAxis(i, x.shape[0]!)]!) : undefined;
+      ctx.set({ dtype: x.dtype, shape, value });
+    },
+  },
+  {
+    // A tensor of the shape given by input 0, every element `value` (the reader turns the tensor attribute into floats + to).
+    name: 'ConstantOfShape',
+    differentiable: false,
+    inferShape: (ctx) => {
+      const shape = ctx.known(0);
+      const dtype = CAST_TO[intAttr(ctx.node, 'to', 1)] ?? 'float32';
+      const v = intsAttr(ctx.node, 'value')?.[0] ?? (ctx.node.attrs.value?.kind === 'floats' ? ctx.node.attrs.value.value[0]! : 0);
+      ctx.set({ dtype, shape, value: dtype === 'int64' && prod(shape) <= 64 ? new Array<number>(prod(shape)).fill(v) : undefined });
+    },
+  },
   {
     name: 'Concat',
     inferShape: (ctx) => {

@@ -141,6 +141,35 @@ export function slicePlan(
   return { shape: end.map((e, i) => e - begin[i]!), begin, end };
 }
 
+/**
+ * Elementwise f over known small tensors with broadcasting: the folding of exporters' shape arithmetic
+ * (Equal / Where / Mul over Shape results). Undefined when a value is unknown or the result is large.
+ */
+export function foldBroadcast(
+  ins: readonly ValueMeta[],
+  shape: readonly number[],
+  f: (...xs: number[]) => number,
+): number[] | undefined {
+  if (ins.some((v) => !v.value) || prod(shape) > 64) return undefined;
+  const rank = shape.length;
+  const out: number[] = [];
+  for (let flat = 0; flat < prod(shape); flat++) {
+    const idx: number[] = [];
+    for (let d = rank - 1, r = flat; d >= 0; d--) {
+      idx[d] = r % shape[d]!;
+      r = Math.floor(r / shape[d]!);
+    }
+    const args = ins.map((v) => {
+      const s = v.shape;
+      let k = 0;
+      for (let d = 0; d < s.length; d++) k = k * s[d]! + (s[d] === 1 ? 0 : idx[rank - s.length + d]!);
+      return v.value![k]!;
+    });
+    out.push(f(...args));
+  }
+  return out;
+}
+
 /** A shape rule whose one output has the first input's dtype and the given shape. */
 export function sameType(shape: (ctx: ShapeContext) => readonly number[]): (ctx: ShapeContext) => void {
   return (ctx) => ctx.set({ dtype: ctx.get(0).dtype, shape: shape(ctx) });
