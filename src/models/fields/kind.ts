@@ -41,8 +41,17 @@ export interface FieldKind<S extends { readonly kind: string }> {
   fromOptions(o: OptionValues): S;
   /** Canonical spec string (every option spelled out). */
   format(spec: S): string;
-  /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]. */
-  readonly stateRank: 1 | 3;
+  /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]; absent: checkState decides. */
+  readonly stateRank?: 1 | 3;
+  /** For kinds whose state shape is fixed by the spec (an imported graph): a one-line ShapeError on a mismatch. */
+  checkState?(spec: S, stateShape: readonly number[]): void;
+  /** Initial values of some parameters (an imported graph's own weights); the others get Kaiming init. */
+  initial?(spec: S): Readonly<Record<string, Float32Array>>;
+  /**
+   * The portable field.onnx of a trained model, for kinds that bring their own graph: that graph with the
+   * trained parameter values (its names kept, so the weights load back where they came from).
+   */
+  exportGraph?(spec: S, params: Readonly<Record<string, { readonly data: Float32Array }>>): Uint8Array;
   /** Field parameter shapes ("field.<layer>.weight|bias"), in a fixed order. */
   params(spec: S, stateShape: readonly number[]): ParamShape[];
   /** Values of the widest hidden activation per sample (sizes evaluation chunks: models/memory.ts). */

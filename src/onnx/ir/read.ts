@@ -271,3 +271,20 @@ function readNode(
   }
   return { name, op, inputs, outputs, attrs: plain };
 }
+
+/**
+ * The same ONNX file with some float32 initializers' values replaced (trained weights), every name, node
+ * and attribute kept: what `export` writes for an imported field, loadable back into its PyTorch module.
+ */
+export function withInitializers(bytes: Uint8Array, values: Readonly<Record<string, Float32Array>>, file: string): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  for (const t of model.graph?.initializer ?? []) {
+    const v = t.name ? values[t.name] : undefined;
+    if (v === undefined) continue;
+    const count = (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT || v.length !== count) throw new FileFormatError(file, `initializer ${t.name} does not take ${v.length} float32 values`);
+    t.rawData = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+    t.floatData = [];
+  }
+  return onnx.ModelProto.encode(model).finish();
+}
