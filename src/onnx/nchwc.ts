@@ -5,7 +5,7 @@
  * ODENESS_NCHWC=0 turns them off (plain Conv everywhere), for comparisons and as an escape hatch.
  */
 import * as ort from 'onnxruntime-node';
-import { NCHWC_REORDER_INPUT } from '../models/fields/graph-ops.js';
+import { NCHWC_REORDER_INPUT } from './ir/nchwc-ops.js';
 import { GraphBuilder } from './graph.js';
 
 let probe: Promise<number> | undefined;

@@ -72,9 +72,11 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
     t0,
     t1,
   };
-  const wantsImage = fieldKind(fieldSpec).stateRank === 3;
-  if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
-  if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
+  const kind = fieldKind(fieldSpec);
+  const wantsImage = kind.stateRank === 3;
+  if (kind.checkState) kind.checkState(fieldSpec, config.stateShape);
+  else if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
+  else if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
   // Checked before any parameter is allocated (mlp:width=1000000 asked for 10^12 floats).
   const values = paramShapes(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   if (values > MODEL_LIMITS.values) throw new SizeError(`field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, more than the limit of ${MODEL_LIMITS.values}`);
