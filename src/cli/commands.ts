@@ -11,7 +11,6 @@ import { parseSolverSpec } from '../solvers/spec.js';
 import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
-import { clearTrainSessionCache } from '../train/ort-engine.js';
 import { SpecError } from '../errors.js';
 import { betaPair, datasetOption, defaultText, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
 import { planTraining, stopOnSignal, TRAIN_SIGNAL_HELP } from './train-setup.js';
@@ -129,8 +128,6 @@ export function registerCoreCommands(program: Command): void {
         stop.dispose();
         bar.stop();
       }
-      // The training graphs' sessions (kept for reuse by study jobs) hold their activations: free them for the evaluation.
-      await clearTrainSessionCache();
       const seconds = () => (Date.now() - started) / 1000;
       const base = { out, backend: backend.name, engine: run.result.engine, status: run.training.status, iterations: run.training.iterations, solver: run.training.solver };
       if (run.result.interrupted) {
