@@ -102,3 +102,24 @@ export async function deviceAdapter(device: Device): Promise<string | undefined>
     return undefined;
   }
 }
+
+export interface RuntimeReport {
+  /** Execution providers this onnxruntime-node knows, and whether each one's library is here. */
+  readonly providers: { name: string; present: boolean }[];
+  /** GPU adapters Vulkan reports (what WebGPU runs on, on Linux). */
+  readonly adapters: Adapter[];
+  readonly adapterError?: string;
+  /** Each device: `ok` when a probe session ran on it, else why not (one line, naming what to install). */
+  readonly devices: Record<Device, string>;
+  /** What `--device auto` picks here. */
+  readonly auto: Device;
+}
+
+/** What `odeness info` shows about onnxruntime: providers, adapters, and which devices work. */
+export async function runtimeReport(): Promise<RuntimeReport> {
+  const { adapters, error } = await vulkanAdapters();
+  const devices = {} as Record<Device, string>;
+  for (const d of ['cpu', 'webgpu', 'cuda'] as const) devices[d] = (await probeDevice(d)) ?? 'ok';
+  const auto: Device = devices.cuda === 'ok' ? 'cuda' : devices.webgpu === 'ok' && adapters.some((a) => a.kind === 'hardware') ? 'webgpu' : 'cpu';
+  return { providers: providers(), adapters, ...(error ? { adapterError: error } : {}), devices, auto };
+}

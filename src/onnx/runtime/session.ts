@@ -60,7 +60,7 @@ function checkProvider(device: Device): void {
   if (device === 'cpu') return;
   const p = providers().find((b) => b.name === device);
   if (p?.present) return;
-  const what = device === 'cuda' ? `its CUDA provider (libonnxruntime_providers_cuda.so in ${ortLibraryDir()})` : `the ${device} provider`;
+  const what = device === 'cuda' ? `CUDA provider (no libonnxruntime_providers_cuda.so in ${ortLibraryDir()})` : `${device} provider`;
   throw new DeviceError(`device ${device}: this onnxruntime-node has no ${what}; ${DEVICE_REMEDY[device]}`);
 }
 
