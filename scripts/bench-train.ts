@@ -48,6 +48,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { ADAM_GRAPH_MIN_PARAMS } from '../src/train/ort-engine.js';
+import { createSession } from '../src/onnx/runtime/session.js';
 import { Rng } from '../src/data/random.js';
 
 const args = process.argv.slice(2);
@@ -215,7 +216,7 @@ async function ortGemmPeak(n = 1024): Promise<number> {
   b.input('a', 'float32', [n, n]);
   b.input('b', 'float32', [n, n]);
   b.output('c', 'float32', [n, n], b.op('Gemm', ['a', 'b']));
-  const s = await ort.InferenceSession.create(b.toBytes(), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  const s = await createSession(b.toBytes());
   const normal = normals(7);
   const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]) };
   const ms: number[] = [];
@@ -383,7 +384,7 @@ async function main(): Promise<void> {
     const gradTensors = grads.map((g, k) => new ort.Tensor('float32', g, shapes[k]!));
     const arrays = names.map((k) => params[k]!.data.slice());
     const typed = new Adam(arrays.map((a) => a.length), { lr: LR });
-    const graph = await AdamGraph.create(arrays, shapes, { lr: LR }, threads);
+    const graph = await AdamGraph.create(arrays, shapes, { lr: LR }, { threads });
     const tTyped: number[] = [];
     const tGraph: number[] = [];
     for (let i = 0; i < 25; i++) {

@@ -9,9 +9,12 @@
  * sleeps that long, reporting no progress, before running it.
  */
 import { runJob } from '../src/study/job.js';
+import { createTrainSessionCache } from '../src/train/ort-engine.js';
 import type { ProcessControl, ProcessReport } from '../src/cluster/protocol.js';
 
 const send = (m: ProcessReport) => process.send?.(m);
+/** This process's training sessions, kept between its jobs (trimmed by runJob after each). */
+const sessions = createTrainSessionCache();
 
 process.on('message', (m: ProcessControl) => {
   if (m?.kind !== 'run') return;
@@ -25,6 +28,7 @@ process.on('message', (m: ProcessControl) => {
       attempt: m.attempt,
       worker: m.worker,
       onProgress: (progress) => send({ kind: 'progress', progress }),
+      sessions,
     });
     send({ kind: 'result', result });
   })();

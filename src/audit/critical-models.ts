@@ -13,6 +13,7 @@ import { auditData, openModelSource } from './source.js';
 import { evaluateModelOnnx } from './evaluate.js';
 import { paperTestSolvers } from '../solvers/test-set.js';
 import { loadModel } from '../models/io.js';
+import type { Device } from '../onnx/runtime/device.js';
 
 /** A bundle when the directory holds field.onnx (ONNX runs faster), else a tfjs model directory. */
 export function sourceArgsFor(dir: string): { model?: string; bundle?: string } {
@@ -27,6 +28,8 @@ export interface CriticalFromModelsOptions {
   readonly testSolvers?: readonly SolverSpec[];
   /** Evaluation data as a dataset spec (its test split); default: each model's own test split. */
   readonly dataset?: string;
+  /** Where the sessions run (default cpu). */
+  readonly device?: Device;
 }
 
 export async function criticalFromModels(dirs: readonly string[], o: CriticalFromModelsOptions = {}): Promise<CriticalResult & { dirs: string[] }> {
@@ -36,7 +39,7 @@ export async function criticalFromModels(dirs: readonly string[], o: CriticalFro
   let kind: 'step' | 'tol' | undefined;
   for (const dir of dirs) {
     const args = sourceArgsFor(dir);
-    const source = await openModelSource(args);
+    const source = await openModelSource({ ...args, device: o.device ?? 'cpu' });
     try {
       if (!source.trainSolver) throw new SpecError(`${dir}: the training solver is not recorded (manifest.json "trainSolver")`);
       const train = parseSolverSpec(source.trainSolver);
@@ -47,8 +50,8 @@ export async function criticalFromModels(dirs: readonly string[], o: CriticalFro
       const data = await auditData(source, o.dataset);
       const specs = [train, ...tests];
       const results = args.bundle
-        ? await evaluateBundle(args.bundle, { ...data, width: source.inputWidth }, specs)
-        : await evaluateModelOnnx(await loadModel(args.model!), data, specs);
+        ? await evaluateBundle(args.bundle, { ...data, width: source.inputWidth }, specs, { device: o.device ?? 'cpu' })
+        : await evaluateModelOnnx(await loadModel(args.model!), data, specs, { device: o.device ?? 'cpu' });
       const [own, ...rest] = results;
       const counted = rest.filter((r) => atLeastAsAccurate(source.trainSolver!, r.spec, source.t0, source.t1));
       if (counted.length === 0) {

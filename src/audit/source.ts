@@ -5,6 +5,7 @@
  * audit runs the same integrate loop on the typed-array engine; a model
  * directory is opened as a temporary bundle, so both run in onnxruntime.
  */
+import type { Device } from '../onnx/runtime/device.js';
 import { SpecError, ShapeError } from '../errors.js';
 import { checkLabelsFitModel } from '../data/limits.js';
 import { loadDataset } from '../data/spec.js';
@@ -41,6 +42,8 @@ export interface SourceArgs {
   readonly model?: string;
   readonly bundle?: string;
   readonly threads?: number;
+  /** Where the sessions run (default cpu). */
+  readonly device?: Device;
   /** Working memory of one field evaluation in bytes (default DEFAULT_MEMORY_BYTES): field calls run on chunks of rows that fit it. */
   readonly memoryBytes?: number;
 }
@@ -72,7 +75,7 @@ export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
 }
 
 async function bundleSource(dir: string, args: SourceArgs, bytesPerSample?: number): Promise<ModelSource> {
-  const b = await readBundle(dir, { threads: args.threads ?? 1 });
+  const b = await readBundle(dir, { threads: args.threads ?? 1, device: args.device ?? 'cpu' });
   const width = b.inputShape.reduce((a, c) => a * c, 1);
   const S = b.field.stateSize;
   // Field calls on chunks of rows that fit the memory budget (a fixed-batch file runs whole batches).

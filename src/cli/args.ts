@@ -2,6 +2,7 @@
 import { Help, InvalidArgumentError, Option, type Command } from 'commander';
 import { jsonFileSpec } from '../data/spec.js';
 import { isPositiveInt } from '../formats/index.js';
+import { DEVICE_CHOICES } from '../formats/common.js';
 import { DEFAULT_MEMORY_BYTES, formatBytes, parseMemory } from '../engines/memory.js';
 
 export function int(value: string): number {
@@ -132,6 +133,13 @@ export function memorySize(value: string): number {
 }
 
 /** --memory <size>: the working memory of one field evaluation (see engines/memory.ts). */
+/** --device, the same flag wherever odeness creates onnxruntime sessions; `auto` is resolved by resolveDevice. */
+export function deviceOption(what = 'onnxruntime sessions'): Option {
+  return new Option('--device <device>', `where ${what} run: cpu | webgpu (any GPU through Vulkan) | cuda (NVIDIA) | auto (the best one present)`)
+    .choices(DEVICE_CHOICES)
+    .default('cpu');
+}
+
 export function memoryOption(): Option {
   return new Option('--memory <size>', 'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that fit it; results do not depend on it')
     .argParser(memorySize)

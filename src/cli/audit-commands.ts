@@ -4,7 +4,9 @@ import { auditData, openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
 import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
-import { datasetOption, defaultText, finite, memoryOption, positiveInt, renamedOption } from './args.js';
+import type { DeviceChoice } from '../formats/common.js';
+import { resolveDevice } from '../onnx/runtime/adapters.js';
+import { datasetOption, defaultText, deviceOption, finite, memoryOption, positiveInt, renamedOption } from './args.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printJson, table } from './output.js';
 
@@ -15,6 +17,7 @@ interface SourceOpts {
   solver: string;
   maxPoints?: number;
   threads?: number;
+  device: DeviceChoice;
   memory?: number;
   json?: boolean;
   plot?: string;
@@ -28,6 +31,7 @@ function sourceOptions(cmd: Command): Command {
     .requiredOption('--solver <spec>', 'solver whose discrete trajectories are audited, e.g. euler:0.5')
     .addOption(defaultText(new Option('--max-points <n>', 'audit at most the first N points').argParser(positiveInt), 'all points'))
     .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .addOption(deviceOption())
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write SVG + PNG figures into this directory'), 'no figures'))
     .option('--json', 'print one JSON document');
@@ -44,7 +48,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--different-steps', 'also count intersections of segments at different steps (a weaker signal)')
     .option('--no-refine', 'skip re-solving 2-D crossing pairs finely (then no crossing counts as proof)')
     .action(async (opts: SourceOpts & { fold?: boolean; differentSteps?: boolean; refine: boolean }) => {
-      const source = await openModelSource({ ...opts, memoryBytes: opts.memory });
+      const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
       try {
         const data = await auditData(source, opts.dataset, opts.maxPoints);
         const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, refine: opts.refine, keepTrajectories: Boolean(opts.plot) });
@@ -73,7 +77,7 @@ export function registerAuditCommands(program: Command): void {
   sourceOptions(audit.command('fan').description("Lady Windermere's fan: global error of the solver's trajectory against a tight float64 reference, per class"))
     .option('--reference <spec>', 'reference solver', DEFAULT_FAN_REFERENCE)
     .action(async (opts: SourceOpts & { reference: string }) => {
-      const source = await openModelSource({ ...opts, memoryBytes: opts.memory });
+      const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
       try {
         const data = await auditData(source, opts.dataset, opts.maxPoints);
         const r = await fanAudit(source, data, parseSolverSpec(opts.solver), parseSolverSpec(opts.reference));
@@ -96,9 +100,11 @@ export function registerAuditCommands(program: Command): void {
     .option('--threshold <x>', 'allowed accuracy difference, in (0, 1)', finite, 0.1)
     .addOption(defaultText(new Option('--solvers <list>', 'test solvers'), "the paper's set around each training solver"));
   datasetOption(critical, "each model's own test split")
+    .addOption(deviceOption())
     .option('--json', 'print one JSON document')
-    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; json?: boolean }) => {
-      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataset: opts.dataset });
+    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; device: DeviceChoice; json?: boolean }) => {
+      const testSolvers = opts.solvers ? parseSolverList(opts.solvers) : undefined;
+      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers, dataset: opts.dataset, device: await resolveDevice(opts.device) });
       const key = r.kind === 'step' ? 'criticalStep' : 'criticalTol';
       if (opts.json) return printJson({ [key]: r.critical, ...r });
       process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], r.evidence.map((e) => [e.trainSpec, e.trainParam, e.trainAccuracy, e.maxDeviation, e.worstTest, e.pass ? 'yes' : 'no'])) + '\n');

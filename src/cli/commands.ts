@@ -11,9 +11,9 @@ import { parseSolverSpec } from '../solvers/spec.js';
 import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
-import { clearTrainSessionCache } from '../train/ort-engine.js';
 import { SpecError } from '../errors.js';
-import { betaPair, datasetOption, defaultText, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
+import { resolveDevice, runtimeReport, type RuntimeReport } from '../onnx/runtime/adapters.js';
+import { betaPair, datasetOption, defaultText, deviceOption, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
 import { planTraining, stopOnSignal, TRAIN_SIGNAL_HELP } from './train-setup.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printEvalRows, printJson, progress } from './output.js';
@@ -24,10 +24,22 @@ function globals(cmd: Command): { backend?: string; verbose?: boolean } {
   return cmd.optsWithGlobals() as { backend?: string; verbose?: boolean };
 }
 
+/** `odeness info`'s device lines: providers, adapters, and each device's probe. */
+function runtimeLines(r: RuntimeReport): string[] {
+  const providers = r.providers.map((p) => (p.present ? p.name : `${p.name} (not installed)`)).join(', ');
+  const adapters = r.adapters.map((a) => `${a.name} (${a.backend}, ${a.kind}${a.driver ? `, ${a.driver}` : ''})`);
+  return [
+    `${'providers'.padEnd(14)} ${providers}`,
+    `${'adapters'.padEnd(14)} ${adapters.length > 0 ? adapters.join('; ') : `none found${r.adapterError ? ` (${r.adapterError})` : ''}`}`,
+    ...Object.entries(r.devices).map(([d, s]) => `${`device ${d}`.padEnd(14)} ${s}`),
+    `${'device auto'.padEnd(14)} ${r.auto}`,
+  ];
+}
+
 export function registerCoreCommands(program: Command): void {
   program
     .command('info')
-    .description('print the tfjs backend in use, its threads, and the versions of tfjs, onnxruntime and Node')
+    .description('print the tfjs backend in use, its threads, the versions of tfjs, onnxruntime and Node, and the devices onnxruntime can use here (providers, GPU adapters)')
     .option('--json', 'print one JSON document')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const backend = await initBackend(globals(cmd).backend);
@@ -48,8 +60,10 @@ export function registerCoreCommands(program: Command): void {
         node: process.versions.node,
         cpus: (await import('node:os')).cpus().length,
       };
-      if (opts.json) return printJson(info);
+      const runtime = await runtimeReport();
+      if (opts.json) return printJson({ ...info, ...runtime });
       for (const [k, v] of Object.entries(info)) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
+      process.stdout.write(runtimeLines(runtime).join('\n') + '\n');
     });
 
   program
@@ -77,6 +91,7 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
     .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
     .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', positiveInt, 1)
+    .addOption(deviceOption('the ort engine\'s sessions and the final evaluation'))
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'with --adapt: write the adaptation trace (h or tol and both accuracies over iterations) as SVG + PNG into this directory'), 'no figures'))
     .option('--json', 'print one JSON document at the end: the summary with the log, graph builds and adaptation decisions')
@@ -93,6 +108,7 @@ export function registerCoreCommands(program: Command): void {
         process.stderr.write(`odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), not from ${opts.solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; --adapt-start spec starts from ${opts.solver}\n`);
       }
       const backend = await initBackend(globals(cmd).backend);
+      const device = await resolveDevice(opts.device);
       const json = Boolean(opts.json);
       const events: { log: unknown[]; graphs: unknown[]; adaptation: unknown[] } = { log: [], graphs: [], adaptation: [] };
       const dataset = await loadDataset(spec.dataset, spec.seed);
@@ -109,6 +125,7 @@ export function registerCoreCommands(program: Command): void {
             dataset,
             resume,
             threads: opts.threads,
+            device,
             signal: stop.signal,
             onIteration: (it) => bar.update(it),
             onLog: (e) => {
@@ -129,8 +146,6 @@ export function registerCoreCommands(program: Command): void {
         stop.dispose();
         bar.stop();
       }
-      // The training graphs' sessions (kept for reuse by study jobs) hold their activations: free them for the evaluation.
-      await clearTrainSessionCache();
       const seconds = () => (Date.now() - started) / 1000;
       const base = { out, backend: backend.name, engine: run.result.engine, status: run.training.status, iterations: run.training.iterations, solver: run.training.solver };
       if (run.result.interrupted) {
@@ -142,7 +157,7 @@ export function registerCoreCommands(program: Command): void {
       }
       // The model is on disk already: nothing below can lose it.
       if (!json) process.stdout.write(`saved ${out} (${run.training.status}, ${run.training.iterations} iterations, ${seconds().toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`);
-      const [ownRow] = await evaluateModelOnnx(run.model, run.dataset.test, [parseSolverSpec(run.training.solver)], { memoryBytes: opts.memory, threads: opts.threads });
+      const [ownRow] = await evaluateModelOnnx(run.model, run.dataset.test, [parseSolverSpec(run.training.solver)], { memoryBytes: opts.memory, threads: opts.threads, device });
       const summary = {
         ...base,
         testAccuracy: ownRow!.accuracy,
@@ -170,12 +185,14 @@ export function registerCoreCommands(program: Command): void {
     .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper');
   datasetOption(evaluate, "the model's own test split")
     .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .addOption(deviceOption())
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write the accuracy-vs-test-steps figure (SVG + PNG) into this directory'), 'no figures'))
     .option('--json', 'print {"results": [...]} as one JSON document')
     .action(async (opts) => {
       if (Boolean(opts.model) === Boolean(opts.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
       checkPlotDir(opts.plot);
+      opts.device = await resolveDevice(opts.device);
       if (opts.bundle) {
         const { evaluateBundleCommand } = await import('./onnx-commands.js');
         return evaluateBundleCommand(opts);
@@ -185,12 +202,12 @@ export function registerCoreCommands(program: Command): void {
       const data: EvalData = (await loadDataset(opts.dataset ?? model.training.dataset, model.training.seed)).test;
       checkLabelsFitModel(opts.dataset ?? model.training.dataset, data.y, model.config.classes);
       const specs = resolveTestSolvers(opts.solvers, model.training.solver, model.config.t0, model.config.t1);
-      const rows = await evaluateModelOnnx(model, data, specs, { memoryBytes: opts.memory, threads: opts.threads });
+      const rows = await evaluateModelOnnx(model, data, specs, { memoryBytes: opts.memory, threads: opts.threads, device: opts.device });
       printEvalRows(rows, Boolean(opts.json), { model: opts.model, trainSolver: model.training.solver });
       if (opts.plot) {
         const { writeAccuracyFigure } = await import('./plot-output.js');
         // The training solver's own point is the diamond of the paper's figure.
-        const [own] = await evaluateModelOnnx(model, data, [parseSolverSpec(model.training.solver)], { memoryBytes: opts.memory, threads: opts.threads });
+        const [own] = await evaluateModelOnnx(model, data, [parseSolverSpec(model.training.solver)], { memoryBytes: opts.memory, threads: opts.threads, device: opts.device });
         await writeAccuracyFigure(opts.plot, `trained with ${model.training.solver}`, [...rows, own!], own!.spec);
       }
     });

@@ -12,12 +12,14 @@ import { evaluateBundle, solveField } from '../onnx/evaluate.js';
 import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
 import { readBundle } from '../onnx/bundle.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
-import { finite, positiveInt } from './args.js';
+import { deviceOption, finite, positiveInt } from './args.js';
+import type { Device, DeviceChoice } from '../formats/common.js';
+import { resolveDevice } from '../onnx/runtime/adapters.js';
 import { printEvalRows, printJson } from './output.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
 
-export async function evaluateBundleCommand(opts: { bundle: string; dataset?: string; solvers?: string; threads?: number; memory?: number; json?: boolean; plot?: string }): Promise<void> {
-  const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1 });
+export async function evaluateBundleCommand(opts: { bundle: string; dataset?: string; solvers?: string; threads?: number; device?: Device; memory?: number; json?: boolean; plot?: string }): Promise<void> {
+  const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1, device: opts.device ?? 'cpu' });
   const manifest = bundle.manifest;
   const width = bundle.inputShape.reduce((a, b) => a * b, 1);
   await bundle.release();
@@ -27,11 +29,11 @@ export async function evaluateBundleCommand(opts: { bundle: string; dataset?: st
   checkLabelsFitModel(spec, test.y, manifest.classes);
   const data = { ...test, width: test.n > 0 ? test.x.length / test.n : width };
   const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
-  const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1, memoryBytes: opts.memory });
+  const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1, device: opts.device ?? 'cpu', memoryBytes: opts.memory });
   printEvalRows(rows, Boolean(opts.json), { bundle: opts.bundle, ...(manifest.trainSolver ? { trainSolver: manifest.trainSolver } : {}) });
   if (opts.plot) {
     const { writeAccuracyFigure } = await import('./plot-output.js');
-    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, data, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1, memoryBytes: opts.memory }) : [];
+    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, data, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1, device: opts.device ?? 'cpu', memoryBytes: opts.memory }) : [];
     await writeAccuracyFigure(opts.plot, manifest.trainSolver ? `trained with ${manifest.trainSolver}` : opts.bundle, [...rows, ...own], own[0]?.spec);
   }
 }
@@ -102,11 +104,12 @@ export function registerOnnxCommands(program: Command): void {
     .option('--t0 <x>', 'start time', finite, 0)
     .option('--t1 <x>', 'end time', finite, 1)
     .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .addOption(deviceOption())
     .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"} as one JSON document')
-    .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; json?: boolean }) => {
+    .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; device: DeviceChoice; json?: boolean }) => {
       const spec = parseSolverSpec(opts.solver);
       const z0 = await readZ0(opts.z0);
-      const r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads });
+      const r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads, device: await resolveDevice(opts.device) });
       if (opts.json) return printJson(r);
       for (const row of r.z1) process.stdout.write(row.map((v) => v.toPrecision(8)).join(' ') + '\n');
       process.stderr.write(`${formatSolverSpec(spec)} over [${opts.t0}, ${opts.t1}]: nfe ${r.nfe}, accepted ${r.accepted}, rejected ${r.rejected}\n`);

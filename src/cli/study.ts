@@ -31,7 +31,9 @@ import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinato
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { readKeyFile } from '../cluster/job-checks.js';
 import { cleanStudy } from '../cluster/nats-clean.js';
-import { defaultText, renamedOption } from './args.js';
+import { defaultText, deviceOption, renamedOption } from './args.js';
+import type { Device, DeviceChoice } from '../formats/common.js';
+import { probeDevice, resolveDevice } from '../onnx/runtime/adapters.js';
 import { plural } from './output.js';
 
 /** --workers / --concurrency within this machine's cores and memory, saying so when lowered. */
@@ -295,6 +297,7 @@ interface RunFlags {
   iterations?: number;
   testPoints?: number;
   batchSize?: number;
+  device?: DeviceChoice;
   extend?: boolean;
   replace?: boolean;
   yes?: boolean;
@@ -318,8 +321,17 @@ function batchSizeOption(): Option {
   return defaultText(new Option('--batch-size <n>', 'train every job on batches of this size (a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)').argParser(positiveIntFlag('--batch-size')), "the study file's");
 }
 
-function planOverrides(o: { iterations?: number; testPoints?: number; batchSize?: number }): PlanOverrides {
-  return { iterations: o.iterations, testPoints: o.testPoints, batchSize: o.batchSize };
+function planOverrides(o: { iterations?: number; testPoints?: number; batchSize?: number; device?: Device }): PlanOverrides {
+  return { iterations: o.iterations, testPoints: o.testPoints, batchSize: o.batchSize, device: o.device };
+}
+
+/** --device of study plan / run: every job's device (recorded in the plan); `auto` is resolved on this machine. */
+function studyDeviceOption(): Option {
+  return defaultText(deviceOption('every job\'s sessions'), "the study file's device key (cpu when absent)");
+}
+
+async function studyDevice(o: { device?: DeviceChoice }): Promise<Device | undefined> {
+  return o.device === undefined ? undefined : resolveDevice(o.device);
 }
 
 /** ", 2 iterations each (--iterations), …": the overrides of a smoke run, for the plan summary. */
@@ -328,6 +340,7 @@ function overridesText(o: PlanOverrides | undefined): string {
   return [
     o.iterations !== undefined ? `, ${o.iterations} iterations each (--iterations)` : '',
     o.batchSize !== undefined ? `, batches of ${o.batchSize} (--batch-size)` : '',
+    o.device !== undefined ? `, on device ${o.device} (--device)` : '',
     o.testPoints !== undefined ? `, evaluated on ${o.testPoints} test points (--test-points)` : '',
   ].join('');
 }
@@ -354,6 +367,8 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   ];
   const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
+  const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
+  if (devices.length > 0) lines.push(`device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   return lines.join('\n');
 }
@@ -368,11 +383,12 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run)').argParser(positiveIntFlag('--iterations')), "the study file's"))
     .addOption(testPointsOption())
     .addOption(batchSizeOption())
+    .addOption(studyDeviceOption())
     .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; workers?: number; calibrate: boolean; json?: boolean }) => {
-      const plan = planStudy(file, planOverrides(o));
+    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; device?: DeviceChoice; workers?: number; calibrate: boolean; json?: boolean }) => {
+      const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
       const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
@@ -394,6 +410,7 @@ export function registerStudyCommands(program: Command): Command {
       .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run; recorded in the plan)').argParser(positiveIntFlag('--iterations')), "the study file's"))
       .addOption(testPointsOption())
       .addOption(batchSizeOption())
+      .addOption(studyDeviceOption())
       .addOption(new Option('--extend', 'the --out directory belongs to another study: add this study\'s jobs to it').conflicts('replace'))
       .option('--replace', "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)")
       .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
@@ -412,7 +429,7 @@ export function registerStudyCommands(program: Command): Command {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
       } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
-      const plan = planStudy(file, planOverrides(o));
+      const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
       const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
       // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
       bindStudy(o.out, readPlan(o.out), plan, binding);
@@ -501,9 +518,10 @@ export function registerWorkerCommand(program: Command): Command {
       .addOption(new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read').argParser(positiveIntFlag('--max-dataset-mb')).default(1024))
       .addOption(new Option('--job-timeout <seconds>', 'wall-clock limit of one job; past it the job is stopped and recorded as failed').argParser(positiveSeconds('--job-timeout')).default(6 * 3600))
       .addOption(new Option('--stall-timeout <seconds>', 'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)').argParser(positiveSeconds('--stall-timeout')).default(120))
-      .addOption(defaultText(new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')), "node's own limit")),
+      .addOption(defaultText(new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')), "node's own limit"))
+      .addOption(deviceOption('jobs\' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)')),
     true,
-  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number }) => {
+  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number; device: DeviceChoice }) => {
     const ac = new AbortController();
     let interrupts = 0;
     const onSignal = () => {
@@ -516,7 +534,12 @@ export function registerWorkerCommand(program: Command): Command {
     process.on('SIGTERM', onSignal);
     try {
       const opts = natsOptions(o);
+      const device = await resolveDevice(o.device);
+      // A worker that advertises a device it cannot open would take jobs only to fail them: refuse to start.
+      const broken = device === 'cpu' ? undefined : await probeDevice(device);
+      if (broken) throw new OdenessError(broken);
       const s = await runWorker({
+        device,
         ...opts,
         ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
         ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),

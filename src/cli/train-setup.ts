@@ -35,7 +35,7 @@ export interface TrainingPlan {
 export async function planTraining(opts: any, cmd: Command): Promise<TrainingPlan> {
   if (opts.resume !== undefined) {
     const given = RUN_SETTINGS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
-    if (given.length > 0) throw new SpecError(`--resume continues a run with its own settings; drop ${given.map(flag).join(', ')} (only --iterations, --out, --force, --threads, --memory, --log-every and --json apply)`);
+    if (given.length > 0) throw new SpecError(`--resume continues a run with its own settings; drop ${given.map(flag).join(', ')} (only --iterations, --out, --force, --threads, --device, --memory, --log-every and --json apply)`);
     const plan = await resumePlan(opts.resume, opts.iterations);
     const out: string = opts.out ?? opts.resume;
     if (path.resolve(out) === path.resolve(opts.resume)) await probeWritable(out);

@@ -27,6 +27,7 @@ import { describeError } from '../study/job.js';
 import { pidAlive } from '../study/lock.js';
 import { validateJob } from '../study/records.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
+import type { Device } from '../formats/common.js';
 import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
 import { checkDatasetFiles, checkJobBounds, checkJobId, checkJobSignature, JobRefused, type DataRootOptions } from './job-checks.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
@@ -52,6 +53,8 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   jobKey?: Buffer;
   /** Heap limit of each job process, MB. */
   jobMemoryMb?: number;
+  /** The device this worker's sessions run on (default cpu): it takes CPU jobs and jobs requiring this device. */
+  device?: Device;
 }
 
 export interface WorkerSummary {
@@ -65,6 +68,16 @@ export interface WorkerSummary {
   returned: number;
   /** Messages refused (unreadable, unsigned, forged, out of bounds). */
   refused: number;
+  /** Deliveries of jobs requiring another device, handed back for a worker that has it. */
+  passed: number;
+}
+
+/** How long a job for another device waits before it is delivered again (to some worker). */
+export const OTHER_DEVICE_DELAY_MS = 2000;
+
+/** A worker on `device` runs CPU jobs and jobs requiring its own device. */
+export function canRunJob(device: Device, job: Pick<Job, 'device'>): boolean {
+  return job.device === undefined || job.device === device;
 }
 
 export const DEFAULT_JOB_TIMEOUT_MS = 6 * 3600_000;
@@ -97,7 +110,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const log = opts.log ?? ((level, message) => process.stderr.write(`[worker ${level}] ${message}\n`));
   const signal = opts.signal ?? new AbortController().signal;
   const where = describeNats(opts);
-  const prefix = `nats/${hostname()}/${process.pid}`;
+  const device = opts.device ?? 'cpu';
+  // Workers advertise their device in their name (results and events carry it); CPU workers keep the plain name.
+  const prefix = `nats/${hostname()}/${process.pid}${device === 'cpu' ? '' : `@${device}`}`;
   const jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
   const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
 
@@ -124,7 +139,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   }
   for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
   const pool = new ProcessPool(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {});
-  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0 };
+  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
 
   void (async () => {
     for await (const s of nc.status()) {
@@ -212,6 +227,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         return;
       }
       return recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, e.message) }, 'refused before running');
+    }
+    if (!canRunJob(device, job)) {
+      // Not failed, not refused: left in the queue for a worker with that device.
+      summary.passed++;
+      m.nak(OTHER_DEVICE_DELAY_MS);
+      return;
     }
     if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt)) {
       summary.skipped++;
@@ -327,7 +348,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     }
   };
 
-  log('info', `worker ${prefix} pulling from ${where} with ${concurrency} slot(s)`);
+  log('info', `worker ${prefix} pulling from ${where} with ${concurrency} slot(s), device ${device}`);
   opts.onReady?.();
   try {
     await Promise.all(Array.from({ length: concurrency }, lane));

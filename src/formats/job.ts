@@ -8,7 +8,7 @@
  * untrusted job message before it allocates anything.
  */
 import * as z from 'zod';
-import { EngineChoiceSchema, count, positive, positiveInt, record, str } from './common.js';
+import { EngineChoiceSchema, GpuDeviceSchema, count, positive, positiveInt, record, str } from './common.js';
 
 /** The documented maxima of a job (and of a study file's corresponding keys). */
 export const JOB_LIMITS = {
@@ -75,6 +75,8 @@ export const JobSchema = record({
    * step training ends at.
    */
   adaptStart: z.enum(ADAPT_STARTS, { error: `expected one of ${ADAPT_STARTS.join(', ')}` }).optional(),
+  /** The device the job's sessions must run on; absent for the CPU (so the ids of CPU jobs do not change). */
+  device: GpuDeviceSchema.optional(),
 });
 
 export type AdaptStart = (typeof ADAPT_STARTS)[number];

@@ -5,7 +5,7 @@
  * read it through this type.
  */
 import * as z from 'zod';
-import { count, finite, JOB_STATUSES, positiveInt, record, str } from './common.js';
+import { count, DeviceSchema, finite, JOB_STATUSES, positiveInt, record, str } from './common.js';
 import { JobSchema } from './job.js';
 
 const num = finite();
@@ -124,6 +124,9 @@ export const JobMetricsSchema = record({
   adaptation: record({ decisions: count(), final: str(), trace: z.array(AdaptDecisionSchema) }).optional(),
   backend: str(),
   engine: str(),
+  /** Where the job's sessions ran, and the adapter (CPU model, GPU name) behind it; absent in older results. */
+  device: DeviceSchema.optional(),
+  adapter: str().optional(),
   trainMs: num,
   evalMs: num,
   audits: record({ crossing: CrossingMetricsSchema.optional(), fan: FanMetricsSchema.optional() }).optional(),

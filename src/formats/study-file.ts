@@ -17,6 +17,7 @@
  *   batchSize: 128
  *   lr: 1e-4
  *   engine: auto                          # auto | tfjs | ort
+ *   device: cpu                           # cpu (default) | webgpu | cuda: where every job's sessions run
  *   testSolvers: paper                    # paper | a list of solver spec strings (may include paper)
  *   audits: {crossing: true, fan: false}  # or a list: [crossing, fan]
  *   solverLimits: {maxSteps: 100000, minTol: 1e-10}   # optional: the bounds every solver spec is checked against
@@ -30,7 +31,7 @@
  */
 import * as z from 'zod';
 import { OdenessError } from '../errors.js';
-import { AUDIT_KINDS, EngineChoiceSchema, finite, positive, positiveInt, record, type EngineChoice } from './common.js';
+import { AUDIT_KINDS, DeviceSchema, EngineChoiceSchema, finite, positive, positiveInt, record, type Device, type EngineChoice } from './common.js';
 import { JOB_LIMITS, type SolverLimits } from './job.js';
 
 /** Defaults follow the paper's sphere experiments (PAPER.md). */
@@ -83,6 +84,8 @@ export interface StudySpec {
   readonly batchSize: number;
   readonly lr: number;
   readonly engine: EngineChoice;
+  /** Where the jobs' sessions run (absent: the CPU). */
+  readonly device?: Device;
   /** `paper` (resolved per training solver at plan time) or canonical spec strings. */
   readonly testSolvers: 'paper' | readonly string[];
   readonly audits: { readonly crossing: boolean; readonly fan: boolean };
@@ -179,6 +182,7 @@ export function studyFileSchema(sem: StudySemantics) {
     batchSize: atMost(positiveInt(), JOB_LIMITS.batchSize, 'samples per batch').optional(),
     lr: atMost(positive('a learning rate, a positive number'), JOB_LIMITS.lr, '(a learning rate)').optional(),
     engine: EngineChoiceSchema.optional(),
+    device: DeviceSchema.optional(),
     solverLimits: limits.optional(),
     testSolvers: z
       .union([z.literal('paper', { error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]' }), z.array(z.string({ error: SOLVER_EXAMPLE })).min(1, { error: 'expected "paper" or a non-empty list of solver specs' })], {
@@ -273,6 +277,7 @@ export function studyFileSchema(sem: StudySemantics) {
       batchSize: r.batchSize ?? STUDY_DEFAULTS.batchSize,
       lr: r.lr ?? STUDY_DEFAULTS.lr,
       engine: r.engine ?? STUDY_DEFAULTS.engine,
+      ...(r.device !== undefined && r.device !== 'cpu' ? { device: r.device } : {}),
       testSolvers,
       audits,
       ...(r.solverLimits && Object.keys(r.solverLimits).length > 0 ? { solverLimits: lim } : {}),

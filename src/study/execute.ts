@@ -13,6 +13,7 @@ import { OdenessError } from '../errors.js';
 import { initBackend } from '../engines/backend.js';
 import { saveModel } from '../models/io.js';
 import { writeBundle } from '../onnx/bundle.js';
+import { deviceAdapter } from '../onnx/runtime/adapters.js';
 import { evaluateBundle } from '../onnx/evaluate.js';
 import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { trainRun } from '../train/run.js';
@@ -32,6 +33,8 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     if (ctx.signal?.aborted) throw new OdenessError(`job ${job.id} was cancelled`);
   };
   const backend = await initBackend();
+  // A job without a device runs on the CPU; the worker took it only if it can run its device.
+  const device = job.device ?? 'cpu';
   const started = performance.now();
   let lastReport = 0;
   let last: { loss: number; accuracy: number } | undefined;
@@ -51,6 +54,8 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     },
     {
       signal: ctx.signal,
+      device,
+      ...(ctx.sessions ? { sessions: ctx.sessions } : {}),
       onLog: (e) => (last = { loss: e.loss, accuracy: e.accuracy }),
       onIteration: (iteration) => {
         const now = performance.now();
@@ -80,11 +85,12 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const testSpecs = [...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t])))];
   const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
   // The signal stops evaluation and audits at their next field call: a cancelled job need not finish minutes of work first.
-  const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs, ctx.signal ? { signal: ctx.signal } : {});
+  const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs, { device, ...(ctx.signal ? { signal: ctx.signal } : {}) });
   const [own, ...evals] = rows;
   const evalMs = performance.now() - evalStart;
   if (job.audit.crossing || job.audit.fan) stopIfCancelled();
   const audits = job.audit.crossing || job.audit.fan ? await runAudits(job, ctx.bundleDir, test, trainSpec, ctx.signal) : undefined;
+  const adapter = await deviceAdapter(device);
   const nfe = run.result.nfe;
   const metrics: JobMetrics = {
     trainSolver: run.training.solver,
@@ -98,6 +104,8 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     ...(job.adapt ? { adaptation: { decisions: run.result.adaptation.length, final: formatSolverSpec(trainSpec), trace: [...run.result.adaptation] } } : {}),
     backend: backend.name,
     engine: run.training.engine ?? 'tfjs',
+    device,
+    ...(adapter ? { adapter } : {}),
     trainMs,
     evalMs,
     ...(audits ? { audits } : {}),
@@ -119,7 +127,7 @@ function thinned(k1: number, limit: number): number[] {
 
 async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec, signal?: AbortSignal): Promise<NonNullable<JobMetrics['audits']>> {
   const run = signal ? { signal } : {};
-  const source = await openModelSource({ bundle: bundleDir });
+  const source = await openModelSource({ bundle: bundleDir, ...(job.device ? { device: job.device } : {}) });
   try {
     const n = Math.min(AUDIT_POINTS, test.n);
     const w = source.inputWidth;

@@ -4,7 +4,7 @@
  */
 import { isOdenessError } from '../errors.js';
 import { executeJob } from './execute.js';
-import { trimTrainSessionCache } from '../train/ort-engine.js';
+import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { Job, JobProgress, JobResult } from './types.js';
 
 export interface RunJobOptions {
@@ -13,6 +13,8 @@ export interface RunJobOptions {
   worker: string;
   onProgress?: (p: JobProgress) => void;
   signal?: AbortSignal;
+  /** The worker's training sessions, kept between its jobs (trimmed to one idle session after each). */
+  sessions?: TrainSessionCache;
 }
 
 /** A failure message for a result: user errors as their message, bugs with their kind and first stack frame. */
@@ -37,12 +39,13 @@ export async function runJob(job: Job, opts: RunJobOptions): Promise<JobResult> 
       bundleDir: opts.bundleDir,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.sessions ? { sessions: opts.sessions } : {}),
     });
     return { ...base, status: 'done', metrics: outcome.metrics, timings: timings() };
   } catch (e) {
     return { ...base, status: 'failed', error: describeError(e), timings: timings() };
   } finally {
     // One idle training session stays (the next job is often the same configuration with the next seed).
-    await trimTrainSessionCache(1).catch(() => undefined);
+    await opts.sessions?.trim(1).catch(() => undefined);
   }
 }

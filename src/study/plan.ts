@@ -107,6 +107,7 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     ...study,
     ...(overrides.iterations !== undefined ? { iterations: overrides.iterations } : {}),
     ...(overrides.batchSize !== undefined ? { batchSize: overrides.batchSize } : {}),
+    ...(overrides.device !== undefined ? { device: overrides.device === 'cpu' ? undefined : overrides.device } : {}),
     ...(overrides.testPoints !== undefined ? { datasets: study.datasets.map((d) => withTestPoints(d, overrides.testPoints!)) } : {}),
   };
   const jobs: Job[] = [];
@@ -121,6 +122,8 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
   const common = {
     iterations: spec.iterations, batchSize: spec.batchSize, lr: spec.lr, audit: { crossing: spec.audits.crossing, fan: spec.audits.fan }, engine: spec.engine,
     ...(spec.solverLimits ? { solverLimits: spec.solverLimits } : {}),
+    // Absent for the CPU, so CPU jobs keep their ids.
+    ...(spec.device !== undefined && spec.device !== 'cpu' ? { device: spec.device } : {}),
   };
   for (const dataset of spec.datasets) {
     for (const field of spec.fields) {

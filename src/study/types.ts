@@ -7,6 +7,7 @@
  * study file with its keys in any order, has the same id.
  */
 
+import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { JobMetrics, JobResult } from '../formats/index.js';
 
 /** Formats (defined once in src/formats, types derived from the schemas). */
@@ -24,6 +25,8 @@ export interface JobContext {
   bundleDir: string;
   onProgress?: (p: JobProgress) => void;
   signal?: AbortSignal;
+  /** Training sessions shared between the jobs of one worker (its policy: the worker trims after each job). */
+  sessions?: TrainSessionCache;
 }
 
 export interface JobOutcome {

@@ -18,6 +18,7 @@ import type { ModelConfig } from '../models/types.js';
 import type { FloatType } from '../onnx/graph.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
+import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { fieldVjpGraph, stepGraph } from '../onnx/step-graph.js';
 import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/train-graph.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
@@ -66,9 +67,9 @@ export class AdaptiveSessions {
     readonly build: AdaptiveBuild,
   ) {}
 
-  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: ort.InferenceSession.SessionOptions } = {}): Promise<AdaptiveSessions> {
+  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: SessionOptions } = {}): Promise<AdaptiveSessions> {
     const float = options.float ?? 'float32';
-    const nchwcBlock = await nchwcBlockSize();
+    const nchwcBlock = await nchwcBlockSize(options.session?.device);
     const t0 = performance.now();
     const step = stepGraph(config, tab, { batch, float, nchwcBlock });
     const stepVjp = stepGraph(config, tab, { batch, float, vjp: true, nchwcBlock });
@@ -78,7 +79,7 @@ export class AdaptiveSessions {
     const head = headLossGraph(config, { batch, float });
     const graphs = [step.builder, stepVjp.builder, field, fieldVjp.builder, head.builder];
     const t1 = performance.now();
-    const sessions = await Promise.all(graphs.map(async (g) => ({ session: await ort.InferenceSession.create(g.toBytes(), options.session), nodes: g.nodes.length })));
+    const sessions = await Promise.all(graphs.map(async (g) => ({ session: await createSession(g.toBytes(), options.session), nodes: g.nodes.length })));
     const t2 = performance.now();
     const nodes = graphs.reduce((n, g) => n + g.nodes.length, 0);
     const [s, sv, f, fv, h] = sessions as [Compiled, Compiled, Compiled, Compiled, Compiled];

@@ -7,9 +7,10 @@
  * arrays or as a second graph (adam.ts).
  *
  * Fixed-step sessions are cached per (architecture, solver grid, batch size,
- * threads, float type) in this process, so the many jobs of a study that
- * share an architecture build each graph once; a step-size change during
- * adaptation builds (and records) a new one. Adaptive sessions serve every
+ * threads, device) in a cache the caller may share between engines, so the
+ * many jobs of a study that share an architecture build each graph once; a
+ * step-size change during adaptation builds (and records) a new one. Every
+ * session comes from the factory in onnx/runtime. Adaptive sessions serve every
  * tolerance and step size of a tableau. Parameters travel as inputs: the
  * input tensors wrap the engine's parameter arrays, which Adam updates in
  * place, and the batch is copied into pre-allocated input tensors.
@@ -27,6 +28,9 @@ import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
+import { SessionCache, type Lease, type Releasable } from '../onnx/runtime/cache.js';
+import type { Device } from '../onnx/runtime/device.js';
+import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
 import { initialStepFrom } from '../solvers/initial-step.js';
 import { driveAsync, fixedGrid, solveAsync } from '../solvers/integrate.js';
@@ -37,20 +41,10 @@ import { Adam, AdamGraph } from './adam.js';
 import { AdaptiveSessions } from './ort-adaptive.js';
 import { meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
 
-export function sessionOptions(threads = 1): ort.InferenceSession.SessionOptions {
-  return {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  };
-}
+// ---------------------------------------------------------------- training sessions
 
-// ---------------------------------------------------------------- session cache
-
-export interface TrainSession {
-  readonly key: string;
+/** A compiled fixed-step training graph and its session. */
+export interface TrainSession extends Releasable {
   readonly session: ort.InferenceSession;
   readonly params: readonly string[];
   readonly gradNames: readonly string[];
@@ -58,100 +52,40 @@ export interface TrainSession {
   readonly nodes: number;
   readonly graphMs: number;
   readonly sessionMs: number;
-  refs: number;
-  lastUsed: number;
-}
-
-const cache = new Map<string, Promise<TrainSession>>();
-/** Idle sessions kept for reuse (sessions in use are never evicted). */
-let maxIdleSessions = 8;
-let useCounter = 0;
-
-export function setTrainSessionCacheSize(n: number): void {
-  maxIdleSessions = n;
-}
-
-function cacheKey(config: ModelConfig, spec: FixedSolver['spec'], batch: number, threads: number): string {
-  return JSON.stringify({ config, method: spec.method, grid: fixedGrid(spec, config.t0, config.t1), batch, threads });
-}
-
-async function evictIdle(keep = maxIdleSessions): Promise<void> {
-  const idle: TrainSession[] = [];
-  for (const p of [...cache.values()]) {
-    const e = await p.catch(() => undefined);
-    if (e && e.refs === 0) idle.push(e);
-  }
-  idle.sort((a, b) => a.lastUsed - b.lastUsed);
-  let excess = idle.length - keep;
-  for (const e of idle) {
-    if (excess <= 0) break;
-    // Checked again here: an engine may have taken the session while we waited.
-    if (e.refs !== 0 || cache.get(e.key) === undefined) continue;
-    cache.delete(e.key);
-    excess--;
-    await e.session.release();
-  }
-}
-
-/** The training session of an architecture under a fixed-step solver and batch size (built once per process). */
-export async function acquireTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, threads = 1): Promise<{ entry: TrainSession; cached: boolean }> {
-  const key = cacheKey(config, solver.spec, batch, threads);
-  let p = cache.get(key);
-  const cached = p !== undefined;
-  if (!p) {
-    p = (async () => {
-      const nchwcBlock = await nchwcBlockSize();
-      const t0 = performance.now();
-      const g = trainGraph(config, solver, { batch, nchwcBlock });
-      const t1 = performance.now();
-      const session = await ort.InferenceSession.create(g.builder.toBytes(), sessionOptions(threads));
-      const t2 = performance.now();
-      return {
-        key,
-        session,
-        params: g.params,
-        gradNames: g.params.map((name) => g.outputs.grads[name]!),
-        nfe: g.nfe,
-        nodes: g.builder.nodes.length,
-        graphMs: t1 - t0,
-        sessionMs: t2 - t1,
-        refs: 0,
-        lastUsed: 0,
-      };
-    })();
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));
-  }
-  const entry = await p;
-  entry.refs++;
-  entry.lastUsed = ++useCounter;
-  if (!cached) await evictIdle();
-  return { entry, cached };
-}
-
-export function releaseTrainSession(entry: TrainSession): void {
-  entry.refs = Math.max(0, entry.refs - 1);
 }
 
 /**
- * Keep only the `keep` most recently used idle sessions. A session holds
- * onnxruntime's memory arena at the size of its largest run (GBs for the paper's
- * image field), so a study worker trims after every job: 8 idle sessions per
- * thread grew a MNIST smoke run by ~1 GB per job until the machine swapped.
+ * Training sessions kept for reuse, owned by whoever runs many trainings (a study worker keeps one per
+ * thread so the jobs of a study that share an architecture build each graph once; see SessionCache).
  */
-export async function trimTrainSessionCache(keep: number): Promise<void> {
-  await evictIdle(keep);
+export type TrainSessionCache = SessionCache<TrainSession>;
+
+export function createTrainSessionCache(maxIdle = 8): TrainSessionCache {
+  return new SessionCache<TrainSession>(maxIdle);
 }
 
-/** Release every idle cached session (tests, end of a worker). */
-export async function clearTrainSessionCache(): Promise<void> {
-  for (const [key, p] of [...cache.entries()]) {
-    const e = await p.catch(() => undefined);
-    if (e && e.refs === 0) {
-      cache.delete(key);
-      await e.session.release();
-    }
-  }
+function trainSessionKey(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions): string {
+  const grid = fixedGrid(solver.spec, config.t0, config.t1);
+  return JSON.stringify({ config, method: solver.spec.method, grid, batch, threads: o.threads ?? 1, device: o.device ?? 'cpu' });
+}
+
+async function buildTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions): Promise<TrainSession> {
+  const nchwcBlock = await nchwcBlockSize(o.device);
+  const t0 = performance.now();
+  const g = trainGraph(config, solver, { batch, nchwcBlock });
+  const t1 = performance.now();
+  const session = await createSession(g.builder.toBytes(), o);
+  const t2 = performance.now();
+  return {
+    session,
+    params: g.params,
+    gradNames: g.params.map((name) => g.outputs.grads[name]!),
+    nfe: g.nfe,
+    nodes: g.builder.nodes.length,
+    graphMs: t1 - t0,
+    sessionMs: t2 - t1,
+    release: () => session.release(),
+  };
 }
 
 // ---------------------------------------------------------------- engine
@@ -170,6 +104,13 @@ export interface OrtEngineOptions extends EngineOptions {
   readonly onGraphBuild?: (build: GraphBuild) => void;
   /** Micro-batch of fixed-step training (a divisor of batchSize; default: trainMicroBatch, sized to the cache). */
   readonly microBatch?: number;
+  /** Where the sessions run (default cpu). */
+  readonly device?: Device;
+  /**
+   * Fixed-step training sessions to share with other engines (the caller's policy: size, trim, clear).
+   * Without one the engine keeps its own and releases it on dispose.
+   */
+  readonly sessions?: TrainSessionCache;
 }
 
 export class OrtEngine implements TrainEngine {
@@ -192,11 +133,15 @@ export class OrtEngine implements TrainEngine {
   private readonly micro: { x: ort.Tensor; labels: ort.Tensor }[];
   /** Gradient sums over the micro-batches (allocated on first use). */
   private gradSums: ort.Tensor[] | undefined;
-  private current: { specKey: string; entry: TrainSession } | undefined;
+  private current: { specKey: string; lease: Lease<TrainSession> } | undefined;
+  /** The caller's training-session cache, or the engine's own (released on dispose). */
+  private readonly sessions: TrainSessionCache;
+  private readonly ownsSessions: boolean;
   private field: { session: ort.InferenceSession; names: string[] } | undefined;
   /** Compiled adaptive steps, per tableau (every tolerance shares them). */
   private readonly adaptive = new Map<string, Promise<AdaptiveSessions>>();
-  private readonly threads: number;
+  /** Threads and device of every session this engine creates. */
+  private readonly sessionOptions: SessionOptions;
   private disposed = false;
 
   private constructor(
@@ -218,8 +163,11 @@ export class OrtEngine implements TrainEngine {
     this.yData = new BigInt64Array(o.batchSize);
     this.feeds = {};
     this.names.forEach((n, k) => (this.feeds[n] = this.tensors[k]!));
-    this.threads = o.threads ?? 1;
-    this.microBatch = o.microBatch ?? trainMicroBatch(config, o.batchSize);
+    this.sessionOptions = { threads: o.threads ?? 1, device: o.device ?? 'cpu' };
+    this.ownsSessions = o.sessions === undefined;
+    this.sessions = o.sessions ?? createTrainSessionCache();
+    // trainMicroBatch sizes micro-batches to a CPU's cache; a GPU takes the whole batch.
+    this.microBatch = o.microBatch ?? ((o.device ?? 'cpu') === 'cpu' ? trainMicroBatch(config, o.batchSize) : o.batchSize);
     if (!Number.isInteger(this.microBatch) || this.microBatch < 1 || o.batchSize % this.microBatch !== 0) {
       throw new ShapeError(`ort engine: micro-batch ${this.microBatch} must be a positive divisor of the batch size ${o.batchSize}`);
     }
@@ -234,7 +182,7 @@ export class OrtEngine implements TrainEngine {
     const e = new OrtEngine(initial.config, initial.params, o);
     if (e.optimizer === 'graph') {
       const [beta1, beta2] = o.betas ?? [0.9, 0.999];
-      e.adamGraph = await AdamGraph.create(e.tensors.map((t) => t.data as Float32Array), e.shapes, { lr: o.lr, beta1, beta2 }, e.threads);
+      e.adamGraph = await AdamGraph.create(e.tensors.map((t) => t.data as Float32Array), e.shapes, { lr: o.lr, beta1, beta2 }, e.sessionOptions);
       e.setTensors(e.adamGraph.params);
     }
     return e;
@@ -251,10 +199,13 @@ export class OrtEngine implements TrainEngine {
 
   private async sessionFor(solver: FixedSolver): Promise<TrainSession> {
     const specKey = formatSolverSpec(solver.spec);
-    if (this.current?.specKey === specKey) return this.current.entry;
-    const { entry, cached } = await acquireTrainSession(this.config, solver, this.microBatch, this.threads);
-    if (this.current) releaseTrainSession(this.current.entry);
-    this.current = { specKey, entry };
+    if (this.current?.specKey === specKey) return this.current.lease.value;
+    const key = trainSessionKey(this.config, solver, this.microBatch, this.sessionOptions);
+    const make = () => buildTrainSession(this.config, solver, this.microBatch, this.sessionOptions);
+    const { lease, cached } = await this.sessions.acquire(key, make);
+    if (this.current) this.sessions.release(this.current.lease);
+    this.current = { specKey, lease };
+    const entry = lease.value;
     const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
     this.builds.push(build);
     this.o.onGraphBuild?.(build);
@@ -266,7 +217,7 @@ export class OrtEngine implements TrainEngine {
     const key = `${tab.name}/${batch}`;
     let p = this.adaptive.get(key);
     if (!p) {
-      p = AdaptiveSessions.create(this.config, tab, batch, { session: sessionOptions(this.threads) }).then((s) => {
+      p = AdaptiveSessions.create(this.config, tab, batch, { session: this.sessionOptions }).then((s) => {
         const build: GraphBuild = { solver: tab.name, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
         this.builds.push(build);
         this.o.onGraphBuild?.(build);
@@ -352,10 +303,10 @@ export class OrtEngine implements TrainEngine {
 
   private async fieldSession() {
     if (!this.field) {
-      const b = fieldGraph(architectureModel(this.config), { nchwcBlock: await nchwcBlockSize() });
+      const b = fieldGraph(architectureModel(this.config), { nchwcBlock: await nchwcBlockSize(this.sessionOptions.device) });
       const names = this.names.filter((n) => n.startsWith('field.'));
       paramsToInputs(b, names);
-      const session = await ort.InferenceSession.create(b.toBytes(), sessionOptions(this.threads));
+      const session = await createSession(b.toBytes(), this.sessionOptions);
       this.field = { session, names };
     }
     return this.field;
@@ -426,8 +377,9 @@ export class OrtEngine implements TrainEngine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.current) releaseTrainSession(this.current.entry);
+    if (this.current) this.sessions.release(this.current.lease);
     this.current = undefined;
+    if (this.ownsSessions) await this.sessions.clear();
     if (this.field) await this.field.session.release();
     this.field = undefined;
     if (this.adamGraph) await this.adamGraph.release();

@@ -99,7 +99,7 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & {
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   dataset?: Dataset;
@@ -132,6 +132,8 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     adapt: spec.adapt || undefined,
     engine: parseEngineChoice(spec.engine ?? TRAIN_DEFAULTS.engine),
     threads: hooks.threads,
+    device: hooks.device,
+    sessions: hooks.sessions,
     onLog: hooks.onLog,
     onIteration: hooks.onIteration,
     onAdapt: hooks.onAdapt,

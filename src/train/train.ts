@@ -16,7 +16,8 @@ import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.
 import type { Model, Params } from '../models/types.js';
 import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
-import { OrtEngine } from './ort-engine.js';
+import type { Device } from '../onnx/runtime/device.js';
+import { OrtEngine, type TrainSessionCache } from './ort-engine.js';
 import { createTfjsEngine } from './tfjs-engine.js';
 
 
@@ -47,6 +48,10 @@ export interface TrainOptions {
   readonly engine?: EngineChoice;
   /** onnxruntime intra-op threads for the ort engine (default 1). */
   readonly threads?: number;
+  /** Where the ort engine's sessions run (default cpu; another device means the ort engine). */
+  readonly device?: Device;
+  /** Training sessions shared with other runs (the caller's cache and policy); default: the engine's own. */
+  readonly sessions?: TrainSessionCache;
   readonly onLog?: (entry: TrainLogEntry) => void;
   readonly onIteration?: (iteration: number) => void;
   readonly onAdapt?: (decision: AdaptDecision) => void;
@@ -116,7 +121,11 @@ const autoDecisions = new Map<string, EngineName>();
  * backend, in which case both engines time a few steps on the first batch and
  * the faster one wins (memoised per configuration for the process).
  */
-export async function chooseEngine(choice: EngineChoice, initial: Model, spec: SolverSpec | Solver, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<EngineName> {
+export async function chooseEngine(choice: EngineChoice, initial: Model, spec: SolverSpec | Solver, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'device'>): Promise<EngineName> {
+  // Devices other than the CPU are onnxruntime execution providers: only the ort engine reaches them.
+  const device = o.device ?? 'cpu';
+  if (device !== 'cpu' && choice === 'tfjs') throw new SpecError(`engine tfjs trains on the CPU only; device ${device} needs engine ort (or auto)`);
+  if (device !== 'cpu') return 'ort';
   if (choice !== 'auto') return choice;
   if (tf.getBackend() !== 'tensorflow') return 'ort';
   const solver = asSolver(spec);
@@ -146,9 +155,12 @@ export async function timeEngine(name: EngineName, initial: Model, spec: SolverS
   }
 }
 
-export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild'>): Promise<TrainEngine> {
+type EngineSetup = 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild' | 'device' | 'sessions';
+
+export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, EngineSetup>): Promise<TrainEngine> {
   const options = { batchSize: o.batchSize, lr: o.lr, betas: o.betas, threads: o.threads, onGraphBuild: o.onGraphBuild };
-  return name === 'ort' ? OrtEngine.create(initial, options) : createTfjsEngine(initial, options);
+  if (name === 'ort') return OrtEngine.create(initial, { ...options, device: o.device, sessions: o.sessions });
+  return createTfjsEngine(initial, options);
 }
 
 export async function train(initial: Model, data: Split, o: TrainOptions): Promise<TrainResult> {

@@ -1,0 +1,8 @@
+/**
+ * onnxruntime as odeness uses it: the one session factory (session.ts), devices (device.ts), the keyed
+ * session cache its callers own (cache.ts), adapters and `auto` (adapters.ts), node placement (placement.ts).
+ */
+export { createSession, providers, type SessionOptions } from './session.js';
+export { DEFAULT_DEVICE, DEVICE_CHOICES, parseDevice, isDeviceChoice, type Device, type DeviceChoice } from './device.js';
+export { SessionCache, type Lease, type Releasable } from './cache.js';
+export { probeDevice, resolveDevice, vulkanAdapters, type Adapter, type AdapterList } from './adapters.js';
