@@ -16,10 +16,16 @@ import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import { checkJobSpecs } from '../study/job-specs.js';
 import type { JobMessage } from './protocol.js';
+import type { RefusalKind } from './refusals.js';
 
-/** A job this worker will not run; `record` says whether a failed result is stored for it (its id is genuine). */
+/**
+ * A job this worker will not run. `record`: a failed result is stored for it
+ * (its id is genuine and no worker could run it); `leave`: the reason is this
+ * worker's own (another job key, a size it cannot hold), so the job is left
+ * on the queue for another worker (refusals.ts); otherwise it is dropped.
+ */
 export class JobRefused extends Error {
-  constructor(message: string, readonly record: boolean) {
+  constructor(message: string, readonly record: boolean, readonly leave?: RefusalKind) {
     super(message);
   }
 }
@@ -107,10 +113,10 @@ export function signJob(key: Buffer, m: Omit<JobMessage, 'sig'>): string {
 
 export function checkJobSignature(key: Buffer | undefined, m: JobMessage): void {
   if (!key) return;
-  if (m.sig === undefined) throw new JobRefused('the job message is not signed, and this worker requires signed jobs (--job-key-file)', false);
+  if (m.sig === undefined) throw new JobRefused('the job message is not signed, and this worker requires signed jobs (--job-key-file)', false, 'signature');
   const want = Buffer.from(signJob(key, m), 'hex');
   const got = Buffer.from(m.sig, 'hex');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false);
+  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false, 'signature');
 }
 
 /** Read a shared job key file (at least 16 bytes; surrounding whitespace ignored). */
