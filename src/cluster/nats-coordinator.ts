@@ -17,12 +17,13 @@ import { KvWatchInclude, type KvEntry } from '@nats-io/kv';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
-import { decodeEventMessage, encode, unpackBundle } from './codec.js';
-import { signJob } from './job-checks.js';
-import { PROTOCOL_VERSION, type JobMessage, type ResultMessage } from './protocol.js';
+import { decodeEventMessage, unpackBundle } from './codec.js';
+import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
+import { PROTOCOL_VERSION, type ResultMessage } from './protocol.js';
+import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
-  BUNDLES_BUCKET, CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, JOB_SUBJECT_PREFIX, openCluster, retrying, STREAM,
+  BUNDLES_BUCKET, CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM,
   type ClusterHandles, type Retention,
 } from './nats-resources.js';
 import { decodeEntry, sameJob } from './nats-results.js';
@@ -39,7 +40,11 @@ export interface NatsStudyOptions extends NatsConnectOptions {
   jobKey?: Buffer;
   /** Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). */
   retention?: Partial<Retention>;
+  /** How long jobs every live worker refuses (refusals.ts) wait before the run reports them (default 15 s). */
+  refusalGraceMs?: number;
 }
+
+export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
 
 /** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
 const COMMIT_TRIES = 3;
@@ -82,7 +87,7 @@ export class NatsTransport implements Transport {
   }
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
-    const { nc, js, jsm, kv, os } = this.h;
+    const { nc, jsm, kv, os } = this.h;
     const maxDeliver = this.opts.maxDeliver ?? DEFAULT_MAX_DELIVER;
     const ackWaitMs = this.opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     /** How long an exhausted-deliveries failure waits for silence from workers before it is recorded. */
@@ -92,6 +97,8 @@ export class NatsTransport implements Transport {
     const lastEventAt = new Map<string, number>();
     const heldFailures = new Map<string, ResultMessage>();
     const warned = new Set<string>();
+    const refusals = new RefusalTracker(this.opts.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, PROTOCOL_VERSION);
+    const refusedByAll: string[] = [];
     let fatal: Error | undefined;
     let resolveAll!: () => void;
     const allDone = new Promise<void>((r) => (resolveAll = r));
@@ -213,6 +220,8 @@ export class NatsTransport implements Transport {
           if (!wanted.has(ev.id)) return;
           lastActivity = Date.now();
           lastEventAt.set(ev.id, Date.now());
+          refusals.active(ev.worker);
+          if (ev.kind === 'start') refusals.forget(ev.id);
           if (ev.kind === 'start') sink.started(ev.id, ev.worker);
           else if (ev.progress) sink.progress(ev.id, ev.worker, ev.progress);
         } catch {
@@ -221,6 +230,15 @@ export class NatsTransport implements Transport {
       },
     });
     this.closers.push(() => events.unsubscribe());
+    const refused: Subscription = nc.subscribe(`${REFUSAL_SUBJECT_PREFIX}*`, {
+      callback: (err, m) => {
+        const n = err ? undefined : decodeRefusal(m.data);
+        if (!n || !wanted.has(n.id)) return;
+        const line = refusals.refused(n);
+        if (line) sink.log('warn', line);
+      },
+    });
+    this.closers.push(() => refused.unsubscribe());
 
     // 3. Reconnects: restart the watcher; after an outage, replay the current values too (`consider` is idempotent).
     void (async () => {
@@ -248,9 +266,9 @@ export class NatsTransport implements Transport {
         await consider(w.job.id, have);
         if (!wanted.has(w.job.id) || heldFailures.has(w.job.id)) return;
       }
-      const body: Omit<JobMessage, 'sig'> = { v: PROTOCOL_VERSION, job: w.job, attempt: w.attempt, maxDeliver };
-      const msg: JobMessage = this.opts.jobKey ? { ...body, sig: signJob(this.opts.jobKey, body) } : body;
-      await retrying(`publish job ${w.job.id}`, () => js.publish(`${JOB_SUBJECT_PREFIX}${w.job.id}`, encode(msg), { msgID: `${w.job.id}.${w.attempt}` }), { signal });
+      const opts = { maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
+      const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), { signal });
+      if (done === 'replaced') sink.log('info', `job ${w.job.id}: replaced a queued message that was not this coordinator's (another version, job key or attempt)`);
     };
     const queue = [...wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
@@ -259,6 +277,15 @@ export class NatsTransport implements Transport {
     await Promise.all(lanes);
     sink.log('info', `${jobs.length} job(s) queued on ${this.description}; waiting for workers (odeness worker --nats …)`);
 
+    // Jobs every live worker refused: not run, not recorded; reported when the run ends (their messages go).
+    const giveUpRefused = (id: string) => {
+      if (!wanted.has(id) || busy.has(id)) return;
+      wanted.delete(id);
+      refusedByAll.push(id);
+      void purgeJob(jsm, id).catch(() => undefined);
+      checkDone();
+    };
+
     // 5. Held failures are recorded once their job has been silent for the grace period.
     const holds = setInterval(() => {
       for (const [id, msg] of heldFailures) {
@@ -266,8 +293,21 @@ export class NatsTransport implements Transport {
         heldFailures.delete(id);
         void consider(id, { ...msg, exhausted: false });
       }
+      for (const id of refusals.refusedByAll()) giveUpRefused(id);
     }, 250);
     this.closers.push(() => clearInterval(holds));
+
+    /** A wanted job with neither a queued message nor a result (study clean, a purged stream) is queued again. */
+    const requeueIfLost = async (id: string) => {
+      const w = wanted.get(id);
+      if (!w || busy.has(id) || heldFailures.has(id)) return;
+      if ((await queuedMessage(jsm, id).catch(() => 'unknown')) !== undefined) return;
+      const again = await kv.get(id).catch(() => null);
+      if (again?.operation === 'PUT') return considerEntry(again);
+      if (!wanted.has(id)) return;
+      sink.log('warn', `job ${id} is no longer queued and has no result (removed by study clean, or the stream was purged): queuing it again`);
+      await publishOne(w).catch((err: Error) => sink.log('warn', err.message));
+    };
 
     // 6. Periodic sweep: catches results a watcher missed, and tells the user when nothing happens.
     let warnedIdle = false;
@@ -281,7 +321,8 @@ export class NatsTransport implements Transport {
         for (const id of slice) {
           if (signal.aborted) return;
           const e = await kv.get(id).catch(() => null);
-          if (e) considerEntry(e);
+          if (e?.operation === 'PUT') considerEntry(e);
+          else await requeueIfLost(id);
         }
         if (!warnedIdle && Date.now() - lastActivity > 15_000 && wanted.size > 0) {
           warnedIdle = true;
@@ -301,6 +342,9 @@ export class NatsTransport implements Transport {
     // Let in-flight commits settle before the store closes.
     while (busy.size > 0) await new Promise((r) => setTimeout(r, 20));
     if (fatal) throw fatal;
+    if (refusedByAll.length > 0 && !signal.aborted) {
+      throw new OdenessError(`${refusedByAll.length} job(s) were refused by every worker that saw them, and nothing was recorded for them: ${refusals.describe(refusedByAll).join('; ')}. Fix the workers (or start fitting ones) and rerun the same command`);
+    }
   }
 
   async close(): Promise<void> {

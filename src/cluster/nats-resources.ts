@@ -3,8 +3,10 @@
  * (coordinator or worker) and bound to by the rest:
  *
  *   stream   ODENESS_JOBS      work-queue retention, subjects odeness.jobs.<id>,
- *                              msg id <id>.<attempt> (JetStream drops duplicates
- *                              published within its 2-minute window)
+ *                              msg id <id>.<attempt>.<random>: one per publish
+ *                              (the coordinator looks before it publishes,
+ *                              job-queue.ts, so the duplicate window never
+ *                              drops a needed republish)
  *   consumer odeness-workers   durable pull consumer shared by every worker:
  *                              explicit ack, ack wait (default 30 s, kept alive
  *                              by workers with in-progress acks while the job

@@ -3,8 +3,10 @@
  * child process (process-pool.ts: a poison job cannot take other jobs down).
  * Per delivery:
  *   1. decode and check the message as untrusted input (job-checks.ts): a
- *      refusal with a genuine job id becomes a failed result, anything else
- *      is terminated and logged;
+ *      job no worker could run (bounds, files) with a genuine id becomes a
+ *      failed result; one refused for this worker's own reason (another
+ *      protocol version or job key) is left for another worker and its
+ *      coordinator told (refusals.ts); anything else is terminated and logged;
  *   2. past its max deliveries (JetStream's delivery count, from the
  *      message's own metadata) → a failed result, marked `exhausted`;
  *   3. already answered in the result bucket → ack and skip;
@@ -25,7 +27,7 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { OdenessError } from '../errors.js';
 import { describeError } from '../study/job.js';
 import { pidAlive } from '../study/lock.js';
-import { validateJob } from '../study/records.js';
+import { JOB_ID_PATTERN } from '../formats/index.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 import type { Device } from '../formats/common.js';
 import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
@@ -36,6 +38,7 @@ import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError,
 import { standingResult, storeResult } from './nats-results.js';
 import { defaultThreads } from './pool.js';
 import { ProcessPool } from './process-pool.js';
+import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
 
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
@@ -183,20 +186,36 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     m.term();
   };
 
-  /** A message this worker cannot run: another protocol version gets a failed result if its job can be named; the rest is dropped. */
-  const refuseUnreadable = async (m: JsMsg, e: MessageError): Promise<void> => {
+  /** Leave a job for another worker (nak with a growing delay) and tell its coordinator why (refusals.ts). */
+  const leaveForAnother = (m: JsMsg, id: string, kind: RefusalKind, reason: string): void => {
+    summary.refused++;
+    const deliveries = m.info.deliveryCount;
+    try {
+      nc.publish(`${REFUSAL_SUBJECT_PREFIX}${id}`, encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason }));
+    } catch {
+      /* best-effort, like events */
+    }
+    if (deliveries >= REFUSAL_MAX_DELIVERIES) {
+      log('warn', `dropping job message ${id} (stream seq ${m.seq}) after ${deliveries} deliveries no worker ran: ${reason}`);
+      m.term();
+      return;
+    }
+    if (deliveries === 1 || Number.isInteger(Math.log2(deliveries))) log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
+    m.nak(refusalDelayMs(deliveries));
+  };
+
+  /** A message this worker cannot read: another protocol version is left for a worker of that version (never a stored result); the rest is dropped. */
+  const refuseUnreadable = (m: JsMsg, e: MessageError): void => {
     if (e.version !== undefined) {
-      try {
-        const o = unpackRaw(m.data, 'job');
-        const job = validateJob(o.job);
-        checkJobId(job);
-        const attempt = Number.isInteger(o.attempt) && (o.attempt as number) >= 1 ? (o.attempt as number) : 1;
-        const error = `${e.message}: run coordinator and workers of the same odeness version`;
-        await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error) }, 'refused');
-        return;
-      } catch {
-        /* not even a job we can name */
-      }
+      const id = (() => {
+        try {
+          const j = unpackRaw(m.data, 'job').job as { id?: unknown } | undefined;
+          return typeof j?.id === 'string' && JOB_ID_PATTERN.test(j.id) ? j.id : undefined;
+        } catch {
+          return undefined;
+        }
+      })();
+      if (id) return leaveForAnother(m, id, 'version', `${e.message}: run coordinator and workers of the same odeness version`);
     }
     summary.refused++;
     log('warn', `dropping a job message (stream seq ${m.seq}): ${e.message}`);
@@ -220,6 +239,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       await checkDatasetFiles(job, opts);
     } catch (e) {
       if (!(e instanceof JobRefused)) throw e;
+      if (e.leave) return leaveForAnother(m, job.id, e.leave, e.message);
       if (!e.record) {
         summary.refused++;
         log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);

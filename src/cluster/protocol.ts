@@ -14,7 +14,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { JobResultSchema, JobSchema } from '../formats/index.js';
+import { JOB_LIMITS, JobResultSchema, JobSchema } from '../formats/index.js';
 import type { Job, JobProgress } from '../study/types.js';
 
 /** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
@@ -32,7 +32,7 @@ export const JobProgressSchema = z.object({
 }) satisfies z.ZodType<JobProgress>;
 
 const version = z.literal(PROTOCOL_VERSION);
-const attempt = z.number().int().min(1).max(1_000_000);
+const attempt = z.number().int().min(1).max(JOB_LIMITS.attempt);
 
 export const JobMessageSchema = z.object({
   v: version,

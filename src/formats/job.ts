@@ -26,6 +26,8 @@ export const JOB_LIMITS = {
   specLength: 4096,
   /** Ceiling a study may raise the solver step-count limit to. */
   maxSolverSteps: 10_000_000,
+  /** Runs of one job id (`--retry-failed` counts up): bounded so a forged count cannot block the next retry. */
+  attempt: 1_000_000,
 } as const;
 
 /** The test-set keyword an adaptation job may keep: the paper's set around the step training ends at. */

@@ -6,7 +6,7 @@
  */
 import * as z from 'zod';
 import { count, DeviceSchema, finite, JOB_STATUSES, positiveInt, record, str } from './common.js';
-import { JobSchema } from './job.js';
+import { JOB_LIMITS, JobSchema } from './job.js';
 
 const num = finite();
 const fraction = finite('an accuracy in [0, 1]').refine((v) => v >= 0 && v <= 1, { error: 'expected an accuracy in [0, 1]' });
@@ -144,7 +144,7 @@ export const JobResultSchema = record({
   /** Who ran it: `local/<host>/<pid>/t<thread>` or `nats/<host>/<pid>/<slot>`. */
   worker: str('a worker name'),
   /** 1 for the first run of a job id; a `--retry-failed` rerun counts up. */
-  attempt: positiveInt('an attempt number, a positive integer'),
+  attempt: positiveInt('an attempt number, a positive integer', JOB_LIMITS.attempt),
 }).superRefine((r, ctx) => {
   if (r.job.id !== r.id) ctx.addIssue({ code: 'custom', message: `expected the job id of the result (${r.id})`, input: r.job.id, path: ['job', 'id'] });
   if (r.status === 'failed' && r.error === undefined) ctx.addIssue({ code: 'custom', message: 'expected an error message for a failed job', path: ['error'], params: { absent: true } });

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { loadStudyFile, validateStudy, type StudySpec } from './schema.js';
 import { paperTestSolvers } from './paper.js';
+import { checkJobSpecs } from './job-specs.js';
 import { formatSolverSpec } from '../solvers/spec.js';
 import { formatDatasetSpec, parseDatasetSpec } from '../data/spec.js';
 import { SpecError } from '../errors.js';
@@ -116,7 +117,9 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     const id = jobId(config);
     if (seen.has(id)) return;
     seen.add(id);
-    jobs.push({ id, ...config });
+    const job = { id, ...config };
+    checkJobSpecs(job); // what a worker checks; a planned job that failed it would be refused on a cluster
+    jobs.push(job);
   };
   const tests = spec.testSolvers === 'paper' ? ['paper'] : spec.testSolvers;
   const common = {
