@@ -8,6 +8,7 @@
  * "Fatal JavaScript invalid size error"); ODENESS_TEST_STALL_JOB=<id>:<ms>
  * sleeps that long, reporting no progress, before running it.
  */
+import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { runJob } from '../src/study/job.js';
 import type { ProcessControl, ProcessReport } from '../src/cluster/protocol.js';
 

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { describeError } from '../study/job.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 import { ProcessReportSchema, type ProcessControl } from './protocol.js';
+import { jobProcessEnv } from './job-env.js';
 
 /** `workers/job-process.ts` under tsx, `dist/workers/job-process.js` compiled (see poolWorkerFile). */
 export function jobProcessFile(): string {
@@ -35,7 +36,7 @@ export interface ProcessRunHooks {
 export interface ProcessPoolOptions {
   /** Heap limit of each job process (node's --max-old-space-size), MB. */
   memoryMb?: number;
-  /** Environment of the job processes (default: this process's). */
+  /** Environment of the job processes (default: this process's), less any credentials (job-env.ts). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -59,7 +60,7 @@ class JobProcess {
   constructor(opts: ProcessPoolOptions) {
     this.child = fork(jobProcessFile(), [], {
       execArgv: [...process.execArgv, ...(opts.memoryMb ? [`--max-old-space-size=${opts.memoryMb}`] : [])],
-      env: opts.env ?? process.env,
+      env: jobProcessEnv(opts.env ?? process.env),
       serialization: 'advanced', // typed arrays in metrics survive
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
