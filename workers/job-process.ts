@@ -25,6 +25,7 @@ process.on('message', (m: ProcessControl) => {
       bundleDir: m.bundleDir,
       attempt: m.attempt,
       worker: m.worker,
+      ...(m.dataRoot !== undefined ? { dataRoot: m.dataRoot } : {}),
       onProgress: (progress) => send({ kind: 'progress', progress }),
     });
     send({ kind: 'result', result });

@@ -36,6 +36,8 @@ export interface ProcessRunHooks {
 export interface ProcessPoolOptions {
   /** Heap limit of each job process (node's --max-old-space-size), MB. */
   memoryMb?: number;
+  /** Jobs read files only under this directory (the worker's --data-root, see data/confined.ts). */
+  dataRoot?: string;
   /** Environment of the job processes (default: this process's), less any credentials (job-env.ts). */
   env?: NodeJS.ProcessEnv;
 }
@@ -133,7 +135,7 @@ export class ProcessPool {
               else if (m.data.kind === 'progress') hooks.onProgress?.(m.data.progress);
               else if (m.data.kind === 'result') res({ result: m.data.result });
             });
-            proc.send({ kind: 'run', job, attempt, bundleDir, worker });
+            proc.send({ kind: 'run', job, attempt, bundleDir, worker, ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}) });
           },
           (e: Error) => res({ died: e.message }),
         );

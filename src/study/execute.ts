@@ -51,6 +51,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     },
     {
       signal: ctx.signal,
+      ...(ctx.dataset ? { dataset: ctx.dataset } : {}),
       onLog: (e) => (last = { loss: e.loss, accuracy: e.accuracy }),
       onIteration: (iteration) => {
         const now = performance.now();

@@ -8,6 +8,7 @@
  */
 
 import type { JobMetrics, JobResult } from '../formats/index.js';
+import type { Dataset } from '../data/types.js';
 
 /** Formats (defined once in src/formats, types derived from the schemas). */
 export type { AdaptStart, CrossingMetrics, EvalRow, FanMetrics, Job, JobMetrics, JobResult, JobStatus } from '../formats/index.js';
@@ -24,6 +25,8 @@ export interface JobContext {
   bundleDir: string;
   onProgress?: (p: JobProgress) => void;
   signal?: AbortSignal;
+  /** The job's dataset, already built (a NATS job's files confined to the worker's data root); default: load it. */
+  dataset?: Dataset;
 }
 
 export interface JobOutcome {
