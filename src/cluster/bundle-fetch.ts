@@ -16,7 +16,7 @@
  * is a BundleRefused, recorded as the job's failure at once — never retried.
  */
 import { createHash } from 'node:crypto';
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg, OrderedPushConsumerOptions } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { BUNDLES_BUCKET, retrying } from './nats-resources.js';
 
@@ -61,7 +61,9 @@ async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Prom
 /** Read the chunks of object `nuid`: exactly `bytes` bytes, or a refusal. */
 async function readChunks(js: JetStreamClient, name: string, at: Located): Promise<Uint8Array> {
   if (at.bytes === 0) return new Uint8Array(0);
-  const consumer = await js.consumers.getPushConsumer(`OBJ_${BUNDLES_BUCKET}`, { filter_subjects: [`$O.${BUNDLES_BUCKET}.C.${at.nuid}`] });
+  // One filter subject, as the object store itself asks (filter_subjects needs nats-server 2.10).
+  const filter = { filter_subject: `$O.${BUNDLES_BUCKET}.C.${at.nuid}` } as unknown as Partial<OrderedPushConsumerOptions>;
+  const consumer = await js.consumers.getPushConsumer(`OBJ_${BUNDLES_BUCKET}`, filter);
   const messages = await consumer.consume();
   const it = messages[Symbol.asyncIterator]();
   const parts: Uint8Array[] = [];
