@@ -3,6 +3,7 @@
  *
  *   import { runStudy, trainRun, evaluateModel, parseSolverSpec } from 'odeness';
  */
+import './no-telemetry.js'; // first: before anything loads onnxruntime
 export * from './errors.js';
 
 // Solvers and numeric engines

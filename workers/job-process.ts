@@ -8,6 +8,7 @@
  * "Fatal JavaScript invalid size error"); ODENESS_TEST_STALL_JOB=<id>:<ms>
  * sleeps that long, reporting no progress, before running it.
  */
+import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { runJob } from '../src/study/job.js';
 import { createTrainSessionCache } from '../src/train/ort-engine.js';
 import type { ProcessControl, ProcessReport } from '../src/cluster/protocol.js';
@@ -27,6 +28,7 @@ process.on('message', (m: ProcessControl) => {
       bundleDir: m.bundleDir,
       attempt: m.attempt,
       worker: m.worker,
+      ...(m.dataRoot !== undefined ? { dataRoot: m.dataRoot } : {}),
       onProgress: (progress) => send({ kind: 'progress', progress }),
       sessions,
     });

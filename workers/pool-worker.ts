@@ -3,6 +3,7 @@
  * (`runJob` → `executeJob`), reports start/progress on the task's port, and
  * stops the job when the main thread posts `cancel` on it.
  */
+import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { threadId, type MessagePort } from 'node:worker_threads';
 import { runJob } from '../src/study/job.js';
 import { createTrainSessionCache } from '../src/train/ort-engine.js';

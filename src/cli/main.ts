@@ -14,6 +14,7 @@ import { registerStudyCommands, registerWorkerCommand } from './study.js';
 import path from 'node:path';
 import { configureHelp, defaultText, finite, renamedOption } from './args.js';
 import { plural, printJson } from './output.js';
+import { terminalSafe } from './terminal.js';
 
 export function buildProgram(): Command {
   const program = new Command('odeness')
@@ -121,5 +122,5 @@ export async function main(argv: string[]): Promise<void> {
 
 /** A user error is one line: newlines inside a message (e.g. a YAML excerpt) become ' | '. */
 function oneLine(message: string): string {
-  return message.trim().split(/\r?\n\s*/).join(' | ');
+  return terminalSafe(message.trim().split(/\r?\n\s*/).join(' | '));
 }

@@ -25,6 +25,7 @@ import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import type { Job, JobResult, StudyCounts, StudyEvent } from '../study/types.js';
+import { terminalSafe } from './terminal.js';
 import { runWorker } from '../cluster/nats-worker.js';
 import { capThreads, LocalTransport } from '../cluster/pool.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
@@ -176,9 +177,10 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
     counts.pending = Math.max(0, counts.total - counts.done - counts.failed - counts.running);
     bar?.update(counts.done + counts.failed, payload());
   };
+  // Text mode: results, worker names and log lines may come from the cluster (terminal.ts).
   const line = (s: string) => {
-    if (multibar) multibar.log(s + '\n');
-    else out.write(s + '\n');
+    if (multibar) multibar.log(terminalSafe(s) + '\n');
+    else out.write(terminalSafe(s) + '\n');
   };
 
   const gathered: { plan?: StudyRunDocument['plan']; results: StudyRunDocument['results']; logs: StudyRunDocument['logs'] } = { results: [], logs: [] };
@@ -216,7 +218,7 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
         counts.failed = e.alreadyFailed;
         toRun = e.toRun;
         const skipped = e.alreadyDone + e.alreadyFailed;
-        out.write(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}\n`);
+        out.write(terminalSafe(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`) + '\n');
         if (opts.tty && toRun > 0) {
           multibar = new MultiBar(
             {
@@ -287,7 +289,7 @@ function printStatus(s: StudyStatus, json: boolean): void {
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
   if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
   if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(lines.map(terminalSafe).join('\n') + '\n');
 }
 
 interface RunFlags {
@@ -423,7 +425,8 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
     .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
     .addOption(new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets').argParser(positiveIntFlag('--keep-days')).default(30))
-    .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number }, cmd: Command) => {
+    .addOption(new Option('--max-bundle-mb <mb>', 'NATS: largest bundle downloaded from the cluster; a larger one fails its job').argParser(positiveIntFlag('--max-bundle-mb')).default(256))
+    .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number; maxBundleMb: number }, cmd: Command) => {
       if (o.nats === undefined) {
         for (const flag of NATS_FLAGS) {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
@@ -454,7 +457,7 @@ export function registerStudyCommands(program: Command): Command {
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
-          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, retention: { ttlMs: o.keepDays * 86_400_000 } })
+          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, retention: { ttlMs: o.keepDays * 86_400_000 }, maxBundleBytes: o.maxBundleMb * 2 ** 20 })
           : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(plan, {
           out: o.out,
@@ -548,7 +551,7 @@ export function registerWorkerCommand(program: Command): Command {
         jobTimeoutMs: o.jobTimeout * 1000,
         stallTimeoutMs: o.stallTimeout * 1000,
         signal: ac.signal,
-        log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
+        log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`),
       });
       if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
       process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused\n`);

@@ -19,14 +19,16 @@ import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
 import { decodeEventMessage, unpackBundle } from './codec.js';
 import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
-import { PROTOCOL_VERSION, type ResultMessage } from './protocol.js';
+import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
-  BUNDLES_BUCKET, CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM,
+  CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM,
   type ClusterHandles, type Retention,
 } from './nats-resources.js';
-import { decodeEntry, sameJob } from './nats-results.js';
+import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
+import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
+import { eventAuthentic, resultAuthentic } from './result-auth.js';
 
 /** Result ids re-read per 5 s sweep (a safety net behind the KV watcher). */
 const SWEEP_BATCH = 200;
@@ -42,6 +44,8 @@ export interface NatsStudyOptions extends NatsConnectOptions {
   retention?: Partial<Retention>;
   /** How long jobs every live worker refuses (refusals.ts) wait before the run reports them (default 15 s). */
   refusalGraceMs?: number;
+  /** Largest bundle this coordinator downloads (default 256 MiB): a larger one fails its job (bundle-fetch.ts). */
+  maxBundleBytes?: number;
 }
 
 export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
@@ -77,6 +81,7 @@ export class NatsTransport implements Transport {
     try {
       const h = await openCluster(nc, describeNats(opts), {
         ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
+        maxDeliver: opts.maxDeliver ?? DEFAULT_MAX_DELIVER,
         retention: { ...DEFAULT_RETENTION, ...opts.retention },
       });
       return new NatsTransport(h, opts);
@@ -87,7 +92,7 @@ export class NatsTransport implements Transport {
   }
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
-    const { nc, jsm, kv, os } = this.h;
+    const { nc, jsm, kv } = this.h;
     const maxDeliver = this.opts.maxDeliver ?? DEFAULT_MAX_DELIVER;
     const ackWaitMs = this.opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     /** How long an exhausted-deliveries failure waits for silence from workers before it is recorded. */
@@ -117,6 +122,7 @@ export class NatsTransport implements Transport {
     /** Why a stored result is not one this run can take, or undefined if it is. */
     const mismatch = (key: string, msg: ResultMessage, w: Wanted): string | undefined => {
       const r = msg.result;
+      if (this.opts.jobKey && !resultAuthentic(this.opts.jobKey, msg)) return 'it is not sealed with the cluster\'s job key (an unauthenticated result)';
       if (r.id !== key) return `it is stored under ${key} but names job ${r.id}`;
       if (!sameJob(r.job, w.job)) return 'its job parameters differ from the planned job';
       if (r.status === 'done' && !msg.bundle?.startsWith(`${r.id}.`)) return `its bundle name ${JSON.stringify(msg.bundle)} is not one of this job's runs`;
@@ -146,6 +152,8 @@ export class NatsTransport implements Transport {
       const why = mismatch(key, msg, w);
       if (why) {
         warnOnce(`${key}:${r.timings.finishedAt}:${r.worker}`, `ignoring a result under ${key} from ${r.worker}: ${why}`);
+        // The bucket is create only: clear the forged entry so that the job's genuine result can be stored.
+        await purgeResult(jsm, key).catch(() => undefined);
         return;
       }
       // A failed result from before a --retry-failed rerun is stale; a done result is always welcome.
@@ -155,6 +163,8 @@ export class NatsTransport implements Transport {
         // Held until the job shows no sign of life: a run still going may yet finish done.
         if (!heldFailures.has(key)) lastEventAt.set(key, Math.max(lastEventAt.get(key) ?? 0, Date.now()));
         heldFailures.set(key, msg);
+        // Kept in memory meanwhile: the key is cleared so that a late genuine done can be stored (create only).
+        await purgeResult(jsm, key).catch(() => undefined);
         return;
       }
       heldFailures.delete(key);
@@ -165,8 +175,12 @@ export class NatsTransport implements Transport {
         if (r.status === 'done') {
           tmp = await sink.tempBundleDir(r.id);
           try {
-            const bytes = await retrying(`download bundle ${msg.bundle}`, () => os.getBlob(msg.bundle!), { signal });
-            if (!bytes) throw new Error(`bundle ${msg.bundle} is missing from the object store ${BUNDLES_BUCKET}`);
+            const sealed = this.opts.jobKey ? { sealed: { nuid: msg.bundleNuid!, bytes: msg.bundleBytes!, digest: msg.bundleDigest! } } : {};
+            const maxBytes = this.opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_MB * 2 ** 20;
+            // Forged object metadata fails the job at once (BundleRefused); only connection trouble is retried.
+            const bytes = await retrying(`download bundle ${msg.bundle}`, () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }), {
+              signal, retryIf: (e) => !(e instanceof BundleRefused),
+            });
             await unpackBundle(bytes, tmp);
           } catch (e) {
             await sink.discard(tmp);
@@ -212,12 +226,22 @@ export class NatsTransport implements Transport {
     this.closers.push(() => watcher?.stop());
 
     // 2. Worker start/progress events: progress for the user, and signs of life for held failures.
+    //    With a job key only sealed events count, each worker's send times increasing (no replays).
+    const lastEventTime = new Map<string, number>();
+    const freshEvent = (ev: EventMessage): boolean => {
+      if (!eventAuthentic(this.opts.jobKey!, ev)) return false;
+      const k = `${ev.id} ${ev.worker}`;
+      if (ev.at! <= (lastEventTime.get(k) ?? 0)) return false;
+      lastEventTime.set(k, ev.at!);
+      return true;
+    };
     const events: Subscription = nc.subscribe(`${EVENT_SUBJECT_PREFIX}*`, {
       callback: (err, m) => {
         if (err) return;
         try {
           const ev = decodeEventMessage(m.data);
           if (!wanted.has(ev.id)) return;
+          if (this.opts.jobKey && !freshEvent(ev)) return; // unsealed, spoofed or replayed: no sign of life
           lastActivity = Date.now();
           lastEventAt.set(ev.id, Date.now());
           refusals.active(ev.worker);
@@ -265,6 +289,10 @@ export class NatsTransport implements Transport {
       if (have && !why && (have.result.status === 'done' || have.result.attempt >= w.attempt)) {
         await consider(w.job.id, have);
         if (!wanted.has(w.job.id) || heldFailures.has(w.job.id)) return;
+      }
+      // A forged entry or a failure of an earlier attempt stands in the way of this run's result (create only).
+      if (entry && (why || !have || (have.result.status === 'failed' && have.result.attempt < w.attempt))) {
+        await retrying(`clear result ${w.job.id}`, () => purgeResult(jsm, w.job.id), { signal });
       }
       const opts = { maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
       const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), { signal });

@@ -19,7 +19,7 @@
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
  * hands them back at once (nak).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,8 @@ import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './proto
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
+import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
+import { maxDeliverOf } from './nats-resources.js';
 import { defaultThreads } from './pool.js';
 import { ProcessPool } from './process-pool.js';
 import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
@@ -141,7 +143,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     throw e;
   }
   for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
-  const pool = new ProcessPool(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {});
+  const pool = new ProcessPool({ ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}), ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}) });
   const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
 
   void (async () => {
@@ -153,12 +155,15 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
 
   // The coordinator owns the ack wait; re-read it now and then so heartbeats keep up with changes.
   let ackWaitMs = DEFAULT_ACK_WAIT_MS;
+  // Deliveries before a job is given up: the coordinator's configuration (kept on the consumer), never the message's.
+  let maxDeliver = maxDeliverOf(undefined);
   let ackWaitReadAt = 0;
   const currentAckWait = async (): Promise<number> => {
     if (Date.now() - ackWaitReadAt > 5_000) {
       const info = await h.jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
       if (info?.config.ack_wait) {
         ackWaitMs = info.config.ack_wait / 1e6;
+        maxDeliver = maxDeliverOf(info.config);
         ackWaitReadAt = Date.now();
       }
     }
@@ -167,12 +172,16 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
 
   const publishEvent = (ev: Omit<EventMessage, 'v'>) => {
     try {
-      nc.publish(`${EVENT_SUBJECT_PREFIX}${ev.id}`, encode({ v: PROTOCOL_VERSION, ...ev }));
+      const msg: EventMessage = { v: PROTOCOL_VERSION, ...ev, at: Date.now() };
+      nc.publish(`${EVENT_SUBJECT_PREFIX}${ev.id}`, encode(opts.jobKey ? sealEvent(opts.jobKey, msg) : msg));
     } catch {
       /* best-effort */
     }
   };
 
+  // With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers.
+  const authentic = opts.jobKey ? (m: ResultMessage) => resultAuthentic(opts.jobKey!, m) : undefined;
+  const offer = (msg: ResultMessage) => storeResult(h.kv, opts.jobKey ? sealResult(opts.jobKey, msg) : msg, authentic);
   const keep = { signal, forMs: 10 * 60_000, onRetry: (e: unknown) => log('warn', `NATS not answering (${(e as Error).message}); retrying`) };
   const failure = (job: Job, attempt: number, error: string, started = Date.now()): JobResult => {
     const end = Date.now();
@@ -181,7 +190,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   /** Store a failed result without running the job, then drop the message for good. */
   const recordRefusal = async (m: JsMsg, msg: ResultMessage, what: string) => {
     summary.refused++;
-    await retrying(`store result of ${msg.result.id}`, () => storeResult(h.kv, msg), keep);
+    await retrying(`store result of ${msg.result.id}`, () => offer(msg), keep);
     log('warn', `${msg.result.id} failed in 0 ms (delivery ${m.info.deliveryCount}, ${what}): ${msg.result.error}`);
     m.term();
   };
@@ -230,7 +239,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       if (e instanceof MessageError) return refuseUnreadable(m, e);
       throw e;
     }
-    const { job, attempt, maxDeliver } = decoded;
+    const { job, attempt } = decoded;
+    await currentAckWait(); // refreshes maxDeliver too
     const deliveries = m.info.deliveryCount;
     try {
       checkJobSignature(opts.jobKey, decoded);
@@ -254,7 +264,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       m.nak(OTHER_DEVICE_DELAY_MS);
       return;
     }
-    if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt)) {
+    if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt, authentic)) {
       summary.skipped++;
       await m.ackAck().catch(() => false);
       return;
@@ -316,12 +326,14 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         return;
       }
       let bundle: string | undefined;
+      let stored: Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'> = {};
       if (result.status === 'done') {
         bundle = `${job.id}.${run}`;
         const bytes = await packBundle(bundleDir!);
-        await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keep);
+        const info = await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keep);
+        stored = { bundleDigest: createHash('sha256').update(bytes).digest('hex'), bundleBytes: bytes.length, bundleNuid: info.nuid };
       }
-      const outcome = await retrying(`store result of ${job.id}`, () => storeResult(h.kv, { v: PROTOCOL_VERSION, result, ...(bundle ? { bundle } : {}) }), keep);
+      const outcome = await retrying(`store result of ${job.id}`, () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }), keep);
       summary.ran++;
       if (result.status === 'done') summary.done++;
       else summary.failed++;

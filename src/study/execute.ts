@@ -56,6 +56,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       signal: ctx.signal,
       device,
       ...(ctx.sessions ? { sessions: ctx.sessions } : {}),
+      ...(ctx.dataset ? { dataset: ctx.dataset } : {}),
       onLog: (e) => (last = { loss: e.loss, accuracy: e.accuracy }),
       onIteration: (iteration) => {
         const now = performance.now();

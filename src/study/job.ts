@@ -3,6 +3,7 @@
  * transports put around `executeJob` (inside a worker thread).
  */
 import { isOdenessError } from '../errors.js';
+import { loadConfinedDataset } from '../data/confined.js';
 import { executeJob } from './execute.js';
 import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { Job, JobProgress, JobResult } from './types.js';
@@ -15,6 +16,8 @@ export interface RunJobOptions {
   signal?: AbortSignal;
   /** The worker's training sessions, kept between its jobs (trimmed to one idle session after each). */
   sessions?: TrainSessionCache;
+  /** Untrusted jobs (NATS workers): files are read only under this directory, never followed out of it (data/confined.ts). */
+  dataRoot?: string;
 }
 
 /** A failure message for a result: user errors as their message, bugs with their kind and first stack frame. */
@@ -35,8 +38,10 @@ export async function runJob(job: Job, opts: RunJobOptions): Promise<JobResult> 
     return { startedAt: new Date(start).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - start };
   };
   try {
+    const dataset = opts.dataRoot !== undefined ? await loadConfinedDataset(job.dataset, job.seed, opts.dataRoot) : undefined;
     const outcome = await executeJob(job, {
       bundleDir: opts.bundleDir,
+      ...(dataset ? { dataset } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.sessions ? { sessions: opts.sessions } : {}),
