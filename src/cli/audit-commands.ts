@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { auditData, openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
-import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
+import { displaySpec, parseSolverList, parseSolverSpec } from '../solvers/spec.js';
 import { datasetOption, defaultText, finite, memoryOption, positiveInt, renamedOption } from './args.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printJson, table } from './output.js';
@@ -97,12 +97,21 @@ export function registerAuditCommands(program: Command): void {
     .addOption(defaultText(new Option('--solvers <list>', 'test solvers'), "the paper's set around each training solver"));
   datasetOption(critical, "each model's own test split")
     .option('--json', 'print one JSON document')
-    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; json?: boolean }) => {
-      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataset: opts.dataset });
-      const key = r.kind === 'step' ? 'criticalStep' : 'criticalTol';
-      if (opts.json) return printJson({ [key]: r.critical, ...r });
-      process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], r.evidence.map((e) => [e.trainSpec, e.trainParam, e.trainAccuracy, e.maxDeviation, e.worstTest, e.pass ? 'yes' : 'no'])) + '\n');
-      process.stdout.write(`${key}: ${r.critical ?? 'none (the smallest value already fails)'} (threshold ${r.threshold}${r.monotone ? '' : `; not monotone: largest passing ${r.largestPassing}`})\n`);
+    .option('--no-proofs', 'skip the crossing / fold audit of each model under its training solver (the paper\'s accuracy criterion only)')
+    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; json?: boolean; proofs: boolean }) => {
+      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataset: opts.dataset, proofs: opts.proofs });
+      const keyOf = (g: { kind: string }) => (g.kind === 'step' ? 'criticalStep' : 'criticalTol');
+      const groups = r.groups.map((g) => ({ [keyOf(g)]: g.critical, ...g }));
+      // One group: its result at the top level as before; several: each its own, never pooled.
+      if (opts.json) return printJson(groups.length === 1 ? { ...groups[0], groups } : { groups, note: r.note });
+      if (r.note) process.stdout.write(`note: ${r.note}\n`);
+      for (const g of r.groups) {
+        if (r.groups.length > 1) process.stdout.write(`\n${g.dataset} · ${g.field} · ${g.method}\n`);
+        const why = (e: (typeof g.evidence)[number]) => (e.pass ? 'yes' : e.failure === 'non-flow' ? 'no (proven no ODE flow)' : e.failure === 'chance' ? 'no (at chance)' : 'no');
+        process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], g.evidence.map((e) => [displaySpec(e.trainSpec), e.trainParam, e.trainAccuracy, e.maxDeviation, displaySpec(e.worstTest), why(e)])) + '\n');
+        for (const e of g.evidence.filter((x) => x.nonFlow)) process.stdout.write(`${displaySpec(e.trainSpec)}: ${e.nonFlow}\n`);
+        process.stdout.write(`${keyOf(g)}: ${g.critical ?? 'none (the smallest value already fails)'} (threshold ${g.threshold}${g.monotone ? '' : `; not monotone: largest passing ${g.largestPassing}`})\n`);
+      }
     });
   // --model <dirs...> is the name evaluate and the other audits use.
   renamedOption(critical, '--models <dirs...>', '--model');

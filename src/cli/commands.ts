@@ -7,7 +7,7 @@ import { loadDataset } from '../data/spec.js';
 import { loadModel } from '../models/io.js';
 import { evaluateModelOnnx, type EvalData } from '../audit/evaluate.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
-import { parseSolverSpec } from '../solvers/spec.js';
+import { displaySpec, parseSolverSpec } from '../solvers/spec.js';
 import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
@@ -113,7 +113,7 @@ export function registerCoreCommands(program: Command): void {
             onIteration: (it) => bar.update(it),
             onLog: (e) => {
               if (json) events.log.push(e);
-              else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${e.solver}  ${(e.wallMs / 1000).toFixed(1)}s`);
+              else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`);
             },
             onGraphBuild: (g) => {
               if (json) events.graphs.push(g);
@@ -121,7 +121,7 @@ export function registerCoreCommands(program: Command): void {
             },
             onAdapt: (d) => {
               if (json) events.adaptation.push(d);
-              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${d.before} → ${d.after}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${d.testSolver})  nfe ${d.trainNfe}/${d.testNfe}`);
+              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${displaySpec(d.before)} → ${displaySpec(d.after)}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${displaySpec(d.testSolver)})  nfe ${d.trainNfe}/${d.testNfe}`);
             },
           },
         );
@@ -155,7 +155,7 @@ export function registerCoreCommands(program: Command): void {
         await writeAdaptationTrace(opts.plot, parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol', run.result.adaptation);
       }
       if (json) printJson({ ...summary, ...events });
-      else process.stdout.write(`test accuracy under ${run.training.solver}: ${formatNumber(ownRow!.accuracy)}\n`);
+      else process.stdout.write(`test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(ownRow!.accuracy)}\n`);
       if (run.result.diverged) {
         process.stderr.write(`odeness: error: training diverged: ${run.result.diverged.message}\n`);
         process.exitCode = 1;

@@ -126,6 +126,8 @@ export const JobMetricsSchema = record({
   engine: str(),
   trainMs: num,
   evalMs: num,
+  /** Classes of the task (chance accuracy is 1/classes: the report's chance rule). */
+  classes: count().optional(),
   audits: record({ crossing: CrossingMetricsSchema.optional(), fan: FanMetricsSchema.optional() }).optional(),
 });
 

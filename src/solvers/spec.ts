@@ -164,6 +164,41 @@ export function formatSolverSpec(s: SolverSpec): string {
   return [base, ...extra].join(',');
 }
 
+/**
+ * A number as people write it: at most 6 significant digits, trailing zeros
+ * dropped, exponent form below 1e-3 (0.7320500000000003 → 0.73205,
+ * 0.09526850748025809 → 0.0952685, 0.000001 → 1e-6). For printing only: the
+ * canonical spec (formatSolverSpec, which job ids hash) and --json keep the
+ * exact value.
+ */
+export function displayNumber(v: number): string {
+  if (!Number.isFinite(v) || Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a < 1e-3) return v.toExponential(5).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  return String(Number(v.toPrecision(6)));
+}
+
+/** A spec as people read it: formatSolverSpec with each number through displayNumber. */
+export function displaySolverSpec(s: SolverSpec): string {
+  if (s.kind === 'fixed') return s.steps !== undefined ? `${s.method}:steps=${s.steps}` : `${s.method}:${displayNumber(s.h!)}`;
+  const extra = [
+    s.maxSteps !== undefined ? `maxSteps=${s.maxSteps}` : '',
+    s.firstStep !== undefined ? `firstStep=${displayNumber(s.firstStep)}` : '',
+    s.minStep !== undefined ? `minStep=${displayNumber(s.minStep)}` : '',
+  ].filter(Boolean);
+  const base = s.rtol === s.atol ? `${s.method}:${displayNumber(s.rtol)}` : `${s.method}:rtol=${displayNumber(s.rtol)},atol=${displayNumber(s.atol)}`;
+  return [base, ...extra].join(',');
+}
+
+/** A spec string as people read it (displaySolverSpec); a string that does not parse is returned as it is. */
+export function displaySpec(spec: string): string {
+  try {
+    return displaySolverSpec(parseSolverSpec(spec, { maxSteps: Infinity, minTol: 0 }));
+  } catch {
+    return spec;
+  }
+}
+
 /** The number that characterises a spec in tables: h (or 1/steps) or rtol. */
 export function solverParam(s: SolverSpec, t0 = 0, t1 = 1): number {
   if (s.kind === 'fixed') return s.h ?? (t1 - t0) / s.steps!;

@@ -100,6 +100,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     engine: run.training.engine ?? 'tfjs',
     trainMs,
     evalMs,
+    classes: run.dataset.classes,
     ...(audits ? { audits } : {}),
   };
   return { metrics };
