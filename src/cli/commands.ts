@@ -11,6 +11,7 @@ import { displaySpec, parseSolverSpec } from '../solvers/spec.js';
 import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
+import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { clearTrainSessionCache } from '../train/ort-engine.js';
 import { SpecError } from '../errors.js';
 import { betaPair, datasetOption, defaultText, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
@@ -74,6 +75,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-threshold <x>', 'maximal train/test accuracy difference', finite, DEFAULT_ADAPT.threshold)
     .option('--adapt-every <n>', 'check every N iterations', positiveInt, DEFAULT_ADAPT.checkEvery)
     .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
+    .option('--adapt-folds', 'with --adapt, beyond the paper: also shrink a fixed step that folds space on the check batch (a proof of a non-flow), and grow only to steps that do not')
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
     .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
     .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', positiveInt, 1)
@@ -109,6 +111,7 @@ export function registerCoreCommands(program: Command): void {
             dataset,
             resume,
             threads: opts.threads,
+            foldCheck: adaptFoldCheck,
             signal: stop.signal,
             onIteration: (it) => bar.update(it),
             onLog: (e) => {
@@ -121,7 +124,7 @@ export function registerCoreCommands(program: Command): void {
             },
             onAdapt: (d) => {
               if (json) events.adaptation.push(d);
-              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${displaySpec(d.before)} → ${displaySpec(d.after)}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${displaySpec(d.testSolver)})  nfe ${d.trainNfe}/${d.testNfe}`);
+              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${displaySpec(d.before)} → ${displaySpec(d.after)}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${displaySpec(d.testSolver)})  nfe ${d.trainNfe}/${d.testNfe}${d.folded !== undefined ? `  folded ${d.folded}/${d.foldStates}` : ''}`);
             },
           },
         );

@@ -75,6 +75,8 @@ export const JobSchema = record({
    * step training ends at.
    */
   adaptStart: z.enum(ADAPT_STARTS, { error: `expected one of ${ADAPT_STARTS.join(', ')}` }).optional(),
+  /** Adaptation jobs only, when set: adaptation also shrinks steps that fold space (beyond the paper). Absent otherwise, so ids do not change. */
+  adaptFolds: z.literal(true, { error: 'expected true (or absent)' }).optional(),
 });
 
 export type AdaptStart = (typeof ADAPT_STARTS)[number];

@@ -96,7 +96,7 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & {
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'foldCheck'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   dataset?: Dataset;
@@ -133,6 +133,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     onAdapt: hooks.onAdapt,
     onGraphBuild: hooks.onGraphBuild,
     signal: hooks.signal,
+    foldCheck: hooks.foldCheck,
   });
   const training: TrainingInfo = {
     dataset: dataset.spec,

@@ -14,7 +14,7 @@ import { batchIterator, gather } from '../data/batch.js';
 import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 import type { Model, Params } from '../models/types.js';
-import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptOptions } from './adapt.js';
+import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptFoldCheck, type AdaptOptions } from './adapt.js';
 import { engineRefusal, parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
 import { OrtEngine } from './ort-engine.js';
 import { createTfjsEngine } from './tfjs-engine.js';
@@ -37,6 +37,8 @@ export interface TrainOptions {
   readonly logEvery?: number;
   /** Step-size / tolerance adaptation; off when absent. */
   readonly adapt?: Partial<AdaptOptions>;
+  /** The fold check adaptation with `folds` runs on the check batch (the caller's: audit/adapt-folds.ts). */
+  readonly foldCheck?: AdaptFoldCheck;
   readonly rng: Rng;
   /**
    * Training engine (default auto): tfjs, ort (one compiled onnxruntime graph
@@ -157,6 +159,7 @@ export async function createEngine(name: EngineName, initial: Model, o: Pick<Tra
 export async function train(initial: Model, data: Split, o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o, data.n);
   const adapt = o.adapt ? validateAdaptOptions({ ...DEFAULT_ADAPT, ...o.adapt }) : undefined;
+  if (adapt?.folds && !o.foldCheck) throw new SpecError('adaptation with fold checks needs a fold check (TrainOptions.foldCheck: audit/adapt-folds.ts)');
   const choice = parseEngineChoice(o.engine);
   const logEvery = o.logEvery ?? 50;
   const span = initial.config.t1 - initial.config.t0;
@@ -208,10 +211,16 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
           nfe.checks += r.nfe;
           return r;
         };
-        const r =
-          spec.kind === 'fixed'
-            ? await fixedAdaptStep(it, spec, accuracy, stepNfe, accuracyUnder, adapt, span)
-            : await adaptiveAdaptStep(it, spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
+        const probe = adapt.folds && spec.kind === 'fixed' ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length) : undefined;
+        let r: Awaited<ReturnType<typeof adaptiveAdaptStep | typeof fixedAdaptStep>>;
+        try {
+          r =
+            spec.kind === 'fixed'
+              ? await fixedAdaptStep(it, spec, accuracy, stepNfe, accuracyUnder, adapt, span, probe?.foldsOf)
+              : await adaptiveAdaptStep(it, spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
+        } finally {
+          await probe?.release();
+        }
         spec = r.spec;
         adaptation.push(r.decision);
         o.onAdapt?.(r.decision);
