@@ -4,7 +4,7 @@ import { auditData, openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
 import { displaySpec, parseSolverList, parseSolverSpec } from '../solvers/spec.js';
-import { datasetOption, defaultText, finite, memoryOption, positiveInt, renamedOption } from './args.js';
+import { datasetOption, defaultText, finite, memoryOption, positiveInt, renamedOption, threadCount } from './args.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printJson, table } from './output.js';
 
@@ -27,7 +27,7 @@ function sourceOptions(cmd: Command): Command {
   datasetOption(cmd, "the model's own test split")
     .requiredOption('--solver <spec>', 'solver whose discrete trajectories are audited, e.g. euler:0.5')
     .addOption(defaultText(new Option('--max-points <n>', 'audit at most the first N points').argParser(positiveInt), 'all points'))
-    .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', threadCount, 1)
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write SVG + PNG figures into this directory'), 'no figures'))
     .option('--json', 'print one JSON document');

@@ -14,7 +14,7 @@ import { DEFAULT_ADAPT } from '../train/adapt.js';
 import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { clearTrainSessionCache } from '../train/ort-engine.js';
 import { SpecError } from '../errors.js';
-import { betaPair, datasetOption, defaultText, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
+import { betaPair, datasetOption, defaultText, finite, memoryOption, nonNegativeInt, positive, positiveInt, threadCount } from './args.js';
 import { planTraining, stopOnSignal, TRAIN_SIGNAL_HELP } from './train-setup.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printEvalRows, printJson, progress } from './output.js';
@@ -78,7 +78,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-folds', 'with --adapt, beyond the paper: also shrink a fixed step that folds space on the check batch (a proof of a non-flow), and grow only to steps that do not')
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
     .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
-    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', threadCount, 1)
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'with --adapt: write the adaptation trace (h or tol and both accuracies over iterations) as SVG + PNG into this directory'), 'no figures'))
     .option('--json', 'print one JSON document at the end: the summary with the log, graph builds and adaptation decisions')
@@ -172,7 +172,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--bundle <dir>', 'ONNX bundle directory (field.onnx + head.onnx [+ encoder.onnx, manifest.json]; this or --model is required)')
     .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper');
   datasetOption(evaluate, "the model's own test split")
-    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write the accuracy-vs-test-steps figure (SVG + PNG) into this directory'), 'no figures'))
     .option('--json', 'print {"results": [...]} as one JSON document')

@@ -12,7 +12,7 @@ import { evaluateBundle, solveField } from '../onnx/evaluate.js';
 import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
 import { readBundle } from '../onnx/bundle.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
-import { finite, positiveInt } from './args.js';
+import { finite, threadCount } from './args.js';
 import { printEvalRows, printJson } from './output.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
 
@@ -101,7 +101,7 @@ export function registerOnnxCommands(program: Command): void {
     .requiredOption('--solver <spec>', 'e.g. rk4:0.01, dopri5:1e-6')
     .option('--t0 <x>', 'start time', finite, 0)
     .option('--t1 <x>', 'end time', finite, 1)
-    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)
     .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"} as one JSON document')
     .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; json?: boolean }) => {
       const spec = parseSolverSpec(opts.solver);

@@ -121,6 +121,9 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
     return { kind: 'fixed', method, h };
   }
   const tol = positional ?? named.get('tol');
+  // A tolerance given as 0 or less is wrong as given, not missing.
+  if (tol !== undefined) tolerance(spec, named.has('tol') ? 'tol' : 'tolerance', tol, limits);
+  for (const key of ['rtol', 'atol'] as const) if (named.has(key)) tolerance(spec, key, named.get(key)!, limits);
   const rtol = named.get('rtol') ?? tol;
   const atol = named.get('atol') ?? tol;
   if (rtol === undefined || atol === undefined) throw new SpecError(`solver spec "${spec}": give a tolerance, or both rtol and atol`);
@@ -145,8 +148,14 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
 export function parseSolverList(list: string, limits: SolverLimits = DEFAULT_SOLVER_LIMITS): SolverSpec[] {
   const items: string[] = [];
   for (const piece of list.split(/[,\s]+/).filter(Boolean)) {
-    if (piece.includes(':') || METHODS.includes(piece) || items.length === 0) items.push(piece);
-    else items[items.length - 1] += ',' + piece;
+    if (piece.includes(':') && !piece.startsWith(':')) {
+      items.push(piece);
+      continue;
+    }
+    const last = items.length - 1;
+    if (METHODS.includes(piece) || last < 0) items.push(piece);
+    // 'euler: 0.5' is one spec with a space after the colon, not 'euler:' and ',0.5'.
+    else items[last] += items[last]!.endsWith(':') || piece.startsWith(':') ? piece : ',' + piece;
   }
   if (items.length === 0) throw new SpecError(`empty solver list "${list}"; expected specs like euler:0.1,rk4:steps=10`);
   return items.map((s) => parseSolverSpec(s, limits));

@@ -34,7 +34,8 @@ export interface AdaptOptions {
 }
 
 /** Folded states of one step of `spec` at the check batch's states (supplied by the caller: the audits' fold check). */
-export type FoldProbe = (spec: FixedSolverSpec) => Promise<{ folded: number; states: number }>;
+/** nfe: the field evaluations the check made (batched calls, as training counts them). */
+export type FoldProbe = (spec: FixedSolverSpec) => Promise<{ folded: number; states: number; nfe: number }>;
 
 /** Opens the fold check of a model's current parameters on a check batch (x of n samples): probe steps, then release. */
 export type AdaptFoldCheck = (model: Model, x: Float32Array, n: number) => Promise<{ foldsOf: FoldProbe; release(): Promise<void> }>;

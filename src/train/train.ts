@@ -11,7 +11,7 @@ import { DivergenceError, SpecError } from '../errors.js';
 import type { Rng } from '../data/random.js';
 import type { Split } from '../data/types.js';
 import { batchIterator, gather } from '../data/batch.js';
-import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
+import { formatSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 import type { Model, Params } from '../models/types.js';
 import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptFoldCheck, type AdaptOptions } from './adapt.js';
@@ -211,7 +211,16 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
           nfe.checks += r.nfe;
           return r;
         };
-        const probe = adapt.folds && spec.kind === 'fixed' ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length) : undefined;
+        const opened = adapt.folds && spec.kind === 'fixed' ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length) : undefined;
+        // The fold checks' field evaluations count as checks, as the accuracy checks' do.
+        const probe = opened && {
+          release: opened.release,
+          foldsOf: async (s: FixedSolverSpec) => {
+            const f = await opened.foldsOf(s);
+            nfe.checks += f.nfe;
+            return f;
+          },
+        };
         let r: Awaited<ReturnType<typeof adaptiveAdaptStep | typeof fixedAdaptStep>>;
         try {
           r =
