@@ -7,13 +7,14 @@ import { loadDataset } from '../data/spec.js';
 import { loadModel } from '../models/io.js';
 import { evaluateModelOnnx, type EvalData } from '../audit/evaluate.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
-import { parseSolverSpec } from '../solvers/spec.js';
+import { displaySpec, parseSolverSpec } from '../solvers/spec.js';
 import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
+import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { SpecError } from '../errors.js';
 import { resolveDevice, runtimeReport, type RuntimeReport } from '../onnx/runtime/adapters.js';
-import { betaPair, datasetOption, defaultText, deviceOption, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
+import { betaPair, datasetOption, defaultText, deviceOption, finite, memoryOption, nonNegativeInt, positive, positiveInt, threadCount } from './args.js';
 import { planTraining, stopOnSignal, TRAIN_SIGNAL_HELP } from './train-setup.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printEvalRows, printJson, progress } from './output.js';
@@ -88,9 +89,10 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-threshold <x>', 'maximal train/test accuracy difference', finite, DEFAULT_ADAPT.threshold)
     .option('--adapt-every <n>', 'check every N iterations', positiveInt, DEFAULT_ADAPT.checkEvery)
     .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
+    .option('--adapt-folds', 'with --adapt, beyond the paper: also shrink a fixed step that folds space on the check batch (a proof of a non-flow), and grow only to steps that do not')
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
     .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
-    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', threadCount, 1)
     .addOption(deviceOption('the ort engine\'s sessions and the final evaluation'))
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'with --adapt: write the adaptation trace (h or tol and both accuracies over iterations) as SVG + PNG into this directory'), 'no figures'))
@@ -126,11 +128,12 @@ export function registerCoreCommands(program: Command): void {
             resume,
             threads: opts.threads,
             device,
+            foldCheck: adaptFoldCheck,
             signal: stop.signal,
             onIteration: (it) => bar.update(it),
             onLog: (e) => {
               if (json) events.log.push(e);
-              else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${e.solver}  ${(e.wallMs / 1000).toFixed(1)}s`);
+              else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`);
             },
             onGraphBuild: (g) => {
               if (json) events.graphs.push(g);
@@ -138,7 +141,7 @@ export function registerCoreCommands(program: Command): void {
             },
             onAdapt: (d) => {
               if (json) events.adaptation.push(d);
-              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${d.before} → ${d.after}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${d.testSolver})  nfe ${d.trainNfe}/${d.testNfe}`);
+              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${displaySpec(d.before)} → ${displaySpec(d.after)}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${displaySpec(d.testSolver)})  nfe ${d.trainNfe}/${d.testNfe}${d.folded !== undefined ? `  folded ${d.folded}/${d.foldStates}` : ''}`);
             },
           },
         );
@@ -170,7 +173,7 @@ export function registerCoreCommands(program: Command): void {
         await writeAdaptationTrace(opts.plot, parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol', run.result.adaptation);
       }
       if (json) printJson({ ...summary, ...events });
-      else process.stdout.write(`test accuracy under ${run.training.solver}: ${formatNumber(ownRow!.accuracy)}\n`);
+      else process.stdout.write(`test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(ownRow!.accuracy)}\n`);
       if (run.result.diverged) {
         process.stderr.write(`odeness: error: training diverged: ${run.result.diverged.message}\n`);
         process.exitCode = 1;
@@ -184,7 +187,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--bundle <dir>', 'ONNX bundle directory (field.onnx + head.onnx [+ encoder.onnx, manifest.json]; this or --model is required)')
     .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper');
   datasetOption(evaluate, "the model's own test split")
-    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)
     .addOption(deviceOption())
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write the accuracy-vs-test-steps figure (SVG + PNG) into this directory'), 'no figures'))

@@ -12,7 +12,7 @@ import { evaluateBundle, solveField } from '../onnx/evaluate.js';
 import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
 import { readBundle } from '../onnx/bundle.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
-import { deviceOption, finite, positiveInt } from './args.js';
+import { deviceOption, finite, threadCount } from './args.js';
 import type { Device, DeviceChoice } from '../formats/common.js';
 import { resolveDevice } from '../onnx/runtime/adapters.js';
 import { printEvalRows, printJson } from './output.js';
@@ -103,7 +103,7 @@ export function registerOnnxCommands(program: Command): void {
     .requiredOption('--solver <spec>', 'e.g. rk4:0.01, dopri5:1e-6')
     .option('--t0 <x>', 'start time', finite, 0)
     .option('--t1 <x>', 'end time', finite, 1)
-    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)
     .addOption(deviceOption())
     .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"} as one JSON document')
     .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; device: DeviceChoice; json?: boolean }) => {

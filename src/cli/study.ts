@@ -391,6 +391,7 @@ export function registerStudyCommands(program: Command): Command {
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
     .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; device?: DeviceChoice; workers?: number; calibrate: boolean; json?: boolean }) => {
       const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
+      for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
@@ -433,6 +434,7 @@ export function registerStudyCommands(program: Command): Command {
         }
       } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
       const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
+      for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
       // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
       bindStudy(o.out, readPlan(o.out), plan, binding);

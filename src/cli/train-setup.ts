@@ -21,7 +21,7 @@ Stopping and resuming:
   Adam's moment estimates restart from zero.`;
 
 /** Options that define a run; --resume takes them from the checkpoint instead. */
-const RUN_SETTINGS = ['dataset', 'solver', 'field', 'epochs', 'seed', 'batchSize', 'lr', 'betas', 'augment', 't1', 'adapt', 'adaptThreshold', 'adaptEvery', 'adaptMaxSteps', 'adaptStart', 'engine'];
+const RUN_SETTINGS = ['dataset', 'solver', 'field', 'epochs', 'seed', 'batchSize', 'lr', 'betas', 'augment', 't1', 'adapt', 'adaptThreshold', 'adaptEvery', 'adaptMaxSteps', 'adaptStart', 'adaptFolds', 'engine'];
 
 const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -52,6 +52,7 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
   const engine = parseEngineChoice(opts.engine);
   if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
   if (opts.iterations !== undefined && opts.epochs !== undefined) throw new SpecError('give iterations or epochs, not both');
+  if (opts.adaptFolds && !opts.adapt) throw new SpecError('--adapt-folds adds fold checks to --adapt; add --adapt');
   await prepareOutDir(opts.out, { force: opts.force });
   const spec: TrainRunSpec = {
     dataset: opts.dataset,
@@ -66,7 +67,7 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
     augment: opts.augment,
     t1: opts.t1,
     logEvery: opts.logEvery,
-    adapt: opts.adapt ? { threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps, start: opts.adaptStart } : false,
+    adapt: opts.adapt ? { threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps, start: opts.adaptStart, ...(opts.adaptFolds ? { folds: true } : {}) } : false,
     engine,
   };
   return { spec, out: opts.out };

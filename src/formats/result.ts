@@ -41,6 +41,11 @@ export const AdaptDecisionSchema = record({
   testSolver: str(),
   /** Accuracy of the tentatively enlarged step/tolerance, when one was tried. */
   trialAccuracy: fraction.optional(),
+  /** Adaptation with fold checks (beyond the paper): folded states of the training solver's step on the check batch, of foldStates. */
+  folded: count().optional(),
+  foldStates: count().optional(),
+  /** Folded states under the tentatively enlarged step, when one was tried. */
+  trialFolded: count().optional(),
   action: z.enum(ADAPT_ACTIONS, { error: `expected one of ${ADAPT_ACTIONS.join(', ')}` }),
   trainNfe: num,
   testNfe: num,
@@ -129,6 +134,8 @@ export const JobMetricsSchema = record({
   adapter: str().optional(),
   trainMs: num,
   evalMs: num,
+  /** Classes of the task (chance accuracy is 1/classes: the report's chance rule). */
+  classes: count().optional(),
   audits: record({ crossing: CrossingMetricsSchema.optional(), fan: FanMetricsSchema.optional() }).optional(),
 });
 

@@ -19,6 +19,7 @@ import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/s
 import { trainRun } from '../train/run.js';
 import { openModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit } from '../audit/audits.js';
+import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { FAN_SERIES_POINTS } from '../formats/index.js';
 import { paperTestSolvers } from './paper.js';
 import type { Job, JobContext, JobMetrics, JobOutcome } from './types.js';
@@ -48,7 +49,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       batchSize: job.batchSize,
       lr: job.lr,
       // Jobs planned before adaptStart existed started from Hairer's step (the trainer's default).
-      adapt: job.adapt ? { start: job.adaptStart ?? 'hairer' } : false,
+      adapt: job.adapt ? { start: job.adaptStart ?? 'hairer', ...(job.adaptFolds ? { folds: true } : {}) } : false,
       ...(job.solverLimits ? { solverLimits: job.solverLimits } : {}),
       engine: job.engine,
     },
@@ -57,6 +58,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       device,
       ...(ctx.sessions ? { sessions: ctx.sessions } : {}),
       ...(ctx.dataset ? { dataset: ctx.dataset } : {}),
+      foldCheck: adaptFoldCheck,
       onLog: (e) => (last = { loss: e.loss, accuracy: e.accuracy }),
       onIteration: (iteration) => {
         const now = performance.now();
@@ -109,6 +111,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     ...(adapter ? { adapter } : {}),
     trainMs,
     evalMs,
+    classes: run.dataset.classes,
     ...(audits ? { audits } : {}),
   };
   return { metrics };

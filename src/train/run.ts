@@ -99,7 +99,7 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions'> & {
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'foldCheck'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   dataset?: Dataset;
@@ -139,6 +139,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     onAdapt: hooks.onAdapt,
     onGraphBuild: hooks.onGraphBuild,
     signal: hooks.signal,
+    foldCheck: hooks.foldCheck,
   });
   const training: TrainingInfo = {
     dataset: dataset.spec,

@@ -12,9 +12,9 @@ import type { Rng } from '../data/random.js';
 import type { Split } from '../data/types.js';
 import { batchIterator, gather } from '../data/batch.js';
 import { asSolver, resolveSolver, withStep, withTolerance, type Solver } from '../solvers/solver.js';
-import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
+import { formatSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { Model, Params } from '../models/types.js';
-import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptOptions } from './adapt.js';
+import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptFoldCheck, type AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
 import type { Device } from '../onnx/runtime/device.js';
 import { OrtEngine, type TrainSessionCache } from './ort-engine.js';
@@ -39,6 +39,8 @@ export interface TrainOptions {
   readonly logEvery?: number;
   /** Step-size / tolerance adaptation; off when absent. */
   readonly adapt?: Partial<AdaptOptions>;
+  /** The fold check adaptation with `folds` runs on the check batch (the caller's: audit/adapt-folds.ts). */
+  readonly foldCheck?: AdaptFoldCheck;
   readonly rng: Rng;
   /**
    * Training engine (default auto): tfjs, ort (one compiled onnxruntime graph
@@ -166,6 +168,7 @@ export async function createEngine(name: EngineName, initial: Model, o: Pick<Tra
 export async function train(initial: Model, data: Split, o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o, data.n);
   const adapt = o.adapt ? validateAdaptOptions({ ...DEFAULT_ADAPT, ...o.adapt }) : undefined;
+  if (adapt?.folds && !o.foldCheck) throw new SpecError('adaptation with fold checks needs a fold check (TrainOptions.foldCheck: audit/adapt-folds.ts)');
   const choice = parseEngineChoice(o.engine);
   const logEvery = o.logEvery ?? 50;
   const span = initial.config.t1 - initial.config.t0;
@@ -220,10 +223,25 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
           nfe.checks += r.nfe;
           return r;
         };
-        const r =
-          solver.kind === 'fixed'
-            ? await fixedAdaptStep(it, solver.spec, accuracy, stepNfe, accuracyUnder, adapt, span)
-            : await adaptiveAdaptStep(it, solver.spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
+        const opened = adapt.folds && solver.kind === 'fixed' ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length) : undefined;
+        // The fold checks' field evaluations count as checks, as the accuracy checks' do.
+        const probe = opened && {
+          release: opened.release,
+          foldsOf: async (s: FixedSolverSpec) => {
+            const f = await opened.foldsOf(s);
+            nfe.checks += f.nfe;
+            return f;
+          },
+        };
+        let r: Awaited<ReturnType<typeof adaptiveAdaptStep | typeof fixedAdaptStep>>;
+        try {
+          r =
+            solver.kind === 'fixed'
+              ? await fixedAdaptStep(it, solver.spec, accuracy, stepNfe, accuracyUnder, adapt, span, probe?.foldsOf)
+              : await adaptiveAdaptStep(it, solver.spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
+        } finally {
+          await probe?.release();
+        }
         if (r.spec !== solver.spec) solver = resolveSolver(r.spec);
         adaptation.push(r.decision);
         o.onAdapt?.(r.decision);
