@@ -302,7 +302,7 @@ test('bundle round trip: manifest, inferred manifest without manifest.json, eval
     const pred = l[1]! > l[0]! ? 1 : 0;
     y[i] = i % 2 === 0 ? pred : 1 - pred;
   }
-  const rows = await evaluateBundle(bundleDir, { x, y, n, width: 3 }, [spec, parseSolverSpec('dopri5:1e-5')], { chunk: 16 });
+  const rows = await evaluateBundle(bundleDir, { x, y, n }, [spec, parseSolverSpec('dopri5:1e-5')], { chunk: 16 });
   t.is(rows.length, 2);
   t.like(rows[0], { solver: 'rk4', param: 0.25, spec: 'rk4:steps=4', accuracy: 0.5, nfe: 16 });
   t.like(rows[1], { solver: 'dopri5', param: 1e-5, spec: 'dopri5:0.00001' });
@@ -316,7 +316,7 @@ test('bad bundles and data: errors name the file', async (t) => {
   const n = 4;
 
   // Data width does not match the encoder input.
-  const e1 = await t.throwsAsync(evaluateBundle(bundleDir, { x: new Float32Array(n * 3), y: new Int32Array(n), n, width: 3 }, SPECS), { instanceOf: ShapeError });
+  const e1 = await t.throwsAsync(evaluateBundle(bundleDir, { x: new Float32Array(n * 3), y: new Int32Array(n), n }, SPECS), { instanceOf: ShapeError });
   t.true(e1!.message.includes(path.join(bundleDir, 'encoder.onnx')), e1!.message);
   t.regex(e1!.message, /expects 2 values per sample \[2\], the data has 3/);
 
@@ -353,6 +353,6 @@ test('bad bundles and data: errors name the file', async (t) => {
   // Without an encoder, the data must match the field's state.
   await rm(manifest);
   await rm(path.join(bundleDir, 'encoder.onnx'));
-  const e8 = await t.throwsAsync(evaluateBundle(bundleDir, { x: new Float32Array(n * 2), y: new Int32Array(n), n, width: 2 }, SPECS), { instanceOf: ShapeError });
+  const e8 = await t.throwsAsync(evaluateBundle(bundleDir, { x: new Float32Array(n * 2), y: new Int32Array(n), n }, SPECS), { instanceOf: ShapeError });
   t.true(e8!.message.startsWith(path.join(bundleDir, 'field.onnx')), e8!.message);
 });

@@ -11,7 +11,8 @@
  * the step then runs stage by stage here.
  */
 import { SolveError, SpecError } from '../errors.js';
-import { DEFAULT_MAX_STEPS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from './spec.js';
+import { JOB_LIMITS } from '../formats/index.js';
+import { checkStepBudget, DEFAULT_MAX_STEPS, DEFAULT_SOLVER_LIMITS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from './spec.js';
 import { getTableau, type Tableau } from './tableau.js';
 import type { AsyncField, FieldCall, StepCall, StepOut, SyncField, VectorOps } from './vector.js';
 
@@ -106,6 +107,8 @@ function checkInterval(t0: number, t1: number, times: readonly number[]): void {
 
 /** Grid points of a fixed-step solve: t0, t0+h, …, and t1 (a shorter last step when h does not divide). */
 export function fixedGrid(spec: FixedSolverSpec, t0: number, t1: number): number[] {
+  // The last line of defence (callers check their own limits first): a grid of 10^9 points is a V8 abort, not an error.
+  checkStepBudget(spec, t0, t1, { ...DEFAULT_SOLVER_LIMITS, maxSteps: JOB_LIMITS.maxSolverSteps });
   const n = fixedStepCount(spec, t0, t1);
   const dir = Math.sign(t1 - t0);
   const grid: number[] = [];

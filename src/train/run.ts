@@ -13,7 +13,10 @@ import { parseFieldSpec } from '../models/spec.js';
 import { augmentedShape, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { SizeError, SpecError } from '../errors.js';
 import { MODEL_LIMITS } from '../formats/index.js';
-import { formatSolverSpec, parseSolverSpec, type SolverLimits } from '../solvers/spec.js';
+import { checkStepBudget, formatSolverSpec, parseSolverSpec, type SolverLimits, type SolverSpec } from '../solvers/spec.js';
+import { evaluate, type EvalRow } from '../onnx/evaluate.js';
+import { memorySource } from '../onnx/source.js';
+import { clearTrainSessionCache } from './ort-engine.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
@@ -50,6 +53,16 @@ export interface TrainRunResult {
   readonly training: TrainingInfo;
   readonly result: TrainResult;
   readonly dataset: Dataset;
+  /** The trained model's test row under its (final) training solver, when hooks.finalEvaluation asked for it and training was not interrupted. */
+  readonly testRow?: EvalRow;
+}
+
+/** The final test evaluation of trainRun: onnxruntime on the model in memory (src/onnx/evaluate.ts). */
+export interface FinalEvaluation {
+  readonly memoryBytes?: number;
+  readonly threads?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /** The ODE block runs forward in time over a span of positive length. */
@@ -99,6 +112,8 @@ export interface ResumePoint {
 export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
+  /** Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's sessions. */
+  finalEvaluation?: FinalEvaluation;
   dataset?: Dataset;
   resume?: ResumePoint;
 };
@@ -106,6 +121,7 @@ export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdap
 export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): Promise<TrainRunResult> {
   const solver = parseSolverSpec(spec.solver, spec.solverLimits);
   validateTimeSpan(spec.t0 ?? 0, spec.t1 ?? 1);
+  checkStepBudget(solver, spec.t0 ?? 0, spec.t1 ?? 1, spec.solverLimits);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
@@ -154,7 +170,21 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     await saveModel(hooks.out, result.model, training);
     await writeCheckpoint(hooks.out, checkpointOf(spec, iterations, training));
   }
-  return { model: result.model, training, result, dataset };
+  if (!hooks.finalEvaluation || result.interrupted) return { model: result.model, training, result, dataset };
+  const testRow = await finalTestRow(result.model, dataset, result.solver, hooks.finalEvaluation);
+  return { model: result.model, training, result, dataset, testRow };
+}
+
+async function finalTestRow(model: Model, dataset: Dataset, solver: SolverSpec, o: FinalEvaluation): Promise<EvalRow> {
+  // The training graphs' sessions (kept for reuse by study jobs) hold their activations: free them for the evaluation.
+  await clearTrainSessionCache();
+  const source = await memorySource(model, {}, { ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}) });
+  try {
+    const [row] = await evaluate(source, dataset.test, [solver], { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+    return row!;
+  } finally {
+    await source.release();
+  }
 }
 
 function checkpointOf(spec: TrainRunSpec, targetIterations: number, training: TrainingInfo): Checkpoint {
