@@ -18,6 +18,7 @@ function analyticSource(d: number, f: (z: Float32Array, out: Float32Array, i: nu
     dir: 'analytic',
     kind: 'model',
     stateShape: [d],
+    inputShape: [d],
     inputWidth: d,
     input: 'analytic: input z',
     batch: 1024,

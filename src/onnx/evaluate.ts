@@ -126,7 +126,7 @@ function checkData(source: ModelSource, data: EvalData): void {
   if (data.n === 0) throw new ShapeError(`${source.dir}: no data points to evaluate`);
   if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
   if (data.x.length !== data.n * width) {
-    throw new ShapeError(`${source.input} expects ${width} values per sample, the data has ${data.x.length / data.n}`);
+    throw new ShapeError(`${source.input} expects ${width} values per sample [${source.inputShape.join(', ')}], the data has ${data.x.length / data.n}`);
   }
 }
 

@@ -20,9 +20,10 @@ export interface ModelSource {
   readonly dir: string;
   readonly kind: 'model' | 'bundle' | 'effective';
   readonly stateShape: readonly number[];
-  /** Values per input sample. */
+  /** Per-sample input shape, and its number of values. */
+  readonly inputShape: readonly number[];
   readonly inputWidth: number;
-  /** What takes the input, for messages: "DIR/encoder.onnx: input x [6]". */
+  /** What takes the input, for messages: "DIR/encoder.onnx: input x". */
   readonly input: string;
   readonly classes: number;
   readonly t0: number;
@@ -70,8 +71,9 @@ function fromBundle(b: Bundle, kind: ModelSource['kind'], options: SourceOptions
     dir: extra.label ?? b.dir,
     kind,
     stateShape: b.field.stateShape,
+    inputShape: b.inputShape,
     inputWidth: product(b.inputShape),
-    input: `${b.encoder ? `${b.encoder.file}: input ${b.encoder.input.name}` : `${b.field.file}: input ${b.field.zName}`} [${b.inputShape.join(', ')}]`,
+    input: b.encoder ? `${b.encoder.file}: input ${b.encoder.input.name}` : `${b.field.file}: input ${b.field.zName}`,
     classes: b.manifest.classes,
     t0: b.manifest.t0,
     t1: b.manifest.t1,
@@ -115,8 +117,9 @@ async function effectiveSource(dir: string, options: SourceOptions): Promise<Mod
     dir,
     kind: 'effective',
     stateShape: m.stateShape,
+    inputShape: e.inputShape,
     inputWidth: product(e.inputShape),
-    input: `${e.file}: input ${e.map.input.name} [${e.inputShape.join(', ')}]`,
+    input: `${e.file}: input ${e.map.input.name}`,
     classes: m.classes,
     t0: m.t0,
     t1: m.t1,
