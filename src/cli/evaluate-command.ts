@@ -51,7 +51,7 @@ export async function evaluateCommand(opts: EvaluateFlags): Promise<void> {
     try {
       await evaluate(source, data, specs, {
         signal: stop.signal,
-        onProgress: (done, total) => bar.update(rowName(specs, rows.length), done, total),
+        onProgress: (index, calls, total) => bar.update(rowName(specs, index), calls, total),
         onRow: (row) => {
           rows.push(row);
           bar.log(`${row.spec}: accuracy ${formatNumber(row.accuracy)}, nfe ${formatNumber(row.nfe)} (${rows.length} of ${specs.length})`);

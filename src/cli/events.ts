@@ -63,7 +63,7 @@ export function trainEventPrinter(o: { json: boolean; tty: boolean; iterations: 
           bar.stop();
           evaluation = workProgress('train: final test evaluation', { quiet: o.json, tty: o.tty });
         }
-        evaluation.update('solving the test set', e.done, e.total);
+        evaluation.update('field calls', e.calls, e.total);
         return;
     }
   };

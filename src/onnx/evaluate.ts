@@ -12,6 +12,7 @@ import { float32Ops } from '../engines/typed.js';
 import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { unknownFieldBytesPerSample } from '../models/memory.js';
 import { solveAsync } from '../solvers/integrate.js';
+import type { AsyncField } from '../solvers/vector.js';
 import { checkStepBudget, formatSolverSpec, solverLabel, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 import { checkFile, FILE_ROLE, MANIFEST_FILE, readManifest } from './bundle.js';
@@ -111,8 +112,8 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
   /** Each row as soon as it is finished (a Ctrl-C keeps them). */
   onRow?: (row: EvalRow, index: number) => void;
-  /** Solves finished of all solves (specs × chunks). */
-  onProgress?: (done: number, total: number) => void;
+  /** Field calls of the row being solved (`index`), of `total` when known (fixed-step solvers). */
+  onProgress?: (index: number, calls: number, total?: number) => void;
 }
 
 function argmax(v: Float32Array, offset: number, k: number): number {
@@ -160,26 +161,37 @@ export async function evaluate(source: ModelSource, data: EvalData, specs: reado
     chunks.push({ start, n, z0: effective ? x : await source.encode(x, n) });
   }
   const rows: EvalRow[] = [];
-  const total = specs.length * chunks.length;
   for (const spec of specs) {
     let correct = 0;
     const sums = { nfe: 0, accepted: 0, rejected: 0 };
-    for (const [k, c] of chunks.entries()) {
+    const steps = solverLabel(spec, t0, t1).steps;
+    const total = steps === undefined ? undefined : steps * getTableau(spec.method).c.length * chunks.length;
+    let calls = 0;
+    const progress = options.onProgress;
+    const fieldOf = (n: number): AsyncField<Float32Array> => {
+      const f = source.field(n);
+      if (!progress) return f;
+      const index = rows.length;
+      return async (t, z) => {
+        const out = await f(t, z);
+        progress(index, ++calls, total);
+        return out;
+      };
+    };
+    for (const c of chunks) {
       signal?.throwIfAborted();
       let logits: Float32Array;
       if (effective) {
         logits = await source.logits(c.z0, c.n);
-        const steps = solverLabel(spec, t0, t1).steps!;
-        Object.assign(sums, { nfe: sums.nfe + steps * getTableau(spec.method).c.length * c.n, accepted: sums.accepted + steps * c.n });
+        Object.assign(sums, { nfe: sums.nfe + steps! * getTableau(spec.method).c.length * c.n, accepted: sums.accepted + steps! * c.n });
       } else {
-        const r = await solveAsync(float32Ops, source.field(c.n), c.z0, spec, { t0, t1, ...(signal ? { signal } : {}) });
+        const r = await solveAsync(float32Ops, fieldOf(c.n), c.z0, spec, { t0, t1, ...(signal ? { signal } : {}) });
         logits = await source.logits(r.z1, c.n);
         sums.nfe += r.stats.nfe * c.n;
         sums.accepted += r.stats.accepted * c.n;
         sums.rejected += r.stats.rejected * c.n;
       }
       for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
-      options.onProgress?.(rows.length * chunks.length + k + 1, total);
     }
     const row: EvalRow = { ...solverLabel(spec, t0, t1), accuracy: correct / data.n, nfe: sums.nfe / data.n, accepted: sums.accepted / data.n, rejected: sums.rejected / data.n };
     rows.push(row);

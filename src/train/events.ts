@@ -12,15 +12,15 @@ export type TrainEvent =
   | ({ type: 'train-log' } & TrainLogEntry)
   | ({ type: 'graph' } & GraphBuild)
   | ({ type: 'adapt' } & AdaptDecision)
-  /** The final test evaluation: solves done of total. */
-  | { type: 'evaluation'; done: number; total: number };
+  /** The final test evaluation: field calls so far, of total when known. */
+  | { type: 'evaluation'; calls: number; total?: number };
 
 export interface TrainEventHooks {
   onIteration(iteration: number): void;
   onLog(entry: TrainLogEntry): void;
   onGraphBuild(build: GraphBuild): void;
   onAdapt(decision: AdaptDecision): void;
-  onEvaluation(done: number, total: number): void;
+  onEvaluation(calls: number, total?: number): void;
 }
 
 export function trainHooks(onEvent: (e: TrainEvent) => void): TrainEventHooks {
@@ -29,6 +29,6 @@ export function trainHooks(onEvent: (e: TrainEvent) => void): TrainEventHooks {
     onLog: (entry) => onEvent({ type: 'train-log', ...entry }),
     onGraphBuild: (build) => onEvent({ type: 'graph', ...build }),
     onAdapt: (decision) => onEvent({ type: 'adapt', ...decision }),
-    onEvaluation: (done, total) => onEvent({ type: 'evaluation', done, total }),
+    onEvaluation: (calls, total) => onEvent({ type: 'evaluation', calls, ...(total !== undefined ? { total } : {}) }),
   };
 }

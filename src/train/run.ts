@@ -62,7 +62,8 @@ export interface FinalEvaluation {
   readonly memoryBytes?: number;
   readonly threads?: number;
   readonly signal?: AbortSignal;
-  readonly onProgress?: (done: number, total: number) => void;
+  /** Field calls of the final solve, of `total` when known. */
+  readonly onProgress?: (calls: number, total?: number) => void;
 }
 
 /** The ODE block runs forward in time over a span of positive length. */
@@ -180,7 +181,7 @@ async function finalTestRow(model: Model, dataset: Dataset, solver: SolverSpec, 
   await clearTrainSessionCache();
   const source = await memorySource(model, {}, { ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}) });
   try {
-    const [row] = await evaluate(source, dataset.test, [solver], { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+    const [row] = await evaluate(source, dataset.test, [solver], { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: (_i: number, calls: number, total?: number) => o.onProgress!(calls, total) } : {}) });
     return row!;
   } finally {
     await source.release();
