@@ -1,7 +1,7 @@
 /**
  * odeness as a library: the same functions the CLI calls.
  *
- *   import { runStudy, trainRun, evaluateModel, parseSolverSpec } from 'odeness';
+ *   import { runStudy, trainRun, evaluate, openModelSource, parseSolverSpec } from 'odeness';
  */
 import './no-telemetry.js'; // first: before anything loads onnxruntime
 export * from './errors.js';
@@ -28,14 +28,14 @@ export { trainRun, type TrainRunSpec, type TrainRunResult } from './train/run.js
 export { DEFAULT_ADAPT, type AdaptOptions, type AdaptDecision } from './train/adapt.js';
 
 // ONNX
-export { writeBundle, readBundle, type Bundle, type BundleManifest } from './onnx/bundle.js';
-export { evaluateBundle, solveField, type BundleEvalRow } from './onnx/evaluate.js';
+export { writeBundle, writeEffective, readBundle, type Bundle, type BundleManifest } from './onnx/bundle.js';
+export { evaluate, evaluateBundle, solveField, type EvalData, type EvalRow, type EvaluateOptions } from './onnx/evaluate.js';
 export { effectiveModelGraph } from './onnx/model-graphs.js';
 
 // Audits
-export { evaluateModel, type EvalRow } from './audit/evaluate.js';
 export { paperTestSolvers } from './solvers/test-set.js';
-export { openModelSource, auditData, type ModelSource } from './audit/source.js';
+export { openModelSource, memorySource, type ModelSource } from './onnx/source.js';
+export { auditData } from './audit/source.js';
 export { crossingAudit, fanAudit, trajectories, type CrossingAudit, type FanAudit } from './audit/audits.js';
 export { crossingVerdict, type Verdict, type VerdictConclusion, type VerdictProof, type VerdictInput } from './audit/verdict.js';
 export { countCrossings } from './audit/crossing.js';

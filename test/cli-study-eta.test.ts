@@ -1,5 +1,5 @@
 import test from 'ava';
-import { studyEtaMs } from '../src/cli/study.js';
+import { studyEtaMs } from '../src/study/progress.js';
 
 // The study bar's ETA against the true time left, on a simulated run: 3 slots, 12 jobs of 0.9–1.1 s,
 // 2 s of pool start-up before the first job starts (loading tfjs and onnxruntime in each thread).

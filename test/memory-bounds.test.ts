@@ -12,7 +12,9 @@ import { makeSpheres } from '../src/data/spheres.js';
 import { Rng } from '../src/data/random.js';
 import { initParams } from '../src/models/params.js';
 import { modelConfigFor } from '../src/train/run.js';
-import { evaluateModel, evaluateModelOnnx } from '../src/audit/evaluate.js';
+import { evaluateModel } from './helpers/tfjs-evaluate.js';
+import { evaluate } from '../src/onnx/evaluate.js';
+import { memorySource } from '../src/onnx/source.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { capThreads, WORKER_MEMORY_BYTES } from '../src/cluster/pool.js';
 
@@ -66,9 +68,10 @@ test.serial('evaluateModel: the same rows under any memory budget, and no tensor
   t.true(wide[0]!.accuracy > 0 && wide[0]!.nfe === 20);
 });
 
-test.serial('evaluateModelOnnx (the CLI path) agrees with the tfjs evaluation', async (t) => {
+test.serial('evaluate on a model in memory (the CLI path) agrees with the tfjs reference', async (t) => {
   const tfRows = evaluateModel(model, data.test, specs);
-  const ortRows = await evaluateModelOnnx(model, data.test, specs, { memoryBytes: 16 * 2 ** 20 });
+  const source = await memorySource(model, {}, { memoryBytes: 16 * 2 ** 20 });
+  const ortRows = await evaluate(source, data.test, specs).finally(() => source.release());
   t.is(ortRows.length, tfRows.length);
   for (let i = 0; i < specs.length; i++) {
     t.is(ortRows[i]!.spec, tfRows[i]!.spec);

@@ -11,7 +11,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
-import { evaluateModel } from '../src/audit/evaluate.js';
+import { evaluateModel } from './helpers/tfjs-evaluate.js';
 import { makeSpheres } from '../src/data/spheres.js';
 import { Rng } from '../src/data/random.js';
 import { initBackend } from '../src/engines/backend.js';

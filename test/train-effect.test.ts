@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { initBackend } from '../src/engines/backend.js';
-import { evaluateModel } from '../src/audit/evaluate.js';
+import { evaluateModel } from './helpers/tfjs-evaluate.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { trainRun } from '../src/train/run.js';
 

@@ -1,25 +1,23 @@
 /**
  * The fold check that adaptation with `folds` runs at each check (beyond the
- * paper): the model's current parameters as a temporary bundle, the check
+ * paper): the model's current parameters as an in-memory model source, the check
  * batch encoded once, and per probed step size one trajectory and the fold
  * check of its step map (audit/fold.ts, the audits' own). Training passes it
  * in (train/adapt.ts FoldProbe): training sits below the audits.
  */
 import { float64Ops } from '../engines/typed.js';
-import { writeTempBundle } from '../onnx/evaluate.js';
+import { memorySource } from '../onnx/source.js';
 import { solveAsync } from '../solvers/integrate.js';
 import type { FixedSolverSpec } from '../solvers/spec.js';
 import type { AdaptFoldCheck } from '../train/adapt.js';
 import { foldCheck } from './fold.js';
-import { openModelSource } from './source.js';
 
 /** Points of the check batch the fold check looks at (every state of each, at every step). */
 const MAX_POINTS = 128;
 
 export const adaptFoldCheck: AdaptFoldCheck = async (model, x, n) => {
-  const temp = await writeTempBundle(model);
-  try {
-    const source = await openModelSource({ bundle: temp.dir });
+  const source = await memorySource(model, { label: 'adaptation check' });
+  {
     const m = Math.min(n, MAX_POINTS);
     const z0 = await source.encode(x.subarray(0, m * source.inputWidth), m).then(
       (z) => Float64Array.from(z),
@@ -48,13 +46,7 @@ export const adaptFoldCheck: AdaptFoldCheck = async (model, x, n) => {
     };
     return {
       foldsOf,
-      release: async () => {
-        await source.release();
-        await temp.remove();
-      },
+      release: () => source.release(),
     };
-  } catch (e) {
-    await temp.remove();
-    throw e;
   }
 };

@@ -7,13 +7,14 @@
 import { SpecError } from '../errors.js';
 import { float64Ops } from '../engines/typed.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
-import { formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { checkStepBudget, formatSolverSpec, parseSolverSpec, solverLabel, type SolverSpec } from '../solvers/spec.js';
+import { getTableau } from '../solvers/tableau.js';
 import type { AsyncField } from '../solvers/vector.js';
 import { countCrossings, type CrossingResult } from './crossing.js';
 import { DEFAULT_REFINE_MAX_EVENTS, refineCrossings, type Refinement, type SubSolve } from './refine.js';
 import { fanStats, type FanResult } from './fan.js';
 import { foldCheck, type FoldResult } from './fold.js';
-import type { AuditData, ModelSource } from './source.js';
+import { requireField, type AuditData, type ModelSource } from './source.js';
 import { crossingVerdict, type Verdict } from './verdict.js';
 
 export interface Trajectories {
@@ -30,16 +31,45 @@ function float64Field(field: AsyncField<Float32Array>): AsyncField<Float64Array>
   return async (t, z) => Float64Array.from(await field(t, Float32Array.from(z)));
 }
 
-/** What every audit accepts: a signal that stops it at its next field call (a cancelled study job). */
+/** What every audit accepts: a signal that stops it at its next field call (a cancelled study job, Ctrl-C), and progress. */
 export interface AuditRunOptions {
   readonly signal?: AbortSignal;
+  /** Called as the audit's phases advance: the phase, and its field calls so far (of `total` when known). */
+  readonly onProgress?: (phase: string, calls: number, total?: number) => void;
 }
 
 const withSignal = (o: AuditRunOptions) => (o.signal ? { signal: o.signal } : {});
 
+/** The source's field on float64 states, counting its calls for onProgress under `phase`. */
+function auditField(source: ModelSource, n: number, options: AuditRunOptions, phase: string, total?: number): AsyncField<Float64Array> {
+  const field = float64Field(source.field(n));
+  const report = options.onProgress;
+  if (!report) return field;
+  let calls = 0;
+  return async (t, z) => {
+    const out = await field(t, z);
+    report(phase, ++calls, total);
+    return out;
+  };
+}
+
+/** Field calls of a fixed-step solve over [t0, t1] (undefined for adaptive solvers). */
+function plannedCalls(spec: SolverSpec, t0: number, t1: number): number | undefined {
+  const steps = solverLabel(spec, t0, t1).steps;
+  return steps === undefined ? undefined : steps * getTableau(spec.method).c.length;
+}
+
+/** An audit needs the field, and its interval within the step ceiling, before any work. */
+function checkAuditable(source: ModelSource, spec: SolverSpec, what: string): void {
+  requireField(source, what);
+  checkStepBudget(spec, source.t0, source.t1);
+}
+
 export async function trajectories(source: ModelSource, data: AuditData, spec: SolverSpec, options: AuditRunOptions = {}): Promise<Trajectories> {
+  checkAuditable(source, spec, 'a trajectory audit');
   const z0 = Float64Array.from(await source.encode(data.x, data.n));
-  const r = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, spec, { t0: source.t0, t1: source.t1, record: true, ...withSignal(options) });
+  const field = auditField(source, data.n, options, 'trajectories', plannedCalls(spec, source.t0, source.t1));
+  const r = await solveAsync(float64Ops, field, z0, spec, { t0: source.t0, t1: source.t1, record: true, ...withSignal(options) });
   const d = z0.length / data.n;
   return { times: r.trajectory!.t, states: r.trajectory!.z, stats: r.stats, n: data.n, d };
 }
@@ -87,7 +117,8 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
   let refinement: Refinement | undefined;
   if (refine && events && events.length > 0) {
     const solveSub: SubSolve = async (z, m, k, substeps) => {
-      const r = await solveAsync(float64Ops, float64Field(source.field(m)), z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true, ...withSignal(options) });
+      const field = auditField(source, m, options, 'refining crossings');
+      const r = await solveAsync(float64Ops, field, z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true, ...withSignal(options) });
       return r.trajectory!.z;
     };
     refinement = await refineCrossings(events, tr.states, tr.n, solveSub, { totalPairs: result.crossings });
@@ -98,7 +129,7 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
     const times = tr.times;
     const step = async (z: Float64Array, n: number, _d: number, k: number) => {
       const one: SolverSpec = spec.kind === 'fixed' ? { kind: 'fixed', method, steps: 1 } : spec;
-      const r = await solveAsync(float64Ops, float64Field(source.field(n)), z, one, { t0: times[k]!, t1: times[k + 1]!, ...withSignal(options) });
+      const r = await solveAsync(float64Ops, auditField(source, n, options, `fold check, step ${k + 1} of ${times.length - 1}`), z, one, { t0: times[k]!, t1: times[k + 1]!, ...withSignal(options) });
       return r.z1;
     };
     const { determinants: _det, ...f } = await foldCheck(step, tr.states, { n: tr.n, d: tr.d });
@@ -123,9 +154,10 @@ export interface FanAudit extends Omit<FanResult, 'errors'> {
  */
 export async function fanAudit(source: ModelSource, data: AuditData, spec: SolverSpec, reference: SolverSpec = parseSolverSpec(DEFAULT_FAN_REFERENCE), options: AuditRunOptions = {}): Promise<FanAudit> {
   if (data.n < 1) throw new SpecError('a fan audit needs at least 1 point');
+  checkAuditable(source, reference, 'the fan audit');
   const tr = await trajectories(source, data, spec, options);
   const z0 = tr.states[0]!;
-  const ref = await solveAsync(float64Ops, float64Field(source.field(data.n)), z0, reference, { t0: source.t0, t1: source.t1, times: tr.times, ...withSignal(options) });
+  const ref = await solveAsync(float64Ops, auditField(source, data.n, options, 'reference solve'), z0, reference, { t0: source.t0, t1: source.t1, times: tr.times, ...withSignal(options) });
   const { errors: _e, ...fan } = fanStats(tr.states, ref.zs, data.y, { n: tr.n, d: tr.d, times: tr.times, keepErrors: false });
   return { ...fan, solver: formatSolverSpec(spec), reference: formatSolverSpec(reference), nfe: tr.stats.nfe, referenceNfe: ref.stats.nfe };
 }

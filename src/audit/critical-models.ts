@@ -14,11 +14,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SpecError } from '../errors.js';
 import { solverParam, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { evaluateBundle } from '../onnx/evaluate.js';
+import { evaluate } from '../onnx/evaluate.js';
 import { formatFieldSpec } from '../models/spec.js';
 import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult, type CriticalRow } from './critical.js';
 import { auditData, openModelSource, type ModelSource } from './source.js';
-import { evaluateModelOnnx } from './evaluate.js';
 import { crossingAudit } from './audits.js';
 import { paperTestSolvers } from '../solvers/test-set.js';
 import { loadModel } from '../models/io.js';
@@ -84,9 +83,7 @@ async function modelRow(dir: string, o: CriticalFromModelsOptions): Promise<Mode
     const tests = o.testSolvers ?? paperTestSolvers(train, source.t0, source.t1);
     const data = await auditData(source, o.dataset);
     const specs = [train, ...tests];
-    const results = args.bundle
-      ? await evaluateBundle(args.bundle, { ...data, width: source.inputWidth }, specs, { device })
-      : await evaluateModelOnnx(await loadModel(args.model!), data, specs, { device });
+    const results = await evaluate(source, data, specs);
     const [own, ...rest] = results;
     const counted = rest.filter((r) => atLeastAsAccurate(source.trainSolver!, r.spec, source.t0, source.t1));
     if (counted.length === 0) {

@@ -1,14 +1,16 @@
 /** `odeness audit crossing | fan | critical`. */
 import { Option, type Command } from 'commander';
-import { auditData, openModelSource } from '../audit/source.js';
-import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
+import { auditData, openModelSource, type AuditData, type ModelSource } from '../audit/source.js';
+import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE, type AuditRunOptions } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
 import { displaySpec, parseSolverList, parseSolverSpec } from '../solvers/spec.js';
 import type { DeviceChoice } from '../formats/common.js';
 import { resolveDevice } from '../onnx/runtime/adapters.js';
 import { datasetOption, defaultText, deviceOption, finite, memoryOption, positiveInt, renamedOption, threadCount } from './args.js';
 import { checkPlotDir } from './plot-dir.js';
-import { formatNumber, printJson, table } from './output.js';
+import { formatNumber, printJson, table, workProgress } from './output.js';
+import { unverifiedNote } from './evaluate-command.js';
+import { abortOnSignals, isStop, stopExitCode } from './signals.js';
 
 interface SourceOpts {
   model?: string;
@@ -39,6 +41,31 @@ function sourceOptions(cmd: Command): Command {
   return cmd;
 }
 
+/**
+ * Open the source and data, run one audit with progress (a bar on a terminal,
+ * plain lines off it) and a stop on Ctrl-C; undefined when stopped (an audit
+ * has no finished part to print: it says so and exits 130).
+ */
+async function withAudit<T>(name: string, opts: SourceOpts, run: (source: ModelSource, data: AuditData, o: AuditRunOptions) => Promise<T>): Promise<{ result: T; data: AuditData } | undefined> {
+  const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
+  const bar = workProgress(`audit ${name}`, { quiet: Boolean(opts.json) });
+  const stop = abortOnSignals((why) => bar.log(`${why}: stopping (Ctrl-C again to quit at once)`));
+  try {
+    unverifiedNote(source);
+    const data = await auditData(source, opts.dataset, opts.maxPoints);
+    return { result: await run(source, data, { signal: stop.signal, onProgress: (phase, calls, total) => bar.update(phase, calls, total) }), data };
+  } catch (e) {
+    if (!isStop(e, stop)) throw e;
+    process.stderr.write(`odeness: interrupted (${stop.reason()}): the ${name} audit did not finish; nothing to report\n`);
+    process.exitCode = stopExitCode(stop.reason()!);
+    return undefined;
+  } finally {
+    stop.dispose();
+    bar.stop();
+    await source.release();
+  }
+}
+
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('is the model still an ODE? crossing trajectories, global-error fan, critical step size');
 
@@ -48,49 +75,43 @@ export function registerAuditCommands(program: Command): void {
     .option('--different-steps', 'also count intersections of segments at different steps (a weaker signal)')
     .option('--no-refine', 'skip re-solving 2-D crossing pairs finely (then no crossing counts as proof)')
     .action(async (opts: SourceOpts & { fold?: boolean; differentSteps?: boolean; refine: boolean }) => {
-      const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
-      try {
-        const data = await auditData(source, opts.dataset, opts.maxPoints);
-        const r = await crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, refine: opts.refine, keepTrajectories: Boolean(opts.plot) });
-        const { trajectories, ...report } = r;
-        if (opts.plot && trajectories) {
-          const { writeTrajectoryPlot } = await import('./plot-output.js');
-          await writeTrajectoryPlot(opts.plot, trajectories, data.y, r);
-        }
-        if (opts.json) return printJson(report);
-        process.stdout.write(`${r.solver}: ${r.crossings} crossing pairs of ${r.pairsChecked} pairs checked (${r.n} points, ${r.steps} steps)\n`);
-        process.stdout.write(`  ${r.note}\n`);
-        if (r.firstStep !== null) process.stdout.write(`  first crossing over step ${r.firstStep}; examples: ${r.examples.map((e) => `(${e.i}, ${e.j}) at step ${e.step}`).join(', ')}\n`);
-        if (r.refinement) {
-          const f = r.refinement;
-          process.stdout.write(`  refined (both trajectories re-solved with rk4 at ${f.levels.join(' / ')} sub-steps per step): ${f.persistentPairs} persist, ${f.artefactPairs} vanish (artefacts), ${f.unresolvedPairs} too close to resolve${f.notRefinedPairs ? `, ${f.notRefinedPairs} not refined` : ''}\n`);
-        }
-        if (r.fold) process.stdout.write(`  fold check: ${r.fold.folded} of ${r.fold.states} visited states have det ≤ 0 (min det ${formatNumber(r.fold.minDet)})${r.fold.firstStep !== null ? `, first at step ${r.fold.firstStep}` : ''}\n`);
-        if (r.differentStepIntersections) process.stdout.write(`  weaker signal: ${r.differentStepIntersections.pairs} pairs intersect at different steps\n`);
-        process.stdout.write(`verdict: ${r.verdict.text}\n`);
-        process.stdout.write(`  rests on: ${r.verdict.proofs.length > 0 ? r.verdict.proofs.join(', ') : 'no proof'}\n`);
-      } finally {
-        await source.release();
+      const done = await withAudit('crossing', opts, (source, data, run) =>
+        crossingAudit(source, data, parseSolverSpec(opts.solver), { fold: opts.fold, differentSteps: opts.differentSteps, refine: opts.refine, keepTrajectories: Boolean(opts.plot), ...run }),
+      );
+      if (!done) return;
+      const { result: r, data } = done;
+      const { trajectories, ...report } = r;
+      if (opts.plot && trajectories) {
+        const { writeTrajectoryPlot } = await import('./plot-output.js');
+        await writeTrajectoryPlot(opts.plot, trajectories, data.y, r);
       }
+      if (opts.json) return printJson(report);
+      process.stdout.write(`${r.solver}: ${r.crossings} crossing pairs of ${r.pairsChecked} pairs checked (${r.n} points, ${r.steps} steps)\n`);
+      process.stdout.write(`  ${r.note}\n`);
+      if (r.firstStep !== null) process.stdout.write(`  first crossing over step ${r.firstStep}; examples: ${r.examples.map((e) => `(${e.i}, ${e.j}) at step ${e.step}`).join(', ')}\n`);
+      if (r.refinement) {
+        const f = r.refinement;
+        process.stdout.write(`  refined (both trajectories re-solved with rk4 at ${f.levels.join(' / ')} sub-steps per step): ${f.persistentPairs} persist, ${f.artefactPairs} vanish (artefacts), ${f.unresolvedPairs} too close to resolve${f.notRefinedPairs ? `, ${f.notRefinedPairs} not refined` : ''}\n`);
+      }
+      if (r.fold) process.stdout.write(`  fold check: ${r.fold.folded} of ${r.fold.states} visited states have det ≤ 0 (min det ${formatNumber(r.fold.minDet)})${r.fold.firstStep !== null ? `, first at step ${r.fold.firstStep}` : ''}\n`);
+      if (r.differentStepIntersections) process.stdout.write(`  weaker signal: ${r.differentStepIntersections.pairs} pairs intersect at different steps\n`);
+      process.stdout.write(`verdict: ${r.verdict.text}\n`);
+      process.stdout.write(`  rests on: ${r.verdict.proofs.length > 0 ? r.verdict.proofs.join(', ') : 'no proof'}\n`);
     });
 
   sourceOptions(audit.command('fan').description("Lady Windermere's fan: global error of the solver's trajectory against a tight float64 reference, per class"))
     .option('--reference <spec>', 'reference solver', DEFAULT_FAN_REFERENCE)
     .action(async (opts: SourceOpts & { reference: string }) => {
-      const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
-      try {
-        const data = await auditData(source, opts.dataset, opts.maxPoints);
-        const r = await fanAudit(source, data, parseSolverSpec(opts.solver), parseSolverSpec(opts.reference));
-        if (opts.plot) {
-          const { writeFanPlot } = await import('./plot-output.js');
-          await writeFanPlot(opts.plot, r);
-        }
-        if (opts.json) return printJson(r);
-        process.stdout.write(`${r.solver} vs ${r.reference}: global error at t1 mean ${formatNumber(r.final.mean)}, max ${formatNumber(r.final.max)}\n`);
-        process.stdout.write(table(['class', 'points', 'mean', 'std', 'median', 'max'], r.final.perClass.map((c) => [String(c.label), c.count, c.mean, c.std, c.median, c.max])) + '\n');
-      } finally {
-        await source.release();
+      const done = await withAudit('fan', opts, (source, data, run) => fanAudit(source, data, parseSolverSpec(opts.solver), parseSolverSpec(opts.reference), run));
+      if (!done) return;
+      const r = done.result;
+      if (opts.plot) {
+        const { writeFanPlot } = await import('./plot-output.js');
+        await writeFanPlot(opts.plot, r);
       }
+      if (opts.json) return printJson(r);
+      process.stdout.write(`${r.solver} vs ${r.reference}: global error at t1 mean ${formatNumber(r.final.mean)}, max ${formatNumber(r.final.max)}\n`);
+      process.stdout.write(table(['class', 'points', 'mean', 'std', 'median', 'max'], r.final.perClass.map((c) => [String(c.label), c.count, c.mean, c.std, c.median, c.max])) + '\n');
     });
 
   const critical = audit

@@ -2,22 +2,14 @@
 import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import { initBackend } from '../engines/backend.js';
-import { checkLabelsFitModel } from '../data/limits.js';
-import { loadDataset } from '../data/spec.js';
-import { loadModel } from '../models/io.js';
-import { evaluateModelOnnx, type EvalData } from '../audit/evaluate.js';
-import { resolveTestSolvers } from '../solvers/test-set.js';
-import { displaySpec, parseSolverSpec } from '../solvers/spec.js';
-import { resolveIterations, trainRun, TRAIN_DEFAULTS } from '../train/run.js';
+import { TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
-import { adaptFoldCheck } from '../audit/adapt-folds.js';
-import { SpecError } from '../errors.js';
 import { resolveDevice, runtimeReport, type RuntimeReport } from '../onnx/runtime/adapters.js';
 import { betaPair, datasetOption, defaultText, deviceOption, finite, memoryOption, nonNegativeInt, positive, positiveInt, threadCount } from './args.js';
-import { planTraining, stopOnSignal, TRAIN_SIGNAL_HELP } from './train-setup.js';
+import { TRAIN_SIGNAL_HELP } from './train-setup.js';
 import { checkPlotDir } from './plot-dir.js';
-import { formatNumber, printEvalRows, printJson, progress } from './output.js';
+import { printJson } from './output.js';
 
 const require = createRequire(import.meta.url);
 
@@ -99,85 +91,8 @@ export function registerCoreCommands(program: Command): void {
     .option('--json', 'print one JSON document at the end: the summary with the log, graph builds and adaptation decisions')
     .addHelpText('after', TRAIN_SIGNAL_HELP)
     .action(async (opts, cmd: Command) => {
-      const started = Date.now();
-      if (opts.plot !== undefined && !opts.adapt && opts.resume === undefined) throw new SpecError('--plot draws the adaptation trace of --adapt; add --adapt, or drop --plot (evaluate --plot draws accuracy across test solvers)');
-      checkPlotDir(opts.plot);
-      // Settings and --out are checked before anything loads: a mistake costs no training.
-      const { spec, resume, out } = await planTraining(opts, cmd);
-      const solverSpec = parseSolverSpec(spec.solver);
-      if (!resume && opts.adapt && opts.adaptStart === 'hairer') {
-        const start = solverSpec.kind === 'fixed' ? "Hairer's initial step from the first batch" : 'tol 1e-6';
-        process.stderr.write(`odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), not from ${opts.solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; --adapt-start spec starts from ${opts.solver}\n`);
-      }
-      const backend = await initBackend(globals(cmd).backend);
-      const device = await resolveDevice(opts.device);
-      const json = Boolean(opts.json);
-      const events: { log: unknown[]; graphs: unknown[]; adaptation: unknown[] } = { log: [], graphs: [], adaptation: [] };
-      const dataset = await loadDataset(spec.dataset, spec.seed);
-      const iterations = resolveIterations(spec, dataset.train.n);
-      const bar = progress(iterations, 'train', !json && process.stderr.isTTY === true);
-      if (resume) bar.update(resume.iterations);
-      const stop = stopOnSignal((sig) => bar.log(`${sig}: stopping after the current iteration to save a checkpoint (again to quit at once)`));
-      let run;
-      try {
-        run = await trainRun(
-          { ...spec, iterations, epochs: undefined },
-          {
-            out,
-            dataset,
-            resume,
-            threads: opts.threads,
-            device,
-            foldCheck: adaptFoldCheck,
-            signal: stop.signal,
-            onIteration: (it) => bar.update(it),
-            onLog: (e) => {
-              if (json) events.log.push(e);
-              else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`);
-            },
-            onGraphBuild: (g) => {
-              if (json) events.graphs.push(g);
-              else if (!g.cached) bar.log(`graph ${g.solver}: ${g.nodes} nodes, built in ${(g.graphMs + g.sessionMs).toFixed(0)} ms (graph ${g.graphMs.toFixed(0)} ms, session ${g.sessionMs.toFixed(0)} ms)`);
-            },
-            onAdapt: (d) => {
-              if (json) events.adaptation.push(d);
-              else bar.log(`adapt ${String(d.iteration).padStart(5)}  ${d.action.padEnd(6)} ${displaySpec(d.before)} → ${displaySpec(d.after)}  train acc ${formatNumber(d.trainAccuracy)}  test acc ${formatNumber(d.testAccuracy)} (${displaySpec(d.testSolver)})  nfe ${d.trainNfe}/${d.testNfe}${d.folded !== undefined ? `  folded ${d.folded}/${d.foldStates}` : ''}`);
-            },
-          },
-        );
-      } finally {
-        stop.dispose();
-        bar.stop();
-      }
-      const seconds = () => (Date.now() - started) / 1000;
-      const base = { out, backend: backend.name, engine: run.result.engine, status: run.training.status, iterations: run.training.iterations, solver: run.training.solver };
-      if (run.result.interrupted) {
-        // A signal: the checkpoint is saved; no evaluation, the user asked to stop.
-        if (json) printJson({ ...base, targetIterations: iterations, nfe: run.result.nfe, seconds: seconds(), ...events });
-        else process.stdout.write(`saved ${out} (interrupted after ${run.training.iterations} of ${iterations} iterations, ${seconds().toFixed(1)} s); continue with: odeness train --resume ${out}\n`);
-        process.exitCode = 130;
-        return;
-      }
-      // The model is on disk already: nothing below can lose it.
-      if (!json) process.stdout.write(`saved ${out} (${run.training.status}, ${run.training.iterations} iterations, ${seconds().toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`);
-      const [ownRow] = await evaluateModelOnnx(run.model, run.dataset.test, [parseSolverSpec(run.training.solver)], { memoryBytes: opts.memory, threads: opts.threads, device });
-      const summary = {
-        ...base,
-        testAccuracy: ownRow!.accuracy,
-        nfe: run.result.nfe,
-        seconds: seconds(),
-        ...(run.result.diverged ? { error: run.result.diverged.message } : {}),
-      };
-      if (opts.plot && run.result.adaptation.length > 0) {
-        const { writeAdaptationTrace } = await import('./plot-output.js');
-        await writeAdaptationTrace(opts.plot, parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol', run.result.adaptation);
-      }
-      if (json) printJson({ ...summary, ...events });
-      else process.stdout.write(`test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(ownRow!.accuracy)}\n`);
-      if (run.result.diverged) {
-        process.stderr.write(`odeness: error: training diverged: ${run.result.diverged.message}\n`);
-        process.exitCode = 1;
-      }
+      const { trainCommand } = await import('./train-command.js');
+      await trainCommand(opts, cmd, () => initBackend(globals(cmd).backend));
     });
 
   const evaluate = program
@@ -193,25 +108,9 @@ export function registerCoreCommands(program: Command): void {
     .addOption(defaultText(new Option('--plot <dir>', 'write the accuracy-vs-test-steps figure (SVG + PNG) into this directory'), 'no figures'))
     .option('--json', 'print {"results": [...]} as one JSON document')
     .action(async (opts) => {
-      if (Boolean(opts.model) === Boolean(opts.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
       checkPlotDir(opts.plot);
       opts.device = await resolveDevice(opts.device);
-      if (opts.bundle) {
-        const { evaluateBundleCommand } = await import('./onnx-commands.js');
-        return evaluateBundleCommand(opts);
-      }
-      // Model directories are evaluated by onnxruntime (as a temporary bundle): no tfjs backend needed.
-      const model = await loadModel(opts.model);
-      const data: EvalData = (await loadDataset(opts.dataset ?? model.training.dataset, model.training.seed)).test;
-      checkLabelsFitModel(opts.dataset ?? model.training.dataset, data.y, model.config.classes);
-      const specs = resolveTestSolvers(opts.solvers, model.training.solver, model.config.t0, model.config.t1);
-      const rows = await evaluateModelOnnx(model, data, specs, { memoryBytes: opts.memory, threads: opts.threads, device: opts.device });
-      printEvalRows(rows, Boolean(opts.json), { model: opts.model, trainSolver: model.training.solver });
-      if (opts.plot) {
-        const { writeAccuracyFigure } = await import('./plot-output.js');
-        // The training solver's own point is the diamond of the paper's figure.
-        const [own] = await evaluateModelOnnx(model, data, [parseSolverSpec(model.training.solver)], { memoryBytes: opts.memory, threads: opts.threads, device: opts.device });
-        await writeAccuracyFigure(opts.plot, `trained with ${model.training.solver}`, [...rows, own!], own!.spec);
-      }
+      const { evaluateCommand } = await import('./evaluate-command.js');
+      return evaluateCommand(opts);
     });
 }

@@ -2,8 +2,8 @@
  * The `odeness` command line: argument parsing and printing only; every
  * command calls the library. Every error line starts with `odeness: error:`;
  * user errors print one line (no stack trace unless --verbose) and exit 1,
- * usage errors (unknown flags, missing arguments) exit 2, a closed stdout
- * (EPIPE) ends quietly.
+ * usage errors (unknown flags, missing arguments) exit 2; a closed stdout
+ * (EPIPE) stops long work like Ctrl-C (see cli/signals.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
 import { asUserError, isOdenessError } from '../errors.js';
@@ -76,20 +76,23 @@ const USAGE_CODES = new Set([
 ]);
 
 /**
- * A closed stdout (`odeness … | head -1`) ends the process quietly: the reader
- * has what it wanted, so EPIPE is not an error.
+ * A closed stdout or stderr (`odeness … | head -1`) is not an error in
+ * itself: later writes are dropped, and a command doing long work stops
+ * through abortOnSignals (cli/signals.ts) and reports how far it got. Never
+ * process.exit here: exiting while onnxruntime or worker threads run aborted
+ * in native code (`terminate called after throwing an instance of 'Napi::Error'`).
  */
-function endQuietlyOnEpipe(): void {
+function ignoreClosedPipes(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      if (e.code === 'EPIPE') return;
       throw e;
     });
   }
 }
 
 export async function main(argv: string[]): Promise<void> {
-  endQuietlyOnEpipe();
+  ignoreClosedPipes();
   const program = buildProgram();
   // Commander writes its own usage errors ("error: unknown option …"): give them the one prefix.
   const usageOutput = { outputError: (text: string, write: (s: string) => void) => write(`odeness: ${text}`) };

@@ -4,42 +4,17 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultText, deprecationNotice } from './args.js';
 import { FileFormatError, SpecError } from '../errors.js';
-import { checkLabelsFitModel } from '../data/limits.js';
-import { loadDataset } from '../data/spec.js';
+import { describeIssue, parseWith, Z0FileSchema } from '../formats/index.js';
 import { loadModel } from '../models/io.js';
-import { writeBundle } from '../onnx/bundle.js';
-import { evaluateBundle, solveField } from '../onnx/evaluate.js';
+import { EFFECTIVE_FILE, writeBundle, writeEffective } from '../onnx/bundle.js';
+import { solveField } from '../onnx/evaluate.js';
 import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
-import { readBundle } from '../onnx/bundle.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { deviceOption, finite, threadCount } from './args.js';
-import type { Device, DeviceChoice } from '../formats/common.js';
+import type { DeviceChoice } from '../formats/common.js';
 import { resolveDevice } from '../onnx/runtime/adapters.js';
-import { printEvalRows, printJson } from './output.js';
-import { resolveTestSolvers } from '../solvers/test-set.js';
-
-export async function evaluateBundleCommand(opts: { bundle: string; dataset?: string; solvers?: string; threads?: number; device?: Device; memory?: number; json?: boolean; plot?: string }): Promise<void> {
-  const bundle = await readBundle(opts.bundle, { threads: opts.threads ?? 1, device: opts.device ?? 'cpu' });
-  const manifest = bundle.manifest;
-  const width = bundle.inputShape.reduce((a, b) => a * b, 1);
-  await bundle.release();
-  const spec = opts.dataset ?? manifest.dataset;
-  if (spec === undefined) throw new SpecError(`${opts.bundle} does not record its dataset (manifest.json "dataset"); pass --dataset <spec>, e.g. --dataset json:points.json:split=none`);
-  const test = (await loadDataset(spec, manifest.seed ?? 0)).test;
-  checkLabelsFitModel(spec, test.y, manifest.classes);
-  const data = { ...test, width: test.n > 0 ? test.x.length / test.n : width };
-  const specs = resolveTestSolvers(opts.solvers, manifest.trainSolver, manifest.t0, manifest.t1);
-  const rows = await evaluateBundle(opts.bundle, data, specs, { threads: opts.threads ?? 1, device: opts.device ?? 'cpu', memoryBytes: opts.memory });
-  printEvalRows(rows, Boolean(opts.json), { bundle: opts.bundle, ...(manifest.trainSolver ? { trainSolver: manifest.trainSolver } : {}) });
-  if (opts.plot) {
-    const { writeAccuracyFigure } = await import('./plot-output.js');
-    const own = manifest.trainSolver ? await evaluateBundle(opts.bundle, data, [parseSolverSpec(manifest.trainSolver)], { threads: opts.threads ?? 1, device: opts.device ?? 'cpu', memoryBytes: opts.memory }) : [];
-    await writeAccuracyFigure(opts.plot, manifest.trainSolver ? `trained with ${manifest.trainSolver}` : opts.bundle, [...rows, ...own], own[0]?.spec);
-  }
-}
-
-/** The file `export --effective` writes into --out. */
-export const EFFECTIVE_FILE = 'effective.onnx';
+import { abortOnSignals, isStop, stopExitCode } from './signals.js';
+import { printJson, workProgress } from './output.js';
 
 async function readZ0(file: string): Promise<number[][]> {
   let raw: unknown;
@@ -48,13 +23,7 @@ async function readZ0(file: string): Promise<number[][]> {
   } catch (e) {
     throw new FileFormatError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `not valid JSON (${(e as Error).message})`);
   }
-  if (!Array.isArray(raw) || raw.length === 0) throw new FileFormatError(file, 'expected a non-empty array of states (number[][])');
-  raw.forEach((row, i) => {
-    if (!Array.isArray(row) || !row.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      throw new FileFormatError(file, `row ${i} is not an array of finite numbers`);
-    }
-  });
-  return raw as number[][];
+  return parseWith(Z0FileSchema, raw, (i) => new FileFormatError(file, describeIssue(i)));
 }
 
 export function registerOnnxCommands(program: Command): void {
@@ -72,17 +41,22 @@ export function registerOnnxCommands(program: Command): void {
       if (opts.effective) {
         const spec = parseSolverSpec(opts.effective);
         requireFixed(spec, `--effective ${opts.effective}`);
-        let file = path.join(opts.out, EFFECTIVE_FILE);
-        if (opts.out.endsWith('.onnx')) {
-          deprecationNotice(`export --effective --out FILE.onnx is now --out DIR (writes DIR/${EFFECTIVE_FILE})`);
-          file = opts.out;
-        }
         const float = opts.float64 ? 'float64' : 'float32';
-        const graph = effectiveModelGraph(model, spec, { float });
-        await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-        await graph.save(file);
-        if (opts.json) return printJson({ kind: 'effective', file, solver: formatSolverSpec(spec), float, nodes: graph.nodes.length });
-        process.stdout.write(`wrote ${file}: x → logits with ${formatSolverSpec(spec)} unrolled (${graph.nodes.length} nodes, ${float})\n`);
+        const meta = { trainSolver: model.training.solver, dataset: model.training.dataset, seed: model.training.seed, float: float as typeof float, provenance: { exportedFrom: path.resolve(opts.model) } } as const;
+        let file: string;
+        let nodes: number;
+        if (opts.out.endsWith('.onnx')) {
+          // The old form: the file alone, without the manifest that records its role (evaluate needs --out DIR).
+          deprecationNotice(`export --effective --out FILE.onnx is now --out DIR (writes DIR/${EFFECTIVE_FILE} and its manifest.json)`);
+          const graph = effectiveModelGraph(model, spec, { float });
+          await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+          await graph.save(opts.out);
+          [file, nodes] = [opts.out, graph.nodes.length];
+        } else {
+          ({ file, nodes } = await writeEffective(model, spec, opts.out, meta));
+        }
+        if (opts.json) return printJson({ kind: 'effective', file, solver: formatSolverSpec(spec), float, nodes });
+        process.stdout.write(`wrote ${file}: x → logits with ${formatSolverSpec(spec)} unrolled (${nodes} nodes, ${float})\n`);
         return;
       }
       const manifest = await writeBundle(model, opts.out, {
@@ -109,7 +83,21 @@ export function registerOnnxCommands(program: Command): void {
     .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; device: DeviceChoice; json?: boolean }) => {
       const spec = parseSolverSpec(opts.solver);
       const z0 = await readZ0(opts.z0);
-      const r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads, device: await resolveDevice(opts.device) });
+      const bar = workProgress('solve', { quiet: Boolean(opts.json) });
+      const device = await resolveDevice(opts.device);
+      const stop = abortOnSignals();
+      let r;
+      try {
+        r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads, device, signal: stop.signal, onProgress: (calls, total) => bar.update('field calls', calls, total) });
+      } catch (e) {
+        if (!isStop(e, stop)) throw e;
+        process.stderr.write(`odeness: interrupted (${stop.reason()}): the solve did not reach t1, nothing to print\n`);
+        process.exitCode = stopExitCode(stop.reason()!);
+        return;
+      } finally {
+        stop.dispose();
+        bar.stop();
+      }
       if (opts.json) return printJson(r);
       for (const row of r.z1) process.stdout.write(row.map((v) => v.toPrecision(8)).join(' ') + '\n');
       process.stderr.write(`${formatSolverSpec(spec)} over [${opts.t0}, ${opts.t1}]: nfe ${r.nfe}, accepted ${r.accepted}, rejected ${r.rejected}\n`);

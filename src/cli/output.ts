@@ -47,6 +47,59 @@ export function progress(total: number, label: string, enabled = process.stderr.
   };
 }
 
+/** Off a terminal: the first progress line after 2 s of work, then at most one per phase every 10 s. */
+const PLAIN_AFTER_MS = 2_000;
+const PLAIN_EVERY_MS = 10_000;
+
+export interface WorkProgress {
+  /** Where the work stands: a phase, and its count of `total` when known. */
+  update(phase: string, done: number, total?: number): void;
+  /** A line that stays (a finished row). */
+  log(line: string): void;
+  stop(): void;
+}
+
+/**
+ * Progress of a long command (evaluate, the audits, solve, training's final
+ * evaluation): a bar on a terminal; off it, plain lines on stderr once the
+ * work has run 2 s (a phase's start, then at most every 10 s); nothing with `quiet` (--json).
+ */
+export function workProgress(label: string, options: { tty?: boolean; quiet?: boolean } = {}): WorkProgress {
+  if (options.quiet) return { update() {}, log() {}, stop() {} };
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  if (!(options.tty ?? process.stderr.isTTY === true)) {
+    let last = { phase: '', at: 0 };
+    // Work done within a couple of seconds needs no progress: quick commands keep a quiet stderr.
+    const quiet = () => Date.now() - started < PLAIN_AFTER_MS;
+    return {
+      update(phase, done, total) {
+        const now = Date.now();
+        if (quiet() || (phase === last.phase && now - last.at < PLAIN_EVERY_MS)) return;
+        last = { phase, at: now };
+        process.stderr.write(`${label}: ${phase}${total !== undefined ? ` ${done}/${total}` : done > 0 ? ` ${done}` : ''} (${elapsed()})\n`);
+      },
+      log: (line) => {
+        if (!quiet()) process.stderr.write(`${label}: ${line}\n`);
+      },
+      stop() {},
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} | {phase} | {elapsed}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(1, 0, { phase: 'starting', elapsed: '0.0 s' });
+  return {
+    update(phase, done, total) {
+      if (total !== undefined) bar.setTotal(total);
+      bar.update(done, { phase, elapsed: elapsed() });
+    },
+    log: (line) => process.stderr.write(`\r\x1b[K${label}: ${line}\n`),
+    stop: () => bar.stop(),
+  };
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n');
 }

@@ -13,7 +13,6 @@
  * every message.
  */
 import { availableParallelism } from 'node:os';
-import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isPositiveInt } from '../formats/index.js';
 import { join } from 'node:path';
@@ -24,7 +23,6 @@ import { planStudy, type PlanOverrides, type StudyPlan } from '../study/plan.js'
 import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
-import type { Job, JobResult, StudyCounts, StudyEvent } from '../study/types.js';
 import { terminalSafe } from './terminal.js';
 import { runWorker } from '../cluster/nats-worker.js';
 import { capThreads, LocalTransport } from '../cluster/pool.js';
@@ -36,6 +34,8 @@ import { defaultText, deviceOption, renamedOption } from './args.js';
 import type { Device, DeviceChoice } from '../formats/common.js';
 import { probeDevice, resolveDevice } from '../onnx/runtime/adapters.js';
 import { plural } from './output.js';
+import { countsLine, fmtDuration, jobSolverText, studyEventPrinter, type EventFormat } from './events.js';
+import { abortOnSignals, stopExitCode } from './signals.js';
 
 /** --workers / --concurrency within this machine's cores and memory, saying so when lowered. */
 function cappedThreads(requested: number): number {
@@ -103,178 +103,6 @@ function natsOptions(f: NatsFlags & { nats: string }): NatsStudyOptions {
     ...(f.tlsCert !== undefined ? { tlsCert: f.tlsCert } : {}),
     ...(f.tlsKey !== undefined ? { tlsKey: f.tlsKey } : {}),
   };
-}
-
-function fmtDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '?';
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
-}
-
-function countsLine(c: StudyCounts): string {
-  return `${c.done}/${c.total} done, ${c.running} running, ${c.failed} failed, ${c.pending} pending`;
-}
-
-/**
- * Milliseconds left in a study run, or undefined before the first result:
- * mean job time × jobs left / slots (jobs running at once), a running job
- * counting half. Not finished / elapsed: the first results arrive after the
- * pool's start-up plus one job's time although every slot was busy, which made
- * the bar's early ETA 3× too long.
- */
-export function studyEtaMs(p: { pending: number; running: number; finished: number; jobMsSum: number; slots: number }): number | undefined {
-  if (p.pending + p.running === 0) return 0;
-  if (p.finished === 0) return undefined;
-  return ((p.jobMsSum / p.finished) * (p.pending + p.running / 2)) / Math.max(1, p.slots, p.running);
-}
-
-/** How `study run` shows its events: text (a bar on a TTY), `--events` (JSON Lines as they happen), `--json` (one document at the end). */
-export type EventFormat = 'text' | 'events' | 'json';
-
-/** What `study run --json` prints: one document, when the run ends. */
-export interface StudyRunDocument {
-  out: string;
-  plan: Omit<Extract<StudyEvent, { type: 'plan' }>, 'type'>;
-  counts: StudyCounts;
-  ms: number;
-  interrupted: boolean;
-  /** Results recorded by this run, in the order they arrived. */
-  results: { id: string; status: JobResult['status']; attempt: number; dataset: string; field: string; trainSolver: string; adapt: boolean; seed: number; worker: string; ms: number; error?: string }[];
-  /** Warnings and notes the run printed. */
-  logs: { level: 'info' | 'warn'; message: string }[];
-  report?: string;
-}
-
-/**
- * Renders study events: a cli-progress bar on a TTY (stderr), plain lines
- * otherwise; with `events`, one JSON object per line as they happen (progress
- * ticks omitted); with `json`, nothing until `document()` gathers the run.
- */
-export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }) {
-  const out = opts.out ?? process.stdout;
-  const err = opts.err ?? process.stderr;
-  const counts: StudyCounts = { total: 0, done: 0, failed: 0, running: 0, pending: 0 };
-  const running = new Set<string>();
-  let toRun = 0;
-  let finishedNow = 0;
-  let multibar: MultiBar | undefined;
-  let bar: SingleBar | undefined;
-
-  let jobMsSum = 0;
-  let slots = 1;
-  const eta = (): string => {
-    const ms = studyEtaMs({ pending: counts.pending, running: counts.running, finished: finishedNow, jobMsSum, slots });
-    return ms === undefined ? '…' : fmtDuration(ms);
-  };
-  const payload = () => ({ doneN: counts.done, runningN: counts.running, failedN: counts.failed, etaText: eta() });
-  const refresh = () => {
-    counts.running = running.size;
-    slots = Math.max(slots, running.size);
-    counts.pending = Math.max(0, counts.total - counts.done - counts.failed - counts.running);
-    bar?.update(counts.done + counts.failed, payload());
-  };
-  // Text mode: results, worker names and log lines may come from the cluster (terminal.ts).
-  const line = (s: string) => {
-    if (multibar) multibar.log(terminalSafe(s) + '\n');
-    else out.write(terminalSafe(s) + '\n');
-  };
-
-  const gathered: { plan?: StudyRunDocument['plan']; results: StudyRunDocument['results']; logs: StudyRunDocument['logs'] } = { results: [], logs: [] };
-  const gather = (e: StudyEvent): void => {
-    if (e.type === 'plan') {
-      const { type: _type, ...plan } = e;
-      gathered.plan = plan;
-    } else if (e.type === 'result') {
-      const r = e.result;
-      gathered.results.push({ id: r.id, status: r.status, attempt: r.attempt, dataset: r.job.dataset, field: r.job.field, trainSolver: r.job.trainSolver, adapt: r.job.adapt, seed: r.job.seed, worker: r.worker, ms: r.timings.ms, ...(r.error ? { error: r.error } : {}) });
-    } else if (e.type === 'log') gathered.logs.push({ level: e.level, message: e.message });
-  };
-  /** The `--json` document of a finished run. */
-  const document = (run: { out: string; counts: StudyCounts; ms: number; interrupted: boolean; report?: string }): StudyRunDocument => ({
-    out: run.out,
-    plan: gathered.plan ?? { total: run.counts.total, toRun: 0, alreadyDone: run.counts.done, alreadyFailed: run.counts.failed, transport: '' },
-    counts: run.counts,
-    ms: run.ms,
-    interrupted: run.interrupted,
-    results: gathered.results,
-    logs: gathered.logs,
-    ...(run.report ? { report: run.report } : {}),
-  });
-
-  const onEvent = (e: StudyEvent): void => {
-    if (opts.format === 'json') return gather(e);
-    if (opts.format === 'events') {
-      if (e.type !== 'progress') out.write(JSON.stringify(e) + '\n');
-      return;
-    }
-    switch (e.type) {
-      case 'plan': {
-        counts.total = e.total;
-        counts.done = e.alreadyDone;
-        counts.failed = e.alreadyFailed;
-        toRun = e.toRun;
-        const skipped = e.alreadyDone + e.alreadyFailed;
-        out.write(terminalSafe(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`) + '\n');
-        if (opts.tty && toRun > 0) {
-          multibar = new MultiBar(
-            {
-              stream: err,
-              format: 'study [{bar}] {doneN}/{total} done | {runningN} running | {failedN} failed | ETA {etaText}',
-              hideCursor: true,
-              clearOnComplete: false,
-              etaBuffer: 20,
-            },
-            Presets.shades_classic,
-          );
-          bar = multibar.create(e.total, counts.done + counts.failed, payload());
-        }
-        refresh();
-        break;
-      }
-      case 'start':
-        running.add(e.id);
-        refresh();
-        break;
-      case 'progress':
-        if (!running.has(e.id)) running.add(e.id);
-        refresh();
-        break;
-      case 'result': {
-        const r = e.result;
-        running.delete(r.id);
-        finishedNow++;
-        jobMsSum += r.timings.ms;
-        if (r.status === 'done') counts.done++;
-        else counts.failed++;
-        refresh();
-        const what = `${r.job.dataset} ${r.job.field} ${jobSolverText(r.job)} seed ${r.job.seed}`;
-        if (!opts.tty || r.status === 'failed') {
-          line(`[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} (${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`);
-        }
-        break;
-      }
-      case 'log':
-        line(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
-        break;
-      case 'end':
-        Object.assign(counts, e.counts);
-        bar?.update(e.counts.done + e.counts.failed, payload());
-        multibar?.stop();
-        multibar = undefined;
-        bar = undefined;
-        out.write(`study: ${countsLine(e.counts)} (${fmtDuration(e.ms)})\n`);
-        break;
-    }
-  };
-  const stop = () => {
-    multibar?.stop();
-    multibar = undefined;
-  };
-  return { onEvent, stop, document };
 }
 
 function printStatus(s: StudyStatus, json: boolean): void {
@@ -345,12 +173,6 @@ function overridesText(o: PlanOverrides | undefined): string {
     o.device !== undefined ? `, on device ${o.device} (--device)` : '',
     o.testPoints !== undefined ? `, evaluated on ${o.testPoints} test points (--test-points)` : '',
   ].join('');
-}
-
-/** How a job trains, in a plan listing: the spec, or the adaptation and where it starts. */
-function jobSolverText(j: Job): string {
-  if (!j.adapt) return j.trainSolver;
-  return `${j.trainSolver.split(':')[0]} adapt (start: ${j.adaptStart === 'spec' ? j.trainSolver : "Hairer's step"})`;
 }
 
 function planSize(e: WorkEstimate): string {
@@ -445,17 +267,11 @@ export function registerStudyCommands(program: Command): Command {
       const live = o.report ? new LiveReport(o.out, { minIntervalMs: o.reportInterval * 1000, onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`) }) : undefined;
       const format: EventFormat = o.json ? 'json' : o.events ? 'events' : 'text';
       const printer = studyEventPrinter({ format, tty: format === 'text' && !!process.stderr.isTTY });
-      const ac = new AbortController();
-      let interrupts = 0;
-      const onSignal = () => {
-        interrupts++;
-        if (interrupts > 1) process.exit(130);
+      const stop = abortOnSignals((why) => {
         printer.stop();
-        process.stderr.write('stopping: recorded results are kept; rerun the same command to resume (Ctrl-C again to quit now)\n');
-        ac.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+        const what = why === 'EPIPE' ? 'stdout was closed' : why;
+        process.stderr.write(`stopping (${what}): recorded results are kept; rerun the same command to resume${why === 'EPIPE' ? '' : ' (Ctrl-C again to quit now)'}\n`);
+      });
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
@@ -470,22 +286,26 @@ export function registerStudyCommands(program: Command): Command {
             printer.onEvent(e);
             live?.onEvent(e);
           },
-          signal: ac.signal,
+          signal: stop.signal,
         });
         if (live) {
           await live.finish();
           if (format === 'text') process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
         }
-        if (format === 'json') process.stdout.write(JSON.stringify(printer.document({ ...r, ...(live ? { report: join(o.out, 'report.html') } : {}) })) + '\n');
-        if (r.interrupted) process.exitCode = 130;
+        const why = stop.reason();
+        if (format === 'json') process.stdout.write(JSON.stringify(printer.document({ ...r, ...(why ? { stoppedBy: why } : {}), ...(live ? { report: join(o.out, 'report.html') } : {}) })) + '\n');
+        if (r.interrupted) {
+          const left = r.counts.pending + r.counts.running;
+          process.stderr.write(`odeness: ${why === 'EPIPE' ? 'error: stdout was closed: ' : ''}stopped with ${plural(left, 'job')} of ${r.counts.total} not run (${r.counts.done} done, ${r.counts.failed} failed); recorded results are in ${o.out}\n`);
+          process.exitCode = stopExitCode(why ?? 'SIGINT');
+        }
         else if (r.counts.failed > 0) {
           process.stderr.write(`${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);
           process.exitCode = 1;
         }
       } finally {
         printer.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop.dispose();
       }
     });
 
@@ -527,16 +347,7 @@ export function registerWorkerCommand(program: Command): Command {
       .addOption(deviceOption('jobs\' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)')),
     true,
   ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number; device: DeviceChoice }) => {
-    const ac = new AbortController();
-    let interrupts = 0;
-    const onSignal = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
-      process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n');
-      ac.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const stop = abortOnSignals(() => process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n'));
     try {
       const opts = natsOptions(o);
       const device = await resolveDevice(o.device);
@@ -552,14 +363,13 @@ export function registerWorkerCommand(program: Command): Command {
         maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
         jobTimeoutMs: o.jobTimeout * 1000,
         stallTimeoutMs: o.stallTimeout * 1000,
-        signal: ac.signal,
+        signal: stop.signal,
         log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`),
       });
       if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
       process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused\n`);
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stop.dispose();
     }
   });
   // One name for "how many jobs at once on this machine", as in study run.

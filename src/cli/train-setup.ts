@@ -1,15 +1,15 @@
 /**
  * What `odeness train` settles before any training starts: the run's
  * settings (from the flags, or from the checkpoint with --resume) and an
- * output directory that is known to take the model; and how a signal stops
- * training with a checkpoint instead of losing it.
+ * output directory that is known to take the model.
  */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { SpecError } from '../errors.js';
-import { parseSolverSpec } from '../solvers/spec.js';
+import { checkStepBudget, parseSolverSpec } from '../solvers/spec.js';
 import { prepareOutDir, probeWritable } from '../train/checkpoint.js';
 import { parseEngineChoice } from '../train/engine.js';
+import { DEFAULT_ADAPT, validateAdaptOptions } from '../train/adapt.js';
 import { resumePlan, validateTimeSpan, type ResumePoint, type TrainRunSpec } from '../train/run.js';
 
 export const TRAIN_SIGNAL_HELP = `
@@ -47,10 +47,11 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
     if (opts[k] === undefined) throw new SpecError(`--${k} is required (or --resume DIR to continue a saved training)`);
   }
   // Everything that can be checked without data is checked before the dataset loads.
-  parseSolverSpec(opts.solver);
   validateTimeSpan(0, opts.t1);
+  checkStepBudget(parseSolverSpec(opts.solver), 0, opts.t1);
   const engine = parseEngineChoice(opts.engine);
   if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
+  if (opts.adapt) validateAdaptOptions({ ...DEFAULT_ADAPT, threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps });
   if (opts.iterations !== undefined && opts.epochs !== undefined) throw new SpecError('give iterations or epochs, not both');
   if (opts.adaptFolds && !opts.adapt) throw new SpecError('--adapt-folds adds fold checks to --adapt; add --adapt');
   await prepareOutDir(opts.out, { force: opts.force });
@@ -71,31 +72,4 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
     engine,
   };
   return { spec, out: opts.out };
-}
-
-export interface SignalStop {
-  readonly signal: AbortSignal;
-  dispose(): void;
-}
-
-/**
- * The first SIGINT/SIGTERM aborts the signal (training stops after the
- * current iteration and saves); the handlers are then removed, so a second
- * signal gets the default action and ends the process at once — even inside
- * a long synchronous step, where no JavaScript handler could run.
- */
-export function stopOnSignal(onFirst: (signal: NodeJS.Signals) => void): SignalStop {
-  const controller = new AbortController();
-  const handler = (sig: NodeJS.Signals) => {
-    remove();
-    onFirst(sig);
-    controller.abort();
-  };
-  const remove = () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return { signal: controller.signal, dispose: remove };
 }

@@ -9,6 +9,7 @@
  *   manifest.ts     a bundle's manifest.json                BundleManifest
  *   model-file.ts   a model directory's model.json          ModelFile, TrainingInfo
  *   checkpoint-file.ts  its checkpoint.json (train --resume)  CheckpointFile
+ *   z0-file.ts      solve --z0: initial states, number[][]  Z0File
  *   spec-tokens.ts  the tokenizer of solver/field/dataset spec strings
  *   common.ts       shared building blocks and enums (positiveInt, ENGINE_CHOICES, …)
  *   issues.ts       zod issues → `path: expected …, got <value>` (parseWith)
@@ -28,3 +29,4 @@ export * from './model-file.js';
 export * from './checkpoint-file.js';
 export * from './study-file.js';
 export * from './spec-tokens.js';
+export * from './z0-file.js';

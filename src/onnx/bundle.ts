@@ -4,27 +4,51 @@
  *   field.onnx     z [batch, ...state] (+ optional t [] or [1]) → dz, same shape as z
  *   head.onnx      z [batch, ...state] (or [batch, S]) → logits [batch, classes]
  *   encoder.onnx   optional: x [batch, ...input] → z [batch, ...state]; identity when absent
- *   manifest.json  optional: BundleManifest below
+ *   manifest.json  optional: BundleManifest below, with each file's role and SHA-256
+ *
+ * `export --effective` writes a directory of its own: effective.onnx (x → logits,
+ * a fixed-step solve unrolled) and a manifest.json recording it.
  *
  * A directory with only field.onnx and head.onnx is valid: t0 = 0, t1 = 1, the
  * state shape comes from field.onnx's declared input and the class count from
  * head.onnx's declared output. The same type and validator serve the writer
- * and the reader.
+ * and the reader. A manifest with `files` is a promise: a file whose bytes or
+ * role differ from it is refused (a replaced field.onnx, a head copied over
+ * it); a manifest without (written before hashes were recorded) is accepted,
+ * and the reader says its files are unverified.
  */
+import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FileFormatError, ShapeError } from '../errors.js';
-import { BUNDLE_FORMAT_VERSION, BundleManifestSchema, describeIssue, parseWith, type BundleManifest } from '../formats/index.js';
+import { BUNDLE_FORMAT_VERSION, BundleManifestSchema, describeIssue, parseWith, type BundleManifest, type FileRole } from '../formats/index.js';
 import { formatFieldSpec } from '../models/spec.js';
 import type { Model } from '../models/types.js';
-import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { checkModel, encoderGraph, fieldGraph, headGraph } from './model-graphs.js';
-import { formatDims, OnnxField, OnnxMap, product, type SessionOptions } from './session.js';
+import { formatSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { checkModel, effectiveModelGraph, encoderGraph, fieldGraph, headGraph } from './model-graphs.js';
+import { formatDims, OnnxField, OnnxMap, product, readOnnxFile, type SessionOptions } from './session.js';
 
 export const FIELD_FILE = 'field.onnx';
 export const HEAD_FILE = 'head.onnx';
 export const ENCODER_FILE = 'encoder.onnx';
 export const MANIFEST_FILE = 'manifest.json';
+/** The file `export --effective` writes: x → logits with a fixed-step solve unrolled. */
+export const EFFECTIVE_FILE = 'effective.onnx';
+
+/** The role each file name of a bundle stands for. */
+export const FILE_ROLE: Readonly<Record<string, FileRole>> = { [FIELD_FILE]: 'field', [HEAD_FILE]: 'head', [ENCODER_FILE]: 'encoder', [EFFECTIVE_FILE]: 'effective' };
+
+const ROLE_TEXT: Record<FileRole, string> = { field: 'a vector field z → dz', head: 'a head z → logits', encoder: 'an encoder x → z', effective: 'an effective model x → logits' };
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A graph to open: its bytes, and the file name messages give it (a path, or a label for an in-memory graph). */
+export interface GraphPart {
+  readonly file: string;
+  readonly bytes: Uint8Array;
+}
 
 export { BUNDLE_FORMAT_VERSION, type BundleManifest } from '../formats/index.js';
 
@@ -46,12 +70,9 @@ export interface BundleMeta {
   provenance?: Record<string, unknown>;
 }
 
-/** Write a model as a bundle directory; returns the manifest written. */
-export async function writeBundle(model: Model, dir: string, meta: BundleMeta = {}): Promise<BundleManifest> {
-  checkModel(model);
+function manifestOf(model: Model, meta: BundleMeta, extra: Record<string, unknown>, file: string): BundleManifest {
   const { config } = model;
-  const manifestFile = path.join(dir, MANIFEST_FILE);
-  const manifest = validateManifest(
+  return validateManifest(
     {
       formatVersion: BUNDLE_FORMAT_VERSION,
       t0: config.t0,
@@ -61,6 +82,7 @@ export async function writeBundle(model: Model, dir: string, meta: BundleMeta = 
       ...(meta.trainSolver !== undefined ? { trainSolver: typeof meta.trainSolver === 'string' ? meta.trainSolver : formatSolverSpec(meta.trainSolver) } : {}),
       ...(meta.dataset !== undefined ? { dataset: meta.dataset } : {}),
       ...(meta.seed !== undefined ? { seed: meta.seed } : {}),
+      ...extra,
       provenance: {
         producer: 'odeness',
         field: formatFieldSpec(config.field),
@@ -69,16 +91,51 @@ export async function writeBundle(model: Model, dir: string, meta: BundleMeta = 
         ...(meta.provenance ?? {}),
       },
     },
-    manifestFile,
+    file,
   );
+}
+
+/** A model's bundle files in memory, by file name (field, head, and the encoder when the state is augmented). */
+export function bundleGraphs(model: Model): Map<string, Uint8Array> {
+  checkModel(model);
+  const files = new Map<string, Uint8Array>([
+    [FIELD_FILE, fieldGraph(model).toBytes()],
+    [HEAD_FILE, headGraph(model).toBytes()],
+  ]);
+  if (model.config.augment > 0) files.set(ENCODER_FILE, encoderGraph(model).toBytes());
+  return files;
+}
+
+function fileRecords(files: Map<string, Uint8Array>): Record<string, { role: FileRole; sha256: string }> {
+  return Object.fromEntries([...files].map(([name, bytes]) => [name, { role: FILE_ROLE[name]!, sha256: sha256(bytes) }]));
+}
+
+/** Write a model as a bundle directory; returns the manifest written (with each file's role and SHA-256). */
+export async function writeBundle(model: Model, dir: string, meta: BundleMeta = {}): Promise<BundleManifest> {
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  const files = bundleGraphs(model);
+  const manifest = manifestOf(model, meta, { files: fileRecords(files) }, manifestFile);
   await mkdir(dir, { recursive: true });
-  await fieldGraph(model).save(path.join(dir, FIELD_FILE));
-  await headGraph(model).save(path.join(dir, HEAD_FILE));
-  const encoderFile = path.join(dir, ENCODER_FILE);
-  if (config.augment > 0) await encoderGraph(model).save(encoderFile);
-  else await rm(encoderFile, { force: true }); // a stale encoder would change the bundle's meaning
+  for (const [name, bytes] of files) await writeFile(path.join(dir, name), bytes);
+  // A stale encoder would change the bundle's meaning; a stale effective model would contradict it.
+  if (!files.has(ENCODER_FILE)) await rm(path.join(dir, ENCODER_FILE), { force: true });
   await writeFile(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
+}
+
+/**
+ * `export --effective`: DIR/effective.onnx (x → logits, `spec` unrolled) and
+ * DIR/manifest.json recording its role, hash and the unrolled solver.
+ */
+export async function writeEffective(model: Model, spec: FixedSolverSpec, dir: string, meta: BundleMeta & { float?: 'float32' | 'float64' } = {}) {
+  const graph = effectiveModelGraph(model, spec, { float: meta.float });
+  const files = new Map([[EFFECTIVE_FILE, graph.toBytes()]]);
+  const file = path.join(dir, EFFECTIVE_FILE);
+  const manifest = manifestOf(model, meta, { files: fileRecords(files), effectiveSolver: formatSolverSpec(spec) }, path.join(dir, MANIFEST_FILE));
+  await mkdir(dir, { recursive: true });
+  await writeFile(file, files.get(EFFECTIVE_FILE)!);
+  await writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  return { file, manifest, nodes: graph.nodes.length };
 }
 
 export interface Bundle {
@@ -86,6 +143,8 @@ export interface Bundle {
   readonly manifest: BundleManifest;
   /** Whether manifest.json was present (otherwise defaults and inferred shapes). */
   readonly hasManifest: boolean;
+  /** Whether every file was checked against a hash in manifest.json. */
+  readonly verified: boolean;
   /** Per-sample input shape: the encoder's declared input, or the state shape without an encoder. */
   readonly inputShape: readonly number[];
   readonly field: OnnxField;
@@ -109,35 +168,85 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** Open a bundle directory: validate the manifest, load the sessions, cross-check the declared shapes. */
-export async function readBundle(dir: string, options: SessionOptions = {}): Promise<Bundle> {
-  const fieldFile = path.join(dir, FIELD_FILE);
-  const headFile = path.join(dir, HEAD_FILE);
-  const encoderFile = path.join(dir, ENCODER_FILE);
+/** manifest.json of `dir` when present (validated), else undefined. */
+export async function readManifest(dir: string): Promise<BundleManifest | undefined> {
   const manifestFile = path.join(dir, MANIFEST_FILE);
-  if (!(await exists(dir))) throw new FileFormatError(dir, 'bundle directory not found');
-  for (const f of [fieldFile, headFile]) if (!(await exists(f))) throw new FileFormatError(f, 'file not found (a bundle needs field.onnx and head.onnx)');
-
-  let given: BundleManifest | undefined;
-  const hasManifest = await exists(manifestFile);
-  if (hasManifest) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await readFile(manifestFile, 'utf8'));
-    } catch (e) {
-      throw new FileFormatError(manifestFile, `not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
-    given = validateManifest(raw, manifestFile);
+  if (!(await exists(manifestFile))) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(manifestFile, 'utf8'));
+  } catch (e) {
+    throw new FileFormatError(manifestFile, `not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
+  return validateManifest(raw, manifestFile);
+}
 
+/**
+ * Check one file's bytes against the manifest of its directory: the hash it
+ * records, and the role its name stands for. A manifest without `files` checks nothing.
+ */
+export function checkFile(file: string, bytes: Uint8Array, manifest: BundleManifest | undefined, manifestFile: string): void {
+  const files = manifest?.files;
+  if (!files) return;
+  const name = path.basename(file);
+  const want = files[name];
+  if (!want) throw new FileFormatError(file, `not recorded in ${manifestFile} (it records ${Object.keys(files).join(', ')}); not part of this bundle`);
+  const role = FILE_ROLE[name];
+  if (role && want.role !== role) throw new FileFormatError(file, `${manifestFile} records it as ${ROLE_TEXT[want.role]}, but ${name} must be ${ROLE_TEXT[role]}`);
+  const got = sha256(bytes);
+  if (got === want.sha256) return;
+  const twin = Object.entries(files).find(([other, r]) => other !== name && r.sha256 === got);
+  if (twin) throw new FileFormatError(file, `holds the bytes of ${twin[0]} (${ROLE_TEXT[twin[1].role]}), not ${ROLE_TEXT[want.role]}`);
+  throw new FileFormatError(file, `SHA-256 ${got.slice(0, 12)}… does not match ${manifestFile} (${want.sha256.slice(0, 12)}…): the file was replaced or changed after export`);
+}
+
+/** A file the manifest records must be there: a bundle missing a recorded encoder means something else. */
+function checkNoneMissing(dir: string, manifest: BundleManifest | undefined, present: readonly string[], manifestFile: string): void {
+  for (const name of Object.keys(manifest?.files ?? {})) {
+    if (!present.includes(name)) throw new FileFormatError(path.join(dir, name), `recorded in ${manifestFile} but missing`);
+  }
+}
+
+/** Open a bundle directory: validate the manifest and the files' hashes, load the sessions, cross-check the declared shapes. */
+export async function readBundle(dir: string, options: SessionOptions = {}): Promise<Bundle> {
+  if (!(await exists(dir))) throw new FileFormatError(dir, 'bundle directory not found');
+  const fieldFile = path.join(dir, FIELD_FILE);
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  if (!(await exists(fieldFile)) && (await exists(path.join(dir, EFFECTIVE_FILE)))) {
+    throw new FileFormatError(fieldFile, `file not found: ${dir} holds an effective model (${EFFECTIVE_FILE}, x → logits), which has no vector field to solve or audit`);
+  }
+  for (const f of [HEAD_FILE, FIELD_FILE]) if (!(await exists(path.join(dir, f)))) throw new FileFormatError(path.join(dir, f), 'file not found (a bundle needs field.onnx and head.onnx)');
+  const given = await readManifest(dir);
+  const names = [FIELD_FILE, HEAD_FILE, ...((await exists(path.join(dir, ENCODER_FILE))) ? [ENCODER_FILE] : [])];
+  const parts = new Map<string, GraphPart>();
+  for (const name of names) {
+    const file = path.join(dir, name);
+    const bytes = await readOnnxFile(file);
+    checkFile(file, bytes, given, manifestFile);
+    parts.set(name, { file, bytes });
+  }
+  checkNoneMissing(dir, given, names, manifestFile);
+  return openBundle(dir, parts, given, given ? manifestFile : undefined, options);
+}
+
+/**
+ * Sessions over a bundle's graphs (from files, or in memory from a model),
+ * cross-checked against each other and the manifest.
+ */
+export async function openBundle(dir: string, parts: ReadonlyMap<string, GraphPart>, given: BundleManifest | undefined, manifestFile: string | undefined, options: SessionOptions = {}): Promise<Bundle> {
+  const fieldPart = parts.get(FIELD_FILE)!;
+  const headPart = parts.get(HEAD_FILE)!;
+  const encoderPart = parts.get(ENCODER_FILE);
+  const fieldFile = fieldPart.file;
+  const headFile = headPart.file;
   const opened: { release(): Promise<void> }[] = [];
   try {
-    const field = await OnnxField.load(fieldFile, { ...options, stateShape: given?.stateShape });
+    const field = await OnnxField.load(fieldFile, { ...options, stateShape: given?.stateShape, bytes: fieldPart.bytes });
     opened.push(field);
     const stateShape = field.stateShape;
     const S = product(stateShape);
 
-    const head = await OnnxMap.load(headFile, { ...options, input: 'z', output: 'logits' });
+    const head = await OnnxMap.load(headFile, { ...options, input: 'z', output: 'logits', bytes: headPart.bytes });
     opened.push(head);
     let headInputDims: readonly number[];
     if (!head.inputDims) headInputDims = stateShape;
@@ -160,8 +269,9 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
 
     let encoder: OnnxMap | undefined;
     let inputShape: readonly number[] = stateShape;
-    if (await exists(encoderFile)) {
-      encoder = await OnnxMap.load(encoderFile, { ...options, input: 'x', output: 'z' });
+    if (encoderPart) {
+      const encoderFile = encoderPart.file;
+      encoder = await OnnxMap.load(encoderFile, { ...options, input: 'x', output: 'z', bytes: encoderPart.bytes });
       opened.push(encoder);
       if (!encoder.inputDims) {
         throw new ShapeError(`${encoderFile}: input ${encoder.input.name} has shape ${formatDims(encoder.input.shape)}; declare fixed per-sample dims after the batch dim`);
@@ -176,13 +286,14 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
 
     const manifest = validateManifest(
       { ...(given ?? { formatVersion: BUNDLE_FORMAT_VERSION }), stateShape: [...stateShape], classes },
-      hasManifest ? manifestFile : `${dir} (inferred manifest)`,
+      manifestFile ?? `${dir} (inferred manifest)`,
     );
 
     return {
       dir,
       manifest,
-      hasManifest,
+      hasManifest: given !== undefined,
+      verified: given?.files !== undefined,
       inputShape,
       field,
       head,
@@ -192,7 +303,7 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
         if (!encoder) return Float32Array.from(x);
         const { data } = await encoder.run(x, n);
         if (data.length !== n * S) {
-          throw new ShapeError(`${encoderFile}: output ${encoder.output.name} has ${data.length / n} values per sample but the state of ${fieldFile} has ${S}`);
+          throw new ShapeError(`${encoderPart!.file}: output ${encoder.output.name} has ${data.length / n} values per sample but the state of ${fieldFile} has ${S}`);
         }
         return data;
       },
@@ -209,4 +320,36 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
     await Promise.all(opened.map((s) => s.release()));
     throw e;
   }
+}
+
+export interface EffectiveModel {
+  readonly dir: string;
+  readonly file: string;
+  readonly manifest: BundleManifest;
+  /** The fixed-step solver unrolled into the graph. */
+  readonly solver: string;
+  readonly inputShape: readonly number[];
+  readonly map: OnnxMap;
+}
+
+/** Open DIR/effective.onnx with the manifest `export --effective` writes beside it (the unrolled solver is recorded only there). */
+export async function readEffective(dir: string, options: SessionOptions = {}): Promise<EffectiveModel> {
+  const file = path.join(dir, EFFECTIVE_FILE);
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  const manifest = await readManifest(dir);
+  if (!manifest?.effectiveSolver) throw new FileFormatError(manifestFile, `missing or without "effectiveSolver": ${file} is evaluated under the solver unrolled into it, recorded by export --effective`);
+  const bytes = await readOnnxFile(file);
+  checkFile(file, bytes, manifest, manifestFile);
+  checkNoneMissing(dir, manifest, [EFFECTIVE_FILE], manifestFile);
+  const map = await OnnxMap.load(file, { ...options, input: 'x', output: 'logits', bytes });
+  if (!map.inputDims) {
+    await map.release();
+    throw new ShapeError(`${file}: input ${map.input.name} has shape ${formatDims(map.input.shape)}; declare fixed per-sample dims after the batch dim`);
+  }
+  return { dir, file, manifest, solver: manifest.effectiveSolver, inputShape: map.inputDims, map };
+}
+
+/** Whether `dir` holds an effective model (effective.onnx, no field.onnx). */
+export async function isEffectiveDir(dir: string): Promise<boolean> {
+  return !(await exists(path.join(dir, FIELD_FILE))) && (await exists(path.join(dir, EFFECTIVE_FILE)));
 }

@@ -1,25 +1,38 @@
 /**
- * Re-evaluation with onnxruntime: a field file solved from given states, and a
- * bundle evaluated on a dataset under several solver configurations. Every
- * solve is the one integrate loop (solveAsync over float32 typed arrays); the
- * NFE and step counts are the solve's own statistics.
+ * Evaluation with onnxruntime — the one path: a model source (in memory, a
+ * model directory, a bundle or an effective model: ./source.ts) evaluated on a
+ * dataset under several solver configurations; and a field file solved from
+ * given states. Every solve is the one integrate loop (solveAsync over float32
+ * typed arrays); the NFE and step counts are the solve's own statistics.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Model } from '../models/types.js';
-import { ShapeError } from '../errors.js';
+import { FileFormatError, ShapeError, SpecError } from '../errors.js';
+import type { EvalRow } from '../formats/index.js';
 import { float32Ops } from '../engines/typed.js';
 import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { unknownFieldBytesPerSample } from '../models/memory.js';
 import { solveAsync } from '../solvers/integrate.js';
-import { solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
-import { ENCODER_FILE, FIELD_FILE, readBundle, writeBundle, type BundleMeta } from './bundle.js';
-import { OnnxField, product, type SessionOptions } from './session.js';
+import type { AsyncField } from '../solvers/vector.js';
+import { checkStepBudget, formatSolverSpec, solverLabel, type SolverSpec } from '../solvers/spec.js';
+import { getTableau } from '../solvers/tableau.js';
+import { checkFile, FILE_ROLE, MANIFEST_FILE, readManifest } from './bundle.js';
+import { OnnxField, readOnnxFile, type SessionOptions } from './session.js';
+import { openModelSource, type ModelSource, type SourceOptions } from './source.js';
+
+export type { EvalRow } from '../formats/index.js';
 
 export interface IntervalOptions {
   t0?: number;
   t1?: number;
+}
+
+export interface SolveFieldOptions extends IntervalOptions, SessionOptions {
+  stateShape?: readonly number[];
+  memoryBytes?: number;
+  /** Stops the solve at its next field call. */
+  signal?: AbortSignal;
+  /** Field calls so far, of `total` for fixed-step solvers. */
+  onProgress?: (calls: number, total?: number) => void;
 }
 
 export interface SolveFieldResult {
@@ -35,9 +48,24 @@ export async function solveField(
   fieldFile: string,
   z0: readonly (readonly number[])[],
   spec: SolverSpec,
-  options: IntervalOptions & SessionOptions & { stateShape?: readonly number[]; memoryBytes?: number } = {},
+  options: SolveFieldOptions = {},
 ): Promise<SolveFieldResult> {
-  const field = await OnnxField.load(fieldFile, options);
+  const t0 = options.t0 ?? 0;
+  const t1 = options.t1 ?? 1;
+  checkStepBudget(spec, t0, t1);
+  // A file beside a manifest that records it must be the field it records (not a head or an effective model).
+  const bytes = await readOnnxFile(fieldFile);
+  const dir = path.dirname(fieldFile);
+  const manifest = await readManifest(dir);
+  const name = path.basename(fieldFile);
+  if (manifest?.files?.[name]) {
+    checkFile(fieldFile, bytes, manifest, path.join(dir, MANIFEST_FILE));
+    const role = manifest.files[name].role;
+    if (role !== 'field') throw new FileFormatError(fieldFile, `${path.join(dir, MANIFEST_FILE)} records it as the ${role} of a model, not a vector field; solve needs a field.onnx`);
+  } else if (FILE_ROLE[name] && FILE_ROLE[name] !== 'field') {
+    throw new FileFormatError(fieldFile, `a ${FILE_ROLE[name]} file, not a vector field; solve needs a field.onnx`);
+  }
+  const field = await OnnxField.load(fieldFile, { ...options, bytes });
   try {
     const S = field.stateSize;
     const n = z0.length;
@@ -51,7 +79,18 @@ export async function solveField(
     });
     // A file with a fixed batch size runs whole batches only.
     const chunk = field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
-    const r = await solveAsync(float32Ops, chunkedField((rows) => field.asAsyncField(rows), n, S, chunk), flat, spec, { t0: options.t0 ?? 0, t1: options.t1 ?? 1 });
+    const solveField = chunkedField((rows) => field.asAsyncField(rows), n, S, chunk);
+    const steps = solverLabel(spec, t0, t1).steps;
+    const total = steps === undefined ? undefined : steps * getTableau(spec.method).c.length;
+    let calls = 0;
+    const counted: typeof solveField = options.onProgress
+      ? async (t, z) => {
+          const out = await solveField(t, z);
+          options.onProgress!(++calls, total);
+          return out;
+        }
+      : solveField;
+    const r = await solveAsync(float32Ops, counted, flat, spec, { t0, t1, ...(options.signal ? { signal: options.signal } : {}) });
     const z1 = Array.from({ length: n }, (_, i) => Array.from(r.z1.subarray(i * S, (i + 1) * S)));
     return { z1, nfe: r.stats.nfe, accepted: r.stats.accepted, rejected: r.stats.rejected };
   } finally {
@@ -59,42 +98,22 @@ export async function solveField(
   }
 }
 
+/** Labelled data: n samples of the source's input width, row-major, and their labels. */
 export interface EvalData {
-  /** n × width inputs, row-major. */
   readonly x: Float32Array;
   readonly y: Int32Array;
   readonly n: number;
-  readonly width: number;
 }
 
-export interface BundleEvalRow extends SolverLabel {
-  readonly accuracy: number;
-  /**
-   * Field evaluations per sample's solve. With one chunk this is the solve's
-   * NFE; with several (adaptive steps depend on the batch) it is the
-   * sample-weighted mean over chunks.
-   */
-  readonly nfe: number;
-  readonly accepted: number;
-  readonly rejected: number;
-}
-
-export interface EvaluateOptions extends SessionOptions {
-  /** Samples per solve (default: up to 4096, fewer for large states). */
+export interface EvaluateOptions {
+  /** Samples per solve (default: the source's `batch`). */
   chunk?: number;
-  /**
-   * Working memory of one field evaluation in bytes (default
-   * DEFAULT_MEMORY_BYTES): a solve's field calls run on sub-chunks of rows
-   * that fit it, which changes nothing in the solve.
-   */
-  memoryBytes?: number;
-  /** Stops the evaluation at its next field call once aborted. */
+  /** Stops the evaluation at its next field call once aborted; the rows finished by then went to onRow. */
   signal?: AbortSignal;
-}
-
-/** Default chunk: whole batches of up to 4096 samples, about 2^19 state values per run. */
-export function defaultChunk(stateSize: number): number {
-  return Math.max(1, Math.min(4096, Math.floor(2 ** 19 / stateSize)));
+  /** Each row as soon as it is finished (a Ctrl-C keeps them). */
+  onRow?: (row: EvalRow, index: number) => void;
+  /** Field calls of the row being solved (`index`), of `total` when known (fixed-step solvers). */
+  onProgress?: (index: number, calls: number, total?: number) => void;
 }
 
 function argmax(v: Float32Array, offset: number, k: number): number {
@@ -103,86 +122,90 @@ function argmax(v: Float32Array, offset: number, k: number): number {
   return best;
 }
 
+function checkData(source: ModelSource, data: EvalData): void {
+  const width = source.inputWidth;
+  if (data.n === 0) throw new ShapeError(`${source.dir}: no data points to evaluate`);
+  if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
+  if (data.x.length !== data.n * width) {
+    throw new ShapeError(`${source.input} expects ${width} values per sample [${source.inputShape.join(', ')}], the data has ${data.x.length / data.n}`);
+  }
+}
+
+/** An effective model evaluates only under the solver unrolled into it. */
+function checkEffective(source: ModelSource, specs: readonly SolverSpec[]): void {
+  if (source.kind !== 'effective') return;
+  const other = specs.find((s) => formatSolverSpec(s) !== source.effectiveSolver);
+  if (other) throw new SpecError(`${source.dir} is an effective model with ${source.effectiveSolver} unrolled: it evaluates under that solver only, not ${formatSolverSpec(other)}`);
+}
+
 /**
- * Accuracy and NFE of a bundle on a dataset under each solver spec: encoder
- * once, then per spec a solve of every chunk, head, argmax.
+ * Accuracy and NFE of a model source on a dataset under each solver spec:
+ * encoder once, then per spec a solve of every chunk, head, argmax. NFE,
+ * accepted and rejected are per sample's solve (the sample-weighted mean over
+ * chunks: adaptive steps depend on the batch).
  */
-export async function evaluateBundle(bundleDir: string, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions = {}): Promise<BundleEvalRow[]> {
-  const bundle = await readBundle(bundleDir, options);
-  try {
-    const { t0, t1, classes } = bundle.manifest;
-    const width = product(bundle.inputShape);
-    if (data.width !== width) {
-      const file = path.join(bundleDir, bundle.encoder ? ENCODER_FILE : FIELD_FILE);
-      throw new ShapeError(
-        `${file}: input ${bundle.encoder ? bundle.encoder.input.name : bundle.field.zName} expects ${width} values per sample [${bundle.inputShape.join(', ')}], the data has ${data.width}`,
-      );
-    }
-    if (data.x.length !== data.n * data.width) throw new ShapeError(`data: x has ${data.x.length} values, expected n × width = ${data.n} × ${data.width}`);
-    if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
-    const S = bundle.field.stateSize;
-    const chunk = Math.max(1, Math.floor(options.chunk ?? defaultChunk(S)));
-    const fieldChunk = bundle.field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
-    const chunks: { start: number; n: number; z0: Float32Array }[] = [];
-    for (let start = 0; start < data.n; start += chunk) {
-      const n = Math.min(chunk, data.n - start);
-      const z0 = await bundle.encode(data.x.subarray(start * width, (start + n) * width), n);
-      chunks.push({ start, n, z0 });
-    }
-    const rows: BundleEvalRow[] = [];
-    for (const spec of specs) {
-      let correct = 0;
-      let nfe = 0;
-      let accepted = 0;
-      let rejected = 0;
-      for (const c of chunks) {
-        const field = chunkedField((rows) => bundle.field.asAsyncField(rows), c.n, S, fieldChunk);
-        const r = await solveAsync(float32Ops, field, c.z0, spec, { t0, t1, ...(options.signal ? { signal: options.signal } : {}) });
-        const logits = await bundle.logits(r.z1, c.n);
-        for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
-        nfe += r.stats.nfe * c.n;
-        accepted += r.stats.accepted * c.n;
-        rejected += r.stats.rejected * c.n;
+export async function evaluate(source: ModelSource, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions = {}): Promise<EvalRow[]> {
+  checkData(source, data);
+  checkEffective(source, specs);
+  const { t0, t1, classes } = source;
+  for (const spec of specs) checkStepBudget(spec, t0, t1);
+  const width = source.inputWidth;
+  const chunk = Math.max(1, Math.floor(options.chunk ?? source.batch));
+  const signal = options.signal;
+  const effective = source.kind === 'effective';
+  const chunks: { start: number; n: number; z0: Float32Array }[] = [];
+  for (let start = 0; start < data.n; start += chunk) {
+    signal?.throwIfAborted();
+    const n = Math.min(chunk, data.n - start);
+    const x = data.x.subarray(start * width, (start + n) * width);
+    chunks.push({ start, n, z0: effective ? x : await source.encode(x, n) });
+  }
+  const rows: EvalRow[] = [];
+  for (const spec of specs) {
+    let correct = 0;
+    const sums = { nfe: 0, accepted: 0, rejected: 0 };
+    const steps = solverLabel(spec, t0, t1).steps;
+    const total = steps === undefined ? undefined : steps * getTableau(spec.method).c.length * chunks.length;
+    let calls = 0;
+    const progress = options.onProgress;
+    const fieldOf = (n: number): AsyncField<Float32Array> => {
+      const f = source.field(n);
+      if (!progress) return f;
+      const index = rows.length;
+      return async (t, z) => {
+        const out = await f(t, z);
+        progress(index, ++calls, total);
+        return out;
+      };
+    };
+    for (const c of chunks) {
+      signal?.throwIfAborted();
+      let logits: Float32Array;
+      if (effective) {
+        logits = await source.logits(c.z0, c.n);
+        Object.assign(sums, { nfe: sums.nfe + steps! * getTableau(spec.method).c.length * c.n, accepted: sums.accepted + steps! * c.n });
+      } else {
+        const r = await solveAsync(float32Ops, fieldOf(c.n), c.z0, spec, { t0, t1, ...(signal ? { signal } : {}) });
+        logits = await source.logits(r.z1, c.n);
+        sums.nfe += r.stats.nfe * c.n;
+        sums.accepted += r.stats.accepted * c.n;
+        sums.rejected += r.stats.rejected * c.n;
       }
-      const n = Math.max(1, data.n);
-      rows.push({
-        ...solverLabel(spec, t0, t1),
-        accuracy: data.n === 0 ? NaN : correct / data.n,
-        nfe: nfe / n,
-        accepted: accepted / n,
-        rejected: rejected / n,
-      });
+      for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
     }
-    return rows;
-  } finally {
-    await bundle.release();
+    const row: EvalRow = { ...solverLabel(spec, t0, t1), accuracy: correct / data.n, nfe: sums.nfe / data.n, accepted: sums.accepted / data.n, rejected: sums.rejected / data.n };
+    rows.push(row);
+    options.onRow?.(row, rows.length - 1);
   }
+  return rows;
 }
 
-/** A model written as a bundle into a fresh temporary directory; `remove()` deletes it. */
-export async function writeTempBundle(model: Model, meta: BundleMeta = {}): Promise<{ dir: string; remove(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'odeness-bundle-'));
-  const remove = () => rm(dir, { recursive: true, force: true });
+/** Open a bundle (or model) directory, evaluate it, release it: evaluate() for callers holding only a path. */
+export async function evaluateBundle(dir: string, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions & SourceOptions = {}): Promise<EvalRow[]> {
+  const source = await openModelSource({ bundle: dir, ...options });
   try {
-    await writeBundle(model, dir, meta);
-  } catch (e) {
-    await remove();
-    throw e;
-  }
-  return { dir, remove };
-}
-
-/**
- * Run `use` on a model written as a temporary bundle: model directories are
- * evaluated and audited by onnxruntime like bundles — one evaluation path,
- * and ~8× faster than tfjs-wasm for the paper's conv2d field (MNIST, 32
- * samples per call: 4.2 s vs 0.49 s on this machine under load).
- */
-export async function withModelBundle<T>(model: Model, meta: BundleMeta, use: (dir: string) => Promise<T>): Promise<T> {
-  const bundle = await writeTempBundle(model, meta);
-  try {
-    return await use(bundle.dir);
+    return await evaluate(source, data, specs, options);
   } finally {
-    await bundle.remove();
+    await source.release();
   }
 }

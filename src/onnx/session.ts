@@ -30,15 +30,19 @@ export function product(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-/** Read an ONNX file and create a session; missing or malformed files become FileFormatError naming the file. */
-export async function openSession(file: string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
-  let bytes: Uint8Array;
+/** The bytes of an ONNX file; a missing or unreadable file is a FileFormatError naming it. */
+export async function readOnnxFile(file: string): Promise<Uint8Array> {
   try {
-    bytes = await readFile(file);
+    return await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(e)})`, { cause: e });
   }
+}
+
+/** Create a session from an ONNX file, or from `given` bytes named `file` in messages (an in-memory graph); missing or malformed files become FileFormatError naming the file. */
+export async function openSession(file: string, options: SessionOptions = {}, given?: Uint8Array): Promise<ort.InferenceSession> {
+  const bytes = given ?? (await readOnnxFile(file));
   if (bytes.length === 0) throw new FileFormatError(file, 'empty file, not an ONNX model');
   try {
     return await createSession(bytes, options);
@@ -85,6 +89,8 @@ function checkBatch(file: string, info: TensorInfo, batch: number): void {
 const isOneElement = (shape: Dims) => shape.every((d) => d === 1);
 
 export interface FieldLoadOptions extends SessionOptions {
+  /** The graph's bytes, when they are not read from `file` (an in-memory model, or bytes already hashed). */
+  bytes?: Uint8Array;
   /** Per-sample state shape, needed when the file declares symbolic state dims (from a bundle manifest). */
   stateShape?: readonly number[];
 }
@@ -116,7 +122,7 @@ export class OnnxField {
   }
 
   static async load(file: string, options: FieldLoadOptions = {}): Promise<OnnxField> {
-    const session = await openSession(file, options);
+    const session = await openSession(file, options, options.bytes);
     try {
       return OnnxField.fromSession(file, session, options);
     } catch (e) {
@@ -161,6 +167,10 @@ export class OnnxField {
     if (outputs.length === 0) throw new FileFormatError(file, 'the graph has no outputs');
     const out = outputs.length === 1 ? outputs[0]! : (outputs.find((o) => o.name === 'dz') ?? outputs[0]!);
     checkFloat32(file, out, 'output');
+    // A classifier (head.onnx, effective.onnx) can have the shape of a field (2-D state, 2 classes): its output name tells.
+    if (out.name === 'logits') {
+      throw new FileFormatError(file, `output ${out.name} ${formatDims(out.shape)} is a classifier's (a head or an effective model), not a vector field's; give the bundle's field.onnx`);
+    }
 
     const declared = staticSampleDims(z.shape);
     let stateShape: readonly number[];
@@ -243,8 +253,8 @@ export class OnnxMap {
     readonly outputDims: readonly number[] | undefined,
   ) {}
 
-  static async load(file: string, options: SessionOptions & { input?: string; output?: string } = {}): Promise<OnnxMap> {
-    const session = await openSession(file, options);
+  static async load(file: string, options: SessionOptions & { input?: string; output?: string; bytes?: Uint8Array } = {}): Promise<OnnxMap> {
+    const session = await openSession(file, options, options.bytes);
     try {
       const inputs = inputInfos(file, session);
       const outputs = outputInfos(file, session);

@@ -6,7 +6,8 @@
  */
 import { SolveError } from '../errors.js';
 import { initialStep } from './initial-step.js';
-import { DEFAULT_MAX_STEPS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec } from './spec.js';
+import { checkStepBudget, DEFAULT_MAX_STEPS, DEFAULT_SOLVER_LIMITS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec } from './spec.js';
+import { JOB_LIMITS } from '../formats/index.js';
 import type { FieldGen, VectorOps } from './vector.js';
 
 export interface StepDecision {
@@ -35,6 +36,8 @@ export interface StepController {
 
 /** Grid points of a fixed-step solve: t0, t0+h, …, and t1 (a shorter last step when h does not divide). */
 export function fixedGrid(spec: FixedSolverSpec, t0: number, t1: number): number[] {
+  // The last line of defence (callers check their own limits first): a grid of 10^9 points is a V8 abort, not an error.
+  checkStepBudget(spec, t0, t1, { ...DEFAULT_SOLVER_LIMITS, maxSteps: JOB_LIMITS.maxSolverSteps });
   const n = fixedStepCount(spec, t0, t1);
   const dir = Math.sign(t1 - t0);
   const grid: number[] = [];

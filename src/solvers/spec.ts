@@ -223,6 +223,26 @@ export function fixedStepCount(s: FixedSolverSpec, t0 = 0, t1 = 1): number {
   return Math.max(1, Math.ceil(span / s.h! - 1e-9));
 }
 
+/**
+ * The step ceiling over the interval a solve really covers: a fixed grid over
+ * [t0, t1] takes |t1 − t0| / h steps, so `euler:0.5` is 2 steps over [0, 1]
+ * but 2·10^5 over [0, 10^5]. parseSolverSpec can only check [0, 1]; every
+ * command that knows its interval (train, solve, evaluate, the audits) checks
+ * it here before any work starts. Adaptive solves are bounded by maxSteps.
+ */
+export function checkStepBudget(s: SolverSpec, t0: number, t1: number, limits: SolverLimits = DEFAULT_SOLVER_LIMITS, where = ''): void {
+  if (s.kind !== 'fixed' || s.steps !== undefined) return;
+  const span = Math.abs(t1 - t0);
+  const n = span / s.h! - 1e-9;
+  if (!(n <= limits.maxSteps)) {
+    const shown = formatSolverSpec(s);
+    throw new SpecError(
+      `${where}solver spec "${shown}" over [${t0}, ${t1}] takes ${Number.isFinite(n) ? Math.ceil(n) : 'unboundedly many'} steps, ` +
+        `above the limit of ${limits.maxSteps}; shorten the interval or take a larger step (a study file may raise the limit with solverLimits)`,
+    );
+  }
+}
+
 /** How a solver configuration is labelled in result rows: method, h or rtol, spec string, step count. */
 export interface SolverLabel {
   readonly solver: string;

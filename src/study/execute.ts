@@ -14,10 +14,10 @@ import { initBackend } from '../engines/backend.js';
 import { saveModel } from '../models/io.js';
 import { writeBundle } from '../onnx/bundle.js';
 import { deviceAdapter } from '../onnx/runtime/adapters.js';
-import { evaluateBundle } from '../onnx/evaluate.js';
+import { evaluate, type EvalData, type EvalRow } from '../onnx/evaluate.js';
 import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { trainRun } from '../train/run.js';
-import { openModelSource } from '../audit/source.js';
+import { openModelSource, type ModelSource } from '../onnx/source.js';
 import { crossingAudit, fanAudit } from '../audit/audits.js';
 import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { FAN_SERIES_POINTS } from '../formats/index.js';
@@ -88,11 +88,20 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const testSpecs = [...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t])))];
   const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
   // The signal stops evaluation and audits at their next field call: a cancelled job need not finish minutes of work first.
-  const rows = await evaluateBundle(ctx.bundleDir, { ...test, width: test.x.length / test.n }, specs, { device, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  // The bundle just written is what is evaluated and audited: the numbers belong to the files a reader gets.
+  const source = await openModelSource({ bundle: ctx.bundleDir, device });
+  let rows: EvalRow[];
+  let evalMs: number;
+  let audits: JobMetrics['audits'];
+  try {
+    rows = await evaluate(source, test, specs, ctx.signal ? { signal: ctx.signal } : {});
+    evalMs = performance.now() - evalStart;
+    if (job.audit.crossing || job.audit.fan) stopIfCancelled();
+    audits = job.audit.crossing || job.audit.fan ? await runAudits(job, source, test, trainSpec, ctx.signal) : undefined;
+  } finally {
+    await source.release();
+  }
   const [own, ...evals] = rows;
-  const evalMs = performance.now() - evalStart;
-  if (job.audit.crossing || job.audit.fan) stopIfCancelled();
-  const audits = job.audit.crossing || job.audit.fan ? await runAudits(job, ctx.bundleDir, test, trainSpec, ctx.signal) : undefined;
   const adapter = await deviceAdapter(device);
   const nfe = run.result.nfe;
   const metrics: JobMetrics = {
@@ -129,35 +138,30 @@ function thinned(k1: number, limit: number): number[] {
   return idx;
 }
 
-async function runAudits(job: Job, bundleDir: string, test: { x: Float32Array; y: Int32Array; n: number }, spec: SolverSpec, signal?: AbortSignal): Promise<NonNullable<JobMetrics['audits']>> {
+async function runAudits(job: Job, source: ModelSource, test: EvalData, spec: SolverSpec, signal?: AbortSignal): Promise<NonNullable<JobMetrics['audits']>> {
   const run = signal ? { signal } : {};
-  const source = await openModelSource({ bundle: bundleDir, ...(job.device ? { device: job.device } : {}) });
-  try {
-    const n = Math.min(AUDIT_POINTS, test.n);
-    const w = source.inputWidth;
-    const data = { x: test.x.subarray(0, n * w), y: test.y.subarray(0, n), n };
-    const out: NonNullable<JobMetrics['audits']> = {};
-    if (job.audit.crossing) {
-      const r = await crossingAudit(source, data, spec, run);
-      const ref = r.refinement;
-      out.crossing = {
-        solver: r.solver, points: n, d: r.d, crossings: r.crossings, touchingPairs: r.touchingPairs, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note,
-        ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states, minDet: r.fold.minDet } : {}),
-        ...(ref ? { refinement: { levels: ref.levels, persistentPairs: ref.persistentPairs, artefactPairs: ref.artefactPairs, unresolvedPairs: ref.unresolvedPairs, notRefinedPairs: ref.notRefinedPairs } } : {}),
-        verdict: { ...r.verdict, proofs: [...r.verdict.proofs] },
-      };
-    }
-    if (job.audit.fan) {
-      const r = await fanAudit(source, data, spec, undefined, run);
-      const idx = thinned(r.times.length, FAN_SERIES_POINTS);
-      out.fan = {
-        solver: r.solver, reference: r.reference, points: n,
-        final: { mean: r.final.mean, max: r.final.max, perClass: r.final.perClass.map((c) => ({ label: c.label, count: c.count, mean: c.mean, std: c.std, max: c.max })) },
-        series: { times: idx.map((k) => r.times[k]!), perClass: r.perClass.map((c) => ({ label: c.label, mean: idx.map((k) => c.mean[k]!), std: idx.map((k) => c.std[k]!) })) },
-      };
-    }
-    return out;
-  } finally {
-    await source.release();
+  const n = Math.min(AUDIT_POINTS, test.n);
+  const w = source.inputWidth;
+  const data = { x: test.x.subarray(0, n * w), y: test.y.subarray(0, n), n };
+  const out: NonNullable<JobMetrics['audits']> = {};
+  if (job.audit.crossing) {
+    const r = await crossingAudit(source, data, spec, run);
+    const ref = r.refinement;
+    out.crossing = {
+      solver: r.solver, points: n, d: r.d, crossings: r.crossings, touchingPairs: r.touchingPairs, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note,
+      ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states, minDet: r.fold.minDet } : {}),
+      ...(ref ? { refinement: { levels: ref.levels, persistentPairs: ref.persistentPairs, artefactPairs: ref.artefactPairs, unresolvedPairs: ref.unresolvedPairs, notRefinedPairs: ref.notRefinedPairs } } : {}),
+      verdict: { ...r.verdict, proofs: [...r.verdict.proofs] },
+    };
   }
+  if (job.audit.fan) {
+    const r = await fanAudit(source, data, spec, undefined, run);
+    const idx = thinned(r.times.length, FAN_SERIES_POINTS);
+    out.fan = {
+      solver: r.solver, reference: r.reference, points: n,
+      final: { mean: r.final.mean, max: r.final.max, perClass: r.final.perClass.map((c) => ({ label: c.label, count: c.count, mean: c.mean, std: c.std, max: c.max })) },
+      series: { times: idx.map((k) => r.times[k]!), perClass: r.perClass.map((c) => ({ label: c.label, mean: idx.map((k) => c.mean[k]!), std: idx.map((k) => c.std[k]!) })) },
+    };
+  }
+  return out;
 }

@@ -19,10 +19,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FileFormatError, OdenessError } from '../errors.js';
+import { FileFormatError, OdenessError, OutputPathError } from '../errors.js';
 import { syncTree } from './durable.js';
 import { acquireLock, type DirLock } from './lock.js';
 import { validateResult } from './records.js';
@@ -283,10 +283,44 @@ export class ResultStore {
     await writeAtomic(join(this.dir, STATE_FILE), JSON.stringify({ pid: process.pid, host: hostname(), updatedAt: new Date().toISOString(), ...state }) + '\n');
   }
 
+  /**
+   * The directory is the truth: a run whose --out was removed, replaced or
+   * made unwritable must stop, not append to a results file nobody can read
+   * (an unlinked results.jsonl took every line and the run said "16/16 done").
+   * Throws an OutputPathError naming the directory unless results.jsonl is
+   * still the file this store appends to.
+   */
+  async checkDir(): Promise<void> {
+    const file = join(this.dir, RESULTS_FILE);
+    let onDisk: { ino: number; dev: number } | undefined;
+    try {
+      onDisk = await stat(file);
+    } catch {
+      onDisk = undefined;
+    }
+    const held = await this.fh.stat();
+    if (!onDisk || onDisk.ino !== held.ino || onDisk.dev !== held.dev) {
+      throw new OutputPathError(this.dir, `the study output directory was removed or replaced during the run (${RESULTS_FILE} is gone); stopping — results recorded there before are lost with it, rerun to redo them`);
+    }
+  }
+
+  /** A file-system failure while recording, as one line naming the directory. */
+  private lost(e: unknown): unknown {
+    if (e instanceof OdenessError) return e;
+    const code = (e as NodeJS.ErrnoException).code;
+    return code ? new OutputPathError(this.dir, `cannot record results in the study output directory (${code}: ${(e as Error).message}); stopping — finished results stay recorded, rerun to resume`) : e;
+  }
+
   /** A fresh empty directory to build one bundle in; `commit` renames it into place. */
   async tempBundleDir(id: string): Promise<string> {
     const dir = join(this.dir, MODELS_DIR, `${TMP_PREFIX}${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await mkdir(dir, { recursive: true });
+    try {
+      await this.checkDir();
+      // Not recursive: a vanished models/ must not be recreated as if nothing happened.
+      await mkdir(dir);
+    } catch (e) {
+      throw this.lost(e);
+    }
     return dir;
   }
 
@@ -296,7 +330,14 @@ export class ResultStore {
    * already has a final result this one does not replace.
    */
   commit(result: JobResult, bundleTmp?: string): Promise<boolean> {
-    const run = this.queue.then(() => this.commitNow(validateResult(result), bundleTmp));
+    const run = this.queue.then(async () => {
+      try {
+        await this.checkDir();
+        return await this.commitNow(validateResult(result), bundleTmp);
+      } catch (e) {
+        throw this.lost(e);
+      }
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }

@@ -14,7 +14,7 @@
  */
 import { SpecError } from '../errors.js';
 import type { AdaptDecision } from '../formats/index.js';
-import { formatSolverSpec, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { DEFAULT_SOLVER_LIMITS, formatSolverSpec, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 import type { Model } from '../models/types.js';
 
@@ -46,6 +46,8 @@ export function validateAdaptOptions(o: AdaptOptions): AdaptOptions {
   if (!(o.threshold > 0 && o.threshold < 1)) throw new SpecError(`adaptation threshold must be in (0, 1), got ${o.threshold}`);
   if (!Number.isInteger(o.checkEvery) || o.checkEvery < 1) throw new SpecError(`adaptation checkEvery must be a positive integer, got ${o.checkEvery}`);
   if (!Number.isInteger(o.maxSteps) || o.maxSteps < 1) throw new SpecError(`adaptation maxSteps must be a positive integer, got ${o.maxSteps}`);
+  const ceiling = DEFAULT_SOLVER_LIMITS.maxSteps;
+  if (o.maxSteps > ceiling) throw new SpecError(`adaptation maxSteps ${o.maxSteps} exceeds the step ceiling of ${ceiling} steps over the interval`);
   if (!(o.startTol > 0)) throw new SpecError(`adaptation startTol must be > 0, got ${o.startTol}`);
   return o;
 }

@@ -14,7 +14,11 @@ import { augmentedShape, type Model, type ModelConfig, type Params } from '../mo
 import { SizeError, SpecError } from '../errors.js';
 import { MODEL_LIMITS } from '../formats/index.js';
 import { parseSolver } from '../solvers/solver.js';
-import { formatSolverSpec, type SolverLimits } from '../solvers/spec.js';
+import { checkStepBudget, formatSolverSpec, type SolverLimits, type SolverSpec } from '../solvers/spec.js';
+import { evaluate, type EvalRow } from '../onnx/evaluate.js';
+import { memorySource } from '../onnx/source.js';
+import type { Device } from '../onnx/runtime/device.js';
+import type { TrainSessionCache } from './ort-engine.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
@@ -51,6 +55,19 @@ export interface TrainRunResult {
   readonly training: TrainingInfo;
   readonly result: TrainResult;
   readonly dataset: Dataset;
+  /** The trained model's test row under its (final) training solver, when hooks.finalEvaluation asked for it and training was not interrupted. */
+  readonly testRow?: EvalRow;
+}
+
+/** The final test evaluation of trainRun: onnxruntime on the model in memory (src/onnx/evaluate.ts). */
+export interface FinalEvaluation {
+  readonly memoryBytes?: number;
+  readonly threads?: number;
+  /** Where the evaluation's sessions run (default cpu). */
+  readonly device?: Device;
+  readonly signal?: AbortSignal;
+  /** Field calls of the final solve, of `total` when known. */
+  readonly onProgress?: (calls: number, total?: number) => void;
 }
 
 /** The ODE block runs forward in time over a span of positive length. */
@@ -102,6 +119,8 @@ export interface ResumePoint {
 export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'foldCheck'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
+  /** Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's sessions. */
+  finalEvaluation?: FinalEvaluation;
   dataset?: Dataset;
   resume?: ResumePoint;
 };
@@ -110,6 +129,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
   // Resolved once: training, its engines and graphs carry this Solver.
   const solver = parseSolver(spec.solver, spec.solverLimits);
   validateTimeSpan(spec.t0 ?? 0, spec.t1 ?? 1);
+  checkStepBudget(solver.spec, spec.t0 ?? 0, spec.t1 ?? 1, spec.solverLimits);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
@@ -161,7 +181,22 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     await saveModel(hooks.out, result.model, training);
     await writeCheckpoint(hooks.out, checkpointOf(spec, iterations, training));
   }
-  return { model: result.model, training, result, dataset };
+  if (!hooks.finalEvaluation || result.interrupted) return { model: result.model, training, result, dataset };
+  const testRow = await finalTestRow(result.model, dataset, result.solver, hooks.finalEvaluation, hooks.sessions);
+  return { model: result.model, training, result, dataset, testRow };
+}
+
+async function finalTestRow(model: Model, dataset: Dataset, solver: SolverSpec, o: FinalEvaluation, shared?: TrainSessionCache): Promise<EvalRow> {
+  // Idle training sessions a caller keeps for reuse hold their activations: free them for the evaluation
+  // (the engine's own sessions were released when training ended).
+  await shared?.trim(0);
+  const source = await memorySource(model, {}, { ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.device !== undefined ? { device: o.device } : {}), ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}) });
+  try {
+    const [row] = await evaluate(source, dataset.test, [solver], { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: (_i: number, calls: number, total?: number) => o.onProgress!(calls, total) } : {}) });
+    return row!;
+  } finally {
+    await source.release();
+  }
 }
 
 function checkpointOf(spec: TrainRunSpec, targetIterations: number, training: TrainingInfo): Checkpoint {

@@ -116,6 +116,6 @@ export function ranBy(p: Proc): string[] {
 export async function reevaluate(out: string, r: JobResult): Promise<number[]> {
   const ds = await loadDataset(r.job.dataset, r.job.seed);
   const m = r.metrics as { trainSolver: string };
-  const rows = await evaluateBundle(join(out, 'models', r.id), { ...ds.test, width: ds.test.x.length / ds.test.n }, [m.trainSolver, ...r.job.testSolvers].map((s) => parseSolverSpec(s)));
+  const rows = await evaluateBundle(join(out, 'models', r.id), ds.test, [m.trainSolver, ...r.job.testSolvers].map((s) => parseSolverSpec(s)));
   return rows.map((row) => row.accuracy);
 }

@@ -1,18 +1,17 @@
 /**
- * Cross-solver evaluation of a tfjs model: test accuracy and NFE of one solve
- * under each test solver. The ONNX path (src/onnx/evaluate.ts) produces the
- * same rows for bundles.
+ * The test reference for evaluation: a tfjs model's test accuracy and NFE
+ * under each test solver, computed with tfjs instead of onnxruntime. The one
+ * evaluation path of odeness (src/onnx/evaluate.ts) must give the same rows.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, SpecError } from '../errors.js';
-import { buildTfModel } from '../models/tf-model.js';
-import { stateSize, type Model } from '../models/types.js';
-import { solverLabel, type SolverLabel, type SolverSpec } from '../solvers/spec.js';
-import { solve } from '../solvers/integrate.js';
-import { float32Ops } from '../engines/typed.js';
-import { chunkedSyncField, DEFAULT_MEMORY_BYTES, rowsWithin, WASM_MEMORY_CAP_BYTES } from '../engines/memory.js';
-import { fieldBytesPerSample } from '../models/memory.js';
-import { evaluateBundle, withModelBundle, type EvaluateOptions } from '../onnx/evaluate.js';
+import { ShapeError, SpecError } from '../../src/errors.js';
+import { buildTfModel } from '../../src/models/tf-model.js';
+import { stateSize, type Model } from '../../src/models/types.js';
+import { solverLabel, type SolverLabel, type SolverSpec } from '../../src/solvers/spec.js';
+import { solve } from '../../src/solvers/integrate.js';
+import { float32Ops } from '../../src/engines/typed.js';
+import { chunkedSyncField, DEFAULT_MEMORY_BYTES, rowsWithin, WASM_MEMORY_CAP_BYTES } from '../../src/engines/memory.js';
+import { fieldBytesPerSample } from '../../src/models/memory.js';
 
 export interface EvalData {
   readonly x: Float32Array;
@@ -104,15 +103,3 @@ export function evaluateModel(model: Model, data: EvalData, specs: readonly Solv
   }
 }
 
-/**
- * The same rows computed by onnxruntime (the model as a bundle, evaluated as
- * bundles are: evaluateBundle): what the CLI uses for model directories, ~8×
- * faster than tfjs-wasm on conv fields. Solves batches of up to EVAL_BATCH
- * samples, so adaptive rows match evaluateModel's batching.
- */
-export async function evaluateModelOnnx(model: Model, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions = {}): Promise<EvalRow[]> {
-  checkDataWidth(model, data, 'evaluate');
-  const width = data.x.length / data.n;
-  const rows = await withModelBundle(model, {}, (dir) => evaluateBundle(dir, { ...data, width }, specs, { chunk: EVAL_BATCH, ...options }));
-  return rows.map(({ accepted: _a, rejected: _r, ...row }) => row);
-}
