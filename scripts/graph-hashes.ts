@@ -31,8 +31,10 @@ const BATCH = 3;
 /** h = 0.3 over [0, 1]: four steps, the last one shorter (the grid's remainder). */
 const TRAIN_SOLVERS = [...FIXED_METHODS.map((m) => `${m}:0.3`), 'rk4:steps=2', 'dopri5:1e-5'];
 
-function modelFor(field: string, inputShape: number[], augment: number): Model {
-  const config: ModelConfig = { inputShape, augment, stateShape: augmentedShape(inputShape, augment), classes: 3, field: parseFieldSpec(field), t0: 0, t1: 1 };
+function modelFor(fieldSpec: string, inputShape: number[], augment: number): Model {
+  const stateShape = augmentedShape(inputShape, augment);
+  const field = parseFieldSpec(fieldSpec);
+  const config: ModelConfig = { inputShape, augment, stateShape, classes: 3, field, t0: 0, t1: 1 };
   const rng = new Rng(7);
   return { config, params: initParams(config, () => rng.normal()) };
 }
@@ -63,13 +65,16 @@ for (const [field, inputShape, augment] of FIELDS) {
       emit(`field ${at}`, () => fieldGraph(model, { float, nchwcBlock }));
       emit(`field-vjp ${at}`, () => fieldVjpGraph(config, { batch: BATCH, float, nchwcBlock }).builder);
       for (const method of METHODS) {
-        emit(`step ${method} ${at}`, () => stepGraph(config, getTableau(method), { batch: BATCH, float, nchwcBlock }).builder);
-        emit(`step-vjp ${method} ${at}`, () => stepGraph(config, getTableau(method), { batch: BATCH, float, nchwcBlock, vjp: true }).builder);
+        const tab = getTableau(method);
+        emit(`step ${method} ${at}`, () => stepGraph(config, tab, { batch: BATCH, float, nchwcBlock }).builder);
+        const vjp = { batch: BATCH, float, nchwcBlock, vjp: true };
+        emit(`step-vjp ${method} ${at}`, () => stepGraph(config, tab, vjp).builder);
       }
       for (const s of TRAIN_SOLVERS) {
         const spec = parseSolverSpec(s);
         emit(`train ${s} ${at}`, () => trainGraph(config, spec, { batch: BATCH, float, nchwcBlock }).builder);
-        emit(`loss ${s} ${at}`, () => trainGraph(config, spec, { batch: BATCH, float, nchwcBlock, gradients: false, logits: true }).builder);
+        const forward = { batch: BATCH, float, nchwcBlock, gradients: false, logits: true };
+        emit(`loss ${s} ${at}`, () => trainGraph(config, spec, forward).builder);
       }
     }
     const at = `${field} ${float}`;
