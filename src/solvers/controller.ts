@@ -105,7 +105,8 @@ export class PIDController implements StepController {
 
   *init<V>(ops: VectorOps<V>, t0: number, z0: V, f0: V, dir: number): FieldGen<V, number> {
     const { rtol, atol, firstStep, minStep } = this.spec;
-    const h = firstStep ?? (yield* initialStep(ops, (v: V) => ops.scaledRms(v, rtol, atol, [z0]), this.order, t0, z0, f0, dir));
+    const norm = (v: V) => ops.scaledRms(v, rtol, atol, [z0]);
+    const h = firstStep ?? (yield* initialStep(ops, norm, this.order, t0, z0, f0, dir));
     return minStep !== undefined ? Math.max(h, minStep) : h;
   }
 
@@ -117,16 +118,20 @@ export class PIDController implements StepController {
   adapt(ratio: number, h: number, t: number): StepDecision {
     const { method, minStep } = this.spec;
     const accept = ratio <= 1;
-    const factor = ratio === 0 ? MAX_FACTOR : Math.min(MAX_FACTOR, Math.max(accept ? 1 : MIN_FACTOR, SAFETY * Math.pow(ratio, -1 / this.order)));
+    const scaled = SAFETY * Math.pow(ratio, -1 / this.order);
+    const factor = ratio === 0 ? MAX_FACTOR : Math.min(MAX_FACTOR, Math.max(accept ? 1 : MIN_FACTOR, scaled));
     let hNext = h * factor;
     if (!accept && !Number.isFinite(hNext)) hNext = h * MIN_FACTOR;
     if (minStep !== undefined && hNext < minStep) {
       if (!accept && h <= minStep) {
-        throw new SolveError(`${method}: a step of minStep=${minStep} was rejected at t=${t} (error ratio ${ratio}); the solution may blow up here`, t);
+        const why = `a step of minStep=${minStep} was rejected at t=${t} (error ratio ${ratio})`;
+        throw new SolveError(`${method}: ${why}; the solution may blow up here`, t);
       }
       hNext = minStep;
     }
-    if (!accept && ratio === Infinity && hNext < 1e-14 * Math.max(1, Math.abs(t))) throw new SolveError(`${method}: state became NaN/Inf near t=${t}`, t);
+    if (!accept && ratio === Infinity && hNext < 1e-14 * Math.max(1, Math.abs(t))) {
+      throw new SolveError(`${method}: state became NaN/Inf near t=${t}`, t);
+    }
     return { accept, hNext };
   }
 }

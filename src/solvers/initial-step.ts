@@ -12,7 +12,15 @@ import type { FieldGen, VectorOps } from './vector.js';
 export type Norm<V> = (v: V) => number;
 
 /** The step from (t0, z0) with f0 = f(t0, z0) already known; costs one evaluation. */
-export function* initialStep<V>(ops: VectorOps<V>, norm: Norm<V>, order: number, t0: number, z0: V, f0: V, dir = 1): FieldGen<V, number> {
+export function* initialStep<V>(
+  ops: VectorOps<V>,
+  norm: Norm<V>,
+  order: number,
+  t0: number,
+  z0: V,
+  f0: V,
+  dir = 1,
+): FieldGen<V, number> {
   const d0 = norm(z0);
   const d1 = norm(f0);
   const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
@@ -25,7 +33,13 @@ export function* initialStep<V>(ops: VectorOps<V>, norm: Norm<V>, order: number,
 }
 
 /** The step from (t0, z0) alone: evaluates f0 first (two evaluations in all). */
-export function* initialStepFrom<V>(ops: VectorOps<V>, norm: Norm<V>, order: number, t0: number, z0: V): FieldGen<V, number> {
+export function* initialStepFrom<V>(
+  ops: VectorOps<V>,
+  norm: Norm<V>,
+  order: number,
+  t0: number,
+  z0: V,
+): FieldGen<V, number> {
   const f0 = (yield { t: t0, z: z0 }) as V;
   return yield* initialStep(ops, norm, order, t0, z0, f0);
 }

@@ -19,7 +19,15 @@ import type { StepController } from './controller.js';
 import { asSolver, type Solver } from './solver.js';
 import type { SolverSpec } from './spec.js';
 import type { Tableau } from './tableau.js';
-import { isStepCall, type AsyncField, type FieldGen, type StepCall, type StepOut, type SyncField, type VectorOps } from './vector.js';
+import {
+  isStepCall,
+  type AsyncField,
+  type FieldGen,
+  type StepCall,
+  type StepOut,
+  type SyncField,
+  type VectorOps,
+} from './vector.js';
 
 export { fixedGrid } from './controller.js';
 export { isStepCall, type SolveRequest } from './vector.js';
@@ -75,7 +83,15 @@ export interface SolveResult<V> {
  * RK step of odeness: numeric engines run it stage by stage, graph writers
  * drive it with graph values (fixed grids unrolled, compiled adaptive steps).
  */
-export function* rkStep<V>(ops: VectorOps<V>, tab: Tableau, t: number, z: V, h: number, k1: V, offer = true): FieldGen<V, StepOut<V>> {
+export function* rkStep<V>(
+  ops: VectorOps<V>,
+  tab: Tableau,
+  t: number,
+  z: V,
+  h: number,
+  k1: V,
+  offer = true,
+): FieldGen<V, StepOut<V>> {
   if (offer) {
     const done = (yield { step: { tab, t, h, z, k1 } }) as StepOut<V> | undefined;
     if (done !== undefined) return done;
@@ -124,7 +140,16 @@ function* evaluate<V>(t: number, z: V, stats: SolveStats): FieldGen<V, V> {
 type LoopOptions = Required<Omit<SolveOptions, 'times' | 'signal'>> & { times: readonly number[] };
 
 /** A step's state, for the requested times it passes: z1 at its end, linear interpolation before (fixed grids). */
-function outputs<V>(ops: VectorOps<V>, step: { t: number; h: number; z: V; z1: V; tEnd: number }, times: readonly number[], from: number, zs: V[]): number {
+interface TakenStep<V> {
+  readonly t: number;
+  readonly h: number;
+  readonly z: V;
+  readonly z1: V;
+  /** Where the step ends: t + h, or exactly the stop it lands on. */
+  readonly tEnd: number;
+}
+
+function outputs<V>(ops: VectorOps<V>, step: TakenStep<V>, times: readonly number[], from: number, zs: V[]): number {
   let next = from;
   while (next < times.length && (times[next]! - step.tEnd) * Math.sign(step.h) <= 0) {
     const tq = times[next]!;
@@ -165,7 +190,8 @@ function* integrate<V>(ops: VectorOps<V>, solver: Solver, z0: V, opts: LoopOptio
   while (stop < stops.length) {
     const target = stops[stop]!;
     if (stats.accepted + stats.rejected >= ctl.maxSteps) {
-      throw new SolveError(`${method}: reached maxSteps=${ctl.maxSteps} at t=${t} before t1=${t1} (${ctl.settings}); raise maxSteps or loosen the tolerance`, t);
+      const where = `reached maxSteps=${ctl.maxSteps} at t=${t} before t1=${t1} (${ctl.settings})`;
+      throw new SolveError(`${method}: ${where}; raise maxSteps or loosen the tolerance`, t);
     }
     // Land exactly on the next stop.
     const remaining = Math.abs(target - t);
@@ -173,8 +199,13 @@ function* integrate<V>(ops: VectorOps<V>, solver: Solver, z0: V, opts: LoopOptio
     const step = dir * (lands ? remaining : h);
     // A NaN step comes from a NaN/Inf f(t0, z0) in the initial-step heuristic;
     // a step below half an ulp of t would advance the state with t frozen.
-    if (!Number.isFinite(step)) throw new SolveError(`${method}: state or vector field became NaN/Inf near t=${t} (step size ${h})`, t);
-    if (t + step === t) throw new SolveError(`${method}: step size ${h} underflows at t=${t} before t1=${t1}; the solution may blow up here`, t);
+    if (!Number.isFinite(step)) {
+      throw new SolveError(`${method}: state or vector field became NaN/Inf near t=${t} (step size ${h})`, t);
+    }
+    if (t + step === t) {
+      const where = `step size ${h} underflows at t=${t} before t1=${t1}`;
+      throw new SolveError(`${method}: ${where}; the solution may blow up here`, t);
+    }
     const out = yield* rkStep(ops, tab, t, z, step, k1);
     stats.nfe += tab.c.length - 1;
     if (!ctl.ratio && opts.checkFinite && !ops.allFinite(out.z1)) {
@@ -198,7 +229,12 @@ function* integrate<V>(ops: VectorOps<V>, solver: Solver, z0: V, opts: LoopOptio
   return { z1: z, zs, times, stats, trajectory: traj };
 }
 
-function solveGen<V>(ops: VectorOps<V>, spec: SolverSpec | Solver, z0: V, options: SolveOptions): FieldGen<V, SolveResult<V>> {
+function solveGen<V>(
+  ops: VectorOps<V>,
+  spec: SolverSpec | Solver,
+  z0: V,
+  options: SolveOptions,
+): FieldGen<V, SolveResult<V>> {
   const solver = asSolver(spec);
   const t0 = options.t0 ?? 0;
   const t1 = options.t1 ?? 1;
@@ -221,7 +257,12 @@ export function drive<V, R>(gen: FieldGen<V, R>, field: SyncField<V>): R {
 }
 
 /** Runs a field computation with a field that may be asynchronous, optionally with compiled steps. */
-export async function driveAsync<V, R>(gen: FieldGen<V, R>, field: AsyncField<V>, step?: AsyncStepper<V>, signal?: AbortSignal): Promise<R> {
+export async function driveAsync<V, R>(
+  gen: FieldGen<V, R>,
+  field: AsyncField<V>,
+  step?: AsyncStepper<V>,
+  signal?: AbortSignal,
+): Promise<R> {
   let r = gen.next();
   while (!r.done) {
     signal?.throwIfAborted();
@@ -232,7 +273,13 @@ export async function driveAsync<V, R>(gen: FieldGen<V, R>, field: AsyncField<V>
 }
 
 /** Solve with a synchronous field (tfjs tensors inside a gradient tape, typed arrays, graph values). */
-export function solve<V>(ops: VectorOps<V>, field: SyncField<V>, z0: V, spec: SolverSpec | Solver, options: SolveOptions = {}): SolveResult<V> {
+export function solve<V>(
+  ops: VectorOps<V>,
+  field: SyncField<V>,
+  z0: V,
+  spec: SolverSpec | Solver,
+  options: SolveOptions = {},
+): SolveResult<V> {
   return drive(solveGen(ops, spec, z0, options), field);
 }
 

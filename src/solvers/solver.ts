@@ -8,7 +8,13 @@
  * every layer (and picks the controller).
  */
 import { ConstantStepSize, PIDController } from './controller.js';
-import { parseSolverSpec, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverLimits, type SolverSpec } from './spec.js';
+import {
+  parseSolverSpec,
+  type AdaptiveSolverSpec,
+  type FixedSolverSpec,
+  type SolverLimits,
+  type SolverSpec,
+} from './spec.js';
 import { getTableau, type Tableau } from './tableau.js';
 
 export interface FixedSolver {
@@ -61,5 +67,6 @@ export function withStep(solver: FixedSolver, h: number): FixedSolver {
 /** The same method and options with rtol = atol = tol. */
 export function withTolerance(solver: AdaptiveSolver, tol: number): AdaptiveSolver {
   const spec: AdaptiveSolverSpec = { ...solver.spec, rtol: tol, atol: tol };
-  return Object.freeze({ kind: 'adaptive', spec, tableau: solver.tableau, controller: new PIDController(spec, solver.tableau.order) });
+  const controller = new PIDController(spec, solver.tableau.order);
+  return Object.freeze({ kind: 'adaptive', spec, tableau: solver.tableau, controller });
 }

@@ -218,8 +218,11 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
       if (adapt && it % adapt.checkEvery === 0) {
         const current = batch;
         // The adaptation designs new specs (test solvers, trials, the next training solver): each is resolved once.
+        const resolved = new Map<SolverSpec, Solver>();
         const accuracyUnder = async (s: SolverSpec) => {
-          const r = await engine.accuracy(current.x, current.y, resolveSolver(s));
+          const checked = resolveSolver(s);
+          resolved.set(s, checked);
+          const r = await engine.accuracy(current.x, current.y, checked);
           nfe.checks += r.nfe;
           return r;
         };
@@ -242,7 +245,7 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
         } finally {
           await probe?.release();
         }
-        if (r.spec !== solver.spec) solver = resolveSolver(r.spec);
+        if (r.spec !== solver.spec) solver = resolved.get(r.spec) ?? resolveSolver(r.spec);
         adaptation.push(r.decision);
         o.onAdapt?.(r.decision);
       }
