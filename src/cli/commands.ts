@@ -13,6 +13,7 @@ import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
 import { SpecError } from '../errors.js';
 import { resolveDevice, runtimeReport, type RuntimeReport } from '../onnx/runtime/adapters.js';
+import type { Placement } from '../onnx/runtime/placement.js';
 import { betaPair, datasetOption, defaultText, deviceOption, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
 import { planTraining, stopOnSignal, TRAIN_SIGNAL_HELP } from './train-setup.js';
 import { checkPlotDir } from './plot-dir.js';
@@ -22,6 +23,14 @@ const require = createRequire(import.meta.url);
 
 function globals(cmd: Command): { backend?: string; verbose?: boolean } {
   return cmd.optsWithGlobals() as { backend?: string; verbose?: boolean };
+}
+
+/** ", placed: WebGpuExecutionProvider 230, CPUExecutionProvider 4 (2 copies)" for --verbose. */
+function placementText(p: Placement | undefined): string {
+  if (!p) return '';
+  const nodes = Object.entries(p.nodes).map(([k, n]) => `${k} ${n}`).join(', ');
+  const cpu = p.cpuOps ? `; on the CPU: ${Object.entries(p.cpuOps).map(([op, n]) => `${op} ×${n}`).join(', ')}` : '';
+  return `; nodes run by ${nodes || 'none'}${p.copies > 0 ? ` (${p.copies} host-device copies)` : ''}${cpu}`;
 }
 
 /** `odeness info`'s device lines: providers, adapters, and each device's probe. */
@@ -126,6 +135,7 @@ export function registerCoreCommands(program: Command): void {
             resume,
             threads: opts.threads,
             device,
+            placement: json || Boolean(globals(cmd).verbose),
             signal: stop.signal,
             onIteration: (it) => bar.update(it),
             onLog: (e) => {
@@ -134,7 +144,7 @@ export function registerCoreCommands(program: Command): void {
             },
             onGraphBuild: (g) => {
               if (json) events.graphs.push(g);
-              else if (!g.cached) bar.log(`graph ${g.solver}: ${g.nodes} nodes, built in ${(g.graphMs + g.sessionMs).toFixed(0)} ms (graph ${g.graphMs.toFixed(0)} ms, session ${g.sessionMs.toFixed(0)} ms)`);
+              else if (!g.cached) bar.log(`graph ${g.solver}: ${g.nodes} nodes, built in ${(g.graphMs + g.sessionMs).toFixed(0)} ms (graph ${g.graphMs.toFixed(0)} ms, session ${g.sessionMs.toFixed(0)} ms)${placementText(g.placement)}`);
             },
             onAdapt: (d) => {
               if (json) events.adaptation.push(d);

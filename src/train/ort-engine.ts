@@ -30,6 +30,7 @@ import { fieldGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { SessionCache, type Lease, type Releasable } from '../onnx/runtime/cache.js';
 import type { Device } from '../onnx/runtime/device.js';
+import { placedSession, type Placement } from '../onnx/runtime/placement.js';
 import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
 import { fixedGrid, solveAsync } from '../solvers/integrate.js';
@@ -50,6 +51,7 @@ export interface TrainSession extends Releasable {
   readonly nodes: number;
   readonly graphMs: number;
   readonly sessionMs: number;
+  readonly placement?: Placement;
 }
 
 /**
@@ -68,15 +70,17 @@ function trainSessionKey(config: ModelConfig, spec: SolverSpec, batch: number, o
   return JSON.stringify({ config, method: spec.method, grid, batch, threads: o.threads ?? 1, device: o.device ?? 'cpu' });
 }
 
-async function buildTrainSession(config: ModelConfig, spec: SolverSpec, batch: number, o: SessionOptions): Promise<TrainSession> {
+async function buildTrainSession(config: ModelConfig, spec: SolverSpec, batch: number, o: SessionOptions, placed = false): Promise<TrainSession> {
   const nchwcBlock = await nchwcBlockSize(o.device);
   const t0 = performance.now();
   const g = trainGraph(config, spec, { batch, nchwcBlock });
   const t1 = performance.now();
-  const session = await createSession(g.builder.toBytes(), o);
+  const bytes = g.builder.toBytes();
+  const { session, placement } = placed ? await placedSession(bytes, o, batch) : { session: await createSession(bytes, o), placement: undefined };
   const t2 = performance.now();
   return {
     session,
+    ...(placement ? { placement } : {}),
     params: g.params,
     gradNames: g.params.map((name) => g.outputs.grads[name]!),
     nfe: g.nfe,
@@ -103,6 +107,8 @@ export interface OrtEngineOptions extends EngineOptions {
   readonly onGraphBuild?: (build: GraphBuild) => void;
   /** Micro-batch of fixed-step training (a divisor of batchSize; default: trainMicroBatch, sized to the cache). */
   readonly microBatch?: number;
+  /** Record where onnxruntime places each graph's nodes (GraphBuild.placement; one profiled run on zeros per build). */
+  readonly placement?: boolean;
   /** Where the sessions run (default cpu). */
   readonly device?: Device;
   /**
@@ -202,12 +208,13 @@ export class OrtEngine implements TrainEngine {
     const refusal = engineRefusal('ort', spec);
     if (refusal) throw new SpecError(refusal);
     const key = trainSessionKey(this.config, spec, this.microBatch, this.sessionOptions);
-    const make = () => buildTrainSession(this.config, spec, this.microBatch, this.sessionOptions);
+    const make = () => buildTrainSession(this.config, spec, this.microBatch, this.sessionOptions, this.o.placement);
     const { lease, cached } = await this.sessions.acquire(key, make);
     if (this.current) this.sessions.release(this.current.lease);
     this.current = { specKey, lease };
     const entry = lease.value;
-    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
+    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached,
+      ...(entry.placement ? { placement: entry.placement } : {}) };
     this.builds.push(build);
     this.o.onGraphBuild?.(build);
     return entry;
@@ -218,8 +225,9 @@ export class OrtEngine implements TrainEngine {
     const key = `${method}/${batch}`;
     let p = this.adaptive.get(key);
     if (!p) {
-      p = AdaptiveSessions.create(this.config, method, batch, { session: this.sessionOptions }).then((s) => {
-        const build: GraphBuild = { solver: method, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
+      p = AdaptiveSessions.create(this.config, method, batch, { session: this.sessionOptions, placement: this.o.placement }).then((s) => {
+        const { nodes, graphMs, sessionMs, placement } = s.build;
+        const build: GraphBuild = { solver: method, batch, nodes, graphMs, sessionMs, cached: false, ...(placement ? { placement } : {}) };
         this.builds.push(build);
         this.o.onGraphBuild?.(build);
         return s;

@@ -96,7 +96,7 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions'> & {
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'placement'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   dataset?: Dataset;
@@ -130,6 +130,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     threads: hooks.threads,
     device: hooks.device,
     sessions: hooks.sessions,
+    placement: hooks.placement,
     onLog: hooks.onLog,
     onIteration: hooks.onIteration,
     onAdapt: hooks.onAdapt,

@@ -6,3 +6,4 @@ export { createSession, providers, type SessionOptions } from './session.js';
 export { DEFAULT_DEVICE, DEVICE_CHOICES, parseDevice, isDeviceChoice, type Device, type DeviceChoice } from './device.js';
 export { SessionCache, type Lease, type Releasable } from './cache.js';
 export { probeDevice, resolveDevice, vulkanAdapters, type Adapter, type AdapterList } from './adapters.js';
+export { addPlacements, placedSession, type Placement } from './placement.js';

@@ -68,7 +68,9 @@ function checkProvider(device: Device): void {
 const MODEL_ERROR = /protobuf|ModelProto|Load model|INVALID_GRAPH|INVALID_ARGUMENT|NOT_IMPLEMENTED|Type Error|ShapeInferenceError/i;
 
 function deviceFailure(device: Exclude<Device, 'cpu'>, e: unknown): DeviceError {
-  const msg = firstLine(e instanceof Error ? e.message : String(e));
+  const full = e instanceof Error ? e.message : String(e);
+  // onnxruntime's messages start with its source location; the reason is at the end.
+  const msg = firstLine(/Failed to get a WebGPU adapter[^\n]*/.exec(full)?.[0] ?? full.replace(/^\/onnxruntime_src\/\S+\s+/, ''));
   const detail = /adapter/i.test(msg)
     ? `no WebGPU adapter found (${msg})`
     : /shared library|libcu|cudnn|CUDA/i.test(msg)
