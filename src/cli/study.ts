@@ -551,7 +551,7 @@ export function registerWorkerCommand(program: Command): Command {
         log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
       });
       if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
-      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused\n`);
+      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
