@@ -367,7 +367,7 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   ];
   const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
-  const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
+  const devices = e.uncalibratedDevices ?? [];
   if (devices.length > 0) lines.push(`device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   return lines.join('\n');
