@@ -28,7 +28,8 @@ test('a study file\'s device key: CPU jobs keep their ids and carry no device; G
   t.true(gpu.every((j) => j.device === 'webgpu'));
   t.true(gpu.every((j, i) => j.id !== plain[i]!.id), 'a job for another device is another job');
   t.deepEqual(planSpec(parseStudy(STUDY, 's.yaml'), { device: 'webgpu' }).jobs, gpu, '--device is the same as the key');
-  t.throws(() => parseStudy(`${STUDY}device: tpu\n`, 's.yaml'), { message: /device.*expected one of cpu, webgpu, cuda/ });
+  const message = /device.*expected one of cpu, webgpu, cuda/;
+  t.throws(() => parseStudy(`${STUDY}device: tpu\n`, 's.yaml'), { message });
 });
 
 test('which worker takes which job', (t) => {
@@ -39,7 +40,8 @@ test('which worker takes which job', (t) => {
   t.false(canRunJob('webgpu', { device: 'cuda' }));
 });
 
-test.serial('cluster: a CPU worker leaves webgpu jobs to the webgpu worker; results record the device and adapter', async (t) => {
+const CLUSTER_TITLE = 'cluster: a CPU worker leaves webgpu jobs to the webgpu worker; results say device and adapter';
+test.serial(CLUSTER_TITLE, async (t) => {
   t.timeout(240_000);
   await withCluster(t, { workers: [{}, { args: ['--device', 'webgpu'] }] }, async ({ dir, a, b, coordinator }) => {
     const file = writeStudy(dir, 's.yaml', `${STUDY}device: webgpu\n`);

@@ -35,7 +35,8 @@ process.env.XDG_RUNTIME_DIR ??= mkdtempSync(path.join(os.tmpdir(), 'odeness-xdg-
 test.before(async () => {
   await initBackend('wasm');
   const why = await probeDevice('webgpu');
-  if (why) throw new Error(`these tests need a WebGPU adapter: ${why} (on Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers; see .ci/run)`);
+  const install = 'on Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers; see .ci/run';
+  if (why) throw new Error(`these tests need a WebGPU adapter: ${why} (${install})`);
 });
 
 const FIELDS: [field: string, shape: number[], augment: number, classes: number][] = [
@@ -62,7 +63,9 @@ async function lossAndGrads(model: Model, spec: SolverSpec, x: Float32Array, y: 
   const s = await AdaptiveSessions.create(model.config, spec.method, y.length, { session: { device } });
   try {
     const params: Record<string, ort.Tensor> = {};
-    for (const [name, p] of Object.entries(model.params)) params[name] = new ort.Tensor('float32', Float32Array.from(p.data), [...p.shape]);
+    for (const [name, p] of Object.entries(model.params)) {
+      params[name] = new ort.Tensor('float32', Float32Array.from(p.data), [...p.shape]);
+    }
     return await s.lossAndGrads(encode(model, x, y.length), BigInt64Array.from(y, (v) => BigInt(v)), spec, params);
   } finally {
     await s.release();
@@ -71,29 +74,38 @@ async function lossAndGrads(model: Model, spec: SolverSpec, x: Float32Array, y: 
 
 for (const [field, shape, augment, classes] of FIELDS) {
   for (const solver of SOLVERS) {
-    test.serial(`webgpu = cpu for ${field} under ${solver}: loss, gradients, NFE and steps, training log, evaluation rows`, async (t) => {
+    const title = `webgpu = cpu for ${field} under ${solver}: loss, gradients, NFE, steps, training log, evaluation`;
+    test.serial(title, async (t) => {
       const config = configFor(field, shape, augment, classes);
       const model = randomModel(config, 5);
       const spec = parseSolverSpec(solver);
       const { x, y } = randomBatch(config, BATCH, 2);
 
-      const [cpu, gpu] = [await lossAndGrads(model, spec, x, y, 'cpu'), await lossAndGrads(model, spec, x, y, 'webgpu')];
+      const cpu = await lossAndGrads(model, spec, x, y, 'cpu');
+      const gpu = await lossAndGrads(model, spec, x, y, 'webgpu');
       t.true(close(gpu.loss, cpu.loss), `loss ${gpu.loss} on webgpu vs ${cpu.loss} on cpu`);
       t.is(gpu.accuracy, cpu.accuracy);
       if ('stats' in cpu && 'stats' in gpu) t.deepEqual(gpu.stats, cpu.stats, 'NFE, accepted and rejected steps');
-      compareGrads(gpu.grads, cpu.grads, (scale) => 1e-4 * Math.max(scale, 1e-3), (m) => t.fail(m), `${field} ${solver}`);
+      const tolerance = (scale: number) => 1e-4 * Math.max(scale, 1e-3);
+      compareGrads(gpu.grads, cpu.grads, tolerance, (m) => t.fail(m), `${field} ${solver}`);
 
       const split = { ...randomBatch(config, 2 * BATCH, 3), n: 2 * BATCH };
-      const o = { solver: spec, iterations: 2, batchSize: BATCH, lr: 1e-2, engine: 'ort', logEvery: 1, placement: true } as const;
-      const run = (device: Device) => train(model, split, { ...o, rng: new Rng(1), device });
+      const o = { solver: spec, iterations: 2, batchSize: BATCH, lr: 1e-2, engine: 'ort', logEvery: 1 } as const;
+      const run = (device: Device) => train(model, split, { ...o, placement: true, rng: new Rng(1), device });
       const [a, b] = [await run('cpu'), await run('webgpu')];
       t.deepEqual(Object.keys(a.graphBuilds[0]!.placement!.nodes), ['CPUExecutionProvider']);
-      t.true(b.graphBuilds[0]!.placement!.nodes.WebGpuExecutionProvider! > 0, JSON.stringify(b.graphBuilds[0]!.placement));
+      const placed = b.graphBuilds[0]!.placement!;
+      t.true(placed.nodes.WebGpuExecutionProvider! > 0, JSON.stringify(placed));
       t.deepEqual(b.log.map((e) => e.nfeForward), a.log.map((e) => e.nfeForward), 'NFE per iteration');
-      b.log.forEach((e, i) => t.true(close(e.loss, a.log[i]!.loss), `iteration ${e.iteration}: loss ${e.loss} vs ${a.log[i]!.loss}`));
+      b.log.forEach((e, i) => {
+        t.true(close(e.loss, a.log[i]!.loss), `iteration ${e.iteration}: loss ${e.loss} vs ${a.log[i]!.loss}`);
+      });
 
       const specs = [spec, parseSolverSpec(spec.kind === 'fixed' ? 'euler:steps=3' : 'adaptive_heun:1e-4')];
-      const rows = async (device: Device) => (await evaluateModelOnnx(a.model, split, specs, { device })).map((r) => ({ spec: r.spec, accuracy: r.accuracy, nfe: r.nfe }));
+      const rows = async (device: Device) => {
+        const got = await evaluateModelOnnx(a.model, split, specs, { device });
+        return got.map((r) => ({ spec: r.spec, accuracy: r.accuracy, nfe: r.nfe }));
+      };
       t.deepEqual(await rows('webgpu'), await rows('cpu'), 'evaluation rows');
     });
   }
@@ -105,7 +117,8 @@ test.serial('a missing provider is a one-line DeviceError naming what to install
   b.op('Relu', ['x'], {}, 'y');
   b.output('y', 'float32', [1, 2]);
   // onnxruntime-node's npm package ships without the CUDA provider (its install script downloads it).
-  t.false(providers().find((p) => p.name === 'cuda')!.present, 'this test expects onnxruntime-node without its CUDA provider');
+  const cuda = providers().find((p) => p.name === 'cuda')!;
+  t.false(cuda.present, 'this test expects onnxruntime-node without its CUDA provider');
   const e = await t.throwsAsync(createSession(b.toBytes(), { device: 'cuda' }), { instanceOf: DeviceError });
   t.regex(e!.message, /^device cuda: .*CUDA 12 and cuDNN 9.*npm rebuild onnxruntime-node --ignore-scripts=false/);
   t.false(e!.message.includes('\n'));
@@ -114,8 +127,11 @@ test.serial('a missing provider is a one-line DeviceError naming what to install
 test.serial('no adapter: the CLI says so in one line naming the Vulkan driver, without a stack trace', async (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'odeness-noadapter-'));
   // A Vulkan loader pointed at no driver finds no adapter, as on a machine without one.
-  const env = { ...process.env, VK_ICD_FILENAMES: path.join(out, 'none.json'), VK_DRIVER_FILES: path.join(out, 'none.json') };
-  const args = ['train', '--dataset', 'spheres:dupont2019:dim=2,n=16', '--solver', 'euler:steps=1', '--iterations', '1', '--batch-size', '4', '--out', path.join(out, 'm'), '--device', 'webgpu'];
+  const none = path.join(out, 'none.json');
+  const env = { ...process.env, VK_ICD_FILENAMES: none, VK_DRIVER_FILES: none };
+  const args = ['train', '--dataset', 'spheres:dupont2019:dim=2,n=16', '--solver', 'euler:steps=1'];
+  args.push('--iterations', '1');
+  args.push('--batch-size', '4', '--out', path.join(out, 'm'), '--device', 'webgpu');
   const r = spawnSync(process.execPath, ['bin/odeness.js', ...args], { env, encoding: 'utf8', timeout: 120_000 });
   t.is(r.status, 1, r.stderr);
   const errors = r.stderr.split('\n').filter((l) => l.startsWith('odeness: error:'));

@@ -52,7 +52,9 @@ const ZEROS = { float32: Float32Array, float64: Float64Array, int64: BigInt64Arr
 function zeroFeeds(session: ort.InferenceSession, batch: number): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const m of session.inputMetadata) {
-    if (!m.isTensor || !(m.type in ZEROS)) throw new Error(`placement run: input ${m.name} is ${m.isTensor ? m.type : 'not a tensor'}`);
+    if (!m.isTensor || !(m.type in ZEROS)) {
+      throw new Error(`placement run: input ${m.name} is ${m.isTensor ? m.type : 'not a tensor'}`);
+    }
     const dims = m.shape.map((d) => (typeof d === 'number' ? d : batch));
     const size = dims.reduce((a, b) => a * b, 1);
     feeds[m.name] = new ort.Tensor(m.type as keyof typeof ZEROS, new ZEROS[m.type as keyof typeof ZEROS](size), dims);
@@ -61,7 +63,11 @@ function zeroFeeds(session: ort.InferenceSession, batch: number): Record<string,
 }
 
 /** A session with its node placement, from one profiled run on zeros (symbolic dims = `batch`). */
-export async function placedSession(bytes: Uint8Array, o: SessionOptions, batch: number): Promise<{ session: ort.InferenceSession; placement: Placement }> {
+export async function placedSession(
+  bytes: Uint8Array,
+  o: SessionOptions,
+  batch: number,
+): Promise<{ session: ort.InferenceSession; placement: Placement }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'odeness-placement-'));
   try {
     const session = await createSession(bytes, { ...o, profilePrefix: path.join(dir, 'p') });
@@ -88,5 +94,6 @@ export function addPlacements(list: readonly Placement[]): Placement {
     for (const [k, n] of Object.entries(p.nodes)) nodes[k] = (nodes[k] ?? 0) + n;
     for (const [k, n] of Object.entries(p.cpuOps ?? {})) cpuOps[k] = (cpuOps[k] ?? 0) + n;
   }
-  return { nodes, copies: list.reduce((s, p) => s + p.copies, 0), ...(Object.keys(cpuOps).length > 0 ? { cpuOps } : {}) };
+  const copies = list.reduce((s, p) => s + p.copies, 0);
+  return { nodes, copies, ...(Object.keys(cpuOps).length > 0 ? { cpuOps } : {}) };
 }
