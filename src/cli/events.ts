@@ -6,12 +6,21 @@
  * The state they draw (counts, ETA) lives in the library.
  */
 import { displaySpec } from '../solvers/spec.js';
+import type { Placement } from '../onnx/runtime/placement.js';
 import { terminalSafe } from './terminal.js';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { StudyProgress, type StudyRunDocument } from '../study/progress.js';
 import type { Job, StudyCounts, StudyEvent } from '../study/types.js';
 import { trainHooks, type TrainEvent } from '../train/events.js';
 import { formatNumber, plural, progress, workProgress } from './output.js';
+
+/** ", placed: WebGpuExecutionProvider 230, CPUExecutionProvider 4 (2 copies)" for --verbose. */
+function placementText(p: Placement | undefined): string {
+  if (!p) return '';
+  const nodes = Object.entries(p.nodes).map(([k, n]) => `${k} ${n}`).join(', ');
+  const cpu = p.cpuOps ? `; on the CPU: ${Object.entries(p.cpuOps).map(([op, n]) => `${op} ×${n}`).join(', ')}` : '';
+  return `; nodes run by ${nodes || 'none'}${p.copies > 0 ? ` (${p.copies} host-device copies)` : ''}${cpu}`;
+}
 
 export function fmtDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '?';
@@ -54,7 +63,7 @@ export function trainEventPrinter(o: { json: boolean; tty: boolean; iterations: 
         return;
       case 'graph':
         if (o.json) events.graphs.push(payload);
-        else if (!e.cached) bar.log(`graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)`);
+        else if (!e.cached) bar.log(`graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)${placementText(e.placement)}`);
         return;
       case 'adapt':
         if (o.json) events.adaptation.push(payload);

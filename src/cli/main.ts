@@ -24,7 +24,7 @@ export function buildProgram(): Command {
         'audit crossings and global error, and run step-size studies (Ott et al., ICLR 2021).',
     )
     .version(process.env.npm_package_version ?? '0.1.0')
-    .option('--verbose', 'print stack traces for errors')
+    .option('--verbose', 'print stack traces for errors, and (train) which onnxruntime provider runs how many nodes of each graph')
     .addOption(defaultText(new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu').env('ODENESS_BACKEND'), 'auto: native if installed, else wasm'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();

@@ -191,7 +191,7 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   ];
   const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
-  const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
+  const devices = e.uncalibratedDevices ?? [];
   if (devices.length > 0) lines.push(`device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   return lines.join('\n');
@@ -367,7 +367,7 @@ export function registerWorkerCommand(program: Command): Command {
         log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`),
       });
       if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
-      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused\n`);
+      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`);
     } finally {
       stop.dispose();
     }

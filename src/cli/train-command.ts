@@ -44,6 +44,8 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
       { ...spec, iterations, epochs: undefined },
       {
         out, dataset, resume, threads: opts.threads, device, foldCheck: adaptFoldCheck, signal: stop.signal, ...printer.hooks,
+        // Where each graph's nodes run (onnxruntime may put ops a provider lacks on the CPU): --json and --verbose show it.
+        placement: json || Boolean((cmd.optsWithGlobals() as { verbose?: boolean }).verbose),
         finalEvaluation: { memoryBytes: opts.memory, threads: opts.threads, device, signal: stop.signal, onProgress: printer.hooks.onEvaluation },
       },
     );

@@ -269,7 +269,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       await m.ackAck().catch(() => false);
       return;
     }
-    if (deliveries > maxDeliver) {
+    // JetStream counts the deliveries other workers handed back for want of the job's device (canRunJob):
+    // for a job that requires a device the count says nothing about crashes, so only CPU jobs are given up by it.
+    if (deliveries > maxDeliver && job.device === undefined) {
       const error = `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); rerun with --retry-failed`;
       await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error), exhausted: true }, 'given up after too many deliveries; recorded as failed');
       return;

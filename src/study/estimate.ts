@@ -90,6 +90,8 @@ export interface WorkEstimate {
   readonly workers: number;
   /** Above WORK_THRESHOLD or JOB_THRESHOLD: `study run` needs --yes. */
   readonly needsYes: boolean;
+  /** Devices the jobs require besides the CPU: the calibration ran on this machine's CPU, not on them. */
+  readonly uncalibratedDevices?: readonly string[];
 }
 
 function stepNfe(s: SolverSpec | Solver): number {
@@ -264,6 +266,7 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     ? groups.reduce((s, g) => s + g.iterations * g.cost!.msPerIteration + (g.sampleNfe + (g.evalSampleNfe ?? 0)) * g.cost!.msPerSampleNfe, 0)
     : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
+  const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
   return {
     jobs: plan.jobs.length,
     gridJobs: plan.jobs.length - adaptationJobs,
@@ -276,5 +279,6 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     ...(serialMs !== undefined ? { wallMs: serialMs / workers } : {}),
     workers,
     needsYes: plan.jobs.length > JOB_THRESHOLD || units > WORK_THRESHOLD,
+    ...(devices.length > 0 ? { uncalibratedDevices: devices } : {}),
   };
 }

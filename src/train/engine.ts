@@ -14,6 +14,7 @@
 import { SpecError } from '../errors.js';
 import type { Params } from '../models/types.js';
 import type { Solver } from '../solvers/solver.js';
+import type { Placement } from '../onnx/runtime/placement.js';
 import type { SolverSpec } from '../solvers/spec.js';
 
 import { ENGINE_CHOICES, type EngineChoice, type EngineName } from '../formats/index.js';
@@ -50,6 +51,8 @@ export interface GraphBuild {
   readonly sessionMs: number;
   /** True when the session came from the cache (no build). */
   readonly cached: boolean;
+  /** Where onnxruntime placed the graph's nodes (when asked for: train --json / --verbose). */
+  readonly placement?: Placement;
 }
 
 export interface TrainEngine {

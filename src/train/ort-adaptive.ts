@@ -18,6 +18,7 @@ import type { ModelConfig } from '../models/types.js';
 import type { FloatType } from '../onnx/graph.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
+import { addPlacements, placedSession, type Placement } from '../onnx/runtime/placement.js';
 import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { fieldVjpGraph, stepGraph } from '../onnx/step-graph.js';
 import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/train-graph.js';
@@ -38,6 +39,8 @@ export interface AdaptiveBuild {
   readonly nodes: number;
   readonly graphMs: number;
   readonly sessionMs: number;
+  /** Nodes per provider over the five graphs, when asked for. */
+  readonly placement?: Placement;
 }
 
 export interface AdaptiveLoss {
@@ -67,7 +70,7 @@ export class AdaptiveSessions {
     readonly build: AdaptiveBuild,
   ) {}
 
-  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: SessionOptions } = {}): Promise<AdaptiveSessions> {
+  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: SessionOptions; placement?: boolean } = {}): Promise<AdaptiveSessions> {
     const float = options.float ?? 'float32';
     const nchwcBlock = await nchwcBlockSize(options.session?.device);
     const t0 = performance.now();
@@ -79,11 +82,21 @@ export class AdaptiveSessions {
     const head = headLossGraph(config, { batch, float });
     const graphs = [step.builder, stepVjp.builder, field, fieldVjp.builder, head.builder];
     const t1 = performance.now();
-    const sessions = await Promise.all(graphs.map(async (g) => ({ session: await createSession(g.toBytes(), options.session), nodes: g.nodes.length })));
+    const create = async (g: (typeof graphs)[number]) => {
+      if (!options.placement) return { session: await createSession(g.toBytes(), options.session), nodes: g.nodes.length };
+      return { ...(await placedSession(g.toBytes(), options.session ?? {}, batch)), nodes: g.nodes.length };
+    };
+    const sessions = await Promise.all(graphs.map(create));
     const t2 = performance.now();
+    const placements = sessions.flatMap((s) => ('placement' in s ? [s.placement] : []));
     const nodes = graphs.reduce((n, g) => n + g.nodes.length, 0);
     const [s, sv, f, fv, h] = sessions as [Compiled, Compiled, Compiled, Compiled, Compiled];
-    return new AdaptiveSessions(config, tab, batch, float, s, sv, f, fv, h, step.coefficients, step.timeInput, { nodes, graphMs: t1 - t0, sessionMs: t2 - t1 });
+    return new AdaptiveSessions(config, tab, batch, float, s, sv, f, fv, h, step.coefficients, step.timeInput, {
+      nodes,
+      graphMs: t1 - t0,
+      sessionMs: t2 - t1,
+      ...(placements.length > 0 ? { placement: addPlacements(placements) } : {}),
+    });
   }
 
   private get ops(): VectorOps<Vec> {

@@ -9,15 +9,16 @@
  * Fixed-step sessions are cached per (architecture, solver grid, batch size,
  * threads, device) in a cache the caller may share between engines, so the
  * many jobs of a study that share an architecture build each graph once; a
- * step-size change during adaptation builds (and records) a new one. Every
- * session comes from the factory in onnx/runtime. Adaptive sessions serve every
- * tolerance and step size of a tableau. Parameters travel as inputs: the
+ * step-size change during adaptation builds (and records) a new one. Adaptive
+ * sessions serve every tolerance and step size of a tableau. Parameters travel as inputs: the
  * input tensors wrap the engine's parameter arrays, which Adam updates in
  * place, and the batch is copied into pre-allocated input tensors.
  *
- * Accuracy checks run the integrate loop over typed arrays with a field-only
- * session (params as inputs too), or with the compiled steps for adaptive
- * solvers; Hairer's initial step uses the field session.
+ * Accuracy checks run the bundle's encoder graph, the integrate loop over
+ * typed arrays with a field-only session (params as inputs too) or the
+ * compiled steps for adaptive solvers, and the bundle's head graph; Hairer's
+ * initial step uses the field session. Every session comes from the factory
+ * in onnx/runtime, on the engine's device.
  */
 import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
@@ -26,10 +27,11 @@ import { fieldKind } from '../models/fields/index.js';
 import { trainMicroBatch } from '../models/memory.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
-import { fieldGraph } from '../onnx/model-graphs.js';
+import { encoderGraph, fieldGraph, headGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { SessionCache, type Lease, type Releasable } from '../onnx/runtime/cache.js';
 import type { Device } from '../onnx/runtime/device.js';
+import { placedSession, type Placement } from '../onnx/runtime/placement.js';
 import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
 import { initialStepFrom } from '../solvers/initial-step.js';
@@ -52,6 +54,7 @@ export interface TrainSession extends Releasable {
   readonly nodes: number;
   readonly graphMs: number;
   readonly sessionMs: number;
+  readonly placement?: Placement;
 }
 
 /**
@@ -69,15 +72,17 @@ function trainSessionKey(config: ModelConfig, solver: FixedSolver, batch: number
   return JSON.stringify({ config, method: solver.spec.method, grid, batch, threads: o.threads ?? 1, device: o.device ?? 'cpu' });
 }
 
-async function buildTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions): Promise<TrainSession> {
+async function buildTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions, placed = false): Promise<TrainSession> {
   const nchwcBlock = await nchwcBlockSize(o.device);
   const t0 = performance.now();
   const g = trainGraph(config, solver, { batch, nchwcBlock });
   const t1 = performance.now();
-  const session = await createSession(g.builder.toBytes(), o);
+  const bytes = g.builder.toBytes();
+  const { session, placement } = placed ? await placedSession(bytes, o, batch) : { session: await createSession(bytes, o), placement: undefined };
   const t2 = performance.now();
   return {
     session,
+    ...(placement ? { placement } : {}),
     params: g.params,
     gradNames: g.params.map((name) => g.outputs.grads[name]!),
     nfe: g.nfe,
@@ -104,6 +109,8 @@ export interface OrtEngineOptions extends EngineOptions {
   readonly onGraphBuild?: (build: GraphBuild) => void;
   /** Micro-batch of fixed-step training (a divisor of batchSize; default: trainMicroBatch, sized to the cache). */
   readonly microBatch?: number;
+  /** Record where onnxruntime places each graph's nodes (GraphBuild.placement; one profiled run on zeros per build). */
+  readonly placement?: boolean;
   /** Where the sessions run (default cpu). */
   readonly device?: Device;
   /**
@@ -138,6 +145,8 @@ export class OrtEngine implements TrainEngine {
   private readonly sessions: TrainSessionCache;
   private readonly ownsSessions: boolean;
   private field: { session: ort.InferenceSession; names: string[] } | undefined;
+  /** The bundle's encoder and head graphs (head parameters as inputs), built on first use. */
+  private io: Promise<{ encoder: ort.InferenceSession; head: ort.InferenceSession }> | undefined;
   /** Compiled adaptive steps, per tableau (every tolerance shares them). */
   private readonly adaptive = new Map<string, Promise<AdaptiveSessions>>();
   /** Threads and device of every session this engine creates. */
@@ -193,20 +202,17 @@ export class OrtEngine implements TrainEngine {
     this.names.forEach((n, k) => (this.feeds[n] = tensors[k]!));
   }
 
-  private dataOf(name: string): Float32Array {
-    return this.tensors[this.names.indexOf(name)]!.data as Float32Array;
-  }
-
   private async sessionFor(solver: FixedSolver): Promise<TrainSession> {
     const specKey = formatSolverSpec(solver.spec);
     if (this.current?.specKey === specKey) return this.current.lease.value;
     const key = trainSessionKey(this.config, solver, this.microBatch, this.sessionOptions);
-    const make = () => buildTrainSession(this.config, solver, this.microBatch, this.sessionOptions);
+    const make = () => buildTrainSession(this.config, solver, this.microBatch, this.sessionOptions, this.o.placement);
     const { lease, cached } = await this.sessions.acquire(key, make);
     if (this.current) this.sessions.release(this.current.lease);
     this.current = { specKey, lease };
     const entry = lease.value;
-    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
+    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached,
+      ...(entry.placement ? { placement: entry.placement } : {}) };
     this.builds.push(build);
     this.o.onGraphBuild?.(build);
     return entry;
@@ -217,8 +223,9 @@ export class OrtEngine implements TrainEngine {
     const key = `${tab.name}/${batch}`;
     let p = this.adaptive.get(key);
     if (!p) {
-      p = AdaptiveSessions.create(this.config, tab, batch, { session: this.sessionOptions }).then((s) => {
-        const build: GraphBuild = { solver: tab.name, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
+      p = AdaptiveSessions.create(this.config, tab, batch, { session: this.sessionOptions, placement: this.o.placement }).then((s) => {
+        const { nodes, graphMs, sessionMs, placement } = s.build;
+        const build: GraphBuild = { solver: tab.name, batch, nodes, graphMs, sessionMs, cached: false, ...(placement ? { placement } : {}) };
         this.builds.push(build);
         this.o.onGraphBuild?.(build);
         return s;
@@ -288,7 +295,7 @@ export class OrtEngine implements TrainEngine {
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
     const params: Record<string, ort.Tensor> = {};
     this.names.forEach((n, k) => (params[n] = this.tensors[k]!));
-    const r = await s.lossAndGrads(this.encode(x, y.length), this.yData, solver, params);
+    const r = await s.lossAndGrads(await this.encode(x, y.length), this.yData, solver, params);
     if (Number.isFinite(r.loss)) await this.update(this.names.map((n, k) => new ort.Tensor('float32', r.grads[n] as Float32Array, [...this.shapes[k]!])));
     return { loss: r.loss, accuracy: r.accuracy, nfe: r.stats.nfe };
   }
@@ -322,40 +329,47 @@ export class OrtEngine implements TrainEngine {
     return r.dz!.data as Float32Array;
   }
 
-  /** Zero-augmentation in the canonical layout (extra features, or extra channels after the input's). */
-  private encode(x: Float32Array, batch: number): Float32Array {
-    const inW = x.length / batch;
-    const S = stateSize(this.config);
-    if (inW === S) return Float32Array.from(x);
-    const z = new Float32Array(batch * S);
-    for (let b = 0; b < batch; b++) z.set(x.subarray(b * inW, (b + 1) * inW), b * S);
-    return z;
+  /** The encoder and head as sessions: the graphs a bundle holds, not a copy of them. */
+  private ioSessions(): Promise<{ encoder: ort.InferenceSession; head: ort.InferenceSession }> {
+    this.io ??= (async () => {
+      const model = architectureModel(this.config);
+      const head = headGraph(model);
+      paramsToInputs(head, ['head.weight', 'head.bias']);
+      const encoder = await createSession(encoderGraph(model).toBytes(), this.sessionOptions);
+      return { encoder, head: await createSession(head.toBytes(), this.sessionOptions) };
+    })();
+    return this.io;
+  }
+
+  /** z(t0) of a batch: the encoder graph (zero-augmentation in the canonical layout). */
+  private async encode(x: Float32Array, batch: number): Promise<Float32Array> {
+    const { encoder } = await this.ioSessions();
+    const r = await encoder.run({ x: new ort.Tensor('float32', x, [batch, ...this.config.inputShape]) }, ['z']);
+    return r.z!.data as Float32Array;
+  }
+
+  /** Logits of a batch of final states: the head graph with the current head parameters. */
+  private async logits(z: Float32Array, batch: number): Promise<Float32Array> {
+    const { head } = await this.ioSessions();
+    const feeds = { z: new ort.Tensor('float32', z, [batch, ...this.config.stateShape]), 'head.weight': this.feeds['head.weight']!, 'head.bias': this.feeds['head.bias']! };
+    return (await head.run(feeds, ['logits'])).logits!.data as Float32Array;
   }
 
   async accuracy(x: Float32Array, y: Int32Array, spec: Solver | SolverSpec): Promise<BatchEval> {
     const solver = asSolver(spec);
     const batch = y.length;
-    const S = stateSize(this.config);
     const { t0, t1 } = this.config;
+    const z0 = await this.encode(x, batch);
     const r =
       solver.kind === 'adaptive'
-        ? await (await this.adaptiveSessions(solver.tableau, batch)).solve(this.encode(x, batch), solver, this.fieldParams())
-        : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), this.encode(x, batch), solver, { t0, t1, checkFinite: true });
+        ? await (await this.adaptiveSessions(solver.tableau, batch)).solve(z0, solver, this.fieldParams())
+        : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), z0, solver, { t0, t1, checkFinite: true });
     const C = this.config.classes;
-    const W = this.dataOf('head.weight');
-    const bias = this.dataOf('head.bias');
-    const z = r.z1 as Float32Array;
-    const logits = new Float32Array(C);
+    const logits = await this.logits(r.z1 as Float32Array, batch);
     let correct = 0;
     for (let b = 0; b < batch; b++) {
-      logits.set(bias);
-      for (let s = 0; s < S; s++) {
-        const zs = z[b * S + s]!;
-        if (zs === 0) continue;
-        for (let c = 0; c < C; c++) logits[c]! += zs * W[s * C + c]!;
-      }
       let best = 0;
-      for (let c = 1; c < C; c++) if (logits[c]! > logits[best]!) best = c;
+      for (let c = 1; c < C; c++) if (logits[b * C + c]! > logits[b * C + best]!) best = c;
       if (best === y[b]) correct++;
     }
     return { accuracy: correct / batch, nfe: r.stats.nfe };
@@ -365,7 +379,7 @@ export class OrtEngine implements TrainEngine {
     const batch = x.length / this.config.inputShape.reduce((a, b) => a * b, 1);
     const S = stateSize(this.config);
     const norm = (v: Float32Array) => meanRowNorm(v, batch, S);
-    return driveAsync(initialStepFrom(float32Ops, norm, order, this.config.t0, this.encode(x, batch)), (t, z) => this.fieldAt(t, z, batch));
+    return driveAsync(initialStepFrom(float32Ops, norm, order, this.config.t0, await this.encode(x, batch)), (t, z) => this.fieldAt(t, z, batch));
   }
 
   params(): Params {
@@ -382,6 +396,9 @@ export class OrtEngine implements TrainEngine {
     if (this.ownsSessions) await this.sessions.clear();
     if (this.field) await this.field.session.release();
     this.field = undefined;
+    const io = await this.io?.catch(() => undefined);
+    if (io) await Promise.all([io.encoder.release(), io.head.release()]);
+    this.io = undefined;
     if (this.adamGraph) await this.adamGraph.release();
     for (const p of this.adaptive.values()) await (await p.catch(() => undefined))?.release();
     this.adaptive.clear();

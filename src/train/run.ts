@@ -116,7 +116,7 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'foldCheck'> & {
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'foldCheck' | 'placement'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   /** Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's sessions. */
@@ -154,6 +154,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     threads: hooks.threads,
     device: hooks.device,
     sessions: hooks.sessions,
+    placement: hooks.placement,
     onLog: hooks.onLog,
     onIteration: hooks.onIteration,
     onAdapt: hooks.onAdapt,

@@ -54,6 +54,8 @@ export interface TrainOptions {
   readonly device?: Device;
   /** Training sessions shared with other runs (the caller's cache and policy); default: the engine's own. */
   readonly sessions?: TrainSessionCache;
+  /** Record where onnxruntime places each graph's nodes (GraphBuild.placement). */
+  readonly placement?: boolean;
   readonly onLog?: (entry: TrainLogEntry) => void;
   readonly onIteration?: (iteration: number) => void;
   readonly onAdapt?: (decision: AdaptDecision) => void;
@@ -157,11 +159,11 @@ export async function timeEngine(name: EngineName, initial: Model, spec: SolverS
   }
 }
 
-type EngineSetup = 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild' | 'device' | 'sessions';
+type EngineSetup = 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild' | 'device' | 'sessions' | 'placement';
 
 export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, EngineSetup>): Promise<TrainEngine> {
   const options = { batchSize: o.batchSize, lr: o.lr, betas: o.betas, threads: o.threads, onGraphBuild: o.onGraphBuild };
-  if (name === 'ort') return OrtEngine.create(initial, { ...options, device: o.device, sessions: o.sessions });
+  if (name === 'ort') return OrtEngine.create(initial, { ...options, device: o.device, sessions: o.sessions, placement: o.placement });
   return createTfjsEngine(initial, options);
 }
 

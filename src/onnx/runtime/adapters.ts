@@ -47,7 +47,8 @@ export async function vulkanAdapters(): Promise<AdapterList> {
     return { adapters: parseVulkanSummary(stdout) };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const error = code === 'ENOENT' ? 'vulkaninfo not found (package vulkan-tools)' : `vulkaninfo failed: ${firstLine(String((e as Error).message))}`;
+    const failed = `vulkaninfo failed: ${firstLine(String((e as Error).message))}`;
+    const error = code === 'ENOENT' ? 'vulkaninfo not found (package vulkan-tools)' : failed;
     return { adapters: [], error };
   }
 }
@@ -96,7 +97,8 @@ export async function deviceAdapter(device: Device): Promise<string | undefined>
     return best ? `${best.name} (${best.backend}, ${best.kind})` : undefined;
   }
   try {
-    const { stdout } = await promisify(execFile)('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { timeout: 10_000 });
+    const query = ['--query-gpu=name', '--format=csv,noheader'];
+    const { stdout } = await promisify(execFile)('nvidia-smi', query, { timeout: 10_000 });
     return stdout.split('\n')[0]?.trim() || undefined;
   } catch {
     return undefined;
@@ -120,6 +122,7 @@ export async function runtimeReport(): Promise<RuntimeReport> {
   const { adapters, error } = await vulkanAdapters();
   const devices = {} as Record<Device, string>;
   for (const d of ['cpu', 'webgpu', 'cuda'] as const) devices[d] = (await probeDevice(d)) ?? 'ok';
-  const auto: Device = devices.cuda === 'ok' ? 'cuda' : devices.webgpu === 'ok' && adapters.some((a) => a.kind === 'hardware') ? 'webgpu' : 'cpu';
+  const hardware = adapters.some((a) => a.kind === 'hardware');
+  const auto: Device = devices.cuda === 'ok' ? 'cuda' : devices.webgpu === 'ok' && hardware ? 'webgpu' : 'cpu';
   return { providers: providers(), adapters, ...(error ? { adapterError: error } : {}), devices, auto };
 }

@@ -26,7 +26,9 @@ export class SessionCache<T extends Releasable> {
 
   /** `maxIdle`: idle entries kept after each new build (least recently used go first). */
   constructor(readonly maxIdle = 8) {
-    if (!Number.isInteger(maxIdle) || maxIdle < 0) throw new TypeError(`SessionCache: maxIdle must be a non-negative integer, got ${maxIdle}`);
+    if (!Number.isInteger(maxIdle) || maxIdle < 0) {
+      throw new TypeError(`SessionCache: maxIdle must be a non-negative integer, got ${maxIdle}`);
+    }
   }
 
   /** Entries built or being built. */

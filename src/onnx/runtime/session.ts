@@ -60,15 +60,21 @@ function checkProvider(device: Device): void {
   if (device === 'cpu') return;
   const p = providers().find((b) => b.name === device);
   if (p?.present) return;
-  const what = device === 'cuda' ? `CUDA provider (no libonnxruntime_providers_cuda.so in ${ortLibraryDir()})` : `${device} provider`;
+  const cudaLib = `no libonnxruntime_providers_cuda.so in ${ortLibraryDir()}`;
+  const what = device === 'cuda' ? `CUDA provider (${cudaLib})` : `${device} provider`;
   throw new DeviceError(`device ${device}: this onnxruntime-node has no ${what}; ${DEVICE_REMEDY[device]}`);
 }
 
 /** Errors of the model itself (the caller names the file), not of the device. */
-const MODEL_ERROR = /protobuf|ModelProto|Load model|INVALID_GRAPH|INVALID_ARGUMENT|NOT_IMPLEMENTED|Type Error|ShapeInferenceError/i;
+const MODEL_ERROR =
+  /protobuf|ModelProto|Load model|INVALID_GRAPH|INVALID_ARGUMENT|NOT_IMPLEMENTED|Type Error|ShapeInferenceError/i;
 
 function deviceFailure(device: Exclude<Device, 'cpu'>, e: unknown): DeviceError {
-  const msg = firstLine(e instanceof Error ? e.message : String(e));
+  const full = e instanceof Error ? e.message : String(e);
+  // onnxruntime's messages start with its source location; the reason is at the end.
+  const adapter = /Failed to get a WebGPU adapter[^\n]*/.exec(full)?.[0];
+  const reason = adapter ?? full.replace(/^\/onnxruntime_src\/\S+\s+/, '');
+  const msg = firstLine(reason);
   const detail = /adapter/i.test(msg)
     ? `no WebGPU adapter found (${msg})`
     : /shared library|libcu|cudnn|CUDA/i.test(msg)
