@@ -15,6 +15,7 @@ import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FileFormatError, ShapeError } from '../errors.js';
 import { BUNDLE_FORMAT_VERSION, BundleManifestSchema, describeIssue, parseWith, type BundleManifest } from '../formats/index.js';
+import { fieldKind } from '../models/fields/index.js';
 import { formatFieldSpec } from '../models/spec.js';
 import type { Model } from '../models/types.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
@@ -72,7 +73,10 @@ export async function writeBundle(model: Model, dir: string, meta: BundleMeta = 
     manifestFile,
   );
   await mkdir(dir, { recursive: true });
-  await fieldGraph(model).save(path.join(dir, FIELD_FILE));
+  // A field brought as a file is exported as that file with the trained weights (its names kept).
+  const ownGraph = fieldKind(config.field).exportGraph?.(config.field, model.params);
+  if (ownGraph) await writeFile(path.join(dir, FIELD_FILE), ownGraph);
+  else await fieldGraph(model).save(path.join(dir, FIELD_FILE));
   await headGraph(model).save(path.join(dir, HEAD_FILE));
   const encoderFile = path.join(dir, ENCODER_FILE);
   if (config.augment > 0) await encoderGraph(model).save(encoderFile);

@@ -6,6 +6,7 @@
  * tfjs tensors, or one compiled onnxruntime graph per step) only supplies a
  * training step on a batch and the accuracy of its parameters under a solver.
  */
+import { fieldKind } from '../models/fields/index.js';
 import * as tf from '@tensorflow/tfjs';
 import { DivergenceError, SpecError } from '../errors.js';
 import type { Rng } from '../data/random.js';
@@ -121,6 +122,7 @@ export async function chooseEngine(choice: EngineChoice, initial: Model, spec: S
     if (refusal) throw new SpecError(refusal);
     return choice;
   }
+  if (fieldKind(initial.config.field).ortOnly) return 'ort';
   if (engineRefusal('ort', spec)) return 'tfjs';
   if (tf.getBackend() !== 'tensorflow') return 'ort';
   const key = JSON.stringify({ config: initial.config, spec, batch: o.batchSize, threads: o.threads ?? 1 });

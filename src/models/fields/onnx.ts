@@ -105,6 +105,7 @@ export const onnxField: FieldKind<OnnxFieldSpec> = {
     return onnxFieldSpec(file, readField(file), { init: o.init as 'keep' | 'kaiming', freeze: o.freeze as string[], sha256: o.sha256 as string });
   },
   format: (f) => `onnx:${f.file},init=${f.init}${f.freeze.length > 0 ? `,freeze=${f.freeze.join('|')}` : ''},sha256=${f.sha256}`,
+  ortOnly: true,
   checkState,
   hiddenValues: (f, stateShape) => analysis(f, stateShape).hiddenValues,
   params(f, stateShape) {
