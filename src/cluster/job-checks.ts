@@ -49,6 +49,8 @@ export function checkJobBounds(job: Job): void {
     // (src/study/execute.ts expands it); every concrete spec is parsed with the job's limits.
     for (const s of [job.trainSolver, ...job.testSolvers]) if (s !== PAPER_TEST_SET) parseSolverSpec(s, job.solverLimits ?? DEFAULT_SOLVER_LIMITS);
     parseDatasetSpec(job.dataset);
+    // An imported field names a file on the coordinator: a worker never opens a path from a job message.
+    if (job.field.trim().startsWith('onnx:')) throw new JobRefused('onnx: fields are not run on cluster workers yet (their bytes must come through the object store, not a path)', true);
     const f = parseFieldSpec(job.field) as { width?: number; depth?: number; channels?: number };
     bound('field width', f.width, FIELD_BOUNDS.width, 1);
     bound('field depth', f.depth, FIELD_BOUNDS.depth, 1);
