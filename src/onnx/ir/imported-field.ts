@@ -43,13 +43,11 @@ function tensorMeta(t: ImportedTensor): ValueMeta {
   return { dtype: t.dtype, shape: t.shape, value: small ? Array.from(t.data as ArrayLike<number>) : undefined };
 }
 
-/** Refusals of supported ops whose attributes the gradient rules do not cover, before any graph is built. */
+/** Refusals of supported ops whose attributes the compiler does not cover, before any graph is built. */
 function checkTrainable(n: ImportedNode, fail: (m: string) => never): void {
   if (n.op !== 'Conv') return;
-  for (const key of ['strides', 'dilations']) {
-    const v = intsAttr(n, key);
-    if (v && v.some((x) => x !== 1)) fail(`${nodeWhere(n)}: ${key} [${v.join(', ')}] are not supported for training (the Conv gradient covers 1 only)`);
-  }
+  const strides = intsAttr(n, 'strides');
+  if (strides && strides.some((x) => x !== 1) && intsAttr(n, 'kernel_shape') === undefined) fail(`${nodeWhere(n)}: a strided Conv needs kernel_shape`);
 }
 
 /** Shapes and folded values of every value of the graph for a per-sample state shape. */
@@ -212,6 +210,10 @@ function named(g: GraphWriter, v: string, out?: string): string {
 }
 
 function convFloat64(ctx: ImportedFieldContext, n: ImportedNode, analysis: ImportedAnalysis, input: (i: number) => string, out?: string): string {
+  const strides = intsAttr(n, 'strides');
+  if (strides && strides.some((s) => s !== 1)) {
+    throw new ShapeError(`${nodeWhere(n)}: a strided Conv has no float64 form (onnxruntime's CPU Conv is float32); run it in float32`);
+  }
   const x = analysis.metas.get(n.inputs[0]!)!.shape;
   const w = analysis.metas.get(n.inputs[1]!)!.shape;
   const nd = x.length - 2;

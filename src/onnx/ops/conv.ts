@@ -26,9 +26,14 @@ interface ConvAttrs {
   readonly kernel: readonly number[];
   readonly pads: readonly number[];
   readonly spatialAxes: readonly number[];
+  readonly strides: readonly number[];
+  readonly dilations: readonly number[];
 }
 
-function convAttrs(ctx: GradContext): ConvAttrs {
+const allOne = (v: readonly number[]) => v.every((x) => x === 1);
+
+/** The Conv's geometry; strides and dilations only where `general` (the plain Conv's rule). */
+function convAttrs(ctx: GradContext, general = false): ConvAttrs {
   const n = ctx.node;
   const nd = ctx.shape(n.inputs[0]!).length - 2;
   const unit = (key: string) => {
@@ -37,8 +42,9 @@ function convAttrs(ctx: GradContext): ConvAttrs {
   };
   const autoPad = n.attrs.auto_pad;
   const outPad = intsAttr(n, 'output_padding');
-  if (!unit('strides') || !unit('dilations') || intAttr(n, 'group', 1) !== 1 || (autoPad && autoPad.kind === 'string' && autoPad.value !== 'NOTSET') || (outPad && outPad.some((p) => p !== 0)) || intsAttr(n, 'output_shape')) {
-    throw new Error(`autodiff: ${n.op} gradient supports stride 1, dilation 1, group 1 and explicit pads only (node ${n.name})`);
+  if ((!general && (!unit('strides') || !unit('dilations'))) || intAttr(n, 'group', 1) !== 1 || (autoPad && autoPad.kind === 'string' && autoPad.value !== 'NOTSET') || (outPad && outPad.some((p) => p !== 0)) || intsAttr(n, 'output_shape')) {
+    const what = general ? 'group 1' : 'stride 1, dilation 1, group 1';
+    throw new Error(`autodiff: ${n.op} gradient supports ${what} and explicit pads only (node ${n.name})`);
   }
   const spatialAxes = Array.from({ length: nd }, (_, i) => i + 2);
   return {
@@ -46,6 +52,8 @@ function convAttrs(ctx: GradContext): ConvAttrs {
     kernel: intsAttr(n, 'kernel_shape') ?? ctx.shape(n.inputs[1]!).slice(2),
     pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
     spatialAxes,
+    strides: intsAttr(n, 'strides') ?? new Array<number>(nd).fill(1),
+    dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1),
   };
 }
 
@@ -67,7 +75,15 @@ function correlationWeightGrad(ctx: GradContext, a: string, x: string, xShape: r
   const padded = conv.pads.some((p) => p !== 0) ? b.op('Pad', [x, b.int64s([0, 0, ...conv.pads.slice(0, conv.nd), 0, 0, ...conv.pads.slice(conv.nd)])]) : x;
   const offsets: number[][] = [[]];
   for (const k of conv.kernel) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: k }, (_, j) => [...o, j])));
+  const unitGeometry = allOne(conv.strides) && allOne(conv.dilations);
   const parts = offsets.map((o) => {
+    if (!unitGeometry) {
+      // Strided / dilated: xpad[n, c, s·p + d·k] for p over the output, a strided slice per kernel offset.
+      const start = o.map((v, i) => v * conv.dilations[i]!);
+      const end = start.map((v, i) => v + conv.strides[i]! * (outSpatial[i]! - 1) + 1);
+      const picked = b.op('Slice', [padded, b.int64s(start), b.int64s(end), b.int64s(conv.spatialAxes), b.int64s(conv.strides)]);
+      return b.op('MatMul', [aFlat, b.op('Transpose', [b.op('Reshape', [picked, b.int64s([N, C, P])])], { perm: attr.ints([0, 2, 1]) })]);
+    }
     const whole = o.every((v, i) => v === 0 && paddedSpatial[i] === outSpatial[i]);
     // The offset that lines x up with the output unshifted reads x itself (no copy).
     const unshifted = o.every((v, i) => v === conv.pads[i] && xShape[i + 2] === outSpatial[i]);
@@ -87,12 +103,19 @@ function channelSum(ctx: GradContext, g: string, rank: number): string {
 const convGrad: GradientRule = (ctx, [g], needs) => {
   const { b, node: n } = ctx;
   const [X, W, B] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]];
-  const a = convAttrs(ctx);
+  const a = convAttrs(ctx, true);
   const sw = ctx.shape(W);
   let dX: string | undefined;
   let dW: GradTerm | undefined;
   let dB: GradTerm | undefined;
-  if (needs[0]) {
+  if (needs[0] && !(allOne(a.strides) && allOne(a.dilations))) {
+    // The adjoint of a strided / dilated Conv is the ConvTranspose of the same geometry, its output padded to x's size.
+    const xs = ctx.shape(X).slice(2);
+    const ys = ctx.shape(n.outputs[0]!).slice(2);
+    const outPad = xs.map((d, i) => d - ((ys[i]! - 1) * a.strides[i]! - a.pads[i]! - a.pads[a.nd + i]! + (a.kernel[i]! - 1) * a.dilations[i]! + 1));
+    const geometry = { kernel_shape: attr.ints(a.kernel), pads: attr.ints(a.pads), strides: attr.ints(a.strides), dilations: attr.ints(a.dilations) };
+    dX = b.op('ConvTranspose', [g!, W], { ...geometry, ...(outPad.some((p) => p !== 0) ? { output_padding: attr.ints(outPad) } : {}) });
+  } else if (needs[0]) {
     if (a.pads.every((p, i) => p <= a.kernel[i % a.nd]! - 1)) {
       // dX = dY ⋆ flip(Wᵀ) with pads K−1−p: a plain convolution (measured faster than ConvTranspose
       // on the CPU provider); the flipped weight is made once and shared by every stage.
