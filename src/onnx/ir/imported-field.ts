@@ -43,13 +43,6 @@ function tensorMeta(t: ImportedTensor): ValueMeta {
   return { dtype: t.dtype, shape: t.shape, value: small ? Array.from(t.data as ArrayLike<number>) : undefined };
 }
 
-/** Refusals of supported ops whose attributes the compiler does not cover, before any graph is built. */
-function checkTrainable(n: ImportedNode, fail: (m: string) => never): void {
-  if (n.op !== 'Conv') return;
-  const strides = intsAttr(n, 'strides');
-  if (strides && strides.some((x) => x !== 1) && intsAttr(n, 'kernel_shape') === undefined) fail(`${nodeWhere(n)}: a strided Conv needs kernel_shape`);
-}
-
 /** Shapes and folded values of every value of the graph for a per-sample state shape. */
 export function analyzeImported(graph: ImportedGraph, stateShape: readonly number[]): ImportedAnalysis {
   const fail = (m: string): never => {
@@ -62,7 +55,6 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
   if (graph.t) metas.set(graph.t.name, { dtype: 'float32', shape: graph.t.shape.length === 0 ? [] : [1] });
   let hidden = prod(stateShape);
   for (const n of graph.nodes) {
-    checkTrainable(n, fail);
     const where = nodeWhere(n);
     const get = (i: number): ValueMeta => metas.get(n.inputs[i] ?? '') ?? fail(`${where}: input ${n.inputs[i] ?? i} is not defined before it`);
     const ctx: ShapeContext = {
