@@ -34,3 +34,8 @@ test('a forged test solver in an adaptation job is still refused', (t) => {
   t.regex(e!.message, /steps|ceiling|limit/i);
   t.throws(() => checkJobBounds({ ...job, testSolvers: ['papers'] }), { instanceOf: JobRefused, message: /unknown solver "papers"/ });
 });
+
+test('an onnx: field is refused without opening its path (cluster workers get no files by path)', (t) => {
+  const job = planStudy('examples/quick-spheres.yaml').jobs[0]!;
+  t.throws(() => checkJobBounds({ ...job, field: 'onnx:/etc/passwd' }), { instanceOf: JobRefused, message: /onnx: fields are not run on cluster workers yet/ });
+});
