@@ -16,11 +16,51 @@ import { architectureModel, headLossGraph, trainGraph } from '../src/onnx/train-
 import { parseSolverSpec } from '../src/solvers/spec.js';
 
 const CONFIGS: Record<string, ModelConfig> = {
-  mlp: { inputShape: [2], augment: 1, stateShape: [3], classes: 2, field: parseFieldSpec('mlp:width=8,time'), t0: 0, t1: 1 },
-  mlp_relu: { inputShape: [2], augment: 0, stateShape: [2], classes: 2, field: parseFieldSpec('mlp:width=8,depth=3,act=relu'), t0: 0, t1: 1 },
-  mlp_softplus: { inputShape: [2], augment: 0, stateShape: [2], classes: 2, field: parseFieldSpec('mlp:width=8,act=softplus'), t0: 0, t1: 1 },
-  conv1d: { inputShape: [6], augment: 0, stateShape: [6], classes: 2, field: parseFieldSpec('conv1d:channels=16'), t0: 0, t1: 1 },
-  conv2d: { inputShape: [1, 4, 4], augment: 1, stateShape: [2, 4, 4], classes: 3, field: parseFieldSpec('conv2d:channels=16'), t0: 0, t1: 1 },
+  mlp: {
+    inputShape: [2],
+    augment: 1,
+    stateShape: [3],
+    classes: 2,
+    field: parseFieldSpec('mlp:width=8,time'),
+    t0: 0,
+    t1: 1,
+  },
+  mlp_relu: {
+    inputShape: [2],
+    augment: 0,
+    stateShape: [2],
+    classes: 2,
+    field: parseFieldSpec('mlp:width=8,depth=3,act=relu'),
+    t0: 0,
+    t1: 1,
+  },
+  mlp_softplus: {
+    inputShape: [2],
+    augment: 0,
+    stateShape: [2],
+    classes: 2,
+    field: parseFieldSpec('mlp:width=8,act=softplus'),
+    t0: 0,
+    t1: 1,
+  },
+  conv1d: {
+    inputShape: [6],
+    augment: 0,
+    stateShape: [6],
+    classes: 2,
+    field: parseFieldSpec('conv1d:channels=16'),
+    t0: 0,
+    t1: 1,
+  },
+  conv2d: {
+    inputShape: [1, 4, 4],
+    augment: 1,
+    stateShape: [2, 4, 4],
+    classes: 3,
+    field: parseFieldSpec('conv2d:channels=16'),
+    t0: 0,
+    t1: 1,
+  },
 };
 const FIXED = ['euler:steps=2', 'midpoint:steps=2', 'heun:steps=1', 'rk4:steps=2', 'rk4_38:steps=1'];
 const ADAPTIVE = 'dopri5:rtol=1e-3,atol=1e-3';
