@@ -137,8 +137,6 @@ interface ModelObject {
   };
 }
 
-const num = (v: number) => v;
-
 function tensorData(
   t: TensorProto,
   dtype: TensorType,
@@ -161,10 +159,10 @@ function tensorData(
       : dtype === 'float64'
         ? t.doubleData
         : dtype === 'int64' && t.dataType === 7
-          ? t.int64Data.map(num)
+          ? t.int64Data
           : t.int32Data;
   if (values.length !== count)
-    fail(`tensor ${t.name} has ${values.length} values for shape [${t.dims.map(num).join(', ')}]`);
+    fail(`tensor ${t.name} has ${values.length} values for shape [${t.dims.join(', ')}]`);
   return dtype === 'float32'
     ? Float32Array.from(values as number[])
     : dtype === 'float64'
@@ -180,7 +178,7 @@ function readTensor(t: TensorProto, name: string, fail: (m: string) => never): I
     );
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
     fail(`tensor ${name} is stored in an external file; export with the weights inside`);
-  const shape = t.dims.map(num);
+  const shape = t.dims;
   return {
     name,
     dtype,
@@ -198,9 +196,9 @@ function readAttr(a: AttrProto, where: string, fail: (m: string) => never): Attr
   const T = onnx.AttributeProto.AttributeType;
   switch (a.type) {
     case T.INT:
-      return { kind: 'int', value: num(a.i) };
+      return { kind: 'int', value: a.i };
     case T.INTS:
-      return { kind: 'ints', value: a.ints.map(num) };
+      return { kind: 'ints', value: a.ints };
     case T.FLOAT:
       return { kind: 'float', value: a.f };
     case T.FLOATS:
@@ -251,7 +249,7 @@ export function readOnnxField(bytes: Uint8Array, file: string): ImportedGraph {
   }
   const graph = model.graph ?? fail('has no graph');
   const opset = model.opsetImport.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx');
-  const version = opset ? num(opset.version) : 0;
+  const version = opset ? opset.version : 0;
   if (version < IMPORT_OPSETS.min || version > IMPORT_OPSETS.max)
     fail(`opset ${version}; the importer reads opsets ${IMPORT_OPSETS.min}–${IMPORT_OPSETS.max}`);
   const tensors = new Map<string, ImportedTensor>();
