@@ -43,6 +43,13 @@
  * --device adds rows of the ort engine on that device (engine `ort@webgpu`) beside the CPU rows, with
  * where onnxruntime placed each graph's nodes in `builds`. On a software device (lavapipe) these rows
  * show correctness and overhead, not GPU speed.
+ *
+ * --byof (issue 23): an imported ONNX field (`onnx:FILE`) against the native field with the same weights,
+ * on the ort engine: the d=2, h=64 MLP above (its portable field.onnx imported back), and the torch.onnx.export
+ * fixtures test/fixtures/onnx/mlp-time.onnx (vs mlp:width=16,time) and conv1d-sphere.onnx (vs conv1d:channels=16).
+ * The machine is shared, so the two are timed back to back in each of --rounds rounds, the order alternating;
+ * ratio = imported ms / native ms per round, reported as the median with the rounds' min and max.
+ *   npx tsx scripts/bench-train.ts --byof [--rounds 7] [--steps 20]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -525,5 +532,80 @@ async function main(): Promise<void> {
   }
 }
 
+/** Median ms per training step of a model on a fresh ort engine. */
+async function stepMs(model: { config: unknown; params: unknown }, spec: unknown, x: Float32Array, y: Int32Array, batch: number, warmup: number, n: number): Promise<number> {
+  const { createEngine } = await import('../src/train/train.js');
+  const engine = await createEngine('ort', model as never, { batchSize: batch, lr: LR, threads: num('threads', 1) });
+  const ms: number[] = [];
+  for (let i = 0; i < warmup + n; i++) {
+    const t = performance.now();
+    await engine.step(x, y, spec as never);
+    if (i >= warmup) ms.push(performance.now() - t);
+  }
+  await engine.dispose();
+  return median(ms);
+}
+
+async function byof(): Promise<void> {
+  const { initBackend } = await import('../src/engines/backend.js');
+  await initBackend();
+  const { parseFieldSpec } = await import('../src/models/spec.js');
+  const { initParams } = await import('../src/models/params.js');
+  const { fieldGraph } = await import('../src/onnx/model-graphs.js');
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const rounds = Math.max(1, num('rounds', 7));
+  const [steps, warmup] = [num('steps', 20), num('warmup', 3)];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'odeness-byof-'));
+  const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/onnx');
+  const normal = normals(3);
+  // The anchor MLP's own portable field graph, imported back: the same weights by construction.
+  const anchorConfig = { inputShape: [2], augment: 0, stateShape: [2], classes: CLASSES, field: parseFieldSpec('mlp:width=64'), t0: 0, t1: 1 };
+  const anchor = { config: anchorConfig, params: initParams(anchorConfig, normal) };
+  writeFileSync(path.join(dir, 'anchor.onnx'), fieldGraph(anchor).toBytes());
+  const pairs = [
+    { label: 'mlp d=2 h=64 (its field.onnx)', file: path.join(dir, 'anchor.onnx'), native: anchor, state: [2], batch: BATCH },
+    { label: 'torch mlp-time vs mlp:width=16,time', file: path.join(fixtures, 'mlp-time.onnx'), native: 'mlp:width=16,time', state: [3], batch: BATCH },
+    { label: 'torch conv1d-sphere vs conv1d:channels=16', file: path.join(fixtures, 'conv1d-sphere.onnx'), native: 'conv1d:channels=16', state: [3], batch: 128 },
+  ];
+  const spec = { kind: 'fixed' as const, method: 'rk4', steps: STEPS_RK4 };
+  for (const p of pairs) {
+    const iconfig = { inputShape: p.state, augment: 0, stateShape: p.state, classes: CLASSES, field: parseFieldSpec(`onnx:${p.file}`), t0: 0, t1: 1 };
+    const imported = { config: iconfig, params: initParams(iconfig, normal) };
+    const native = typeof p.native === 'string' ? nativeOf(imported as never, p.native, parseFieldSpec, initParams as never) : p.native;
+    const width = p.state.reduce((a, b) => a * b, 1);
+    const x = Float32Array.from({ length: p.batch * width }, () => normal());
+    const y = Int32Array.from({ length: p.batch }, (_, i) => i % CLASSES);
+    const ratios: number[] = [];
+    const ms = { imported: [] as number[], native: [] as number[] };
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? (['native', 'imported'] as const) : (['imported', 'native'] as const);
+      for (const which of order) ms[which].push(await stepMs(which === 'native' ? native : imported, spec, x, y, p.batch, warmup, steps));
+      ratios.push(ms.imported.at(-1)! / ms.native.at(-1)!);
+      log(`${p.label} round ${r + 1}/${rounds}: imported ${ms.imported.at(-1)!.toFixed(2)} ms, native ${ms.native.at(-1)!.toFixed(2)} ms, ratio ${ratios.at(-1)!.toFixed(3)}`);
+    }
+    const sorted = [...ratios].sort((a, b) => a - b);
+    process.stdout.write(
+      `${p.label}, rk4×${STEPS_RK4}, batch ${p.batch}: imported ${median(ms.imported).toFixed(2)} ms, native ${median(ms.native).toFixed(2)} ms per step; ` +
+        `ratio ${median(ratios).toFixed(3)} (min ${sorted[0]!.toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)}, ${rounds} paired rounds)\n`,
+    );
+  }
+}
+
+/** The native model with an imported model's weights (PyTorch Sequential net.2l ↔ field.l; Linear weights transposed). */
+function nativeOf(imported: { config: { stateShape: number[] }; params: Record<string, { shape: readonly number[]; data: Float32Array }> }, spec: string, parse: (s: string) => unknown, init: (c: never, n: () => number) => Record<string, { shape: readonly number[]; data: Float32Array }>) {
+  const config = { ...imported.config, field: parse(spec) } as never;
+  const params = init(config, () => 0);
+  for (const [name, p] of Object.entries(params)) {
+    const m = /^field\.(\d+)\.(weight|bias)$/.exec(name);
+    const src = m ? imported.params[`field.net.${2 * Number(m[1])}.${m[2]}`]! : imported.params[name]!;
+    if (m && m[2] === 'weight' && spec.startsWith('mlp')) {
+      const [r, c] = src.shape as [number, number];
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) p.data[j * r + i] = src.data[i * c + j]!;
+    } else p.data.set(src.data);
+  }
+  return { config, params };
+}
+
 if (args.includes('--baseline-child')) await baselineChild();
+else if (args.includes('--byof')) await byof();
 else await main();

@@ -2,7 +2,7 @@
 reference gradients the tests compare odeness against. Run with Debian's python3-torch:
 
   /usr/bin/python3 scripts/onnx-fixtures.py write test/fixtures/onnx   # (re)write the .onnx files
-  /usr/bin/python3 scripts/onnx-fixtures.py grads < request.json         # loss gradients (see grads())
+  /usr/bin/python3 scripts/onnx-fixtures.py grads < requests.json        # loss gradients (see grads())
 
 Each field maps the state z [batch, ...] (and, for time fields, t [1]) to dz/dt with z's shape. The
 fixtures are seeded, small, and exported with a symbolic batch, so the files carry the exporter's shape
@@ -109,36 +109,39 @@ def rk4(f, z, t0, t1, steps):
 
 
 def grads():
-    """stdin: {fixture, params {name: {shape, data}}, x, labels, augment, steps, t0, t1}; stdout: {loss, grads}.
+    """stdin: a list of {fixture, params {name: {shape, data}}, x, labels, augment, steps, t0, t1}; stdout: the
+    list of their {loss, grads} (one process: importing torch takes seconds).
 
     The classifier around the field is odeness's: zero augmentation of the feature/channel axis, rk4 with a
-    fixed step, the state flattened into a linear head (head.weight [S, classes]), mean cross-entropy.
+    fixed step, the state flattened into a linear head (head.weight [S, classes]), mean cross-entropy; in
+    float64. Field parameters are named as in the ONNX file (= the module's state_dict), head.* are odeness's.
     """
-    req = json.load(sys.stdin)
-    torch.set_default_dtype(torch.float64)
+    json.dump([grads_of(req) for req in json.load(sys.stdin)], sys.stdout)
+
+
+def grads_of(req):
     module, shape, time = build(req["fixture"])
     module = module.double()
-    tensors = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).requires_grad_() for k, v in req["params"].items()}
-    module.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.")})
-    named = dict(module.named_parameters())
-    for k in list(named):
-        named[k] = tensors[k]
+    tensor = lambda v: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"])
+    module.load_state_dict({k: tensor(v) for k, v in req["params"].items() if not k.startswith("head.")})
+    head_w = tensor(req["params"]["head.weight"]).requires_grad_()
+    head_b = tensor(req["params"]["head.bias"]).requires_grad_()
     batch = len(req["labels"])
-    x = torch.tensor(req["x"], dtype=torch.float64).reshape(batch, -1 if len(shape) == 1 else None or -1)
     in_shape = [s - (req["augment"] if i == 0 else 0) for i, s in enumerate(shape)]
-    x = x.reshape(batch, *in_shape)
-    pad = [0, 0] * (len(shape) - 1) + [0, req["augment"]]
-    z0 = nn.functional.pad(x, pad)
+    x = torch.tensor(req["x"], dtype=torch.float64).reshape(batch, *in_shape)
+    z0 = nn.functional.pad(x, [0, 0] * (len(shape) - 1) + [0, req["augment"]])
 
     def f(t, z):
-        args = (z, torch.full([1], float(t))) if time else (z,)
-        return torch.func.functional_call(module, named, args) if hasattr(torch, "func") else module(*args)
+        return module(z, torch.full([1], float(t), dtype=torch.float64)) if time else module(z)
 
     z1 = rk4(f, z0, req["t0"], req["t1"], req["steps"])
-    logits = z1.reshape(batch, -1) @ tensors["head.weight"] + tensors["head.bias"]
+    logits = z1.reshape(batch, -1) @ head_w + head_b
     loss = nn.functional.cross_entropy(logits, torch.tensor(req["labels"]))
     loss.backward()
-    json.dump({"loss": loss.item(), "grads": {k: v.grad.reshape(-1).tolist() for k, v in tensors.items()}}, sys.stdout)
+    out = {k: p.grad.reshape(-1).tolist() for k, p in module.named_parameters()}
+    out["head.weight"] = head_w.grad.reshape(-1).tolist()
+    out["head.bias"] = head_b.grad.reshape(-1).tolist()
+    return {"loss": loss.item(), "grads": out}
 
 
 if __name__ == "__main__":

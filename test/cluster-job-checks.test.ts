@@ -54,3 +54,8 @@ test('only an adaptation job may keep the "paper" keyword', (t) => {
   const job = planStudy('examples/quick-spheres.yaml').jobs.find((j) => !j.adapt)!;
   t.throws(() => checkJobBounds({ ...job, testSolvers: ['paper'] }), { instanceOf: JobRefused, message: /only by adaptation jobs/ });
 });
+
+test('an onnx: field is refused without opening its path (cluster workers get no files by path)', (t) => {
+  const job = planStudy('examples/quick-spheres.yaml').jobs[0]!;
+  t.throws(() => checkJobBounds({ ...job, field: 'onnx:/etc/passwd' }), { instanceOf: JobRefused, message: /onnx: fields are not run on cluster workers yet/ });
+});

@@ -10,9 +10,10 @@ import { paramShapes } from '../src/models/params.js';
 import { formatFieldSpec, parseFieldSpec } from '../src/models/spec.js';
 
 test('every registered kind parses its defaults and formats canonically', (t) => {
-  t.deepEqual([...FIELD_KINDS], ['mlp', 'conv1d', 'conv2d']);
+  t.deepEqual([...FIELD_KINDS], ['mlp', 'conv1d', 'conv2d', 'onnx']);
   for (const kind of FIELD_KINDS) {
-    const spec = parseFieldSpec(kind);
+    // The onnx kind has no default: its one required option is the file.
+    const spec = parseFieldSpec(kind === 'onnx' ? 'onnx:test/fixtures/onnx/mlp-time.onnx' : kind);
     t.is(spec.kind, kind);
     t.deepEqual(parseFieldSpec(formatFieldSpec(spec)), spec);
     t.is(fieldKind(spec).kind, kind);

@@ -67,7 +67,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--out <dir>', 'model directory to write; checked before training: not a file, writable, empty unless --force (required) — this or --resume is required')
     .option('--force', 'overwrite what --out holds')
     .addOption(defaultText(new Option('--resume <dir>', 'continue the training saved in DIR (interrupted, diverged or complete) with its own settings, up to --iterations in total (default: the iterations it asked for); writes back into DIR unless --out is given'), 'a new training'))
-    .option('--field <spec>', 'mlp:width=<w>[,depth=<k>,act=<tanh|relu|softplus>,time] | conv1d | conv2d', TRAIN_DEFAULTS.field)
+    .option('--field <spec>', 'mlp:width=<w>[,depth=<k>,act=<tanh|relu|softplus>,time] | conv1d | conv2d | onnx:<file.onnx>', TRAIN_DEFAULTS.field)
     .addOption(defaultText(new Option('--iterations <n>', 'training iterations').argParser(positiveInt), `${TRAIN_DEFAULTS.iterations}; study files default to ${STUDY_DEFAULTS.iterations}, the paper's`))
     .addOption(defaultText(new Option('--epochs <n>', 'train for N passes over the training set instead of --iterations').argParser(positiveInt), 'none: --iterations decides'))
     .option('--seed <n>', 'seed for data, initialisation and batch order', nonNegativeInt, TRAIN_DEFAULTS.seed)

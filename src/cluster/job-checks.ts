@@ -38,6 +38,8 @@ export class JobRefused extends Error {
  */
 export function checkJobBounds(job: Job): void {
   try {
+    // An imported field names a file on the coordinator: a worker never opens a path from a job message.
+    if (job.field.trim().startsWith('onnx:')) throw new JobRefused('onnx: fields are not run on cluster workers yet (their bytes must come through the object store, not a path)', true);
     checkJobSpecs(job);
   } catch (e) {
     throw new JobRefused((e as Error).message, true);

@@ -22,6 +22,7 @@ import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FileFormatError, ShapeError } from '../errors.js';
 import { BUNDLE_FORMAT_VERSION, BundleManifestSchema, describeIssue, parseWith, type BundleManifest, type FileRole } from '../formats/index.js';
+import { fieldKind } from '../models/fields/index.js';
 import { formatFieldSpec } from '../models/spec.js';
 import type { Model } from '../models/types.js';
 import { formatSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
@@ -114,6 +115,9 @@ function fileRecords(files: Map<string, Uint8Array>): Record<string, { role: Fil
 export async function writeBundle(model: Model, dir: string, meta: BundleMeta = {}): Promise<BundleManifest> {
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const files = bundleGraphs(model);
+  // A field brought as a file is exported as that file with the trained weights (its names kept).
+  const ownGraph = fieldKind(model.config.field).exportGraph?.(model.config.field, model.params);
+  if (ownGraph) files.set(FIELD_FILE, ownGraph);
   const manifest = manifestOf(model, meta, { files: fileRecords(files) }, manifestFile);
   await mkdir(dir, { recursive: true });
   for (const [name, bytes] of files) await writeFile(path.join(dir, name), bytes);

@@ -20,7 +20,9 @@ export function inferShapes(b: GraphBuilder, upTo = b.nodes.length): ShapeMap {
   const m: ShapeMap = new Map();
   for (const i of b.inputs) {
     if (i.shape.some((d) => typeof d !== 'number')) {
-      throw new Error(`autodiff: graph input ${i.name} has symbolic dims [${i.shape.join(', ')}]; differentiation needs fixed shapes`);
+      throw new Error(
+        `autodiff: graph input ${i.name} has symbolic dims [${i.shape.join(', ')}]; differentiation needs fixed shapes`,
+      );
     }
     m.set(i.name, { dtype: i.dtype, shape: i.shape as number[] });
   }
@@ -28,7 +30,10 @@ export function inferShapes(b: GraphBuilder, upTo = b.nodes.length): ShapeMap {
     m.set(init.name, {
       dtype: init.dtype,
       shape: init.shape,
-      value: init.dtype === 'int64' && init.data.length <= 64 ? Array.from(init.data as BigInt64Array, (v) => Number(v)) : undefined,
+      value:
+        init.dtype === 'int64' && init.data.length <= 64
+          ? Array.from(init.data as BigInt64Array, (v) => Number(v))
+          : undefined,
     });
   }
   for (let k = 0; k < upTo; k++) {

@@ -6,6 +6,7 @@
  * tfjs tensors, or one compiled onnxruntime graph per step) only supplies a
  * training step on a batch and the accuracy of its parameters under a solver.
  */
+import { fieldKind } from '../models/fields/index.js';
 import * as tf from '@tensorflow/tfjs';
 import { DivergenceError, SpecError } from '../errors.js';
 import type { Rng } from '../data/random.js';
@@ -131,6 +132,7 @@ export async function chooseEngine(choice: EngineChoice, initial: Model, spec: S
   if (device !== 'cpu' && choice === 'tfjs') throw new SpecError(`engine tfjs trains on the CPU only; device ${device} needs engine ort (or auto)`);
   if (device !== 'cpu') return 'ort';
   if (choice !== 'auto') return choice;
+  if (fieldKind(initial.config.field).ortOnly) return 'ort';
   if (tf.getBackend() !== 'tensorflow') return 'ort';
   const solver = asSolver(spec);
   const key = JSON.stringify({ config: initial.config, spec: solver.spec, batch: o.batchSize, threads: o.threads ?? 1 });

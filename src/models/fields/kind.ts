@@ -41,6 +41,8 @@ export interface FieldKind<S extends { readonly kind: string }> {
   fromOptions(o: OptionValues): S;
   /** Canonical spec string (every option spelled out). */
   format(spec: S): string;
+  /** True when only the ort engine trains it (a graph brought as a file has no tfjs forward pass). */
+  readonly ortOnly?: boolean;
   /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]; absent: checkState decides. */
   readonly stateRank?: 1 | 3;
   /** For kinds whose state shape is fixed by the spec (an imported graph): a one-line ShapeError on a mismatch. */

@@ -43,7 +43,8 @@ function readField(file: string): Uint8Array {
   } catch {
     throw new FileFormatError(file, 'does not exist (expected an ONNX vector field, e.g. from torch.onnx.export)');
   }
-  if (size > ONNX_FIELD_MAX_BYTES) throw new FileFormatError(file, `has ${size} bytes, more than the limit of ${ONNX_FIELD_MAX_BYTES}`);
+  if (size > ONNX_FIELD_MAX_BYTES)
+    throw new FileFormatError(file, `has ${size} bytes, more than the limit of ${ONNX_FIELD_MAX_BYTES}`);
   return readFileSync(file);
 }
 
@@ -54,20 +55,41 @@ function source(spec: OnnxFieldSpec): Source {
   const kept = (spec as unknown as Record<string, Source | undefined>)[SOURCE];
   if (kept) return kept;
   const bytes = readField(spec.file);
-  if (sha256(bytes) !== spec.sha256) throw new FileFormatError(spec.file, `changed since the spec was made (sha256 ${sha256(bytes)}, expected ${spec.sha256})`);
+  if (sha256(bytes) !== spec.sha256)
+    throw new FileFormatError(
+      spec.file,
+      `changed since the spec was made (sha256 ${sha256(bytes)}, expected ${spec.sha256})`,
+    );
   return { bytes, graph: readOnnxField(bytes, spec.file), analyses: new Map() };
 }
 
 /** The spec with its decoded bytes attached. */
-export function onnxFieldSpec(file: string, bytes: Uint8Array, options: { init?: 'keep' | 'kaiming'; freeze?: readonly string[]; sha256?: string } = {}): OnnxFieldSpec {
+export function onnxFieldSpec(
+  file: string,
+  bytes: Uint8Array,
+  options: { init?: 'keep' | 'kaiming'; freeze?: readonly string[]; sha256?: string } = {},
+): OnnxFieldSpec {
   const hash = sha256(bytes);
-  if (options.sha256 && options.sha256 !== hash) throw new FileFormatError(file, `has sha256 ${hash}, the spec asks for ${options.sha256}`);
+  if (options.sha256 && options.sha256 !== hash)
+    throw new FileFormatError(file, `has sha256 ${hash}, the spec asks for ${options.sha256}`);
   const graph = readOnnxField(bytes, file);
   for (const name of options.freeze ?? []) {
-    if (!graph.floatInitializers.includes(name)) throw new SpecError(`field spec "onnx:${file}": freeze=${name} is not a float initializer of the file; it has ${graph.floatInitializers.join(', ')}`);
+    if (!graph.floatInitializers.includes(name))
+      throw new SpecError(
+        `field spec "onnx:${file}": freeze=${name} is not a float initializer of the file; it has ${graph.floatInitializers.join(', ')}`,
+      );
   }
-  const spec: OnnxFieldSpec = { kind: 'onnx', file, sha256: hash, init: options.init ?? 'keep', freeze: [...(options.freeze ?? [])] };
-  Object.defineProperty(spec, SOURCE, { value: { bytes, graph, analyses: new Map() } satisfies Source, enumerable: false });
+  const spec: OnnxFieldSpec = {
+    kind: 'onnx',
+    file,
+    sha256: hash,
+    init: options.init ?? 'keep',
+    freeze: [...(options.freeze ?? [])],
+  };
+  Object.defineProperty(spec, SOURCE, {
+    value: { bytes, graph, analyses: new Map() } satisfies Source,
+    enumerable: false,
+  });
   return spec;
 }
 
@@ -88,7 +110,10 @@ function checkState(spec: OnnxFieldSpec, stateShape: readonly number[]): void {
   const dims = z.shape.slice(1);
   const fits = dims.length === stateShape.length && dims.every((d, i) => typeof d !== 'number' || d === stateShape[i]);
   const shown = `[${z.shape.map((d) => d ?? '?').join(', ')}]`;
-  if (!fits) throw new ShapeError(`field ${spec.file}: its state ${z.name} is ${shown}, the data's state is ${showShape([1_000_003, ...stateShape])}`);
+  if (!fits)
+    throw new ShapeError(
+      `field ${spec.file}: its state ${z.name} is ${shown}, the data's state is ${showShape([1_000_003, ...stateShape])}`,
+    );
 }
 
 export const onnxField: FieldKind<OnnxFieldSpec> = {
@@ -102,9 +127,15 @@ export const onnxField: FieldKind<OnnxFieldSpec> = {
   ],
   fromOptions(o) {
     const file = path.resolve(o.file as string);
-    return onnxFieldSpec(file, readField(file), { init: o.init as 'keep' | 'kaiming', freeze: o.freeze as string[], sha256: o.sha256 as string });
+    return onnxFieldSpec(file, readField(file), {
+      init: o.init as 'keep' | 'kaiming',
+      freeze: o.freeze as string[],
+      sha256: o.sha256 as string,
+    });
   },
-  format: (f) => `onnx:${f.file},init=${f.init}${f.freeze.length > 0 ? `,freeze=${f.freeze.join('|')}` : ''},sha256=${f.sha256}`,
+  format: (f) =>
+    `onnx:${f.file},init=${f.init}${f.freeze.length > 0 ? `,freeze=${f.freeze.join('|')}` : ''},sha256=${f.sha256}`,
+  ortOnly: true,
   checkState,
   hiddenValues: (f, stateShape) => analysis(f, stateShape).hiddenValues,
   params(f, stateShape) {
@@ -123,7 +154,9 @@ export const onnxField: FieldKind<OnnxFieldSpec> = {
   },
   usesTime: (f) => source(f).graph.t !== undefined,
   tfField(f) {
-    throw new SpecError(`field "${onnxField.format(f)}": the tfjs engine cannot train an imported ONNX field; use --engine ort`);
+    throw new SpecError(
+      `field "${onnxField.format(f)}": the tfjs engine cannot train an imported ONNX field; use --engine ort`,
+    );
   },
   appendGraph(f, ctx) {
     const src = source(f);

@@ -7,7 +7,10 @@ import type { GraphWriter } from './writer.js';
 
 /** softplus(x) = relu(x) + log(1 + exp(−|x|)), the stable form. */
 export function softplus64(g: GraphWriter, x: string): string {
-  return g.op('Add', [g.op('Relu', [x]), g.op('Log', [g.op('Add', [g.scalar(1), g.op('Exp', [g.op('Neg', [g.op('Abs', [x])])])])])]);
+  return g.op('Add', [
+    g.op('Relu', [x]),
+    g.op('Log', [g.op('Add', [g.scalar(1), g.op('Exp', [g.op('Neg', [g.op('Abs', [x])])])])]),
+  ]);
 }
 
 /** elu(x) = relu(x) + α·(exp(−relu(−x)) − 1): exp never sees a positive argument. */
@@ -28,7 +31,15 @@ export interface ConvGeometry {
  * A stride-1 Conv as one MatMul per kernel offset: x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel],
  * bias [Cout] (optional) → [B, Cout, ...outSpatial].
  */
-export function convByMatMul(g: GraphWriter, x: string, weight: string, bias: string | undefined, wShape: readonly number[], geo: ConvGeometry, out?: string): string {
+export function convByMatMul(
+  g: GraphWriter,
+  x: string,
+  weight: string,
+  bias: string | undefined,
+  wShape: readonly number[],
+  geo: ConvGeometry,
+  out?: string,
+): string {
   const [cout, cin, ...kernel] = wShape as [number, number, ...number[]];
   const nd = kernel.length;
   const { spatial, pads, dilations } = geo;
@@ -43,9 +54,16 @@ export function convByMatMul(g: GraphWriter, x: string, weight: string, bias: st
   let acc: string | undefined;
   for (const off of offsets) {
     const start = off.map((o, i) => o * dilations[i]!);
-    const xs = pointwise ? xp : g.op('Slice', [xp, g.int64s(start), g.int64s(start.map((o, i) => o + outSpatial[i]!)), g.int64s(axes)]);
-    const ws = pointwise ? weight : g.op('Slice', [weight, g.int64s(off), g.int64s(off.map((o) => o + 1)), g.int64s(axes)]);
-    const term = g.op('MatMul', [g.op('Reshape', [ws, g.int64s([cout, cin])]), g.op('Reshape', [xs, g.int64s([-1, cin, P])])]);
+    const xs = pointwise
+      ? xp
+      : g.op('Slice', [xp, g.int64s(start), g.int64s(start.map((o, i) => o + outSpatial[i]!)), g.int64s(axes)]);
+    const ws = pointwise
+      ? weight
+      : g.op('Slice', [weight, g.int64s(off), g.int64s(off.map((o) => o + 1)), g.int64s(axes)]);
+    const term = g.op('MatMul', [
+      g.op('Reshape', [ws, g.int64s([cout, cin])]),
+      g.op('Reshape', [xs, g.int64s([-1, cin, P])]),
+    ]);
     acc = acc === undefined ? term : g.op('Add', [acc, term]);
   }
   const y = bias === undefined ? acc! : g.op('Add', [acc!, g.op('Reshape', [bias, g.int64s([cout, 1])])]);

@@ -34,22 +34,14 @@ const nodeWhere = (n: ImportedNode) => `node ${n.name} (${n.op})`;
 
 /** Symbolic dims printed as "batch" (multiples as "k·batch"). */
 export function showShape(shape: readonly number[]): string {
-  const dim = (d: number) => (d === PROBE_BATCH ? 'batch' : d !== 0 && d % PROBE_BATCH === 0 ? `${d / PROBE_BATCH}·batch` : String(d));
+  const dim = (d: number) =>
+    d === PROBE_BATCH ? 'batch' : d !== 0 && d % PROBE_BATCH === 0 ? `${d / PROBE_BATCH}·batch` : String(d);
   return `[${shape.map(dim).join(', ')}]`;
 }
 
 function tensorMeta(t: ImportedTensor): ValueMeta {
   const small = (t.dtype === 'int64' || t.dtype === 'bool') && t.data.length <= 64;
   return { dtype: t.dtype, shape: t.shape, value: small ? Array.from(t.data as ArrayLike<number>) : undefined };
-}
-
-/** Refusals of supported ops whose attributes the gradient rules do not cover, before any graph is built. */
-function checkTrainable(n: ImportedNode, fail: (m: string) => never): void {
-  if (n.op !== 'Conv') return;
-  for (const key of ['strides', 'dilations']) {
-    const v = intsAttr(n, key);
-    if (v && v.some((x) => x !== 1)) fail(`${nodeWhere(n)}: ${key} [${v.join(', ')}] are not supported for training (the Conv gradient covers 1 only)`);
-  }
 }
 
 /** Shapes and folded values of every value of the graph for a per-sample state shape. */
@@ -64,15 +56,17 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
   if (graph.t) metas.set(graph.t.name, { dtype: 'float32', shape: graph.t.shape.length === 0 ? [] : [1] });
   let hidden = prod(stateShape);
   for (const n of graph.nodes) {
-    checkTrainable(n, fail);
     const where = nodeWhere(n);
-    const get = (i: number): ValueMeta => metas.get(n.inputs[i] ?? '') ?? fail(`${where}: input ${n.inputs[i] ?? i} is not defined before it`);
+    const get = (i: number): ValueMeta =>
+      metas.get(n.inputs[i] ?? '') ?? fail(`${where}: input ${n.inputs[i] ?? i} is not defined before it`);
     const ctx: ShapeContext = {
       node: { ...n, attrs: n.attrs },
       where,
       get,
       opt: (i) => (n.inputs[i] === undefined || n.inputs[i] === '' ? undefined : get(i)),
-      known: (i) => get(i).value ?? fail(`${where}: input ${n.inputs[i]} must be known when the graph is built (a constant or shape arithmetic)`),
+      known: (i) =>
+        get(i).value ??
+        fail(`${where}: input ${n.inputs[i]} must be known when the graph is built (a constant or shape arithmetic)`),
       set: (meta, out = 0) => metas.set(n.outputs[out]!, meta),
     };
     try {
@@ -90,7 +84,9 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
   const out = metas.get(graph.output) ?? fail(`the output ${graph.output} is not computed by any node`);
   const want = [PROBE_BATCH, ...stateShape];
   if (!isFloat(out.dtype) || out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i])) {
-    throw new ShapeError(`${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, the state z has ${showShape(want)}; dz/dt must have z's shape`);
+    throw new ShapeError(
+      `${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, the state z has ${showShape(want)}; dz/dt must have z's shape`,
+    );
   }
   return { metas, folded, hiddenValues: hidden };
 }
@@ -130,14 +126,18 @@ export function appendImported(graph: ImportedGraph, analysis: ImportedAnalysis,
   for (const n of graph.nodes) {
     if (n.outputs.every((o) => analysis.folded.has(o))) continue;
     const last = n.outputs[0] === graph.output;
-    names.set(n.outputs[0]!, emit(ctx, n, analysis, (i) => value(n.inputs[i] ?? '', n), last ? ctx.out : undefined));
+    names.set(
+      n.outputs[0]!,
+      emit(ctx, n, analysis, (i) => value(n.inputs[i] ?? '', n), last ? ctx.out : undefined),
+    );
   }
   return names.get(graph.output)!;
 }
 
 /** A float tensor of the file as a constant of the graph's float type (shared by every stage). */
 function constant(g: GraphWriter, graph: ImportedGraph, t: ImportedTensor): string {
-  if (t.dtype === 'int64' || t.dtype === 'bool') throw new FileFormatError(graph.file, `tensor ${t.name} (${t.dtype}) is too large to fold`);
+  if (t.dtype === 'int64' || t.dtype === 'bool')
+    throw new FileFormatError(graph.file, `tensor ${t.name} (${t.dtype}) is too large to fold`);
   const data = t.data as Float32Array | Float64Array;
   if (data.length > 0 && data.every((v) => v === data[0])) return g.scalar(data[0]!, t.shape);
   return g.once(`imported-constant:${t.name}`, () =>
@@ -152,10 +152,15 @@ function constant(g: GraphWriter, graph: ImportedGraph, t: ImportedTensor): stri
 function intsValue(ctx: ImportedFieldContext, meta: ValueMeta, consumer: ImportedNode): string {
   const { g } = ctx;
   const values = meta.value!;
-  if (meta.dtype !== 'int64') throw new Error(`imported field: node ${consumer.name} (${consumer.op}) reads a folded ${meta.dtype} tensor`);
+  if (meta.dtype !== 'int64')
+    throw new Error(`imported field: node ${consumer.name} (${consumer.op}) reads a folded ${meta.dtype} tensor`);
   const k = values.map((v) => (v !== 0 && v % PROBE_BATCH === 0 ? v / PROBE_BATCH : 0));
-  if (k.every((x) => x === 0)) return meta.shape.length === 0 ? g.initializer('c', 'int64', [], BigInt64Array.of(BigInt(values[0]!))) : g.int64s(values);
-  if (consumer.op === 'Reshape' && k.filter((x) => x !== 0).length === 1 && !values.includes(-1)) return g.int64s(values.map((v, i) => (k[i] ? -1 : v)));
+  if (k.every((x) => x === 0))
+    return meta.shape.length === 0
+      ? g.initializer('c', 'int64', [], BigInt64Array.of(BigInt(values[0]!)))
+      : g.int64s(values);
+  if (consumer.op === 'Reshape' && k.filter((x) => x !== 0).length === 1 && !values.includes(-1))
+    return g.int64s(values.map((v, i) => (k[i] ? -1 : v)));
   const batch = g.op('Shape', [ctx.z], { start: attr.int(0), end: attr.int(1) });
   const parts: string[] = [];
   let run: number[] = [];
@@ -173,7 +178,13 @@ function intsValue(ctx: ImportedFieldContext, meta: ValueMeta, consumer: Importe
 }
 
 /** One node written into the graph (float64 forms where onnxruntime has float32 kernels only). */
-function emit(ctx: ImportedFieldContext, n: ImportedNode, analysis: ImportedAnalysis, input: (i: number) => string, out?: string): string {
+function emit(
+  ctx: ImportedFieldContext,
+  n: ImportedNode,
+  analysis: ImportedAnalysis,
+  input: (i: number) => string,
+  out?: string,
+): string {
   const { g } = ctx;
   const ins = () => n.inputs.map((_, i) => input(i));
   const f64 = g.float === 'float64';
@@ -182,7 +193,9 @@ function emit(ctx: ImportedFieldContext, n: ImportedNode, analysis: ImportedAnal
     case 'Softplus':
       return f64 ? named(g, softplus64(g, input(0)), out) : g.op('Softplus', ins(), {}, out);
     case 'Elu':
-      return f64 ? named(g, elu64(g, input(0), n.attrs.alpha?.kind === 'float' ? n.attrs.alpha.value : 1), out) : g.op('Elu', ins(), attrs, out);
+      return f64
+        ? named(g, elu64(g, input(0), n.attrs.alpha?.kind === 'float' ? n.attrs.alpha.value : 1), out)
+        : g.op('Elu', ins(), attrs, out);
     case 'Conv':
       if (f64) return convFloat64(ctx, n, analysis, input, out);
       break;
@@ -211,10 +224,26 @@ function named(g: GraphWriter, v: string, out?: string): string {
   return out === undefined ? v : g.op('Identity', [v], {}, out);
 }
 
-function convFloat64(ctx: ImportedFieldContext, n: ImportedNode, analysis: ImportedAnalysis, input: (i: number) => string, out?: string): string {
+function convFloat64(
+  ctx: ImportedFieldContext,
+  n: ImportedNode,
+  analysis: ImportedAnalysis,
+  input: (i: number) => string,
+  out?: string,
+): string {
+  const strides = intsAttr(n, 'strides');
+  if (strides && strides.some((s) => s !== 1)) {
+    throw new ShapeError(
+      `${nodeWhere(n)}: a strided Conv has no float64 form (onnxruntime's CPU Conv is float32); run it in float32`,
+    );
+  }
   const x = analysis.metas.get(n.inputs[0]!)!.shape;
   const w = analysis.metas.get(n.inputs[1]!)!.shape;
   const nd = x.length - 2;
-  const geo = { spatial: x.slice(2), pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0), dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1) };
+  const geo = {
+    spatial: x.slice(2),
+    pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
+    dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1),
+  };
   return convByMatMul(ctx.g, input(0), input(1), n.inputs[2] ? input(2) : undefined, w, geo, out);
 }

@@ -29,7 +29,11 @@ export function blockedWeight(g: GraphWriter, w: string, shape: readonly number[
   const padded = op === o ? w : g.op('Pad', [w, g.int64s([0, 0, 0, 0, op - o, 0, 0, 0])]);
   const blocked =
     i < bl
-      ? g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i, kh, kw])])], { perm: attr.ints([0, 2, 3, 4, 1]) })
-      : g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i / bl, bl, kh, kw])])], { perm: attr.ints([0, 2, 4, 5, 3, 1]) });
+      ? g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i, kh, kw])])], {
+          perm: attr.ints([0, 2, 3, 4, 1]),
+        })
+      : g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i / bl, bl, kh, kw])])], {
+          perm: attr.ints([0, 2, 4, 5, 3, 1]),
+        });
   return g.op('Reshape', [blocked, g.int64s([op, i, kh, kw])], {}, out);
 }

@@ -137,9 +137,12 @@ interface ModelObject {
   };
 }
 
-const num = (v: number) => v;
-
-function tensorData(t: TensorProto, dtype: TensorType, count: number, fail: (m: string) => never): ImportedTensor['data'] {
+function tensorData(
+  t: TensorProto,
+  dtype: TensorType,
+  count: number,
+  fail: (m: string) => never,
+): ImportedTensor['data'] {
   const raw = t.rawData && t.rawData.length > 0 ? t.rawData : undefined;
   if (raw) {
     const bytes = { float32: 4, float64: 8, int64: 8, bool: 1 }[dtype];
@@ -151,26 +154,51 @@ function tensorData(t: TensorProto, dtype: TensorType, count: number, fail: (m: 
     return Array.from(raw, (v) => (v ? 1 : 0));
   }
   const values =
-    dtype === 'float32' ? t.floatData : dtype === 'float64' ? t.doubleData : dtype === 'int64' && t.dataType === 7 ? t.int64Data.map(num) : t.int32Data;
-  if (values.length !== count) fail(`tensor ${t.name} has ${values.length} values for shape [${t.dims.map(num).join(', ')}]`);
-  return dtype === 'float32' ? Float32Array.from(values as number[]) : dtype === 'float64' ? Float64Array.from(values as number[]) : Array.from(values as number[]);
+    dtype === 'float32'
+      ? t.floatData
+      : dtype === 'float64'
+        ? t.doubleData
+        : dtype === 'int64' && t.dataType === 7
+          ? t.int64Data
+          : t.int32Data;
+  if (values.length !== count)
+    fail(`tensor ${t.name} has ${values.length} values for shape [${t.dims.join(', ')}]`);
+  return dtype === 'float32'
+    ? Float32Array.from(values as number[])
+    : dtype === 'float64'
+      ? Float64Array.from(values as number[])
+      : Array.from(values as number[]);
 }
 
 function readTensor(t: TensorProto, name: string, fail: (m: string) => never): ImportedTensor {
   const dtype = DTYPES[t.dataType];
-  if (!dtype) fail(`tensor ${name} has element type ${(onnx.TensorProto.DataType as unknown as Record<number, string>)[t.dataType] ?? t.dataType}; expected float, double, int64 or bool`);
-  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) fail(`tensor ${name} is stored in an external file; export with the weights inside`);
-  const shape = t.dims.map(num);
-  return { name, dtype, shape, data: tensorData(t, dtype, shape.reduce((a, b) => a * b, 1), fail) };
+  if (!dtype)
+    fail(
+      `tensor ${name} has element type ${(onnx.TensorProto.DataType as unknown as Record<number, string>)[t.dataType] ?? t.dataType}; expected float, double, int64 or bool`,
+    );
+  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
+    fail(`tensor ${name} is stored in an external file; export with the weights inside`);
+  const shape = t.dims;
+  return {
+    name,
+    dtype,
+    shape,
+    data: tensorData(
+      t,
+      dtype,
+      shape.reduce((a, b) => a * b, 1),
+      fail,
+    ),
+  };
 }
 
 function readAttr(a: AttrProto, where: string, fail: (m: string) => never): Attr | ImportedTensor {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.type) {
     case T.INT:
-      return { kind: 'int', value: num(a.i) };
+      return { kind: 'int', value: a.i };
     case T.INTS:
-      return { kind: 'ints', value: a.ints.map(num) };
+      return { kind: 'ints', value: a.ints };
     case T.FLOAT:
       return { kind: 'float', value: a.f };
     case T.FLOATS:
@@ -180,14 +208,20 @@ function readAttr(a: AttrProto, where: string, fail: (m: string) => never): Attr
     case T.TENSOR:
       return readTensor(a.t!, `${where} attribute ${a.name}`, fail);
     default:
-      return fail(`${where}: attribute ${a.name} has type ${(T as unknown as Record<number, string>)[a.type] ?? a.type}, which the importer does not read`);
+      return fail(
+        `${where}: attribute ${a.name} has type ${(T as unknown as Record<number, string>)[a.type] ?? a.type}, which the importer does not read`,
+      );
   }
 }
 
 const isTensor = (v: Attr | ImportedTensor): v is ImportedTensor => 'dtype' in v;
 
 /** A Constant node's value as a tensor. */
-function constantValue(name: string, attrs: Record<string, Attr | ImportedTensor>, fail: (m: string) => never): ImportedTensor {
+function constantValue(
+  name: string,
+  attrs: Record<string, Attr | ImportedTensor>,
+  fail: (m: string) => never,
+): ImportedTensor {
   const [key, v] = Object.entries(attrs)[0] ?? [];
   if (v === undefined) return fail(`Constant ${name} has no value`);
   if (isTensor(v)) return { ...v, name };
@@ -205,22 +239,32 @@ export function readOnnxField(bytes: Uint8Array, file: string): ImportedGraph {
   };
   let model: ModelObject;
   try {
-    model = onnx.ModelProto.toObject(onnx.ModelProto.decode(bytes), { longs: Number, defaults: true, arrays: true }) as ModelObject;
+    model = onnx.ModelProto.toObject(onnx.ModelProto.decode(bytes), {
+      longs: Number,
+      defaults: true,
+      arrays: true,
+    }) as ModelObject;
   } catch (e) {
     return fail(`not an ONNX model (${(e as Error).message})`);
   }
   const graph = model.graph ?? fail('has no graph');
   const opset = model.opsetImport.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx');
-  const version = opset ? num(opset.version) : 0;
-  if (version < IMPORT_OPSETS.min || version > IMPORT_OPSETS.max) fail(`opset ${version}; the importer reads opsets ${IMPORT_OPSETS.min}–${IMPORT_OPSETS.max}`);
+  const version = opset ? opset.version : 0;
+  if (version < IMPORT_OPSETS.min || version > IMPORT_OPSETS.max)
+    fail(`opset ${version}; the importer reads opsets ${IMPORT_OPSETS.min}–${IMPORT_OPSETS.max}`);
   const tensors = new Map<string, ImportedTensor>();
   for (const t of graph.initializer) tensors.set(t.name, readTensor(t, t.name, fail));
   const inputs = graph.input.filter((i) => !tensors.has(i.name));
   const declared = (i: (typeof inputs)[number]): ImportedInput => ({
     name: i.name,
-    shape: (i.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue ? d.dimValue : undefined)),
+    shape: (i.type?.tensorType?.shape?.dim ?? []).map((d) =>
+      d.dimParam ? d.dimParam : d.dimValue ? d.dimValue : undefined,
+    ),
   });
-  if (inputs.length < 1 || inputs.length > 2) fail(`has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); expected the state z and optionally the time t`);
+  if (inputs.length < 1 || inputs.length > 2)
+    fail(
+      `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); expected the state z and optionally the time t`,
+    );
   if (graph.output.length !== 1) fail(`has ${graph.output.length} outputs; expected one, dz/dt`);
   const nodes: ImportedNode[] = [];
   for (const n of graph.node) {
@@ -232,7 +276,8 @@ export function readOnnxField(bytes: Uint8Array, file: string): ImportedGraph {
     for (const a of n.attribute) {
       if (!known!.includes(a.name)) fail(`${where}: attribute ${a.name} is not supported`);
       const v = readAttr(a, where, fail);
-      if (!isTensor(v) && UNSUPPORTED_VALUE[`${n.opType}.${a.name}`]?.(v)) fail(`${where}: attribute ${a.name}=${JSON.stringify(v.value)} is not supported`);
+      if (!isTensor(v) && UNSUPPORTED_VALUE[`${n.opType}.${a.name}`]?.(v))
+        fail(`${where}: attribute ${a.name}=${JSON.stringify(v.value)} is not supported`);
       attrs[a.name] = v;
     }
     if (n.opType === 'Constant') {
@@ -241,7 +286,9 @@ export function readOnnxField(bytes: Uint8Array, file: string): ImportedGraph {
     }
     nodes.push(readNode(n.name || n.output[0]!, n.opType, [...n.input], [...n.output], attrs, where, fail));
   }
-  const floatInitializers = graph.initializer.map((t) => t.name).filter((name) => tensors.get(name)!.dtype === 'float32');
+  const floatInitializers = graph.initializer
+    .map((t) => t.name)
+    .filter((name) => tensors.get(name)!.dtype === 'float32');
   const [z, t] = inputs.map(declared);
   return { file, opset: version, z: z!, t, output: graph.output[0]!.name, tensors, floatInitializers, nodes };
 }
@@ -276,13 +323,18 @@ function readNode(
  * The same ONNX file with some float32 initializers' values replaced (trained weights), every name, node
  * and attribute kept: what `export` writes for an imported field, loadable back into its PyTorch module.
  */
-export function withInitializers(bytes: Uint8Array, values: Readonly<Record<string, Float32Array>>, file: string): Uint8Array {
+export function withInitializers(
+  bytes: Uint8Array,
+  values: Readonly<Record<string, Float32Array>>,
+  file: string,
+): Uint8Array {
   const model = onnx.ModelProto.decode(bytes);
   for (const t of model.graph?.initializer ?? []) {
     const v = t.name ? values[t.name] : undefined;
     if (v === undefined) continue;
     const count = (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
-    if (t.dataType !== onnx.TensorProto.DataType.FLOAT || v.length !== count) throw new FileFormatError(file, `initializer ${t.name} does not take ${v.length} float32 values`);
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT || v.length !== count)
+      throw new FileFormatError(file, `initializer ${t.name} does not take ${v.length} float32 values`);
     t.rawData = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
     t.floatData = [];
   }

@@ -1,6 +1,16 @@
 /** Op records of the elementwise ops: activations, arithmetic with broadcasting, comparisons, Where, Cast. */
 import { attr, floatAttr, intAttr } from '../ir/attrs.js';
-import { broadcast, CAST_CODE, CAST_TO, FLOAT_TYPES, foldBroadcast, type GradContext, type GradientRule, type OpDef, type ShapeContext } from './op.js';
+import {
+  broadcast,
+  CAST_CODE,
+  CAST_TO,
+  FLOAT_TYPES,
+  foldBroadcast,
+  type GradContext,
+  type GradientRule,
+  type OpDef,
+  type ShapeContext,
+} from './op.js';
 
 const unaryShape = (ctx: ShapeContext) => {
   const x = ctx.get(0);
@@ -25,15 +35,26 @@ function foldInts(ctx: ShapeContext, shape: readonly number[]): number[] | undef
 
 const broadcastShape = (ctx: ShapeContext) => {
   const ins = ctx.node.inputs.map((_, i) => ctx.get(i));
-  const shape = broadcast(ins.map((v) => v.shape), ctx.where);
+  const shape = broadcast(
+    ins.map((v) => v.shape),
+    ctx.where,
+  );
   ctx.set({ dtype: ins[0]!.dtype, shape, value: foldInts(ctx, shape) });
 };
 const boolShape = (ctx: ShapeContext) => {
-  const shape = broadcast(ctx.node.inputs.map((_, i) => ctx.get(i).shape), ctx.where);
+  const shape = broadcast(
+    ctx.node.inputs.map((_, i) => ctx.get(i).shape),
+    ctx.where,
+  );
   ctx.set({ dtype: 'bool', shape, value: foldInts(ctx, shape) });
 };
 
-const unary = (name: string, grad?: GradientRule, differentiable?: false): OpDef => ({ name, inferShape: unaryShape, grad, differentiable });
+const unary = (name: string, grad?: GradientRule, differentiable?: false): OpDef => ({
+  name,
+  inferShape: unaryShape,
+  grad,
+  differentiable,
+});
 const binary = (name: string, grad?: GradientRule): OpDef => ({ name, inferShape: broadcastShape, grad });
 const comparison = (name: string): OpDef => ({ name, inferShape: boolShape, differentiable: false });
 
@@ -60,7 +81,10 @@ function positive(ctx: GradContext, x: string): string {
 /** d(x^p)/dx = p·x^(p−1) for an exponent p that is not differentiated (a constant of the file). */
 const powGrad: GradientRule = (ctx, [g], needs) => {
   const { b, node: n } = ctx;
-  if (needs[1]) throw new Error(`autodiff: node ${n.name} (Pow): the exponent ${n.inputs[1]} depends on the parameters; only constant exponents have a gradient rule`);
+  if (needs[1])
+    throw new Error(
+      `autodiff: node ${n.name} (Pow): the exponent ${n.inputs[1]} depends on the parameters; only constant exponents have a gradient rule`,
+    );
   const [x, p] = [n.inputs[0]!, n.inputs[1]!];
   const local = b.op('Mul', [p, b.op('Pow', [x, b.op('Sub', [p, ctx.scalar(1)])])]);
   return [ctx.sumToShape(b.op('Mul', [g!, local]), ctx.shape(n.outputs[0]!), ctx.shape(x)), undefined];
@@ -88,14 +112,20 @@ export const ELEMENTWISE_OPS: readonly OpDef[] = [
   // slope α + (1 − α)·[x > 0]
   unary('LeakyRelu', (ctx, [g]) => {
     const alpha = floatAttr(ctx.node, 'alpha', 0.01);
-    const slope = ctx.b.op('Add', [ctx.scalar(alpha), ctx.b.op('Mul', [positive(ctx, ctx.node.inputs[0]!), ctx.scalar(1 - alpha)])]);
+    const slope = ctx.b.op('Add', [
+      ctx.scalar(alpha),
+      ctx.b.op('Mul', [positive(ctx, ctx.node.inputs[0]!), ctx.scalar(1 - alpha)]),
+    ]);
     return [ctx.b.op('Mul', [g!, slope])];
   }),
   // elu' = 1 for x > 0, else y + α: [x > 0] + (1 − [x > 0])·(y + α)
   unary('Elu', (ctx, [g]) => {
     const { b, node: n } = ctx;
     const pos = positive(ctx, n.inputs[0]!);
-    const neg = b.op('Mul', [b.op('Sub', [ctx.scalar(1), pos]), b.op('Add', [n.outputs[0]!, ctx.scalar(floatAttr(n, 'alpha', 1))])]);
+    const neg = b.op('Mul', [
+      b.op('Sub', [ctx.scalar(1), pos]),
+      b.op('Add', [n.outputs[0]!, ctx.scalar(floatAttr(n, 'alpha', 1))]),
+    ]);
     return [b.op('Mul', [g!, b.op('Add', [pos, neg])])];
   }),
   unary('Log', (ctx, [g]) => [ctx.b.op('Div', [g!, ctx.node.inputs[0]!])]),
@@ -114,7 +144,10 @@ export const ELEMENTWISE_OPS: readonly OpDef[] = [
   }),
   binary('Sub', (ctx, [g], needs) => {
     const [sy, sa, sb] = binaryShapes(ctx);
-    return [needs[0] ? ctx.sumToShape(g!, sy, sa) : undefined, needs[1] ? ctx.b.op('Neg', [ctx.sumToShape(g!, sy, sb)]) : undefined];
+    return [
+      needs[0] ? ctx.sumToShape(g!, sy, sa) : undefined,
+      needs[1] ? ctx.b.op('Neg', [ctx.sumToShape(g!, sy, sb)]) : undefined,
+    ];
   }),
   binary('Mul', (ctx, [g], needs) => {
     const { b, node: n } = ctx;

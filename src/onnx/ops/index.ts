@@ -28,7 +28,10 @@ export function opDef(op: string): OpDef | undefined {
 
 /** Op types with a gradient rule, sorted. */
 export function gradientOps(): string[] {
-  return [...OPS.values()].filter((r) => r.grad).map((r) => r.name).sort();
+  return [...OPS.values()]
+    .filter((r) => r.grad)
+    .map((r) => r.name)
+    .sort();
 }
 
 export function hasGradient(op: string): boolean {

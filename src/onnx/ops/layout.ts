@@ -26,7 +26,9 @@ export const LAYOUT_OPS: readonly OpDef[] = [
       const axis = normAxis(intAttr(ctx.node, 'axis', 0), x.shape.length);
       const shape = [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)];
       const value =
-        x.value && idx.value && x.shape.length === 1 ? idx.value.map((i) => x.value![normAxis(i, x.shape[0]!)]!) : undefined;
+        x.value && idx.value && x.shape.length === 1
+          ? idx.value.map((i) => x.value![normAxis(i, x.shape[0]!)]!)
+          : undefined;
       ctx.set({ dtype: x.dtype, shape, value });
     },
   },
@@ -37,8 +39,14 @@ export const LAYOUT_OPS: readonly OpDef[] = [
     inferShape: (ctx) => {
       const shape = ctx.known(0);
       const dtype = CAST_TO[intAttr(ctx.node, 'to', 1)] ?? 'float32';
-      const v = intsAttr(ctx.node, 'value')?.[0] ?? (ctx.node.attrs.value?.kind === 'floats' ? ctx.node.attrs.value.value[0]! : 0);
-      ctx.set({ dtype, shape, value: dtype === 'int64' && prod(shape) <= 64 ? new Array<number>(prod(shape)).fill(v) : undefined });
+      const v =
+        intsAttr(ctx.node, 'value')?.[0] ??
+        (ctx.node.attrs.value?.kind === 'floats' ? ctx.node.attrs.value.value[0]! : 0);
+      ctx.set({
+        dtype,
+        shape,
+        value: dtype === 'int64' && prod(shape) <= 64 ? new Array<number>(prod(shape)).fill(v) : undefined,
+      });
     },
   },
   {
@@ -77,7 +85,8 @@ export const LAYOUT_OPS: readonly OpDef[] = [
       });
       const neg = target.indexOf(-1);
       if (neg >= 0) target[neg] = total / prod(target.filter((_, i) => i !== neg));
-      if (prod(target) !== total) throw new Error(`${ctx.where}: cannot reshape [${x.shape.join(', ')}] to [${ctx.known(1).join(', ')}]`);
+      if (prod(target) !== total)
+        throw new Error(`${ctx.where}: cannot reshape [${x.shape.join(', ')}] to [${ctx.known(1).join(', ')}]`);
       ctx.set({ dtype: x.dtype, shape: target, value: x.value });
     },
     grad: (ctx, [g]) => [reshapeBack(ctx, g!), undefined],
@@ -108,7 +117,9 @@ export const LAYOUT_OPS: readonly OpDef[] = [
     name: 'Squeeze',
     inferShape: (ctx) => {
       const x = ctx.get(0);
-      const axes = ctx.opt(1) ? ctx.known(1).map((a) => normAxis(a, x.shape.length)) : x.shape.flatMap((d, i) => (d === 1 ? [i] : []));
+      const axes = ctx.opt(1)
+        ? ctx.known(1).map((a) => normAxis(a, x.shape.length))
+        : x.shape.flatMap((d, i) => (d === 1 ? [i] : []));
       ctx.set({ dtype: x.dtype, shape: x.shape.filter((_, i) => !axes.includes(i)), value: x.value });
     },
     grad: (ctx, [g]) => [reshapeBack(ctx, g!), undefined],
@@ -146,7 +157,8 @@ export const LAYOUT_OPS: readonly OpDef[] = [
     grad: (ctx, [g]) => {
       const { b, node: n } = ctx;
       const mode = stringAttr(n, 'mode');
-      if (mode !== undefined && mode !== 'constant') throw new Error(`autodiff: Pad mode "${mode}" has no gradient rule (only constant)`);
+      if (mode !== undefined && mode !== 'constant')
+        throw new Error(`autodiff: Pad mode "${mode}" has no gradient rule (only constant)`);
       const pads = ctx.known(n.inputs[1]!);
       if (pads.some((p) => p < 0)) throw new Error(`autodiff: Pad with negative pads has no gradient rule`);
       const shape = ctx.shape(n.inputs[0]!);
@@ -169,10 +181,24 @@ export const LAYOUT_OPS: readonly OpDef[] = [
     grad: (ctx, [g]) => {
       const { b, node: n } = ctx;
       const shape = ctx.shape(n.inputs[0]!);
-      const opt = (i: number) => (n.inputs[i] === undefined || n.inputs[i] === '' ? undefined : ctx.known(n.inputs[i]!));
-      const plan = slicePlan(shape, ctx.known(n.inputs[1]!), ctx.known(n.inputs[2]!), opt(3), opt(4), `autodiff: node ${n.name}`);
+      const opt = (i: number) =>
+        n.inputs[i] === undefined || n.inputs[i] === '' ? undefined : ctx.known(n.inputs[i]!);
+      const plan = slicePlan(
+        shape,
+        ctx.known(n.inputs[1]!),
+        ctx.known(n.inputs[2]!),
+        opt(3),
+        opt(4),
+        `autodiff: node ${n.name}`,
+      );
       const pads = [...plan.begin, ...plan.end.map((e, i) => shape[i]! - e)];
-      return [b.op('Pad', [g!, b.int64s(pads)], { mode: attr.string('constant') }), undefined, undefined, undefined, undefined];
+      return [
+        b.op('Pad', [g!, b.int64s(pads)], { mode: attr.string('constant') }),
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+      ];
     },
   },
   {

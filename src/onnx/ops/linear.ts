@@ -34,7 +34,8 @@ function matmul2dGrads(
     if (!tA && !tB) dB = { kind: 'rowsProduct', a: A, g, alpha };
     // B used transposed (PyTorch's Linear weight [out, in]): dB = gᵀ·A, the same merged product with a and g swapped.
     else if (!tA && tB) dB = { kind: 'rowsProduct', a: g, g: A, alpha };
-    else dB = tB ? b.op('Gemm', [g, A], gemmAttrs(true, tA, alpha)) : b.op('Gemm', [A, g], gemmAttrs(!tA, false, alpha));
+    else
+      dB = tB ? b.op('Gemm', [g, A], gemmAttrs(true, tA, alpha)) : b.op('Gemm', [A, g], gemmAttrs(!tA, false, alpha));
   }
   return [dA, dB];
 }
@@ -59,7 +60,10 @@ export const LINEAR_OPS: readonly OpDef[] = [
       if (needs[2]) {
         const from = ctx.shape(n.outputs[0]!);
         const to = ctx.shape(n.inputs[2]!);
-        dC = beta === 1 ? { kind: 'reduce', g: g!, from, to } : ctx.b.op('Mul', [ctx.sumToShape(g!, from, to), ctx.scalar(beta)]);
+        dC =
+          beta === 1
+            ? { kind: 'reduce', g: g!, from, to }
+            : ctx.b.op('Mul', [ctx.sumToShape(g!, from, to), ctx.scalar(beta)]);
       }
       return [dA, dB, dC];
     },
@@ -82,8 +86,12 @@ export const LINEAR_OPS: readonly OpDef[] = [
       const swap = (rank: number) => [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2];
       const sy = ctx.shape(n.outputs[0]!);
       const T = (x: string) => b.op('Transpose', [x], { perm: attr.ints(swap(ctx.shape(x).length)) });
-      const dA = needs[0] ? ctx.sumToShape(b.op('MatMul', [g!, T(B)]), [...sy.slice(0, -1), sb[sb.length - 2]!], sa) : undefined;
-      const dB = needs[1] ? ctx.sumToShape(b.op('MatMul', [T(A), g!]), [...sy.slice(0, -2), sa[sa.length - 1]!, sy[sy.length - 1]!], sb) : undefined;
+      const dA = needs[0]
+        ? ctx.sumToShape(b.op('MatMul', [g!, T(B)]), [...sy.slice(0, -1), sb[sb.length - 2]!], sa)
+        : undefined;
+      const dB = needs[1]
+        ? ctx.sumToShape(b.op('MatMul', [T(A), g!]), [...sy.slice(0, -2), sa[sa.length - 1]!, sy[sy.length - 1]!], sb)
+        : undefined;
       return [dA, dB];
     },
   },

@@ -61,7 +61,11 @@ export interface GradContext {
  * one gradient per input (undefined = zero or not needed). Returned gradients
  * have exactly the input's shape.
  */
-export type GradientRule = (ctx: GradContext, gradOutputs: readonly (string | undefined)[], needs: readonly boolean[]) => readonly (GradTerm | undefined)[];
+export type GradientRule = (
+  ctx: GradContext,
+  gradOutputs: readonly (string | undefined)[],
+  needs: readonly boolean[],
+) => readonly (GradTerm | undefined)[];
 
 /**
  * A gradient contribution whose nodes are written only once every
@@ -74,11 +78,22 @@ export type GradientRule = (ctx: GradContext, gradOutputs: readonly (string | un
  */
 export type LazyGrad =
   /** alpha · aᵀ · g for a [R, K], g [R, N] (rows may differ between merged terms), reshaped to `shape` when given. */
-  | { readonly kind: 'rowsProduct'; readonly a: string; readonly g: string; readonly alpha: number; readonly shape?: readonly number[] }
+  | {
+      readonly kind: 'rowsProduct';
+      readonly a: string;
+      readonly g: string;
+      readonly alpha: number;
+      readonly shape?: readonly number[];
+    }
   /** g of shape `from` summed down to shape `to` (the reverse of broadcasting). */
   | { readonly kind: 'reduce'; readonly g: string; readonly from: readonly number[]; readonly to: readonly number[] }
   /** map(g): a linear map applied once to the sum of the terms with the same key (a weight's re-layout). */
-  | { readonly kind: 'mapped'; readonly g: string; readonly key: string; readonly map: (sum: string, out?: string) => string };
+  | {
+      readonly kind: 'mapped';
+      readonly g: string;
+      readonly key: string;
+      readonly map: (sum: string, out?: string) => string;
+    };
 
 export type GradTerm = string | LazyGrad;
 
@@ -100,7 +115,8 @@ export function broadcast(shapes: readonly (readonly number[])[], where: string)
     for (const s of shapes) {
       const v = s[s.length - rank + i] ?? 1;
       if (v === 1) continue;
-      if (d !== 1 && d !== v) throw new Error(`${where}: shapes ${shapes.map((s) => `[${s.join(', ')}]`).join(' and ')} do not broadcast`);
+      if (d !== 1 && d !== v)
+        throw new Error(`${where}: shapes ${shapes.map((s) => `[${s.join(', ')}]`).join(' and ')} do not broadcast`);
       d = v;
     }
     out.push(d);

@@ -17,7 +17,10 @@ function argShape(ctx: ShapeContext): void {
   const x = ctx.get(0);
   const axis = normAxis(intAttr(ctx.node, 'axis', 0), x.shape.length);
   const keep = intAttr(ctx.node, 'keepdims', 1) === 1;
-  ctx.set({ dtype: 'int64', shape: keep ? x.shape.map((d, i) => (i === axis ? 1 : d)) : x.shape.filter((_, i) => i !== axis) });
+  ctx.set({
+    dtype: 'int64',
+    shape: keep ? x.shape.map((d, i) => (i === axis ? 1 : d)) : x.shape.filter((_, i) => i !== axis),
+  });
 }
 
 function reduceGrad(ctx: GradContext, g: string, axes: number[], mean: boolean): string {
@@ -33,14 +36,26 @@ function reduceGrad(ctx: GradContext, g: string, axes: number[], mean: boolean):
 function nodeAxes(ctx: GradContext): number[] {
   const n = ctx.node;
   const rank = ctx.shape(n.inputs[0]!).length;
-  return reduceAxes(n, rank, n.inputs[1] ? ctx.known(n.inputs[1]) : n.op === 'ReduceSum' ? undefined : intsAttr(n, 'axes'));
+  return reduceAxes(
+    n,
+    rank,
+    n.inputs[1] ? ctx.known(n.inputs[1]) : n.op === 'ReduceSum' ? undefined : intsAttr(n, 'axes'),
+  );
 }
 
 const unaryShape = (ctx: ShapeContext) => ctx.set({ dtype: ctx.get(0).dtype, shape: ctx.get(0).shape });
 
 export const REDUCE_OPS: readonly OpDef[] = [
-  { name: 'ReduceSum', inferShape: reduceShape, grad: (ctx, [g]) => [reduceGrad(ctx, g!, nodeAxes(ctx), false), undefined] },
-  { name: 'ReduceMean', inferShape: reduceShape, grad: (ctx, [g]) => [reduceGrad(ctx, g!, nodeAxes(ctx), true), undefined] },
+  {
+    name: 'ReduceSum',
+    inferShape: reduceShape,
+    grad: (ctx, [g]) => [reduceGrad(ctx, g!, nodeAxes(ctx), false), undefined],
+  },
+  {
+    name: 'ReduceMean',
+    inferShape: reduceShape,
+    grad: (ctx, [g]) => [reduceGrad(ctx, g!, nodeAxes(ctx), true), undefined],
+  },
   { name: 'ReduceMax', inferShape: reduceShape },
   { name: 'ArgMax', inferShape: argShape, differentiable: false },
   { name: 'ArgMin', inferShape: argShape, differentiable: false },
