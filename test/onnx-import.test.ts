@@ -29,7 +29,8 @@ import { fieldGraph } from '../src/onnx/model-graphs.js';
 import { writeBundle } from '../src/onnx/bundle.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { AdaptiveSessions } from '../src/train/ort-adaptive.js';
-import { sessionOptions } from '../src/train/ort-engine.js';
+import { createSession } from '../src/onnx/runtime/session.js';
+import { getTableau } from '../src/solvers/tableau.js';
 import { compareGrads, configFor, ortFeeds, ortLossAndGrads, randomBatch, randomModel } from './helpers/ort-compare.js';
 
 const FIXTURES = path.resolve('test/fixtures/onnx');
@@ -94,7 +95,7 @@ function gradsAsNative(grads: Record<string, ArrayLike<number>>, model: Model, c
 }
 
 async function adaptiveLoss(model: Model, spec: SolverSpec, x: Float32Array, y: Int32Array) {
-  const s = await AdaptiveSessions.create(model.config, spec.method, y.length, { session: sessionOptions(1) });
+  const s = await AdaptiveSessions.create(model.config, getTableau(spec.method), y.length, { session: { threads: 1 } });
   try {
     const S = model.config.stateShape.reduce((a, b) => a * b, 1);
     const inW = x.length / y.length;
@@ -246,7 +247,7 @@ function ortGraphRunner(model: Model, spec: SolverSpec, batch: number) {
     session ??= (async () => {
       const { trainGraph } = await import('../src/onnx/train-graph.js');
       const tg = trainGraph(model.config, spec, { batch, float: 'float64', gradients: false });
-      return { s: await ort.InferenceSession.create(tg.builder.toBytes(), sessionOptions(1)), params: tg.params };
+      return { s: await createSession(tg.builder.toBytes(), { threads: 1 }), params: tg.params };
     })();
     const { s, params } = await session;
     const r = await s.run(ortFeeds(model, params, x, y, 'float64', override));
