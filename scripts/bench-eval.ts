@@ -17,7 +17,7 @@ import { tensorOps } from '../src/engines/tensor.js';
 import { float32Ops } from '../src/engines/typed.js';
 import { paramShapes } from '../src/models/params.js';
 import type { Model, Params } from '../src/models/types.js';
-import { fieldGraph, solveGraph } from '../src/onnx/model-graphs.js';
+import { fieldGraph, solveGraph } from '../src/onnx/lower/model-graphs.js';
 import { OnnxField } from '../src/onnx/session.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';

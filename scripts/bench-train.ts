@@ -224,7 +224,7 @@ function runPython(args: string[]): Promise<Record<string, unknown>[]> {
 
 /** One thread's float32 matrix-product throughput (GFLOP/s): onnxruntime's Gemm (MLAS) on n×n×n, median of 10. */
 async function ortGemmPeak(n = 1024): Promise<number> {
-  const { GraphBuilder } = await import('../src/onnx/graph.js');
+  const { GraphBuilder } = await import('../src/graph/ir/graph.js');
   const b = new GraphBuilder({ name: 'gemm_peak' });
   b.input('a', 'float32', [n, n]);
   b.input('b', 'float32', [n, n]);
@@ -551,7 +551,7 @@ async function byof(): Promise<void> {
   await initBackend();
   const { parseFieldSpec } = await import('../src/models/spec.js');
   const { initParams } = await import('../src/models/params.js');
-  const { fieldGraph } = await import('../src/onnx/model-graphs.js');
+  const { fieldGraph } = await import('../src/onnx/lower/model-graphs.js');
   const { writeFileSync, mkdtempSync } = await import('node:fs');
   const rounds = Math.max(1, num('rounds', 7));
   const [steps, warmup] = [num('steps', 20), num('warmup', 3)];

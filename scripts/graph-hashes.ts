@@ -19,10 +19,10 @@ import { initParams } from '../src/models/params.js';
 import { parseFieldSpec } from '../src/models/spec.js';
 import { augmentedShape, type Model, type ModelConfig } from '../src/models/types.js';
 import { ENCODER_FILE, FIELD_FILE, HEAD_FILE, writeBundle } from '../src/onnx/bundle.js';
-import type { FloatType, GraphBuilder } from '../src/onnx/graph.js';
-import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/model-graphs.js';
-import { fieldVjpGraph, stepGraph } from '../src/onnx/step-graph.js';
-import { headLossGraph, trainGraph } from '../src/onnx/train-graph.js';
+import type { FloatType, GraphBuilder } from '../src/graph/ir/graph.js';
+import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/lower/model-graphs.js';
+import { fieldVjpGraph, stepGraph } from '../src/onnx/lower/step-graph.js';
+import { headLossGraph, trainGraph } from '../src/onnx/lower/train-graph.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { FIXED_METHODS, getTableau, METHODS } from '../src/solvers/tableau.js';
 

@@ -14,7 +14,7 @@ import { parseFieldSpec } from '../src/models/spec.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { nchwcBlockSize } from '../src/onnx/nchwc.js';
 import { createSession } from '../src/onnx/runtime/session.js';
-import { trainGraph } from '../src/onnx/train-graph.js';
+import { trainGraph } from '../src/onnx/lower/train-graph.js';
 import { paramShapes } from '../src/models/params.js';
 import { Rng } from '../src/data/random.js';
 

@@ -33,7 +33,7 @@ export { DEFAULT_ADAPT, type AdaptOptions, type AdaptDecision } from './train/ad
 // ONNX
 export { writeBundle, writeEffective, readBundle, type Bundle, type BundleManifest } from './onnx/bundle.js';
 export { evaluate, evaluateBundle, solveField, type EvalData, type EvalRow, type EvaluateOptions } from './onnx/evaluate.js';
-export { effectiveModelGraph } from './onnx/model-graphs.js';
+export { effectiveModelGraph } from './onnx/lower/model-graphs.js';
 export { createSession, SessionCache, resolveDevice, DEVICE_CHOICES } from './onnx/runtime/index.js';
 export type { Device, DeviceChoice } from './onnx/runtime/index.js';
 export { runtimeReport, type RuntimeReport } from './onnx/runtime/adapters.js';

@@ -24,7 +24,7 @@ import type { Model } from '../src/models/types.js';
 import { probeDevice } from '../src/onnx/runtime/adapters.js';
 import type { Device } from '../src/onnx/runtime/device.js';
 import { createSession, providers } from '../src/onnx/runtime/session.js';
-import { GraphBuilder } from '../src/onnx/graph.js';
+import { GraphBuilder } from '../src/graph/ir/graph.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { getTableau } from '../src/solvers/tableau.js';
 import { AdaptiveSessions } from '../src/train/ort-adaptive.js';

@@ -15,7 +15,7 @@ import { Rng } from '../src/data/random.js';
 import { initParams } from '../src/models/params.js';
 import { buildTfModel } from '../src/models/tf-model.js';
 import { writeBundle, readBundle } from '../src/onnx/bundle.js';
-import { GraphBuilder } from '../src/onnx/graph.js';
+import { GraphBuilder } from '../src/graph/ir/graph.js';
 import { solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { forward } from '../src/models/forward.js';

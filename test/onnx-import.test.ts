@@ -18,14 +18,14 @@ import { initBackend } from '../src/engines/backend.js';
 import { parseFieldSpec, formatFieldSpec } from '../src/models/spec.js';
 import { initParams, paramShapes } from '../src/models/params.js';
 import type { Model, Params } from '../src/models/types.js';
-import { appendGradients, inferShapes } from '../src/onnx/autodiff.js';
-import { attr, GraphBuilder } from '../src/onnx/graph.js';
-import { analyzeImported, PROBE_BATCH } from '../src/onnx/ir/imported-field.js';
-import { readOnnxField, withInitializers } from '../src/onnx/ir/read.js';
+import { appendGradients, inferShapes } from '../src/graph/autodiff/gradients.js';
+import { attr, GraphBuilder } from '../src/graph/ir/graph.js';
+import { analyzeImported, PROBE_BATCH } from '../src/graph/ir/imported-field.js';
+import { readOnnxField, withInitializers } from '../src/graph/ir/read.js';
 import { planStudy } from '../src/study/plan.js';
 import { readResults } from '../src/study/store.js';
 import { cliResult, tempDir, writeStudy } from './helpers/procs.js';
-import { fieldGraph } from '../src/onnx/model-graphs.js';
+import { fieldGraph } from '../src/onnx/lower/model-graphs.js';
 import { writeBundle } from '../src/onnx/bundle.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { AdaptiveSessions } from '../src/train/ort-adaptive.js';
@@ -245,7 +245,7 @@ function ortGraphRunner(model: Model, spec: SolverSpec, batch: number) {
   let session: Promise<{ s: ort.InferenceSession; params: readonly string[] }> | undefined;
   return async (x: Float32Array, y: Int32Array, override: Record<string, Float64Array>): Promise<number> => {
     session ??= (async () => {
-      const { trainGraph } = await import('../src/onnx/train-graph.js');
+      const { trainGraph } = await import('../src/onnx/lower/train-graph.js');
       const tg = trainGraph(model.config, spec, { batch, float: 'float64', gradients: false });
       return { s: await createSession(tg.builder.toBytes(), { threads: 1 }), params: tg.params };
     })();

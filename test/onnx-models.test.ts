@@ -14,7 +14,7 @@ import { paramShapes } from '../src/models/params.js';
 import { augmentedShape, stateSize, type Activation, type FieldSpec, type Model, type Params } from '../src/models/types.js';
 import { readBundle, writeBundle } from '../src/onnx/bundle.js';
 import { evaluateBundle } from '../src/onnx/evaluate.js';
-import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/model-graphs.js';
+import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/lower/model-graphs.js';
 import { OnnxField, OnnxMap } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';

@@ -1,13 +1,13 @@
 /**
- * Reverse-mode differentiation over ONNX graphs (src/onnx/autodiff.ts): the
+ * Reverse-mode differentiation over ONNX graphs (src/graph/autodiff/gradients.ts): the
  * float64 training graph of every field type against central finite
  * differences, the rule registry, and the errors for unsupported ops.
  */
 import test from 'ava';
 import * as ort from 'onnxruntime-node';
-import { appendGradients, gradientOps, inferShapes, OPS, opRegistry } from '../src/onnx/autodiff.js';
-import { attr, GraphBuilder } from '../src/onnx/graph.js';
-import { trainGraph } from '../src/onnx/train-graph.js';
+import { appendGradients, gradientOps, inferShapes, OPS, opRegistry } from '../src/graph/autodiff/gradients.js';
+import { attr, GraphBuilder } from '../src/graph/ir/graph.js';
+import { trainGraph } from '../src/onnx/lower/train-graph.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import { configFor, normalStream, ortFeeds, randomBatch, randomModel } from './helpers/ort-compare.js';

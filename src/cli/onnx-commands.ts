@@ -8,7 +8,7 @@ import { describeIssue, parseWith, Z0FileSchema } from '../formats/index.js';
 import { loadModel } from '../models/io.js';
 import { EFFECTIVE_FILE, writeBundle, writeEffective } from '../onnx/bundle.js';
 import { solveField } from '../onnx/evaluate.js';
-import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
+import { effectiveModelGraph, requireFixed } from '../onnx/lower/model-graphs.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { deviceOption, finite, threadCount } from './args.js';
 import type { DeviceChoice } from '../formats/common.js';

@@ -26,7 +26,7 @@ import { fieldKind } from '../models/fields/index.js';
 import { formatFieldSpec } from '../models/spec.js';
 import type { Model } from '../models/types.js';
 import { formatSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { checkModel, effectiveModelGraph, encoderGraph, fieldGraph, headGraph } from './model-graphs.js';
+import { checkModel, effectiveModelGraph, encoderGraph, fieldGraph, headGraph } from './lower/model-graphs.js';
 import { formatDims, OnnxField, OnnxMap, product, readOnnxFile, type SessionOptions } from './session.js';
 
 export const FIELD_FILE = 'field.onnx';

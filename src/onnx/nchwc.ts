@@ -6,8 +6,8 @@
  * They are CPU kernels: graphs for another device use the portable layout (block 0).
  */
 import * as ort from 'onnxruntime-node';
-import { NCHWC_REORDER_INPUT } from './ir/nchwc-ops.js';
-import { GraphBuilder } from './graph.js';
+import { NCHWC_REORDER_INPUT } from '../graph/ir/nchwc-ops.js';
+import { GraphBuilder } from '../graph/ir/graph.js';
 import type { Device } from './runtime/device.js';
 import { createSession } from './runtime/session.js';
 

@@ -7,7 +7,7 @@
  *
  * Before each Runge–Kutta step it also yields a step request ({step}); a
  * driver may answer it with the whole step computed elsewhere (a compiled
- * graph of that same rkStep, src/onnx/step-graph.ts) or with undefined, and
+ * graph of that same rkStep, src/onnx/lower/step-graph.ts) or with undefined, and
  * the step then runs stage by stage here.
  *
  * Fixed and adaptive solves are the same loop: the Solver's step-size

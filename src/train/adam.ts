@@ -12,7 +12,7 @@
  * update as a second small onnxruntime graph.
  */
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../onnx/graph.js';
+import { GraphBuilder } from '../graph/ir/graph.js';
 import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 
 /** tfjs's float32 backend epsilon (KernelBackend.epsilon(): EPSILON_FLOAT32). */

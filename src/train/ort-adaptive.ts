@@ -1,7 +1,7 @@
 /**
  * Adaptive-step training on onnxruntime: the one integrate loop decides every
  * step (accepted / rejected, step sizes, NFE) and hands each Runge–Kutta step
- * to a compiled step graph (src/onnx/step-graph.ts); gradients then flow back
+ * to a compiled step graph (src/onnx/lower/step-graph.ts); gradients then flow back
  * through every accepted step by the step's compiled vector-Jacobian product,
  * the stored accepted states being the checkpoints. As on the tfjs engine,
  * the step-size controller's decisions (and Hairer's initial step) are not
@@ -15,13 +15,13 @@
 import * as ort from 'onnxruntime-node';
 import { float32Ops, float64Ops } from '../engines/typed.js';
 import type { ModelConfig } from '../models/types.js';
-import type { FloatType } from '../onnx/graph.js';
-import { fieldGraph } from '../onnx/model-graphs.js';
+import type { FloatType } from '../graph/ir/graph.js';
+import { fieldGraph } from '../onnx/lower/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { addPlacements, placedSession, type Placement } from '../onnx/runtime/placement.js';
 import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
-import { fieldVjpGraph, stepGraph } from '../onnx/step-graph.js';
-import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/train-graph.js';
+import { fieldVjpGraph, stepGraph } from '../onnx/lower/step-graph.js';
+import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/lower/train-graph.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
 import type { Solver } from '../solvers/solver.js';
 import type { SolverSpec } from '../solvers/spec.js';

@@ -1,7 +1,7 @@
 /**
  * The ort training engine. Fixed-step solvers: one training step = one
  * onnxruntime session run of the compiled training graph
- * (src/onnx/train-graph.ts) returning loss, accuracy and every parameter
+ * (src/onnx/lower/train-graph.ts) returning loss, accuracy and every parameter
  * gradient. Adaptive solvers: the integrate loop drives compiled step graphs
  * and their vector-Jacobian products (ort-adaptive.ts). Then Adam on typed
  * arrays or as a second graph (adam.ts).
@@ -27,13 +27,13 @@ import { fieldKind } from '../models/fields/index.js';
 import { trainMicroBatch } from '../models/memory.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
-import { encoderGraph, fieldGraph, headGraph } from '../onnx/model-graphs.js';
+import { encoderGraph, fieldGraph, headGraph } from '../onnx/lower/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
 import { SessionCache, type Lease, type Releasable } from '../onnx/runtime/cache.js';
 import type { Device } from '../onnx/runtime/device.js';
 import { placedSession, type Placement } from '../onnx/runtime/placement.js';
 import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
-import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
+import { architectureModel, paramsToInputs, trainGraph } from '../onnx/lower/train-graph.js';
 import { initialStepFrom } from '../solvers/initial-step.js';
 import { driveAsync, fixedGrid, solveAsync } from '../solvers/integrate.js';
 import { asSolver, type FixedSolver, type Solver } from '../solvers/solver.js';

@@ -9,7 +9,7 @@ import { paramShapes } from '../../src/models/params.js';
 import { parseFieldSpec } from '../../src/models/spec.js';
 import { buildTfModel } from '../../src/models/tf-model.js';
 import { augmentedShape, type Model, type ModelConfig, type Params } from '../../src/models/types.js';
-import { trainGraph } from '../../src/onnx/train-graph.js';
+import { trainGraph } from '../../src/onnx/lower/train-graph.js';
 import type { SolverSpec } from '../../src/solvers/spec.js';
 import { forward } from '../../src/models/forward.js';
 import { createSession } from '../../src/onnx/runtime/session.js';

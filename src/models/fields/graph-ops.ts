@@ -1,9 +1,9 @@
 /** ONNX building blocks shared by the field kinds (activations, stride-1 'same' convolutions). */
 import { ShapeError } from '../../errors.js';
-import { attr } from '../../onnx/ir/attrs.js';
-import { convByMatMul, softplus64 } from '../../onnx/ir/float64.js';
-import { blockedChannels, blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../../onnx/ir/nchwc-ops.js';
-import type { GraphWriter } from '../../onnx/ir/writer.js';
+import { attr } from '../../graph/ir/attrs.js';
+import { convByMatMul, softplus64 } from '../../graph/ir/float64.js';
+import { blockedChannels, blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../../graph/ir/nchwc-ops.js';
+import type { GraphWriter } from '../../graph/ir/writer.js';
 import type { FieldGraphContext } from './kind.js';
 
 export type Activation = 'tanh' | 'relu' | 'softplus';

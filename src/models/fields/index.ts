@@ -33,5 +33,5 @@ export type { Conv2dFieldSpec } from './conv2d.js';
 export type { OnnxFieldSpec } from './onnx.js';
 export type { Activation } from './graph-ops.js';
 export { type FieldGraphContext, type FieldKind, type ParamShape, type TfField } from './kind.js';
-export { attr, type Attr } from '../../onnx/ir/attrs.js';
-export type { GraphWriter } from '../../onnx/ir/writer.js';
+export { attr, type Attr } from '../../graph/ir/attrs.js';
+export type { GraphWriter } from '../../graph/ir/writer.js';

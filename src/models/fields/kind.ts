@@ -5,7 +5,7 @@
  * this folder) and nowhere else switch on the kind.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { GraphWriter } from '../../onnx/ir/writer.js';
+import type { GraphWriter } from '../../graph/ir/writer.js';
 import type { OptionDef, OptionValues } from './options.js';
 
 export interface ParamShape {

@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { FileFormatError, ShapeError, SpecError } from '../../errors.js';
-import { analyzeImported, appendImported, showShape, type ImportedAnalysis } from '../../onnx/ir/imported-field.js';
-import { readOnnxField, withInitializers, type ImportedGraph } from '../../onnx/ir/read.js';
+import { analyzeImported, appendImported, showShape, type ImportedAnalysis } from '../../graph/ir/imported-field.js';
+import { readOnnxField, withInitializers, type ImportedGraph } from '../../graph/ir/read.js';
 import type { FieldKind, ParamShape } from './kind.js';
 
 export interface OnnxFieldSpec {

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
 import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../graph.js';
+import { GraphBuilder } from '../../graph/ir/graph.js';
 import { DEFAULT_DEVICE, type Device, type DeviceChoice } from './device.js';
 import { createSession, firstLine, providers } from './session.js';
 

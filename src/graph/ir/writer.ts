@@ -1,5 +1,5 @@
 /**
- * The part of the ONNX graph builder (src/onnx/graph.ts: GraphBuilder) that graph-writing code below the
+ * The part of the ONNX graph builder (src/graph/ir/graph.ts: GraphBuilder) that graph-writing code below the
  * compiler needs — the field kinds (src/models/fields) write their f(t, z) through it.
  */
 import type { Attr } from './attrs.js';

@@ -17,13 +17,13 @@
  * The VJP graphs recompute the step's stages from the stored (z, k1): the
  * accepted states are the checkpoints of the backward pass.
  */
-import { fieldKind } from '../models/fields/index.js';
-import type { ModelConfig } from '../models/types.js';
-import { rkStep, isStepCall } from '../solvers/integrate.js';
-import type { Tableau } from '../solvers/tableau.js';
-import type { VectorOps } from '../solvers/vector.js';
-import { appendGradients } from './autodiff.js';
-import { GraphBuilder, type FloatType } from './graph.js';
+import { fieldKind } from '../../models/fields/index.js';
+import type { ModelConfig } from '../../models/types.js';
+import { rkStep, isStepCall } from '../../solvers/integrate.js';
+import type { Tableau } from '../../solvers/tableau.js';
+import type { VectorOps } from '../../solvers/vector.js';
+import { appendGradients } from '../../graph/autodiff/gradients.js';
+import { GraphBuilder, type FloatType } from '../../graph/ir/graph.js';
 import { appendField } from './model-graphs.js';
 import { architectureModel, GRAD_PREFIX, paramsToInputs } from './train-graph.js';
 

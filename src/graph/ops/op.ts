@@ -3,9 +3,9 @@
  * op), registered once in ops/index.ts. The shape rule gives the dtype and static shape of the node's
  * outputs (and the values of small int64 tensors, the shape arithmetic around Reshape targets); the
  * gradient rule appends the node's vector-Jacobian product to the builder (reverse-mode autodiff:
- * src/onnx/autodiff.ts). Also the shape helpers the records share.
+ * src/graph/autodiff/gradients.ts). Also the shape helpers the records share.
  */
-import type { GraphBuilder, GraphNode } from '../graph.js';
+import type { GraphBuilder, GraphNode } from '../ir/graph.js';
 import { intAttr } from '../ir/attrs.js';
 import type { DType } from '../ir/writer.js';
 

@@ -28,11 +28,11 @@ export type Dim = number | string;
 
 export const BATCH: Dim = 'batch';
 
-export { attr, type Attr } from './ir/attrs.js';
-import type { Attr } from './ir/attrs.js';
-import type { DType, GraphWriter, InitData } from './ir/writer.js';
+export { attr, type Attr } from './attrs.js';
+import type { Attr } from './attrs.js';
+import type { DType, GraphWriter, InitData } from './writer.js';
 
-export type { DType, InitData } from './ir/writer.js';
+export type { DType, InitData } from './writer.js';
 
 export interface GraphNode {
   readonly name: string;

@@ -8,15 +8,15 @@
  * compiled training graph. Parameters become initializers named exactly as in
  * the model ("field.0.weight", …), added once and shared by every stage.
  */
-import { SpecError, ShapeError } from '../errors.js';
-import { fieldKind } from '../models/fields/index.js';
-import { checkParams } from '../models/params.js';
-import { augmentedShape, type Model } from '../models/types.js';
-import { solve, type SolveStats } from '../solvers/integrate.js';
-import { asSolver, type FixedSolver, type Solver } from '../solvers/solver.js';
-import type { SolverSpec } from '../solvers/spec.js';
-import { FIXED_METHODS } from '../solvers/tableau.js';
-import { attr, BATCH, GraphBuilder, type FloatType } from './graph.js';
+import { SpecError, ShapeError } from '../../errors.js';
+import { fieldKind } from '../../models/fields/index.js';
+import { checkParams } from '../../models/params.js';
+import { augmentedShape, type Model } from '../../models/types.js';
+import { solve, type SolveStats } from '../../solvers/integrate.js';
+import { asSolver, type FixedSolver, type Solver } from '../../solvers/solver.js';
+import type { SolverSpec } from '../../solvers/spec.js';
+import { FIXED_METHODS } from '../../solvers/tableau.js';
+import { attr, BATCH, GraphBuilder, type FloatType } from '../../graph/ir/graph.js';
 import { graphOps } from './graph-vector.js';
 
 export interface GraphOptions {

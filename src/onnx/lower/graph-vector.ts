@@ -9,8 +9,8 @@
  * not have: the step-size controller cannot run at build time (adaptive steps
  * are driven at run time, one compiled step at a time).
  */
-import type { VectorOps } from '../solvers/vector.js';
-import type { GraphBuilder } from './graph.js';
+import type { VectorOps } from '../../solvers/vector.js';
+import type { GraphBuilder } from '../../graph/ir/graph.js';
 
 export function graphOps(b: GraphBuilder): VectorOps<string> {
   return {

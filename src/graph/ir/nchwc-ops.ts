@@ -1,7 +1,7 @@
 /**
  * onnxruntime's blocked-channel (NCHWc) dialect of the graph IR: its op names and the blocked weight
  * layout, shared by the field kinds that write it (src/models/fields/graph-ops.ts), the op records that
- * infer its shapes and differentiate it (src/onnx/ops/nchwc.ts) and the runtime's probe (src/onnx/nchwc.ts).
+ * infer its shapes and differentiate it (src/graph/ops/conv.ts) and the runtime's probe (src/onnx/nchwc.ts).
  */
 import { attr } from './attrs.js';
 import type { GraphWriter } from './writer.js';

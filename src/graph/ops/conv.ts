@@ -4,7 +4,7 @@
  */
 import { attr, intAttr, intsAttr } from '../ir/attrs.js';
 import { blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../ir/nchwc-ops.js';
-import type { GraphBuilder } from '../graph.js';
+import type { GraphBuilder } from '../ir/graph.js';
 import { reluGrad } from './elementwise.js';
 import { prod, type GradContext, type GradientRule, type GradTerm, type OpDef, type ShapeContext } from './op.js';
 

@@ -8,12 +8,12 @@
  * build with an error naming the op and the node. Static shapes come from
  * shapes.ts, so broadcasting gradients reduce with constant axes.
  */
-import { attr, type GraphBuilder } from './graph.js';
-import { gemmAttrs } from './ops/linear.js';
-import { FLOAT_TYPES, gradientOps, opDef, prod, type GradContext, type GradTerm, type ShapeMap, type ValueMeta } from './ops/index.js';
+import { attr, type GraphBuilder } from '../ir/graph.js';
+import { gemmAttrs } from '../ops/linear.js';
+import { FLOAT_TYPES, gradientOps, opDef, prod, type GradContext, type GradTerm, type ShapeMap, type ValueMeta } from '../ops/index.js';
 import { inferShapes } from './shapes.js';
 
-export { gradientOps, hasGradient, opRegistry, OPS, type GradContext, type GradientRule, type GradTerm, type LazyGrad, type OpDef } from './ops/index.js';
+export { gradientOps, hasGradient, opRegistry, OPS, type GradContext, type GradientRule, type GradTerm, type LazyGrad, type OpDef } from '../ops/index.js';
 export { inferShapes, type ElemType, type ShapeMap, type ValueMeta } from './shapes.js';
 
 export interface GradientOptions {

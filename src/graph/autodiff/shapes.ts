@@ -3,13 +3,13 @@
  * shape of every value (and the values of small int64 tensors — Reshape
  * targets, Shape, Concat of them), which the gradient rules need because
  * every graph odeness differentiates has fixed dimensions. Each op's rule is
- * its record's `inferShape` (src/onnx/ops/).
+ * its record's `inferShape` (src/graph/ops/).
  */
-import type { GraphBuilder } from './graph.js';
-import { opDef, type ShapeContext, type ShapeMap, type ValueMeta } from './ops/index.js';
+import type { GraphBuilder } from '../ir/graph.js';
+import { opDef, type ShapeContext, type ShapeMap, type ValueMeta } from '../ops/index.js';
 
-export { broadcast, CAST_CODE, CAST_TO, FLOAT_TYPES, normAxis, prod, reduceAxes, slicePlan } from './ops/index.js';
-export type { ElemType, ShapeMap, ValueMeta } from './ops/index.js';
+export { broadcast, CAST_CODE, CAST_TO, FLOAT_TYPES, normAxis, prod, reduceAxes, slicePlan } from '../ops/index.js';
+export type { ElemType, ShapeMap, ValueMeta } from '../ops/index.js';
 
 /**
  * Static dtype and shape of every value of the graph (inputs must have fixed
@@ -58,7 +58,7 @@ export function inferShapes(b: GraphBuilder, upTo = b.nodes.length): ShapeMap {
       set: (meta, out = 0) => m.set(n.outputs[out]!, meta),
     };
     const def = opDef(n.op);
-    if (!def) throw new Error(`${where}: no shape rule for op "${n.op}"; add its record to src/onnx/ops/`);
+    if (!def) throw new Error(`${where}: no shape rule for op "${n.op}"; add its record to src/graph/ops/`);
     def.inferShape(ctx);
   }
   return m;

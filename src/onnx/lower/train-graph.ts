@@ -14,12 +14,12 @@
  * Inputs:  x [B, ...inputShape] (float), labels [B] (int64), one per parameter.
  * Outputs: loss [], accuracy [], and (with gradients) grad/<param> per parameter.
  */
-import { paramShapes } from '../models/params.js';
-import type { Model, ModelConfig, Params } from '../models/types.js';
-import type { Solver } from '../solvers/solver.js';
-import type { SolverSpec } from '../solvers/spec.js';
-import { appendGradients, type MergeMode } from './autodiff.js';
-import { attr, GraphBuilder, type FloatType } from './graph.js';
+import { paramShapes } from '../../models/params.js';
+import type { Model, ModelConfig, Params } from '../../models/types.js';
+import type { Solver } from '../../solvers/solver.js';
+import type { SolverSpec } from '../../solvers/spec.js';
+import { appendGradients, type MergeMode } from '../../graph/autodiff/gradients.js';
+import { attr, GraphBuilder, type FloatType } from '../../graph/ir/graph.js';
 import { appendEncoder, appendHead, appendSolve, checkModel, fixedSolver, modelFieldAppender } from './model-graphs.js';
 
 export interface TrainGraphOptions {

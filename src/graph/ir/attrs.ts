@@ -1,5 +1,5 @@
 /**
- * Typed node attributes of the ONNX graph IR (src/onnx/graph.ts stores them, every writer and op record
+ * Typed node attributes of the ONNX graph IR (src/graph/ir/graph.ts stores them, every writer and op record
  * reads them), with the readers that fall back to ONNX's defaults.
  */
 export type Attr =
