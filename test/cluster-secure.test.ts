@@ -58,7 +58,7 @@ test.serial('finding 1: file datasets are resolved under --data-root and opened 
       ['json:sub/good-outside.json', /outside this worker's --data-root/],
       ['json:fifo.json', /not a regular file/],
       ['json:/dev/zero', /outside this worker's --data-root/],
-      ['json:bad.json', /^bad\.json: not valid JSON \(at character 0\)$/],
+      ['json:bad.json', /^bad\.json: not valid JSON( \(at character \d+\))?$/],
     ];
     const started = Date.now();
     for (const [dataset] of cases) {
@@ -175,7 +175,7 @@ test.serial('finding 9: forged object metadata (oversized, 5 GB in 40 960 chunks
   }
 });
 
-test.serial('finding 9: max deliver comes from the coordinator\'s configuration, not from the job message', async (t) => {
+test.serial('finding 9: max deliver comes from the coordinator\'s configuration, not from the job message; a job over the per-job cost bound is refused before training', async (t) => {
   t.timeout(90_000);
   const nats = await startNats();
   const nc = await connectNats({ url: nats.url });
@@ -197,6 +197,13 @@ test.serial('finding 9: max deliver comes from the coordinator\'s configuration,
     const r = (await resultOf(h, j.id)).result;
     t.is(r.status, 'failed');
     t.regex(r.error ?? '', /^delivered 2 times without a result/, 'the message\'s maxDeliver of 1000 is ignored');
+    // The per-job cost bound: every size within its own bound, their product far beyond.
+    const huge = job({ dataset: 'spheres:dupont2019:dim=2000,n=100000', field: 'mlp:width=4096,depth=16', trainSolver: 'rk4:steps=10000', batchSize: 4096, iterations: 100_000 });
+    await publishJob(h, { v: PROTOCOL_VERSION, job: huge, attempt: 1, maxDeliver: 5 }, huge.id);
+    const refused = (await resultOf(h, huge.id)).result;
+    t.is(refused.status, 'failed');
+    t.regex(refused.error ?? '', /^the job needs about [\d.]+ GiB \(data and training tape\), more than the 256\.0 GiB a worker allows per job$/);
+    t.true(refused.timings.ms < 1000, 'refused before training');
   } finally {
     if (w) await stopAll([w]);
     await nc.close();

@@ -18,6 +18,7 @@ import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import { PAPER_TEST_SET } from '../formats/index.js';
 import type { JobMessage } from './protocol.js';
+import { costRefusal } from './job-cost.js';
 
 /** A job this worker will not run; `record` says whether a failed result is stored for it (its id is genuine). */
 export class JobRefused extends Error {
@@ -53,6 +54,9 @@ export function checkJobBounds(job: Job): void {
     bound('field width', f.width, FIELD_BOUNDS.width, 1);
     bound('field depth', f.depth, FIELD_BOUNDS.depth, 1);
     bound('field channels', f.channels, FIELD_BOUNDS.channels, 1);
+    // Each size in bounds is not enough: their product too (job-cost.ts).
+    const tooCostly = costRefusal(job);
+    if (tooCostly) throw new JobRefused(tooCostly, true);
   } catch (e) {
     if (e instanceof JobRefused) throw e;
     throw new JobRefused((e as Error).message, true);
