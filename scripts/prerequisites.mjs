@@ -12,6 +12,7 @@ export const PREREQUISITES = [
   },
   { command: 'openssl', neededBy: 'the TLS cluster test', install: 'apt-get install openssl' },
   { command: 'chromium', neededBy: 'the browser tests, test/report-browser.test.ts', install: 'apt-get install chromium (Debian; /usr/bin/chromium)' },
+  { command: 'strace', neededBy: 'the security tests (no outbound traffic, fsync before rename), test/cluster-network.test.ts and test/study-secure.test.ts', install: 'apt-get install strace' },
 ];
 
 /** Whether an executable `command` is on PATH. */

@@ -245,3 +245,37 @@ test.serial('finding 11: job processes get no NATS credentials (environment or a
     await nats.stop();
   }
 });
+
+test.serial('finding 5: escape sequences in a result\'s error and worker are printed escaped by study run and study status (text); --json keeps them exact', async (t) => {
+  t.timeout(90_000);
+  const nats = await startNats();
+  const nc = await connectNats({ url: nats.url });
+  const dir = tempDir();
+  try {
+    const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 50 }));
+    const [j] = planStudy(file).jobs;
+    const h = await openCluster(nc, nats.url, { retention: { ttlMs: 86_400_000, resultsMaxBytes: 2 ** 30, bundlesMaxBytes: 2 ** 30 }, ackWaitMs: 30_000 });
+    const error = 'boom\x1b[2J\x1b]0;pwned\x07\nstudy: 99 jobs: 99 done\r\x9b31m';
+    const evil = '\x1b[31mEVIL\x1b[0m';
+    const now = new Date().toISOString();
+    await h.kv.create(j!.id, encode({ v: PROTOCOL_VERSION, result: { id: j!.id, job: j!, status: 'failed', attempt: 1, worker: evil, error, timings: { startedAt: now, finishedAt: now, ms: 1 } } }));
+    const out = join(dir, 'out');
+    const run = spawnProc(process.execPath, [BIN, 'study', 'run', file, '--out', out, '--nats', nats.url]);
+    t.is(await run.exited, 1, run.err());
+    const status = spawnProc(process.execPath, [BIN, 'study', 'status', out]);
+    t.is(await status.exited, 0);
+    for (const [what, text] of [['study run', run.out() + run.err()], ['study status', status.out()]] as const) {
+      t.false(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/.test(text), `${what}: no raw control character`);
+      t.false(/^study: 99/m.test(text), `${what}: no fake "study:" line`);
+      t.regex(text, /boom\\x1b\[2J\\x1b\]0;pwned\\x07\\x0astudy: 99 jobs: 99 done\\x0d\\x9b31m/, what);
+    }
+    t.regex(run.out() + run.err(), /\\x1b\[31mEVIL\\x1b\[0m/);
+    const json = spawnProc(process.execPath, [BIN, 'study', 'status', out, '--json']);
+    t.is(await json.exited, 0);
+    const doc = JSON.parse(json.out()) as { failures: { error: string }[] };
+    t.is(doc.failures[0]!.error, error, '--json keeps the exact value');
+  } finally {
+    await nc.close();
+    await nats.stop();
+  }
+});
