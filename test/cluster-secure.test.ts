@@ -7,6 +7,8 @@ import { connectNats } from '../src/cluster/nats-connect.js';
 import { CONSUMER, openCluster, STREAM } from '../src/cluster/nats-resources.js';
 import { PROTOCOL_VERSION, type EventMessage } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
+import { runStudy } from '../src/study/run.js';
+import { NatsTransport } from '../src/cluster/nats-coordinator.js';
 import { BIN } from './helpers/cli.js';
 import { jsonEvents, resultLines, stopAll, withCluster, worker } from './helpers/cluster.js';
 import { spawnProc, startNats, tempDir, tinyStudy, writeStudy, type Proc } from './helpers/procs.js';
@@ -278,4 +280,44 @@ test.serial('finding 5: escape sequences in a result\'s error and worker are pri
     await nc.close();
     await nats.stop();
   }
+});
+
+test.serial('finding 12: a full JetStream store is reported naming the storage, the coordinator stops waiting, and nothing is lost', async (t) => {
+  t.timeout(180_000);
+  // The server's own storage too small for the buckets' limits: the coordinator says so at once (real CLI).
+  const small = await startNats({ config: 'jetstream { max_file_store: 40MB }\n' });
+  const dir0 = tempDir();
+  try {
+    const file0 = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 50 }));
+    const c0 = spawnProc(process.execPath, [BIN, 'study', 'run', file0, '--out', join(dir0, 'out'), '--nats', small.url]);
+    t.is(await c0.exited, 1);
+    t.regex(c0.err(), /has no room left in its JetStream storage \(creating the buckets: insufficient storage resources available\).*nothing is lost.*max_file_store/);
+  } finally {
+    await small.stop();
+  }
+  // A bundle bucket that fills up mid-study (a coordinator keeping 3 MiB of bundles, nearly all taken).
+  await withCluster(t, {}, async ({ nats, dir, coordinator }) => {
+    const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 50 }));
+    const out = join(dir, 'out');
+    const transport = await NatsTransport.connect({ url: nats.url, retention: { bundlesMaxBytes: 3 * 2 ** 20 } });
+    const nc = await connectNats({ url: nats.url });
+    try {
+      const h = await openCluster(nc, nats.url);
+      for (let i = 0; ; i++) {
+        const more = await h.os.putBlob({ name: `junk-${i}` }, new Uint8Array(32 * 1024)).then(() => true, () => false);
+        if (!more) break;
+      }
+      const started = Date.now();
+      const err = await t.throwsAsync(runStudy(file, { out, transport }));
+      t.regex(err?.message ?? '', /^the NATS server at nats:\/\/127\.0\.0\.1:\d+ has no room left in its JetStream storage \(worker nats\/.*: .*maximum bytes exceeded; .*bundles bucket odeness-bundles holds [\d.]+ MiB of 3\.0 MiB\): nothing is lost/);
+      t.true(Date.now() - started < 90_000, `it stopped waiting (${Date.now() - started} ms)`);
+      t.deepEqual(resultLines(out).filter((r) => r.status === 'failed'), [], 'no job recorded as failed');
+    } finally {
+      await nc.close();
+    }
+    // Room again (this coordinator keeps the default 20 GiB): the same jobs finish, none lost.
+    const again = coordinator(file, out);
+    t.is(await again.exited, 0, again.err());
+    t.deepEqual(resultLines(out).map((r) => r.status), ['done', 'done']);
+  });
 });

@@ -28,6 +28,7 @@ import {
 import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
 import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
 import { eventAuthentic, resultAuthentic } from './result-auth.js';
+import { isStorageFull, storageFullError } from './storage-full.js';
 
 /** Result ids re-read per 5 s sweep (a safety net behind the KV watcher). */
 const SWEEP_BATCH = 200;
@@ -82,6 +83,8 @@ export class NatsTransport implements Transport {
       return new NatsTransport(h, opts);
     } catch (e) {
       await nc.close().catch(() => undefined);
+      // No room for the buckets' size limits (the server's max_file_store, or its disk).
+      if (isStorageFull(e)) throw await storageFullError(undefined, describeNats(opts), `creating the buckets: ${(e as Error).message}`);
       throw e;
     }
   }
@@ -237,6 +240,13 @@ export class NatsTransport implements Transport {
           if (this.opts.jobKey && !freshEvent(ev)) return; // unsealed, spoofed or replayed: no sign of life
           lastActivity = Date.now();
           lastEventAt.set(ev.id, Date.now());
+          if (ev.kind === 'storage') {
+            void storageFullError(jsm, maskUrl(this.opts.url), `worker ${ev.worker}: ${ev.error ?? 'storage full'}`).then((e) => {
+              fatal ??= e;
+              checkDone();
+            });
+            return;
+          }
           if (ev.kind === 'start') sink.started(ev.id, ev.worker);
           else if (ev.progress) sink.progress(ev.id, ev.worker, ev.progress);
         } catch {
@@ -278,7 +288,11 @@ export class NatsTransport implements Transport {
       }
       const body: Omit<JobMessage, 'sig'> = { v: PROTOCOL_VERSION, job: w.job, attempt: w.attempt, maxDeliver };
       const msg: JobMessage = this.opts.jobKey ? { ...body, sig: signJob(this.opts.jobKey, body) } : body;
-      await retrying(`publish job ${w.job.id}`, () => js.publish(`${JOB_SUBJECT_PREFIX}${w.job.id}`, encode(msg), { msgID: `${w.job.id}.${w.attempt}` }), { signal });
+      await retrying(`publish job ${w.job.id}`, () => js.publish(`${JOB_SUBJECT_PREFIX}${w.job.id}`, encode(msg), { msgID: `${w.job.id}.${w.attempt}` }), {
+        signal, retryIf: (e) => !isStorageFull(e),
+      }).catch(async (e) => {
+        throw isStorageFull(e) ? await storageFullError(jsm, maskUrl(this.opts.url), `publishing a job: ${(e as Error).message}`) : e;
+      });
     };
     const queue = [...wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
