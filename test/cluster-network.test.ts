@@ -1,4 +1,5 @@
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN } from './helpers/cli.js';
@@ -9,6 +10,15 @@ import { requirePrerequisite, spawnProc, startNats, tempDir, tinyStudy, writeStu
 // under `strace -f` of every socket call that can reach a peer (connect, sendto, sendmsg); every address
 // they name must be loopback, and none may be a DNS lookup (port 53, or nscd / systemd-resolved sockets).
 // The method: strace of the system calls (this machine's resolver is reachable, so a lookup would show).
+
+/** Pids of the processes whose parent is `pid`. */
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 const TRACED = 'trace=connect,sendto,sendmsg,sendmmsg';
 
@@ -43,7 +53,8 @@ test.serial('finding 4: a worker, its job processes and a study coordinator open
     t.is(code, 0, c.err());
     t.deepEqual(resultLines(join(dir, 'out')).map((r) => r.status), ['done', 'done'], 'the jobs ran (onnxruntime loaded in the job processes and the coordinator)');
   } finally {
-    w.kill('SIGTERM');
+    // strace ignores SIGTERM while it traces: stop the worker it runs, and strace ends with it.
+    for (const pid of childPids(w.pid)) process.kill(pid, 'SIGTERM');
     await w.exited;
     await nats.stop();
   }
