@@ -303,9 +303,10 @@ test.serial('finding 12: a full JetStream store is reported naming the storage, 
     const nc = await connectNats({ url: nats.url });
     try {
       const h = await openCluster(nc, nats.url);
-      for (let i = 0; ; i++) {
-        const more = await h.os.putBlob({ name: `junk-${i}` }, new Uint8Array(32 * 1024)).then(() => true, () => false);
-        if (!more) break;
+      // Filled to the last few bytes: pieces of 32 KiB, then 1 KiB, then 16 bytes, each until the bucket refuses one.
+      let n = 0;
+      for (const size of [32 * 1024, 1024, 16]) {
+        while (await h.os.putBlob({ name: `junk-${n++}` }, new Uint8Array(size)).then(() => true, () => false));
       }
       const started = Date.now();
       const err = await t.throwsAsync(runStudy(file, { out, transport }));

@@ -68,7 +68,7 @@ export function jobCost(job: Job): JobCost {
   const hiddenRaw = shape ? fieldKind(field).hiddenValues(field, shape) : 0;
   const hidden = Number.isFinite(hiddenRaw) && hiddenRaw > 0 ? hiddenRaw : state;
   const trainNfe = nfePerSolve(job.trainSolver, job);
-  const testNfe = job.testSolvers.reduce((sum, t) => sum + (t === PAPER_TEST_SET ? PAPER_SOLVERS * trainNfe : nfePerSolve(t, job)), trainNfe);
+  const testNfe = job.testSolvers.reduce((sum, t) => sum + (t === PAPER_TEST_SET ? PAPER_SOLVERS * trainNfe : nfePerSolve(t, job)), 0) + trainNfe;
   const bytes = 4 * samples * state + 8 * job.batchSize * hidden * trainNfe;
   const work = job.iterations * job.batchSize * hidden * trainNfe + samples * hidden * testNfe;
   return { bytes, work };
@@ -78,7 +78,11 @@ export function jobCost(job: Job): JobCost {
 export function costRefusal(job: Job, maxBytes = MAX_JOB_BYTES): string | undefined {
   const { bytes, work } = jobCost(job);
   const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
-  if (bytes > maxBytes) return `the job needs about ${gib(bytes)} (data and training tape), more than the ${gib(maxBytes)} a worker allows per job`;
-  if (work > MAX_JOB_WORK) return `the job needs about ${work.toExponential(1)} multiply-adds, more than the ${MAX_JOB_WORK.toExponential(0)} a worker allows per job`;
+  if (bytes > maxBytes) {
+    return `the job needs about ${gib(bytes)} (data and training tape), more than the ${gib(maxBytes)} a worker allows per job`;
+  }
+  if (work > MAX_JOB_WORK) {
+    return `the job needs about ${work.toExponential(1)} multiply-adds, more than the ${MAX_JOB_WORK.toExponential(0)} a worker allows per job`;
+  }
   return undefined;
 }

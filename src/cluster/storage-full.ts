@@ -16,7 +16,8 @@ export function isStorageFull(e: unknown): boolean {
   const err = e as { message?: string; code?: unknown; api_error?: { err_code?: number }; cause?: unknown };
   const text = `${err?.message ?? ''} ${String((err?.cause as Error | undefined)?.message ?? '')}`;
   const code = err?.api_error?.err_code ?? Number(err?.code);
-  return [10047, 10077, 10023].includes(code) || /maximum bytes exceeded|insufficient (storage )?resources|no space left/i.test(text);
+  if ([10047, 10077, 10023].includes(code)) return true;
+  return /maximum bytes exceeded|insufficient (storage )?resources|no space left/i.test(text);
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -24,15 +25,20 @@ const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 /** How full the buckets are, e.g. "bundles bucket odeness-bundles 19.9 MiB of 20.0 MiB". */
 async function fill(jsm: JetStreamManager): Promise<string> {
   const parts: string[] = [];
-  for (const [what, stream] of [['results bucket', `KV_${RESULTS_BUCKET}`], ['bundles bucket', `OBJ_${BUNDLES_BUCKET}`]] as const) {
+  const buckets = [['results bucket', `KV_${RESULTS_BUCKET}`], ['bundles bucket', `OBJ_${BUNDLES_BUCKET}`]] as const;
+  for (const [what, stream] of buckets) {
     const si = await jsm.streams.info(stream).catch(() => undefined);
-    if (si) parts.push(`${what} ${stream.slice(3)} holds ${mib(si.state.bytes)}${si.config.max_bytes > 0 ? ` of ${mib(si.config.max_bytes)}` : ''}`);
+    if (!si) continue;
+    const limit = si.config.max_bytes > 0 ? ` of ${mib(si.config.max_bytes)}` : '';
+    parts.push(`${what} ${stream.slice(3)} holds ${mib(si.state.bytes)}${limit}`);
   }
   return parts.join(', ');
 }
 
 /** The coordinator's error for a full store; `detail` is what the server or a worker said. */
-export async function storageFullError(jsm: JetStreamManager | undefined, where: string, detail: string): Promise<OdenessError> {
+export async function storageFullError(
+  jsm: JetStreamManager | undefined, where: string, detail: string,
+): Promise<OdenessError> {
   const buckets = jsm ? await fill(jsm).catch(() => '') : '';
   return new OdenessError(
     `the NATS server at ${where} has no room left in its JetStream storage (${detail}${buckets ? `; ${buckets}` : ''}): ` +
