@@ -25,12 +25,12 @@ const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 /** How full the buckets are, e.g. "bundles bucket odeness-bundles 19.9 MiB of 20.0 MiB". */
 async function fill(jsm: JetStreamManager): Promise<string> {
   const parts: string[] = [];
-  const buckets = [['results bucket', `KV_${RESULTS_BUCKET}`], ['bundles bucket', `OBJ_${BUNDLES_BUCKET}`]] as const;
-  for (const [what, stream] of buckets) {
+  const buckets = [['results bucket', RESULTS_BUCKET, `KV_${RESULTS_BUCKET}`], ['bundles bucket', BUNDLES_BUCKET, `OBJ_${BUNDLES_BUCKET}`]] as const;
+  for (const [what, name, stream] of buckets) {
     const si = await jsm.streams.info(stream).catch(() => undefined);
     if (!si) continue;
     const limit = si.config.max_bytes > 0 ? ` of ${mib(si.config.max_bytes)}` : '';
-    parts.push(`${what} ${stream.slice(3)} holds ${mib(si.state.bytes)}${limit}`);
+    parts.push(`${what} ${name} holds ${mib(si.state.bytes)}${limit}`);
   }
   return parts.join(', ');
 }
