@@ -17,6 +17,7 @@ export const PREREQUISITES = [
     neededBy: "the WebGPU tests, test/device-webgpu.test.ts, with a Vulkan driver: Mesa's lavapipe for a software device",
     install: 'add "deb http://deb.debian.org/debian bookworm-backports main" to the apt sources, then apt-get install -t bookworm-backports mesa-vulkan-drivers vulkan-tools',
   },
+  { command: 'strace', neededBy: 'the security tests (no outbound traffic, fsync before rename), test/cluster-network.test.ts and test/study-secure.test.ts', install: 'apt-get install strace' },
 ];
 
 /** Whether an executable `command` is on PATH. */

@@ -5,6 +5,7 @@ import { decodeResultMessage, encode } from '../src/cluster/codec.js';
 import { NatsTransport } from '../src/cluster/nats-coordinator.js';
 import { connectNats } from '../src/cluster/nats-connect.js';
 import { CONSUMER, openCluster, STREAM } from '../src/cluster/nats-resources.js';
+import { purgeResult } from '../src/cluster/nats-results.js';
 import { PROTOCOL_VERSION, type ResultMessage } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
 import type { JobSink } from '../src/study/transport.js';
@@ -82,7 +83,9 @@ test.serial('a result whose metrics arrive as 64-bit integers (msgpack uint64) i
       const msg = decodeResultMessage(entry.value);
       // Re-encode with the counts as BigInt: msgpackr writes them as uint64 (as a worker in another language might).
       const withBig = { ...msg, result: { ...msg.result, metrics: { ...msg.result.metrics, iterations: 100n, nfe: { ...msg.result.metrics!.nfe, total: 2n ** 40n } } } };
-      await h.kv.update(job!.id, new Packr({ useRecords: false, moreTypes: true }).pack(withBig), entry.revision);
+      // The result bucket is create only: clear the key first (as a coordinator may), then store the re-encoded result.
+      await purgeResult(h.jsm, job!.id);
+      await h.kv.create(job!.id, new Packr({ useRecords: false, moreTypes: true }).pack(withBig));
     } finally {
       await nc.close();
     }

@@ -7,6 +7,8 @@ import { connectNats } from '../src/cluster/nats-connect.js';
 import { CONSUMER, openCluster, STREAM } from '../src/cluster/nats-resources.js';
 import { PROTOCOL_VERSION, type EventMessage } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
+import { runStudy } from '../src/study/run.js';
+import { NatsTransport } from '../src/cluster/nats-coordinator.js';
 import { BIN } from './helpers/cli.js';
 import { jsonEvents, resultLines, stopAll, withCluster, worker } from './helpers/cluster.js';
 import { spawnProc, startNats, tempDir, tinyStudy, writeStudy, type Proc } from './helpers/procs.js';
@@ -58,7 +60,7 @@ test.serial('finding 1: file datasets are resolved under --data-root and opened 
       ['json:sub/good-outside.json', /outside this worker's --data-root/],
       ['json:fifo.json', /not a regular file/],
       ['json:/dev/zero', /outside this worker's --data-root/],
-      ['json:bad.json', /^bad\.json: not valid JSON \(at character 0\)$/],
+      ['json:bad.json', /^bad\.json: not valid JSON( \(at character \d+\))?$/],
     ];
     const started = Date.now();
     for (const [dataset] of cases) {
@@ -165,7 +167,7 @@ test.serial('finding 9: forged object metadata (oversized, 5 GB in 40 960 chunks
     t.regex(errors.get(jobs[1]!.id)!, /has 5000000000 bytes .* more than this coordinator's cap/);
     t.regex(errors.get(jobs[2]!.id)!, /is a link to attacker-made-bucket\/x \(links are refused, never followed\)/);
     t.regex(errors.get(jobs[3]!.id)!, /is a link to odeness-bundles\//);
-    t.regex(errors.get(jobs[4]!.id)!, /only 0 of its 1000 bytes are stored/);
+    t.regex(errors.get(jobs[4]!.id)!, /none of its 1000 bytes are stored \(chunks missing\)/);
     t.regex(errors.get(jobs[5]!.id)!, /SHA-256 digest mismatch/);
     await t.throwsAsync(h.jsm.streams.info('OBJ_attacker-made-bucket'), undefined, 'the linked bucket was not created');
   } finally {
@@ -175,7 +177,7 @@ test.serial('finding 9: forged object metadata (oversized, 5 GB in 40 960 chunks
   }
 });
 
-test.serial('finding 9: max deliver comes from the coordinator\'s configuration, not from the job message', async (t) => {
+test.serial('finding 9: max deliver comes from the coordinator\'s configuration, not from the job message; a job over the per-job cost bound is refused before training', async (t) => {
   t.timeout(90_000);
   const nats = await startNats();
   const nc = await connectNats({ url: nats.url });
@@ -197,6 +199,13 @@ test.serial('finding 9: max deliver comes from the coordinator\'s configuration,
     const r = (await resultOf(h, j.id)).result;
     t.is(r.status, 'failed');
     t.regex(r.error ?? '', /^delivered 2 times without a result/, 'the message\'s maxDeliver of 1000 is ignored');
+    // The per-job cost bound: every size within its own bound, their product far beyond.
+    const huge = job({ dataset: 'spheres:dupont2019:dim=2000,n=100000', field: 'mlp:width=4096,depth=16', trainSolver: 'rk4:steps=10000', batchSize: 4096, iterations: 100_000 });
+    await publishJob(h, { v: PROTOCOL_VERSION, job: huge, attempt: 1, maxDeliver: 5 }, huge.id);
+    const refused = (await resultOf(h, huge.id)).result;
+    t.is(refused.status, 'failed');
+    t.regex(refused.error ?? '', /^the job needs about [\d.]+ GiB \(data and training tape\), more than the 256\.0 GiB a worker allows per job$/);
+    t.true(refused.timings.ms < 1000, 'refused before training');
   } finally {
     if (w) await stopAll([w]);
     await nc.close();
@@ -237,4 +246,79 @@ test.serial('finding 11: job processes get no NATS credentials (environment or a
     await stopAll([w]);
     await nats.stop();
   }
+});
+
+test.serial('finding 5: escape sequences in a result\'s error and worker are printed escaped by study run and study status (text); --json keeps them exact', async (t) => {
+  t.timeout(90_000);
+  const nats = await startNats();
+  const nc = await connectNats({ url: nats.url });
+  const dir = tempDir();
+  try {
+    const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 50 }));
+    const [j] = planStudy(file).jobs;
+    const h = await openCluster(nc, nats.url, { retention: { ttlMs: 86_400_000, resultsMaxBytes: 2 ** 30, bundlesMaxBytes: 2 ** 30 }, ackWaitMs: 30_000 });
+    const error = 'boom\x1b[2J\x1b]0;pwned\x07\nstudy: 99 jobs: 99 done\r\x9b31m';
+    const evil = '\x1b[31mEVIL\x1b[0m';
+    const now = new Date().toISOString();
+    await h.kv.create(j!.id, encode({ v: PROTOCOL_VERSION, result: { id: j!.id, job: j!, status: 'failed', attempt: 1, worker: evil, error, timings: { startedAt: now, finishedAt: now, ms: 1 } } }));
+    const out = join(dir, 'out');
+    const run = spawnProc(process.execPath, [BIN, 'study', 'run', file, '--out', out, '--nats', nats.url]);
+    t.is(await run.exited, 1, run.err());
+    const status = spawnProc(process.execPath, [BIN, 'study', 'status', out]);
+    t.is(await status.exited, 0);
+    for (const [what, text] of [['study run', run.out() + run.err()], ['study status', status.out()]] as const) {
+      t.false(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/.test(text), `${what}: no raw control character`);
+      t.false(/^study: 99/m.test(text), `${what}: no fake "study:" line`);
+      t.regex(text, /boom\\x1b\[2J\\x1b\]0;pwned\\x07\\x0astudy: 99 jobs: 99 done\\x0d\\x9b31m/, what);
+    }
+    t.regex(run.out() + run.err(), /\\x1b\[31mEVIL\\x1b\[0m/);
+    const json = spawnProc(process.execPath, [BIN, 'study', 'status', out, '--json']);
+    t.is(await json.exited, 0);
+    const doc = JSON.parse(json.out()) as { failures: { error: string }[] };
+    t.is(doc.failures[0]!.error, error, '--json keeps the exact value');
+  } finally {
+    await nc.close();
+    await nats.stop();
+  }
+});
+
+test.serial('finding 12: a full JetStream store is reported naming the storage, the coordinator stops waiting, and nothing is lost', async (t) => {
+  t.timeout(180_000);
+  // The server's own storage too small for the buckets' limits: the coordinator says so at once (real CLI).
+  const small = await startNats({ config: 'jetstream { max_file_store: 40MB }\n' });
+  const dir0 = tempDir();
+  try {
+    const file0 = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 50 }));
+    const c0 = spawnProc(process.execPath, [BIN, 'study', 'run', file0, '--out', join(dir0, 'out'), '--nats', small.url]);
+    t.is(await c0.exited, 1);
+    t.regex(c0.err(), /has no room left in its JetStream storage \(creating the buckets: insufficient storage resources available\).*nothing is lost.*max_file_store/);
+  } finally {
+    await small.stop();
+  }
+  // A bundle bucket that fills up mid-study (a coordinator keeping 3 MiB of bundles, nearly all taken).
+  await withCluster(t, {}, async ({ nats, dir, coordinator }) => {
+    const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 50 }));
+    const out = join(dir, 'out');
+    const transport = await NatsTransport.connect({ url: nats.url, retention: { bundlesMaxBytes: 3 * 2 ** 20 } });
+    const nc = await connectNats({ url: nats.url });
+    try {
+      const h = await openCluster(nc, nats.url);
+      // Filled to the last few bytes: pieces of 32 KiB, then 1 KiB, then 16 bytes, each until the bucket refuses one.
+      let n = 0;
+      for (const size of [32 * 1024, 1024, 16]) {
+        while (await h.os.putBlob({ name: `junk-${n++}` }, new Uint8Array(size)).then(() => true, () => false));
+      }
+      const started = Date.now();
+      const err = await t.throwsAsync(runStudy(file, { out, transport }));
+      t.regex(err?.message ?? '', /^the NATS server at nats:\/\/127\.0\.0\.1:\d+ has no room left in its JetStream storage \(worker nats\/.*: .*maximum bytes exceeded; .*bundles bucket odeness-bundles holds [\d.]+ MiB of 3\.0 MiB\): nothing is lost/);
+      t.true(Date.now() - started < 90_000, `it stopped waiting (${Date.now() - started} ms)`);
+      t.deepEqual(resultLines(out).filter((r) => r.status === 'failed'), [], 'no job recorded as failed');
+    } finally {
+      await nc.close();
+    }
+    // Room again (this coordinator keeps the default 20 GiB): the same jobs finish, none lost.
+    const again = coordinator(file, out);
+    t.is(await again.exited, 0, again.err());
+    t.deepEqual(resultLines(out).map((r) => r.status), ['done', 'done']);
+  });
 });

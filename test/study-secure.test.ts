@@ -9,7 +9,7 @@ import { ResultStore } from '../src/study/store.js';
 import { terminalSafe } from '../src/cli/terminal.js';
 import { syntheticStudy } from './helpers/synthetic-study.js';
 import { BIN } from './helpers/cli.js';
-import { cliResult, ROOT, spawnProc, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
+import { cliResult, requirePrerequisite, ROOT, spawnProc, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 
 // Issue 25, the local side: the report over an unreadable result, the lock under many racers,
 // durable local bundles, and the terminal-escaping helper.
@@ -81,6 +81,7 @@ test.serial('finding 7: the lock is exclusive for 4 and 8 racers with a stale lo
 
 test.serial('finding 8: a local study run fsyncs every file of a bundle and its directories before renaming it into place (strace)', async (t) => {
   t.timeout(120_000);
+  requirePrerequisite('strace');
   const dir = tempDir();
   const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 20 }));
   const trace = join(dir, 'strace.txt');

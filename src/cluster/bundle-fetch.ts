@@ -10,13 +10,13 @@
  *     would make the client create the linked bucket), a deleted object is
  *     missing, and its size, chunk count and digest must be well-formed;
  *   - the size must fit the coordinator's per-bundle cap (--max-bundle-mb).
- * Then the chunks are read from their subject, at most the announced bytes,
- * with an idle limit (announced chunks that are not stored end the read
- * within seconds), and the SHA-256 of what arrived must match. Every refusal
+ * Then the chunks are read from their subject (none stored: refused at
+ * once), at most the announced bytes, and the SHA-256 of what arrived must
+ * match. Every refusal
  * is a BundleRefused, recorded as the job's failure at once — never retried.
  */
 import { createHash } from 'node:crypto';
-import type { JetStreamClient, JsMsg, OrderedPushConsumerOptions } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, JsMsg, OrderedPushConsumerOptions } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { BUNDLES_BUCKET, retrying } from './nats-resources.js';
 
@@ -43,27 +43,46 @@ interface Located {
 
 /** Where the object's bytes are and what they must hash to, from its metadata (no link followed). */
 async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Promise<Located> {
-  const info = await retrying(`read the metadata of bundle ${name}`, () => os.info(name), { forMs: 30_000, ...(signal ? { signal } : {}) });
-  if (!info || info.deleted) throw new BundleRefused(`bundle ${name} is missing from the object store ${BUNDLES_BUCKET}`);
+  const info = await retrying(`read the metadata of bundle ${name}`, () => os.info(name), {
+    forMs: 30_000, ...(signal ? { signal } : {}),
+  });
+  if (!info || info.deleted) {
+    throw new BundleRefused(`bundle ${name} is missing from the object store ${BUNDLES_BUCKET}`);
+  }
   const link = info.options?.link;
-  if (link) throw new BundleRefused(`bundle ${name} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`);
+  if (link) {
+    throw new BundleRefused(`bundle ${name} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`);
+  }
   const { size, chunks, nuid, digest } = info;
-  if (!Number.isSafeInteger(size) || size < 0) throw new BundleRefused(`bundle ${name}: bad size ${String(size)} in its metadata`);
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new BundleRefused(`bundle ${name}: bad size ${String(size)} in its metadata`);
+  }
   if (!Number.isSafeInteger(chunks) || chunks < (size > 0 ? 1 : 0) || chunks > size) {
     throw new BundleRefused(`bundle ${name}: ${String(chunks)} chunks cannot hold ${size} bytes`);
   }
-  if (typeof nuid !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(nuid)) throw new BundleRefused(`bundle ${name}: bad object id in its metadata`);
+  if (typeof nuid !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(nuid)) {
+    throw new BundleRefused(`bundle ${name}: bad object id in its metadata`);
+  }
   const m = /^SHA-256=([A-Za-z0-9+/_-]{43}=?)$/.exec(String(digest));
   if (!m) throw new BundleRefused(`bundle ${name}: its metadata has no SHA-256 digest`);
   return { nuid, bytes: size, chunks, digest: Buffer.from(m[1]!, 'base64') };
 }
 
-/** Read the chunks of object `nuid`: exactly `bytes` bytes, or a refusal. */
-async function readChunks(js: JetStreamClient, name: string, at: Located): Promise<Uint8Array> {
+/**
+ * Read the chunks of object `nuid`: exactly `bytes` bytes, or a refusal. No
+ * chunk stored at all is a refusal at once; a read that stalls midway is
+ * connection trouble (a server restart), retried by the caller.
+ */
+async function readChunks(h: { js: JetStreamClient; jsm: JetStreamManager }, name: string, at: Located): Promise<Uint8Array> {
   if (at.bytes === 0) return new Uint8Array(0);
+  const subject = `$O.${BUNDLES_BUCKET}.C.${at.nuid}`;
+  const si = await h.jsm.streams.info(`OBJ_${BUNDLES_BUCKET}`, { subjects_filter: subject });
+  const stored = si.state.subjects?.[subject] ?? 0;
+  if (stored === 0) throw new BundleRefused(`bundle ${name}: none of its ${at.bytes} bytes are stored (chunks missing)`);
+  if (at.chunks !== undefined && stored > at.chunks) throw new BundleRefused(`bundle ${name}: more chunks stored than the ${at.chunks} announced`);
   // One filter subject, as the object store itself asks (filter_subjects needs nats-server 2.10).
-  const filter = { filter_subject: `$O.${BUNDLES_BUCKET}.C.${at.nuid}` } as unknown as Partial<OrderedPushConsumerOptions>;
-  const consumer = await js.consumers.getPushConsumer(`OBJ_${BUNDLES_BUCKET}`, filter);
+  const filter = { filter_subject: subject };
+  const consumer = await h.js.consumers.getPushConsumer(`OBJ_${BUNDLES_BUCKET}`, filter as unknown as Partial<OrderedPushConsumerOptions>);
   const messages = await consumer.consume();
   const it = messages[Symbol.asyncIterator]();
   const parts: Uint8Array[] = [];
@@ -75,11 +94,13 @@ async function readChunks(js: JetStreamClient, name: string, at: Located): Promi
       const idle = new Promise<'idle'>((r) => (timer = setTimeout(() => r('idle'), IDLE_MS)));
       const next = await Promise.race([it.next(), idle]);
       clearTimeout(timer);
-      if (next === 'idle' || next.done) throw new BundleRefused(`bundle ${name}: only ${got} of its ${at.bytes} bytes are stored (chunks missing)`);
+      if (next === 'idle' || next.done) throw new Error(`bundle ${name}: the download stalled after ${got} of ${at.bytes} bytes`);
       const jm = next.value as JsMsg;
       got += jm.data.length;
       count++;
-      if (got > at.bytes || (at.chunks !== undefined && count > at.chunks)) throw new BundleRefused(`bundle ${name}: more data stored than the ${at.bytes} bytes announced`);
+      if (got > at.bytes || (at.chunks !== undefined && count > at.chunks)) {
+        throw new BundleRefused(`bundle ${name}: more data stored than the ${at.bytes} bytes announced`);
+      }
       parts.push(jm.data);
       if (jm.info.pending === 0) break;
     }
@@ -87,23 +108,28 @@ async function readChunks(js: JetStreamClient, name: string, at: Located): Promi
     clearTimeout(timer);
     messages.stop();
   }
-  if (got !== at.bytes) throw new BundleRefused(`bundle ${name}: ${got} bytes stored, ${at.bytes} announced`);
+  if (got !== at.bytes) throw new BundleRefused(`bundle ${name}: ${got} bytes stored, ${at.bytes} announced (chunks missing)`);
   return Buffer.concat(parts);
 }
 
 /** The bundle archive's bytes, checked as described above. */
-export async function fetchBundle(h: { js: JetStreamClient; os: ObjectStore }, want: BundleWanted, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Uint8Array> {
+export async function fetchBundle(
+  h: { js: JetStreamClient; jsm: JetStreamManager; os: ObjectStore }, want: BundleWanted, opts: { maxBytes: number; signal?: AbortSignal },
+): Promise<Uint8Array> {
   const at: Located = want.sealed
     ? { nuid: want.sealed.nuid, bytes: want.sealed.bytes, digest: Buffer.from(want.sealed.digest, 'hex') }
     : await locate(h.os, want.name, opts.signal);
   if (at.bytes > opts.maxBytes) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    throw new BundleRefused(`bundle ${want.name} has ${at.bytes} bytes (${mb(at.bytes)}), more than this coordinator's cap of ${mb(opts.maxBytes)} (--max-bundle-mb)`);
+    throw new BundleRefused(
+      `bundle ${want.name} has ${at.bytes} bytes (${mb(at.bytes)}), more than this coordinator's cap of ${mb(opts.maxBytes)} (--max-bundle-mb)`,
+    );
   }
-  const bytes = await readChunks(h.js, want.name, at);
+  const bytes = await readChunks(h, want.name, at);
   const digest = createHash('sha256').update(bytes).digest();
   if (!digest.equals(at.digest)) {
-    throw new BundleRefused(`bundle ${want.name}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${want.sealed ? 'sealed in the result' : 'announced'} ${at.digest.toString('hex')})`);
+    const expected = `${want.sealed ? 'sealed in the result' : 'announced'} ${at.digest.toString('hex')}`;
+    throw new BundleRefused(`bundle ${want.name}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${expected})`);
   }
   return bytes;
 }

@@ -17,6 +17,7 @@ import type { Job } from '../study/types.js';
 import { checkJobSpecs } from '../study/job-specs.js';
 import type { JobMessage } from './protocol.js';
 import type { RefusalKind } from './refusals.js';
+import { costRefusal } from './job-cost.js';
 
 /**
  * A job this worker will not run. `record`: a failed result is stored for it
@@ -41,6 +42,9 @@ export function checkJobBounds(job: Job): void {
     // An imported field names a file on the coordinator: a worker never opens a path from a job message.
     if (job.field.trim().startsWith('onnx:')) throw new JobRefused('onnx: fields are not run on cluster workers yet (their bytes must come through the object store, not a path)', true);
     checkJobSpecs(job);
+    // Each size in bounds is not enough: their product too (job-cost.ts).
+    const tooCostly = costRefusal(job);
+    if (tooCostly) throw new JobRefused(tooCostly, true);
   } catch (e) {
     throw new JobRefused((e as Error).message, true);
   }

@@ -29,6 +29,7 @@ import {
 import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
 import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
 import { eventAuthentic, resultAuthentic } from './result-auth.js';
+import { isStorageFull, storageFullError } from './storage-full.js';
 
 /** Result ids re-read per 5 s sweep (a safety net behind the KV watcher). */
 const SWEEP_BATCH = 200;
@@ -87,6 +88,8 @@ export class NatsTransport implements Transport {
       return new NatsTransport(h, opts);
     } catch (e) {
       await nc.close().catch(() => undefined);
+      // No room for the buckets' size limits (the server's max_file_store, or its disk).
+      if (isStorageFull(e)) throw await storageFullError(undefined, describeNats(opts), `creating the buckets: ${(e as Error).message}`);
       throw e;
     }
   }
@@ -244,6 +247,13 @@ export class NatsTransport implements Transport {
           if (this.opts.jobKey && !freshEvent(ev)) return; // unsealed, spoofed or replayed: no sign of life
           lastActivity = Date.now();
           lastEventAt.set(ev.id, Date.now());
+          if (ev.kind === 'storage') {
+            void storageFullError(jsm, maskUrl(this.opts.url), `worker ${ev.worker}: ${ev.error ?? 'storage full'}`).then((e) => {
+              fatal ??= e;
+              checkDone();
+            });
+            return;
+          }
           refusals.active(ev.worker);
           if (ev.kind === 'start') refusals.forget(ev.id);
           if (ev.kind === 'start') sink.started(ev.id, ev.worker);
@@ -295,7 +305,11 @@ export class NatsTransport implements Transport {
         await retrying(`clear result ${w.job.id}`, () => purgeResult(jsm, w.job.id), { signal });
       }
       const opts = { maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
-      const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), { signal });
+      const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), {
+        signal, retryIf: (e) => !isStorageFull(e),
+      }).catch(async (e) => {
+        throw isStorageFull(e) ? await storageFullError(jsm, maskUrl(this.opts.url), `publishing a job: ${(e as Error).message}`) : e;
+      });
       if (done === 'replaced') sink.log('info', `job ${w.job.id}: replaced a queued message that was not this coordinator's (another version, job key or attempt)`);
     };
     const queue = [...wanted.values()];

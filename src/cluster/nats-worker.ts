@@ -38,6 +38,7 @@ import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError,
 import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
 import { maxDeliverOf } from './nats-resources.js';
+import { isStorageFull } from './storage-full.js';
 import { defaultThreads } from './pool.js';
 import { ProcessPool } from './process-pool.js';
 import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
@@ -327,15 +328,22 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         m.nak();
         return;
       }
+      // A full JetStream store: the job is kept (not acked) while this retries, and the coordinator is told.
+      let toldFull = false;
+      const keepStoring = { ...keep, onRetry: (e: unknown) => {
+        keep.onRetry(e);
+        if (!toldFull && isStorageFull(e)) publishEvent({ kind: 'storage', id: job.id, worker, error: (e as Error).message });
+        toldFull ||= isStorageFull(e);
+      } };
       let bundle: string | undefined;
       let stored: Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'> = {};
       if (result.status === 'done') {
         bundle = `${job.id}.${run}`;
         const bytes = await packBundle(bundleDir!);
-        const info = await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keep);
+        const info = await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keepStoring);
         stored = { bundleDigest: createHash('sha256').update(bytes).digest('hex'), bundleBytes: bytes.length, bundleNuid: info.nuid };
       }
-      const outcome = await retrying(`store result of ${job.id}`, () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }), keep);
+      const outcome = await retrying(`store result of ${job.id}`, () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }), keepStoring);
       summary.ran++;
       if (result.status === 'done') summary.done++;
       else summary.failed++;

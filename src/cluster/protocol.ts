@@ -65,10 +65,12 @@ export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
 export const EventMessageSchema = z.object({
   v: version,
-  kind: z.enum(['start', 'progress']),
+  /** `storage`: the worker cannot store this job's bundle or result, the server's JetStream storage is full (storage-full.ts). */
+  kind: z.enum(['start', 'progress', 'storage']),
   id: z.string().regex(/^[0-9a-f]{16}$/),
   worker: z.string().max(500),
   progress: JobProgressSchema.optional(),
+  error: z.string().max(2000).optional(),
   /** Send time (ms since the epoch) and seal, when the cluster signs jobs: spoofed and replayed events are ignored. */
   at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   mac: hex64.optional(),

@@ -11,7 +11,9 @@
  * of the descriptor checked. Errors name the path as given, never any of the
  * file's content.
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import {
+  closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync,
+} from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { FileFormatError } from '../errors.js';
 import { loadCifar10 } from './cifar10.js';
@@ -40,7 +42,8 @@ function openUnder(root: string, given: string, kind: 'file' | 'dir'): { fd: num
   const abs = resolve(root, given);
   const outside = () => new FileFormatError(given, "outside this worker's --data-root");
   if (!inside(root, abs) && !(kind === 'dir' && abs === root)) throw outside();
-  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY | (kind === 'dir' ? constants.O_DIRECTORY : 0);
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY, O_DIRECTORY } = constants;
+  const flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | (kind === 'dir' ? O_DIRECTORY : 0);
   let fd: number;
   try {
     fd = openSync(abs, flags);
@@ -54,7 +57,9 @@ function openUnder(root: string, given: string, kind: 'file' | 'dir'): { fd: num
   }
   try {
     const st = fstatSync(fd);
-    if (kind === 'file' && !st.isFile()) throw new FileFormatError(given, 'is not a regular file (FIFOs, devices and directories are refused)');
+    if (kind === 'file' && !st.isFile()) {
+      throw new FileFormatError(given, 'is not a regular file (FIFOs, devices and directories are refused)');
+    }
     const real = openedPath(fd, abs);
     if (!inside(root, real) && !(kind === 'dir' && real === root)) throw outside();
     return { fd, path: real };

@@ -135,7 +135,8 @@ export async function breakStale(file: string, judged: Inspected): Promise<void>
   await unlink(grave).catch(() => undefined);
 }
 
-const sameFile = (a: Inspected | undefined, b: Inspected) => !!a && a.ino === b.ino && a.dev === b.dev && a.text === b.text;
+const sameFile = (a: Inspected | undefined, b: Pick<Inspected, 'ino' | 'dev' | 'text'>) =>
+  !!a && a.ino === b.ino && a.dev === b.dev && a.text === b.text;
 
 /** Take `file` by hard-linking a private, fully written record to it; undefined when it exists. */
 async function tryLink(file: string, record: string): Promise<{ ino: number; dev: number } | undefined> {
@@ -156,20 +157,23 @@ async function tryLink(file: string, record: string): Promise<{ ino: number; dev
 /** Remove the stale lock `judged` if `.lock` is still that file, holding `.lock.break` meanwhile. */
 async function removeStale(dir: string, file: string, judged: Inspected): Promise<void> {
   const breaker = join(dir, BREAK_FILE);
-  const record = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') }) + '\n';
+  const me: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const record = JSON.stringify(me) + '\n';
   const until = Date.now() + BREAK_WAIT_MS;
   let held: { ino: number; dev: number } | undefined;
   while (!(held = await tryLink(breaker, record))) {
     const other = await inspect(breaker);
-    if (other && (other.info ? !isLive(other.info) : Date.now() - other.mtimeMs > UNREADABLE_STALE_MS)) await breakStale(breaker, other);
-    if (Date.now() > until) throw new OdenessError(`${dir}: another run keeps ${BREAK_FILE} (breaking a stale lock); remove it if no study run is running`);
+    const dead = other && (other.info ? !isLive(other.info) : Date.now() - other.mtimeMs > UNREADABLE_STALE_MS);
+    if (dead) await breakStale(breaker, other);
+    if (Date.now() > until) {
+      throw new OdenessError(`${dir}: another run keeps ${BREAK_FILE} (breaking a stale lock); remove it if no study run is running`);
+    }
     await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
   }
   try {
     if (sameFile(await inspect(file), judged)) await unlink(file).catch(() => undefined);
   } finally {
-    const now = await inspect(breaker).catch(() => undefined);
-    if (now && now.ino === held.ino && now.dev === held.dev && now.text === record) await unlink(breaker).catch(() => undefined);
+    if (sameFile(await inspect(breaker).catch(() => undefined), { ...held, text: record })) await unlink(breaker).catch(() => undefined);
   }
 }
 
@@ -183,8 +187,7 @@ export async function acquireLock(dir: string): Promise<DirLock> {
       return {
         file,
         release: async () => {
-          const now = await inspect(file).catch(() => undefined);
-          if (now && now.ino === got.ino && now.dev === got.dev && now.text === record) await unlink(file).catch(() => undefined);
+          if (sameFile(await inspect(file).catch(() => undefined), { ...got, text: record })) await unlink(file).catch(() => undefined);
         },
       };
     }
