@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isPositiveInt } from '../formats/index.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
 import { LiveReport } from '../report/live.js';
@@ -282,6 +283,7 @@ function printStatus(s: StudyStatus, json: boolean): void {
     `${s.dir}${s.name ? ` (${s.name})` : ''}: ${countsLine(s)}`,
     s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
   ];
+  if (s.deadRun) lines.push(`the run died: pid ${s.deadRun.pid} on ${s.deadRun.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`);
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
   if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
   if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
@@ -474,7 +476,12 @@ export function registerStudyCommands(program: Command): Command {
     .description('count done / running / failed / pending jobs of a study output directory')
     .argument('<dir>', 'the --out directory of study run')
     .option('--json', 'print the counts as one JSON document')
-    .action((dir: string, o: { json?: boolean }) => printStatus(studyStatus(dir), !!o.json));
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const s = studyStatus(dir);
+      // A live page left by a run that died would say "running" and reload for ever: rewrite it.
+      if (s.deadRun && existsSync(join(dir, 'report.html'))) await (await import('../report/study.js')).writeStudyReport(dir, { allowEmpty: true });
+      printStatus(s, !!o.json);
+    });
 
   addNatsOptions(
     study

@@ -37,12 +37,23 @@ export interface ReportPlan {
 export interface ReportLive {
   readonly running: number;
   readonly startedAt?: string;
+  /** The process writing the page, so a reader can check it. */
+  readonly pid?: number;
+  readonly host?: string;
+}
+
+/** The run that wrote the directory died (its lock outlived its process): the page says so instead of "running". */
+export interface ReportDeadRun {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
 }
 
 export interface ReportInput {
   readonly results: readonly JobResult[];
   readonly plan?: ReportPlan;
   readonly live?: ReportLive;
+  readonly deadRun?: ReportDeadRun;
 }
 
 export interface ReportOptions {
@@ -235,6 +246,7 @@ export interface ReportModel {
   readonly plan?: { readonly name?: string; readonly studyHash?: string; readonly overrides?: PlanOverrides; readonly jobs: number };
   readonly counts: { readonly planned?: number; readonly done: number; readonly failed: number; readonly pending?: number; readonly notInPlan: number };
   readonly live?: ReportLive;
+  readonly deadRun?: ReportDeadRun;
   readonly sections: readonly Section[];
   /** Every result of the plan (or every result, without a plan), planned jobs without a result excluded. */
   readonly jobs: readonly JobRow[];
@@ -581,6 +593,7 @@ export function buildReportModel(input: ReportInput, options: ReportOptions = {}
       notInPlan: notInPlan.length,
     },
     ...optional('live', input.live),
+    ...optional('deadRun', input.live ? undefined : input.deadRun),
     sections,
     jobs: inPlan.map(jobRow),
     notInPlan: notInPlan.map(jobRow),
