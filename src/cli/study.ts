@@ -357,6 +357,8 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
+  const cached = e.groups.map((g) => g.cost).filter((c) => c?.cached);
+  if (cached.length > 0) lines.push(`calibration: this machine's, measured ${cached[0]!.measuredAt ?? 'earlier'} and cached (--recalibrate measures again)`);
   return lines.join('\n');
 }
 
@@ -372,11 +374,12 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(batchSizeOption())
     .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
+    .option('--recalibrate', "measure this machine again instead of using its cached calibration (~/.cache/odeness; the first call measures)")
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; workers?: number; calibrate: boolean; json?: boolean }) => {
+    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; workers?: number; calibrate: boolean; recalibrate?: boolean; json?: boolean }) => {
       const plan = planStudy(file, planOverrides(o));
       for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
-      const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
+      const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers: o.workers ?? availableParallelism() });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
         process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.overrides ? { overrides: plan.overrides } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
