@@ -25,7 +25,7 @@ test('a run killed with kill -9: study status and the report say it died, the pa
   await writeStudyReport(dir, { live: { running: 2, pid: 4242, host: os.hostname() }, allowEmpty: true });
   const livePage = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
   t.regex(livePage, /http-equiv="refresh"/);
-  t.regex(livePage, /<b>Running<\/b> \(process 4242 on /);
+  t.regex(livePage, /<b>Running<\/b>: 7 of 14 jobs finished, 2 running \(process 4242 on /);
 
   // The lock of a process that is gone, as kill -9 leaves it (a clean end removes it).
   const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });

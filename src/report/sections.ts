@@ -19,9 +19,9 @@ export function header(model: ReportModel): string {
   const c = model.counts;
   const parts = [`<h1>${esc(model.title)}</h1>`, `<p class="sub">${esc(model.generatedAt)}</p>`];
   if (model.live) {
-    const who = model.live.pid !== undefined ? ` (process ${model.live.pid}${model.live.host ? ` on ${esc(model.live.host)}` : ''})` : '';
+    const who = model.live.pid !== undefined ? `process ${model.live.pid}${model.live.host ? ` on ${esc(model.live.host)}` : ''}, ` : '';
     parts.push(
-      `<p class="live"><b>Running</b>${who}: ${c.done + c.failed} of ${c.planned === undefined ? '?' : plural(c.planned, 'job')} finished, ${model.live.running} running, as of ${esc(model.generatedAt)}. ` +
+      `<p class="live"><b>Running</b>: ${c.done + c.failed} of ${c.planned === undefined ? '?' : plural(c.planned, 'job')} finished, ${model.live.running} running (${who}as of ${esc(model.generatedAt)}). ` +
         'This page reloads itself until the study ends; if the run is killed, <code>odeness study status DIR</code> says so and rewrites this page.</p>',
     );
   }
