@@ -462,7 +462,7 @@ function critical(configs: readonly ConfigSummary[], results: ReadonlyMap<string
 
 function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'): AdaptationSummary {
   // One run per (seed, start): older plans ran identical adaptation jobs once per grid point.
-  const bySeed = groupBy(results, (r) => `${r.job.seed}|${r.job.adaptStart ?? 'hairer'}|${r.job.adaptStart === 'spec' ? r.job.trainSolver : ''}`);
+  const bySeed = groupBy(results, (r) => `${r.job.seed}|${r.job.adaptStart ?? 'hairer'}|${r.job.adaptStart === 'spec' ? r.job.trainSolver : ''}|${r.job.adaptFolds ? 'folds' : ''}`);
   const counted = [...bySeed.values()].map((rs) => rs[0]!).sort((a, b) => a.job.seed - b.job.seed);
   const starts = [...new Set(counted.map((r) => startText(r.job)))];
   const runs: AdaptationRun[] = counted.map((r) => {
@@ -492,9 +492,10 @@ function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'):
 }
 
 /** Where an adaptation job starts, in words. */
-export function startText(job: Pick<Job, 'adaptStart' | 'trainSolver'>): string {
+export function startText(job: Pick<Job, 'adaptStart' | 'trainSolver' | 'adaptFolds'>): string {
   // Jobs planned before adaptStart existed started from Hairer's step (fixed) or the paper's 1e-6 (adaptive).
-  return (job.adaptStart ?? 'hairer') === 'hairer' ? "Hairer's initial step" : job.trainSolver;
+  const start = (job.adaptStart ?? 'hairer') === 'hairer' ? "Hairer's initial step" : job.trainSolver;
+  return job.adaptFolds ? `${start}, with fold checks (beyond the paper)` : start;
 }
 
 function comparison(configs: readonly ConfigSummary[], crit: CriticalSummary | undefined, adaptation: AdaptationSummary, results: ReadonlyMap<string, JobResult>): Comparison {
