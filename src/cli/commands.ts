@@ -77,7 +77,12 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
     .option('--adapt-folds', 'with --adapt, beyond the paper: also shrink a fixed step that folds space on the check batch (a proof of a non-flow), and grow only to steps that do not')
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
-    .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (onnxruntime: one compiled graph per step for fixed-step solvers, compiled steps driven by the integrate loop for adaptive ones)', TRAIN_DEFAULTS.engine)
+    .option(
+      '--engine <engine>',
+      'training engine: auto (fastest here) | tfjs | ort (onnxruntime: one compiled graph per step for fixed-step solvers, ' +
+        'compiled steps driven by the integrate loop for adaptive ones)',
+      TRAIN_DEFAULTS.engine,
+    )
     .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', threadCount, 1)
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'with --adapt: write the adaptation trace (h or tol and both accuracies over iterations) as SVG + PNG into this directory'), 'no figures'))
@@ -194,7 +199,8 @@ export function registerCoreCommands(program: Command): void {
         const { writeAccuracyFigure } = await import('./plot-output.js');
         // The training solver's own point is the diamond of the paper's figure.
         const [own] = await evaluateModelOnnx(model, data, [parseSolverSpec(model.training.solver)], { memoryBytes: opts.memory, threads: opts.threads });
-        await writeAccuracyFigure(opts.plot, `trained with ${displaySpec(model.training.solver)}`, [...rows, own!], own!.spec);
+        const label = `trained with ${displaySpec(model.training.solver)}`;
+        await writeAccuracyFigure(opts.plot, label, [...rows, own!], own!.spec);
       }
     });
 }

@@ -10,7 +10,10 @@ function announce(w: WrittenPlot): void {
   process.stderr.write(`wrote ${[w.svgPath, w.pngPath].filter(Boolean).join(' and ')}\n`);
 }
 
-type AuditedCrossings = Omit<CrossingResult, 'pca'> & { readonly solver: string; readonly refinement?: Pick<Refinement, 'persistentPairs' | 'artefactPairs'> };
+type AuditedCrossings = Omit<CrossingResult, 'pca'> & {
+  readonly solver: string;
+  readonly refinement?: Pick<Refinement, 'persistentPairs' | 'artefactPairs'>;
+};
 
 /** The crossing figure's title: what the chords' crossings are, never artefacts counted as crossings. */
 export function crossingTitle(r: AuditedCrossings): string {

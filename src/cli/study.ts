@@ -274,6 +274,16 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
   return { onEvent, stop, document };
 }
 
+interface PlanFlags {
+  iterations?: number;
+  testPoints?: number;
+  batchSize?: number;
+  workers?: number;
+  calibrate: boolean;
+  recalibrate?: boolean;
+  json?: boolean;
+}
+
 function printStatus(s: StudyStatus, json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify(s) + '\n');
@@ -283,7 +293,10 @@ function printStatus(s: StudyStatus, json: boolean): void {
     `${s.dir}${s.name ? ` (${s.name})` : ''}: ${countsLine(s)}`,
     s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
   ];
-  if (s.deadRun) lines.push(`the run died: pid ${s.deadRun.pid} on ${s.deadRun.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`);
+  if (s.deadRun) {
+    const d = s.deadRun;
+    lines.push(`the run died: pid ${d.pid} on ${d.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`);
+  }
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
   if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
   if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
@@ -358,7 +371,8 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   const cached = e.groups.map((g) => g.cost).filter((c) => c?.cached);
-  if (cached.length > 0) lines.push(`calibration: this machine's, measured ${cached[0]!.measuredAt ?? 'earlier'} and cached (--recalibrate measures again)`);
+  const when = cached[0]?.measuredAt ?? 'earlier';
+  if (cached.length > 0) lines.push(`calibration: this machine's, measured ${when} and cached (--recalibrate measures again)`);
   return lines.join('\n');
 }
 
@@ -374,12 +388,13 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(batchSizeOption())
     .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
-    .option('--recalibrate', "measure this machine again instead of using its cached calibration (~/.cache/odeness; the first call measures)")
+    .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; workers?: number; calibrate: boolean; recalibrate?: boolean; json?: boolean }) => {
+    .action(async (file: string, o: PlanFlags) => {
       const plan = planStudy(file, planOverrides(o));
       for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
-      const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers: o.workers ?? availableParallelism() });
+      const workers = o.workers ?? availableParallelism();
+      const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
         process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.overrides ? { overrides: plan.overrides } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
@@ -482,7 +497,10 @@ export function registerStudyCommands(program: Command): Command {
     .action(async (dir: string, o: { json?: boolean }) => {
       const s = studyStatus(dir);
       // A live page left by a run that died would say "running" and reload for ever: rewrite it.
-      if (s.deadRun && existsSync(join(dir, 'report.html'))) await (await import('../report/study.js')).writeStudyReport(dir, { allowEmpty: true });
+      if (s.deadRun && existsSync(join(dir, 'report.html'))) {
+        const { writeStudyReport } = await import('../report/study.js');
+        await writeStudyReport(dir, { allowEmpty: true });
+      }
       printStatus(s, !!o.json);
     });
 

@@ -462,7 +462,10 @@ function critical(configs: readonly ConfigSummary[], results: ReadonlyMap<string
 
 function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'): AdaptationSummary {
   // One run per (seed, start): older plans ran identical adaptation jobs once per grid point.
-  const bySeed = groupBy(results, (r) => `${r.job.seed}|${r.job.adaptStart ?? 'hairer'}|${r.job.adaptStart === 'spec' ? r.job.trainSolver : ''}|${r.job.adaptFolds ? 'folds' : ''}`);
+  const bySeed = groupBy(results, (r) => {
+    const j = r.job;
+    return `${j.seed}|${j.adaptStart ?? 'hairer'}|${j.adaptStart === 'spec' ? j.trainSolver : ''}|${j.adaptFolds ? 'folds' : ''}`;
+  });
   const counted = [...bySeed.values()].map((rs) => rs[0]!).sort((a, b) => a.job.seed - b.job.seed);
   const starts = [...new Set(counted.map((r) => startText(r.job)))];
   const runs: AdaptationRun[] = counted.map((r) => {

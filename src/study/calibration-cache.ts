@@ -39,7 +39,8 @@ export function calibrationKey(dataset: string, field: string, kind: string, bat
 
 function readAll(dir: string): Record<string, CachedCost> {
   try {
-    const doc = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as { format?: string; entries?: Record<string, CachedCost> };
+    type Doc = { format?: string; entries?: Record<string, CachedCost> };
+    const doc = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as Doc;
     return doc.format === FORMAT && doc.entries && typeof doc.entries === 'object' ? doc.entries : {};
   } catch {
     return {}; // absent or unreadable: calibrate again

@@ -181,7 +181,7 @@ export interface IterationCost {
   readonly cached?: boolean;
 }
 
-/** Median milliseconds of iterations 2..n of a short real training run (the first builds graphs; the median resists a busy moment). */
+/** Median milliseconds of iterations 2..n of a short real training run (the first builds graphs; a median resists a busy moment). */
 async function timeIterations(dataset: string, field: string, solver: string, batch: number): Promise<{ ms: number; nfe: number }> {
   const iterations = 6;
   const stamps: number[] = [];
@@ -205,7 +205,9 @@ async function timeIterations(dataset: string, field: string, solver: string, ba
  * two short runs with different NFE per iteration give the overhead and the
  * per-sample·NFE slope (a small field is all overhead, a big one all slope).
  */
-async function calibrate(dataset: string, field: string, kind: 'fixed' | 'adaptive', batch: number, recalibrate = false): Promise<IterationCost> {
+type Kind = 'fixed' | 'adaptive';
+
+async function calibrate(dataset: string, field: string, kind: Kind, batch: number, recalibrate = false): Promise<IterationCost> {
   const key = calibrationKey(dataset, field, kind, batch);
   const cached = recalibrate ? undefined : readCachedCost(key);
   if (cached) return { ...cached, cached: true };
@@ -219,7 +221,8 @@ async function measure(dataset: string, field: string, kind: 'fixed' | 'adaptive
   const a = await timeIterations(dataset, field, lo, batch);
   const b = await timeIterations(dataset, field, hi, batch);
   const slope = b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
-  return { msPerIteration: Math.max(0, a.ms - slope * a.nfe * batch), msPerSampleNfe: slope, measuredAt: new Date().toISOString() };
+  const msPerIteration = Math.max(0, a.ms - slope * a.nfe * batch);
+  return { msPerIteration, msPerSampleNfe: slope, measuredAt: new Date().toISOString() };
 }
 
 export interface EstimateOptions {

@@ -46,7 +46,8 @@ export function deadRun(dir: string): DeadRun | undefined {
     return undefined;
   }
   if (!Number.isInteger(info.pid) || info.host !== hostname() || pidAlive(info.pid as number)) return undefined;
-  return { pid: info.pid as number, host: info.host, startedAt: typeof info.startedAt === 'string' ? info.startedAt : '' };
+  const startedAt = typeof info.startedAt === 'string' ? info.startedAt : '';
+  return { pid: info.pid as number, host: info.host, startedAt };
 }
 
 export function studyStatus(dir: string): StudyStatus {
