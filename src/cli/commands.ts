@@ -83,7 +83,12 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
     .option('--adapt-folds', 'with --adapt, beyond the paper: also shrink a fixed step that folds space on the check batch (a proof of a non-flow), and grow only to steps that do not')
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
-    .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
+    .option(
+      '--engine <engine>',
+      'training engine: auto (fastest here) | tfjs | ort (onnxruntime: one compiled graph per step for fixed-step solvers, ' +
+        'compiled steps driven by the integrate loop for adaptive ones)',
+      TRAIN_DEFAULTS.engine,
+    )
     .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', threadCount, 1)
     .addOption(deviceOption('the ort engine\'s sessions and the final evaluation'))
     .addOption(memoryOption())

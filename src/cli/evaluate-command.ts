@@ -9,7 +9,7 @@ import { auditData } from '../audit/source.js';
 import { evaluate, type EvalRow } from '../onnx/evaluate.js';
 import { openModelSource, type ModelSource } from '../onnx/source.js';
 import { resolveTestSolvers } from '../solvers/test-set.js';
-import { formatSolverSpec, parseSolverList, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { displaySpec, formatSolverSpec, parseSolverList, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { formatNumber, printEvalRows, workProgress } from './output.js';
 import { abortOnSignals, isStop, stopExitCode } from './signals.js';
 
@@ -92,5 +92,5 @@ async function plotWithOwn(dir: string, source: ModelSource, data: Awaited<Retur
     const spec = parseSolverSpec(trainSolver);
     [own] = await evaluate(source, data, [spec]);
   }
-  await writeAccuracyFigure(dir, trainSolver ? `trained with ${trainSolver}` : source.dir, [...rows, ...(own ? [own] : [])], own?.spec);
+  await writeAccuracyFigure(dir, trainSolver ? `trained with ${displaySpec(trainSolver)}` : source.dir, [...rows, ...(own ? [own] : [])], own?.spec);
 }

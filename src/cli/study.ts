@@ -15,6 +15,7 @@
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isPositiveInt } from '../formats/index.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
 import { LiveReport } from '../report/live.js';
@@ -105,6 +106,17 @@ function natsOptions(f: NatsFlags & { nats: string }): NatsStudyOptions {
   };
 }
 
+interface PlanFlags {
+  iterations?: number;
+  testPoints?: number;
+  batchSize?: number;
+  device?: DeviceChoice;
+  workers?: number;
+  calibrate: boolean;
+  recalibrate?: boolean;
+  json?: boolean;
+}
+
 function printStatus(s: StudyStatus, json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify(s) + '\n');
@@ -114,6 +126,10 @@ function printStatus(s: StudyStatus, json: boolean): void {
     `${s.dir}${s.name ? ` (${s.name})` : ''}: ${countsLine(s)}`,
     s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
   ];
+  if (s.deadRun) {
+    const d = s.deadRun;
+    lines.push(`the run died: pid ${d.pid} on ${d.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`);
+  }
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
   if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
   if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
@@ -194,6 +210,9 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   const devices = e.uncalibratedDevices ?? [];
   if (devices.length > 0) lines.push(`device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
+  const cached = e.groups.map((g) => g.cost).filter((c) => c?.cached);
+  const when = cached[0]?.measuredAt ?? 'earlier';
+  if (cached.length > 0) lines.push(`calibration: this machine's, measured ${when} and cached (--recalibrate measures again)`);
   return lines.join('\n');
 }
 
@@ -210,11 +229,13 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(studyDeviceOption())
     .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
+    .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; device?: DeviceChoice; workers?: number; calibrate: boolean; json?: boolean }) => {
+    .action(async (file: string, o: PlanFlags) => {
       const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
       for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
-      const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
+      const workers = o.workers ?? availableParallelism();
+      const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
         process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.overrides ? { overrides: plan.overrides } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
@@ -314,7 +335,15 @@ export function registerStudyCommands(program: Command): Command {
     .description('count done / running / failed / pending jobs of a study output directory')
     .argument('<dir>', 'the --out directory of study run')
     .option('--json', 'print the counts as one JSON document')
-    .action((dir: string, o: { json?: boolean }) => printStatus(studyStatus(dir), !!o.json));
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const s = studyStatus(dir);
+      // A live page left by a run that died would say "running" and reload for ever: rewrite it.
+      if (s.deadRun && existsSync(join(dir, 'report.html'))) {
+        const { writeStudyReport } = await import('../report/study.js');
+        await writeStudyReport(dir, { allowEmpty: true });
+      }
+      printStatus(s, !!o.json);
+    });
 
   addNatsOptions(
     study

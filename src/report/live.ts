@@ -5,6 +5,7 @@
  * progress, accuracies and figures while the study runs. The page reloads
  * itself until the final rewrite at the end of the run, which drops the reload.
  */
+import { hostname } from 'node:os';
 import type { StudyEvent } from '../study/types.js';
 import { writeStudyReport } from './study.js';
 
@@ -76,13 +77,17 @@ export class LiveReport {
       await writeStudyReport(this.dir, {
         allowEmpty: true,
         ...(this.options.threshold !== undefined ? { threshold: this.options.threshold } : {}),
-        ...(live ? { live: { running: this.running.size, startedAt: this.startedAt }, refreshSeconds: this.options.refreshSeconds ?? Math.max(2, Math.round((this.options.minIntervalMs ?? 5000) / 1000)) } : {}),
+        ...(live ? { live: this.liveState(), refreshSeconds: this.options.refreshSeconds ?? Math.max(2, Math.round((this.options.minIntervalMs ?? 5000) / 1000)) } : {}),
       });
       this.renders++;
     } catch (e) {
       this.options.onError?.(e);
     }
     this.lastMs = Date.now() - this.lastStart;
+  }
+
+  private liveState() {
+    return { running: this.running.size, startedAt: this.startedAt, pid: process.pid, host: hostname() };
   }
 
   /** The run ended: wait for a rewrite in flight, then write the final page (no reload). */

@@ -37,12 +37,23 @@ export interface ReportPlan {
 export interface ReportLive {
   readonly running: number;
   readonly startedAt?: string;
+  /** The process writing the page, so a reader can check it. */
+  readonly pid?: number;
+  readonly host?: string;
+}
+
+/** The run that wrote the directory died (its lock outlived its process): the page says so instead of "running". */
+export interface ReportDeadRun {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
 }
 
 export interface ReportInput {
   readonly results: readonly JobResult[];
   readonly plan?: ReportPlan;
   readonly live?: ReportLive;
+  readonly deadRun?: ReportDeadRun;
 }
 
 export interface ReportOptions {
@@ -235,6 +246,7 @@ export interface ReportModel {
   readonly plan?: { readonly name?: string; readonly studyHash?: string; readonly overrides?: PlanOverrides; readonly jobs: number };
   readonly counts: { readonly planned?: number; readonly done: number; readonly failed: number; readonly pending?: number; readonly notInPlan: number };
   readonly live?: ReportLive;
+  readonly deadRun?: ReportDeadRun;
   readonly sections: readonly Section[];
   /** Every result of the plan (or every result, without a plan), planned jobs without a result excluded. */
   readonly jobs: readonly JobRow[];
@@ -450,7 +462,10 @@ function critical(configs: readonly ConfigSummary[], results: ReadonlyMap<string
 
 function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'): AdaptationSummary {
   // One run per (seed, start): older plans ran identical adaptation jobs once per grid point.
-  const bySeed = groupBy(results, (r) => `${r.job.seed}|${r.job.adaptStart ?? 'hairer'}|${r.job.adaptStart === 'spec' ? r.job.trainSolver : ''}`);
+  const bySeed = groupBy(results, (r) => {
+    const j = r.job;
+    return `${j.seed}|${j.adaptStart ?? 'hairer'}|${j.adaptStart === 'spec' ? j.trainSolver : ''}|${j.adaptFolds ? 'folds' : ''}`;
+  });
   const counted = [...bySeed.values()].map((rs) => rs[0]!).sort((a, b) => a.job.seed - b.job.seed);
   const starts = [...new Set(counted.map((r) => startText(r.job)))];
   const runs: AdaptationRun[] = counted.map((r) => {
@@ -480,9 +495,10 @@ function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'):
 }
 
 /** Where an adaptation job starts, in words. */
-export function startText(job: Pick<Job, 'adaptStart' | 'trainSolver'>): string {
+export function startText(job: Pick<Job, 'adaptStart' | 'trainSolver' | 'adaptFolds'>): string {
   // Jobs planned before adaptStart existed started from Hairer's step (fixed) or the paper's 1e-6 (adaptive).
-  return (job.adaptStart ?? 'hairer') === 'hairer' ? "Hairer's initial step" : job.trainSolver;
+  const start = (job.adaptStart ?? 'hairer') === 'hairer' ? "Hairer's initial step" : job.trainSolver;
+  return job.adaptFolds ? `${start}, with fold checks (beyond the paper)` : start;
 }
 
 function comparison(configs: readonly ConfigSummary[], crit: CriticalSummary | undefined, adaptation: AdaptationSummary, results: ReadonlyMap<string, JobResult>): Comparison {
@@ -581,6 +597,7 @@ export function buildReportModel(input: ReportInput, options: ReportOptions = {}
       notInPlan: notInPlan.length,
     },
     ...optional('live', input.live),
+    ...optional('deadRun', input.live ? undefined : input.deadRun),
     sections,
     jobs: inPlan.map(jobRow),
     notInPlan: notInPlan.map(jobRow),

@@ -19,7 +19,23 @@ export function header(model: ReportModel): string {
   const c = model.counts;
   const parts = [`<h1>${esc(model.title)}</h1>`, `<p class="sub">${esc(model.generatedAt)}</p>`];
   if (model.live) {
-    parts.push(`<p class="live"><b>Running</b>: ${c.done + c.failed} of ${c.planned === undefined ? '?' : plural(c.planned, 'job')} finished, ${model.live.running} running. This page reloads itself until the study ends.</p>`);
+    const l = model.live;
+    const who = l.pid !== undefined ? `process ${l.pid}${l.host ? ` on ${esc(l.host)}` : ''}, ` : '';
+    const of = c.planned === undefined ? '?' : plural(c.planned, 'job');
+    parts.push(
+      `<p class="live"><b>Running</b>: ${c.done + c.failed} of ${of} finished, ${l.running} running (${who}as of ${esc(model.generatedAt)}). ` +
+        'This page reloads itself until the study ends; if the run is killed, ' +
+        '<code>odeness study status DIR</code> says so and rewrites this page.</p>',
+    );
+  }
+  if (model.deadRun) {
+    const d = model.deadRun;
+    parts.push(
+      `<p class="warn"><b>The run died</b>: process ${d.pid} on ${esc(d.host)}${d.startedAt ? `, started ${esc(d.startedAt)},` : ''} ` +
+        'is gone but its lock is still there (killed, e.g. kill -9). ' +
+        `${c.pending ? `${plural(c.pending, 'job')} never finished. ` : ''}` +
+        'Run <code>odeness study run FILE --out DIR</code> again to resume: finished results are kept.</p>',
+    );
   }
   const planned = c.planned !== undefined ? ` of ${plural(c.planned, 'planned job')}` : '';
   const pending = c.pending ? `, ${c.pending} pending` : '';

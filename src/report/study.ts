@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { SpecError } from '../errors.js';
 import { readPlan, readResults } from '../study/store.js';
+import { deadRun } from '../study/status.js';
 import { planFileOverrides, type JobResult, type PlanFile } from '../formats/index.js';
 
 const overridesOf = (plan: PlanFile) => {
@@ -58,6 +59,7 @@ function readableResults(results: JobResult[], threshold?: number): JobResult[] 
     });
   }
 }
+const optionalDeadRun = (d: ReturnType<typeof deadRun>) => (d ? { deadRun: d } : {});
 
 export async function writeStudyReport(dir: string, options: StudyReportOptions = {}): Promise<StudyReport> {
   const plan = readPlan(dir);
@@ -68,6 +70,8 @@ export async function writeStudyReport(dir: string, options: StudyReportOptions 
       results: readableResults([...final.values()], options.threshold),
       ...(plan ? { plan: { jobs: plan.jobs, ...(plan.name !== undefined ? { name: plan.name } : {}), ...(plan.studyHash ? { studyHash: plan.studyHash } : {}), ...overridesOf(plan) } } : {}),
       ...(options.live ? { live: options.live } : {}),
+      // A page written after the run died (study report, study status) says so, from the lock's liveness.
+      ...(options.live ? {} : optionalDeadRun(deadRun(dir))),
     },
     { ...(options.threshold !== undefined ? { threshold: options.threshold } : {}) },
   );

@@ -122,9 +122,8 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
     return { kind: 'fixed', method, h };
   }
   const tol = positional ?? named.get('tol');
-  // A tolerance given as 0 or less is wrong as given, not missing.
-  if (tol !== undefined) tolerance(spec, named.has('tol') ? 'tol' : 'tolerance', tol, limits);
-  for (const key of ['rtol', 'atol'] as const) if (named.has(key)) tolerance(spec, key, named.get(key)!, limits);
+  // A tolerance named and given as 0 or less is wrong as given, not missing (dopri5:rtol=0).
+  for (const key of ['rtol', 'atol', 'tol'] as const) if (named.has(key)) tolerance(spec, key, named.get(key)!, limits);
   const rtol = named.get('rtol') ?? tol;
   const atol = named.get('atol') ?? tol;
   if (rtol === undefined || atol === undefined) throw new SpecError(`solver spec "${spec}": give a tolerance, or both rtol and atol`);

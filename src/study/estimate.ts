@@ -29,6 +29,7 @@ import type { StudyPlan } from './plan.js';
 import type { Job } from './types.js';
 import { paperTestSolvers } from './paper.js';
 import { DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
+import { calibrationKey, readCachedCost, writeCachedCost, type CachedCost } from './calibration-cache.js';
 
 /** Points a job's audits run on (executeJob's AUDIT_POINTS). */
 const AUDIT_POINTS = 500;
@@ -177,11 +178,14 @@ async function fieldSize(dataset: string, field: string): Promise<{ size: number
 export interface IterationCost {
   readonly msPerIteration: number;
   readonly msPerSampleNfe: number;
+  /** When it was measured; from an earlier call on this machine when cached (study/calibration-cache.ts). */
+  readonly measuredAt?: string;
+  readonly cached?: boolean;
 }
 
-/** Mean milliseconds of iterations 2..n of a short real training run (the first builds graphs). */
+/** Median milliseconds of iterations 2..n of a short real training run (the first builds graphs; a median resists a busy moment). */
 async function timeIterations(dataset: string, field: string, solver: string, batch: number): Promise<{ ms: number; nfe: number }> {
-  const iterations = 4;
+  const iterations = 6;
   const stamps: number[] = [];
   let nfe = 0;
   const run = await trainRun(
@@ -194,7 +198,8 @@ async function timeIterations(dataset: string, field: string, solver: string, ba
     },
   );
   if (run.result.iterations < iterations || stamps.length < iterations) throw new Error(`calibration of ${dataset} ${field} stopped early`);
-  return { ms: (stamps[iterations - 1]! - stamps[0]!) / (iterations - 1), nfe: nfe / (iterations - 1) };
+  const deltas = stamps.slice(1, iterations).map((s, k) => s - stamps[k]!).sort((x, y) => x - y);
+  return { ms: deltas[Math.floor(deltas.length / 2)]!, nfe: nfe / (iterations - 1) };
 }
 
 /**
@@ -202,12 +207,24 @@ async function timeIterations(dataset: string, field: string, solver: string, ba
  * two short runs with different NFE per iteration give the overhead and the
  * per-sample·NFE slope (a small field is all overhead, a big one all slope).
  */
-async function calibrate(dataset: string, field: string, kind: 'fixed' | 'adaptive', batch: number): Promise<IterationCost> {
+type Kind = 'fixed' | 'adaptive';
+
+async function calibrate(dataset: string, field: string, kind: Kind, batch: number, recalibrate = false): Promise<IterationCost> {
+  const key = calibrationKey(dataset, field, kind, batch);
+  const cached = recalibrate ? undefined : readCachedCost(key);
+  if (cached) return { ...cached, cached: true };
+  const measured = await measure(dataset, field, kind, batch);
+  writeCachedCost(key, measured);
+  return { ...measured, cached: false };
+}
+
+async function measure(dataset: string, field: string, kind: 'fixed' | 'adaptive', batch: number): Promise<CachedCost> {
   const [lo, hi] = kind === 'fixed' ? ['euler:steps=1', 'euler:steps=4'] : ['dopri5:0.1', 'dopri5:0.001'];
   const a = await timeIterations(dataset, field, lo, batch);
   const b = await timeIterations(dataset, field, hi, batch);
   const slope = b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
-  return { msPerIteration: Math.max(0, a.ms - slope * a.nfe * batch), msPerSampleNfe: slope };
+  const msPerIteration = Math.max(0, a.ms - slope * a.nfe * batch);
+  return { msPerIteration, msPerSampleNfe: slope, measuredAt: new Date().toISOString() };
 }
 
 export interface EstimateOptions {
@@ -215,6 +232,8 @@ export interface EstimateOptions {
   readonly workers?: number;
   /** Run the calibration (trains a few iterations per dataset × field × kind). Default true. Datasets are loaded either way (for the field size). */
   readonly calibrate?: boolean;
+  /** Measure again instead of using this machine's cached calibration (default false). */
+  readonly recalibrate?: boolean;
   /** Batch size of the calibration runs (default: the jobs' batch, at most 32: the slope scales to bigger batches, and memory stays small). */
   readonly calibrationBatch?: number;
 }
@@ -252,7 +271,7 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     };
     if (options.calibrate !== false && size !== undefined) {
       const batch = options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize);
-      group = { ...group, cost: await calibrate(g.dataset, g.field, g.kind, batch) };
+      group = { ...group, cost: await calibrate(g.dataset, g.field, g.kind, batch, options.recalibrate) };
     }
     groups.push(group);
   }

@@ -37,7 +37,8 @@ export interface StudyPlan {
  * stand for themselves.
  */
 export function trainingKey(spec: string): string {
-  const s = parseSolverSpec(spec);
+  // Already checked against the study's limits: no bound applies here.
+  const s = parseSolverSpec(spec, { maxSteps: Infinity, minTol: 0 });
   if (s.kind !== 'fixed') return spec;
   const n = s.steps ?? Math.round(1 / s.h!);
   return s.steps !== undefined || Math.abs(n * s.h! - 1) <= 1e-12 ? `${s.method}:steps=${n}` : spec;

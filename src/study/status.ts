@@ -2,8 +2,10 @@
  * studyStatus: the counts of a study output directory, read from its files
  * only (plan.json, results.jsonl, and state.json while a run holds the lock).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { LOCK_FILE, pidAlive } from './lock.js';
 import { FileFormatError } from '../errors.js';
 import { PLAN_FILE, readLock, readPlan, readResults, readState, RESULTS_FILE } from './store.js';
 import type { JobResult, StudyCounts } from './types.js';
@@ -13,6 +15,8 @@ export interface StudyStatus extends StudyCounts {
   name?: string;
   /** A live run holds the directory (its pid/host), else undefined. */
   activeRun?: { pid: number; host: string; startedAt: string };
+  /** The run whose lock is still there though its process is gone (killed, e.g. kill -9): it died. */
+  deadRun?: DeadRun;
   /** Failed jobs: id and error. */
   failures: { id: string; error: string; attempt: number }[];
   /** Result lines that did not parse (a torn last line after a crash counts here). */
@@ -21,6 +25,29 @@ export interface StudyStatus extends StudyCounts {
   duplicateLines: number;
   /** Final results for ids that are no longer in the plan. */
   extraResults: number;
+}
+
+export interface DeadRun {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
+}
+
+/**
+ * The run that died holding DIR: a lock file left behind by a process on this
+ * host that no longer exists (a clean end, even Ctrl-C, removes the lock).
+ * Another host's process cannot be checked from here: never called dead.
+ */
+export function deadRun(dir: string): DeadRun | undefined {
+  let info: { pid?: unknown; host?: unknown; startedAt?: unknown };
+  try {
+    info = JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as typeof info;
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(info.pid) || info.host !== hostname() || pidAlive(info.pid as number)) return undefined;
+  const startedAt = typeof info.startedAt === 'string' ? info.startedAt : '';
+  return { pid: info.pid as number, host: info.host, startedAt };
 }
 
 export function studyStatus(dir: string): StudyStatus {
@@ -51,11 +78,14 @@ export function studyStatus(dir: string): StudyStatus {
     total, done, failed: failures.length, running: running.size,
     pending: total - done - failures.length - running.size,
     ...(lock ? { activeRun: lock } : {}),
+    ...optionalDead(lock ? undefined : deadRun(dir)),
     failures,
     invalidLines: read.invalid,
     duplicateLines: read.duplicates,
     extraResults: extra,
   };
 }
+
+const optionalDead = (d: DeadRun | undefined) => (d ? { deadRun: d } : {});
 
 export { RESULTS_FILE };

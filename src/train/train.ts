@@ -45,8 +45,9 @@ export interface TrainOptions {
   readonly rng: Rng;
   /**
    * Training engine (default auto): tfjs, ort (one compiled onnxruntime graph
-   * per step; fixed-step solvers only), or auto = the faster one for this
-   * configuration here (see chooseEngine).
+   * per step for fixed-step solvers; compiled steps the integrate loop drives
+   * for adaptive ones), or auto = the faster one for this configuration here
+   * (see chooseEngine).
    */
   readonly engine?: EngineChoice;
   /** onnxruntime intra-op threads for the ort engine (default 1). */
