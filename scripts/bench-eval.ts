@@ -21,7 +21,7 @@ import { fieldGraph, solveGraph } from '../src/onnx/model-graphs.js';
 import { OnnxField } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import type { SolverSpec } from '../src/solvers/spec.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

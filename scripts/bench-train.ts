@@ -48,7 +48,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { ADAM_GRAPH_MIN_PARAMS } from '../src/train/ort-engine.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, fallback: string): string {

@@ -15,7 +15,7 @@ import { parseSolverSpec } from '../src/solvers/spec.js';
 import { nchwcBlockSize } from '../src/onnx/nchwc.js';
 import { trainGraph } from '../src/onnx/train-graph.js';
 import { paramShapes } from '../src/models/params.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {

@@ -1,12 +1,12 @@
 /**
  * piscina worker-thread entry: runs one job per task through the one job path
- * (`runJob` → `executeJob`), reports start/progress on the task's port, and
+ * (`runJobToResult` → `executeJob`), reports start/progress on the task's port, and
  * stops the job when the main thread posts `cancel` on it.
  */
 import { threadId, type MessagePort } from 'node:worker_threads';
-import { runJob } from '../src/study/job.js';
+import { runJobToResult } from '../src/study/job.js';
 import type { JobResult } from '../src/study/types.js';
-import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/cluster/protocol.js';
+import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/study/local-messages.js';
 
 export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
   const worker = `${task.workerPrefix}/t${threadId}`;
@@ -18,7 +18,7 @@ export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
   });
   send({ kind: 'start', worker });
   try {
-    return await runJob(task.job, {
+    return await runJobToResult(task.job, {
       bundleDir: task.bundleDir,
       attempt: task.attempt,
       worker,

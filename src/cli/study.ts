@@ -26,7 +26,7 @@ import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import type { Job, JobResult, StudyCounts, StudyEvent } from '../study/types.js';
 import { runWorker } from '../cluster/nats-worker.js';
-import { capThreads, LocalTransport } from '../cluster/pool.js';
+import { capThreads, LocalTransport } from '../study/local.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { readKeyFile } from '../cluster/job-checks.js';

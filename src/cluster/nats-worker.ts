@@ -35,7 +35,7 @@ import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './proto
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
-import { defaultThreads } from './pool.js';
+import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
 import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
 

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { DivergenceError, SpecError } from '../errors.js';
-import type { Rng } from '../data/random.js';
+import type { Rng } from '../random.js';
 import type { Split } from '../data/types.js';
 import { batchIterator, gather } from '../data/batch.js';
 import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';

@@ -13,7 +13,7 @@ import { trainGraph } from '../../src/onnx/train-graph.js';
 import type { SolverSpec } from '../../src/solvers/spec.js';
 import { forward } from '../../src/models/forward.js';
 import { sessionOptions } from '../../src/train/ort-engine.js';
-import { Rng } from '../../src/data/random.js';
+import { Rng } from '../../src/random.js';
 
 export function normalStream(seed: number): () => number {
   const r = new Rng(seed);
