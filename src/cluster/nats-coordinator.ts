@@ -17,7 +17,7 @@ import { KvWatchInclude, type KvEntry } from '@nats-io/kv';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
-import { decodeEventMessage, unpackBundle } from './codec.js';
+import { decodeEventMessage, isLocalFsError, unpackBundle } from './codec.js';
 import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
 import { PROTOCOL_VERSION, type ResultMessage } from './protocol.js';
 import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
@@ -38,7 +38,10 @@ export interface NatsStudyOptions extends NatsConnectOptions {
   maxDeliver?: number;
   /** Sign every job message with this key (HMAC-SHA256); workers given the same key run only signed jobs. */
   jobKey?: Buffer;
-  /** Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). */
+  /**
+   * Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). The
+   * age limit is the cluster's, set when the buckets are made; a different `ttlMs` on existing buckets is refused.
+   */
   retention?: Partial<Retention>;
   /** How long jobs every live worker refuses (refusals.ts) wait before the run reports them (default 15 s). */
   refusalGraceMs?: number;
@@ -48,6 +51,11 @@ export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
 
 /** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
 const COMMIT_TRIES = 3;
+
+/** A bundle that arrived but cannot be written here (ENOSPC, EDQUOT…): not the job's failure, so nothing is recorded. */
+function localWriteFailure(id: string, e: unknown): OdenessError {
+  return new OdenessError(`cannot write the bundle of job ${id} into the output directory (${(e as Error).message}); the result stays in the result bucket: rerun the same command once this is fixed`, { cause: e });
+}
 
 /** What a coordinator waits for, per job id. */
 interface Wanted {
@@ -78,6 +86,7 @@ export class NatsTransport implements Transport {
       const h = await openCluster(nc, describeNats(opts), {
         ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
         retention: { ...DEFAULT_RETENTION, ...opts.retention },
+        ttlGiven: opts.retention?.ttlMs !== undefined,
       });
       return new NatsTransport(h, opts);
     } catch (e) {
@@ -172,6 +181,7 @@ export class NatsTransport implements Transport {
             await sink.discard(tmp);
             tmp = undefined;
             if (signal.aborted) return;
+            if (isLocalFsError(e)) throw localWriteFailure(r.id, e);
             result = { ...r, status: 'failed', error: `job finished on ${r.worker} but its bundle could not be fetched: ${(e as Error).message}` };
             delete result.metrics;
           }

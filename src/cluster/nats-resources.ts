@@ -14,7 +14,8 @@
  *                              each job message carries its max deliver and a
  *                              worker records the job failed past it
  *   KV       odeness-results   key <id> → ResultMessage (the result of record),
- *                              entries expire after the retention period
+ *                              entries expire after the retention period (set
+ *                              when the buckets are made: one for every study)
  *   objects  odeness-bundles   name <id>.<run> → BundleArchive of one run's bundle dir,
  *                              same retention; both buckets have a size limit
  *   subject  odeness.events.<id>  start/progress from workers (core NATS, lossy)
@@ -63,7 +64,11 @@ const ms2ns = (ms: number) => Math.round(ms * 1e6);
  * coordinator passes its ack wait and retention and updates the consumer and
  * buckets to them; workers pass nothing and leave existing ones as they are.
  */
-export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; retention?: Retention } = {}): Promise<ClusterHandles> {
+export async function openCluster(
+  nc: NatsConnection,
+  where: string,
+  cfg: { ackWaitMs?: number; retention?: Retention; ttlGiven?: boolean } = {},
+): Promise<ClusterHandles> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
@@ -115,22 +120,33 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
   const r = cfg.retention ?? DEFAULT_RETENTION;
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
   const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
-  const kv = !cfg.retention && (await exists(`KV_${RESULTS_BUCKET}`))
+  const kv = (await exists(`KV_${RESULTS_BUCKET}`))
     ? await new Kvm(js).open(RESULTS_BUCKET)
     : await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes: r.resultsMaxBytes });
-  const os = !cfg.retention && (await exists(`OBJ_${BUNDLES_BUCKET}`))
+  const os = (await exists(`OBJ_${BUNDLES_BUCKET}`))
     ? await new Objm(js).open(BUNDLES_BUCKET)
     : await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes: r.bundlesMaxBytes });
   if (cfg.retention) {
-    // Buckets made earlier (or by an older odeness) get the coordinator's limits.
+    // Buckets made earlier (or by an older odeness) get the coordinator's size limits. Their age limit is
+    // every study's on this cluster (JetStream 2.9 has no per-entry age): it is set when the buckets are
+    // made, and a coordinator that asks for another one is refused rather than change other studies'.
     for (const [stream, maxBytes] of [[`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes], [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes]] as const) {
       const si = await jsm.streams.info(stream);
-      if (si.config.max_age !== ms2ns(r.ttlMs) || si.config.max_bytes !== maxBytes) {
-        await jsm.streams.update(stream, { ...si.config, max_age: ms2ns(r.ttlMs), max_bytes: maxBytes });
-      }
+      if (si.config.max_age !== ms2ns(r.ttlMs) && cfg.ttlGiven) throw retentionRefusal(si.config.max_age, r.ttlMs);
+      if (si.config.max_bytes !== maxBytes) await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes });
     }
   }
   return { nc, js, jsm, kv, os };
+}
+
+function retentionRefusal(haveNs: number, wantMs: number): OdenessError {
+  const days = (ms: number) => `${+(ms / 86_400_000).toFixed(3)} day(s)`;
+  const have = haveNs > 0 ? `keep entries ${days(haveNs / 1e6)}` : 'keep entries for ever';
+  return new OdenessError(
+    `--keep-days ${+(wantMs / 86_400_000).toFixed(3)}: this cluster's result and bundle buckets ${have}, for every study on it; ` +
+      'changing it would change every other study\'s retention too. Omit --keep-days (this study\'s entries then keep as long), ' +
+      'or remove a study\'s entries when done with it (odeness study clean)',
+  );
 }
 
 /** A request the server refused for lack of permissions (a least-privilege account). */

@@ -15,6 +15,9 @@
  *      here on, start-up ones included (no temp dir), is a failed result;
  *   5. upload the bundle under a per-run name, offer the result
  *      (compare-and-set: the first done wins), then ack.
+ * A stalled run (no progress past --stall-timeout: a frozen job process)
+ * whose job another run has finished is stopped and its slot freed. Job temp
+ * dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
  * hands them back at once (nak).
@@ -92,6 +95,29 @@ export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
     await rm(join(dir, name), { recursive: true, force: true }).then(() => removed.push(name), () => undefined);
   }
   return removed;
+}
+
+/** Looks (at most every 2 s) whether a stalled run's job has a done result from another run. */
+class SupersededCheck {
+  superseded = false;
+  private lastAt = 0;
+  private busy = false;
+
+  constructor(private readonly doneElsewhere: () => Promise<boolean>) {}
+
+  async check(onSuperseded: () => void): Promise<void> {
+    if (this.superseded || this.busy || Date.now() - this.lastAt < 2_000) return;
+    this.busy = true;
+    try {
+      if (await this.doneElsewhere()) {
+        this.superseded = true;
+        onSuperseded();
+      }
+    } finally {
+      this.lastAt = Date.now();
+      this.busy = false;
+    }
+  }
 }
 
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
@@ -255,15 +281,19 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     let lastEvent = 0;
     let bundleDir: string | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
+    // A stalled run (a frozen process) whose job another worker has finished gives its slot back.
+    const finishedElsewhere = new SupersededCheck(async () => standingResult(await h.kv.get(job.id).catch(() => null), job, attempt)?.result.status === 'done');
     signal.addEventListener('abort', onStop, { once: true });
     try {
       // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
       const heartbeatMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
       heartbeat = setInterval(() => {
         if (Date.now() - lastProgress < stallTimeoutMs) m.working();
+        else void finishedElsewhere.check(() => abort.abort());
       }, heartbeatMs);
       publishEvent({ kind: 'start', id: job.id, worker });
       let result: JobResult | undefined;
+      for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
       try {
         bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
       } catch (e) {
@@ -291,7 +321,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       if (!result) {
         summary.returned++;
-        m.nak();
+        if (finishedElsewhere.superseded) log('info', `${job.id}: no progress here for ${Math.round(stallTimeoutMs / 1000)} s and finished by another run: its job process is stopped, the slot freed`);
+        else m.nak();
         return;
       }
       let bundle: string | undefined;
