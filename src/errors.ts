@@ -73,7 +73,7 @@ export class StudyMismatchError extends OdenessError {
   }
 }
 
-/** A record (a job, a result) that does not match its format; the message names the path, the value and what is allowed. */
+/** A record (a job, a result) not matching its format; the message names the path, the value and what is allowed. */
 export class RecordError extends OdenessError {}
 
 export function isOdenessError(e: unknown): e is OdenessError {

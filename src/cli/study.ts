@@ -405,7 +405,11 @@ export function registerStudyCommands(program: Command): Command {
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
     .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
-    .addOption(new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets (set when they are made; one for every study)').argParser(positiveIntFlag('--keep-days')).default(30))
+    .addOption(
+      new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets (set when they are made; one for every study)')
+        .argParser(positiveIntFlag('--keep-days'))
+        .default(30),
+    )
     .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number }, cmd: Command) => {
       if (o.nats === undefined) {
         for (const flag of NATS_FLAGS) {
@@ -437,7 +441,11 @@ export function registerStudyCommands(program: Command): Command {
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
-          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, ...(cmd.getOptionValueSource('keepDays') === 'cli' ? { retention: { ttlMs: o.keepDays * 86_400_000 } } : {}) })
+          ? await NatsTransport.connect({
+            ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver,
+            // The buckets' age limit is every study's: only an explicit --keep-days asks for one (refused if other).
+            ...(cmd.getOptionValueSource('keepDays') === 'cli' ? { retention: { ttlMs: o.keepDays * 86_400_000 } } : {}),
+          })
           : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(plan, {
           out: o.out,

@@ -52,9 +52,11 @@ export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
 /** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
 const COMMIT_TRIES = 3;
 
-/** A bundle that arrived but cannot be written here (ENOSPC, EDQUOT…): not the job's failure, so nothing is recorded. */
+/** A bundle that arrived but cannot be written here (ENOSPC, EDQUOT…): not the job's failure; nothing is recorded. */
 function localWriteFailure(id: string, e: unknown): OdenessError {
-  return new OdenessError(`cannot write the bundle of job ${id} into the output directory (${(e as Error).message}); the result stays in the result bucket: rerun the same command once this is fixed`, { cause: e });
+  const why = `cannot write the bundle of job ${id} into the output directory (${(e as Error).message})`;
+  const then = 'the result stays in the result bucket: rerun the same command once this is fixed';
+  return new OdenessError(`${why}; ${then}`, { cause: e });
 }
 
 /** What a coordinator waits for, per job id. */

@@ -143,8 +143,9 @@ function retentionRefusal(haveNs: number, wantMs: number): OdenessError {
   const days = (ms: number) => `${+(ms / 86_400_000).toFixed(3)} day(s)`;
   const have = haveNs > 0 ? `keep entries ${days(haveNs / 1e6)}` : 'keep entries for ever';
   return new OdenessError(
-    `--keep-days ${+(wantMs / 86_400_000).toFixed(3)}: this cluster's result and bundle buckets ${have}, for every study on it; ` +
-      'changing it would change every other study\'s retention too. Omit --keep-days (this study\'s entries then keep as long), ' +
+    `--keep-days ${+(wantMs / 86_400_000).toFixed(3)}: this cluster's result and bundle buckets ${have}, ` +
+      'for every study on it; changing it would change every other study\'s retention too. ' +
+      'Omit --keep-days (this study\'s entries then keep as long), ' +
       'or remove a study\'s entries when done with it (odeness study clean)',
   );
 }

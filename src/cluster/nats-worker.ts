@@ -282,7 +282,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     let bundleDir: string | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
     // A stalled run (a frozen process) whose job another worker has finished gives its slot back.
-    const finishedElsewhere = new SupersededCheck(async () => standingResult(await h.kv.get(job.id).catch(() => null), job, attempt)?.result.status === 'done');
+    const finishedElsewhere = new SupersededCheck(async () => {
+      const stored = standingResult(await h.kv.get(job.id).catch(() => null), job, attempt);
+      return stored?.result.status === 'done';
+    });
     signal.addEventListener('abort', onStop, { once: true });
     try {
       // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
@@ -293,7 +296,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }, heartbeatMs);
       publishEvent({ kind: 'start', id: job.id, worker });
       let result: JobResult | undefined;
-      for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+      for (const name of await cleanStaleJobDirs()) {
+        log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+      }
       try {
         bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
       } catch (e) {
@@ -321,8 +326,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       if (!result) {
         summary.returned++;
-        if (finishedElsewhere.superseded) log('info', `${job.id}: no progress here for ${Math.round(stallTimeoutMs / 1000)} s and finished by another run: its job process is stopped, the slot freed`);
-        else m.nak();
+        const quiet = `${Math.round(stallTimeoutMs / 1000)} s`;
+        if (finishedElsewhere.superseded) {
+          const what = 'finished by another run: its job process is stopped, the slot freed';
+          log('info', `${job.id}: no progress here for ${quiet} and ${what}`);
+        } else m.nak();
         return;
       }
       let bundle: string | undefined;
