@@ -49,6 +49,9 @@ export interface NatsStudyOptions extends NatsConnectOptions {
 
 export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
 
+/** Fresh queuings of a job whose deliveries ran out while workers refused it (each a race a fitting worker may lose). */
+const MAX_REFUSAL_REQUEUES = 20;
+
 /** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
 const COMMIT_TRIES = 3;
 
@@ -110,6 +113,7 @@ export class NatsTransport implements Transport {
     const warned = new Set<string>();
     const refusals = new RefusalTracker(this.opts.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, PROTOCOL_VERSION);
     const refusedByAll: string[] = [];
+    const requeued = new Map<string, { stamp: string; times: number }>();
     let fatal: Error | undefined;
     let resolveAll!: () => void;
     const allDone = new Promise<void>((r) => (resolveAll = r));
@@ -162,6 +166,7 @@ export class NatsTransport implements Transport {
       // A failed result from before a --retry-failed rerun is stale; a done result is always welcome.
       if (r.status === 'failed' && r.attempt < w.attempt) return;
       lastActivity = Date.now();
+      if (r.status === 'failed' && msg.exhausted && refusals.has(key)) return requeueRefused(key, w, r);
       if (r.status === 'failed' && msg.exhausted) {
         // Held until the job shows no sign of life: a run still going may yet finish done.
         if (!heldFailures.has(key)) lastEventAt.set(key, Math.max(lastEventAt.get(key) ?? 0, Date.now()));
@@ -194,6 +199,31 @@ export class NatsTransport implements Transport {
       } catch (e) {
         fatal ??= e as Error;
         checkDone();
+      } finally {
+        busy.delete(key);
+      }
+    };
+    /**
+     * Deliveries that ran out while workers refused the job were no runs: queue it afresh, allowing one
+     * more delivery per refusal so far, at most MAX_REFUSAL_REQUEUES times, once per stored failure.
+     */
+    const requeueRefused = async (key: string, w: Wanted, r: JobResult): Promise<void> => {
+      const stamp = `${r.worker}@${r.timings.finishedAt}`;
+      const seen = requeued.get(key) ?? { stamp: '', times: 0 };
+      if (seen.stamp === stamp) return;
+      requeued.set(key, { stamp, times: seen.times + 1 });
+      if (seen.times >= MAX_REFUSAL_REQUEUES) return consider(key, { v: PROTOCOL_VERSION, result: r });
+      busy.add(key);
+      try {
+        sink.log('info', `job ${key}: its deliveries ran out while workers refused it; queued again`);
+        await purgeJob(jsm, key);
+        // The worker that recorded it takes jobs; the new message allows as many more deliveries as were refused.
+        refusals.active(r.worker);
+        const more = Math.min(1000, maxDeliver + refusals.count(key));
+        const opts = { maxDeliver: more, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
+        await retrying(`publish job ${key}`, () => enqueueJob(this.h, w.job, w.attempt, opts), { signal });
+      } catch (e) {
+        sink.log('warn', `job ${key}: ${(e as Error).message}`);
       } finally {
         busy.delete(key);
       }

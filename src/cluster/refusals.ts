@@ -64,6 +64,7 @@ export class RefusalTracker {
   private readonly lastSeen = new Map<string, number>();
   private readonly named = new Set<string>();
   private readonly firstRefusal = new Map<string, number>();
+  private readonly counts = new Map<string, number>();
 
   constructor(
     private readonly graceMs: number,
@@ -75,6 +76,7 @@ export class RefusalTracker {
     const m = this.byJob.get(n.id) ?? new Map<string, RefusalNotice>();
     if (!m.has(n.worker)) m.set(n.worker, n);
     this.byJob.set(n.id, m);
+    this.counts.set(n.id, (this.counts.get(n.id) ?? 0) + 1);
     if (!this.firstRefusal.has(n.id)) this.firstRefusal.set(n.id, now);
     const key = `${n.worker}:${n.kind}:${n.v}`;
     if (this.named.has(key)) return undefined;
@@ -99,6 +101,11 @@ export class RefusalTracker {
 
   has(id: string): boolean {
     return this.byJob.has(id);
+  }
+
+  /** Refusal notices received for a job so far (each one a delivery that was no run). */
+  count(id: string): number {
+    return this.counts.get(id) ?? 0;
   }
 
   /**
