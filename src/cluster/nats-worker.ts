@@ -15,8 +15,8 @@
  *      here on, start-up ones included (no temp dir), is a failed result;
  *   5. upload the bundle under a per-run name, offer the result
  *      (compare-and-set: the first done wins), then ack.
- * A stalled run (no progress past --stall-timeout: a frozen job process)
- * whose job another run has finished is stopped and its slot freed. Job temp
+ * A frozen run (no progress for twice --stall-timeout plus 5 s: a stopped
+ * job process) whose job another run has finished is stopped, its slot freed. Job temp
  * dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
@@ -129,6 +129,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const prefix = `nats/${hostname()}/${process.pid}`;
   const jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
   const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  // Quiet this long, a run counts as frozen: once another run has finished its job, it is stopped (a run that
+  // only stalls for a while finishes, and the first done wins).
+  const frozenAfterMs = 2 * stallTimeoutMs + 5_000;
 
   const nc = await connectNats({ ...opts, name: opts.name ?? `odeness worker ${hostname()}/${process.pid}` });
   let h: ClusterHandles;
@@ -291,8 +294,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
       const heartbeatMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
       heartbeat = setInterval(() => {
-        if (Date.now() - lastProgress < stallTimeoutMs) m.working();
-        else void finishedElsewhere.check(() => abort.abort());
+        const quietMs = Date.now() - lastProgress;
+        if (quietMs < stallTimeoutMs) m.working();
+        else if (quietMs >= frozenAfterMs) void finishedElsewhere.check(() => abort.abort());
       }, heartbeatMs);
       publishEvent({ kind: 'start', id: job.id, worker });
       let result: JobResult | undefined;
@@ -326,7 +330,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       if (!result) {
         summary.returned++;
-        const quiet = `${Math.round(stallTimeoutMs / 1000)} s`;
+        const quiet = `${Math.round(frozenAfterMs / 1000)} s`;
         if (finishedElsewhere.superseded) {
           const what = 'finished by another run: its job process is stopped, the slot freed';
           log('info', `${job.id}: no progress here for ${quiet} and ${what}`);
