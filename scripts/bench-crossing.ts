@@ -12,7 +12,7 @@
 import Flatbush from 'flatbush';
 import { orient2d as rpOrient2d } from 'robust-predicates';
 import { countCrossings } from '../src/audit/crossing.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { gridPairs, type Boxes } from '../src/geometry/broad-phase.js';
 import { orient2d } from '../src/geometry/orient.js';
 

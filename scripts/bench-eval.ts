@@ -22,7 +22,7 @@ import { OnnxField } from '../src/onnx/session.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import type { SolverSpec } from '../src/solvers/spec.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

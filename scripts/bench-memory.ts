@@ -11,7 +11,7 @@
  * Linux only (reads /proc/self/status).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initBackend } from '../src/engines/backend.js';
 import { initParams } from '../src/models/params.js';
 import { parseFieldSpec } from '../src/models/spec.js';

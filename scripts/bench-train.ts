@@ -62,7 +62,7 @@ import * as ort from 'onnxruntime-node';
 import { ADAM_GRAPH_MIN_PARAMS } from '../src/train/ort-engine.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import type { Device } from '../src/onnx/runtime/device.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, fallback: string): string {

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initParams } from '../src/models/params.js';
 import { parseFieldSpec } from '../src/models/spec.js';
 import { augmentedShape, type Model, type ModelConfig } from '../src/models/types.js';

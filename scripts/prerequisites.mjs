@@ -11,6 +11,7 @@ export const PREREQUISITES = [
     install: 'apt-get install nats-server (Debian/Ubuntu), or put a release binary from https://github.com/nats-io/nats-server/releases on PATH',
   },
   { command: 'openssl', neededBy: 'the TLS cluster test', install: 'apt-get install openssl' },
+  { command: 'systemd-analyze', neededBy: 'the deployment example test, test/deploy-examples.test.ts', install: 'apt-get install systemd' },
   { command: 'chromium', neededBy: 'the browser tests, test/report-browser.test.ts', install: 'apt-get install chromium (Debian; /usr/bin/chromium)' },
   {
     command: 'vulkaninfo',

@@ -16,7 +16,7 @@ import { nchwcBlockSize } from '../src/onnx/nchwc.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import { trainGraph } from '../src/onnx/lower/train-graph.js';
 import { paramShapes } from '../src/models/params.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {

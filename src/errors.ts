@@ -2,6 +2,16 @@
  * Errors a user can cause (bad spec, bad file, bad data). The CLI prints their
  * message on one line without a stack trace; anything else is a bug and keeps
  * its stack.
+ *
+ * Every user-facing error class lives here, except StudyFileError
+ * (study/schema.ts), which words its message with the study schema's issue
+ * formatter (this module imports nothing). Four classes extend plain Error on
+ * purpose, as signals that never reach a user as such: each is caught in its
+ * own module and becomes a result, a log line or an OdenessError there —
+ * `Reported` (formats/study-file.ts: one issue per study file), `MessageError`
+ * (cluster/codec.ts: an unreadable network message), `NoAnswer`
+ * (cluster/nats-connect.ts: a connect probe) and `JobRefused`
+ * (cluster/job-checks.ts: a job a worker will not run).
  */
 export class OdenessError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -49,6 +59,22 @@ export class FileSystemError extends OdenessError {
     super(`${path}: ${detail} (${code})`, options);
   }
 }
+
+/** A study run into a directory that belongs to another study. */
+export class StudyMismatchError extends OdenessError {
+  constructor(
+    readonly dir: string,
+    readonly differs: readonly string[],
+  ) {
+    super(
+      `${dir} belongs to another study (${differs.join(', ')} differ${differs.length === 1 ? 's' : ''}); ` +
+        `use a new --out, or --extend to add this study's jobs to it, or --replace to make it this study's (results already there are kept)`,
+    );
+  }
+}
+
+/** A record (a job, a result) not matching its format; the message names the path, the value and what is allowed. */
+export class RecordError extends OdenessError {}
 
 export function isOdenessError(e: unknown): e is OdenessError {
   return e instanceof OdenessError;

@@ -54,7 +54,8 @@ export { compareGridAdaptation } from './audit/compare.js';
 
 // Studies
 export { planStudy, runStudy, studyStatus, executeJob, validateStudy, parseJob, type Job, type JobResult, type JobMetrics, type StudyEvent, type StudySpec, type Transport, type JobSink, type PendingJob } from './study/index.js';
-export { LocalTransport, NatsTransport, runWorker, maskUrl, type NatsConnectOptions, type NatsStudyOptions, type WorkerOptions, type WorkerSummary } from './cluster/index.js';
+export { LocalTransport } from './study/index.js';
+export { NatsTransport, runWorker, maskUrl, type NatsConnectOptions, type NatsStudyOptions, type WorkerOptions, type WorkerSummary } from './cluster/index.js';
 
 // Formats: the schema of every file and message, and their limits
 export { JobSchema, JobResultSchema, JobMetricsSchema, BundleManifestSchema, ModelFileSchema, PlanFileSchema, JOB_LIMITS, ENGINE_CHOICES, parseWith, type FormatIssue } from './formats/index.js';

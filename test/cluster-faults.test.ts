@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { connectNats } from '../src/cluster/nats-connect.js';
 import { openCluster } from '../src/cluster/nats-resources.js';
 import { planStudy } from '../src/study/plan.js';
-import { jsonEvents, ranBy, reevaluate, resultLines, until, withCluster } from './helpers/cluster.js';
+import { jobHooksEnv, jsonEvents, ranBy, reevaluate, resultLines, until, withCluster } from './helpers/cluster.js';
 import { tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 
 // Faults inside jobs and workers, each against a real nats-server with two real workers.
@@ -22,7 +22,7 @@ test.serial('a poison job (V8-level abort in its process) fails alone: the other
   const file = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 4, iterations: 300 }));
   const ids = planStudy(file).jobs.map((j) => j.id);
   const poison = ids[1]!;
-  const env = { ODENESS_TEST_ABORT_JOB: poison };
+  const env = jobHooksEnv({ ODENESS_TEST_ABORT_JOB: poison });
   await withCluster(t, { workers: { args: ['--workers', '2'], env } }, async ({ dir, a, b, coordinator }) => {
     const out = join(dir, 'out');
     const c = coordinator(file, out);
@@ -88,7 +88,7 @@ test.serial('ack-wait overrun: a stalled job is redelivered and runs twice; the 
   const file = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 300 }));
   const [id] = planStudy(file).jobs.map((j) => j.id);
   // Each run sits 3 s without progress, so its heartbeats stop after 1 s and the 1 s ack wait expires.
-  const workers = { args: ['--stall-timeout', '1'], env: { ODENESS_TEST_STALL_JOB: `${id}:3000` } };
+  const workers = { args: ['--stall-timeout', '1'], env: jobHooksEnv({ ODENESS_TEST_STALL_JOB: `${id}:3000` }) };
   await withCluster(t, { workers }, async ({ nats, dir, a, b, coordinator }) => {
     const out = join(dir, 'out');
     const c = coordinator(file, out, ['--ack-wait', '1']);
@@ -122,7 +122,7 @@ test.serial('deliveries exhausted while the first run is only stalled: the failu
   const dir0 = tempDir();
   const file = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 2000 }));
   const [id] = planStudy(file).jobs.map((j) => j.id);
-  const workers = { args: ['--stall-timeout', '1'], env: { ODENESS_TEST_STALL_JOB: `${id}:2000` } };
+  const workers = { args: ['--stall-timeout', '1'], env: jobHooksEnv({ ODENESS_TEST_STALL_JOB: `${id}:2000` }) };
   await withCluster(t, { workers }, async ({ dir, a, b, coordinator }) => {
     const out = join(dir, 'out');
     const c = coordinator(file, out, ['--ack-wait', '1', '--max-deliver', '1']);

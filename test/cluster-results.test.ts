@@ -95,15 +95,18 @@ test.serial('a result whose metrics arrive as 64-bit integers (msgpack uint64) i
     t.is(r!.status, 'done');
     t.like(r!.metrics, { iterations: 100, nfe: { total: 2 ** 40 } });
 
-    // Retention: the coordinator's --keep-days sets the buckets' age limit; study clean removes the study's traces.
+    // Retention is every study's: a coordinator's --keep-days cannot change the age limit of existing buckets.
     const third = coordinator(file, join(dir, 'third'), ['--keep-days', '2']);
-    t.is(await third.exited, 0, third.err());
+    t.is(await third.exited, 1, third.err());
+    t.regex(third.err(), /--keep-days 2: this cluster's result and bundle buckets keep entries 30 day\(s\), for every study on it/);
+    const same = coordinator(file, join(dir, 'third'), ['--keep-days', '30']);
+    t.is(await same.exited, 0, same.err());
     const nc2 = await connectNats({ url: nats.url });
     try {
       const h = await openCluster(nc2, nats.url);
       for (const stream of ['KV_odeness-results', 'OBJ_odeness-bundles']) {
         const si = await h.jsm.streams.info(stream);
-        t.is(si.config.max_age, 2 * 86_400 * 1e9, `${stream} keeps entries 2 days`);
+        t.is(si.config.max_age, 30 * 86_400 * 1e9, `${stream} keeps entries 30 days, as made`);
         t.true(si.config.max_bytes > 0, `${stream} has a size limit`);
       }
       const clean = await cliResult(['study', 'clean', file, '--nats', nats.url, '--json']);

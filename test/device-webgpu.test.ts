@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import * as ort from 'onnxruntime-node';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initBackend } from '../src/engines/backend.js';
 import { DeviceError } from '../src/errors.js';
 import { evaluate } from '../src/onnx/evaluate.js';

@@ -9,14 +9,14 @@ import { initBackend } from '../src/engines/backend.js';
 import { chunkedField, DEFAULT_MEMORY_BYTES, parseMemory, rowsWithin } from '../src/engines/memory.js';
 import { fieldBytesPerSample } from '../src/models/memory.js';
 import { makeSpheres } from '../src/data/spheres.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initParams } from '../src/models/params.js';
 import { modelConfigFor } from '../src/train/run.js';
 import { evaluateModel } from './helpers/tfjs-evaluate.js';
 import { evaluate } from '../src/onnx/evaluate.js';
 import { memorySource } from '../src/onnx/source.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { capThreads, WORKER_MEMORY_BYTES } from '../src/cluster/pool.js';
+import { capThreads, WORKER_MEMORY_BYTES } from '../src/study/local.js';
 
 test.before(async () => {
   await initBackend('wasm');

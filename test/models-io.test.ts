@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { loadModel, saveModel } from '../src/models/io.js';
 import { initParams, paramShapes } from '../src/models/params.js';
 import { parseFieldSpec, formatFieldSpec } from '../src/models/spec.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engines/backend.js';
 import { float32Ops } from '../src/engines/typed.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initParams } from '../src/models/params.js';
 import { buildTfModel } from '../src/models/tf-model.js';
 import { writeBundle, readBundle } from '../src/onnx/bundle.js';

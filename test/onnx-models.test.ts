@@ -18,7 +18,7 @@ import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } 
 import { OnnxField, OnnxMap } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 
 // ---------- seeded numbers ----------
 

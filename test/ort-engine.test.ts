@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { evaluateModel } from './helpers/tfjs-evaluate.js';
 import { makeSpheres } from '../src/data/spheres.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initBackend } from '../src/engines/backend.js';
 import { trainMicroBatch } from '../src/models/memory.js';
 import { decodeModel } from '../src/graph/ir/graph.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engines/backend.js';
 import { makeSpheres } from '../src/data/spheres.js';
-import { Rng } from '../src/data/random.js';
+import { Rng } from '../src/random.js';
 import { initParams } from '../src/models/params.js';
 import { modelConfigFor, trainRun } from '../src/train/run.js';
 import { train } from '../src/train/train.js';

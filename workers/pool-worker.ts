@@ -1,14 +1,14 @@
 /**
  * piscina worker-thread entry: runs one job per task through the one job path
- * (`runJob` → `executeJob`), reports start/progress on the task's port, and
+ * (`runJobToResult` → `executeJob`), reports start/progress on the task's port, and
  * stops the job when the main thread posts `cancel` on it.
  */
 import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { threadId, type MessagePort } from 'node:worker_threads';
-import { runJob } from '../src/study/job.js';
+import { runJobToResult } from '../src/study/job.js';
 import { createTrainSessionCache } from '../src/train/ort-engine.js';
 import type { JobResult } from '../src/study/types.js';
-import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/cluster/protocol.js';
+import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/study/local-messages.js';
 
 /** This thread's training sessions, kept between its jobs (the jobs of a study often share an architecture). */
 const sessions = createTrainSessionCache();
@@ -23,7 +23,7 @@ export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
   });
   send({ kind: 'start', worker });
   try {
-    return await runJob(task.job, {
+    return await runJobToResult(task.job, {
       bundleDir: task.bundleDir,
       attempt: task.attempt,
       worker,

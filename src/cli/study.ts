@@ -26,7 +26,7 @@ import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import { terminalSafe } from './terminal.js';
 import { runWorker } from '../cluster/nats-worker.js';
-import { capThreads, LocalTransport } from '../cluster/pool.js';
+import { capThreads, LocalTransport } from '../study/local.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { readKeyFile } from '../cluster/job-checks.js';
@@ -268,7 +268,11 @@ export function registerStudyCommands(program: Command): Command {
   )
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
     .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
-    .addOption(new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets').argParser(positiveIntFlag('--keep-days')).default(30))
+    .addOption(
+      new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets (set when they are made; one for every study)')
+        .argParser(positiveIntFlag('--keep-days'))
+        .default(30),
+    )
     .addOption(new Option('--max-bundle-mb <mb>', 'NATS: largest bundle downloaded from the cluster; a larger one fails its job').argParser(positiveIntFlag('--max-bundle-mb')).default(256))
     .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number; maxBundleMb: number }, cmd: Command) => {
       if (o.nats === undefined) {
@@ -296,7 +300,11 @@ export function registerStudyCommands(program: Command): Command {
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
-          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, retention: { ttlMs: o.keepDays * 86_400_000 }, maxBundleBytes: o.maxBundleMb * 2 ** 20 })
+          ? await NatsTransport.connect({
+            ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, maxBundleBytes: o.maxBundleMb * 2 ** 20,
+            // The buckets' age limit is every study's: only an explicit --keep-days asks for one (refused if other).
+            ...(cmd.getOptionValueSource('keepDays') === 'cli' ? { retention: { ttlMs: o.keepDays * 86_400_000 } } : {}),
+          })
           : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(plan, {
           out: o.out,

@@ -96,6 +96,12 @@ export async function unpackBundle(bytes: Uint8Array, dir: string): Promise<numb
   return files.length;
 }
 
+/** An error of this machine's file system (it carries a syscall and an errno code), not of a message. */
+export function isLocalFsError(e: unknown): boolean {
+  const x = e as NodeJS.ErrnoException | undefined;
+  return typeof x?.code === 'string' && typeof x.syscall === 'string';
+}
+
 /** fsync every regular file under `dir` (a bundle written by a job, before the store renames it into place). */
 export async function syncTree(dir: string): Promise<void> {
   for (const p of await listFiles(dir)) {

@@ -1,9 +1,8 @@
 /**
- * Transports for studies (the study layer owns the `Transport` interface):
- * a local piscina pool of worker threads, and a NATS JetStream work queue with
- * its `odeness worker` side.
+ * The cluster transport for studies (the study layer owns the `Transport`
+ * interface and the local pool, src/study/local.ts): a NATS JetStream work
+ * queue with its `odeness worker` side.
  */
-export { LocalTransport, JobPool, defaultThreads, type JobPoolOptions } from './pool.js';
 export { NatsTransport, type NatsStudyOptions } from './nats-coordinator.js';
 export { runWorker, type WorkerOptions, type WorkerSummary } from './nats-worker.js';
 export { connectNats, maskUrl, describeNats, type NatsConnectOptions } from './nats-connect.js';

@@ -53,12 +53,18 @@ export async function purgeJob(jsm: JetStreamManager, id: string): Promise<numbe
  * Queue `job` unless the stream already holds this coordinator's message for
  * it; a foreign message under its subject is purged first. Returns what it did.
  */
-export async function enqueueJob(h: Pick<ClusterHandles, 'js' | 'jsm'>, job: Job, attempt: number, opts: QueueOptions): Promise<'queued' | 'already-queued' | 'replaced'> {
+export async function enqueueJob(
+  h: Pick<ClusterHandles, 'js' | 'jsm'>,
+  job: Job,
+  attempt: number,
+  opts: QueueOptions,
+): Promise<'queued' | 'already-queued' | 'replaced'> {
   const held = await queuedMessage(h.jsm, job.id);
   if (held && isOwnMessage(held, job, attempt, opts.jobKey)) return 'already-queued';
   if (held) await purgeJob(h.jsm, job.id);
   const body: Omit<JobMessage, 'sig'> = { v: PROTOCOL_VERSION, job, attempt, maxDeliver: opts.maxDeliver };
   const msg: JobMessage = opts.jobKey ? { ...body, sig: signJob(opts.jobKey, body) } : body;
-  await h.js.publish(`${JOB_SUBJECT_PREFIX}${job.id}`, encode(msg), { msgID: `${job.id}.${attempt}.${randomBytes(6).toString('hex')}` });
+  const msgID = `${job.id}.${attempt}.${randomBytes(6).toString('hex')}`;
+  await h.js.publish(`${JOB_SUBJECT_PREFIX}${job.id}`, encode(msg), { msgID });
   return held ? 'replaced' : 'queued';
 }

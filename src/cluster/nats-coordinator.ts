@@ -17,7 +17,7 @@ import { KvWatchInclude, type KvEntry } from '@nats-io/kv';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
-import { decodeEventMessage, unpackBundle } from './codec.js';
+import { decodeEventMessage, isLocalFsError, unpackBundle } from './codec.js';
 import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
@@ -41,7 +41,10 @@ export interface NatsStudyOptions extends NatsConnectOptions {
   maxDeliver?: number;
   /** Sign every job message with this key (HMAC-SHA256); workers given the same key run only signed jobs. */
   jobKey?: Buffer;
-  /** Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). */
+  /**
+   * Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). The
+   * age limit is the cluster's, set when the buckets are made; a different `ttlMs` on existing buckets is refused.
+   */
   retention?: Partial<Retention>;
   /** How long jobs every live worker refuses (refusals.ts) wait before the run reports them (default 15 s). */
   refusalGraceMs?: number;
@@ -51,8 +54,18 @@ export interface NatsStudyOptions extends NatsConnectOptions {
 
 export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
 
+/** Fresh queuings of a job whose deliveries ran out while workers refused it (each a race a fitting worker may lose). */
+const MAX_REFUSAL_REQUEUES = 20;
+
 /** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
 const COMMIT_TRIES = 3;
+
+/** A bundle that arrived but cannot be written here (ENOSPC, EDQUOT…): not the job's failure; nothing is recorded. */
+function localWriteFailure(id: string, e: unknown): OdenessError {
+  const why = `cannot write the bundle of job ${id} into the output directory (${(e as Error).message})`;
+  const then = 'the result stays in the result bucket: rerun the same command once this is fixed';
+  return new OdenessError(`${why}; ${then}`, { cause: e });
+}
 
 /** What a coordinator waits for, per job id. */
 interface Wanted {
@@ -84,6 +97,7 @@ export class NatsTransport implements Transport {
         ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
         maxDeliver: opts.maxDeliver ?? DEFAULT_MAX_DELIVER,
         retention: { ...DEFAULT_RETENTION, ...opts.retention },
+        ttlGiven: opts.retention?.ttlMs !== undefined,
       });
       return new NatsTransport(h, opts);
     } catch (e) {
@@ -107,6 +121,7 @@ export class NatsTransport implements Transport {
     const warned = new Set<string>();
     const refusals = new RefusalTracker(this.opts.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, PROTOCOL_VERSION);
     const refusedByAll: string[] = [];
+    const requeued = new Map<string, { stamp: string; times: number }>();
     let fatal: Error | undefined;
     let resolveAll!: () => void;
     const allDone = new Promise<void>((r) => (resolveAll = r));
@@ -162,6 +177,7 @@ export class NatsTransport implements Transport {
       // A failed result from before a --retry-failed rerun is stale; a done result is always welcome.
       if (r.status === 'failed' && r.attempt < w.attempt) return;
       lastActivity = Date.now();
+      if (r.status === 'failed' && msg.exhausted && refusals.has(key)) return requeueRefused(key, w, r);
       if (r.status === 'failed' && msg.exhausted) {
         // Held until the job shows no sign of life: a run still going may yet finish done.
         if (!heldFailures.has(key)) lastEventAt.set(key, Math.max(lastEventAt.get(key) ?? 0, Date.now()));
@@ -189,6 +205,7 @@ export class NatsTransport implements Transport {
             await sink.discard(tmp);
             tmp = undefined;
             if (signal.aborted) return;
+            if (isLocalFsError(e)) throw localWriteFailure(r.id, e);
             result = { ...r, status: 'failed', error: `job finished on ${r.worker} but its bundle could not be fetched: ${(e as Error).message}` };
             delete result.metrics;
           }
@@ -199,6 +216,31 @@ export class NatsTransport implements Transport {
       } catch (e) {
         fatal ??= e as Error;
         checkDone();
+      } finally {
+        busy.delete(key);
+      }
+    };
+    /**
+     * Deliveries that ran out while workers refused the job were no runs: queue it afresh, allowing one
+     * more delivery per refusal so far, at most MAX_REFUSAL_REQUEUES times, once per stored failure.
+     */
+    const requeueRefused = async (key: string, w: Wanted, r: JobResult): Promise<void> => {
+      const stamp = `${r.worker}@${r.timings.finishedAt}`;
+      const seen = requeued.get(key) ?? { stamp: '', times: 0 };
+      if (seen.stamp === stamp) return;
+      requeued.set(key, { stamp, times: seen.times + 1 });
+      if (seen.times >= MAX_REFUSAL_REQUEUES) return consider(key, { v: PROTOCOL_VERSION, result: r });
+      busy.add(key);
+      try {
+        sink.log('info', `job ${key}: its deliveries ran out while workers refused it; queued again`);
+        await purgeJob(jsm, key);
+        // The worker that recorded it takes jobs; the new message allows as many more deliveries as were refused.
+        refusals.active(r.worker);
+        const more = Math.min(1000, maxDeliver + refusals.count(key));
+        const opts = { maxDeliver: more, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
+        await retrying(`publish job ${key}`, () => enqueueJob(this.h, w.job, w.attempt, opts), { signal });
+      } catch (e) {
+        sink.log('warn', `job ${key}: ${(e as Error).message}`);
       } finally {
         busy.delete(key);
       }

@@ -15,11 +15,12 @@
  *                              consumer's description, and a worker records the
  *                              job failed past it (never a message's own limit)
  *   KV       odeness-results   key <id> → ResultMessage (the result of record),
- *                              entries expire after the retention period; create
- *                              only: one message per key, the server refuses any
- *                              other put, delete or purge marker on it (workers
- *                              cannot overwrite or delete results; only the
- *                              coordinator clears a key, with the purge API)
+ *                              entries expire after the retention period (set
+ *                              when the buckets are made: one for every study);
+ *                              create only: one message per key, the server
+ *                              refuses any other put, delete or purge marker on
+ *                              it (workers cannot overwrite or delete results;
+ *                              only the coordinator clears a key, with the purge API)
  *   objects  odeness-bundles   name <id>.<run> → BundleArchive of one run's bundle dir,
  *                              same retention; both buckets have a size limit
  *   subject  odeness.events.<id>  start/progress from workers (core NATS, lossy)
@@ -75,7 +76,11 @@ const ms2ns = (ms: number) => Math.round(ms * 1e6);
  * coordinator passes its ack wait and retention and updates the consumer and
  * buckets to them; workers pass nothing and leave existing ones as they are.
  */
-export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; retention?: Retention; maxDeliver?: number } = {}): Promise<ClusterHandles> {
+export async function openCluster(
+  nc: NatsConnection,
+  where: string,
+  cfg: { ackWaitMs?: number; retention?: Retention; maxDeliver?: number; ttlGiven?: boolean } = {},
+): Promise<ClusterHandles> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
@@ -129,25 +134,37 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
   const r = cfg.retention ?? DEFAULT_RETENTION;
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
   const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
-  const kv = !cfg.retention && (await exists(`KV_${RESULTS_BUCKET}`))
+  const kv = (await exists(`KV_${RESULTS_BUCKET}`))
     ? await new Kvm(js).open(RESULTS_BUCKET)
     : await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes: r.resultsMaxBytes });
-  const os = !cfg.retention && (await exists(`OBJ_${BUNDLES_BUCKET}`))
+  const os = (await exists(`OBJ_${BUNDLES_BUCKET}`))
     ? await new Objm(js).open(BUNDLES_BUCKET)
     : await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes: r.bundlesMaxBytes });
   if (cfg.retention) {
-    // Buckets made earlier (or by an older odeness) get the coordinator's limits.
+    // Buckets made earlier (or by an older odeness) get the coordinator's size limits. Their age limit is
+    // every study's on this cluster (JetStream 2.9 has no per-entry age): it is set when the buckets are
+    // made, and a coordinator that asks for another one is refused rather than change other studies'.
     for (const [stream, maxBytes] of [[`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes], [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes]] as const) {
       const si = await jsm.streams.info(stream);
+      if (si.config.max_age !== ms2ns(r.ttlMs) && cfg.ttlGiven) throw retentionRefusal(si.config.max_age, r.ttlMs);
       // The result bucket is create only (one message per key, see above).
       const createOnly = stream.startsWith('KV_') ? { discard_new_per_subject: true, max_msgs_per_subject: 1 } : {};
       const stale = Object.entries(createOnly).some(([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v);
-      if (si.config.max_age !== ms2ns(r.ttlMs) || si.config.max_bytes !== maxBytes || stale) {
-        await jsm.streams.update(stream, { ...si.config, max_age: ms2ns(r.ttlMs), max_bytes: maxBytes, ...createOnly });
-      }
+      if (si.config.max_bytes !== maxBytes || stale) await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes, ...createOnly });
     }
   }
   return { nc, js, jsm, kv, os };
+}
+
+function retentionRefusal(haveNs: number, wantMs: number): OdenessError {
+  const days = (ms: number) => `${+(ms / 86_400_000).toFixed(3)} day(s)`;
+  const have = haveNs > 0 ? `keep entries ${days(haveNs / 1e6)}` : 'keep entries for ever';
+  return new OdenessError(
+    `--keep-days ${+(wantMs / 86_400_000).toFixed(3)}: this cluster's result and bundle buckets ${have}, ` +
+      'for every study on it; changing it would change every other study\'s retention too. ' +
+      'Omit --keep-days (this study\'s entries then keep as long), ' +
+      'or remove a study\'s entries when done with it (odeness study clean)',
+  );
 }
 
 /** A request the server refused for lack of permissions (a least-privilege account). */

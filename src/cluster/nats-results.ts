@@ -63,7 +63,8 @@ export function standingResult(entry: KvEntry | null, job: Job, attempt: number,
     return undefined;
   }
   if (!have || !answers(have, job, authentic)) return undefined;
-  return have.result.status === 'done' || have.result.attempt >= attempt ? have : undefined;
+  // An exhausted failure does not stand: its coordinator may queue the job afresh (deliveries that were refusals).
+  return have.result.status === 'done' || (have.result.attempt >= attempt && !have.exhausted) ? have : undefined;
 }
 
 /**

@@ -15,6 +15,9 @@
  *      here on, start-up ones included (no temp dir), is a failed result;
  *   5. upload the bundle under a per-run name, offer the result
  *      (compare-and-set: the first done wins), then ack.
+ * A frozen run (no progress for twice --stall-timeout plus 5 s: a stopped
+ * job process) whose job another run has finished is stopped, its slot freed. Job temp
+ * dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
  * hands them back at once (nak).
@@ -39,7 +42,7 @@ import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
 import { maxDeliverOf } from './nats-resources.js';
 import { isStorageFull } from './storage-full.js';
-import { defaultThreads } from './pool.js';
+import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
 import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
 
@@ -110,6 +113,29 @@ export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
   return removed;
 }
 
+/** Looks (at most every 2 s) whether a stalled run's job has a done result from another run. */
+class SupersededCheck {
+  superseded = false;
+  private lastAt = 0;
+  private busy = false;
+
+  constructor(private readonly doneElsewhere: () => Promise<boolean>) {}
+
+  async check(onSuperseded: () => void): Promise<void> {
+    if (this.superseded || this.busy || Date.now() - this.lastAt < 2_000) return;
+    this.busy = true;
+    try {
+      if (await this.doneElsewhere()) {
+        this.superseded = true;
+        onSuperseded();
+      }
+    } finally {
+      this.lastAt = Date.now();
+      this.busy = false;
+    }
+  }
+}
+
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const concurrency = opts.concurrency ?? defaultThreads();
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new OdenessError(`--concurrency must be a positive integer, got ${String(opts.concurrency)}`);
@@ -121,6 +147,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const prefix = `nats/${hostname()}/${process.pid}${device === 'cpu' ? '' : `@${device}`}`;
   const jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
   const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  // Quiet this long, a run counts as frozen: once another run has finished its job, it is stopped (a run that
+  // only stalls for a while finishes, and the first done wins).
+  const frozenAfterMs = 2 * stallTimeoutMs + 5_000;
 
   const nc = await connectNats({ ...opts, name: opts.name ?? `odeness worker ${hostname()}/${process.pid}` });
   let h: ClusterHandles;
@@ -289,15 +318,25 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     let lastEvent = 0;
     let bundleDir: string | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
+    // A stalled run (a frozen process) whose job another worker has finished gives its slot back.
+    const finishedElsewhere = new SupersededCheck(async () => {
+      const stored = standingResult(await h.kv.get(job.id).catch(() => null), job, attempt);
+      return stored?.result.status === 'done';
+    });
     signal.addEventListener('abort', onStop, { once: true });
     try {
       // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
       const heartbeatMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
       heartbeat = setInterval(() => {
-        if (Date.now() - lastProgress < stallTimeoutMs) m.working();
+        const quietMs = Date.now() - lastProgress;
+        if (quietMs < stallTimeoutMs) m.working();
+        else if (quietMs >= frozenAfterMs) void finishedElsewhere.check(() => abort.abort());
       }, heartbeatMs);
       publishEvent({ kind: 'start', id: job.id, worker });
       let result: JobResult | undefined;
+      for (const name of await cleanStaleJobDirs()) {
+        log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+      }
       try {
         bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
       } catch (e) {
@@ -325,7 +364,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       if (!result) {
         summary.returned++;
-        m.nak();
+        const quiet = `${Math.round(frozenAfterMs / 1000)} s`;
+        if (finishedElsewhere.superseded) {
+          const what = 'finished by another run: its job process is stopped, the slot freed';
+          log('info', `${job.id}: no progress here for ${quiet} and ${what}`);
+        } else m.nak();
         return;
       }
       // A full JetStream store: the job is kept (not acked) while this retries, and the coordinator is told.

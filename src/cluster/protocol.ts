@@ -7,15 +7,12 @@
  *     result   worker → KV bucket (key = job id)        ResultMessage
  *     event    worker → core subject (fire and forget)  EventMessage (start / progress)
  *     bundle   worker → object store (name = run name)  BundleArchive (a directory's files)
- *   piscina worker threads (structured clone, same process):
- *     task     main → thread                            PoolTask
- *     report   thread → main, on the task's port        PoolTaskMessage
- *     control  main → thread, on the task's port        PoolControlMessage
+ *   (the local pool's thread messages are src/study/local-messages.ts)
  */
-import type { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
 import { JOB_LIMITS, JobResultSchema, JobSchema } from '../formats/index.js';
-import type { Job, JobProgress } from '../study/types.js';
+import { JobProgressSchema } from '../study/local-messages.js';
+import type { Job } from '../study/types.js';
 
 /** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
 export const PROTOCOL_VERSION = 2;
@@ -23,13 +20,6 @@ export const PROTOCOL_VERSION = 2;
 /** Jobs and results are the formats of src/formats (bounded before anything is allocated). */
 const jobSchema = JobSchema;
 const resultSchema = JobResultSchema;
-
-export const JobProgressSchema = z.object({
-  iteration: z.number().int().nonnegative(),
-  iterations: z.number().int().nonnegative(),
-  loss: z.number().optional(),
-  accuracy: z.number().optional(),
-}) satisfies z.ZodType<JobProgress>;
 
 const version = z.literal(PROTOCOL_VERSION);
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -82,26 +72,6 @@ export const BundleArchiveSchema = z.object({
   files: z.array(z.object({ path: z.string().min(1).max(1000), data: z.instanceof(Uint8Array) })).max(10_000),
 });
 export type BundleArchive = z.infer<typeof BundleArchiveSchema>;
-
-/** What the main thread sends a worker thread (the port is transferred, not cloned). */
-export interface PoolTask {
-  job: Job;
-  attempt: number;
-  bundleDir: string;
-  workerPrefix: string;
-  port?: MessagePort;
-}
-
-export const PoolTaskMessageSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('start'), worker: z.string() }),
-  z.object({ kind: z.literal('progress'), worker: z.string(), progress: JobProgressSchema }),
-]);
-/** What a worker thread posts back on the task's port while the task runs. */
-export type PoolTaskMessage = z.infer<typeof PoolTaskMessageSchema>;
-
-export const PoolControlMessageSchema = z.object({ kind: z.literal('cancel') });
-/** What the main thread posts to a running task on its port: stop at the next safe point. */
-export type PoolControlMessage = z.infer<typeof PoolControlMessageSchema>;
 
 /*
  * Job processes (process-pool.ts ↔ workers/job-process.ts, node IPC with the

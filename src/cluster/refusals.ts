@@ -64,6 +64,7 @@ export class RefusalTracker {
   private readonly lastSeen = new Map<string, number>();
   private readonly named = new Set<string>();
   private readonly firstRefusal = new Map<string, number>();
+  private readonly counts = new Map<string, number>();
 
   constructor(
     private readonly graceMs: number,
@@ -75,11 +76,15 @@ export class RefusalTracker {
     const m = this.byJob.get(n.id) ?? new Map<string, RefusalNotice>();
     if (!m.has(n.worker)) m.set(n.worker, n);
     this.byJob.set(n.id, m);
+    this.counts.set(n.id, (this.counts.get(n.id) ?? 0) + 1);
     if (!this.firstRefusal.has(n.id)) this.firstRefusal.set(n.id, now);
     const key = `${n.worker}:${n.kind}:${n.v}`;
     if (this.named.has(key)) return undefined;
     this.named.add(key);
-    if (n.v !== this.version) return `worker ${n.worker} speaks protocol version ${n.v}, this coordinator ${this.version}: it leaves this study's jobs to others (run coordinator and workers of the same odeness version)`;
+    if (n.v !== this.version) {
+      return `worker ${n.worker} speaks protocol version ${n.v}, this coordinator ${this.version}: ` +
+        'it leaves this study\'s jobs to others (run coordinator and workers of the same odeness version)';
+    }
     return `worker ${n.worker} refuses jobs of this study (${n.kind}): ${n.reason}`;
   }
 
@@ -96,6 +101,11 @@ export class RefusalTracker {
 
   has(id: string): boolean {
     return this.byJob.has(id);
+  }
+
+  /** Refusal notices received for a job so far (each one a delivery that was no run). */
+  count(id: string): number {
+    return this.counts.get(id) ?? 0;
   }
 
   /**
@@ -117,17 +127,21 @@ export class RefusalTracker {
   describe(ids: readonly string[]): string[] {
     const groups = new Map<string, { jobs: number; workers: Set<string> }>();
     for (const id of ids) {
-      for (const n of this.byJob.get(id)?.values() ?? []) {
-        const what = n.v !== this.version ? `protocol version ${n.v} (this coordinator speaks ${this.version})` : n.reason;
+      const notices = [...(this.byJob.get(id)?.values() ?? [])];
+      for (const what of new Set(notices.map((n) => this.reasonOf(n)))) {
         const g = groups.get(what) ?? { jobs: 0, workers: new Set<string>() };
-        g.workers.add(n.worker);
+        g.jobs++;
+        for (const n of notices) if (this.reasonOf(n) === what) g.workers.add(n.worker);
         groups.set(what, g);
       }
     }
-    for (const id of ids) {
-      const reasons = new Set([...(this.byJob.get(id)?.values() ?? [])].map((n) => (n.v !== this.version ? `protocol version ${n.v} (this coordinator speaks ${this.version})` : n.reason)));
-      for (const r of reasons) groups.get(r)!.jobs++;
-    }
-    return [...groups].map(([what, g]) => `${g.jobs} job(s): ${what} (worker${g.workers.size === 1 ? '' : 's'} ${[...g.workers].join(', ')})`);
+    return [...groups].map(([what, g]) => {
+      const workers = `worker${g.workers.size === 1 ? '' : 's'} ${[...g.workers].join(', ')}`;
+      return `${g.jobs} job(s): ${what} (${workers})`;
+    });
+  }
+
+  private reasonOf(n: RefusalNotice): string {
+    return n.v !== this.version ? `protocol version ${n.v} (this coordinator speaks ${this.version})` : n.reason;
   }
 }

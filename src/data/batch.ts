@@ -3,7 +3,7 @@
  * from the given stream (pass a dedicated fork, e.g. rng.fork('batches')).
  */
 import { SpecError } from '../errors.js';
-import type { Rng } from './random.js';
+import type { Rng } from '../random.js';
 import type { Split } from './types.js';
 
 export interface BatchOptions {

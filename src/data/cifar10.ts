@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { FileFormatError, SpecError } from '../errors.js';
 import { isPositiveInt } from '../formats/index.js';
 import { formatDatasetSpec } from './format.js';
-import { Rng, type Seed } from './random.js';
+import { Rng, type Seed } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export const CIFAR10_RECORD_BYTES = 3073;

@@ -19,7 +19,7 @@ import { FileFormatError } from '../errors.js';
 import { loadCifar10 } from './cifar10.js';
 import { jsonToData, loadJsonDataset } from './json.js';
 import { formatDatasetSpec } from './format.js';
-import type { Seed } from './random.js';
+import type { Seed } from '../random.js';
 import { loadDataset, parseDatasetSpec } from './spec.js';
 import type { Dataset } from './types.js';
 

@@ -1,6 +1,6 @@
 export type { Dataset, Split } from './types.js';
 export { rowWidth } from './types.js';
-export { Rng, createRng, type Seed, type MutableArrayLike } from './random.js';
+export { Rng, createRng, type Seed, type MutableArrayLike } from '../random.js';
 export {
   SPHERE_PRESETS,
   SPHERE_PRESET_NAMES,

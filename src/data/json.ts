@@ -9,7 +9,7 @@ import { FileFormatError, SpecError } from '../errors.js';
 import { formatDatasetSpec } from './format.js';
 import { isPositiveInt } from '../formats/index.js';
 import { checkDataSize, checkLabelsFitModel, checkTrainingLabels, DATA_LIMITS, FLOAT32_MAX, isFloat32 } from './limits.js';
-import { Rng, type Seed } from './random.js';
+import { Rng, type Seed } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export interface JsonData {

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { FileFormatError, SpecError } from '../errors.js';
 import { isPositiveInt } from '../formats/index.js';
 import { formatDatasetSpec } from './format.js';
-import { Rng, type Seed } from './random.js';
+import { Rng, type Seed } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export const MNIST_SIDE = 28;

@@ -16,7 +16,7 @@ import { loadCifar10 } from './cifar10.js';
 import { formatDatasetSpec, type DatasetSpec } from './format.js';
 import { loadJsonDataset } from './json.js';
 import { loadMnist, MNIST_SIZES } from './mnist.js';
-import type { Seed } from './random.js';
+import type { Seed } from '../random.js';
 import { makeSpheres, SPHERE_PRESET_NAMES, type SpherePreset } from './spheres.js';
 import type { Dataset } from './types.js';
 

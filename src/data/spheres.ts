@@ -13,7 +13,7 @@ import { SpecError } from '../errors.js';
 import { isPositiveInt } from '../formats/index.js';
 import { checkDataSize } from './limits.js';
 import { formatDatasetSpec } from './format.js';
-import { Rng, type Seed } from './random.js';
+import { Rng, type Seed } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export interface Shell {

@@ -3,7 +3,7 @@
  * the crossing audit tests when the state has more than 2 dimensions.
  */
 import { ShapeError } from '../errors.js';
-import { Rng } from '../data/random.js';
+import { Rng } from '../random.js';
 import { symmetricEigen } from './eigen.js';
 
 /** Flat float arrays accepted as rows of states. */

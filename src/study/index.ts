@@ -1,6 +1,7 @@
 /**
- * Studies: plan grids of training jobs, run them on a transport (src/cluster:
- * piscina worker threads or a NATS cluster), keep results resumable on disk.
+ * Studies: plan grids of training jobs, run them on a transport (the local
+ * pool of worker threads here, local.ts, or a NATS cluster, src/cluster),
+ * keep results resumable on disk.
  */
 export type { Job, JobContext, JobMetrics, JobOutcome, JobProgress, JobResult, JobStatus, StudyCounts, StudyEvent } from './types.js';
 export { validateStudy, loadStudyFile, parseStudyText, StudyFileError, STUDY_DEFAULTS, ENGINES, type StudySpec, type GridEntry, type Engine } from './schema.js';
@@ -12,3 +13,4 @@ export { studyStatus, type StudyStatus } from './status.js';
 export { readResults, readPlan, ResultStore, RESULTS_FILE, PLAN_FILE, MODELS_DIR } from './store.js';
 export { validateJob, validateResult, parseJob, RecordError } from './records.js';
 export { executeJob } from './execute.js';
+export { LocalTransport, JobPool, defaultThreads, capThreads, type JobPoolOptions } from './local.js';

@@ -23,7 +23,10 @@ import type { Job } from './types.js';
  */
 export function checkJobSpecs(job: Job): void {
   for (const s of job.testSolvers) {
-    if (s === PAPER_TEST_SET && !job.adapt) throw new SpecError(`test solver "${PAPER_TEST_SET}" is kept only by adaptation jobs (adapt: true); this job has adapt: false`);
+    if (s === PAPER_TEST_SET && !job.adapt) {
+      const why = 'is kept only by adaptation jobs (adapt: true); this job has adapt: false';
+      throw new SpecError(`test solver "${PAPER_TEST_SET}" ${why}`);
+    }
   }
   const limits = job.solverLimits ?? DEFAULT_SOLVER_LIMITS;
   for (const s of [job.trainSolver, ...job.testSolvers]) if (s !== PAPER_TEST_SET) parseSolverSpec(s, limits);

@@ -1,6 +1,8 @@
 /**
- * Run one job and turn whatever happens into a JobResult: the wrapper both
- * transports put around `executeJob` (inside a worker thread).
+ * Run one job and turn whatever happens into a JobResult: `runJobToResult`
+ * never throws (a failure is a `failed` result with its reason), while
+ * `executeJob` (execute.ts) does the work and throws on failure. Both
+ * transports' job entries (a pool thread, a NATS job process) call this one.
  */
 import { isOdenessError } from '../errors.js';
 import { loadConfinedDataset } from '../data/confined.js';
@@ -8,7 +10,7 @@ import { executeJob } from './execute.js';
 import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { Job, JobProgress, JobResult } from './types.js';
 
-export interface RunJobOptions {
+export interface RunJobToResultOptions {
   bundleDir: string;
   attempt: number;
   worker: string;
@@ -30,7 +32,8 @@ export function describeError(e: unknown): string {
   return `non-error thrown: ${String(e)}`;
 }
 
-export async function runJob(job: Job, opts: RunJobOptions): Promise<JobResult> {
+/** executeJob, its outcome or failure as a JobResult with timings, worker and attempt. */
+export async function runJobToResult(job: Job, opts: RunJobToResultOptions): Promise<JobResult> {
   const start = Date.now();
   const base = { id: job.id, job, worker: opts.worker, attempt: opts.attempt };
   const timings = () => {

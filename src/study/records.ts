@@ -5,11 +5,11 @@
  * and readers both go through these.
  */
 import { describeIssue, JobResultSchema, JobSchema, parseWith } from '../formats/index.js';
+import { RecordError } from '../errors.js';
 import { jobId } from './plan.js';
 import type { Job, JobResult } from './types.js';
 
-/** A record that does not match its format; the message names the path, the value and what is allowed. */
-export class RecordError extends Error {}
+export { RecordError } from '../errors.js';
 
 const prefixed = (where: string, path: string) => (path ? `${where}.${path}`.replace('.[', '[') : where);
 

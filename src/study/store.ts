@@ -22,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FileFormatError, OdenessError, OutputPathError } from '../errors.js';
+import { FileFormatError, OdenessError, OutputPathError, StudyMismatchError } from '../errors.js';
 import { syncTree } from './durable.js';
 import { acquireLock, type DirLock } from './lock.js';
 import { validateResult } from './records.js';
@@ -51,18 +51,7 @@ export interface BoundStudy {
   readonly jobs: readonly Job[];
 }
 
-/** A study run into a directory that belongs to another study. */
-export class StudyMismatchError extends OdenessError {
-  constructor(
-    readonly dir: string,
-    readonly differs: readonly string[],
-  ) {
-    super(
-      `${dir} belongs to another study (${differs.join(', ')} differ${differs.length === 1 ? 's' : ''}); ` +
-        `use a new --out, or --extend to add this study's jobs to it, or --replace to make it this study's (results already there are kept)`,
-    );
-  }
-}
+export { StudyMismatchError } from '../errors.js';
 
 /** Top-level keys whose values differ between two normalised studies (canonical comparison). */
 function studyDifferences(a: unknown, b: unknown): string[] {

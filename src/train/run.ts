@@ -4,7 +4,7 @@
  */
 import { loadDataset } from '../data/spec.js';
 import { initBackend } from '../engines/backend.js';
-import { Rng } from '../data/random.js';
+import { Rng } from '../random.js';
 import type { Dataset } from '../data/types.js';
 import { loadModel, saveModel, type TrainingInfo } from '../models/io.js';
 import { fieldKind } from '../models/fields/index.js';

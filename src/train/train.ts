@@ -9,7 +9,7 @@
 import { fieldKind } from '../models/fields/index.js';
 import * as tf from '@tensorflow/tfjs';
 import { DivergenceError, SpecError } from '../errors.js';
-import type { Rng } from '../data/random.js';
+import type { Rng } from '../random.js';
 import type { Split } from '../data/types.js';
 import { batchIterator, gather } from '../data/batch.js';
 import { asSolver, resolveSolver, withStep, withTolerance, type Solver } from '../solvers/solver.js';

@@ -6,12 +6,13 @@
 import type { ExecutionContext } from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { loadDataset } from '../../src/data/spec.js';
 import { evaluateBundle } from '../../src/onnx/evaluate.js';
 import { parseSolverSpec } from '../../src/solvers/spec.js';
 import { validateResult } from '../../src/study/records.js';
 import type { JobResult, StudyEvent } from '../../src/study/types.js';
-import { cli, startNats, tempDir, type NatsServer, type Proc } from './procs.js';
+import { cli, ROOT, startNats, tempDir, type NatsServer, type Proc } from './procs.js';
 
 export interface Cluster {
   nats: NatsServer;
@@ -38,6 +39,15 @@ export interface ClusterOptions {
 export interface WorkerSetup {
   args?: string[];
   env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Environment for `odeness worker` whose job processes get test faults
+ * (test/helpers/job-hooks.mjs: ODENESS_TEST_ABORT_JOB, ODENESS_TEST_STALL_JOB).
+ */
+export function jobHooksEnv(faults: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const hooks = pathToFileURL(join(ROOT, 'test/helpers/job-hooks.mjs')).href;
+  return { ...faults, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${hooks}`.trim() };
 }
 
 export function worker(url: string, args: string[] = [], env?: NodeJS.ProcessEnv): Proc {

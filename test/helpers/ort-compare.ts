@@ -14,7 +14,7 @@ import type { SolverSpec } from '../../src/solvers/spec.js';
 import { forward } from '../../src/models/forward.js';
 import { createSession } from '../../src/onnx/runtime/session.js';
 import type { Device } from '../../src/onnx/runtime/device.js';
-import { Rng } from '../../src/data/random.js';
+import { Rng } from '../../src/random.js';
 
 export function normalStream(seed: number): () => number {
   const r = new Rng(seed);

@@ -1,5 +1,6 @@
 /**
- * Seeded pseudo-random numbers that give the same stream on every machine.
+ * Seeded pseudo-random numbers that give the same stream on every machine
+ * (a leaf module: data generation, initialisation, batch order and PCA use it).
  *
  * Generator: xoshiro128** (Blackman & Vigna), 32-bit integer arithmetic only
  * (Math.imul, shifts), so the integer stream is bit-identical everywhere.

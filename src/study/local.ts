@@ -1,17 +1,18 @@
 /**
- * Local transport: a piscina pool of worker threads, each running jobs
- * through `workers/pool-worker` → runJob → executeJob. The NATS worker uses
- * the same pool, so a job always runs in a worker thread.
+ * The local transport: a piscina pool of worker threads on this machine,
+ * each running jobs through `workers/pool-worker` → runJobToResult →
+ * executeJob. It lives with the study (it is no cluster); the NATS transport
+ * in src/cluster runs its jobs in child processes instead (process-pool.ts).
  */
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { describeError } from '../study/job.js';
-import type { JobSink, PendingJob, Transport } from '../study/transport.js';
-import type { Job, JobProgress, JobResult } from '../study/types.js';
-import type { PoolControlMessage, PoolTask, PoolTaskMessage } from './protocol.js';
+import { describeError } from './job.js';
+import type { JobSink, PendingJob, Transport } from './transport.js';
+import type { Job, JobProgress, JobResult } from './types.js';
+import type { PoolControlMessage, PoolTask, PoolTaskMessage } from './local-messages.js';
 
 function abortError(): Error {
   const e = new Error('the job was cancelled');
