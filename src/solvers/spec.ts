@@ -198,6 +198,11 @@ export function checkStepBudget(s: SolverSpec, t0: number, t1: number, limits: S
   }
 }
 
+/** Field evaluations of one fixed-step solve over [t0, t1] (steps × stages); undefined for adaptive solvers. */
+export function fixedSolveNfe(s: SolverSpec, t0 = 0, t1 = 1): number | undefined {
+  return s.kind === 'fixed' ? fixedStepCount(s, t0, t1) * getTableau(s.method).c.length : undefined;
+}
+
 /** How a solver configuration is labelled in result rows: method, h or rtol, spec string, step count. */
 export interface SolverLabel {
   readonly solver: string;
