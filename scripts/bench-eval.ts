@@ -19,6 +19,7 @@ import { paramShapes } from '../src/models/params.js';
 import type { Model, Params } from '../src/models/types.js';
 import { fieldGraph, solveGraph } from '../src/onnx/model-graphs.js';
 import { OnnxField } from '../src/onnx/session.js';
+import { createSession } from '../src/onnx/runtime/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import type { SolverSpec } from '../src/solvers/spec.js';
 import { Rng } from '../src/data/random.js';
@@ -91,7 +92,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 // (a) the integrate loop driving a field session, one run per stage.
 const field = OnnxField.fromSession(
   'field.onnx',
-  await ort.InferenceSession.create(fieldGraph(model).toBytes(), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' }),
+  await createSession(fieldGraph(model).toBytes()),
 );
 const asyncField = field.asAsyncField(POINTS);
 let nfe = 0;
@@ -104,7 +105,7 @@ const a = await time(async () => {
 // (b) the unrolled solve as one graph.
 const graph = solveGraph(model, spec);
 let t = performance.now();
-const unrolled = await ort.InferenceSession.create(graph.toBytes(), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+const unrolled = await createSession(graph.toBytes());
 const createMs = performance.now() - t;
 const zTensor = new ort.Tensor('float32', z0, [POINTS, D]);
 const b = await time(async () => (await unrolled.run({ z: zTensor })).z1!.data as Float32Array);

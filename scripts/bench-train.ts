@@ -38,9 +38,14 @@
  *   npx tsx scripts/bench-train.ts [--json] [--steps 20] [--warmup 3] [--threads 1]
  *       [--baseline-steps-large 3] [--only 2,10,900] [--engines ort,tfjs]
  *       [--no-baseline] [--no-torch] [--no-adaptive] [--no-conv] [--adaptive-iters 20] [--rounds 3]
+ *       [--device webgpu|cuda]
+ *
+ * --device adds rows of the ort engine on that device (engine `ort@webgpu`) beside the CPU rows, with
+ * where onnxruntime placed each graph's nodes in `builds`. On a software device (lavapipe) these rows
+ * show correctness and overhead, not GPU speed.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +53,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { ADAM_GRAPH_MIN_PARAMS } from '../src/train/ort-engine.js';
+import { createSession } from '../src/onnx/runtime/session.js';
+import type { Device } from '../src/onnx/runtime/device.js';
 import { Rng } from '../src/data/random.js';
 
 const args = process.argv.slice(2);
@@ -215,7 +222,7 @@ async function ortGemmPeak(n = 1024): Promise<number> {
   b.input('a', 'float32', [n, n]);
   b.input('b', 'float32', [n, n]);
   b.output('c', 'float32', [n, n], b.op('Gemm', ['a', 'b']));
-  const s = await ort.InferenceSession.create(b.toBytes(), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  const s = await createSession(b.toBytes());
   const normal = normals(7);
   const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]) };
   const ms: number[] = [];
@@ -265,6 +272,11 @@ async function main(): Promise<void> {
   const only = opt('only', '').split(',').filter(Boolean).map(Number);
   const engines = opt('engines', 'ort,tfjs').split(',').filter(Boolean) as ('ort' | 'tfjs')[];
   const workloads = WORKLOADS.filter((w) => only.length === 0 || only.includes(w.dim));
+  const device = opt('device', 'cpu') as Device;
+  // Dawn (WebGPU over Vulkan) wants a runtime directory.
+  if (device === 'webgpu') process.env.XDG_RUNTIME_DIR ??= mkdtempSync(path.join(os.tmpdir(), 'odeness-xdg-'));
+  /** Engines to time: the CPU ones, and the ort engine on --device. */
+  const runners: string[] = [...engines, ...(device !== 'cpu' && engines.includes('ort') ? [`ort@${device}`] : [])];
   const notes: string[] = [
     'baseline_ms: naive tfjs (stock ops, tfjs default gradients, optimizer.minimize) on the default backend, timed in a child process that never calls initBackend, so the explicit-transpose matMul gradient is not registered there',
     `engine ort: onnxruntime ${ort.env.versions?.common ?? ''} on ${threads} intra-op thread(s), the whole step (batch copy, one session run, Adam: typed arrays below ${ADAM_GRAPH_MIN_PARAMS} parameters, the Adam graph from there on); engine tfjs: the project's tfjs engine (explicit-transpose matMul gradient on wasm)`,
@@ -286,7 +298,10 @@ async function main(): Promise<void> {
 
   const { initBackend } = await import('../src/engines/backend.js');
   const backend = await initBackend();
-  const { createEngine } = await import('../src/train/train.js');
+  const { createEngine: create } = await import('../src/train/train.js');
+  type Setup = Parameters<typeof create>[2];
+  const createEngine = (runner: string, model: Parameters<typeof create>[1], o: Setup) =>
+    runner.startsWith('ort@') ? create('ort', model, { ...o, device: runner.slice(4) as Device, placement: true }) : create(runner as 'ort' | 'tfjs', model, o);
   const { Adam, AdamGraph } = await import('../src/train/adam.js');
   const { parseFieldSpec } = await import('../src/models/spec.js');
   const spec = { kind: 'fixed' as const, method: 'rk4', steps: STEPS_RK4 };
@@ -313,7 +328,7 @@ async function main(): Promise<void> {
       const { x, y, params } = workloadData(w.dim, w.hidden);
       const config = { inputShape: [w.dim], augment: 0, stateShape: [w.dim], classes: CLASSES, field: parseFieldSpec(`mlp:width=${w.hidden}`), t0: 0, t1: 1 };
       const model = { config, params };
-      for (const name of engines) {
+      for (const name of runners) {
         const large = w.dim >= 100 && name === 'tfjs';
         const n = large ? Math.min(steps, 10) : steps;
         log(`round ${round + 1}/${rounds}: ${name} d=${w.dim} h=${w.hidden}: ${warmup} warm-up + ${n} timed steps…`);
@@ -327,7 +342,7 @@ async function main(): Promise<void> {
           await engine.step(x, y, spec);
           if (i >= warmup) ms.push(performance.now() - t);
         }
-        if (round === 0) for (const b of engine.builds) builds.push({ dim: w.dim, hidden: w.hidden, ...b });
+        if (round === 0) for (const b of engine.builds) builds.push({ dim: w.dim, hidden: w.hidden, engine: name, ...b });
         await engine.dispose();
         const key = `${w.dim}/${name}`;
         mlpMs.set(key, [...(mlpMs.get(key) ?? []), median(ms)]);
@@ -354,7 +369,7 @@ async function main(): Promise<void> {
   const fix = (v: number, d = 2) => +v.toFixed(d);
   for (const w of workloads) {
     const base = baselines.get(w.dim) ?? { ms: NaN, steps: 0 };
-    for (const name of engines) {
+    for (const name of runners) {
       const per = mlpMs.get(`${w.dim}/${name}`)!;
       const perStep = median(per);
       const row: Record<string, unknown> = { dim: w.dim, hidden: w.hidden, batch: BATCH, engine: name, ms_per_step: fix(perStep), ms: fix(perStep), ms_rounds: per.map((v) => fix(v)), baseline_ms: fix(base.ms), speedup: fix(base.ms / perStep), steps: w.dim >= 100 && name === 'tfjs' ? Math.min(steps, 10) : steps, baseline_steps: base.steps };
@@ -383,7 +398,7 @@ async function main(): Promise<void> {
     const gradTensors = grads.map((g, k) => new ort.Tensor('float32', g, shapes[k]!));
     const arrays = names.map((k) => params[k]!.data.slice());
     const typed = new Adam(arrays.map((a) => a.length), { lr: LR });
-    const graph = await AdamGraph.create(arrays, shapes, { lr: LR }, threads);
+    const graph = await AdamGraph.create(arrays, shapes, { lr: LR }, { threads });
     const tTyped: number[] = [];
     const tGraph: number[] = [];
     for (let i = 0; i < 25; i++) {
@@ -406,7 +421,7 @@ async function main(): Promise<void> {
     const config = { inputShape: [2], augment: 0, stateShape: [2], classes: 2, field: parseFieldSpec('mlp:width=64'), t0: 0, t1: 1 };
     for (const tol of ['1e-3', '1e-5']) {
       const solver = parseSolverSpec(`dopri5:${tol}`);
-      for (const name of engines) {
+      for (const name of runners) {
         const per: { ms: number; nfe: number; torch?: Record<string, unknown> }[] = [];
         for (let round = 0; round < rounds; round++) {
           const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_adaptive_step.py'), tol, '40']))[0] : undefined;
@@ -422,7 +437,7 @@ async function main(): Promise<void> {
             const r = await engine.step(b.x, b.y, solver);
             if (i >= warmup) (ms += performance.now() - t), (nfe += r.nfe);
           }
-          if (round === 0) for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, ...b });
+          if (round === 0) for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, engine: name, ...b });
           await engine.dispose();
           per.push({ ms, nfe, torch });
           log(`round ${round + 1}/${rounds}: adaptive dopri5:${tol} ${name}: ${(ms / nfe).toFixed(3)} ms/NFE, ${(nfe / iters).toFixed(1)} NFE/iteration${torch ? `; torchdiffeq ${torch.ms_per_nfe} ms/NFE` : ''}`);
@@ -440,13 +455,13 @@ async function main(): Promise<void> {
 
   // The paper's conv1d sphere field on 900-d spheres, euler × 8, batch 128 (ort engine: tfjs-wasm needs minutes per step here).
   const convRows: Record<string, unknown>[] = [];
-  if (!args.includes('--no-conv') && engines.includes('ort')) {
+  for (const name of args.includes('--no-conv') ? [] : runners.filter((r) => r.startsWith('ort'))) {
     const config = { inputShape: [900], augment: 0, stateShape: [900], classes: 2, field: parseFieldSpec('conv1d'), t0: 0, t1: 1 };
     const model = { config, params: initParams(config, normals(2)) };
     const normal = normals(3);
     const x = Float32Array.from({ length: 128 * 900 }, () => normal());
     const y = Int32Array.from({ length: 128 }, (_, i) => (x[i * 900]! > 0 ? 1 : 0));
-    const engine = await createEngine('ort', model, { batchSize: 128, lr: LR, threads });
+    const engine = await createEngine(name, model, { batchSize: 128, lr: LR, threads });
     const solver = parseSolverSpec('euler:steps=8');
     const per: { ms: number; torch?: number }[] = [];
     for (let round = 0; round < rounds; round++) {
@@ -460,10 +475,10 @@ async function main(): Promise<void> {
       per.push({ ms: median(ms.slice(round === 0 ? 2 : 1)), torch });
       log(`round ${round + 1}/${rounds}: conv1d 900-d euler×8: ${per.at(-1)!.ms.toFixed(1)} ms/iteration${torch ? `; torchdiffeq ${torch}` : ''}`);
     }
-    for (const b of engine.builds) builds.push({ workload: 'conv1d 900', ...b });
+    for (const b of engine.builds) builds.push({ workload: 'conv1d 900', engine: name, ...b });
     const micro = (engine as { microBatch?: number }).microBatch;
     await engine.dispose();
-    const row: Record<string, unknown> = { workload: 'conv1d:channels=32 900-d spheres', solver: 'euler:steps=8', batch: 128, micro_batch: micro, engine: 'ort', ms_per_iter: fix(median(per.map((p) => p.ms)), 1), ms_rounds: per.map((p) => fix(p.ms, 1)) };
+    const row: Record<string, unknown> = { workload: 'conv1d:channels=32 900-d spheres', solver: 'euler:steps=8', batch: 128, micro_batch: micro, engine: name, ms_per_iter: fix(median(per.map((p) => p.ms)), 1), ms_rounds: per.map((p) => fix(p.ms, 1)) };
     if (per.every((p) => p.torch !== undefined)) {
       const ratios = per.map((p) => p.torch! / p.ms);
       Object.assign(row, { torchdiffeq_ms: fix(median(per.map((p) => p.torch!)), 1), ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
@@ -502,7 +517,10 @@ async function main(): Promise<void> {
     for (const r of [...adaptiveRows, ...convRows]) process.stdout.write(`${JSON.stringify(r)}\n`);
     for (const b of best) process.stdout.write(`d=${b.dim}: best ${b.engine} ${b.speedup}× (parity with torchdiffeq: ${b.parity_speedup}×) ${b.at_parity ? 'at parity' : 'below parity'}\n`);
     for (const a of adamRows) process.stdout.write(`adam d=${a.dim}: ${a.params} params, typed arrays ${a.typed_ms} ms, graph ${a.graph_ms} ms\n`);
-    for (const b of builds) process.stdout.write(`build d=${b.dim} ${b.solver}: ${b.nodes} nodes, graph ${(b.graphMs as number).toFixed(0)} ms, session ${(b.sessionMs as number).toFixed(0)} ms\n`);
+    for (const b of builds) {
+      const placed = b.placement ? `; nodes per provider ${JSON.stringify(b.placement)}` : '';
+      process.stdout.write(`build ${b.engine} d=${b.dim} ${b.solver}: ${b.nodes} nodes, graph ${(b.graphMs as number).toFixed(0)} ms, session ${(b.sessionMs as number).toFixed(0)} ms${placed}\n`);
+    }
     for (const n of notes) process.stdout.write(`note: ${n}\n`);
   }
 }

@@ -12,6 +12,11 @@ export const PREREQUISITES = [
   },
   { command: 'openssl', neededBy: 'the TLS cluster test', install: 'apt-get install openssl' },
   { command: 'chromium', neededBy: 'the browser tests, test/report-browser.test.ts', install: 'apt-get install chromium (Debian; /usr/bin/chromium)' },
+  {
+    command: 'vulkaninfo',
+    neededBy: "the WebGPU tests, test/device-webgpu.test.ts, with a Vulkan driver: Mesa's lavapipe for a software device",
+    install: 'add "deb http://deb.debian.org/debian bookworm-backports main" to the apt sources, then apt-get install -t bookworm-backports mesa-vulkan-drivers vulkan-tools',
+  },
 ];
 
 /** Whether an executable `command` is on PATH. */

@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { parseFieldSpec } from '../src/models/spec.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 import { nchwcBlockSize } from '../src/onnx/nchwc.js';
+import { createSession } from '../src/onnx/runtime/session.js';
 import { trainGraph } from '../src/onnx/train-graph.js';
 import { paramShapes } from '../src/models/params.js';
 import { Rng } from '../src/data/random.js';
@@ -35,10 +36,7 @@ const bytes = g.builder.toBytes();
 const dump = opt('dump', '');
 if (dump) writeFileSync(dump, bytes);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'odeness-profile-'));
-const session = await ort.InferenceSession.create(bytes, {
-  intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3,
-  enableProfiling: true, profileFilePrefix: path.join(dir, 'p'),
-});
+const session = await createSession(bytes, { profilePrefix: path.join(dir, 'p') });
 const rng = new Rng(1);
 const feeds: Record<string, ort.Tensor> = {
   x: new ort.Tensor('float32', Float32Array.from({ length: batch * dim }, () => rng.normal()), [batch, ...inputShape]),

@@ -95,3 +95,6 @@ export class OutputPathError extends OdenessError {
     super(`${path === '' ? '""' : path}: ${detail}`);
   }
 }
+
+/** A device (--device) this machine cannot run sessions on: the provider is missing, no adapter, or session creation failed. */
+export class DeviceError extends OdenessError {}

@@ -3,12 +3,16 @@
  *
  *   import { runStudy, trainRun, evaluate, openModelSource, parseSolverSpec } from 'odeness';
  */
+import './no-telemetry.js'; // first: before anything loads onnxruntime
 export * from './errors.js';
 
 // Solvers and numeric engines
 export { getTableau, METHODS, FIXED_METHODS, ADAPTIVE_METHODS, type Tableau } from './solvers/tableau.js';
 export { parseSolverSpec, parseSolverList, DEFAULT_SOLVER_LIMITS, type SolverLimits, formatSolverSpec, solverParam, solverLabel, fixedStepCount, type SolverSpec, type FixedSolverSpec, type AdaptiveSolverSpec, type SolverLabel } from './solvers/spec.js';
 export { solve, solveAsync, fixedGrid, type SolveOptions, type SolveResult, type SolveStats, type Trajectory } from './solvers/integrate.js';
+export { parseSolver, resolveSolver, withStep, withTolerance, type Solver, type FixedSolver, type AdaptiveSolver } from './solvers/solver.js';
+export { ConstantStepSize, PIDController, type StepController, type StepDecision } from './solvers/controller.js';
+export { initialStep, type Norm } from './solvers/initial-step.js';
 export type { VectorOps, SyncField, AsyncField, FieldCall } from './solvers/vector.js';
 export { float32Ops, float64Ops } from './engines/typed.js';
 export { tensorOps } from './engines/tensor.js';
@@ -30,6 +34,9 @@ export { DEFAULT_ADAPT, type AdaptOptions, type AdaptDecision } from './train/ad
 export { writeBundle, writeEffective, readBundle, type Bundle, type BundleManifest } from './onnx/bundle.js';
 export { evaluate, evaluateBundle, solveField, type EvalData, type EvalRow, type EvaluateOptions } from './onnx/evaluate.js';
 export { effectiveModelGraph } from './onnx/model-graphs.js';
+export { createSession, SessionCache, resolveDevice, DEVICE_CHOICES } from './onnx/runtime/index.js';
+export type { Device, DeviceChoice } from './onnx/runtime/index.js';
+export { runtimeReport, type RuntimeReport } from './onnx/runtime/adapters.js';
 
 // Audits
 export { paperTestSolvers } from './solvers/test-set.js';

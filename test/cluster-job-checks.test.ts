@@ -3,6 +3,8 @@
 import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { checkJobBounds, checkJobId, JobRefused } from '../src/cluster/job-checks.js';
+import { fieldKind } from '../src/models/fields/index.js';
+import { jobId } from '../src/study/plan.js';
 import { planStudy } from '../src/study/plan.js';
 
 const examples = readdirSync('examples').filter((f) => f.endsWith('.yaml')).map((f) => `examples/${f}`);
@@ -33,4 +35,22 @@ test('a forged test solver in an adaptation job is still refused', (t) => {
   const e = t.throws(() => checkJobBounds(forged), { instanceOf: JobRefused });
   t.regex(e!.message, /steps|ceiling|limit/i);
   t.throws(() => checkJobBounds({ ...job, testSolvers: ['papers'] }), { instanceOf: JobRefused, message: /unknown solver "papers"/ });
+});
+
+test('field bounds are the field registry\'s: its largest width passes, one more is refused with the registry\'s message', (t) => {
+  const job = planStudy('examples/quick-spheres.yaml').jobs.find((j) => !j.adapt)!;
+  const width = fieldKind('mlp').options.find((o) => o.name === 'width')!;
+  t.is(width.type, 'int');
+  const max = (width as { max: number }).max;
+  const at = (field: string) => {
+    const { id: _old, ...rest } = { ...job, field };
+    return { ...rest, id: jobId(rest) };
+  };
+  t.notThrows(() => checkJobBounds(at(`mlp:width=${max}`)));
+  t.throws(() => checkJobBounds(at(`mlp:width=${max + 1}`)), { instanceOf: JobRefused, message: new RegExp(`width must be between 1 and ${max}`) });
+});
+
+test('only an adaptation job may keep the "paper" keyword', (t) => {
+  const job = planStudy('examples/quick-spheres.yaml').jobs.find((j) => !j.adapt)!;
+  t.throws(() => checkJobBounds({ ...job, testSolvers: ['paper'] }), { instanceOf: JobRefused, message: /only by adaptation jobs/ });
 });

@@ -91,6 +91,7 @@ function refField(model: Model, t: number, z: Float64Array): Float64Array {
     }
     return h;
   }
+  if (f.kind === 'onnx') throw new Error('the JS reference has no imported fields');
   const C = f.channels;
   if (f.kind === 'conv1d') {
     // Treat [1, D] as an image of height 1 with kernels [k] → [1, k].

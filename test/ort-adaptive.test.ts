@@ -16,7 +16,6 @@ import type { Model } from '../src/models/types.js';
 import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, getTableau } from '../src/solvers/tableau.js';
 import { AdaptiveSessions } from '../src/train/ort-adaptive.js';
-import { sessionOptions } from '../src/train/ort-engine.js';
 import { compareGrads, configFor, randomBatch, randomModel, tfjsLossAndGrads } from './helpers/ort-compare.js';
 
 test.before(async () => {
@@ -51,7 +50,7 @@ function paramFeeds(model: Model, float: 'float32' | 'float64', override?: Recor
 }
 
 async function ortAdaptive(model: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, float: 'float32' | 'float64' = 'float32', override?: Record<string, Float64Array>) {
-  const s = await AdaptiveSessions.create(model.config, spec.method, y.length, { float, session: sessionOptions(1) });
+  const s = await AdaptiveSessions.create(model.config, getTableau(spec.method), y.length, { float });
   try {
     return await s.lossAndGrads(encode(model, x, y.length, float), BigInt64Array.from(y, (v) => BigInt(v)), spec, paramFeeds(model, float, override));
   } finally {

@@ -22,7 +22,8 @@ import { nchwcBlockSize } from '../src/onnx/nchwc.js';
 import { trainGraph } from '../src/onnx/train-graph.js';
 import { FIXED_METHODS } from '../src/solvers/tableau.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
-import { OrtEngine, sessionOptions, clearTrainSessionCache, setTrainSessionCacheSize, trimTrainSessionCache } from '../src/train/ort-engine.js';
+import { createSession } from '../src/onnx/runtime/session.js';
+import { OrtEngine, createTrainSessionCache } from '../src/train/ort-engine.js';
 import { modelConfigFor, trainRun } from '../src/train/run.js';
 import { createTfjsEngine } from '../src/train/tfjs-engine.js';
 import { chooseEngine, train } from '../src/train/train.js';
@@ -30,10 +31,6 @@ import { compareGrads, configFor, ortLossAndGrads, randomBatch, randomModel, rel
 
 test.before(async () => {
   await initBackend('wasm');
-});
-
-test.after.always(async () => {
-  await clearTrainSessionCache();
 });
 
 const FIELDS: [field: string, shape: number[], augment: number, classes: number][] = [
@@ -134,7 +131,7 @@ test.serial('the blocked field graph (symbolic batch, as the engine evaluates ac
     const z = Float32Array.from(randomBatch({ ...model.config, inputShape: model.config.stateShape }, batch, 6).x);
     const run = async (nchwcBlock: number) => {
       const b = fieldGraph(model, { nchwcBlock });
-      const session = await ort.InferenceSession.create(b.toBytes(), sessionOptions(1));
+      const session = await createSession(b.toBytes());
       try {
         const blocked = b.nodes.some((n) => n.op.startsWith('com.microsoft.nchwc:'));
         return { blocked, dz: (await session.run({ z: new ort.Tensor('float32', z, [batch, ...model.config.stateShape]) })).dz!.data as Float32Array };
@@ -257,11 +254,12 @@ test.serial('engine choice: both engines take every solver; auto picks ort on wa
   t.notDeepEqual(res.model.params['field.0.weight']!.data, model.params['field.0.weight']!.data, 'Adam moved the weights');
 });
 
-test.serial('sessions are cached per architecture, solver grid and batch size; threads are configurable', async (t) => {
+test.serial('sessions are cached per architecture, solver grid and batch size in the cache the caller shares; threads are configurable', async (t) => {
   const config = modelConfigFor(spheres, 'mlp:width=12', 0, 0, 1);
   const spec = parseSolverSpec('midpoint:0.2');
   const { x, y } = randomBatch(config, 16, 2);
-  const make = (seed: number, threads?: number) => OrtEngine.create(randomModel(config, seed), { batchSize: 16, lr: 1e-3, threads });
+  let sessions = createTrainSessionCache();
+  const make = (seed: number, threads?: number) => OrtEngine.create(randomModel(config, seed), { batchSize: 16, lr: 1e-3, threads, sessions });
   const [a, b, c] = [await make(1), await make(2), await make(3, 2)];
   try {
     await a.step(x, y, spec);
@@ -277,9 +275,16 @@ test.serial('sessions are cached per architecture, solver grid and batch size; t
   } finally {
     await Promise.all([a.dispose(), b.dispose(), c.dispose()]);
   }
+  t.is(sessions.size, 3, 'the engines are gone, their sessions stay in the shared cache');
+  // An engine without a cache keeps its own and releases it on dispose.
+  const own = await OrtEngine.create(randomModel(config, 5), { batchSize: 16, lr: 1e-3 });
+  await own.step(x, y, spec);
+  t.false(own.builds[0]!.cached, 'not shared with the cache above');
+  await own.dispose();
   // Idle sessions beyond the cache size are released, least recently used first.
-  await clearTrainSessionCache();
-  setTrainSessionCacheSize(1);
+  await sessions.clear();
+  t.is(sessions.size, 0);
+  sessions = createTrainSessionCache(1);
   const d = await make(4);
   try {
     // Eviction runs when a new session is built: building euler:0.1 evicts euler:0.5 (least recently
@@ -287,27 +292,27 @@ test.serial('sessions are cached per architecture, solver grid and batch size; t
     for (const s of ['euler:0.5', 'euler:0.25', 'euler:0.2', 'euler:0.1', 'euler:0.5', 'euler:0.2']) await d.step(x, y, parseSolverSpec(s));
     t.deepEqual(d.builds.map((x) => x.cached), [false, false, false, false, false, true]);
   } finally {
-    setTrainSessionCacheSize(8);
     await d.dispose();
+    await sessions.clear();
   }
 });
 
 test.serial('a study job trims the cache to its most recent idle session (each holds its memory arena)', async (t) => {
-  await clearTrainSessionCache();
+  const sessions = createTrainSessionCache();
   const config = modelConfigFor(spheres, 'mlp:width=12', 0, 0, 1);
   const { x, y } = randomBatch(config, 16, 2);
-  const make = () => OrtEngine.create(randomModel(config, 1), { batchSize: 16, lr: 1e-3 });
+  const make = () => OrtEngine.create(randomModel(config, 1), { batchSize: 16, lr: 1e-3, sessions });
   const first = await make();
   for (const s of ['euler:0.5', 'euler:0.25', 'euler:0.2']) await first.step(x, y, parseSolverSpec(s));
   await first.dispose();
-  await trimTrainSessionCache(1);
+  await sessions.trim(1);
   const next = await make();
   try {
     for (const s of ['euler:0.2', 'euler:0.5', 'euler:0.25']) await next.step(x, y, parseSolverSpec(s));
     t.deepEqual(next.builds.map((b) => b.cached), [true, false, false], 'only the last-used session (euler:0.2) survived the trim');
   } finally {
     await next.dispose();
-    await clearTrainSessionCache();
+    await sessions.clear();
   }
 });
 

@@ -8,10 +8,14 @@
  * "Fatal JavaScript invalid size error"); ODENESS_TEST_STALL_JOB=<id>:<ms>
  * sleeps that long, reporting no progress, before running it.
  */
+import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { runJob } from '../src/study/job.js';
+import { createTrainSessionCache } from '../src/train/ort-engine.js';
 import type { ProcessControl, ProcessReport } from '../src/cluster/protocol.js';
 
 const send = (m: ProcessReport) => process.send?.(m);
+/** This process's training sessions, kept between its jobs (trimmed by runJob after each). */
+const sessions = createTrainSessionCache();
 
 process.on('message', (m: ProcessControl) => {
   if (m?.kind !== 'run') return;
@@ -24,7 +28,9 @@ process.on('message', (m: ProcessControl) => {
       bundleDir: m.bundleDir,
       attempt: m.attempt,
       worker: m.worker,
+      ...(m.dataRoot !== undefined ? { dataRoot: m.dataRoot } : {}),
       onProgress: (progress) => send({ kind: 'progress', progress }),
+      sessions,
     });
     send({ kind: 'result', result });
   })();

@@ -3,6 +3,7 @@
  * (the same options as `odeness worker`). Handy for process managers that
  * want one file per service; `odeness worker` is the usual way.
  */
+import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { Command } from 'commander';
 import { isOdenessError } from '../src/errors.js';
 import { registerWorkerCommand } from '../src/cli/study.js';

@@ -3,10 +3,15 @@
  * (`runJob` → `executeJob`), reports start/progress on the task's port, and
  * stops the job when the main thread posts `cancel` on it.
  */
+import '../src/no-telemetry.js'; // first: before anything loads onnxruntime
 import { threadId, type MessagePort } from 'node:worker_threads';
 import { runJob } from '../src/study/job.js';
+import { createTrainSessionCache } from '../src/train/ort-engine.js';
 import type { JobResult } from '../src/study/types.js';
 import type { PoolControlMessage, PoolTask, PoolTaskMessage } from '../src/cluster/protocol.js';
+
+/** This thread's training sessions, kept between its jobs (the jobs of a study often share an architecture). */
+const sessions = createTrainSessionCache();
 
 export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
   const worker = `${task.workerPrefix}/t${threadId}`;
@@ -24,6 +29,7 @@ export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
       worker,
       onProgress: (progress) => send({ kind: 'progress', worker, progress }),
       signal: cancel.signal,
+      sessions,
     });
   } finally {
     port?.close();

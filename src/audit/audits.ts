@@ -6,8 +6,9 @@
  */
 import { SpecError } from '../errors.js';
 import { float64Ops } from '../engines/typed.js';
+import { fixedSolveNfe } from '../solvers/solver.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
-import { checkStepBudget, fixedSolveNfe, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { checkStepBudget, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { AsyncField } from '../solvers/vector.js';
 import { countCrossings, type CrossingResult } from './crossing.js';
 import { DEFAULT_REFINE_MAX_EVENTS, refineCrossings, type Refinement, type SubSolve } from './refine.js';

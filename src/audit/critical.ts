@@ -12,6 +12,16 @@
  * Several rows may share a parameter value (e.g. seeds): that value passes
  * only when every row at it passes.
  *
+ * Two rules are ours, beyond the paper's criterion:
+ *  - chance: a model whose accuracy under its training solver is not above
+ *    chance (1/classes) by more than `threshold` has learned nothing the
+ *    criterion could measure — every solver gives chance, so the deviation is
+ *    small — and never passes;
+ *  - proof (criterion 'proof-aware', the default): a row whose audits proved
+ *    its training configuration is no ODE flow (a fold, a 1-D order swap, a
+ *    persistent crossing: audit/verdict.ts) fails, whatever its accuracy.
+ * Criterion 'accuracy' is the paper's (with the chance rule).
+ *
  * The critical value. Above it, models rely on the discretisation. Results
  * need not be monotone (a larger h can pass while a smaller one fails, e.g.
  * by noise), so two numbers are reported:
@@ -22,8 +32,8 @@
  *    passes followed only by failures, i.e. whether the two agree.
  */
 import { SpecError } from '../errors.js';
-import { fixedStepCount, parseSolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import { parseSolver } from '../solvers/solver.js';
+import { fixedStepCount } from '../solvers/spec.js';
 
 /**
  * Whether a test solver is at least as accurate as the training solver: an
@@ -33,13 +43,13 @@ import { getTableau } from '../solvers/tableau.js';
  * loses accuracy on a true ODE model too, through its own error.
  */
 export function atLeastAsAccurate(trainSpec: string, testSpec: string, t0 = 0, t1 = 1): boolean {
-  const train = parseSolverSpec(trainSpec);
-  const test = parseSolverSpec(testSpec);
+  const train = parseSolver(trainSpec);
+  const test = parseSolver(testSpec);
   if (train.kind === 'fixed') {
     if (test.kind === 'adaptive') return true;
-    return getTableau(test.method).order >= getTableau(train.method).order && fixedStepCount(test, t0, t1) >= fixedStepCount(train, t0, t1);
+    return test.tableau.order >= train.tableau.order && fixedStepCount(test.spec, t0, t1) >= fixedStepCount(train.spec, t0, t1);
   }
-  return test.kind === 'adaptive' && test.rtol <= train.rtol && test.atol <= train.atol;
+  return test.kind === 'adaptive' && test.spec.rtol <= train.spec.rtol && test.spec.atol <= train.spec.atol;
 }
 
 export interface CriticalTest {
@@ -58,14 +68,26 @@ export interface CriticalRow {
   readonly trainAccuracy: number;
   /** Accuracies with the test solvers (at least one). */
   readonly tests: readonly CriticalTest[];
+  /** Chance accuracy of the task (1/classes), when known: the chance rule. */
+  readonly chance?: number;
+  /** Why the audits proved this model is no ODE flow (the verdict's text), when they did. */
+  readonly nonFlow?: string;
 }
+
+/** Which rows pass: the paper's accuracy criterion, or that and no proof of a non-flow. */
+export type CriticalCriterion = 'accuracy' | 'proof-aware';
 
 export interface CriticalOptions {
   /** Largest allowed |test − train| accuracy difference, in (0, 1). Default 0.1. */
   readonly threshold?: number;
   /** What the parameter is, for messages and reports. Default 'step'. */
   readonly kind?: 'step' | 'tol';
+  /** Default 'proof-aware' (identical to 'accuracy' for rows without a proof). */
+  readonly criterion?: CriticalCriterion;
 }
+
+/** Why a row fails: its accuracy deviates (or is NaN), it is at chance, or it is proven no ODE flow. */
+export type CriticalFailure = 'deviation' | 'chance' | 'non-flow';
 
 export interface CriticalEvidence {
   readonly id?: string;
@@ -77,6 +99,12 @@ export interface CriticalEvidence {
   /** The test with the largest deviation. */
   readonly worstTest: string;
   readonly pass: boolean;
+  /** The paper's criterion alone: maxDeviation ≤ threshold. */
+  readonly accuracyPass: boolean;
+  /** Why it fails under the criterion applied, in that order of precedence; absent when it passes. */
+  readonly failure?: CriticalFailure;
+  readonly chance?: number;
+  readonly nonFlow?: string;
   readonly tests: { spec: string; accuracy: number; deviation: number }[];
 }
 
@@ -89,6 +117,7 @@ export interface CriticalParam {
 
 export interface CriticalResult {
   readonly kind: 'step' | 'tol';
+  readonly criterion: CriticalCriterion;
   readonly threshold: number;
   /** Largest value such that it and every smaller tested value pass; null when the smallest fails. */
   readonly critical: number | null;
@@ -121,11 +150,24 @@ export function checkThreshold(threshold: number): number {
   return threshold;
 }
 
+/** At chance: the training solver's accuracy is not above 1/classes by more than the threshold. */
+export function atChance(trainAccuracy: number, chance: number | undefined, threshold: number): boolean {
+  return chance !== undefined && !(trainAccuracy > chance + threshold);
+}
+
+function rowFailure(row: CriticalRow, accuracyPass: boolean, threshold: number, criterion: CriticalCriterion): CriticalFailure | undefined {
+  if (!accuracyPass) return 'deviation';
+  if (atChance(row.trainAccuracy, row.chance, threshold)) return 'chance';
+  if (criterion === 'proof-aware' && row.nonFlow !== undefined) return 'non-flow';
+  return undefined;
+}
+
 /** Find the critical step size (or tolerance) from cross-solver results. */
 export function criticalStep(rows: readonly CriticalRow[], options: CriticalOptions = {}): CriticalResult {
   const threshold = checkThreshold(options.threshold ?? DEFAULT_THRESHOLD);
   const kind = options.kind ?? 'step';
   if (kind !== 'step' && kind !== 'tol') throw new SpecError(`critical: kind must be 'step' or 'tol', got ${String(kind)}`);
+  const criterion = options.criterion ?? 'proof-aware';
   if (rows.length === 0) throw new SpecError(`critical ${kind === 'step' ? 'step size' : 'tolerance'}: no rows given (need models trained at one or more ${kind === 'step' ? 'step sizes' : 'tolerances'})`);
   const evidence: CriticalEvidence[] = rows.map((row, r) => {
     const where = `critical: row ${r} (${row.trainSpec})`;
@@ -144,6 +186,8 @@ export function criticalStep(rows: readonly CriticalRow[], options: CriticalOpti
       }
       return { spec: test.spec, accuracy: test.accuracy, deviation };
     });
+    const accuracyPass = maxDeviation <= threshold + BOUNDARY_SLACK;
+    const failure = rowFailure(row, accuracyPass, threshold, criterion);
     return {
       ...(row.id !== undefined ? { id: row.id } : {}),
       trainSpec: row.trainSpec,
@@ -151,7 +195,11 @@ export function criticalStep(rows: readonly CriticalRow[], options: CriticalOpti
       trainAccuracy: row.trainAccuracy,
       maxDeviation,
       worstTest,
-      pass: maxDeviation <= threshold + BOUNDARY_SLACK,
+      pass: failure === undefined,
+      accuracyPass,
+      ...(failure ? { failure } : {}),
+      ...(row.chance !== undefined ? { chance: row.chance } : {}),
+      ...(row.nonFlow !== undefined ? { nonFlow: row.nonFlow } : {}),
       tests,
     };
   });
@@ -178,6 +226,7 @@ export function criticalStep(rows: readonly CriticalRow[], options: CriticalOpti
   }
   return {
     kind,
+    criterion,
     threshold,
     critical,
     largestPassing,

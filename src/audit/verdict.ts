@@ -19,6 +19,7 @@
  * Absence of proof at one step says nothing about other steps.
  */
 import type { Refinement } from './refine.js';
+import { displaySpec } from '../solvers/spec.js';
 
 /** What the audit concludes. */
 export type VerdictConclusion =
@@ -97,7 +98,7 @@ export function crossingVerdict(r: VerdictInput): Verdict {
     foldStates: r.fold?.states ?? null,
     minDet: r.fold ? r.fold.minDet : null,
   };
-  const under = r.solver ? ` under ${r.solver}` : ' under this solver';
+  const under = r.solver ? ` under ${displaySpec(r.solver)}` : ' under this solver';
   const proofs: VerdictProof[] = [];
   const because: string[] = [];
   if (r.fold && r.fold.folded > 0) {

@@ -1,7 +1,9 @@
 /** Option value parsers: a bad value is a commander error naming the flag. */
+import { availableParallelism } from 'node:os';
 import { Help, InvalidArgumentError, Option, type Command } from 'commander';
 import { jsonFileSpec } from '../data/spec.js';
 import { isPositiveInt } from '../formats/index.js';
+import { DEVICE_CHOICES } from '../formats/common.js';
 import { DEFAULT_MEMORY_BYTES, formatBytes, parseMemory } from '../engines/memory.js';
 
 export function int(value: string): number {
@@ -14,6 +16,19 @@ export function positiveInt(value: string): number {
   const v = int(value);
   if (!isPositiveInt(v)) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return v;
+}
+
+/**
+ * --threads: a positive integer, capped at this machine's cores with a note —
+ * more intra-op threads than cores only contend (1000 threads made 5
+ * iterations take 36 s instead of 0.1 s).
+ */
+export function threadCount(value: string): number {
+  const v = positiveInt(value);
+  const cores = availableParallelism();
+  if (v <= cores) return v;
+  process.stderr.write(`odeness: note: --threads ${v} is more than this machine's ${cores} cores; using ${cores}\n`);
+  return cores;
 }
 
 export function nonNegativeInt(value: string): number {
@@ -132,6 +147,13 @@ export function memorySize(value: string): number {
 }
 
 /** --memory <size>: the working memory of one field evaluation (see engines/memory.ts). */
+/** --device, the same flag wherever odeness creates onnxruntime sessions; `auto` is resolved by resolveDevice. */
+export function deviceOption(what = 'onnxruntime sessions'): Option {
+  return new Option('--device <device>', `where ${what} run: cpu | webgpu (any GPU through Vulkan) | cuda (NVIDIA) | auto (the best one present)`)
+    .choices(DEVICE_CHOICES)
+    .default('cpu');
+}
+
 export function memoryOption(): Option {
   return new Option('--memory <size>', 'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that fit it; results do not depend on it')
     .argParser(memorySize)

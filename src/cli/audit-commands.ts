@@ -3,8 +3,10 @@ import { Option, type Command } from 'commander';
 import { auditData, openModelSource, type AuditData, type ModelSource } from '../audit/source.js';
 import { crossingAudit, fanAudit, DEFAULT_FAN_REFERENCE, type AuditRunOptions } from '../audit/audits.js';
 import { criticalFromModels } from '../audit/critical-models.js';
-import { parseSolverList, parseSolverSpec } from '../solvers/spec.js';
-import { datasetOption, defaultText, finite, memoryOption, positiveInt, renamedOption } from './args.js';
+import { displaySpec, parseSolverList, parseSolverSpec } from '../solvers/spec.js';
+import type { DeviceChoice } from '../formats/common.js';
+import { resolveDevice } from '../onnx/runtime/adapters.js';
+import { datasetOption, defaultText, deviceOption, finite, memoryOption, positiveInt, renamedOption, threadCount } from './args.js';
 import { checkPlotDir } from './plot-dir.js';
 import { formatNumber, printJson, table, workProgress } from './output.js';
 import { unverifiedNote } from './evaluate-command.js';
@@ -17,6 +19,7 @@ interface SourceOpts {
   solver: string;
   maxPoints?: number;
   threads?: number;
+  device: DeviceChoice;
   memory?: number;
   json?: boolean;
   plot?: string;
@@ -29,7 +32,8 @@ function sourceOptions(cmd: Command): Command {
   datasetOption(cmd, "the model's own test split")
     .requiredOption('--solver <spec>', 'solver whose discrete trajectories are audited, e.g. euler:0.5')
     .addOption(defaultText(new Option('--max-points <n>', 'audit at most the first N points').argParser(positiveInt), 'all points'))
-    .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads (bundles)', threadCount, 1)
+    .addOption(deviceOption())
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write SVG + PNG figures into this directory'), 'no figures'))
     .option('--json', 'print one JSON document');
@@ -43,7 +47,7 @@ function sourceOptions(cmd: Command): Command {
  * has no finished part to print: it says so and exits 130).
  */
 async function withAudit<T>(name: string, opts: SourceOpts, run: (source: ModelSource, data: AuditData, o: AuditRunOptions) => Promise<T>): Promise<{ result: T; data: AuditData } | undefined> {
-  const source = await openModelSource({ ...opts, memoryBytes: opts.memory });
+  const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
   const bar = workProgress(`audit ${name}`);
   const stop = abortOnSignals((why) => bar.log(`${why}: stopping (Ctrl-C again to quit at once)`));
   try {
@@ -117,13 +121,23 @@ export function registerAuditCommands(program: Command): void {
     .option('--threshold <x>', 'allowed accuracy difference, in (0, 1)', finite, 0.1)
     .addOption(defaultText(new Option('--solvers <list>', 'test solvers'), "the paper's set around each training solver"));
   datasetOption(critical, "each model's own test split")
+    .addOption(deviceOption())
     .option('--json', 'print one JSON document')
-    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; json?: boolean }) => {
-      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataset: opts.dataset });
-      const key = r.kind === 'step' ? 'criticalStep' : 'criticalTol';
-      if (opts.json) return printJson({ [key]: r.critical, ...r });
-      process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], r.evidence.map((e) => [e.trainSpec, e.trainParam, e.trainAccuracy, e.maxDeviation, e.worstTest, e.pass ? 'yes' : 'no'])) + '\n');
-      process.stdout.write(`${key}: ${r.critical ?? 'none (the smallest value already fails)'} (threshold ${r.threshold}${r.monotone ? '' : `; not monotone: largest passing ${r.largestPassing}`})\n`);
+    .option('--no-proofs', 'skip the crossing / fold audit of each model under its training solver (the paper\'s accuracy criterion only)')
+    .action(async (opts: { model: string[]; threshold: number; solvers?: string; dataset?: string; device: DeviceChoice; json?: boolean; proofs: boolean }) => {
+      const r = await criticalFromModels(opts.model, { threshold: opts.threshold, testSolvers: opts.solvers ? parseSolverList(opts.solvers) : undefined, dataset: opts.dataset, proofs: opts.proofs, device: await resolveDevice(opts.device) });
+      const keyOf = (g: { kind: string }) => (g.kind === 'step' ? 'criticalStep' : 'criticalTol');
+      const groups = r.groups.map((g) => ({ [keyOf(g)]: g.critical, ...g }));
+      // One group: its result at the top level as before; several: each its own, never pooled.
+      if (opts.json) return printJson(groups.length === 1 ? { ...groups[0], groups } : { groups, note: r.note });
+      if (r.note) process.stdout.write(`note: ${r.note}\n`);
+      for (const g of r.groups) {
+        if (r.groups.length > 1) process.stdout.write(`\n${g.dataset} · ${g.field} · ${g.method}\n`);
+        const why = (e: (typeof g.evidence)[number]) => (e.pass ? 'yes' : e.failure === 'non-flow' ? 'no (proven no ODE flow)' : e.failure === 'chance' ? 'no (at chance)' : 'no');
+        process.stdout.write(table(['train solver', 'param', 'train acc', 'max dev', 'worst test', 'pass'], g.evidence.map((e) => [displaySpec(e.trainSpec), e.trainParam, e.trainAccuracy, e.maxDeviation, displaySpec(e.worstTest), why(e)])) + '\n');
+        for (const e of g.evidence.filter((x) => x.nonFlow)) process.stdout.write(`${displaySpec(e.trainSpec)}: ${e.nonFlow}\n`);
+        process.stdout.write(`${keyOf(g)}: ${g.critical ?? 'none (the smallest value already fails)'} (threshold ${g.threshold}${g.monotone ? '' : `; not monotone: largest passing ${g.largestPassing}`})\n`);
+      }
     });
   // --model <dirs...> is the name evaluate and the other audits use.
   renamedOption(critical, '--models <dirs...>', '--model');

@@ -5,7 +5,8 @@ import { initBackend } from '../engines/backend.js';
 import { TRAIN_DEFAULTS } from '../train/run.js';
 import { STUDY_DEFAULTS } from '../study/schema.js';
 import { DEFAULT_ADAPT } from '../train/adapt.js';
-import { betaPair, datasetOption, defaultText, finite, memoryOption, nonNegativeInt, positive, positiveInt } from './args.js';
+import { resolveDevice, runtimeReport, type RuntimeReport } from '../onnx/runtime/adapters.js';
+import { betaPair, datasetOption, defaultText, deviceOption, finite, memoryOption, nonNegativeInt, positive, positiveInt, threadCount } from './args.js';
 import { TRAIN_SIGNAL_HELP } from './train-setup.js';
 import { checkPlotDir } from './plot-dir.js';
 import { printJson } from './output.js';
@@ -16,10 +17,22 @@ function globals(cmd: Command): { backend?: string; verbose?: boolean } {
   return cmd.optsWithGlobals() as { backend?: string; verbose?: boolean };
 }
 
+/** `odeness info`'s device lines: providers, adapters, and each device's probe. */
+function runtimeLines(r: RuntimeReport): string[] {
+  const providers = r.providers.map((p) => (p.present ? p.name : `${p.name} (not installed)`)).join(', ');
+  const adapters = r.adapters.map((a) => `${a.name} (${a.backend}, ${a.kind}${a.driver ? `, ${a.driver}` : ''})`);
+  return [
+    `${'providers'.padEnd(14)} ${providers}`,
+    `${'adapters'.padEnd(14)} ${adapters.length > 0 ? adapters.join('; ') : `none found${r.adapterError ? ` (${r.adapterError})` : ''}`}`,
+    ...Object.entries(r.devices).map(([d, s]) => `${`device ${d}`.padEnd(14)} ${s}`),
+    `${'device auto'.padEnd(14)} ${r.auto}`,
+  ];
+}
+
 export function registerCoreCommands(program: Command): void {
   program
     .command('info')
-    .description('print the tfjs backend in use, its threads, and the versions of tfjs, onnxruntime and Node')
+    .description('print the tfjs backend in use, its threads, the versions of tfjs, onnxruntime and Node, and the devices onnxruntime can use here (providers, GPU adapters)')
     .option('--json', 'print one JSON document')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const backend = await initBackend(globals(cmd).backend);
@@ -40,8 +53,10 @@ export function registerCoreCommands(program: Command): void {
         node: process.versions.node,
         cpus: (await import('node:os')).cpus().length,
       };
-      if (opts.json) return printJson(info);
+      const runtime = await runtimeReport();
+      if (opts.json) return printJson({ ...info, ...runtime });
       for (const [k, v] of Object.entries(info)) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
+      process.stdout.write(runtimeLines(runtime).join('\n') + '\n');
     });
 
   program
@@ -66,9 +81,11 @@ export function registerCoreCommands(program: Command): void {
     .option('--adapt-threshold <x>', 'maximal train/test accuracy difference', finite, DEFAULT_ADAPT.threshold)
     .option('--adapt-every <n>', 'check every N iterations', positiveInt, DEFAULT_ADAPT.checkEvery)
     .option('--adapt-max-steps <n>', 'upper bound on fixed steps', positiveInt, DEFAULT_ADAPT.maxSteps)
+    .option('--adapt-folds', 'with --adapt, beyond the paper: also shrink a fixed step that folds space on the check batch (a proof of a non-flow), and grow only to steps that do not')
     .addOption(new Option('--adapt-start <how>', "with --adapt: hairer (Hairer's initial step from the first batch, or tol 1e-6 for adaptive solvers: the paper's) | spec (start from --solver's step or tolerance)").choices(['hairer', 'spec']).default('hairer'))
     .option('--engine <engine>', 'training engine: auto (fastest here) | tfjs | ort (one compiled onnxruntime graph per step; fixed-step solvers)', TRAIN_DEFAULTS.engine)
-    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads for the ort engine and the final evaluation', threadCount, 1)
+    .addOption(deviceOption('the ort engine\'s sessions and the final evaluation'))
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'with --adapt: write the adaptation trace (h or tol and both accuracies over iterations) as SVG + PNG into this directory'), 'no figures'))
     .option('--json', 'print one JSON document at the end: the summary with the log, graph builds and adaptation decisions')
@@ -85,12 +102,14 @@ export function registerCoreCommands(program: Command): void {
     .option('--bundle <dir>', 'ONNX bundle directory (field.onnx + head.onnx [+ encoder.onnx, manifest.json]), or an export --effective directory (evaluated under its unrolled solver); this or --model is required')
     .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper');
   datasetOption(evaluate, "the model's own test split")
-    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)
+    .addOption(deviceOption())
     .addOption(memoryOption())
     .addOption(defaultText(new Option('--plot <dir>', 'write the accuracy-vs-test-steps figure (SVG + PNG) into this directory'), 'no figures'))
     .option('--json', 'print {"results": [...]} as one JSON document')
     .action(async (opts) => {
       checkPlotDir(opts.plot);
+      opts.device = await resolveDevice(opts.device);
       const { evaluateCommand } = await import('./evaluate-command.js');
       return evaluateCommand(opts);
     });

@@ -3,6 +3,7 @@
  * model) evaluated under test solvers, with progress, and on Ctrl-C the rows
  * finished so far printed (marked interrupted in --json) before exit 130.
  */
+import type { Device } from '../onnx/runtime/device.js';
 import { SpecError } from '../errors.js';
 import { auditData } from '../audit/source.js';
 import { evaluate, type EvalRow } from '../onnx/evaluate.js';
@@ -18,6 +19,7 @@ export interface EvaluateFlags {
   dataset?: string;
   solvers?: string;
   threads?: number;
+  device?: Device;
   memory?: number;
   json?: boolean;
   plot?: string;
@@ -37,7 +39,7 @@ function testSolvers(source: ModelSource, list: string | undefined): SolverSpec[
 
 export async function evaluateCommand(opts: EvaluateFlags): Promise<void> {
   if (Boolean(opts.model) === Boolean(opts.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
-  const source = await openModelSource({ model: opts.model, bundle: opts.bundle, threads: opts.threads ?? 1, ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}) });
+  const source = await openModelSource({ model: opts.model, bundle: opts.bundle, threads: opts.threads ?? 1, device: opts.device ?? 'cpu', ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}) });
   try {
     unverifiedNote(source);
     const data = await auditData(source, opts.dataset);

@@ -5,11 +5,22 @@
  * lines; `--events` prints JSON Lines; `--json` gathers one document.
  * The state they draw (counts, ETA) lives in the library.
  */
+import { displaySpec } from '../solvers/spec.js';
+import type { Placement } from '../onnx/runtime/placement.js';
+import { terminalSafe } from './terminal.js';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { StudyProgress, type StudyRunDocument } from '../study/progress.js';
 import type { Job, StudyCounts, StudyEvent } from '../study/types.js';
 import { trainHooks, type TrainEvent } from '../train/events.js';
 import { formatNumber, plural, progress, workProgress } from './output.js';
+
+/** ", placed: WebGpuExecutionProvider 230, CPUExecutionProvider 4 (2 copies)" for --verbose. */
+function placementText(p: Placement | undefined): string {
+  if (!p) return '';
+  const nodes = Object.entries(p.nodes).map(([k, n]) => `${k} ${n}`).join(', ');
+  const cpu = p.cpuOps ? `; on the CPU: ${Object.entries(p.cpuOps).map(([op, n]) => `${op} ×${n}`).join(', ')}` : '';
+  return `; nodes run by ${nodes || 'none'}${p.copies > 0 ? ` (${p.copies} host-device copies)` : ''}${cpu}`;
+}
 
 export function fmtDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '?';
@@ -48,15 +59,15 @@ export function trainEventPrinter(o: { json: boolean; tty: boolean; iterations: 
         return bar.update(e.iteration);
       case 'train-log':
         if (o.json) events.log.push(payload);
-        else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${e.solver}  ${(e.wallMs / 1000).toFixed(1)}s`);
+        else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`);
         return;
       case 'graph':
         if (o.json) events.graphs.push(payload);
-        else if (!e.cached) bar.log(`graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)`);
+        else if (!e.cached) bar.log(`graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)${placementText(e.placement)}`);
         return;
       case 'adapt':
         if (o.json) events.adaptation.push(payload);
-        else bar.log(`adapt ${String(e.iteration).padStart(5)}  ${e.action.padEnd(6)} ${e.before} → ${e.after}  train acc ${formatNumber(e.trainAccuracy)}  test acc ${formatNumber(e.testAccuracy)} (${e.testSolver})  nfe ${e.trainNfe}/${e.testNfe}`);
+        else bar.log(`adapt ${String(e.iteration).padStart(5)}  ${e.action.padEnd(6)} ${displaySpec(e.before)} → ${displaySpec(e.after)}  train acc ${formatNumber(e.trainAccuracy)}  test acc ${formatNumber(e.testAccuracy)} (${displaySpec(e.testSolver)})  nfe ${e.trainNfe}/${e.testNfe}${e.folded !== undefined ? `  folded ${e.folded}/${e.foldStates}` : ''}`);
         return;
       case 'evaluation':
         if (!evaluation) {
@@ -98,13 +109,14 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
     return ms === undefined ? '…' : fmtDuration(ms);
   };
   const payload = () => ({ doneN: counts.done, runningN: counts.running, failedN: counts.failed, etaText: eta() });
+  // Text mode: results, worker names and log lines may come from the cluster (terminal.ts).
   const line = (s: string) => {
-    if (multibar) multibar.log(s + '\n');
-    else out.write(s + '\n');
+    if (multibar) multibar.log(terminalSafe(s) + '\n');
+    else out.write(terminalSafe(s) + '\n');
   };
   const startBar = (e: Extract<StudyEvent, { type: 'plan' }>) => {
     const skipped = e.alreadyDone + e.alreadyFailed;
-    out.write(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}\n`);
+    out.write(terminalSafe(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`) + '\n');
     if (!opts.tty || e.toRun === 0) return;
     multibar = new MultiBar(
       { stream: err, format: 'study [{bar}] {doneN}/{total} done | {runningN} running | {failedN} failed | ETA {etaText}', hideCursor: true, clearOnComplete: false, etaBuffer: 20 },

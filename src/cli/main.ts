@@ -14,6 +14,7 @@ import { registerStudyCommands, registerWorkerCommand } from './study.js';
 import path from 'node:path';
 import { configureHelp, defaultText, finite, renamedOption } from './args.js';
 import { plural, printJson } from './output.js';
+import { terminalSafe } from './terminal.js';
 
 export function buildProgram(): Command {
   const program = new Command('odeness')
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
         'audit crossings and global error, and run step-size studies (Ott et al., ICLR 2021).',
     )
     .version(process.env.npm_package_version ?? '0.1.0')
-    .option('--verbose', 'print stack traces for errors')
+    .option('--verbose', 'print stack traces for errors, and (train) which onnxruntime provider runs how many nodes of each graph')
     .addOption(defaultText(new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu').env('ODENESS_BACKEND'), 'auto: native if installed, else wasm'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
@@ -124,5 +125,5 @@ export async function main(argv: string[]): Promise<void> {
 
 /** A user error is one line: newlines inside a message (e.g. a YAML excerpt) become ' | '. */
 function oneLine(message: string): string {
-  return message.trim().split(/\r?\n\s*/).join(' | ');
+  return terminalSafe(message.trim().split(/\r?\n\s*/).join(' | '));
 }

@@ -10,7 +10,9 @@ import { EFFECTIVE_FILE, writeBundle, writeEffective } from '../onnx/bundle.js';
 import { solveField } from '../onnx/evaluate.js';
 import { effectiveModelGraph, requireFixed } from '../onnx/model-graphs.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
-import { finite, positiveInt } from './args.js';
+import { deviceOption, finite, threadCount } from './args.js';
+import type { DeviceChoice } from '../formats/common.js';
+import { resolveDevice } from '../onnx/runtime/adapters.js';
 import { abortOnSignals, isStop, stopExitCode } from './signals.js';
 import { printJson, workProgress } from './output.js';
 
@@ -75,16 +77,18 @@ export function registerOnnxCommands(program: Command): void {
     .requiredOption('--solver <spec>', 'e.g. rk4:0.01, dopri5:1e-6')
     .option('--t0 <x>', 'start time', finite, 0)
     .option('--t1 <x>', 'end time', finite, 1)
-    .option('--threads <n>', 'onnxruntime intra-op threads', positiveInt, 1)
+    .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)
+    .addOption(deviceOption())
     .option('--json', 'print {"z1": number[][], "nfe", "accepted", "rejected"} as one JSON document')
-    .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; json?: boolean }) => {
+    .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; device: DeviceChoice; json?: boolean }) => {
       const spec = parseSolverSpec(opts.solver);
       const z0 = await readZ0(opts.z0);
       const bar = workProgress('solve');
+      const device = await resolveDevice(opts.device);
       const stop = abortOnSignals();
       let r;
       try {
-        r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads, signal: stop.signal, onProgress: (calls, total) => bar.update('field calls', calls, total) });
+        r = await solveField(opts.field, z0, spec, { t0: opts.t0, t1: opts.t1, threads: opts.threads, device, signal: stop.signal, onProgress: (calls, total) => bar.update('field calls', calls, total) });
       } catch (e) {
         if (!isStop(e, stop)) throw e;
         process.stderr.write(`odeness: interrupted (${stop.reason()}): the solve did not reach t1, nothing to print\n`);

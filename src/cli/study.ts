@@ -23,13 +23,16 @@ import { planStudy, type PlanOverrides, type StudyPlan } from '../study/plan.js'
 import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
+import { terminalSafe } from './terminal.js';
 import { runWorker } from '../cluster/nats-worker.js';
 import { capThreads, LocalTransport } from '../cluster/pool.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { readKeyFile } from '../cluster/job-checks.js';
 import { cleanStudy } from '../cluster/nats-clean.js';
-import { defaultText, renamedOption } from './args.js';
+import { defaultText, deviceOption, renamedOption } from './args.js';
+import type { Device, DeviceChoice } from '../formats/common.js';
+import { probeDevice, resolveDevice } from '../onnx/runtime/adapters.js';
 import { plural } from './output.js';
 import { countsLine, fmtDuration, jobSolverText, studyEventPrinter, type EventFormat } from './events.js';
 import { abortOnSignals, stopExitCode } from './signals.js';
@@ -114,7 +117,7 @@ function printStatus(s: StudyStatus, json: boolean): void {
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
   if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
   if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(lines.map(terminalSafe).join('\n') + '\n');
 }
 
 interface RunFlags {
@@ -124,6 +127,7 @@ interface RunFlags {
   iterations?: number;
   testPoints?: number;
   batchSize?: number;
+  device?: DeviceChoice;
   extend?: boolean;
   replace?: boolean;
   yes?: boolean;
@@ -147,8 +151,17 @@ function batchSizeOption(): Option {
   return defaultText(new Option('--batch-size <n>', 'train every job on batches of this size (a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)').argParser(positiveIntFlag('--batch-size')), "the study file's");
 }
 
-function planOverrides(o: { iterations?: number; testPoints?: number; batchSize?: number }): PlanOverrides {
-  return { iterations: o.iterations, testPoints: o.testPoints, batchSize: o.batchSize };
+function planOverrides(o: { iterations?: number; testPoints?: number; batchSize?: number; device?: Device }): PlanOverrides {
+  return { iterations: o.iterations, testPoints: o.testPoints, batchSize: o.batchSize, device: o.device };
+}
+
+/** --device of study plan / run: every job's device (recorded in the plan); `auto` is resolved on this machine. */
+function studyDeviceOption(): Option {
+  return defaultText(deviceOption('every job\'s sessions'), "the study file's device key (cpu when absent)");
+}
+
+async function studyDevice(o: { device?: DeviceChoice }): Promise<Device | undefined> {
+  return o.device === undefined ? undefined : resolveDevice(o.device);
 }
 
 /** ", 2 iterations each (--iterations), …": the overrides of a smoke run, for the plan summary. */
@@ -157,6 +170,7 @@ function overridesText(o: PlanOverrides | undefined): string {
   return [
     o.iterations !== undefined ? `, ${o.iterations} iterations each (--iterations)` : '',
     o.batchSize !== undefined ? `, batches of ${o.batchSize} (--batch-size)` : '',
+    o.device !== undefined ? `, on device ${o.device} (--device)` : '',
     o.testPoints !== undefined ? `, evaluated on ${o.testPoints} test points (--test-points)` : '',
   ].join('');
 }
@@ -177,6 +191,8 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   ];
   const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
   lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
+  const devices = e.uncalibratedDevices ?? [];
+  if (devices.length > 0) lines.push(`device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`);
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   return lines.join('\n');
 }
@@ -191,11 +207,13 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run)').argParser(positiveIntFlag('--iterations')), "the study file's"))
     .addOption(testPointsOption())
     .addOption(batchSizeOption())
+    .addOption(studyDeviceOption())
     .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; workers?: number; calibrate: boolean; json?: boolean }) => {
-      const plan = planStudy(file, planOverrides(o));
+    .action(async (file: string, o: { iterations?: number; testPoints?: number; batchSize?: number; device?: DeviceChoice; workers?: number; calibrate: boolean; json?: boolean }) => {
+      const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
+      for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const estimate = await estimateWork(plan, { calibrate: o.calibrate, workers: o.workers ?? availableParallelism() });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
@@ -217,6 +235,7 @@ export function registerStudyCommands(program: Command): Command {
       .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run; recorded in the plan)').argParser(positiveIntFlag('--iterations')), "the study file's"))
       .addOption(testPointsOption())
       .addOption(batchSizeOption())
+      .addOption(studyDeviceOption())
       .addOption(new Option('--extend', 'the --out directory belongs to another study: add this study\'s jobs to it').conflicts('replace'))
       .option('--replace', "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)")
       .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
@@ -229,13 +248,15 @@ export function registerStudyCommands(program: Command): Command {
     .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
     .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
     .addOption(new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets').argParser(positiveIntFlag('--keep-days')).default(30))
-    .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number }, cmd: Command) => {
+    .addOption(new Option('--max-bundle-mb <mb>', 'NATS: largest bundle downloaded from the cluster; a larger one fails its job').argParser(positiveIntFlag('--max-bundle-mb')).default(256))
+    .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number; maxBundleMb: number }, cmd: Command) => {
       if (o.nats === undefined) {
         for (const flag of NATS_FLAGS) {
           if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
       } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
-      const plan = planStudy(file, planOverrides(o));
+      const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
+      for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
       // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
       bindStudy(o.out, readPlan(o.out), plan, binding);
@@ -254,7 +275,7 @@ export function registerStudyCommands(program: Command): Command {
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
         const transport = o.nats !== undefined
-          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, retention: { ttlMs: o.keepDays * 86_400_000 } })
+          ? await NatsTransport.connect({ ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, retention: { ttlMs: o.keepDays * 86_400_000 }, maxBundleBytes: o.maxBundleMb * 2 ** 20 })
           : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(plan, {
           out: o.out,
@@ -322,13 +343,19 @@ export function registerWorkerCommand(program: Command): Command {
       .addOption(new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read').argParser(positiveIntFlag('--max-dataset-mb')).default(1024))
       .addOption(new Option('--job-timeout <seconds>', 'wall-clock limit of one job; past it the job is stopped and recorded as failed').argParser(positiveSeconds('--job-timeout')).default(6 * 3600))
       .addOption(new Option('--stall-timeout <seconds>', 'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)').argParser(positiveSeconds('--stall-timeout')).default(120))
-      .addOption(defaultText(new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')), "node's own limit")),
+      .addOption(defaultText(new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')), "node's own limit"))
+      .addOption(deviceOption('jobs\' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)')),
     true,
-  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number }) => {
+  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number; device: DeviceChoice }) => {
     const stop = abortOnSignals(() => process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n'));
     try {
       const opts = natsOptions(o);
+      const device = await resolveDevice(o.device);
+      // A worker that advertises a device it cannot open would take jobs only to fail them: refuse to start.
+      const broken = device === 'cpu' ? undefined : await probeDevice(device);
+      if (broken) throw new OdenessError(broken);
       const s = await runWorker({
+        device,
         ...opts,
         ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
         ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
@@ -337,10 +364,10 @@ export function registerWorkerCommand(program: Command): Command {
         jobTimeoutMs: o.jobTimeout * 1000,
         stallTimeoutMs: o.stallTimeout * 1000,
         signal: stop.signal,
-        log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${message}\n`),
+        log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`),
       });
       if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
-      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused\n`);
+      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`);
     } finally {
       stop.dispose();
     }

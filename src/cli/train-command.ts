@@ -8,7 +8,9 @@ import type { Command } from 'commander';
 import type { BackendInfo } from '../engines/backend.js';
 import { loadDataset } from '../data/spec.js';
 import { SpecError } from '../errors.js';
-import { parseSolverSpec } from '../solvers/spec.js';
+import { displaySpec, parseSolverSpec } from '../solvers/spec.js';
+import { adaptFoldCheck } from '../audit/adapt-folds.js';
+import { resolveDevice } from '../onnx/runtime/adapters.js';
 import { resolveIterations, trainRun, type TrainRunResult } from '../train/run.js';
 import { trainEventPrinter } from './events.js';
 import { formatNumber, printJson } from './output.js';
@@ -29,6 +31,7 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
     process.stderr.write(`odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), not from ${opts.solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; --adapt-start spec starts from ${opts.solver}\n`);
   }
   const backend = await backendOf();
+  const device = await resolveDevice(opts.device);
   const json = Boolean(opts.json);
   const dataset = await loadDataset(spec.dataset, spec.seed);
   const iterations = resolveIterations(spec, dataset.train.n);
@@ -39,7 +42,12 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
   try {
     run = await trainRun(
       { ...spec, iterations, epochs: undefined },
-      { out, dataset, resume, threads: opts.threads, signal: stop.signal, ...printer.hooks, finalEvaluation: { memoryBytes: opts.memory, threads: opts.threads, signal: stop.signal, onProgress: printer.hooks.onEvaluation } },
+      {
+        out, dataset, resume, threads: opts.threads, device, foldCheck: adaptFoldCheck, signal: stop.signal, ...printer.hooks,
+        // Where each graph's nodes run (onnxruntime may put ops a provider lacks on the CPU): --json and --verbose show it.
+        placement: json || Boolean((cmd.optsWithGlobals() as { verbose?: boolean }).verbose),
+        finalEvaluation: { memoryBytes: opts.memory, threads: opts.threads, device, signal: stop.signal, onProgress: printer.hooks.onEvaluation },
+      },
     );
   } catch (e) {
     // Stopped during the final evaluation: the model is saved already.
@@ -70,7 +78,7 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
     await writeAdaptationTrace(opts.plot, parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol', run.result.adaptation);
   }
   if (json) printJson({ ...summary, ...printer.gathered() });
-  else process.stdout.write(`test accuracy under ${run.training.solver}: ${formatNumber(run.testRow!.accuracy)}\n`);
+  else process.stdout.write(`test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(run.testRow!.accuracy)}\n`);
   if (run.result.diverged) {
     process.stderr.write(`odeness: error: training diverged: ${run.result.diverged.message}\n`);
     process.exitCode = 1;

@@ -3,7 +3,7 @@
  * is allocated or opened, a job must:
  *   - carry the coordinator's signature, when the worker has a job key (HMAC-SHA256);
  *   - have the content hash of its fields as its id;
- *   - stay within the size and range bounds below;
+ *   - have spec strings within the bounds of the registries that own them (checkJobSpecs);
  *   - read files only under the worker's `--data-root` (regular files, size checked first).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -12,49 +12,34 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { OdenessError } from '../errors.js';
 import { parseDatasetSpec } from '../data/spec.js';
-import { parseFieldSpec } from '../models/spec.js';
-import { DEFAULT_SOLVER_LIMITS, parseSolverSpec } from '../solvers/spec.js';
 import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
-import { PAPER_TEST_SET } from '../formats/index.js';
+import { checkJobSpecs } from '../study/job-specs.js';
 import type { JobMessage } from './protocol.js';
+import type { RefusalKind } from './refusals.js';
 
-/** A job this worker will not run; `record` says whether a failed result is stored for it (its id is genuine). */
+/**
+ * A job this worker will not run. `record`: a failed result is stored for it
+ * (its id is genuine and no worker could run it); `leave`: the reason is this
+ * worker's own (another job key, a size it cannot hold), so the job is left
+ * on the queue for another worker (refusals.ts); otherwise it is dropped.
+ */
 export class JobRefused extends Error {
-  constructor(message: string, readonly record: boolean) {
+  constructor(message: string, readonly record: boolean, readonly leave?: RefusalKind) {
     super(message);
   }
 }
 
 /**
- * Bounds of a job's field spec (the job format, src/formats/job.ts, bounds its
- * numbers and string lengths; the solver and dataset parsers their own sizes).
- */
-export const FIELD_BOUNDS = { width: 4_096, depth: 16, channels: 1_024 } as const;
-
-function bound(what: string, v: number | undefined, max: number, min = 0): void {
-  if (v === undefined) return;
-  if (!Number.isFinite(v) || v < min || v > max) throw new JobRefused(`${what} ${v} is outside [${min}, ${max}]`, true);
-}
-
-/**
- * Sizes inside a job's spec strings, parsed by the real parsers with their
- * limits (solver steps and tolerance floor with the job's own solver limits,
- * dataset sizes) plus the field's widths; throws JobRefused naming the first
- * one out of bounds.
+ * A job's spec strings within the bounds of the registries that own them
+ * (checkJobSpecs: the field registry's option ranges, the solver limits the
+ * job carries, the dataset parser's sizes) — the same check the planner's
+ * output passes; throws JobRefused naming the first one out of bounds.
  */
 export function checkJobBounds(job: Job): void {
   try {
-    // "paper" is the planner's keyword for the paper's test set around the step adaptation reaches
-    // (src/study/execute.ts expands it); every concrete spec is parsed with the job's limits.
-    for (const s of [job.trainSolver, ...job.testSolvers]) if (s !== PAPER_TEST_SET) parseSolverSpec(s, job.solverLimits ?? DEFAULT_SOLVER_LIMITS);
-    parseDatasetSpec(job.dataset);
-    const f = parseFieldSpec(job.field) as { width?: number; depth?: number; channels?: number };
-    bound('field width', f.width, FIELD_BOUNDS.width, 1);
-    bound('field depth', f.depth, FIELD_BOUNDS.depth, 1);
-    bound('field channels', f.channels, FIELD_BOUNDS.channels, 1);
+    checkJobSpecs(job);
   } catch (e) {
-    if (e instanceof JobRefused) throw e;
     throw new JobRefused((e as Error).message, true);
   }
 }
@@ -128,10 +113,10 @@ export function signJob(key: Buffer, m: Omit<JobMessage, 'sig'>): string {
 
 export function checkJobSignature(key: Buffer | undefined, m: JobMessage): void {
   if (!key) return;
-  if (m.sig === undefined) throw new JobRefused('the job message is not signed, and this worker requires signed jobs (--job-key-file)', false);
+  if (m.sig === undefined) throw new JobRefused('the job message is not signed, and this worker requires signed jobs (--job-key-file)', false, 'signature');
   const want = Buffer.from(signJob(key, m), 'hex');
   const got = Buffer.from(m.sig, 'hex');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false);
+  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false, 'signature');
 }
 
 /** Read a shared job key file (at least 16 bytes; surrounding whitespace ignored). */

@@ -7,6 +7,7 @@
 import type { Job } from '../study/types.js';
 import { connectNats, describeNats, type NatsConnectOptions } from './nats-connect.js';
 import { JOB_SUBJECT_PREFIX, openCluster, STREAM } from './nats-resources.js';
+import { purgeResult } from './nats-results.js';
 
 export interface CleanSummary {
   jobs: number;
@@ -30,7 +31,7 @@ export async function cleanStudy(jobs: readonly Job[], opts: NatsConnectOptions)
     for (const id of ids) {
       const e = await kv.get(id);
       if (e && e.operation === 'PUT') {
-        await kv.purge(id);
+        await purgeResult(jsm, id); // the bucket is create only: no purge marker, the purge API
         summary.results++;
       }
       const r = await jsm.streams.purge(STREAM, { filter: `${JOB_SUBJECT_PREFIX}${id}` });

@@ -109,6 +109,7 @@ function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; o
   if (servers.length === 0) throw new OdenessError('--nats: the NATS URL is empty');
   if (token !== undefined && (user !== undefined || pass !== undefined)) throw new OdenessError('give a NATS token or a user and password, not both');
   if ((user === undefined) !== (pass === undefined)) throw new OdenessError('give both a NATS user and a password (--user and --password)');
+  if (pass === '' || token === '') throw new OdenessError(`the NATS ${pass === '' ? 'password' : 'token'} is empty: an empty secret is refused`);
   let creds: Uint8Array | undefined;
   if (opts.creds !== undefined) {
     if (token !== undefined || user !== undefined) throw new OdenessError('give a NATS credentials file (--creds) or a user/password or token, not both');

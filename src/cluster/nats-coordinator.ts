@@ -17,15 +17,18 @@ import { KvWatchInclude, type KvEntry } from '@nats-io/kv';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
-import { decodeEventMessage, encode, unpackBundle } from './codec.js';
-import { signJob } from './job-checks.js';
-import { PROTOCOL_VERSION, type JobMessage, type ResultMessage } from './protocol.js';
+import { decodeEventMessage, unpackBundle } from './codec.js';
+import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
+import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
+import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
-  BUNDLES_BUCKET, CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, JOB_SUBJECT_PREFIX, openCluster, retrying, STREAM,
+  CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM,
   type ClusterHandles, type Retention,
 } from './nats-resources.js';
-import { decodeEntry, sameJob } from './nats-results.js';
+import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
+import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
+import { eventAuthentic, resultAuthentic } from './result-auth.js';
 
 /** Result ids re-read per 5 s sweep (a safety net behind the KV watcher). */
 const SWEEP_BATCH = 200;
@@ -39,7 +42,13 @@ export interface NatsStudyOptions extends NatsConnectOptions {
   jobKey?: Buffer;
   /** Retention of the result and bundle buckets (default 30 days, 1 GiB of results, 20 GiB of bundles). */
   retention?: Partial<Retention>;
+  /** How long jobs every live worker refuses (refusals.ts) wait before the run reports them (default 15 s). */
+  refusalGraceMs?: number;
+  /** Largest bundle this coordinator downloads (default 256 MiB): a larger one fails its job (bundle-fetch.ts). */
+  maxBundleBytes?: number;
 }
+
+export const DEFAULT_REFUSAL_GRACE_MS = 15_000;
 
 /** Attempts at committing one result to the output directory before the run gives up (ENOSPC, EIO…). */
 const COMMIT_TRIES = 3;
@@ -72,6 +81,7 @@ export class NatsTransport implements Transport {
     try {
       const h = await openCluster(nc, describeNats(opts), {
         ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
+        maxDeliver: opts.maxDeliver ?? DEFAULT_MAX_DELIVER,
         retention: { ...DEFAULT_RETENTION, ...opts.retention },
       });
       return new NatsTransport(h, opts);
@@ -82,7 +92,7 @@ export class NatsTransport implements Transport {
   }
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
-    const { nc, js, jsm, kv, os } = this.h;
+    const { nc, jsm, kv } = this.h;
     const maxDeliver = this.opts.maxDeliver ?? DEFAULT_MAX_DELIVER;
     const ackWaitMs = this.opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     /** How long an exhausted-deliveries failure waits for silence from workers before it is recorded. */
@@ -92,6 +102,8 @@ export class NatsTransport implements Transport {
     const lastEventAt = new Map<string, number>();
     const heldFailures = new Map<string, ResultMessage>();
     const warned = new Set<string>();
+    const refusals = new RefusalTracker(this.opts.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, PROTOCOL_VERSION);
+    const refusedByAll: string[] = [];
     let fatal: Error | undefined;
     let resolveAll!: () => void;
     const allDone = new Promise<void>((r) => (resolveAll = r));
@@ -110,6 +122,7 @@ export class NatsTransport implements Transport {
     /** Why a stored result is not one this run can take, or undefined if it is. */
     const mismatch = (key: string, msg: ResultMessage, w: Wanted): string | undefined => {
       const r = msg.result;
+      if (this.opts.jobKey && !resultAuthentic(this.opts.jobKey, msg)) return 'it is not sealed with the cluster\'s job key (an unauthenticated result)';
       if (r.id !== key) return `it is stored under ${key} but names job ${r.id}`;
       if (!sameJob(r.job, w.job)) return 'its job parameters differ from the planned job';
       if (r.status === 'done' && !msg.bundle?.startsWith(`${r.id}.`)) return `its bundle name ${JSON.stringify(msg.bundle)} is not one of this job's runs`;
@@ -139,6 +152,8 @@ export class NatsTransport implements Transport {
       const why = mismatch(key, msg, w);
       if (why) {
         warnOnce(`${key}:${r.timings.finishedAt}:${r.worker}`, `ignoring a result under ${key} from ${r.worker}: ${why}`);
+        // The bucket is create only: clear the forged entry so that the job's genuine result can be stored.
+        await purgeResult(jsm, key).catch(() => undefined);
         return;
       }
       // A failed result from before a --retry-failed rerun is stale; a done result is always welcome.
@@ -148,6 +163,8 @@ export class NatsTransport implements Transport {
         // Held until the job shows no sign of life: a run still going may yet finish done.
         if (!heldFailures.has(key)) lastEventAt.set(key, Math.max(lastEventAt.get(key) ?? 0, Date.now()));
         heldFailures.set(key, msg);
+        // Kept in memory meanwhile: the key is cleared so that a late genuine done can be stored (create only).
+        await purgeResult(jsm, key).catch(() => undefined);
         return;
       }
       heldFailures.delete(key);
@@ -158,8 +175,12 @@ export class NatsTransport implements Transport {
         if (r.status === 'done') {
           tmp = await sink.tempBundleDir(r.id);
           try {
-            const bytes = await retrying(`download bundle ${msg.bundle}`, () => os.getBlob(msg.bundle!), { signal });
-            if (!bytes) throw new Error(`bundle ${msg.bundle} is missing from the object store ${BUNDLES_BUCKET}`);
+            const sealed = this.opts.jobKey ? { sealed: { nuid: msg.bundleNuid!, bytes: msg.bundleBytes!, digest: msg.bundleDigest! } } : {};
+            const maxBytes = this.opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_MB * 2 ** 20;
+            // Forged object metadata fails the job at once (BundleRefused); only connection trouble is retried.
+            const bytes = await retrying(`download bundle ${msg.bundle}`, () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }), {
+              signal, retryIf: (e) => !(e instanceof BundleRefused),
+            });
             await unpackBundle(bytes, tmp);
           } catch (e) {
             await sink.discard(tmp);
@@ -205,14 +226,26 @@ export class NatsTransport implements Transport {
     this.closers.push(() => watcher?.stop());
 
     // 2. Worker start/progress events: progress for the user, and signs of life for held failures.
+    //    With a job key only sealed events count, each worker's send times increasing (no replays).
+    const lastEventTime = new Map<string, number>();
+    const freshEvent = (ev: EventMessage): boolean => {
+      if (!eventAuthentic(this.opts.jobKey!, ev)) return false;
+      const k = `${ev.id} ${ev.worker}`;
+      if (ev.at! <= (lastEventTime.get(k) ?? 0)) return false;
+      lastEventTime.set(k, ev.at!);
+      return true;
+    };
     const events: Subscription = nc.subscribe(`${EVENT_SUBJECT_PREFIX}*`, {
       callback: (err, m) => {
         if (err) return;
         try {
           const ev = decodeEventMessage(m.data);
           if (!wanted.has(ev.id)) return;
+          if (this.opts.jobKey && !freshEvent(ev)) return; // unsealed, spoofed or replayed: no sign of life
           lastActivity = Date.now();
           lastEventAt.set(ev.id, Date.now());
+          refusals.active(ev.worker);
+          if (ev.kind === 'start') refusals.forget(ev.id);
           if (ev.kind === 'start') sink.started(ev.id, ev.worker);
           else if (ev.progress) sink.progress(ev.id, ev.worker, ev.progress);
         } catch {
@@ -221,6 +254,15 @@ export class NatsTransport implements Transport {
       },
     });
     this.closers.push(() => events.unsubscribe());
+    const refused: Subscription = nc.subscribe(`${REFUSAL_SUBJECT_PREFIX}*`, {
+      callback: (err, m) => {
+        const n = err ? undefined : decodeRefusal(m.data);
+        if (!n || !wanted.has(n.id)) return;
+        const line = refusals.refused(n);
+        if (line) sink.log('warn', line);
+      },
+    });
+    this.closers.push(() => refused.unsubscribe());
 
     // 3. Reconnects: restart the watcher; after an outage, replay the current values too (`consider` is idempotent).
     void (async () => {
@@ -248,9 +290,13 @@ export class NatsTransport implements Transport {
         await consider(w.job.id, have);
         if (!wanted.has(w.job.id) || heldFailures.has(w.job.id)) return;
       }
-      const body: Omit<JobMessage, 'sig'> = { v: PROTOCOL_VERSION, job: w.job, attempt: w.attempt, maxDeliver };
-      const msg: JobMessage = this.opts.jobKey ? { ...body, sig: signJob(this.opts.jobKey, body) } : body;
-      await retrying(`publish job ${w.job.id}`, () => js.publish(`${JOB_SUBJECT_PREFIX}${w.job.id}`, encode(msg), { msgID: `${w.job.id}.${w.attempt}` }), { signal });
+      // A forged entry or a failure of an earlier attempt stands in the way of this run's result (create only).
+      if (entry && (why || !have || (have.result.status === 'failed' && have.result.attempt < w.attempt))) {
+        await retrying(`clear result ${w.job.id}`, () => purgeResult(jsm, w.job.id), { signal });
+      }
+      const opts = { maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
+      const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), { signal });
+      if (done === 'replaced') sink.log('info', `job ${w.job.id}: replaced a queued message that was not this coordinator's (another version, job key or attempt)`);
     };
     const queue = [...wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
@@ -259,6 +305,15 @@ export class NatsTransport implements Transport {
     await Promise.all(lanes);
     sink.log('info', `${jobs.length} job(s) queued on ${this.description}; waiting for workers (odeness worker --nats …)`);
 
+    // Jobs every live worker refused: not run, not recorded; reported when the run ends (their messages go).
+    const giveUpRefused = (id: string) => {
+      if (!wanted.has(id) || busy.has(id)) return;
+      wanted.delete(id);
+      refusedByAll.push(id);
+      void purgeJob(jsm, id).catch(() => undefined);
+      checkDone();
+    };
+
     // 5. Held failures are recorded once their job has been silent for the grace period.
     const holds = setInterval(() => {
       for (const [id, msg] of heldFailures) {
@@ -266,8 +321,21 @@ export class NatsTransport implements Transport {
         heldFailures.delete(id);
         void consider(id, { ...msg, exhausted: false });
       }
+      for (const id of refusals.refusedByAll()) giveUpRefused(id);
     }, 250);
     this.closers.push(() => clearInterval(holds));
+
+    /** A wanted job with neither a queued message nor a result (study clean, a purged stream) is queued again. */
+    const requeueIfLost = async (id: string) => {
+      const w = wanted.get(id);
+      if (!w || busy.has(id) || heldFailures.has(id)) return;
+      if ((await queuedMessage(jsm, id).catch(() => 'unknown')) !== undefined) return;
+      const again = await kv.get(id).catch(() => null);
+      if (again?.operation === 'PUT') return considerEntry(again);
+      if (!wanted.has(id)) return;
+      sink.log('warn', `job ${id} is no longer queued and has no result (removed by study clean, or the stream was purged): queuing it again`);
+      await publishOne(w).catch((err: Error) => sink.log('warn', err.message));
+    };
 
     // 6. Periodic sweep: catches results a watcher missed, and tells the user when nothing happens.
     let warnedIdle = false;
@@ -281,7 +349,8 @@ export class NatsTransport implements Transport {
         for (const id of slice) {
           if (signal.aborted) return;
           const e = await kv.get(id).catch(() => null);
-          if (e) considerEntry(e);
+          if (e?.operation === 'PUT') considerEntry(e);
+          else await requeueIfLost(id);
         }
         if (!warnedIdle && Date.now() - lastActivity > 15_000 && wanted.size > 0) {
           warnedIdle = true;
@@ -301,6 +370,9 @@ export class NatsTransport implements Transport {
     // Let in-flight commits settle before the store closes.
     while (busy.size > 0) await new Promise((r) => setTimeout(r, 20));
     if (fatal) throw fatal;
+    if (refusedByAll.length > 0 && !signal.aborted) {
+      throw new OdenessError(`${refusedByAll.length} job(s) were refused by every worker that saw them, and nothing was recorded for them: ${refusals.describe(refusedByAll).join('; ')}. Fix the workers (or start fitting ones) and rerun the same command`);
+    }
   }
 
   async close(): Promise<void> {

@@ -3,16 +3,23 @@
  * (coordinator or worker) and bound to by the rest:
  *
  *   stream   ODENESS_JOBS      work-queue retention, subjects odeness.jobs.<id>,
- *                              msg id <id>.<attempt> (JetStream drops duplicates
- *                              published within its 2-minute window)
+ *                              msg id <id>.<attempt>.<random>: one per publish
+ *                              (the coordinator looks before it publishes,
+ *                              job-queue.ts, so the duplicate window never
+ *                              drops a needed republish)
  *   consumer odeness-workers   durable pull consumer shared by every worker:
  *                              explicit ack, ack wait (default 30 s, kept alive
  *                              by workers with in-progress acks while the job
  *                              progresses), unlimited deliveries at the server:
- *                              each job message carries its max deliver and a
- *                              worker records the job failed past it
+ *                              the coordinator's max deliver is kept in the
+ *                              consumer's description, and a worker records the
+ *                              job failed past it (never a message's own limit)
  *   KV       odeness-results   key <id> → ResultMessage (the result of record),
- *                              entries expire after the retention period
+ *                              entries expire after the retention period; create
+ *                              only: one message per key, the server refuses any
+ *                              other put, delete or purge marker on it (workers
+ *                              cannot overwrite or delete results; only the
+ *                              coordinator clears a key, with the purge API)
  *   objects  odeness-bundles   name <id>.<run> → BundleArchive of one run's bundle dir,
  *                              same retention; both buckets have a size limit
  *   subject  odeness.events.<id>  start/progress from workers (core NATS, lossy)
@@ -34,6 +41,13 @@ export const BUNDLES_BUCKET = 'odeness-bundles';
 export const EVENT_SUBJECT_PREFIX = 'odeness.events.';
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 export const DEFAULT_MAX_DELIVER = 5;
+
+const MAX_DELIVER_TEXT = 'odeness work queue; max deliver ';
+/** The coordinator's max deliver, as kept in the consumer's description (default when absent). */
+export function maxDeliverOf(config: { description?: string } | undefined): number {
+  const m = new RegExp(`^${MAX_DELIVER_TEXT}(\\d{1,4})$`).exec(config?.description ?? '');
+  return m ? Math.max(1, Number(m[1])) : DEFAULT_MAX_DELIVER;
+}
 
 /** How long results and bundles stay in the buckets, and how large the buckets may grow. */
 export interface Retention {
@@ -61,7 +75,7 @@ const ms2ns = (ms: number) => Math.round(ms * 1e6);
  * coordinator passes its ack wait and retention and updates the consumer and
  * buckets to them; workers pass nothing and leave existing ones as they are.
  */
-export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; retention?: Retention } = {}): Promise<ClusterHandles> {
+export async function openCluster(nc: NatsConnection, where: string, cfg: { ackWaitMs?: number; retention?: Retention; maxDeliver?: number } = {}): Promise<ClusterHandles> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
@@ -97,6 +111,7 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
         ack_policy: AckPolicy.Explicit,
         ack_wait: ackWait,
         max_deliver: maxDeliver,
+        ...(cfg.maxDeliver !== undefined ? { description: `${MAX_DELIVER_TEXT}${cfg.maxDeliver}` } : {}),
         deliver_policy: DeliverPolicy.All,
         filter_subject: `${JOB_SUBJECT_PREFIX}*`,
         max_ack_pending: 10_000,
@@ -107,8 +122,9 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
         return again;
       });
   }
-  if (cfg.ackWaitMs !== undefined && (info.config.ack_wait !== ackWait || info.config.max_deliver !== maxDeliver)) {
-    await jsm.consumers.update(STREAM, CONSUMER, { ack_wait: ackWait, max_deliver: maxDeliver });
+  const description = cfg.maxDeliver !== undefined ? `${MAX_DELIVER_TEXT}${cfg.maxDeliver}` : info.config.description;
+  if (cfg.ackWaitMs !== undefined && (info.config.ack_wait !== ackWait || info.config.max_deliver !== maxDeliver || info.config.description !== description)) {
+    await jsm.consumers.update(STREAM, CONSUMER, { ack_wait: ackWait, max_deliver: maxDeliver, ...(description !== undefined ? { description } : {}) });
   }
   const r = cfg.retention ?? DEFAULT_RETENTION;
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
@@ -123,8 +139,11 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: { ackW
     // Buckets made earlier (or by an older odeness) get the coordinator's limits.
     for (const [stream, maxBytes] of [[`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes], [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes]] as const) {
       const si = await jsm.streams.info(stream);
-      if (si.config.max_age !== ms2ns(r.ttlMs) || si.config.max_bytes !== maxBytes) {
-        await jsm.streams.update(stream, { ...si.config, max_age: ms2ns(r.ttlMs), max_bytes: maxBytes });
+      // The result bucket is create only (one message per key, see above).
+      const createOnly = stream.startsWith('KV_') ? { discard_new_per_subject: true, max_msgs_per_subject: 1 } : {};
+      const stale = Object.entries(createOnly).some(([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v);
+      if (si.config.max_age !== ms2ns(r.ttlMs) || si.config.max_bytes !== maxBytes || stale) {
+        await jsm.streams.update(stream, { ...si.config, max_age: ms2ns(r.ttlMs), max_bytes: maxBytes, ...createOnly });
       }
     }
   }
@@ -137,14 +156,17 @@ export function isPermissionError(e: unknown): boolean {
 }
 
 /** Retry an operation that may fail while the server restarts; gives up after `forMs`. */
-export async function retrying<T>(what: string, f: () => Promise<T>, opts: { forMs?: number; signal?: AbortSignal; onRetry?: (e: unknown) => void } = {}): Promise<T> {
+export async function retrying<T>(
+  what: string, f: () => Promise<T>,
+  opts: { forMs?: number; signal?: AbortSignal; onRetry?: (e: unknown) => void; retryIf?: (e: unknown) => boolean } = {},
+): Promise<T> {
   const until = Date.now() + (opts.forMs ?? 10 * 60_000);
   let delay = 200;
   for (;;) {
     try {
       return await f();
     } catch (e) {
-      if (opts.signal?.aborted || Date.now() + delay > until) throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+      if (opts.signal?.aborted || opts.retryIf?.(e) === false || Date.now() + delay > until) throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
       opts.onRetry?.(e);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(2000, delay * 2);

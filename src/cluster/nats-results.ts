@@ -1,19 +1,23 @@
 /**
- * The result protocol on the KV bucket (key = job id): every write is a
- * compare-and-set on the key's revision, so of two runs of one job the first
- * `done` stays and the later one is refused (its bundle, named per run, is
- * deleted by its worker). What a stored result may be replaced by:
+ * The result protocol on the KV bucket (key = job id). The bucket is create
+ * only (one message per key, new ones refused by the server: see
+ * nats-resources.ts), so of two runs of one job the first result stays and
+ * the later one is refused (its bundle, named per run, is left to expire).
+ * Only the coordinator clears a key (purgeResult) for what may be replaced:
  *
- *   nothing, a deleted key, an unreadable entry,
- *   an entry for another job or naming another
- *   job's bundle                                       → anything (a forged or stale entry)
- *   failed                                             → done; a failure of a later attempt
- *   done                                               → nothing (first result wins)
+ *   nothing, a deleted key                             → anything
+ *   an unreadable or unauthenticated entry, one for
+ *   another job or naming another job's bundle         → cleared, then anything (a forged or stale entry)
+ *   a failure recorded when deliveries ran out         → cleared while held, so a late genuine done can land
+ *   a failure of an earlier attempt                    → cleared before a --retry-failed rerun
+ *   failed (this attempt or later), done               → nothing (first result wins)
  */
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { canonicalJson } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import { decodeResultMessage, encode } from './codec.js';
+import { RESULTS_BUCKET } from './nats-resources.js';
 import type { ResultMessage } from './protocol.js';
 
 export function sameJob(a: Job, b: Job): boolean {
@@ -27,18 +31,30 @@ export function decodeEntry(e: KvEntry): ResultMessage | undefined {
 }
 
 /** Whether a stored result can be the result of record of `job`: the same job, and a done one names a bundle of that job's runs. */
-export function answers(have: ResultMessage, job: Job): boolean {
+export function answers(have: ResultMessage, job: Job, authentic?: (m: ResultMessage) => boolean): boolean {
+  if (authentic && !authentic(have)) return false;
   return sameJob(have.result.job, job) && have.result.id === job.id && (have.result.status === 'failed' || !!have.bundle?.startsWith(`${job.id}.`));
 }
 
-/** Whether the stored result `have` (of the same job) stays when `msg` is offered. */
+/**
+ * Whether the stored result `have` (of the same job) stays when `msg` is
+ * offered: the first result of an attempt wins. The server enforces it too:
+ * the result bucket takes one message per key (create only, see
+ * nats-resources.ts); only the coordinator clears a key (purgeResult), for a
+ * held exhausted failure, a stale attempt or a forged entry.
+ */
 export function keepsStored(have: ResultMessage, msg: ResultMessage): boolean {
   if (have.result.status === 'done') return true;
-  return msg.result.status === 'failed' && have.result.attempt >= msg.result.attempt && !have.exhausted;
+  return have.result.attempt >= msg.result.attempt && !have.exhausted;
+}
+
+/** Clear a job's key in the result bucket (coordinator only: workers may not purge). */
+export async function purgeResult(jsm: JetStreamManager, id: string): Promise<void> {
+  await jsm.streams.purge(`KV_${RESULTS_BUCKET}`, { filter: `$KV.${RESULTS_BUCKET}.${id}` });
 }
 
 /** A result of record for `job` already in the bucket (done, or failed at `attempt` or later), if any. */
-export function standingResult(entry: KvEntry | null, job: Job, attempt: number): ResultMessage | undefined {
+export function standingResult(entry: KvEntry | null, job: Job, attempt: number, authentic?: (m: ResultMessage) => boolean): ResultMessage | undefined {
   if (!entry) return undefined;
   let have: ResultMessage | undefined;
   try {
@@ -46,7 +62,7 @@ export function standingResult(entry: KvEntry | null, job: Job, attempt: number)
   } catch {
     return undefined;
   }
-  if (!have || !answers(have, job)) return undefined;
+  if (!have || !answers(have, job, authentic)) return undefined;
   return have.result.status === 'done' || have.result.attempt >= attempt ? have : undefined;
 }
 
@@ -54,7 +70,7 @@ export function standingResult(entry: KvEntry | null, job: Job, attempt: number)
  * Offer a result; returns 'stored', or 'kept' when the stored result stays
  * (another run's done won). Retries lost races a few times, then throws.
  */
-export async function storeResult(kv: KV, msg: ResultMessage): Promise<'stored' | 'kept'> {
+export async function storeResult(kv: KV, msg: ResultMessage, authentic?: (m: ResultMessage) => boolean): Promise<'stored' | 'kept'> {
   const id = msg.result.id;
   const data = encode(msg);
   for (let tries = 0; ; tries++) {
@@ -65,7 +81,7 @@ export async function storeResult(kv: KV, msg: ResultMessage): Promise<'stored' 
     } catch {
       have = undefined; // unreadable: replace it
     }
-    if (have && answers(have, msg.result.job) && keepsStored(have, msg)) return 'kept';
+    if (have && answers(have, msg.result.job, authentic) && keepsStored(have, msg)) return 'kept';
     try {
       if (!entry || entry.operation !== 'PUT') await kv.create(id, data);
       else await kv.update(id, data, entry.revision);

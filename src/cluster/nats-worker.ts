@@ -3,8 +3,10 @@
  * child process (process-pool.ts: a poison job cannot take other jobs down).
  * Per delivery:
  *   1. decode and check the message as untrusted input (job-checks.ts): a
- *      refusal with a genuine job id becomes a failed result, anything else
- *      is terminated and logged;
+ *      job no worker could run (bounds, files) with a genuine id becomes a
+ *      failed result; one refused for this worker's own reason (another
+ *      protocol version or job key) is left for another worker and its
+ *      coordinator told (refusals.ts); anything else is terminated and logged;
  *   2. past its max deliveries (JetStream's delivery count, from the
  *      message's own metadata) → a failed result, marked `exhausted`;
  *   3. already answered in the result bucket → ack and skip;
@@ -17,7 +19,7 @@
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
  * hands them back at once (nak).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,16 +27,20 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { OdenessError } from '../errors.js';
 import { describeError } from '../study/job.js';
 import { pidAlive } from '../study/lock.js';
-import { validateJob } from '../study/records.js';
+import { JOB_ID_PATTERN } from '../formats/index.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
+import type { Device } from '../formats/common.js';
 import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
 import { checkDatasetFiles, checkJobBounds, checkJobId, checkJobSignature, JobRefused, type DataRootOptions } from './job-checks.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
+import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
+import { maxDeliverOf } from './nats-resources.js';
 import { defaultThreads } from './pool.js';
 import { ProcessPool } from './process-pool.js';
+import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
 
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
@@ -52,6 +58,8 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   jobKey?: Buffer;
   /** Heap limit of each job process, MB. */
   jobMemoryMb?: number;
+  /** The device this worker's sessions run on (default cpu): it takes CPU jobs and jobs requiring this device. */
+  device?: Device;
 }
 
 export interface WorkerSummary {
@@ -65,6 +73,16 @@ export interface WorkerSummary {
   returned: number;
   /** Messages refused (unreadable, unsigned, forged, out of bounds). */
   refused: number;
+  /** Deliveries of jobs requiring another device, handed back for a worker that has it. */
+  passed: number;
+}
+
+/** How long a job for another device waits before it is delivered again (to some worker). */
+export const OTHER_DEVICE_DELAY_MS = 2000;
+
+/** A worker on `device` runs CPU jobs and jobs requiring its own device. */
+export function canRunJob(device: Device, job: Pick<Job, 'device'>): boolean {
+  return job.device === undefined || job.device === device;
 }
 
 export const DEFAULT_JOB_TIMEOUT_MS = 6 * 3600_000;
@@ -97,7 +115,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const log = opts.log ?? ((level, message) => process.stderr.write(`[worker ${level}] ${message}\n`));
   const signal = opts.signal ?? new AbortController().signal;
   const where = describeNats(opts);
-  const prefix = `nats/${hostname()}/${process.pid}`;
+  const device = opts.device ?? 'cpu';
+  // Workers advertise their device in their name (results and events carry it); CPU workers keep the plain name.
+  const prefix = `nats/${hostname()}/${process.pid}${device === 'cpu' ? '' : `@${device}`}`;
   const jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
   const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
 
@@ -123,8 +143,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     throw e;
   }
   for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
-  const pool = new ProcessPool(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {});
-  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0 };
+  const pool = new ProcessPool({ ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}), ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}) });
+  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
 
   void (async () => {
     for await (const s of nc.status()) {
@@ -135,12 +155,15 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
 
   // The coordinator owns the ack wait; re-read it now and then so heartbeats keep up with changes.
   let ackWaitMs = DEFAULT_ACK_WAIT_MS;
+  // Deliveries before a job is given up: the coordinator's configuration (kept on the consumer), never the message's.
+  let maxDeliver = maxDeliverOf(undefined);
   let ackWaitReadAt = 0;
   const currentAckWait = async (): Promise<number> => {
     if (Date.now() - ackWaitReadAt > 5_000) {
       const info = await h.jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
       if (info?.config.ack_wait) {
         ackWaitMs = info.config.ack_wait / 1e6;
+        maxDeliver = maxDeliverOf(info.config);
         ackWaitReadAt = Date.now();
       }
     }
@@ -149,12 +172,16 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
 
   const publishEvent = (ev: Omit<EventMessage, 'v'>) => {
     try {
-      nc.publish(`${EVENT_SUBJECT_PREFIX}${ev.id}`, encode({ v: PROTOCOL_VERSION, ...ev }));
+      const msg: EventMessage = { v: PROTOCOL_VERSION, ...ev, at: Date.now() };
+      nc.publish(`${EVENT_SUBJECT_PREFIX}${ev.id}`, encode(opts.jobKey ? sealEvent(opts.jobKey, msg) : msg));
     } catch {
       /* best-effort */
     }
   };
 
+  // With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers.
+  const authentic = opts.jobKey ? (m: ResultMessage) => resultAuthentic(opts.jobKey!, m) : undefined;
+  const offer = (msg: ResultMessage) => storeResult(h.kv, opts.jobKey ? sealResult(opts.jobKey, msg) : msg, authentic);
   const keep = { signal, forMs: 10 * 60_000, onRetry: (e: unknown) => log('warn', `NATS not answering (${(e as Error).message}); retrying`) };
   const failure = (job: Job, attempt: number, error: string, started = Date.now()): JobResult => {
     const end = Date.now();
@@ -163,25 +190,41 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   /** Store a failed result without running the job, then drop the message for good. */
   const recordRefusal = async (m: JsMsg, msg: ResultMessage, what: string) => {
     summary.refused++;
-    await retrying(`store result of ${msg.result.id}`, () => storeResult(h.kv, msg), keep);
+    await retrying(`store result of ${msg.result.id}`, () => offer(msg), keep);
     log('warn', `${msg.result.id} failed in 0 ms (delivery ${m.info.deliveryCount}, ${what}): ${msg.result.error}`);
     m.term();
   };
 
-  /** A message this worker cannot run: another protocol version gets a failed result if its job can be named; the rest is dropped. */
-  const refuseUnreadable = async (m: JsMsg, e: MessageError): Promise<void> => {
+  /** Leave a job for another worker (nak with a growing delay) and tell its coordinator why (refusals.ts). */
+  const leaveForAnother = (m: JsMsg, id: string, kind: RefusalKind, reason: string): void => {
+    summary.refused++;
+    const deliveries = m.info.deliveryCount;
+    try {
+      nc.publish(`${REFUSAL_SUBJECT_PREFIX}${id}`, encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason }));
+    } catch {
+      /* best-effort, like events */
+    }
+    if (deliveries >= REFUSAL_MAX_DELIVERIES) {
+      log('warn', `dropping job message ${id} (stream seq ${m.seq}) after ${deliveries} deliveries no worker ran: ${reason}`);
+      m.term();
+      return;
+    }
+    if (deliveries === 1 || Number.isInteger(Math.log2(deliveries))) log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
+    m.nak(refusalDelayMs(deliveries));
+  };
+
+  /** A message this worker cannot read: another protocol version is left for a worker of that version (never a stored result); the rest is dropped. */
+  const refuseUnreadable = (m: JsMsg, e: MessageError): void => {
     if (e.version !== undefined) {
-      try {
-        const o = unpackRaw(m.data, 'job');
-        const job = validateJob(o.job);
-        checkJobId(job);
-        const attempt = Number.isInteger(o.attempt) && (o.attempt as number) >= 1 ? (o.attempt as number) : 1;
-        const error = `${e.message}: run coordinator and workers of the same odeness version`;
-        await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error) }, 'refused');
-        return;
-      } catch {
-        /* not even a job we can name */
-      }
+      const id = (() => {
+        try {
+          const j = unpackRaw(m.data, 'job').job as { id?: unknown } | undefined;
+          return typeof j?.id === 'string' && JOB_ID_PATTERN.test(j.id) ? j.id : undefined;
+        } catch {
+          return undefined;
+        }
+      })();
+      if (id) return leaveForAnother(m, id, 'version', `${e.message}: run coordinator and workers of the same odeness version`);
     }
     summary.refused++;
     log('warn', `dropping a job message (stream seq ${m.seq}): ${e.message}`);
@@ -196,7 +239,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       if (e instanceof MessageError) return refuseUnreadable(m, e);
       throw e;
     }
-    const { job, attempt, maxDeliver } = decoded;
+    const { job, attempt } = decoded;
+    await currentAckWait(); // refreshes maxDeliver too
     const deliveries = m.info.deliveryCount;
     try {
       checkJobSignature(opts.jobKey, decoded);
@@ -205,6 +249,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       await checkDatasetFiles(job, opts);
     } catch (e) {
       if (!(e instanceof JobRefused)) throw e;
+      if (e.leave) return leaveForAnother(m, job.id, e.leave, e.message);
       if (!e.record) {
         summary.refused++;
         log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);
@@ -213,12 +258,20 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       return recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, e.message) }, 'refused before running');
     }
-    if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt)) {
+    if (!canRunJob(device, job)) {
+      // Not failed, not refused: left in the queue for a worker with that device.
+      summary.passed++;
+      m.nak(OTHER_DEVICE_DELAY_MS);
+      return;
+    }
+    if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt, authentic)) {
       summary.skipped++;
       await m.ackAck().catch(() => false);
       return;
     }
-    if (deliveries > maxDeliver) {
+    // JetStream counts the deliveries other workers handed back for want of the job's device (canRunJob):
+    // for a job that requires a device the count says nothing about crashes, so only CPU jobs are given up by it.
+    if (deliveries > maxDeliver && job.device === undefined) {
       const error = `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); rerun with --retry-failed`;
       await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error), exhausted: true }, 'given up after too many deliveries; recorded as failed');
       return;
@@ -275,12 +328,14 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         return;
       }
       let bundle: string | undefined;
+      let stored: Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'> = {};
       if (result.status === 'done') {
         bundle = `${job.id}.${run}`;
         const bytes = await packBundle(bundleDir!);
-        await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keep);
+        const info = await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keep);
+        stored = { bundleDigest: createHash('sha256').update(bytes).digest('hex'), bundleBytes: bytes.length, bundleNuid: info.nuid };
       }
-      const outcome = await retrying(`store result of ${job.id}`, () => storeResult(h.kv, { v: PROTOCOL_VERSION, result, ...(bundle ? { bundle } : {}) }), keep);
+      const outcome = await retrying(`store result of ${job.id}`, () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }), keep);
       summary.ran++;
       if (result.status === 'done') summary.done++;
       else summary.failed++;
@@ -327,7 +382,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     }
   };
 
-  log('info', `worker ${prefix} pulling from ${where} with ${concurrency} slot(s)`);
+  log('info', `worker ${prefix} pulling from ${where} with ${concurrency} slot(s), device ${device}`);
   opts.onReady?.();
   try {
     await Promise.all(Array.from({ length: concurrency }, lane));

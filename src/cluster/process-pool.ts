@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { describeError } from '../study/job.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 import { ProcessReportSchema, type ProcessControl } from './protocol.js';
+import { jobProcessEnv } from './job-env.js';
 
 /** `workers/job-process.ts` under tsx, `dist/workers/job-process.js` compiled (see poolWorkerFile). */
 export function jobProcessFile(): string {
@@ -35,7 +36,9 @@ export interface ProcessRunHooks {
 export interface ProcessPoolOptions {
   /** Heap limit of each job process (node's --max-old-space-size), MB. */
   memoryMb?: number;
-  /** Environment of the job processes (default: this process's). */
+  /** Jobs read files only under this directory (the worker's --data-root, see data/confined.ts). */
+  dataRoot?: string;
+  /** Environment of the job processes (default: this process's), less any credentials (job-env.ts). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -59,7 +62,7 @@ class JobProcess {
   constructor(opts: ProcessPoolOptions) {
     this.child = fork(jobProcessFile(), [], {
       execArgv: [...process.execArgv, ...(opts.memoryMb ? [`--max-old-space-size=${opts.memoryMb}`] : [])],
-      env: opts.env ?? process.env,
+      env: jobProcessEnv(opts.env ?? process.env),
       serialization: 'advanced', // typed arrays in metrics survive
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
@@ -132,7 +135,7 @@ export class ProcessPool {
               else if (m.data.kind === 'progress') hooks.onProgress?.(m.data.progress);
               else if (m.data.kind === 'result') res({ result: m.data.result });
             });
-            proc.send({ kind: 'run', job, attempt, bundleDir, worker });
+            proc.send({ kind: 'run', job, attempt, bundleDir, worker, ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}) });
           },
           (e: Error) => res({ died: e.message }),
         );

@@ -14,7 +14,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { JobResultSchema, JobSchema } from '../formats/index.js';
+import { JOB_LIMITS, JobResultSchema, JobSchema } from '../formats/index.js';
 import type { Job, JobProgress } from '../study/types.js';
 
 /** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
@@ -32,7 +32,8 @@ export const JobProgressSchema = z.object({
 }) satisfies z.ZodType<JobProgress>;
 
 const version = z.literal(PROTOCOL_VERSION);
-const attempt = z.number().int().min(1).max(1_000_000);
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const attempt = z.number().int().min(1).max(JOB_LIMITS.attempt);
 
 export const JobMessageSchema = z.object({
   v: version,
@@ -53,6 +54,12 @@ export const ResultMessageSchema = z.object({
   bundle: z.string().regex(/^[0-9a-f]{16}\.[0-9a-f]{16}$/).optional(),
   /** Set on the failure a worker records when a job's deliveries ran out: a later genuine done supersedes it. */
   exhausted: z.boolean().optional(),
+  /** The bundle archive as uploaded: its SHA-256 (hex), size and object-store id (chunks subject), sealed below. */
+  bundleDigest: hex64.optional(),
+  bundleBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  bundleNuid: z.string().regex(/^[A-Za-z0-9]{1,64}$/).optional(),
+  /** HMAC-SHA256 (hex) over the rest, when the cluster signs jobs (result-auth.ts). */
+  mac: hex64.optional(),
 });
 export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
@@ -62,6 +69,9 @@ export const EventMessageSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{16}$/),
   worker: z.string().max(500),
   progress: JobProgressSchema.optional(),
+  /** Send time (ms since the epoch) and seal, when the cluster signs jobs: spoofed and replayed events are ignored. */
+  at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  mac: hex64.optional(),
 });
 export type EventMessage = z.infer<typeof EventMessageSchema>;
 
@@ -96,7 +106,7 @@ export type PoolControlMessage = z.infer<typeof PoolControlMessageSchema>;
  * `advanced` serialization): the worker sends one `run` at a time; the child
  * answers `ready` once loaded, then `start`, `progress`…, and one `result`.
  */
-export type ProcessControl = { kind: 'run'; job: Job; attempt: number; bundleDir: string; worker: string };
+export type ProcessControl = { kind: 'run'; job: Job; attempt: number; bundleDir: string; worker: string; dataRoot?: string };
 
 export const ProcessReportSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ready') }),

@@ -20,15 +20,17 @@ export interface JsonData {
   width: number;
 }
 
-function describe(v: unknown): string {
+function describe(v: unknown, opaque = false): string {
   if (v === undefined) return 'missing';
+  // Opaque: the file is not the user's own (a cluster job's data): name the kind of value, never its text.
+  if (opaque) return Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`;
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v); // e.g. 1e400 parses to Infinity
   const s = JSON.stringify(v);
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
 
 /** Validate parsed JSON (`file` only names the source in messages). */
-export function jsonToData(doc: unknown, file: string): JsonData {
+export function jsonToData(doc: unknown, file: string, opaque = false): JsonData {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new FileFormatError(file, 'expected a JSON object {"x": [[...], ...], "y": [...]}');
   }
@@ -39,18 +41,18 @@ export function jsonToData(doc: unknown, file: string): JsonData {
   const n = xs.length;
   if (ys.length !== n) throw new FileFormatError(file, `"y" has ${ys.length} labels but "x" has ${n} rows`);
   const first = xs[0];
-  if (!Array.isArray(first)) throw new FileFormatError(file, `x[0] is ${describe(first)}, expected an array of numbers`);
+  if (!Array.isArray(first)) throw new FileFormatError(file, `x[0] is ${describe(first, opaque)}, expected an array of numbers`);
   const width = first.length;
   if (width === 0) throw new FileFormatError(file, 'x[0] is empty; expected at least one value per row');
   checkDataSize(file, n, width);
   const x = new Float32Array(n * width);
   for (let i = 0; i < n; i++) {
     const row = xs[i] as unknown;
-    if (!Array.isArray(row)) throw new FileFormatError(file, `x[${i}] is ${describe(row)}, expected an array of numbers`);
+    if (!Array.isArray(row)) throw new FileFormatError(file, `x[${i}] is ${describe(row, opaque)}, expected an array of numbers`);
     if (row.length !== width) throw new FileFormatError(file, `x[${i}] has ${row.length} values, expected ${width}`);
     for (let j = 0; j < width; j++) {
       const v = row[j] as unknown;
-      if (typeof v !== 'number' || !isFloat32(v)) throw new FileFormatError(file, `x[${i}][${j}] is ${describe(v)}, expected a finite number within the float32 range (|x| ≤ ${FLOAT32_MAX.toPrecision(5)})`);
+      if (typeof v !== 'number' || !isFloat32(v)) throw new FileFormatError(file, `x[${i}][${j}] is ${describe(v, opaque)}, expected a finite number within the float32 range (|x| ≤ ${FLOAT32_MAX.toPrecision(5)})`);
       x[i * width + j] = v;
     }
   }
@@ -58,7 +60,7 @@ export function jsonToData(doc: unknown, file: string): JsonData {
   for (let i = 0; i < n; i++) {
     const v = ys[i] as unknown;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= DATA_LIMITS.classes) {
-      throw new FileFormatError(file, `y[${i}] is ${describe(v)}, expected a non-negative integer label (a class index below ${DATA_LIMITS.classes})`);
+      throw new FileFormatError(file, `y[${i}] is ${describe(v, opaque)}, expected a non-negative integer label (a class index below ${DATA_LIMITS.classes})`);
     }
     y[i] = v;
   }
@@ -93,6 +95,8 @@ export const DEFAULT_JSON_TEST_FRACTION = 0.2;
 
 export interface JsonDatasetOptions {
   readonly file: string;
+  /** The file's rows, already read (src/data/confined.ts reads them under a data root); default: read `file`. */
+  readonly data?: JsonData;
   readonly seed: Seed;
   /**
    * Test fraction in (0, 1) for a seeded random split (default 0.2), or 'none':
@@ -123,7 +127,7 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
   if (split !== 'none' && !(typeof split === 'number' && split > 0 && split < 1)) {
     throw new SpecError(`json: split must be a test fraction between 0 and 1 (exclusive) or "none", got ${split}`);
   }
-  const data = readJsonData(file);
+  const data = opts.data ?? readJsonData(file);
   let maxLabel = 0;
   for (let i = 0; i < data.n; i++) maxLabel = Math.max(maxLabel, data.y[i]!);
   const classes = opts.classes ?? maxLabel + 1;

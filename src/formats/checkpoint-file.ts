@@ -18,6 +18,7 @@ const AdaptSettingsSchema = z.union([
     maxSteps: positiveInt().optional(),
     start: z.enum(['hairer', 'spec']).optional(),
     startTol: finite().optional(),
+    folds: z.boolean().optional(),
   }),
 ]);
 

@@ -20,6 +20,16 @@ export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 export type EngineName = Exclude<EngineChoice, 'auto'>;
 export const EngineChoiceSchema = z.enum(ENGINE_CHOICES, { error: `expected one of ${ENGINE_CHOICES.join(', ')}` });
 
+/** Where onnxruntime sessions run (--device): `auto` is resolved on the machine that runs them. */
+export const DEVICE_CHOICES = ['cpu', 'webgpu', 'cuda', 'auto'] as const;
+export type DeviceChoice = (typeof DEVICE_CHOICES)[number];
+export type Device = Exclude<DeviceChoice, 'auto'>;
+export const DEVICES = ['cpu', 'webgpu', 'cuda'] as const satisfies readonly Device[];
+export const DeviceSchema = z.enum(DEVICES, { error: `expected one of ${DEVICES.join(', ')}` });
+/** Devices a job may require (a job without one runs on the CPU). */
+export const GPU_DEVICES = ['webgpu', 'cuda'] as const satisfies readonly Device[];
+export const GpuDeviceSchema = z.enum(GPU_DEVICES, { error: `expected one of ${GPU_DEVICES.join(', ')} (absent: cpu)` });
+
 /** The audits a study may request per job. */
 export const AUDIT_KINDS = ['crossing', 'fan'] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];

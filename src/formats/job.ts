@@ -8,7 +8,7 @@
  * untrusted job message before it allocates anything.
  */
 import * as z from 'zod';
-import { EngineChoiceSchema, count, positive, positiveInt, record, str } from './common.js';
+import { EngineChoiceSchema, GpuDeviceSchema, count, positive, positiveInt, record, str } from './common.js';
 
 /** The documented maxima of a job (and of a study file's corresponding keys). */
 export const JOB_LIMITS = {
@@ -26,6 +26,8 @@ export const JOB_LIMITS = {
   specLength: 4096,
   /** Ceiling a study may raise the solver step-count limit to. */
   maxSolverSteps: 10_000_000,
+  /** Runs of one job id (`--retry-failed` counts up): bounded so a forged count cannot block the next retry. */
+  attempt: 1_000_000,
 } as const;
 
 /** The test-set keyword an adaptation job may keep: the paper's set around the step training ends at. */
@@ -75,6 +77,10 @@ export const JobSchema = record({
    * step training ends at.
    */
   adaptStart: z.enum(ADAPT_STARTS, { error: `expected one of ${ADAPT_STARTS.join(', ')}` }).optional(),
+  /** The device the job's sessions must run on; absent for the CPU (so the ids of CPU jobs do not change). */
+  device: GpuDeviceSchema.optional(),
+  /** Adaptation jobs only, when set: adaptation also shrinks steps that fold space (beyond the paper). Absent otherwise, so ids do not change. */
+  adaptFolds: z.literal(true, { error: 'expected true (or absent)' }).optional(),
 });
 
 export type AdaptStart = (typeof ADAPT_STARTS)[number];

@@ -1,6 +1,6 @@
 /** plan.json of a study directory: the planned jobs, written by `study run` and read by status/report. */
 import * as z from 'zod';
-import { positiveInt, str } from './common.js';
+import { DeviceSchema, positiveInt, str } from './common.js';
 import { JobSchema } from './job.js';
 
 /** Most jobs a plan file may hold (a reader checks this before reading the jobs). */
@@ -14,6 +14,8 @@ export const PlanOverridesSchema = z.object({
   iterations: positiveInt().optional(),
   testPoints: positiveInt().optional(),
   batchSize: positiveInt().optional(),
+  /** --device: where every job's sessions run (cpu drops the study file's device). */
+  device: DeviceSchema.optional(),
 });
 
 export type PlanOverrides = z.output<typeof PlanOverridesSchema>;

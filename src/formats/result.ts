@@ -5,8 +5,8 @@
  * read it through this type.
  */
 import * as z from 'zod';
-import { count, finite, JOB_STATUSES, positiveInt, record, str } from './common.js';
-import { JobSchema } from './job.js';
+import { count, DeviceSchema, finite, JOB_STATUSES, positiveInt, record, str } from './common.js';
+import { JOB_LIMITS, JobSchema } from './job.js';
 
 const num = finite();
 const fraction = finite('an accuracy in [0, 1]').refine((v) => v >= 0 && v <= 1, { error: 'expected an accuracy in [0, 1]' });
@@ -41,6 +41,11 @@ export const AdaptDecisionSchema = record({
   testSolver: str(),
   /** Accuracy of the tentatively enlarged step/tolerance, when one was tried. */
   trialAccuracy: fraction.optional(),
+  /** Adaptation with fold checks (beyond the paper): folded states of the training solver's step on the check batch, of foldStates. */
+  folded: count().optional(),
+  foldStates: count().optional(),
+  /** Folded states under the tentatively enlarged step, when one was tried. */
+  trialFolded: count().optional(),
   action: z.enum(ADAPT_ACTIONS, { error: `expected one of ${ADAPT_ACTIONS.join(', ')}` }),
   trainNfe: num,
   testNfe: num,
@@ -124,8 +129,13 @@ export const JobMetricsSchema = record({
   adaptation: record({ decisions: count(), final: str(), trace: z.array(AdaptDecisionSchema) }).optional(),
   backend: str(),
   engine: str(),
+  /** Where the job's sessions ran, and the adapter (CPU model, GPU name) behind it; absent in older results. */
+  device: DeviceSchema.optional(),
+  adapter: str().optional(),
   trainMs: num,
   evalMs: num,
+  /** Classes of the task (chance accuracy is 1/classes: the report's chance rule). */
+  classes: count().optional(),
   audits: record({ crossing: CrossingMetricsSchema.optional(), fan: FanMetricsSchema.optional() }).optional(),
 });
 
@@ -141,7 +151,7 @@ export const JobResultSchema = record({
   /** Who ran it: `local/<host>/<pid>/t<thread>` or `nats/<host>/<pid>/<slot>`. */
   worker: str('a worker name'),
   /** 1 for the first run of a job id; a `--retry-failed` rerun counts up. */
-  attempt: positiveInt('an attempt number, a positive integer'),
+  attempt: positiveInt('an attempt number, a positive integer', JOB_LIMITS.attempt),
 }).superRefine((r, ctx) => {
   if (r.job.id !== r.id) ctx.addIssue({ code: 'custom', message: `expected the job id of the result (${r.id})`, input: r.job.id, path: ['job', 'id'] });
   if (r.status === 'failed' && r.error === undefined) ctx.addIssue({ code: 'custom', message: 'expected an error message for a failed job', path: ['error'], params: { absent: true } });

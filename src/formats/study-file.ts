@@ -12,11 +12,13 @@
  *     - midpoint:0.1                               # or one solver spec string
  *   adapt: false                          # false | true | both (both = the grid + one adaptation run per method and seed)
  *   adaptStart: hairer                    # hairer (default) | start specs, at most one per method: [euler:0.1, dopri5:1e-5]
+ *   adaptFolds: false                     # true: adaptation also shrinks fixed steps that fold space (beyond the paper)
  *   seeds: 5                              # a count (0..n-1) or a list
  *   iterations: 10000
  *   batchSize: 128
  *   lr: 1e-4
  *   engine: auto                          # auto | tfjs | ort
+ *   device: cpu                           # cpu (default) | webgpu | cuda: where every job's sessions run
  *   testSolvers: paper                    # paper | a list of solver spec strings (may include paper)
  *   audits: {crossing: true, fan: false}  # or a list: [crossing, fan]
  *   solverLimits: {maxSteps: 100000, minTol: 1e-10}   # optional: the bounds every solver spec is checked against
@@ -30,7 +32,7 @@
  */
 import * as z from 'zod';
 import { OdenessError } from '../errors.js';
-import { AUDIT_KINDS, EngineChoiceSchema, finite, positive, positiveInt, record, type EngineChoice } from './common.js';
+import { AUDIT_KINDS, DeviceSchema, EngineChoiceSchema, finite, positive, positiveInt, record, type Device, type EngineChoice } from './common.js';
 import { JOB_LIMITS, type SolverLimits } from './job.js';
 
 /** Defaults follow the paper's sphere experiments (PAPER.md). */
@@ -78,11 +80,15 @@ export interface StudySpec {
    * start specs, at most one per method (methods not listed start as with `hairer`).
    */
   readonly adaptStart: 'hairer' | readonly string[];
+  /** Adaptation also checks folds on its check batch (beyond the paper). Present only when true (the study's hash stays). */
+  readonly adaptFolds?: true;
   readonly seeds: readonly number[];
   readonly iterations: number;
   readonly batchSize: number;
   readonly lr: number;
   readonly engine: EngineChoice;
+  /** Where the jobs' sessions run (absent: the CPU). */
+  readonly device?: Device;
   /** `paper` (resolved per training solver at plan time) or canonical spec strings. */
   readonly testSolvers: 'paper' | readonly string[];
   readonly audits: { readonly crossing: boolean; readonly fan: boolean };
@@ -174,11 +180,13 @@ export function studyFileSchema(sem: StudySemantics) {
     adaptStart: z
       .union([z.literal('hairer'), oneOrList(z.string({ error: SOLVER_EXAMPLE }), 'start spec')], { error: 'expected "hairer" or a list of start specs like ["euler:0.1", "dopri5:1e-5"]' })
       .optional(),
+    adaptFolds: z.boolean({ error: 'expected true or false' }).optional(),
     seeds: z.union([seedCount, seedList], { error: 'expected a seed count (positive integer) or a list of seeds' }).optional(),
     iterations: atMost(positiveInt(), JOB_LIMITS.iterations, 'iterations').optional(),
     batchSize: atMost(positiveInt(), JOB_LIMITS.batchSize, 'samples per batch').optional(),
     lr: atMost(positive('a learning rate, a positive number'), JOB_LIMITS.lr, '(a learning rate)').optional(),
     engine: EngineChoiceSchema.optional(),
+    device: DeviceSchema.optional(),
     solverLimits: limits.optional(),
     testSolvers: z
       .union([z.literal('paper', { error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]' }), z.array(z.string({ error: SOLVER_EXAMPLE })).min(1, { error: 'expected "paper" or a non-empty list of solver specs' })], {
@@ -221,24 +229,35 @@ export function studyFileSchema(sem: StudySemantics) {
       }
       const solver = g.solver;
       const specs: string[] = [];
+      const paths: PropertyKey[][] = [];
+      const add = (at: PropertyKey[], spec: string) => {
+        specs.push(solverSpec(at, spec));
+        paths.push(at);
+      };
       if (sem.isAdaptive(solver)) {
         for (const key of ['steps', 'stepCounts'] as const) {
           if (g[key] !== undefined) fail([...path, key], g[key], `${solver} is adaptive: give "tols", not "${key}" (fixed-step solvers: ${methods.filter((m) => !sem.isAdaptive(m)).join(', ')})`);
         }
         if (g.tols === undefined) fail([...path, 'tols'], undefined, `expected a list of tolerances for the adaptive solver ${solver}`);
-        list(g.tols!).forEach((tol, k) => specs.push(solverSpec(itemPath([...path, 'tols'], g.tols, k), `${solver}:${tol}`)));
+        list(g.tols!).forEach((tol, k) => add(itemPath([...path, 'tols'], g.tols, k), `${solver}:${tol}`));
       } else {
         if (g.tols !== undefined) fail([...path, 'tols'], g.tols, `${solver} is a fixed-step solver: give "steps" (step sizes) or "stepCounts", not "tols"`);
         if (g.steps === undefined && g.stepCounts === undefined) {
           fail([...path, 'steps'], undefined, `expected step sizes ("steps") or step counts ("stepCounts") for the fixed-step solver ${solver}`);
         }
-        if (g.steps !== undefined) list(g.steps).forEach((h, k) => specs.push(solverSpec(itemPath([...path, 'steps'], g.steps, k), `${solver}:${h}`)));
-        if (g.stepCounts !== undefined) list(g.stepCounts).forEach((n, k) => specs.push(solverSpec(itemPath([...path, 'stepCounts'], g.stepCounts, k), `${solver}:steps=${n}`)));
+        if (g.steps !== undefined) list(g.steps).forEach((h, k) => add(itemPath([...path, 'steps'], g.steps, k), `${solver}:${h}`));
+        if (g.stepCounts !== undefined) list(g.stepCounts).forEach((n, k) => add(itemPath([...path, 'stepCounts'], g.stepCounts, k), `${solver}:steps=${n}`));
       }
-      return { solver, specs: [...new Set(specs)] };
+      // A repeated grid point is reported, not merged silently: it is a slip in the file.
+      specs.forEach((spec, k) => {
+        const first = specs.indexOf(spec);
+        if (first < k) fail(paths[k]!, spec, `repeats ${spec} (the grid point at ${pathText(paths[first]!)}): each grid point trains once; remove the repeat`);
+      });
+      return { solver, specs };
     });
 
     const adaptRaw = r.adapt ?? STUDY_DEFAULTS.adapt;
+    if (r.adaptFolds && adaptRaw === false) fail(['adaptFolds'], r.adaptFolds, 'expected adapt: true or both (fold checks are part of adaptation runs)');
     let adaptStart: 'hairer' | string[] = 'hairer';
     if (r.adaptStart !== undefined && r.adaptStart !== 'hairer') {
       const starts = list(r.adaptStart);
@@ -268,16 +287,23 @@ export function studyFileSchema(sem: StudySemantics) {
       grid,
       adapt: adaptRaw === 'both' ? [false, true] : [adaptRaw],
       adaptStart,
+      ...(r.adaptFolds ? { adaptFolds: true as const } : {}),
       seeds: typeof seedsRaw === 'number' ? Array.from({ length: seedsRaw }, (_, i) => i) : seedsRaw,
       iterations: r.iterations ?? STUDY_DEFAULTS.iterations,
       batchSize: r.batchSize ?? STUDY_DEFAULTS.batchSize,
       lr: r.lr ?? STUDY_DEFAULTS.lr,
       engine: r.engine ?? STUDY_DEFAULTS.engine,
+      ...(r.device !== undefined && r.device !== 'cpu' ? { device: r.device } : {}),
       testSolvers,
       audits,
       ...(r.solverLimits && Object.keys(r.solverLimits).length > 0 ? { solverLimits: lim } : {}),
     };
   }
+}
+
+/** A path inside the file as errors name it: grid[0].steps[2]. */
+function pathText(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
 }
 
 /** Thrown inside the normalising transform once an issue is recorded: one problem is reported, not its consequences. */

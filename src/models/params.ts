@@ -14,7 +14,8 @@ export const MAX_PARAMS = 2 ** 29;
 
 export function paramShapes(config: ModelConfig): ParamShape[] {
   const kind = fieldKind(config.field);
-  if (config.stateShape.length !== kind.stateRank) {
+  if (kind.checkState) kind.checkState(config.field, config.stateShape);
+  else if (config.stateShape.length !== kind.stateRank) {
     const want = kind.stateRank === 1 ? 'a vector state' : 'an image state [C, H, W]';
     throw new ShapeError(`a ${kind.kind} field needs ${want}, got state shape [${config.stateShape.join(', ')}]`);
   }
@@ -28,13 +29,15 @@ export function paramShapes(config: ModelConfig): ParamShape[] {
   return out;
 }
 
-/** Kaiming-normal weights (std = √(2 / fan_in)), zero biases, from the given normal stream. */
+/** Kaiming-normal weights (std = √(2 / fan_in)), zero biases, from the given normal stream; a kind's own initial values first. */
 export function initParams(config: ModelConfig, normal: () => number): Params {
   const params: Params = {};
+  const given = fieldKind(config.field).initial?.(config.field) ?? {};
   for (const p of paramShapes(config)) {
     const n = p.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    if (p.fanIn > 0) {
+    if (given[p.name]) data.set(given[p.name]!);
+    else if (p.fanIn > 0) {
       const std = Math.sqrt(2 / p.fanIn);
       for (let i = 0; i < n; i++) data[i] = std * normal();
     }

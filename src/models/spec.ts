@@ -9,13 +9,17 @@
 import { SpecError } from '../errors.js';
 import { tokenizeSpec, type SpecToken } from '../formats/index.js';
 import { FIELD_KINDS, fieldKind, type FieldSpec } from './fields/index.js';
-import { flagNames, optionNames, readOptions } from './fields/options.js';
+import { flagNames, optionNames, pathOption, readOptions } from './fields/options.js';
 
 export { FIELD_KINDS };
 
-function parseOptions(spec: string, items: readonly SpecToken[], allowed: readonly string[], flags: readonly string[]): Map<string, string> {
+function parseOptions(spec: string, items: readonly SpecToken[], allowed: readonly string[], flags: readonly string[], bare?: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const item of items) {
+  for (const [i, item] of items.entries()) {
+    if (i === 0 && item.key === undefined && bare !== undefined) {
+      out.set(bare, item.value);
+      continue;
+    }
     const key = item.key ?? item.value;
     if (item.key === undefined && !flags.includes(key)) {
       throw new SpecError(`field spec "${spec}": "${item.text.trim()}" is not key=value; expected options ${[...allowed, ...flags].join(', ')}`);
@@ -30,9 +34,11 @@ function parseOptions(spec: string, items: readonly SpecToken[], allowed: readon
 }
 
 export function parseFieldSpec(spec: string): FieldSpec {
-  const { head, items } = tokenizeSpec(spec);
-  const kind = fieldKind(head, spec);
-  const raw = parseOptions(spec, items, optionNames(kind.options), flagNames(kind.options));
+  const kind = fieldKind(tokenizeSpec(spec).head, spec);
+  // Kinds that read a file take the path as the first item, so it may hold ',' and ':'.
+  const bare = pathOption(kind.options);
+  const { items } = tokenizeSpec(spec, { pathSafe: bare !== undefined });
+  const raw = parseOptions(spec, items, optionNames(kind.options), flagNames(kind.options), bare);
   return kind.fromOptions(readOptions(spec, kind.options, raw));
 }
 

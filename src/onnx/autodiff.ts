@@ -4,16 +4,16 @@
  * The forward graph is plain data (graph.ts), so the gradient graph is made by
  * walking `b.nodes` backwards from a scalar loss and appending, for every node
  * on a path from a differentiated input to the loss, the nodes its gradient
- * rule emits (grad-rules.ts); an op on such a path without a rule stops the
+ * rule emits (its op record in ops/); an op on such a path without a rule stops the
  * build with an error naming the op and the node. Static shapes come from
  * shapes.ts, so broadcasting gradients reduce with constant axes.
  */
 import { attr, type GraphBuilder } from './graph.js';
-import { gemmAttrs, gradientOps, NON_DIFFERENTIABLE, registry, type GradContext, type GradTerm } from './grad-rules.js';
-import './conv-grads.js';
-import { FLOAT_TYPES, inferShapes, prod, type ShapeMap, type ValueMeta } from './shapes.js';
+import { gemmAttrs } from './ops/linear.js';
+import { FLOAT_TYPES, gradientOps, opDef, prod, type GradContext, type GradTerm, type ShapeMap, type ValueMeta } from './ops/index.js';
+import { inferShapes } from './shapes.js';
 
-export { gradientOps, hasGradient, registerGradient, type GradContext, type GradientRule, type GradTerm, type LazyGrad } from './grad-rules.js';
+export { gradientOps, hasGradient, opRegistry, OPS, type GradContext, type GradientRule, type GradTerm, type LazyGrad, type OpDef } from './ops/index.js';
 export { inferShapes, type ElemType, type ShapeMap, type ValueMeta } from './shapes.js';
 
 export interface GradientOptions {
@@ -70,7 +70,7 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
   const active = new Set<string>(wrt);
   for (let k = 0; k < end; k++) {
     const n = b.nodes[k]!;
-    if (NON_DIFFERENTIABLE.has(n.op) || !n.inputs.some((i) => active.has(i))) continue;
+    if (opDef(n.op)?.differentiable === false || !n.inputs.some((i) => active.has(i))) continue;
     for (const o of n.outputs) if (FLOAT_TYPES.has(shapes.get(o)!.dtype)) active.add(o);
   }
   // Values the loss depends on.
@@ -204,7 +204,7 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
     if (gOut.every((g) => g === undefined)) continue;
     const needs = n.inputs.map((i) => i !== '' && active.has(i));
     if (!needs.some(Boolean)) continue;
-    const rule = registry.get(n.op);
+    const rule = opDef(n.op)?.grad;
     if (!rule) {
       throw new Error(
         `autodiff: no gradient rule for op "${n.op}" (node ${n.name}, which lies between ${wrt.length === 1 ? wrt[0] : 'the parameters'} and the loss); ` +

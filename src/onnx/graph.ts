@@ -22,16 +22,17 @@ export const IR_VERSION = 8;
 /** Default-domain opset every odeness graph declares. */
 export const OPSET = 17;
 
-export type DType = 'float32' | 'float64' | 'int64';
 export type FloatType = 'float32' | 'float64';
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
 
 export const BATCH: Dim = 'batch';
 
-// Node attributes are defined with the field kinds' graph-writer interface (one definition).
-export { attr, type Attr } from '../models/fields/kind.js';
-import type { Attr, GraphWriter } from '../models/fields/kind.js';
+export { attr, type Attr } from './ir/attrs.js';
+import type { Attr } from './ir/attrs.js';
+import type { DType, GraphWriter, InitData } from './ir/writer.js';
+
+export type { DType, InitData } from './ir/writer.js';
 
 export interface GraphNode {
   readonly name: string;
@@ -46,8 +47,6 @@ export interface ValueInfo {
   readonly dtype: DType;
   readonly shape: readonly Dim[];
 }
-
-export type InitData = Float32Array | Float64Array | BigInt64Array;
 
 export interface Initializer {
   readonly name: string;
@@ -104,6 +103,8 @@ export class GraphBuilder implements GraphWriter {
   private readonly constCache = new Map<string, string>();
   /** Source object of each parameter initializer, so re-adding the same tensor is a no-op. */
   private readonly paramSources = new Map<string, unknown>();
+  /** Values made once per graph (GraphWriter.once). */
+  private readonly made = new Map<string, unknown>();
 
   constructor(options: GraphBuilderOptions = {}) {
     this.name = options.name ?? 'odeness';
@@ -163,6 +164,13 @@ export class GraphBuilder implements GraphWriter {
     const name = this.fresh(hint);
     this.initializers.set(name, { name, dtype, shape: [...shape], data });
     return name;
+  }
+
+  once<T>(key: string, make: () => T): T {
+    if (this.made.has(key)) return this.made.get(key) as T;
+    const value = make();
+    this.made.set(key, value);
+    return value;
   }
 
   /** Float data converted to the builder's float type. */

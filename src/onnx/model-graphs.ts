@@ -13,8 +13,9 @@ import { fieldKind } from '../models/fields/index.js';
 import { checkParams } from '../models/params.js';
 import { augmentedShape, type Model } from '../models/types.js';
 import { solve, type SolveStats } from '../solvers/integrate.js';
+import { asSolver, type FixedSolver, type Solver } from '../solvers/solver.js';
 import type { SolverSpec } from '../solvers/spec.js';
-import { FIXED_METHODS, getTableau } from '../solvers/tableau.js';
+import { FIXED_METHODS } from '../solvers/tableau.js';
 import { attr, BATCH, GraphBuilder, type FloatType } from './graph.js';
 import { graphOps } from './graph-vector.js';
 
@@ -81,13 +82,19 @@ export function modelFieldAppender(model: Model): FieldAppender {
   return (b, t, z) => appendField(b, model, z, time ? b.scalar(t, [1]) : undefined);
 }
 
-export function requireFixed(spec: SolverSpec, what: string): asserts spec is SolverSpec & { kind: 'fixed' } {
-  const tab = getTableau(spec.method);
-  if (spec.kind !== 'fixed' || tab.adaptive) {
+/** The fixed-step Solver of a spec (resolved here unless it is one already), or a SpecError naming `what`. */
+export function fixedSolver(spec: SolverSpec | Solver, what: string): FixedSolver {
+  const solver = asSolver(spec);
+  if (solver.kind !== 'fixed') {
     throw new SpecError(
-      `${what} needs a fixed-step solver (one of ${FIXED_METHODS.join(', ')} with a step); "${spec.method}" is adaptive and its steps depend on the data`,
+      `${what} needs a fixed-step solver (one of ${FIXED_METHODS.join(', ')} with a step); "${solver.spec.method}" is adaptive and its steps depend on the data`,
     );
   }
+  return solver;
+}
+
+export function requireFixed(spec: SolverSpec, what: string): asserts spec is SolverSpec & { kind: 'fixed' } {
+  fixedSolver(spec, what);
 }
 
 /**
@@ -98,19 +105,19 @@ export function requireFixed(spec: SolverSpec, what: string): asserts spec is So
  */
 export function appendSolve(
   b: GraphBuilder,
-  spec: SolverSpec,
+  spec: SolverSpec | Solver,
   z0: string,
   field: FieldAppender,
   interval: { t0: number; t1: number },
   out?: string,
 ): { z1: string; stats: SolveStats } {
-  requireFixed(spec, 'an unrolled solve');
-  const r = solve(graphOps(b), (t, z) => field(b, t, z), z0, spec, { t0: interval.t0, t1: interval.t1, checkFinite: false });
+  const solver = fixedSolver(spec, 'an unrolled solve');
+  const r = solve(graphOps(b), (t, z) => field(b, t, z), z0, solver, { t0: interval.t0, t1: interval.t1, checkFinite: false });
   return { z1: out === undefined ? r.z1 : b.op('Identity', [r.z1], {}, out), stats: r.stats };
 }
 
 /** appendSolve's z(t1) alone. */
-export function appendFixedSolve(b: GraphBuilder, spec: SolverSpec, z0: string, field: FieldAppender, interval: { t0: number; t1: number }, out?: string): string {
+export function appendFixedSolve(b: GraphBuilder, spec: SolverSpec | Solver, z0: string, field: FieldAppender, interval: { t0: number; t1: number }, out?: string): string {
   return appendSolve(b, spec, z0, field, interval, out).z1;
 }
 
@@ -157,14 +164,14 @@ export interface SolveGraphOptions extends GraphOptions {
 }
 
 /** The field-only unrolled solve: input z [batch, ...state] = z(t0), output z1 = z(t1). */
-export function solveGraph(model: Model, spec: SolverSpec, options: SolveGraphOptions = {}): GraphBuilder {
+export function solveGraph(model: Model, spec: SolverSpec | Solver, options: SolveGraphOptions = {}): GraphBuilder {
   checkModel(model);
-  requireFixed(spec, 'an unrolled solve graph');
+  const solver = fixedSolver(spec, 'an unrolled solve graph');
   const b = new GraphBuilder({ name: 'solve', float: options.float });
   const shape = [BATCH, ...model.config.stateShape];
   const z = b.input('z', b.float, shape);
   const interval = { t0: options.t0 ?? model.config.t0, t1: options.t1 ?? model.config.t1 };
-  appendFixedSolve(b, spec, z, modelFieldAppender(model), interval, 'z1');
+  appendFixedSolve(b, solver, z, modelFieldAppender(model), interval, 'z1');
   b.output('z1', b.float, shape);
   return b;
 }
@@ -173,14 +180,14 @@ export function solveGraph(model: Model, spec: SolverSpec, options: SolveGraphOp
  * The effective model (field + fixed solver configuration) as one graph:
  * x [batch, ...inputShape] → encoder → unrolled solve over [t0, t1] → head → logits.
  */
-export function effectiveModelGraph(model: Model, spec: SolverSpec, options: SolveGraphOptions = {}): GraphBuilder {
+export function effectiveModelGraph(model: Model, spec: SolverSpec | Solver, options: SolveGraphOptions = {}): GraphBuilder {
   checkModel(model);
-  requireFixed(spec, 'an effective model graph');
+  const solver = fixedSolver(spec, 'an effective model graph');
   const b = new GraphBuilder({ name: 'effective_model', float: options.float });
   const x = b.input('x', b.float, [BATCH, ...model.config.inputShape]);
   const z0 = appendEncoder(b, model, x);
   const interval = { t0: options.t0 ?? model.config.t0, t1: options.t1 ?? model.config.t1 };
-  const z1 = appendFixedSolve(b, spec, z0, modelFieldAppender(model), interval);
+  const z1 = appendFixedSolve(b, solver, z0, modelFieldAppender(model), interval);
   appendHead(b, model, z1, 'logits');
   b.output('logits', b.float, [BATCH, model.config.classes]);
   return b;

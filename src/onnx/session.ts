@@ -7,13 +7,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { FileFormatError, ShapeError } from '../errors.js';
+import { FileFormatError, isOdenessError, ShapeError } from '../errors.js';
 import type { AsyncField } from '../solvers/vector.js';
+import { createSession, firstLine, type SessionOptions } from './runtime/session.js';
 
-export interface SessionOptions {
-  /** onnxruntime intra-op threads (default 1: parallelism comes from running many jobs). */
-  threads?: number;
-}
+export type { SessionOptions } from './runtime/session.js';
 
 type Dims = readonly (number | string)[];
 
@@ -22,11 +20,6 @@ export interface TensorInfo {
   readonly type: string;
   /** Declared shape; symbolic dims are strings. Empty = scalar (or undeclared). */
   readonly shape: Dims;
-}
-
-function firstLine(text: string, max = 300): string {
-  const line = text.split('\n').find((l) => l.trim() !== '') ?? text;
-  return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 
 export function formatDims(dims: Dims): string {
@@ -52,14 +45,9 @@ export async function openSession(file: string, options: SessionOptions = {}, gi
   const bytes = given ?? (await readOnnxFile(file));
   if (bytes.length === 0) throw new FileFormatError(file, 'empty file, not an ONNX model');
   try {
-    return await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.threads ?? 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    });
+    return await createSession(bytes, options);
   } catch (e) {
+    if (isOdenessError(e)) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     throw new FileFormatError(file, `not a valid ONNX model (truncated or corrupt?): ${firstLine(msg)}`, { cause: e });
   }

@@ -20,7 +20,7 @@
 import { fieldKind } from '../models/fields/index.js';
 import type { ModelConfig } from '../models/types.js';
 import { rkStep, isStepCall } from '../solvers/integrate.js';
-import { getTableau } from '../solvers/tableau.js';
+import type { Tableau } from '../solvers/tableau.js';
 import type { VectorOps } from '../solvers/vector.js';
 import { appendGradients } from './autodiff.js';
 import { GraphBuilder, type FloatType } from './graph.js';
@@ -78,8 +78,7 @@ function fieldParams(config: ModelConfig): string[] {
 }
 
 /** The step (or its VJP) of a tableau for a model architecture and batch size. */
-export function stepGraph(config: ModelConfig, method: string, options: StepGraphOptions): StepGraph {
-  const tab = getTableau(method);
+export function stepGraph(config: ModelConfig, tab: Tableau, options: StepGraphOptions): StepGraph {
   const model = architectureModel(config);
   const time = fieldKind(config.field).usesTime(config.field);
   const b = new GraphBuilder({ name: options.vjp ? 'step_vjp' : 'step', float: options.float, nchwcBlock: options.nchwcBlock });

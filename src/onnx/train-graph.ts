@@ -16,10 +16,11 @@
  */
 import { paramShapes } from '../models/params.js';
 import type { Model, ModelConfig, Params } from '../models/types.js';
+import type { Solver } from '../solvers/solver.js';
 import type { SolverSpec } from '../solvers/spec.js';
 import { appendGradients, type MergeMode } from './autodiff.js';
 import { attr, GraphBuilder, type FloatType } from './graph.js';
-import { appendEncoder, appendHead, appendSolve, checkModel, modelFieldAppender, requireFixed } from './model-graphs.js';
+import { appendEncoder, appendHead, appendSolve, checkModel, fixedSolver, modelFieldAppender } from './model-graphs.js';
 
 export interface TrainGraphOptions {
   /** Fixed batch size of the graph. */
@@ -94,8 +95,8 @@ export function appendClassifierLoss(
 }
 
 /** The training step of a model architecture under a fixed-step solver as one graph (see the file comment). */
-export function trainGraph(config: ModelConfig, spec: SolverSpec, options: TrainGraphOptions): TrainGraph {
-  requireFixed(spec, 'the ort training engine');
+export function trainGraph(config: ModelConfig, spec: SolverSpec | Solver, options: TrainGraphOptions): TrainGraph {
+  const solver = fixedSolver(spec, 'the ort training engine');
   const batch = options.batch;
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`trainGraph: batch must be a positive integer, got ${batch}`);
   const model = architectureModel(config);
@@ -104,7 +105,7 @@ export function trainGraph(config: ModelConfig, spec: SolverSpec, options: Train
   const x = b.input('x', b.float, [batch, ...config.inputShape]);
   const labels = b.input('labels', 'int64', [batch]);
   const z0 = appendEncoder(b, model, x);
-  const { z1, stats } = appendSolve(b, spec, z0, modelFieldAppender(model), { t0: config.t0, t1: config.t1 });
+  const { z1, stats } = appendSolve(b, solver, z0, modelFieldAppender(model), { t0: config.t0, t1: config.t1 });
   const logits = appendHead(b, model, z1, options.logits ? 'logits' : undefined);
   const { loss, accuracy } = appendClassifierLoss(b, logits, labels, batch, config.classes, { loss: 'loss', accuracy: 'accuracy' });
   const params = paramShapes(config).map((p) => p.name);

@@ -7,15 +7,19 @@
  *  - grid configurations (one training spec, means over seeds with spread),
  *    their cross-solver evaluations and audits;
  *  - the critical step size / tolerance (audit/critical.ts), censored when it
- *    is the largest value tested ("≥") or when even the smallest fails ("<");
+ *    is the largest value tested ("≥") or when even the smallest fails ("<"),
+ *    by two criteria side by side: the paper's (accuracy) and proof-aware
+ *    (a configuration the audits proved no ODE flow fails) — the answer is the
+ *    proof-aware one, and where they differ the report says why; a model at
+ *    chance accuracy never passes either;
  *  - the adaptation runs of the method, each (dataset, field, method, seed,
  *    start) counted once even if an older plan ran duplicates;
  *  - the paper's Table 1: the grid's cheapest configuration that keeps ODE
  *    semantics (at or below the critical value) against the adaptation run.
  */
-import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult } from '../audit/critical.js';
+import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalCriterion, type CriticalResult, type CriticalRow } from '../audit/critical.js';
 import { crossingVerdict, type Verdict } from '../audit/verdict.js';
-import { fixedStepCount, parseSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
+import { displaySpec, fixedStepCount, parseSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
 import type { AdaptStart, EvalRow, Job, JobResult } from '../study/types.js';
 import { groupBy, spread, type Spread } from './stats.js';
 import type { PlanOverrides } from '../formats/index.js';
@@ -85,6 +89,8 @@ export interface EvalSummary {
 export interface CrossingSeed {
   readonly seed: number;
   readonly id: string;
+  /** The solver this seed's model was audited under (adaptation runs end at different ones). */
+  readonly solver: string;
   readonly crossings: number;
   /** Of the crossing pairs, those that persist when re-solved finely (proof); absent when not refined. */
   readonly persistent?: number;
@@ -106,6 +112,8 @@ export interface AuditSummary {
   readonly crossing?: { readonly solver: string; readonly points: number; readonly note: string; readonly seeds: readonly CrossingSeed[] };
   readonly fan?: {
     readonly solver: string;
+    /** Each seed's audited solver (adaptation runs end at different ones). */
+    readonly seeds: readonly { readonly seed: number; readonly solver: string }[];
     readonly reference: string;
     readonly perClass: readonly FanClassSummary[];
     /** Global error over t per class (mean over seeds where their times agree, else the first seed's). */
@@ -128,20 +136,45 @@ export interface ConfigSummary {
   readonly audits: AuditSummary;
 }
 
-export interface CriticalSummary {
-  readonly kind: 'step' | 'tol';
+/** The critical value by one criterion. */
+export interface CriticalAnswer {
+  readonly criterion: CriticalCriterion;
   readonly value: number | null;
   /** 'above': the largest tested value passes, the true critical value may be larger (≥); 'below': even the smallest fails (<). */
   readonly censored: 'above' | 'below' | null;
+  readonly result: CriticalResult;
+}
+
+/** A tested value the paper's criterion passes and the proof-aware one fails: the proofs. */
+export interface CriticalDisagreement {
+  readonly param: number;
+  readonly trainSpec: string;
+  /** Each proven row: its job, seed and the verdict's text. */
+  readonly proofs: readonly { readonly id: string; readonly seed: number; readonly text: string }[];
+}
+
+/**
+ * The one answer of a (dataset, field, method): proof-aware (value, censored,
+ * result), with the paper's accuracy criterion beside it and where they differ.
+ */
+export interface CriticalSummary extends CriticalAnswer {
+  readonly kind: 'step' | 'tol';
   readonly smallestTested: number;
   readonly largestTested: number;
-  readonly result: CriticalResult;
+  /** The paper's accuracy criterion alone (with the chance rule). */
+  readonly accuracy: CriticalAnswer;
+  /** Values that pass the paper's criterion but are proven no ODE flow; empty when the criteria agree on every value. */
+  readonly disagreements: readonly CriticalDisagreement[];
+  /** Rows left out of both for being at chance accuracy (counted, never passing). */
+  readonly atChance: number;
 }
 
 export interface AdaptationRun {
   readonly id: string;
   readonly seed: number;
   readonly finalSpec: string;
+  /** The audits' proof that the final solver's model is no ODE flow (the verdict's text), when they found one. */
+  readonly nonFlow?: string;
   readonly finalParam: number;
   readonly trainAccuracy: number;
   readonly trainNfe: number;
@@ -167,7 +200,14 @@ export interface Comparison {
   readonly grid: { readonly trainSpec: string; readonly param: number; readonly trainAccuracy?: Spread; readonly trainNfe?: Spread } | null;
   /** The whole grid search's training NFE per seed (every configuration must be trained to find the critical value). */
   readonly gridSearchNfe?: Spread;
-  readonly adaptation: { readonly trainAccuracy?: Spread; readonly trainNfe?: Spread; readonly finalParam?: Spread };
+  readonly adaptation: {
+    readonly trainAccuracy?: Spread;
+    readonly trainNfe?: Spread;
+    readonly finalParam?: Spread;
+    /** Runs whose final solver the audits proved no ODE flow, of `runs` (Table 1 marks them). */
+    readonly provenNonFlow: number;
+    readonly runs: number;
+  };
 }
 
 export interface MethodSection {
@@ -274,14 +314,16 @@ function summariseAudits(results: readonly JobResult[]): AuditSummary {
         return {
           seed: r.job.seed,
           id: r.id,
+          solver: c.solver,
           crossings: c.crossings,
           ...(c.refinement ? { persistent: c.refinement.persistentPairs } : {}),
           pairsChecked: c.pairsChecked,
           projected: c.projected,
           ...(fold ? { folded: fold.folded, foldStates: fold.states } : {}),
           // The verdict the audit reached; results written before it was recorded are weighed again on what they kept.
+          // Written before specs were printed rounded: the exact solver in the text is shown as people write it.
           verdict:
-            c.verdict ??
+            (c.verdict && { ...c.verdict, text: c.verdict.text.replace(` under ${c.solver}`, ` under ${displaySpec(c.solver)}`) }) ??
             crossingVerdict({
               solver: c.solver,
               stepMap: parse(c.solver)?.kind ?? 'fixed',
@@ -319,7 +361,8 @@ function summariseAudits(results: readonly JobResult[]): AuditSummary {
         })),
       };
     }
-    out.fan = { solver: fans[0]!.solver, reference: fans[0]!.reference, perClass, ...(series ? { series } : {}) };
+    const seeds = withFan.map((r) => ({ seed: r.job.seed, solver: r.metrics!.audits!.fan!.solver }));
+    out.fan = { solver: fans[0]!.solver, seeds, reference: fans[0]!.reference, perClass, ...(series ? { series } : {}) };
   }
   return out;
 }
@@ -345,21 +388,64 @@ function optional<K extends string, V>(key: K, v: V | undefined): { [k in K]?: V
   return (v === undefined ? {} : { [key]: v }) as { [k in K]?: V };
 }
 
+/** The audits' proof that a job's model is no ODE flow (its crossing verdict's text), if any. */
+export function nonFlowProof(r: JobResult): string | undefined {
+  const c = r.metrics?.audits?.crossing;
+  if (!c) return undefined;
+  const verdict = c.verdict ?? summariseAudits([r]).crossing?.seeds[0]?.verdict;
+  return verdict?.conclusion === 'not-an-ode-flow' ? verdict.text : undefined;
+}
+
+/**
+ * Chance accuracy (1/classes) of a job's task: recorded by the job, else the
+ * fan audit's classes, else the dataset family's (spheres 2, MNIST/CIFAR-10 10).
+ */
+export function chanceOf(r: JobResult): number | undefined {
+  const m = r.metrics;
+  const fanClasses = m?.audits?.fan?.final.perClass.length;
+  const family = r.job.dataset.split(':')[0];
+  const classes = m?.classes ?? (fanClasses && fanClasses > 1 ? fanClasses : family === 'spheres' ? 2 : family === 'mnist' || family === 'cifar10' ? 10 : undefined);
+  return classes ? 1 / classes : undefined;
+}
+
+function answer(rows: readonly CriticalRow[], criterion: CriticalCriterion, kind: 'step' | 'tol', threshold: number): CriticalAnswer {
+  const result = criticalStep(rows, { threshold, kind, criterion });
+  const largestTested = result.params.at(-1)!.param;
+  const censored = result.critical === null ? 'below' : result.critical === largestTested ? 'above' : null;
+  return { criterion, value: result.critical, censored, result };
+}
+
 function critical(configs: readonly ConfigSummary[], results: ReadonlyMap<string, JobResult>, kind: 'step' | 'tol', threshold: number): CriticalSummary | undefined {
-  const rows = configs.flatMap((c) =>
+  const rows: CriticalRow[] = configs.flatMap((c) =>
     c.jobIds.flatMap((id) => {
       const r = results.get(id)!;
       const train = parse(c.trainSpec)!;
       const tests = r.metrics!.evals.filter((e) => !isOwn(train, e) && atLeastAsAccurate(c.trainSpec, e.spec)).map((e) => ({ spec: e.spec, accuracy: e.accuracy }));
-      return tests.length > 0 && c.param > 0 ? [{ id, trainSpec: c.trainSpec, trainParam: c.param, trainAccuracy: r.metrics!.trainAccuracy, tests }] : [];
+      const chance = chanceOf(r);
+      const nonFlow = nonFlowProof(r);
+      const row = { id, trainSpec: c.trainSpec, trainParam: c.param, trainAccuracy: r.metrics!.trainAccuracy, tests, ...(chance !== undefined ? { chance } : {}), ...(nonFlow ? { nonFlow } : {}) };
+      return tests.length > 0 && c.param > 0 ? [row] : [];
     }),
   );
   if (rows.length === 0) return undefined;
-  const result = criticalStep(rows, { threshold, kind });
-  const smallestTested = result.params[0]!.param;
-  const largestTested = result.params.at(-1)!.param;
-  const censored = result.critical === null ? 'below' : result.critical === largestTested ? 'above' : null;
-  return { kind, value: result.critical, censored, smallestTested, largestTested, result };
+  const proofAware = answer(rows, 'proof-aware', kind, threshold);
+  const accuracy = answer(rows, 'accuracy', kind, threshold);
+  const seedOf = (id: string) => results.get(id)!.job.seed;
+  const disagreements = proofAware.result.params
+    .filter((p, i) => !p.pass && accuracy.result.params[i]!.pass)
+    .map((p) => {
+      const proven = proofAware.result.evidence.filter((e) => e.trainParam === p.param && e.failure === 'non-flow');
+      return { param: p.param, trainSpec: proven[0]!.trainSpec, proofs: proven.map((e) => ({ id: e.id!, seed: seedOf(e.id!), text: e.nonFlow! })) };
+    });
+  return {
+    ...proofAware,
+    kind,
+    smallestTested: proofAware.result.params[0]!.param,
+    largestTested: proofAware.result.params.at(-1)!.param,
+    accuracy,
+    disagreements,
+    atChance: proofAware.result.evidence.filter((e) => e.failure === 'chance').length,
+  };
 }
 
 function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'): AdaptationSummary {
@@ -374,6 +460,7 @@ function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'):
       id: r.id,
       seed: r.job.seed,
       finalSpec: m.trainSolver,
+      ...optional('nonFlow', nonFlowProof(r)),
       finalParam: final ? solverParam(final) : NaN,
       trainAccuracy: m.trainAccuracy,
       trainNfe: m.nfe.total,
@@ -413,6 +500,8 @@ function comparison(configs: readonly ConfigSummary[], crit: CriticalSummary | u
       ...optional('trainAccuracy', adaptation.trainAccuracy),
       ...optional('trainNfe', adaptation.trainNfe),
       ...optional('finalParam', adaptation.finalParam),
+      provenNonFlow: adaptation.runs.filter((r) => r.nonFlow !== undefined).length,
+      runs: adaptation.runs.length,
     },
   };
 }

@@ -7,7 +7,7 @@
 import { accuracyVsStepsSvg, adaptationSvg, fanByClassSvg, type AccuracyCurve } from './figures.js';
 import { esc, fmtAcc, fmtAccSpread, fmtNum, fmtNumSpread, fmtParam, paramHtml, plural, roundSpec, specHtml } from './format.js';
 import { table, type Cell, type FigureSink } from './blocks.js';
-import type { AuditSummary, ConfigSummary, CriticalSummary, JobRow, MethodSection, ReportModel, Section } from './model.js';
+import type { AuditSummary, ConfigSummary, CriticalAnswer, CriticalSummary, JobRow, MethodSection, ReportModel, Section } from './model.js';
 
 const txt = (v: unknown): Cell => ({ html: esc(v) });
 const num = (v: number | undefined | null): Cell => ({ html: esc(fmtNum(v)), num: true });
@@ -40,7 +40,7 @@ export function header(model: ReportModel): string {
 }
 
 /** "critical step size ≥ 0.5" — censored values say so. */
-export function criticalText(c: CriticalSummary): string {
+export function criticalText(c: CriticalAnswer & Pick<CriticalSummary, 'kind' | 'smallestTested'>): string {
   const what = c.kind === 'tol' ? 'tolerance' : 'step size';
   if (c.censored === 'below') return `no critical ${what}: the smallest tested value (${paramHtml(c.smallestTested)}) already fails, so it is &lt; ${paramHtml(c.smallestTested)}`;
   if (c.censored === 'above') return `critical ${what} <b>≥ ${paramHtml(c.value)}</b>: the largest tested value passes (censored: larger values were not tested)`;
@@ -48,7 +48,7 @@ export function criticalText(c: CriticalSummary): string {
 }
 
 /** Value cell of a critical step for tables: "≥ 0.5", "< 0.01", "0.1". */
-export function criticalValue(c: CriticalSummary | undefined): string {
+export function criticalValue(c: (CriticalAnswer & Pick<CriticalSummary, 'smallestTested'>) | undefined): string {
   if (!c) return '—';
   if (c.censored === 'below') return `&lt; ${paramHtml(c.smallestTested)}`;
   return `${c.censored === 'above' ? '≥ ' : ''}${paramHtml(c.value)}`;
@@ -84,9 +84,37 @@ async function accuracyFigures(section: Section, m: MethodSection, figures: Figu
   return out;
 }
 
+/** The rule, as the report and README state it. */
+export const CRITICAL_RULES =
+  'A model at chance accuracy (its training-solver accuracy not above 1/classes by more than the threshold) never passes. ' +
+  'Proof-aware: a configuration the audits proved no ODE flow (a fold, a 1-D order swap, a persistent crossing) does not pass, whatever its accuracy.';
+
+const FAILURE_TEXT = { deviation: 'accuracy deviates', chance: 'at chance accuracy', 'non-flow': 'proven no ODE flow' } as const;
+
+/** Both criteria side by side, and where they differ, why. */
+function criteriaHtml(c: CriticalSummary): string {
+  const both = { kind: c.kind, smallestTested: c.smallestTested };
+  const lines = [
+    `<p>Proof-aware (the answer): ${criticalText({ ...c, ...both })}.</p>`,
+    `<p>The paper's accuracy criterion: ${criticalText({ ...c.accuracy, ...both })}.</p>`,
+  ];
+  if (c.disagreements.length === 0) {
+    lines.push('<p class="sub">The two criteria agree on every tested value.</p>');
+  } else {
+    const why = c.disagreements.map((d) => {
+      const proofs = d.proofs.map((p) => `seed ${p.seed}: ${esc(p.text)}`).join('; ');
+      return `<li>${specHtml(d.trainSpec)} passes the accuracy criterion but the audits prove it is no ODE flow — ${proofs}</li>`;
+    });
+    lines.push(`<p class="warn">The criteria differ: a configuration with a proof of a non-flow does not pass, whatever its accuracy.</p><ul class="disagree">${why.join('')}</ul>`);
+  }
+  if (c.atChance > 0) lines.push(`<p class="warn">${plural(c.atChance, 'model')} at chance accuracy: never passing.</p>`);
+  return lines.join('\n');
+}
+
 function criticalBlock(c: CriticalSummary): string {
   const r = c.result;
   const extra = r.monotone ? '' : ` Not monotone: the largest passing value is ${paramHtml(r.largestPassing)}, while ${paramHtml(r.smallestFailing)} fails.`;
+  const verdict = (pass: boolean, why?: string) => (pass ? '<span class="pass">pass</span>' : `<span class="failtxt">fail${why ? ` (${esc(why)})` : ''}</span>`);
   const rows = r.evidence.map((e) => ({
     cls: e.pass ? '' : 'fail',
     cells: [
@@ -96,13 +124,14 @@ function criticalBlock(c: CriticalSummary): string {
       acc(e.trainAccuracy),
       { html: Number.isFinite(e.maxDeviation) ? esc(e.maxDeviation.toFixed(3)) : 'NaN', num: true },
       spec(e.worstTest),
-      { html: e.pass ? '<span class="pass">pass</span>' : '<span class="failtxt">fail</span>' },
+      { html: verdict(e.accuracyPass && e.failure !== 'chance', e.failure === 'chance' ? FAILURE_TEXT.chance : undefined) },
+      { html: verdict(e.pass, e.failure ? FAILURE_TEXT[e.failure] : undefined) },
     ],
   }));
   return (
-    `<p>${criticalText(c)}. Only test solvers at least as accurate as the training solver judge.${extra}</p>\n` +
+    `${criteriaHtml(c)}\n<p class="sub">Only test solvers at least as accurate as the training solver judge. ${esc(CRITICAL_RULES)}${extra}</p>\n` +
     `<details><summary>Evidence (${plural(r.evidence.length, 'model')})</summary>\n` +
-    table(['job', 'train spec', c.kind === 'tol' ? 'tol' : 'h', 'train-solver accuracy', 'max |Δ accuracy|', 'worst test', 'verdict'], rows) +
+    table(['job', 'train spec', c.kind === 'tol' ? 'tol' : 'h', 'train-solver accuracy', 'max |Δ accuracy|', 'worst test', 'accuracy criterion', 'proof-aware'], rows) +
     '\n</details>'
   );
 }
@@ -144,7 +173,7 @@ function comparisonBlock(m: MethodSection): string {
         },
         {
           cells: [
-            txt('adaptation'),
+            { html: `adaptation${adaptFlag(cmp.adaptation)}` },
             txt(`start: ${a.start}`),
             { html: a.finalParam ? `${paramHtml(a.finalParam.mean)}${a.finalParam.n > 1 ? ` ± ${esc(fmtParam(a.finalParam.std))}` : ''} (final)` : '—', num: true },
             { html: esc(fmtAccSpread(cmp.adaptation.trainAccuracy)), num: true },
@@ -155,8 +184,15 @@ function comparisonBlock(m: MethodSection): string {
       ],
       'comparison',
     ) +
-    `<p class="sub">Accuracy: test set, under the training solver (the final one for adaptation). NFE: field evaluations in training (forward + backward, plus the adaptation checks), per run.${gridNote ? ` Grid: ${esc(gridNote)}.` : ''}</p>`
+    `<p class="sub">Accuracy: test set, under the training solver (the final one for adaptation). NFE: field evaluations in training (forward + backward, plus the adaptation checks), per run.${gridNote ? ` Grid: ${esc(gridNote)}.` : ''}` +
+    `${cmp.adaptation.provenNonFlow > 0 ? ' ⚠ The paper’s adaptation checks accuracy only: a run can end at a step whose model folds space.' : ''}</p>`
   );
+}
+
+/** Table 1's mark on adaptation runs that end at a proven non-flow. */
+function adaptFlag(a: { provenNonFlow: number; runs: number }): string {
+  if (a.provenNonFlow === 0) return '';
+  return ` <span class="failtxt">⚠ ${a.provenNonFlow} of ${plural(a.runs, 'run')} end${a.runs === 1 ? 's' : ''} at a proven non-flow (see the audits)</span>`;
 }
 
 function verdictHtml(seeds: NonNullable<AuditSummary['crossing']>['seeds']): string {
@@ -167,6 +203,13 @@ function verdictHtml(seeds: NonNullable<AuditSummary['crossing']>['seeds']): str
       return `${seeds.length > 1 ? `seed ${s.seed}: ` : ''}${s.verdict.conclusion === 'not-an-ode-flow' ? `<span class="failtxt">${text}</span>` : text}`;
     })
     .join('<br>');
+}
+
+/** The audited solver: one when every seed shares it, else each seed's (adaptation runs end apart). */
+function seedSolvers(seeds: readonly { seed: number; solver: string }[]): string {
+  const distinct = new Set(seeds.map((s) => s.solver));
+  if (distinct.size <= 1) return specHtml(seeds[0]?.solver ?? '');
+  return seeds.map((s) => `seed ${s.seed}: ${specHtml(s.solver)}`).join('<br>');
 }
 
 async function auditBlock(section: Section, m: MethodSection, figures: FigureSink): Promise<string> {
@@ -187,7 +230,7 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
             cls: c.seeds.some((s) => s.verdict.conclusion === 'not-an-ode-flow') ? 'fail' : '',
             cells: [
               { html: r.specHtml },
-              spec(c.solver),
+              { html: seedSolvers(c.seeds) },
               { html: esc(c.seeds.map((s) => `${fmtNum(s.crossings)} / ${fmtNum(s.pairsChecked)}${s.persistent !== undefined && s.crossings > 0 ? ` (${fmtNum(s.persistent)} persist)` : ''}`).join(', ')), num: true },
               { html: esc(c.seeds.map((s) => (s.folded !== undefined ? `${fmtNum(s.folded)} / ${fmtNum(s.foldStates)}` : 'not checked')).join(', ')), num: true },
               { html: verdictHtml(c.seeds) },
@@ -210,7 +253,7 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
           return {
             cells: [
               { html: r.specHtml },
-              spec(f.solver),
+              { html: seedSolvers(f.seeds ?? [{ seed: 0, solver: f.solver }]) },
               ...labels.map((l) => {
                 const c = f.perClass.find((x) => x.label === l);
                 return { html: c ? esc(`${fmtNum(c.finalMean.mean)} (${fmtNum(c.finalMax)})`) : '—', num: true };
@@ -242,8 +285,11 @@ async function adaptationBlock(section: Section, m: MethodSection, figures: Figu
   if (a.duplicates > 0) parts.push(`<p class="warn">${plural(a.duplicates, 'duplicate adaptation result')} (same dataset, field, method, seed and start, planned by an older version once per grid point) counted once.</p>`);
   parts.push(
     table(
-      ['job', 'seed', 'final solver', 'accuracy', 'training NFE', 'decisions'],
-      a.runs.map((r) => ({ cells: [code(r.id), num(r.seed), spec(r.finalSpec), acc(r.trainAccuracy), num(r.trainNfe), num(r.trace.length)] })),
+      ['job', 'seed', 'final solver', 'accuracy', 'training NFE', 'decisions', 'audit of the final solver'],
+      a.runs.map((r) => ({
+        cls: r.nonFlow ? 'fail' : '',
+        cells: [code(r.id), num(r.seed), spec(r.finalSpec), acc(r.trainAccuracy), num(r.trainNfe), num(r.trace.length), { html: r.nonFlow ? `<span class="failtxt">${esc(r.nonFlow)}</span>` : '' }],
+      })),
     ),
   );
   const traced = a.runs.filter((r) => r.trace.length > 0);

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { SpecError } from '../errors.js';
 import { readPlan, readResults } from '../study/store.js';
-import { planFileOverrides, type PlanFile } from '../formats/index.js';
+import { planFileOverrides, type JobResult, type PlanFile } from '../formats/index.js';
 
 const overridesOf = (plan: PlanFile) => {
   const overrides = planFileOverrides(plan);
@@ -35,13 +35,37 @@ export interface StudyReport extends WrittenReport {
   readonly critical: StudyCritical[];
 }
 
+/**
+ * The results as the report can take them: a schema-valid result the model
+ * cannot read (say, an evaluation spec this version cannot parse, from a
+ * cluster or another version) is listed as a failed job naming why, and the
+ * rest of the study renders. Checked one by one only when the whole set fails.
+ */
+function readableResults(results: JobResult[], threshold?: number): JobResult[] {
+  const opts = threshold !== undefined ? { threshold } : {};
+  try {
+    buildReportModel({ results }, opts);
+    return results;
+  } catch {
+    return results.map((r) => {
+      try {
+        buildReportModel({ results: [r] }, opts);
+        return r;
+      } catch (e) {
+        const { metrics: _unread, ...rest } = r;
+        return { ...rest, status: 'failed' as const, error: `unreadable result, not analysed: ${(e as Error).message}` };
+      }
+    });
+  }
+}
+
 export async function writeStudyReport(dir: string, options: StudyReportOptions = {}): Promise<StudyReport> {
   const plan = readPlan(dir);
   const { final } = readResults(dir);
   if (final.size === 0 && !options.live && !options.allowEmpty) throw new SpecError(`${path.join(dir, 'results.jsonl')}: no results yet; run \`odeness study run\` first`);
   const model = buildReportModel(
     {
-      results: [...final.values()],
+      results: readableResults([...final.values()], options.threshold),
       ...(plan ? { plan: { jobs: plan.jobs, ...(plan.name !== undefined ? { name: plan.name } : {}), ...(plan.studyHash ? { studyHash: plan.studyHash } : {}), ...overridesOf(plan) } } : {}),
       ...(options.live ? { live: options.live } : {}),
     },

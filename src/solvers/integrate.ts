@@ -9,12 +9,28 @@
  * driver may answer it with the whole step computed elsewhere (a compiled
  * graph of that same rkStep, src/onnx/step-graph.ts) or with undefined, and
  * the step then runs stage by stage here.
+ *
+ * Fixed and adaptive solves are the same loop: the Solver's step-size
+ * controller (controller.ts) says where steps land, how large the first one
+ * is, and whether a step is accepted.
  */
 import { SolveError, SpecError } from '../errors.js';
-import { JOB_LIMITS } from '../formats/index.js';
-import { checkStepBudget, DEFAULT_MAX_STEPS, DEFAULT_SOLVER_LIMITS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from './spec.js';
-import { getTableau, type Tableau } from './tableau.js';
-import type { AsyncField, FieldCall, StepCall, StepOut, SyncField, VectorOps } from './vector.js';
+import type { StepController } from './controller.js';
+import { asSolver, type Solver } from './solver.js';
+import type { SolverSpec } from './spec.js';
+import type { Tableau } from './tableau.js';
+import {
+  isStepCall,
+  type AsyncField,
+  type FieldGen,
+  type StepCall,
+  type StepOut,
+  type SyncField,
+  type VectorOps,
+} from './vector.js';
+
+export { fixedGrid } from './controller.js';
+export { isStepCall, type SolveRequest } from './vector.js';
 
 export interface SolveOptions {
   /** Start of the interval (default 0). */
@@ -62,20 +78,20 @@ export interface SolveResult<V> {
   readonly trajectory?: Trajectory<V>;
 }
 
-/** What the loop yields: a field evaluation, or a step request (answered with a StepOut or undefined). */
-export type SolveRequest<V> = FieldCall<V> | StepCall<V>;
-type Gen<V, R> = Generator<SolveRequest<V>, R, V | StepOut<V> | undefined>;
-
-export function isStepCall<V>(r: SolveRequest<V>): r is StepCall<V> {
-  return 'step' in r;
-}
-
 /**
  * One explicit Runge–Kutta step of any tableau, given k1 = f(t, z) — the only
  * RK step of odeness: numeric engines run it stage by stage, graph writers
  * drive it with graph values (fixed grids unrolled, compiled adaptive steps).
  */
-export function* rkStep<V>(ops: VectorOps<V>, tab: Tableau, t: number, z: V, h: number, k1: V, offer = true): Gen<V, StepOut<V>> {
+export function* rkStep<V>(
+  ops: VectorOps<V>,
+  tab: Tableau,
+  t: number,
+  z: V,
+  h: number,
+  k1: V,
+  offer = true,
+): FieldGen<V, StepOut<V>> {
   if (offer) {
     const done = (yield { step: { tab, t, h, z, k1 } }) as StepOut<V> | undefined;
     if (done !== undefined) return done;
@@ -105,188 +121,179 @@ function checkInterval(t0: number, t1: number, times: readonly number[]): void {
   }
 }
 
-/** Grid points of a fixed-step solve: t0, t0+h, …, and t1 (a shorter last step when h does not divide). */
-export function fixedGrid(spec: FixedSolverSpec, t0: number, t1: number): number[] {
-  // The last line of defence (callers check their own limits first): a grid of 10^9 points is a V8 abort, not an error.
-  checkStepBudget(spec, t0, t1, { ...DEFAULT_SOLVER_LIMITS, maxSteps: JOB_LIMITS.maxSolverSteps });
-  const n = fixedStepCount(spec, t0, t1);
-  const dir = Math.sign(t1 - t0);
-  const grid: number[] = [];
-  for (let k = 0; k < n; k++) {
-    // t0 + (t1 − t0)·k/n for step counts, so rounding does not accumulate.
-    grid.push(spec.steps !== undefined ? t0 + ((t1 - t0) * k) / spec.steps : t0 + dir * spec.h! * k);
+/** Runs `gen`, counting its field evaluations into stats.nfe (it asks for no whole steps). */
+function* counted<V, R>(gen: FieldGen<V, R>, stats: SolveStats): FieldGen<V, R> {
+  let r = gen.next();
+  while (!r.done) {
+    if (!isStepCall(r.value)) stats.nfe++;
+    r = gen.next(yield r.value);
   }
-  grid.push(t1);
-  return grid;
+  return r.value;
 }
 
-function* fixedSolve<V>(ops: VectorOps<V>, spec: FixedSolverSpec, z0: V, opts: Required<Omit<SolveOptions, 'times' | 'signal'>> & { times: readonly number[] }): Gen<V, SolveResult<V>> {
-  const tab = getTableau(spec.method);
-  const grid = fixedGrid(spec, opts.t0, opts.t1);
-  const stats: SolveStats = { nfe: 0, accepted: 0, rejected: 0 };
-  const zs: V[] = [];
-  const traj: Trajectory<V> | undefined = opts.record ? { t: [opts.t0], z: [z0] } : undefined;
-  let z = z0;
-  let next = 0;
-  // Times equal to t0 are answered before the first step.
-  while (next < opts.times.length && opts.times[next] === opts.t0) zs.push(z0), next++;
-  for (let i = 0; i + 1 < grid.length; i++) {
-    const t = grid[i]!;
-    const h = grid[i + 1]! - t;
-    const k1 = (yield { t, z }) as V;
-    const out = yield* rkStep(ops, tab, t, z, h, k1);
-    stats.nfe += tab.c.length;
-    stats.accepted++;
-    if (opts.checkFinite && !ops.allFinite(out.z1)) {
-      throw new SolveError(`${spec.method}: state became NaN/Inf in the step from t=${t} to t=${t + h}`, t);
-    }
-    const tNext = grid[i + 1]!;
-    while (next < opts.times.length && (opts.times[next]! - tNext) * Math.sign(h) <= 0) {
-      const tq = opts.times[next]!;
-      const w = (tq - t) / h;
-      zs.push(w >= 1 ? out.z1 : ops.combine(z, [w, -w], [out.z1, z]));
-      next++;
-    }
-    z = out.z1;
-    if (traj) traj.t.push(tNext), traj.z.push(z);
+function* evaluate<V>(t: number, z: V, stats: SolveStats): FieldGen<V, V> {
+  const k = (yield { t, z }) as V;
+  stats.nfe++;
+  return k;
+}
+
+type LoopOptions = Required<Omit<SolveOptions, 'times' | 'signal'>> & { times: readonly number[] };
+
+/** A step's state, for the requested times it passes: z1 at its end, linear interpolation before (fixed grids). */
+interface TakenStep<V> {
+  readonly t: number;
+  readonly h: number;
+  readonly z: V;
+  readonly z1: V;
+  /** Where the step ends: t + h, or exactly the stop it lands on. */
+  readonly tEnd: number;
+}
+
+function outputs<V>(ops: VectorOps<V>, step: TakenStep<V>, times: readonly number[], from: number, zs: V[]): number {
+  let next = from;
+  while (next < times.length && (times[next]! - step.tEnd) * Math.sign(step.h) <= 0) {
+    const tq = times[next]!;
+    const w = (tq - step.t) / step.h;
+    zs.push(tq === step.tEnd || w >= 1 ? step.z1 : ops.combine(step.z, [w, -w], [step.z1, step.z]));
+    next++;
   }
-  return { z1: z, zs, times: opts.times, stats, trajectory: traj };
+  return next;
 }
 
-/** Hairer, Nørsett & Wanner I, p.169, as torchdiffeq's _select_initial_step; costs one evaluation. */
-function* initialStep<V>(ops: VectorOps<V>, tab: Tableau, t0: number, z0: V, f0: V, rtol: number, atol: number, dir: number): Gen<V, number> {
-  const d0 = ops.scaledRms(z0, rtol, atol, [z0]);
-  const d1 = ops.scaledRms(f0, rtol, atol, [z0]);
-  const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
-  const z1 = ops.combine(z0, [dir * h0], [f0]);
-  const f1 = (yield { t: t0 + dir * h0, z: z1 }) as V;
-  const d2 = ops.scaledRms(ops.combine(f1, [-1], [f0]), rtol, atol, [z0]) / h0;
-  const dmax = Math.max(d1, d2);
-  const h1 = dmax <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : Math.pow(0.01 / dmax, 1 / (tab.order + 1));
-  return Math.min(100 * h0, h1);
-}
-
-const SAFETY = 0.9;
-const MAX_FACTOR = 10;
-const MIN_FACTOR = 0.2;
-
-function* adaptiveSolve<V>(ops: VectorOps<V>, spec: AdaptiveSolverSpec, z0: V, opts: Required<Omit<SolveOptions, 'times' | 'signal'>> & { times: readonly number[] }): Gen<V, SolveResult<V>> {
-  const tab = getTableau(spec.method);
+/**
+ * The loop: from t0, step towards the controller's next stop (a grid point, or
+ * the next requested time), ask the controller to accept and size the next
+ * step, and report the requested times as they are passed.
+ */
+function* integrate<V>(ops: VectorOps<V>, solver: Solver, z0: V, opts: LoopOptions): FieldGen<V, SolveResult<V>> {
+  const tab = solver.tableau;
+  const ctl: StepController = solver.controller;
+  // FSAL: the last stage is f at the new state. Only steps under error control reuse it; a fixed grid (of any
+  // tableau) evaluates f at each grid point, as torchdiffeq's fixed-grid solvers do.
+  const fsal = tab.fsal && ctl.ratio !== undefined;
+  const { method } = solver.spec;
   const { t0, t1, times } = opts;
   const dir = Math.sign(t1 - t0);
-  const maxSteps = spec.maxSteps ?? DEFAULT_MAX_STEPS;
+  const stops = ctl.stops(t0, t1, times);
   const stats: SolveStats = { nfe: 0, accepted: 0, rejected: 0 };
   const zs: V[] = [];
   const traj: Trajectory<V> | undefined = opts.record ? { t: [t0], z: [z0] } : undefined;
   let t = t0;
   let z = z0;
   let next = 0;
+  let stop = 0;
+  // Times equal to t0 are answered before the first step.
   while (next < times.length && times[next] === t0) zs.push(z0), next++;
-  let k1 = (yield { t, z }) as V;
-  stats.nfe++;
-  let h: number;
-  if (spec.firstStep !== undefined) h = spec.firstStep;
-  else {
-    h = yield* initialStep(ops, tab, t, z, k1, spec.rtol, spec.atol, dir);
-    stats.nfe++;
-  }
-  if (spec.minStep !== undefined) h = Math.max(h, spec.minStep);
-  while (next < times.length) {
-    const target = times[next]!;
-    if (stats.accepted + stats.rejected >= maxSteps) {
-      throw new SolveError(
-        `${spec.method}: reached maxSteps=${maxSteps} at t=${t} before t1=${t1} (rtol=${spec.rtol}, atol=${spec.atol}); ` +
-          `raise maxSteps or loosen the tolerance`,
-        t,
-      );
+  while (stop < stops.length && stops[stop] === t0) stop++;
+  let k1 = yield* evaluate(t, z, stats);
+  let h = yield* counted(ctl.init(ops, t, z, k1, dir), stats);
+  while (stop < stops.length) {
+    const target = stops[stop]!;
+    if (stats.accepted + stats.rejected >= ctl.maxSteps) {
+      const where = `reached maxSteps=${ctl.maxSteps} at t=${t} before t1=${t1} (${ctl.settings})`;
+      throw new SolveError(`${method}: ${where}; raise maxSteps or loosen the tolerance`, t);
     }
-    // Land exactly on the next requested time.
+    // Land exactly on the next stop.
     const remaining = Math.abs(target - t);
     const lands = h >= remaining;
     const step = dir * (lands ? remaining : h);
     // A NaN step comes from a NaN/Inf f(t0, z0) in the initial-step heuristic;
     // a step below half an ulp of t would advance the state with t frozen.
-    if (!Number.isFinite(step)) throw new SolveError(`${spec.method}: state or vector field became NaN/Inf near t=${t} (step size ${h})`, t);
+    if (!Number.isFinite(step)) {
+      throw new SolveError(`${method}: state or vector field became NaN/Inf near t=${t} (step size ${h})`, t);
+    }
     if (t + step === t) {
-      throw new SolveError(`${spec.method}: step size ${h} underflows at t=${t} before t1=${t1}; the solution may blow up here`, t);
+      const where = `step size ${h} underflows at t=${t} before t1=${t1}`;
+      throw new SolveError(`${method}: ${where}; the solution may blow up here`, t);
     }
     const out = yield* rkStep(ops, tab, t, z, step, k1);
     stats.nfe += tab.c.length - 1;
-    let ratio = ops.scaledRms(out.err!, spec.rtol, spec.atol, [z, out.z1]);
-    if (!Number.isFinite(ratio)) ratio = Infinity; // NaN/Inf error estimate forces a rejection
-    const accepted = ratio <= 1;
-    if (accepted) {
-      t = lands ? target : t + step;
-      z = out.z1;
-      stats.accepted++;
-      if (traj) traj.t.push(t), traj.z.push(z);
-      while (next < times.length && times[next] === t) zs.push(z), next++;
-      if (next < times.length) {
-        if (tab.fsal) k1 = out.kLast;
-        else {
-          k1 = (yield { t, z }) as V;
-          stats.nfe++;
-        }
-      }
-    } else {
+    if (!ctl.ratio && opts.checkFinite && !ops.allFinite(out.z1)) {
+      throw new SolveError(`${method}: state became NaN/Inf in the step from t=${t} to t=${t + step}`, t);
+    }
+    const decision = ctl.adapt(ctl.ratio ? ctl.ratio(ops, out.err!, z, out.z1) : 0, Math.abs(step), t);
+    h = decision.hNext;
+    if (!decision.accept) {
       stats.rejected++;
+      continue;
     }
-    // torchdiffeq's rule: an accepted step never shrinks the next one.
-    const hUsed = Math.abs(step);
-    const factor =
-      ratio === 0 ? MAX_FACTOR : Math.min(MAX_FACTOR, Math.max(accepted ? 1 : MIN_FACTOR, SAFETY * Math.pow(ratio, -1 / tab.order)));
-    h = hUsed * factor;
-    if (!accepted && !Number.isFinite(h)) h = hUsed * MIN_FACTOR;
-    if (spec.minStep !== undefined && h < spec.minStep) {
-      if (!accepted && hUsed <= spec.minStep) {
-        throw new SolveError(`${spec.method}: a step of minStep=${spec.minStep} was rejected at t=${t} (error ratio ${ratio}); the solution may blow up here`, t);
-      }
-      h = spec.minStep;
-    }
-    if (!accepted && ratio === Infinity && h < 1e-14 * Math.max(1, Math.abs(t))) {
-      throw new SolveError(`${spec.method}: state became NaN/Inf near t=${t}`, t);
-    }
+    const tEnd = lands ? target : t + step;
+    next = outputs(ops, { t, h: step, z, z1: out.z1, tEnd }, times, next, zs);
+    t = tEnd;
+    z = out.z1;
+    stats.accepted++;
+    if (traj) traj.t.push(t), traj.z.push(z);
+    while (stop < stops.length && (stops[stop]! - t) * dir <= 0) stop++;
+    if (stop < stops.length) k1 = fsal ? out.kLast : yield* evaluate(t, z, stats);
   }
   return { z1: z, zs, times, stats, trajectory: traj };
 }
 
-function solveGen<V>(ops: VectorOps<V>, spec: SolverSpec, z0: V, options: SolveOptions): Gen<V, SolveResult<V>> {
+function solveGen<V>(
+  ops: VectorOps<V>,
+  spec: SolverSpec | Solver,
+  z0: V,
+  options: SolveOptions,
+): FieldGen<V, SolveResult<V>> {
+  const solver = asSolver(spec);
   const t0 = options.t0 ?? 0;
   const t1 = options.t1 ?? 1;
   const times = options.times ?? [t1];
   checkInterval(t0, t1, times);
-  if (times.length === 0 || times[times.length - 1] !== t1) {
-    // Always integrate to t1 so z1 is the state at t1.
-    const opts = { t0, t1, times: [...times, t1], record: options.record ?? false, checkFinite: options.checkFinite ?? true };
-    const gen = spec.kind === 'fixed' ? fixedSolve(ops, spec, z0, opts) : adaptiveSolve(ops, spec, z0, opts);
-    return (function* () {
-      const r = yield* gen;
-      return { ...r, zs: r.zs.slice(0, times.length), times };
-    })();
-  }
-  const opts = { t0, t1, times, record: options.record ?? false, checkFinite: options.checkFinite ?? true };
-  return spec.kind === 'fixed' ? fixedSolve(ops, spec, z0, opts) : adaptiveSolve(ops, spec, z0, opts);
+  const base = { t0, t1, record: options.record ?? false, checkFinite: options.checkFinite ?? true };
+  if (times.length > 0 && times[times.length - 1] === t1) return integrate(ops, solver, z0, { ...base, times });
+  // Always integrate to t1 so z1 is the state at t1.
+  return (function* () {
+    const r = yield* integrate(ops, solver, z0, { ...base, times: [...times, t1] });
+    return { ...r, zs: r.zs.slice(0, times.length), times };
+  })();
 }
 
-/** Solve with a synchronous field (tfjs tensors inside a gradient tape, typed arrays, graph values). */
-export function solve<V>(ops: VectorOps<V>, field: SyncField<V>, z0: V, spec: SolverSpec, options: SolveOptions = {}): SolveResult<V> {
-  const gen = solveGen(ops, spec, z0, options);
+/** Runs a field computation (the loop, Hairer's step) with a synchronous field; whole steps run stage by stage. */
+export function drive<V, R>(gen: FieldGen<V, R>, field: SyncField<V>): R {
   let r = gen.next();
   while (!r.done) r = gen.next(isStepCall(r.value) ? undefined : field(r.value.t, r.value.z));
   return r.value;
+}
+
+/** Runs a field computation with a field that may be asynchronous, optionally with compiled steps. */
+export async function driveAsync<V, R>(
+  gen: FieldGen<V, R>,
+  field: AsyncField<V>,
+  step?: AsyncStepper<V>,
+  signal?: AbortSignal,
+): Promise<R> {
+  let r = gen.next();
+  while (!r.done) {
+    signal?.throwIfAborted();
+    const q = r.value;
+    r = gen.next(isStepCall(q) ? (step ? await step(q.step) : undefined) : await field(q.t, q.z));
+  }
+  return r.value;
+}
+
+/** Solve with a synchronous field (tfjs tensors inside a gradient tape, typed arrays, graph values). */
+export function solve<V>(
+  ops: VectorOps<V>,
+  field: SyncField<V>,
+  z0: V,
+  spec: SolverSpec | Solver,
+  options: SolveOptions = {},
+): SolveResult<V> {
+  return drive(solveGen(ops, spec, z0, options), field);
 }
 
 /** A whole Runge–Kutta step computed elsewhere (a compiled graph of rkStep); undefined = run it stage by stage. */
 export type AsyncStepper<V> = (call: StepCall<V>['step']) => StepOut<V> | undefined | Promise<StepOut<V> | undefined>;
 
 /** Solve with a field that may be asynchronous (onnxruntime sessions), optionally with compiled steps. */
-export async function solveAsync<V>(ops: VectorOps<V>, field: AsyncField<V>, z0: V, spec: SolverSpec, options: SolveOptions = {}, step?: AsyncStepper<V>): Promise<SolveResult<V>> {
-  const gen = solveGen(ops, spec, z0, options);
-  let r = gen.next();
-  while (!r.done) {
-    options.signal?.throwIfAborted();
-    const q = r.value;
-    r = gen.next(isStepCall(q) ? (step ? await step(q.step) : undefined) : await field(q.t, q.z));
-  }
-  return r.value;
+export async function solveAsync<V>(
+  ops: VectorOps<V>,
+  field: AsyncField<V>,
+  z0: V,
+  spec: SolverSpec | Solver,
+  options: SolveOptions = {},
+  step?: AsyncStepper<V>,
+): Promise<SolveResult<V>> {
+  return driveAsync(solveGen(ops, spec, z0, options), field, step, options.signal);
 }

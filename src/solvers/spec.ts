@@ -7,7 +7,7 @@
  */
 import { SpecError } from '../errors.js';
 import { isPositiveInt, tokenizeSpec, type SolverLimits } from '../formats/index.js';
-import { getTableau, METHODS } from './tableau.js';
+import { ADAPTIVE_METHODS, METHODS } from './tableau.js';
 
 export type { SolverLimits } from '../formats/index.js';
 
@@ -86,9 +86,10 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   if (!METHODS.includes(method)) {
     throw new SpecError(`solver spec "${spec}": unknown solver "${method}"; expected one of ${METHODS.join(', ')}`);
   }
-  const tableau = getTableau(method);
+  // The tableau decides the syntax: a method with an error estimate takes a tolerance (see solver.ts).
+  const adaptive = ADAPTIVE_METHODS.includes(method);
   if (items.length === 0) {
-    const what = tableau.adaptive ? 'a tolerance, e.g. ' + method + ':1e-5' : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
+    const what = adaptive ? 'a tolerance, e.g. ' + method + ':1e-5' : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
     throw new SpecError(`solver spec "${spec}": missing value; expected ${what}`);
   }
   const named = new Map<string, number>();
@@ -96,20 +97,20 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   for (const item of items) {
     if (item.key === undefined) {
       if (positional !== undefined || named.size > 0) throw new SpecError(`solver spec "${spec}": a bare value may only come first and once, got "${item.text}"`);
-      positional = parseNumber(spec, tableau.adaptive ? 'tolerance' : 'step size', item.value);
+      positional = parseNumber(spec, adaptive ? 'tolerance' : 'step size', item.value);
       continue;
     }
     if (named.has(item.key)) throw new SpecError(`solver spec "${spec}": ${item.key} given twice`);
     named.set(item.key, parseNumber(spec, item.key, item.value));
   }
   // The bare value is the step size h (fixed) or the tolerance tol (adaptive).
-  const bareKey = tableau.adaptive ? 'tol' : 'h';
+  const bareKey = adaptive ? 'tol' : 'h';
   if (positional !== undefined && named.has(bareKey)) throw new SpecError(`solver spec "${spec}": ${bareKey} given twice (as the bare value and as ${bareKey}=)`);
-  const allowed = tableau.adaptive ? ['rtol', 'atol', 'tol', 'maxSteps', 'firstStep', 'minStep'] : ['h', 'steps'];
+  const allowed = adaptive ? ['rtol', 'atol', 'tol', 'maxSteps', 'firstStep', 'minStep'] : ['h', 'steps'];
   for (const key of named.keys()) {
     if (!allowed.includes(key)) throw new SpecError(`solver spec "${spec}": unknown option "${key}" for ${method}; expected ${allowed.join(', ')}`);
   }
-  if (!tableau.adaptive) {
+  if (!adaptive) {
     const h = positional ?? named.get('h');
     const steps = named.get('steps');
     if (h !== undefined && steps !== undefined) throw new SpecError(`solver spec "${spec}": give a step size or a step count, not both`);
@@ -121,6 +122,9 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
     return { kind: 'fixed', method, h };
   }
   const tol = positional ?? named.get('tol');
+  // A tolerance given as 0 or less is wrong as given, not missing.
+  if (tol !== undefined) tolerance(spec, named.has('tol') ? 'tol' : 'tolerance', tol, limits);
+  for (const key of ['rtol', 'atol'] as const) if (named.has(key)) tolerance(spec, key, named.get(key)!, limits);
   const rtol = named.get('rtol') ?? tol;
   const atol = named.get('atol') ?? tol;
   if (rtol === undefined || atol === undefined) throw new SpecError(`solver spec "${spec}": give a tolerance, or both rtol and atol`);
@@ -145,8 +149,14 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
 export function parseSolverList(list: string, limits: SolverLimits = DEFAULT_SOLVER_LIMITS): SolverSpec[] {
   const items: string[] = [];
   for (const piece of list.split(/[,\s]+/).filter(Boolean)) {
-    if (piece.includes(':') || METHODS.includes(piece) || items.length === 0) items.push(piece);
-    else items[items.length - 1] += ',' + piece;
+    if (piece.includes(':') && !piece.startsWith(':')) {
+      items.push(piece);
+      continue;
+    }
+    const last = items.length - 1;
+    if (METHODS.includes(piece) || last < 0) items.push(piece);
+    // 'euler: 0.5' is one spec with a space after the colon, not 'euler:' and ',0.5'.
+    else items[last] += items[last]!.endsWith(':') || piece.startsWith(':') ? piece : ',' + piece;
   }
   if (items.length === 0) throw new SpecError(`empty solver list "${list}"; expected specs like euler:0.1,rk4:steps=10`);
   return items.map((s) => parseSolverSpec(s, limits));
@@ -162,6 +172,41 @@ export function formatSolverSpec(s: SolverSpec): string {
   ].filter(Boolean);
   const base = s.rtol === s.atol ? `${s.method}:${s.rtol}` : `${s.method}:rtol=${s.rtol},atol=${s.atol}`;
   return [base, ...extra].join(',');
+}
+
+/**
+ * A number as people write it: at most 6 significant digits, trailing zeros
+ * dropped, exponent form below 1e-3 (0.7320500000000003 → 0.73205,
+ * 0.09526850748025809 → 0.0952685, 0.000001 → 1e-6). For printing only: the
+ * canonical spec (formatSolverSpec, which job ids hash) and --json keep the
+ * exact value.
+ */
+export function displayNumber(v: number): string {
+  if (!Number.isFinite(v) || Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a < 1e-3) return v.toExponential(5).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  return String(Number(v.toPrecision(6)));
+}
+
+/** A spec as people read it: formatSolverSpec with each number through displayNumber. */
+export function displaySolverSpec(s: SolverSpec): string {
+  if (s.kind === 'fixed') return s.steps !== undefined ? `${s.method}:steps=${s.steps}` : `${s.method}:${displayNumber(s.h!)}`;
+  const extra = [
+    s.maxSteps !== undefined ? `maxSteps=${s.maxSteps}` : '',
+    s.firstStep !== undefined ? `firstStep=${displayNumber(s.firstStep)}` : '',
+    s.minStep !== undefined ? `minStep=${displayNumber(s.minStep)}` : '',
+  ].filter(Boolean);
+  const base = s.rtol === s.atol ? `${s.method}:${displayNumber(s.rtol)}` : `${s.method}:rtol=${displayNumber(s.rtol)},atol=${displayNumber(s.atol)}`;
+  return [base, ...extra].join(',');
+}
+
+/** A spec string as people read it (displaySolverSpec); a string that does not parse is returned as it is. */
+export function displaySpec(spec: string): string {
+  try {
+    return displaySolverSpec(parseSolverSpec(spec, { maxSteps: Infinity, minTol: 0 }));
+  } catch {
+    return spec;
+  }
 }
 
 /** The number that characterises a spec in tables: h (or 1/steps) or rtol. */
@@ -196,11 +241,6 @@ export function checkStepBudget(s: SolverSpec, t0: number, t1: number, limits: S
         `above the limit of ${limits.maxSteps}; shorten the interval or take a larger step (a study file may raise the limit with solverLimits)`,
     );
   }
-}
-
-/** Field evaluations of one fixed-step solve over [t0, t1] (steps × stages); undefined for adaptive solvers. */
-export function fixedSolveNfe(s: SolverSpec, t0 = 0, t1 = 1): number | undefined {
-  return s.kind === 'fixed' ? fixedStepCount(s, t0, t1) * getTableau(s.method).c.length : undefined;
 }
 
 /** How a solver configuration is labelled in result rows: method, h or rtol, spec string, step count. */

@@ -40,6 +40,16 @@ export interface StepOut<V> {
   readonly kLast: V;
 }
 
+/** What the loop yields: a field evaluation, or a step request (answered with a StepOut or undefined). */
+export type SolveRequest<V> = FieldCall<V> | StepCall<V>;
+
+/** A computation that asks for field evaluations and steps as it goes (the integrate loop, Hairer's step). */
+export type FieldGen<V, R> = Generator<SolveRequest<V>, R, V | StepOut<V> | undefined>;
+
+export function isStepCall<V>(r: SolveRequest<V>): r is StepCall<V> {
+  return 'step' in r;
+}
+
 /** A vector field on engine values: synchronous (tfjs, typed arrays). */
 export type SyncField<V> = (t: number, z: V) => V;
 /** A vector field that may be asynchronous (onnxruntime sessions). */

@@ -22,8 +22,8 @@
  */
 import { loadDataset } from '../data/spec.js';
 import { paramShapes } from '../models/params.js';
+import { asSolver, parseSolver, type Solver } from '../solvers/solver.js';
 import { fixedStepCount, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
 import { modelConfigFor, trainRun } from '../train/run.js';
 import type { StudyPlan } from './plan.js';
 import type { Job } from './types.js';
@@ -90,10 +90,12 @@ export interface WorkEstimate {
   readonly workers: number;
   /** Above WORK_THRESHOLD or JOB_THRESHOLD: `study run` needs --yes. */
   readonly needsYes: boolean;
+  /** Devices the jobs require besides the CPU: the calibration ran on this machine's CPU, not on them. */
+  readonly uncalibratedDevices?: readonly string[];
 }
 
-function stepNfe(spec: SolverSpec): number {
-  const tab = getTableau(spec.method);
+function stepNfe(s: SolverSpec | Solver): number {
+  const { spec, tableau: tab } = asSolver(s);
   if (spec.kind === 'fixed') return fixedStepCount(spec) * tab.c.length;
   const steps = Math.max(2, Math.ceil(Math.pow(spec.rtol, -1 / (tab.order + 1))));
   return 2 + steps * (tab.c.length - (tab.fsal ? 1 : 0));
@@ -116,11 +118,11 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
   }
   const out = new Map<string, JobWork>();
   for (const j of plan.jobs) {
-    const s = parseSolverSpec(j.trainSolver);
-    const fallback = s.kind === 'fixed' ? 20 * getTableau(s.method).c.length : stepNfe(s);
-    const perIteration = j.adapt ? 1.2 * (gridNfe.has(s.method) ? median(gridNfe.get(s.method)!) : fallback) : stepNfe(s);
+    const s = parseSolver(j.trainSolver);
+    const fallback = s.kind === 'fixed' ? 20 * s.tableau.c.length : stepNfe(s);
+    const perIteration = j.adapt ? 1.2 * (gridNfe.has(s.spec.method) ? median(gridNfe.get(s.spec.method)!) : fallback) : stepNfe(s);
     const samples = j.iterations * j.batchSize;
-    const evaluation = evaluationNfe(j, gridSpecs.get(s.method));
+    const evaluation = evaluationNfe(j, gridSpecs.get(s.spec.method));
     out.set(j.id, { nfePerSample: 2 * perIteration * j.iterations, samples, sampleNfe: 2 * perIteration * samples, ...evaluation });
   }
   return out;
@@ -264,6 +266,7 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     ? groups.reduce((s, g) => s + g.iterations * g.cost!.msPerIteration + (g.sampleNfe + (g.evalSampleNfe ?? 0)) * g.cost!.msPerSampleNfe, 0)
     : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
+  const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
   return {
     jobs: plan.jobs.length,
     gridJobs: plan.jobs.length - adaptationJobs,
@@ -276,5 +279,6 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     ...(serialMs !== undefined ? { wallMs: serialMs / workers } : {}),
     workers,
     needsYes: plan.jobs.length > JOB_THRESHOLD || units > WORK_THRESHOLD,
+    ...(devices.length > 0 ? { uncalibratedDevices: devices } : {}),
   };
 }

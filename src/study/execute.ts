@@ -13,11 +13,13 @@ import { OdenessError } from '../errors.js';
 import { initBackend } from '../engines/backend.js';
 import { saveModel } from '../models/io.js';
 import { writeBundle } from '../onnx/bundle.js';
+import { deviceAdapter } from '../onnx/runtime/adapters.js';
 import { evaluate, type EvalData, type EvalRow } from '../onnx/evaluate.js';
 import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { trainRun } from '../train/run.js';
 import { openModelSource, type ModelSource } from '../onnx/source.js';
 import { crossingAudit, fanAudit } from '../audit/audits.js';
+import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { FAN_SERIES_POINTS } from '../formats/index.js';
 import { paperTestSolvers } from './paper.js';
 import type { Job, JobContext, JobMetrics, JobOutcome } from './types.js';
@@ -32,6 +34,8 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     if (ctx.signal?.aborted) throw new OdenessError(`job ${job.id} was cancelled`);
   };
   const backend = await initBackend();
+  // A job without a device runs on the CPU; the worker took it only if it can run its device.
+  const device = job.device ?? 'cpu';
   const started = performance.now();
   let lastReport = 0;
   let last: { loss: number; accuracy: number } | undefined;
@@ -45,12 +49,16 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       batchSize: job.batchSize,
       lr: job.lr,
       // Jobs planned before adaptStart existed started from Hairer's step (the trainer's default).
-      adapt: job.adapt ? { start: job.adaptStart ?? 'hairer' } : false,
+      adapt: job.adapt ? { start: job.adaptStart ?? 'hairer', ...(job.adaptFolds ? { folds: true } : {}) } : false,
       ...(job.solverLimits ? { solverLimits: job.solverLimits } : {}),
       engine: job.engine,
     },
     {
       signal: ctx.signal,
+      device,
+      ...(ctx.sessions ? { sessions: ctx.sessions } : {}),
+      ...(ctx.dataset ? { dataset: ctx.dataset } : {}),
+      foldCheck: adaptFoldCheck,
       onLog: (e) => (last = { loss: e.loss, accuracy: e.accuracy }),
       onIteration: (iteration) => {
         const now = performance.now();
@@ -81,7 +89,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
   // The signal stops evaluation and audits at their next field call: a cancelled job need not finish minutes of work first.
   // The bundle just written is what is evaluated and audited: the numbers belong to the files a reader gets.
-  const source = await openModelSource({ bundle: ctx.bundleDir });
+  const source = await openModelSource({ bundle: ctx.bundleDir, device });
   let rows: EvalRow[];
   let evalMs: number;
   let audits: JobMetrics['audits'];
@@ -94,6 +102,7 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     await source.release();
   }
   const [own, ...evals] = rows;
+  const adapter = await deviceAdapter(device);
   const nfe = run.result.nfe;
   const metrics: JobMetrics = {
     trainSolver: run.training.solver,
@@ -107,8 +116,11 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     ...(job.adapt ? { adaptation: { decisions: run.result.adaptation.length, final: formatSolverSpec(trainSpec), trace: [...run.result.adaptation] } } : {}),
     backend: backend.name,
     engine: run.training.engine ?? 'tfjs',
+    device,
+    ...(adapter ? { adapter } : {}),
     trainMs,
     evalMs,
+    classes: run.dataset.classes,
     ...(audits ? { audits } : {}),
   };
   return { metrics };

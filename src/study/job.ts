@@ -3,8 +3,9 @@
  * transports put around `executeJob` (inside a worker thread).
  */
 import { isOdenessError } from '../errors.js';
+import { loadConfinedDataset } from '../data/confined.js';
 import { executeJob } from './execute.js';
-import { trimTrainSessionCache } from '../train/ort-engine.js';
+import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { Job, JobProgress, JobResult } from './types.js';
 
 export interface RunJobOptions {
@@ -13,6 +14,10 @@ export interface RunJobOptions {
   worker: string;
   onProgress?: (p: JobProgress) => void;
   signal?: AbortSignal;
+  /** The worker's training sessions, kept between its jobs (trimmed to one idle session after each). */
+  sessions?: TrainSessionCache;
+  /** Untrusted jobs (NATS workers): files are read only under this directory, never followed out of it (data/confined.ts). */
+  dataRoot?: string;
 }
 
 /** A failure message for a result: user errors as their message, bugs with their kind and first stack frame. */
@@ -33,16 +38,19 @@ export async function runJob(job: Job, opts: RunJobOptions): Promise<JobResult> 
     return { startedAt: new Date(start).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - start };
   };
   try {
+    const dataset = opts.dataRoot !== undefined ? await loadConfinedDataset(job.dataset, job.seed, opts.dataRoot) : undefined;
     const outcome = await executeJob(job, {
       bundleDir: opts.bundleDir,
+      ...(dataset ? { dataset } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.sessions ? { sessions: opts.sessions } : {}),
     });
     return { ...base, status: 'done', metrics: outcome.metrics, timings: timings() };
   } catch (e) {
     return { ...base, status: 'failed', error: describeError(e), timings: timings() };
   } finally {
     // One idle training session stays (the next job is often the same configuration with the next seed).
-    await trimTrainSessionCache(1).catch(() => undefined);
+    await opts.sessions?.trim(1).catch(() => undefined);
   }
 }

@@ -13,6 +13,15 @@
  * it) — had a fresh lock replaced it in between, that one is put back. Each
  * record carries a random token, so two records never have the same bytes.
  * A run releases only its own lock (same inode, same token).
+ *
+ * Breaking a stale lock happens only while holding a second lock,
+ * `.lock.break`, taken the same way: with three or more racers, one of them
+ * could otherwise move aside the fresh lock of a racer that had just broken
+ * the stale one, and a third take the lock beside it. Under `.lock.break`
+ * the breaker checks that `.lock` is still the very file judged stale, then
+ * removes it; while that file exists nobody else can create `.lock`, so no
+ * fresh lock can be removed. A `.lock.break` left by a process that died is
+ * itself moved aside as above.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,6 +31,9 @@ import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
 
 export const LOCK_FILE = '.lock';
+const BREAK_FILE = '.lock.break';
+/** How long a run waits for another run's `.lock.break` (held for a few file operations) before giving up. */
+const BREAK_WAIT_MS = 10_000;
 
 export interface LockInfo {
   pid: number;
@@ -123,27 +135,58 @@ export async function breakStale(file: string, judged: Inspected): Promise<void>
   await unlink(grave).catch(() => undefined);
 }
 
+const sameFile = (a: Inspected | undefined, b: Inspected) => !!a && a.ino === b.ino && a.dev === b.dev && a.text === b.text;
+
+/** Take `file` by hard-linking a private, fully written record to it; undefined when it exists. */
+async function tryLink(file: string, record: string): Promise<{ ino: number; dev: number } | undefined> {
+  const mine = tempName(file, 'new');
+  await writeFile(mine, record, { flag: 'wx' });
+  try {
+    await link(mine, file);
+    const { ino, dev } = await stat(mine);
+    return { ino, dev };
+  } catch (e) {
+    if (code(e) !== 'EEXIST') throw e;
+    return undefined;
+  } finally {
+    await unlink(mine).catch(() => undefined);
+  }
+}
+
+/** Remove the stale lock `judged` if `.lock` is still that file, holding `.lock.break` meanwhile. */
+async function removeStale(dir: string, file: string, judged: Inspected): Promise<void> {
+  const breaker = join(dir, BREAK_FILE);
+  const record = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') }) + '\n';
+  const until = Date.now() + BREAK_WAIT_MS;
+  let held: { ino: number; dev: number } | undefined;
+  while (!(held = await tryLink(breaker, record))) {
+    const other = await inspect(breaker);
+    if (other && (other.info ? !isLive(other.info) : Date.now() - other.mtimeMs > UNREADABLE_STALE_MS)) await breakStale(breaker, other);
+    if (Date.now() > until) throw new OdenessError(`${dir}: another run keeps ${BREAK_FILE} (breaking a stale lock); remove it if no study run is running`);
+    await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+  }
+  try {
+    if (sameFile(await inspect(file), judged)) await unlink(file).catch(() => undefined);
+  } finally {
+    const now = await inspect(breaker).catch(() => undefined);
+    if (now && now.ino === held.ino && now.dev === held.dev && now.text === record) await unlink(breaker).catch(() => undefined);
+  }
+}
+
 export async function acquireLock(dir: string): Promise<DirLock> {
   const file = join(dir, LOCK_FILE);
   const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
   const record = JSON.stringify(info) + '\n';
   for (let tries = 0; tries < TRIES; tries++) {
-    const mine = tempName(file, 'new');
-    await writeFile(mine, record, { flag: 'wx' });
-    try {
-      await link(mine, file);
-      const { ino, dev } = await stat(mine);
+    const got = await tryLink(file, record);
+    if (got) {
       return {
         file,
         release: async () => {
           const now = await inspect(file).catch(() => undefined);
-          if (now && now.ino === ino && now.dev === dev && now.text === record) await unlink(file).catch(() => undefined);
+          if (now && now.ino === got.ino && now.dev === got.dev && now.text === record) await unlink(file).catch(() => undefined);
         },
       };
-    } catch (e) {
-      if (code(e) !== 'EEXIST') throw e;
-    } finally {
-      await unlink(mine).catch(() => undefined);
     }
     const holder = await inspect(file);
     if (!holder) continue; // released meanwhile
@@ -155,7 +198,7 @@ export async function acquireLock(dir: string): Promise<DirLock> {
           : `${dir} is in use by another study run (its lock file ${LOCK_FILE} is being written); wait for it to finish or stop it`,
       );
     }
-    await breakStale(file, holder);
+    await removeStale(dir, file, holder);
   }
   throw new OdenessError(`${dir}: could not take the lock file ${LOCK_FILE}`);
 }

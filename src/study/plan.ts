@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import { loadStudyFile, validateStudy, type StudySpec } from './schema.js';
 import { paperTestSolvers } from './paper.js';
-import { formatSolverSpec } from '../solvers/spec.js';
+import { checkJobSpecs } from './job-specs.js';
+import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { formatDatasetSpec, parseDatasetSpec } from '../data/spec.js';
 import { SpecError } from '../errors.js';
 import { FIXED_METHODS } from '../solvers/tableau.js';
@@ -26,6 +27,20 @@ export interface StudyPlan {
   /** Set when `--iterations` overrode the study file's iterations. */
   readonly overrides?: PlanOverrides;
   readonly jobs: readonly Job[];
+  /** What planning decided that the file did not say (grid points that are one training), one line each. */
+  readonly notes?: readonly string[];
+}
+
+/**
+ * What a training spec trains: a fixed step h over [0, 1] with 1/h an integer
+ * is the same grid as steps=1/h (euler:0.5 ≡ euler:steps=2); other specs
+ * stand for themselves.
+ */
+export function trainingKey(spec: string): string {
+  const s = parseSolverSpec(spec);
+  if (s.kind !== 'fixed') return spec;
+  const n = s.steps ?? Math.round(1 / s.h!);
+  return s.steps !== undefined || Math.abs(n * s.h! - 1) <= 1e-12 ? `${s.method}:steps=${n}` : spec;
 }
 
 /** JSON with object keys sorted at every level; throws on values JSON cannot represent faithfully. */
@@ -107,6 +122,7 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     ...study,
     ...(overrides.iterations !== undefined ? { iterations: overrides.iterations } : {}),
     ...(overrides.batchSize !== undefined ? { batchSize: overrides.batchSize } : {}),
+    ...(overrides.device !== undefined ? { device: overrides.device === 'cpu' ? undefined : overrides.device } : {}),
     ...(overrides.testPoints !== undefined ? { datasets: study.datasets.map((d) => withTestPoints(d, overrides.testPoints!)) } : {}),
   };
   const jobs: Job[] = [];
@@ -115,29 +131,34 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     const id = jobId(config);
     if (seen.has(id)) return;
     seen.add(id);
-    jobs.push({ id, ...config });
+    const job = { id, ...config };
+    checkJobSpecs(job); // what a worker checks; a planned job that failed it would be refused on a cluster
+    jobs.push(job);
   };
+  const notes: string[] = [];
+  const gridSpecs = oneTrainingEach(spec.grid.flatMap((g) => g.specs), notes);
   const tests = spec.testSolvers === 'paper' ? ['paper'] : spec.testSolvers;
   const common = {
     iterations: spec.iterations, batchSize: spec.batchSize, lr: spec.lr, audit: { crossing: spec.audits.crossing, fan: spec.audits.fan }, engine: spec.engine,
     ...(spec.solverLimits ? { solverLimits: spec.solverLimits } : {}),
+    // Absent for the CPU, so CPU jobs keep their ids.
+    ...(spec.device !== undefined && spec.device !== 'cpu' ? { device: spec.device } : {}),
   };
   for (const dataset of spec.datasets) {
     for (const field of spec.fields) {
       if (spec.adapt.includes(false)) {
-        for (const entry of spec.grid) {
-          for (const trainSolver of entry.specs) {
-            // The paper's test set is resolved around the grid point (part of the job's id).
-            const testSolvers = [...new Set(tests.flatMap((t) => (t === 'paper' ? paperTestSolvers(trainSolver) : [t])))];
-            for (const seed of spec.seeds) add({ dataset, field, trainSolver, adapt: false, seed, ...common, testSolvers });
-          }
+        for (const trainSolver of gridSpecs) {
+          // The paper's test set is resolved around the grid point (part of the job's id).
+          const testSolvers = [...new Set(tests.flatMap((t) => (t === 'paper' ? paperTestSolvers(trainSolver) : [t])))];
+          for (const seed of spec.seeds) add({ dataset, field, trainSolver, adapt: false, seed, ...common, testSolvers });
         }
       }
       if (spec.adapt.includes(true)) {
         for (const method of [...new Set(spec.grid.map((g) => g.solver))]) {
           const start = adaptationStart(method, spec.adaptStart);
           // "paper" stays a token: the job resolves it around the step it ends at.
-          for (const seed of spec.seeds) add({ dataset, field, trainSolver: start.trainSolver, adapt: true, adaptStart: start.adaptStart, seed, ...common, testSolvers: [...tests] });
+          const folds = spec.adaptFolds ? { adaptFolds: true as const } : {};
+          for (const seed of spec.seeds) add({ dataset, field, trainSolver: start.trainSolver, adapt: true, adaptStart: start.adaptStart, ...folds, seed, ...common, testSolvers: [...tests] });
         }
       }
     }
@@ -148,7 +169,20 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     studyHash: studyHash(spec),
     ...(Object.keys(overrides).length > 0 ? { overrides } : {}),
     jobs,
+    ...(notes.length > 0 ? { notes } : {}),
   };
+}
+
+/** The grid's specs with each training once: a later spec that trains the same as an earlier one is dropped, with a note. */
+function oneTrainingEach(specs: readonly string[], notes: string[]): string[] {
+  const first = new Map<string, string>();
+  for (const s of specs) {
+    const key = trainingKey(s);
+    const seen = first.get(key);
+    if (seen === undefined) first.set(key, s);
+    else notes.push(`grid: ${s} trains the same as ${seen} (${key}): planned once, as ${seen}`);
+  }
+  return [...first.values()];
 }
 
 /** Plan from a study file path or a study document (the object a study file parses to). */

@@ -6,6 +6,7 @@
  * the jobs without a `done` result (failed ones too with `retryFailed`).
  */
 import { OdenessError } from '../errors.js';
+import { JOB_LIMITS } from '../formats/index.js';
 import type { JobSink, PendingJob, Transport } from './transport.js';
 import { planStudy, type StudyDocument, type StudyPlan } from './plan.js';
 import { ResultStore, type StudyBinding } from './store.js';
@@ -143,7 +144,7 @@ export async function runStudy(source: string | StudyDocument | StudyPlan, opts:
       const prev = store.final.get(job.id);
       if (prev?.status === 'done') alreadyDone++;
       else if (prev?.status === 'failed' && !opts.retryFailed) alreadyFailed++;
-      else todo.push({ job, attempt: prev ? prev.attempt + 1 : 1 });
+      else todo.push({ job, attempt: prev ? Math.min(prev.attempt + 1, JOB_LIMITS.attempt) : 1 });
     }
     emit({ type: 'plan', total: plan.jobs.length, toRun: todo.length, alreadyDone, alreadyFailed, transport: transport.description });
     writeState();

@@ -23,6 +23,7 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile, typ
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FileFormatError, OdenessError, OutputPathError } from '../errors.js';
+import { syncTree } from './durable.js';
 import { acquireLock, type DirLock } from './lock.js';
 import { validateResult } from './records.js';
 import { describeIssue, parseWith, PlanFileSchema, type PlanFile, type PlanOverrides } from '../formats/index.js';
@@ -366,6 +367,7 @@ export class ResultStore {
     if (result.status === 'done' && bundleTmp) {
       placed = this.bundlePath(result.id);
       await rm(placed, { recursive: true, force: true }); // leftover of a run killed between rename and append
+      await syncTree(bundleTmp); // files and directories on disk before the rename makes them the bundle
       await rename(bundleTmp, placed);
       await fsyncDir(this.modelsDir);
     } else if (bundleTmp) {

@@ -7,7 +7,9 @@
  * study file with its keys in any order, has the same id.
  */
 
+import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { JobMetrics, JobResult } from '../formats/index.js';
+import type { Dataset } from '../data/types.js';
 
 /** Formats (defined once in src/formats, types derived from the schemas). */
 export type { AdaptStart, CrossingMetrics, EvalRow, FanMetrics, Job, JobMetrics, JobResult, JobStatus } from '../formats/index.js';
@@ -24,6 +26,10 @@ export interface JobContext {
   bundleDir: string;
   onProgress?: (p: JobProgress) => void;
   signal?: AbortSignal;
+  /** Training sessions shared between the jobs of one worker (its policy: the worker trims after each job). */
+  sessions?: TrainSessionCache;
+  /** The job's dataset, already built (a NATS job's files confined to the worker's data root); default: load it. */
+  dataset?: Dataset;
 }
 
 export interface JobOutcome {

@@ -13,6 +13,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph.js';
+import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 
 /** tfjs's float32 backend epsilon (KernelBackend.epsilon(): EPSILON_FLOAT32). */
 export const TFJS_EPSILON_FLOAT32 = 1e-7;
@@ -107,7 +108,7 @@ export class AdamGraph {
     this.accBeta2 = f(options.beta2);
   }
 
-  static async create(initial: readonly Float32Array[], shapes: readonly (readonly number[])[], options: AdamOptions, threads = 1): Promise<AdamGraph> {
+  static async create(initial: readonly Float32Array[], shapes: readonly (readonly number[])[], options: AdamOptions, session: SessionOptions = {}): Promise<AdamGraph> {
     const o: Required<AdamOptions> = { lr: options.lr, beta1: options.beta1 ?? 0.9, beta2: options.beta2 ?? 0.999, epsilon: options.epsilon ?? TFJS_EPSILON_FLOAT32 };
     const b = new GraphBuilder({ name: 'adam' });
     const om1 = b.input('one_minus_acc1', 'float32', []);
@@ -122,16 +123,10 @@ export class AdamGraph {
       b.op('Add', [step, p!], {}, `p${k}_next`);
       for (const n of ['p', 'm', 'v']) b.output(`${n}${k}_next`, 'float32', shape);
     });
-    const session = await ort.InferenceSession.create(b.toBytes(), {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    });
+    const created = await createSession(b.toBytes(), session);
     const tensor = (data: Float32Array, k: number) => new ort.Tensor('float32', data, [...shapes[k]!]);
     return new AdamGraph(
-      session,
+      created,
       shapes,
       o,
       initial.map((p, k) => tensor(p.slice(), k)),

@@ -13,6 +13,8 @@
  */
 import { SpecError } from '../errors.js';
 import type { Params } from '../models/types.js';
+import type { Solver } from '../solvers/solver.js';
+import type { Placement } from '../onnx/runtime/placement.js';
 import type { SolverSpec } from '../solvers/spec.js';
 
 import { ENGINE_CHOICES, type EngineChoice, type EngineName } from '../formats/index.js';
@@ -49,15 +51,20 @@ export interface GraphBuild {
   readonly sessionMs: number;
   /** True when the session came from the cache (no build). */
   readonly cached: boolean;
+  /** Where onnxruntime placed the graph's nodes (when asked for: train --json / --verbose). */
+  readonly placement?: Placement;
 }
 
 export interface TrainEngine {
   readonly name: EngineName;
-  /** One Adam step on the batch (x row-major [batch, ...inputShape], labels y). */
-  step(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep>;
+  /** One Adam step on the batch (x row-major [batch, ...inputShape], labels y); the training loop passes a resolved Solver. */
+  step(x: Float32Array, y: Int32Array, solver: Solver | SolverSpec): Promise<EngineStep>;
   /** Accuracy and NFE of the current parameters on a batch under a solver (no update). */
-  accuracy(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<BatchEval>;
-  /** Hairer's initial step size from the batch (the paper's start of step-size adaptation). */
+  accuracy(x: Float32Array, y: Int32Array, solver: Solver | SolverSpec): Promise<BatchEval>;
+  /**
+   * Hairer's initial step size from the batch (the paper's start of step-size adaptation): the one
+   * initialStep (src/solvers/initial-step.ts) in the batch's mean per-sample Euclidean norm.
+   */
   initialStep(x: Float32Array, order: number): Promise<number>;
   /** A copy of the current parameters. */
   params(): Params;
@@ -72,15 +79,6 @@ export interface EngineOptions {
   readonly betas?: readonly [number, number];
   /** onnxruntime intra-op threads (default 1; a pool worker uses 1). */
   readonly threads?: number;
-}
-
-/**
- * Why an engine cannot train with a solver, or undefined when it can. Both
- * engines train with every solver today (the ort engine runs adaptive steps
- * one compiled step at a time); kept as the one place a refusal would go.
- */
-export function engineRefusal(_engine: EngineName, _spec: SolverSpec): string | undefined {
-  return undefined;
 }
 
 /** Mean over the batch of per-sample Euclidean norms (rows of `width` values). */

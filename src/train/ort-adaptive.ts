@@ -18,11 +18,14 @@ import type { ModelConfig } from '../models/types.js';
 import type { FloatType } from '../onnx/graph.js';
 import { fieldGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
+import { addPlacements, placedSession, type Placement } from '../onnx/runtime/placement.js';
+import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { fieldVjpGraph, stepGraph } from '../onnx/step-graph.js';
 import { architectureModel, GRAD_PREFIX, headLossGraph, paramsToInputs } from '../onnx/train-graph.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
+import type { Solver } from '../solvers/solver.js';
 import type { SolverSpec } from '../solvers/spec.js';
-import { getTableau, type Tableau } from '../solvers/tableau.js';
+import type { Tableau } from '../solvers/tableau.js';
 import type { StepCall, StepOut, VectorOps } from '../solvers/vector.js';
 
 type Vec = Float32Array | Float64Array;
@@ -36,6 +39,8 @@ export interface AdaptiveBuild {
   readonly nodes: number;
   readonly graphMs: number;
   readonly sessionMs: number;
+  /** Nodes per provider over the five graphs, when asked for. */
+  readonly placement?: Placement;
 }
 
 export interface AdaptiveLoss {
@@ -65,24 +70,33 @@ export class AdaptiveSessions {
     readonly build: AdaptiveBuild,
   ) {}
 
-  static async create(config: ModelConfig, method: string, batch: number, options: { float?: FloatType; session?: ort.InferenceSession.SessionOptions } = {}): Promise<AdaptiveSessions> {
+  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: SessionOptions; placement?: boolean } = {}): Promise<AdaptiveSessions> {
     const float = options.float ?? 'float32';
-    const tab = getTableau(method);
-    const nchwcBlock = await nchwcBlockSize();
+    const nchwcBlock = await nchwcBlockSize(options.session?.device);
     const t0 = performance.now();
-    const step = stepGraph(config, method, { batch, float, nchwcBlock });
-    const stepVjp = stepGraph(config, method, { batch, float, vjp: true, nchwcBlock });
+    const step = stepGraph(config, tab, { batch, float, nchwcBlock });
+    const stepVjp = stepGraph(config, tab, { batch, float, vjp: true, nchwcBlock });
     const field = fieldGraph(architectureModel(config), { float, nchwcBlock });
     paramsToInputs(field, step.params);
     const fieldVjp = fieldVjpGraph(config, { batch, float, nchwcBlock });
     const head = headLossGraph(config, { batch, float });
     const graphs = [step.builder, stepVjp.builder, field, fieldVjp.builder, head.builder];
     const t1 = performance.now();
-    const sessions = await Promise.all(graphs.map(async (g) => ({ session: await ort.InferenceSession.create(g.toBytes(), options.session), nodes: g.nodes.length })));
+    const create = async (g: (typeof graphs)[number]) => {
+      if (!options.placement) return { session: await createSession(g.toBytes(), options.session), nodes: g.nodes.length };
+      return { ...(await placedSession(g.toBytes(), options.session ?? {}, batch)), nodes: g.nodes.length };
+    };
+    const sessions = await Promise.all(graphs.map(create));
     const t2 = performance.now();
+    const placements = sessions.flatMap((s) => ('placement' in s ? [s.placement] : []));
     const nodes = graphs.reduce((n, g) => n + g.nodes.length, 0);
     const [s, sv, f, fv, h] = sessions as [Compiled, Compiled, Compiled, Compiled, Compiled];
-    return new AdaptiveSessions(config, tab, batch, float, s, sv, f, fv, h, step.coefficients, step.timeInput, { nodes, graphMs: t1 - t0, sessionMs: t2 - t1 });
+    return new AdaptiveSessions(config, tab, batch, float, s, sv, f, fv, h, step.coefficients, step.timeInput, {
+      nodes,
+      graphMs: t1 - t0,
+      sessionMs: t2 - t1,
+      ...(placements.length > 0 ? { placement: addPlacements(placements) } : {}),
+    });
   }
 
   private get ops(): VectorOps<Vec> {
@@ -116,7 +130,7 @@ export class AdaptiveSessions {
    * records every field evaluation and step for the backward pass.
    * `params` holds the field parameters as tensors of the graphs' float type.
    */
-  async solve(z0: Vec, spec: SolverSpec, params: Readonly<Record<string, ort.Tensor>>, tape?: Entry<Vec>[]) {
+  async solve(z0: Vec, spec: Solver | SolverSpec, params: Readonly<Record<string, ort.Tensor>>, tape?: Entry<Vec>[]) {
     const fieldIn = (name: string) => params[name]!;
     const fieldParams: Record<string, ort.Tensor> = {};
     for (const name of Object.keys(params)) if (name.startsWith('field.')) fieldParams[name] = fieldIn(name);
@@ -143,7 +157,7 @@ export class AdaptiveSessions {
   }
 
   /** Loss, accuracy, solve statistics and every parameter gradient of one batch. */
-  async lossAndGrads(z0: Vec, labels: BigInt64Array, spec: SolverSpec, params: Readonly<Record<string, ort.Tensor>>): Promise<AdaptiveLoss> {
+  async lossAndGrads(z0: Vec, labels: BigInt64Array, spec: Solver | SolverSpec, params: Readonly<Record<string, ort.Tensor>>): Promise<AdaptiveLoss> {
     const tape: Entry<Vec>[] = [];
     const r = await this.solve(z0, spec, params, tape);
     const headFeeds: Record<string, ort.Tensor> = { z1: this.tensor(r.z1), labels: new ort.Tensor('int64', labels, [this.batch]) };

@@ -7,48 +7,46 @@
  * arrays or as a second graph (adam.ts).
  *
  * Fixed-step sessions are cached per (architecture, solver grid, batch size,
- * threads, float type) in this process, so the many jobs of a study that
- * share an architecture build each graph once; a step-size change during
- * adaptation builds (and records) a new one. Adaptive sessions serve every
- * tolerance and step size of a tableau. Parameters travel as inputs: the
+ * threads, device) in a cache the caller may share between engines, so the
+ * many jobs of a study that share an architecture build each graph once; a
+ * step-size change during adaptation builds (and records) a new one. Adaptive
+ * sessions serve every tolerance and step size of a tableau. Parameters travel as inputs: the
  * input tensors wrap the engine's parameter arrays, which Adam updates in
  * place, and the batch is copied into pre-allocated input tensors.
  *
- * Accuracy checks run the integrate loop over typed arrays with a field-only
- * session (params as inputs too), or with the compiled steps for adaptive
- * solvers; Hairer's initial step uses the field session.
+ * Accuracy checks run the bundle's encoder graph, the integrate loop over
+ * typed arrays with a field-only session (params as inputs too) or the
+ * compiled steps for adaptive solvers, and the bundle's head graph; Hairer's
+ * initial step uses the field session. Every session comes from the factory
+ * in onnx/runtime, on the engine's device.
  */
 import * as ort from 'onnxruntime-node';
 import { float32Ops } from '../engines/typed.js';
-import { ShapeError, SpecError } from '../errors.js';
+import { ShapeError } from '../errors.js';
 import { fieldKind } from '../models/fields/index.js';
 import { trainMicroBatch } from '../models/memory.js';
 import { paramShapes } from '../models/params.js';
 import { stateSize, type Model, type ModelConfig, type Params } from '../models/types.js';
-import { fieldGraph } from '../onnx/model-graphs.js';
+import { encoderGraph, fieldGraph, headGraph } from '../onnx/model-graphs.js';
 import { nchwcBlockSize } from '../onnx/nchwc.js';
+import { SessionCache, type Lease, type Releasable } from '../onnx/runtime/cache.js';
+import type { Device } from '../onnx/runtime/device.js';
+import { placedSession, type Placement } from '../onnx/runtime/placement.js';
+import { createSession, type SessionOptions } from '../onnx/runtime/session.js';
 import { architectureModel, paramsToInputs, trainGraph } from '../onnx/train-graph.js';
-import { fixedGrid, solveAsync } from '../solvers/integrate.js';
+import { initialStepFrom } from '../solvers/initial-step.js';
+import { driveAsync, fixedGrid, solveAsync } from '../solvers/integrate.js';
+import { asSolver, type FixedSolver, type Solver } from '../solvers/solver.js';
 import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import type { Tableau } from '../solvers/tableau.js';
 import { Adam, AdamGraph } from './adam.js';
 import { AdaptiveSessions } from './ort-adaptive.js';
-import { engineRefusal, meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
+import { meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
 
-export function sessionOptions(threads = 1): ort.InferenceSession.SessionOptions {
-  return {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  };
-}
+// ---------------------------------------------------------------- training sessions
 
-// ---------------------------------------------------------------- session cache
-
-export interface TrainSession {
-  readonly key: string;
+/** A compiled fixed-step training graph and its session. */
+export interface TrainSession extends Releasable {
   readonly session: ort.InferenceSession;
   readonly params: readonly string[];
   readonly gradNames: readonly string[];
@@ -56,101 +54,43 @@ export interface TrainSession {
   readonly nodes: number;
   readonly graphMs: number;
   readonly sessionMs: number;
-  refs: number;
-  lastUsed: number;
-}
-
-const cache = new Map<string, Promise<TrainSession>>();
-/** Idle sessions kept for reuse (sessions in use are never evicted). */
-let maxIdleSessions = 8;
-let useCounter = 0;
-
-export function setTrainSessionCacheSize(n: number): void {
-  maxIdleSessions = n;
-}
-
-function cacheKey(config: ModelConfig, spec: SolverSpec, batch: number, threads: number): string {
-  if (spec.kind !== 'fixed') throw new SpecError(`a compiled training graph needs a fixed-step solver; "${spec.method}" is adaptive (its steps run one compiled step at a time)`);
-  return JSON.stringify({ config, method: spec.method, grid: fixedGrid(spec, config.t0, config.t1), batch, threads });
-}
-
-async function evictIdle(keep = maxIdleSessions): Promise<void> {
-  const idle: TrainSession[] = [];
-  for (const p of [...cache.values()]) {
-    const e = await p.catch(() => undefined);
-    if (e && e.refs === 0) idle.push(e);
-  }
-  idle.sort((a, b) => a.lastUsed - b.lastUsed);
-  let excess = idle.length - keep;
-  for (const e of idle) {
-    if (excess <= 0) break;
-    // Checked again here: an engine may have taken the session while we waited.
-    if (e.refs !== 0 || cache.get(e.key) === undefined) continue;
-    cache.delete(e.key);
-    excess--;
-    await e.session.release();
-  }
-}
-
-/** The training session of an architecture under a fixed-step solver and batch size (built once per process). */
-export async function acquireTrainSession(config: ModelConfig, spec: SolverSpec, batch: number, threads = 1): Promise<{ entry: TrainSession; cached: boolean }> {
-  const key = cacheKey(config, spec, batch, threads);
-  let p = cache.get(key);
-  const cached = p !== undefined;
-  if (!p) {
-    p = (async () => {
-      const nchwcBlock = await nchwcBlockSize();
-      const t0 = performance.now();
-      const g = trainGraph(config, spec, { batch, nchwcBlock });
-      const t1 = performance.now();
-      const session = await ort.InferenceSession.create(g.builder.toBytes(), sessionOptions(threads));
-      const t2 = performance.now();
-      return {
-        key,
-        session,
-        params: g.params,
-        gradNames: g.params.map((name) => g.outputs.grads[name]!),
-        nfe: g.nfe,
-        nodes: g.builder.nodes.length,
-        graphMs: t1 - t0,
-        sessionMs: t2 - t1,
-        refs: 0,
-        lastUsed: 0,
-      };
-    })();
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));
-  }
-  const entry = await p;
-  entry.refs++;
-  entry.lastUsed = ++useCounter;
-  if (!cached) await evictIdle();
-  return { entry, cached };
-}
-
-export function releaseTrainSession(entry: TrainSession): void {
-  entry.refs = Math.max(0, entry.refs - 1);
+  readonly placement?: Placement;
 }
 
 /**
- * Keep only the `keep` most recently used idle sessions. A session holds
- * onnxruntime's memory arena at the size of its largest run (GBs for the paper's
- * image field), so a study worker trims after every job: 8 idle sessions per
- * thread grew a MNIST smoke run by ~1 GB per job until the machine swapped.
+ * Training sessions kept for reuse, owned by whoever runs many trainings (a study worker keeps one per
+ * thread so the jobs of a study that share an architecture build each graph once; see SessionCache).
  */
-export async function trimTrainSessionCache(keep: number): Promise<void> {
-  await evictIdle(keep);
+export type TrainSessionCache = SessionCache<TrainSession>;
+
+export function createTrainSessionCache(maxIdle = 8): TrainSessionCache {
+  return new SessionCache<TrainSession>(maxIdle);
 }
 
-/** Release every idle cached session (tests, end of a worker). */
-export async function clearTrainSessionCache(): Promise<void> {
-  for (const [key, p] of [...cache.entries()]) {
-    const e = await p.catch(() => undefined);
-    if (e && e.refs === 0) {
-      cache.delete(key);
-      await e.session.release();
-    }
-  }
+function trainSessionKey(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions): string {
+  const grid = fixedGrid(solver.spec, config.t0, config.t1);
+  return JSON.stringify({ config, method: solver.spec.method, grid, batch, threads: o.threads ?? 1, device: o.device ?? 'cpu' });
+}
+
+async function buildTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions, placed = false): Promise<TrainSession> {
+  const nchwcBlock = await nchwcBlockSize(o.device);
+  const t0 = performance.now();
+  const g = trainGraph(config, solver, { batch, nchwcBlock });
+  const t1 = performance.now();
+  const bytes = g.builder.toBytes();
+  const { session, placement } = placed ? await placedSession(bytes, o, batch) : { session: await createSession(bytes, o), placement: undefined };
+  const t2 = performance.now();
+  return {
+    session,
+    ...(placement ? { placement } : {}),
+    params: g.params,
+    gradNames: g.params.map((name) => g.outputs.grads[name]!),
+    nfe: g.nfe,
+    nodes: g.builder.nodes.length,
+    graphMs: t1 - t0,
+    sessionMs: t2 - t1,
+    release: () => session.release(),
+  };
 }
 
 // ---------------------------------------------------------------- engine
@@ -169,6 +109,15 @@ export interface OrtEngineOptions extends EngineOptions {
   readonly onGraphBuild?: (build: GraphBuild) => void;
   /** Micro-batch of fixed-step training (a divisor of batchSize; default: trainMicroBatch, sized to the cache). */
   readonly microBatch?: number;
+  /** Record where onnxruntime places each graph's nodes (GraphBuild.placement; one profiled run on zeros per build). */
+  readonly placement?: boolean;
+  /** Where the sessions run (default cpu). */
+  readonly device?: Device;
+  /**
+   * Fixed-step training sessions to share with other engines (the caller's policy: size, trim, clear).
+   * Without one the engine keeps its own and releases it on dispose.
+   */
+  readonly sessions?: TrainSessionCache;
 }
 
 export class OrtEngine implements TrainEngine {
@@ -191,11 +140,17 @@ export class OrtEngine implements TrainEngine {
   private readonly micro: { x: ort.Tensor; labels: ort.Tensor }[];
   /** Gradient sums over the micro-batches (allocated on first use). */
   private gradSums: ort.Tensor[] | undefined;
-  private current: { specKey: string; entry: TrainSession } | undefined;
+  private current: { specKey: string; lease: Lease<TrainSession> } | undefined;
+  /** The caller's training-session cache, or the engine's own (released on dispose). */
+  private readonly sessions: TrainSessionCache;
+  private readonly ownsSessions: boolean;
   private field: { session: ort.InferenceSession; names: string[] } | undefined;
+  /** The bundle's encoder and head graphs (head parameters as inputs), built on first use. */
+  private io: Promise<{ encoder: ort.InferenceSession; head: ort.InferenceSession }> | undefined;
   /** Compiled adaptive steps, per tableau (every tolerance shares them). */
   private readonly adaptive = new Map<string, Promise<AdaptiveSessions>>();
-  private readonly threads: number;
+  /** Threads and device of every session this engine creates. */
+  private readonly sessionOptions: SessionOptions;
   private disposed = false;
 
   private constructor(
@@ -217,8 +172,11 @@ export class OrtEngine implements TrainEngine {
     this.yData = new BigInt64Array(o.batchSize);
     this.feeds = {};
     this.names.forEach((n, k) => (this.feeds[n] = this.tensors[k]!));
-    this.threads = o.threads ?? 1;
-    this.microBatch = o.microBatch ?? trainMicroBatch(config, o.batchSize);
+    this.sessionOptions = { threads: o.threads ?? 1, device: o.device ?? 'cpu' };
+    this.ownsSessions = o.sessions === undefined;
+    this.sessions = o.sessions ?? createTrainSessionCache();
+    // trainMicroBatch sizes micro-batches to a CPU's cache; a GPU takes the whole batch.
+    this.microBatch = o.microBatch ?? ((o.device ?? 'cpu') === 'cpu' ? trainMicroBatch(config, o.batchSize) : o.batchSize);
     if (!Number.isInteger(this.microBatch) || this.microBatch < 1 || o.batchSize % this.microBatch !== 0) {
       throw new ShapeError(`ort engine: micro-batch ${this.microBatch} must be a positive divisor of the batch size ${o.batchSize}`);
     }
@@ -233,7 +191,7 @@ export class OrtEngine implements TrainEngine {
     const e = new OrtEngine(initial.config, initial.params, o);
     if (e.optimizer === 'graph') {
       const [beta1, beta2] = o.betas ?? [0.9, 0.999];
-      e.adamGraph = await AdamGraph.create(e.tensors.map((t) => t.data as Float32Array), e.shapes, { lr: o.lr, beta1, beta2 }, e.threads);
+      e.adamGraph = await AdamGraph.create(e.tensors.map((t) => t.data as Float32Array), e.shapes, { lr: o.lr, beta1, beta2 }, e.sessionOptions);
       e.setTensors(e.adamGraph.params);
     }
     return e;
@@ -244,31 +202,30 @@ export class OrtEngine implements TrainEngine {
     this.names.forEach((n, k) => (this.feeds[n] = tensors[k]!));
   }
 
-  private dataOf(name: string): Float32Array {
-    return this.tensors[this.names.indexOf(name)]!.data as Float32Array;
-  }
-
-  private async sessionFor(spec: SolverSpec): Promise<TrainSession> {
-    const specKey = formatSolverSpec(spec);
-    if (this.current?.specKey === specKey) return this.current.entry;
-    const refusal = engineRefusal('ort', spec);
-    if (refusal) throw new SpecError(refusal);
-    const { entry, cached } = await acquireTrainSession(this.config, spec, this.microBatch, this.threads);
-    if (this.current) releaseTrainSession(this.current.entry);
-    this.current = { specKey, entry };
-    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached };
+  private async sessionFor(solver: FixedSolver): Promise<TrainSession> {
+    const specKey = formatSolverSpec(solver.spec);
+    if (this.current?.specKey === specKey) return this.current.lease.value;
+    const key = trainSessionKey(this.config, solver, this.microBatch, this.sessionOptions);
+    const make = () => buildTrainSession(this.config, solver, this.microBatch, this.sessionOptions, this.o.placement);
+    const { lease, cached } = await this.sessions.acquire(key, make);
+    if (this.current) this.sessions.release(this.current.lease);
+    this.current = { specKey, lease };
+    const entry = lease.value;
+    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached,
+      ...(entry.placement ? { placement: entry.placement } : {}) };
     this.builds.push(build);
     this.o.onGraphBuild?.(build);
     return entry;
   }
 
   /** The compiled adaptive steps of a tableau for this engine's batch size (built once per engine, recorded as a graph build). */
-  private adaptiveSessions(method: string, batch: number): Promise<AdaptiveSessions> {
-    const key = `${method}/${batch}`;
+  private adaptiveSessions(tab: Tableau, batch: number): Promise<AdaptiveSessions> {
+    const key = `${tab.name}/${batch}`;
     let p = this.adaptive.get(key);
     if (!p) {
-      p = AdaptiveSessions.create(this.config, method, batch, { session: sessionOptions(this.threads) }).then((s) => {
-        const build: GraphBuild = { solver: method, batch, nodes: s.build.nodes, graphMs: s.build.graphMs, sessionMs: s.build.sessionMs, cached: false };
+      p = AdaptiveSessions.create(this.config, tab, batch, { session: this.sessionOptions, placement: this.o.placement }).then((s) => {
+        const { nodes, graphMs, sessionMs, placement } = s.build;
+        const build: GraphBuild = { solver: tab.name, batch, nodes, graphMs, sessionMs, cached: false, ...(placement ? { placement } : {}) };
         this.builds.push(build);
         this.o.onGraphBuild?.(build);
         return s;
@@ -293,9 +250,10 @@ export class OrtEngine implements TrainEngine {
     }
   }
 
-  async step(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
-    if (getTableau(spec.method).adaptive) return this.adaptiveStep(x, y, spec);
-    const entry = await this.sessionFor(spec);
+  async step(x: Float32Array, y: Int32Array, spec: Solver | SolverSpec): Promise<EngineStep> {
+    const solver = asSolver(spec);
+    if (solver.kind === 'adaptive') return this.adaptiveStep(x, y, solver);
+    const entry = await this.sessionFor(solver);
     this.checkBatch(x, y);
     this.xData.set(x);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
@@ -331,13 +289,13 @@ export class OrtEngine implements TrainEngine {
   }
 
   /** An adaptive step: the integrate loop on compiled steps forwards, their VJPs backwards through every accepted step. */
-  private async adaptiveStep(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<EngineStep> {
+  private async adaptiveStep(x: Float32Array, y: Int32Array, solver: Solver): Promise<EngineStep> {
     this.checkBatch(x, y);
-    const s = await this.adaptiveSessions(spec.method, this.o.batchSize);
+    const s = await this.adaptiveSessions(solver.tableau, this.o.batchSize);
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
     const params: Record<string, ort.Tensor> = {};
     this.names.forEach((n, k) => (params[n] = this.tensors[k]!));
-    const r = await s.lossAndGrads(this.encode(x, y.length), this.yData, spec, params);
+    const r = await s.lossAndGrads(await this.encode(x, y.length), this.yData, solver, params);
     if (Number.isFinite(r.loss)) await this.update(this.names.map((n, k) => new ort.Tensor('float32', r.grads[n] as Float32Array, [...this.shapes[k]!])));
     return { loss: r.loss, accuracy: r.accuracy, nfe: r.stats.nfe };
   }
@@ -352,10 +310,10 @@ export class OrtEngine implements TrainEngine {
 
   private async fieldSession() {
     if (!this.field) {
-      const b = fieldGraph(architectureModel(this.config), { nchwcBlock: await nchwcBlockSize() });
+      const b = fieldGraph(architectureModel(this.config), { nchwcBlock: await nchwcBlockSize(this.sessionOptions.device) });
       const names = this.names.filter((n) => n.startsWith('field.'));
       paramsToInputs(b, names);
-      const session = await ort.InferenceSession.create(b.toBytes(), sessionOptions(this.threads));
+      const session = await createSession(b.toBytes(), this.sessionOptions);
       this.field = { session, names };
     }
     return this.field;
@@ -371,62 +329,57 @@ export class OrtEngine implements TrainEngine {
     return r.dz!.data as Float32Array;
   }
 
-  /** Zero-augmentation in the canonical layout (extra features, or extra channels after the input's). */
-  private encode(x: Float32Array, batch: number): Float32Array {
-    const inW = x.length / batch;
-    const S = stateSize(this.config);
-    if (inW === S) return Float32Array.from(x);
-    const z = new Float32Array(batch * S);
-    for (let b = 0; b < batch; b++) z.set(x.subarray(b * inW, (b + 1) * inW), b * S);
-    return z;
+  /** The encoder and head as sessions: the graphs a bundle holds, not a copy of them. */
+  private ioSessions(): Promise<{ encoder: ort.InferenceSession; head: ort.InferenceSession }> {
+    this.io ??= (async () => {
+      const model = architectureModel(this.config);
+      const head = headGraph(model);
+      paramsToInputs(head, ['head.weight', 'head.bias']);
+      const encoder = await createSession(encoderGraph(model).toBytes(), this.sessionOptions);
+      return { encoder, head: await createSession(head.toBytes(), this.sessionOptions) };
+    })();
+    return this.io;
   }
 
-  async accuracy(x: Float32Array, y: Int32Array, spec: SolverSpec): Promise<BatchEval> {
+  /** z(t0) of a batch: the encoder graph (zero-augmentation in the canonical layout). */
+  private async encode(x: Float32Array, batch: number): Promise<Float32Array> {
+    const { encoder } = await this.ioSessions();
+    const r = await encoder.run({ x: new ort.Tensor('float32', x, [batch, ...this.config.inputShape]) }, ['z']);
+    return r.z!.data as Float32Array;
+  }
+
+  /** Logits of a batch of final states: the head graph with the current head parameters. */
+  private async logits(z: Float32Array, batch: number): Promise<Float32Array> {
+    const { head } = await this.ioSessions();
+    const feeds = { z: new ort.Tensor('float32', z, [batch, ...this.config.stateShape]), 'head.weight': this.feeds['head.weight']!, 'head.bias': this.feeds['head.bias']! };
+    return (await head.run(feeds, ['logits'])).logits!.data as Float32Array;
+  }
+
+  async accuracy(x: Float32Array, y: Int32Array, spec: Solver | SolverSpec): Promise<BatchEval> {
+    const solver = asSolver(spec);
     const batch = y.length;
-    const S = stateSize(this.config);
     const { t0, t1 } = this.config;
-    const r = getTableau(spec.method).adaptive
-      ? await (await this.adaptiveSessions(spec.method, batch)).solve(this.encode(x, batch), spec, this.fieldParams())
-      : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), this.encode(x, batch), spec, { t0, t1, checkFinite: true });
+    const z0 = await this.encode(x, batch);
+    const r =
+      solver.kind === 'adaptive'
+        ? await (await this.adaptiveSessions(solver.tableau, batch)).solve(z0, solver, this.fieldParams())
+        : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), z0, solver, { t0, t1, checkFinite: true });
     const C = this.config.classes;
-    const W = this.dataOf('head.weight');
-    const bias = this.dataOf('head.bias');
-    const z = r.z1 as Float32Array;
-    const logits = new Float32Array(C);
+    const logits = await this.logits(r.z1 as Float32Array, batch);
     let correct = 0;
     for (let b = 0; b < batch; b++) {
-      logits.set(bias);
-      for (let s = 0; s < S; s++) {
-        const zs = z[b * S + s]!;
-        if (zs === 0) continue;
-        for (let c = 0; c < C; c++) logits[c]! += zs * W[s * C + c]!;
-      }
       let best = 0;
-      for (let c = 1; c < C; c++) if (logits[c]! > logits[best]!) best = c;
+      for (let c = 1; c < C; c++) if (logits[b * C + c]! > logits[b * C + best]!) best = c;
       if (best === y[b]) correct++;
     }
     return { accuracy: correct / batch, nfe: r.stats.nfe };
   }
 
   async initialStep(x: Float32Array, order: number): Promise<number> {
-    const width = this.config.inputShape.reduce((a, b) => a * b, 1);
-    const batch = x.length / width;
+    const batch = x.length / this.config.inputShape.reduce((a, b) => a * b, 1);
     const S = stateSize(this.config);
-    const { t0, t1 } = this.config;
-    const z0 = this.encode(x, batch);
-    const f0 = Float32Array.from(await this.fieldAt(t0, z0, batch));
-    const d0 = meanRowNorm(z0, batch, S);
-    const d1 = meanRowNorm(f0, batch, S);
-    const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
-    const z1 = new Float32Array(z0.length);
-    for (let i = 0; i < z1.length; i++) z1[i] = z0[i]! + f0[i]! * h0;
-    const f1 = await this.fieldAt(t0 + h0, z1, batch);
-    const diff = new Float32Array(f1.length);
-    for (let i = 0; i < diff.length; i++) diff[i] = f1[i]! - f0[i]!;
-    const d2 = meanRowNorm(diff, batch, S) / h0;
-    const dmax = Math.max(d1, d2);
-    const h1 = dmax < 1e-15 ? Math.max(1e-6, 1e-3 * h0) : Math.pow(0.01 / dmax, 1 / (order + 1));
-    return Math.min(100 * h0, h1, t1 - t0);
+    const norm = (v: Float32Array) => meanRowNorm(v, batch, S);
+    return driveAsync(initialStepFrom(float32Ops, norm, order, this.config.t0, await this.encode(x, batch)), (t, z) => this.fieldAt(t, z, batch));
   }
 
   params(): Params {
@@ -438,10 +391,14 @@ export class OrtEngine implements TrainEngine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.current) releaseTrainSession(this.current.entry);
+    if (this.current) this.sessions.release(this.current.lease);
     this.current = undefined;
+    if (this.ownsSessions) await this.sessions.clear();
     if (this.field) await this.field.session.release();
     this.field = undefined;
+    const io = await this.io?.catch(() => undefined);
+    if (io) await Promise.all([io.encoder.release(), io.head.release()]);
+    this.io = undefined;
     if (this.adamGraph) await this.adamGraph.release();
     for (const p of this.adaptive.values()) await (await p.catch(() => undefined))?.release();
     this.adaptive.clear();

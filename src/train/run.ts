@@ -13,10 +13,12 @@ import { parseFieldSpec } from '../models/spec.js';
 import { augmentedShape, type Model, type ModelConfig, type Params } from '../models/types.js';
 import { SizeError, SpecError } from '../errors.js';
 import { MODEL_LIMITS } from '../formats/index.js';
-import { checkStepBudget, formatSolverSpec, parseSolverSpec, type SolverLimits, type SolverSpec } from '../solvers/spec.js';
+import { parseSolver } from '../solvers/solver.js';
+import { checkStepBudget, formatSolverSpec, type SolverLimits, type SolverSpec } from '../solvers/spec.js';
 import { evaluate, type EvalRow } from '../onnx/evaluate.js';
 import { memorySource } from '../onnx/source.js';
-import { clearTrainSessionCache } from './ort-engine.js';
+import type { Device } from '../onnx/runtime/device.js';
+import type { TrainSessionCache } from './ort-engine.js';
 import type { AdaptOptions } from './adapt.js';
 import { parseEngineChoice, type EngineChoice } from './engine.js';
 import { train, type TrainOptions, type TrainResult } from './train.js';
@@ -61,6 +63,8 @@ export interface TrainRunResult {
 export interface FinalEvaluation {
   readonly memoryBytes?: number;
   readonly threads?: number;
+  /** Where the evaluation's sessions run (default cpu). */
+  readonly device?: Device;
   readonly signal?: AbortSignal;
   /** Field calls of the final solve, of `total` when known. */
   readonly onProgress?: (calls: number, total?: number) => void;
@@ -85,9 +89,11 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
     t0,
     t1,
   };
-  const wantsImage = fieldKind(fieldSpec).stateRank === 3;
-  if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
-  if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
+  const kind = fieldKind(fieldSpec);
+  const wantsImage = kind.stateRank === 3;
+  if (kind.checkState) kind.checkState(fieldSpec, config.stateShape);
+  else if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
+  else if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
   // Checked before any parameter is allocated (mlp:width=1000000 asked for 10^12 floats).
   const values = paramShapes(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   if (values > MODEL_LIMITS.values) throw new SizeError(`field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, more than the limit of ${MODEL_LIMITS.values}`);
@@ -110,7 +116,7 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads'> & {
+export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'foldCheck' | 'placement'> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   /** Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's sessions. */
@@ -120,9 +126,10 @@ export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdap
 };
 
 export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): Promise<TrainRunResult> {
-  const solver = parseSolverSpec(spec.solver, spec.solverLimits);
+  // Resolved once: training, its engines and graphs carry this Solver.
+  const solver = parseSolver(spec.solver, spec.solverLimits);
   validateTimeSpan(spec.t0 ?? 0, spec.t1 ?? 1);
-  checkStepBudget(solver, spec.t0 ?? 0, spec.t1 ?? 1, spec.solverLimits);
+  checkStepBudget(solver.spec, spec.t0 ?? 0, spec.t1 ?? 1, spec.solverLimits);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
   const dataset = hooks.dataset ?? (await loadDataset(spec.dataset, spec.seed));
@@ -134,7 +141,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
   const initial: Model = { config, params: hooks.resume?.params ?? drawn };
   const iterations = resolveIterations(spec, dataset.train.n);
   const result = await train(initial, dataset.train, {
-    solver: hooks.resume ? parseSolverSpec(hooks.resume.solver) : solver,
+    solver: hooks.resume ? parseSolver(hooks.resume.solver) : solver,
     iterations,
     startIteration: hooks.resume?.iterations,
     betas: spec.betas,
@@ -145,16 +152,20 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     adapt: spec.adapt || undefined,
     engine: parseEngineChoice(spec.engine ?? TRAIN_DEFAULTS.engine),
     threads: hooks.threads,
+    device: hooks.device,
+    sessions: hooks.sessions,
+    placement: hooks.placement,
     onLog: hooks.onLog,
     onIteration: hooks.onIteration,
     onAdapt: hooks.onAdapt,
     onGraphBuild: hooks.onGraphBuild,
     signal: hooks.signal,
+    foldCheck: hooks.foldCheck,
   });
   const training: TrainingInfo = {
     dataset: dataset.spec,
     solver: formatSolverSpec(result.solver),
-    initialSolver: formatSolverSpec(solver),
+    initialSolver: formatSolverSpec(solver.spec),
     seed: spec.seed,
     iterations: result.checkpointIteration,
     batchSize: spec.batchSize,
@@ -172,14 +183,15 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     await writeCheckpoint(hooks.out, checkpointOf(spec, iterations, training));
   }
   if (!hooks.finalEvaluation || result.interrupted) return { model: result.model, training, result, dataset };
-  const testRow = await finalTestRow(result.model, dataset, result.solver, hooks.finalEvaluation);
+  const testRow = await finalTestRow(result.model, dataset, result.solver, hooks.finalEvaluation, hooks.sessions);
   return { model: result.model, training, result, dataset, testRow };
 }
 
-async function finalTestRow(model: Model, dataset: Dataset, solver: SolverSpec, o: FinalEvaluation): Promise<EvalRow> {
-  // The training graphs' sessions (kept for reuse by study jobs) hold their activations: free them for the evaluation.
-  await clearTrainSessionCache();
-  const source = await memorySource(model, {}, { ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}) });
+async function finalTestRow(model: Model, dataset: Dataset, solver: SolverSpec, o: FinalEvaluation, shared?: TrainSessionCache): Promise<EvalRow> {
+  // Idle training sessions a caller keeps for reuse hold their activations: free them for the evaluation
+  // (the engine's own sessions were released when training ended).
+  await shared?.trim(0);
+  const source = await memorySource(model, {}, { ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.device !== undefined ? { device: o.device } : {}), ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}) });
   try {
     const [row] = await evaluate(source, dataset.test, [solver], { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: (_i: number, calls: number, total?: number) => o.onProgress!(calls, total) } : {}) });
     return row!;

@@ -4,31 +4,25 @@
  * (discretise-then-optimise). Works with every solver, fixed and adaptive.
  */
 import * as tf from '@tensorflow/tfjs';
+import { tensorOps } from '../engines/tensor.js';
 import { forward } from '../models/forward.js';
 import { buildTfModel, readParams, type TfModel } from '../models/tf-model.js';
 import type { Model } from '../models/types.js';
+import { initialStepFrom } from '../solvers/initial-step.js';
+import { drive } from '../solvers/integrate.js';
 import type { BatchEval, EngineOptions, EngineStep, TrainEngine } from './engine.js';
 
 export function accuracyOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar;
 }
 
-/** Paper's initial step (Hairer et al. I, p.169) from mean per-sample norms of the first batch. */
+/** Hairer's initial step (src/solvers/initial-step.ts) from a batch, in the mean per-sample Euclidean norm (the paper's). */
 export function hairerInitialStep(m: TfModel, x: tf.Tensor, order: number): number {
   return tf.tidy(() => {
-    const field = m.makeField();
     const z0 = m.encode(x);
     const B = z0.shape[0]!;
     const meanNorm = (v: tf.Tensor) => tf.mean(tf.norm(tf.reshape(v, [B, -1]), 'euclidean', 1)).dataSync()[0]!;
-    const f0 = field(m.config.t0, z0);
-    const d0 = meanNorm(z0);
-    const d1 = meanNorm(f0);
-    const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
-    const f1 = field(m.config.t0 + h0, tf.add(z0, tf.mul(f0, h0)));
-    const d2 = meanNorm(tf.sub(f1, f0)) / h0;
-    const dmax = Math.max(d1, d2);
-    const h1 = dmax < 1e-15 ? Math.max(1e-6, 1e-3 * h0) : Math.pow(0.01 / dmax, 1 / (order + 1));
-    return Math.min(100 * h0, h1, m.config.t1 - m.config.t0);
+    return drive(initialStepFrom(tensorOps, meanNorm, order, m.config.t0, z0), m.makeField());
   });
 }
 
@@ -45,14 +39,14 @@ export function createTfjsEngine(initial: Model, o: EngineOptions): TrainEngine 
   return {
     name: 'tfjs',
     builds: [],
-    async step(x, y, spec): Promise<EngineStep> {
+    async step(x, y, solver): Promise<EngineStep> {
       const [xb, yb] = tensors(x, y);
       try {
         let nfe = 0;
         let accT: tf.Scalar | undefined;
         const lossT = optimizer.minimize(
           () => {
-            const out = forward(m, xb, spec);
+            const out = forward(m, xb, solver);
             nfe = out.stats.nfe;
             accT = tf.keep(accuracyOf(out.logits, yb));
             return tf.losses.softmaxCrossEntropy(tf.oneHot(yb, classes), out.logits) as tf.Scalar;
@@ -70,11 +64,11 @@ export function createTfjsEngine(initial: Model, o: EngineOptions): TrainEngine 
         yb.dispose();
       }
     },
-    async accuracy(x, y, spec): Promise<BatchEval> {
+    async accuracy(x, y, solver): Promise<BatchEval> {
       const [xb, yb] = tensors(x, y);
       try {
         return tf.tidy(() => {
-          const out = forward(m, xb, spec, true);
+          const out = forward(m, xb, solver, true);
           return { accuracy: accuracyOf(out.logits, yb).dataSync()[0]!, nfe: out.stats.nfe };
         });
       } finally {

@@ -11,17 +11,19 @@ import { DivergenceError, SpecError } from '../errors.js';
 import type { Rng } from '../data/random.js';
 import type { Split } from '../data/types.js';
 import { batchIterator, gather } from '../data/batch.js';
-import { formatSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import { asSolver, resolveSolver, withStep, withTolerance, type Solver } from '../solvers/solver.js';
+import { formatSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { Model, Params } from '../models/types.js';
-import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptOptions } from './adapt.js';
-import { engineRefusal, parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
-import { OrtEngine } from './ort-engine.js';
+import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptFoldCheck, type AdaptOptions } from './adapt.js';
+import { parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
+import type { Device } from '../onnx/runtime/device.js';
+import { OrtEngine, type TrainSessionCache } from './ort-engine.js';
 import { createTfjsEngine } from './tfjs-engine.js';
 
 
 export interface TrainOptions {
-  readonly solver: SolverSpec;
+  /** The training solver (a spec is resolved once, here). */
+  readonly solver: SolverSpec | Solver;
   /** Total iterations: training ends after iteration `iterations` (counting from 1, including resumed ones). */
   readonly iterations: number;
   /**
@@ -37,6 +39,8 @@ export interface TrainOptions {
   readonly logEvery?: number;
   /** Step-size / tolerance adaptation; off when absent. */
   readonly adapt?: Partial<AdaptOptions>;
+  /** The fold check adaptation with `folds` runs on the check batch (the caller's: audit/adapt-folds.ts). */
+  readonly foldCheck?: AdaptFoldCheck;
   readonly rng: Rng;
   /**
    * Training engine (default auto): tfjs, ort (one compiled onnxruntime graph
@@ -46,6 +50,12 @@ export interface TrainOptions {
   readonly engine?: EngineChoice;
   /** onnxruntime intra-op threads for the ort engine (default 1). */
   readonly threads?: number;
+  /** Where the ort engine's sessions run (default cpu; another device means the ort engine). */
+  readonly device?: Device;
+  /** Training sessions shared with other runs (the caller's cache and policy); default: the engine's own. */
+  readonly sessions?: TrainSessionCache;
+  /** Record where onnxruntime places each graph's nodes (GraphBuild.placement). */
+  readonly placement?: boolean;
   readonly onLog?: (entry: TrainLogEntry) => void;
   readonly onIteration?: (iteration: number) => void;
   readonly onAdapt?: (decision: AdaptDecision) => void;
@@ -115,18 +125,18 @@ const autoDecisions = new Map<string, EngineName>();
  * backend, in which case both engines time a few steps on the first batch and
  * the faster one wins (memoised per configuration for the process).
  */
-export async function chooseEngine(choice: EngineChoice, initial: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<EngineName> {
-  if (choice !== 'auto') {
-    const refusal = engineRefusal(choice, spec);
-    if (refusal) throw new SpecError(refusal);
-    return choice;
-  }
-  if (engineRefusal('ort', spec)) return 'tfjs';
+export async function chooseEngine(choice: EngineChoice, initial: Model, spec: SolverSpec | Solver, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'device'>): Promise<EngineName> {
+  // Devices other than the CPU are onnxruntime execution providers: only the ort engine reaches them.
+  const device = o.device ?? 'cpu';
+  if (device !== 'cpu' && choice === 'tfjs') throw new SpecError(`engine tfjs trains on the CPU only; device ${device} needs engine ort (or auto)`);
+  if (device !== 'cpu') return 'ort';
+  if (choice !== 'auto') return choice;
   if (tf.getBackend() !== 'tensorflow') return 'ort';
-  const key = JSON.stringify({ config: initial.config, spec, batch: o.batchSize, threads: o.threads ?? 1 });
+  const solver = asSolver(spec);
+  const key = JSON.stringify({ config: initial.config, spec: solver.spec, batch: o.batchSize, threads: o.threads ?? 1 });
   let pick = autoDecisions.get(key);
   if (!pick) {
-    const [tfjsMs, ortMs] = [await timeEngine('tfjs', initial, spec, x, y, o), await timeEngine('ort', initial, spec, x, y, o)];
+    const [tfjsMs, ortMs] = [await timeEngine('tfjs', initial, solver, x, y, o), await timeEngine('ort', initial, solver, x, y, o)];
     pick = ortMs <= tfjsMs ? 'ort' : 'tfjs';
     autoDecisions.set(key, pick);
   }
@@ -134,7 +144,7 @@ export async function chooseEngine(choice: EngineChoice, initial: Model, spec: S
 }
 
 /** Median ms of 3 training steps after 2 warm-up steps, on a throw-away engine. */
-export async function timeEngine(name: EngineName, initial: Model, spec: SolverSpec, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<number> {
+export async function timeEngine(name: EngineName, initial: Model, spec: SolverSpec | Solver, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<number> {
   const engine = await createEngine(name, initial, o);
   try {
     const times: number[] = [];
@@ -149,14 +159,18 @@ export async function timeEngine(name: EngineName, initial: Model, spec: SolverS
   }
 }
 
-export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild'>): Promise<TrainEngine> {
+type EngineSetup = 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild' | 'device' | 'sessions' | 'placement';
+
+export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, EngineSetup>): Promise<TrainEngine> {
   const options = { batchSize: o.batchSize, lr: o.lr, betas: o.betas, threads: o.threads, onGraphBuild: o.onGraphBuild };
-  return name === 'ort' ? OrtEngine.create(initial, options) : createTfjsEngine(initial, options);
+  if (name === 'ort') return OrtEngine.create(initial, { ...options, device: o.device, sessions: o.sessions, placement: o.placement });
+  return createTfjsEngine(initial, options);
 }
 
 export async function train(initial: Model, data: Split, o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o, data.n);
   const adapt = o.adapt ? validateAdaptOptions({ ...DEFAULT_ADAPT, ...o.adapt }) : undefined;
+  if (adapt?.folds && !o.foldCheck) throw new SpecError('adaptation with fold checks needs a fold check (TrainOptions.foldCheck: audit/adapt-folds.ts)');
   const choice = parseEngineChoice(o.engine);
   const logEvery = o.logEvery ?? 50;
   const span = initial.config.t1 - initial.config.t0;
@@ -165,9 +179,9 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
   for (let k = 0; k < first; k++) batches.next();
   const nextBatch = () => gather(data, batches.next().value!);
 
-  let spec = o.solver;
+  let solver = asSolver(o.solver);
   let batch = nextBatch();
-  const engineName = await chooseEngine(choice, initial, spec, batch.x, batch.y, o);
+  const engineName = await chooseEngine(choice, initial, solver, batch.x, batch.y, o);
   const engine = await createEngine(engineName, initial, o);
   const log: TrainLogEntry[] = [];
   const adaptation: AdaptDecision[] = [];
@@ -187,10 +201,12 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
       }
       if (it > first + 1) batch = nextBatch();
       if (it === 1 && adapt && adapt.start === 'hairer') {
-        if (spec.kind === 'fixed') spec = { kind: 'fixed', method: spec.method, h: await engine.initialStep(batch.x, getTableau(spec.method).order) };
-        else spec = { ...spec, rtol: adapt.startTol, atol: adapt.startTol };
+        // A step longer than the interval is one step over it.
+        if (solver.kind === 'fixed') solver = withStep(solver, Math.min(await engine.initialStep(batch.x, solver.tableau.order), span));
+        else solver = withTolerance(solver, adapt.startTol);
       }
-      const { loss, accuracy, nfe: stepNfe } = await engine.step(batch.x, batch.y, spec);
+      const spec = solver.spec;
+      const { loss, accuracy, nfe: stepNfe } = await engine.step(batch.x, batch.y, solver);
       if (!Number.isFinite(loss)) {
         const message = `loss became ${loss} at iteration ${it} with solver ${formatSolverSpec(spec)} (step/tol ${solverParam(spec, initial.config.t0, initial.config.t1)}); kept the checkpoint of iteration ${lastGoodIteration}`;
         diverged = { iteration: it, message };
@@ -203,21 +219,40 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
       done = it;
       if (adapt && it % adapt.checkEvery === 0) {
         const current = batch;
+        // The adaptation designs new specs (test solvers, trials, the next training solver): each is resolved once.
+        const resolved = new Map<SolverSpec, Solver>();
         const accuracyUnder = async (s: SolverSpec) => {
-          const r = await engine.accuracy(current.x, current.y, s);
+          const checked = resolveSolver(s);
+          resolved.set(s, checked);
+          const r = await engine.accuracy(current.x, current.y, checked);
           nfe.checks += r.nfe;
           return r;
         };
-        const r =
-          spec.kind === 'fixed'
-            ? await fixedAdaptStep(it, spec, accuracy, stepNfe, accuracyUnder, adapt, span)
-            : await adaptiveAdaptStep(it, spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
-        spec = r.spec;
+        const opened = adapt.folds && solver.kind === 'fixed' ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length) : undefined;
+        // The fold checks' field evaluations count as checks, as the accuracy checks' do.
+        const probe = opened && {
+          release: opened.release,
+          foldsOf: async (s: FixedSolverSpec) => {
+            const f = await opened.foldsOf(s);
+            nfe.checks += f.nfe;
+            return f;
+          },
+        };
+        let r: Awaited<ReturnType<typeof adaptiveAdaptStep | typeof fixedAdaptStep>>;
+        try {
+          r =
+            solver.kind === 'fixed'
+              ? await fixedAdaptStep(it, solver.spec, accuracy, stepNfe, accuracyUnder, adapt, span, probe?.foldsOf)
+              : await adaptiveAdaptStep(it, solver.spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
+        } finally {
+          await probe?.release();
+        }
+        if (r.spec !== solver.spec) solver = resolved.get(r.spec) ?? resolveSolver(r.spec);
         adaptation.push(r.decision);
         o.onAdapt?.(r.decision);
       }
       if (it % logEvery === 0 || it === o.iterations || it === first + 1) {
-        const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(spec), param: solverParam(spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
+        const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(solver.spec), param: solverParam(solver.spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
         log.push(entry);
         o.onLog?.(entry);
         // The loss is that of the parameters before this update: keep the updated
@@ -237,7 +272,7 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
     const params = diverged ? lastGood : engine.params();
     return {
       model: { config: initial.config, params },
-      solver: spec,
+      solver: solver.spec,
       log,
       adaptation,
       iterations: done,

@@ -12,7 +12,8 @@ import { augmentedShape, type Model, type ModelConfig, type Params } from '../..
 import { trainGraph } from '../../src/onnx/train-graph.js';
 import type { SolverSpec } from '../../src/solvers/spec.js';
 import { forward } from '../../src/models/forward.js';
-import { sessionOptions } from '../../src/train/ort-engine.js';
+import { createSession } from '../../src/onnx/runtime/session.js';
+import type { Device } from '../../src/onnx/runtime/device.js';
 import { Rng } from '../../src/data/random.js';
 
 export function normalStream(seed: number): () => number {
@@ -85,11 +86,12 @@ export async function ortLossAndGrads(
   y: Int32Array,
   float: 'float32' | 'float64' = 'float32',
   nchwcBlock = 0,
+  device: Device = 'cpu',
 ): Promise<LossAndGrads & { nodes: number; nfe: number; blocked: boolean }> {
   const batch = y.length;
   const g = trainGraph(model.config, spec, { batch, float, nchwcBlock });
   const blocked = g.builder.nodes.some((n) => n.op.startsWith('com.microsoft.nchwc:'));
-  const session = await ort.InferenceSession.create(g.builder.toBytes(), sessionOptions(1));
+  const session = await createSession(g.builder.toBytes(), { device });
   try {
     const r = await session.run(ortFeeds(model, g.params, x, y, float));
     const grads: Record<string, Float32Array | Float64Array> = {};

@@ -1,6 +1,10 @@
 /** ONNX building blocks shared by the field kinds (activations, stride-1 'same' convolutions). */
 import { ShapeError } from '../../errors.js';
-import { attr, type FieldGraphContext, type GraphWriter } from './kind.js';
+import { attr } from '../../onnx/ir/attrs.js';
+import { convByMatMul, softplus64 } from '../../onnx/ir/float64.js';
+import { blockedChannels, blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../../onnx/ir/nchwc-ops.js';
+import type { GraphWriter } from '../../onnx/ir/writer.js';
+import type { FieldGraphContext } from './kind.js';
 
 export type Activation = 'tanh' | 'relu' | 'softplus';
 export const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'softplus'];
@@ -13,8 +17,8 @@ export function activation(g: GraphWriter, kind: Activation, x: string): string 
       return g.op('Relu', [x]);
     case 'softplus':
       if (g.float === 'float32') return g.op('Softplus', [x]);
-      // onnxruntime's CPU provider has no float64 Softplus: relu(x) + log(1 + exp(−|x|)), the stable form.
-      return g.op('Add', [g.op('Relu', [x]), g.op('Log', [g.op('Add', [g.scalar(1), g.op('Exp', [g.op('Neg', [g.op('Abs', [x])])])])])]);
+      // onnxruntime's CPU provider has no float64 Softplus.
+      return softplus64(g, x);
   }
 }
 
@@ -25,7 +29,7 @@ export function activation(g: GraphWriter, kind: Activation, x: string): string 
  * has no float64 Conv) contract channels with one MatMul per kernel offset.
  */
 export function conv(g: GraphWriter, x: string, weight: string, bias: string, wShape: readonly number[], spatial: readonly number[], out?: string): string {
-  const [cout, cin, ...kernel] = wShape as [number, number, ...number[]];
+  const kernel = wShape.slice(2);
   const k = kernel[0]!;
   if (kernel.length !== spatial.length || kernel.some((d) => d !== k) || (k !== 1 && k !== 3)) {
     throw new Error(`conv: unsupported kernel [${kernel.join(', ')}] over spatial dims [${spatial.join(', ')}]`);
@@ -34,48 +38,8 @@ export function conv(g: GraphWriter, x: string, weight: string, bias: string, wS
   if (g.float === 'float32') {
     return g.op('Conv', [x, weight, bias], { kernel_shape: attr.ints(kernel), pads: attr.ints(new Array(2 * kernel.length).fill(pad)) }, out);
   }
-  const P = spatial.reduce((a, c) => a * c, 1);
-  const nd = spatial.length;
-  const axes = spatial.map((_, i) => i + 2);
-  const xp = pad === 0 ? x : g.op('Pad', [x, g.int64s([0, 0, ...spatial.map(() => pad), 0, 0, ...spatial.map(() => pad)])]);
-  const offsets: number[][] = nd === 1 ? Array.from({ length: k }, (_, i) => [i]) : Array.from({ length: k * k }, (_, i) => [Math.floor(i / k), i % k]);
-  let acc: string | undefined;
-  for (const off of offsets) {
-    const xs = pad === 0 ? xp : g.op('Slice', [xp, g.int64s(off), g.int64s(off.map((o, i) => o + spatial[i]!)), g.int64s(axes)]);
-    const ws = k === 1 ? weight : g.op('Slice', [weight, g.int64s(off), g.int64s(off.map((o) => o + 1)), g.int64s(axes)]);
-    const term = g.op('MatMul', [g.op('Reshape', [ws, g.int64s([cout, cin])]), g.op('Reshape', [xs, g.int64s([-1, cin, P])])]);
-    acc = acc === undefined ? term : g.op('Add', [acc, term]);
-  }
-  const y = g.op('Add', [acc!, g.op('Reshape', [bias, g.int64s([cout, 1])])]);
-  return g.op('Reshape', [y, g.int64s([-1, cout, ...spatial])], {}, out);
-}
-
-/**
- * onnxruntime's blocked-channel ops (its CPU provider's NCHWc kernels). A blocked tensor is declared
- * [N, C, H, W] but stored [N][C/block][H][W][block]; a Conv in this domain reads its weight reordered
- * (below) and may fuse bias and ReLU. Only ever written when GraphWriter.nchwcBlock > 1.
- */
-export const NCHWC_CONV = 'com.microsoft.nchwc:Conv';
-export const NCHWC_REORDER_INPUT = 'com.microsoft.nchwc:ReorderInput';
-export const NCHWC_REORDER_OUTPUT = 'com.microsoft.nchwc:ReorderOutput';
-
-/** Channels padded up to a multiple of the block. */
-export const blockedChannels = (c: number, block: number) => Math.ceil(c / block) * block;
-
-/**
- * A 2-D weight [O, I, kh, kw] in the layout the blocked Conv reads, output channels zero-padded to the
- * block: [O/bl][I][kh][kw][bl] when I < block (the input stays plain NCHW), else [O/bl][I/bl][kh][kw][bl_i][bl_o].
- */
-export function blockedWeight(g: GraphWriter, w: string, shape: readonly number[], out?: string): string {
-  const bl = g.nchwcBlock;
-  const [o, i, kh, kw] = shape as [number, number, number, number];
-  const op = blockedChannels(o, bl);
-  const padded = op === o ? w : g.op('Pad', [w, g.int64s([0, 0, 0, 0, op - o, 0, 0, 0])]);
-  const blocked =
-    i < bl
-      ? g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i, kh, kw])])], { perm: attr.ints([0, 2, 3, 4, 1]) })
-      : g.op('Transpose', [g.op('Reshape', [padded, g.int64s([op / bl, bl, i / bl, bl, kh, kw])])], { perm: attr.ints([0, 2, 4, 5, 3, 1]) });
-  return g.op('Reshape', [blocked, g.int64s([op, i, kh, kw])], {}, out);
+  const pads = new Array<number>(2 * kernel.length).fill(pad);
+  return convByMatMul(g, x, weight, bias, wShape, { spatial, pads, dilations: kernel.map(() => 1) }, out);
 }
 
 /**
@@ -87,9 +51,6 @@ export function blockable(g: GraphWriter, channels: readonly number[]): boolean 
   const [input, ...hidden] = channels.slice(0, -1);
   return bl > 1 && g.float === 'float32' && (input! < bl || input! % bl === 0) && hidden.every((c) => c % bl === 0);
 }
-
-/** Per writer: layer weights already reordered (shared by every solver stage). */
-const reordered = new WeakMap<GraphWriter, Map<string, { weight: string; bias: string }>>();
 
 /**
  * Conv layers 0…n−1 of a conv field, stride 1, 'same' padding, ReLU after every layer but the last:
@@ -111,8 +72,6 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
     return h;
   }
   const bl = g.nchwcBlock;
-  let memo = reordered.get(g);
-  if (!memo) reordered.set(g, (memo = new Map()));
   // 1-D layers run as 2-D ones over a height of 1.
   const flat = spatial.length === 1;
   let h = flat ? g.op('Reshape', [x, g.int64s([0, 0, 1, spatial[0]!])]) : x;
@@ -123,16 +82,15 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
     const w4 = flat ? [ws[0]!, ws[1]!, 1, ws[2]!] : ws;
     const key = `field.${l}`;
     if (l === layers - 1 && channels < bl && w4.slice(2).every((k) => k === 1)) return blockedPointwiseOut(ctx, h, key, w4, spatial, out);
-    let p = memo.get(key);
-    if (!p) {
+    // Reordered once per graph and shared by every solver stage.
+    const p = g.once(`nchwc-layer:${key}`, () => {
       const weight = ctx.param(`${key}.weight`);
       const bias = ctx.param(`${key}.bias`);
       const wb = blockedWeight(g, flat ? g.op('Reshape', [weight, g.int64s(w4)]) : weight, w4);
       const o = ws[0]!;
       const op = blockedChannels(o, bl);
-      p = { weight: wb, bias: op === o ? bias : g.op('Pad', [bias, g.int64s([0, op - o])]) };
-      memo.set(key, p);
-    }
+      return { weight: wb, bias: op === o ? bias : g.op('Pad', [bias, g.int64s([0, op - o])]) };
+    });
     const k = w4.slice(2);
     const pads = k.map((d) => (d - 1) / 2);
     h = g.op(NCHWC_CONV, [h, p.weight, p.bias], {

@@ -9,8 +9,9 @@ import { conv1d } from './conv1d.js';
 import { conv2d } from './conv2d.js';
 import type { FieldKind } from './kind.js';
 import { mlp } from './mlp.js';
+import { onnxField } from './onnx.js';
 
-const KINDS = [mlp, conv1d, conv2d] as const;
+const KINDS = [mlp, conv1d, conv2d, onnxField] as const;
 
 export type FieldSpec = ReturnType<(typeof KINDS)[number]['fromOptions']>;
 export type FieldKindName = FieldSpec['kind'];
@@ -29,5 +30,8 @@ export function fieldKind(which: string | Pick<FieldSpec, 'kind'>, spec = typeof
 export type { MlpFieldSpec } from './mlp.js';
 export type { Conv1dFieldSpec } from './conv1d.js';
 export type { Conv2dFieldSpec } from './conv2d.js';
+export type { OnnxFieldSpec } from './onnx.js';
 export type { Activation } from './graph-ops.js';
-export { attr, type Attr, type FieldGraphContext, type FieldKind, type GraphWriter, type ParamShape, type TfField } from './kind.js';
+export { type FieldGraphContext, type FieldKind, type ParamShape, type TfField } from './kind.js';
+export { attr, type Attr } from '../../onnx/ir/attrs.js';
+export type { GraphWriter } from '../../onnx/ir/writer.js';

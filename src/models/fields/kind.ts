@@ -5,42 +5,8 @@
  * this folder) and nowhere else switch on the kind.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { GraphWriter } from '../../onnx/ir/writer.js';
 import type { OptionDef, OptionValues } from './options.js';
-
-/** Typed node attributes, as the ONNX writer (src/onnx/graph.ts) stores them. */
-export type Attr =
-  | { readonly kind: 'int'; readonly value: number }
-  | { readonly kind: 'ints'; readonly value: readonly number[] }
-  | { readonly kind: 'float'; readonly value: number }
-  | { readonly kind: 'floats'; readonly value: readonly number[] }
-  | { readonly kind: 'string'; readonly value: string };
-
-export const attr = {
-  int: (value: number): Attr => ({ kind: 'int', value }),
-  ints: (value: readonly number[]): Attr => ({ kind: 'ints', value: [...value] }),
-  float: (value: number): Attr => ({ kind: 'float', value }),
-  floats: (value: readonly number[]): Attr => ({ kind: 'floats', value: [...value] }),
-  string: (value: string): Attr => ({ kind: 'string', value }),
-};
-
-/**
- * The part of the ONNX graph writer a field needs (src/onnx/graph.ts's
- * GraphBuilder satisfies it), so models stay below the onnx layer.
- */
-export interface GraphWriter {
-  readonly float: 'float32' | 'float64';
-  /**
-   * onnxruntime's channel block (8 or 16) when the graph runs only inside onnxruntime's CPU provider on
-   * this machine (the engines' own graphs), so conv fields may use its blocked-channel (NCHWc) kernels;
-   * 0 for portable ONNX (files users keep), which never contains them.
-   */
-  readonly nchwcBlock: number;
-  op(op: string, inputs: readonly string[], attrs?: Record<string, Attr>, out?: string): string;
-  /** A float constant of the graph's float type. */
-  scalar(value: number, shape?: readonly number[]): string;
-  /** An int64 vector constant. */
-  int64s(values: readonly number[]): string;
-}
 
 export interface ParamShape {
   readonly name: string;
@@ -75,8 +41,17 @@ export interface FieldKind<S extends { readonly kind: string }> {
   fromOptions(o: OptionValues): S;
   /** Canonical spec string (every option spelled out). */
   format(spec: S): string;
-  /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]. */
-  readonly stateRank: 1 | 3;
+  /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]; absent: checkState decides. */
+  readonly stateRank?: 1 | 3;
+  /** For kinds whose state shape is fixed by the spec (an imported graph): a one-line ShapeError on a mismatch. */
+  checkState?(spec: S, stateShape: readonly number[]): void;
+  /** Initial values of some parameters (an imported graph's own weights); the others get Kaiming init. */
+  initial?(spec: S): Readonly<Record<string, Float32Array>>;
+  /**
+   * The portable field.onnx of a trained model, for kinds that bring their own graph: that graph with the
+   * trained parameter values (its names kept, so the weights load back where they came from).
+   */
+  exportGraph?(spec: S, params: Readonly<Record<string, { readonly data: Float32Array }>>): Uint8Array;
   /** Field parameter shapes ("field.<layer>.weight|bias"), in a fixed order. */
   params(spec: S, stateShape: readonly number[]): ParamShape[];
   /** Values of the widest hidden activation per sample (sizes evaluation chunks: models/memory.ts). */

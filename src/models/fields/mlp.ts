@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.js';
 import { activation, ACTIVATIONS, denseParams, type Activation } from './graph-ops.js';
-import { attr, type FieldKind, type ParamShape } from './kind.js';
+import { attr } from '../../onnx/ir/attrs.js';
+import type { FieldKind, ParamShape } from './kind.js';
 
 export interface MlpFieldSpec {
   readonly kind: 'mlp';

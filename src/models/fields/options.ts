@@ -9,18 +9,34 @@ import { isPositiveInt } from '../../formats/index.js';
 export type OptionDef =
   | { readonly name: string; readonly type: 'int'; readonly min: number; readonly max: number; readonly default: number }
   | { readonly name: string; readonly type: 'enum'; readonly values: readonly string[]; readonly default: string }
-  | { readonly name: string; readonly type: 'flag' };
+  | { readonly name: string; readonly type: 'flag' }
+  /** A file path: the spec's first bare item (`onnx:my_field.onnx`) or `name=<path>`; required. */
+  | { readonly name: string; readonly type: 'path' }
+  /** Names joined by '|' (`freeze=a|b`); empty by default. */
+  | { readonly name: string; readonly type: 'list' }
+  /** A free string (a content hash); '' by default. */
+  | { readonly name: string; readonly type: 'text' };
 
-export type OptionValues = Readonly<Record<string, number | string | boolean>>;
+export type OptionValues = Readonly<Record<string, number | string | boolean | readonly string[]>>;
 
 /** Typed option values from the tokenized `key=value` / `flag` pairs of a spec string. */
 export function readOptions(spec: string, defs: readonly OptionDef[], raw: ReadonlyMap<string, string>): OptionValues {
-  const out: Record<string, number | string | boolean> = {};
+  const out: Record<string, number | string | boolean | readonly string[]> = {};
   for (const d of defs) {
     const v = raw.get(d.name);
     switch (d.type) {
       case 'flag':
         out[d.name] = v !== undefined;
+        break;
+      case 'path':
+        if (v === undefined || v.trim() === '') throw new SpecError(`field spec "${spec}": the ${d.name} is missing`);
+        out[d.name] = v.trim();
+        break;
+      case 'list':
+        out[d.name] = v === undefined ? [] : v.split('|').map((x) => x.trim()).filter((x) => x !== '');
+        break;
+      case 'text':
+        out[d.name] = v?.trim() ?? '';
         break;
       case 'enum':
         if (v !== undefined && !d.values.includes(v)) throw new SpecError(`field spec "${spec}": ${d.name} must be one of ${d.values.join(', ')}, got "${v}"`);
@@ -43,4 +59,6 @@ export function readOptions(spec: string, defs: readonly OptionDef[], raw: Reado
 }
 
 export const optionNames = (defs: readonly OptionDef[]) => defs.filter((d) => d.type !== 'flag').map((d) => d.name);
+/** The option a bare first item names (a path), if the kind has one. */
+export const pathOption = (defs: readonly OptionDef[]) => defs.find((d) => d.type === 'path')?.name;
 export const flagNames = (defs: readonly OptionDef[]) => defs.filter((d) => d.type === 'flag').map((d) => d.name);

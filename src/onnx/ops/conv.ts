@@ -1,32 +1,24 @@
 /**
- * Gradient rules of the convolutions (registered into grad-rules.ts's registry): the plain Conv and
- * ConvTranspose, and onnxruntime's blocked-channel (NCHWc) Conv and reorders that the engines' conv
- * fields use (src/models/fields/graph-ops.ts: convStack). Imported for its registrations by autodiff.ts.
+ * Op records of the convolutions: the plain Conv and ConvTranspose, and onnxruntime's blocked-channel
+ * (NCHWc) Conv and reorders that the engines' conv fields use (src/models/fields/graph-ops.ts: convStack).
  */
-import { blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../models/fields/graph-ops.js';
-import { attr, type GraphBuilder } from './graph.js';
-import { registerGradient, reluGrad, type GradContext, type GradTerm } from './grad-rules.js';
-import { intAttr, intsAttr, prod } from './shapes.js';
-
-/** Per builder: weights already flipped and transposed for input gradients (shared by every stage). */
-const flippedWeights = new WeakMap<GraphBuilder, Map<string, string>>();
+import { attr, intAttr, intsAttr } from '../ir/attrs.js';
+import { blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../ir/nchwc-ops.js';
+import type { GraphBuilder } from '../graph.js';
+import { reluGrad } from './elementwise.js';
+import { prod, type GradContext, type GradientRule, type GradTerm, type OpDef, type ShapeContext } from './op.js';
 
 /**
  * The weight of dX = dY ⋆ flip(Wᵀ): W [O, I, ...kernel] (`plain()`, in that layout) with its first two axes swapped and its kernel
  * axes reversed, made once per builder and weight (`make` may re-layout the result, as the blocked Conv does).
  */
 function flippedWeight(b: GraphBuilder, w: string, plain: () => string, kernel: readonly number[], spatialAxes: readonly number[], make: (t: string) => string = (t) => t): string {
-  let memo = flippedWeights.get(b);
-  if (!memo) flippedWeights.set(b, (memo = new Map()));
-  let wf = memo.get(w);
-  if (!wf) {
+  return b.once(`flipped-weight:${w}`, () => {
     const flip = spatialAxes.filter((_, i) => kernel[i]! > 1);
     let t = b.op('Transpose', [plain()], { perm: attr.ints([1, 0, ...spatialAxes]) });
     if (flip.length > 0) t = b.op('Slice', [t, b.int64s(flip.map(() => -1)), b.int64s(flip.map(() => -(2 ** 31))), b.int64s(flip), b.int64s(flip.map(() => -1))]);
-    wf = make(t);
-    memo.set(w, wf);
-  }
-  return wf;
+    return make(t);
+  });
 }
 
 interface ConvAttrs {
@@ -92,7 +84,7 @@ function channelSum(ctx: GradContext, g: string, rank: number): string {
   return ctx.b.op('ReduceSum', [g, ctx.b.int64s([0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)])], { keepdims: attr.int(0) });
 }
 
-registerGradient('Conv', (ctx, [g], needs) => {
+const convGrad: GradientRule = (ctx, [g], needs) => {
   const { b, node: n } = ctx;
   const [X, W, B] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]];
   const a = convAttrs(ctx);
@@ -113,7 +105,7 @@ registerGradient('Conv', (ctx, [g], needs) => {
   if (needs[1]) dW = correlationWeightGrad(ctx, g!, X, ctx.shape(X), a, ctx.shape(n.outputs[0]!).slice(2), sw);
   if (B !== undefined && B !== '' && needs[2]) dB = channelSum(ctx, g!, ctx.shape(n.outputs[0]!).length);
   return [dX, dW, dB];
-});
+};
 
 /** A weight in the blocked Conv's layout (graph-ops.ts: blockedWeight) back in [O, I, kh, kw] (O padded to the block). */
 function unblockedWeight(b: GraphBuilder, wb: string, shape: readonly number[]): string {
@@ -132,7 +124,7 @@ function unblockedWeight(b: GraphBuilder, wb: string, shape: readonly number[]):
  * dX is a blocked Conv of g with the flipped, transposed weight (reordered once per builder and shared by
  * every stage); dW is the plain correlation of g and x reordered to NCHW, then put in the weight's layout.
  */
-registerGradient(NCHWC_CONV, (ctx, [g], needs) => {
+const nchwcConvGrad: GradientRule = (ctx, [g], needs) => {
   const { b, node: n } = ctx;
   const bl = b.nchwcBlock;
   if (!(bl > 1)) throw new Error(`autodiff: ${n.name} is a blocked Conv but the graph has no NCHWc block size`);
@@ -167,7 +159,7 @@ registerGradient(NCHWC_CONV, (ctx, [g], needs) => {
   }
   if (needsB) dB = channelSum(ctx, gPlain!, xShape.length);
   return [dX, dW, dB];
-});
+};
 
 /**
  * A 1×1 blocked Conv reading a plain input x [N, ci, …] (ci < block): its gradients as products over the
@@ -197,9 +189,9 @@ function pointwiseFromPlainGrads(ctx: GradContext, g: string, X: string, Wb: str
 }
 
 // Reordering is a permutation (plus zero channels on the way back): each one's adjoint is the other.
-registerGradient(NCHWC_REORDER_INPUT, (ctx, [g]) => [ctx.b.op(NCHWC_REORDER_OUTPUT, [g!], { channels: attr.int(ctx.shape(ctx.node.inputs[0]!)[1]!) })]);
+const reorderInputGrad: GradientRule = (ctx, [g]) => [ctx.b.op(NCHWC_REORDER_OUTPUT, [g!], { channels: attr.int(ctx.shape(ctx.node.inputs[0]!)[1]!) })];
 
-registerGradient(NCHWC_REORDER_OUTPUT, (ctx, [g]) => {
+const reorderOutputGrad: GradientRule = (ctx, [g]) => {
   const { b, node: n } = ctx;
   const padded = ctx.shape(n.inputs[0]!)[1]!;
   const c = ctx.shape(n.outputs[0]!)[1]!;
@@ -208,9 +200,9 @@ registerGradient(NCHWC_REORDER_OUTPUT, (ctx, [g]) => {
   pads[rank + 1] = padded - c;
   const full = padded === c ? g! : b.op('Pad', [g!, b.int64s(pads)]);
   return [b.op(NCHWC_REORDER_INPUT, [full])];
-});
+};
 
-registerGradient('ConvTranspose', (ctx, [g], needs) => {
+const convTransposeGrad: GradientRule = (ctx, [g], needs) => {
   const { b, node: n } = ctx;
   const [X, W, B] = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]];
   const a = convAttrs(ctx);
@@ -221,4 +213,40 @@ registerGradient('ConvTranspose', (ctx, [g], needs) => {
   const dW = needs[1] ? correlationWeightGrad(ctx, X, g!, ctx.shape(n.outputs[0]!), a, ctx.shape(X).slice(2), sw) : undefined;
   const dB = B !== undefined && B !== '' && needs[2] ? channelSum(ctx, g!, ctx.shape(n.outputs[0]!).length) : undefined;
   return [dX, dW, dB];
-});
+};
+
+function convShape(ctx: ShapeContext): void {
+  const n = ctx.node;
+  const x = ctx.get(0).shape;
+  const w = ctx.get(1).shape;
+  const nd = x.length - 2;
+  const kernel = intsAttr(n, 'kernel_shape') ?? w.slice(2);
+  const pads = intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0);
+  const strides = intsAttr(n, 'strides') ?? new Array<number>(nd).fill(1);
+  const dil = intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1);
+  const group = intAttr(n, 'group', 1);
+  const transpose = n.op === 'ConvTranspose';
+  const spatial = x.slice(2).map((s, i) => {
+    const k = (kernel[i]! - 1) * dil[i]! + 1;
+    if (!transpose) return Math.floor((s + pads[i]! + pads[nd + i]! - k) / strides[i]!) + 1;
+    const outPad = intsAttr(n, 'output_padding')?.[i] ?? 0;
+    return strides[i]! * (s - 1) + outPad + k - pads[i]! - pads[nd + i]!;
+  });
+  const channels = !transpose ? w[0]! : w[1]! * group;
+  ctx.set({ dtype: ctx.get(0).dtype, shape: [x[0]!, channels, ...spatial] });
+}
+
+export const CONV_OPS: readonly OpDef[] = [
+  { name: 'Conv', inferShape: convShape, grad: convGrad },
+  { name: 'ConvTranspose', inferShape: convShape, grad: convTransposeGrad },
+  { name: NCHWC_CONV, inferShape: convShape, grad: nchwcConvGrad },
+  { name: NCHWC_REORDER_INPUT, inferShape: (ctx) => ctx.set({ dtype: ctx.get(0).dtype, shape: ctx.get(0).shape }), grad: reorderInputGrad },
+  {
+    name: NCHWC_REORDER_OUTPUT,
+    inferShape: (ctx) => {
+      const x = ctx.get(0).shape;
+      ctx.set({ dtype: ctx.get(0).dtype, shape: [x[0]!, intAttr(ctx.node, 'channels', x[1]!), ...x.slice(2)] });
+    },
+    grad: reorderOutputGrad,
+  },
+];

@@ -1,0 +1,109 @@
+/**
+ * Downloading a bundle from the object store as untrusted input (a
+ * worker-level attacker can write object metadata and chunks). Before
+ * anything is fetched:
+ *   - with an authenticated result (result-auth.ts) the object's chunks
+ *     subject, size and digest are the sealed ones and the object store's
+ *     metadata is not read at all;
+ *   - otherwise the metadata is read without following anything: a link
+ *     (to this or another bucket) is refused, never followed (following one
+ *     would make the client create the linked bucket), a deleted object is
+ *     missing, and its size, chunk count and digest must be well-formed;
+ *   - the size must fit the coordinator's per-bundle cap (--max-bundle-mb).
+ * Then the chunks are read from their subject, at most the announced bytes,
+ * with an idle limit (announced chunks that are not stored end the read
+ * within seconds), and the SHA-256 of what arrived must match. Every refusal
+ * is a BundleRefused, recorded as the job's failure at once — never retried.
+ */
+import { createHash } from 'node:crypto';
+import type { JetStreamClient, JsMsg, OrderedPushConsumerOptions } from '@nats-io/jetstream';
+import type { ObjectStore } from '@nats-io/obj';
+import { BUNDLES_BUCKET, retrying } from './nats-resources.js';
+
+/** Default per-bundle cap of a coordinator (MiB): far above a real bundle, far below what would strain its memory. */
+export const DEFAULT_MAX_BUNDLE_MB = 256;
+/** A read that receives no chunk for this long ends (chunks announced but not stored). */
+const IDLE_MS = 8_000;
+
+/** A bundle that will not be taken: the reason becomes the job's failure. */
+export class BundleRefused extends Error {}
+
+export interface BundleWanted {
+  name: string;
+  /** From an authenticated result: the chunks subject's id, size and SHA-256 (hex) of the archive. */
+  sealed?: { nuid: string; bytes: number; digest: string };
+}
+
+interface Located {
+  nuid: string;
+  bytes: number;
+  chunks?: number;
+  digest: Buffer;
+}
+
+/** Where the object's bytes are and what they must hash to, from its metadata (no link followed). */
+async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Promise<Located> {
+  const info = await retrying(`read the metadata of bundle ${name}`, () => os.info(name), { forMs: 30_000, ...(signal ? { signal } : {}) });
+  if (!info || info.deleted) throw new BundleRefused(`bundle ${name} is missing from the object store ${BUNDLES_BUCKET}`);
+  const link = info.options?.link;
+  if (link) throw new BundleRefused(`bundle ${name} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`);
+  const { size, chunks, nuid, digest } = info;
+  if (!Number.isSafeInteger(size) || size < 0) throw new BundleRefused(`bundle ${name}: bad size ${String(size)} in its metadata`);
+  if (!Number.isSafeInteger(chunks) || chunks < (size > 0 ? 1 : 0) || chunks > size) {
+    throw new BundleRefused(`bundle ${name}: ${String(chunks)} chunks cannot hold ${size} bytes`);
+  }
+  if (typeof nuid !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(nuid)) throw new BundleRefused(`bundle ${name}: bad object id in its metadata`);
+  const m = /^SHA-256=([A-Za-z0-9+/_-]{43}=?)$/.exec(String(digest));
+  if (!m) throw new BundleRefused(`bundle ${name}: its metadata has no SHA-256 digest`);
+  return { nuid, bytes: size, chunks, digest: Buffer.from(m[1]!, 'base64') };
+}
+
+/** Read the chunks of object `nuid`: exactly `bytes` bytes, or a refusal. */
+async function readChunks(js: JetStreamClient, name: string, at: Located): Promise<Uint8Array> {
+  if (at.bytes === 0) return new Uint8Array(0);
+  // One filter subject, as the object store itself asks (filter_subjects needs nats-server 2.10).
+  const filter = { filter_subject: `$O.${BUNDLES_BUCKET}.C.${at.nuid}` } as unknown as Partial<OrderedPushConsumerOptions>;
+  const consumer = await js.consumers.getPushConsumer(`OBJ_${BUNDLES_BUCKET}`, filter);
+  const messages = await consumer.consume();
+  const it = messages[Symbol.asyncIterator]();
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  let count = 0;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      const idle = new Promise<'idle'>((r) => (timer = setTimeout(() => r('idle'), IDLE_MS)));
+      const next = await Promise.race([it.next(), idle]);
+      clearTimeout(timer);
+      if (next === 'idle' || next.done) throw new BundleRefused(`bundle ${name}: only ${got} of its ${at.bytes} bytes are stored (chunks missing)`);
+      const jm = next.value as JsMsg;
+      got += jm.data.length;
+      count++;
+      if (got > at.bytes || (at.chunks !== undefined && count > at.chunks)) throw new BundleRefused(`bundle ${name}: more data stored than the ${at.bytes} bytes announced`);
+      parts.push(jm.data);
+      if (jm.info.pending === 0) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    messages.stop();
+  }
+  if (got !== at.bytes) throw new BundleRefused(`bundle ${name}: ${got} bytes stored, ${at.bytes} announced`);
+  return Buffer.concat(parts);
+}
+
+/** The bundle archive's bytes, checked as described above. */
+export async function fetchBundle(h: { js: JetStreamClient; os: ObjectStore }, want: BundleWanted, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Uint8Array> {
+  const at: Located = want.sealed
+    ? { nuid: want.sealed.nuid, bytes: want.sealed.bytes, digest: Buffer.from(want.sealed.digest, 'hex') }
+    : await locate(h.os, want.name, opts.signal);
+  if (at.bytes > opts.maxBytes) {
+    const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    throw new BundleRefused(`bundle ${want.name} has ${at.bytes} bytes (${mb(at.bytes)}), more than this coordinator's cap of ${mb(opts.maxBytes)} (--max-bundle-mb)`);
+  }
+  const bytes = await readChunks(h.js, want.name, at);
+  const digest = createHash('sha256').update(bytes).digest();
+  if (!digest.equals(at.digest)) {
+    throw new BundleRefused(`bundle ${want.name}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${want.sealed ? 'sealed in the result' : 'announced'} ${at.digest.toString('hex')})`);
+  }
+  return bytes;
+}

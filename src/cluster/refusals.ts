@@ -1,0 +1,133 @@
+/**
+ * Refusals: a worker that will not run a job for a reason of its own (it
+ * speaks another protocol version, holds another job key, or the job does
+ * not fit it) leaves the job on the queue for another worker and says so on
+ * `odeness.refusals.<id>`. The notice is JSON with a fixed shape that does
+ * not depend on the protocol version (a coordinator must read it from a
+ * worker of any version). The coordinator (RefusalTracker) names refusing
+ * workers at once and, once no other worker shows signs of life for a grace
+ * period, reports the jobs every worker refused instead of waiting for ever.
+ */
+import { z } from 'zod';
+
+export const REFUSAL_SUBJECT_PREFIX = 'odeness.refusals.';
+
+/** Why a worker left a job for another: the kinds a coordinator groups its report by. */
+export const REFUSAL_KINDS = ['version', 'signature', 'size'] as const;
+export type RefusalKind = (typeof REFUSAL_KINDS)[number];
+
+/** Stable across protocol versions: never change these fields, only add optional ones. */
+export const RefusalNoticeSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  /** The refusing worker process: `nats/<host>/<pid>`. */
+  worker: z.string().min(1).max(500),
+  /** The refusing worker's protocol version. */
+  v: z.number().int().min(0).max(1_000_000),
+  kind: z.string().max(32),
+  reason: z.string().max(1000),
+});
+export type RefusalNotice = z.infer<typeof RefusalNoticeSchema>;
+
+export const encodeRefusal = (n: RefusalNotice): Uint8Array => new TextEncoder().encode(JSON.stringify(n));
+
+/** A notice, or undefined for anything unreadable (notices are best-effort, like events). */
+export function decodeRefusal(bytes: Uint8Array): RefusalNotice | undefined {
+  try {
+    const r = RefusalNoticeSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How long a refused job waits before it is offered again (nak delay): it
+ * grows with the deliveries, so a job nobody here runs costs little, and a
+ * fitting worker that becomes free soon sees it.
+ */
+export function refusalDelayMs(deliveries: number): number {
+  return Math.min(30_000, 500 * Math.max(1, deliveries));
+}
+
+/** Deliveries after which a refused message is dropped for good (its coordinator has long reported it). */
+export const REFUSAL_MAX_DELIVERIES = 200;
+
+/** The worker process of a per-run worker name (`nats/host/pid/abcd` → `nats/host/pid`). */
+export const workerProcess = (worker: string): string => worker.split('/').slice(0, 3).join('/');
+
+/**
+ * Coordinator side: which workers refused which wanted jobs, and which jobs
+ * every worker that shows signs of life refused for `graceMs`.
+ */
+export class RefusalTracker {
+  private readonly byJob = new Map<string, Map<string, RefusalNotice>>();
+  private readonly lastSeen = new Map<string, number>();
+  private readonly named = new Set<string>();
+  private readonly firstRefusal = new Map<string, number>();
+
+  constructor(
+    private readonly graceMs: number,
+    private readonly version: number,
+  ) {}
+
+  /** Record a notice; returns a line naming the worker the first time it refuses for a version mismatch. */
+  refused(n: RefusalNotice, now = Date.now()): string | undefined {
+    const m = this.byJob.get(n.id) ?? new Map<string, RefusalNotice>();
+    if (!m.has(n.worker)) m.set(n.worker, n);
+    this.byJob.set(n.id, m);
+    if (!this.firstRefusal.has(n.id)) this.firstRefusal.set(n.id, now);
+    const key = `${n.worker}:${n.kind}:${n.v}`;
+    if (this.named.has(key)) return undefined;
+    this.named.add(key);
+    if (n.v !== this.version) return `worker ${n.worker} speaks protocol version ${n.v}, this coordinator ${this.version}: it leaves this study's jobs to others (run coordinator and workers of the same odeness version)`;
+    return `worker ${n.worker} refuses jobs of this study (${n.kind}): ${n.reason}`;
+  }
+
+  /** A start or progress event from a worker: it is alive and takes jobs. */
+  active(worker: string, now = Date.now()): void {
+    this.lastSeen.set(workerProcess(worker), now);
+  }
+
+  /** A job started or got a result: its refusals no longer matter. */
+  forget(id: string): void {
+    this.byJob.delete(id);
+    this.firstRefusal.delete(id);
+  }
+
+  has(id: string): boolean {
+    return this.byJob.has(id);
+  }
+
+  /**
+   * Jobs refused for `graceMs` since their first refusal while no worker
+   * outside their refusers showed signs of life (started or progressed any
+   * job): every worker there is refuses them.
+   */
+  refusedByAll(now = Date.now()): string[] {
+    const out: string[] = [];
+    for (const [id, m] of this.byJob) {
+      if (now - (this.firstRefusal.get(id) ?? now) < this.graceMs) continue;
+      const otherAlive = [...this.lastSeen].some(([w, t]) => !m.has(w) && now - t < this.graceMs);
+      if (!otherAlive) out.push(id);
+    }
+    return out;
+  }
+
+  /** One line per reason for the given jobs: `3 job(s): wrong signature … (workers a, b)`. */
+  describe(ids: readonly string[]): string[] {
+    const groups = new Map<string, { jobs: number; workers: Set<string> }>();
+    for (const id of ids) {
+      for (const n of this.byJob.get(id)?.values() ?? []) {
+        const what = n.v !== this.version ? `protocol version ${n.v} (this coordinator speaks ${this.version})` : n.reason;
+        const g = groups.get(what) ?? { jobs: 0, workers: new Set<string>() };
+        g.workers.add(n.worker);
+        groups.set(what, g);
+      }
+    }
+    for (const id of ids) {
+      const reasons = new Set([...(this.byJob.get(id)?.values() ?? [])].map((n) => (n.v !== this.version ? `protocol version ${n.v} (this coordinator speaks ${this.version})` : n.reason)));
+      for (const r of reasons) groups.get(r)!.jobs++;
+    }
+    return [...groups].map(([what, g]) => `${g.jobs} job(s): ${what} (worker${g.workers.size === 1 ? '' : 's'} ${[...g.workers].join(', ')})`);
+  }
+}
