@@ -6,9 +6,9 @@
  */
 import { SpecError } from '../errors.js';
 import { float64Ops } from '../engines/typed.js';
+import { fixedSolveNfe } from '../solvers/solver.js';
 import { solveAsync, type SolveStats } from '../solvers/integrate.js';
-import { checkStepBudget, formatSolverSpec, parseSolverSpec, solverLabel, type SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
+import { checkStepBudget, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { AsyncField } from '../solvers/vector.js';
 import { countCrossings, type CrossingResult } from './crossing.js';
 import { DEFAULT_REFINE_MAX_EVENTS, refineCrossings, type Refinement, type SubSolve } from './refine.js';
@@ -53,12 +53,6 @@ function auditField(source: ModelSource, n: number, options: AuditRunOptions, ph
   };
 }
 
-/** Field calls of a fixed-step solve over [t0, t1] (undefined for adaptive solvers). */
-function plannedCalls(spec: SolverSpec, t0: number, t1: number): number | undefined {
-  const steps = solverLabel(spec, t0, t1).steps;
-  return steps === undefined ? undefined : steps * getTableau(spec.method).c.length;
-}
-
 /** An audit needs the field, and its interval within the step ceiling, before any work. */
 function checkAuditable(source: ModelSource, spec: SolverSpec, what: string): void {
   requireField(source, what);
@@ -68,7 +62,7 @@ function checkAuditable(source: ModelSource, spec: SolverSpec, what: string): vo
 export async function trajectories(source: ModelSource, data: AuditData, spec: SolverSpec, options: AuditRunOptions = {}): Promise<Trajectories> {
   checkAuditable(source, spec, 'a trajectory audit');
   const z0 = Float64Array.from(await source.encode(data.x, data.n));
-  const field = auditField(source, data.n, options, 'trajectories', plannedCalls(spec, source.t0, source.t1));
+  const field = auditField(source, data.n, options, 'trajectories', fixedSolveNfe(spec, source.t0, source.t1));
   const r = await solveAsync(float64Ops, field, z0, spec, { t0: source.t0, t1: source.t1, record: true, ...withSignal(options) });
   const d = z0.length / data.n;
   return { times: r.trajectory!.t, states: r.trajectory!.z, stats: r.stats, n: data.n, d };

@@ -48,7 +48,7 @@ function sourceOptions(cmd: Command): Command {
  */
 async function withAudit<T>(name: string, opts: SourceOpts, run: (source: ModelSource, data: AuditData, o: AuditRunOptions) => Promise<T>): Promise<{ result: T; data: AuditData } | undefined> {
   const source = await openModelSource({ ...opts, memoryBytes: opts.memory, device: await resolveDevice(opts.device) });
-  const bar = workProgress(`audit ${name}`, { quiet: Boolean(opts.json) });
+  const bar = workProgress(`audit ${name}`);
   const stop = abortOnSignals((why) => bar.log(`${why}: stopping (Ctrl-C again to quit at once)`));
   try {
     unverifiedNote(source);

@@ -104,7 +104,7 @@ export function registerCoreCommands(program: Command): void {
     .command('evaluate')
     .description('test accuracy and NFE of a trained model (or ONNX bundle) under a list of test solvers')
     .option('--model <dir>', 'model directory written by `odeness train` (this or --bundle is required)')
-    .option('--bundle <dir>', 'ONNX bundle directory (field.onnx + head.onnx [+ encoder.onnx, manifest.json]; this or --model is required)')
+    .option('--bundle <dir>', 'ONNX bundle directory (field.onnx + head.onnx [+ encoder.onnx, manifest.json]), or an export --effective directory (evaluated under its unrolled solver); this or --model is required')
     .option('--solvers <list>', 'comma-separated solver specs, or "paper" (#steps × {0.5,0.75,1,1.5,2} for euler/midpoint/rk4; dopri5 at tol × {0.1,1,10})', 'paper');
   datasetOption(evaluate, "the model's own test split")
     .option('--threads <n>', 'onnxruntime intra-op threads', threadCount, 1)

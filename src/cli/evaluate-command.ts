@@ -48,7 +48,8 @@ export async function evaluateCommand(opts: EvaluateFlags): Promise<void> {
     const where = opts.model ? { model: opts.model } : { bundle: opts.bundle };
     const extra = { ...where, ...(source.trainSolver ? { trainSolver: source.trainSolver } : {}) };
     const rows: EvalRow[] = [];
-    const bar = workProgress('evaluate', { quiet: json });
+    // Progress goes to stderr, so --json (stdout) gets it too.
+    const bar = workProgress('evaluate');
     const stop = abortOnSignals((why) => bar.log(`${why}: stopping; the ${rows.length} finished row(s) are printed (Ctrl-C again to quit at once)`));
     try {
       await evaluate(source, data, specs, {

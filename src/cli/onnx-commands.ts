@@ -83,7 +83,7 @@ export function registerOnnxCommands(program: Command): void {
     .action(async (opts: { field: string; z0: string; solver: string; t0: number; t1: number; threads: number; device: DeviceChoice; json?: boolean }) => {
       const spec = parseSolverSpec(opts.solver);
       const z0 = await readZ0(opts.z0);
-      const bar = workProgress('solve', { quiet: Boolean(opts.json) });
+      const bar = workProgress('solve');
       const device = await resolveDevice(opts.device);
       const stop = abortOnSignals();
       let r;

@@ -294,8 +294,8 @@ export function registerStudyCommands(program: Command): Command {
       const printer = studyEventPrinter({ format, tty: format === 'text' && !!process.stderr.isTTY });
       const stop = abortOnSignals((why) => {
         printer.stop();
-        const what = why === 'EPIPE' ? 'stdout was closed' : why;
-        process.stderr.write(`stopping (${what}): recorded results are kept; rerun the same command to resume${why === 'EPIPE' ? '' : ' (Ctrl-C again to quit now)'}\n`);
+        const how = why === 'EPIPE' ? ' (stdout was closed)' : '';
+        process.stderr.write(`stopping${how}: recorded results are kept; rerun the same command to resume${how ? '' : ' (Ctrl-C again to quit now)'}\n`);
       });
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.

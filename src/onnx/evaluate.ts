@@ -11,10 +11,10 @@ import type { EvalRow } from '../formats/index.js';
 import { float32Ops } from '../engines/typed.js';
 import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { unknownFieldBytesPerSample } from '../models/memory.js';
+import { fixedSolveNfe } from '../solvers/solver.js';
 import { solveAsync } from '../solvers/integrate.js';
 import type { AsyncField } from '../solvers/vector.js';
 import { checkStepBudget, formatSolverSpec, solverLabel, type SolverSpec } from '../solvers/spec.js';
-import { getTableau } from '../solvers/tableau.js';
 import { checkFile, FILE_ROLE, MANIFEST_FILE, readManifest } from './bundle.js';
 import { OnnxField, readOnnxFile, type SessionOptions } from './session.js';
 import { openModelSource, type ModelSource, type SourceOptions } from './source.js';
@@ -80,8 +80,7 @@ export async function solveField(
     // A file with a fixed batch size runs whole batches only.
     const chunk = field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
     const solveField = chunkedField((rows) => field.asAsyncField(rows), n, S, chunk);
-    const steps = solverLabel(spec, t0, t1).steps;
-    const total = steps === undefined ? undefined : steps * getTableau(spec.method).c.length;
+    const total = fixedSolveNfe(spec, t0, t1);
     let calls = 0;
     const counted: typeof solveField = options.onProgress
       ? async (t, z) => {
@@ -164,8 +163,8 @@ export async function evaluate(source: ModelSource, data: EvalData, specs: reado
   for (const spec of specs) {
     let correct = 0;
     const sums = { nfe: 0, accepted: 0, rejected: 0 };
-    const steps = solverLabel(spec, t0, t1).steps;
-    const total = steps === undefined ? undefined : steps * getTableau(spec.method).c.length * chunks.length;
+    const perSolve = fixedSolveNfe(spec, t0, t1);
+    const total = perSolve === undefined ? undefined : perSolve * chunks.length;
     let calls = 0;
     const progress = options.onProgress;
     const fieldOf = (n: number): AsyncField<Float32Array> => {
@@ -183,7 +182,7 @@ export async function evaluate(source: ModelSource, data: EvalData, specs: reado
       let logits: Float32Array;
       if (effective) {
         logits = await source.logits(c.z0, c.n);
-        Object.assign(sums, { nfe: sums.nfe + steps! * getTableau(spec.method).c.length * c.n, accepted: sums.accepted + steps! * c.n });
+        Object.assign(sums, { nfe: sums.nfe + perSolve! * c.n, accepted: sums.accepted + solverLabel(spec, t0, t1).steps! * c.n });
       } else {
         const r = await solveAsync(float32Ops, fieldOf(c.n), c.z0, spec, { t0, t1, ...(signal ? { signal } : {}) });
         logits = await source.logits(r.z1, c.n);

@@ -9,6 +9,7 @@
  */
 import { ConstantStepSize, PIDController } from './controller.js';
 import {
+  fixedStepCount,
   parseSolverSpec,
   type AdaptiveSolverSpec,
   type FixedSolverSpec,
@@ -69,4 +70,9 @@ export function withTolerance(solver: AdaptiveSolver, tol: number): AdaptiveSolv
   const spec: AdaptiveSolverSpec = { ...solver.spec, rtol: tol, atol: tol };
   const controller = new PIDController(spec, solver.tableau.order);
   return Object.freeze({ kind: 'adaptive', spec, tableau: solver.tableau, controller });
+}
+
+/** Field evaluations of one fixed-step solve over [t0, t1] (steps × stages); undefined for adaptive solvers. */
+export function fixedSolveNfe(s: SolverSpec, t0 = 0, t1 = 1): number | undefined {
+  return s.kind === 'fixed' ? fixedStepCount(s, t0, t1) * resolveSolver(s).tableau.c.length : undefined;
 }

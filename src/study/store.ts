@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FileFormatError, OdenessError, OutputPathError, StudyMismatchError } from '../errors.js';
@@ -293,6 +293,16 @@ export class ResultStore {
     }
   }
 
+  /**
+   * After the directory vanished, a job still writing its bundle recreated
+   * DIR/models/.tmp-…: remove that, and the parents only if they are empty
+   * (rmdir), so the run leaves nothing that looks like a study behind.
+   */
+  private async dropRecreated(bundleTmp?: string): Promise<void> {
+    if (bundleTmp) await rm(bundleTmp, { recursive: true, force: true }).catch(() => undefined);
+    for (const d of [this.modelsDir, this.dir]) await rmdir(d).catch(() => undefined);
+  }
+
   /** A file-system failure while recording, as one line naming the directory. */
   private lost(e: unknown): unknown {
     if (e instanceof OdenessError) return e;
@@ -322,6 +332,11 @@ export class ResultStore {
     const run = this.queue.then(async () => {
       try {
         await this.checkDir();
+      } catch (e) {
+        await this.dropRecreated(bundleTmp);
+        throw e;
+      }
+      try {
         return await this.commitNow(validateResult(result), bundleTmp);
       } catch (e) {
         throw this.lost(e);
