@@ -59,8 +59,14 @@ function correctness(): void {
         return [x, y, x + 0.01, y + 0.01 * 1e-3, x + 0.005, y + 0.005 * 1e-3 + (rng.uniform() - 0.5) * 1e-9];
       },
     },
-    { name: 'subnormal range (integers × 2^-1060)', make: () => Array.from({ length: 6 }, () => (rng.int(2001) - 1000) * 2 ** -1060) },
-    { name: 'overflowing products (|x| ~ 1e200)', make: () => Array.from({ length: 6 }, () => (rng.uniform() - 0.5) * 1e200) },
+    {
+      name: 'subnormal range (integers × 2^-1060)',
+      make: () => Array.from({ length: 6 }, () => (rng.int(2001) - 1000) * 2 ** -1060),
+    },
+    {
+      name: 'overflowing products (|x| ~ 1e200)',
+      make: () => Array.from({ length: 6 }, () => (rng.uniform() - 0.5) * 1e200),
+    },
   ];
   console.log('orientation sign vs exact BigInt reference (20 000 cases each):');
   for (const c of cases) {
@@ -96,18 +102,25 @@ function orientSpeed(): void {
     hard.set([x, x, x + 1, x + 1, x + 2 + rng.int(4) * 2 ** -50, x + 2], 6 * q);
   }
   console.log(`orientation predicate, ${m} calls (best of 5):`);
-  for (const [name, data] of [['random points', easy], ['near-collinear', hard]] as const) {
+  for (const [name, data] of [
+    ['random points', easy],
+    ['near-collinear', hard],
+  ] as const) {
     const ours = time(() => {
       let s = 0;
-      for (let q = 0; q < 6 * m; q += 6) s += orient2d(data[q]!, data[q + 1]!, data[q + 2]!, data[q + 3]!, data[q + 4]!, data[q + 5]!);
+      for (let q = 0; q < 6 * m; q += 6)
+        s += orient2d(data[q]!, data[q + 1]!, data[q + 2]!, data[q + 3]!, data[q + 4]!, data[q + 5]!);
       return s;
     });
     const rp = time(() => {
       let s = 0;
-      for (let q = 0; q < 6 * m; q += 6) s -= Math.sign(rpOrient2d(data[q]!, data[q + 1]!, data[q + 2]!, data[q + 3]!, data[q + 4]!, data[q + 5]!));
+      for (let q = 0; q < 6 * m; q += 6)
+        s -= Math.sign(rpOrient2d(data[q]!, data[q + 1]!, data[q + 2]!, data[q + 3]!, data[q + 4]!, data[q + 5]!));
       return s;
     });
-    console.log(`  ${name.padEnd(16)} ours ${ours.ms.toFixed(1)} ms, robust-predicates ${rp.ms.toFixed(1)} ms (ratio ours/rp ${(ours.ms / rp.ms).toFixed(2)}); sums ${ours.out} / ${rp.out}`);
+    console.log(
+      `  ${name.padEnd(16)} ours ${ours.ms.toFixed(1)} ms, robust-predicates ${rp.ms.toFixed(1)} ms (ratio ours/rp ${(ours.ms / rp.ms).toFixed(2)}); sums ${ours.out} / ${rp.out}`,
+    );
   }
 }
 
@@ -167,7 +180,9 @@ function broadPhase(): void {
       return flatbushPairs(b, (i, j) => (fbSum += i * 31 + j));
     });
     const same = g.out === f.out && gridSum === fbSum;
-    console.log(`  n=${String(n).padStart(6)} step angle ${angle}: grid ${g.ms.toFixed(1)} ms, flatbush ${f.ms.toFixed(1)} ms (ratio grid/flatbush ${(g.ms / f.ms).toFixed(2)}); ${g.out} pairs, same pairs: ${same}`);
+    console.log(
+      `  n=${String(n).padStart(6)} step angle ${angle}: grid ${g.ms.toFixed(1)} ms, flatbush ${f.ms.toFixed(1)} ms (ratio grid/flatbush ${(g.ms / f.ms).toFixed(2)}); ${g.out} pairs, same pairs: ${same}`,
+    );
   }
 }
 
@@ -178,7 +193,9 @@ function wholeCount(): void {
   for (let k = 0; k < K; k++) steps.push(steps[k]!.map((x) => x + (rng.uniform() - 0.5) * 0.03));
   const fast = time(() => countCrossings(steps, { n, d: 2 }).crossings, 3);
   const slow = time(() => countCrossings(steps, { n, d: 2, method: 'brute' }).crossings, 3);
-  console.log(`countCrossings, ${n} random trajectories × ${K} steps: grid ${fast.ms.toFixed(1)} ms, brute ${slow.ms.toFixed(1)} ms (${(slow.ms / fast.ms).toFixed(1)}× faster); crossings ${fast.out} / ${slow.out}`);
+  console.log(
+    `countCrossings, ${n} random trajectories × ${K} steps: grid ${fast.ms.toFixed(1)} ms, brute ${slow.ms.toFixed(1)} ms (${(slow.ms / fast.ms).toFixed(1)}× faster); crossings ${fast.out} / ${slow.out}`,
+  );
 }
 
 correctness();

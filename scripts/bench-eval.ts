@@ -80,7 +80,11 @@ async function time(run: () => Promise<Float32Array>): Promise<{ ms: number[]; o
 
 function summary(ms: number[]) {
   const med = median(ms);
-  return { medianMs: +med.toFixed(2), minMs: +Math.min(...ms).toFixed(2), pointStepsPerSec: Math.round((POINTS * STEPS) / (med / 1000)) };
+  return {
+    medianMs: +med.toFixed(2),
+    minMs: +Math.min(...ms).toFixed(2),
+    pointStepsPerSec: Math.round((POINTS * STEPS) / (med / 1000)),
+  };
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -90,10 +94,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 }
 
 // (a) the integrate loop driving a field session, one run per stage.
-const field = OnnxField.fromSession(
-  'field.onnx',
-  await createSession(fieldGraph(model).toBytes()),
-);
+const field = OnnxField.fromSession('field.onnx', await createSession(fieldGraph(model).toBytes()));
 const asyncField = field.asAsyncField(POINTS);
 let nfe = 0;
 const a = await time(async () => {
@@ -112,7 +113,9 @@ const b = await time(async () => (await unrolled.run({ z: zTensor })).z1!.data a
 
 // (c) tfjs: the same loop on tensors.
 const backend = await initBackend();
-const W = [0, 1, 2].map((l) => tf.tensor2d(params[`field.${l}.weight`]!.data, params[`field.${l}.weight`]!.shape as [number, number]));
+const W = [0, 1, 2].map((l) =>
+  tf.tensor2d(params[`field.${l}.weight`]!.data, params[`field.${l}.weight`]!.shape as [number, number]),
+);
 const Bs = [0, 1, 2].map((l) => tf.tensor1d(params[`field.${l}.bias`]!.data));
 const tfField = (_t: number, z: tf.Tensor) => {
   let h: tf.Tensor = z;
@@ -131,7 +134,14 @@ const c = await time(async () => {
 });
 
 const result = {
-  workload: { points: POINTS, field: `${D}→${WIDTH}→${WIDTH}→${D} tanh`, solver: `rk4:steps=${STEPS}`, interval: [0, 1], nfe, reps: REPS },
+  workload: {
+    points: POINTS,
+    field: `${D}→${WIDTH}→${WIDTH}→${D} tanh`,
+    solver: `rk4:steps=${STEPS}`,
+    interval: [0, 1],
+    nfe,
+    reps: REPS,
+  },
   machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, ortThreads: 1 },
   perStageSession: summary(a.ms),
   unrolledGraph: { ...summary(b.ms), sessionCreateMs: +createMs.toFixed(1), nodes: graph.nodes.length },
@@ -146,8 +156,12 @@ const result = {
 
 if (!json) {
   const row = (name: string, s: { medianMs: number; pointStepsPerSec: number }) =>
-    console.log(`${name.padEnd(34)} ${s.medianMs.toFixed(1).padStart(9)} ms  ${(s.pointStepsPerSec / 1e6).toFixed(2).padStart(6)} M point·steps/s`);
-  console.log(`${result.workload.points} points, ${result.workload.field}, ${result.workload.solver}, median of ${REPS}`);
+    console.log(
+      `${name.padEnd(34)} ${s.medianMs.toFixed(1).padStart(9)} ms  ${(s.pointStepsPerSec / 1e6).toFixed(2).padStart(6)} M point·steps/s`,
+    );
+  console.log(
+    `${result.workload.points} points, ${result.workload.field}, ${result.workload.solver}, median of ${REPS}`,
+  );
   row('(a) solveAsync + ort field/stage', result.perStageSession);
   row('(b) ort unrolled graph', result.unrolledGraph);
   row(`(c) tfjs ${backend.name}`, result.tfjs);

@@ -27,7 +27,9 @@ const opt = (name: string, fallback: string) => {
 const MB = 1024 * 1024;
 
 function status(key: 'VmHWM' | 'VmRSS'): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(`${key}:`));
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:`));
   return Number(line!.split(/\s+/)[1]) * 1024;
 }
 
@@ -49,8 +51,34 @@ async function main(): Promise<void> {
   const mnistBatch = Number(opt('mnist-batch', '16'));
   await initBackend();
   const workloads: Workload[] = [
-    { name: 'd900', config: { inputShape: [900], augment: 0, stateShape: [900], classes: 2, field: parseFieldSpec('mlp:width=256'), t0: 0, t1: 1 }, solver: 'rk4:steps=10', batch: 256 },
-    { name: 'mnist', config: { inputShape: [1, 28, 28], augment: 0, stateShape: [1, 28, 28], classes: 10, field: parseFieldSpec('conv2d:channels=128'), t0: 0, t1: 1 }, solver: `euler:steps=${opt('mnist-steps', '2')}`, batch: mnistBatch },
+    {
+      name: 'd900',
+      config: {
+        inputShape: [900],
+        augment: 0,
+        stateShape: [900],
+        classes: 2,
+        field: parseFieldSpec('mlp:width=256'),
+        t0: 0,
+        t1: 1,
+      },
+      solver: 'rk4:steps=10',
+      batch: 256,
+    },
+    {
+      name: 'mnist',
+      config: {
+        inputShape: [1, 28, 28],
+        augment: 0,
+        stateShape: [1, 28, 28],
+        classes: 10,
+        field: parseFieldSpec('conv2d:channels=128'),
+        t0: 0,
+        t1: 1,
+      },
+      solver: `euler:steps=${opt('mnist-steps', '2')}`,
+      batch: mnistBatch,
+    },
   ].filter((w) => only.includes(w.name));
   const rows: Record<string, unknown>[] = [];
   for (const w of workloads) {
@@ -73,7 +101,9 @@ async function main(): Promise<void> {
         ms.push(performance.now() - t);
         peaks.push(status('VmHWM'));
         after.push(status('VmRSS'));
-        process.stderr.write(`${w.name} ${name} step ${i + 1}/${n}: peak ${(peaks[i]! / MB).toFixed(0)} MB, after ${(after[i]! / MB).toFixed(0)} MB, ${ms[i]!.toFixed(0)} ms\n`);
+        process.stderr.write(
+          `${w.name} ${name} step ${i + 1}/${n}: peak ${(peaks[i]! / MB).toFixed(0)} MB, after ${(after[i]! / MB).toFixed(0)} MB, ${ms[i]!.toFixed(0)} ms\n`,
+        );
       }
       await engine.dispose();
       // Growth: the last half's mean peak against the steps after the first (which builds graphs / allocates the pools).
@@ -96,7 +126,11 @@ async function main(): Promise<void> {
     }
   }
   if (args.includes('--json')) process.stdout.write(JSON.stringify({ rows }) + '\n');
-  else for (const r of rows) process.stdout.write(`${r.workload} ${r.engine} (${r.solver}, batch ${r.batch}): peak RSS per step ${r.peak_rss_mb_median} MB (median of the second half), growth ${r.growth_mb_second_half_vs_first} MB, ${r.ms_per_step_median} ms/step\n`);
+  else
+    for (const r of rows)
+      process.stdout.write(
+        `${r.workload} ${r.engine} (${r.solver}, batch ${r.batch}): peak RSS per step ${r.peak_rss_mb_median} MB (median of the second half), growth ${r.growth_mb_second_half_vs_first} MB, ${r.ms_per_step_median} ms/step\n`,
+      );
 }
 
 await main();

@@ -42,7 +42,16 @@ const tinyJobs = int(values['tiny-jobs'], 100, 'tiny-jobs');
 let nextSeed = (Date.now() % 1_000_000) * 1000;
 function study(jobs: number, iterations: number, _tag: string) {
   const seeds = Array.from({ length: jobs }, () => nextSeed++);
-  return { datasets: ['spheres:dupont2019:dim=2,n=256,testN=100'], field: 'mlp:width=8', grid: ['euler:0.5'], seeds, iterations, batchSize: 32, lr: 0.01, testSolvers: ['rk4:steps=2'] };
+  return {
+    datasets: ['spheres:dupont2019:dim=2,n=256,testN=100'],
+    field: 'mlp:width=8',
+    grid: ['euler:0.5'],
+    seeds,
+    iterations,
+    batchSize: 32,
+    lr: 0.01,
+    testSolvers: ['rk4:steps=2'],
+  };
 }
 
 function span(dir: string): { wallFirstStartToLastEnd: number } {
@@ -62,14 +71,23 @@ for (let w = 1; w <= maxWorkers; w++) {
   const jobs = int(values.jobs, 4 * maxWorkers, 'jobs');
   const out = join(scratch, `local-${w}`);
   const t0 = performance.now();
-  const r = await runStudy(study(jobs, jobIterations, `${tag}-scale-${w}`), { out, transport: new LocalTransport({ threads: w }) });
+  const r = await runStudy(study(jobs, jobIterations, `${tag}-scale-${w}`), {
+    out,
+    transport: new LocalTransport({ threads: w }),
+  });
   const ms = performance.now() - t0;
   if (r.counts.done !== jobs) throw new Error(`local run with ${w} workers: ${JSON.stringify(r.counts)}`);
   const jpm = (jobs / ms) * 60_000;
   if (w === 1) base = jpm;
   scaling.push({
-    workers: w, jobs, jobIterations, wallMs: Math.round(ms), jobsPerMinute: Number(jpm.toFixed(1)), speedupVs1: Number((jpm / base).toFixed(2)),
-    efficiency: Number((jpm / base / w).toFixed(2)), ...span(out),
+    workers: w,
+    jobs,
+    jobIterations,
+    wallMs: Math.round(ms),
+    jobsPerMinute: Number(jpm.toFixed(1)),
+    speedupVs1: Number((jpm / base).toFixed(2)),
+    efficiency: Number((jpm / base / w).toFixed(2)),
+    ...span(out),
   });
 }
 
@@ -78,7 +96,10 @@ let overhead: Record<string, unknown>;
 {
   const localOut = join(scratch, 'tiny-local');
   const t0 = performance.now();
-  await runStudy(study(tinyJobs, 1, `${tag}-tiny-local`), { out: localOut, transport: new LocalTransport({ threads: 1 }) });
+  await runStudy(study(tinyJobs, 1, `${tag}-tiny-local`), {
+    out: localOut,
+    transport: new LocalTransport({ threads: 1 }),
+  });
   const localMs = performance.now() - t0;
   const localSpan = span(localOut).wallFirstStartToLastEnd;
 
@@ -95,7 +116,10 @@ let overhead: Record<string, unknown>;
     await workerReady;
     const natsOut = join(scratch, 'tiny-nats');
     const t1 = performance.now();
-    const r = await runStudy(study(tinyJobs, 1, `${tag}-tiny-nats`), { out: natsOut, transport: await NatsTransport.connect({ url }) });
+    const r = await runStudy(study(tinyJobs, 1, `${tag}-tiny-nats`), {
+      out: natsOut,
+      transport: await NatsTransport.connect({ url }),
+    });
     const natsMs = performance.now() - t1;
     ac.abort();
     await worker;
@@ -104,8 +128,16 @@ let overhead: Record<string, unknown>;
     const natsSpan = span(natsOut).wallFirstStartToLastEnd;
     overhead = {
       tinyJobs,
-      local: { wallMs: Math.round(localMs), msPerJob: Number((localMs / tinyJobs).toFixed(2)), steadyMsPerJob: Number((localSpan / tinyJobs).toFixed(2)) },
-      nats: { wallMs: Math.round(natsMs), msPerJob: Number((natsMs / tinyJobs).toFixed(2)), steadyMsPerJob: Number((natsSpan / tinyJobs).toFixed(2)) },
+      local: {
+        wallMs: Math.round(localMs),
+        msPerJob: Number((localMs / tinyJobs).toFixed(2)),
+        steadyMsPerJob: Number((localSpan / tinyJobs).toFixed(2)),
+      },
+      nats: {
+        wallMs: Math.round(natsMs),
+        msPerJob: Number((natsMs / tinyJobs).toFixed(2)),
+        steadyMsPerJob: Number((natsSpan / tinyJobs).toFixed(2)),
+      },
       natsExtraMsPerJob: Number(((natsMs - localMs) / tinyJobs).toFixed(2)),
       natsExtraSteadyMsPerJob: Number(((natsSpan - localSpan) / tinyJobs).toFixed(2)),
       note: 'one worker thread on each path; the NATS worker runs in this process against a local nats-server; wall includes pool start-up, steady = first job start to last job end',

@@ -102,7 +102,12 @@ function workloadData(dim: number, hidden: number) {
   const normal = normals(dim * 1000 + hidden);
   const x = Float32Array.from({ length: BATCH * dim }, () => normal());
   const y = Int32Array.from({ length: BATCH }, (_, i) => (x[i * dim]! > 0 ? 1 : 0));
-  const layers: [string, number, number][] = [['field.0', dim, hidden], ['field.1', hidden, hidden], ['field.2', hidden, dim], ['head', dim, CLASSES]];
+  const layers: [string, number, number][] = [
+    ['field.0', dim, hidden],
+    ['field.1', hidden, hidden],
+    ['field.2', hidden, dim],
+    ['head', dim, CLASSES],
+  ];
   const params: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [name, i, o] of layers) {
     const std = Math.sqrt(2 / i);
@@ -182,12 +187,33 @@ async function baselineChild(): Promise<void> {
   process.stdout.write(JSON.stringify({ backend, ms: median(ms), steps, warmup }) + '\n');
 }
 
-function runBaseline(dim: number, hidden: number, steps: number, warmup: number): Promise<{ backend: string; ms: number; steps: number; warmup: number }> {
+function runBaseline(
+  dim: number,
+  hidden: number,
+  steps: number,
+  warmup: number,
+): Promise<{ backend: string; ms: number; steps: number; warmup: number }> {
   const script = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, script, '--baseline-child', '--dim', String(dim), '--hidden', String(hidden), '--steps', String(steps), '--warmup', String(warmup)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        ...process.execArgv,
+        script,
+        '--baseline-child',
+        '--dim',
+        String(dim),
+        '--hidden',
+        String(hidden),
+        '--steps',
+        String(steps),
+        '--warmup',
+        String(warmup),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -195,7 +221,8 @@ function runBaseline(dim: number, hidden: number, steps: number, warmup: number)
     child.on('error', reject);
     child.on('close', (code) => {
       const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) reject(new Error(`baseline child (d=${dim}) failed with code ${code}: ${err.slice(-500)}`));
+      if (code !== 0 || !line.startsWith('{'))
+        reject(new Error(`baseline child (d=${dim}) failed with code ${code}: ${err.slice(-500)}`));
       else resolve(JSON.parse(line));
     });
   });
@@ -204,12 +231,16 @@ function runBaseline(dim: number, hidden: number, steps: number, warmup: number)
 // ---------------------------------------------------------------- torchdiffeq anchors (same run)
 
 /** The anchor scripts: ../shared/anchors beside the checkout, or $ODENESS_ANCHORS (a worktree elsewhere). */
-const ANCHORS = process.env.ODENESS_ANCHORS ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/anchors');
+const ANCHORS =
+  process.env.ODENESS_ANCHORS ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/anchors');
 const PYTHON = '/usr/bin/python3';
 
 function runPython(args: string[]): Promise<Record<string, unknown>[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TDQ: process.env.TDQ ?? '/tmp/tdq', T: '1' } });
+    const child = spawn(PYTHON, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TDQ: process.env.TDQ ?? '/tmp/tdq', T: '1' },
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -217,7 +248,14 @@ function runPython(args: string[]): Promise<Record<string, unknown>[]> {
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`${args.join(' ')} exited ${code}: ${err.trim().split('\n').pop()}`));
-      else resolve(out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)));
+      else
+        resolve(
+          out
+            .trim()
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l)),
+        );
     });
   });
 }
@@ -231,7 +269,10 @@ async function ortGemmPeak(n = 1024): Promise<number> {
   b.output('c', 'float32', [n, n], b.op('Gemm', ['a', 'b']));
   const s = await createSession(b.toBytes());
   const normal = normals(7);
-  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]) };
+  const feeds = {
+    a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]),
+    b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, normal), [n, n]),
+  };
   const ms: number[] = [];
   for (let i = 0; i < 12; i++) {
     const t = performance.now();
@@ -258,7 +299,8 @@ ts=sorted(ts[2:]); print(json.dumps({"gflops": 2*${n}**3/ts[len(ts)//2]/1e9}))`;
 
 /** Why torchdiffeq cannot be timed here, or undefined when it can. */
 async function torchMissing(): Promise<string | undefined> {
-  if (!existsSync(path.join(ANCHORS, 'torch_train_step.py'))) return `torchdiffeq not timed: no anchor scripts in ${ANCHORS} (set ODENESS_ANCHORS)`;
+  if (!existsSync(path.join(ANCHORS, 'torch_train_step.py')))
+    return `torchdiffeq not timed: no anchor scripts in ${ANCHORS} (set ODENESS_ANCHORS)`;
   try {
     await runPython(['-c', 'import os,sys; sys.path.insert(0, os.environ["TDQ"]); import torch, torchdiffeq']);
     return undefined;
@@ -300,7 +342,10 @@ async function main(): Promise<void> {
     const b = await runBaseline(w.dim, w.hidden, bSteps, bWarm);
     baselines.set(w.dim, b);
     log(`  ${b.ms.toFixed(1)} ms/step (${b.backend})`);
-    if (large && bSteps < 20) notes.push(`d=${w.dim} baseline: median of ${bSteps} steps after ${bWarm} warm-up (about ${(b.ms / 1000).toFixed(0)} s per step is too slow for 20)`);
+    if (large && bSteps < 20)
+      notes.push(
+        `d=${w.dim} baseline: median of ${bSteps} steps after ${bWarm} warm-up (about ${(b.ms / 1000).toFixed(0)} s per step is too slow for 20)`,
+      );
   }
 
   const { initBackend } = await import('../src/engines/backend.js');
@@ -308,7 +353,9 @@ async function main(): Promise<void> {
   const { createEngine: create } = await import('../src/train/train.js');
   type Setup = Parameters<typeof create>[2];
   const createEngine = (runner: string, model: Parameters<typeof create>[1], o: Setup) =>
-    runner.startsWith('ort@') ? create('ort', model, { ...o, device: runner.slice(4) as Device, placement: true }) : create(runner as 'ort' | 'tfjs', model, o);
+    runner.startsWith('ort@')
+      ? create('ort', model, { ...o, device: runner.slice(4) as Device, placement: true })
+      : create(runner as 'ort' | 'tfjs', model, o);
   const { Adam, AdamGraph } = await import('../src/train/adam.js');
   const { parseFieldSpec } = await import('../src/models/spec.js');
   const spec = { kind: 'fixed' as const, method: 'rk4', steps: STEPS_RK4 };
@@ -323,17 +370,29 @@ async function main(): Promise<void> {
   const torchNote = args.includes('--no-torch') ? 'torchdiffeq not timed (--no-torch)' : await torchMissing();
   if (torchNote) notes.push(torchNote);
   const withTorch = torchNote === undefined;
-  if (withTorch) notes.push(`ratios are paired: each of ${rounds} rounds times odeness and torchdiffeq back to back; ratio is the median of the rounds' ratios (ratio_rounds), ms the median of the rounds' medians`);
+  if (withTorch)
+    notes.push(
+      `ratios are paired: each of ${rounds} rounds times odeness and torchdiffeq back to back; ratio is the median of the rounds' ratios (ratio_rounds), ms the median of the rounds' medians`,
+    );
 
   // Per (dim, engine): each round's median ms; per dim: torchdiffeq's; for d=900 on ort, the peaks around each round.
   const mlpMs = new Map<string, number[]>();
   const mlpTorch = new Map<number, number[]>();
   const mlpPeaks = new Map<string, { ort: number[]; torch: number[]; fraction: number[] }>();
-  const stepGflop = (w: (typeof workloads)[number]) => (3 * 4 * STEPS_RK4 * 2 * BATCH * (w.dim * w.hidden + w.hidden * w.hidden + w.hidden * w.dim)) / 1e9;
+  const stepGflop = (w: (typeof workloads)[number]) =>
+    (3 * 4 * STEPS_RK4 * 2 * BATCH * (w.dim * w.hidden + w.hidden * w.hidden + w.hidden * w.dim)) / 1e9;
   for (let round = 0; round < rounds; round++) {
     for (const w of workloads) {
       const { x, y, params } = workloadData(w.dim, w.hidden);
-      const config = { inputShape: [w.dim], augment: 0, stateShape: [w.dim], classes: CLASSES, field: parseFieldSpec(`mlp:width=${w.hidden}`), t0: 0, t1: 1 };
+      const config = {
+        inputShape: [w.dim],
+        augment: 0,
+        stateShape: [w.dim],
+        classes: CLASSES,
+        field: parseFieldSpec(`mlp:width=${w.hidden}`),
+        t0: 0,
+        t1: 1,
+      };
       const model = { config, params };
       for (const name of runners) {
         const large = w.dim >= 100 && name === 'tfjs';
@@ -349,7 +408,8 @@ async function main(): Promise<void> {
           await engine.step(x, y, spec);
           if (i >= warmup) ms.push(performance.now() - t);
         }
-        if (round === 0) for (const b of engine.builds) builds.push({ dim: w.dim, hidden: w.hidden, engine: name, ...b });
+        if (round === 0)
+          for (const b of engine.builds) builds.push({ dim: w.dim, hidden: w.hidden, engine: name, ...b });
         await engine.dispose();
         const key = `${w.dim}/${name}`;
         mlpMs.set(key, [...(mlpMs.get(key) ?? []), median(ms)]);
@@ -360,17 +420,30 @@ async function main(): Promise<void> {
           const pk = mlpPeaks.get(key) ?? { ort: [], torch: [], fraction: [] };
           pk.ort.push(before[0]!, after[0]!);
           for (const v of [before[1], after[1]]) if (v !== undefined) pk.torch.push(v);
-          const peak = Math.max(before[0]!, after[0]!, ...[before[1], after[1]].filter((v): v is number => v !== undefined));
+          const peak = Math.max(
+            before[0]!,
+            after[0]!,
+            ...[before[1], after[1]].filter((v): v is number => v !== undefined),
+          );
           pk.fraction.push(stepGflop(w) / (median(ms) / 1000) / peak);
           mlpPeaks.set(key, pk);
-          log(`  ${(stepGflop(w) / (median(ms) / 1000)).toFixed(1)} GFLOP/s = ${(100 * pk.fraction.at(-1)!).toFixed(0)} % of one thread's matrix-product peak around it (${peak.toFixed(1)} GFLOP/s)`);
+          log(
+            `  ${(stepGflop(w) / (median(ms) / 1000)).toFixed(1)} GFLOP/s = ${(100 * pk.fraction.at(-1)!).toFixed(0)} % of one thread's matrix-product peak around it (${peak.toFixed(1)} GFLOP/s)`,
+          );
         }
       }
     }
     if (withTorch) {
-      const torchRows = await runPython([path.join(ANCHORS, 'torch_train_step.py'), String(steps), workloads.map((w) => w.dim).join(',')]);
-      for (const tr of torchRows) mlpTorch.set(tr.dim as number, [...(mlpTorch.get(tr.dim as number) ?? []), tr.ms_per_step as number]);
-      log(`round ${round + 1}/${rounds}: torchdiffeq ${torchRows.map((tr) => `d=${tr.dim} ${tr.ms_per_step} ms`).join(', ')}`);
+      const torchRows = await runPython([
+        path.join(ANCHORS, 'torch_train_step.py'),
+        String(steps),
+        workloads.map((w) => w.dim).join(','),
+      ]);
+      for (const tr of torchRows)
+        mlpTorch.set(tr.dim as number, [...(mlpTorch.get(tr.dim as number) ?? []), tr.ms_per_step as number]);
+      log(
+        `round ${round + 1}/${rounds}: torchdiffeq ${torchRows.map((tr) => `d=${tr.dim} ${tr.ms_per_step} ms`).join(', ')}`,
+      );
     }
   }
   const fix = (v: number, d = 2) => +v.toFixed(d);
@@ -379,19 +452,41 @@ async function main(): Promise<void> {
     for (const name of runners) {
       const per = mlpMs.get(`${w.dim}/${name}`)!;
       const perStep = median(per);
-      const row: Record<string, unknown> = { dim: w.dim, hidden: w.hidden, batch: BATCH, engine: name, ms_per_step: fix(perStep), ms: fix(perStep), ms_rounds: per.map((v) => fix(v)), baseline_ms: fix(base.ms), speedup: fix(base.ms / perStep), steps: w.dim >= 100 && name === 'tfjs' ? Math.min(steps, 10) : steps, baseline_steps: base.steps };
+      const row: Record<string, unknown> = {
+        dim: w.dim,
+        hidden: w.hidden,
+        batch: BATCH,
+        engine: name,
+        ms_per_step: fix(perStep),
+        ms: fix(perStep),
+        ms_rounds: per.map((v) => fix(v)),
+        baseline_ms: fix(base.ms),
+        speedup: fix(base.ms / perStep),
+        steps: w.dim >= 100 && name === 'tfjs' ? Math.min(steps, 10) : steps,
+        baseline_steps: base.steps,
+      };
       // Forward: 4 × 10 field evaluations of 2·B·(d·h + h·h + h·d) FLOP; the backward pass does twice that (input and weight products).
       row.gflop_per_step = fix(stepGflop(w));
       row.gflops = fix(stepGflop(w) / (perStep / 1000), 1);
       const pk = mlpPeaks.get(`${w.dim}/${name}`);
       if (pk) {
         const peak = Math.max(...pk.ort, ...pk.torch);
-        Object.assign(row, { matmul_peak_gflops: fix(peak, 1), ort_gemm_gflops: pk.ort.map((v) => fix(v, 1)), torch_gemm_gflops: pk.torch.map((v) => fix(v, 1)), peak_fraction: fix(median(pk.fraction), 3), peak_fraction_rounds: pk.fraction.map((v) => fix(v, 3)) });
+        Object.assign(row, {
+          matmul_peak_gflops: fix(peak, 1),
+          ort_gemm_gflops: pk.ort.map((v) => fix(v, 1)),
+          torch_gemm_gflops: pk.torch.map((v) => fix(v, 1)),
+          peak_fraction: fix(median(pk.fraction), 3),
+          peak_fraction_rounds: pk.fraction.map((v) => fix(v, 3)),
+        });
       }
       const torch = mlpTorch.get(w.dim);
       if (torch && torch.length === per.length) {
         const ratios = per.map((v, i) => torch[i]! / v);
-        Object.assign(row, { torchdiffeq_ms: fix(median(torch)), ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
+        Object.assign(row, {
+          torchdiffeq_ms: fix(median(torch)),
+          ratio: fix(median(ratios)),
+          ratio_rounds: ratios.map((v) => fix(v)),
+        });
       }
       rows.push(row);
     }
@@ -404,7 +499,10 @@ async function main(): Promise<void> {
     const grads = names.map((k) => Float32Array.from(params[k]!.data, (_, i) => Math.sin(i) * 1e-2));
     const gradTensors = grads.map((g, k) => new ort.Tensor('float32', g, shapes[k]!));
     const arrays = names.map((k) => params[k]!.data.slice());
-    const typed = new Adam(arrays.map((a) => a.length), { lr: LR });
+    const typed = new Adam(
+      arrays.map((a) => a.length),
+      { lr: LR },
+    );
     const graph = await AdamGraph.create(arrays, shapes, { lr: LR }, { threads });
     const tTyped: number[] = [];
     const tGraph: number[] = [];
@@ -417,7 +515,13 @@ async function main(): Promise<void> {
       if (i >= 5) tGraph.push(performance.now() - t);
     }
     await graph.release();
-    adamRows.push({ dim: w.dim, hidden: w.hidden, params: arrays.reduce((s, a) => s + a.length, 0), typed_ms: +median(tTyped).toFixed(3), graph_ms: +median(tGraph).toFixed(3) });
+    adamRows.push({
+      dim: w.dim,
+      hidden: w.hidden,
+      params: arrays.reduce((s, a) => s + a.length, 0),
+      typed_ms: +median(tTyped).toFixed(3),
+      graph_ms: +median(tGraph).toFixed(3),
+    });
   }
 
   // Adaptive training: dopri5 at two tolerances, ms per forward NFE (forward + backward + Adam).
@@ -425,13 +529,23 @@ async function main(): Promise<void> {
   if (!args.includes('--no-adaptive')) {
     const iters = num('adaptive-iters', 20);
     const data = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 1, nTrain: 2000, nTest: 10 });
-    const config = { inputShape: [2], augment: 0, stateShape: [2], classes: 2, field: parseFieldSpec('mlp:width=64'), t0: 0, t1: 1 };
+    const config = {
+      inputShape: [2],
+      augment: 0,
+      stateShape: [2],
+      classes: 2,
+      field: parseFieldSpec('mlp:width=64'),
+      t0: 0,
+      t1: 1,
+    };
     for (const tol of ['1e-3', '1e-5']) {
       const solver = parseSolverSpec(`dopri5:${tol}`);
       for (const name of runners) {
         const per: { ms: number; nfe: number; torch?: Record<string, unknown> }[] = [];
         for (let round = 0; round < rounds; round++) {
-          const torch = withTorch ? (await runPython([path.join(ANCHORS, 'torch_adaptive_step.py'), tol, '40']))[0] : undefined;
+          const torch = withTorch
+            ? (await runPython([path.join(ANCHORS, 'torch_adaptive_step.py'), tol, '40']))[0]
+            : undefined;
           // The same initial weights and batches every round.
           const model = { config, params: initParams(config, normals(1)) };
           const engine = await createEngine(name, model, { batchSize: 128, lr: LR, threads });
@@ -444,16 +558,34 @@ async function main(): Promise<void> {
             const r = await engine.step(b.x, b.y, solver);
             if (i >= warmup) (ms += performance.now() - t), (nfe += r.nfe);
           }
-          if (round === 0) for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, engine: name, ...b });
+          if (round === 0)
+            for (const b of engine.builds) builds.push({ workload: `adaptive dopri5:${tol}`, engine: name, ...b });
           await engine.dispose();
           per.push({ ms, nfe, torch });
-          log(`round ${round + 1}/${rounds}: adaptive dopri5:${tol} ${name}: ${(ms / nfe).toFixed(3)} ms/NFE, ${(nfe / iters).toFixed(1)} NFE/iteration${torch ? `; torchdiffeq ${torch.ms_per_nfe} ms/NFE` : ''}`);
+          log(
+            `round ${round + 1}/${rounds}: adaptive dopri5:${tol} ${name}: ${(ms / nfe).toFixed(3)} ms/NFE, ${(nfe / iters).toFixed(1)} NFE/iteration${torch ? `; torchdiffeq ${torch.ms_per_nfe} ms/NFE` : ''}`,
+          );
         }
         const msPerNfe = per.map((p) => p.ms / p.nfe);
-        const row: Record<string, unknown> = { workload: 'mlp 2→64→64→2 spheres', solver: `dopri5:${tol}`, batch: 128, engine: name, ms_per_iter: fix(median(per.map((p) => p.ms / iters))), nfe_per_iter: fix(per[0]!.nfe / iters, 1), ms_per_nfe: fix(median(msPerNfe), 4), ms_per_nfe_rounds: msPerNfe.map((v) => fix(v, 4)), iterations: iters };
+        const row: Record<string, unknown> = {
+          workload: 'mlp 2→64→64→2 spheres',
+          solver: `dopri5:${tol}`,
+          batch: 128,
+          engine: name,
+          ms_per_iter: fix(median(per.map((p) => p.ms / iters))),
+          nfe_per_iter: fix(per[0]!.nfe / iters, 1),
+          ms_per_nfe: fix(median(msPerNfe), 4),
+          ms_per_nfe_rounds: msPerNfe.map((v) => fix(v, 4)),
+          iterations: iters,
+        };
         if (per.every((p) => p.torch)) {
           const ratios = per.map((p, i) => (p.torch!.ms_per_nfe as number) / msPerNfe[i]!);
-          Object.assign(row, { torchdiffeq_ms: fix(median(per.map((p) => p.torch!.ms_per_nfe as number)), 4), torchdiffeq_nfe_per_iter: per[0]!.torch!.nfe_fwd_per_iter, ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
+          Object.assign(row, {
+            torchdiffeq_ms: fix(median(per.map((p) => p.torch!.ms_per_nfe as number)), 4),
+            torchdiffeq_nfe_per_iter: per[0]!.torch!.nfe_fwd_per_iter,
+            ratio: fix(median(ratios)),
+            ratio_rounds: ratios.map((v) => fix(v)),
+          });
         }
         adaptiveRows.push(row);
       }
@@ -463,7 +595,15 @@ async function main(): Promise<void> {
   // The paper's conv1d sphere field on 900-d spheres, euler × 8, batch 128 (ort engine: tfjs-wasm needs minutes per step here).
   const convRows: Record<string, unknown>[] = [];
   for (const name of args.includes('--no-conv') ? [] : runners.filter((r) => r.startsWith('ort'))) {
-    const config = { inputShape: [900], augment: 0, stateShape: [900], classes: 2, field: parseFieldSpec('conv1d'), t0: 0, t1: 1 };
+    const config = {
+      inputShape: [900],
+      augment: 0,
+      stateShape: [900],
+      classes: 2,
+      field: parseFieldSpec('conv1d'),
+      t0: 0,
+      t1: 1,
+    };
     const model = { config, params: initParams(config, normals(2)) };
     const normal = normals(3);
     const x = Float32Array.from({ length: 128 * 900 }, () => normal());
@@ -472,7 +612,10 @@ async function main(): Promise<void> {
     const solver = parseSolverSpec('euler:steps=8');
     const per: { ms: number; torch?: number }[] = [];
     for (let round = 0; round < rounds; round++) {
-      const torch = withTorch ? ((await runPython([path.join(ANCHORS, 'torch_conv1d_step.py'), '900', 'euler', '8', '5']))[0]!.ms_per_iter as number) : undefined;
+      const torch = withTorch
+        ? ((await runPython([path.join(ANCHORS, 'torch_conv1d_step.py'), '900', 'euler', '8', '5']))[0]!
+            .ms_per_iter as number)
+        : undefined;
       const ms: number[] = [];
       for (let i = 0; i < (round === 0 ? 2 : 1) + 5; i++) {
         const t = performance.now();
@@ -480,26 +623,49 @@ async function main(): Promise<void> {
         ms.push(performance.now() - t);
       }
       per.push({ ms: median(ms.slice(round === 0 ? 2 : 1)), torch });
-      log(`round ${round + 1}/${rounds}: conv1d 900-d euler×8: ${per.at(-1)!.ms.toFixed(1)} ms/iteration${torch ? `; torchdiffeq ${torch}` : ''}`);
+      log(
+        `round ${round + 1}/${rounds}: conv1d 900-d euler×8: ${per.at(-1)!.ms.toFixed(1)} ms/iteration${torch ? `; torchdiffeq ${torch}` : ''}`,
+      );
     }
     for (const b of engine.builds) builds.push({ workload: 'conv1d 900', engine: name, ...b });
     const micro = (engine as { microBatch?: number }).microBatch;
     await engine.dispose();
-    const row: Record<string, unknown> = { workload: 'conv1d:channels=32 900-d spheres', solver: 'euler:steps=8', batch: 128, micro_batch: micro, engine: name, ms_per_iter: fix(median(per.map((p) => p.ms)), 1), ms_rounds: per.map((p) => fix(p.ms, 1)) };
+    const row: Record<string, unknown> = {
+      workload: 'conv1d:channels=32 900-d spheres',
+      solver: 'euler:steps=8',
+      batch: 128,
+      micro_batch: micro,
+      engine: name,
+      ms_per_iter: fix(median(per.map((p) => p.ms)), 1),
+      ms_rounds: per.map((p) => fix(p.ms, 1)),
+    };
     if (per.every((p) => p.torch !== undefined)) {
       const ratios = per.map((p) => p.torch! / p.ms);
-      Object.assign(row, { torchdiffeq_ms: fix(median(per.map((p) => p.torch!)), 1), ratio: fix(median(ratios)), ratio_rounds: ratios.map((v) => fix(v)) });
+      Object.assign(row, {
+        torchdiffeq_ms: fix(median(per.map((p) => p.torch!)), 1),
+        ratio: fix(median(ratios)),
+        ratio_rounds: ratios.map((v) => fix(v)),
+      });
     }
     convRows.push(row);
-    notes.push("conv1d row: torchdiffeq's anchor uses kernel 3 in all three Conv1d layers, odeness's paper field 1-3-1: the torchdiffeq side does ~3× the FLOPs of its first and last layers");
+    notes.push(
+      "conv1d row: torchdiffeq's anchor uses kernel 3 in all three Conv1d layers, odeness's paper field 1-3-1: the torchdiffeq side does ~3× the FLOPs of its first and last layers",
+    );
   }
 
   const best = workloads.map((w) => {
     const mine = rows.filter((r) => r.dim === w.dim);
     // Without baselines (--no-baseline) the fastest engine is the one with the fewest ms per step.
-    const key = (r: Record<string, unknown>) => (Number.isFinite(r.speedup as number) ? (r.speedup as number) : -(r.ms_per_step as number));
+    const key = (r: Record<string, unknown>) =>
+      Number.isFinite(r.speedup as number) ? (r.speedup as number) : -(r.ms_per_step as number);
     const top = mine.reduce((a, b) => (key(a) >= key(b) ? a : b));
-    return { dim: w.dim, engine: top.engine, speedup: top.speedup, parity_speedup: PARITY_SPEEDUP[w.dim], at_parity: (top.speedup as number) >= PARITY_SPEEDUP[w.dim]! };
+    return {
+      dim: w.dim,
+      engine: top.engine,
+      speedup: top.speedup,
+      parity_speedup: PARITY_SPEEDUP[w.dim],
+      at_parity: (top.speedup as number) >= PARITY_SPEEDUP[w.dim]!,
+    };
   });
   const result = {
     backend: backend.name,
@@ -516,24 +682,44 @@ async function main(): Promise<void> {
   };
   if (json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
-    process.stdout.write(`backend ${result.backend} (baseline on ${result.baseline_backend}); ${result.machine.cpus} CPUs; ort threads ${threads}\n`);
+    process.stdout.write(
+      `backend ${result.backend} (baseline on ${result.baseline_backend}); ${result.machine.cpus} CPUs; ort threads ${threads}\n`,
+    );
     process.stdout.write('   d      h  batch  engine   ms/step   baseline ms  speedup\n');
     for (const r of rows) {
-      process.stdout.write(`${String(r.dim).padStart(4)} ${String(r.hidden).padStart(6)} ${String(r.batch).padStart(6)}  ${String(r.engine).padEnd(6)} ${String(r.ms_per_step).padStart(9)} ${String(r.baseline_ms).padStart(13)} ${String(r.speedup).padStart(8)}\n`);
+      process.stdout.write(
+        `${String(r.dim).padStart(4)} ${String(r.hidden).padStart(6)} ${String(r.batch).padStart(6)}  ${String(r.engine).padEnd(6)} ${String(r.ms_per_step).padStart(9)} ${String(r.baseline_ms).padStart(13)} ${String(r.speedup).padStart(8)}\n`,
+      );
     }
     for (const r of [...adaptiveRows, ...convRows]) process.stdout.write(`${JSON.stringify(r)}\n`);
-    for (const b of best) process.stdout.write(`d=${b.dim}: best ${b.engine} ${b.speedup}× (parity with torchdiffeq: ${b.parity_speedup}×) ${b.at_parity ? 'at parity' : 'below parity'}\n`);
-    for (const a of adamRows) process.stdout.write(`adam d=${a.dim}: ${a.params} params, typed arrays ${a.typed_ms} ms, graph ${a.graph_ms} ms\n`);
+    for (const b of best)
+      process.stdout.write(
+        `d=${b.dim}: best ${b.engine} ${b.speedup}× (parity with torchdiffeq: ${b.parity_speedup}×) ${b.at_parity ? 'at parity' : 'below parity'}\n`,
+      );
+    for (const a of adamRows)
+      process.stdout.write(
+        `adam d=${a.dim}: ${a.params} params, typed arrays ${a.typed_ms} ms, graph ${a.graph_ms} ms\n`,
+      );
     for (const b of builds) {
       const placed = b.placement ? `; nodes per provider ${JSON.stringify(b.placement)}` : '';
-      process.stdout.write(`build ${b.engine} d=${b.dim} ${b.solver}: ${b.nodes} nodes, graph ${(b.graphMs as number).toFixed(0)} ms, session ${(b.sessionMs as number).toFixed(0)} ms${placed}\n`);
+      process.stdout.write(
+        `build ${b.engine} d=${b.dim} ${b.solver}: ${b.nodes} nodes, graph ${(b.graphMs as number).toFixed(0)} ms, session ${(b.sessionMs as number).toFixed(0)} ms${placed}\n`,
+      );
     }
     for (const n of notes) process.stdout.write(`note: ${n}\n`);
   }
 }
 
 /** Median ms per training step of a model on a fresh ort engine. */
-async function stepMs(model: { config: unknown; params: unknown }, spec: unknown, x: Float32Array, y: Int32Array, batch: number, warmup: number, n: number): Promise<number> {
+async function stepMs(
+  model: { config: unknown; params: unknown },
+  spec: unknown,
+  x: Float32Array,
+  y: Int32Array,
+  batch: number,
+  warmup: number,
+  n: number,
+): Promise<number> {
   const { createEngine } = await import('../src/train/train.js');
   const engine = await createEngine('ort', model as never, { batchSize: batch, lr: LR, threads: num('threads', 1) });
   const ms: number[] = [];
@@ -559,19 +745,56 @@ async function byof(): Promise<void> {
   const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/onnx');
   const normal = normals(3);
   // The anchor MLP's own portable field graph, imported back: the same weights by construction.
-  const anchorConfig = { inputShape: [2], augment: 0, stateShape: [2], classes: CLASSES, field: parseFieldSpec('mlp:width=64'), t0: 0, t1: 1 };
+  const anchorConfig = {
+    inputShape: [2],
+    augment: 0,
+    stateShape: [2],
+    classes: CLASSES,
+    field: parseFieldSpec('mlp:width=64'),
+    t0: 0,
+    t1: 1,
+  };
   const anchor = { config: anchorConfig, params: initParams(anchorConfig, normal) };
   writeFileSync(path.join(dir, 'anchor.onnx'), fieldGraph(anchor).toBytes());
   const pairs = [
-    { label: 'mlp d=2 h=64 (its field.onnx)', file: path.join(dir, 'anchor.onnx'), native: anchor, state: [2], batch: BATCH },
-    { label: 'torch mlp-time vs mlp:width=16,time', file: path.join(fixtures, 'mlp-time.onnx'), native: 'mlp:width=16,time', state: [3], batch: BATCH },
-    { label: 'torch conv1d-sphere vs conv1d:channels=16', file: path.join(fixtures, 'conv1d-sphere.onnx'), native: 'conv1d:channels=16', state: [3], batch: 128 },
+    {
+      label: 'mlp d=2 h=64 (its field.onnx)',
+      file: path.join(dir, 'anchor.onnx'),
+      native: anchor,
+      state: [2],
+      batch: BATCH,
+    },
+    {
+      label: 'torch mlp-time vs mlp:width=16,time',
+      file: path.join(fixtures, 'mlp-time.onnx'),
+      native: 'mlp:width=16,time',
+      state: [3],
+      batch: BATCH,
+    },
+    {
+      label: 'torch conv1d-sphere vs conv1d:channels=16',
+      file: path.join(fixtures, 'conv1d-sphere.onnx'),
+      native: 'conv1d:channels=16',
+      state: [3],
+      batch: 128,
+    },
   ];
   const spec = { kind: 'fixed' as const, method: 'rk4', steps: STEPS_RK4 };
   for (const p of pairs) {
-    const iconfig = { inputShape: p.state, augment: 0, stateShape: p.state, classes: CLASSES, field: parseFieldSpec(`onnx:${p.file}`), t0: 0, t1: 1 };
+    const iconfig = {
+      inputShape: p.state,
+      augment: 0,
+      stateShape: p.state,
+      classes: CLASSES,
+      field: parseFieldSpec(`onnx:${p.file}`),
+      t0: 0,
+      t1: 1,
+    };
     const imported = { config: iconfig, params: initParams(iconfig, normal) };
-    const native = typeof p.native === 'string' ? nativeOf(imported as never, p.native, parseFieldSpec, initParams as never) : p.native;
+    const native =
+      typeof p.native === 'string'
+        ? nativeOf(imported as never, p.native, parseFieldSpec, initParams as never)
+        : p.native;
     const width = p.state.reduce((a, b) => a * b, 1);
     const x = Float32Array.from({ length: p.batch * width }, () => normal());
     const y = Int32Array.from({ length: p.batch }, (_, i) => i % CLASSES);
@@ -579,9 +802,12 @@ async function byof(): Promise<void> {
     const ms = { imported: [] as number[], native: [] as number[] };
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? (['native', 'imported'] as const) : (['imported', 'native'] as const);
-      for (const which of order) ms[which].push(await stepMs(which === 'native' ? native : imported, spec, x, y, p.batch, warmup, steps));
+      for (const which of order)
+        ms[which].push(await stepMs(which === 'native' ? native : imported, spec, x, y, p.batch, warmup, steps));
       ratios.push(ms.imported.at(-1)! / ms.native.at(-1)!);
-      log(`${p.label} round ${r + 1}/${rounds}: imported ${ms.imported.at(-1)!.toFixed(2)} ms, native ${ms.native.at(-1)!.toFixed(2)} ms, ratio ${ratios.at(-1)!.toFixed(3)}`);
+      log(
+        `${p.label} round ${r + 1}/${rounds}: imported ${ms.imported.at(-1)!.toFixed(2)} ms, native ${ms.native.at(-1)!.toFixed(2)} ms, ratio ${ratios.at(-1)!.toFixed(3)}`,
+      );
     }
     const sorted = [...ratios].sort((a, b) => a - b);
     process.stdout.write(
@@ -592,7 +818,15 @@ async function byof(): Promise<void> {
 }
 
 /** The native model with an imported model's weights (PyTorch Sequential net.2l ↔ field.l; Linear weights transposed). */
-function nativeOf(imported: { config: { stateShape: number[] }; params: Record<string, { shape: readonly number[]; data: Float32Array }> }, spec: string, parse: (s: string) => unknown, init: (c: never, n: () => number) => Record<string, { shape: readonly number[]; data: Float32Array }>) {
+function nativeOf(
+  imported: {
+    config: { stateShape: number[] };
+    params: Record<string, { shape: readonly number[]; data: Float32Array }>;
+  },
+  spec: string,
+  parse: (s: string) => unknown,
+  init: (c: never, n: () => number) => Record<string, { shape: readonly number[]; data: Float32Array }>,
+) {
   const config = { ...imported.config, field: parse(spec) } as never;
   const params = init(config, () => 0);
   for (const [name, p] of Object.entries(params)) {

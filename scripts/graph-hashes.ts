@@ -20,7 +20,13 @@ import { parseFieldSpec } from '../src/models/spec.js';
 import { augmentedShape, type Model, type ModelConfig } from '../src/models/types.js';
 import { ENCODER_FILE, FIELD_FILE, HEAD_FILE, writeBundle } from '../src/onnx/bundle.js';
 import type { FloatType, GraphBuilder } from '../src/graph/ir/graph.js';
-import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/lower/model-graphs.js';
+import {
+  effectiveModelGraph,
+  encoderGraph,
+  fieldGraph,
+  headGraph,
+  solveGraph,
+} from '../src/onnx/lower/model-graphs.js';
 import { fieldVjpGraph, stepGraph } from '../src/onnx/lower/step-graph.js';
 import { headLossGraph, trainGraph } from '../src/onnx/lower/train-graph.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';

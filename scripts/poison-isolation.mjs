@@ -18,8 +18,15 @@ if (mode === 'child') {
     console.log(`thread: worker exit ${code}; parent survived`);
   });
 } else if (mode === 'process') {
-  const c = fork(new URL(import.meta.url).pathname, ['child'], { execArgv: ['--max-old-space-size=4096'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const c = fork(new URL(import.meta.url).pathname, ['child'], {
+    execArgv: ['--max-old-space-size=4096'],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
   let err = '';
   c.stderr.on('data', (d) => (err += d));
-  c.on('exit', (code, signal) => console.log(`process: child exit ${code} signal ${signal} (${err.split('\n').find((l) => /Fatal|FATAL|invalid/.test(l)) ?? err.slice(0, 120)}); parent survived`));
+  c.on('exit', (code, signal) =>
+    console.log(
+      `process: child exit ${code} signal ${signal} (${err.split('\n').find((l) => /Fatal|FATAL|invalid/.test(l)) ?? err.slice(0, 120)}); parent survived`,
+    ),
+  );
 }

@@ -26,13 +26,20 @@ const VOLATILE = /^(worker|timings|ms|startedAt|finishedAt)$|Ms$/;
 export function comparable(v) {
   if (Array.isArray(v)) return v.map(comparable);
   if (v === null || typeof v !== 'object') return v;
-  return Object.fromEntries(Object.keys(v).sort().filter((k) => !VOLATILE.test(k)).map((k) => [k, comparable(v[k])]));
+  return Object.fromEntries(
+    Object.keys(v)
+      .sort()
+      .filter((k) => !VOLATILE.test(k))
+      .map((k) => [k, comparable(v[k])]),
+  );
 }
 
 /** The first path at which two values differ, or undefined. */
 export function firstDifference(a, b, path = '') {
-  if (typeof a !== typeof b || Array.isArray(a) !== Array.isArray(b) || (a === null) !== (b === null)) return `${path || '.'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
-  if (a === null || typeof a !== 'object') return Object.is(a, b) ? undefined : `${path || '.'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+  if (typeof a !== typeof b || Array.isArray(a) !== Array.isArray(b) || (a === null) !== (b === null))
+    return `${path || '.'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+  if (a === null || typeof a !== 'object')
+    return Object.is(a, b) ? undefined : `${path || '.'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
   for (const k of keys) {
     const d = firstDifference(a[k], b[k], `${path}.${k}`);
@@ -78,7 +85,11 @@ export function compareRuns(local, nats) {
 }
 
 function run(args, opts = {}) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
   let out = '';
   const waiters = [];
   const feed = (d) => {
@@ -88,12 +99,15 @@ function run(args, opts = {}) {
   child.stdout.on('data', feed);
   child.stderr.on('data', feed);
   const exited = new Promise((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 128 : 0))));
-  const waitFor = (re, ms) => new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`timed out waiting for ${re}:\n${out.slice(-2000)}`)), ms);
-    const check = () => (re.test(out) ? (clearTimeout(timer), res()) : waiters.push(check));
-    void exited.then(() => (clearTimeout(timer), re.test(out) ? res() : rej(new Error(`exited before ${re}:\n${out.slice(-2000)}`))));
-    check();
-  });
+  const waitFor = (re, ms) =>
+    new Promise((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`timed out waiting for ${re}:\n${out.slice(-2000)}`)), ms);
+      const check = () => (re.test(out) ? (clearTimeout(timer), res()) : waiters.push(check));
+      void exited.then(
+        () => (clearTimeout(timer), re.test(out) ? res() : rej(new Error(`exited before ${re}:\n${out.slice(-2000)}`))),
+      );
+      check();
+    });
   return { child, exited, waitFor, out: () => out };
 }
 
@@ -108,26 +122,42 @@ function freePort() {
   });
 }
 
-const portOpen = (port) => new Promise((res) => {
-  const s = new Socket();
-  s.once('connect', () => (s.destroy(), res(true)));
-  s.once('error', () => (s.destroy(), res(false)));
-  s.connect(port, '127.0.0.1');
-});
+const portOpen = (port) =>
+  new Promise((res) => {
+    const s = new Socket();
+    s.once('connect', () => (s.destroy(), res(true)));
+    s.once('error', () => (s.destroy(), res(false)));
+    s.connect(port, '127.0.0.1');
+  });
 
 async function startNats(dir) {
   const port = await freePort();
-  const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'jetstream')], { stdio: 'ignore' });
+  const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'jetstream')], {
+    stdio: 'ignore',
+  });
   for (const until = Date.now() + 10_000; !(await portOpen(port)); ) {
     if (Date.now() > until) throw new Error(`nats-server did not start on port ${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { url: `nats://127.0.0.1:${port}`, stop: () => new Promise((r) => (server.once('exit', r), server.kill('SIGTERM'))) };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    stop: () => new Promise((r) => (server.once('exit', r), server.kill('SIGTERM'))),
+  };
 }
 
 /** Run `file` on the pool and on NATS (under `dir`), then compare; returns the summary. */
 export async function transportEquivalence(file, { workers = 2, overrides = [], dir, log = () => {} }) {
-  const local = run(['study', 'run', file, '--out', join(dir, 'local'), '--workers', String(workers), ...overrides, '--json']);
+  const local = run([
+    'study',
+    'run',
+    file,
+    '--out',
+    join(dir, 'local'),
+    '--workers',
+    String(workers),
+    ...overrides,
+    '--json',
+  ]);
   const localCode = await local.exited;
   log(`local pool: exit ${localCode}`);
   const nats = await startNats(dir);
@@ -136,7 +166,17 @@ export async function transportEquivalence(file, { workers = 2, overrides = [], 
   try {
     for (let i = 0; i < workers; i++) procs.push(run(['worker', '--nats', nats.url, '--workers', '1']));
     await Promise.all(procs.map((p) => p.waitFor(/pulling from/, 60_000)));
-    const coordinator = run(['study', 'run', file, '--out', join(dir, 'nats'), '--nats', nats.url, ...overrides, '--json']);
+    const coordinator = run([
+      'study',
+      'run',
+      file,
+      '--out',
+      join(dir, 'nats'),
+      '--nats',
+      nats.url,
+      ...overrides,
+      '--json',
+    ]);
     procs.push(coordinator);
     natsCode = await coordinator.exited;
     log(`nats (${workers} workers): exit ${natsCode}`);
@@ -145,7 +185,13 @@ export async function transportEquivalence(file, { workers = 2, overrides = [], 
     await Promise.all(procs.map((p) => p.exited));
     await nats.stop();
   }
-  return { file, overrides, workers, exit: { local: localCode, nats: natsCode }, ...compareRuns(resultsById(join(dir, 'local')), resultsById(join(dir, 'nats'))) };
+  return {
+    file,
+    overrides,
+    workers,
+    exit: { local: localCode, nats: natsCode },
+    ...compareRuns(resultsById(join(dir, 'local')), resultsById(join(dir, 'nats'))),
+  };
 }
 
 async function main(argv) {
@@ -161,7 +207,9 @@ async function main(argv) {
   const keep = take('--out');
   const [file, ...overrides] = args;
   if (!file || !Number.isInteger(workers) || workers < 1) {
-    process.stderr.write('usage: node scripts/transport-equivalence.mjs STUDY.yaml [--workers N] [--out DIR] [--json] [study run overrides…]\n');
+    process.stderr.write(
+      'usage: node scripts/transport-equivalence.mjs STUDY.yaml [--workers N] [--out DIR] [--json] [study run overrides…]\n',
+    );
     return 2;
   }
   const missing = missingPrerequisite('nats-server');
@@ -173,10 +221,13 @@ async function main(argv) {
   const t0 = Date.now();
   const s = await transportEquivalence(file, { workers, overrides, dir, log: (m) => process.stderr.write(m + '\n') });
   const agree = s.exit.local === s.exit.nats && s.differences.length === 0;
-  if (json) process.stdout.write(JSON.stringify({ ...s, agree, ms: Date.now() - t0, out: keep ? dir : undefined }) + '\n');
+  if (json)
+    process.stdout.write(JSON.stringify({ ...s, agree, ms: Date.now() - t0, out: keep ? dir : undefined }) + '\n');
   else {
-    process.stdout.write(`${file} ${overrides.join(' ')}: ${s.jobs} job(s); local pool ${s.local.done} done, ${s.local.failed} failed; ` +
-      `NATS (${workers} workers) ${s.nats.done} done, ${s.nats.failed} failed; ${s.differences.length} difference(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+    process.stdout.write(
+      `${file} ${overrides.join(' ')}: ${s.jobs} job(s); local pool ${s.local.done} done, ${s.local.failed} failed; ` +
+        `NATS (${workers} workers) ${s.nats.done} done, ${s.nats.failed} failed; ${s.differences.length} difference(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
+    );
     for (const d of s.differences.slice(0, 20)) process.stdout.write(`  ${d}\n`);
   }
   if (!keep && agree) rmSync(dir, { recursive: true, force: true });
@@ -184,8 +235,11 @@ async function main(argv) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then((code) => (process.exitCode = code), (e) => {
-    process.stderr.write(`transport-equivalence: ${e.message}\n`);
-    process.exitCode = 2;
-  });
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e) => {
+      process.stderr.write(`transport-equivalence: ${e.message}\n`);
+      process.exitCode = 2;
+    },
+  );
 }

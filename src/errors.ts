@@ -25,7 +25,11 @@ export class SpecError extends OdenessError {}
 
 /** A file that is missing, unreadable or not in the expected format. */
 export class FileFormatError extends OdenessError {
-  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly file: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${file}: ${detail}`, options);
   }
 }
@@ -35,14 +39,20 @@ export class ShapeError extends OdenessError {}
 
 /** A solve that cannot finish: the state blew up or the step budget ran out. */
 export class SolveError extends OdenessError {
-  constructor(message: string, readonly t: number) {
+  constructor(
+    message: string,
+    readonly t: number,
+  ) {
     super(message);
   }
 }
 
 /** Training stopped because the loss became NaN/Inf. */
 export class DivergenceError extends OdenessError {
-  constructor(message: string, readonly iteration: number) {
+  constructor(
+    message: string,
+    readonly iteration: number,
+  ) {
     super(message);
   }
 }
@@ -55,7 +65,12 @@ export class DataError extends OdenessError {}
 
 /** A file-system operation refused for a reason the user controls (a path, a permission). */
 export class FileSystemError extends OdenessError {
-  constructor(readonly path: string, readonly code: string, detail: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${path}: ${detail} (${code})`, options);
   }
 }
@@ -109,15 +124,24 @@ export function asUserError(e: unknown): unknown {
     const what = errno.syscall ? `cannot ${errno.syscall}: ${FS_CODES[errno.code]}` : FS_CODES[errno.code]!;
     return new FileSystemError(errno.path, errno.code, what, { cause: e });
   }
-  if (e instanceof RangeError && /Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(e.message)) {
-    return new SizeError(`cannot allocate memory for the requested sizes (${e.message}); reduce the dataset or field size`, { cause: e });
+  if (
+    e instanceof RangeError &&
+    /Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(e.message)
+  ) {
+    return new SizeError(
+      `cannot allocate memory for the requested sizes (${e.message}); reduce the dataset or field size`,
+      { cause: e },
+    );
   }
   return e;
 }
 
 /** An output path that cannot take what is to be written (a file, a non-empty directory, not writable). */
 export class OutputPathError extends OdenessError {
-  constructor(readonly path: string, detail: string) {
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
     super(`${path === '' ? '""' : path}: ${detail}`);
   }
 }

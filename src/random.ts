@@ -97,7 +97,8 @@ export class Rng {
     if (state.length !== 4) throw new RangeError(`Rng.fromState needs 4 words, got ${state.length}`);
     const rng = new Rng(key);
     for (let i = 0; i < 4; i++) rng.s[i] = state[i]! >>> 0;
-    if ((rng.s[0]! | rng.s[1]! | rng.s[2]! | rng.s[3]!) === 0) throw new RangeError('Rng.fromState: the all-zero state is not allowed');
+    if ((rng.s[0]! | rng.s[1]! | rng.s[2]! | rng.s[3]!) === 0)
+      throw new RangeError('Rng.fromState: the all-zero state is not allowed');
     return rng;
   }
 

@@ -7,7 +7,23 @@ test('the package entry point exposes the library API the CLI is built on', asyn
   const require = createRequire(import.meta.url);
   const pkg = require(path.join(ROOT, 'package.json')) as { exports: { '.': { default: string } } };
   const api = await import(path.join(ROOT, pkg.exports['.'].default));
-  for (const name of ['runStudy', 'planStudy', 'trainRun', 'evaluate', 'openModelSource', 'evaluateBundle', 'solve', 'solveAsync', 'parseSolverSpec', 'crossingAudit', 'crossingVerdict', 'fanAudit', 'criticalStep', 'writeBundle', 'initBackend']) {
+  for (const name of [
+    'runStudy',
+    'planStudy',
+    'trainRun',
+    'evaluate',
+    'openModelSource',
+    'evaluateBundle',
+    'solve',
+    'solveAsync',
+    'parseSolverSpec',
+    'crossingAudit',
+    'crossingVerdict',
+    'fanAudit',
+    'criticalStep',
+    'writeBundle',
+    'initBackend',
+  ]) {
     t.is(typeof api[name], 'function', name);
   }
   const spec = api.parseSolverSpec('rk4:steps=4');

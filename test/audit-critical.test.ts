@@ -10,15 +10,26 @@ const row = (h: number, train: number, tests: number[]): CriticalRow => ({
 });
 
 test('monotone case: critical = largest passing h', (t) => {
-  const r = criticalStep([row(0.5, 0.99, [0.5, 0.6]), row(0.01, 0.98, [0.97, 0.99]), row(0.1, 0.97, [0.93, 0.95]), row(0.25, 0.98, [0.8, 0.95])]);
+  const r = criticalStep([
+    row(0.5, 0.99, [0.5, 0.6]),
+    row(0.01, 0.98, [0.97, 0.99]),
+    row(0.1, 0.97, [0.93, 0.95]),
+    row(0.25, 0.98, [0.8, 0.95]),
+  ]);
   t.is(r.critical, 0.1);
   t.is(r.largestPassing, 0.1);
   t.is(r.smallestFailing, 0.25);
   t.true(r.monotone);
   t.is(r.threshold, 0.1);
   t.is(r.kind, 'step');
-  t.deepEqual(r.evidence.map((e) => e.trainParam), [0.01, 0.1, 0.25, 0.5]);
-  t.deepEqual(r.evidence.map((e) => e.pass), [true, true, false, false]);
+  t.deepEqual(
+    r.evidence.map((e) => e.trainParam),
+    [0.01, 0.1, 0.25, 0.5],
+  );
+  t.deepEqual(
+    r.evidence.map((e) => e.pass),
+    [true, true, false, false],
+  );
   t.true(Math.abs(r.evidence[2]!.maxDeviation - 0.18) < 1e-12);
   t.is(r.evidence[2]!.worstTest, 'test0');
   t.is(r.evidence[0]!.tests.length, 2);
@@ -70,8 +81,18 @@ test('seeds at the same value: the value passes only if every row passes; NaN fa
 test('tolerances use the same rule', (t) => {
   const r = criticalStep(
     [
-      { trainSpec: 'dopri5:1e-2', trainParam: 1e-2, trainAccuracy: 0.95, tests: [{ spec: 'dopri5:1e-3', accuracy: 0.7 }] },
-      { trainSpec: 'dopri5:1e-4', trainParam: 1e-4, trainAccuracy: 0.95, tests: [{ spec: 'dopri5:1e-5', accuracy: 0.94 }] },
+      {
+        trainSpec: 'dopri5:1e-2',
+        trainParam: 1e-2,
+        trainAccuracy: 0.95,
+        tests: [{ spec: 'dopri5:1e-3', accuracy: 0.7 }],
+      },
+      {
+        trainSpec: 'dopri5:1e-4',
+        trainParam: 1e-4,
+        trainAccuracy: 0.95,
+        tests: [{ spec: 'dopri5:1e-5', accuracy: 0.94 }],
+      },
     ],
     { kind: 'tol' },
   );
@@ -81,7 +102,10 @@ test('tolerances use the same rule', (t) => {
 
 test('invalid threshold, empty input and bad rows are SpecErrors', (t) => {
   for (const threshold of [0, 1, -0.1, 1.5, NaN]) {
-    t.throws(() => criticalStep([row(0.1, 0.9, [0.9])], { threshold }), { instanceOf: SpecError, message: /strictly between 0 and 1/ });
+    t.throws(() => criticalStep([row(0.1, 0.9, [0.9])], { threshold }), {
+      instanceOf: SpecError,
+      message: /strictly between 0 and 1/,
+    });
   }
   t.throws(() => criticalStep([]), { instanceOf: SpecError, message: /no rows/ });
   t.throws(() => criticalStep([row(0.1, 0.9, [])]), { instanceOf: SpecError, message: /no test results/ });

@@ -28,8 +28,14 @@ function lcg(seed: number): () => number {
 
 test('two points swapping places across one Euler step cross once (X shape, proper)', (t) => {
   const traj = build([
-    [[0, 0], [1, 1]],
-    [[1, 0], [0, 1]],
+    [
+      [0, 0],
+      [1, 1],
+    ],
+    [
+      [1, 0],
+      [0, 1],
+    ],
   ]);
   for (const method of ['grid', 'brute'] as const) {
     const r = countCrossings(traj, { n: 2, d: 2, method });
@@ -46,25 +52,106 @@ test('two points swapping places across one Euler step cross once (X shape, prop
 });
 
 test('head-on swap along one line is a collinear crossing; translation along the line is not', (t) => {
-  const swap = countCrossings(build([[[0, 0], [1, 0]], [[1, 0], [0, 0]]]), { n: 2, d: 2 });
+  const swap = countCrossings(
+    build([
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      [
+        [1, 0],
+        [0, 0],
+      ],
+    ]),
+    { n: 2, d: 2 },
+  );
   t.is(swap.crossings, 1);
   t.is(swap.examples[0]!.kind, 'collinear');
   t.deepEqual(swap.examples[0]!.point, [0.5, 0]);
   // Overlapping collinear chords, order kept: a translation, not a crossing.
-  const slide = countCrossings(build([[[0, 0], [2, 0]], [[1, 0], [3, 0]]]), { n: 2, d: 2 });
+  const slide = countCrossings(
+    build([
+      [
+        [0, 0],
+        [2, 0],
+      ],
+      [
+        [1, 0],
+        [3, 0],
+      ],
+    ]),
+    { n: 2, d: 2 },
+  );
   t.is(slide.crossings, 0);
   // Same on a vertical and on a diagonal line.
-  t.is(countCrossings(build([[[0, 0], [0, 2]], [[0, 1], [0, 3]]]), { n: 2, d: 2 }).crossings, 0);
-  t.is(countCrossings(build([[[0, 0], [0, 1]], [[0, 1], [0, 0]]]), { n: 2, d: 2 }).crossings, 1);
-  t.is(countCrossings(build([[[0, 0], [2, 2]], [[1, 1], [3, 3]]]), { n: 2, d: 2 }).crossings, 0);
+  t.is(
+    countCrossings(
+      build([
+        [
+          [0, 0],
+          [0, 2],
+        ],
+        [
+          [0, 1],
+          [0, 3],
+        ],
+      ]),
+      { n: 2, d: 2 },
+    ).crossings,
+    0,
+  );
+  t.is(
+    countCrossings(
+      build([
+        [
+          [0, 0],
+          [0, 1],
+        ],
+        [
+          [0, 1],
+          [0, 0],
+        ],
+      ]),
+      { n: 2, d: 2 },
+    ).crossings,
+    1,
+  );
+  t.is(
+    countCrossings(
+      build([
+        [
+          [0, 0],
+          [2, 2],
+        ],
+        [
+          [1, 1],
+          [3, 3],
+        ],
+      ]),
+      { n: 2, d: 2 },
+    ).crossings,
+    0,
+  );
 });
 
 test('parallel chords do not cross', (t) => {
   const r = countCrossings(
     build([
-      [[0, 0], [1, 0], [2, 0]],
-      [[0, 1], [1, 1], [2, 1]],
-      [[0, 2], [1, 2.5], [2, 3]],
+      [
+        [0, 0],
+        [1, 0],
+        [2, 0],
+      ],
+      [
+        [0, 1],
+        [1, 1],
+        [2, 1],
+      ],
+      [
+        [0, 2],
+        [1, 2.5],
+        [2, 3],
+      ],
     ]),
     { n: 3, d: 2 },
   );
@@ -76,7 +163,16 @@ test('parallel chords do not cross', (t) => {
 
 test('touching cases: end point on a chord, merge, duplicates', (t) => {
   // q ends exactly on p's chord (T shape).
-  const tee = build([[[0, 0], [2, 0]], [[1, 1], [1, 0]]]);
+  const tee = build([
+    [
+      [0, 0],
+      [2, 0],
+    ],
+    [
+      [1, 1],
+      [1, 0],
+    ],
+  ]);
   const r = countCrossings(tee, { n: 2, d: 2 });
   t.is(r.crossings, 1);
   t.is(r.touchingPairs, 1);
@@ -86,13 +182,55 @@ test('touching cases: end point on a chord, merge, duplicates', (t) => {
   t.is(strict.crossings, 0);
   t.is(strict.touchingPairs, 0);
   // Two distinct states mapped to one: a merge (the step is not injective).
-  const merge = countCrossings(build([[[0, 0], [1, 1]], [[2, 0], [1, 1]]]), { n: 2, d: 2 });
+  const merge = countCrossings(
+    build([
+      [
+        [0, 0],
+        [1, 1],
+      ],
+      [
+        [2, 0],
+        [1, 1],
+      ],
+    ]),
+    { n: 2, d: 2 },
+  );
   t.is(merge.crossings, 1);
   t.is(merge.examples[0]!.kind, 'touch');
   // Identical trajectories (duplicate inputs) never cross.
-  t.is(countCrossings(build([[[0, 0], [1, 1]], [[0, 0], [1, 1]]]), { n: 2, d: 2 }).crossings, 0);
+  t.is(
+    countCrossings(
+      build([
+        [
+          [0, 0],
+          [1, 1],
+        ],
+        [
+          [0, 0],
+          [1, 1],
+        ],
+      ]),
+      { n: 2, d: 2 },
+    ).crossings,
+    0,
+  );
   // Chords that would meet only if extended: no crossing.
-  t.is(countCrossings(build([[[0, 0], [1, 0]], [[2, -1], [2, 1]]]), { n: 2, d: 2 }).crossings, 0);
+  t.is(
+    countCrossings(
+      build([
+        [
+          [0, 0],
+          [1, 0],
+        ],
+        [
+          [2, -1],
+          [2, 1],
+        ],
+      ]),
+      { n: 2, d: 2 },
+    ).crossings,
+    0,
+  );
   // A chord passing through a stationary point on its line: the order along the line swaps.
   t.is(classifyPair2d([0, 0], [2, 0], [1, 0], [1, 0]), 'collinear');
   t.is(classifyPair2d([0, 0], [2, 0], [1, 5], [1, 5]), null);
@@ -102,9 +240,24 @@ test('touching cases: end point on a chord, merge, duplicates', (t) => {
 test('multi-step trajectories: first-step histogram and repeated crossings', (t) => {
   // Pair (0,1) crosses at step 0 and again at step 1; pair (1,2) first at step 2.
   const traj = build([
-    [[0, 0], [1, 1], [0, 2], [0, 3]],
-    [[1, 0], [0, 1], [1, 2], [1, 3]],
-    [[5, 0], [5, 1], [5, 2], [0.5, 2.5]],
+    [
+      [0, 0],
+      [1, 1],
+      [0, 2],
+      [0, 3],
+    ],
+    [
+      [1, 0],
+      [0, 1],
+      [1, 2],
+      [1, 3],
+    ],
+    [
+      [5, 0],
+      [5, 1],
+      [5, 2],
+      [0.5, 2.5],
+    ],
   ]);
   const r = countCrossings(traj, { n: 3, d: 2, listPairs: true });
   t.is(r.steps, 3);
@@ -132,7 +285,10 @@ test('1-D: order swaps, ties handled explicitly', (t) => {
   const merge = countCrossings([Float64Array.of(0, 1), Float64Array.of(1, 1)], { n: 2, d: 1 });
   t.is(merge.crossings, 1);
   t.is(merge.examples[0]!.kind, 'touch');
-  t.is(countCrossings([Float64Array.of(0, 1), Float64Array.of(1, 1)], { n: 2, d: 1, countTouching: false }).crossings, 0);
+  t.is(
+    countCrossings([Float64Array.of(0, 1), Float64Array.of(1, 1)], { n: 2, d: 1, countTouching: false }).crossings,
+    0,
+  );
   // Duplicates: never a crossing.
   t.is(countCrossings([Float64Array.of(0.5, 0.5), Float64Array.of(0.25, 0.25)], { n: 2, d: 1 }).crossings, 0);
   t.is(classifyPair1d(0, 2, 1, 1), 'order');
@@ -186,7 +342,19 @@ test('2-D grid agrees with brute force on 2 000 random trajectories and tests fa
 test('grazing chords that intersect are counted: no angle cut-off drops a proper intersection', (t) => {
   // The chords cross at x = 11/3 (the lines y = x/100 and y = (11 − x)/200); they meet at 0.86°.
   t.is(classifyPair2d([0, 0], [10, 0.1], [1, 0.05], [11, 0]), 'proper');
-  const r = countCrossings(build([[[0, 0], [10, 0.1]], [[1, 0.05], [11, 0]]]), { n: 2, d: 2 });
+  const r = countCrossings(
+    build([
+      [
+        [0, 0],
+        [10, 0.1],
+      ],
+      [
+        [1, 0.05],
+        [11, 0],
+      ],
+    ]),
+    { n: 2, d: 2 },
+  );
   t.is(r.crossings, 1);
   t.is(r.examples[0]!.point[0]!.toFixed(6), (11 / 3).toFixed(6));
   // Nearly parallel, travelling the same way, order kept, and crossing: still a crossing.
@@ -224,7 +392,8 @@ test('d > 2: PCA projection of data lying in a known plane', (t) => {
   plane2.push(plane2[1]!.map((x) => x + (rand() - 0.5) * 0.2));
   const lifted = plane2.map((s) => {
     const z = new Float64Array(n * d);
-    for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) z[i * d + c] = off[c]! + s[2 * i]! * u[c]! + s[2 * i + 1]! * w[c]!;
+    for (let i = 0; i < n; i++)
+      for (let c = 0; c < d; c++) z[i * d + c] = off[c]! + s[2 * i]! * u[c]! + s[2 * i + 1]! * w[c]!;
     return z;
   });
   const inPlane = countCrossings(plane2, { n, d: 2, listPairs: true });
@@ -273,9 +442,18 @@ test('pca2 recovers axis variances of an anisotropic cloud', (t) => {
 
 test('3-D crossings are reported as projected with the explained variance', (t) => {
   const traj = build([
-    [[0, 0, 0.01], [1, 1, 0.0]],
-    [[1, 0, -0.01], [0, 1, 0.0]],
-    [[0, 3, 0], [1, 3, 0]],
+    [
+      [0, 0, 0.01],
+      [1, 1, 0.0],
+    ],
+    [
+      [1, 0, -0.01],
+      [0, 1, 0.0],
+    ],
+    [
+      [0, 3, 0],
+      [1, 3, 0],
+    ],
   ]);
   const r = countCrossings(traj, { n: 3, d: 3 });
   t.true(r.projected);
@@ -286,8 +464,16 @@ test('3-D crossings are reported as projected with the explained variance', (t) 
 
 test('different-step intersections are off by default and counted as a weaker signal', (t) => {
   const traj = build([
-    [[0, 0], [1, 0], [2, 0]],
-    [[5, 5], [0.5, 1], [0.5, -1]],
+    [
+      [0, 0],
+      [1, 0],
+      [2, 0],
+    ],
+    [
+      [5, 5],
+      [0.5, 1],
+      [0.5, -1],
+    ],
   ]);
   const off = countCrossings(traj, { n: 2, d: 2 });
   t.is(off.crossings, 0);
@@ -301,8 +487,16 @@ test('different-step intersections are off by default and counted as a weaker si
   }
   // A point following another along one orbit (translation) is not a different-step crossing.
   const orbit = build([
-    [[0, 0], [1, 0], [2, 0]],
-    [[1, 0], [2, 0], [3, 0]],
+    [
+      [0, 0],
+      [1, 0],
+      [2, 0],
+    ],
+    [
+      [1, 0],
+      [2, 0],
+      [3, 0],
+    ],
   ]);
   t.is(countCrossings(orbit, { n: 2, d: 2, differentSteps: true }).differentStepIntersections!.pairs, 0);
 });
@@ -338,8 +532,13 @@ test('orient2d is exact on near-collinear and tiny inputs', (t) => {
 
 test('malformed input gives ShapeError', (t) => {
   t.throws(() => countCrossings(new Float64Array(5), { n: 2, d: 2 }), { instanceOf: ShapeError });
-  t.throws(() => countCrossings([new Float64Array(4), new Float64Array(3)], { n: 2, d: 2 }), { instanceOf: ShapeError });
-  t.throws(() => countCrossings([Float64Array.of(0, NaN), Float64Array.of(0, 1)], { n: 2, d: 1 }), { instanceOf: ShapeError, message: /non-finite/ });
+  t.throws(() => countCrossings([new Float64Array(4), new Float64Array(3)], { n: 2, d: 2 }), {
+    instanceOf: ShapeError,
+  });
+  t.throws(() => countCrossings([Float64Array.of(0, NaN), Float64Array.of(0, 1)], { n: 2, d: 1 }), {
+    instanceOf: ShapeError,
+    message: /non-finite/,
+  });
   t.is(trajectorySteps(new Float64Array(12), 2, 2).length, 3);
   // A single state: no steps, no crossings.
   const r = countCrossings([Float64Array.of(0, 0, 1, 1)], { n: 2, d: 2 });

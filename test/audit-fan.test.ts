@@ -36,7 +36,10 @@ test('fan: per-point global error and per-class summaries on synthetic data', (t
   }
   const fan = fanStats(solver, reference, labels, { n, d, times: [0, 0.5, 1] });
   t.deepEqual(fan.times, [0, 0.5, 1]);
-  t.deepEqual(fan.perClass.map((c) => c.label), [0, 1]);
+  t.deepEqual(
+    fan.perClass.map((c) => c.label),
+    [0, 1],
+  );
   const [c0, c1] = fan.perClass;
   t.is(c0!.count, 2);
   t.deepEqual(c0!.mean, [0, 2, 4]); // (1k + 3k)/2
@@ -87,7 +90,10 @@ test('fan: the classes separate by error on a linear decay solved with Euler', (
 
 test('fan: shape errors', (t) => {
   const a = [new Float64Array(4), new Float64Array(4)];
-  t.throws(() => fanStats(a, [new Float64Array(4)], [0, 1], { n: 2, d: 2 }), { instanceOf: ShapeError, message: /time grid/ });
+  t.throws(() => fanStats(a, [new Float64Array(4)], [0, 1], { n: 2, d: 2 }), {
+    instanceOf: ShapeError,
+    message: /time grid/,
+  });
   t.throws(() => fanStats(a, a, [0], { n: 2, d: 2 }), { instanceOf: ShapeError, message: /labels/ });
   t.throws(() => fanStats(a, a, [0, 1], { n: 2, d: 2, times: [0] }), { instanceOf: ShapeError });
 });

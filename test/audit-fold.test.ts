@@ -78,9 +78,12 @@ test('rotation has det 1', async (t) => {
   t.true(r.determinants![0]!.logAbsDet.every((v) => Math.abs(v) < 1e-8));
 });
 
-test('Euler step of z\' = -k z folds in 1-D exactly when h k > 1', async (t) => {
+test("Euler step of z' = -k z folds in 1-D exactly when h k > 1", async (t) => {
   const k = 4;
-  const euler = (h: number): StepMap => async (z) => z.map((v) => v + h * -k * v);
+  const euler =
+    (h: number): StepMap =>
+    async (z) =>
+      z.map((v) => v + h * -k * v);
   const xs = Float64Array.from({ length: 21 }, (_, i) => -1 + i / 10);
   // Trajectory with 3 steps at h = 0.1 (hk = 0.4): no fold.
   const traj = [xs, xs.map((x) => 0.6 * x), xs.map((x) => 0.36 * x), xs.map((x) => 0.216 * x)];
@@ -106,7 +109,8 @@ test('nonlinear map: finite-difference determinant matches the analytic Jacobian
   const step: StepMap = async (z, n) => {
     const out = new Float64Array(n * 2);
     for (let i = 0; i < n; i++) {
-      for (let r = 0; r < 2; r++) out[2 * i + r] = z[2 * i + r]! + h * Math.tanh(W[2 * r]! * z[2 * i]! + W[2 * r + 1]! * z[2 * i + 1]! + b[r]!);
+      for (let r = 0; r < 2; r++)
+        out[2 * i + r] = z[2 * i + r]! + h * Math.tanh(W[2 * r]! * z[2 * i]! + W[2 * r + 1]! * z[2 * i + 1]! + b[r]!);
     }
     return out;
   };
@@ -147,7 +151,16 @@ test('time-dependent maps receive the step index; chunking respects maxRows', as
 
 test('bad options and wrong map output are clear errors', async (t) => {
   const xs = Float64Array.of(0, 1);
-  await t.throwsAsync(foldCheck(async (z) => z, [xs], { n: 2, d: 1, eps: 0 }), { instanceOf: SpecError });
-  await t.throwsAsync(foldCheck(async (z) => z.subarray(1), [xs], { n: 2, d: 1 }), { instanceOf: ShapeError, message: /returned/ });
-  await t.throwsAsync(foldCheck(async (z) => z, [Float64Array.of(1)], { n: 2, d: 1 }), { instanceOf: ShapeError });
+  await t.throwsAsync(
+    foldCheck(async (z) => z, [xs], { n: 2, d: 1, eps: 0 }),
+    { instanceOf: SpecError },
+  );
+  await t.throwsAsync(
+    foldCheck(async (z) => z.subarray(1), [xs], { n: 2, d: 1 }),
+    { instanceOf: ShapeError, message: /returned/ },
+  );
+  await t.throwsAsync(
+    foldCheck(async (z) => z, [Float64Array.of(1)], { n: 2, d: 1 }),
+    { instanceOf: ShapeError },
+  );
 });

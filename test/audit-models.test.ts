@@ -21,8 +21,36 @@ const data = path.join(tmp, 'points.json');
 test.before(async () => {
   // The README's two models (the rk4 one with fewer iterations: any smooth field shows the chord artefacts).
   const [r, q] = await Promise.all([
-    runCli(['train', '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--iterations', '1000', '--seed', '1', '--out', model, '--json']),
-    runCli(['train', '--dataset', 'spheres:dupont2019:dim=2', '--field', 'mlp:width=32', '--solver', 'rk4:0.05', '--iterations', '300', '--seed', '1', '--out', rk4Model, '--json']),
+    runCli([
+      'train',
+      '--dataset',
+      'spheres:dupont2019:dim=2',
+      '--solver',
+      'euler:0.5',
+      '--iterations',
+      '1000',
+      '--seed',
+      '1',
+      '--out',
+      model,
+      '--json',
+    ]),
+    runCli([
+      'train',
+      '--dataset',
+      'spheres:dupont2019:dim=2',
+      '--field',
+      'mlp:width=32',
+      '--solver',
+      'rk4:0.05',
+      '--iterations',
+      '300',
+      '--seed',
+      '1',
+      '--out',
+      rk4Model,
+      '--json',
+    ]),
   ]);
   if (r.code !== 0) throw new Error(r.stderr);
   if (q.code !== 0) throw new Error(q.stderr);
@@ -39,13 +67,21 @@ test.before(async () => {
 });
 
 test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold; no proof under rk4:0.01', async (t) => {
-  const coarse = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json'], { timeoutMs: 300_000 });
-  const fine = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.01', '--json'], { timeoutMs: 300_000 });
+  const coarse = await runCli(
+    ['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json'],
+    { timeoutMs: 300_000 },
+  );
+  const fine = await runCli(
+    ['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.01', '--json'],
+    { timeoutMs: 300_000 },
+  );
   t.is(coarse.code, 0, coarse.stderr);
   t.is(fine.code, 0, fine.stderr);
   const c = JSON.parse(coarse.stdout);
   const f = JSON.parse(fine.stdout);
-  t.log(`euler:0.5 crossings ${c.crossings}, folded ${c.fold.folded}; rk4:0.01 crossings ${f.crossings} (artefacts ${f.refinement?.artefactPairs ?? 0}), folded ${f.fold.folded}`);
+  t.log(
+    `euler:0.5 crossings ${c.crossings}, folded ${c.fold.folded}; rk4:0.01 crossings ${f.crossings} (artefacts ${f.refinement?.artefactPairs ?? 0}), folded ${f.fold.folded}`,
+  );
   t.is(c.pairsChecked, (400 * 399) / 2);
   t.true(c.crossings > 0);
   t.true(c.fold.folded > 0, 'the 2-step Euler map folds space');
@@ -56,7 +92,10 @@ test('euler:0.5 model: NOT an ODE flow under its own solver, resting on the fold
   t.regex(c.verdict.text, /^NOT an ODE flow under euler:0\.5 — proof: a step folds space/);
   t.deepEqual(f.verdict.proofs, []);
   t.not(f.verdict.conclusion, 'not-an-ode-flow');
-  const text = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5'], { timeoutMs: 300_000 });
+  const text = await runCli(
+    ['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5'],
+    { timeoutMs: 300_000 },
+  );
   t.regex(text.stdout, /verdict: NOT an ODE flow under euler:0\.5 — proof: a step folds space/);
   t.regex(text.stdout, /rests on: fold/);
 });
@@ -65,10 +104,27 @@ test('rk4:0.05 model: no NOT verdict under dopri5:1e-8, rk4:0.01 or its own solv
   let crossings = 0;
   for (const solver of ['dopri5:1e-8', 'rk4:0.01', 'rk4:0.05']) {
     // 250 points keep the fold check and refinement quick; a generous limit for a loaded machine.
-    const r = await runCli(['audit', 'crossing', '--model', rk4Model, '--dataset', `json:${data}:split=none`, '--max-points', '250', '--solver', solver, '--json'], { timeoutMs: 300_000 });
+    const r = await runCli(
+      [
+        'audit',
+        'crossing',
+        '--model',
+        rk4Model,
+        '--dataset',
+        `json:${data}:split=none`,
+        '--max-points',
+        '250',
+        '--solver',
+        solver,
+        '--json',
+      ],
+      { timeoutMs: 300_000 },
+    );
     t.is(r.code, 0, r.stderr);
     const a = JSON.parse(r.stdout);
-    t.log(`${solver}: ${a.crossings} crossing pairs, ${a.refinement?.artefactPairs ?? 0} artefacts, folded ${a.fold.folded}, min det ${a.fold.minDet.toFixed(3)}`);
+    t.log(
+      `${solver}: ${a.crossings} crossing pairs, ${a.refinement?.artefactPairs ?? 0} artefacts, folded ${a.fold.folded}, min det ${a.fold.minDet.toFixed(3)}`,
+    );
     t.not(a.verdict.conclusion, 'not-an-ode-flow', `${solver}: ${a.verdict.text}`);
     t.deepEqual(a.verdict.proofs, []);
     t.is(a.fold.folded, 0);
@@ -79,9 +135,29 @@ test('rk4:0.05 model: no NOT verdict under dopri5:1e-8, rk4:0.01 or its own solv
   t.true(crossings > 0, 'the chords of nearby orbits cross under some audit step: refinement is exercised');
 });
 
-test("fan: global error at t1 under euler:0.5 is ≥ 100× that under rk4:0.05, with per-class summaries", async (t) => {
-  const a = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--json']);
-  const b = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'rk4:0.05', '--json']);
+test('fan: global error at t1 under euler:0.5 is ≥ 100× that under rk4:0.05, with per-class summaries', async (t) => {
+  const a = await runCli([
+    'audit',
+    'fan',
+    '--model',
+    model,
+    '--dataset',
+    `json:${data}:split=none`,
+    '--solver',
+    'euler:0.5',
+    '--json',
+  ]);
+  const b = await runCli([
+    'audit',
+    'fan',
+    '--model',
+    model,
+    '--dataset',
+    `json:${data}:split=none`,
+    '--solver',
+    'rk4:0.05',
+    '--json',
+  ]);
   t.is(a.code, 0, a.stderr);
   const fa = JSON.parse(a.stdout);
   const fb = JSON.parse(b.stdout);
@@ -90,8 +166,14 @@ test("fan: global error at t1 under euler:0.5 is ≥ 100× that under rk4:0.05, 
   // The per-class summaries partition the points: counts, a count-weighted mean and the max agree with the totals.
   type Final = { label: number; count: number; mean: number; max: number };
   const classes: Final[] = fa.final.perClass;
-  t.deepEqual(classes.map((c) => c.label), [0, 1]);
-  t.deepEqual(classes.map((c) => c.count), [200, 200]);
+  t.deepEqual(
+    classes.map((c) => c.label),
+    [0, 1],
+  );
+  t.deepEqual(
+    classes.map((c) => c.count),
+    [200, 200],
+  );
   const weighted = classes.reduce((s, c) => s + c.count * c.mean, 0) / 400;
   t.true(Math.abs(weighted - fa.final.mean) <= 1e-12 * fa.final.mean, `${weighted} vs ${fa.final.mean}`);
   t.is(fa.final.max, Math.max(...classes.map((c) => c.max)));
@@ -105,14 +187,29 @@ test('critical step size from models trained at several step sizes', async (t) =
   const dirs: string[] = [];
   for (const h of ['0.5', '0.25', '0.1']) {
     const dir = path.join(tmp, `crit-${h}`);
-    const r = await runCli(['train', '--dataset', 'spheres:dupont2019:dim=2,n=512,testN=400', '--solver', `euler:${h}`, '--iterations', h === '0.5' ? '600' : '200', '--out', dir, '--json']);
+    const r = await runCli([
+      'train',
+      '--dataset',
+      'spheres:dupont2019:dim=2,n=512,testN=400',
+      '--solver',
+      `euler:${h}`,
+      '--iterations',
+      h === '0.5' ? '600' : '200',
+      '--out',
+      dir,
+      '--json',
+    ]);
     t.is(r.code, 0, r.stderr);
     dirs.push(dir);
   }
   const r = await runCli(['audit', 'critical', '--model', ...dirs, '--solvers', 'rk4:0.01,dopri5:1e-6', '--json']);
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  t.log(out.evidence.map((e: { trainSpec: string; maxDeviation: number }) => `${e.trainSpec}: ${e.maxDeviation.toFixed(3)}`).join(', '));
+  t.log(
+    out.evidence
+      .map((e: { trainSpec: string; maxDeviation: number }) => `${e.trainSpec}: ${e.maxDeviation.toFixed(3)}`)
+      .join(', '),
+  );
   t.is(out.evidence.length, 3);
   t.true('criticalStep' in out);
   const e05 = out.evidence.find((e: { trainParam: number }) => e.trainParam === 0.5);
@@ -122,13 +219,40 @@ test('critical step size from models trained at several step sizes', async (t) =
 
 test('bad input: wrong data width, too few points, threshold outside (0, 1)', async (t) => {
   const wide = path.join(tmp, 'wide.json');
-  fs.writeFileSync(wide, JSON.stringify({ x: [[1, 2, 3], [4, 5, 6]], y: [0, 1] }));
+  fs.writeFileSync(
+    wide,
+    JSON.stringify({
+      x: [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+      y: [0, 1],
+    }),
+  );
   const one = path.join(tmp, 'one.json');
   fs.writeFileSync(one, JSON.stringify({ x: [[0.1, 0.2]], y: [0] }));
-  const w = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${wide}:split=none`, '--solver', 'euler:0.5']);
+  const w = await runCli([
+    'audit',
+    'fan',
+    '--model',
+    model,
+    '--dataset',
+    `json:${wide}:split=none`,
+    '--solver',
+    'euler:0.5',
+  ]);
   t.not(w.code, 0);
   t.regex(w.stderr, /wide\.json.*3 values.*expects 2/);
-  const o = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${one}:split=none`, '--solver', 'euler:0.5']);
+  const o = await runCli([
+    'audit',
+    'crossing',
+    '--model',
+    model,
+    '--dataset',
+    `json:${one}:split=none`,
+    '--solver',
+    'euler:0.5',
+  ]);
   t.not(o.code, 0);
   t.regex(o.stderr, /at least 2 points, got 1/);
   for (const bad of ['0', '1', '1.5', '-0.1']) {
@@ -140,8 +264,32 @@ test('bad input: wrong data width, too few points, threshold outside (0, 1)', as
 
 test('--plot writes the figures people look at: trajectories with crossings, the fan, accuracy vs test steps', async (t) => {
   const dir = path.join(tmp, 'plots');
-  const a = await runCli(['audit', 'crossing', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--no-fold', '--no-refine', '--plot', dir]);
-  const b = await runCli(['audit', 'fan', '--model', model, '--dataset', `json:${data}:split=none`, '--solver', 'euler:0.5', '--plot', dir]);
+  const a = await runCli([
+    'audit',
+    'crossing',
+    '--model',
+    model,
+    '--dataset',
+    `json:${data}:split=none`,
+    '--solver',
+    'euler:0.5',
+    '--no-fold',
+    '--no-refine',
+    '--plot',
+    dir,
+  ]);
+  const b = await runCli([
+    'audit',
+    'fan',
+    '--model',
+    model,
+    '--dataset',
+    `json:${data}:split=none`,
+    '--solver',
+    'euler:0.5',
+    '--plot',
+    dir,
+  ]);
   const c = await runCli(['evaluate', '--model', model, '--dataset', `json:${data}:split=none`, '--plot', dir]);
   for (const r of [a, b, c]) t.is(r.code, 0, r.stderr);
   for (const name of ['trajectories', 'fan', 'accuracy-vs-steps']) {

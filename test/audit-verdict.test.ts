@@ -70,7 +70,11 @@ test('a rotation (a true flow) never gets a NOT verdict, although its chords cro
     t.is(r.fold!.folded, 0);
     if (r.crossings > 0) {
       t.is(r.refinement!.persistentPairs, 0);
-      t.is(r.refinement!.artefactPairs + r.refinement!.unresolvedPairs + r.refinement!.notRefinedPairs, r.crossings, 'every crossing pair is sorted once');
+      t.is(
+        r.refinement!.artefactPairs + r.refinement!.unresolvedPairs + r.refinement!.notRefinedPairs,
+        r.crossings,
+        'every crossing pair is sorted once',
+      );
       t.is(r.verdict.conclusion, 'inconclusive');
       t.regex(r.verdict.text, /vanish when refined: artefacts/);
     }
@@ -89,7 +93,10 @@ test('a step map that folds gets NOT, resting on the fold', async (t) => {
   t.is(r.verdict.conclusion, 'not-an-ode-flow');
   t.deepEqual(r.verdict.proofs, ['fold']);
   t.is(r.fold!.folded, 60);
-  t.regex(r.verdict.text, /^NOT an ODE flow under euler:0\.5 — proof: a step folds space \(60 of 60 visited states have det ≤ 0\)/);
+  t.regex(
+    r.verdict.text,
+    /^NOT an ODE flow under euler:0\.5 — proof: a step folds space \(60 of 60 visited states have det ≤ 0\)/,
+  );
   // The same field solved finely is a flow (a linear contraction and expansion): no proof.
   const fine = await crossingAudit(squash, pts, parseSolverSpec('rk4:0.01'));
   t.not(fine.verdict.conclusion, 'not-an-ode-flow', fine.verdict.text);
@@ -117,7 +124,12 @@ test('trajectories that pass through each other (a non-Lipschitz field) cross pe
     out[2 * i] = 0;
     out[2 * i + 1] = 3 * Math.cbrt(z[2 * i + 1]! ** 2);
   });
-  const pts = data([[0, -(0.05 ** 3)], [0, 0], [1, -(0.08 ** 3)], [1, 0]]);
+  const pts = data([
+    [0, -(0.05 ** 3)],
+    [0, 0],
+    [1, -(0.08 ** 3)],
+    [1, 0],
+  ]);
   const r = await crossingAudit(pass, pts, parseSolverSpec('rk4:0.1'));
   t.log(`${r.crossings} crossing pairs; refinement ${JSON.stringify(r.refinement)}; ${r.verdict.text}`);
   t.is(r.crossings, 2);
@@ -173,10 +185,18 @@ test('refineCrossings: straight-line motion meets only where both points are at 
   const r = await refineCrossings(events, states, 4, solveSub, { levels: [4, 32] });
   t.is(r.persistentPairs, 1);
   t.is(r.artefactPairs, 1);
-  t.deepEqual(r.persistentExamples.map((e) => [e.i, e.j]), [[0, 1]]);
-  t.is(r.vanishedAtLevel.reduce((a, b) => a + b, 0), 1);
+  t.deepEqual(
+    r.persistentExamples.map((e) => [e.i, e.j]),
+    [[0, 1]],
+  );
+  t.is(
+    r.vanishedAtLevel.reduce((a, b) => a + b, 0),
+    1,
+  );
   // Pairs beyond the listed events count as not refined; bad levels are refused.
   const partial = await refineCrossings(events.slice(0, 1), states, 4, solveSub, { levels: [4], totalPairs: 2 });
   t.is(partial.notRefinedPairs, 1);
-  await t.throwsAsync(refineCrossings(events, states, 4, solveSub, { levels: [8, 8] }), { message: /increasing positive integers/ });
+  await t.throwsAsync(refineCrossings(events, states, 4, solveSub, { levels: [8, 8] }), {
+    message: /increasing positive integers/,
+  });
 });

@@ -23,7 +23,10 @@ async function userError(t: import('ava').ExecutionContext, args: string[], culp
   t.regex(r.stderr, culprit);
   t.false(/internal error/.test(r.stderr), r.stderr);
   t.false(/\n\s+at /.test(r.stderr), `no stack trace expected:\n${r.stderr}`);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('(run with --help'));
   t.is(lines.length, 1, `expected a one-line error (a usage error may add the --help hint), got:\n${r.stderr}`);
   t.is(r.stdout, '', 'nothing on stdout');
 }
@@ -40,30 +43,88 @@ test.before(async () => {
 });
 
 test('solver specs beyond the step ceiling or below the tolerance floor are refused when parsed', async (t) => {
-  await userError(t, ['evaluate', '--model', model, '--solvers', 'rk4:steps=1e9'], /solver spec "rk4:steps=1e9": steps exceeds the limit of 100000 steps/);
-  await userError(t, ['train', ...spheres, '--solver', 'euler:1e-9', '--out', path.join(tmp, 'x1')], /solver spec "euler:1e-9": step size 1e-9 means 1000000000 steps over \[0, 1\], which exceeds the limit of 100000 steps/);
-  await userError(t, ['train', ...spheres, '--solver', 'dopri5:1e-300', '--out', path.join(tmp, 'x2')], /rtol 1e-300 is below the tolerance floor 1e-10/);
-  await userError(t, ['train', ...spheres, '--solver', 'dopri5:1e-12', '--out', path.join(tmp, 'x3')], /rtol 1e-12 is below the tolerance floor 1e-10/);
+  await userError(
+    t,
+    ['evaluate', '--model', model, '--solvers', 'rk4:steps=1e9'],
+    /solver spec "rk4:steps=1e9": steps exceeds the limit of 100000 steps/,
+  );
+  await userError(
+    t,
+    ['train', ...spheres, '--solver', 'euler:1e-9', '--out', path.join(tmp, 'x1')],
+    /solver spec "euler:1e-9": step size 1e-9 means 1000000000 steps over \[0, 1\], which exceeds the limit of 100000 steps/,
+  );
+  await userError(
+    t,
+    ['train', ...spheres, '--solver', 'dopri5:1e-300', '--out', path.join(tmp, 'x2')],
+    /rtol 1e-300 is below the tolerance floor 1e-10/,
+  );
+  await userError(
+    t,
+    ['train', ...spheres, '--solver', 'dopri5:1e-12', '--out', path.join(tmp, 'x3')],
+    /rtol 1e-12 is below the tolerance floor 1e-10/,
+  );
   t.false(fs.existsSync(path.join(tmp, 'x1')), 'nothing written');
 });
 
 test('solver lists name the unknown solver; an empty list is an error, not the paper set', async (t) => {
-  await userError(t, ['evaluate', '--model', model, '--solvers', 'euler:0.5,foo:1'], /solver spec "foo:1": unknown solver "foo"/);
+  await userError(
+    t,
+    ['evaluate', '--model', model, '--solvers', 'euler:0.5,foo:1'],
+    /solver spec "foo:1": unknown solver "foo"/,
+  );
   await userError(t, ['evaluate', '--model', model, '--solvers', ''], /empty solver list/);
 });
 
 test('sizes are checked before anything is allocated', async (t) => {
-  await userError(t, ['train', '--dataset', 'spheres:ott2021:dim=1e9', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x4')], /dataset spec "spheres:ott2021:dim=1e9": dim=1e9 exceeds the limit of 1000000/);
-  await userError(t, ['train', '--dataset', 'spheres:ott2021:dim=100000,n=100000', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x5')], /100000 samples × 100000 values = .* exceed the limit/);
-  await userError(t, ['train', ...spheres, '--field', 'mlp:width=1000000', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x8')], /field spec "mlp:width=1000000": width must be between 1 and 16384/);
+  await userError(
+    t,
+    ['train', '--dataset', 'spheres:ott2021:dim=1e9', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x4')],
+    /dataset spec "spheres:ott2021:dim=1e9": dim=1e9 exceeds the limit of 1000000/,
+  );
+  await userError(
+    t,
+    [
+      'train',
+      '--dataset',
+      'spheres:ott2021:dim=100000,n=100000',
+      '--solver',
+      'euler:0.5',
+      '--out',
+      path.join(tmp, 'x5'),
+    ],
+    /100000 samples × 100000 values = .* exceed the limit/,
+  );
+  await userError(
+    t,
+    ['train', ...spheres, '--field', 'mlp:width=1000000', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x8')],
+    /field spec "mlp:width=1000000": width must be between 1 and 16384/,
+  );
   // Options within their own bounds can still multiply past the model size limit.
-  await userError(t, ['train', ...spheres, '--field', 'mlp:width=16384', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x9')], /field "mlp:width=16384" on input \[2\] has 268533768 parameters, more than the limit of 67108864/);
+  await userError(
+    t,
+    ['train', ...spheres, '--field', 'mlp:width=16384', '--solver', 'euler:0.5', '--out', path.join(tmp, 'x9')],
+    /field "mlp:width=16384" on input \[2\] has 268533768 parameters, more than the limit of 67108864/,
+  );
 });
 
 test('JSON data: huge labels, one class, missing classes, float32 overflow', async (t) => {
-  const train = (f: string) => ['train', '--dataset', `json:${f}`, '--solver', 'euler:0.5', '--iterations', '1', '--out', path.join(tmp, 'x6')];
+  const train = (f: string) => [
+    'train',
+    '--dataset',
+    `json:${f}`,
+    '--solver',
+    'euler:0.5',
+    '--iterations',
+    '1',
+    '--out',
+    path.join(tmp, 'x6'),
+  ];
   const huge = jsonFile('huge.json', '{"x": [[0], [1], [2], [3]], "y": [0, 1, 0, 2147483647]}');
-  await userError(t, train(huge), /huge\.json: y\[3\] is 2147483647, expected a non-negative integer label \(a class index below 10000\)/);
+  await userError(
+    t,
+    train(huge),
+    /huge\.json: y\[3\] is 2147483647, expected a non-negative integer label \(a class index below 10000\)/,
+  );
   const one = jsonFile('one.json', '{"x": [[0], [1], [2], [3], [4]], "y": [0, 0, 0, 0, 0]}');
   await userError(t, train(one), /one\.json: only class 0 is present; training needs at least 2 classes/);
   const gap = jsonFile('gap.json', '{"x": [[0], [1], [2], [3], [4]], "y": [0, 3, 0, 3, 5]}');
@@ -72,17 +133,28 @@ test('JSON data: huge labels, one class, missing classes, float32 overflow', asy
   await userError(t, train(big), /big\.json: x\[1\]\[0\] is 1e\+39, expected a finite number within the float32 range/);
 });
 
-test('evaluation data whose labels exceed the model\'s classes is an error', async (t) => {
+test("evaluation data whose labels exceed the model's classes is an error", async (t) => {
   const f = jsonFile('eval.json', '{"x": [[0, 0], [1, 1]], "y": [0, 2]}');
-  await userError(t, ['evaluate', '--model', model, '--solvers', 'rk4:0.1', '--dataset', `json:${f}:split=none`], /eval\.json:split=none: y\[1\] is 2, but the model has 2 classes \(labels 0…1\)/);
-  await userError(t, ['audit', 'fan', '--model', model, '--solver', 'rk4:0.1', '--dataset', `json:${f}:split=none`], /eval\.json:split=none: y\[1\] is 2, but the model has 2 classes/);
+  await userError(
+    t,
+    ['evaluate', '--model', model, '--solvers', 'rk4:0.1', '--dataset', `json:${f}:split=none`],
+    /eval\.json:split=none: y\[1\] is 2, but the model has 2 classes \(labels 0…1\)/,
+  );
+  await userError(
+    t,
+    ['audit', 'fan', '--model', model, '--solver', 'rk4:0.1', '--dataset', `json:${f}:split=none`],
+    /eval\.json:split=none: y\[1\] is 2, but the model has 2 classes/,
+  );
 });
 
 test('file-system mistakes name the path, not "internal error"', async (t) => {
   const file = jsonFile('plain.txt', 'x');
   // --out under a file and --out that is a file: checked before training starts (train/checkpoint.ts prepareOutDir).
   for (const [out, re] of [
-    [path.join(file, 'sub'), /^odeness: error: .*plain\.txt\/sub: .*plain\.txt is a file, so no directory can be created beneath it$/],
+    [
+      path.join(file, 'sub'),
+      /^odeness: error: .*plain\.txt\/sub: .*plain\.txt is a file, so no directory can be created beneath it$/,
+    ],
     [file, /^odeness: error: .*plain\.txt: is a file, not a directory$/],
   ] as const) {
     const r = await runCli(['train', ...spheres, '--solver', 'euler:0.5', '--iterations', '1', '--out', out], QUICK);
@@ -96,12 +168,24 @@ test('file-system mistakes name the path, not "internal error"', async (t) => {
 });
 
 test('usage errors share the prefix and exit 2', async (t) => {
-  await userError(t, ['train', ...spheres, '--solver', 'euler:0.5', '--out', path.join(tmp, 'x7'), '--stepsize', '0.1'], /unknown option '--stepsize'/, 2);
+  await userError(
+    t,
+    ['train', ...spheres, '--solver', 'euler:0.5', '--out', path.join(tmp, 'x7'), '--stepsize', '0.1'],
+    /unknown option '--stepsize'/,
+    2,
+  );
   await userError(t, ['evaluate', '--model'], /argument missing/, 2);
 });
 
 test('a closed stdout ends quietly (odeness … | head -1)', (t) => {
-  const r = spawnSync('bash', ['-c', `node ${JSON.stringify(BIN)} study plan examples/quick-spheres.yaml --json | head -c 1 >/dev/null; exit \${PIPESTATUS[0]}`], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      `node ${JSON.stringify(BIN)} study plan examples/quick-spheres.yaml --json | head -c 1 >/dev/null; exit \${PIPESTATUS[0]}`,
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
+  );
   t.is(r.stderr, '', 'no EPIPE stack trace');
   t.is(r.status, 0);
 });

@@ -22,22 +22,45 @@ const base = ['train', '--iterations', '2', '--out', path.join(tmp, 'm')];
 async function userError(t: import('ava').ExecutionContext, args: string[], culprit: RegExp) {
   const r = await runCli(args);
   t.not(r.code, 0, `expected failure for ${args.join(' ')}`);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('(run with'));
   t.regex(r.stderr, culprit);
   t.false(/\n\s+at /.test(r.stderr), `no stack trace expected:\n${r.stderr}`);
   t.true(lines.length <= 2, `expected a one-line error, got:\n${r.stderr}`);
 }
 
-test('unknown dataset is named', (t) => userError(t, [...base, '--dataset', 'circles:dim=2', '--solver', 'euler:0.5'], /circles/));
-test('unknown field is named', (t) => userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--field', 'resnet', '--solver', 'euler:0.5'], /field.*resnet/));
-test('unknown solver is named', (t) => userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'rk45:0.1'], /rk45/));
-test('non-positive step is rejected', (t) => userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:-0.5'], /euler:-0\.5/));
-test('dimension <= 0 is rejected', (t) => userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=0', '--solver', 'euler:0.5'], /dim/));
+test('unknown dataset is named', (t) =>
+  userError(t, [...base, '--dataset', 'circles:dim=2', '--solver', 'euler:0.5'], /circles/));
+test('unknown field is named', (t) =>
+  userError(
+    t,
+    [...base, '--dataset', 'spheres:dupont2019:dim=2', '--field', 'resnet', '--solver', 'euler:0.5'],
+    /field.*resnet/,
+  ));
+test('unknown solver is named', (t) =>
+  userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'rk45:0.1'], /rk45/));
+test('non-positive step is rejected', (t) =>
+  userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:-0.5'], /euler:-0\.5/));
+test('dimension <= 0 is rejected', (t) =>
+  userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=0', '--solver', 'euler:0.5'], /dim/));
 test('batch larger than the dataset is rejected', (t) =>
-  userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--batch-size', '5000'], /batch size 5000/));
-test('missing model directory is named', (t) => userError(t, ['evaluate', '--model', path.join(tmp, 'nope'), '--solvers', 'rk4:0.1'], /nope/));
-test('unknown flags are errors, not ignored', (t) => userError(t, [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--stepsize', '0.1'], /unknown option '--stepsize'/));
-test('missing required --solver is an error', (t) => userError(t, ['train', '--dataset', 'spheres:dupont2019:dim=2', '--out', tmp], /--solver/));
+  userError(
+    t,
+    [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--batch-size', '5000'],
+    /batch size 5000/,
+  ));
+test('missing model directory is named', (t) =>
+  userError(t, ['evaluate', '--model', path.join(tmp, 'nope'), '--solvers', 'rk4:0.1'], /nope/));
+test('unknown flags are errors, not ignored', (t) =>
+  userError(
+    t,
+    [...base, '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--stepsize', '0.1'],
+    /unknown option '--stepsize'/,
+  ));
+test('missing required --solver is an error', (t) =>
+  userError(t, ['train', '--dataset', 'spheres:dupont2019:dim=2', '--out', tmp], /--solver/));
 
 test('--verbose shows the stack trace', async (t) => {
   const r = await runCli(['--verbose', ...base, '--dataset', 'circles:dim=2', '--solver', 'euler:0.5']);
@@ -53,7 +76,10 @@ test('info prints backend, threads and versions', async (t) => {
   // Which one depends on what is installed here, so the check follows the installation.
   const natives = NATIVE_BINDINGS.filter(resolvable);
   if (info.backend === 'tensorflow') {
-    t.true(natives.includes(info.backendSource), `tensorflow backend from ${info.backendSource}, installed: ${natives.join(', ') || 'none'}`);
+    t.true(
+      natives.includes(info.backendSource),
+      `tensorflow backend from ${info.backendSource}, installed: ${natives.join(', ') || 'none'}`,
+    );
   } else {
     t.is(info.backend, 'wasm', `auto fell back past wasm: ${JSON.stringify(info)}`);
     t.is(info.backendSource, '@tensorflow/tfjs-backend-wasm');
@@ -82,12 +108,55 @@ test('--backend / ODENESS_BACKEND select the cpu backend', async (t) => {
 });
 
 test('--epochs and --iterations together are rejected; bad --betas name the flag', async (t) => {
-  await userError(t, ['train', '--out', path.join(tmp, 'm'), '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--epochs', '2', '--iterations', '5'], /iterations or epochs, not both/);
-  await userError(t, ['train', '--out', path.join(tmp, 'm'), '--dataset', 'spheres:dupont2019:dim=2', '--solver', 'euler:0.5', '--betas', '0.9'], /--betas/);
+  await userError(
+    t,
+    [
+      'train',
+      '--out',
+      path.join(tmp, 'm'),
+      '--dataset',
+      'spheres:dupont2019:dim=2',
+      '--solver',
+      'euler:0.5',
+      '--epochs',
+      '2',
+      '--iterations',
+      '5',
+    ],
+    /iterations or epochs, not both/,
+  );
+  await userError(
+    t,
+    [
+      'train',
+      '--out',
+      path.join(tmp, 'm'),
+      '--dataset',
+      'spheres:dupont2019:dim=2',
+      '--solver',
+      'euler:0.5',
+      '--betas',
+      '0.9',
+    ],
+    /--betas/,
+  );
 });
 
 test('--epochs trains full passes over the training set', async (t) => {
-  const r = await runCli(['train', '--out', path.join(tmp, 'ep'), '--dataset', 'spheres:dupont2019:dim=2,n=300', '--solver', 'euler:0.5', '--epochs', '2', '--batch-size', '100', '--json']);
+  const r = await runCli([
+    'train',
+    '--out',
+    path.join(tmp, 'ep'),
+    '--dataset',
+    'spheres:dupont2019:dim=2,n=300',
+    '--solver',
+    'euler:0.5',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '100',
+    '--json',
+  ]);
   t.is(r.code, 0, r.stderr);
   t.is(JSON.parse(r.stdout.trim().split('\n').at(-1)!).iterations, 6);
 });

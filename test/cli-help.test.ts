@@ -7,7 +7,18 @@ import { runCli } from './helpers/cli.js';
 // Every command's --help marks its required options and shows every default, and every command takes --json.
 
 /** Options that take a value but have no default by nature: credentials and certificates. */
-const NO_DEFAULT = new Set(['--user', '--password', '--token', '--password-file', '--token-file', '--creds', '--job-key-file', '--tls-ca', '--tls-cert', '--tls-key']);
+const NO_DEFAULT = new Set([
+  '--user',
+  '--password',
+  '--token',
+  '--password-file',
+  '--token-file',
+  '--creds',
+  '--job-key-file',
+  '--tls-ca',
+  '--tls-cert',
+  '--tls-key',
+]);
 
 function commands(cmd: Command, path: string[] = []): [string, Command][] {
   return cmd.commands.flatMap((c) => {
@@ -41,7 +52,11 @@ test('every command: required options say "(required)", every value option shows
       if (entry === '') problems.push(`${path}: ${o.flags} missing from --help`);
       else if (isRequired(o)) {
         if (!/\(required\)/.test(entry)) problems.push(`${path}: not marked required: ${entry}`);
-      } else if ((o.required || o.optional) && !NO_DEFAULT.has(o.long!) && !/default: \S|this or --\S+ is required/.test(entry)) {
+      } else if (
+        (o.required || o.optional) &&
+        !NO_DEFAULT.has(o.long!) &&
+        !/default: \S|this or --\S+ is required/.test(entry)
+      ) {
         problems.push(`${path}: no default shown: ${entry}`);
       }
       checked++;
@@ -55,7 +70,8 @@ test('the help people see: train marks --dataset/--solver/--out required and say
   const [train, worker] = await Promise.all([runCli(['train', '--help']), runCli(['worker', '--help'])]);
   t.is(train.code, 0, train.stderr);
   const flat = train.stdout.replace(/\s+/g, ' ');
-  for (const flag of ['--dataset <spec>', '--solver <spec>', '--out <dir>']) t.regex(flat, new RegExp(`${flag} .*?\\(required\\)`));
+  for (const flag of ['--dataset <spec>', '--solver <spec>', '--out <dir>'])
+    t.regex(flat, new RegExp(`${flag} .*?\\(required\\)`));
   t.regex(flat, /--lr <x> Adam learning rate \(default: 0\.001; study files default to 0\.0001/);
   t.regex(flat, /--iterations <n> training iterations \(default: 2000; study files default to 10000/);
   t.regex(worker.stdout.replace(/\s+/g, ' '), /--workers <n> .*\(default: one per core, \d+ here\)/);

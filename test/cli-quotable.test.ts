@@ -17,13 +17,35 @@ const model = (name: string) => path.join(tmp, name);
 
 /** Two tiny models (different seeds and solvers), their bundles, and one effective model. */
 test.before(async () => {
-  for (const [name, solver, seed] of [['m1', 'euler:0.5', '1'], ['m2', 'rk4:0.25', '2']] as const) {
-    const r = await cliResult(['train', ...TINY, '--solver', solver, '--seed', seed, '--iterations', '3', '--out', model(name)]);
+  for (const [name, solver, seed] of [
+    ['m1', 'euler:0.5', '1'],
+    ['m2', 'rk4:0.25', '2'],
+  ] as const) {
+    const r = await cliResult([
+      'train',
+      ...TINY,
+      '--solver',
+      solver,
+      '--seed',
+      seed,
+      '--iterations',
+      '3',
+      '--out',
+      model(name),
+    ]);
     if (r.code !== 0) throw new Error(r.err);
     const e = await cliResult(['export', '--model', model(name), '--out', model(`${name}-bundle`)]);
     if (e.code !== 0) throw new Error(e.err);
   }
-  const e = await cliResult(['export', '--model', model('m1'), '--out', model('m1-effective'), '--effective', 'euler:0.5']);
+  const e = await cliResult([
+    'export',
+    '--model',
+    model('m1'),
+    '--out',
+    model('m1-effective'),
+    '--effective',
+    'euler:0.5',
+  ]);
   if (e.code !== 0) throw new Error(e.err);
   fs.writeFileSync(model('z0.json'), '[[0.1, 0.2], [0.3, 0.4]]');
 });
@@ -40,8 +62,28 @@ test('finding 3: --t1 1e9 and 100000 on train and solve are one-line errors with
   const runs = [
     ['train', ...TINY, '--solver', 'euler:0.5', '--iterations', '5', '--t1', '1e9', '--out', model('t1a')],
     ['train', ...TINY, '--solver', 'euler:0.5', '--iterations', '5', '--t1', '100000', '--out', model('t1b')],
-    ['solve', '--field', path.join(model('m1-bundle'), 'field.onnx'), '--z0', model('z0.json'), '--solver', 'rk4:0.1', '--t1', '1e7'],
-    ['solve', '--field', path.join(model('m1-bundle'), 'field.onnx'), '--z0', model('z0.json'), '--solver', 'euler:0.5', '--t1', '1e9'],
+    [
+      'solve',
+      '--field',
+      path.join(model('m1-bundle'), 'field.onnx'),
+      '--z0',
+      model('z0.json'),
+      '--solver',
+      'rk4:0.1',
+      '--t1',
+      '1e7',
+    ],
+    [
+      'solve',
+      '--field',
+      path.join(model('m1-bundle'), 'field.onnx'),
+      '--z0',
+      model('z0.json'),
+      '--solver',
+      'euler:0.5',
+      '--t1',
+      '1e9',
+    ],
   ];
   for (const args of runs) {
     const r = await timedCli(args);
@@ -50,13 +92,34 @@ test('finding 3: --t1 1e9 and 100000 on train and solve are one-line errors with
     t.true(r.ms < startup + 5_000, `${args[0]} took ${r.ms} ms, start-up ${startup} ms`);
   }
   // The adaptation's ceiling is the same one; a training interval within it still trains.
-  oneLineError(t, await cliResult(['train', ...TINY, '--solver', 'euler:0.5', '--adapt', '--adapt-max-steps', '1000000000', '--out', model('t1c')]), /adaptation maxSteps 1000000000 exceeds the step ceiling/);
+  oneLineError(
+    t,
+    await cliResult([
+      'train',
+      ...TINY,
+      '--solver',
+      'euler:0.5',
+      '--adapt',
+      '--adapt-max-steps',
+      '1000000000',
+      '--out',
+      model('t1c'),
+    ]),
+    /adaptation maxSteps 1000000000 exceeds the step ceiling/,
+  );
 });
 
 test('finding 4: SIGINT during evaluate prints the rows finished so far (and --json marks them interrupted), exit 130', async (t) => {
   for (const json of [false, true]) {
     // Row 1 is instant; rows 2 and 3 take seconds each (40 000 field calls).
-    const p = cli(['evaluate', '--model', model('m1'), '--solvers', 'euler:0.5,rk4:0.0001,rk4:0.0001', ...(json ? ['--json'] : [])]);
+    const p = cli([
+      'evaluate',
+      '--model',
+      model('m1'),
+      '--solvers',
+      'euler:0.5,rk4:0.0001,rk4:0.0001',
+      ...(json ? ['--json'] : []),
+    ]);
     // Off a terminal progress comes as plain lines on stderr once the work has run 2 s: then row 1 is done.
     await p.waitFor(/evaluate: rk4:0\.0001 \(solver [23] of 3\) \d+\/40000/, 120_000);
     p.kill('SIGINT');
@@ -98,7 +161,12 @@ test('finding 5: rm -rf of --out mid-run stops the study with an error naming th
   fs.rmSync(out, { recursive: true, force: true });
   const code = await p.exited;
   t.is(code, 1, p.out() + p.err());
-  t.regex(p.err(), new RegExp(`${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the study output directory was removed or replaced during the run`));
+  t.regex(
+    p.err(),
+    new RegExp(
+      `${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the study output directory was removed or replaced during the run`,
+    ),
+  );
   t.notRegex(p.out(), /study: 16\/16 done/);
   t.false(fs.existsSync(out), 'the run must not recreate the directory it lost');
 });
@@ -142,25 +210,56 @@ test('finding 7: swapped, copied and misused ONNX files are refused in one line 
   fs.cpSync(model('m1-bundle'), swapped, { recursive: true });
   fs.copyFileSync(path.join(model('m2-bundle'), 'field.onnx'), path.join(swapped, 'field.onnx'));
   const field = path.join(swapped, 'field.onnx');
-  for (const args of [['evaluate', '--bundle', swapped], ['audit', 'crossing', '--bundle', swapped, '--solver', 'euler:0.5'], ['solve', '--field', field, '--z0', model('z0.json'), '--solver', 'rk4:0.1']]) {
-    oneLineError(t, await cliResult(args), new RegExp(`${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: SHA-256 \\w+… does not match`));
+  for (const args of [
+    ['evaluate', '--bundle', swapped],
+    ['audit', 'crossing', '--bundle', swapped, '--solver', 'euler:0.5'],
+    ['solve', '--field', field, '--z0', model('z0.json'), '--solver', 'rk4:0.1'],
+  ]) {
+    oneLineError(
+      t,
+      await cliResult(args),
+      new RegExp(`${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: SHA-256 \\w+… does not match`),
+    );
   }
   const copied = model('head-over-field');
   fs.cpSync(model('m1-bundle'), copied, { recursive: true });
   fs.copyFileSync(path.join(copied, 'head.onnx'), path.join(copied, 'field.onnx'));
-  oneLineError(t, await cliResult(['evaluate', '--bundle', copied]), /head-over-field\/field\.onnx: holds the bytes of head\.onnx \(a head z → logits\), not a vector field/);
+  oneLineError(
+    t,
+    await cliResult(['evaluate', '--bundle', copied]),
+    /head-over-field\/field\.onnx: holds the bytes of head\.onnx \(a head z → logits\), not a vector field/,
+  );
   // Without a manifest beside it, the file's contract tells: a head is not a field.
   fs.copyFileSync(path.join(copied, 'head.onnx'), model('lonely-head.onnx'));
-  oneLineError(t, await cliResult(['solve', '--field', model('lonely-head.onnx'), '--z0', model('z0.json'), '--solver', 'rk4:0.1']), /lonely-head\.onnx: output logits .* not a vector field/);
+  oneLineError(
+    t,
+    await cliResult(['solve', '--field', model('lonely-head.onnx'), '--z0', model('z0.json'), '--solver', 'rk4:0.1']),
+    /lonely-head\.onnx: output logits .* not a vector field/,
+  );
   // An effective model: solve and the audits refuse it, evaluate evaluates it under its own solver.
   const effective = path.join(model('m1-effective'), 'effective.onnx');
-  oneLineError(t, await cliResult(['solve', '--field', effective, '--z0', model('z0.json'), '--solver', 'euler:0.5']), /effective\.onnx: .*records it as the effective of a model, not a vector field/);
-  oneLineError(t, await cliResult(['audit', 'fan', '--bundle', model('m1-effective'), '--solver', 'euler:0.5']), /an effective model \(x → logits, euler:0\.5 unrolled\) has none/);
+  oneLineError(
+    t,
+    await cliResult(['solve', '--field', effective, '--z0', model('z0.json'), '--solver', 'euler:0.5']),
+    /effective\.onnx: .*records it as the effective of a model, not a vector field/,
+  );
+  oneLineError(
+    t,
+    await cliResult(['audit', 'fan', '--bundle', model('m1-effective'), '--solver', 'euler:0.5']),
+    /an effective model \(x → logits, euler:0\.5 unrolled\) has none/,
+  );
   const viaEffective = await cliResult(['evaluate', '--bundle', model('m1-effective'), '--json']);
   const viaBundle = await cliResult(['evaluate', '--bundle', model('m1-bundle'), '--solvers', 'euler:0.5', '--json']);
   t.is(viaEffective.code, 0, viaEffective.err);
-  t.deepEqual(JSON.parse(viaEffective.out).results.map((r: { spec: string; accuracy: number }) => [r.spec, r.accuracy]), JSON.parse(viaBundle.out).results.map((r: { spec: string; accuracy: number }) => [r.spec, r.accuracy]));
-  oneLineError(t, await cliResult(['evaluate', '--bundle', model('m1-effective'), '--solvers', 'rk4:0.1']), /evaluates under that solver only, not rk4:0\.1/);
+  t.deepEqual(
+    JSON.parse(viaEffective.out).results.map((r: { spec: string; accuracy: number }) => [r.spec, r.accuracy]),
+    JSON.parse(viaBundle.out).results.map((r: { spec: string; accuracy: number }) => [r.spec, r.accuracy]),
+  );
+  oneLineError(
+    t,
+    await cliResult(['evaluate', '--bundle', model('m1-effective'), '--solvers', 'rk4:0.1']),
+    /evaluates under that solver only, not rk4:0\.1/,
+  );
   // An older bundle (no hashes in its manifest) is accepted, with a note that its files are not verified.
   const older = model('older');
   fs.cpSync(model('m1-bundle'), older, { recursive: true });

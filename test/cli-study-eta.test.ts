@@ -28,13 +28,20 @@ test('ETA of a study run: within a third of the true time left (or half a job ne
     const eta = studyEtaMs({ pending, running, finished: k + 1, jobMsSum, slots })!;
     const truth = lastEnd - now;
     report.push(`${(eta / 1000).toFixed(2)}/${(truth / 1000).toFixed(2)}s`);
-    t.true(Math.abs(eta - truth) <= Math.max(truth / 3, mean / 2), `after ${k + 1} results: ETA ${eta} ms, true ${truth} ms`);
+    t.true(
+      Math.abs(eta - truth) <= Math.max(truth / 3, mean / 2),
+      `after ${k + 1} results: ETA ${eta} ms, true ${truth} ms`,
+    );
   });
   t.log(report.join(' '));
   // What the bar used to print at the first result: elapsed / finished × jobs left.
   const first = byEnd[0]!;
   const naive = ((first.end / 1) * (jobs.length - 1)) / (lastEnd - first.end);
   t.true(naive > 2.5, `the old estimate was ${naive.toFixed(1)}× the truth`);
-  t.is(studyEtaMs({ pending: 5, running: 0, finished: 0, jobMsSum: 0, slots }), undefined, 'no ETA before the first result');
+  t.is(
+    studyEtaMs({ pending: 5, running: 0, finished: 0, jobMsSum: 0, slots }),
+    undefined,
+    'no ETA before the first result',
+  );
   t.is(studyEtaMs({ pending: 0, running: 0, finished: 4, jobMsSum: 4000, slots }), 0);
 });

@@ -18,7 +18,7 @@ process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(os.tmpdir(), 'odeness-xdg-'));
 
 const STUDY = tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 20 });
 
-test('a study file\'s device key: CPU jobs keep their ids and carry no device; GPU jobs carry it', (t) => {
+test("a study file's device key: CPU jobs keep their ids and carry no device; GPU jobs carry it", (t) => {
   const ids = (text: string) => planSpec(parseStudy(text, 's.yaml')).jobs;
   const plain = ids(STUDY);
   const cpu = ids(`${STUDY}device: cpu\n`);
@@ -26,7 +26,10 @@ test('a study file\'s device key: CPU jobs keep their ids and carry no device; G
   t.deepEqual(cpu, plain);
   t.true(plain.every((j) => !('device' in j)));
   t.true(gpu.every((j) => j.device === 'webgpu'));
-  t.true(gpu.every((j, i) => j.id !== plain[i]!.id), 'a job for another device is another job');
+  t.true(
+    gpu.every((j, i) => j.id !== plain[i]!.id),
+    'a job for another device is another job',
+  );
   t.deepEqual(planSpec(parseStudy(STUDY, 's.yaml'), { device: 'webgpu' }).jobs, gpu, '--device is the same as the key');
   const message = /device.*expected one of cpu, webgpu, cuda/;
   t.throws(() => parseStudy(`${STUDY}device: tpu\n`, 's.yaml'), { message });

@@ -7,7 +7,9 @@ import { fieldKind } from '../src/models/fields/index.js';
 import { jobId } from '../src/study/plan.js';
 import { planStudy } from '../src/study/plan.js';
 
-const examples = readdirSync('examples').filter((f) => f.endsWith('.yaml')).map((f) => `examples/${f}`);
+const examples = readdirSync('examples')
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => `examples/${f}`);
 
 for (const file of examples) {
   for (const overrides of [{}, { iterations: 2, batchSize: 16, testPoints: 5 }]) {
@@ -24,7 +26,11 @@ for (const file of examples) {
         }
       }
       t.deepEqual(refused, []);
-      if (file.includes('spheres') || file.includes('mnist')) t.true(jobs.some((j) => j.adapt), 'the example has adaptation jobs');
+      if (file.includes('spheres') || file.includes('mnist'))
+        t.true(
+          jobs.some((j) => j.adapt),
+          'the example has adaptation jobs',
+        );
     });
   }
 }
@@ -34,10 +40,13 @@ test('a forged test solver in an adaptation job is still refused', (t) => {
   const forged = { ...job, testSolvers: ['paper', 'rk4:steps=999999999'] };
   const e = t.throws(() => checkJobBounds(forged), { instanceOf: JobRefused });
   t.regex(e!.message, /steps|ceiling|limit/i);
-  t.throws(() => checkJobBounds({ ...job, testSolvers: ['papers'] }), { instanceOf: JobRefused, message: /unknown solver "papers"/ });
+  t.throws(() => checkJobBounds({ ...job, testSolvers: ['papers'] }), {
+    instanceOf: JobRefused,
+    message: /unknown solver "papers"/,
+  });
 });
 
-test('field bounds are the field registry\'s: its largest width passes, one more is refused with the registry\'s message', (t) => {
+test("field bounds are the field registry's: its largest width passes, one more is refused with the registry's message", (t) => {
   const job = planStudy('examples/quick-spheres.yaml').jobs.find((j) => !j.adapt)!;
   const width = fieldKind('mlp').options.find((o) => o.name === 'width')!;
   t.is(width.type, 'int');
@@ -47,15 +56,24 @@ test('field bounds are the field registry\'s: its largest width passes, one more
     return { ...rest, id: jobId(rest) };
   };
   t.notThrows(() => checkJobBounds(at(`mlp:width=${max}`)));
-  t.throws(() => checkJobBounds(at(`mlp:width=${max + 1}`)), { instanceOf: JobRefused, message: new RegExp(`width must be between 1 and ${max}`) });
+  t.throws(() => checkJobBounds(at(`mlp:width=${max + 1}`)), {
+    instanceOf: JobRefused,
+    message: new RegExp(`width must be between 1 and ${max}`),
+  });
 });
 
 test('only an adaptation job may keep the "paper" keyword', (t) => {
   const job = planStudy('examples/quick-spheres.yaml').jobs.find((j) => !j.adapt)!;
-  t.throws(() => checkJobBounds({ ...job, testSolvers: ['paper'] }), { instanceOf: JobRefused, message: /only by adaptation jobs/ });
+  t.throws(() => checkJobBounds({ ...job, testSolvers: ['paper'] }), {
+    instanceOf: JobRefused,
+    message: /only by adaptation jobs/,
+  });
 });
 
 test('an onnx: field is refused without opening its path (cluster workers get no files by path)', (t) => {
   const job = planStudy('examples/quick-spheres.yaml').jobs[0]!;
-  t.throws(() => checkJobBounds({ ...job, field: 'onnx:/etc/passwd' }), { instanceOf: JobRefused, message: /onnx: fields are not run on cluster workers yet/ });
+  t.throws(() => checkJobBounds({ ...job, field: 'onnx:/etc/passwd' }), {
+    instanceOf: JobRefused,
+    message: /onnx: fields are not run on cluster workers yet/,
+  });
 });

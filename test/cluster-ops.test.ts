@@ -26,66 +26,91 @@ const alive = (pid: number) => {
   }
 };
 
-test.serial('a frozen job process (SIGSTOP) is stopped and its slot freed once its job is done elsewhere; job dirs of dead workers go before the next job', async (t) => {
-  t.timeout(120_000);
-  const deadPid = spawnSync('true').pid!;
-  const stale = join(tmpdir(), `odeness-job-${deadPid}-stale1`);
-  await withCluster(t, { workers: { args: ['--stall-timeout', '1'] } }, async ({ dir, a, b, coordinator }) => {
-    mkdirSync(stale, { recursive: true });
-    writeFileSync(join(stale, 'leftover'), 'x');
-    const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 4000 }));
-    const out = join(dir, 'out');
-    const c = coordinator(file, out, ['--ack-wait', '2']);
-    const m = await c.waitFor(/"type":"start","id":"[0-9a-f]{16}","worker":"nats\/[^/]+\/(\d+)\//);
-    const [frozenWorker, other] = Number(m[1]) === a.pid ? [a, b] : [b, a];
-    await until(() => children(frozenWorker.pid).length > 0, 10_000);
-    const frozen = children(frozenWorker.pid);
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    t.is(await c.exited, 0, c.err());
-    t.regex(resultLines(out)[0]!.worker, new RegExp(`/${other.pid}/`), 'finished by the other worker');
-    const t0 = Date.now();
-    await frozenWorker.waitFor(/finished by another run: its job process is stopped, the slot freed/, 20_000);
-    t.true(Date.now() - t0 < 20_000);
-    await until(() => frozen.every((pid) => !alive(pid)), 10_000);
-    t.false(existsSync(stale), 'the dead worker\'s job dir was removed before a job ran');
-    t.regex(a.err() + b.err(), new RegExp(`removed .*odeness-job-${deadPid}-stale1, left by a worker that no longer runs`));
-  });
-});
-
-test.serial('a bundle that cannot be written here is no job failure: the run ends with the reason, nothing recorded; with space again the same run records done', async (t) => {
-  t.timeout(120_000);
-  await withCluster(t, {}, async ({ nats, dir }) => {
-    const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 100 }));
-    const jobs = planStudy(file).jobs.map((job) => ({ job, attempt: 1 }));
-    const notADir = join(tempDir(), 'file');
-    writeFileSync(notADir, '');
-    const sink = (bundleDir: () => string, recorded: JobResult[]): JobSink => ({
-      tempBundleDir: async () => bundleDir(),
-      discard: async () => undefined,
-      started: () => undefined,
-      progress: () => undefined,
-      finished: async (r) => void recorded.push(r),
-      log: () => undefined,
+test.serial(
+  'a frozen job process (SIGSTOP) is stopped and its slot freed once its job is done elsewhere; job dirs of dead workers go before the next job',
+  async (t) => {
+    t.timeout(120_000);
+    const deadPid = spawnSync('true').pid!;
+    const stale = join(tmpdir(), `odeness-job-${deadPid}-stale1`);
+    await withCluster(t, { workers: { args: ['--stall-timeout', '1'] } }, async ({ dir, a, b, coordinator }) => {
+      mkdirSync(stale, { recursive: true });
+      writeFileSync(join(stale, 'leftover'), 'x');
+      const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 4000 }));
+      const out = join(dir, 'out');
+      const c = coordinator(file, out, ['--ack-wait', '2']);
+      const m = await c.waitFor(/"type":"start","id":"[0-9a-f]{16}","worker":"nats\/[^/]+\/(\d+)\//);
+      const [frozenWorker, other] = Number(m[1]) === a.pid ? [a, b] : [b, a];
+      await until(() => children(frozenWorker.pid).length > 0, 10_000);
+      const frozen = children(frozenWorker.pid);
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      t.is(await c.exited, 0, c.err());
+      t.regex(resultLines(out)[0]!.worker, new RegExp(`/${other.pid}/`), 'finished by the other worker');
+      const t0 = Date.now();
+      await frozenWorker.waitFor(/finished by another run: its job process is stopped, the slot freed/, 20_000);
+      t.true(Date.now() - t0 < 20_000);
+      await until(() => frozen.every((pid) => !alive(pid)), 10_000);
+      t.false(existsSync(stale), "the dead worker's job dir was removed before a job ran");
+      t.regex(
+        a.err() + b.err(),
+        new RegExp(`removed .*odeness-job-${deadPid}-stale1, left by a worker that no longer runs`),
+      );
     });
-    const failedRun: JobResult[] = [];
-    const tr = await NatsTransport.connect({ url: nats.url });
-    try {
-      // A path whose parent is a file: every write fails locally (like ENOSPC), not in the message.
-      await t.throwsAsync(tr.run(jobs, sink(() => join(notADir, 'bundle'), failedRun), new AbortController().signal), {
-        message: /^cannot write the bundle of job [0-9a-f]{16} into the output directory \(ENOTDIR.*\); the result stays in the result bucket: rerun the same command once this is fixed$/,
+  },
+);
+
+test.serial(
+  'a bundle that cannot be written here is no job failure: the run ends with the reason, nothing recorded; with space again the same run records done',
+  async (t) => {
+    t.timeout(120_000);
+    await withCluster(t, {}, async ({ nats, dir }) => {
+      const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 100 }));
+      const jobs = planStudy(file).jobs.map((job) => ({ job, attempt: 1 }));
+      const notADir = join(tempDir(), 'file');
+      writeFileSync(notADir, '');
+      const sink = (bundleDir: () => string, recorded: JobResult[]): JobSink => ({
+        tempBundleDir: async () => bundleDir(),
+        discard: async () => undefined,
+        started: () => undefined,
+        progress: () => undefined,
+        finished: async (r) => void recorded.push(r),
+        log: () => undefined,
       });
-    } finally {
-      await tr.close();
-    }
-    t.deepEqual(failedRun.filter((r) => r.status === 'failed'), [], 'no failed result recorded for a local write error');
-    const recorded: JobResult[] = [];
-    const tr2 = await NatsTransport.connect({ url: nats.url });
-    try {
-      await tr2.run(jobs.filter((p) => !failedRun.some((r) => r.id === p.job.id)), sink(() => tempDir('odeness-bundle-'), recorded), new AbortController().signal);
-    } finally {
-      await tr2.close();
-    }
-    t.deepEqual([...failedRun, ...recorded].map((r) => r.status).sort(), ['done', 'done']);
-    t.is(execFileSync('ls', [notADir]).toString().trim(), notADir);
-  });
-});
+      const failedRun: JobResult[] = [];
+      const tr = await NatsTransport.connect({ url: nats.url });
+      try {
+        // A path whose parent is a file: every write fails locally (like ENOSPC), not in the message.
+        await t.throwsAsync(
+          tr.run(
+            jobs,
+            sink(() => join(notADir, 'bundle'), failedRun),
+            new AbortController().signal,
+          ),
+          {
+            message:
+              /^cannot write the bundle of job [0-9a-f]{16} into the output directory \(ENOTDIR.*\); the result stays in the result bucket: rerun the same command once this is fixed$/,
+          },
+        );
+      } finally {
+        await tr.close();
+      }
+      t.deepEqual(
+        failedRun.filter((r) => r.status === 'failed'),
+        [],
+        'no failed result recorded for a local write error',
+      );
+      const recorded: JobResult[] = [];
+      const tr2 = await NatsTransport.connect({ url: nats.url });
+      try {
+        await tr2.run(
+          jobs.filter((p) => !failedRun.some((r) => r.id === p.job.id)),
+          sink(() => tempDir('odeness-bundle-'), recorded),
+          new AbortController().signal,
+        );
+      } finally {
+        await tr2.close();
+      }
+      t.deepEqual([...failedRun, ...recorded].map((r) => r.status).sort(), ['done', 'done']);
+      t.is(execFileSync('ls', [notADir]).toString().trim(), notADir);
+    });
+  },
+);

@@ -49,7 +49,10 @@ test('good files: data batches in order, test batch, CHW layout, scaled to [0, 1
   t.is(ds.train.n, 8);
   t.is(ds.train.x.length, 8 * 3072);
   t.deepEqual(Array.from(ds.train.y), [0, 1, 2, 3, 4, 5, 6, 7]);
-  t.deepEqual(Array.from({ length: 8 }, (_, i) => idOf(ds.train.x, i)), [0, 1, 2, 3, 4, 5, 6, 7]);
+  t.deepEqual(
+    Array.from({ length: 8 }, (_, i) => idOf(ds.train.x, i)),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
   t.is(ds.test.n, 4);
   t.deepEqual(Array.from(ds.test.y), [0, 1, 2, 3]);
   t.is(idOf(ds.test.x, 3), 103);
@@ -86,12 +89,18 @@ test('without test_batch a seeded test part is split off', (t) => {
   t.is(a.train.n, 16);
   const ids = (s: typeof a.train) => Array.from({ length: s.n }, (_, i) => idOf(s.x, i));
   const all = [...ids(a.train), ...ids(a.test)].sort((p, q) => p - q);
-  t.deepEqual(all, Array.from({ length: 20 }, (_, i) => i));
+  t.deepEqual(
+    all,
+    Array.from({ length: 20 }, (_, i) => i),
+  );
   ids(a.train).forEach((id, i) => t.is(a.train.y[i], id % 10));
   const b = loadCifar10({ dir, seed: 7 });
   t.deepEqual(ids(b.test), ids(a.test));
   const others = [8, 9, 10, 11].map((seed) => ids(loadCifar10({ dir, seed }).test).join());
-  t.true(others.some((o) => o !== ids(a.test).join()), 'the split depends on the seed');
+  t.true(
+    others.some((o) => o !== ids(a.test).join()),
+    'the split depends on the seed',
+  );
   const c = loadCifar10({ dir, seed: 7, nTest: 5, limit: 3 });
   t.is(c.test.n, 5);
   t.is(c.train.n, 3);
@@ -100,7 +109,10 @@ test('without test_batch a seeded test part is split off', (t) => {
 
 test('accepts the parent of cifar-10-batches-bin', (t) => {
   const parent = join(root, 'parent');
-  makeDir(join('parent', 'cifar-10-batches-bin'), { 'data_batch_1.bin': records(0, 2), 'test_batch.bin': records(0, 1) });
+  makeDir(join('parent', 'cifar-10-batches-bin'), {
+    'data_batch_1.bin': records(0, 2),
+    'test_batch.bin': records(0, 1),
+  });
   const ds = loadCifar10({ dir: parent, seed: 1 });
   t.is(ds.train.n, 2);
   t.is(ds.test.n, 1);
@@ -113,10 +125,15 @@ test('missing directory, no batch file, not a directory', (t) => {
   const empty = makeDir('empty', { 'test_batch.bin': records(0, 1), 'readme.txt': Buffer.from('hi') });
   t.throws(() => loadCifar10({ dir: empty, seed: 1 }), {
     instanceOf: FileFormatError,
-    message: new RegExp(`^${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no CIFAR-10 data batch found; expected at least one of data_batch_1.bin`),
+    message: new RegExp(
+      `^${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no CIFAR-10 data batch found; expected at least one of data_batch_1.bin`,
+    ),
   });
   const file = join(empty, 'readme.txt');
-  t.throws(() => loadCifar10({ dir: file, seed: 1 }), { instanceOf: FileFormatError, message: /readme\.txt: not a directory/ });
+  t.throws(() => loadCifar10({ dir: file, seed: 1 }), {
+    instanceOf: FileFormatError,
+    message: /readme\.txt: not a directory/,
+  });
 });
 
 test('truncated file names the file and the record size', (t) => {
@@ -125,7 +142,10 @@ test('truncated file names the file and the record size', (t) => {
   t.is((e as FileFormatError).file, join(dir, 'data_batch_1.bin'));
   t.regex(e!.message, /size 9119 bytes is not a positive multiple of the 3073-byte CIFAR-10 record/);
   const dir2 = makeDir('truncated-test', { 'data_batch_1.bin': records(0, 3), 'test_batch.bin': Buffer.alloc(10) });
-  t.throws(() => loadCifar10({ dir: dir2, seed: 1 }), { instanceOf: FileFormatError, message: /test_batch\.bin: size 10 bytes/ });
+  t.throws(() => loadCifar10({ dir: dir2, seed: 1 }), {
+    instanceOf: FileFormatError,
+    message: /test_batch\.bin: size 10 bytes/,
+  });
   const dir3 = makeDir('zero', { 'data_batch_1.bin': Buffer.alloc(0) });
   t.throws(() => loadCifar10({ dir: dir3, seed: 1 }), { instanceOf: FileFormatError, message: /size 0 bytes/ });
 });
@@ -137,9 +157,18 @@ test('a label above 9 is rejected with file and record', (t) => {
   // With a test batch, records beyond the limit are not read.
   writeFileSync(join(dir, 'test_batch.bin'), records(0, 1));
   t.is(loadCifar10({ dir, seed: 1, limit: 1 }).train.n, 1);
-  t.throws(() => loadCifar10({ dir, seed: 1, limit: 2 }), { instanceOf: FileFormatError, message: /record 1 has label 12/ });
-  writeFileSync(join(dir, 'test_batch.bin'), records(0, 2, () => 10));
-  t.throws(() => loadCifar10({ dir, seed: 1, limit: 1 }), { instanceOf: FileFormatError, message: /test_batch\.bin: record 0 has label 10/ });
+  t.throws(() => loadCifar10({ dir, seed: 1, limit: 2 }), {
+    instanceOf: FileFormatError,
+    message: /record 1 has label 12/,
+  });
+  writeFileSync(
+    join(dir, 'test_batch.bin'),
+    records(0, 2, () => 10),
+  );
+  t.throws(() => loadCifar10({ dir, seed: 1, limit: 1 }), {
+    instanceOf: FileFormatError,
+    message: /test_batch\.bin: record 0 has label 10/,
+  });
 });
 
 test('loadDataset("cifar10:dir=…") and option errors', async (t) => {
@@ -147,5 +176,8 @@ test('loadDataset("cifar10:dir=…") and option errors', async (t) => {
   const ds = await loadDataset(`cifar10:dir=${dir},limit=3`, 0);
   t.is(ds.train.n, 3);
   t.is(ds.spec, `cifar10:dir=${dir},limit=3`);
-  t.throws(() => loadCifar10({ dir, seed: 1, limit: 0 }), { instanceOf: SpecError, message: /limit must be a positive integer/ });
+  t.throws(() => loadCifar10({ dir, seed: 1, limit: 0 }), {
+    instanceOf: SpecError,
+    message: /limit must be a positive integer/,
+  });
 });

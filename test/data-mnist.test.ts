@@ -9,7 +9,8 @@ const ROW = 784;
 const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 const same = (a: Float32Array | Int32Array, b: Float32Array | Int32Array) => bytes(a).equals(bytes(b));
 
-const rowKey = (x: Float32Array, i: number, w: number) => Buffer.from(x.buffer, x.byteOffset + i * w * 4, w * 4).toString('base64');
+const rowKey = (x: Float32Array, i: number, w: number) =>
+  Buffer.from(x.buffer, x.byteOffset + i * w * 4, w * 4).toString('base64');
 
 test('pool: all 10 000 digits of the mnist package, 28×28 in [0, 1], labels 0–9', (t) => {
   const pool = loadMnistPool();
@@ -89,10 +90,19 @@ test('avgPool2d on known patterns', (t) => {
   const board = Float32Array.from({ length: ROW }, (_, k) => ((Math.floor(k / 28) + (k % 28)) % 2 ? 1 : 0));
   t.true(Array.from(avgPool2d(board, 1, 1, 28, 28, 2)).every((v) => v === 0.5));
   const block = new Float32Array(ROW);
-  for (const [r, c] of [[6, 8], [6, 9], [7, 8], [7, 9]]) block[r! * 28 + c!] = 1;
+  for (const [r, c] of [
+    [6, 8],
+    [6, 9],
+    [7, 8],
+    [7, 9],
+  ])
+    block[r! * 28 + c!] = 1;
   const pooled = avgPool2d(block, 1, 1, 28, 28, 2);
   t.is(pooled[3 * 14 + 4], 1);
-  t.is(pooled.reduce((a, b) => a + b, 0), 1);
+  t.is(
+    pooled.reduce((a, b) => a + b, 0),
+    1,
+  );
   t.throws(() => avgPool2d(img, 1, 1, 4, 4, 3), { instanceOf: SpecError });
 });
 
@@ -108,7 +118,12 @@ test('size=14 and size=7 are the average-pooled 28×28 images of the same split'
   const i = 17;
   const [r, c] = [6, 5];
   const base = i * ROW;
-  const manual = (ds.train.x[base + 12 * 28 + 10]! + ds.train.x[base + 12 * 28 + 11]! + ds.train.x[base + 13 * 28 + 10]! + ds.train.x[base + 13 * 28 + 11]!) / 4;
+  const manual =
+    (ds.train.x[base + 12 * 28 + 10]! +
+      ds.train.x[base + 12 * 28 + 11]! +
+      ds.train.x[base + 13 * 28 + 10]! +
+      ds.train.x[base + 13 * 28 + 11]!) /
+    4;
   t.true(Math.abs(d14.train.x[i * 196 + r * 14 + c]! - manual) < 1e-6);
   const d7 = loadMnist({ seed: 1, size: 7, nTrain: 100, nTest: 50 });
   t.deepEqual(d7.inputShape, [1, 7, 7]);
@@ -125,7 +140,10 @@ test('loadDataset("mnist:size=14,n=500,testN=100")', async (t) => {
 });
 
 test('bad sizes are rejected', (t) => {
-  t.throws(() => loadMnist({ seed: 1, size: 5 }), { instanceOf: SpecError, message: /size must be one of 28, 14, 7, 4, got 5/ });
+  t.throws(() => loadMnist({ seed: 1, size: 5 }), {
+    instanceOf: SpecError,
+    message: /size must be one of 28, 14, 7, 4, got 5/,
+  });
   t.throws(() => loadMnist({ seed: 1, nTrain: 9000, nTest: 2000 }), { instanceOf: SpecError, message: /only 10000/ });
   t.throws(() => loadMnist({ seed: 1, nTrain: 0 }), { instanceOf: SpecError });
 });

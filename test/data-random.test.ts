@@ -12,7 +12,10 @@ test('xoshiro128** core matches the reference outputs for state [1, 2, 3, 4]', (
 
 test('seeded streams are pinned (a change of PRNG or seeding is caught)', (t) => {
   const r = new Rng(42);
-  t.deepEqual(Array.from({ length: 4 }, () => r.nextUint32()), [3192602540, 2418129431, 183956585, 2917129461]);
+  t.deepEqual(
+    Array.from({ length: 4 }, () => r.nextUint32()),
+    [3192602540, 2418129431, 183956585, 2917129461],
+  );
   const s = new Rng('odeness');
   t.is(s.uniform(), 0.3645596825257956);
   t.is(s.uniform(), 0.5782314887399864);
@@ -105,8 +108,14 @@ test('shuffle permutes in place (arrays and typed arrays) and is seeded', (t) =>
   const arr = Array.from({ length: 50 }, (_, i) => i);
   const out = new Rng(3).shuffle(arr);
   t.is(out, arr);
-  t.deepEqual([...arr].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i));
-  t.notDeepEqual(arr, Array.from({ length: 50 }, (_, i) => i));
+  t.deepEqual(
+    [...arr].sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
+  t.notDeepEqual(
+    arr,
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   const typed = new Rng(3).shuffle(Int32Array.from({ length: 50 }, (_, i) => i));
   t.deepEqual(Array.from(typed), arr);
   t.deepEqual(new Rng(3).shuffle(['x']), ['x']);

@@ -4,7 +4,10 @@ import { SpecError } from '../src/errors.js';
 import { makeSpheres, Rng, sampleSpheres, shellCounts, SPHERE_PRESETS, type Split } from '../src/data/index.js';
 
 const sha = (a: Float32Array | Int32Array) =>
-  createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex').slice(0, 16);
+  createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex')
+    .slice(0, 16);
 
 function radii(split: Split, d: number): number[] {
   const out: number[] = [];
@@ -30,7 +33,10 @@ for (const d of [1, 2, 3, 10, 900]) {
     t.is(ds.classes, 2);
     t.is(ds.spec, `spheres:ott2021:dim=${d}`);
     t.is(ds.name, `spheres-ott2021-d${d}`);
-    for (const [split, n] of [[ds.train, 2000], [ds.test, 1000]] as const) {
+    for (const [split, n] of [
+      [ds.train, 2000],
+      [ds.test, 1000],
+    ] as const) {
       t.is(split.n, n);
       t.is(split.x.length, n * d);
       t.is(split.y.length, n);
@@ -145,12 +151,33 @@ test('custom shells, sizes and classes', (t) => {
 });
 
 test('invalid options are SpecErrors', (t) => {
-  t.throws(() => makeSpheres({ dim: 0, shells: 'ott2021', seed: 1 }), { instanceOf: SpecError, message: /dim must be a positive integer, got 0/ });
+  t.throws(() => makeSpheres({ dim: 0, shells: 'ott2021', seed: 1 }), {
+    instanceOf: SpecError,
+    message: /dim must be a positive integer, got 0/,
+  });
   t.throws(() => makeSpheres({ dim: 2.5, shells: 'ott2021', seed: 1 }), { instanceOf: SpecError });
-  t.throws(() => makeSpheres({ dim: 2, shells: 'ott2021', nTrain: 0, seed: 1 }), { instanceOf: SpecError, message: /training-set size/ });
-  t.throws(() => makeSpheres({ dim: 2, shells: 'nope' as 'ott2021', seed: 1 }), { instanceOf: SpecError, message: /unknown preset "nope"; expected one of ott2021, dupont2019/ });
-  t.throws(() => makeSpheres({ dim: 2, shells: [], seed: 1 }), { instanceOf: SpecError, message: /at least one shell/ });
-  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 2, rMax: 1, label: 0, share: 1 }], seed: 1 }), { instanceOf: SpecError, message: /shell 0/ });
-  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: -1, share: 1 }], seed: 1 }), { instanceOf: SpecError, message: /label/ });
-  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: 0, share: 0 }], seed: 1 }), { instanceOf: SpecError, message: /share/ });
+  t.throws(() => makeSpheres({ dim: 2, shells: 'ott2021', nTrain: 0, seed: 1 }), {
+    instanceOf: SpecError,
+    message: /training-set size/,
+  });
+  t.throws(() => makeSpheres({ dim: 2, shells: 'nope' as 'ott2021', seed: 1 }), {
+    instanceOf: SpecError,
+    message: /unknown preset "nope"; expected one of ott2021, dupont2019/,
+  });
+  t.throws(() => makeSpheres({ dim: 2, shells: [], seed: 1 }), {
+    instanceOf: SpecError,
+    message: /at least one shell/,
+  });
+  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 2, rMax: 1, label: 0, share: 1 }], seed: 1 }), {
+    instanceOf: SpecError,
+    message: /shell 0/,
+  });
+  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: -1, share: 1 }], seed: 1 }), {
+    instanceOf: SpecError,
+    message: /label/,
+  });
+  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: 0, share: 0 }], seed: 1 }), {
+    instanceOf: SpecError,
+    message: /share/,
+  });
 });

@@ -21,14 +21,24 @@ test('the Slurm script parses (bash -n), and a dry run starts `odeness worker` w
   const secrets = tempDir('odeness-secrets-');
   writeFileSync(join(secrets, 'nats-password'), 'pw');
   writeFileSync(join(secrets, 'job-key'), 'a shared secret of the cluster');
-  const env = { PATH: process.env.PATH!, HOME: secrets, ODENESS: 'echo', ODENESS_NATS_URL: 'nats://host:4222', ODENESS_SECRETS: secrets, SLURM_CPUS_PER_TASK: '16' };
+  const env = {
+    PATH: process.env.PATH!,
+    HOME: secrets,
+    ODENESS: 'echo',
+    ODENESS_NATS_URL: 'nats://host:4222',
+    ODENESS_SECRETS: secrets,
+    SLURM_CPUS_PER_TASK: '16',
+  };
   const dry = spawnSync('bash', [SBATCH], { encoding: 'utf8', env });
   t.is(dry.status, 0, dry.stderr);
   const argv = dry.stdout.trim().split('\n').at(-1)!.split(' ');
   t.deepEqual(argv.slice(0, 5), ['worker', '--nats', 'nats://host:4222', '--workers', '16']);
   t.true(argv.includes('--job-key-file') && argv.includes('--password-file'));
   const known = await workerOptions();
-  t.deepEqual(argv.filter((a) => a.startsWith('--') && !known.has(a)), []);
+  t.deepEqual(
+    argv.filter((a) => a.startsWith('--') && !known.has(a)),
+    [],
+  );
   const noUrl = spawnSync('bash', [SBATCH], { encoding: 'utf8', env: { ...env, ODENESS_NATS_URL: '' } });
   t.not(noUrl.status, 0);
   t.regex(noUrl.stderr, /ODENESS_NATS_URL/);
@@ -40,7 +50,10 @@ test('the systemd unit passes systemd-analyze verify, and its ExecStart uses opt
   const exec = /^ExecStart=(\S+) worker (.*)$/m.exec(text);
   t.truthy(exec, 'ExecStart runs `odeness worker`');
   const known = await workerOptions();
-  t.deepEqual(exec![2]!.split(/\s+/).filter((a) => a.startsWith('--') && !known.has(a)), []);
+  t.deepEqual(
+    exec![2]!.split(/\s+/).filter((a) => a.startsWith('--') && !known.has(a)),
+    [],
+  );
   // verify needs the binary to exist: this checkout's bin/odeness.js stands in for the installed one.
   const dir = tempDir('odeness-unit-');
   const unit = join(dir, 'odeness-worker.service');
@@ -53,11 +66,17 @@ test('the systemd unit passes systemd-analyze verify, and its ExecStart uses opt
 test('examples/nats/start-server.sh refuses an empty or short password before nats-server starts', (t) => {
   const base = { PATH: process.env.PATH!, ODENESS_WORKER_PASSWORD: 'worker-Pa55-word' };
   for (const pw of ['', 'short']) {
-    const r = spawnSync('bash', [SERVE, '-p', '1'], { encoding: 'utf8', env: { ...base, ODENESS_COORDINATOR_PASSWORD: pw } });
+    const r = spawnSync('bash', [SERVE, '-p', '1'], {
+      encoding: 'utf8',
+      env: { ...base, ODENESS_COORDINATOR_PASSWORD: pw },
+    });
     t.is(r.status, 2, r.stderr);
     t.regex(r.stderr, /ODENESS_COORDINATOR_PASSWORD is empty or shorter than 12 characters/);
   }
-  const unset = spawnSync('bash', [SERVE], { encoding: 'utf8', env: { PATH: process.env.PATH!, ODENESS_COORDINATOR_PASSWORD: 'coordinator-Pa55-word' } });
+  const unset = spawnSync('bash', [SERVE], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH!, ODENESS_COORDINATOR_PASSWORD: 'coordinator-Pa55-word' },
+  });
   t.is(unset.status, 2);
   t.regex(unset.stderr, /ODENESS_WORKER_PASSWORD is empty or shorter than 12 characters/);
 });

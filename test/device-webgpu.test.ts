@@ -68,7 +68,12 @@ async function lossAndGrads(model: Model, spec: SolverSpec, x: Float32Array, y: 
     for (const [name, p] of Object.entries(model.params)) {
       params[name] = new ort.Tensor('float32', Float32Array.from(p.data), [...p.shape]);
     }
-    return await s.lossAndGrads(encode(model, x, y.length), BigInt64Array.from(y, (v) => BigInt(v)), spec, params);
+    return await s.lossAndGrads(
+      encode(model, x, y.length),
+      BigInt64Array.from(y, (v) => BigInt(v)),
+      spec,
+      params,
+    );
   } finally {
     await s.release();
   }
@@ -98,7 +103,11 @@ for (const [field, shape, augment, classes] of FIELDS) {
       t.deepEqual(Object.keys(a.graphBuilds[0]!.placement!.nodes), ['CPUExecutionProvider']);
       const placed = b.graphBuilds[0]!.placement!;
       t.true(placed.nodes.WebGpuExecutionProvider! > 0, JSON.stringify(placed));
-      t.deepEqual(b.log.map((e) => e.nfeForward), a.log.map((e) => e.nfeForward), 'NFE per iteration');
+      t.deepEqual(
+        b.log.map((e) => e.nfeForward),
+        a.log.map((e) => e.nfeForward),
+        'NFE per iteration',
+      );
       b.log.forEach((e, i) => {
         t.true(close(e.loss, a.log[i]!.loss), `iteration ${e.iteration}: loss ${e.loss} vs ${a.log[i]!.loss}`);
       });

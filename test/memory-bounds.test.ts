@@ -76,7 +76,10 @@ test.serial('evaluate on a model in memory (the CLI path) agrees with the tfjs r
   for (let i = 0; i < specs.length; i++) {
     t.is(ortRows[i]!.spec, tfRows[i]!.spec);
     // float32 in both engines; summation order may flip a point on the decision boundary.
-    t.true(Math.abs(ortRows[i]!.accuracy - tfRows[i]!.accuracy) <= 2 / data.test.n, `${ortRows[i]!.spec}: ${ortRows[i]!.accuracy} vs ${tfRows[i]!.accuracy}`);
+    t.true(
+      Math.abs(ortRows[i]!.accuracy - tfRows[i]!.accuracy) <= 2 / data.test.n,
+      `${ortRows[i]!.spec}: ${ortRows[i]!.accuracy} vs ${tfRows[i]!.accuracy}`,
+    );
   }
   t.is(ortRows[0]!.nfe, tfRows[0]!.nfe);
   t.is(ortRows[1]!.nfe, tfRows[1]!.nfe);

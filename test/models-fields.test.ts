@@ -35,11 +35,32 @@ test('out-of-range sizes are one-line SpecErrors naming the option and its bound
 });
 
 test('a model too large to allocate is refused before allocation', (t) => {
-  const config = { inputShape: [900], augment: 0, stateShape: [900], classes: 10, field: parseFieldSpec('mlp:width=16384,depth=8'), t0: 0, t1: 1 };
-  t.throws(() => paramShapes(config), { instanceOf: SpecError, message: /mlp:width=16384,depth=8,act=tanh.*1[0-9]{9} parameters; at most 536870912/ });
+  const config = {
+    inputShape: [900],
+    augment: 0,
+    stateShape: [900],
+    classes: 10,
+    field: parseFieldSpec('mlp:width=16384,depth=8'),
+    t0: 0,
+    t1: 1,
+  };
+  t.throws(() => paramShapes(config), {
+    instanceOf: SpecError,
+    message: /mlp:width=16384,depth=8,act=tanh.*1[0-9]{9} parameters; at most 536870912/,
+  });
 });
 
 test('a kind on the wrong state rank is a ShapeError naming the kind', (t) => {
-  const config = { inputShape: [4], augment: 0, stateShape: [4], classes: 2, field: parseFieldSpec('conv2d'), t0: 0, t1: 1 };
-  t.throws(() => paramShapes(config), { message: /a conv2d field needs an image state \[C, H, W\], got state shape \[4\]/ });
+  const config = {
+    inputShape: [4],
+    augment: 0,
+    stateShape: [4],
+    classes: 2,
+    field: parseFieldSpec('conv2d'),
+    t0: 0,
+    t1: 1,
+  };
+  t.throws(() => paramShapes(config), {
+    message: /a conv2d field needs an image state \[C, H, W\], got state shape \[4\]/,
+  });
 });

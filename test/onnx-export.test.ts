@@ -47,7 +47,9 @@ for (const c of cases) {
       const x = Float32Array.from({ length: n * width }, () => rng.normal());
       const spec = parseSolverSpec(solver);
       const m = buildTfModel(model, false);
-      const tfLogits = tf.tidy(() => forward(m, tf.tensor2d(x, [n, width]), spec, true).logits.dataSync() as Float32Array);
+      const tfLogits = tf.tidy(
+        () => forward(m, tf.tensor2d(x, [n, width]), spec, true).logits.dataSync() as Float32Array,
+      );
       m.dispose();
       const dir = path.join(tmp, `${c.field}-${solver}`.replace(/[^a-z0-9]/gi, '_'));
       await writeBundle(model, dir, { trainSolver: solver });
@@ -70,7 +72,18 @@ for (const c of cases) {
 test('CLI round trip: train → export → evaluate --model and --bundle give the same table under 6 solvers', async (t) => {
   const model = path.join(tmp, 'cli-model');
   const bundle = path.join(tmp, 'cli-bundle');
-  const tr = await runCli(['train', '--dataset', 'spheres:dupont2019:dim=2,n=512,testN=300', '--solver', 'euler:0.5', '--iterations', '150', '--out', model, '--json']);
+  const tr = await runCli([
+    'train',
+    '--dataset',
+    'spheres:dupont2019:dim=2,n=512,testN=300',
+    '--solver',
+    'euler:0.5',
+    '--iterations',
+    '150',
+    '--out',
+    model,
+    '--json',
+  ]);
   t.is(tr.code, 0, tr.stderr);
   const ex = await runCli(['export', '--model', model, '--out', bundle]);
   t.is(ex.code, 0, ex.stderr);
@@ -83,19 +96,33 @@ test('CLI round trip: train → export → evaluate --model and --bundle give th
   const ra = JSON.parse(a.stdout).results;
   const rb = JSON.parse(b.stdout).results;
   t.is(ra.length, 7);
-  t.deepEqual(rb.map((r: { spec: string }) => r.spec), ra.map((r: { spec: string }) => r.spec));
+  t.deepEqual(
+    rb.map((r: { spec: string }) => r.spec),
+    ra.map((r: { spec: string }) => r.spec),
+  );
   for (let i = 0; i < ra.length; i++) {
-    t.true(Math.abs(ra[i].accuracy - rb[i].accuracy) <= 1 / 300 + 1e-9, `${ra[i].spec}: ${ra[i].accuracy} vs ${rb[i].accuracy}`);
+    t.true(
+      Math.abs(ra[i].accuracy - rb[i].accuracy) <= 1 / 300 + 1e-9,
+      `${ra[i].spec}: ${ra[i].accuracy} vs ${rb[i].accuracy}`,
+    );
     t.is(ra[i].nfe, rb[i].nfe, ra[i].spec);
     t.is(rb[i].steps, ra[i].steps, ra[i].spec);
     t.is(rb[i].param, ra[i].param, ra[i].spec);
   }
-  const eff = await runCli(['export', '--model', model, '--effective', 'dopri5:1e-3', '--out', path.join(tmp, 'e.onnx')]);
+  const eff = await runCli([
+    'export',
+    '--model',
+    model,
+    '--effective',
+    'dopri5:1e-3',
+    '--out',
+    path.join(tmp, 'e.onnx'),
+  ]);
   t.not(eff.code, 0);
   t.regex(eff.stderr, /fixed-step/);
 });
 
-test('odeness solve: a foreign linear field z\' = Az (MatMul graph, no t) against exp(At)', async (t) => {
+test("odeness solve: a foreign linear field z' = Az (MatMul graph, no t) against exp(At)", async (t) => {
   // A = [[-0.5, -2], [2, -0.5]]: exp(At) = e^{-t/2} [[cos 2t, -sin 2t], [sin 2t, cos 2t]]
   const g = new GraphBuilder({ name: 'linear' });
   const z = g.input('state', 'float32', ['batch', 2]);
@@ -104,9 +131,24 @@ test('odeness solve: a foreign linear field z\' = Az (MatMul graph, no t) agains
   g.output('dz', 'float32', ['batch', 2], g.op('MatMul', [z, At]));
   const file = path.join(tmp, 'linear.onnx');
   await g.save(file);
-  const z0 = [[1, 0], [0.5, -1], [0, 2]];
+  const z0 = [
+    [1, 0],
+    [0.5, -1],
+    [0, 2],
+  ];
   fs.writeFileSync(path.join(tmp, 'z0.json'), JSON.stringify(z0));
-  const r = await runCli(['solve', '--field', file, '--z0', path.join(tmp, 'z0.json'), '--solver', 'rk4:0.01', '--t1', '1.5', '--json']);
+  const r = await runCli([
+    'solve',
+    '--field',
+    file,
+    '--z0',
+    path.join(tmp, 'z0.json'),
+    '--solver',
+    'rk4:0.01',
+    '--t1',
+    '1.5',
+    '--json',
+  ]);
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   t.is(out.nfe, 600);
@@ -117,7 +159,8 @@ test('odeness solve: a foreign linear field z\' = Az (MatMul graph, no t) agains
   const [c, s] = [Math.cos(2 * T), Math.sin(2 * T)];
   z0.forEach((row, i) => {
     const exact = [e * (c * row[0]! - s * row[1]!), e * (s * row[0]! + c * row[1]!)];
-    for (let j = 0; j < 2; j++) t.true(Math.abs(out.z1[i][j] - exact[j]!) < 1e-5, `row ${i}[${j}]: ${out.z1[i][j]} vs ${exact[j]}`);
+    for (let j = 0; j < 2; j++)
+      t.true(Math.abs(out.z1[i][j] - exact[j]!) < 1e-5, `row ${i}[${j}]: ${out.z1[i][j]} vs ${exact[j]}`);
   });
   const bad = await runCli(['solve', '--field', file, '--z0', path.join(tmp, 'missing.json'), '--solver', 'rk4:0.1']);
   t.not(bad.code, 0);

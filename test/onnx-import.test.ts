@@ -497,35 +497,45 @@ for (const [label, xShape, wShape, geometry] of [
   });
 }
 
-test.serial('a study with field: onnx:… runs on the local pool; the file\'s content hash is part of every job id', async (t) => {
-  const dir = tempDir();
-  const file = path.join(dir, 'f.onnx');
-  const bytes = readFileSync(fixture('mlp-time'));
-  writeFileSync(file, bytes);
-  const study = writeStudy(
-    dir,
-    's.yaml',
-    [
-      'datasets: ["spheres:ott2021:dim=3,n=128,testN=32"]',
-      `field: onnx:${file}`,
-      'grid: [{solver: rk4, steps: [0.5]}]',
-      'iterations: 20',
-      'batchSize: 32',
-      'testSolvers: ["rk4:0.25"]',
-      '',
-    ].join('\n'),
-  );
-  const before = planStudy(study).jobs.map((j) => j.id);
-  const out = path.join(dir, 'out');
-  const r = await cliResult(['study', 'run', study, '--out', out, '--workers', '1']);
-  t.is(r.code, 0, r.err);
-  const results = readResults(out).all;
-  t.is(results.length, 1);
-  t.like(results[0], { status: 'done' });
-  t.regex(results[0]!.job.field, new RegExp(`^onnx:${file},init=keep,sha256=${createHashHex(bytes)}$`));
-  // The same path with other weights is another job.
-  const g = readOnnxField(bytes, file);
-  writeFileSync(file, withInitializers(bytes, { [g.floatInitializers[0]!]: new Float32Array(g.tensors.get(g.floatInitializers[0]!)!.data.length) }, file));
-  const after = planStudy(study).jobs.map((j) => j.id);
-  t.notDeepEqual(after, before);
-});
+test.serial(
+  "a study with field: onnx:… runs on the local pool; the file's content hash is part of every job id",
+  async (t) => {
+    const dir = tempDir();
+    const file = path.join(dir, 'f.onnx');
+    const bytes = readFileSync(fixture('mlp-time'));
+    writeFileSync(file, bytes);
+    const study = writeStudy(
+      dir,
+      's.yaml',
+      [
+        'datasets: ["spheres:ott2021:dim=3,n=128,testN=32"]',
+        `field: onnx:${file}`,
+        'grid: [{solver: rk4, steps: [0.5]}]',
+        'iterations: 20',
+        'batchSize: 32',
+        'testSolvers: ["rk4:0.25"]',
+        '',
+      ].join('\n'),
+    );
+    const before = planStudy(study).jobs.map((j) => j.id);
+    const out = path.join(dir, 'out');
+    const r = await cliResult(['study', 'run', study, '--out', out, '--workers', '1']);
+    t.is(r.code, 0, r.err);
+    const results = readResults(out).all;
+    t.is(results.length, 1);
+    t.like(results[0], { status: 'done' });
+    t.regex(results[0]!.job.field, new RegExp(`^onnx:${file},init=keep,sha256=${createHashHex(bytes)}$`));
+    // The same path with other weights is another job.
+    const g = readOnnxField(bytes, file);
+    writeFileSync(
+      file,
+      withInitializers(
+        bytes,
+        { [g.floatInitializers[0]!]: new Float32Array(g.tensors.get(g.floatInitializers[0]!)!.data.length) },
+        file,
+      ),
+    );
+    const after = planStudy(study).jobs.map((j) => j.id);
+    t.notDeepEqual(after, before);
+  },
+);

@@ -11,10 +11,23 @@ import * as ort from 'onnxruntime-node';
 import { float32Ops, float64Ops } from '../src/engines/typed.js';
 import { FileFormatError, ShapeError, SpecError } from '../src/errors.js';
 import { paramShapes } from '../src/models/params.js';
-import { augmentedShape, stateSize, type Activation, type FieldSpec, type Model, type Params } from '../src/models/types.js';
+import {
+  augmentedShape,
+  stateSize,
+  type Activation,
+  type FieldSpec,
+  type Model,
+  type Params,
+} from '../src/models/types.js';
 import { readBundle, writeBundle } from '../src/onnx/bundle.js';
 import { evaluateBundle } from '../src/onnx/evaluate.js';
-import { effectiveModelGraph, encoderGraph, fieldGraph, headGraph, solveGraph } from '../src/onnx/lower/model-graphs.js';
+import {
+  effectiveModelGraph,
+  encoderGraph,
+  fieldGraph,
+  headGraph,
+  solveGraph,
+} from '../src/onnx/lower/model-graphs.js';
 import { OnnxField, OnnxMap } from '../src/onnx/session.js';
 import { solve, solveAsync } from '../src/solvers/integrate.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
@@ -47,7 +60,8 @@ function randomData(n: number, width: number, seed: number): Float32Array {
 
 // ---------- float64 reference forward, one sample at a time ----------
 
-const act = (kind: Activation, x: number) => (kind === 'tanh' ? Math.tanh(x) : kind === 'relu' ? Math.max(0, x) : Math.log1p(Math.exp(x)));
+const act = (kind: Activation, x: number) =>
+  kind === 'tanh' ? Math.tanh(x) : kind === 'relu' ? Math.max(0, x) : Math.log1p(Math.exp(x));
 
 function dense(x: Float64Array, w: Float32Array, b: Float32Array, out: number): Float64Array {
   const y = Float64Array.from(b);
@@ -56,7 +70,16 @@ function dense(x: Float64Array, w: Float32Array, b: Float32Array, out: number): 
 }
 
 /** 2-D convolution, NCHW single sample, stride 1, 'same' padding for odd square kernels. */
-function conv2d(x: Float64Array, cin: number, H: number, W: number, w: Float32Array, b: Float32Array, cout: number, k: number): Float64Array {
+function conv2d(
+  x: Float64Array,
+  cin: number,
+  H: number,
+  W: number,
+  w: Float32Array,
+  b: Float32Array,
+  cout: number,
+  k: number,
+): Float64Array {
   const pad = (k - 1) / 2;
   const y = new Float64Array(cout * H * W);
   for (let o = 0; o < cout; o++)
@@ -105,7 +128,15 @@ function refField(model: Model, t: number, z: Float64Array): Float64Array {
   return conv2d(h, C, H, W, P['field.2.weight']!.data, P['field.2.bias']!.data, c0, 1);
 }
 
-function conv1d(x: Float64Array, cin: number, D: number, w: Float32Array, b: Float32Array, cout: number, k: number): Float64Array {
+function conv1d(
+  x: Float64Array,
+  cin: number,
+  D: number,
+  w: Float32Array,
+  b: Float32Array,
+  cout: number,
+  k: number,
+): Float64Array {
   const pad = (k - 1) / 2;
   const y = new Float64Array(cout * D);
   for (let o = 0; o < cout; o++)
@@ -128,7 +159,9 @@ function refHead(model: Model, z: Float64Array): Float64Array {
 function refEncode(model: Model, x: Float64Array): Float64Array {
   const { inputShape, augment } = model.config;
   // Vector: append zeros; image CHW: append zero channels — both are zeros at the end in row-major order.
-  const out = new Float64Array(x.length + (inputShape.length === 1 ? augment : augment * inputShape[1]! * inputShape[2]!));
+  const out = new Float64Array(
+    x.length + (inputShape.length === 1 ? augment : augment * inputShape[1]! * inputShape[2]!),
+  );
   out.set(x);
   return out;
 }
@@ -157,8 +190,14 @@ const MODELS: { name: string; model: Model }[] = [
     name: `mlp ${a}`,
     model: randomModel({ kind: 'mlp', width: 8, depth: 2, activation: a, time: false }, [2], 1, 3, 10 + i),
   })),
-  { name: 'mlp tanh time depth 1', model: randomModel({ kind: 'mlp', width: 6, depth: 1, activation: 'tanh', time: true }, [3], 0, 2, 20) },
-  { name: 'mlp softplus time', model: randomModel({ kind: 'mlp', width: 5, depth: 2, activation: 'softplus', time: true }, [2], 2, 2, 21) },
+  {
+    name: 'mlp tanh time depth 1',
+    model: randomModel({ kind: 'mlp', width: 6, depth: 1, activation: 'tanh', time: true }, [3], 0, 2, 20),
+  },
+  {
+    name: 'mlp softplus time',
+    model: randomModel({ kind: 'mlp', width: 5, depth: 2, activation: 'softplus', time: true }, [2], 2, 2, 21),
+  },
   { name: 'conv1d', model: randomModel({ kind: 'conv1d', channels: 8 }, [3], 2, 2, 30) },
   { name: 'conv2d', model: randomModel({ kind: 'conv2d', channels: 4 }, [1, 6, 6], 1, 3, 40) },
 ];
@@ -196,7 +235,8 @@ test('field and head graphs match the float64 reference forward (every field kin
     const head = await OnnxMap.load(headFile);
     const logits = (await head.run(z, B)).data;
     const wantLogits = new Float64Array(B * model.config.classes);
-    for (let i = 0; i < B; i++) wantLogits.set(refHead(model, Float64Array.from(z.subarray(i * S, (i + 1) * S))), i * model.config.classes);
+    for (let i = 0; i < B; i++)
+      wantLogits.set(refHead(model, Float64Array.from(z.subarray(i * S, (i + 1) * S))), i * model.config.classes);
     const herr = maxAbsDiff(logits, wantLogits);
     t.true(herr <= 1e-4, `${name}: head max abs error ${herr}`);
     await head.release();
@@ -212,7 +252,11 @@ test('encoder graphs zero-augment vectors and images', async (t) => {
     const x = randomData(B, width, 7);
     const got = (await enc.run(x, B)).data;
     const want = new Float64Array(B * stateSize(model.config));
-    for (let i = 0; i < B; i++) want.set(refEncode(model, Float64Array.from(x.subarray(i * width, (i + 1) * width))), i * stateSize(model.config));
+    for (let i = 0; i < B; i++)
+      want.set(
+        refEncode(model, Float64Array.from(x.subarray(i * width, (i + 1) * width))),
+        i * stateSize(model.config),
+      );
     t.is(maxAbsDiff(got, want), 0, name);
     await enc.release();
   }
@@ -222,7 +266,9 @@ const SPECS = ['euler:0.3', 'midpoint:0.3', 'rk4:0.3'].map((s) => parseSolverSpe
 
 test('effective model logits equal solving the bundle with solveAsync (euler, midpoint, rk4 with h = 0.3)', async (t) => {
   let worst = 0;
-  for (const { name, model } of MODELS.filter((m) => ['mlp tanh', 'mlp softplus time', 'conv1d', 'conv2d'].includes(m.name))) {
+  for (const { name, model } of MODELS.filter((m) =>
+    ['mlp tanh', 'mlp softplus time', 'conv1d', 'conv2d'].includes(m.name),
+  )) {
     const bundleDir = path.join(dir, `bundle-${name.replace(/ /g, '-')}`);
     await writeBundle(model, bundleDir, { trainSolver: SPECS[2], dataset: 'random', seed: 1 });
     const bundle = await readBundle(bundleDir);
@@ -230,9 +276,14 @@ test('effective model logits equal solving the bundle with solveAsync (euler, mi
     const x = randomData(B, width, 5);
     const z0 = await bundle.encode(x, B);
     for (const spec of SPECS) {
-      const r = await solveAsync(float32Ops, bundle.field.asAsyncField(B), z0, spec, { t0: bundle.manifest.t0, t1: bundle.manifest.t1 });
+      const r = await solveAsync(float32Ops, bundle.field.asAsyncField(B), z0, spec, {
+        t0: bundle.manifest.t0,
+        t1: bundle.manifest.t1,
+      });
       const viaSolve = await bundle.logits(r.z1, B);
-      const session = await ort.InferenceSession.create(effectiveModelGraph(model, spec).toBytes(), { intraOpNumThreads: 1 });
+      const session = await ort.InferenceSession.create(effectiveModelGraph(model, spec).toBytes(), {
+        intraOpNumThreads: 1,
+      });
       const out = await session.run({ x: new ort.Tensor('float32', x, [B, ...model.config.inputShape]) });
       const err = maxAbsDiff(out.logits!.data as Float32Array, viaSolve);
       t.true(err <= 1e-4, `${name} ${spec.method}: effective model vs solveAsync max abs error ${err}`);
@@ -254,30 +305,46 @@ test('float64 effective models and unrolled solves match the float64 reference s
     for (let i = 0; i < B; i++) z0.set(refEncode(model, x.subarray(i * width, (i + 1) * width)), i * S);
     const ref = solve(float64Ops, refBatchField(model, B), z0, spec, { t0: 0, t1: 1 });
 
-    const solveSession = await ort.InferenceSession.create(solveGraph(model, spec, { float: 'float64' }).toBytes(), { intraOpNumThreads: 1 });
-    const z1 = (await solveSession.run({ z: new ort.Tensor('float64', z0, [B, ...model.config.stateShape]) })).z1!.data as Float64Array;
+    const solveSession = await ort.InferenceSession.create(solveGraph(model, spec, { float: 'float64' }).toBytes(), {
+      intraOpNumThreads: 1,
+    });
+    const z1 = (await solveSession.run({ z: new ort.Tensor('float64', z0, [B, ...model.config.stateShape]) })).z1!
+      .data as Float64Array;
     t.true(maxAbsDiff(z1, ref.z1) < 1e-10, `${name}: unrolled solve error ${maxAbsDiff(z1, ref.z1)}`);
 
     const wantLogits = new Float64Array(B * model.config.classes);
-    for (let i = 0; i < B; i++) wantLogits.set(refHead(model, ref.z1.subarray(i * S, (i + 1) * S)), i * model.config.classes);
-    const eff = await ort.InferenceSession.create(effectiveModelGraph(model, spec, { float: 'float64' }).toBytes(), { intraOpNumThreads: 1 });
-    const logits = (await eff.run({ x: new ort.Tensor('float64', x, [B, ...model.config.inputShape]) })).logits!.data as Float64Array;
+    for (let i = 0; i < B; i++)
+      wantLogits.set(refHead(model, ref.z1.subarray(i * S, (i + 1) * S)), i * model.config.classes);
+    const eff = await ort.InferenceSession.create(effectiveModelGraph(model, spec, { float: 'float64' }).toBytes(), {
+      intraOpNumThreads: 1,
+    });
+    const logits = (await eff.run({ x: new ort.Tensor('float64', x, [B, ...model.config.inputShape]) })).logits!
+      .data as Float64Array;
     t.true(maxAbsDiff(logits, wantLogits) < 1e-10, `${name}: effective model error ${maxAbsDiff(logits, wantLogits)}`);
-    t.log(`${name}: unrolled ${maxAbsDiff(z1, ref.z1).toExponential(2)}, logits ${maxAbsDiff(logits, wantLogits).toExponential(2)}`);
+    t.log(
+      `${name}: unrolled ${maxAbsDiff(z1, ref.z1).toExponential(2)}, logits ${maxAbsDiff(logits, wantLogits).toExponential(2)}`,
+    );
     await solveSession.release();
     await eff.release();
   }
 });
 
 test('effective model refuses adaptive solvers with a SpecError', (t) => {
-  const e = t.throws(() => effectiveModelGraph(MODELS[0]!.model, parseSolverSpec('dopri5:1e-4')), { instanceOf: SpecError });
+  const e = t.throws(() => effectiveModelGraph(MODELS[0]!.model, parseSolverSpec('dopri5:1e-4')), {
+    instanceOf: SpecError,
+  });
   t.regex(e!.message, /fixed-step solver.*dopri5/);
 });
 
 test('bundle round trip: manifest, inferred manifest without manifest.json, evaluateBundle rows', async (t) => {
   const { model } = MODELS.find((m) => m.name === 'mlp tanh time depth 1')!;
   const bundleDir = path.join(dir, 'bundle-roundtrip');
-  const written = await writeBundle(model, bundleDir, { trainSolver: 'rk4:0.1', dataset: 'spheres', seed: 'abc', provenance: { note: 'test' } });
+  const written = await writeBundle(model, bundleDir, {
+    trainSolver: 'rk4:0.1',
+    dataset: 'spheres',
+    seed: 'abc',
+    provenance: { note: 'test' },
+  });
   t.is(written.formatVersion, 1);
   const b1 = await readBundle(bundleDir);
   t.deepEqual(b1.manifest, written);
@@ -317,7 +384,10 @@ test('bad bundles and data: errors name the file', async (t) => {
   const n = 4;
 
   // Data width does not match the encoder input.
-  const e1 = await t.throwsAsync(evaluateBundle(bundleDir, { x: new Float32Array(n * 3), y: new Int32Array(n), n }, SPECS), { instanceOf: ShapeError });
+  const e1 = await t.throwsAsync(
+    evaluateBundle(bundleDir, { x: new Float32Array(n * 3), y: new Int32Array(n), n }, SPECS),
+    { instanceOf: ShapeError },
+  );
   t.true(e1!.message.includes(path.join(bundleDir, 'encoder.onnx')), e1!.message);
   t.regex(e1!.message, /expects 2 values per sample \[2\], the data has 3/);
 
@@ -348,7 +418,10 @@ test('bad bundles and data: errors name the file', async (t) => {
   const manifest = path.join(bundleDir, 'manifest.json');
   await writeFile(manifest, JSON.stringify({ formatVersion: 1, t_1: 2, stateShape: [3], classes: 3 }));
   const e5 = await t.throwsAsync(readBundle(bundleDir), { instanceOf: FileFormatError });
-  t.is(e5!.message, `${manifest}: unknown key "t_1"; expected formatVersion, t0, t1, stateShape, classes, trainSolver, dataset, seed, files, effectiveSolver, provenance`);
+  t.is(
+    e5!.message,
+    `${manifest}: unknown key "t_1"; expected formatVersion, t0, t1, stateShape, classes, trainSolver, dataset, seed, files, effectiveSolver, provenance`,
+  );
   await writeFile(manifest, JSON.stringify({ formatVersion: 1, stateShape: [3], classes: 4 }));
   const e6 = await t.throwsAsync(readBundle(bundleDir), { instanceOf: ShapeError });
   t.true(e6!.message.includes('head.onnx') && e6!.message.includes('4'), e6!.message);
@@ -359,6 +432,9 @@ test('bad bundles and data: errors name the file', async (t) => {
   // Without an encoder, the data must match the field's state.
   await rm(manifest);
   await rm(path.join(bundleDir, 'encoder.onnx'));
-  const e8 = await t.throwsAsync(evaluateBundle(bundleDir, { x: new Float32Array(n * 2), y: new Int32Array(n), n }, SPECS), { instanceOf: ShapeError });
+  const e8 = await t.throwsAsync(
+    evaluateBundle(bundleDir, { x: new Float32Array(n * 2), y: new Int32Array(n), n }, SPECS),
+    { instanceOf: ShapeError },
+  );
   t.true(e8!.message.startsWith(path.join(bundleDir, 'field.onnx')), e8!.message);
 });

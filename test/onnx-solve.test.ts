@@ -18,9 +18,17 @@ type Dim = number | string;
 const valueInfo = (name: string, dims: Dim[] | undefined) =>
   onnx.ValueInfoProto.create({
     name,
-    type: { tensorType: { elemType: FLOAT, ...(dims ? { shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } : {}) } },
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        ...(dims
+          ? { shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } }
+          : {}),
+      },
+    },
   });
-const floatTensor = (name: string, dims: number[], values: number[]) => onnx.TensorProto.create({ name, dataType: FLOAT, dims, floatData: values });
+const floatTensor = (name: string, dims: number[], values: number[]) =>
+  onnx.TensorProto.create({ name, dataType: FLOAT, dims, floatData: values });
 
 interface ForeignField {
   /** Matrix A of z' = A z (2×2) or z' = t·A z when timeDependent. */
@@ -108,7 +116,10 @@ function expm2(A: number[][], s: number): number[][] {
   ];
 }
 
-const apply = (M: number[][], v: readonly number[]) => [M[0]![0]! * v[0]! + M[0]![1]! * v[1]!, M[1]![0]! * v[0]! + M[1]![1]! * v[1]!];
+const apply = (M: number[][], v: readonly number[]) => [
+  M[0]![0]! * v[0]! + M[0]![1]! * v[1]!,
+  M[1]![0]! * v[0]! + M[1]![1]! * v[1]!,
+];
 
 const A_COMPLEX = [
   [-0.5, 1.2],
@@ -213,24 +224,32 @@ test('a field with an undeclared output shape that differs is caught at the firs
 
 test('missing and truncated field files are FileFormatErrors naming the file', async (t) => {
   const missing = path.join(dir, 'nope', 'field.onnx');
-  const e1 = await t.throwsAsync(solveField(missing, Z0, parseSolverSpec('euler:0.5')), { instanceOf: FileFormatError });
+  const e1 = await t.throwsAsync(solveField(missing, Z0, parseSolverSpec('euler:0.5')), {
+    instanceOf: FileFormatError,
+  });
   t.is(e1!.message, `${missing}: file not found`);
 
   const bytes = foreignField({ A: A_REAL, time: 'none' });
   const truncated = path.join(dir, 'truncated.onnx');
   await writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
-  const e2 = await t.throwsAsync(solveField(truncated, Z0, parseSolverSpec('euler:0.5')), { instanceOf: FileFormatError });
+  const e2 = await t.throwsAsync(solveField(truncated, Z0, parseSolverSpec('euler:0.5')), {
+    instanceOf: FileFormatError,
+  });
   t.true(e2!.message.startsWith(`${truncated}: not a valid ONNX model`), e2!.message);
   t.false(e2!.message.includes('\n'));
 
   const garbage = path.join(dir, 'garbage.onnx');
   await writeFile(garbage, 'this is not protobuf at all');
-  const e3 = await t.throwsAsync(solveField(garbage, Z0, parseSolverSpec('euler:0.5')), { instanceOf: FileFormatError });
+  const e3 = await t.throwsAsync(solveField(garbage, Z0, parseSolverSpec('euler:0.5')), {
+    instanceOf: FileFormatError,
+  });
   t.true(e3!.message.startsWith(`${garbage}: `), e3!.message);
 });
 
 test('initial states of the wrong width are rejected, naming the file', async (t) => {
   const file = await writeField('auto-width.onnx', { A: A_REAL, time: 'none' });
-  const e = await t.throwsAsync(solveField(file, [[1, 2, 3]], parseSolverSpec('euler:0.5')), { instanceOf: ShapeError });
+  const e = await t.throwsAsync(solveField(file, [[1, 2, 3]], parseSolverSpec('euler:0.5')), {
+    instanceOf: ShapeError,
+  });
   t.true(e!.message.includes(file), e!.message);
 });

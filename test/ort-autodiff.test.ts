@@ -30,7 +30,8 @@ for (const [field, shape, augment, classes, solver] of FD_CASES) {
     try {
       const base: Record<string, Float64Array> = {};
       for (const p of g.params) base[p] = Float64Array.from(model.params[p]!.data);
-      const run = async (params: Record<string, Float64Array>) => session.run(ortFeeds(model, g.params, x, y, 'float64', params));
+      const run = async (params: Record<string, Float64Array>) =>
+        session.run(ortFeeds(model, g.params, x, y, 'float64', params));
       const r0 = await run(base);
       const lossAt = async (params: Record<string, Float64Array>) => Number((await run(params)).loss!.data[0]);
       const eps = 1e-6;
@@ -44,9 +45,16 @@ for (const [field, shape, augment, classes, solver] of FD_CASES) {
         t.true(grad instanceof Float64Array, `${p}: float64 gradient`);
         for (let i = 0; i < grad.length; i++) predicted += grad[i]! * dir[p]![i]!;
       }
-      const shifted = (s: number) => Object.fromEntries(g.params.map((p) => [p, base[p]!.map((v, i) => v + s * eps * dir[p]![i]!)])) as Record<string, Float64Array>;
+      const shifted = (s: number) =>
+        Object.fromEntries(g.params.map((p) => [p, base[p]!.map((v, i) => v + s * eps * dir[p]![i]!)])) as Record<
+          string,
+          Float64Array
+        >;
       const fd = ((await lossAt(shifted(1))) - (await lossAt(shifted(-1)))) / (2 * eps);
-      t.true(Math.abs(fd - predicted) <= 1e-6 * Math.max(1, Math.abs(fd)), `directional derivative: autodiff ${predicted}, finite differences ${fd}`);
+      t.true(
+        Math.abs(fd - predicted) <= 1e-6 * Math.max(1, Math.abs(fd)),
+        `directional derivative: autodiff ${predicted}, finite differences ${fd}`,
+      );
       // And single coordinates of every parameter (first, last, and one in the middle).
       let worst = 0;
       for (const p of g.params) {
@@ -62,7 +70,9 @@ for (const [field, shape, augment, classes, solver] of FD_CASES) {
           t.true(err <= 1e-7 + 1e-6 * Math.abs(fdi), `${p}[${i}]: autodiff ${grad[i]}, finite differences ${fdi}`);
         }
       }
-      t.log(`${g.builder.nodes.length} nodes; worst coordinate error ${worst.toExponential(1)}; directional ${Math.abs(fd - predicted).toExponential(1)}`);
+      t.log(
+        `${g.builder.nodes.length} nodes; worst coordinate error ${worst.toExponential(1)}; directional ${Math.abs(fd - predicted).toExponential(1)}`,
+      );
     } finally {
       await session.release();
     }
@@ -93,7 +103,10 @@ test('ops off the path to the loss need no rule; an unused parameter gets a zero
   b.output(grads.w!, 'float32', [2]);
   b.output(grads.u!, 'float32', [2]);
   const s = await createSession(b.toBytes());
-  const r = await s.run({ w: new ort.Tensor('float32', Float32Array.of(1.5, -2), [2]), u: new ort.Tensor('float32', Float32Array.of(1, 1), [2]) });
+  const r = await s.run({
+    w: new ort.Tensor('float32', Float32Array.of(1.5, -2), [2]),
+    u: new ort.Tensor('float32', Float32Array.of(1, 1), [2]),
+  });
   t.deepEqual(Array.from(r[grads.w!]!.data as Float32Array), [3, -4]);
   t.deepEqual(Array.from(r[grads.u!]!.data as Float32Array), [0, 0]);
   await s.release();
@@ -110,15 +123,25 @@ test('broadcasting gradients sum back to the operand shape (Add/Sub/Mul/Div, Exp
   const loss = b.op('ReduceSum', [b.op('Mul', [v, v])], { keepdims: attr.int(0) }, 'loss');
   const { grads } = appendGradients(b, loss, [a, c, d]);
   b.output('loss', 'float64', []);
-  for (const [k, s] of [['a', [3, 4]], ['c', [4]], ['d', [3, 1]]] as const) b.output(grads[k]!, 'float64', s);
+  for (const [k, s] of [
+    ['a', [3, 4]],
+    ['c', [4]],
+    ['d', [3, 1]],
+  ] as const)
+    b.output(grads[k]!, 'float64', s);
   const shapes = inferShapes(b);
   t.deepEqual(shapes.get(grads.c!)?.shape, [4]);
   t.deepEqual(shapes.get(grads.d!)?.shape, [3, 1]);
   const s = await createSession(b.toBytes());
   const normal = normalStream(9);
-  const vals = { a: Float64Array.from({ length: 12 }, normal), c: Float64Array.from({ length: 4 }, normal), d: Float64Array.from({ length: 3 }, () => 0.5 + Math.abs(normal())) };
+  const vals = {
+    a: Float64Array.from({ length: 12 }, normal),
+    c: Float64Array.from({ length: 4 }, normal),
+    d: Float64Array.from({ length: 3 }, () => 0.5 + Math.abs(normal())),
+  };
   const dims = { a: [3, 4], c: [4], d: [3, 1] };
-  const feeds = (o: typeof vals) => Object.fromEntries(Object.entries(o).map(([k, arr]) => [k, new ort.Tensor('float64', arr, dims[k as 'a'])]));
+  const feeds = (o: typeof vals) =>
+    Object.fromEntries(Object.entries(o).map(([k, arr]) => [k, new ort.Tensor('float64', arr, dims[k as 'a'])]));
   const r = await s.run(feeds(vals));
   for (const k of ['a', 'c', 'd'] as const) {
     const g = r[grads[k]!]!.data as Float64Array;
@@ -127,7 +150,8 @@ test('broadcasting gradients sum back to the operand shape (Add/Sub/Mul/Div, Exp
       const minus = { ...vals, [k]: vals[k].slice() };
       plus[k][i]! += 1e-6;
       minus[k][i]! -= 1e-6;
-      const fd = (Number((await s.run(feeds(plus))).loss!.data[0]) - Number((await s.run(feeds(minus))).loss!.data[0])) / 2e-6;
+      const fd =
+        (Number((await s.run(feeds(plus))).loss!.data[0]) - Number((await s.run(feeds(minus))).loss!.data[0])) / 2e-6;
       t.true(Math.abs(fd - g[i]!) < 1e-7, `${k}[${i}]: ${g[i]} vs ${fd}`);
     }
   }
@@ -151,7 +175,8 @@ test('chained, concatenated and per-stage gradient forms give the same gradients
   for (const k of [0, 1]) {
     for (const p of Object.keys(out[2]!)) {
       const [m, u] = [out[k]![p]!, out[2]![p]!];
-      for (let i = 0; i < m.length; i++) t.true(Math.abs(m[i]! - u[i]!) <= 1e-12 * Math.max(1, Math.abs(u[i]!)), `${p}[${i}]`);
+      for (let i = 0; i < m.length; i++)
+        t.true(Math.abs(m[i]! - u[i]!) <= 1e-12 * Math.max(1, Math.abs(u[i]!)), `${p}[${i}]`);
     }
   }
   t.true(nodes[1]! < nodes[2]!, `concat-merged ${nodes[1]} nodes, per-stage ${nodes[2]}`);
@@ -159,7 +184,15 @@ test('chained, concatenated and per-stage gradient forms give the same gradients
 
 test('ConvTranspose (and Conv) gradients of a quadratic loss equal exact central differences (float32)', async (t) => {
   for (const op of ['ConvTranspose', 'Conv'] as const) {
-    for (const [spatial, kernel, pads] of [[[5, 4], [3, 3], [1, 1, 1, 1]], [[6], [3], [0, 2]], [[4], [1], [0, 0]]] as const) {
+    for (const [spatial, kernel, pads] of [
+      [
+        [5, 4],
+        [3, 3],
+        [1, 1, 1, 1],
+      ],
+      [[6], [3], [0, 2]],
+      [[4], [1], [0, 0]],
+    ] as const) {
       const nd = spatial.length;
       const [N, Cin, Cout] = [2, 3, 4];
       const b = new GraphBuilder({ name: op });
@@ -176,8 +209,14 @@ test('ConvTranspose (and Conv) gradients of a quadratic loss equal exact central
       for (const k of ['x', 'w', 'bias']) b.output(grads[k]!, 'float32', shapes[k]!);
       const s = await createSession(b.toBytes());
       const normal = normalStream(spatial.length * 7 + kernel[0]!);
-      const vals: Record<string, Float32Array> = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, Float32Array.from({ length: sh.reduce((p, q) => p * q, 1) }, () => normal())]));
-      const feeds = (v: Record<string, Float32Array>) => Object.fromEntries(Object.entries(v).map(([k, arr]) => [k, new ort.Tensor('float32', arr, [...shapes[k]!])]));
+      const vals: Record<string, Float32Array> = Object.fromEntries(
+        Object.entries(shapes).map(([k, sh]) => [
+          k,
+          Float32Array.from({ length: sh.reduce((p, q) => p * q, 1) }, () => normal()),
+        ]),
+      );
+      const feeds = (v: Record<string, Float32Array>) =>
+        Object.fromEntries(Object.entries(v).map(([k, arr]) => [k, new ort.Tensor('float32', arr, [...shapes[k]!])]));
       const r = await s.run(feeds(vals));
       for (const k of ['x', 'w', 'bias']) {
         const g = r[grads[k]!]!.data as Float32Array;
@@ -187,8 +226,13 @@ test('ConvTranspose (and Conv) gradients of a quadratic loss equal exact central
           const minus = { ...vals, [k]: vals[k]!.slice() };
           plus[k]![i]! += eps;
           minus[k]![i]! -= eps;
-          const fd = (Number((await s.run(feeds(plus))).loss!.data[0]) - Number((await s.run(feeds(minus))).loss!.data[0])) / (2 * eps);
-          t.true(Math.abs(fd - g[i]!) <= 2e-3 * Math.max(1, Math.abs(fd)), `${op} ${nd}-d kernel ${kernel} pads ${pads}: d/d${k}[${i}] ${g[i]} vs ${fd}`);
+          const fd =
+            (Number((await s.run(feeds(plus))).loss!.data[0]) - Number((await s.run(feeds(minus))).loss!.data[0])) /
+            (2 * eps);
+          t.true(
+            Math.abs(fd - g[i]!) <= 2e-3 * Math.max(1, Math.abs(fd)),
+            `${op} ${nd}-d kernel ${kernel} pads ${pads}: d/d${k}[${i}] ${g[i]} vs ${fd}`,
+          );
         }
       }
       await s.release();

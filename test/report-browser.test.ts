@@ -29,7 +29,11 @@ test.serial('the finished report: no console messages or script errors, every fi
 test.serial('the live report of a running study loads in the browser and says it is running', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'odeness-browser-'));
   const s = syntheticStudy();
-  const r = await writeReport(buildReportModel({ results: s.results.slice(0, 4), plan: s.plan, live: { running: 2 } }), dir, { refreshSeconds: 2 });
+  const r = await writeReport(
+    buildReportModel({ results: s.results.slice(0, 4), plan: s.plan, live: { running: 2 } }),
+    dir,
+    { refreshSeconds: 2 },
+  );
   t.true(r.html.includes('<meta http-equiv="refresh" content="2">'));
   const page = await checkPage(r.htmlPath);
   t.deepEqual(page.console, []);
@@ -40,8 +44,14 @@ test.serial('the live report of a running study loads in the browser and says it
 test.serial('the check fails on a script error and on a figure without its SVG', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'odeness-browser-'));
   const bad = join(dir, 'bad.html');
-  await writeFile(bad, '<!DOCTYPE html><html><body><figure data-figure="fig-lost"><figcaption>lost</figcaption></figure><script>notDefined()</script></body></html>');
+  await writeFile(
+    bad,
+    '<!DOCTYPE html><html><body><figure data-figure="fig-lost"><figcaption>lost</figcaption></figure><script>notDefined()</script></body></html>',
+  );
   const page = await checkPage(bad);
-  t.true(page.console.some((l) => l.includes('Uncaught ReferenceError: notDefined is not defined')), page.console.join('\n'));
+  t.true(
+    page.console.some((l) => l.includes('Uncaught ReferenceError: notDefined is not defined')),
+    page.console.join('\n'),
+  );
   t.deepEqual(page.figures, [{ name: 'fig-lost', width: 0, height: 0 }]);
 });

@@ -30,7 +30,10 @@ test('a run killed with kill -9: study status and the report say it died, the pa
   // The lock of a process that is gone, as kill -9 leaves it (a clean end removes it).
   const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   const deadPid = Number(child.stdout);
-  fs.writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: deadPid, host: os.hostname(), startedAt: '2026-12-06T20:00:00.000Z' }));
+  fs.writeFileSync(
+    path.join(dir, '.lock'),
+    JSON.stringify({ pid: deadPid, host: os.hostname(), startedAt: '2026-12-06T20:00:00.000Z' }),
+  );
 
   const status = await runCli(['study', 'status', dir]);
   t.is(status.code, 0, status.stderr);
@@ -44,7 +47,10 @@ test('a run killed with kill -9: study status and the report say it died, the pa
   t.is(json.deadRun.pid, deadPid);
 
   // A lock whose process lives is a run in progress, not a dead one.
-  fs.writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: '2026-12-06T20:00:00.000Z' }));
+  fs.writeFileSync(
+    path.join(dir, '.lock'),
+    JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: '2026-12-06T20:00:00.000Z' }),
+  );
   const alive = JSON.parse((await runCli(['study', 'status', dir, '--json'])).stdout);
   t.is(alive.deadRun, undefined);
   t.is(alive.activeRun.pid, process.pid);

@@ -45,10 +45,17 @@ test('figures: accuracy vs steps per method, a tolerance figure only with two to
     t.is((html.match(/<svg/g) ?? []).length, svgs.length, 'every figure is inline too');
     const base = 'fig-spheres-dupont2019-dim-2-mlp-width-8-depth-2-act-tanh';
     t.true(svgs.includes(`${base}-euler-steps.svg`));
-    t.false(svgs.includes(`${base}-euler-tol.svg`), 'euler models met one test tolerance (dopri5:1e-6): no 1/tol figure');
+    t.false(
+      svgs.includes(`${base}-euler-tol.svg`),
+      'euler models met one test tolerance (dopri5:1e-6): no 1/tol figure',
+    );
     t.true(svgs.includes(`${base}-dopri5-tol.svg`));
     t.true(svgs.includes(`${base}-euler-fan.svg`));
-    t.is(svgs.filter((f) => f.includes('-adapt-')).length, 2, 'one trace per adaptation run that logged decisions (the 2 euler seeds)');
+    t.is(
+      svgs.filter((f) => f.includes('-adapt-')).length,
+      2,
+      'one trace per adaptation run that logged decisions (the 2 euler seeds)',
+    );
     const fan = await readFile(join(dir, 'figures', `${base}-euler-fan.svg`), 'utf8');
     t.true(fan.includes('class 0') && fan.includes('class 1'), 'one panel per class');
   } finally {
@@ -64,7 +71,10 @@ test('critical values with censoring, Table 1, audits with verdicts, rounded ste
     t.false(html.includes('critical tolerance = '));
     // Table 1 for euler: grid at 0.25 (800 NFE, 96.0 % ± 1.0) vs adaptation (1,600 ± 100 NFE).
     const euler = html.slice(html.indexOf('Trained with <code>euler</code>'));
-    const table1 = euler.slice(euler.indexOf('<table class="comparison">'), euler.indexOf('</table>', euler.indexOf('<table class="comparison">')));
+    const table1 = euler.slice(
+      euler.indexOf('<table class="comparison">'),
+      euler.indexOf('</table>', euler.indexOf('<table class="comparison">')),
+    );
     t.regex(table1, /<code>euler:0\.25<\/code>/);
     t.regex(table1, /96\.0 % ± 1\.0/);
     t.regex(table1, />800 ± 0</);
@@ -72,7 +82,10 @@ test('critical values with censoring, Table 1, audits with verdicts, rounded ste
     t.regex(table1, />1,600 ± 100</);
     t.regex(table1, /start: Hairer&#39;s initial step/);
     // Audits: proof of non-ODE behaviour on h = 0.5 only.
-    t.regex(euler, /seed 1: <span class="failtxt">NOT an ODE flow under euler:0\.5 — proof: a step folds space \(3 of 200 visited states have det ≤ 0\)<\/span>/);
+    t.regex(
+      euler,
+      /seed 1: <span class="failtxt">NOT an ODE flow under euler:0\.5 — proof: a step folds space \(3 of 200 visited states have det ≤ 0\)<\/span>/,
+    );
     t.regex(euler, /12 \/ 4,950, 12 \/ 4,950/);
     t.regex(euler, /no crossing found/);
     // A long step is rounded, its exact value in the tooltip.

@@ -21,7 +21,11 @@ test('grouping, means over seeds and counts', (t) => {
   const [euler, dopri5] = m.sections[0]!.methods;
   t.is(dopri5!.method, 'dopri5');
   t.is(euler!.method, 'euler');
-  t.deepEqual(euler!.configs.map((c) => c.trainSpec), ['euler:0.5', 'euler:0.25', 'euler:0.1'], 'largest step first');
+  t.deepEqual(
+    euler!.configs.map((c) => c.trainSpec),
+    ['euler:0.5', 'euler:0.25', 'euler:0.1'],
+    'largest step first',
+  );
   const c05 = euler!.configs[0]!;
   t.deepEqual(c05.seeds, [0, 1]);
   t.is(c05.steps, 2);
@@ -35,9 +39,18 @@ test('grouping, means over seeds and counts', (t) => {
   t.false(c05.evals.find((e) => e.spec === 'euler:steps=2')!.judges, 'the training solver itself does not judge');
   t.false(c05.evals.find((e) => e.spec === 'euler:steps=1')!.judges, 'a coarser test solver does not judge');
   // The failed dopri5 1e-4 seed leaves one seed in its configuration.
-  t.deepEqual(dopri5!.configs.map((c) => [c.trainSpec, c.seeds.length]), [['dopri5:0.01', 2], ['dopri5:0.0001', 1]]);
+  t.deepEqual(
+    dopri5!.configs.map((c) => [c.trainSpec, c.seeds.length]),
+    [
+      ['dopri5:0.01', 2],
+      ['dopri5:0.0001', 1],
+    ],
+  );
   t.is(m.jobs.length, 14);
-  t.deepEqual(m.notInPlan.map((j) => j.id), [s.foreign.id]);
+  t.deepEqual(
+    m.notInPlan.map((j) => j.id),
+    [s.foreign.id],
+  );
 });
 
 test('critical values: plain, censored above (≥), censored below (<)', (t) => {
@@ -82,7 +95,9 @@ test('adaptation results repeated by an older plan are counted once', (t) => {
   const s = syntheticStudy();
   const adapt = s.results.filter((r) => r.job.adapt && r.job.trainSolver.startsWith('euler'));
   // Older plans: one identical adaptation job per grid point (other ids, same seed and start).
-  const copies = adapt.flatMap((r) => [1, 2, 3].map((k) => done({ ...r.job, id: `${r.id.slice(0, 15)}${k}` }, r.metrics!)));
+  const copies = adapt.flatMap((r) =>
+    [1, 2, 3].map((k) => done({ ...r.job, id: `${r.id.slice(0, 15)}${k}` }, r.metrics!)),
+  );
   const m = buildReportModel({ results: [...s.results, ...copies] });
   const euler = m.sections[0]!.methods[0]!;
   t.is(euler.adaptation!.runs.length, 2);
@@ -94,9 +109,24 @@ test('audits per training configuration with the audit library verdict', (t) => 
   const s = syntheticStudy();
   const euler = buildReportModel({ results: s.results, plan: s.plan }).sections[0]!.methods[0]!;
   const [c05, , c01] = euler.configs;
-  t.deepEqual(c05!.audits.crossing!.seeds.map((x) => [x.crossings, x.folded, x.verdict.conclusion]), [[12, 3, 'not-an-ode-flow'], [12, 3, 'not-an-ode-flow']]);
-  t.deepEqual(c01!.audits.crossing!.seeds.map((x) => x.verdict.conclusion), ['no-evidence', 'no-evidence']);
-  t.deepEqual(c05!.audits.fan!.perClass.map((c) => [c.label, c.finalMean.mean]), [[0, 0.1], [1, 0.2]]);
+  t.deepEqual(
+    c05!.audits.crossing!.seeds.map((x) => [x.crossings, x.folded, x.verdict.conclusion]),
+    [
+      [12, 3, 'not-an-ode-flow'],
+      [12, 3, 'not-an-ode-flow'],
+    ],
+  );
+  t.deepEqual(
+    c01!.audits.crossing!.seeds.map((x) => x.verdict.conclusion),
+    ['no-evidence', 'no-evidence'],
+  );
+  t.deepEqual(
+    c05!.audits.fan!.perClass.map((c) => [c.label, c.finalMean.mean]),
+    [
+      [0, 0.1],
+      [1, 0.2],
+    ],
+  );
   t.deepEqual(c05!.audits.fan!.series!.times, [0, 0.5, 1]);
   t.deepEqual(c05!.audits.fan!.series!.perClass[1]!.mean, [0, 0.1, 0.2]);
 });
@@ -107,15 +137,30 @@ test('without a plan every result is analysed; a bad threshold is refused', (t) 
   t.is(m.counts.planned, undefined);
   t.is(m.notInPlan.length, 0);
   t.is(m.jobs.length, 15);
-  t.throws(() => buildReportModel({ results: s.results }, { threshold: 1 }), { message: /threshold must be a number strictly between 0 and 1/ });
+  t.throws(() => buildReportModel({ results: s.results }, { threshold: 1 }), {
+    message: /threshold must be a number strictly between 0 and 1/,
+  });
 });
 
 test('sections and methods follow the study order (its plan), not the alphabet: dim=10 after dim=2, euler before dopri5', (t) => {
   const s = syntheticStudy();
-  t.deepEqual(buildReportModel({ results: s.results, plan: s.plan }).sections[0]!.methods.map((m) => m.method), ['euler', 'dopri5']);
+  t.deepEqual(
+    buildReportModel({ results: s.results, plan: s.plan }).sections[0]!.methods.map((m) => m.method),
+    ['euler', 'dopri5'],
+  );
   const reversed = { ...s.plan, jobs: [...s.plan.jobs].reverse() };
-  t.deepEqual(buildReportModel({ results: s.results, plan: reversed }).sections[0]!.methods.map((m) => m.method), ['dopri5', 'euler']);
+  t.deepEqual(
+    buildReportModel({ results: s.results, plan: reversed }).sections[0]!.methods.map((m) => m.method),
+    ['dopri5', 'euler'],
+  );
   // Two datasets whose names sort the other way round.
-  const moved = s.results.map((r, i) => (i % 2 ? { ...r, job: { ...r.job, dataset: 'spheres:ott2021:dim=10' } } : { ...r, job: { ...r.job, dataset: 'spheres:ott2021:dim=2' } }));
-  t.deepEqual(buildReportModel({ results: moved }).sections.map((x) => x.dataset), ['spheres:ott2021:dim=2', 'spheres:ott2021:dim=10']);
+  const moved = s.results.map((r, i) =>
+    i % 2
+      ? { ...r, job: { ...r.job, dataset: 'spheres:ott2021:dim=10' } }
+      : { ...r, job: { ...r.job, dataset: 'spheres:ott2021:dim=2' } },
+  );
+  t.deepEqual(
+    buildReportModel({ results: moved }).sections.map((x) => x.dataset),
+    ['spheres:ott2021:dim=2', 'spheres:ott2021:dim=10'],
+  );
 });

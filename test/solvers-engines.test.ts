@@ -39,7 +39,10 @@ const params = {
 type ParamName = keyof typeof params;
 const Z0 = [0.5, -0.3, -0.8, 0.4, 0.1, 0.9];
 
-function mlpTyped<T extends TypedVec>(p: Record<ParamName, readonly number[]>, make: (n: number) => T): (t: number, z: T) => T {
+function mlpTyped<T extends TypedVec>(
+  p: Record<ParamName, readonly number[]>,
+  make: (n: number) => T,
+): (t: number, z: T) => T {
   return (t, z) => {
     const out = make(BATCH * D);
     for (let n = 0; n < BATCH; n++) {
@@ -58,7 +61,14 @@ const make64 = (n: number): Float64Array => new Float64Array(n);
 const make32 = (n: number): Float32Array => new Float32Array(n);
 
 function mlpTensor(p: Record<ParamName, tf.Tensor>): (t: number, z: tf.Tensor) => tf.Tensor {
-  return (t, z) => tf.add(tf.matMul(tf.tanh(tf.add(tf.add(tf.matMul(z as tf.Tensor2D, p.W1 as tf.Tensor2D), p.b1), tf.mul(p.u, t))), p.W2 as tf.Tensor2D), p.b2);
+  return (t, z) =>
+    tf.add(
+      tf.matMul(
+        tf.tanh(tf.add(tf.add(tf.matMul(z as tf.Tensor2D, p.W1 as tf.Tensor2D), p.b1), tf.mul(p.u, t))),
+        p.W2 as tf.Tensor2D,
+      ),
+      p.b2,
+    );
 }
 function tensorParams(): Record<ParamName, tf.Tensor> {
   return {
@@ -76,13 +86,18 @@ const rot32 = rotDecayField32;
 const AT = (): tf.Tensor2D => tf.tensor2d(ROT_DECAY_AT); // row z times Aᵀ
 
 /** Run a tfjs solve inside tidy and read back z1 and the stats. */
-function tensorSolve(field: (t: number, z: tf.Tensor) => tf.Tensor, z0: number[][], spec: SolverSpec): { z1: number[]; nfe: number; accepted: number } {
+function tensorSolve(
+  field: (t: number, z: tf.Tensor) => tf.Tensor,
+  z0: number[][],
+  spec: SolverSpec,
+): { z1: number[]; nfe: number; accepted: number } {
   const before = tf.memory().numTensors;
   const out = tf.tidy(() => {
     const r = solve(tensorOps, field, tf.tensor2d(z0), spec);
     return { z1: Array.from(r.z1.dataSync()), nfe: r.stats.nfe, accepted: r.stats.accepted };
   });
-  if (tf.memory().numTensors !== before) throw new Error(`tfjs solve leaked ${tf.memory().numTensors - before} tensors`);
+  if (tf.memory().numTensors !== before)
+    throw new Error(`tfjs solve leaked ${tf.memory().numTensors - before} tensors`);
   return out;
 }
 
@@ -97,7 +112,15 @@ function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 // gap between neighbouring methods or step sizes (checked below).
 const F32 = 5e-6;
 
-for (const specText of ['euler:0.1', 'midpoint:0.05', 'rk4:steps=25', 'rk4_38:0.1', 'bosh3:1e-4', 'dopri5:1e-5', 'tsit5:1e-6']) {
+for (const specText of [
+  'euler:0.1',
+  'midpoint:0.05',
+  'rk4:steps=25',
+  'rk4_38:0.1',
+  'bosh3:1e-4',
+  'dopri5:1e-5',
+  'tsit5:1e-6',
+]) {
   test(`engines agree to float32 precision: ${specText}`, (t) => {
     const spec = parseSolverSpec(specText);
     // Linear problem.
@@ -110,8 +133,12 @@ for (const specText of ['euler:0.1', 'midpoint:0.05', 'rk4:steps=25', 'rk4_38:0.
     // Adaptive solves: an error ratio within float32 round-off of 1 may be
     // accepted by one engine and rejected by another; then the two step
     // sequences differ and the results may differ by up to ~tol instead.
-    const bound = (a: number, b: number): number => (a === b ? F32 : F32 + (spec.kind === 'adaptive' ? 10 * spec.rtol : 0));
-    t.true(maxRelDiff(r32.z1, r64.z1) <= bound(r32.stats.nfe, r64.stats.nfe), `float32 vs float64: ${[...r32.z1]} vs ${[...r64.z1]}`);
+    const bound = (a: number, b: number): number =>
+      a === b ? F32 : F32 + (spec.kind === 'adaptive' ? 10 * spec.rtol : 0);
+    t.true(
+      maxRelDiff(r32.z1, r64.z1) <= bound(r32.stats.nfe, r64.stats.nfe),
+      `float32 vs float64: ${[...r32.z1]} vs ${[...r64.z1]}`,
+    );
     t.true(maxRelDiff(rt.z1, r64.z1) <= bound(rt.nfe, r64.stats.nfe), `tensor vs float64: ${rt.z1} vs ${[...r64.z1]}`);
     // MLP field on a batch of points (non-autonomous through t·u).
     const m64 = solve(float64Ops, mlpTyped(params, make64), Float64Array.from(Z0), spec);
@@ -119,8 +146,14 @@ for (const specText of ['euler:0.1', 'midpoint:0.05', 'rk4:steps=25', 'rk4_38:0.
     const p = tensorParams();
     const mt = tensorSolve(mlpTensor(p), [Z0.slice(0, 2), Z0.slice(2, 4), Z0.slice(4, 6)], spec);
     tf.dispose(Object.values(p));
-    t.true(maxRelDiff(m32.z1, m64.z1) <= bound(m32.stats.nfe, m64.stats.nfe), `MLP float32 vs float64: ${[...m32.z1]} vs ${[...m64.z1]}`);
-    t.true(maxRelDiff(mt.z1, m64.z1) <= bound(mt.nfe, m64.stats.nfe), `MLP tensor vs float64: ${mt.z1} vs ${[...m64.z1]}`);
+    t.true(
+      maxRelDiff(m32.z1, m64.z1) <= bound(m32.stats.nfe, m64.stats.nfe),
+      `MLP float32 vs float64: ${[...m32.z1]} vs ${[...m64.z1]}`,
+    );
+    t.true(
+      maxRelDiff(mt.z1, m64.z1) <= bound(mt.nfe, m64.stats.nfe),
+      `MLP tensor vs float64: ${mt.z1} vs ${[...m64.z1]}`,
+    );
     if (spec.kind === 'fixed') {
       t.is(rt.nfe, r64.stats.nfe);
       t.is(mt.nfe, m64.stats.nfe);
@@ -159,7 +192,9 @@ test('tensorOps and float64Ops implement the same vector operations', (t) => {
     const r64 = float64Ops.scaledRms(Y, 1e-3, 1e-4, [X, Y]);
     const rt = tensorOps.scaledRms(yt, 1e-3, 1e-4, [xt, yt]);
     // RMS of y_i / (atol + rtol·max(|x_i|, |y_i|)), by hand.
-    const byHand = Math.sqrt(y.map((v, i) => (v / (1e-4 + 1e-3 * Math.max(Math.abs(x[i]!), Math.abs(v)))) ** 2).reduce((a, b) => a + b, 0) / 4);
+    const byHand = Math.sqrt(
+      y.map((v, i) => (v / (1e-4 + 1e-3 * Math.max(Math.abs(x[i]!), Math.abs(v)))) ** 2).reduce((a, b) => a + b, 0) / 4,
+    );
     t.true(Math.abs(r64 - byHand) / byHand < 1e-14);
     t.true(Math.abs(rt - byHand) / byHand < 1e-6);
     for (const ops of [float64Ops, float32Ops] as VectorOps<TypedVec>[]) {
@@ -178,7 +213,9 @@ test('solveAsync with an asynchronous field gives the same result and calls as s
     const spec = parseSolverSpec(specText);
     const calls: number[] = [];
     const asyncCalls: number[] = [];
-    const sync = solve(float64Ops, (tt, z) => (calls.push(tt), rot64(tt, z)), Float64Array.of(1, 0.5), spec, { times: [0.5, 1] });
+    const sync = solve(float64Ops, (tt, z) => (calls.push(tt), rot64(tt, z)), Float64Array.of(1, 0.5), spec, {
+      times: [0.5, 1],
+    });
     const asy = await solveAsync(
       float64Ops,
       async (tt, z) => {
@@ -192,11 +229,22 @@ test('solveAsync with an asynchronous field gives the same result and calls as s
     );
     t.deepEqual(asyncCalls, calls, specText);
     t.deepEqual([...asy.z1], [...sync.z1], specText);
-    t.deepEqual(asy.zs.map((z) => [...z]), sync.zs.map((z) => [...z]));
+    t.deepEqual(
+      asy.zs.map((z) => [...z]),
+      sync.zs.map((z) => [...z]),
+    );
     t.deepEqual(asy.stats, sync.stats);
   }
   // Failures reject the promise.
-  await t.throwsAsync(solveAsync(float64Ops, async (_t, z) => Float64Array.of(z[0]! * z[0]!), Float64Array.of(2), parseSolverSpec('rk4:0.1')), { message: /NaN\/Inf/ });
+  await t.throwsAsync(
+    solveAsync(
+      float64Ops,
+      async (_t, z) => Float64Array.of(z[0]! * z[0]!),
+      Float64Array.of(2),
+      parseSolverSpec('rk4:0.1'),
+    ),
+    { message: /NaN\/Inf/ },
+  );
 });
 
 /** Central finite difference of g at x[i] (float64), step eps. */
@@ -234,7 +282,10 @@ for (const specText of ['euler:0.1', 'rk4:0.1', 'rk4_38:steps=7', 'dopri5:1e-6']
     });
     // Exact flow derivative for reference: d/dθ Σ w·z0·e^θ.
     const exact = (weights[0]! * z0[0]! + weights[1]! * z0[1]!) * Math.exp(theta0);
-    t.true(Math.abs(g - fd) <= GRAD_TOL * (1 + Math.abs(fd)), `tape ${g}, finite difference ${fd}, exact flow ${exact}`);
+    t.true(
+      Math.abs(g - fd) <= GRAD_TOL * (1 + Math.abs(fd)),
+      `tape ${g}, finite difference ${fd}, exact flow ${exact}`,
+    );
     if (specText === 'euler:0.1') {
       // The discrete gradient is not the flow's: Euler's differs visibly, so the
       // comparison really is with the discrete solve.
@@ -279,12 +330,18 @@ for (const specText of ['midpoint:0.125', 'rk4:0.1', 'bosh3:1e-5']) {
       t.is(g.length, params[n].length);
       for (let i = 0; i < g.length; i++, o++) {
         const fd = centralDiff(loss64, flat0, o, 1e-5);
-        t.true(Math.abs(g[i]! - fd) <= GRAD_TOL * (1 + Math.abs(fd)), `${n}[${i}]: tape ${g[i]}, finite difference ${fd}`);
+        t.true(
+          Math.abs(g[i]! - fd) <= GRAD_TOL * (1 + Math.abs(fd)),
+          `${n}[${i}]: tape ${g[i]}, finite difference ${fd}`,
+        );
         checked++;
       }
     }
     t.is(checked, flat0.length);
-    t.true(flat0.some((_, i) => Math.abs(centralDiff(loss64, flat0, i, 1e-5)) > 1e-2), 'all gradients tiny: the test would be vacuous');
+    t.true(
+      flat0.some((_, i) => Math.abs(centralDiff(loss64, flat0, i, 1e-5)) > 1e-2),
+      'all gradients tiny: the test would be vacuous',
+    );
     value.dispose();
     tf.dispose(Object.values(grads));
     tf.dispose(Object.values(vars));

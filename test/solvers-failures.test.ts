@@ -15,7 +15,12 @@ const rotDecay = rotDecayField;
 // z' = z², z(0) = 2: z = 1/(1/2 − t), which blows up at t = 1/2.
 const square = (_t: number, z: Float64Array): Float64Array => Float64Array.of(z[0]! * z[0]!);
 
-function run(field: (t: number, z: Float64Array) => Float64Array, z0: number[], spec: SolverSpec | string, opts = {}): { error: SolveError; calls: number } {
+function run(
+  field: (t: number, z: Float64Array) => Float64Array,
+  z0: number[],
+  spec: SolverSpec | string,
+  opts = {},
+): { error: SolveError; calls: number } {
   let calls = 0;
   const s = typeof spec === 'string' ? parseSolverSpec(spec) : spec;
   try {
@@ -29,7 +34,10 @@ function run(field: (t: number, z: Float64Array) => Float64Array, z0: number[], 
 
 test('exceeding maxSteps is a SolveError naming the budget, the time reached and the remedy', (t) => {
   const { error, calls } = run(rotDecay, [1, 0.5], 'dopri5:1e-8,maxSteps=5');
-  t.regex(error.message, /^dopri5: reached maxSteps=5 at t=\S+ before t1=1 \(rtol=1e-8, atol=1e-8\); raise maxSteps or loosen the tolerance$/);
+  t.regex(
+    error.message,
+    /^dopri5: reached maxSteps=5 at t=\S+ before t1=1 \(rtol=1e-8, atol=1e-8\); raise maxSteps or loosen the tolerance$/,
+  );
   t.true(error.message.includes(`at t=${error.t} `));
   t.true(error.t > 0 && error.t < 1);
   // Exactly the budget was spent: 2 + 6 evaluations per attempted step.
@@ -51,7 +59,12 @@ for (const [spec, from] of [
 ] as const) {
   test(`a fixed-step blow-up (${spec} on z' = z² from 2) is a SolveError naming the step`, (t) => {
     const { error, calls } = run(square, [2], spec);
-    t.regex(error.message, new RegExp(`^${spec.split(':')[0]}: state became NaN/Inf in the step from t=${from.replace('.', '\\.')}\\d* to t=`));
+    t.regex(
+      error.message,
+      new RegExp(
+        `^${spec.split(':')[0]}: state became NaN/Inf in the step from t=${from.replace('.', '\\.')}\\d* to t=`,
+      ),
+    );
     t.true(error.message.includes(`from t=${error.t} `));
     // The exact solution blows up at 0.5; the discrete one cannot overflow earlier.
     t.true(error.t >= 0.5 && error.t < 1, String(error.t));
@@ -84,15 +97,25 @@ for (const method of ADAPTIVE_METHODS) {
     // Near the singularity the step size shrinks until t + h == t; the solver
     // must stop there rather than go on stepping the state with time frozen
     // (which once cost 4 000–18 000 evaluations and then blamed maxSteps).
-    t.regex(error.message, new RegExp(`^${method}: .*(NaN/Inf|underflows).* t=${String(error.t).replace('.', '\\.')}[ ;(]`));
+    t.regex(
+      error.message,
+      new RegExp(`^${method}: .*(NaN/Inf|underflows).* t=${String(error.t).replace('.', '\\.')}[ ;(]`),
+    );
     t.notRegex(error.message, /maxSteps/);
     t.true(Math.abs(error.t - 0.5) < 0.05, `t = ${error.t}`);
     t.true(calls < 3000, `${calls} evaluations`);
   });
 
   test(`adaptive ${method}: a field that turns NaN after t = 0.5 is a SolveError just before 0.5`, (t) => {
-    const { error, calls } = run((tt, z) => (tt <= 0.5 ? Float64Array.of(z[0]!) : Float64Array.of(NaN)), [1], `${method}:1e-6`);
-    t.regex(error.message, new RegExp(`^${method}: state became NaN/Inf near t=${String(error.t).replace('.', '\\.')}$`));
+    const { error, calls } = run(
+      (tt, z) => (tt <= 0.5 ? Float64Array.of(z[0]!) : Float64Array.of(NaN)),
+      [1],
+      `${method}:1e-6`,
+    );
+    t.regex(
+      error.message,
+      new RegExp(`^${method}: state became NaN/Inf near t=${String(error.t).replace('.', '\\.')}$`),
+    );
     t.true(error.t <= 0.5 && error.t > 0.5 - 1e-9, `t = ${error.t}`);
     t.true(calls < 1000, `${calls} evaluations`);
   });
@@ -112,14 +135,23 @@ for (const method of ADAPTIVE_METHODS) {
 
 test('a rejected step at minStep is a SolveError naming minStep and the time', (t) => {
   const { error } = run(square, [2], 'dopri5:1e-6,minStep=0.01');
-  t.regex(error.message, /^dopri5: a step of minStep=0\.01 was rejected at t=\S+ \(error ratio [\d.e+-]+\); the solution may blow up here$/);
+  t.regex(
+    error.message,
+    /^dopri5: a step of minStep=0\.01 was rejected at t=\S+ \(error ratio [\d.e+-]+\); the solution may blow up here$/,
+  );
   t.true(error.message.includes(`at t=${error.t} `));
   t.true(error.t > 0.3 && error.t < 0.5, String(error.t));
 });
 
 test('fixed grid: h = 0.1 over [0, 1] takes exactly 10 steps; h = 0.3 ends with a step of 0.1', (t) => {
   const times: number[] = [];
-  const r = solve(float64Ops, (tt, z) => (times.push(tt), rotDecay(tt, z)), Float64Array.of(1, 0.5), parseSolverSpec('euler:0.1'), { record: true });
+  const r = solve(
+    float64Ops,
+    (tt, z) => (times.push(tt), rotDecay(tt, z)),
+    Float64Array.of(1, 0.5),
+    parseSolverSpec('euler:0.1'),
+    { record: true },
+  );
   t.is(r.stats.accepted, 10);
   t.is(times.length, 10);
   t.is(r.trajectory!.t.length, 11);
@@ -127,7 +159,10 @@ test('fixed grid: h = 0.1 over [0, 1] takes exactly 10 steps; h = 0.3 ends with 
   const s = solve(float64Ops, rotDecay, Float64Array.of(1, 0.5), parseSolverSpec('midpoint:0.3'), { record: true });
   const tt = s.trajectory!.t;
   t.is(s.stats.accepted, 4);
-  t.deepEqual(tt.map((v) => Math.round(v * 1e12) / 1e12), [0, 0.3, 0.6, 0.9, 1]);
+  t.deepEqual(
+    tt.map((v) => Math.round(v * 1e12) / 1e12),
+    [0, 0.3, 0.6, 0.9, 1],
+  );
   t.is(tt[4], 1);
   t.true(Math.abs(tt[4]! - tt[3]! - 0.1) < 1e-12);
   // The short last step is really integrated with h = 0.1: compare with a
@@ -150,9 +185,18 @@ test('solveAsync stops at the next field call once its signal aborts (a cancelle
       if (++calls === 10) ac.abort(new Error('stop here'));
       return Float64Array.from(z, (v) => -v);
     };
-    await t.throwsAsync(solveAsync(float64Ops, field, Float64Array.of(1, 2), parseSolverSpec(spec), { signal: ac.signal }), { message: 'stop here' });
+    await t.throwsAsync(
+      solveAsync(float64Ops, field, Float64Array.of(1, 2), parseSolverSpec(spec), { signal: ac.signal }),
+      { message: 'stop here' },
+    );
     t.is(calls, 10, `${spec}: no field call after the abort`);
   }
-  const whole = await solveAsync(float64Ops, async (_t: number, z: Float64Array) => Float64Array.from(z, (v) => -v), Float64Array.of(1), parseSolverSpec('rk4:steps=10'), { signal: new AbortController().signal });
+  const whole = await solveAsync(
+    float64Ops,
+    async (_t: number, z: Float64Array) => Float64Array.from(z, (v) => -v),
+    Float64Array.of(1),
+    parseSolverSpec('rk4:steps=10'),
+    { signal: new AbortController().signal },
+  );
   t.true(Math.abs(whole.z1[0]! - Math.exp(-1)) < 1e-6, 'a signal that never aborts changes nothing');
 });

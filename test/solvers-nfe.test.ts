@@ -21,7 +21,12 @@ interface Counted {
   calls: { t: number; z: Float64Array }[];
 }
 
-function counted(field: (t: number, z: Float64Array) => Float64Array, z0: Float64Array, spec: SolverSpec, opts: SolveOptions = {}): Counted {
+function counted(
+  field: (t: number, z: Float64Array) => Float64Array,
+  z0: Float64Array,
+  spec: SolverSpec,
+  opts: SolveOptions = {},
+): Counted {
   const calls: { t: number; z: Float64Array }[] = [];
   const r = solve(float64Ops, (t, z) => (calls.push({ t, z: Float64Array.from(z) }), field(t, z)), z0, spec, opts);
   return { r, calls };
@@ -45,7 +50,9 @@ for (const [method, s] of Object.entries(STAGES)) {
       t.is(r.stats.rejected, 0, spec);
     }
     // Output times are interpolated: they add no evaluations.
-    const { r, calls } = counted(rotDecay, Float64Array.of(1, 0.5), parseSolverSpec(`${method}:0.1`), { times: [0.05, 0.33, 0.5, 1] });
+    const { r, calls } = counted(rotDecay, Float64Array.of(1, 0.5), parseSolverSpec(`${method}:0.1`), {
+      times: [0.05, 0.33, 0.5, 1],
+    });
     t.is(calls.length, 10 * s);
     t.is(r.stats.nfe, calls.length);
   });
@@ -103,7 +110,11 @@ for (const method of ADAPTIVE_METHODS) {
       const { r, calls } = counted(cosGrowth, Float64Array.of(1.5), spec, opts);
       const what = `${JSON.stringify(spec)} ${JSON.stringify(opts)}`;
       t.is(r.stats.nfe, calls.length, what);
-      t.is(calls.length, expectedAdaptiveNfe(method, r.stats.accepted, r.stats.rejected, spec.firstStep !== undefined), what);
+      t.is(
+        calls.length,
+        expectedAdaptiveNfe(method, r.stats.accepted, r.stats.rejected, spec.firstStep !== undefined),
+        what,
+      );
       // The first evaluation is f(t0, z0).
       t.is(calls[0]!.t, opts.t0 ?? 0);
       t.deepEqual([...calls[0]!.z], [1.5]);
@@ -114,7 +125,9 @@ for (const method of ADAPTIVE_METHODS) {
 }
 
 test('FSAL reuse: the first stage of each step is the last stage of the previous accepted one', (t) => {
-  const { r, calls } = counted(rotDecay, Float64Array.of(1, 0.5), parseSolverSpec('dopri5:1e-6,firstStep=0.05'), { record: true });
+  const { r, calls } = counted(rotDecay, Float64Array.of(1, 0.5), parseSolverSpec('dopri5:1e-6,firstStep=0.05'), {
+    record: true,
+  });
   t.is(r.stats.rejected, 0);
   // Calls: f(t0), then 6 per step whose last one is at the step's end point.
   const traj = r.trajectory!;

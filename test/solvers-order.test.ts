@@ -10,8 +10,6 @@ import type { FixedSolverSpec } from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, FIXED_METHODS, getTableau } from '../src/solvers/tableau.js';
 import { ROT_DECAY_Z0, rotDecay, rotDecayField, type Problem } from './helpers/problems.js';
 
-
-
 // z' = z², z(0) = 1/2: z = 1/(2 − t) (nonlinear, blows up at t = 2).
 const riccati: Problem = {
   name: 'riccati',
@@ -91,7 +89,10 @@ for (const problem of [rotDecay, riccati, cosGrowth]) {
   for (const [method, expected] of Object.entries(EXPECTED_FIXED)) {
     test(`fixed ${method} converges with order ${expected} on ${problem.name}`, (t) => {
       const { order, errors } = observedOrder(problem, method, STEPS_BY_ORDER[expected]!);
-      t.true(Math.abs(order - expected) <= 0.2, `observed order ${order.toFixed(3)}, expected ${expected}; errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+      t.true(
+        Math.abs(order - expected) <= 0.2,
+        `observed order ${order.toFixed(3)}, expected ${expected}; errors ${errors.map((e) => e.toExponential(2)).join(', ')}`,
+      );
       // The errors must actually be small at the finest step, not just scale.
       t.true(errors[errors.length - 1]! < 1e-2, `finest error ${errors[errors.length - 1]}`);
     });
@@ -119,7 +120,10 @@ for (const method of ADAPTIVE_METHODS) {
     test(`adaptive tableau ${method}: propagated solution has order ${p} on ${problem.name}`, (t) => {
       const { order, errors } = observedOrder(problem, method, STEPS_BY_ORDER[p]!);
       const tol = p === 5 ? 0.35 : 0.2;
-      t.true(Math.abs(order - p) <= tol, `observed order ${order.toFixed(3)}, expected ${p}; errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+      t.true(
+        Math.abs(order - p) <= tol,
+        `observed order ${order.toFixed(3)}, expected ${p}; errors ${errors.map((e) => e.toExponential(2)).join(', ')}`,
+      );
     });
   }
 }
@@ -129,7 +133,13 @@ for (const method of ADAPTIVE_METHODS) {
  * the tableau data with an independent RK stage loop. For an order-p pair
  * whose embedded solution has order p − 1 it is O(h^p).
  */
-function errorEstimate(method: string, f: (t: number, z: number[]) => number[], t0: number, z0: readonly number[], h: number): number {
+function errorEstimate(
+  method: string,
+  f: (t: number, z: number[]) => number[],
+  t0: number,
+  z0: readonly number[],
+  h: number,
+): number {
   const tab = getTableau(method);
   const k: number[][] = [f(t0, [...z0])];
   for (let i = 1; i < tab.c.length; i++) {
@@ -151,7 +161,10 @@ for (const method of ADAPTIVE_METHODS) {
     for (const [name, f, z0] of problems) {
       const est = hs.map((h) => errorEstimate(method, f, 0, z0, h));
       const order = slope(hs.map(Math.log), est.map(Math.log));
-      t.true(Math.abs(order - tab.order) <= 0.2, `${name}: estimate order ${order.toFixed(3)}, expected ${tab.order}; ${est.map((e) => e.toExponential(2)).join(', ')}`);
+      t.true(
+        Math.abs(order - tab.order) <= 0.2,
+        `${name}: estimate order ${order.toFixed(3)}, expected ${tab.order}; ${est.map((e) => e.toExponential(2)).join(', ')}`,
+      );
     }
   });
 }
@@ -159,5 +172,8 @@ for (const method of ADAPTIVE_METHODS) {
 test('FSAL is derived for exactly bosh3, dopri5 and tsit5', (t) => {
   const fsal = ADAPTIVE_METHODS.filter((m) => getTableau(m).fsal).sort();
   t.deepEqual(fsal, ['bosh3', 'dopri5', 'tsit5']);
-  t.deepEqual(FIXED_METHODS.filter((m) => getTableau(m).fsal), []);
+  t.deepEqual(
+    FIXED_METHODS.filter((m) => getTableau(m).fsal),
+    [],
+  );
 });

@@ -5,7 +5,17 @@
 import test from 'ava';
 import { SpecError } from '../src/errors.js';
 import { fixedGrid } from '../src/solvers/integrate.js';
-import { DEFAULT_MAX_STEPS, DEFAULT_SOLVER_LIMITS, fixedStepCount, formatSolverSpec, parseSolverList, parseSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
+import {
+  DEFAULT_MAX_STEPS,
+  DEFAULT_SOLVER_LIMITS,
+  fixedStepCount,
+  formatSolverSpec,
+  parseSolverList,
+  parseSolverSpec,
+  solverParam,
+  type FixedSolverSpec,
+  type SolverSpec,
+} from '../src/solvers/spec.js';
 import { ADAPTIVE_METHODS, FIXED_METHODS, getTableau, METHODS } from '../src/solvers/tableau.js';
 
 test('the method registry: 5 fixed and 5 adaptive methods', (t) => {
@@ -14,7 +24,10 @@ test('the method registry: 5 fixed and 5 adaptive methods', (t) => {
   t.deepEqual([...METHODS], [...FIXED_METHODS, ...ADAPTIVE_METHODS]);
   for (const m of FIXED_METHODS) t.false(getTableau(m).adaptive, m);
   for (const m of ADAPTIVE_METHODS) t.true(getTableau(m).adaptive, m);
-  t.throws(() => getTableau('rk45'), { instanceOf: SpecError, message: /unknown solver "rk45"; expected one of euler, .*tsit5/ });
+  t.throws(() => getTableau('rk45'), {
+    instanceOf: SpecError,
+    message: /unknown solver "rk45"; expected one of euler, .*tsit5/,
+  });
   t.true(Object.isFrozen(getTableau('dopri5')) && Object.isFrozen(getTableau('dopri5').a[3]));
 });
 
@@ -32,8 +45,14 @@ const ACCEPTED: [string, SolverSpec][] = [
   // tol is the default for whichever of rtol/atol is not given.
   ['bosh3:1e-3,atol=1e-6', { kind: 'adaptive', method: 'bosh3', rtol: 1e-3, atol: 1e-6 }],
   ['fehlberg2:tol=1e-3,rtol=1e-4', { kind: 'adaptive', method: 'fehlberg2', rtol: 1e-4, atol: 1e-3 }],
-  ['adaptive_heun:1e-3,maxSteps=500', { kind: 'adaptive', method: 'adaptive_heun', rtol: 1e-3, atol: 1e-3, maxSteps: 500 }],
-  ['dopri5:1e-6,firstStep=0.01,minStep=1e-4', { kind: 'adaptive', method: 'dopri5', rtol: 1e-6, atol: 1e-6, firstStep: 0.01, minStep: 1e-4 }],
+  [
+    'adaptive_heun:1e-3,maxSteps=500',
+    { kind: 'adaptive', method: 'adaptive_heun', rtol: 1e-3, atol: 1e-3, maxSteps: 500 },
+  ],
+  [
+    'dopri5:1e-6,firstStep=0.01,minStep=1e-4',
+    { kind: 'adaptive', method: 'dopri5', rtol: 1e-6, atol: 1e-6, firstStep: 0.01, minStep: 1e-4 },
+  ],
   [
     'dopri5:rtol=1e-5,atol=1e-7,maxSteps=100,firstStep=0.5,minStep=0.001',
     { kind: 'adaptive', method: 'dopri5', rtol: 1e-5, atol: 1e-7, maxSteps: 100, firstStep: 0.5, minStep: 0.001 },
@@ -56,7 +75,10 @@ test('canonical forms', (t) => {
   t.is(formatSolverSpec(parseSolverSpec('rk4:steps=20')), 'rk4:steps=20');
   t.is(formatSolverSpec(parseSolverSpec('dopri5:rtol=1e-5,atol=1e-5')), 'dopri5:0.00001');
   t.is(formatSolverSpec(parseSolverSpec('dopri5:atol=1e-7,rtol=1e-5')), 'dopri5:rtol=0.00001,atol=1e-7');
-  t.is(formatSolverSpec(parseSolverSpec('dopri5:1e-5,minStep=1e-4,maxSteps=10')), 'dopri5:0.00001,maxSteps=10,minStep=0.0001');
+  t.is(
+    formatSolverSpec(parseSolverSpec('dopri5:1e-5,minStep=1e-4,maxSteps=10')),
+    'dopri5:0.00001,maxSteps=10,minStep=0.0001',
+  );
 });
 
 test('formatSolverSpec round-trips awkward numbers exactly', (t) => {
@@ -85,8 +107,14 @@ test('parseSolverList splits on method names, keeping options with their spec', 
     { kind: 'fixed', method: 'heun', h: 0.2 },
   ]);
   t.throws(() => parseSolverList(' , '), { instanceOf: SpecError, message: /empty solver list/ });
-  t.throws(() => parseSolverList('euler:0.5,foo:1'), { instanceOf: SpecError, message: /^solver spec "foo:1": unknown solver "foo"; expected one of euler,/ });
-  t.throws(() => parseSolverList('euler:0.5,0.25'), { instanceOf: SpecError, message: /^solver spec "euler:0\.5,0\.25": a bare value may only come first and once, got "0\.25"$/ });
+  t.throws(() => parseSolverList('euler:0.5,foo:1'), {
+    instanceOf: SpecError,
+    message: /^solver spec "foo:1": unknown solver "foo"; expected one of euler,/,
+  });
+  t.throws(() => parseSolverList('euler:0.5,0.25'), {
+    instanceOf: SpecError,
+    message: /^solver spec "euler:0\.5,0\.25": a bare value may only come first and once, got "0\.25"$/,
+  });
   t.throws(() => parseSolverList('rk4:0.1,dopri5:0'), { instanceOf: SpecError, message: /"dopri5:0".*must be > 0/ });
 });
 
@@ -173,7 +201,10 @@ test('fixed grids: h = 0.1 over [0, 1] is exactly 10 steps; a non-dividing h giv
   // Backwards: the grid runs from t0 down to t1.
   t.deepEqual(fixedGrid(spec('euler:0.25'), 1, 0), [1, 0.75, 0.5, 0.25, 0]);
   const back = fixedGrid(spec('euler:0.4'), 1, 0);
-  t.deepEqual(back.map((v) => Math.round(v * 1e12) / 1e12), [1, 0.6, 0.2, 0]);
+  t.deepEqual(
+    back.map((v) => Math.round(v * 1e12) / 1e12),
+    [1, 0.6, 0.2, 0],
+  );
   // Step counts split the interval evenly; h beyond the interval is one step.
   t.deepEqual(fixedGrid(spec('rk4:steps=4'), 0, 2), [0, 0.5, 1, 1.5, 2]);
   t.deepEqual(fixedGrid(spec('rk4:steps=3'), 2, -1), [2, 1, 0, -1]);
@@ -193,14 +224,38 @@ test('every spec is bounded when parsed: a step-count ceiling and a tolerance fl
   // At the limits: accepted.
   t.deepEqual(parseSolverSpec('rk4:steps=100000'), { kind: 'fixed', method: 'rk4', steps: 100_000 });
   t.deepEqual(parseSolverSpec('euler:0.00001'), { kind: 'fixed', method: 'euler', h: 1e-5 });
-  t.deepEqual(parseSolverSpec('dopri5:rtol=1e-8,atol=1e-10'), { kind: 'adaptive', method: 'dopri5', rtol: 1e-8, atol: 1e-10 });
+  t.deepEqual(parseSolverSpec('dopri5:rtol=1e-8,atol=1e-10'), {
+    kind: 'adaptive',
+    method: 'dopri5',
+    rtol: 1e-8,
+    atol: 1e-10,
+  });
   // Beyond them: one-line SpecErrors naming the spec, the value and the limit.
-  t.throws(() => parseSolverSpec('rk4:steps=1e9'), { instanceOf: SpecError, message: /^solver spec "rk4:steps=1e9": steps exceeds the limit of 100000 steps \(raise the limit/ });
-  t.throws(() => parseSolverSpec('euler:1e-9'), { instanceOf: SpecError, message: /^solver spec "euler:1e-9": step size 1e-9 means 1000000000 steps over \[0, 1\], which exceeds the limit of 100000 steps/ });
-  t.throws(() => parseSolverSpec('dopri5:1e-300'), { instanceOf: SpecError, message: /rtol 1e-300 is below the tolerance floor 1e-10/ });
-  t.throws(() => parseSolverSpec('dopri5:1e-12'), { instanceOf: SpecError, message: /rtol 1e-12 is below the tolerance floor 1e-10/ });
-  t.throws(() => parseSolverSpec('dopri5:rtol=1e-6,atol=1e-11'), { instanceOf: SpecError, message: /atol 1e-11 is below the tolerance floor/ });
-  t.throws(() => parseSolverSpec('dopri5:1e-5,maxSteps=1000000'), { instanceOf: SpecError, message: /maxSteps exceeds the limit of 100000 steps/ });
+  t.throws(() => parseSolverSpec('rk4:steps=1e9'), {
+    instanceOf: SpecError,
+    message: /^solver spec "rk4:steps=1e9": steps exceeds the limit of 100000 steps \(raise the limit/,
+  });
+  t.throws(() => parseSolverSpec('euler:1e-9'), {
+    instanceOf: SpecError,
+    message:
+      /^solver spec "euler:1e-9": step size 1e-9 means 1000000000 steps over \[0, 1\], which exceeds the limit of 100000 steps/,
+  });
+  t.throws(() => parseSolverSpec('dopri5:1e-300'), {
+    instanceOf: SpecError,
+    message: /rtol 1e-300 is below the tolerance floor 1e-10/,
+  });
+  t.throws(() => parseSolverSpec('dopri5:1e-12'), {
+    instanceOf: SpecError,
+    message: /rtol 1e-12 is below the tolerance floor 1e-10/,
+  });
+  t.throws(() => parseSolverSpec('dopri5:rtol=1e-6,atol=1e-11'), {
+    instanceOf: SpecError,
+    message: /atol 1e-11 is below the tolerance floor/,
+  });
+  t.throws(() => parseSolverSpec('dopri5:1e-5,maxSteps=1000000'), {
+    instanceOf: SpecError,
+    message: /maxSteps exceeds the limit of 100000 steps/,
+  });
   t.throws(() => parseSolverList('rk4:0.1,euler:1e-9'), { instanceOf: SpecError, message: /"euler:1e-9"/ });
   // The library raises them explicitly.
   const wide = { maxSteps: 2_000_000, minTol: 1e-14 };

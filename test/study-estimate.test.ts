@@ -26,7 +26,10 @@ test('audits add the fan reference (dopri5 at 1e-8) and crossing refinements; th
   const plain = planStudy(doc);
   const audited = planStudy({ ...doc, audits: { fan: true, crossing: true } });
   const a = jobWork(audited).get(audited.jobs[0]!.id)!;
-  t.true(a.auditNfePerPoint > 4 + 4 * 15, `fan: euler ×4 + a tight dopri5 reference; crossing: 15 × euler ×4; got ${a.auditNfePerPoint}`);
+  t.true(
+    a.auditNfePerPoint > 4 + 4 * 15,
+    `fan: euler ×4 + a tight dopri5 reference; crossing: 15 × euler ×4; got ${a.auditNfePerPoint}`,
+  );
   const e0 = await estimateWork(plain, { calibrate: false });
   const e1 = await estimateWork(audited, { calibrate: false });
   t.is(e0.evalSampleNfe, 20 * 40, '20 forward NFE × 40 test points');

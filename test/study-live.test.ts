@@ -22,7 +22,11 @@ async function until<T>(probe: () => T | undefined, ms: number): Promise<T> {
 
 test.serial('report.html follows a running study, then ends without the reload', async (t) => {
   const dir = tempDir();
-  const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[{solver: euler, stepCounts: [1, 2, 3]}]', seeds: 2, iterations: 3000 }));
+  const file = writeStudy(
+    dir,
+    's.yaml',
+    tinyStudy({ grid: '[{solver: euler, stepCounts: [1, 2, 3]}]', seeds: 2, iterations: 3000 }),
+  );
   const out = join(dir, 'out');
   // Rewrites at most every second (the default 5 s can outlast the whole tiny run on a fast machine).
   const run = cli(['study', 'run', file, '--out', out, '--workers', '1', '--report-interval', '1']);

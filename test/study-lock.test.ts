@@ -42,17 +42,31 @@ async function race(trials: number, stale: boolean, t: import('ava').ExecutionCo
   const dead = await deadPid();
   for (let i = 0; i < trials; i += 10) {
     // Ten trials at a time, each its own directory; both attempts of a trial start at the same instant.
-    await Promise.all(Array.from({ length: Math.min(10, trials - i) }, async () => {
-      const dir = tempDir('odeness-lock-');
-      if (stale) writeFileSync(join(dir, '.lock'), JSON.stringify({ pid: dead, host: hostname(), startedAt: '2026-01-01T00:00:00Z' }) + '\n');
-      const goAt = Date.now() + 3000;
-      const both = [attempt(dir, goAt), attempt(dir, goAt)];
-      const outcomes = await Promise.all(both.map((p) => p.outcome));
-      both.forEach((p) => p.release());
-      t.is(outcomes.filter((o) => o === 'won').length, 1, `exactly one of two simultaneous runs takes the lock: ${outcomes.join(' / ')}`);
-      t.regex(outcomes.find((o) => o !== 'won') ?? '', /^lost: .* is in use by another study run \(pid \d+ on /);
-      t.deepEqual(readdirSync(dir).filter((n) => n !== '.lock'), [], 'no temporary lock files left behind');
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(10, trials - i) }, async () => {
+        const dir = tempDir('odeness-lock-');
+        if (stale)
+          writeFileSync(
+            join(dir, '.lock'),
+            JSON.stringify({ pid: dead, host: hostname(), startedAt: '2026-01-01T00:00:00Z' }) + '\n',
+          );
+        const goAt = Date.now() + 3000;
+        const both = [attempt(dir, goAt), attempt(dir, goAt)];
+        const outcomes = await Promise.all(both.map((p) => p.outcome));
+        both.forEach((p) => p.release());
+        t.is(
+          outcomes.filter((o) => o === 'won').length,
+          1,
+          `exactly one of two simultaneous runs takes the lock: ${outcomes.join(' / ')}`,
+        );
+        t.regex(outcomes.find((o) => o !== 'won') ?? '', /^lost: .* is in use by another study run \(pid \d+ on /);
+        t.deepEqual(
+          readdirSync(dir).filter((n) => n !== '.lock'),
+          [],
+          'no temporary lock files left behind',
+        );
+      }),
+    );
   }
 }
 
@@ -70,7 +84,9 @@ test('a lock is released only by its holder; a live holder is never treated as s
   const dir = tempDir('odeness-lock-');
   const lock = await acquireLock(dir);
   t.like(readLock(dir), { pid: process.pid, host: hostname() });
-  await t.throwsAsync(acquireLock(dir), { message: new RegExp(`is in use by another study run \\(pid ${process.pid} on `) });
+  await t.throwsAsync(acquireLock(dir), {
+    message: new RegExp(`is in use by another study run \\(pid ${process.pid} on `),
+  });
   // Another run's lock in its place (ours was broken by hand): releasing ours must not remove it.
   const other = JSON.stringify({ pid: process.pid, host: 'elsewhere', startedAt: 'x' });
   writeFileSync(join(dir, '.lock.replaced'), other);
@@ -83,7 +99,10 @@ test('a lock is released only by its holder; a live holder is never treated as s
 test('a stale lock judged by one run and broken by another: the fresh lock that took its place (often on the very same inode number) is kept', async (t) => {
   const dir = tempDir('odeness-lock-');
   const file = join(dir, '.lock');
-  writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: hostname(), startedAt: '2026-01-01T00:00:00Z' }) + '\n');
+  writeFileSync(
+    file,
+    JSON.stringify({ pid: await deadPid(), host: hostname(), startedAt: '2026-01-01T00:00:00Z' }) + '\n',
+  );
   const judged = (await inspect(file))!; // run B judges it stale…
   const { unlink } = await import('node:fs/promises');
   await unlink(file); // …run A breaks it first…
@@ -93,7 +112,11 @@ test('a stale lock judged by one run and broken by another: the fresh lock that 
   await breakStale(file, judged); // B now breaks "the stale lock"
   t.is(readFileSync(file, 'utf8'), fresh, "A's lock is still in place");
   t.like(readLock(dir), { pid: process.pid });
-  t.deepEqual(readdirSync(dir).filter((n) => n !== '.lock'), [], 'no temporary lock files left behind');
+  t.deepEqual(
+    readdirSync(dir).filter((n) => n !== '.lock'),
+    [],
+    'no temporary lock files left behind',
+  );
   await lockA.release();
   t.false(existsSync(file));
 });
@@ -101,7 +124,9 @@ test('a stale lock judged by one run and broken by another: the fresh lock that 
 test('an empty lock file just created by another run is not deleted as stale', async (t) => {
   const dir = tempDir('odeness-lock-');
   writeFileSync(join(dir, '.lock'), ''); // an older odeness between its create and its write
-  await t.throwsAsync(acquireLock(dir), { message: /is in use by another study run \(its lock file \.lock is being written\)/ });
+  await t.throwsAsync(acquireLock(dir), {
+    message: /is in use by another study run \(its lock file \.lock is being written\)/,
+  });
   t.true(existsSync(join(dir, '.lock')));
 });
 

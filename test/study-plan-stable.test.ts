@@ -16,7 +16,10 @@ test('study plan: the same estimate on repeated calls (cached calibration), --re
   const plan = async (...extra: string[]) => {
     const r = await runCli(['study', 'plan', 'examples/quick-spheres.yaml', '--json', ...extra], { env });
     t.is(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout).estimate as { wallMs: number; groups: { cost: { cached: boolean; measuredAt: string } }[] };
+    return JSON.parse(r.stdout).estimate as {
+      wallMs: number;
+      groups: { cost: { cached: boolean; measuredAt: string } }[];
+    };
   };
   const first = await plan();
   t.false(first.groups[0]!.cost.cached);

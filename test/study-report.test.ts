@@ -37,7 +37,10 @@ test('study run → report: metrics reproduced from the bundles, one adaptation 
   t.is(run.code, 0, run.stderr);
   const results = [...readResults(out).final.values()];
   t.is(results.length, 3, '2 grid jobs + 1 adaptation job (one per method, not one per grid point)');
-  t.true(results.every((r) => r.status === 'done'), results.map((r) => r.error).join('; '));
+  t.true(
+    results.every((r) => r.status === 'done'),
+    results.map((r) => r.error).join('; '),
+  );
   const [adapted, ...grid] = [...results].sort((a, b) => Number(b.job.adapt) - Number(a.job.adapt));
   t.like(adapted!.job, { trainSolver: 'euler:steps=1', adaptStart: 'hairer' });
   t.is(adapted!.metrics!.adaptation!.decisions, 2, '100 iterations / checks every 50');
@@ -53,26 +56,55 @@ test('study run → report: metrics reproduced from the bundles, one adaptation 
     const ev = await runCli(['evaluate', '--bundle', bundle, '--solvers', `${m.trainSolver},${test0.spec}`, '--json']);
     t.is(ev.code, 0, ev.stderr);
     const rows = JSON.parse(ev.stdout).results as { accuracy: number; nfe: number }[];
-    t.deepEqual(rows.map((x) => x.accuracy), [m.trainAccuracy, test0.accuracy]);
+    t.deepEqual(
+      rows.map((x) => x.accuracy),
+      [m.trainAccuracy, test0.accuracy],
+    );
     t.is(rows[1]!.nfe, test0.nfe);
     // Audits: the same points under the same solver give the same crossings and fan.
-    const cr = await runCli(['audit', 'crossing', '--bundle', bundle, '--solver', m.trainSolver, '--max-points', '100', '--json']);
+    const cr = await runCli([
+      'audit',
+      'crossing',
+      '--bundle',
+      bundle,
+      '--solver',
+      m.trainSolver,
+      '--max-points',
+      '100',
+      '--json',
+    ]);
     t.is(cr.code, 0, cr.stderr);
     const c = JSON.parse(cr.stdout);
     t.is(m.audits!.crossing!.crossings, c.crossings);
-    t.is(m.audits!.crossing!.pairsChecked, 100 * 99 / 2);
+    t.is(m.audits!.crossing!.pairsChecked, (100 * 99) / 2);
     t.is(m.audits!.crossing!.folded, c.fold.folded);
-    const fan = await runCli(['audit', 'fan', '--bundle', bundle, '--solver', m.trainSolver, '--max-points', '100', '--json']);
+    const fan = await runCli([
+      'audit',
+      'fan',
+      '--bundle',
+      bundle,
+      '--solver',
+      m.trainSolver,
+      '--max-points',
+      '100',
+      '--json',
+    ]);
     t.is(fan.code, 0, fan.stderr);
     const f = JSON.parse(fan.stdout);
     t.is(m.audits!.fan!.final.mean, f.final.mean);
-    t.deepEqual(m.audits!.fan!.final.perClass.map((x) => x.label), [0, 1]);
+    t.deepEqual(
+      m.audits!.fan!.final.perClass.map((x) => x.label),
+      [0, 1],
+    );
     t.is(m.audits!.fan!.series!.times.at(-1), 1);
   }
 
   // study run already wrote the final report; study report rewrites it the same way.
   t.true(fs.existsSync(path.join(out, 'report.html')));
-  t.false(fs.readFileSync(path.join(out, 'report.html'), 'utf8').includes('http-equiv="refresh"'), 'the final page does not reload');
+  t.false(
+    fs.readFileSync(path.join(out, 'report.html'), 'utf8').includes('http-equiv="refresh"'),
+    'the final page does not reload',
+  );
   const rep = await runCli(['study', 'report', out]);
   t.is(rep.code, 0, rep.stderr);
   const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
@@ -85,7 +117,10 @@ test('study run → report: metrics reproduced from the bundles, one adaptation 
   const figures = fs.readdirSync(path.join(out, 'figures'));
   t.true(figures.some((x) => x.endsWith('-euler-steps.svg')));
   t.true(figures.some((x) => x.endsWith('-euler-fan.svg')));
-  t.false(figures.some((x) => x.endsWith('-euler-tol.svg')), 'no adaptive test solvers: no tolerance figure');
+  t.false(
+    figures.some((x) => x.endsWith('-euler-tol.svg')),
+    'no adaptive test solvers: no tolerance figure',
+  );
   const model = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
   t.is(model.sections[0].methods[0].configs.length, 2);
   t.is(model.sections[0].methods[0].adaptation.runs.length, 1);

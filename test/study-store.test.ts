@@ -14,7 +14,11 @@ function result(i: number, status: 'done' | 'failed', attempt = 1): JobResult {
   const job = plan.jobs[i]!;
   const now = new Date().toISOString();
   return {
-    id: job.id, job, status, attempt, worker: 'test',
+    id: job.id,
+    job,
+    status,
+    attempt,
+    worker: 'test',
     ...(status === 'done' ? { metrics: sampleMetrics(i / 10) } : { error: 'boom' }),
     timings: { startedAt: now, finishedAt: now, ms: 1 },
   };
@@ -52,7 +56,9 @@ test('a result line that cannot be written (ENOSPC) leaves no orphan bundle and 
   // The disk fills between the bundle's rename and the line's append.
   const fh = (store as unknown as { fh: { write: (b: Buffer) => Promise<{ bytesWritten: number }> } }).fh;
   const write = fh.write.bind(fh);
-  fh.write = async () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
+  fh.write = async () => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
   const tmp = await store.tempBundleDir(id);
   writeFileSync(join(tmp, 'model.onnx'), 'x');
   await t.throwsAsync(store.commit(result(0, 'done'), tmp), { message: /ENOSPC/ });
@@ -90,7 +96,10 @@ test('a live run holds the directory; a stale lock (dead pid) is taken over; tem
   await t.throwsAsync(ResultStore.open(dir), { message: /is in use by another study run \(pid \d+/ });
   t.truthy(studyStatus(dir).activeRun);
   await a.close();
-  writeFileSync(join(dir, '.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), startedAt: 'x' }));
+  writeFileSync(
+    join(dir, '.lock'),
+    JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), startedAt: 'x' }),
+  );
   mkdirSync(join(dir, 'models', '.tmp-abc-1-ff'), { recursive: true });
   const b = await ResultStore.open(dir);
   t.false(existsSync(join(dir, 'models', '.tmp-abc-1-ff')));

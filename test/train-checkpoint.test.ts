@@ -9,7 +9,16 @@ import path from 'node:path';
 import { cli, cliResult, tempDir, timedCli } from './helpers/procs.js';
 
 const tmp = tempDir('odeness-ckpt-');
-const TINY = ['--dataset', 'spheres:dupont2019:dim=2,n=256,testN=64', '--field', 'mlp:width=8', '--solver', 'rk4:0.25', '--batch-size', '32'];
+const TINY = [
+  '--dataset',
+  'spheres:dupont2019:dim=2,n=256,testN=64',
+  '--field',
+  'mlp:width=8',
+  '--solver',
+  'rk4:0.25',
+  '--batch-size',
+  '32',
+];
 
 const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'));
 
@@ -19,7 +28,18 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'));
  * before any data was read (let alone training).
  */
 async function outError(t: import('ava').ExecutionContext, out: string, culprit: RegExp, extra: string[] = []) {
-  const r = await cliResult(['train', '--dataset', `json:${path.join(tmp, 'no-such-data.json')}`, '--solver', 'euler:0.5', '--iterations', '1', '--out', out, ...extra]);
+  const r = await cliResult([
+    'train',
+    '--dataset',
+    `json:${path.join(tmp, 'no-such-data.json')}`,
+    '--solver',
+    'euler:0.5',
+    '--iterations',
+    '1',
+    '--out',
+    out,
+    ...extra,
+  ]);
   t.is(r.code, 1, r.err);
   t.regex(r.err, culprit);
   t.is(r.err.trim().split('\n').length, 1, `one line expected:\n${r.err}`);
@@ -67,7 +87,9 @@ test('SIGINT during train saves an interrupted checkpoint, exits 130; evaluate a
   p.kill('SIGINT');
   t.is(await p.exited, 130, p.err());
   t.regex(p.err(), /SIGINT: stopping after the current iteration/);
-  const said = /saved .* \(interrupted after (\d+) of 100000 iterations.*continue with: odeness train --resume/.exec(p.out());
+  const said = /saved .* \(interrupted after (\d+) of 100000 iterations.*continue with: odeness train --resume/.exec(
+    p.out(),
+  );
   t.truthy(said, p.out());
   const model = readJson(path.join(out, 'model.json'));
   t.is(model.training.status, 'interrupted');
@@ -84,7 +106,16 @@ test('SIGINT during train saves an interrupted checkpoint, exits 130; evaluate a
   t.true(rows[0].accuracy > 0.5, `accuracy ${rows[0].accuracy} after ${model.training.iterations} iterations`);
 
   const target = model.training.iterations + 3;
-  const resumed = await timedCli(['train', '--resume', out, '--iterations', String(target), '--log-every', '1', '--json']);
+  const resumed = await timedCli([
+    'train',
+    '--resume',
+    out,
+    '--iterations',
+    String(target),
+    '--log-every',
+    '1',
+    '--json',
+  ]);
   t.is(resumed.code, 0, resumed.err);
   const summary = JSON.parse(resumed.out);
   t.is(summary.status, 'complete');
@@ -99,7 +130,15 @@ test('SIGINT during train saves an interrupted checkpoint, exits 130; evaluate a
   t.is(after.training.iterations, target);
   t.is(after.training.targetIterations, undefined);
 
-  const settings = await timedCli(['train', '--resume', out, '--solver', 'euler:0.5', '--iterations', String(target + 1)]);
+  const settings = await timedCli([
+    'train',
+    '--resume',
+    out,
+    '--solver',
+    'euler:0.5',
+    '--iterations',
+    String(target + 1),
+  ]);
   t.is(settings.code, 1);
   t.regex(settings.err, /--resume continues a run with its own settings; drop --solver/);
   const nothingLeft = await timedCli(['train', '--resume', out]);
@@ -110,7 +149,25 @@ test('SIGINT during train saves an interrupted checkpoint, exits 130; evaluate a
 test('a second signal ends training at once', async (t) => {
   const out = path.join(tmp, 'twice');
   // Slow synchronous tfjs steps: the first signal waits for the step, the second must not.
-  const p = cli(['train', '--dataset', 'spheres:dupont2019:dim=2,n=256,testN=64', '--field', 'mlp:width=128', '--solver', 'rk4:steps=20', '--engine', 'tfjs', '--batch-size', '256', '--iterations', '100000', '--log-every', '1', '--out', out]);
+  const p = cli([
+    'train',
+    '--dataset',
+    'spheres:dupont2019:dim=2,n=256,testN=64',
+    '--field',
+    'mlp:width=128',
+    '--solver',
+    'rk4:steps=20',
+    '--engine',
+    'tfjs',
+    '--batch-size',
+    '256',
+    '--iterations',
+    '100000',
+    '--log-every',
+    '1',
+    '--out',
+    out,
+  ]);
   await p.waitFor(/iter\s+1\s/, 240_000);
   p.kill('SIGINT');
   await p.waitFor(/SIGINT: stopping/, 60_000);

@@ -19,7 +19,10 @@ test.before(async () => {
 
 test('euler:0.5 exploits the discretisation: ≥ 95 % own solver, loses ≥ 20 points under rk4:0.01', async (t) => {
   const run = await trainRun({ ...base, solver: 'euler:0.5', iterations: 1000 });
-  const [own, fine] = evaluateModel(run.model, run.dataset.test, [parseSolverSpec('euler:0.5'), parseSolverSpec('rk4:0.01')]);
+  const [own, fine] = evaluateModel(run.model, run.dataset.test, [
+    parseSolverSpec('euler:0.5'),
+    parseSolverSpec('rk4:0.01'),
+  ]);
   t.log(`euler:0.5 → own ${own!.accuracy}, rk4:0.01 ${fine!.accuracy}`);
   t.true(own!.accuracy >= 0.95, `own-solver accuracy ${own!.accuracy}`);
   t.true(own!.accuracy - fine!.accuracy >= 0.2, `drop ${own!.accuracy - fine!.accuracy}`);
@@ -27,7 +30,10 @@ test('euler:0.5 exploits the discretisation: ≥ 95 % own solver, loses ≥ 20 p
 
 test('rk4:0.05 keeps ODE semantics: loses ≤ 2 points under rk4:0.01', async (t) => {
   const run = await trainRun({ ...base, solver: 'rk4:0.05', iterations: 250 });
-  const [own, fine] = evaluateModel(run.model, run.dataset.test, [parseSolverSpec('rk4:0.05'), parseSolverSpec('rk4:0.01')]);
+  const [own, fine] = evaluateModel(run.model, run.dataset.test, [
+    parseSolverSpec('rk4:0.05'),
+    parseSolverSpec('rk4:0.01'),
+  ]);
   t.log(`rk4:0.05 → own ${own!.accuracy}, rk4:0.01 ${fine!.accuracy}`);
   t.true(own!.accuracy > 0.6, `the model learned something: ${own!.accuracy}`);
   t.true(own!.accuracy - fine!.accuracy <= 0.02, `drop ${own!.accuracy - fine!.accuracy}`);

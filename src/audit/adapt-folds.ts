@@ -37,7 +37,13 @@ export const adaptFoldCheck: AdaptFoldCheck = async (model, x, n) => {
       const times = tr.trajectory!.t;
       let nfe = tr.stats.nfe;
       const step = async (z: Float64Array, rows: number, _d: number, k: number) => {
-        const one = await solveAsync(float64Ops, fieldOf(rows), z, { kind: 'fixed', method: spec.method, steps: 1 }, { t0: times[k]!, t1: times[k + 1]! });
+        const one = await solveAsync(
+          float64Ops,
+          fieldOf(rows),
+          z,
+          { kind: 'fixed', method: spec.method, steps: 1 },
+          { t0: times[k]!, t1: times[k + 1]! },
+        );
         nfe += one.stats.nfe;
         return one.z1;
       };

@@ -41,7 +41,13 @@ export interface AuditRunOptions {
 const withSignal = (o: AuditRunOptions) => (o.signal ? { signal: o.signal } : {});
 
 /** The source's field on float64 states, counting its calls for onProgress under `phase`. */
-function auditField(source: ModelSource, n: number, options: AuditRunOptions, phase: string, total?: number): AsyncField<Float64Array> {
+function auditField(
+  source: ModelSource,
+  n: number,
+  options: AuditRunOptions,
+  phase: string,
+  total?: number,
+): AsyncField<Float64Array> {
   const field = float64Field(source.field(n));
   const report = options.onProgress;
   if (!report) return field;
@@ -59,11 +65,21 @@ function checkAuditable(source: ModelSource, spec: SolverSpec, what: string): vo
   checkStepBudget(spec, source.t0, source.t1);
 }
 
-export async function trajectories(source: ModelSource, data: AuditData, spec: SolverSpec, options: AuditRunOptions = {}): Promise<Trajectories> {
+export async function trajectories(
+  source: ModelSource,
+  data: AuditData,
+  spec: SolverSpec,
+  options: AuditRunOptions = {},
+): Promise<Trajectories> {
   checkAuditable(source, spec, 'a trajectory audit');
   const z0 = Float64Array.from(await source.encode(data.x, data.n));
   const field = auditField(source, data.n, options, 'trajectories', fixedSolveNfe(spec, source.t0, source.t1));
-  const r = await solveAsync(float64Ops, field, z0, spec, { t0: source.t0, t1: source.t1, record: true, ...withSignal(options) });
+  const r = await solveAsync(float64Ops, field, z0, spec, {
+    t0: source.t0,
+    t1: source.t1,
+    record: true,
+    ...withSignal(options),
+  });
   const d = z0.length / data.n;
   return { times: r.trajectory!.t, states: r.trajectory!.z, stats: r.stats, n: data.n, d };
 }
@@ -97,11 +113,25 @@ export interface CrossingAuditOptions extends AuditRunOptions {
   readonly keepTrajectories?: boolean;
 }
 
-export async function crossingAudit(source: ModelSource, data: AuditData, spec: SolverSpec, options: CrossingAuditOptions = {}): Promise<CrossingAudit> {
+export async function crossingAudit(
+  source: ModelSource,
+  data: AuditData,
+  spec: SolverSpec,
+  options: CrossingAuditOptions = {},
+): Promise<CrossingAudit> {
   if (data.n < 2) throw new SpecError(`a crossing audit needs at least 2 points, got ${data.n}`);
   const tr = await trajectories(source, data, spec, options);
   const refine = (options.refine ?? true) && tr.d === 2;
-  const { pca: _pca, events, ...result } = countCrossings(tr.states, { n: tr.n, d: tr.d, differentSteps: options.differentSteps ?? false, listEvents: refine ? DEFAULT_REFINE_MAX_EVENTS : false });
+  const {
+    pca: _pca,
+    events,
+    ...result
+  } = countCrossings(tr.states, {
+    n: tr.n,
+    d: tr.d,
+    differentSteps: options.differentSteps ?? false,
+    listEvents: refine ? DEFAULT_REFINE_MAX_EVENTS : false,
+  });
   const note =
     tr.d === 1
       ? 'exact: order changes of 1-D trajectories within a step'
@@ -112,7 +142,13 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
   if (refine && events && events.length > 0) {
     const solveSub: SubSolve = async (z, m, k, substeps) => {
       const field = auditField(source, m, options, 'refining crossings');
-      const r = await solveAsync(float64Ops, field, z, { kind: 'fixed', method: REFINE_METHOD, steps: substeps }, { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true, ...withSignal(options) });
+      const r = await solveAsync(
+        float64Ops,
+        field,
+        z,
+        { kind: 'fixed', method: REFINE_METHOD, steps: substeps },
+        { t0: tr.times[k]!, t1: tr.times[k + 1]!, record: true, ...withSignal(options) },
+      );
       return r.trajectory!.z;
     };
     refinement = await refineCrossings(events, tr.states, tr.n, solveSub, { totalPairs: result.crossings });
@@ -123,14 +159,38 @@ export async function crossingAudit(source: ModelSource, data: AuditData, spec: 
     const times = tr.times;
     const step = async (z: Float64Array, n: number, _d: number, k: number) => {
       const one: SolverSpec = spec.kind === 'fixed' ? { kind: 'fixed', method, steps: 1 } : spec;
-      const r = await solveAsync(float64Ops, auditField(source, n, options, `fold check, step ${k + 1} of ${times.length - 1}`), z, one, { t0: times[k]!, t1: times[k + 1]!, ...withSignal(options) });
+      const r = await solveAsync(
+        float64Ops,
+        auditField(source, n, options, `fold check, step ${k + 1} of ${times.length - 1}`),
+        z,
+        one,
+        { t0: times[k]!, t1: times[k + 1]!, ...withSignal(options) },
+      );
       return r.z1;
     };
     const { determinants: _det, ...f } = await foldCheck(step, tr.states, { n: tr.n, d: tr.d });
     fold = f;
   }
-  const verdict = crossingVerdict({ solver: formatSolverSpec(spec), stepMap: spec.kind, d: tr.d, crossings: result.crossings, touchingPairs: result.touchingPairs, projected: result.projected, fold, refinement });
-  return { ...result, solver: formatSolverSpec(spec), nfe: tr.stats.nfe, note, ...(fold ? { fold } : {}), ...(refinement ? { refinement } : {}), verdict, ...(options.keepTrajectories ? { trajectories: tr } : {}) };
+  const verdict = crossingVerdict({
+    solver: formatSolverSpec(spec),
+    stepMap: spec.kind,
+    d: tr.d,
+    crossings: result.crossings,
+    touchingPairs: result.touchingPairs,
+    projected: result.projected,
+    fold,
+    refinement,
+  });
+  return {
+    ...result,
+    solver: formatSolverSpec(spec),
+    nfe: tr.stats.nfe,
+    note,
+    ...(fold ? { fold } : {}),
+    ...(refinement ? { refinement } : {}),
+    verdict,
+    ...(options.keepTrajectories ? { trajectories: tr } : {}),
+  };
 }
 
 export const DEFAULT_FAN_REFERENCE = 'dopri5:rtol=1e-8,atol=1e-10';
@@ -146,12 +206,34 @@ export interface FanAudit extends Omit<FanResult, 'errors'> {
  * Global error z_h(t_k) − z(t_k) of the solver's trajectory against a
  * tight-tolerance float64 reference at the same times, summarised per class.
  */
-export async function fanAudit(source: ModelSource, data: AuditData, spec: SolverSpec, reference: SolverSpec = parseSolverSpec(DEFAULT_FAN_REFERENCE), options: AuditRunOptions = {}): Promise<FanAudit> {
+export async function fanAudit(
+  source: ModelSource,
+  data: AuditData,
+  spec: SolverSpec,
+  reference: SolverSpec = parseSolverSpec(DEFAULT_FAN_REFERENCE),
+  options: AuditRunOptions = {},
+): Promise<FanAudit> {
   if (data.n < 1) throw new SpecError('a fan audit needs at least 1 point');
   checkAuditable(source, reference, 'the fan audit');
   const tr = await trajectories(source, data, spec, options);
   const z0 = tr.states[0]!;
-  const ref = await solveAsync(float64Ops, auditField(source, data.n, options, 'reference solve'), z0, reference, { t0: source.t0, t1: source.t1, times: tr.times, ...withSignal(options) });
-  const { errors: _e, ...fan } = fanStats(tr.states, ref.zs, data.y, { n: tr.n, d: tr.d, times: tr.times, keepErrors: false });
-  return { ...fan, solver: formatSolverSpec(spec), reference: formatSolverSpec(reference), nfe: tr.stats.nfe, referenceNfe: ref.stats.nfe };
+  const ref = await solveAsync(float64Ops, auditField(source, data.n, options, 'reference solve'), z0, reference, {
+    t0: source.t0,
+    t1: source.t1,
+    times: tr.times,
+    ...withSignal(options),
+  });
+  const { errors: _e, ...fan } = fanStats(tr.states, ref.zs, data.y, {
+    n: tr.n,
+    d: tr.d,
+    times: tr.times,
+    keepErrors: false,
+  });
+  return {
+    ...fan,
+    solver: formatSolverSpec(spec),
+    reference: formatSolverSpec(reference),
+    nfe: tr.stats.nfe,
+    referenceNfe: ref.stats.nfe,
+  };
 }

@@ -35,12 +35,24 @@ export interface GridVsAdaptation {
   readonly adaptationWins: boolean;
 }
 
-export function compareGridAdaptation(grid: readonly RunCost[], adaptation: RunCost, threshold = DEFAULT_THRESHOLD): GridVsAdaptation {
+export function compareGridAdaptation(
+  grid: readonly RunCost[],
+  adaptation: RunCost,
+  threshold = DEFAULT_THRESHOLD,
+): GridVsAdaptation {
   checkThreshold(threshold);
-  const verdict = (r: RunCost): RunVerdict => ({ ...r, pass: Math.abs(r.trainAccuracy - r.testAccuracy) <= threshold + 1e-12 });
+  const verdict = (r: RunCost): RunVerdict => ({
+    ...r,
+    pass: Math.abs(r.trainAccuracy - r.testAccuracy) <= threshold + 1e-12,
+  });
   const runs = grid.map(verdict);
   const passing = runs.filter((r) => r.pass).sort((a, b) => a.totalNfe - b.totalNfe);
   const totalNfe = runs.reduce((s, r) => s + r.totalNfe, 0);
   const a = verdict(adaptation);
-  return { threshold, grid: { runs, totalNfe, cheapestPassing: passing[0] ?? null }, adaptation: a, adaptationWins: a.pass && a.totalNfe < totalNfe };
+  return {
+    threshold,
+    grid: { runs, totalNfe, cheapestPassing: passing[0] ?? null },
+    adaptation: a,
+    adaptationWins: a.pass && a.totalNfe < totalNfe,
+  };
 }

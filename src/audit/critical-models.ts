@@ -16,7 +16,14 @@ import { SpecError } from '../errors.js';
 import { solverParam, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { evaluate } from '../onnx/evaluate.js';
 import { formatFieldSpec } from '../models/spec.js';
-import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalResult, type CriticalRow } from './critical.js';
+import {
+  atLeastAsAccurate,
+  checkThreshold,
+  criticalStep,
+  DEFAULT_THRESHOLD,
+  type CriticalResult,
+  type CriticalRow,
+} from './critical.js';
 import { auditData, openModelSource, type ModelSource } from './source.js';
 import { crossingAudit } from './audits.js';
 import { paperTestSolvers } from '../solvers/test-set.js';
@@ -78,7 +85,8 @@ async function modelRow(dir: string, o: CriticalFromModelsOptions): Promise<Mode
   const device = o.device ?? 'cpu';
   const source = await openModelSource({ ...args, device });
   try {
-    if (!source.trainSolver) throw new SpecError(`${dir}: the training solver is not recorded (manifest.json "trainSolver")`);
+    if (!source.trainSolver)
+      throw new SpecError(`${dir}: the training solver is not recorded (manifest.json "trainSolver")`);
     const train = parseSolverSpec(source.trainSolver);
     const tests = o.testSolvers ?? paperTestSolvers(train, source.t0, source.t1);
     const data = await auditData(source, o.dataset);
@@ -87,7 +95,9 @@ async function modelRow(dir: string, o: CriticalFromModelsOptions): Promise<Mode
     const [own, ...rest] = results;
     const counted = rest.filter((r) => atLeastAsAccurate(source.trainSolver!, r.spec, source.t0, source.t1));
     if (counted.length === 0) {
-      throw new SpecError(`${dir}: none of the test solvers is at least as accurate as its training solver ${source.trainSolver}; pass finer --solvers`);
+      throw new SpecError(
+        `${dir}: none of the test solvers is at least as accurate as its training solver ${source.trainSolver}; pass finer --solvers`,
+      );
     }
     let nonFlow: string | undefined;
     if ((o.proofs ?? true) && data.n >= 2) {
@@ -105,13 +115,22 @@ async function modelRow(dir: string, o: CriticalFromModelsOptions): Promise<Mode
       chance: 1 / source.classes,
       ...(nonFlow ? { nonFlow } : {}),
     };
-    return { dir, dataset: o.dataset ?? source.dataset ?? '(unrecorded dataset)', field: await fieldOf(dir, args, source), method: train.method, row };
+    return {
+      dir,
+      dataset: o.dataset ?? source.dataset ?? '(unrecorded dataset)',
+      field: await fieldOf(dir, args, source),
+      method: train.method,
+      row,
+    };
   } finally {
     await source.release();
   }
 }
 
-export async function criticalFromModels(dirs: readonly string[], o: CriticalFromModelsOptions = {}): Promise<CriticalFromModels> {
+export async function criticalFromModels(
+  dirs: readonly string[],
+  o: CriticalFromModelsOptions = {},
+): Promise<CriticalFromModels> {
   checkThreshold(o.threshold ?? DEFAULT_THRESHOLD);
   if (dirs.length === 0) throw new SpecError('give at least one model directory');
   const groups = new Map<string, ModelRow[]>();
@@ -123,7 +142,16 @@ export async function criticalFromModels(dirs: readonly string[], o: CriticalFro
   const out: CriticalGroup[] = [...groups.values()].map((ms) => {
     const kind = parseSolverSpec(ms[0]!.row.trainSpec).kind === 'fixed' ? 'step' : 'tol';
     const { dataset, field, method } = ms[0]!;
-    return { dataset, field, method, ...criticalStep(ms.map((m) => m.row), { threshold: o.threshold, kind }), dirs: ms.map((m) => m.dir) };
+    return {
+      dataset,
+      field,
+      method,
+      ...criticalStep(
+        ms.map((m) => m.row),
+        { threshold: o.threshold, kind },
+      ),
+      dirs: ms.map((m) => m.dir),
+    };
   });
   if (out.length === 1) return { groups: out };
   const differ = (['dataset', 'field', 'method'] as const).filter((k) => new Set(out.map((g) => g[k])).size > 1);

@@ -47,7 +47,10 @@ export function atLeastAsAccurate(trainSpec: string, testSpec: string, t0 = 0, t
   const test = parseSolver(testSpec);
   if (train.kind === 'fixed') {
     if (test.kind === 'adaptive') return true;
-    return test.tableau.order >= train.tableau.order && fixedStepCount(test.spec, t0, t1) >= fixedStepCount(train.spec, t0, t1);
+    return (
+      test.tableau.order >= train.tableau.order &&
+      fixedStepCount(test.spec, t0, t1) >= fixedStepCount(train.spec, t0, t1)
+    );
   }
   return test.kind === 'adaptive' && test.spec.rtol <= train.spec.rtol && test.spec.atol <= train.spec.atol;
 }
@@ -145,7 +148,9 @@ const BOUNDARY_SLACK = 1e-12;
 /** Validate a threshold: a number strictly between 0 and 1. */
 export function checkThreshold(threshold: number): number {
   if (typeof threshold !== 'number' || !(threshold > 0 && threshold < 1)) {
-    throw new SpecError(`threshold must be a number strictly between 0 and 1 (an accuracy fraction, e.g. 0.1), got ${String(threshold)}`);
+    throw new SpecError(
+      `threshold must be a number strictly between 0 and 1 (an accuracy fraction, e.g. 0.1), got ${String(threshold)}`,
+    );
   }
   return threshold;
 }
@@ -155,7 +160,12 @@ export function atChance(trainAccuracy: number, chance: number | undefined, thre
   return chance !== undefined && !(trainAccuracy > chance + threshold);
 }
 
-function rowFailure(row: CriticalRow, accuracyPass: boolean, threshold: number, criterion: CriticalCriterion): CriticalFailure | undefined {
+function rowFailure(
+  row: CriticalRow,
+  accuracyPass: boolean,
+  threshold: number,
+  criterion: CriticalCriterion,
+): CriticalFailure | undefined {
   if (!accuracyPass) return 'deviation';
   if (atChance(row.trainAccuracy, row.chance, threshold)) return 'chance';
   if (criterion === 'proof-aware' && row.nonFlow !== undefined) return 'non-flow';
@@ -166,12 +176,17 @@ function rowFailure(row: CriticalRow, accuracyPass: boolean, threshold: number, 
 export function criticalStep(rows: readonly CriticalRow[], options: CriticalOptions = {}): CriticalResult {
   const threshold = checkThreshold(options.threshold ?? DEFAULT_THRESHOLD);
   const kind = options.kind ?? 'step';
-  if (kind !== 'step' && kind !== 'tol') throw new SpecError(`critical: kind must be 'step' or 'tol', got ${String(kind)}`);
+  if (kind !== 'step' && kind !== 'tol')
+    throw new SpecError(`critical: kind must be 'step' or 'tol', got ${String(kind)}`);
   const criterion = options.criterion ?? 'proof-aware';
-  if (rows.length === 0) throw new SpecError(`critical ${kind === 'step' ? 'step size' : 'tolerance'}: no rows given (need models trained at one or more ${kind === 'step' ? 'step sizes' : 'tolerances'})`);
+  if (rows.length === 0)
+    throw new SpecError(
+      `critical ${kind === 'step' ? 'step size' : 'tolerance'}: no rows given (need models trained at one or more ${kind === 'step' ? 'step sizes' : 'tolerances'})`,
+    );
   const evidence: CriticalEvidence[] = rows.map((row, r) => {
     const where = `critical: row ${r} (${row.trainSpec})`;
-    if (!(Number.isFinite(row.trainParam) && row.trainParam > 0)) throw new SpecError(`${where}: trainParam must be a positive number, got ${row.trainParam}`);
+    if (!(Number.isFinite(row.trainParam) && row.trainParam > 0))
+      throw new SpecError(`${where}: trainParam must be a positive number, got ${row.trainParam}`);
     if (row.tests.length === 0) throw new SpecError(`${where}: no test results`);
     let maxDeviation = -Infinity;
     let worstTest = row.tests[0]!.spec;

@@ -30,7 +30,16 @@
  */
 import { SpecError } from '../errors.js';
 import { allPairs, gridPairs, sweepPairs, type Boxes } from '../geometry/broad-phase.js';
-import { classify2d, KIND_NAMES, meetPoint2d, NONE, order1d, PROPER, TOUCH, type CrossingKind } from '../geometry/segments.js';
+import {
+  classify2d,
+  KIND_NAMES,
+  meetPoint2d,
+  NONE,
+  order1d,
+  PROPER,
+  TOUCH,
+  type CrossingKind,
+} from '../geometry/segments.js';
 import { pca2, projectStates, type Pca2, type PcaOptions } from '../linalg/pca.js';
 import { assertFinite, trajectorySteps, type Floats, type TrajectoryInput } from './states.js';
 
@@ -143,7 +152,8 @@ export interface CrossingResult {
 export function countCrossings(traj: TrajectoryInput, options: CrossingOptions): CrossingResult {
   const { n, d } = options;
   const method = options.method ?? 'grid';
-  if (method !== 'grid' && method !== 'brute') throw new SpecError(`countCrossings: method must be 'grid' or 'brute', got ${String(method)}`);
+  if (method !== 'grid' && method !== 'brute')
+    throw new SpecError(`countCrossings: method must be 'grid' or 'brute', got ${String(method)}`);
   const countTouching = options.countTouching ?? true;
   const maxExamples = options.maxExamples ?? 5;
   const raw = trajectorySteps(traj, n, d);
@@ -325,7 +335,13 @@ function chordBoxes(starts: readonly Floats[], ends: readonly Floats[], n: numbe
   return { count, x0, y0, x1, y1 };
 }
 
-function differentStepCrossings(states: readonly Floats[], n: number, K: number, method: 'grid' | 'brute', maxExamples: number): DifferentStepResult {
+function differentStepCrossings(
+  states: readonly Floats[],
+  n: number,
+  K: number,
+  method: 'grid' | 'brute',
+  maxExamples: number,
+): DifferentStepResult {
   const starts = states.slice(0, K);
   const ends = states.slice(1, K + 1);
   const pairs = new Set<number>();
@@ -358,11 +374,16 @@ function differentStepCrossings(states: readonly Floats[], n: number, K: number,
     pairs.add(i * n + j);
     if (examples.length < maxExamples) {
       const first = ia < ib;
-      examples.push({ i, stepI: first ? ka : kb, j, stepJ: first ? kb : ka, point: meetPoint2d(PROPER, px, py, p2x, p2y, qx, qy, q2x, q2y) });
+      examples.push({
+        i,
+        stepI: first ? ka : kb,
+        j,
+        stepJ: first ? kb : ka,
+        point: meetPoint2d(PROPER, px, py, p2x, p2y, qx, qy, q2x, q2y),
+      });
     }
   };
   if (method === 'brute') allPairs(K * n, visit);
   else gridPairs(chordBoxes(starts, ends, n), visit);
   return { pairs: pairs.size, segmentPairs, candidatePairs: candidates, examples };
 }
-

@@ -88,12 +88,19 @@ export function summarize(values: ArrayLike<number>): ErrorSummary {
  * Global error of the solver trajectory against the reference, per point and
  * step, with per-class summaries. `labels[i]` is the class of point i.
  */
-export function fanStats(solver: TrajectoryInput, reference: TrajectoryInput, labels: ArrayLike<number>, options: FanOptions): FanResult {
+export function fanStats(
+  solver: TrajectoryInput,
+  reference: TrajectoryInput,
+  labels: ArrayLike<number>,
+  options: FanOptions,
+): FanResult {
   const { n, d } = options;
   const zs = trajectorySteps(solver, n, d, 'fan: solver trajectory');
   const zr = trajectorySteps(reference, n, d, 'fan: reference trajectory');
   if (zs.length !== zr.length) {
-    throw new ShapeError(`fan: solver trajectory has ${zs.length} states, reference has ${zr.length}; they must share the time grid`);
+    throw new ShapeError(
+      `fan: solver trajectory has ${zs.length} states, reference has ${zr.length}; they must share the time grid`,
+    );
   }
   if (labels.length !== n) throw new ShapeError(`fan: ${labels.length} labels for ${n} points`);
   const K1 = zs.length;
@@ -126,7 +133,13 @@ export function fanStats(solver: TrajectoryInput, reference: TrajectoryInput, la
     errors.push(e);
   }
   const series = (idx: Int32Array | null) => {
-    const out = { mean: [] as number[], std: [] as number[], min: [] as number[], max: [] as number[], median: [] as number[] };
+    const out = {
+      mean: [] as number[],
+      std: [] as number[],
+      min: [] as number[],
+      max: [] as number[],
+      median: [] as number[],
+    };
     for (let k = 0; k < K1; k++) {
       const e = errors[k]!;
       const s = summarize(idx ? Array.from(idx, (i) => e[i]!) : e);
@@ -138,7 +151,11 @@ export function fanStats(solver: TrajectoryInput, reference: TrajectoryInput, la
     }
     return out;
   };
-  const perClass: FanClass[] = classes.map((label, c) => ({ label, count: members[c]!.length, ...series(members[c]!) }));
+  const perClass: FanClass[] = classes.map((label, c) => ({
+    label,
+    count: members[c]!.length,
+    ...series(members[c]!),
+  }));
   const all = { count: n, ...series(null) };
   const last = errors[K1 - 1]!;
   const zl = zs[K1 - 1]!;

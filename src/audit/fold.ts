@@ -50,12 +50,20 @@ export interface JacobianDeterminants {
  * Sign and log|det| of the Jacobian of `step` at each of the `n` states in
  * `states` (length n·d), by central finite differences.
  */
-export async function jacobianDeterminants(step: StepMap, states: Floats, n: number, d: number, options: JacobianOptions = {}): Promise<JacobianDeterminants> {
-  if (states.length !== n * d) throw new ShapeError(`jacobianDeterminants: states have length ${states.length}, expected n·d = ${n * d}`);
+export async function jacobianDeterminants(
+  step: StepMap,
+  states: Floats,
+  n: number,
+  d: number,
+  options: JacobianOptions = {},
+): Promise<JacobianDeterminants> {
+  if (states.length !== n * d)
+    throw new ShapeError(`jacobianDeterminants: states have length ${states.length}, expected n·d = ${n * d}`);
   const eps = options.eps ?? 6e-6;
   if (!(eps > 0) || !Number.isFinite(eps)) throw new SpecError(`fold check: eps must be a positive number, got ${eps}`);
   const maxRows = options.maxRows ?? 65_536;
-  if (!Number.isInteger(maxRows) || maxRows < 1) throw new SpecError(`fold check: maxRows must be a positive integer, got ${maxRows}`);
+  if (!Number.isInteger(maxRows) || maxRows < 1)
+    throw new SpecError(`fold check: maxRows must be a positive integer, got ${maxRows}`);
   const stepIndex = options.stepIndex ?? 0;
   const rowsPerState = 2 * d;
   const perCall = Math.max(1, Math.floor(maxRows / rowsPerState));
@@ -85,7 +93,9 @@ export async function jacobianDeterminants(step: StepMap, states: Floats, n: num
     }
     const out = await step(batch, rows, d, stepIndex);
     if (out.length !== rows * d) {
-      throw new ShapeError(`fold check: step map returned ${out.length} values for ${rows} states of dimension ${d} (expected ${rows * d})`);
+      throw new ShapeError(
+        `fold check: step map returned ${out.length} values for ${rows} states of dimension ${d} (expected ${rows * d})`,
+      );
     }
     for (let s = 0; s < m; s++) {
       // Row c of J^T is ∂Ψ/∂z_c; det(J^T) = det(J).
@@ -193,7 +203,14 @@ export async function foldCheck(step: StepMap, trajectory: TrajectoryInput, opti
       folded++;
       foldedPerStep[k]!++;
       if (examples.length < maxExamples) {
-        examples.push({ step: k, index: i, state: Array.from(z.subarray(i * d, (i + 1) * d)), det: detValue(s, la), sign: s, logAbsDet: la });
+        examples.push({
+          step: k,
+          index: i,
+          state: Array.from(z.subarray(i * d, (i + 1) * d)),
+          det: detValue(s, la),
+          sign: s,
+          logAbsDet: la,
+        });
       }
     }
   }

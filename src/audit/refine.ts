@@ -90,7 +90,13 @@ interface Outcome {
  * unresolved ones by refining both trajectories of each event.
  * `states` are the recorded states (K+1 arrays of n·2 values).
  */
-export async function refineCrossings(events: readonly CrossingEvent[], states: readonly Floats[], n: number, solveSub: SubSolve, options: RefineOptions = {}): Promise<Refinement> {
+export async function refineCrossings(
+  events: readonly CrossingEvent[],
+  states: readonly Floats[],
+  n: number,
+  solveSub: SubSolve,
+  options: RefineOptions = {},
+): Promise<Refinement> {
   const levels = [...(options.levels ?? DEFAULT_REFINE_LEVELS)];
   if (levels.length === 0 || levels.some((m, l) => !Number.isInteger(m) || m < 1 || (l > 0 && m <= levels[l - 1]!))) {
     throw new SpecError(`refinement levels must be increasing positive integers, got [${levels.join(', ')}]`);
@@ -133,7 +139,8 @@ export async function refineCrossings(events: readonly CrossingEvent[], states: 
         z[s * d + 1] = start[i * d + 1]!;
       }
       const sub = await solveSub(z, slot.size, k, M);
-      if (sub.length !== M + 1) throw new Error(`refinement: sub-solve returned ${sub.length} states, expected ${M + 1}`);
+      if (sub.length !== M + 1)
+        throw new Error(`refinement: sub-solve returned ${sub.length} states, expected ${M + 1}`);
       for (const e of list) {
         const a = slot.get(e.i)! * d;
         const b = slot.get(e.j)! * d;
@@ -142,8 +149,14 @@ export async function refineCrossings(events: readonly CrossingEvent[], states: 
         for (let m = 0; m < M; m++) {
           const A = sub[m]!;
           const B = sub[m + 1]!;
-          const px = A[a]!, py = A[a + 1]!, p2x = B[a]!, p2y = B[a + 1]!;
-          const qx = A[b]!, qy = A[b + 1]!, q2x = B[b]!, q2y = B[b + 1]!;
+          const px = A[a]!,
+            py = A[a + 1]!,
+            p2x = B[a]!,
+            p2y = B[a + 1]!;
+          const qx = A[b]!,
+            qy = A[b + 1]!,
+            q2x = B[b]!,
+            q2y = B[b + 1]!;
           if (last) longest = Math.max(longest, Math.hypot(p2x - px, p2y - py), Math.hypot(q2x - qx, q2y - qy));
           if (!crosses && classify2d(px, py, p2x, p2y, qx, qy, q2x, q2y) !== NONE) {
             crosses = true;
@@ -169,7 +182,8 @@ export async function refineCrossings(events: readonly CrossingEvent[], states: 
     const o = outcome(e);
     if (startDistance > chord) {
       o.persistent = true;
-      if (persistentExamples.length < maxExamples) persistentExamples.push({ i: e.i, j: e.j, step: e.step, startDistance, finestChord: chord });
+      if (persistentExamples.length < maxExamples)
+        persistentExamples.push({ i: e.i, j: e.j, step: e.step, startDistance, finestChord: chord });
     } else {
       o.unresolved = true;
     }

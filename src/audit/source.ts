@@ -19,10 +19,15 @@ export async function auditData(source: ModelSource, dataset?: string, maxPoints
   let data: AuditData;
   if (dataset) data = (await loadDataset(dataset, source.seed ?? 0)).test;
   else if (source.dataset) data = (await loadDataset(source.dataset, source.seed ?? 0)).test;
-  else throw new SpecError(`${source.dir} does not record its dataset; pass --dataset <spec>, e.g. --dataset json:points.json:split=none`);
+  else
+    throw new SpecError(
+      `${source.dir} does not record its dataset; pass --dataset <spec>, e.g. --dataset json:points.json:split=none`,
+    );
   checkLabelsFitModel(dataset ?? source.dataset!, data.y, source.classes);
   if (data.n > 0 && data.x.length / data.n !== source.inputWidth) {
-    throw new ShapeError(`${dataset ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`);
+    throw new ShapeError(
+      `${dataset ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`,
+    );
   }
   if (maxPoints !== undefined && data.n > maxPoints) {
     const w = source.inputWidth;

@@ -19,7 +19,9 @@ export function trajectorySteps(traj: TrajectoryInput, n: number, d: number, wha
   if (ArrayBuffer.isView(traj)) {
     const flat = traj as Floats;
     if (flat.length === 0 || flat.length % size !== 0) {
-      throw new ShapeError(`${what}: flat array of length ${flat.length} is not [K+1, ${n}, ${d}] (a positive multiple of ${size})`);
+      throw new ShapeError(
+        `${what}: flat array of length ${flat.length} is not [K+1, ${n}, ${d}] (a positive multiple of ${size})`,
+      );
     }
     const out: Floats[] = [];
     for (let o = 0; o < flat.length; o += size) out.push(flat.subarray(o, o + size));
@@ -28,7 +30,8 @@ export function trajectorySteps(traj: TrajectoryInput, n: number, d: number, wha
   const steps = traj as readonly Floats[];
   if (steps.length === 0) throw new ShapeError(`${what}: no states given`);
   steps.forEach((s, k) => {
-    if (s.length !== size) throw new ShapeError(`${what}: state ${k} has length ${s.length}, expected n·d = ${n}·${d} = ${size}`);
+    if (s.length !== size)
+      throw new ShapeError(`${what}: state ${k} has length ${s.length}, expected n·d = ${n}·${d} = ${size}`);
   });
   return steps.slice();
 }
@@ -38,7 +41,9 @@ export function assertFinite(steps: readonly Floats[], d: number, what: string):
     const s = steps[k]!;
     for (let q = 0; q < s.length; q++) {
       if (!Number.isFinite(s[q]!)) {
-        throw new ShapeError(`${what}: non-finite value ${s[q]} at time index ${k}, point ${Math.floor(q / d)}, component ${q % d}`);
+        throw new ShapeError(
+          `${what}: non-finite value ${s[q]} at time index ${k}, point ${Math.floor(q / d)}, component ${q % d}`,
+        );
       }
     }
   }

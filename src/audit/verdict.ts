@@ -50,7 +50,10 @@ export interface VerdictInput {
   /** The fold check, when it ran. */
   readonly fold?: { readonly folded: number; readonly states: number; readonly minDet: number };
   /** The refinement of 2-D crossing events, when it ran. */
-  readonly refinement?: Pick<Refinement, 'persistentPairs' | 'artefactPairs' | 'unresolvedPairs' | 'notRefinedPairs' | 'levels'>;
+  readonly refinement?: Pick<
+    Refinement,
+    'persistentPairs' | 'artefactPairs' | 'unresolvedPairs' | 'notRefinedPairs' | 'levels'
+  >;
 }
 
 export interface VerdictEvidence {
@@ -111,13 +114,35 @@ export function crossingVerdict(r: VerdictInput): Verdict {
   }
   if (ref && ref.persistentPairs > 0) {
     proofs.push('persistent-crossing');
-    because.push(`${plural(ref.persistentPairs, 'crossing pair')} persist when refined to ${ref.levels[ref.levels.length - 1]} sub-steps per step`);
+    because.push(
+      `${plural(ref.persistentPairs, 'crossing pair')} persist when refined to ${ref.levels[ref.levels.length - 1]} sub-steps per step`,
+    );
   }
-  if (proofs.length > 0) return { conclusion: 'not-an-ode-flow', proofs, evidence, text: `NOT an ODE flow${under} — proof: ${because.join('; ')}` };
+  if (proofs.length > 0)
+    return {
+      conclusion: 'not-an-ode-flow',
+      proofs,
+      evidence,
+      text: `NOT an ODE flow${under} — proof: ${because.join('; ')}`,
+    };
 
-  const foldText = r.fold ? `the fold check found no fold in ${r.fold.states} states (min det ${r.fold.minDet.toPrecision(3)})` : 'the fold check did not run (--fold runs it)';
-  if (r.crossings === 0) return { conclusion: 'no-evidence', proofs, evidence, text: `no crossing found and ${foldText} (necessary, not sufficient, for ODE semantics)` };
-  if (r.projected) return { conclusion: 'inconclusive', proofs, evidence, text: `trajectories cross in the 2-D projection — a hint, not proof; ${foldText}` };
+  const foldText = r.fold
+    ? `the fold check found no fold in ${r.fold.states} states (min det ${r.fold.minDet.toPrecision(3)})`
+    : 'the fold check did not run (--fold runs it)';
+  if (r.crossings === 0)
+    return {
+      conclusion: 'no-evidence',
+      proofs,
+      evidence,
+      text: `no crossing found and ${foldText} (necessary, not sufficient, for ODE semantics)`,
+    };
+  if (r.projected)
+    return {
+      conclusion: 'inconclusive',
+      proofs,
+      evidence,
+      text: `trajectories cross in the 2-D projection — a hint, not proof; ${foldText}`,
+    };
   const parts: string[] = [];
   if (ref) {
     if (ref.artefactPairs > 0) parts.push(`${ref.artefactPairs} vanish when refined: artefacts of straight chords`);
@@ -128,6 +153,14 @@ export function crossingVerdict(r: VerdictInput): Verdict {
   } else {
     parts.push('not refined');
   }
-  const model = r.stepMap === 'fixed' ? '; under a fixed-step solver the step map is the model: its chords are no proof, a fold would be' : '';
-  return { conclusion: 'inconclusive', proofs, evidence, text: `no proof of a non-flow: ${plural(r.crossings, 'crossing pair')} (${parts.join(', ')}); ${foldText}${model}` };
+  const model =
+    r.stepMap === 'fixed'
+      ? '; under a fixed-step solver the step map is the model: its chords are no proof, a fold would be'
+      : '';
+  return {
+    conclusion: 'inconclusive',
+    proofs,
+    evidence,
+    text: `no proof of a non-flow: ${plural(r.crossings, 'crossing pair')} (${parts.join(', ')}); ${foldText}${model}`,
+  };
 }

@@ -57,7 +57,9 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function betaPair(value: string): [number, number] {
   const parts = value.split(',').map((p) => Number(p.trim()));
   if (parts.length !== 2 || !parts.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) {
-    throw new InvalidArgumentError(`expected two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; got "${value}"`);
+    throw new InvalidArgumentError(
+      `expected two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; got "${value}"`,
+    );
   }
   return [parts[0]!, parts[1]!];
 }
@@ -77,7 +79,8 @@ export function configureHelp(program: Command): void {
     showGlobalOptions: true,
     optionDescription(option: Option): string {
       let text = Help.prototype.optionDescription.call(this, option);
-      if (option.defaultValue === undefined && option.defaultValueDescription) text += ` (default: ${option.defaultValueDescription})`;
+      if (option.defaultValue === undefined && option.defaultValueDescription)
+        text += ` (default: ${option.defaultValueDescription})`;
       if (isRequired(option)) text += ' (required)';
       return text;
     },
@@ -104,7 +107,13 @@ export function deprecationNotice(line: string): void {
  * `newForm` is how the notice spells the replacement.
  * Register after the new option.
  */
-export function renamedOption(cmd: Command, oldFlags: string, newName: string, map: (value: never) => unknown = (v) => v, newForm = newName): Command {
+export function renamedOption(
+  cmd: Command,
+  oldFlags: string,
+  newName: string,
+  map: (value: never) => unknown = (v) => v,
+  newForm = newName,
+): Command {
   const target = cmd.options.find((o) => o.long === newName);
   if (!target) throw new Error(`renamedOption: ${cmd.name()} has no ${newName}`);
   const old = new Option(oldFlags).hideHelp();
@@ -121,20 +130,40 @@ export function renamedOption(cmd: Command, oldFlags: string, newName: string, m
   cmd.hook('preAction', (_self, action) => {
     if (action !== cmd) return;
     if (action.getOptionValueSource(oldKey) === 'cli') {
-      if (action.getOptionValueSource(newKey) === 'cli') action.error(`error: give ${newName} or ${old.long}, not both (${old.long} is its old name)`, { code: 'commander.conflictingOption' });
+      if (action.getOptionValueSource(newKey) === 'cli')
+        action.error(`error: give ${newName} or ${old.long}, not both (${old.long} is its old name)`, {
+          code: 'commander.conflictingOption',
+        });
       deprecationNotice(`${old.long} is now ${newForm}`);
       action.setOptionValueWithSource(newKey, map(action.getOptionValue(oldKey) as never), 'cli');
       action.setOptionValueWithSource(oldKey, undefined, 'default');
     }
-    if (required && action.getOptionValue(newKey) === undefined) action.error(`error: required option '${target.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+    if (required && action.getOptionValue(newKey) === undefined)
+      action.error(`error: required option '${target.flags}' not specified`, {
+        code: 'commander.missingMandatoryOptionValue',
+      });
   });
   return cmd;
 }
 
 /** --dataset <spec> for evaluation data, and its old name --data <file.json> (every row of the file). */
 export function datasetOption(cmd: Command, defaultIs: string): Command {
-  cmd.addOption(defaultText(new Option('--dataset <spec>', 'evaluation data: the test split of a dataset spec (as train --dataset), e.g. json:points.json:split=none for every row of a file'), defaultIs));
-  return renamedOption(cmd, '--data <file.json>', '--dataset', (file: string) => jsonFileSpec(file), '--dataset json:<file>:split=none');
+  cmd.addOption(
+    defaultText(
+      new Option(
+        '--dataset <spec>',
+        'evaluation data: the test split of a dataset spec (as train --dataset), e.g. json:points.json:split=none for every row of a file',
+      ),
+      defaultIs,
+    ),
+  );
+  return renamedOption(
+    cmd,
+    '--data <file.json>',
+    '--dataset',
+    (file: string) => jsonFileSpec(file),
+    '--dataset json:<file>:split=none',
+  );
 }
 
 /** A memory size such as 512m, 2g or 1.5GiB (binary units), in bytes. */
@@ -149,13 +178,19 @@ export function memorySize(value: string): number {
 /** --memory <size>: the working memory of one field evaluation (see engines/memory.ts). */
 /** --device, the same flag wherever odeness creates onnxruntime sessions; `auto` is resolved by resolveDevice. */
 export function deviceOption(what = 'onnxruntime sessions'): Option {
-  return new Option('--device <device>', `where ${what} run: cpu | webgpu (any GPU through Vulkan) | cuda (NVIDIA) | auto (the best one present)`)
+  return new Option(
+    '--device <device>',
+    `where ${what} run: cpu | webgpu (any GPU through Vulkan) | cuda (NVIDIA) | auto (the best one present)`,
+  )
     .choices(DEVICE_CHOICES)
     .default('cpu');
 }
 
 export function memoryOption(): Option {
-  return new Option('--memory <size>', 'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that fit it; results do not depend on it')
+  return new Option(
+    '--memory <size>',
+    'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that fit it; results do not depend on it',
+  )
     .argParser(memorySize)
     .default(DEFAULT_MEMORY_BYTES, formatBytes(DEFAULT_MEMORY_BYTES).replace(' MiB', 'm').replace(' GiB', 'g'));
 }

@@ -27,7 +27,10 @@ export interface EvaluateFlags {
 
 /** The note for a bundle whose manifest records no file hashes (written before they were recorded). */
 export function unverifiedNote(source: ModelSource): void {
-  if (!source.verified) process.stderr.write(`odeness: note: ${source.dir} records no file hashes (an older export): its files are not verified; re-export to record them\n`);
+  if (!source.verified)
+    process.stderr.write(
+      `odeness: note: ${source.dir} records no file hashes (an older export): its files are not verified; re-export to record them\n`,
+    );
 }
 
 function testSolvers(source: ModelSource, list: string | undefined): SolverSpec[] {
@@ -38,8 +41,15 @@ function testSolvers(source: ModelSource, list: string | undefined): SolverSpec[
 }
 
 export async function evaluateCommand(opts: EvaluateFlags): Promise<void> {
-  if (Boolean(opts.model) === Boolean(opts.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
-  const source = await openModelSource({ model: opts.model, bundle: opts.bundle, threads: opts.threads ?? 1, device: opts.device ?? 'cpu', ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}) });
+  if (Boolean(opts.model) === Boolean(opts.bundle))
+    throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
+  const source = await openModelSource({
+    model: opts.model,
+    bundle: opts.bundle,
+    threads: opts.threads ?? 1,
+    device: opts.device ?? 'cpu',
+    ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}),
+  });
   try {
     unverifiedNote(source);
     const data = await auditData(source, opts.dataset);
@@ -50,14 +60,18 @@ export async function evaluateCommand(opts: EvaluateFlags): Promise<void> {
     const rows: EvalRow[] = [];
     // Progress goes to stderr, so --json (stdout) gets it too.
     const bar = workProgress('evaluate');
-    const stop = abortOnSignals((why) => bar.log(`${why}: stopping; the ${rows.length} finished row(s) are printed (Ctrl-C again to quit at once)`));
+    const stop = abortOnSignals((why) =>
+      bar.log(`${why}: stopping; the ${rows.length} finished row(s) are printed (Ctrl-C again to quit at once)`),
+    );
     try {
       await evaluate(source, data, specs, {
         signal: stop.signal,
         onProgress: (index, calls, total) => bar.update(rowName(specs, index), calls, total),
         onRow: (row) => {
           rows.push(row);
-          bar.log(`${row.spec}: accuracy ${formatNumber(row.accuracy)}, nfe ${formatNumber(row.nfe)} (${rows.length} of ${specs.length})`);
+          bar.log(
+            `${row.spec}: accuracy ${formatNumber(row.accuracy)}, nfe ${formatNumber(row.nfe)} (${rows.length} of ${specs.length})`,
+          );
         },
       });
     } catch (e) {
@@ -85,7 +99,12 @@ function rowName(specs: readonly SolverSpec[], i: number): string {
 }
 
 /** The accuracy figure, with the training solver's own point (the paper's diamond), evaluated if not among the rows. */
-async function plotWithOwn(dir: string, source: ModelSource, data: Awaited<ReturnType<typeof auditData>>, rows: readonly EvalRow[]): Promise<void> {
+async function plotWithOwn(
+  dir: string,
+  source: ModelSource,
+  data: Awaited<ReturnType<typeof auditData>>,
+  rows: readonly EvalRow[],
+): Promise<void> {
   const { writeAccuracyFigure } = await import('./plot-output.js');
   const trainSolver = source.kind === 'effective' ? source.effectiveSolver : source.trainSolver;
   let own: EvalRow | undefined;
@@ -93,5 +112,10 @@ async function plotWithOwn(dir: string, source: ModelSource, data: Awaited<Retur
     const spec = parseSolverSpec(trainSolver);
     [own] = await evaluate(source, data, [spec]);
   }
-  await writeAccuracyFigure(dir, trainSolver ? `trained with ${displaySpec(trainSolver)}` : source.dir, [...rows, ...(own ? [own] : [])], own?.spec);
+  await writeAccuracyFigure(
+    dir,
+    trainSolver ? `trained with ${displaySpec(trainSolver)}` : source.dir,
+    [...rows, ...(own ? [own] : [])],
+    own?.spec,
+  );
 }

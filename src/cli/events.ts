@@ -17,8 +17,14 @@ import { formatNumber, plural, progress, workProgress } from './output.js';
 /** ", placed: WebGpuExecutionProvider 230, CPUExecutionProvider 4 (2 copies)" for --verbose. */
 function placementText(p: Placement | undefined): string {
   if (!p) return '';
-  const nodes = Object.entries(p.nodes).map(([k, n]) => `${k} ${n}`).join(', ');
-  const cpu = p.cpuOps ? `; on the CPU: ${Object.entries(p.cpuOps).map(([op, n]) => `${op} ×${n}`).join(', ')}` : '';
+  const nodes = Object.entries(p.nodes)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const cpu = p.cpuOps
+    ? `; on the CPU: ${Object.entries(p.cpuOps)
+        .map(([op, n]) => `${op} ×${n}`)
+        .join(', ')}`
+    : '';
   return `; nodes run by ${nodes || 'none'}${p.copies > 0 ? ` (${p.copies} host-device copies)` : ''}${cpu}`;
 }
 
@@ -59,15 +65,24 @@ export function trainEventPrinter(o: { json: boolean; tty: boolean; iterations: 
         return bar.update(e.iteration);
       case 'train-log':
         if (o.json) events.log.push(payload);
-        else bar.log(`iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`);
+        else
+          bar.log(
+            `iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`,
+          );
         return;
       case 'graph':
         if (o.json) events.graphs.push(payload);
-        else if (!e.cached) bar.log(`graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)${placementText(e.placement)}`);
+        else if (!e.cached)
+          bar.log(
+            `graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)${placementText(e.placement)}`,
+          );
         return;
       case 'adapt':
         if (o.json) events.adaptation.push(payload);
-        else bar.log(`adapt ${String(e.iteration).padStart(5)}  ${e.action.padEnd(6)} ${displaySpec(e.before)} → ${displaySpec(e.after)}  train acc ${formatNumber(e.trainAccuracy)}  test acc ${formatNumber(e.testAccuracy)} (${displaySpec(e.testSolver)})  nfe ${e.trainNfe}/${e.testNfe}${e.folded !== undefined ? `  folded ${e.folded}/${e.foldStates}` : ''}`);
+        else
+          bar.log(
+            `adapt ${String(e.iteration).padStart(5)}  ${e.action.padEnd(6)} ${displaySpec(e.before)} → ${displaySpec(e.after)}  train acc ${formatNumber(e.trainAccuracy)}  test acc ${formatNumber(e.testAccuracy)} (${displaySpec(e.testSolver)})  nfe ${e.trainNfe}/${e.testNfe}${e.folded !== undefined ? `  folded ${e.folded}/${e.foldStates}` : ''}`,
+          );
         return;
       case 'evaluation':
         if (!evaluation) {
@@ -97,7 +112,12 @@ export type EventFormat = 'text' | 'events' | 'json';
  * otherwise; with `events`, one JSON object per line as they happen (progress
  * ticks omitted); with `json`, nothing until `document()` gathers the run.
  */
-export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }) {
+export function studyEventPrinter(opts: {
+  format: EventFormat;
+  tty: boolean;
+  out?: NodeJS.WritableStream;
+  err?: NodeJS.WritableStream;
+}) {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
   const state = new StudyProgress();
@@ -116,10 +136,20 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
   };
   const startBar = (e: Extract<StudyEvent, { type: 'plan' }>) => {
     const skipped = e.alreadyDone + e.alreadyFailed;
-    out.write(terminalSafe(`study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`) + '\n');
+    out.write(
+      terminalSafe(
+        `study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`,
+      ) + '\n',
+    );
     if (!opts.tty || e.toRun === 0) return;
     multibar = new MultiBar(
-      { stream: err, format: 'study [{bar}] {doneN}/{total} done | {runningN} running | {failedN} failed | ETA {etaText}', hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
+      {
+        stream: err,
+        format: 'study [{bar}] {doneN}/{total} done | {runningN} running | {failedN} failed | ETA {etaText}',
+        hideCursor: true,
+        clearOnComplete: false,
+        etaBuffer: 20,
+      },
       Presets.shades_classic,
     );
     bar = multibar.create(e.total, counts.done + counts.failed, payload());
@@ -142,7 +172,9 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
       const r = e.result;
       const what = `${r.job.dataset} ${r.job.field} ${jobSolverText(r.job)} seed ${r.job.seed}`;
       if (!opts.tty || r.status === 'failed') {
-        line(`[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} (${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`);
+        line(
+          `[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} (${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`,
+        );
       }
     } else if (e.type === 'log') line(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);
     else if (e.type === 'end') {
@@ -153,5 +185,9 @@ export function studyEventPrinter(opts: { format: EventFormat; tty: boolean; out
     }
     bar?.update(counts.done + counts.failed, payload());
   };
-  return { onEvent, stop, document: (run: Parameters<StudyProgress['document']>[0]): StudyRunDocument => state.document(run) };
+  return {
+    onEvent,
+    stop,
+    document: (run: Parameters<StudyProgress['document']>[0]): StudyRunDocument => state.document(run),
+  };
 }

@@ -24,8 +24,16 @@ export function buildProgram(): Command {
         'audit crossings and global error, and run step-size studies (Ott et al., ICLR 2021).',
     )
     .version(process.env.npm_package_version ?? '0.1.0')
-    .option('--verbose', 'print stack traces for errors, and (train) which onnxruntime provider runs how many nodes of each graph')
-    .addOption(defaultText(new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu').env('ODENESS_BACKEND'), 'auto: native if installed, else wasm'))
+    .option(
+      '--verbose',
+      'print stack traces for errors, and (train) which onnxruntime provider runs how many nodes of each graph',
+    )
+    .addOption(
+      defaultText(
+        new Option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu').env('ODENESS_BACKEND'),
+        'auto: native if installed, else wasm',
+      ),
+    )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   configureHelp(program);
@@ -35,10 +43,20 @@ export function buildProgram(): Command {
   const study = registerStudyCommands(program);
   const report = study
     .command('report')
-    .description('write DIR/report.html (self-contained, opens offline) and its SVG figures (in DIR/figures/) from a study\'s results')
+    .description(
+      "write DIR/report.html (self-contained, opens offline) and its SVG figures (in DIR/figures/) from a study's results",
+    )
     .argument('<dir>', 'study output directory')
     .option('--threshold <x>', 'accuracy difference for the critical step size, in (0, 1)', finite, 0.1)
-    .addOption(defaultText(new Option('--plot <dir>', 'also write every figure as SVG + PNG into this directory, as train/evaluate/audit --plot do'), 'SVG only, in DIR/figures/'))
+    .addOption(
+      defaultText(
+        new Option(
+          '--plot <dir>',
+          'also write every figure as SVG + PNG into this directory, as train/evaluate/audit --plot do',
+        ),
+        'SVG only, in DIR/figures/',
+      ),
+    )
     .option('--json', 'print {"html", "figures", "critical"} as one JSON document')
     .action(async (dir: string, opts: { threshold: number; plot?: string | true; json?: boolean }) => {
       const { writeStudyReport } = await import('../report/study.js');
@@ -117,7 +135,9 @@ export async function main(argv: string[]): Promise<void> {
     } else if (verbose) {
       process.stderr.write(`${ERROR_PREFIX} ${(caught as Error)?.stack ?? String(caught)}\n`);
     } else {
-      process.stderr.write(`${ERROR_PREFIX} internal error (a bug): ${oneLine((e as Error)?.message ?? String(e))}\n(run with --verbose for the stack trace)\n`);
+      process.stderr.write(
+        `${ERROR_PREFIX} internal error (a bug): ${oneLine((e as Error)?.message ?? String(e))}\n(run with --verbose for the stack trace)\n`,
+      );
     }
     process.exitCode = EXIT_ERROR;
   }
@@ -125,5 +145,10 @@ export async function main(argv: string[]): Promise<void> {
 
 /** A user error is one line: newlines inside a message (e.g. a YAML excerpt) become ' | '. */
 function oneLine(message: string): string {
-  return terminalSafe(message.trim().split(/\r?\n\s*/).join(' | '));
+  return terminalSafe(
+    message
+      .trim()
+      .split(/\r?\n\s*/)
+      .join(' | '),
+  );
 }

@@ -33,12 +33,24 @@ export function progress(total: number, label: string, enabled = process.stderr.
     return { update() {}, log: (line) => process.stderr.write(line + '\n'), stop() {} };
   }
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} {percentage}% | ETA {eta_formatted} | {status}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+    {
+      format: `${label} [{bar}] {value}/{total} {percentage}% | ETA {eta_formatted} | {status}`,
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false,
+    },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0, { status: '' });
   return {
-    update: (value, fields) => bar.update(value, { status: fields ? Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`).join(' ') : '' }),
+    update: (value, fields) =>
+      bar.update(value, {
+        status: fields
+          ? Object.entries(fields)
+              .map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`)
+              .join(' ')
+          : '',
+      }),
     log: (line) => {
       // Print above the bar without tearing it.
       process.stderr.write('\r\x1b[K' + line + '\n');
@@ -77,7 +89,9 @@ export function workProgress(label: string, options: { tty?: boolean; quiet?: bo
         const now = Date.now();
         if (quiet() || (phase === last.phase && now - last.at < PLAIN_EVERY_MS)) return;
         last = { phase, at: now };
-        process.stderr.write(`${label}: ${phase}${total !== undefined ? ` ${done}/${total}` : done > 0 ? ` ${done}` : ''} (${elapsed()})\n`);
+        process.stderr.write(
+          `${label}: ${phase}${total !== undefined ? ` ${done}/${total}` : done > 0 ? ` ${done}` : ''} (${elapsed()})\n`,
+        );
       },
       log: (line) => {
         if (!quiet()) process.stderr.write(`${label}: ${line}\n`);
@@ -86,7 +100,12 @@ export function workProgress(label: string, options: { tty?: boolean; quiet?: bo
     };
   }
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} | {phase} | {elapsed}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    {
+      format: `${label} [{bar}] {value}/{total} | {phase} | {elapsed}`,
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   bar.start(1, 0, { phase: 'starting', elapsed: '0.0 s' });
@@ -105,12 +124,31 @@ export function printJson(value: unknown): void {
 }
 
 /** Cross-solver rows as a table, or as {"results": [...]} with --json. */
-export function printEvalRows(rows: readonly (SolverLabel & { accuracy: number; nfe: number })[], json: boolean, extra: Record<string, unknown> = {}): void {
+export function printEvalRows(
+  rows: readonly (SolverLabel & { accuracy: number; nfe: number })[],
+  json: boolean,
+  extra: Record<string, unknown> = {},
+): void {
   if (json) {
-    printJson({ ...extra, results: rows.map((r) => ({ solver: r.solver, param: r.param, spec: r.spec, ...(r.steps !== undefined ? { steps: r.steps } : {}), accuracy: r.accuracy, nfe: r.nfe })) });
+    printJson({
+      ...extra,
+      results: rows.map((r) => ({
+        solver: r.solver,
+        param: r.param,
+        spec: r.spec,
+        ...(r.steps !== undefined ? { steps: r.steps } : {}),
+        accuracy: r.accuracy,
+        nfe: r.nfe,
+      })),
+    });
     return;
   }
-  process.stdout.write(table(['solver', 'param', 'steps', 'accuracy', 'nfe'], rows.map((r) => [r.spec, r.param, r.steps, r.accuracy, r.nfe])) + '\n');
+  process.stdout.write(
+    table(
+      ['solver', 'param', 'steps', 'accuracy', 'nfe'],
+      rows.map((r) => [r.spec, r.param, r.steps, r.accuracy, r.nfe]),
+    ) + '\n',
+  );
 }
 
 /** "1 job", "2 jobs": a count with its noun. */

@@ -15,7 +15,8 @@ export function checkPlotDir(dir: string | undefined, flag = '--plot'): void {
   } catch {
     return; // created when the figures are written
   }
-  if (!stat.isDirectory()) throw new FileFormatError(dir, `exists and is not a directory (${flag} takes the directory the figures go into)`);
+  if (!stat.isDirectory())
+    throw new FileFormatError(dir, `exists and is not a directory (${flag} takes the directory the figures go into)`);
 }
 
 /** Copies written figures into `dir` (unless they are there already); returns their paths there. */

@@ -48,41 +48,91 @@ function cappedThreads(requested: number): number {
 function positiveIntFlag(flag: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !isPositiveInt(n)) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
+    if (!/^\s*\d+\s*$/.test(v) || !isPositiveInt(n))
+      throw new InvalidArgumentError(`${flag} must be a positive integer.`);
     return n;
   };
 }
 
 /** --workers: how many jobs run at once on this machine (study run locally, worker on a cluster). */
 function workersOption(description: string): Option {
-  return defaultText(new Option('--workers <n>', description).argParser(positiveIntFlag('--workers')), `one per core, ${availableParallelism()} here`);
+  return defaultText(
+    new Option('--workers <n>', description).argParser(positiveIntFlag('--workers')),
+    `one per core, ${availableParallelism()} here`,
+  );
 }
 
 function positiveSeconds(flag: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a number of seconds, at least 1.`);
+    if (!Number.isFinite(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} must be a number of seconds, at least 1.`);
     return n;
   };
 }
 
 /** The connection flags as commander hands them over (--nats is the URL). */
-type NatsFlags = Pick<NatsConnectOptions, 'user' | 'password' | 'token' | 'passwordFile' | 'tokenFile' | 'creds' | 'tlsCa' | 'tlsCert' | 'tlsKey'> & { nats?: string; jobKeyFile?: string };
-const NATS_FLAGS = ['user', 'password', 'token', 'passwordFile', 'tokenFile', 'creds', 'tlsCa', 'tlsCert', 'tlsKey', 'jobKeyFile'] as const;
+type NatsFlags = Pick<
+  NatsConnectOptions,
+  'user' | 'password' | 'token' | 'passwordFile' | 'tokenFile' | 'creds' | 'tlsCa' | 'tlsCert' | 'tlsKey'
+> & { nats?: string; jobKeyFile?: string };
+const NATS_FLAGS = [
+  'user',
+  'password',
+  'token',
+  'passwordFile',
+  'tokenFile',
+  'creds',
+  'tlsCa',
+  'tlsCert',
+  'tlsKey',
+  'jobKeyFile',
+] as const;
 
 function addNatsOptions(cmd: Command, required: boolean): Command {
-  const url = new Option('--nats <url>', required ? 'NATS server URL, e.g. nats://host:4222' : 'run on a NATS cluster (workers: odeness worker --nats URL) instead of local threads');
+  const url = new Option(
+    '--nats <url>',
+    required
+      ? 'NATS server URL, e.g. nats://host:4222'
+      : 'run on a NATS cluster (workers: odeness worker --nats URL) instead of local threads',
+  );
   if (required) url.makeOptionMandatory();
   else defaultText(url, 'none: local worker threads');
   return cmd
     .addOption(url)
     .addOption(new Option('--user <user>', 'NATS user').env('NATS_USER'))
-    .addOption(new Option('--password <password>', 'NATS password; ps shows arguments to every user, not environment variables: prefer NATS_PASSWORD or --password-file').env('NATS_PASSWORD'))
+    .addOption(
+      new Option(
+        '--password <password>',
+        'NATS password; ps shows arguments to every user, not environment variables: prefer NATS_PASSWORD or --password-file',
+      ).env('NATS_PASSWORD'),
+    )
     .addOption(new Option('--password-file <file>', 'read the NATS password from a file').conflicts(['password']))
-    .addOption(new Option('--token <token>', 'NATS auth token; prefer NATS_TOKEN (not visible in ps) or --token-file').env('NATS_TOKEN').conflicts(['user', 'password']))
-    .addOption(new Option('--token-file <file>', 'read the NATS auth token from a file').conflicts(['user', 'password', 'token']))
-    .addOption(new Option('--creds <file>', 'NATS credentials file (user JWT + nkey seed, from nsc)').conflicts(['user', 'password', 'token']))
-    .addOption(new Option('--job-key-file <file>', 'shared secret (≥ 16 characters) signing jobs: coordinator and workers given the same file run only the coordinator\'s jobs'))
+    .addOption(
+      new Option('--token <token>', 'NATS auth token; prefer NATS_TOKEN (not visible in ps) or --token-file')
+        .env('NATS_TOKEN')
+        .conflicts(['user', 'password']),
+    )
+    .addOption(
+      new Option('--token-file <file>', 'read the NATS auth token from a file').conflicts([
+        'user',
+        'password',
+        'token',
+      ]),
+    )
+    .addOption(
+      new Option('--creds <file>', 'NATS credentials file (user JWT + nkey seed, from nsc)').conflicts([
+        'user',
+        'password',
+        'token',
+      ]),
+    )
+    .addOption(
+      new Option(
+        '--job-key-file <file>',
+        "shared secret (≥ 16 characters) signing jobs: coordinator and workers given the same file run only the coordinator's jobs",
+      ),
+    )
     .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) to verify the server'))
     .addOption(new Option('--tls-cert <file>', 'client certificate (PEM)'))
     .addOption(new Option('--tls-key <file>', 'client key (PEM)'));
@@ -124,15 +174,25 @@ function printStatus(s: StudyStatus, json: boolean): void {
   }
   const lines = [
     `${s.dir}${s.name ? ` (${s.name})` : ''}: ${countsLine(s)}`,
-    s.activeRun ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}` : 'no run in progress',
+    s.activeRun
+      ? `running now: pid ${s.activeRun.pid} on ${s.activeRun.host} since ${s.activeRun.startedAt}`
+      : 'no run in progress',
   ];
   if (s.deadRun) {
     const d = s.deadRun;
-    lines.push(`the run died: pid ${d.pid} on ${d.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`);
+    lines.push(
+      `the run died: pid ${d.pid} on ${d.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`,
+    );
   }
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
-  if (s.extraResults) lines.push(`${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`);
-  if (s.invalidLines) lines.push(`${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`);
+  if (s.extraResults)
+    lines.push(
+      `${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`,
+    );
+  if (s.invalidLines)
+    lines.push(
+      `${plural(s.invalidLines, 'unreadable result line')} ignored (a torn last line after a crash is expected)`,
+    );
   process.stdout.write(lines.map(terminalSafe).join('\n') + '\n');
 }
 
@@ -158,22 +218,36 @@ interface RunFlags {
 /** `--test-points N`: the smoke-run companion of --iterations, for studies whose evaluation dominates at few iterations. */
 function testPointsOption(): Option {
   return defaultText(
-    new Option('--test-points <n>', 'evaluate and audit every job on this many test points (sets testN of every dataset; a smoke run; recorded in the plan)').argParser(positiveIntFlag('--test-points')),
+    new Option(
+      '--test-points <n>',
+      'evaluate and audit every job on this many test points (sets testN of every dataset; a smoke run; recorded in the plan)',
+    ).argParser(positiveIntFlag('--test-points')),
     "each dataset's test set",
   );
 }
 
 function batchSizeOption(): Option {
-  return defaultText(new Option('--batch-size <n>', 'train every job on batches of this size (a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)').argParser(positiveIntFlag('--batch-size')), "the study file's");
+  return defaultText(
+    new Option(
+      '--batch-size <n>',
+      'train every job on batches of this size (a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)',
+    ).argParser(positiveIntFlag('--batch-size')),
+    "the study file's",
+  );
 }
 
-function planOverrides(o: { iterations?: number; testPoints?: number; batchSize?: number; device?: Device }): PlanOverrides {
+function planOverrides(o: {
+  iterations?: number;
+  testPoints?: number;
+  batchSize?: number;
+  device?: Device;
+}): PlanOverrides {
   return { iterations: o.iterations, testPoints: o.testPoints, batchSize: o.batchSize, device: o.device };
 }
 
 /** --device of study plan / run: every job's device (recorded in the plan); `auto` is resolved on this machine. */
 function studyDeviceOption(): Option {
-  return defaultText(deviceOption('every job\'s sessions'), "the study file's device key (cpu when absent)");
+  return defaultText(deviceOption("every job's sessions"), "the study file's device key (cpu when absent)");
 }
 
 async function studyDevice(o: { device?: DeviceChoice }): Promise<Device | undefined> {
@@ -198,36 +272,61 @@ function planSize(e: WorkEstimate): string {
 /** Two lines: what the plan holds, and how much work it is. */
 function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   const methods = new Set(plan.jobs.filter((j) => j.adapt).map((j) => j.trainSolver.split(':')[0]));
-  const configs = new Set(plan.jobs.filter((j) => !j.adapt).map((j) => `${j.dataset}|${j.field}|${j.trainSolver}`)).size;
+  const configs = new Set(plan.jobs.filter((j) => !j.adapt).map((j) => `${j.dataset}|${j.field}|${j.trainSolver}`))
+    .size;
   const seeds = plan.spec.seeds.length;
   const lines = [
     `${plan.name ?? 'study'}: ${e.jobs} job${e.jobs === 1 ? '' : 's'} = ${e.gridJobs} grid (${configs} training configurations × ${seeds} seed${seeds === 1 ? '' : 's'}) + ` +
       `${e.adaptationJobs} adaptation (${methods.size} method${methods.size === 1 ? '' : 's'} × ${plan.spec.datasets.length * plan.spec.fields.length} dataset×field × ${seeds} seed${seeds === 1 ? '' : 's'})` +
       overridesText(plan.overrides),
   ];
-  const wall = e.wallMs !== undefined ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)` : '';
-  lines.push(`work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`);
+  const wall =
+    e.wallMs !== undefined
+      ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)`
+      : '';
+  lines.push(
+    `work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`,
+  );
   const devices = e.uncalibratedDevices ?? [];
-  if (devices.length > 0) lines.push(`device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`);
+  if (devices.length > 0)
+    lines.push(
+      `device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`,
+    );
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   const cached = e.groups.map((g) => g.cost).filter((c) => c?.cached);
   const when = cached[0]?.measuredAt ?? 'earlier';
-  if (cached.length > 0) lines.push(`calibration: this machine's, measured ${when} and cached (--recalibrate measures again)`);
+  if (cached.length > 0)
+    lines.push(`calibration: this machine's, measured ${when} and cached (--recalibrate measures again)`);
   return lines.join('\n');
 }
 
 export function registerStudyCommands(program: Command): Command {
-  const study = program.command('study').description('plan and run grids of training jobs, locally or on a NATS cluster');
+  const study = program
+    .command('study')
+    .description('plan and run grids of training jobs, locally or on a NATS cluster');
 
   study
     .command('plan')
-    .description('expand a study file into jobs with content-hash ids, and estimate the work (a short calibration on this machine)')
+    .description(
+      'expand a study file into jobs with content-hash ids, and estimate the work (a short calibration on this machine)',
+    )
     .argument('<file>', 'study file (YAML or JSON)')
-    .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run)').argParser(positiveIntFlag('--iterations')), "the study file's"))
+    .addOption(
+      defaultText(
+        new Option('--iterations <n>', 'train every job this many iterations (a smoke run)').argParser(
+          positiveIntFlag('--iterations'),
+        ),
+        "the study file's",
+      ),
+    )
     .addOption(testPointsOption())
     .addOption(batchSizeOption())
     .addOption(studyDeviceOption())
-    .option('--workers <n>', 'parallel workers the wall-time estimate is for (default: one per core)', positiveIntFlag('--workers'))
+    .option(
+      '--workers <n>',
+      'parallel workers the wall-time estimate is for (default: one per core)',
+      positiveIntFlag('--workers'),
+    )
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
@@ -238,7 +337,16 @@ export function registerStudyCommands(program: Command): Command {
       const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
-        process.stdout.write(JSON.stringify({ ...(plan.name !== undefined ? { name: plan.name } : {}), studyHash: plan.studyHash, ...(plan.overrides ? { overrides: plan.overrides } : {}), counts, estimate, jobs: plan.jobs }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            ...(plan.name !== undefined ? { name: plan.name } : {}),
+            studyHash: plan.studyHash,
+            ...(plan.overrides ? { overrides: plan.overrides } : {}),
+            counts,
+            estimate,
+            jobs: plan.jobs,
+          }) + '\n',
+        );
         return;
       }
       const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${jobSolverText(j)}  seed=${j.seed}`);
@@ -253,33 +361,80 @@ export function registerStudyCommands(program: Command): Command {
       .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
       .addOption(workersOption('local worker threads, one job each'))
       .option('--retry-failed', 'also rerun jobs whose last result is failed')
-      .addOption(defaultText(new Option('--iterations <n>', 'train every job this many iterations (a smoke run; recorded in the plan)').argParser(positiveIntFlag('--iterations')), "the study file's"))
+      .addOption(
+        defaultText(
+          new Option(
+            '--iterations <n>',
+            'train every job this many iterations (a smoke run; recorded in the plan)',
+          ).argParser(positiveIntFlag('--iterations')),
+          "the study file's",
+        ),
+      )
       .addOption(testPointsOption())
       .addOption(batchSizeOption())
       .addOption(studyDeviceOption())
-      .addOption(new Option('--extend', 'the --out directory belongs to another study: add this study\'s jobs to it').conflicts('replace'))
-      .option('--replace', "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)")
+      .addOption(
+        new Option('--extend', "the --out directory belongs to another study: add this study's jobs to it").conflicts(
+          'replace',
+        ),
+      )
+      .option(
+        '--replace',
+        "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)",
+      )
       .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
       .option('--no-report', 'do not keep DIR/report.html up to date while the study runs')
-      .addOption(new Option('--report-interval <seconds>', 'least seconds between two rewrites of the live report (never more than a third of the time: a big page takes seconds to render)').argParser(positiveSeconds('--report-interval')).default(5))
-      .addOption(new Option('--json', 'when the run ends, print {"out", "plan", "counts", "ms", "interrupted", "results": [...], "logs", "report"} as one JSON document (nothing before it)').conflicts('events'))
-      .option('--events', 'print events as they happen as JSON Lines (one JSON object per line: plan, start, result, log, the last "end"), for dashboards and scripts that follow a run'),
+      .addOption(
+        new Option(
+          '--report-interval <seconds>',
+          'least seconds between two rewrites of the live report (never more than a third of the time: a big page takes seconds to render)',
+        )
+          .argParser(positiveSeconds('--report-interval'))
+          .default(5),
+      )
+      .addOption(
+        new Option(
+          '--json',
+          'when the run ends, print {"out", "plan", "counts", "ms", "interrupted", "results": [...], "logs", "report"} as one JSON document (nothing before it)',
+        ).conflicts('events'),
+      )
+      .option(
+        '--events',
+        'print events as they happen as JSON Lines (one JSON object per line: plan, start, result, log, the last "end"), for dashboards and scripts that follow a run',
+      ),
     false,
   )
-    .addOption(new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered').argParser(positiveSeconds('--ack-wait')).default(30))
-    .addOption(new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed').argParser(positiveIntFlag('--max-deliver')).default(5))
     .addOption(
-      new Option('--keep-days <days>', 'NATS: days results and bundles stay in the cluster\'s buckets (set when they are made; one for every study)')
+      new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered')
+        .argParser(positiveSeconds('--ack-wait'))
+        .default(30),
+    )
+    .addOption(
+      new Option('--max-deliver <n>', 'NATS: deliveries of a job before it is recorded as failed')
+        .argParser(positiveIntFlag('--max-deliver'))
+        .default(5),
+    )
+    .addOption(
+      new Option(
+        '--keep-days <days>',
+        "NATS: days results and bundles stay in the cluster's buckets (set when they are made; one for every study)",
+      )
         .argParser(positiveIntFlag('--keep-days'))
         .default(30),
     )
-    .addOption(new Option('--max-bundle-mb <mb>', 'NATS: largest bundle downloaded from the cluster; a larger one fails its job').argParser(positiveIntFlag('--max-bundle-mb')).default(256))
+    .addOption(
+      new Option('--max-bundle-mb <mb>', 'NATS: largest bundle downloaded from the cluster; a larger one fails its job')
+        .argParser(positiveIntFlag('--max-bundle-mb'))
+        .default(256),
+    )
     .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number; maxBundleMb: number }, cmd: Command) => {
       if (o.nats === undefined) {
         for (const flag of NATS_FLAGS) {
-          if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli') cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
+          if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli')
+            cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
         }
-      } else if (o.workers !== undefined) cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
+      } else if (o.workers !== undefined)
+        cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
       const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
       for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
@@ -287,25 +442,41 @@ export function registerStudyCommands(program: Command): Command {
       bindStudy(o.out, readPlan(o.out), plan, binding);
       if (!o.yes) {
         const estimate = await estimateWork(plan, { calibrate: false });
-        if (estimate.needsYes) throw new OdenessError(`${file}: ${planSize(estimate)} is above what runs without confirmation (${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); see \`odeness study plan ${file}\` for the wall time, then rerun with --yes (or --iterations N for a smoke run)`);
+        if (estimate.needsYes)
+          throw new OdenessError(
+            `${file}: ${planSize(estimate)} is above what runs without confirmation (${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); see \`odeness study plan ${file}\` for the wall time, then rerun with --yes (or --iterations N for a smoke run)`,
+          );
       }
-      const live = o.report ? new LiveReport(o.out, { minIntervalMs: o.reportInterval * 1000, onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`) }) : undefined;
+      const live = o.report
+        ? new LiveReport(o.out, {
+            minIntervalMs: o.reportInterval * 1000,
+            onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`),
+          })
+        : undefined;
       const format: EventFormat = o.json ? 'json' : o.events ? 'events' : 'text';
       const printer = studyEventPrinter({ format, tty: format === 'text' && !!process.stderr.isTTY });
       const stop = abortOnSignals((why) => {
         printer.stop();
         const how = why === 'EPIPE' ? ' (stdout was closed)' : '';
-        process.stderr.write(`stopping${how}: recorded results are kept; rerun the same command to resume${how ? '' : ' (Ctrl-C again to quit now)'}\n`);
+        process.stderr.write(
+          `stopping${how}: recorded results are kept; rerun the same command to resume${how ? '' : ' (Ctrl-C again to quit now)'}\n`,
+        );
       });
       try {
         // Connect first: an unreachable cluster fails fast, before --out is touched.
-        const transport = o.nats !== undefined
-          ? await NatsTransport.connect({
-            ...natsOptions({ ...o, nats: o.nats }), ackWaitMs: o.ackWait * 1000, maxDeliver: o.maxDeliver, maxBundleBytes: o.maxBundleMb * 2 ** 20,
-            // The buckets' age limit is every study's: only an explicit --keep-days asks for one (refused if other).
-            ...(cmd.getOptionValueSource('keepDays') === 'cli' ? { retention: { ttlMs: o.keepDays * 86_400_000 } } : {}),
-          })
-          : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
+        const transport =
+          o.nats !== undefined
+            ? await NatsTransport.connect({
+                ...natsOptions({ ...o, nats: o.nats }),
+                ackWaitMs: o.ackWait * 1000,
+                maxDeliver: o.maxDeliver,
+                maxBundleBytes: o.maxBundleMb * 2 ** 20,
+                // The buckets' age limit is every study's: only an explicit --keep-days asks for one (refused if other).
+                ...(cmd.getOptionValueSource('keepDays') === 'cli'
+                  ? { retention: { ttlMs: o.keepDays * 86_400_000 } }
+                  : {}),
+              })
+            : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
         const r = await runStudy(plan, {
           out: o.out,
           transport,
@@ -322,14 +493,26 @@ export function registerStudyCommands(program: Command): Command {
           if (format === 'text') process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
         }
         const why = stop.reason();
-        if (format === 'json') process.stdout.write(JSON.stringify(printer.document({ ...r, ...(why ? { stoppedBy: why } : {}), ...(live ? { report: join(o.out, 'report.html') } : {}) })) + '\n');
+        if (format === 'json')
+          process.stdout.write(
+            JSON.stringify(
+              printer.document({
+                ...r,
+                ...(why ? { stoppedBy: why } : {}),
+                ...(live ? { report: join(o.out, 'report.html') } : {}),
+              }),
+            ) + '\n',
+          );
         if (r.interrupted) {
           const left = r.counts.pending + r.counts.running;
-          process.stderr.write(`odeness: ${why === 'EPIPE' ? 'error: stdout was closed: ' : ''}stopped with ${plural(left, 'job')} of ${r.counts.total} not run (${r.counts.done} done, ${r.counts.failed} failed); recorded results are in ${o.out}\n`);
+          process.stderr.write(
+            `odeness: ${why === 'EPIPE' ? 'error: stdout was closed: ' : ''}stopped with ${plural(left, 'job')} of ${r.counts.total} not run (${r.counts.done} done, ${r.counts.failed} failed); recorded results are in ${o.out}\n`,
+          );
           process.exitCode = stopExitCode(why ?? 'SIGINT');
-        }
-        else if (r.counts.failed > 0) {
-          process.stderr.write(`${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`);
+        } else if (r.counts.failed > 0) {
+          process.stderr.write(
+            `${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`,
+          );
           process.exitCode = 1;
         }
       } finally {
@@ -356,14 +539,19 @@ export function registerStudyCommands(program: Command): Command {
   addNatsOptions(
     study
       .command('clean')
-      .description("remove a study's results, bundles and queued jobs from a NATS cluster (its --out directory is kept)")
+      .description(
+        "remove a study's results, bundles and queued jobs from a NATS cluster (its --out directory is kept)",
+      )
       .argument('<file>', 'study file (YAML or JSON)')
       .option('--json', 'print the counts as one JSON document'),
     true,
   ).action(async (file: string, o: NatsFlags & { nats: string; json?: boolean }) => {
     const r = await cleanStudy(planStudy(file).jobs, natsOptions(o));
     if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-    else process.stdout.write(`removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`);
+    else
+      process.stdout.write(
+        `removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`,
+      );
   });
 
   return study;
@@ -376,39 +564,90 @@ export function registerWorkerCommand(program: Command): Command {
       .description('serve study jobs from a NATS cluster (run on any number of machines)')
       .addOption(workersOption('jobs at once on this machine, one child process each'))
       .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)')
-      .addOption(defaultText(new Option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under'), 'none: jobs reading files are refused'))
-      .addOption(new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read').argParser(positiveIntFlag('--max-dataset-mb')).default(1024))
-      .addOption(new Option('--job-timeout <seconds>', 'wall-clock limit of one job; past it the job is stopped and recorded as failed').argParser(positiveSeconds('--job-timeout')).default(6 * 3600))
-      .addOption(new Option('--stall-timeout <seconds>', 'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)').argParser(positiveSeconds('--stall-timeout')).default(120))
-      .addOption(defaultText(new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')), "node's own limit"))
-      .addOption(deviceOption('jobs\' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)')),
+      .addOption(
+        defaultText(
+          new Option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under'),
+          'none: jobs reading files are refused',
+        ),
+      )
+      .addOption(
+        new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read')
+          .argParser(positiveIntFlag('--max-dataset-mb'))
+          .default(1024),
+      )
+      .addOption(
+        new Option(
+          '--job-timeout <seconds>',
+          'wall-clock limit of one job; past it the job is stopped and recorded as failed',
+        )
+          .argParser(positiveSeconds('--job-timeout'))
+          .default(6 * 3600),
+      )
+      .addOption(
+        new Option(
+          '--stall-timeout <seconds>',
+          'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)',
+        )
+          .argParser(positiveSeconds('--stall-timeout'))
+          .default(120),
+      )
+      .addOption(
+        defaultText(
+          new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')),
+          "node's own limit",
+        ),
+      )
+      .addOption(
+        deviceOption("jobs' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)"),
+      ),
     true,
-  ).action(async (o: NatsFlags & { nats: string; workers?: number; json?: boolean; dataRoot?: string; maxDatasetMb: number; jobTimeout: number; stallTimeout: number; jobMemory?: number; device: DeviceChoice }) => {
-    const stop = abortOnSignals(() => process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n'));
-    try {
-      const opts = natsOptions(o);
-      const device = await resolveDevice(o.device);
-      // A worker that advertises a device it cannot open would take jobs only to fail them: refuse to start.
-      const broken = device === 'cpu' ? undefined : await probeDevice(device);
-      if (broken) throw new OdenessError(broken);
-      const s = await runWorker({
-        device,
-        ...opts,
-        ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
-        ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
-        ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
-        maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
-        jobTimeoutMs: o.jobTimeout * 1000,
-        stallTimeoutMs: o.stallTimeout * 1000,
-        signal: stop.signal,
-        log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`),
-      });
-      if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
-      process.stderr.write(`worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`);
-    } finally {
-      stop.dispose();
-    }
-  });
+  ).action(
+    async (
+      o: NatsFlags & {
+        nats: string;
+        workers?: number;
+        json?: boolean;
+        dataRoot?: string;
+        maxDatasetMb: number;
+        jobTimeout: number;
+        stallTimeout: number;
+        jobMemory?: number;
+        device: DeviceChoice;
+      },
+    ) => {
+      const stop = abortOnSignals(() =>
+        process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n'),
+      );
+      try {
+        const opts = natsOptions(o);
+        const device = await resolveDevice(o.device);
+        // A worker that advertises a device it cannot open would take jobs only to fail them: refuse to start.
+        const broken = device === 'cpu' ? undefined : await probeDevice(device);
+        if (broken) throw new OdenessError(broken);
+        const s = await runWorker({
+          device,
+          ...opts,
+          ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
+          ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
+          ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
+          maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
+          jobTimeoutMs: o.jobTimeout * 1000,
+          stallTimeoutMs: o.stallTimeout * 1000,
+          signal: stop.signal,
+          log: (level, message) =>
+            process.stderr.write(
+              `${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`,
+            ),
+        });
+        if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
+        process.stderr.write(
+          `worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`,
+        );
+      } finally {
+        stop.dispose();
+      }
+    },
+  );
   // One name for "how many jobs at once on this machine", as in study run.
   return renamedOption(worker, '--concurrency <n>', '--workers');
 }

@@ -21,32 +21,57 @@ import { planTraining } from './train-setup.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function trainCommand(opts: any, cmd: Command, backendOf: () => Promise<BackendInfo>): Promise<void> {
   const started = Date.now();
-  if (opts.plot !== undefined && !opts.adapt && opts.resume === undefined) throw new SpecError('--plot draws the adaptation trace of --adapt; add --adapt, or drop --plot (evaluate --plot draws accuracy across test solvers)');
+  if (opts.plot !== undefined && !opts.adapt && opts.resume === undefined)
+    throw new SpecError(
+      '--plot draws the adaptation trace of --adapt; add --adapt, or drop --plot (evaluate --plot draws accuracy across test solvers)',
+    );
   checkPlotDir(opts.plot);
   // Settings and --out are checked before anything loads: a mistake costs no training.
   const { spec, resume, out } = await planTraining(opts, cmd);
   const solverSpec = parseSolverSpec(spec.solver);
   if (!resume && opts.adapt && opts.adaptStart === 'hairer') {
     const start = solverSpec.kind === 'fixed' ? "Hairer's initial step from the first batch" : 'tol 1e-6';
-    process.stderr.write(`odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), not from ${opts.solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; --adapt-start spec starts from ${opts.solver}\n`);
+    process.stderr.write(
+      `odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), not from ${opts.solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; --adapt-start spec starts from ${opts.solver}\n`,
+    );
   }
   const backend = await backendOf();
   const device = await resolveDevice(opts.device);
   const json = Boolean(opts.json);
   const dataset = await loadDataset(spec.dataset, spec.seed);
   const iterations = resolveIterations(spec, dataset.train.n);
-  const printer = trainEventPrinter({ json, tty: process.stderr.isTTY === true, iterations, startAt: resume?.iterations ?? 0 });
-  const stop = abortOnSignals((why) => printer.note(`${why}: stopping after the current iteration to save a checkpoint (again to quit at once)`));
+  const printer = trainEventPrinter({
+    json,
+    tty: process.stderr.isTTY === true,
+    iterations,
+    startAt: resume?.iterations ?? 0,
+  });
+  const stop = abortOnSignals((why) =>
+    printer.note(`${why}: stopping after the current iteration to save a checkpoint (again to quit at once)`),
+  );
   let run: TrainRunResult | undefined;
   let stoppedInEvaluation = false;
   try {
     run = await trainRun(
       { ...spec, iterations, epochs: undefined },
       {
-        out, dataset, resume, threads: opts.threads, device, foldCheck: adaptFoldCheck, signal: stop.signal, ...printer.hooks,
+        out,
+        dataset,
+        resume,
+        threads: opts.threads,
+        device,
+        foldCheck: adaptFoldCheck,
+        signal: stop.signal,
+        ...printer.hooks,
         // Where each graph's nodes run (onnxruntime may put ops a provider lacks on the CPU): --json and --verbose show it.
         placement: json || Boolean((cmd.optsWithGlobals() as { verbose?: boolean }).verbose),
-        finalEvaluation: { memoryBytes: opts.memory, threads: opts.threads, device, signal: stop.signal, onProgress: printer.hooks.onEvaluation },
+        finalEvaluation: {
+          memoryBytes: opts.memory,
+          threads: opts.threads,
+          device,
+          signal: stop.signal,
+          onProgress: printer.hooks.onEvaluation,
+        },
       },
     );
   } catch (e) {
@@ -59,26 +84,61 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
   }
   const seconds = () => (Date.now() - started) / 1000;
   if (!run || stoppedInEvaluation) {
-    process.stdout.write(`saved ${out}; the final test evaluation was interrupted (${stop.reason()}): run odeness evaluate --model ${out}\n`);
+    process.stdout.write(
+      `saved ${out}; the final test evaluation was interrupted (${stop.reason()}): run odeness evaluate --model ${out}\n`,
+    );
     process.exitCode = stopExitCode(stop.reason()!);
     return;
   }
-  const base = { out, backend: backend.name, engine: run.result.engine, status: run.training.status, iterations: run.training.iterations, solver: run.training.solver };
+  const base = {
+    out,
+    backend: backend.name,
+    engine: run.result.engine,
+    status: run.training.status,
+    iterations: run.training.iterations,
+    solver: run.training.solver,
+  };
   if (run.result.interrupted) {
     // A signal: the checkpoint is saved; no evaluation, the user asked to stop.
-    if (json) printJson({ ...base, targetIterations: iterations, nfe: run.result.nfe, seconds: seconds(), ...printer.gathered() });
-    else process.stdout.write(`saved ${out} (interrupted after ${run.training.iterations} of ${iterations} iterations, ${seconds().toFixed(1)} s); continue with: odeness train --resume ${out}\n`);
+    if (json)
+      printJson({
+        ...base,
+        targetIterations: iterations,
+        nfe: run.result.nfe,
+        seconds: seconds(),
+        ...printer.gathered(),
+      });
+    else
+      process.stdout.write(
+        `saved ${out} (interrupted after ${run.training.iterations} of ${iterations} iterations, ${seconds().toFixed(1)} s); continue with: odeness train --resume ${out}\n`,
+      );
     process.exitCode = stopExitCode(stop.reason() ?? 'SIGINT');
     return;
   }
-  if (!json) process.stdout.write(`saved ${out} (${run.training.status}, ${run.training.iterations} iterations, ${seconds().toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`);
-  const summary = { ...base, testAccuracy: run.testRow!.accuracy, nfe: run.result.nfe, seconds: seconds(), ...(run.result.diverged ? { error: run.result.diverged.message } : {}) };
+  if (!json)
+    process.stdout.write(
+      `saved ${out} (${run.training.status}, ${run.training.iterations} iterations, ${seconds().toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`,
+    );
+  const summary = {
+    ...base,
+    testAccuracy: run.testRow!.accuracy,
+    nfe: run.result.nfe,
+    seconds: seconds(),
+    ...(run.result.diverged ? { error: run.result.diverged.message } : {}),
+  };
   if (opts.plot && run.result.adaptation.length > 0) {
     const { writeAdaptationTrace } = await import('./plot-output.js');
-    await writeAdaptationTrace(opts.plot, parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol', run.result.adaptation);
+    await writeAdaptationTrace(
+      opts.plot,
+      parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol',
+      run.result.adaptation,
+    );
   }
   if (json) printJson({ ...summary, ...printer.gathered() });
-  else process.stdout.write(`test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(run.testRow!.accuracy)}\n`);
+  else
+    process.stdout.write(
+      `test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(run.testRow!.accuracy)}\n`,
+    );
   if (run.result.diverged) {
     process.stderr.write(`odeness: error: training diverged: ${run.result.diverged.message}\n`);
     process.exitCode = 1;

@@ -21,7 +21,25 @@ Stopping and resuming:
   Adam's moment estimates restart from zero.`;
 
 /** Options that define a run; --resume takes them from the checkpoint instead. */
-const RUN_SETTINGS = ['dataset', 'solver', 'field', 'epochs', 'seed', 'batchSize', 'lr', 'betas', 'augment', 't1', 'adapt', 'adaptThreshold', 'adaptEvery', 'adaptMaxSteps', 'adaptStart', 'adaptFolds', 'engine'];
+const RUN_SETTINGS = [
+  'dataset',
+  'solver',
+  'field',
+  'epochs',
+  'seed',
+  'batchSize',
+  'lr',
+  'betas',
+  'augment',
+  't1',
+  'adapt',
+  'adaptThreshold',
+  'adaptEvery',
+  'adaptMaxSteps',
+  'adaptStart',
+  'adaptFolds',
+  'engine',
+];
 
 const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -35,7 +53,10 @@ export interface TrainingPlan {
 export async function planTraining(opts: any, cmd: Command): Promise<TrainingPlan> {
   if (opts.resume !== undefined) {
     const given = RUN_SETTINGS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
-    if (given.length > 0) throw new SpecError(`--resume continues a run with its own settings; drop ${given.map(flag).join(', ')} (only --iterations, --out, --force, --threads, --device, --memory, --log-every and --json apply)`);
+    if (given.length > 0)
+      throw new SpecError(
+        `--resume continues a run with its own settings; drop ${given.map(flag).join(', ')} (only --iterations, --out, --force, --threads, --device, --memory, --log-every and --json apply)`,
+      );
     const plan = await resumePlan(opts.resume, opts.iterations);
     const out: string = opts.out ?? opts.resume;
     if (path.resolve(out) === path.resolve(opts.resume)) await probeWritable(out);
@@ -50,9 +71,17 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
   validateTimeSpan(0, opts.t1);
   checkStepBudget(parseSolverSpec(opts.solver), 0, opts.t1);
   const engine = parseEngineChoice(opts.engine);
-  if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec') throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
-  if (opts.adapt) validateAdaptOptions({ ...DEFAULT_ADAPT, threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps });
-  if (opts.iterations !== undefined && opts.epochs !== undefined) throw new SpecError('give iterations or epochs, not both');
+  if (opts.adaptStart !== 'hairer' && opts.adaptStart !== 'spec')
+    throw new SpecError(`--adapt-start must be hairer or spec, got "${opts.adaptStart}"`);
+  if (opts.adapt)
+    validateAdaptOptions({
+      ...DEFAULT_ADAPT,
+      threshold: opts.adaptThreshold,
+      checkEvery: opts.adaptEvery,
+      maxSteps: opts.adaptMaxSteps,
+    });
+  if (opts.iterations !== undefined && opts.epochs !== undefined)
+    throw new SpecError('give iterations or epochs, not both');
   if (opts.adaptFolds && !opts.adapt) throw new SpecError('--adapt-folds adds fold checks to --adapt; add --adapt');
   await prepareOutDir(opts.out, { force: opts.force });
   const spec: TrainRunSpec = {
@@ -68,7 +97,15 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
     augment: opts.augment,
     t1: opts.t1,
     logEvery: opts.logEvery,
-    adapt: opts.adapt ? { threshold: opts.adaptThreshold, checkEvery: opts.adaptEvery, maxSteps: opts.adaptMaxSteps, start: opts.adaptStart, ...(opts.adaptFolds ? { folds: true } : {}) } : false,
+    adapt: opts.adapt
+      ? {
+          threshold: opts.adaptThreshold,
+          checkEvery: opts.adaptEvery,
+          maxSteps: opts.adaptMaxSteps,
+          start: opts.adaptStart,
+          ...(opts.adaptFolds ? { folds: true } : {}),
+        }
+      : false,
     engine,
   };
   return { spec, out: opts.out };

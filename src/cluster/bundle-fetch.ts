@@ -44,14 +44,17 @@ interface Located {
 /** Where the object's bytes are and what they must hash to, from its metadata (no link followed). */
 async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Promise<Located> {
   const info = await retrying(`read the metadata of bundle ${name}`, () => os.info(name), {
-    forMs: 30_000, ...(signal ? { signal } : {}),
+    forMs: 30_000,
+    ...(signal ? { signal } : {}),
   });
   if (!info || info.deleted) {
     throw new BundleRefused(`bundle ${name} is missing from the object store ${BUNDLES_BUCKET}`);
   }
   const link = info.options?.link;
   if (link) {
-    throw new BundleRefused(`bundle ${name} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`);
+    throw new BundleRefused(
+      `bundle ${name} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`,
+    );
   }
   const { size, chunks, nuid, digest } = info;
   if (!Number.isSafeInteger(size) || size < 0) {
@@ -73,16 +76,25 @@ async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Prom
  * chunk stored at all is a refusal at once; a read that stalls midway is
  * connection trouble (a server restart), retried by the caller.
  */
-async function readChunks(h: { js: JetStreamClient; jsm: JetStreamManager }, name: string, at: Located): Promise<Uint8Array> {
+async function readChunks(
+  h: { js: JetStreamClient; jsm: JetStreamManager },
+  name: string,
+  at: Located,
+): Promise<Uint8Array> {
   if (at.bytes === 0) return new Uint8Array(0);
   const subject = `$O.${BUNDLES_BUCKET}.C.${at.nuid}`;
   const si = await h.jsm.streams.info(`OBJ_${BUNDLES_BUCKET}`, { subjects_filter: subject });
   const stored = si.state.subjects?.[subject] ?? 0;
-  if (stored === 0) throw new BundleRefused(`bundle ${name}: none of its ${at.bytes} bytes are stored (chunks missing)`);
-  if (at.chunks !== undefined && stored > at.chunks) throw new BundleRefused(`bundle ${name}: more chunks stored than the ${at.chunks} announced`);
+  if (stored === 0)
+    throw new BundleRefused(`bundle ${name}: none of its ${at.bytes} bytes are stored (chunks missing)`);
+  if (at.chunks !== undefined && stored > at.chunks)
+    throw new BundleRefused(`bundle ${name}: more chunks stored than the ${at.chunks} announced`);
   // One filter subject, as the object store itself asks (filter_subjects needs nats-server 2.10).
   const filter = { filter_subject: subject };
-  const consumer = await h.js.consumers.getPushConsumer(`OBJ_${BUNDLES_BUCKET}`, filter as unknown as Partial<OrderedPushConsumerOptions>);
+  const consumer = await h.js.consumers.getPushConsumer(
+    `OBJ_${BUNDLES_BUCKET}`,
+    filter as unknown as Partial<OrderedPushConsumerOptions>,
+  );
   const messages = await consumer.consume();
   const it = messages[Symbol.asyncIterator]();
   const parts: Uint8Array[] = [];
@@ -94,7 +106,8 @@ async function readChunks(h: { js: JetStreamClient; jsm: JetStreamManager }, nam
       const idle = new Promise<'idle'>((r) => (timer = setTimeout(() => r('idle'), IDLE_MS)));
       const next = await Promise.race([it.next(), idle]);
       clearTimeout(timer);
-      if (next === 'idle' || next.done) throw new Error(`bundle ${name}: the download stalled after ${got} of ${at.bytes} bytes`);
+      if (next === 'idle' || next.done)
+        throw new Error(`bundle ${name}: the download stalled after ${got} of ${at.bytes} bytes`);
       const jm = next.value as JsMsg;
       got += jm.data.length;
       count++;
@@ -108,13 +121,16 @@ async function readChunks(h: { js: JetStreamClient; jsm: JetStreamManager }, nam
     clearTimeout(timer);
     messages.stop();
   }
-  if (got !== at.bytes) throw new BundleRefused(`bundle ${name}: ${got} bytes stored, ${at.bytes} announced (chunks missing)`);
+  if (got !== at.bytes)
+    throw new BundleRefused(`bundle ${name}: ${got} bytes stored, ${at.bytes} announced (chunks missing)`);
   return Buffer.concat(parts);
 }
 
 /** The bundle archive's bytes, checked as described above. */
 export async function fetchBundle(
-  h: { js: JetStreamClient; jsm: JetStreamManager; os: ObjectStore }, want: BundleWanted, opts: { maxBytes: number; signal?: AbortSignal },
+  h: { js: JetStreamClient; jsm: JetStreamManager; os: ObjectStore },
+  want: BundleWanted,
+  opts: { maxBytes: number; signal?: AbortSignal },
 ): Promise<Uint8Array> {
   const at: Located = want.sealed
     ? { nuid: want.sealed.nuid, bytes: want.sealed.bytes, digest: Buffer.from(want.sealed.digest, 'hex') }
@@ -129,7 +145,9 @@ export async function fetchBundle(
   const digest = createHash('sha256').update(bytes).digest();
   if (!digest.equals(at.digest)) {
     const expected = `${want.sealed ? 'sealed in the result' : 'announced'} ${at.digest.toString('hex')}`;
-    throw new BundleRefused(`bundle ${want.name}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${expected})`);
+    throw new BundleRefused(
+      `bundle ${want.name}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${expected})`,
+    );
   }
   return bytes;
 }

@@ -10,15 +10,25 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import {
-  BundleArchiveSchema, EventMessageSchema, JobMessageSchema, PROTOCOL_VERSION, ResultMessageSchema,
-  type BundleArchive, type EventMessage, type JobMessage, type ResultMessage,
+  BundleArchiveSchema,
+  EventMessageSchema,
+  JobMessageSchema,
+  PROTOCOL_VERSION,
+  ResultMessageSchema,
+  type BundleArchive,
+  type EventMessage,
+  type JobMessage,
+  type ResultMessage,
 } from './protocol.js';
 
 const packr = new Packr({ moreTypes: true, useRecords: false, int64AsType: 'number' });
 
 /** An undecodable, invalid or other-version message; `version` is set when only the version is wrong. */
 export class MessageError extends Error {
-  constructor(message: string, readonly version?: unknown) {
+  constructor(
+    message: string,
+    readonly version?: unknown,
+  ) {
     super(message);
   }
 }
@@ -40,18 +50,24 @@ export function unpackRaw(bytes: Uint8Array, what: string): Record<string, unkno
 function decodeWith<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
   const o = unpackRaw(bytes, what);
   if (o.v !== PROTOCOL_VERSION) {
-    throw new MessageError(`${what} message has protocol version ${JSON.stringify(o.v) ?? String(o.v)}; this odeness speaks version ${PROTOCOL_VERSION}`, o.v);
+    throw new MessageError(
+      `${what} message has protocol version ${JSON.stringify(o.v) ?? String(o.v)}; this odeness speaks version ${PROTOCOL_VERSION}`,
+      o.v,
+    );
   }
   const r = schema.safeParse(o);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    throw new MessageError(`bad ${what} message: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
+    throw new MessageError(
+      `bad ${what} message: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`,
+    );
   }
   return r.data;
 }
 
 export const decodeJobMessage = (bytes: Uint8Array): JobMessage => decodeWith(JobMessageSchema, bytes, 'job');
-export const decodeResultMessage = (bytes: Uint8Array): ResultMessage => decodeWith(ResultMessageSchema, bytes, 'result');
+export const decodeResultMessage = (bytes: Uint8Array): ResultMessage =>
+  decodeWith(ResultMessageSchema, bytes, 'result');
 export const decodeEventMessage = (bytes: Uint8Array): EventMessage => decodeWith(EventMessageSchema, bytes, 'event');
 
 async function listFiles(root: string, dir = root): Promise<string[]> {
@@ -83,7 +99,8 @@ export async function unpackBundle(bytes: Uint8Array, dir: string): Promise<numb
   const root = resolve(dir);
   for (const f of files) {
     const target = resolve(root, f.path);
-    if (!target.startsWith(root + sep)) throw new MessageError(`bundle message: path "${f.path}" escapes the bundle directory`);
+    if (!target.startsWith(root + sep))
+      throw new MessageError(`bundle message: path "${f.path}" escapes the bundle directory`);
     await mkdir(dirname(target), { recursive: true });
     const fh = await open(target, 'wx');
     try {

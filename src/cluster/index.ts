@@ -6,4 +6,10 @@
 export { NatsTransport, type NatsStudyOptions } from './nats-coordinator.js';
 export { runWorker, type WorkerOptions, type WorkerSummary } from './nats-worker.js';
 export { connectNats, maskUrl, describeNats, type NatsConnectOptions } from './nats-connect.js';
-export { PROTOCOL_VERSION, type JobMessage, type ResultMessage, type EventMessage, type BundleArchive } from './protocol.js';
+export {
+  PROTOCOL_VERSION,
+  type JobMessage,
+  type ResultMessage,
+  type EventMessage,
+  type BundleArchive,
+} from './protocol.js';

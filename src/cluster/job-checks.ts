@@ -26,7 +26,11 @@ import { costRefusal } from './job-cost.js';
  * on the queue for another worker (refusals.ts); otherwise it is dropped.
  */
 export class JobRefused extends Error {
-  constructor(message: string, readonly record: boolean, readonly leave?: RefusalKind) {
+  constructor(
+    message: string,
+    readonly record: boolean,
+    readonly leave?: RefusalKind,
+  ) {
     super(message);
   }
 }
@@ -40,7 +44,11 @@ export class JobRefused extends Error {
 export function checkJobBounds(job: Job): void {
   try {
     // An imported field names a file on the coordinator: a worker never opens a path from a job message.
-    if (job.field.trim().startsWith('onnx:')) throw new JobRefused('onnx: fields are not run on cluster workers yet (their bytes must come through the object store, not a path)', true);
+    if (job.field.trim().startsWith('onnx:'))
+      throw new JobRefused(
+        'onnx: fields are not run on cluster workers yet (their bytes must come through the object store, not a path)',
+        true,
+      );
     checkJobSpecs(job);
     // Each size in bounds is not enough: their product too (job-cost.ts).
     const tooCostly = costRefusal(job);
@@ -68,7 +76,11 @@ export const DEFAULT_MAX_DATASET_BYTES = 2 ** 30;
 async function checkFile(p: string, maxBytes: number): Promise<void> {
   const s = await stat(p);
   if (!s.isFile()) throw new JobRefused(`dataset path ${p} is not a regular file`, true);
-  if (s.size > maxBytes) throw new JobRefused(`dataset file ${p} has ${s.size} bytes, more than the ${maxBytes} this worker accepts (--max-dataset-mb)`, true);
+  if (s.size > maxBytes)
+    throw new JobRefused(
+      `dataset file ${p} has ${s.size} bytes, more than the ${maxBytes} this worker accepts (--max-dataset-mb)`,
+      true,
+    );
 }
 
 /**
@@ -91,13 +103,15 @@ export async function checkDatasetFiles(job: Job, opts: DataRootOptions): Promis
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       const lexical = resolve(root, given);
       const rel = relative(root, lexical);
-      if (rel.startsWith('..') || isAbsolute(rel)) throw new JobRefused(`dataset path ${given} is outside this worker's --data-root`, true);
+      if (rel.startsWith('..') || isAbsolute(rel))
+        throw new JobRefused(`dataset path ${given} is outside this worker's --data-root`, true);
       throw new JobRefused(`${given}: file not found`, true);
     }
     throw new JobRefused(`dataset path ${given}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, true);
   }
   const rel = relative(root, real);
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new JobRefused(`dataset path ${given} is outside this worker's --data-root`, true);
+  if (rel.startsWith('..') || isAbsolute(rel))
+    throw new JobRefused(`dataset path ${given} is outside this worker's --data-root`, true);
   const maxBytes = opts.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES;
   if (spec.kind === 'json') return checkFile(real, maxBytes);
   const s = await stat(real);
@@ -119,10 +133,16 @@ export function signJob(key: Buffer, m: Omit<JobMessage, 'sig'>): string {
 
 export function checkJobSignature(key: Buffer | undefined, m: JobMessage): void {
   if (!key) return;
-  if (m.sig === undefined) throw new JobRefused('the job message is not signed, and this worker requires signed jobs (--job-key-file)', false, 'signature');
+  if (m.sig === undefined)
+    throw new JobRefused(
+      'the job message is not signed, and this worker requires signed jobs (--job-key-file)',
+      false,
+      'signature',
+    );
   const want = Buffer.from(signJob(key, m), 'hex');
   const got = Buffer.from(m.sig, 'hex');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false, 'signature');
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    throw new JobRefused('the job message has a wrong signature (another --job-key-file?)', false, 'signature');
 }
 
 /** Read a shared job key file (at least 16 bytes; surrounding whitespace ignored). */
@@ -131,7 +151,9 @@ export function readKeyFile(flag: string, file: string): Buffer {
   try {
     text = readFileSync(file, 'utf8').trim();
   } catch (e) {
-    throw new OdenessError(`${flag} ${file}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new OdenessError(
+      `${flag} ${file}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   if (Buffer.byteLength(text) < 16) throw new OdenessError(`${flag} ${file}: the key must be at least 16 characters`);
   return Buffer.from(text);

@@ -68,7 +68,11 @@ export function jobCost(job: Job): JobCost {
   const hiddenRaw = shape ? fieldKind(field).hiddenValues(field, shape) : 0;
   const hidden = Number.isFinite(hiddenRaw) && hiddenRaw > 0 ? hiddenRaw : state;
   const trainNfe = nfePerSolve(job.trainSolver, job);
-  const testNfe = job.testSolvers.reduce((sum, t) => sum + (t === PAPER_TEST_SET ? PAPER_SOLVERS * trainNfe : nfePerSolve(t, job)), 0) + trainNfe;
+  const testNfe =
+    job.testSolvers.reduce(
+      (sum, t) => sum + (t === PAPER_TEST_SET ? PAPER_SOLVERS * trainNfe : nfePerSolve(t, job)),
+      0,
+    ) + trainNfe;
   const bytes = 4 * samples * state + 8 * job.batchSize * hidden * trainNfe;
   const work = job.iterations * job.batchSize * hidden * trainNfe + samples * hidden * testNfe;
   return { bytes, work };

@@ -51,10 +51,16 @@ export function maskUrl(url: string): string {
 
 /** A one-line description for logs: masked URL and the auth mode, never the secrets. */
 export function describeNats(opts: NatsConnectOptions): string {
-  const auth = opts.creds !== undefined ? 'credentials file'
-    : opts.token !== undefined || opts.tokenFile !== undefined ? 'token auth'
-    : opts.user !== undefined ? `user ${opts.user}`
-    : /@/.test(opts.url) ? 'credentials in URL' : 'no auth';
+  const auth =
+    opts.creds !== undefined
+      ? 'credentials file'
+      : opts.token !== undefined || opts.tokenFile !== undefined
+        ? 'token auth'
+        : opts.user !== undefined
+          ? `user ${opts.user}`
+          : /@/.test(opts.url)
+            ? 'credentials in URL'
+            : 'no auth';
   const tls = opts.tlsCa || opts.tlsCert || opts.tlsKey || /^tls:/i.test(opts.url) ? ', TLS' : '';
   return `${maskUrl(opts.url)} (${auth}${tls})`;
 }
@@ -67,7 +73,9 @@ function readSecretFile(flag: string, file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new OdenessError(`${flag} ${file}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new OdenessError(
+      `${flag} ${file}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   const secret = text.trim();
   if (secret === '') throw new OdenessError(`${flag} ${file}: the file is empty`);
@@ -80,7 +88,12 @@ function usesTls(opts: NatsConnectOptions): boolean {
 
 /** A warning when credentials would cross the network in plain text (nats:// without TLS), else undefined. */
 export function plainTextCredentialsWarning(opts: NatsConnectOptions): string | undefined {
-  const hasSecret = opts.password !== undefined || opts.token !== undefined || opts.passwordFile !== undefined || opts.tokenFile !== undefined || opts.url.includes('@');
+  const hasSecret =
+    opts.password !== undefined ||
+    opts.token !== undefined ||
+    opts.passwordFile !== undefined ||
+    opts.tokenFile !== undefined ||
+    opts.url.includes('@');
   if (!hasSecret || usesTls(opts)) return undefined;
   return `credentials for ${maskUrl(opts.url)} go over plain nats:// (not encrypted): use tls:// with --tls-ca, or --creds (nkey signatures, no password on the wire)`;
 }
@@ -89,35 +102,50 @@ export function plainTextCredentialsWarning(opts: NatsConnectOptions): string | 
  * Split credentials out of the URL (a comma-separated list of servers is
  * accepted); explicit options win over the URL's.
  */
-function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; options: NodeConnectionOptions; secrets: string[] } {
+function resolveConnectOptions(opts: NatsConnectOptions): {
+  servers: string[];
+  options: NodeConnectionOptions;
+  secrets: string[];
+} {
   let user = opts.user;
-  let pass = opts.password ?? (opts.passwordFile !== undefined ? readSecretFile('--password-file', opts.passwordFile) : undefined);
+  let pass =
+    opts.password ??
+    (opts.passwordFile !== undefined ? readSecretFile('--password-file', opts.passwordFile) : undefined);
   const rawInfo: string[] = [];
   let token = opts.token ?? (opts.tokenFile !== undefined ? readSecretFile('--token-file', opts.tokenFile) : undefined);
-  const servers = opts.url.split(',').map((u) => u.trim()).filter(Boolean).map((server) => {
-    const m = USERINFO.exec(server);
-    if (!m) return server;
-    const [, scheme = '', info = '', rest = ''] = m;
-    rawInfo.push(info);
-    const colon = info.indexOf(':');
-    if (colon >= 0) {
-      user ??= decodeURIComponent(info.slice(0, colon));
-      pass ??= decodeURIComponent(info.slice(colon + 1));
-    } else if (info !== '') token ??= decodeURIComponent(info);
-    return scheme + rest;
-  });
+  const servers = opts.url
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .map((server) => {
+      const m = USERINFO.exec(server);
+      if (!m) return server;
+      const [, scheme = '', info = '', rest = ''] = m;
+      rawInfo.push(info);
+      const colon = info.indexOf(':');
+      if (colon >= 0) {
+        user ??= decodeURIComponent(info.slice(0, colon));
+        pass ??= decodeURIComponent(info.slice(colon + 1));
+      } else if (info !== '') token ??= decodeURIComponent(info);
+      return scheme + rest;
+    });
   if (servers.length === 0) throw new OdenessError('--nats: the NATS URL is empty');
-  if (token !== undefined && (user !== undefined || pass !== undefined)) throw new OdenessError('give a NATS token or a user and password, not both');
-  if ((user === undefined) !== (pass === undefined)) throw new OdenessError('give both a NATS user and a password (--user and --password)');
+  if (token !== undefined && (user !== undefined || pass !== undefined))
+    throw new OdenessError('give a NATS token or a user and password, not both');
+  if ((user === undefined) !== (pass === undefined))
+    throw new OdenessError('give both a NATS user and a password (--user and --password)');
   if (pass === '' || token === '') {
     throw new OdenessError(`the NATS ${pass === '' ? 'password' : 'token'} is empty: an empty secret is refused`);
   }
   let creds: Uint8Array | undefined;
   if (opts.creds !== undefined) {
-    if (token !== undefined || user !== undefined) throw new OdenessError('give a NATS credentials file (--creds) or a user/password or token, not both');
+    if (token !== undefined || user !== undefined)
+      throw new OdenessError('give a NATS credentials file (--creds) or a user/password or token, not both');
     const text = readSecretFile('--creds', opts.creds);
     if (!/-----BEGIN NATS USER JWT-----/.test(text) || !/-----BEGIN USER NKEY SEED-----/.test(text)) {
-      throw new OdenessError(`--creds ${opts.creds}: not a NATS credentials file (expected a user JWT and an nkey seed, as nsc writes them)`);
+      throw new OdenessError(
+        `--creds ${opts.creds}: not a NATS credentials file (expected a user JWT and an nkey seed, as nsc writes them)`,
+      );
     }
     creds = new TextEncoder().encode(text);
   }
@@ -126,14 +154,17 @@ function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; o
     try {
       readFileSync(path);
     } catch (e) {
-      throw new OdenessError(`${flag} ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new OdenessError(
+        `${flag} ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     return path;
   };
   const caFile = tlsFile('--tls-ca', opts.tlsCa);
   const certFile = tlsFile('--tls-cert', opts.tlsCert);
   const keyFile = tlsFile('--tls-key', opts.tlsKey);
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new OdenessError('give both --tls-cert and --tls-key for a client certificate');
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new OdenessError('give both --tls-cert and --tls-key for a client certificate');
   const useTls = caFile !== undefined || certFile !== undefined || servers.some((u) => /^tls:\/\//i.test(u));
   const options: NodeConnectionOptions = {
     servers,
@@ -146,13 +177,20 @@ function resolveConnectOptions(opts: NatsConnectOptions): { servers: string[]; o
     ...(user !== undefined ? { user, pass: pass! } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(creds !== undefined ? { authenticator: credsAuthenticator(creds) } : {}),
-    ...(useTls ? { tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) } } : {}),
+    ...(useTls
+      ? { tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) } }
+      : {}),
   };
-  return { servers, options, secrets: [...rawInfo, pass, token].filter((x): x is string => !!x).sort((a, b) => b.length - a.length) };
+  return {
+    servers,
+    options,
+    secrets: [...rawInfo, pass, token].filter((x): x is string => !!x).sort((a, b) => b.length - a.length),
+  };
 }
 
 function isAuthError(e: unknown): boolean {
-  const text = `${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { code?: unknown })?.code ?? '')}`.toLowerCase();
+  const text =
+    `${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { code?: unknown })?.code ?? '')}`.toLowerCase();
   return text.includes('authorization') || text.includes('authentication') || text.includes('auth_');
 }
 
@@ -197,17 +235,26 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     if (e instanceof OdenessError) throw e;
     const err = e as Error & { code?: string; cause?: unknown };
     if (isAuthError(err)) {
-      throw new OdenessError(`NATS server at ${where} refused the credentials (authorization violation): check --user/--password or --token`);
+      throw new OdenessError(
+        `NATS server at ${where} refused the credentials (authorization violation): check --user/--password or --token`,
+      );
     }
     const cause = err.cause as (Error & { code?: string }) | undefined;
     const code = cause?.code ?? err.code;
     const reason =
-      code === 'ECONNREFUSED' ? 'connection refused (is nats-server running there, started with -js?)'
-      : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found'
-      : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'host unreachable'
-      : err instanceof NoAnswer || /timeout/i.test(`${err.name} ${err.message}`) ? `no answer within ${timeout / 1000} s`
-      : scrub(cause?.message ?? err.message);
-    const hint = /certificate|self[- ]signed|tls|ssl/i.test(reason) && !opts.tlsCa ? " (TLS: give the server's CA with --tls-ca)" : '';
+      code === 'ECONNREFUSED'
+        ? 'connection refused (is nats-server running there, started with -js?)'
+        : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+          ? 'host not found'
+          : code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
+            ? 'host unreachable'
+            : err instanceof NoAnswer || /timeout/i.test(`${err.name} ${err.message}`)
+              ? `no answer within ${timeout / 1000} s`
+              : scrub(cause?.message ?? err.message);
+    const hint =
+      /certificate|self[- ]signed|tls|ssl/i.test(reason) && !opts.tlsCa
+        ? " (TLS: give the server's CA with --tls-ca)"
+        : '';
     throw new OdenessError(`cannot connect to NATS at ${where}: ${reason}${hint}`);
   };
   // Any one server answering is enough.
@@ -219,4 +266,3 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     return fail(e);
   }
 }
-

@@ -23,8 +23,16 @@ import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './proto
 import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
-  CONSUMER, DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_DELIVER, DEFAULT_RETENTION, EVENT_SUBJECT_PREFIX, openCluster, retrying, STREAM,
-  type ClusterHandles, type Retention,
+  CONSUMER,
+  DEFAULT_ACK_WAIT_MS,
+  DEFAULT_MAX_DELIVER,
+  DEFAULT_RETENTION,
+  EVENT_SUBJECT_PREFIX,
+  openCluster,
+  retrying,
+  STREAM,
+  type ClusterHandles,
+  type Retention,
 } from './nats-resources.js';
 import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
 import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
@@ -89,8 +97,10 @@ export class NatsTransport implements Transport {
   }
 
   static async connect(opts: NatsStudyOptions): Promise<NatsTransport> {
-    if (opts.ackWaitMs !== undefined && !(opts.ackWaitMs >= 1000)) throw new OdenessError(`NATS ack wait must be at least 1000 ms, got ${opts.ackWaitMs}`);
-    if (opts.maxDeliver !== undefined && !(Number.isInteger(opts.maxDeliver) && opts.maxDeliver >= 1)) throw new OdenessError(`NATS max deliver must be a positive integer, got ${opts.maxDeliver}`);
+    if (opts.ackWaitMs !== undefined && !(opts.ackWaitMs >= 1000))
+      throw new OdenessError(`NATS ack wait must be at least 1000 ms, got ${opts.ackWaitMs}`);
+    if (opts.maxDeliver !== undefined && !(Number.isInteger(opts.maxDeliver) && opts.maxDeliver >= 1))
+      throw new OdenessError(`NATS max deliver must be a positive integer, got ${opts.maxDeliver}`);
     const nc = await connectNats({ ...opts, name: opts.name ?? `odeness coordinator ${hostname()}/${process.pid}` });
     try {
       const h = await openCluster(nc, describeNats(opts), {
@@ -103,7 +113,8 @@ export class NatsTransport implements Transport {
     } catch (e) {
       await nc.close().catch(() => undefined);
       // No room for the buckets' size limits (the server's max_file_store, or its disk).
-      if (isStorageFull(e)) throw await storageFullError(undefined, describeNats(opts), `creating the buckets: ${(e as Error).message}`);
+      if (isStorageFull(e))
+        throw await storageFullError(undefined, describeNats(opts), `creating the buckets: ${(e as Error).message}`);
       throw e;
     }
   }
@@ -140,10 +151,12 @@ export class NatsTransport implements Transport {
     /** Why a stored result is not one this run can take, or undefined if it is. */
     const mismatch = (key: string, msg: ResultMessage, w: Wanted): string | undefined => {
       const r = msg.result;
-      if (this.opts.jobKey && !resultAuthentic(this.opts.jobKey, msg)) return 'it is not sealed with the cluster\'s job key (an unauthenticated result)';
+      if (this.opts.jobKey && !resultAuthentic(this.opts.jobKey, msg))
+        return "it is not sealed with the cluster's job key (an unauthenticated result)";
       if (r.id !== key) return `it is stored under ${key} but names job ${r.id}`;
       if (!sameJob(r.job, w.job)) return 'its job parameters differ from the planned job';
-      if (r.status === 'done' && !msg.bundle?.startsWith(`${r.id}.`)) return `its bundle name ${JSON.stringify(msg.bundle)} is not one of this job's runs`;
+      if (r.status === 'done' && !msg.bundle?.startsWith(`${r.id}.`))
+        return `its bundle name ${JSON.stringify(msg.bundle)} is not one of this job's runs`;
       return undefined;
     };
 
@@ -154,7 +167,10 @@ export class NatsTransport implements Transport {
           return;
         } catch (e) {
           if (tries >= COMMIT_TRIES || signal.aborted) {
-            throw new OdenessError(`cannot record the result of job ${result.id} in the output directory (${(e as Error).message}); it stays in the result bucket: rerun the same command once this is fixed`, { cause: e });
+            throw new OdenessError(
+              `cannot record the result of job ${result.id} in the output directory (${(e as Error).message}); it stays in the result bucket: rerun the same command once this is fixed`,
+              { cause: e },
+            );
           }
           sink.log('warn', `recording the result of ${result.id} failed (${(e as Error).message}); retrying`);
           await new Promise((r) => setTimeout(r, 500 * tries));
@@ -169,7 +185,10 @@ export class NatsTransport implements Transport {
       if (!w || busy.has(key) || fatal) return;
       const why = mismatch(key, msg, w);
       if (why) {
-        warnOnce(`${key}:${r.timings.finishedAt}:${r.worker}`, `ignoring a result under ${key} from ${r.worker}: ${why}`);
+        warnOnce(
+          `${key}:${r.timings.finishedAt}:${r.worker}`,
+          `ignoring a result under ${key} from ${r.worker}: ${why}`,
+        );
         // The bucket is create only: clear the forged entry so that the job's genuine result can be stored.
         await purgeResult(jsm, key).catch(() => undefined);
         return;
@@ -194,19 +213,30 @@ export class NatsTransport implements Transport {
         if (r.status === 'done') {
           tmp = await sink.tempBundleDir(r.id);
           try {
-            const sealed = this.opts.jobKey ? { sealed: { nuid: msg.bundleNuid!, bytes: msg.bundleBytes!, digest: msg.bundleDigest! } } : {};
+            const sealed = this.opts.jobKey
+              ? { sealed: { nuid: msg.bundleNuid!, bytes: msg.bundleBytes!, digest: msg.bundleDigest! } }
+              : {};
             const maxBytes = this.opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_MB * 2 ** 20;
             // Forged object metadata fails the job at once (BundleRefused); only connection trouble is retried.
-            const bytes = await retrying(`download bundle ${msg.bundle}`, () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }), {
-              signal, retryIf: (e) => !(e instanceof BundleRefused),
-            });
+            const bytes = await retrying(
+              `download bundle ${msg.bundle}`,
+              () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }),
+              {
+                signal,
+                retryIf: (e) => !(e instanceof BundleRefused),
+              },
+            );
             await unpackBundle(bytes, tmp);
           } catch (e) {
             await sink.discard(tmp);
             tmp = undefined;
             if (signal.aborted) return;
             if (isLocalFsError(e)) throw localWriteFailure(r.id, e);
-            result = { ...r, status: 'failed', error: `job finished on ${r.worker} but its bundle could not be fetched: ${(e as Error).message}` };
+            result = {
+              ...r,
+              status: 'failed',
+              error: `job finished on ${r.worker} but its bundle could not be fetched: ${(e as Error).message}`,
+            };
             delete result.metrics;
           }
         }
@@ -250,7 +280,8 @@ export class NatsTransport implements Transport {
       try {
         m = decodeEntry(e);
       } catch (err) {
-        if (wanted.has(e.key)) warnOnce(`${e.key}:${e.revision}`, `ignoring an unreadable result under ${e.key}: ${(err as Error).message}`);
+        if (wanted.has(e.key))
+          warnOnce(`${e.key}:${e.revision}`, `ignoring an unreadable result under ${e.key}: ${(err as Error).message}`);
         return;
       }
       if (m) void consider(e.key, m);
@@ -261,7 +292,10 @@ export class NatsTransport implements Transport {
     let watcher: { stop(): void } | undefined;
     const startWatch = async (updatesOnly: boolean) => {
       watcher?.stop();
-      const it = await kv.watch({ ignoreDeletes: true, ...(updatesOnly ? { include: KvWatchInclude.UpdatesOnly } : {}) });
+      const it = await kv.watch({
+        ignoreDeletes: true,
+        ...(updatesOnly ? { include: KvWatchInclude.UpdatesOnly } : {}),
+      });
       watcher = it;
       void (async () => {
         for await (const e of it) if (wanted.has(e.key)) considerEntry(e);
@@ -290,7 +324,11 @@ export class NatsTransport implements Transport {
           lastActivity = Date.now();
           lastEventAt.set(ev.id, Date.now());
           if (ev.kind === 'storage') {
-            void storageFullError(jsm, maskUrl(this.opts.url), `worker ${ev.worker}: ${ev.error ?? 'storage full'}`).then((e) => {
+            void storageFullError(
+              jsm,
+              maskUrl(this.opts.url),
+              `worker ${ev.worker}: ${ev.error ?? 'storage full'}`,
+            ).then((e) => {
               fatal ??= e;
               checkDone();
             });
@@ -319,10 +357,13 @@ export class NatsTransport implements Transport {
     // 3. Reconnects: restart the watcher; after an outage, replay the current values too (`consider` is idempotent).
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect') sink.log('warn', `lost the connection to NATS at ${maskUrl(this.opts.url)}; reconnecting…`);
+        if (s.type === 'disconnect')
+          sink.log('warn', `lost the connection to NATS at ${maskUrl(this.opts.url)}; reconnecting…`);
         if (s.type === 'reconnect') {
           sink.log('info', `reconnected to NATS at ${maskUrl(this.opts.url)}`);
-          await retrying('restart the result watcher', () => startWatch(false), { signal }).catch((e) => sink.log('warn', (e as Error).message));
+          await retrying('restart the result watcher', () => startWatch(false), { signal }).catch((e) =>
+            sink.log('warn', (e as Error).message),
+          );
         }
       }
     })().catch(() => undefined);
@@ -337,7 +378,11 @@ export class NatsTransport implements Transport {
         have = undefined;
       }
       const why = have && mismatch(w.job.id, have, w);
-      if (have && why) warnOnce(`${w.job.id}:${have.result.timings.finishedAt}:${have.result.worker}`, `ignoring a result under ${w.job.id} from ${have.result.worker}: ${why}`);
+      if (have && why)
+        warnOnce(
+          `${w.job.id}:${have.result.timings.finishedAt}:${have.result.worker}`,
+          `ignoring a result under ${w.job.id} from ${have.result.worker}: ${why}`,
+        );
       if (have && !why && (have.result.status === 'done' || have.result.attempt >= w.attempt)) {
         await consider(w.job.id, have);
         if (!wanted.has(w.job.id) || heldFailures.has(w.job.id)) return;
@@ -348,18 +393,28 @@ export class NatsTransport implements Transport {
       }
       const opts = { maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
       const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), {
-        signal, retryIf: (e) => !isStorageFull(e),
+        signal,
+        retryIf: (e) => !isStorageFull(e),
       }).catch(async (e) => {
-        throw isStorageFull(e) ? await storageFullError(jsm, maskUrl(this.opts.url), `publishing a job: ${(e as Error).message}`) : e;
+        throw isStorageFull(e)
+          ? await storageFullError(jsm, maskUrl(this.opts.url), `publishing a job: ${(e as Error).message}`)
+          : e;
       });
-      if (done === 'replaced') sink.log('info', `job ${w.job.id}: replaced a queued message that was not this coordinator's (another version, job key or attempt)`);
+      if (done === 'replaced')
+        sink.log(
+          'info',
+          `job ${w.job.id}: replaced a queued message that was not this coordinator's (another version, job key or attempt)`,
+        );
     };
     const queue = [...wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
       while (queue.length > 0 && !signal.aborted && !fatal) await publishOne(queue.shift()!);
     });
     await Promise.all(lanes);
-    sink.log('info', `${jobs.length} job(s) queued on ${this.description}; waiting for workers (odeness worker --nats …)`);
+    sink.log(
+      'info',
+      `${jobs.length} job(s) queued on ${this.description}; waiting for workers (odeness worker --nats …)`,
+    );
 
     // Jobs every live worker refused: not run, not recorded; reported when the run ends (their messages go).
     const giveUpRefused = (id: string) => {
@@ -389,7 +444,10 @@ export class NatsTransport implements Transport {
       const again = await kv.get(id).catch(() => null);
       if (again?.operation === 'PUT') return considerEntry(again);
       if (!wanted.has(id)) return;
-      sink.log('warn', `job ${id} is no longer queued and has no result (removed by study clean, or the stream was purged): queuing it again`);
+      sink.log(
+        'warn',
+        `job ${id} is no longer queued and has no result (removed by study clean, or the stream was purged): queuing it again`,
+      );
       await publishOne(w).catch((err: Error) => sink.log('warn', err.message));
     };
 
@@ -412,9 +470,12 @@ export class NatsTransport implements Transport {
           warnedIdle = true;
           const info = await jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
           const waiting = info?.num_waiting ?? 0;
-          sink.log('warn', waiting === 0
-            ? `no worker is pulling jobs from ${maskUrl(this.opts.url)}; start one with: odeness worker --nats ${maskUrl(this.opts.url)}`
-            : `no progress for 15 s (${waiting} worker pull request(s) waiting)`);
+          sink.log(
+            'warn',
+            waiting === 0
+              ? `no worker is pulling jobs from ${maskUrl(this.opts.url)}; start one with: odeness worker --nats ${maskUrl(this.opts.url)}`
+              : `no progress for 15 s (${waiting} worker pull request(s) waiting)`,
+          );
         }
       })().catch(() => undefined);
     }, 5_000);
@@ -427,7 +488,9 @@ export class NatsTransport implements Transport {
     while (busy.size > 0) await new Promise((r) => setTimeout(r, 20));
     if (fatal) throw fatal;
     if (refusedByAll.length > 0 && !signal.aborted) {
-      throw new OdenessError(`${refusedByAll.length} job(s) were refused by every worker that saw them, and nothing was recorded for them: ${refusals.describe(refusedByAll).join('; ')}. Fix the workers (or start fitting ones) and rerun the same command`);
+      throw new OdenessError(
+        `${refusedByAll.length} job(s) were refused by every worker that saw them, and nothing was recorded for them: ${refusals.describe(refusedByAll).join('; ')}. Fix the workers (or start fitting ones) and rerun the same command`,
+      );
     }
   }
 

@@ -27,8 +27,14 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType,
-  type JetStreamClient, type JetStreamManager,
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
@@ -57,7 +63,11 @@ export interface Retention {
   bundlesMaxBytes: number;
 }
 
-export const DEFAULT_RETENTION: Retention = { ttlMs: 30 * 86_400_000, resultsMaxBytes: 2 ** 30, bundlesMaxBytes: 20 * 2 ** 30 };
+export const DEFAULT_RETENTION: Retention = {
+  ttlMs: 30 * 86_400_000,
+  resultsMaxBytes: 2 ** 30,
+  bundlesMaxBytes: 20 * 2 ** 30,
+};
 /** JetStream API calls: short, since every call that matters is retried (a request sent while the server restarts is lost). */
 const JS_TIMEOUT_MS = 4_000;
 
@@ -85,7 +95,9 @@ export async function openCluster(
   try {
     jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
   } catch (e) {
-    throw new OdenessError(`NATS at ${where} has no JetStream (start nats-server with -js -sd DIR): ${(e as Error).message}`);
+    throw new OdenessError(
+      `NATS at ${where} has no JetStream (start nats-server with -js -sd DIR): ${(e as Error).message}`,
+    );
   }
   const js = jetstream(nc, { timeout: JS_TIMEOUT_MS });
   try {
@@ -128,29 +140,53 @@ export async function openCluster(
       });
   }
   const description = cfg.maxDeliver !== undefined ? `${MAX_DELIVER_TEXT}${cfg.maxDeliver}` : info.config.description;
-  if (cfg.ackWaitMs !== undefined && (info.config.ack_wait !== ackWait || info.config.max_deliver !== maxDeliver || info.config.description !== description)) {
-    await jsm.consumers.update(STREAM, CONSUMER, { ack_wait: ackWait, max_deliver: maxDeliver, ...(description !== undefined ? { description } : {}) });
+  if (
+    cfg.ackWaitMs !== undefined &&
+    (info.config.ack_wait !== ackWait ||
+      info.config.max_deliver !== maxDeliver ||
+      info.config.description !== description)
+  ) {
+    await jsm.consumers.update(STREAM, CONSUMER, {
+      ack_wait: ackWait,
+      max_deliver: maxDeliver,
+      ...(description !== undefined ? { description } : {}),
+    });
   }
   const r = cfg.retention ?? DEFAULT_RETENTION;
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
   const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
   const kv = (await exists(`KV_${RESULTS_BUCKET}`))
     ? await new Kvm(js).open(RESULTS_BUCKET)
-    : await new Kvm(js).create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes: r.resultsMaxBytes });
+    : await new Kvm(js).create(RESULTS_BUCKET, {
+        history: 1,
+        storage: StorageType.File,
+        ttl: r.ttlMs,
+        max_bytes: r.resultsMaxBytes,
+      });
   const os = (await exists(`OBJ_${BUNDLES_BUCKET}`))
     ? await new Objm(js).open(BUNDLES_BUCKET)
-    : await new Objm(js).create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes: r.bundlesMaxBytes });
+    : await new Objm(js).create(BUNDLES_BUCKET, {
+        storage: StorageType.File,
+        ttl: ms2ns(r.ttlMs),
+        max_bytes: r.bundlesMaxBytes,
+      });
   if (cfg.retention) {
     // Buckets made earlier (or by an older odeness) get the coordinator's size limits. Their age limit is
     // every study's on this cluster (JetStream 2.9 has no per-entry age): it is set when the buckets are
     // made, and a coordinator that asks for another one is refused rather than change other studies'.
-    for (const [stream, maxBytes] of [[`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes], [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes]] as const) {
+    for (const [stream, maxBytes] of [
+      [`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes],
+      [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes],
+    ] as const) {
       const si = await jsm.streams.info(stream);
       if (si.config.max_age !== ms2ns(r.ttlMs) && cfg.ttlGiven) throw retentionRefusal(si.config.max_age, r.ttlMs);
       // The result bucket is create only (one message per key, see above).
       const createOnly = stream.startsWith('KV_') ? { discard_new_per_subject: true, max_msgs_per_subject: 1 } : {};
-      const stale = Object.entries(createOnly).some(([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v);
-      if (si.config.max_bytes !== maxBytes || stale) await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes, ...createOnly });
+      const stale = Object.entries(createOnly).some(
+        ([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v,
+      );
+      if (si.config.max_bytes !== maxBytes || stale)
+        await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes, ...createOnly });
     }
   }
   return { nc, js, jsm, kv, os };
@@ -161,21 +197,29 @@ function retentionRefusal(haveNs: number, wantMs: number): OdenessError {
   const have = haveNs > 0 ? `keep entries ${days(haveNs / 1e6)}` : 'keep entries for ever';
   return new OdenessError(
     `--keep-days ${+(wantMs / 86_400_000).toFixed(3)}: this cluster's result and bundle buckets ${have}, ` +
-      'for every study on it; changing it would change every other study\'s retention too. ' +
-      'Omit --keep-days (this study\'s entries then keep as long), ' +
-      'or remove a study\'s entries when done with it (odeness study clean)',
+      "for every study on it; changing it would change every other study's retention too. " +
+      "Omit --keep-days (this study's entries then keep as long), " +
+      "or remove a study's entries when done with it (odeness study clean)",
   );
 }
 
 /** A request the server refused for lack of permissions (a least-privilege account). */
 export function isPermissionError(e: unknown): boolean {
-  return /permission|authorization/i.test(`${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { cause?: Error })?.cause?.message ?? '')}`);
+  return /permission|authorization/i.test(
+    `${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { cause?: Error })?.cause?.message ?? '')}`,
+  );
 }
 
 /** Retry an operation that may fail while the server restarts; gives up after `forMs`. */
 export async function retrying<T>(
-  what: string, f: () => Promise<T>,
-  opts: { forMs?: number; signal?: AbortSignal; onRetry?: (e: unknown) => void; retryIf?: (e: unknown) => boolean } = {},
+  what: string,
+  f: () => Promise<T>,
+  opts: {
+    forMs?: number;
+    signal?: AbortSignal;
+    onRetry?: (e: unknown) => void;
+    retryIf?: (e: unknown) => boolean;
+  } = {},
 ): Promise<T> {
   const until = Date.now() + (opts.forMs ?? 10 * 60_000);
   let delay = 200;
@@ -183,11 +227,11 @@ export async function retrying<T>(
     try {
       return await f();
     } catch (e) {
-      if (opts.signal?.aborted || opts.retryIf?.(e) === false || Date.now() + delay > until) throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+      if (opts.signal?.aborted || opts.retryIf?.(e) === false || Date.now() + delay > until)
+        throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
       opts.onRetry?.(e);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(2000, delay * 2);
     }
   }
 }
-

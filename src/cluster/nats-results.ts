@@ -33,7 +33,11 @@ export function decodeEntry(e: KvEntry): ResultMessage | undefined {
 /** Whether a stored result can be the result of record of `job`: the same job, and a done one names a bundle of that job's runs. */
 export function answers(have: ResultMessage, job: Job, authentic?: (m: ResultMessage) => boolean): boolean {
   if (authentic && !authentic(have)) return false;
-  return sameJob(have.result.job, job) && have.result.id === job.id && (have.result.status === 'failed' || !!have.bundle?.startsWith(`${job.id}.`));
+  return (
+    sameJob(have.result.job, job) &&
+    have.result.id === job.id &&
+    (have.result.status === 'failed' || !!have.bundle?.startsWith(`${job.id}.`))
+  );
 }
 
 /**
@@ -54,7 +58,12 @@ export async function purgeResult(jsm: JetStreamManager, id: string): Promise<vo
 }
 
 /** A result of record for `job` already in the bucket (done, or failed at `attempt` or later), if any. */
-export function standingResult(entry: KvEntry | null, job: Job, attempt: number, authentic?: (m: ResultMessage) => boolean): ResultMessage | undefined {
+export function standingResult(
+  entry: KvEntry | null,
+  job: Job,
+  attempt: number,
+  authentic?: (m: ResultMessage) => boolean,
+): ResultMessage | undefined {
   if (!entry) return undefined;
   let have: ResultMessage | undefined;
   try {
@@ -71,7 +80,11 @@ export function standingResult(entry: KvEntry | null, job: Job, attempt: number,
  * Offer a result; returns 'stored', or 'kept' when the stored result stays
  * (another run's done won). Retries lost races a few times, then throws.
  */
-export async function storeResult(kv: KV, msg: ResultMessage, authentic?: (m: ResultMessage) => boolean): Promise<'stored' | 'kept'> {
+export async function storeResult(
+  kv: KV,
+  msg: ResultMessage,
+  authentic?: (m: ResultMessage) => boolean,
+): Promise<'stored' | 'kept'> {
   const id = msg.result.id;
   const data = encode(msg);
   for (let tries = 0; ; tries++) {

@@ -34,17 +34,39 @@ import { JOB_ID_PATTERN } from '../formats/index.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 import type { Device } from '../formats/common.js';
 import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
-import { checkDatasetFiles, checkJobBounds, checkJobId, checkJobSignature, JobRefused, type DataRootOptions } from './job-checks.js';
+import {
+  checkDatasetFiles,
+  checkJobBounds,
+  checkJobId,
+  checkJobSignature,
+  JobRefused,
+  type DataRootOptions,
+} from './job-checks.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
-import { CONSUMER, DEFAULT_ACK_WAIT_MS, EVENT_SUBJECT_PREFIX, isPermissionError, openCluster, retrying, STREAM, type ClusterHandles } from './nats-resources.js';
+import {
+  CONSUMER,
+  DEFAULT_ACK_WAIT_MS,
+  EVENT_SUBJECT_PREFIX,
+  isPermissionError,
+  openCluster,
+  retrying,
+  STREAM,
+  type ClusterHandles,
+} from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
 import { maxDeliverOf } from './nats-resources.js';
 import { isStorageFull } from './storage-full.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
-import { encodeRefusal, REFUSAL_MAX_DELIVERIES, REFUSAL_SUBJECT_PREFIX, refusalDelayMs, type RefusalKind } from './refusals.js';
+import {
+  encodeRefusal,
+  REFUSAL_MAX_DELIVERIES,
+  REFUSAL_SUBJECT_PREFIX,
+  refusalDelayMs,
+  type RefusalKind,
+} from './refusals.js';
 
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
@@ -108,7 +130,10 @@ export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
   for (const name of names) {
     const m = new RegExp(`^${JOB_TMP_PREFIX}(\\d+)-`).exec(name);
     if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
-    await rm(join(dir, name), { recursive: true, force: true }).then(() => removed.push(name), () => undefined);
+    await rm(join(dir, name), { recursive: true, force: true }).then(
+      () => removed.push(name),
+      () => undefined,
+    );
   }
   return removed;
 }
@@ -138,7 +163,8 @@ class SupersededCheck {
 
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const concurrency = opts.concurrency ?? defaultThreads();
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new OdenessError(`--concurrency must be a positive integer, got ${String(opts.concurrency)}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new OdenessError(`--concurrency must be a positive integer, got ${String(opts.concurrency)}`);
   const log = opts.log ?? ((level, message) => process.stderr.write(`[worker ${level}] ${message}\n`));
   const signal = opts.signal ?? new AbortController().signal;
   const where = describeNats(opts);
@@ -162,7 +188,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       } catch (e) {
         // A least-privilege worker cannot create the stream and buckets: the first coordinator does.
         if (!isPermissionError(e) || signal.aborted) throw e;
-        if (!warned) log('info', `waiting for a coordinator to create the cluster's stream and buckets (this worker may not: ${(e as Error).message})`);
+        if (!warned)
+          log(
+            'info',
+            `waiting for a coordinator to create the cluster's stream and buckets (this worker may not: ${(e as Error).message})`,
+          );
         warned = true;
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -172,8 +202,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     await nc.close().catch(() => undefined);
     throw e;
   }
-  for (const name of await cleanStaleJobDirs()) log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
-  const pool = new ProcessPool({ ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}), ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}) });
+  for (const name of await cleanStaleJobDirs())
+    log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+  const pool = new ProcessPool({
+    ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
+    ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
+  });
   const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
 
   void (async () => {
@@ -212,10 +246,26 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   // With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers.
   const authentic = opts.jobKey ? (m: ResultMessage) => resultAuthentic(opts.jobKey!, m) : undefined;
   const offer = (msg: ResultMessage) => storeResult(h.kv, opts.jobKey ? sealResult(opts.jobKey, msg) : msg, authentic);
-  const keep = { signal, forMs: 10 * 60_000, onRetry: (e: unknown) => log('warn', `NATS not answering (${(e as Error).message}); retrying`) };
+  const keep = {
+    signal,
+    forMs: 10 * 60_000,
+    onRetry: (e: unknown) => log('warn', `NATS not answering (${(e as Error).message}); retrying`),
+  };
   const failure = (job: Job, attempt: number, error: string, started = Date.now()): JobResult => {
     const end = Date.now();
-    return { id: job.id, job, status: 'failed', attempt, worker: `${prefix}/checks`, error, timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started } };
+    return {
+      id: job.id,
+      job,
+      status: 'failed',
+      attempt,
+      worker: `${prefix}/checks`,
+      error,
+      timings: {
+        startedAt: new Date(started).toISOString(),
+        finishedAt: new Date(end).toISOString(),
+        ms: end - started,
+      },
+    };
   };
   /** Store a failed result without running the job, then drop the message for good. */
   const recordRefusal = async (m: JsMsg, msg: ResultMessage, what: string) => {
@@ -230,16 +280,23 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     summary.refused++;
     const deliveries = m.info.deliveryCount;
     try {
-      nc.publish(`${REFUSAL_SUBJECT_PREFIX}${id}`, encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason }));
+      nc.publish(
+        `${REFUSAL_SUBJECT_PREFIX}${id}`,
+        encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason }),
+      );
     } catch {
       /* best-effort, like events */
     }
     if (deliveries >= REFUSAL_MAX_DELIVERIES) {
-      log('warn', `dropping job message ${id} (stream seq ${m.seq}) after ${deliveries} deliveries no worker ran: ${reason}`);
+      log(
+        'warn',
+        `dropping job message ${id} (stream seq ${m.seq}) after ${deliveries} deliveries no worker ran: ${reason}`,
+      );
       m.term();
       return;
     }
-    if (deliveries === 1 || Number.isInteger(Math.log2(deliveries))) log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
+    if (deliveries === 1 || Number.isInteger(Math.log2(deliveries)))
+      log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
     m.nak(refusalDelayMs(deliveries));
   };
 
@@ -254,7 +311,13 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
           return undefined;
         }
       })();
-      if (id) return leaveForAnother(m, id, 'version', `${e.message}: run coordinator and workers of the same odeness version`);
+      if (id)
+        return leaveForAnother(
+          m,
+          id,
+          'version',
+          `${e.message}: run coordinator and workers of the same odeness version`,
+        );
     }
     summary.refused++;
     log('warn', `dropping a job message (stream seq ${m.seq}): ${e.message}`);
@@ -286,7 +349,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         m.term();
         return;
       }
-      return recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, e.message) }, 'refused before running');
+      return recordRefusal(
+        m,
+        { v: PROTOCOL_VERSION, result: failure(job, attempt, e.message) },
+        'refused before running',
+      );
     }
     if (!canRunJob(device, job)) {
       // Not failed, not refused: left in the queue for a worker with that device.
@@ -303,7 +370,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     // for a job that requires a device the count says nothing about crashes, so only CPU jobs are given up by it.
     if (deliveries > maxDeliver && job.device === undefined) {
       const error = `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); rerun with --retry-failed`;
-      await recordRefusal(m, { v: PROTOCOL_VERSION, result: failure(job, attempt, error), exhausted: true }, 'given up after too many deliveries; recorded as failed');
+      await recordRefusal(
+        m,
+        { v: PROTOCOL_VERSION, result: failure(job, attempt, error), exhausted: true },
+        'given up after too many deliveries; recorded as failed',
+      );
       return;
     }
     await runDelivery(m, job, attempt, deliveries);
@@ -340,27 +411,33 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       try {
         bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
       } catch (e) {
-        result = failure(job, attempt, `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR): ${describeError(e)}`);
+        result = failure(
+          job,
+          attempt,
+          `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR): ${describeError(e)}`,
+        );
       }
       if (!result) {
-        result = await pool.run(job, attempt, bundleDir!, worker, {
-          signal: abort.signal,
-          deadlineMs: jobTimeoutMs,
-          onStart: () => {
-            lastProgress = Date.now();
-            publishEvent({ kind: 'start', id: job.id, worker });
-          },
-          onProgress: (progress: JobProgress) => {
-            const now = Date.now();
-            lastProgress = now;
-            if (now - lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
-            lastEvent = now;
-            publishEvent({ kind: 'progress', id: job.id, worker, progress });
-          },
-        }).catch((e: Error) => {
-          if (e.name === 'AbortError') return undefined;
-          return failure(job, attempt, `job process failed: ${describeError(e)}`);
-        });
+        result = await pool
+          .run(job, attempt, bundleDir!, worker, {
+            signal: abort.signal,
+            deadlineMs: jobTimeoutMs,
+            onStart: () => {
+              lastProgress = Date.now();
+              publishEvent({ kind: 'start', id: job.id, worker });
+            },
+            onProgress: (progress: JobProgress) => {
+              const now = Date.now();
+              lastProgress = now;
+              if (now - lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
+              lastEvent = now;
+              publishEvent({ kind: 'progress', id: job.id, worker, progress });
+            },
+          })
+          .catch((e: Error) => {
+            if (e.name === 'AbortError') return undefined;
+            return failure(job, attempt, `job process failed: ${describeError(e)}`);
+          });
       }
       if (!result) {
         summary.returned++;
@@ -373,24 +450,43 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       // A full JetStream store: the job is kept (not acked) while this retries, and the coordinator is told.
       let toldFull = false;
-      const keepStoring = { ...keep, onRetry: (e: unknown) => {
-        keep.onRetry(e);
-        if (!toldFull && isStorageFull(e)) publishEvent({ kind: 'storage', id: job.id, worker, error: (e as Error).message });
-        toldFull ||= isStorageFull(e);
-      } };
+      const keepStoring = {
+        ...keep,
+        onRetry: (e: unknown) => {
+          keep.onRetry(e);
+          if (!toldFull && isStorageFull(e))
+            publishEvent({ kind: 'storage', id: job.id, worker, error: (e as Error).message });
+          toldFull ||= isStorageFull(e);
+        },
+      };
       let bundle: string | undefined;
       let stored: Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'> = {};
       if (result.status === 'done') {
         bundle = `${job.id}.${run}`;
         const bytes = await packBundle(bundleDir!);
-        const info = await retrying(`upload bundle of ${job.id}`, () => h.os.putBlob({ name: bundle! }, bytes), keepStoring);
-        stored = { bundleDigest: createHash('sha256').update(bytes).digest('hex'), bundleBytes: bytes.length, bundleNuid: info.nuid };
+        const info = await retrying(
+          `upload bundle of ${job.id}`,
+          () => h.os.putBlob({ name: bundle! }, bytes),
+          keepStoring,
+        );
+        stored = {
+          bundleDigest: createHash('sha256').update(bytes).digest('hex'),
+          bundleBytes: bytes.length,
+          bundleNuid: info.nuid,
+        };
       }
-      const outcome = await retrying(`store result of ${job.id}`, () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }), keepStoring);
+      const outcome = await retrying(
+        `store result of ${job.id}`,
+        () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }),
+        keepStoring,
+      );
       summary.ran++;
       if (result.status === 'done') summary.done++;
       else summary.failed++;
-      log('info', `${job.id} ${result.status} in ${result.timings.ms} ms (delivery ${deliveries})${result.error ? `: ${result.error}` : ''}`);
+      log(
+        'info',
+        `${job.id} ${result.status} in ${result.timings.ms} ms (delivery ${deliveries})${result.error ? `: ${result.error}` : ''}`,
+      );
       if (outcome === 'kept') {
         log('info', `${job.id}: another run's result was stored first; this run's is dropped`);
         if (bundle) await h.os.delete(bundle).catch(() => undefined);

@@ -70,9 +70,14 @@ class JobProcess {
       process.stderr.write(d);
       this.stderrTail = (this.stderrTail + d.toString()).slice(-STDERR_TAIL);
     });
-    this.exited = new Promise((res) => this.child.once('exit', (code, signal) => ((this.alive = false), res({ code, signal }))));
+    this.exited = new Promise((res) =>
+      this.child.once('exit', (code, signal) => ((this.alive = false), res({ code, signal }))),
+    );
     this.ready = new Promise((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`job process did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => rej(new Error(`job process did not start within ${START_TIMEOUT_MS / 1000} s`)),
+        START_TIMEOUT_MS,
+      );
       const onMessage = (m: unknown) => {
         if ((m as { kind?: string })?.kind !== 'ready') return;
         clearTimeout(timer);
@@ -82,7 +87,11 @@ class JobProcess {
       this.child.on('message', onMessage);
       void this.exited.then(({ code, signal }) => {
         clearTimeout(timer);
-        rej(new Error(`job process exited during start-up (${signal ?? `exit code ${code}`}): ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}`));
+        rej(
+          new Error(
+            `job process exited during start-up (${signal ?? `exit code ${code}`}): ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}`,
+          ),
+        );
       });
     });
     this.ready.catch(() => undefined);
@@ -111,20 +120,40 @@ export class ProcessPool {
    * exception, a V8 abort, the deadline — ends as a JobResult; only
    * `signal` makes this reject (AbortError).
    */
-  async run(job: Job, attempt: number, bundleDir: string, worker: string, hooks: ProcessRunHooks = {}): Promise<JobResult> {
+  async run(
+    job: Job,
+    attempt: number,
+    bundleDir: string,
+    worker: string,
+    hooks: ProcessRunHooks = {},
+  ): Promise<JobResult> {
     if (this.closed) throw new Error('ProcessPool is closed');
     if (hooks.signal?.aborted) throw abortError();
     const started = Date.now();
     const failed = (error: string): JobResult => {
       const end = Date.now();
-      return { id: job.id, job, status: 'failed', attempt, worker, error, timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started } };
+      return {
+        id: job.id,
+        job,
+        status: 'failed',
+        attempt,
+        worker,
+        error,
+        timings: {
+          startedAt: new Date(started).toISOString(),
+          finishedAt: new Date(end).toISOString(),
+          ms: end - started,
+        },
+      };
     };
     const proc = this.idle.pop() ?? this.spawn();
     let keep = false;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
-      const outcome = await new Promise<{ result: JobResult } | { died: string } | { aborted: true } | { deadline: true }>((res) => {
+      const outcome = await new Promise<
+        { result: JobResult } | { died: string } | { aborted: true } | { deadline: true }
+      >((res) => {
         proc.ready.then(
           () => {
             if (!proc.alive) return;
@@ -135,20 +164,37 @@ export class ProcessPool {
               else if (m.data.kind === 'progress') hooks.onProgress?.(m.data.progress);
               else if (m.data.kind === 'result') res({ result: m.data.result });
             });
-            proc.send({ kind: 'run', job, attempt, bundleDir, worker, ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}) });
+            proc.send({
+              kind: 'run',
+              job,
+              attempt,
+              bundleDir,
+              worker,
+              ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}),
+            });
           },
           (e: Error) => res({ died: e.message }),
         );
         void proc.exited.then(({ code, signal }) => {
-          const why = proc.stderrTail.split('\n').map((l) => l.trim()).filter((l) => /fatal|error|abort/i.test(l)).slice(-2).join(' | ');
-          res({ died: `job process died (${signal ? `signal ${signal}` : `exit code ${code}`})${why ? `: ${why}` : ''}` });
+          const why = proc.stderrTail
+            .split('\n')
+            .map((l) => l.trim())
+            .filter((l) => /fatal|error|abort/i.test(l))
+            .slice(-2)
+            .join(' | ');
+          res({
+            died: `job process died (${signal ? `signal ${signal}` : `exit code ${code}`})${why ? `: ${why}` : ''}`,
+          });
         });
         onAbort = () => res({ aborted: true });
         hooks.signal?.addEventListener('abort', onAbort, { once: true });
         if (hooks.deadlineMs !== undefined) timer = setTimeout(() => res({ deadline: true }), hooks.deadlineMs);
       });
       if ('aborted' in outcome) throw abortError();
-      if ('deadline' in outcome) return failed(`stopped after the per-job deadline of ${Math.round(hooks.deadlineMs! / 1000)} s (worker --job-timeout)`);
+      if ('deadline' in outcome)
+        return failed(
+          `stopped after the per-job deadline of ${Math.round(hooks.deadlineMs! / 1000)} s (worker --job-timeout)`,
+        );
       if ('died' in outcome) return failed(outcome.died);
       keep = true;
       return outcome.result;

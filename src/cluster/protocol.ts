@@ -33,7 +33,10 @@ export const JobMessageSchema = z.object({
   /** Deliveries before a worker records the job as failed (the delivery count comes from JetStream's metadata). */
   maxDeliver: z.number().int().min(1).max(1000),
   /** HMAC-SHA256 (hex) over the rest of the message, with the key shared by coordinator and workers (optional). */
-  sig: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sig: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 export type JobMessage = z.infer<typeof JobMessageSchema>;
 
@@ -41,13 +44,19 @@ export const ResultMessageSchema = z.object({
   v: version,
   result: resultSchema,
   /** Object-store name of the bundle archive of a done result: `<id>.<run>`, one name per run. */
-  bundle: z.string().regex(/^[0-9a-f]{16}\.[0-9a-f]{16}$/).optional(),
+  bundle: z
+    .string()
+    .regex(/^[0-9a-f]{16}\.[0-9a-f]{16}$/)
+    .optional(),
   /** Set on the failure a worker records when a job's deliveries ran out: a later genuine done supersedes it. */
   exhausted: z.boolean().optional(),
   /** The bundle archive as uploaded: its SHA-256 (hex), size and object-store id (chunks subject), sealed below. */
   bundleDigest: hex64.optional(),
   bundleBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
-  bundleNuid: z.string().regex(/^[A-Za-z0-9]{1,64}$/).optional(),
+  bundleNuid: z
+    .string()
+    .regex(/^[A-Za-z0-9]{1,64}$/)
+    .optional(),
   /** HMAC-SHA256 (hex) over the rest, when the cluster signs jobs (result-auth.ts). */
   mac: hex64.optional(),
 });
@@ -78,7 +87,14 @@ export type BundleArchive = z.infer<typeof BundleArchiveSchema>;
  * `advanced` serialization): the worker sends one `run` at a time; the child
  * answers `ready` once loaded, then `start`, `progress`…, and one `result`.
  */
-export type ProcessControl = { kind: 'run'; job: Job; attempt: number; bundleDir: string; worker: string; dataRoot?: string };
+export type ProcessControl = {
+  kind: 'run';
+  job: Job;
+  attempt: number;
+  bundleDir: string;
+  worker: string;
+  dataRoot?: string;
+};
 
 export const ProcessReportSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ready') }),

@@ -82,8 +82,10 @@ export class RefusalTracker {
     if (this.named.has(key)) return undefined;
     this.named.add(key);
     if (n.v !== this.version) {
-      return `worker ${n.worker} speaks protocol version ${n.v}, this coordinator ${this.version}: ` +
-        'it leaves this study\'s jobs to others (run coordinator and workers of the same odeness version)';
+      return (
+        `worker ${n.worker} speaks protocol version ${n.v}, this coordinator ${this.version}: ` +
+        "it leaves this study's jobs to others (run coordinator and workers of the same odeness version)"
+      );
     }
     return `worker ${n.worker} refuses jobs of this study (${n.kind}): ${n.reason}`;
   }

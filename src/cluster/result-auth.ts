@@ -19,7 +19,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { decodeEventMessage, decodeResultMessage, encode } from './codec.js';
 import type { EventMessage, ResultMessage } from './protocol.js';
 
-const subKey = (key: Buffer, purpose: string) => createHmac('sha256', key).update(`odeness ${purpose} seal v1`).digest();
+const subKey = (key: Buffer, purpose: string) =>
+  createHmac('sha256', key).update(`odeness ${purpose} seal v1`).digest();
 
 /** A canonical text of any decoded message: sorted keys, typed arrays as arrays, non-finite numbers by name. */
 export function sealText(v: unknown): string {
@@ -30,7 +31,15 @@ export function sealText(v: unknown): string {
   if (Array.isArray(v)) return '[' + v.map(sealText).join(',') + ']';
   if (typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return '{' + Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${sealText(o[k])}`).join(',') + '}';
+    return (
+      '{' +
+      Object.keys(o)
+        .filter((k) => o[k] !== undefined)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${sealText(o[k])}`)
+        .join(',') +
+      '}'
+    );
   }
   return JSON.stringify(String(v));
 }
@@ -55,7 +64,11 @@ export function sealResult(key: Buffer, msg: ResultMessage): ResultMessage {
 
 /** Whether a decoded result carries a valid seal (and, for a done result, its bundle's id, size and digest). */
 export function resultAuthentic(key: Buffer, msg: ResultMessage): boolean {
-  if (msg.result.status === 'done' && (msg.bundleDigest === undefined || msg.bundleBytes === undefined || msg.bundleNuid === undefined)) return false;
+  if (
+    msg.result.status === 'done' &&
+    (msg.bundleDigest === undefined || msg.bundleBytes === undefined || msg.bundleNuid === undefined)
+  )
+    return false;
   return macMatches(key, 'result', msg);
 }
 

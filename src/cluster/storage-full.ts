@@ -25,7 +25,10 @@ const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 /** How full the buckets are, e.g. "bundles bucket odeness-bundles 19.9 MiB of 20.0 MiB". */
 async function fill(jsm: JetStreamManager): Promise<string> {
   const parts: string[] = [];
-  const buckets = [['results bucket', RESULTS_BUCKET, `KV_${RESULTS_BUCKET}`], ['bundles bucket', BUNDLES_BUCKET, `OBJ_${BUNDLES_BUCKET}`]] as const;
+  const buckets = [
+    ['results bucket', RESULTS_BUCKET, `KV_${RESULTS_BUCKET}`],
+    ['bundles bucket', BUNDLES_BUCKET, `OBJ_${BUNDLES_BUCKET}`],
+  ] as const;
   for (const [what, name, stream] of buckets) {
     const si = await jsm.streams.info(stream).catch(() => undefined);
     if (!si) continue;
@@ -37,12 +40,14 @@ async function fill(jsm: JetStreamManager): Promise<string> {
 
 /** The coordinator's error for a full store; `detail` is what the server or a worker said. */
 export async function storageFullError(
-  jsm: JetStreamManager | undefined, where: string, detail: string,
+  jsm: JetStreamManager | undefined,
+  where: string,
+  detail: string,
 ): Promise<OdenessError> {
   const buckets = jsm ? await fill(jsm).catch(() => '') : '';
   return new OdenessError(
     `the NATS server at ${where} has no room left in its JetStream storage (${detail}${buckets ? `; ${buckets}` : ''}): ` +
       'nothing is lost (stored results stay in the bucket, unfinished jobs stay queued); make room — `odeness study clean` of ' +
-      "old studies, a shorter --keep-days, or more storage for nats-server (its store directory -sd, max_file_store) — then rerun the same command",
+      'old studies, a shorter --keep-days, or more storage for nats-server (its store directory -sd, max_file_store) — then rerun the same command',
   );
 }

@@ -22,12 +22,22 @@ export interface BatchOptions {
  * right away when batchSize is not a positive integer or exceeds split.n.
  * Each yielded Int32Array is a fresh copy the caller may keep.
  */
-export function batchIterator(split: Pick<Split, 'n'>, batchSize: number, rng: Rng, options: BatchOptions = {}): Generator<Int32Array, void, undefined> {
+export function batchIterator(
+  split: Pick<Split, 'n'>,
+  batchSize: number,
+  rng: Rng,
+  options: BatchOptions = {},
+): Generator<Int32Array, void, undefined> {
   const n = split.n;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new SpecError(`batch size must be a positive integer, got ${batchSize}`);
-  if (batchSize > n) throw new SpecError(`batch size ${batchSize} exceeds the ${n} examples in the training set; use a batch size ≤ ${n}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new SpecError(`batch size must be a positive integer, got ${batchSize}`);
+  if (batchSize > n)
+    throw new SpecError(
+      `batch size ${batchSize} exceeds the ${n} examples in the training set; use a batch size ≤ ${n}`,
+    );
   const epochs = options.epochs ?? Infinity;
-  if (!(epochs === Infinity || (Number.isInteger(epochs) && epochs >= 0))) throw new SpecError(`epochs must be a non-negative integer, got ${epochs}`);
+  if (!(epochs === Infinity || (Number.isInteger(epochs) && epochs >= 0)))
+    throw new SpecError(`epochs must be a non-negative integer, got ${epochs}`);
   const dropLast = options.dropLast ?? true;
   return (function* () {
     for (let e = 0; e < epochs; e++) {
@@ -46,7 +56,8 @@ export function gather(split: Split, indices: ArrayLike<number>): Split {
   const y = new Int32Array(m);
   for (let k = 0; k < m; k++) {
     const i = indices[k]!;
-    if (!Number.isInteger(i) || i < 0 || i >= split.n) throw new RangeError(`gather: row ${i} out of range 0…${split.n - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= split.n)
+      throw new RangeError(`gather: row ${i} out of range 0…${split.n - 1}`);
     x.set(split.x.subarray(i * width, (i + 1) * width), k * width);
     y[k] = split.y[i]!;
   }

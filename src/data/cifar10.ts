@@ -25,7 +25,18 @@ export const CIFAR10_RECORD_BYTES = 3073;
 const PIXELS = 3 * 32 * 32;
 export const CIFAR10_DATA_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 export const CIFAR10_TEST_FILE = 'test_batch.bin';
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
+export const CIFAR10_CLASSES = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+] as const;
 /** Fraction split off as test data when test_batch.bin is absent and nTest is not given. */
 export const CIFAR10_DEFAULT_TEST_FRACTION = 0.2;
 
@@ -86,7 +97,8 @@ function readRecords(file: string, first: number, count: number, x: Float32Array
         const off = j * CIFAR10_RECORD_BYTES;
         const label = buf[off]!;
         const rec = first + done + j;
-        if (label > 9) throw new FileFormatError(file, `record ${rec} has label ${label}, expected 0–9 (is this CIFAR-100?)`);
+        if (label > 9)
+          throw new FileFormatError(file, `record ${rec} has label ${label}, expected 0–9 (is this CIFAR-100?)`);
         const r = row + done + j;
         y[r] = label;
         const base = r * PIXELS;
@@ -127,7 +139,8 @@ function readSelected(sources: readonly Source[], indices: Int32Array): Split {
 }
 
 function positiveInt(what: string, v: number | undefined): void {
-  if (v !== undefined && !isPositiveInt(v)) throw new SpecError(`cifar10: ${what} must be a positive integer, got ${v}`);
+  if (v !== undefined && !isPositiveInt(v))
+    throw new SpecError(`cifar10: ${what} must be a positive integer, got ${v}`);
 }
 
 /** Resolve the directory holding the batch files (accepts the parent of cifar-10-batches-bin). */
@@ -138,7 +151,8 @@ export function resolveCifarDir(dir: string): string {
   } catch {
     throw new FileFormatError(dir, 'CIFAR-10 directory not found');
   }
-  if (!st.isDirectory()) throw new FileFormatError(dir, 'not a directory; expected the folder with data_batch_1.bin … test_batch.bin');
+  if (!st.isDirectory())
+    throw new FileFormatError(dir, 'not a directory; expected the folder with data_batch_1.bin … test_batch.bin');
   const has = (d: string) => CIFAR10_DATA_FILES.some((f) => existsSync(join(d, f)));
   if (has(dir)) return dir;
   const nested = join(dir, 'cifar-10-batches-bin');
@@ -165,12 +179,21 @@ export function loadCifar10(opts: Cifar10Options): Dataset {
     const testRecords = cifarRecordCount(testFile);
     const nTest = Math.min(opts.nTest ?? testRecords, testRecords);
     const nTrain = Math.min(opts.limit ?? total, total);
-    train = readSelected(sources, Int32Array.from({ length: nTrain }, (_, i) => i));
-    test = readSelected([{ file: testFile, records: testRecords }], Int32Array.from({ length: nTest }, (_, i) => i));
+    train = readSelected(
+      sources,
+      Int32Array.from({ length: nTrain }, (_, i) => i),
+    );
+    test = readSelected(
+      [{ file: testFile, records: testRecords }],
+      Int32Array.from({ length: nTest }, (_, i) => i),
+    );
   } else {
     const nTest = opts.nTest ?? Math.max(1, Math.round(total * CIFAR10_DEFAULT_TEST_FRACTION));
     if (nTest >= total) {
-      throw new FileFormatError(dir, `no ${CIFAR10_TEST_FILE}, and the ${total} data-batch records cannot be split into ${nTest} test records plus a training part`);
+      throw new FileFormatError(
+        dir,
+        `no ${CIFAR10_TEST_FILE}, and the ${total} data-batch records cannot be split into ${nTest} test records plus a training part`,
+      );
     }
     const perm = new Rng(opts.seed).fork('cifar10').permutation(total);
     const testIdx = perm.slice(0, nTest).sort();

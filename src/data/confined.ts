@@ -12,7 +12,14 @@
  * file's content.
  */
 import {
-  closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync,
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
 } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { FileFormatError } from '../errors.js';
@@ -49,10 +56,16 @@ function openUnder(root: string, given: string, kind: 'file' | 'dir'): { fd: num
     fd = openSync(abs, flags);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ELOOP' ? 'is a symbolic link (not followed under --data-root)'
-      : code === 'ENOENT' ? 'file not found'
-      : code === 'ENOTDIR' ? (kind === 'dir' ? 'is not a directory' : 'a parent is not a directory')
-      : `cannot open (${code ?? 'error'})`;
+    const why =
+      code === 'ELOOP'
+        ? 'is a symbolic link (not followed under --data-root)'
+        : code === 'ENOENT'
+          ? 'file not found'
+          : code === 'ENOTDIR'
+            ? kind === 'dir'
+              ? 'is not a directory'
+              : 'a parent is not a directory'
+            : `cannot open (${code ?? 'error'})`;
     throw new FileFormatError(given, why);
   }
   try {

@@ -44,15 +44,37 @@ function opts(pairs: [string, string | number | undefined][]): string[] {
 export function formatDatasetSpec(s: DatasetSpec): string {
   switch (s.kind) {
     case 'spheres':
-      return `spheres:${s.preset}:` + opts([['dim', s.dim], ['n', s.n], ['testN', s.testN]]).join(',');
+      return (
+        `spheres:${s.preset}:` +
+        opts([
+          ['dim', s.dim],
+          ['n', s.n],
+          ['testN', s.testN],
+        ]).join(',')
+      );
     case 'mnist': {
-      const o = opts([['size', s.size], ['n', s.n], ['testN', s.testN]]);
+      const o = opts([
+        ['size', s.size],
+        ['n', s.n],
+        ['testN', s.testN],
+      ]);
       return o.length ? `mnist:${o.join(',')}` : 'mnist';
     }
     case 'cifar10':
-      return 'cifar10:' + opts([['dir', s.dir], ['limit', s.limit], ['testN', s.testN]]).join(',');
+      return (
+        'cifar10:' +
+        opts([
+          ['dir', s.dir],
+          ['limit', s.limit],
+          ['testN', s.testN],
+        ]).join(',')
+      );
     case 'json': {
-      const o = opts([['split', s.split], ['classes', s.classes], ['shape', s.shape?.join('x')]]);
+      const o = opts([
+        ['split', s.split],
+        ['classes', s.classes],
+        ['shape', s.shape?.join('x')],
+      ]);
       return o.length ? `json:${s.file}:${o.join(',')}` : `json:${s.file}`;
     }
   }

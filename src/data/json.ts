@@ -8,7 +8,14 @@ import { readFileSync } from 'node:fs';
 import { FileFormatError, SpecError } from '../errors.js';
 import { formatDatasetSpec } from './format.js';
 import { isPositiveInt } from '../formats/index.js';
-import { checkDataSize, checkLabelsFitModel, checkTrainingLabels, DATA_LIMITS, FLOAT32_MAX, isFloat32 } from './limits.js';
+import {
+  checkDataSize,
+  checkLabelsFitModel,
+  checkTrainingLabels,
+  DATA_LIMITS,
+  FLOAT32_MAX,
+  isFloat32,
+} from './limits.js';
 import { Rng, type Seed } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
@@ -35,24 +42,38 @@ export function jsonToData(doc: unknown, file: string, opaque = false): JsonData
     throw new FileFormatError(file, 'expected a JSON object {"x": [[...], ...], "y": [...]}');
   }
   const { x: xs, y: ys } = doc as { x?: unknown; y?: unknown };
-  if (!Array.isArray(xs)) throw new FileFormatError(file, `field "x" is ${xs === undefined ? 'missing' : 'not an array'}; expected an array of numeric rows`);
+  if (!Array.isArray(xs))
+    throw new FileFormatError(
+      file,
+      `field "x" is ${xs === undefined ? 'missing' : 'not an array'}; expected an array of numeric rows`,
+    );
   if (xs.length === 0) throw new FileFormatError(file, 'field "x" is empty; expected at least one row');
-  if (!Array.isArray(ys)) throw new FileFormatError(file, `field "y" is ${ys === undefined ? 'missing' : 'not an array'}; expected an array of integer labels`);
+  if (!Array.isArray(ys))
+    throw new FileFormatError(
+      file,
+      `field "y" is ${ys === undefined ? 'missing' : 'not an array'}; expected an array of integer labels`,
+    );
   const n = xs.length;
   if (ys.length !== n) throw new FileFormatError(file, `"y" has ${ys.length} labels but "x" has ${n} rows`);
   const first = xs[0];
-  if (!Array.isArray(first)) throw new FileFormatError(file, `x[0] is ${describe(first, opaque)}, expected an array of numbers`);
+  if (!Array.isArray(first))
+    throw new FileFormatError(file, `x[0] is ${describe(first, opaque)}, expected an array of numbers`);
   const width = first.length;
   if (width === 0) throw new FileFormatError(file, 'x[0] is empty; expected at least one value per row');
   checkDataSize(file, n, width);
   const x = new Float32Array(n * width);
   for (let i = 0; i < n; i++) {
     const row = xs[i] as unknown;
-    if (!Array.isArray(row)) throw new FileFormatError(file, `x[${i}] is ${describe(row, opaque)}, expected an array of numbers`);
+    if (!Array.isArray(row))
+      throw new FileFormatError(file, `x[${i}] is ${describe(row, opaque)}, expected an array of numbers`);
     if (row.length !== width) throw new FileFormatError(file, `x[${i}] has ${row.length} values, expected ${width}`);
     for (let j = 0; j < width; j++) {
       const v = row[j] as unknown;
-      if (typeof v !== 'number' || !isFloat32(v)) throw new FileFormatError(file, `x[${i}][${j}] is ${describe(v, opaque)}, expected a finite number within the float32 range (|x| ≤ ${FLOAT32_MAX.toPrecision(5)})`);
+      if (typeof v !== 'number' || !isFloat32(v))
+        throw new FileFormatError(
+          file,
+          `x[${i}][${j}] is ${describe(v, opaque)}, expected a finite number within the float32 range (|x| ≤ ${FLOAT32_MAX.toPrecision(5)})`,
+        );
       x[i * width + j] = v;
     }
   }
@@ -60,7 +81,10 @@ export function jsonToData(doc: unknown, file: string, opaque = false): JsonData
   for (let i = 0; i < n; i++) {
     const v = ys[i] as unknown;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= DATA_LIMITS.classes) {
-      throw new FileFormatError(file, `y[${i}] is ${describe(v, opaque)}, expected a non-negative integer label (a class index below ${DATA_LIMITS.classes})`);
+      throw new FileFormatError(
+        file,
+        `y[${i}] is ${describe(v, opaque)}, expected a non-negative integer label (a class index below ${DATA_LIMITS.classes})`,
+      );
     }
     y[i] = v;
   }
@@ -77,7 +101,12 @@ export function readJsonData(file: string, options: { classes?: number } = {}): 
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const detail = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, expected a JSON file' : `cannot read: ${(e as Error).message}`;
+    const detail =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EISDIR'
+          ? 'is a directory, expected a JSON file'
+          : `cannot read: ${(e as Error).message}`;
     throw new FileFormatError(file, detail, { cause: e });
   }
   let doc: unknown;
@@ -132,7 +161,8 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
   for (let i = 0; i < data.n; i++) maxLabel = Math.max(maxLabel, data.y[i]!);
   const classes = opts.classes ?? maxLabel + 1;
   if (!isPositiveInt(classes)) throw new SpecError(`json: classes must be a positive integer, got ${classes}`);
-  if (classes <= maxLabel) throw new FileFormatError(file, `label ${maxLabel} found, but classes=${classes} allows only 0…${classes - 1}`);
+  if (classes <= maxLabel)
+    throw new FileFormatError(file, `label ${maxLabel} found, but classes=${classes} allows only 0…${classes - 1}`);
   // Training data: every class present and at least two; evaluation data (split=none) may hold any subset.
   if (split !== 'none') checkTrainingLabels(file, data.y, opts.classes);
   const shape = opts.shape ? [...opts.shape] : [data.width];
@@ -140,7 +170,8 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
     throw new SpecError(`json: shape must be positive integers, got [${shape.join(', ')}]`);
   }
   const prod = shape.reduce((a, b) => a * b, 1);
-  if (prod !== data.width) throw new FileFormatError(file, `rows have ${data.width} values, but shape ${shape.join('x')} needs ${prod}`);
+  if (prod !== data.width)
+    throw new FileFormatError(file, `rows have ${data.width} values, but shape ${shape.join('x')} needs ${prod}`);
 
   let train: Split;
   let test: Split;
@@ -150,7 +181,10 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
   } else {
     const nTest = Math.round(data.n * split);
     if (nTest < 1 || nTest >= data.n) {
-      throw new FileFormatError(file, `${data.n} rows cannot be split with test fraction ${split} into non-empty train and test parts; use split=none`);
+      throw new FileFormatError(
+        file,
+        `${data.n} rows cannot be split with test fraction ${split} into non-empty train and test parts; use split=none`,
+      );
     }
     const perm = new Rng(opts.seed).fork('json').permutation(data.n);
     test = take(data, perm.subarray(0, nTest));

@@ -16,10 +16,13 @@ export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Throws a SizeError unless `n` samples of `width` values fit the limits. */
 export function checkDataSize(what: string, n: number, width: number): void {
-  if (width > DATA_LIMITS.dim) throw new SizeError(`${what}: ${width} values per sample exceed the limit of ${DATA_LIMITS.dim}`);
+  if (width > DATA_LIMITS.dim)
+    throw new SizeError(`${what}: ${width} values per sample exceed the limit of ${DATA_LIMITS.dim}`);
   if (n > DATA_LIMITS.samples) throw new SizeError(`${what}: ${n} samples exceed the limit of ${DATA_LIMITS.samples}`);
   if (n * width > DATA_LIMITS.values) {
-    throw new SizeError(`${what}: ${n} samples × ${width} values = ${n * width} values exceed the limit of ${DATA_LIMITS.values} (1 GiB of float32) per split`);
+    throw new SizeError(
+      `${what}: ${n} samples × ${width} values = ${n * width} values exceed the limit of ${DATA_LIMITS.values} (1 GiB of float32) per split`,
+    );
   }
 }
 
@@ -65,10 +68,16 @@ export function checkTrainingLabels(what: string, y: ArrayLike<number>, classes?
     seen.add(v);
   }
   const k = classes ?? Math.max(-1, ...seen) + 1;
-  if (seen.size < 2) throw new DataError(`${what}: ${seen.size === 0 ? 'no labels' : `only class ${[...seen][0]} is present`}; training needs at least 2 classes`);
+  if (seen.size < 2)
+    throw new DataError(
+      `${what}: ${seen.size === 0 ? 'no labels' : `only class ${[...seen][0]} is present`}; training needs at least 2 classes`,
+    );
   if (classes === undefined) {
     const missing = Array.from({ length: k }, (_, c) => c).filter((c) => !seen.has(c));
-    if (missing.length > 0) throw new DataError(`${what}: labels must be 0…${k - 1} with every class present; missing ${missing.length === 1 ? 'class' : 'classes'} ${ranges(missing)}`);
+    if (missing.length > 0)
+      throw new DataError(
+        `${what}: labels must be 0…${k - 1} with every class present; missing ${missing.length === 1 ? 'class' : 'classes'} ${ranges(missing)}`,
+      );
   }
   return k;
 }

@@ -68,7 +68,8 @@ export function loadMnistPool(): MnistPool {
     const values = new Float32Array(data.length);
     for (let i = 0; i < data.length; i++) {
       const v = data[i] as number;
-      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new FileFormatError(file, `data[${i}] is ${JSON.stringify(v)}, expected a pixel value in [0, 1]`);
+      if (typeof v !== 'number' || !(v >= 0 && v <= 1))
+        throw new FileFormatError(file, `data[${i}] is ${JSON.stringify(v)}, expected a pixel value in [0, 1]`);
       values[i] = v;
     }
     parts.push(values);
@@ -147,11 +148,16 @@ export function loadMnist(opts: MnistOptions): Dataset {
   const all = loadMnistPool();
   const nTrain = opts.nTrain ?? DEFAULT_MNIST_TRAIN;
   const nTest = opts.nTest ?? DEFAULT_MNIST_TEST;
-  for (const [what, v] of [['training-set size', nTrain], ['test-set size', nTest]] as const) {
+  for (const [what, v] of [
+    ['training-set size', nTrain],
+    ['test-set size', nTest],
+  ] as const) {
     if (!isPositiveInt(v)) throw new SpecError(`mnist: ${what} must be a positive integer, got ${v}`);
   }
   if (nTrain + nTest > all.n) {
-    throw new SpecError(`mnist: ${nTrain} training + ${nTest} test images requested, but the mnist package has only ${all.n}`);
+    throw new SpecError(
+      `mnist: ${nTrain} training + ${nTest} test images requested, but the mnist package has only ${all.n}`,
+    );
   }
   const perm = new Rng(opts.seed).fork('mnist').permutation(all.n);
   let train = pick(all, perm.subarray(0, nTrain), PIXELS);

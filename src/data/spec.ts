@@ -57,7 +57,8 @@ export function parseDatasetSpec(spec: string): DatasetSpec {
       if (i === 0) positional = item.value;
       return;
     }
-    if (!ALLOWED[kind].includes(item.key)) fail(`unknown option "${item.key}" for ${kind}; expected ${ALLOWED[kind].join(', ')}`);
+    if (!ALLOWED[kind].includes(item.key))
+      fail(`unknown option "${item.key}" for ${kind}; expected ${ALLOWED[kind].join(', ')}`);
     if (named.has(item.key)) fail(`option ${item.key} given twice`);
     named.set(item.key, item.value);
   });
@@ -72,21 +73,32 @@ export function parseDatasetSpec(spec: string): DatasetSpec {
     if (v > max) throw new SizeError(`dataset spec "${spec}": ${key}=${raw} exceeds the limit of ${max}`);
     return v;
   };
-  const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const defined = <T extends object>(o: T): T =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
   switch (kind) {
     case 'spheres': {
       if (positional === undefined || positional === '') {
-        return fail(`missing preset; expected spheres:<preset>:dim=<d> with preset one of ${SPHERE_PRESET_NAMES.join(', ')}`);
+        return fail(
+          `missing preset; expected spheres:<preset>:dim=<d> with preset one of ${SPHERE_PRESET_NAMES.join(', ')}`,
+        );
       }
       if (!(SPHERE_PRESET_NAMES as string[]).includes(positional)) {
         return fail(`unknown spheres preset "${positional}"; expected one of ${SPHERE_PRESET_NAMES.join(', ')}`);
       }
-      if (!named.has('dim')) return fail(`missing dim; expected e.g. spheres:${positional}:dim=2 (dim a positive integer)`);
-      return defined({ kind, preset: positional as SpherePreset, dim: posInt('dim')!, n: posInt('n'), testN: posInt('testN') });
+      if (!named.has('dim'))
+        return fail(`missing dim; expected e.g. spheres:${positional}:dim=2 (dim a positive integer)`);
+      return defined({
+        kind,
+        preset: positional as SpherePreset,
+        dim: posInt('dim')!,
+        n: posInt('n'),
+        testN: posInt('testN'),
+      });
     }
     case 'mnist': {
-      if (positional !== undefined) return fail(`unexpected "${positional}"; expected mnist or mnist:size=<${MNIST_SIZES.join('|')}>`);
+      if (positional !== undefined)
+        return fail(`unexpected "${positional}"; expected mnist or mnist:size=<${MNIST_SIZES.join('|')}>`);
       const size = posInt('size');
       if (size !== undefined && !(MNIST_SIZES as readonly number[]).includes(size)) {
         return fail(`size must be one of ${MNIST_SIZES.join(', ')} (28 divided by an integer), got ${size}`);
@@ -96,11 +108,13 @@ export function parseDatasetSpec(spec: string): DatasetSpec {
     case 'cifar10': {
       if (positional !== undefined && named.has('dir')) return fail('give the directory once: cifar10:dir=<path>');
       const dir = positional ?? named.get('dir');
-      if (dir === undefined || dir.trim() === '') return fail('missing directory; expected cifar10:dir=<path> (folder with data_batch_*.bin)');
+      if (dir === undefined || dir.trim() === '')
+        return fail('missing directory; expected cifar10:dir=<path> (folder with data_batch_*.bin)');
       return defined({ kind, dir, limit: posInt('limit'), testN: posInt('testN') });
     }
     case 'json': {
-      if (positional !== undefined && named.has('file')) return fail('give the file once: json:<file> or json:file=<file>');
+      if (positional !== undefined && named.has('file'))
+        return fail('give the file once: json:<file> or json:file=<file>');
       const file = positional ?? named.get('file');
       if (file === undefined || file.trim() === '') return fail('missing file; expected json:<file>');
       let split: number | 'none' | undefined;
@@ -109,7 +123,8 @@ export function parseDatasetSpec(spec: string): DatasetSpec {
         if (rawSplit === 'none') split = 'none';
         else {
           const v = rawSplit.trim() === '' ? NaN : Number(rawSplit);
-          if (!(v > 0 && v < 1)) fail(`split must be a test fraction between 0 and 1 (exclusive) or "none", got "${rawSplit}"`);
+          if (!(v > 0 && v < 1))
+            fail(`split must be a test fraction between 0 and 1 (exclusive) or "none", got "${rawSplit}"`);
           split = v;
         }
       }
@@ -117,7 +132,8 @@ export function parseDatasetSpec(spec: string): DatasetSpec {
       const rawShape = named.get('shape');
       if (rawShape !== undefined) {
         shape = rawShape.split('x').map((s) => (s.trim() === '' ? NaN : Number(s)));
-        if (shape.some((s) => !Number.isInteger(s) || s < 1)) fail(`shape must be positive integers joined by "x", e.g. 1x28x28, got "${rawShape}"`);
+        if (shape.some((s) => !Number.isInteger(s) || s < 1))
+          fail(`shape must be positive integers joined by "x", e.g. 1x28x28, got "${rawShape}"`);
       }
       return defined({ kind, file, split, classes: posInt('classes'), shape });
     }

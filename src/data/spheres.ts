@@ -66,7 +66,8 @@ export function validateShells(shells: readonly Shell[]): void {
     if (!Number.isFinite(s.rMin) || !Number.isFinite(s.rMax) || s.rMin < 0 || s.rMax < s.rMin) {
       throw new SpecError(`${where}: need finite radii 0 ≤ rMin ≤ rMax, got rMin=${s.rMin}, rMax=${s.rMax}`);
     }
-    if (!Number.isInteger(s.label) || s.label < 0) throw new SpecError(`${where}: label must be a non-negative integer, got ${s.label}`);
+    if (!Number.isInteger(s.label) || s.label < 0)
+      throw new SpecError(`${where}: label must be a non-negative integer, got ${s.label}`);
     if (!Number.isFinite(s.share) || s.share <= 0) throw new SpecError(`${where}: share must be > 0, got ${s.share}`);
   });
 }
@@ -86,7 +87,8 @@ export function shellCounts(shells: readonly Shell[], n: number): number[] {
 export function sampleSpheres(dim: number, shells: readonly Shell[], n: number, rng: Rng): Split {
   checkPositiveInt('dim', dim);
   validateShells(shells);
-  if (!Number.isInteger(n) || n < 0) throw new SpecError(`spheres: sample count must be a non-negative integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new SpecError(`spheres: sample count must be a non-negative integer, got ${n}`);
   checkDataSize('spheres', n, dim);
   const counts = shellCounts(shells, n);
   // Which shell each row comes from, shuffled so the classes are interleaved.
@@ -125,7 +127,8 @@ export function sampleSpheres(dim: number, shells: readonly Shell[], n: number, 
 export function resolveShells(shells: SpherePreset | readonly Shell[]): readonly Shell[] {
   if (typeof shells !== 'string') return shells;
   const preset = SPHERE_PRESETS[shells];
-  if (!preset) throw new SpecError(`spheres: unknown preset "${shells}"; expected one of ${SPHERE_PRESET_NAMES.join(', ')}`);
+  if (!preset)
+    throw new SpecError(`spheres: unknown preset "${shells}"; expected one of ${SPHERE_PRESET_NAMES.join(', ')}`);
   return preset;
 }
 

@@ -90,9 +90,20 @@ function registerConvFilterGrad(): void {
     gradFunc: (dy, saved, attrs) => {
       const grads = original.gradFunc(dy, saved, attrs);
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as { strides: number | number[]; pad: 'same' | 'valid' | number; dilations: number | number[]; dataFormat: string };
+      const a = attrs as unknown as {
+        strides: number | number[];
+        pad: 'same' | 'valid' | number;
+        dilations: number | number[];
+        dataFormat: string;
+      };
       const ones = (v: number | number[]) => (Array.isArray(v) ? v.every((u) => u === 1) : v === 1);
-      if (!ones(a.strides) || !ones(a.dilations ?? 1) || (a.dataFormat ?? 'NHWC') !== 'NHWC' || typeof a.pad !== 'string') return grads;
+      if (
+        !ones(a.strides) ||
+        !ones(a.dilations ?? 1) ||
+        (a.dataFormat ?? 'NHWC') !== 'NHWC' ||
+        typeof a.pad !== 'string'
+      )
+        return grads;
       return {
         x: grads.x!,
         filter: () => {
@@ -102,7 +113,15 @@ function registerConvFilterGrad(): void {
           const [, Ho, Wo] = g.shape;
           const top = a.pad === 'same' ? Math.floor((fh - 1) / 2) : 0;
           const left = a.pad === 'same' ? Math.floor((fw - 1) / 2) : 0;
-          const xp = a.pad === 'same' ? tf.pad(x, [[0, 0], [top, fh - 1 - top], [left, fw - 1 - left], [0, 0]]) : x;
+          const xp =
+            a.pad === 'same'
+              ? tf.pad(x, [
+                  [0, 0],
+                  [top, fh - 1 - top],
+                  [left, fw - 1 - left],
+                  [0, 0],
+                ])
+              : x;
           const dyT = tf.transpose(tf.reshape(g, [B * Ho * Wo, co]));
           const taps: tf.Tensor[] = [];
           for (let i = 0; i < fh; i++) {
@@ -135,9 +154,12 @@ export function initBackend(choice?: string): Promise<BackendInfo> {
     const want = parseBackendChoice(choice ?? process.env.ODENESS_BACKEND);
     let source: string | undefined;
     if (want === 'auto' || want === 'tensorflow') source = await tryNative();
-    if (!source && want === 'tensorflow') throw new SpecError('backend "tensorflow" requested but neither @tensorflow/tfjs-node nor -gpu could be loaded');
-    if (!source && (want === 'auto' || want === 'wasm')) source = (await tryWasm()) ? '@tensorflow/tfjs-backend-wasm' : undefined;
-    if (!source && want === 'wasm') throw new SpecError('backend "wasm" requested but @tensorflow/tfjs-backend-wasm could not be initialised');
+    if (!source && want === 'tensorflow')
+      throw new SpecError('backend "tensorflow" requested but neither @tensorflow/tfjs-node nor -gpu could be loaded');
+    if (!source && (want === 'auto' || want === 'wasm'))
+      source = (await tryWasm()) ? '@tensorflow/tfjs-backend-wasm' : undefined;
+    if (!source && want === 'wasm')
+      throw new SpecError('backend "wasm" requested but @tensorflow/tfjs-backend-wasm could not be initialised');
     if (!source) {
       await useCpu();
       source = '@tensorflow/tfjs-backend-cpu';

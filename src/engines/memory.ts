@@ -22,7 +22,19 @@ export const MIN_MEMORY_BYTES = 16 * MiB;
 /** tfjs-wasm's heap ends at 4 GiB and its pointers misbehave past 2 GiB: never plan for more there. */
 export const WASM_MEMORY_CAP_BYTES = 1536 * MiB;
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: MiB, mb: MiB, mib: MiB, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 2 ** 10,
+  kb: 2 ** 10,
+  kib: 2 ** 10,
+  m: MiB,
+  mb: MiB,
+  mib: MiB,
+  g: 2 ** 30,
+  gb: 2 ** 30,
+  gib: 2 ** 30,
+};
 
 /** "512m", "2g", "1.5GiB", "300000000" → bytes (binary units). */
 export function parseMemory(text: string): number {
@@ -30,7 +42,8 @@ export function parseMemory(text: string): number {
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined) throw new SpecError(`memory "${text}" is not a size like 512m, 2g or 1.5GiB`);
   const bytes = Math.floor(Number(m[1]) * unit);
-  if (bytes < MIN_MEMORY_BYTES) throw new SpecError(`memory "${text}" is below the minimum of ${formatBytes(MIN_MEMORY_BYTES)}`);
+  if (bytes < MIN_MEMORY_BYTES)
+    throw new SpecError(`memory "${text}" is below the minimum of ${formatBytes(MIN_MEMORY_BYTES)}`);
   return bytes;
 }
 
@@ -48,7 +61,12 @@ export function rowsWithin(budgetBytes: number, bytesPerRow: number, max = Numbe
  * A field on `n` rows of `width` values each that calls `make(rows)`'s field
  * on chunks of at most `chunk` rows. With one chunk it is `make(n)` itself.
  */
-export function chunkedField(make: (rows: number) => AsyncField<Float32Array>, n: number, width: number, chunk: number): AsyncField<Float32Array> {
+export function chunkedField(
+  make: (rows: number) => AsyncField<Float32Array>,
+  n: number,
+  width: number,
+  chunk: number,
+): AsyncField<Float32Array> {
   if (chunk >= n) return make(n);
   const fields = new Map<number, AsyncField<Float32Array>>();
   const fieldFor = (rows: number) => {
@@ -67,7 +85,12 @@ export function chunkedField(make: (rows: number) => AsyncField<Float32Array>, n
 }
 
 /** The synchronous twin of chunkedField (tfjs fields evaluated on typed arrays). */
-export function chunkedSyncField(make: (rows: number) => SyncField<Float32Array>, n: number, width: number, chunk: number): SyncField<Float32Array> {
+export function chunkedSyncField(
+  make: (rows: number) => SyncField<Float32Array>,
+  n: number,
+  width: number,
+  chunk: number,
+): SyncField<Float32Array> {
   if (chunk >= n) return make(n);
   return (t, z) => {
     const out = new Float32Array(n * width);

@@ -28,7 +28,9 @@ export const DEVICES = ['cpu', 'webgpu', 'cuda'] as const satisfies readonly Dev
 export const DeviceSchema = z.enum(DEVICES, { error: `expected one of ${DEVICES.join(', ')}` });
 /** Devices a job may require (a job without one runs on the CPU). */
 export const GPU_DEVICES = ['webgpu', 'cuda'] as const satisfies readonly Device[];
-export const GpuDeviceSchema = z.enum(GPU_DEVICES, { error: `expected one of ${GPU_DEVICES.join(', ')} (absent: cpu)` });
+export const GpuDeviceSchema = z.enum(GPU_DEVICES, {
+  error: `expected one of ${GPU_DEVICES.join(', ')} (absent: cpu)`,
+});
 
 /** The audits a study may request per job. */
 export const AUDIT_KINDS = ['crossing', 'fan'] as const;
@@ -65,11 +67,15 @@ export function positive(what = 'a positive number', max?: number) {
 /** A non-negative safe integer, optionally at most `max`. */
 export function count(what = 'a non-negative integer', max?: number) {
   const expected = `expected ${what}`;
-  return z.number({ error: expected }).refine((v) => Number.isSafeInteger(v) && v >= 0 && (max === undefined || v <= max), { error: expected });
+  return z
+    .number({ error: expected })
+    .refine((v) => Number.isSafeInteger(v) && v >= 0 && (max === undefined || v <= max), { error: expected });
 }
 
 export function str(what = 'a string', maxLength = 10_000) {
-  return z.string({ error: `expected ${what}` }).max(maxLength, { error: `expected ${what} (at most ${maxLength} characters)` });
+  return z
+    .string({ error: `expected ${what}` })
+    .max(maxLength, { error: `expected ${what} (at most ${maxLength} characters)` });
 }
 
 /**
@@ -79,6 +85,7 @@ export function str(what = 'a string', maxLength = 10_000) {
 export function record<S extends z.core.$ZodLooseShape>(shape: S, what = 'a mapping (key: value)') {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
-    error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown key "${iss.keys[0]}"; allowed keys: ${allowed}` : `expected ${what}`),
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown key "${iss.keys[0]}"; allowed keys: ${allowed}` : `expected ${what}`,
   });
 }

@@ -79,7 +79,11 @@ export function describeIssue(i: FormatIssue): string {
  * issue (each format wraps it in its own OdenessError with the file name).
  * Inputs are always reported (zod's `reportInput`), so messages can quote them.
  */
-export function parseWith<S extends z.ZodType>(schema: S, raw: unknown, fail: (issue: FormatIssue) => Error): z.output<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  raw: unknown,
+  fail: (issue: FormatIssue) => Error,
+): z.output<S> {
   const r = schema.safeParse(raw, { reportInput: true });
   if (r.success) return r.data;
   throw fail(firstIssue(r.error));

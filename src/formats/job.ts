@@ -48,7 +48,9 @@ const spec = (what: string) => str(what, JOB_LIMITS.specLength);
 
 export const JobSchema = record({
   /** Content hash of the other fields (16 hex digits of sha256, see `jobId`). */
-  id: z.string({ error: 'expected a job id, 16 hex digits' }).regex(JOB_ID_PATTERN, { error: 'expected a job id, 16 hex digits' }),
+  id: z
+    .string({ error: 'expected a job id, 16 hex digits' })
+    .regex(JOB_ID_PATTERN, { error: 'expected a job id, 16 hex digits' }),
   /** Dataset spec string, e.g. `spheres:dupont2019:dim=2`. */
   dataset: spec('a dataset spec string'),
   /** Field spec string, e.g. `mlp:width=32`. */
@@ -62,8 +64,13 @@ export const JobSchema = record({
   batchSize: positiveInt('a batch size, a positive integer', JOB_LIMITS.batchSize),
   lr: positive(`a learning rate in (0, ${JOB_LIMITS.lr}]`, JOB_LIMITS.lr),
   /** Canonical solver spec strings the trained model is re-evaluated under. */
-  testSolvers: z.array(spec('a solver spec string'), { error: 'expected a list of solver spec strings' }).max(JOB_LIMITS.testSolvers, { error: `expected at most ${JOB_LIMITS.testSolvers} test solvers` }),
-  audit: record({ crossing: z.boolean({ error: 'expected true or false' }), fan: z.boolean({ error: 'expected true or false' }) }),
+  testSolvers: z
+    .array(spec('a solver spec string'), { error: 'expected a list of solver spec strings' })
+    .max(JOB_LIMITS.testSolvers, { error: `expected at most ${JOB_LIMITS.testSolvers} test solvers` }),
+  audit: record({
+    crossing: z.boolean({ error: 'expected true or false' }),
+    fan: z.boolean({ error: 'expected true or false' }),
+  }),
   engine: EngineChoiceSchema,
   /** Solver bounds, when the study overrides the defaults (absent otherwise, so ids of other jobs do not change). */
   solverLimits: SolverLimitsSchema.optional(),

@@ -45,7 +45,9 @@ export const BundleManifestSchema = record(
      * field.onnx, a head copied over it). Manifests written before this field
      * existed have none; readers accept them with a note.
      */
-    files: z.record(z.string(), ManifestFileSchema, { error: 'expected {"<file>.onnx": {"role", "sha256"}}' }).optional(),
+    files: z
+      .record(z.string(), ManifestFileSchema, { error: 'expected {"<file>.onnx": {"role", "sha256"}}' })
+      .optional(),
     /** effective.onnx only: the fixed-step solver unrolled into it, e.g. "euler:0.5". */
     effectiveSolver: str().optional(),
     /** Free-form: who made it, how, from what. */
@@ -53,7 +55,13 @@ export const BundleManifestSchema = record(
   },
   'a JSON object',
 ).superRefine((m, ctx) => {
-  if (m.t0 === m.t1) ctx.addIssue({ code: 'custom', message: `expected an end time different from t0 (${m.t0})`, input: m.t1, path: ['t1'] });
+  if (m.t0 === m.t1)
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an end time different from t0 (${m.t0})`,
+      input: m.t1,
+      path: ['t1'],
+    });
 });
 
 export type BundleManifest = z.output<typeof BundleManifestSchema>;

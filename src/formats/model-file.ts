@@ -17,7 +17,9 @@ export const MODEL_KIND = 'odeness-model';
  */
 export const MODEL_LIMITS = { rank: 8, params: 1024, dim: 1 << 24, values: 1 << 26 } as const;
 
-const shape = z.array(positiveInt('a positive integer', MODEL_LIMITS.dim)).max(MODEL_LIMITS.rank, { error: `expected at most ${MODEL_LIMITS.rank} dimensions` });
+const shape = z
+  .array(positiveInt('a positive integer', MODEL_LIMITS.dim))
+  .max(MODEL_LIMITS.rank, { error: `expected at most ${MODEL_LIMITS.rank} dimensions` });
 
 /** complete | diverged (the last good checkpoint was kept) | interrupted (stopped by a signal; `train --resume` continues it) */
 export const TRAINING_STATUSES = ['complete', 'diverged', 'interrupted'] as const;
@@ -56,14 +58,23 @@ export const ModelConfigSchema = record({
   t1: finite(),
 });
 
-export const ParamEntrySchema = record({ name: str(), shape: z.array(count('a non-negative integer', MODEL_LIMITS.dim)).max(MODEL_LIMITS.rank), offset: count(), length: count() });
+export const ParamEntrySchema = record({
+  name: str(),
+  shape: z.array(count('a non-negative integer', MODEL_LIMITS.dim)).max(MODEL_LIMITS.rank),
+  offset: count(),
+  length: count(),
+});
 
 export const ModelFileSchema = record({
-  formatVersion: z.literal(MODEL_FORMAT_VERSION, { error: `expected formatVersion ${MODEL_FORMAT_VERSION} (this version of odeness reads only that)` }),
+  formatVersion: z.literal(MODEL_FORMAT_VERSION, {
+    error: `expected formatVersion ${MODEL_FORMAT_VERSION} (this version of odeness reads only that)`,
+  }),
   kind: z.literal(MODEL_KIND, { error: `expected "${MODEL_KIND}"` }),
   config: ModelConfigSchema,
   training: TrainingInfoSchema,
-  params: z.array(ParamEntrySchema).max(MODEL_LIMITS.params, { error: `expected at most ${MODEL_LIMITS.params} parameter tensors` }),
+  params: z
+    .array(ParamEntrySchema)
+    .max(MODEL_LIMITS.params, { error: `expected at most ${MODEL_LIMITS.params} parameter tensors` }),
   createdAt: str('an ISO time'),
 });
 

@@ -28,19 +28,27 @@ export const PlanFileSchema = z.looseObject({
   /** Hash of the normalised study last run into the directory (study/plan.ts studyHash). */
   studyHash: z.string().regex(STUDY_HASH, { error: 'expected a study hash, 16 hex digits' }).optional(),
   /** Every study hash the directory belongs to (more than one after `study run --extend`). */
-  studies: z.array(z.string().regex(STUDY_HASH, { error: 'expected a study hash, 16 hex digits' })).max(1000).optional(),
+  studies: z
+    .array(z.string().regex(STUDY_HASH, { error: 'expected a study hash, 16 hex digits' }))
+    .max(1000)
+    .optional(),
   /** That study, normalised: to say what differs when another one is run into the directory. */
   study: z.unknown().optional(),
   overrides: PlanOverridesSchema.optional(),
   /** Plan files of odeness 0.1 recorded only `--iterations N`, here. */
   iterationsOverride: positiveInt().optional(),
-  jobs: z.array(JobSchema, { error: 'expected a list of jobs' }).max(MAX_PLAN_JOBS, { error: `expected at most ${MAX_PLAN_JOBS} jobs` }),
+  jobs: z
+    .array(JobSchema, { error: 'expected a list of jobs' })
+    .max(MAX_PLAN_JOBS, { error: `expected at most ${MAX_PLAN_JOBS} jobs` }),
 });
 
 export type PlanFile = z.output<typeof PlanFileSchema>;
 
 /** The overrides a plan file records (either spelling); undefined if none. */
 export function planFileOverrides(file: PlanFile): PlanOverrides | undefined {
-  const o = { ...(file.iterationsOverride !== undefined ? { iterations: file.iterationsOverride } : {}), ...file.overrides };
+  const o = {
+    ...(file.iterationsOverride !== undefined ? { iterations: file.iterationsOverride } : {}),
+    ...file.overrides,
+  };
   return Object.keys(o).length > 0 ? o : undefined;
 }

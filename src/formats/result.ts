@@ -9,7 +9,9 @@ import { count, DeviceSchema, finite, JOB_STATUSES, positiveInt, record, str } f
 import { JOB_LIMITS, JobSchema } from './job.js';
 
 const num = finite();
-const fraction = finite('an accuracy in [0, 1]').refine((v) => v >= 0 && v <= 1, { error: 'expected an accuracy in [0, 1]' });
+const fraction = finite('an accuracy in [0, 1]').refine((v) => v >= 0 && v <= 1, {
+  error: 'expected an accuracy in [0, 1]',
+});
 
 /** A trained model re-evaluated under one solver (onnx/evaluate.ts `BundleEvalRow`). */
 export const EvalRowSchema = record({
@@ -90,7 +92,13 @@ export const CrossingMetricsSchema = record({
   foldStates: count().optional(),
   minDet: z.number().optional(),
   /** 2-D crossing pairs re-solved finely: persistent (proof), artefacts, unresolved, not refined. */
-  refinement: record({ levels: z.array(positiveInt()).max(16), persistentPairs: count(), artefactPairs: count(), unresolvedPairs: count(), notRefinedPairs: count() }).optional(),
+  refinement: record({
+    levels: z.array(positiveInt()).max(16),
+    persistentPairs: count(),
+    artefactPairs: count(),
+    unresolvedPairs: count(),
+    notRefinedPairs: count(),
+  }).optional(),
   /** The verdict the audit reached (absent in results written before it was recorded). */
   verdict: VerdictSchema.optional(),
 });
@@ -104,11 +112,17 @@ export const FanMetricsSchema = record({
   solver: str(),
   reference: str(),
   points: count(),
-  final: record({ mean: num, max: num, perClass: z.array(record({ label: count(), count: count(), ...errorSummary })) }),
+  final: record({
+    mean: num,
+    max: num,
+    perClass: z.array(record({ label: count(), count: count(), ...errorSummary })),
+  }),
   /** Global error over t per class (mean and std over the class's points), at most FAN_SERIES_POINTS times. */
   series: record({
     times: z.array(num).max(FAN_SERIES_POINTS),
-    perClass: z.array(record({ label: count(), mean: z.array(num).max(FAN_SERIES_POINTS), std: z.array(num).max(FAN_SERIES_POINTS) })),
+    perClass: z.array(
+      record({ label: count(), mean: z.array(num).max(FAN_SERIES_POINTS), std: z.array(num).max(FAN_SERIES_POINTS) }),
+    ),
   }).optional(),
 });
 
@@ -153,9 +167,27 @@ export const JobResultSchema = record({
   /** 1 for the first run of a job id; a `--retry-failed` rerun counts up. */
   attempt: positiveInt('an attempt number, a positive integer', JOB_LIMITS.attempt),
 }).superRefine((r, ctx) => {
-  if (r.job.id !== r.id) ctx.addIssue({ code: 'custom', message: `expected the job id of the result (${r.id})`, input: r.job.id, path: ['job', 'id'] });
-  if (r.status === 'failed' && r.error === undefined) ctx.addIssue({ code: 'custom', message: 'expected an error message for a failed job', path: ['error'], params: { absent: true } });
-  if (r.status === 'done' && r.metrics === undefined) ctx.addIssue({ code: 'custom', message: 'expected the metrics of a done job', path: ['metrics'], params: { absent: true } });
+  if (r.job.id !== r.id)
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected the job id of the result (${r.id})`,
+      input: r.job.id,
+      path: ['job', 'id'],
+    });
+  if (r.status === 'failed' && r.error === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected an error message for a failed job',
+      path: ['error'],
+      params: { absent: true },
+    });
+  if (r.status === 'done' && r.metrics === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected the metrics of a done job',
+      path: ['metrics'],
+      params: { absent: true },
+    });
 });
 
 export type EvalRow = z.output<typeof EvalRowSchema>;

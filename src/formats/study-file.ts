@@ -32,7 +32,17 @@
  */
 import * as z from 'zod';
 import { OdenessError } from '../errors.js';
-import { AUDIT_KINDS, DeviceSchema, EngineChoiceSchema, finite, positive, positiveInt, record, type Device, type EngineChoice } from './common.js';
+import {
+  AUDIT_KINDS,
+  DeviceSchema,
+  EngineChoiceSchema,
+  finite,
+  positive,
+  positiveInt,
+  record,
+  type Device,
+  type EngineChoice,
+} from './common.js';
 import { JOB_LIMITS, type SolverLimits } from './job.js';
 
 /** Defaults follow the paper's sphere experiments (PAPER.md). */
@@ -107,18 +117,23 @@ function atMost<T extends z.ZodType<number>>(s: T, max: number, what: string) {
 }
 
 const specString = (example: string, what: string) =>
-  z.string({ error: `expected a ${what} string like ${example}` }).refine((s) => s.trim() !== '', { error: `expected a ${what} string like ${example}` });
+  z
+    .string({ error: `expected a ${what} string like ${example}` })
+    .refine((s) => s.trim() !== '', { error: `expected a ${what} string like ${example}` });
 
 const stepSize = finite('a step size h, a number in (0, 1]')
   .refine((h) => h > 0, { error: 'expected a step size h, a number in (0, 1]' })
   .refine((h) => h <= 1, { error: 'expected a step size h, a number in (0, 1] (the ODE is solved over [0, 1])' });
-const tolerance = finite('a tolerance, a number in (0, 1)').refine((t) => t > 0 && t < 1, { error: 'expected a tolerance, a number in (0, 1)' });
+const tolerance = finite('a tolerance, a number in (0, 1)').refine((t) => t > 0 && t < 1, {
+  error: 'expected a tolerance, a number in (0, 1)',
+});
 const SOLVER_EXAMPLE = 'a solver spec string like "rk4:0.1" or "dopri5:1e-5"';
 
 export function studyFileSchema(sem: StudySemantics) {
   const methods = sem.methods;
   /** A spec string checked by its parser; a parser error is reported at the item's path. */
-  const canonical = (parse: (s: string) => string, wrap = (m: string) => m) =>
+  const canonical =
+    (parse: (s: string) => string, wrap = (m: string) => m) =>
     (s: string, ctx: z.RefinementCtx): string => {
       try {
         return parse(s.trim());
@@ -129,7 +144,11 @@ export function studyFileSchema(sem: StudySemantics) {
       }
     };
   const specList = (example: string, what: string, parse: (s: string) => string) =>
-    oneOrList(specString(example, what).transform(canonical(parse)), what, `expected a ${what} string like ${example}`).transform((v) => [...new Set(Array.isArray(v) ? v : [v])]);
+    oneOrList(
+      specString(example, what).transform(canonical(parse)),
+      what,
+      `expected a ${what} string like ${example}`,
+    ).transform((v) => [...new Set(Array.isArray(v) ? v : [v])]);
 
   const gridRecord = record({
     solver: z.enum(methods as [string, ...string[]], { error: `expected a solver name, one of ${methods.join(', ')}` }),
@@ -142,12 +161,19 @@ export function studyFileSchema(sem: StudySemantics) {
   });
 
   const seedList = z
-    .array(z.number({ error: 'expected a seed, a non-negative integer' }).refine((s) => Number.isSafeInteger(s) && s >= 0 && s <= JOB_LIMITS.seed, { error: 'expected a seed, a non-negative integer' }))
+    .array(
+      z
+        .number({ error: 'expected a seed, a non-negative integer' })
+        .refine((s) => Number.isSafeInteger(s) && s >= 0 && s <= JOB_LIMITS.seed, {
+          error: 'expected a seed, a non-negative integer',
+        }),
+    )
     .min(1, { error: 'expected a seed count or a non-empty list of seeds' })
     .max(MAX_SEEDS, { error: `expected at most ${MAX_SEEDS} seeds` })
     .superRefine((seeds, ctx) => {
       seeds.forEach((s, i) => {
-        if (seeds.indexOf(s) !== i) ctx.addIssue({ code: 'custom', message: 'expected each seed once', input: s, path: [i] });
+        if (seeds.indexOf(s) !== i)
+          ctx.addIssue({ code: 'custom', message: 'expected each seed once', input: s, path: [i] });
       });
     });
   const seedCount = atMost(positiveInt('a seed count (positive integer) or a list of seeds'), MAX_SEEDS, 'seeds');
@@ -155,33 +181,56 @@ export function studyFileSchema(sem: StudySemantics) {
   const audits = z.union(
     [
       z.array(z.enum(AUDIT_KINDS, { error: `expected one of ${AUDIT_KINDS.join(', ')}` })),
-      record({ crossing: z.boolean({ error: 'expected true or false' }).optional(), fan: z.boolean({ error: 'expected true or false' }).optional() }),
+      record({
+        crossing: z.boolean({ error: 'expected true or false' }).optional(),
+        fan: z.boolean({ error: 'expected true or false' }).optional(),
+      }),
     ],
     { error: 'expected a list like [crossing, fan] or a mapping like {crossing: true, fan: false}' },
   );
 
   const limits = record({
     maxSteps: atMost(positiveInt('a step count ceiling, a positive integer'), JOB_LIMITS.maxSolverSteps, 'steps'),
-    minTol: positive('a tolerance floor, a number in (0, 1)').refine((t) => t < 1, { error: 'expected a tolerance floor, a number in (0, 1)' }),
+    minTol: positive('a tolerance floor, a number in (0, 1)').refine((t) => t < 1, {
+      error: 'expected a tolerance floor, a number in (0, 1)',
+    }),
   }).partial();
 
   const raw = record({
-    name: z.string({ error: 'expected a non-empty string' }).refine((n) => n.trim() !== '', { error: 'expected a non-empty string' }).optional(),
-    datasets: z.unknown().refine((v) => v !== undefined, { error: 'expected a dataset spec or a list of them (required)' }).pipe(
-      specList('"spheres:dupont2019:dim=2"', 'dataset spec', sem.dataset),
-    ),
-    field: z.unknown().refine((v) => v !== undefined, { error: 'expected a field spec or a list of them (required)' }).pipe(
-      specList('"mlp:width=32"', 'field spec', sem.field),
-    ),
+    name: z
+      .string({ error: 'expected a non-empty string' })
+      .refine((n) => n.trim() !== '', { error: 'expected a non-empty string' })
+      .optional(),
+    datasets: z
+      .unknown()
+      .refine((v) => v !== undefined, { error: 'expected a dataset spec or a list of them (required)' })
+      .pipe(specList('"spheres:dupont2019:dim=2"', 'dataset spec', sem.dataset)),
+    field: z
+      .unknown()
+      .refine((v) => v !== undefined, { error: 'expected a field spec or a list of them (required)' })
+      .pipe(specList('"mlp:width=32"', 'field spec', sem.field)),
     grid: z
-      .array(gridEntry, { error: (iss) => (iss.input === undefined ? 'expected a list of training solvers (required)' : 'expected a list of training solvers, e.g. [{solver: euler, steps: [0.1]}]') })
+      .array(gridEntry, {
+        error: (iss) =>
+          iss.input === undefined
+            ? 'expected a list of training solvers (required)'
+            : 'expected a list of training solvers, e.g. [{solver: euler, steps: [0.1]}]',
+      })
       .min(1, { error: 'expected at least one training solver' }),
-    adapt: z.union([z.boolean(), z.literal('both', { error: 'expected false, true or "both"' })], { error: 'expected false, true or "both"' }).optional(),
+    adapt: z
+      .union([z.boolean(), z.literal('both', { error: 'expected false, true or "both"' })], {
+        error: 'expected false, true or "both"',
+      })
+      .optional(),
     adaptStart: z
-      .union([z.literal('hairer'), oneOrList(z.string({ error: SOLVER_EXAMPLE }), 'start spec')], { error: 'expected "hairer" or a list of start specs like ["euler:0.1", "dopri5:1e-5"]' })
+      .union([z.literal('hairer'), oneOrList(z.string({ error: SOLVER_EXAMPLE }), 'start spec')], {
+        error: 'expected "hairer" or a list of start specs like ["euler:0.1", "dopri5:1e-5"]',
+      })
       .optional(),
     adaptFolds: z.boolean({ error: 'expected true or false' }).optional(),
-    seeds: z.union([seedCount, seedList], { error: 'expected a seed count (positive integer) or a list of seeds' }).optional(),
+    seeds: z
+      .union([seedCount, seedList], { error: 'expected a seed count (positive integer) or a list of seeds' })
+      .optional(),
     iterations: atMost(positiveInt(), JOB_LIMITS.iterations, 'iterations').optional(),
     batchSize: atMost(positiveInt(), JOB_LIMITS.batchSize, 'samples per batch').optional(),
     lr: atMost(positive('a learning rate, a positive number'), JOB_LIMITS.lr, '(a learning rate)').optional(),
@@ -189,9 +238,19 @@ export function studyFileSchema(sem: StudySemantics) {
     device: DeviceSchema.optional(),
     solverLimits: limits.optional(),
     testSolvers: z
-      .union([z.literal('paper', { error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]' }), z.array(z.string({ error: SOLVER_EXAMPLE })).min(1, { error: 'expected "paper" or a non-empty list of solver specs' })], {
-        error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]',
-      })
+      .union(
+        [
+          z.literal('paper', {
+            error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]',
+          }),
+          z
+            .array(z.string({ error: SOLVER_EXAMPLE }))
+            .min(1, { error: 'expected "paper" or a non-empty list of solver specs' }),
+        ],
+        {
+          error: 'expected "paper" or a list of solver spec strings like ["rk4:0.05", "dopri5:1e-6"]',
+        },
+      )
       .optional(),
     audits: audits.optional(),
   });
@@ -207,7 +266,13 @@ export function studyFileSchema(sem: StudySemantics) {
   function normalise(r: z.output<typeof raw>, ctx: z.RefinementCtx): StudySpec {
     const lim: SolverLimits = { ...sem.defaultLimits, ...(r.solverLimits ?? {}) };
     const fail = (path: PropertyKey[], input: unknown, message: string): never => {
-      ctx.addIssue({ code: 'custom', message, input, path, ...(input === undefined ? { params: { absent: true } } : {}) });
+      ctx.addIssue({
+        code: 'custom',
+        message,
+        input,
+        path,
+        ...(input === undefined ? { params: { absent: true } } : {}),
+      });
       throw new Reported();
     };
     const solverSpec = (path: PropertyKey[], s: string): string => {
@@ -236,28 +301,53 @@ export function studyFileSchema(sem: StudySemantics) {
       };
       if (sem.isAdaptive(solver)) {
         for (const key of ['steps', 'stepCounts'] as const) {
-          if (g[key] !== undefined) fail([...path, key], g[key], `${solver} is adaptive: give "tols", not "${key}" (fixed-step solvers: ${methods.filter((m) => !sem.isAdaptive(m)).join(', ')})`);
+          if (g[key] !== undefined)
+            fail(
+              [...path, key],
+              g[key],
+              `${solver} is adaptive: give "tols", not "${key}" (fixed-step solvers: ${methods.filter((m) => !sem.isAdaptive(m)).join(', ')})`,
+            );
         }
-        if (g.tols === undefined) fail([...path, 'tols'], undefined, `expected a list of tolerances for the adaptive solver ${solver}`);
+        if (g.tols === undefined)
+          fail([...path, 'tols'], undefined, `expected a list of tolerances for the adaptive solver ${solver}`);
         list(g.tols!).forEach((tol, k) => add(itemPath([...path, 'tols'], g.tols, k), `${solver}:${tol}`));
       } else {
-        if (g.tols !== undefined) fail([...path, 'tols'], g.tols, `${solver} is a fixed-step solver: give "steps" (step sizes) or "stepCounts", not "tols"`);
+        if (g.tols !== undefined)
+          fail(
+            [...path, 'tols'],
+            g.tols,
+            `${solver} is a fixed-step solver: give "steps" (step sizes) or "stepCounts", not "tols"`,
+          );
         if (g.steps === undefined && g.stepCounts === undefined) {
-          fail([...path, 'steps'], undefined, `expected step sizes ("steps") or step counts ("stepCounts") for the fixed-step solver ${solver}`);
+          fail(
+            [...path, 'steps'],
+            undefined,
+            `expected step sizes ("steps") or step counts ("stepCounts") for the fixed-step solver ${solver}`,
+          );
         }
-        if (g.steps !== undefined) list(g.steps).forEach((h, k) => add(itemPath([...path, 'steps'], g.steps, k), `${solver}:${h}`));
-        if (g.stepCounts !== undefined) list(g.stepCounts).forEach((n, k) => add(itemPath([...path, 'stepCounts'], g.stepCounts, k), `${solver}:steps=${n}`));
+        if (g.steps !== undefined)
+          list(g.steps).forEach((h, k) => add(itemPath([...path, 'steps'], g.steps, k), `${solver}:${h}`));
+        if (g.stepCounts !== undefined)
+          list(g.stepCounts).forEach((n, k) =>
+            add(itemPath([...path, 'stepCounts'], g.stepCounts, k), `${solver}:steps=${n}`),
+          );
       }
       // A repeated grid point is reported, not merged silently: it is a slip in the file.
       specs.forEach((spec, k) => {
         const first = specs.indexOf(spec);
-        if (first < k) fail(paths[k]!, spec, `repeats ${spec} (the grid point at ${pathText(paths[first]!)}): each grid point trains once; remove the repeat`);
+        if (first < k)
+          fail(
+            paths[k]!,
+            spec,
+            `repeats ${spec} (the grid point at ${pathText(paths[first]!)}): each grid point trains once; remove the repeat`,
+          );
       });
       return { solver, specs };
     });
 
     const adaptRaw = r.adapt ?? STUDY_DEFAULTS.adapt;
-    if (r.adaptFolds && adaptRaw === false) fail(['adaptFolds'], r.adaptFolds, 'expected adapt: true or both (fold checks are part of adaptation runs)');
+    if (r.adaptFolds && adaptRaw === false)
+      fail(['adaptFolds'], r.adaptFolds, 'expected adapt: true or both (fold checks are part of adaptation runs)');
     let adaptStart: 'hairer' | string[] = 'hairer';
     if (r.adaptStart !== undefined && r.adaptStart !== 'hairer') {
       const starts = list(r.adaptStart);
@@ -267,18 +357,24 @@ export function studyFileSchema(sem: StudySemantics) {
         const path = itemPath(['adaptStart'], r.adaptStart, i);
         const spec = solverSpec(path, item);
         const method = spec.split(':')[0]!;
-        if (!gridMethods.includes(method)) fail(path, item, `expected a start for a method of the grid (${gridMethods.join(', ')})`);
-        if ((adaptStart as string[]).some((o) => o.split(':')[0] === method)) fail(path, item, `expected at most one start per method; ${method} has two`);
+        if (!gridMethods.includes(method))
+          fail(path, item, `expected a start for a method of the grid (${gridMethods.join(', ')})`);
+        if ((adaptStart as string[]).some((o) => o.split(':')[0] === method))
+          fail(path, item, `expected at most one start per method; ${method} has two`);
         (adaptStart as string[]).push(spec);
       });
     }
     const seedsRaw = r.seeds ?? STUDY_DEFAULTS.seeds;
     const tsRaw = r.testSolvers ?? STUDY_DEFAULTS.testSolvers;
     // "paper" inside a list adds the paper's set around each training solver.
-    const testSolvers = tsRaw === 'paper' ? 'paper' : [...new Set(tsRaw.map((s, i) => (s === 'paper' ? 'paper' : solverSpec(['testSolvers', i], s))))];
+    const testSolvers =
+      tsRaw === 'paper'
+        ? 'paper'
+        : [...new Set(tsRaw.map((s, i) => (s === 'paper' ? 'paper' : solverSpec(['testSolvers', i], s))))];
     const audits = { crossing: false, fan: false };
     if (Array.isArray(r.audits)) for (const a of r.audits) audits[a] = true;
-    else if (r.audits) Object.assign(audits, Object.fromEntries(Object.entries(r.audits).filter(([, v]) => v !== undefined)));
+    else if (r.audits)
+      Object.assign(audits, Object.fromEntries(Object.entries(r.audits).filter(([, v]) => v !== undefined)));
 
     return {
       ...(r.name !== undefined ? { name: r.name.trim() } : {}),

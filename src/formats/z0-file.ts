@@ -11,7 +11,9 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 
 const value = z
   .number({ error: 'expected a finite number' })
-  .refine((v) => Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX, { error: 'expected a finite number within float32 range (|v| ≤ 3.4e38)' });
+  .refine((v) => Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX, {
+    error: 'expected a finite number within float32 range (|v| ≤ 3.4e38)',
+  });
 
 const state = z
   .array(value, { error: 'expected a state: an array of numbers' })

@@ -53,7 +53,16 @@ function onBox(ax: number, ay: number, bx: number, by: number, cx: number, cy: n
 }
 
 /** 2-D classification of chords p→p2 and q→q2 (see module doc): a numeric code. */
-export function classify2d(px: number, py: number, p2x: number, p2y: number, qx: number, qy: number, q2x: number, q2y: number): number {
+export function classify2d(
+  px: number,
+  py: number,
+  p2x: number,
+  p2y: number,
+  qx: number,
+  qy: number,
+  q2x: number,
+  q2y: number,
+): number {
   if (px === qx && py === qy && p2x === q2x && p2y === q2y) return NONE;
   const o1 = orient2d(px, py, p2x, p2y, qx, qy);
   const o2 = orient2d(px, py, p2x, p2y, q2x, q2y);
@@ -79,7 +88,12 @@ export function classify2d(px: number, py: number, p2x: number, p2y: number, qx:
 }
 
 /** Classify two chords in 2-D: null when they do not cross under the module's rules. */
-export function classifyPair2d(p: readonly [number, number], p2: readonly [number, number], q: readonly [number, number], q2: readonly [number, number]): CrossingKind | null {
+export function classifyPair2d(
+  p: readonly [number, number],
+  p2: readonly [number, number],
+  q: readonly [number, number],
+  q2: readonly [number, number],
+): CrossingKind | null {
   const r = classify2d(p[0], p[1], p2[0], p2[1], q[0], q[1], q2[0], q2[1]);
   return r === NONE ? null : KIND_NAMES[r]!;
 }
@@ -91,7 +105,17 @@ export function classifyPair1d(a0: number, a1: number, b0: number, b1: number): 
 }
 
 /** Where the two chords meet (float arithmetic; for display only). */
-export function meetPoint2d(kind: number, px: number, py: number, p2x: number, p2y: number, qx: number, qy: number, q2x: number, q2y: number): number[] {
+export function meetPoint2d(
+  kind: number,
+  px: number,
+  py: number,
+  p2x: number,
+  p2y: number,
+  qx: number,
+  qy: number,
+  q2x: number,
+  q2y: number,
+): number[] {
   const rx = p2x - px;
   const ry = p2y - py;
   const sx = q2x - qx;
@@ -102,7 +126,12 @@ export function meetPoint2d(kind: number, px: number, py: number, p2x: number, p
     return [px + t * rx, py + t * ry];
   }
   if (kind === TOUCH) {
-    const o = [orient2d(px, py, p2x, p2y, qx, qy), orient2d(px, py, p2x, p2y, q2x, q2y), orient2d(qx, qy, q2x, q2y, px, py), orient2d(qx, qy, q2x, q2y, p2x, p2y)];
+    const o = [
+      orient2d(px, py, p2x, p2y, qx, qy),
+      orient2d(px, py, p2x, p2y, q2x, q2y),
+      orient2d(qx, qy, q2x, q2y, px, py),
+      orient2d(qx, qy, q2x, q2y, p2x, p2y),
+    ];
     const collinear = o.every((v) => v === 0);
     if (!collinear) {
       if (o[1] === 0 && onBox(px, py, p2x, p2y, q2x, q2y)) return [q2x, q2y];

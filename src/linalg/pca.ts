@@ -203,7 +203,10 @@ export function pca2(states: readonly Floats[], n: number, d: number, options: P
     }
     // Converged when the block spans R^d, when the top-2 Ritz values (the
     // captured variance) have settled, or when the top-2 residuals are tiny.
-    const settled = it > 0 && Math.abs(eig.values[0]! - prev0) + Math.abs(eig.values[1]! - prev1) <= 1e-6 * Math.abs(eig.values[0]! + eig.values[1]!);
+    const settled =
+      it > 0 &&
+      Math.abs(eig.values[0]! - prev0) + Math.abs(eig.values[1]! - prev1) <=
+        1e-6 * Math.abs(eig.values[0]! + eig.values[1]!);
     prev0 = eig.values[0]!;
     prev1 = eig.values[1]!;
     let converged = b === d || settled;
@@ -234,7 +237,12 @@ export function pca2(states: readonly Floats[], n: number, d: number, options: P
 }
 
 /** Project every state onto (c1, c2) around `mean`: returns K+1 arrays of length 2n. */
-export function projectStates(states: readonly Floats[], n: number, d: number, pca: Pick<Pca2, 'mean' | 'components'>): Float64Array[] {
+export function projectStates(
+  states: readonly Floats[],
+  n: number,
+  d: number,
+  pca: Pick<Pca2, 'mean' | 'components'>,
+): Float64Array[] {
   const [u, v] = pca.components;
   return states.map((s) => {
     const out = new Float64Array(2 * n);

@@ -7,7 +7,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { FileFormatError, OdenessError } from '../errors.js';
-import { describeIssue, MODEL_FORMAT_VERSION, MODEL_KIND, ModelFileSchema, parseWith, type ModelFile, type TrainingInfo } from '../formats/index.js';
+import {
+  describeIssue,
+  MODEL_FORMAT_VERSION,
+  MODEL_KIND,
+  ModelFileSchema,
+  parseWith,
+  type ModelFile,
+  type TrainingInfo,
+} from '../formats/index.js';
 import { formatFieldSpec, parseFieldSpec } from './spec.js';
 import { checkParams } from './params.js';
 import type { FieldSpec, Model, ModelConfig, Params } from './types.js';
@@ -37,7 +45,14 @@ export async function saveModel(dir: string, model: Model, training: TrainingInf
   });
   const all = new Float32Array(offset);
   for (const e of index) all.set(model.params[e.name]!.data, e.offset);
-  const file: ModelFile = { formatVersion: MODEL_FORMAT_VERSION, kind: MODEL_KIND, config: { ...model.config, inputShape: [...model.config.inputShape], stateShape: [...model.config.stateShape] }, training, params: index, createdAt: new Date().toISOString() };
+  const file: ModelFile = {
+    formatVersion: MODEL_FORMAT_VERSION,
+    kind: MODEL_KIND,
+    config: { ...model.config, inputShape: [...model.config.inputShape], stateShape: [...model.config.stateShape] },
+    training,
+    params: index,
+    createdAt: new Date().toISOString(),
+  };
   // params first, then the JSON that points at them: a reader never sees an index without data.
   await writeAtomic(path.join(dir, 'params.bin'), new Uint8Array(all.buffer));
   await writeAtomic(path.join(dir, 'model.json'), JSON.stringify(file, null, 2) + '\n');
@@ -52,7 +67,8 @@ export async function loadModel(dir: string): Promise<SavedModel> {
   } catch {
     throw new FileFormatError(dir, 'model directory does not exist');
   }
-  if (!stat.isDirectory()) throw new FileFormatError(dir, 'is not a directory (expected a model directory with model.json and params.bin)');
+  if (!stat.isDirectory())
+    throw new FileFormatError(dir, 'is not a directory (expected a model directory with model.json and params.bin)');
   let text: string;
   try {
     text = await fs.readFile(jsonFile, 'utf8');
@@ -74,7 +90,8 @@ export async function loadModel(dir: string): Promise<SavedModel> {
     throw new FileFormatError(binFile, 'missing');
   }
   const total = file.params.reduce((n, p) => n + p.length, 0);
-  if (bin.byteLength !== total * 4) throw new FileFormatError(binFile, `has ${bin.byteLength} bytes, expected ${total * 4} (${total} float32 values)`);
+  if (bin.byteLength !== total * 4)
+    throw new FileFormatError(binFile, `has ${bin.byteLength} bytes, expected ${total * 4} (${total} float32 values)`);
   const all = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
   const params: Params = {};
   for (const p of file.params) params[p.name] = { shape: p.shape, data: all.slice(p.offset, p.offset + p.length) };
@@ -89,7 +106,8 @@ function checkField(field: { kind: string }, file: string): FieldSpec {
     if (!isDeepStrictEqual(parsed, field)) throw new OdenessError(`expected a field like ${JSON.stringify(parsed)}`);
     return parsed;
   } catch (e) {
-    if (e instanceof OdenessError || e instanceof TypeError) throw new FileFormatError(file, `config.field: ${e.message}, got ${JSON.stringify(field).slice(0, 80)}`);
+    if (e instanceof OdenessError || e instanceof TypeError)
+      throw new FileFormatError(file, `config.field: ${e.message}, got ${JSON.stringify(field).slice(0, 80)}`);
     throw e;
   }
 }

@@ -21,10 +21,15 @@ export function paramShapes(config: ModelConfig): ParamShape[] {
   }
   const S = stateSize(config);
   const out = [...kind.params(config.field, config.stateShape)];
-  out.push({ name: 'head.weight', shape: [S, config.classes], fanIn: S }, { name: 'head.bias', shape: [config.classes], fanIn: 0 });
+  out.push(
+    { name: 'head.weight', shape: [S, config.classes], fanIn: S },
+    { name: 'head.bias', shape: [config.classes], fanIn: 0 },
+  );
   const total = out.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   if (total > MAX_PARAMS) {
-    throw new SpecError(`field "${kind.format(config.field)}" on state [${config.stateShape.join(', ')}] has ${total} parameters; at most ${MAX_PARAMS} are supported`);
+    throw new SpecError(
+      `field "${kind.format(config.field)}" on state [${config.stateShape.join(', ')}] has ${total} parameters; at most ${MAX_PARAMS} are supported`,
+    );
   }
   return out;
 }
@@ -53,10 +58,14 @@ export function checkParams(config: ModelConfig, params: Params, where: string):
     const got = params[p.name];
     if (!got) throw new ShapeError(`${where}: parameter ${p.name} is missing`);
     if (got.shape.length !== p.shape.length || got.shape.some((s, i) => s !== p.shape[i])) {
-      throw new ShapeError(`${where}: parameter ${p.name} has shape [${got.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
+      throw new ShapeError(
+        `${where}: parameter ${p.name} has shape [${got.shape.join(', ')}], expected [${p.shape.join(', ')}]`,
+      );
     }
-    if (got.data.length !== p.shape.reduce((a, b) => a * b, 1)) throw new ShapeError(`${where}: parameter ${p.name} has ${got.data.length} values`);
+    if (got.data.length !== p.shape.reduce((a, b) => a * b, 1))
+      throw new ShapeError(`${where}: parameter ${p.name} has ${got.data.length} values`);
   }
   const names = new Set(expected.map((p) => p.name));
-  for (const name of Object.keys(params)) if (!names.has(name)) throw new ShapeError(`${where}: unexpected parameter ${name}`);
+  for (const name of Object.keys(params))
+    if (!names.has(name)) throw new ShapeError(`${where}: unexpected parameter ${name}`);
 }

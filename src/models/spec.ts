@@ -13,7 +13,13 @@ import { flagNames, optionNames, pathOption, readOptions } from './fields/option
 
 export { FIELD_KINDS };
 
-function parseOptions(spec: string, items: readonly SpecToken[], allowed: readonly string[], flags: readonly string[], bare?: string): Map<string, string> {
+function parseOptions(
+  spec: string,
+  items: readonly SpecToken[],
+  allowed: readonly string[],
+  flags: readonly string[],
+  bare?: string,
+): Map<string, string> {
   const out = new Map<string, string>();
   for (const [i, item] of items.entries()) {
     if (i === 0 && item.key === undefined && bare !== undefined) {
@@ -22,10 +28,14 @@ function parseOptions(spec: string, items: readonly SpecToken[], allowed: readon
     }
     const key = item.key ?? item.value;
     if (item.key === undefined && !flags.includes(key)) {
-      throw new SpecError(`field spec "${spec}": "${item.text.trim()}" is not key=value; expected options ${[...allowed, ...flags].join(', ')}`);
+      throw new SpecError(
+        `field spec "${spec}": "${item.text.trim()}" is not key=value; expected options ${[...allowed, ...flags].join(', ')}`,
+      );
     }
     if (!allowed.includes(key) && !flags.includes(key)) {
-      throw new SpecError(`field spec "${spec}": unknown option "${key}"; expected ${[...allowed, ...flags].join(', ')}`);
+      throw new SpecError(
+        `field spec "${spec}": unknown option "${key}"; expected ${[...allowed, ...flags].join(', ')}`,
+      );
     }
     if (out.has(key)) throw new SpecError(`field spec "${spec}": ${key} given twice`);
     out.set(key, item.key === undefined ? 'true' : item.value);

@@ -81,6 +81,7 @@ export function buildTfModel(model: Model, trainable = true): TfModel {
 /** Read the current variable values back into plain parameters. */
 export function readParams(m: TfModel): Params {
   const params: Params = {};
-  for (const [name, v] of Object.entries(m.vars)) params[name] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
+  for (const [name, v] of Object.entries(m.vars))
+    params[name] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
   return params;
 }

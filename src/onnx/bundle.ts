@@ -21,7 +21,14 @@ import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FileFormatError, ShapeError } from '../errors.js';
-import { BUNDLE_FORMAT_VERSION, BundleManifestSchema, describeIssue, parseWith, type BundleManifest, type FileRole } from '../formats/index.js';
+import {
+  BUNDLE_FORMAT_VERSION,
+  BundleManifestSchema,
+  describeIssue,
+  parseWith,
+  type BundleManifest,
+  type FileRole,
+} from '../formats/index.js';
 import { fieldKind } from '../models/fields/index.js';
 import { formatFieldSpec } from '../models/spec.js';
 import type { Model } from '../models/types.js';
@@ -37,9 +44,19 @@ export const MANIFEST_FILE = 'manifest.json';
 export const EFFECTIVE_FILE = 'effective.onnx';
 
 /** The role each file name of a bundle stands for. */
-export const FILE_ROLE: Readonly<Record<string, FileRole>> = { [FIELD_FILE]: 'field', [HEAD_FILE]: 'head', [ENCODER_FILE]: 'encoder', [EFFECTIVE_FILE]: 'effective' };
+export const FILE_ROLE: Readonly<Record<string, FileRole>> = {
+  [FIELD_FILE]: 'field',
+  [HEAD_FILE]: 'head',
+  [ENCODER_FILE]: 'encoder',
+  [EFFECTIVE_FILE]: 'effective',
+};
 
-const ROLE_TEXT: Record<FileRole, string> = { field: 'a vector field z → dz', head: 'a head z → logits', encoder: 'an encoder x → z', effective: 'an effective model x → logits' };
+const ROLE_TEXT: Record<FileRole, string> = {
+  field: 'a vector field z → dz',
+  head: 'a head z → logits',
+  encoder: 'an encoder x → z',
+  effective: 'an effective model x → logits',
+};
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -58,9 +75,15 @@ export { BUNDLE_FORMAT_VERSION, type BundleManifest } from '../formats/index.js'
  * defaults. Errors name the file, the offending key, the value and what is allowed.
  */
 export function validateManifest(raw: unknown, file: string): BundleManifest {
-  return parseWith(BundleManifestSchema, raw, (i) =>
-    // An unknown top-level key: the message names it and the keys a manifest may have.
-    new FileFormatError(file, i.unknownKey && !i.path.includes('.') ? i.expected.replace('allowed keys:', 'expected') : describeIssue(i)),
+  return parseWith(
+    BundleManifestSchema,
+    raw,
+    (i) =>
+      // An unknown top-level key: the message names it and the keys a manifest may have.
+      new FileFormatError(
+        file,
+        i.unknownKey && !i.path.includes('.') ? i.expected.replace('allowed keys:', 'expected') : describeIssue(i),
+      ),
   );
 }
 
@@ -80,7 +103,9 @@ function manifestOf(model: Model, meta: BundleMeta, extra: Record<string, unknow
       t1: config.t1,
       stateShape: [...config.stateShape],
       classes: config.classes,
-      ...(meta.trainSolver !== undefined ? { trainSolver: typeof meta.trainSolver === 'string' ? meta.trainSolver : formatSolverSpec(meta.trainSolver) } : {}),
+      ...(meta.trainSolver !== undefined
+        ? { trainSolver: typeof meta.trainSolver === 'string' ? meta.trainSolver : formatSolverSpec(meta.trainSolver) }
+        : {}),
       ...(meta.dataset !== undefined ? { dataset: meta.dataset } : {}),
       ...(meta.seed !== undefined ? { seed: meta.seed } : {}),
       ...extra,
@@ -108,7 +133,9 @@ export function bundleGraphs(model: Model): Map<string, Uint8Array> {
 }
 
 function fileRecords(files: Map<string, Uint8Array>): Record<string, { role: FileRole; sha256: string }> {
-  return Object.fromEntries([...files].map(([name, bytes]) => [name, { role: FILE_ROLE[name]!, sha256: sha256(bytes) }]));
+  return Object.fromEntries(
+    [...files].map(([name, bytes]) => [name, { role: FILE_ROLE[name]!, sha256: sha256(bytes) }]),
+  );
 }
 
 /** Write a model as a bundle directory; returns the manifest written (with each file's role and SHA-256). */
@@ -131,11 +158,21 @@ export async function writeBundle(model: Model, dir: string, meta: BundleMeta = 
  * `export --effective`: DIR/effective.onnx (x → logits, `spec` unrolled) and
  * DIR/manifest.json recording its role, hash and the unrolled solver.
  */
-export async function writeEffective(model: Model, spec: FixedSolverSpec, dir: string, meta: BundleMeta & { float?: 'float32' | 'float64' } = {}) {
+export async function writeEffective(
+  model: Model,
+  spec: FixedSolverSpec,
+  dir: string,
+  meta: BundleMeta & { float?: 'float32' | 'float64' } = {},
+) {
   const graph = effectiveModelGraph(model, spec, { float: meta.float });
   const files = new Map([[EFFECTIVE_FILE, graph.toBytes()]]);
   const file = path.join(dir, EFFECTIVE_FILE);
-  const manifest = manifestOf(model, meta, { files: fileRecords(files), effectiveSolver: formatSolverSpec(spec) }, path.join(dir, MANIFEST_FILE));
+  const manifest = manifestOf(
+    model,
+    meta,
+    { files: fileRecords(files), effectiveSolver: formatSolverSpec(spec) },
+    path.join(dir, MANIFEST_FILE),
+  );
   await mkdir(dir, { recursive: true });
   await writeFile(file, files.get(EFFECTIVE_FILE)!);
   await writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
@@ -180,7 +217,9 @@ export async function readManifest(dir: string): Promise<BundleManifest | undefi
   try {
     raw = JSON.parse(await readFile(manifestFile, 'utf8'));
   } catch (e) {
-    throw new FileFormatError(manifestFile, `not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new FileFormatError(manifestFile, `not valid JSON: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
   }
   return validateManifest(raw, manifestFile);
 }
@@ -189,25 +228,51 @@ export async function readManifest(dir: string): Promise<BundleManifest | undefi
  * Check one file's bytes against the manifest of its directory: the hash it
  * records, and the role its name stands for. A manifest without `files` checks nothing.
  */
-export function checkFile(file: string, bytes: Uint8Array, manifest: BundleManifest | undefined, manifestFile: string): void {
+export function checkFile(
+  file: string,
+  bytes: Uint8Array,
+  manifest: BundleManifest | undefined,
+  manifestFile: string,
+): void {
   const files = manifest?.files;
   if (!files) return;
   const name = path.basename(file);
   const want = files[name];
-  if (!want) throw new FileFormatError(file, `not recorded in ${manifestFile} (it records ${Object.keys(files).join(', ')}); not part of this bundle`);
+  if (!want)
+    throw new FileFormatError(
+      file,
+      `not recorded in ${manifestFile} (it records ${Object.keys(files).join(', ')}); not part of this bundle`,
+    );
   const role = FILE_ROLE[name];
-  if (role && want.role !== role) throw new FileFormatError(file, `${manifestFile} records it as ${ROLE_TEXT[want.role]}, but ${name} must be ${ROLE_TEXT[role]}`);
+  if (role && want.role !== role)
+    throw new FileFormatError(
+      file,
+      `${manifestFile} records it as ${ROLE_TEXT[want.role]}, but ${name} must be ${ROLE_TEXT[role]}`,
+    );
   const got = sha256(bytes);
   if (got === want.sha256) return;
   const twin = Object.entries(files).find(([other, r]) => other !== name && r.sha256 === got);
-  if (twin) throw new FileFormatError(file, `holds the bytes of ${twin[0]} (${ROLE_TEXT[twin[1].role]}), not ${ROLE_TEXT[want.role]}`);
-  throw new FileFormatError(file, `SHA-256 ${got.slice(0, 12)}… does not match ${manifestFile} (${want.sha256.slice(0, 12)}…): the file was replaced or changed after export`);
+  if (twin)
+    throw new FileFormatError(
+      file,
+      `holds the bytes of ${twin[0]} (${ROLE_TEXT[twin[1].role]}), not ${ROLE_TEXT[want.role]}`,
+    );
+  throw new FileFormatError(
+    file,
+    `SHA-256 ${got.slice(0, 12)}… does not match ${manifestFile} (${want.sha256.slice(0, 12)}…): the file was replaced or changed after export`,
+  );
 }
 
 /** A file the manifest records must be there: a bundle missing a recorded encoder means something else. */
-function checkNoneMissing(dir: string, manifest: BundleManifest | undefined, present: readonly string[], manifestFile: string): void {
+function checkNoneMissing(
+  dir: string,
+  manifest: BundleManifest | undefined,
+  present: readonly string[],
+  manifestFile: string,
+): void {
   for (const name of Object.keys(manifest?.files ?? {})) {
-    if (!present.includes(name)) throw new FileFormatError(path.join(dir, name), `recorded in ${manifestFile} but missing`);
+    if (!present.includes(name))
+      throw new FileFormatError(path.join(dir, name), `recorded in ${manifestFile} but missing`);
   }
 }
 
@@ -217,9 +282,14 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
   const fieldFile = path.join(dir, FIELD_FILE);
   const manifestFile = path.join(dir, MANIFEST_FILE);
   if (!(await exists(fieldFile)) && (await exists(path.join(dir, EFFECTIVE_FILE)))) {
-    throw new FileFormatError(fieldFile, `file not found: ${dir} holds an effective model (${EFFECTIVE_FILE}, x → logits), which has no vector field to solve or audit`);
+    throw new FileFormatError(
+      fieldFile,
+      `file not found: ${dir} holds an effective model (${EFFECTIVE_FILE}, x → logits), which has no vector field to solve or audit`,
+    );
   }
-  for (const f of [HEAD_FILE, FIELD_FILE]) if (!(await exists(path.join(dir, f)))) throw new FileFormatError(path.join(dir, f), 'file not found (a bundle needs field.onnx and head.onnx)');
+  for (const f of [HEAD_FILE, FIELD_FILE])
+    if (!(await exists(path.join(dir, f))))
+      throw new FileFormatError(path.join(dir, f), 'file not found (a bundle needs field.onnx and head.onnx)');
   const given = await readManifest(dir);
   const names = [FIELD_FILE, HEAD_FILE, ...((await exists(path.join(dir, ENCODER_FILE))) ? [ENCODER_FILE] : [])];
   const parts = new Map<string, GraphPart>();
@@ -237,7 +307,13 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
  * Sessions over a bundle's graphs (from files, or in memory from a model),
  * cross-checked against each other and the manifest.
  */
-export async function openBundle(dir: string, parts: ReadonlyMap<string, GraphPart>, given: BundleManifest | undefined, manifestFile: string | undefined, options: SessionOptions = {}): Promise<Bundle> {
+export async function openBundle(
+  dir: string,
+  parts: ReadonlyMap<string, GraphPart>,
+  given: BundleManifest | undefined,
+  manifestFile: string | undefined,
+  options: SessionOptions = {},
+): Promise<Bundle> {
   const fieldPart = parts.get(FIELD_FILE)!;
   const headPart = parts.get(HEAD_FILE)!;
   const encoderPart = parts.get(ENCODER_FILE);
@@ -245,7 +321,11 @@ export async function openBundle(dir: string, parts: ReadonlyMap<string, GraphPa
   const headFile = headPart.file;
   const opened: { release(): Promise<void> }[] = [];
   try {
-    const field = await OnnxField.load(fieldFile, { ...options, stateShape: given?.stateShape, bytes: fieldPart.bytes });
+    const field = await OnnxField.load(fieldFile, {
+      ...options,
+      stateShape: given?.stateShape,
+      bytes: fieldPart.bytes,
+    });
     opened.push(field);
     const stateShape = field.stateShape;
     const S = product(stateShape);
@@ -268,7 +348,9 @@ export async function openBundle(dir: string, parts: ReadonlyMap<string, GraphPa
     }
     const nClasses = classes;
     if (given && given.classes !== classes) {
-      throw new ShapeError(`${headFile}: output ${head.output.name} has ${classes} classes but ${manifestFile} says ${given.classes}`);
+      throw new ShapeError(
+        `${headFile}: output ${head.output.name} has ${classes} classes but ${manifestFile} says ${given.classes}`,
+      );
     }
 
     let encoder: OnnxMap | undefined;
@@ -278,7 +360,9 @@ export async function openBundle(dir: string, parts: ReadonlyMap<string, GraphPa
       encoder = await OnnxMap.load(encoderFile, { ...options, input: 'x', output: 'z', bytes: encoderPart.bytes });
       opened.push(encoder);
       if (!encoder.inputDims) {
-        throw new ShapeError(`${encoderFile}: input ${encoder.input.name} has shape ${formatDims(encoder.input.shape)}; declare fixed per-sample dims after the batch dim`);
+        throw new ShapeError(
+          `${encoderFile}: input ${encoder.input.name} has shape ${formatDims(encoder.input.shape)}; declare fixed per-sample dims after the batch dim`,
+        );
       }
       inputShape = encoder.inputDims;
       if (encoder.outputDims && product(encoder.outputDims) !== S) {
@@ -307,13 +391,18 @@ export async function openBundle(dir: string, parts: ReadonlyMap<string, GraphPa
         if (!encoder) return Float32Array.from(x);
         const { data } = await encoder.run(x, n);
         if (data.length !== n * S) {
-          throw new ShapeError(`${encoderPart!.file}: output ${encoder.output.name} has ${data.length / n} values per sample but the state of ${fieldFile} has ${S}`);
+          throw new ShapeError(
+            `${encoderPart!.file}: output ${encoder.output.name} has ${data.length / n} values per sample but the state of ${fieldFile} has ${S}`,
+          );
         }
         return data;
       },
       async logits(z, n) {
         const { data } = await head.run(z, n, headInputDims);
-        if (data.length !== n * nClasses) throw new ShapeError(`${headFile}: output ${head.output.name} has ${data.length / n} values per sample, expected ${nClasses}`);
+        if (data.length !== n * nClasses)
+          throw new ShapeError(
+            `${headFile}: output ${head.output.name} has ${data.length / n} values per sample, expected ${nClasses}`,
+          );
         return data;
       },
       async release() {
@@ -341,14 +430,20 @@ export async function readEffective(dir: string, options: SessionOptions = {}): 
   const file = path.join(dir, EFFECTIVE_FILE);
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const manifest = await readManifest(dir);
-  if (!manifest?.effectiveSolver) throw new FileFormatError(manifestFile, `missing or without "effectiveSolver": ${file} is evaluated under the solver unrolled into it, recorded by export --effective`);
+  if (!manifest?.effectiveSolver)
+    throw new FileFormatError(
+      manifestFile,
+      `missing or without "effectiveSolver": ${file} is evaluated under the solver unrolled into it, recorded by export --effective`,
+    );
   const bytes = await readOnnxFile(file);
   checkFile(file, bytes, manifest, manifestFile);
   checkNoneMissing(dir, manifest, [EFFECTIVE_FILE], manifestFile);
   const map = await OnnxMap.load(file, { ...options, input: 'x', output: 'logits', bytes });
   if (!map.inputDims) {
     await map.release();
-    throw new ShapeError(`${file}: input ${map.input.name} has shape ${formatDims(map.input.shape)}; declare fixed per-sample dims after the batch dim`);
+    throw new ShapeError(
+      `${file}: input ${map.input.name} has shape ${formatDims(map.input.shape)}; declare fixed per-sample dims after the batch dim`,
+    );
   }
   return { dir, file, manifest, solver: manifest.effectiveSolver, inputShape: map.inputDims, map };
 }

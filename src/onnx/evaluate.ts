@@ -61,7 +61,11 @@ export async function solveField(
   if (manifest?.files?.[name]) {
     checkFile(fieldFile, bytes, manifest, path.join(dir, MANIFEST_FILE));
     const role = manifest.files[name].role;
-    if (role !== 'field') throw new FileFormatError(fieldFile, `${path.join(dir, MANIFEST_FILE)} records it as the ${role} of a model, not a vector field; solve needs a field.onnx`);
+    if (role !== 'field')
+      throw new FileFormatError(
+        fieldFile,
+        `${path.join(dir, MANIFEST_FILE)} records it as the ${role} of a model, not a vector field; solve needs a field.onnx`,
+      );
   } else if (FILE_ROLE[name] && FILE_ROLE[name] !== 'field') {
     throw new FileFormatError(fieldFile, `a ${FILE_ROLE[name]} file, not a vector field; solve needs a field.onnx`);
   }
@@ -73,12 +77,15 @@ export async function solveField(
     const flat = new Float32Array(n * S);
     z0.forEach((row, i) => {
       if (row.length !== S) {
-        throw new ShapeError(`${fieldFile}: the field's state has ${S} values [${field.stateShape.join(', ')}], initial state ${i} has ${row.length}`);
+        throw new ShapeError(
+          `${fieldFile}: the field's state has ${S} values [${field.stateShape.join(', ')}], initial state ${i} has ${row.length}`,
+        );
       }
       flat.set(row, i * S);
     });
     // A file with a fixed batch size runs whole batches only.
-    const chunk = field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
+    const chunk =
+      field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, unknownFieldBytesPerSample(S));
     const solveField = chunkedField((rows) => field.asAsyncField(rows), n, S, chunk);
     const total = fixedSolveNfe(spec, t0, t1);
     let calls = 0;
@@ -89,7 +96,11 @@ export async function solveField(
           return out;
         }
       : solveField;
-    const r = await solveAsync(float32Ops, counted, flat, spec, { t0, t1, ...(options.signal ? { signal: options.signal } : {}) });
+    const r = await solveAsync(float32Ops, counted, flat, spec, {
+      t0,
+      t1,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     const z1 = Array.from({ length: n }, (_, i) => Array.from(r.z1.subarray(i * S, (i + 1) * S)));
     return { z1, nfe: r.stats.nfe, accepted: r.stats.accepted, rejected: r.stats.rejected };
   } finally {
@@ -126,7 +137,9 @@ function checkData(source: ModelSource, data: EvalData): void {
   if (data.n === 0) throw new ShapeError(`${source.dir}: no data points to evaluate`);
   if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
   if (data.x.length !== data.n * width) {
-    throw new ShapeError(`${source.input} expects ${width} values per sample [${source.inputShape.join(', ')}], the data has ${data.x.length / data.n}`);
+    throw new ShapeError(
+      `${source.input} expects ${width} values per sample [${source.inputShape.join(', ')}], the data has ${data.x.length / data.n}`,
+    );
   }
 }
 
@@ -134,7 +147,10 @@ function checkData(source: ModelSource, data: EvalData): void {
 function checkEffective(source: ModelSource, specs: readonly SolverSpec[]): void {
   if (source.kind !== 'effective') return;
   const other = specs.find((s) => formatSolverSpec(s) !== source.effectiveSolver);
-  if (other) throw new SpecError(`${source.dir} is an effective model with ${source.effectiveSolver} unrolled: it evaluates under that solver only, not ${formatSolverSpec(other)}`);
+  if (other)
+    throw new SpecError(
+      `${source.dir} is an effective model with ${source.effectiveSolver} unrolled: it evaluates under that solver only, not ${formatSolverSpec(other)}`,
+    );
 }
 
 /**
@@ -143,7 +159,12 @@ function checkEffective(source: ModelSource, specs: readonly SolverSpec[]): void
  * accepted and rejected are per sample's solve (the sample-weighted mean over
  * chunks: adaptive steps depend on the batch).
  */
-export async function evaluate(source: ModelSource, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions = {}): Promise<EvalRow[]> {
+export async function evaluate(
+  source: ModelSource,
+  data: EvalData,
+  specs: readonly SolverSpec[],
+  options: EvaluateOptions = {},
+): Promise<EvalRow[]> {
   checkData(source, data);
   checkEffective(source, specs);
   const { t0, t1, classes } = source;
@@ -182,7 +203,10 @@ export async function evaluate(source: ModelSource, data: EvalData, specs: reado
       let logits: Float32Array;
       if (effective) {
         logits = await source.logits(c.z0, c.n);
-        Object.assign(sums, { nfe: sums.nfe + perSolve! * c.n, accepted: sums.accepted + solverLabel(spec, t0, t1).steps! * c.n });
+        Object.assign(sums, {
+          nfe: sums.nfe + perSolve! * c.n,
+          accepted: sums.accepted + solverLabel(spec, t0, t1).steps! * c.n,
+        });
       } else {
         const r = await solveAsync(float32Ops, fieldOf(c.n), c.z0, spec, { t0, t1, ...(signal ? { signal } : {}) });
         logits = await source.logits(r.z1, c.n);
@@ -192,7 +216,13 @@ export async function evaluate(source: ModelSource, data: EvalData, specs: reado
       }
       for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
     }
-    const row: EvalRow = { ...solverLabel(spec, t0, t1), accuracy: correct / data.n, nfe: sums.nfe / data.n, accepted: sums.accepted / data.n, rejected: sums.rejected / data.n };
+    const row: EvalRow = {
+      ...solverLabel(spec, t0, t1),
+      accuracy: correct / data.n,
+      nfe: sums.nfe / data.n,
+      accepted: sums.accepted / data.n,
+      rejected: sums.rejected / data.n,
+    };
     rows.push(row);
     options.onRow?.(row, rows.length - 1);
   }
@@ -200,7 +230,12 @@ export async function evaluate(source: ModelSource, data: EvalData, specs: reado
 }
 
 /** Open a bundle (or model) directory, evaluate it, release it: evaluate() for callers holding only a path. */
-export async function evaluateBundle(dir: string, data: EvalData, specs: readonly SolverSpec[], options: EvaluateOptions & SourceOptions = {}): Promise<EvalRow[]> {
+export async function evaluateBundle(
+  dir: string,
+  data: EvalData,
+  specs: readonly SolverSpec[],
+  options: EvaluateOptions & SourceOptions = {},
+): Promise<EvalRow[]> {
   const source = await openModelSource({ bundle: dir, ...options });
   try {
     return await evaluate(source, data, specs, options);

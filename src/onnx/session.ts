@@ -36,12 +36,18 @@ export async function readOnnxFile(file: string): Promise<Uint8Array> {
     return await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(e)})`, { cause: e });
+    throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(e)})`, {
+      cause: e,
+    });
   }
 }
 
 /** Create a session from an ONNX file, or from `given` bytes named `file` in messages (an in-memory graph); missing or malformed files become FileFormatError naming the file. */
-export async function openSession(file: string, options: SessionOptions = {}, given?: Uint8Array): Promise<ort.InferenceSession> {
+export async function openSession(
+  file: string,
+  options: SessionOptions = {},
+  given?: Uint8Array,
+): Promise<ort.InferenceSession> {
   const bytes = given ?? (await readOnnxFile(file));
   if (bytes.length === 0) throw new FileFormatError(file, 'empty file, not an ONNX model');
   try {
@@ -76,13 +82,16 @@ export function staticSampleDims(shape: Dims): number[] | undefined {
 }
 
 function checkFloat32(file: string, info: TensorInfo, role: string): void {
-  if (info.type !== 'float32') throw new FileFormatError(file, `${role} ${info.name} is ${info.type}; odeness evaluates float32 graphs`);
+  if (info.type !== 'float32')
+    throw new FileFormatError(file, `${role} ${info.name} is ${info.type}; odeness evaluates float32 graphs`);
 }
 
 function checkBatch(file: string, info: TensorInfo, batch: number): void {
   const b = info.shape[0];
   if (typeof b === 'number' && b !== batch) {
-    throw new ShapeError(`${file}: input ${info.name} has a fixed batch size of ${b}, cannot run ${batch} samples; export it with a symbolic batch dimension`);
+    throw new ShapeError(
+      `${file}: input ${info.name} has a fixed batch size of ${b}, cannot run ${batch} samples; export it with a symbolic batch dimension`,
+    );
   }
 }
 
@@ -135,7 +144,10 @@ export class OnnxField {
     const inputs = inputInfos(file, session);
     const outputs = outputInfos(file, session);
     if (inputs.length < 1 || inputs.length > 2) {
-      throw new FileFormatError(file, `a vector field takes z (and optionally t), but this graph has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')})`);
+      throw new FileFormatError(
+        file,
+        `a vector field takes z (and optionally t), but this graph has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')})`,
+      );
     }
     let z: TensorInfo;
     let t: TensorInfo | undefined;
@@ -158,8 +170,15 @@ export class OnnxField {
         t = small[0]!;
         z = inputs.find((i) => i !== t)!;
       }
-      if (t!.shape.length > 0 && !isOneElement(t!.shape) && !(t!.shape.length === 1 && typeof t!.shape[0] === 'string')) {
-        throw new FileFormatError(file, `time input ${t!.name} has shape ${formatDims(t!.shape)}; expected a scalar [] or [1]`);
+      if (
+        t!.shape.length > 0 &&
+        !isOneElement(t!.shape) &&
+        !(t!.shape.length === 1 && typeof t!.shape[0] === 'string')
+      ) {
+        throw new FileFormatError(
+          file,
+          `time input ${t!.name} has shape ${formatDims(t!.shape)}; expected a scalar [] or [1]`,
+        );
       }
     }
     checkFloat32(file, z, 'input');
@@ -169,7 +188,10 @@ export class OnnxField {
     checkFloat32(file, out, 'output');
     // A classifier (head.onnx, effective.onnx) can have the shape of a field (2-D state, 2 classes): its output name tells.
     if (out.name === 'logits') {
-      throw new FileFormatError(file, `output ${out.name} ${formatDims(out.shape)} is a classifier's (a head or an effective model), not a vector field's; give the bundle's field.onnx`);
+      throw new FileFormatError(
+        file,
+        `output ${out.name} ${formatDims(out.shape)} is a classifier's (a head or an effective model), not a vector field's; give the bundle's field.onnx`,
+      );
     }
 
     const declared = staticSampleDims(z.shape);
@@ -177,12 +199,16 @@ export class OnnxField {
     if (options.stateShape) {
       stateShape = [...options.stateShape];
       if (declared && (declared.length !== stateShape.length || declared.some((d, i) => d !== stateShape[i]))) {
-        throw new ShapeError(`${file}: input ${z.name} declares state shape ${formatDims(declared)} but the bundle says ${formatDims(stateShape)}`);
+        throw new ShapeError(
+          `${file}: input ${z.name} declares state shape ${formatDims(declared)} but the bundle says ${formatDims(stateShape)}`,
+        );
       }
     } else if (declared) {
       stateShape = declared;
     } else {
-      throw new ShapeError(`${file}: input ${z.name} has shape ${formatDims(z.shape)}; declare fixed state dims after the batch dim (or give the state shape in manifest.json)`);
+      throw new ShapeError(
+        `${file}: input ${z.name} has shape ${formatDims(z.shape)}; declare fixed state dims after the batch dim (or give the state shape in manifest.json)`,
+      );
     }
     // A vector field returns a tensor of its input's shape.
     if (out.shape.length > 0) {
@@ -210,7 +236,9 @@ export class OnnxField {
 
   /** f(t, z) for `batch` samples stored row-major in z. */
   async evaluate(t: number, z: Float32Array, batch: number): Promise<Float32Array> {
-    const feeds: Record<string, ort.Tensor> = { [this.zName]: new ort.Tensor('float32', z, [batch, ...this.stateShape]) };
+    const feeds: Record<string, ort.Tensor> = {
+      [this.zName]: new ort.Tensor('float32', z, [batch, ...this.stateShape]),
+    };
     if (this.tName !== undefined) feeds[this.tName] = new ort.Tensor('float32', Float32Array.of(t), [...this.tDims]);
     const result = await this.session.run(feeds, [this.outName]);
     const out = result[this.outName]!;
@@ -227,7 +255,8 @@ export class OnnxField {
     checkBatch(this.file, this.zInfo, batch);
     const size = batch * this.stateSize;
     return (t, z) => {
-      if (z.length !== size) throw new ShapeError(`${this.file}: state has ${z.length} values, expected ${batch} × ${this.stateSize}`);
+      if (z.length !== size)
+        throw new ShapeError(`${this.file}: state has ${z.length} values, expected ${batch} × ${this.stateSize}`);
       return this.evaluate(t, z, batch);
     };
   }
@@ -253,7 +282,10 @@ export class OnnxMap {
     readonly outputDims: readonly number[] | undefined,
   ) {}
 
-  static async load(file: string, options: SessionOptions & { input?: string; output?: string; bytes?: Uint8Array } = {}): Promise<OnnxMap> {
+  static async load(
+    file: string,
+    options: SessionOptions & { input?: string; output?: string; bytes?: Uint8Array } = {},
+  ): Promise<OnnxMap> {
     const session = await openSession(file, options, options.bytes);
     try {
       const inputs = inputInfos(file, session);
@@ -261,7 +293,11 @@ export class OnnxMap {
       const pick = (list: TensorInfo[], want: string | undefined, role: string): TensorInfo => {
         if (list.length === 1) return list[0]!;
         const found = want !== undefined ? list.find((i) => i.name === want) : undefined;
-        if (!found) throw new FileFormatError(file, `expected one ${role}${want ? ` (or one named ${want})` : ''}, found ${list.map((i) => i.name).join(', ') || 'none'}`);
+        if (!found)
+          throw new FileFormatError(
+            file,
+            `expected one ${role}${want ? ` (or one named ${want})` : ''}, found ${list.map((i) => i.name).join(', ') || 'none'}`,
+          );
         return found;
       };
       const input = pick(inputs, options.input, 'input');
@@ -279,15 +315,27 @@ export class OnnxMap {
    * Run on `batch` samples given row-major; `sampleDims` are the per-sample
    * dims to feed (default: the declared ones). Returns the output values.
    */
-  async run(x: Float32Array, batch: number, sampleDims: readonly number[] | undefined = this.inputDims): Promise<{ data: Float32Array; dims: readonly number[] }> {
-    if (!sampleDims) throw new ShapeError(`${this.file}: input ${this.input.name} has shape ${formatDims(this.input.shape)}; per-sample dims must be fixed`);
+  async run(
+    x: Float32Array,
+    batch: number,
+    sampleDims: readonly number[] | undefined = this.inputDims,
+  ): Promise<{ data: Float32Array; dims: readonly number[] }> {
+    if (!sampleDims)
+      throw new ShapeError(
+        `${this.file}: input ${this.input.name} has shape ${formatDims(this.input.shape)}; per-sample dims must be fixed`,
+      );
     checkBatch(this.file, this.input, batch);
     if (x.length !== batch * product(sampleDims)) {
-      throw new ShapeError(`${this.file}: input ${this.input.name} takes ${product(sampleDims)} values per sample, got ${x.length / batch}`);
+      throw new ShapeError(
+        `${this.file}: input ${this.input.name} takes ${product(sampleDims)} values per sample, got ${x.length / batch}`,
+      );
     }
-    const result = await this.session.run({ [this.input.name]: new ort.Tensor('float32', x, [batch, ...sampleDims]) }, [this.output.name]);
+    const result = await this.session.run({ [this.input.name]: new ort.Tensor('float32', x, [batch, ...sampleDims]) }, [
+      this.output.name,
+    ]);
     const out = result[this.output.name]!;
-    if (!(out.data instanceof Float32Array)) throw new FileFormatError(this.file, `output ${this.output.name} is ${out.type}, expected float32`);
+    if (!(out.data instanceof Float32Array))
+      throw new FileFormatError(this.file, `output ${this.output.name} is ${out.type}, expected float32`);
     return { data: out.data, dims: out.dims };
   }
 

@@ -12,7 +12,17 @@ import { loadModel } from '../models/io.js';
 import { fieldBytesPerSample, unknownFieldBytesPerSample } from '../models/memory.js';
 import type { Model } from '../models/types.js';
 import type { AsyncField } from '../solvers/vector.js';
-import { BUNDLE_FORMAT_VERSION, bundleGraphs, isEffectiveDir, openBundle, readBundle, readEffective, type Bundle, type BundleMeta, type GraphPart } from './bundle.js';
+import {
+  BUNDLE_FORMAT_VERSION,
+  bundleGraphs,
+  isEffectiveDir,
+  openBundle,
+  readBundle,
+  readEffective,
+  type Bundle,
+  type BundleMeta,
+  type GraphPart,
+} from './bundle.js';
 import { product, type SessionOptions } from './session.js';
 
 export interface ModelSource {
@@ -63,10 +73,17 @@ export interface SourceOptions extends SessionOptions {
   readonly memoryBytes?: number;
 }
 
-function fromBundle(b: Bundle, kind: ModelSource['kind'], options: SourceOptions, extra: { bytesPerSample?: number; batch?: number; label?: string }): ModelSource {
+function fromBundle(
+  b: Bundle,
+  kind: ModelSource['kind'],
+  options: SourceOptions,
+  extra: { bytesPerSample?: number; batch?: number; label?: string },
+): ModelSource {
   const S = b.field.stateSize;
   // Field calls on chunks of rows that fit the memory budget (a fixed-batch file runs whole batches).
-  const chunk = b.field.fixedBatch ?? rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, extra.bytesPerSample ?? unknownFieldBytesPerSample(S));
+  const chunk =
+    b.field.fixedBatch ??
+    rowsWithin(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, extra.bytesPerSample ?? unknownFieldBytesPerSample(S));
   return {
     dir: extra.label ?? b.dir,
     kind,
@@ -94,9 +111,15 @@ function fromBundle(b: Bundle, kind: ModelSource['kind'], options: SourceOptions
  * written to bytes and opened as sessions (nothing touches the disk);
  * `label` names it in messages (e.g. the model directory).
  */
-export async function memorySource(model: Model, meta: BundleMeta & { label?: string } = {}, options: SourceOptions = {}): Promise<ModelSource> {
+export async function memorySource(
+  model: Model,
+  meta: BundleMeta & { label?: string } = {},
+  options: SourceOptions = {},
+): Promise<ModelSource> {
   const label = meta.label ?? 'model';
-  const parts = new Map<string, GraphPart>([...bundleGraphs(model)].map(([name, bytes]) => [name, { file: `${label} (${name}, in memory)`, bytes }]));
+  const parts = new Map<string, GraphPart>(
+    [...bundleGraphs(model)].map(([name, bytes]) => [name, { file: `${label} (${name}, in memory)`, bytes }]),
+  );
   const { t0, t1, stateShape, classes } = model.config;
   const given = { formatVersion: BUNDLE_FORMAT_VERSION, t0, t1, stateShape: [...stateShape], classes };
   const b = await openBundle(label, parts, given, undefined, options);
@@ -105,14 +128,23 @@ export async function memorySource(model: Model, meta: BundleMeta & { label?: st
     batch: EVAL_BATCH,
     label,
   });
-  const trainSolver = meta.trainSolver === undefined ? undefined : typeof meta.trainSolver === 'string' ? meta.trainSolver : undefined;
-  return { ...source, ...(trainSolver ? { trainSolver } : {}), ...(meta.dataset ? { dataset: meta.dataset } : {}), ...(meta.seed !== undefined ? { seed: meta.seed } : {}) };
+  const trainSolver =
+    meta.trainSolver === undefined ? undefined : typeof meta.trainSolver === 'string' ? meta.trainSolver : undefined;
+  return {
+    ...source,
+    ...(trainSolver ? { trainSolver } : {}),
+    ...(meta.dataset ? { dataset: meta.dataset } : {}),
+    ...(meta.seed !== undefined ? { seed: meta.seed } : {}),
+  };
 }
 
 async function effectiveSource(dir: string, options: SourceOptions): Promise<ModelSource> {
   const e = await readEffective(dir, options);
   const m = e.manifest;
-  const noField = (what: string) => new SpecError(`${e.file} is an effective model (x → logits, ${e.solver} unrolled): it has no ${what}; give the bundle (export without --effective)`);
+  const noField = (what: string) =>
+    new SpecError(
+      `${e.file} is an effective model (x → logits, ${e.solver} unrolled): it has no ${what}; give the bundle (export without --effective)`,
+    );
   return {
     dir,
     kind: 'effective',
@@ -145,20 +177,35 @@ export interface SourceArgs extends SourceOptions {
 
 /** A model directory (--model) or a bundle or effective-model directory (--bundle). */
 export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
-  if (Boolean(args.model) === Boolean(args.bundle)) throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
-  const options: SourceOptions = { threads: args.threads ?? 1, ...(args.memoryBytes !== undefined ? { memoryBytes: args.memoryBytes } : {}) };
+  if (Boolean(args.model) === Boolean(args.bundle))
+    throw new SpecError('give exactly one of --model <dir> or --bundle <dir>');
+  const options: SourceOptions = {
+    threads: args.threads ?? 1,
+    ...(args.memoryBytes !== undefined ? { memoryBytes: args.memoryBytes } : {}),
+  };
   if (args.bundle) {
     if (await isEffectiveDir(args.bundle)) return effectiveSource(args.bundle, options);
     const b = await readBundle(args.bundle, options);
     return fromBundle(b, 'bundle', options, {});
   }
   const saved = await loadModel(args.model!);
-  return memorySource(saved, { label: path.normalize(args.model!), trainSolver: saved.training.solver, dataset: saved.training.dataset, seed: saved.training.seed }, options);
+  return memorySource(
+    saved,
+    {
+      label: path.normalize(args.model!),
+      trainSolver: saved.training.solver,
+      dataset: saved.training.dataset,
+      seed: saved.training.seed,
+    },
+    options,
+  );
 }
 
 /** Refuse an effective model where a vector field is needed (the audits, solve). */
 export function requireField(source: ModelSource, what: string): void {
   if (source.kind === 'effective') {
-    throw new SpecError(`${source.dir}: ${what} needs the vector field, and an effective model (x → logits, ${source.effectiveSolver} unrolled) has none; give the bundle (export without --effective) or the model directory`);
+    throw new SpecError(
+      `${source.dir}: ${what} needs the vector field, and an effective model (x → logits, ${source.effectiveSolver} unrolled) has none; give the bundle (export without --effective) or the model directory`,
+    );
   }
 }

@@ -21,7 +21,11 @@ export class FigureSink {
   ) {}
 
   async add(base: string, svg: string, caption: string): Promise<string> {
-    const slug = base.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 120) || 'x';
+    const slug =
+      base
+        .replace(/[^A-Za-z0-9]+/g, '-')
+        .replace(/^-+|-+$/g, '')
+        .slice(0, 120) || 'x';
     let name = `fig-${slug}`;
     for (let q = 2; this.used.has(name); q++) name = `fig-${slug}-${q}`;
     this.used.add(name);
@@ -52,7 +56,10 @@ export interface TableRow {
 export function table(headers: readonly string[], rows: readonly TableRow[], cls = ''): string {
   const head = `<tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`;
   const body = rows
-    .map((r) => `<tr${r.cls ? ` class="${r.cls}"` : ''}>${r.cells.map((c) => `<td${c.num ? ' class="num"' : ''}>${c.html}</td>`).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr${r.cls ? ` class="${r.cls}"` : ''}>${r.cells.map((c) => `<td${c.num ? ' class="num"' : ''}>${c.html}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   return `<table${cls ? ` class="${cls}"` : ''}>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }

@@ -32,7 +32,18 @@ export interface PlotOptions {
   readonly height?: number;
 }
 
-const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#e45756', '#72b7b2', '#eeca3b', '#ff9da6', '#9d755d', '#bab0ac'];
+const PALETTE = [
+  '#4c78a8',
+  '#f58518',
+  '#54a24b',
+  '#b279a2',
+  '#e45756',
+  '#72b7b2',
+  '#eeca3b',
+  '#ff9da6',
+  '#9d755d',
+  '#bab0ac',
+];
 
 type Row = Record<string, string | number>;
 /** One layer of a layered figure. */
@@ -82,7 +93,7 @@ export function accuracyDomain(values: readonly number[]): [number, number] {
   const pad = Math.max(0, 0.1 - (hi - lo)) / 2;
   lo = Math.max(0, lo - pad);
   hi = Math.min(1, hi + pad);
-  if (hi - lo < 0.1) (lo === 0 ? (hi = 0.1) : (lo = hi - 0.1));
+  if (hi - lo < 0.1) lo === 0 ? (hi = 0.1) : (lo = hi - 0.1);
   return [lo, hi];
 }
 
@@ -94,11 +105,13 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
   for (const c of curves) {
     for (const p of c.points) {
       const x = toX(p.x);
-      if (x > 0 && finite(x) && finite(p.accuracy)) lines.push({ config: c.label, x, accuracy: p.accuracy, solver: p.testSolver ?? '' });
+      if (x > 0 && finite(x) && finite(p.accuracy))
+        lines.push({ config: c.label, x, accuracy: p.accuracy, solver: p.testSolver ?? '' });
     }
     if (c.train) {
       const x = toX(c.train.x);
-      if (x > 0 && finite(x) && finite(c.train.accuracy)) trains.push({ config: c.label, x, accuracy: c.train.accuracy, marker: 'train solver' });
+      if (x > 0 && finite(x) && finite(c.train.accuracy))
+        trains.push({ config: c.label, x, accuracy: c.train.accuracy, marker: 'train solver' });
     }
   }
   const solvers = new Set(lines.map((r) => r['solver']));
@@ -109,7 +122,11 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
   // Ticks at the tested values themselves (when few), thinned where they would overlap: a log axis's
   // own ticks put "9" and "10" on top of each other.
   const tested = [...new Set([...lines, ...trains].map((r) => Number(r['x'])))].sort((a, b) => a - b);
-  const axis = { labelOverlap: 'greedy', labelFlush: true, ...(tested.length <= 12 ? { values: spacedOnLogAxis(tested, options.width ?? 380) } : {}) } as const;
+  const axis = {
+    labelOverlap: 'greedy',
+    labelFlush: true,
+    ...(tested.length <= 12 ? { values: spacedOnLogAxis(tested, options.width ?? 380) } : {}),
+  } as const;
   const x = { field: 'x', type: 'quantitative', scale: { type: 'log', nice: false }, axis, title: xTitle } as const;
   // A margin of 4 % of the span beyond the data: a diamond at the best accuracy sits inside the frame.
   const fitted = accuracyDomain([...lines, ...trains].map((r) => Number(r['accuracy'])));
@@ -120,7 +137,11 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
     field: 'solver',
     type: 'nominal',
     title: 'test solver',
-    legend: { symbolType: 'stroke', symbolSize: 300, encode: { symbols: { update: { stroke: { value: '#333' }, strokeWidth: { value: 2 } } } } },
+    legend: {
+      symbolType: 'stroke',
+      symbolSize: 300,
+      encode: { symbols: { update: { stroke: { value: '#333' }, strokeWidth: { value: 2 } } } },
+    },
   } as const;
   const layers: Layer[] = [
     {
@@ -137,7 +158,12 @@ export function accuracyVsStepsSpec(curves: readonly AccuracyCurve[], options: A
         x,
         y,
         color: { ...color, scale: { domain } },
-        shape: { field: 'marker', type: 'nominal', title: 'marker', scale: { domain: ['train solver'], range: ['diamond'] } },
+        shape: {
+          field: 'marker',
+          type: 'nominal',
+          title: 'marker',
+          scale: { domain: ['train solver'], range: ['diamond'] },
+        },
       },
     });
   }
@@ -170,11 +196,19 @@ function spacedOnLogAxis(sorted: readonly number[], width: number, gap = 26): nu
   return kept;
 }
 
-export async function accuracyVsStepsSvg(curves: readonly AccuracyCurve[], options: AccuracyPlotOptions = {}): Promise<string> {
+export async function accuracyVsStepsSvg(
+  curves: readonly AccuracyCurve[],
+  options: AccuracyPlotOptions = {},
+): Promise<string> {
   return renderVegaLite(accuracyVsStepsSpec(curves, options));
 }
 
-export async function writeAccuracyVsStepsPlot(dir: string, name: string, curves: readonly AccuracyCurve[], options: AccuracyPlotOptions & WriteOptions = {}): Promise<WrittenPlot> {
+export async function writeAccuracyVsStepsPlot(
+  dir: string,
+  name: string,
+  curves: readonly AccuracyCurve[],
+  options: AccuracyPlotOptions & WriteOptions = {},
+): Promise<WrittenPlot> {
   return writePlot(dir, name, await accuracyVsStepsSvg(curves, options), options);
 }
 
@@ -231,7 +265,9 @@ export function trajectoriesSpec(input: TrajectoryPlotInput, options: Trajectory
   if (labels.length !== n) throw new SpecError(`trajectory plot: ${labels.length} labels for ${n} points`);
   let pairs: readonly { i: number; j: number }[] = [];
   if (input.crossings) {
-    pairs = Array.isArray(input.crossings) ? input.crossings : ((input.crossings as CrossingResult).pairs ?? (input.crossings as CrossingResult).examples);
+    pairs = Array.isArray(input.crossings)
+      ? input.crossings
+      : ((input.crossings as CrossingResult).pairs ?? (input.crossings as CrossingResult).examples);
   }
   const maxT = options.maxTrajectories ?? 300;
   const chosen = new Set<number>();
@@ -276,23 +312,53 @@ export function trajectoriesSpec(input: TrajectoryPlotInput, options: Trajectory
     width: options.width ?? 360,
     height: options.height ?? 360,
     layer: [
-      ...(hi.length > 0 ? [{ data: { values: hi }, mark: { type: 'line', strokeWidth: 4, opacity: 0.85 }, encoding: { x, y, color, ...path } } satisfies Layer] : []),
-      { data: { values: rows }, mark: { type: 'line', strokeWidth: 1.2, opacity: 0.8 }, encoding: { x, y, color, ...path } },
+      ...(hi.length > 0
+        ? [
+            {
+              data: { values: hi },
+              mark: { type: 'line', strokeWidth: 4, opacity: 0.85 },
+              encoding: { x, y, color, ...path },
+            } satisfies Layer,
+          ]
+        : []),
+      {
+        data: { values: rows },
+        mark: { type: 'line', strokeWidth: 1.2, opacity: 0.8 },
+        encoding: { x, y, color, ...path },
+      },
       {
         data: { values: marks },
         mark: { type: 'point', filled: true, size: 22, opacity: 0.9 },
-        encoding: { x, y, color, shape: { field: 'marker', type: 'nominal', title: 'marker', scale: { domain: ['start', 'end'], range: ['circle', 'square'] } } },
+        encoding: {
+          x,
+          y,
+          color,
+          shape: {
+            field: 'marker',
+            type: 'nominal',
+            title: 'marker',
+            scale: { domain: ['start', 'end'], range: ['circle', 'square'] },
+          },
+        },
       },
     ],
   };
 }
 
 /** Trajectories as polylines coloured by class; crossing pairs get a thick black underlay. */
-export async function trajectoriesSvg(input: TrajectoryPlotInput, options: TrajectoryPlotOptions = {}): Promise<string> {
+export async function trajectoriesSvg(
+  input: TrajectoryPlotInput,
+  options: TrajectoryPlotOptions = {},
+): Promise<string> {
   return renderVegaLite(trajectoriesSpec(input, options));
 }
 
-export async function writeTrajectoriesPlot(dir: string, name: string, input: TrajectoryPlotInput, options: TrajectoryPlotOptions & WriteOptions = {}): Promise<WrittenPlot> {
+export async function writeTrajectoriesPlot(
+  dir: string,
+  name: string,
+  input: TrajectoryPlotInput,
+  options: TrajectoryPlotOptions & WriteOptions = {},
+): Promise<WrittenPlot> {
   return writePlot(dir, name, await trajectoriesSvg(input, options), options);
 }
 
@@ -337,8 +403,19 @@ export function fanSpec(fan: Pick<FanResult, 'times' | 'perClass'>, options: Fan
     height: options.height ?? 260,
     data: { values: rows },
     layer: [
-      { mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative', scale: { type: 'log' }, title: FAN_Y_TITLE }, y2: { field: 'hi' }, color } },
-      { mark: { type: 'line', strokeWidth: 2, point: { size: 18 } }, encoding: { x, y: { field: 'mean', type: 'quantitative', scale: { type: 'log' }, title: FAN_Y_TITLE }, color } },
+      {
+        mark: { type: 'area', opacity: 0.18 },
+        encoding: {
+          x,
+          y: { field: 'lo', type: 'quantitative', scale: { type: 'log' }, title: FAN_Y_TITLE },
+          y2: { field: 'hi' },
+          color,
+        },
+      },
+      {
+        mark: { type: 'line', strokeWidth: 2, point: { size: 18 } },
+        encoding: { x, y: { field: 'mean', type: 'quantitative', scale: { type: 'log' }, title: FAN_Y_TITLE }, color },
+      },
     ],
   };
 }
@@ -347,11 +424,19 @@ export function fanSpec(fan: Pick<FanResult, 'times' | 'perClass'>, options: Fan
  * Global error over t per class, log y: a mean line and a band. Points with a
  * zero mean (t0, where the error is 0) are left out.
  */
-export async function fanSvg(fan: Pick<FanResult, 'times' | 'perClass'>, options: FanPlotOptions = {}): Promise<string> {
+export async function fanSvg(
+  fan: Pick<FanResult, 'times' | 'perClass'>,
+  options: FanPlotOptions = {},
+): Promise<string> {
   return renderVegaLite(fanSpec(fan, options));
 }
 
-export async function writeFanPlot(dir: string, name: string, fan: Pick<FanResult, 'times' | 'perClass'>, options: FanPlotOptions & WriteOptions = {}): Promise<WrittenPlot> {
+export async function writeFanPlot(
+  dir: string,
+  name: string,
+  fan: Pick<FanResult, 'times' | 'perClass'>,
+  options: FanPlotOptions & WriteOptions = {},
+): Promise<WrittenPlot> {
   return writePlot(dir, name, await fanSvg(fan, options), options);
 }
 
@@ -393,7 +478,12 @@ export function fanByClassSpec(series: readonly FanSeries[], options: PlotOption
       encoding: {
         x: { field: 't', type: 'quantitative', title: 't', axis: { tickCount: 5, labelOverlap: 'greedy' } },
         y: { field: 'mean', type: 'quantitative', scale: { type: 'log' }, title: FAN_Y_TITLE },
-        color: { field: 'config', type: 'nominal', title: 'training configuration', scale: { domain: series.map((s) => s.label) } },
+        color: {
+          field: 'config',
+          type: 'nominal',
+          title: 'training configuration',
+          scale: { domain: series.map((s) => s.label) },
+        },
       },
     },
   };
@@ -430,10 +520,13 @@ export interface AdaptationPlotOptions extends PlotOptions {
 export function adaptationSpec(trace: AdaptationTrace, options: AdaptationPlotOptions = {}): TopLevelSpec {
   const logParam = options.logParam ?? trace.kind === 'tol';
   const paramTitle = trace.kind === 'tol' ? 'tolerance' : 'step size h';
-  const params: Row[] = trace.points.filter((p) => finite(p.param) && (!logParam || p.param > 0)).map((p) => ({ iteration: p.iteration, param: p.param }));
+  const params: Row[] = trace.points
+    .filter((p) => finite(p.param) && (!logParam || p.param > 0))
+    .map((p) => ({ iteration: p.iteration, param: p.param }));
   const acc: Row[] = [];
   for (const p of trace.points) {
-    if (finite(p.trainAccuracy)) acc.push({ iteration: p.iteration, accuracy: p.trainAccuracy, series: 'train solver' });
+    if (finite(p.trainAccuracy))
+      acc.push({ iteration: p.iteration, accuracy: p.trainAccuracy, series: 'train solver' });
     if (finite(p.testAccuracy)) acc.push({ iteration: p.iteration, accuracy: p.testAccuracy, series: 'test solver' });
   }
   const width = options.width ?? 420;
@@ -449,7 +542,13 @@ export function adaptationSpec(trace: AdaptationTrace, options: AdaptationPlotOp
         mark: { type: 'line', interpolate: 'step-after', point: { size: 14 } },
         encoding: {
           x,
-          y: { field: 'param', type: 'quantitative', title: paramTitle, scale: logParam ? { type: 'log' } : { zero: false }, ...(logParam ? { axis: { format: '.0e' } } : {}) },
+          y: {
+            field: 'param',
+            type: 'quantitative',
+            title: paramTitle,
+            scale: logParam ? { type: 'log' } : { zero: false },
+            ...(logParam ? { axis: { format: '.0e' } } : {}),
+          },
         },
       },
       {
@@ -460,7 +559,12 @@ export function adaptationSpec(trace: AdaptationTrace, options: AdaptationPlotOp
         encoding: {
           x,
           y: { field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: { zero: false } },
-          color: { field: 'series', type: 'nominal', title: 'solver', scale: { domain: ['train solver', 'test solver'] } },
+          color: {
+            field: 'series',
+            type: 'nominal',
+            title: 'solver',
+            scale: { domain: ['train solver', 'test solver'] },
+          },
         },
       },
     ],
@@ -472,6 +576,11 @@ export async function adaptationSvg(trace: AdaptationTrace, options: AdaptationP
   return renderVegaLite(adaptationSpec(trace, options));
 }
 
-export async function writeAdaptationPlot(dir: string, name: string, trace: AdaptationTrace, options: AdaptationPlotOptions & WriteOptions = {}): Promise<WrittenPlot> {
+export async function writeAdaptationPlot(
+  dir: string,
+  name: string,
+  trace: AdaptationTrace,
+  options: AdaptationPlotOptions & WriteOptions = {},
+): Promise<WrittenPlot> {
   return writePlot(dir, name, await adaptationSvg(trace, options), options);
 }

@@ -55,14 +55,20 @@ code{font-size:.95em}details{margin:.6em 0}summary{cursor:pointer;font-weight:bo
 `;
 
 /** Render the page and its figures into `outDir`; returns the HTML and the written paths. */
-export async function writeReport(model: ReportModel, outDir: string, options: RenderOptions = {}): Promise<WrittenReport> {
+export async function writeReport(
+  model: ReportModel,
+  outDir: string,
+  options: RenderOptions = {},
+): Promise<WrittenReport> {
   const fileName = options.fileName ?? 'report.html';
-  if (!/^[A-Za-z0-9._-]+\.html?$/.test(fileName)) throw new SpecError(`report file name "${fileName}" must be a plain *.html name`);
+  if (!/^[A-Za-z0-9._-]+\.html?$/.test(fileName))
+    throw new SpecError(`report file name "${fileName}" must be a plain *.html name`);
   const figureDir = join(outDir, FIGURE_DIR);
   await mkdir(figureDir, { recursive: true });
   const figures = new FigureSink(figureDir, Boolean(options.png));
   const parts: string[] = [header(model)];
-  for (const s of model.sections) parts.push(await studySection(s, model, figures, { maxAdaptationFigures: options.maxAdaptationFigures ?? 6 }));
+  for (const s of model.sections)
+    parts.push(await studySection(s, model, figures, { maxAdaptationFigures: options.maxAdaptationFigures ?? 6 }));
   parts.push(jobsSection(model));
   parts.push(notInPlanSection(model));
   const refresh = model.live ? `\n<meta http-equiv="refresh" content="${options.refreshSeconds ?? 5}">` : '';

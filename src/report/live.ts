@@ -77,7 +77,13 @@ export class LiveReport {
       await writeStudyReport(this.dir, {
         allowEmpty: true,
         ...(this.options.threshold !== undefined ? { threshold: this.options.threshold } : {}),
-        ...(live ? { live: this.liveState(), refreshSeconds: this.options.refreshSeconds ?? Math.max(2, Math.round((this.options.minIntervalMs ?? 5000) / 1000)) } : {}),
+        ...(live
+          ? {
+              live: this.liveState(),
+              refreshSeconds:
+                this.options.refreshSeconds ?? Math.max(2, Math.round((this.options.minIntervalMs ?? 5000) / 1000)),
+            }
+          : {}),
       });
       this.renders++;
     } catch (e) {

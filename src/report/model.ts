@@ -17,7 +17,15 @@
  *  - the paper's Table 1: the grid's cheapest configuration that keeps ODE
  *    semantics (at or below the critical value) against the adaptation run.
  */
-import { atLeastAsAccurate, checkThreshold, criticalStep, DEFAULT_THRESHOLD, type CriticalCriterion, type CriticalResult, type CriticalRow } from '../audit/critical.js';
+import {
+  atLeastAsAccurate,
+  checkThreshold,
+  criticalStep,
+  DEFAULT_THRESHOLD,
+  type CriticalCriterion,
+  type CriticalResult,
+  type CriticalRow,
+} from '../audit/critical.js';
 import { crossingVerdict, type Verdict } from '../audit/verdict.js';
 import { displaySpec, fixedStepCount, parseSolverSpec, solverParam, type SolverSpec } from '../solvers/spec.js';
 import type { AdaptStart, EvalRow, Job, JobResult } from '../study/types.js';
@@ -120,7 +128,12 @@ export interface FanClassSummary {
 }
 
 export interface AuditSummary {
-  readonly crossing?: { readonly solver: string; readonly points: number; readonly note: string; readonly seeds: readonly CrossingSeed[] };
+  readonly crossing?: {
+    readonly solver: string;
+    readonly points: number;
+    readonly note: string;
+    readonly seeds: readonly CrossingSeed[];
+  };
   readonly fan?: {
     readonly solver: string;
     /** Each seed's audited solver (adaptation runs end at different ones). */
@@ -128,7 +141,10 @@ export interface AuditSummary {
     readonly reference: string;
     readonly perClass: readonly FanClassSummary[];
     /** Global error over t per class (mean over seeds where their times agree, else the first seed's). */
-    readonly series?: { readonly times: readonly number[]; readonly perClass: readonly { readonly label: number; readonly mean: readonly number[] }[] };
+    readonly series?: {
+      readonly times: readonly number[];
+      readonly perClass: readonly { readonly label: number; readonly mean: readonly number[] }[];
+    };
   };
 }
 
@@ -208,7 +224,12 @@ export interface AdaptationSummary {
 /** The paper's Table 1 row of one method. */
 export interface Comparison {
   /** The grid's cheapest configuration at or below the critical value (null when none keeps ODE semantics). */
-  readonly grid: { readonly trainSpec: string; readonly param: number; readonly trainAccuracy?: Spread; readonly trainNfe?: Spread } | null;
+  readonly grid: {
+    readonly trainSpec: string;
+    readonly param: number;
+    readonly trainAccuracy?: Spread;
+    readonly trainNfe?: Spread;
+  } | null;
   /** The whole grid search's training NFE per seed (every configuration must be trained to find the critical value). */
   readonly gridSearchNfe?: Spread;
   readonly adaptation: {
@@ -243,8 +264,19 @@ export interface ReportModel {
   readonly title: string;
   readonly generatedAt: string;
   readonly threshold: number;
-  readonly plan?: { readonly name?: string; readonly studyHash?: string; readonly overrides?: PlanOverrides; readonly jobs: number };
-  readonly counts: { readonly planned?: number; readonly done: number; readonly failed: number; readonly pending?: number; readonly notInPlan: number };
+  readonly plan?: {
+    readonly name?: string;
+    readonly studyHash?: string;
+    readonly overrides?: PlanOverrides;
+    readonly jobs: number;
+  };
+  readonly counts: {
+    readonly planned?: number;
+    readonly done: number;
+    readonly failed: number;
+    readonly pending?: number;
+    readonly notInPlan: number;
+  };
   readonly live?: ReportLive;
   readonly deadRun?: ReportDeadRun;
   readonly sections: readonly Section[];
@@ -295,7 +327,10 @@ function isOwn(train: SolverSpec, e: EvalRow): boolean {
 }
 
 function summariseEvals(train: SolverSpec, trainSpec: string, results: readonly JobResult[]): EvalSummary[] {
-  const bySpec = groupBy(results.flatMap((r) => r.metrics!.evals), (e) => e.spec);
+  const bySpec = groupBy(
+    results.flatMap((r) => r.metrics!.evals),
+    (e) => e.spec,
+  );
   return [...bySpec.values()].map((es) => {
     const e = es[0]!;
     return {
@@ -322,7 +357,10 @@ function summariseAudits(results: readonly JobResult[]): AuditSummary {
       note: first.note,
       seeds: withCrossing.map((r) => {
         const c = r.metrics!.audits!.crossing!;
-        const fold = c.folded !== undefined && c.foldStates !== undefined ? { folded: c.folded, states: c.foldStates, minDet: c.minDet ?? NaN } : undefined;
+        const fold =
+          c.folded !== undefined && c.foldStates !== undefined
+            ? { folded: c.folded, states: c.foldStates, minDet: c.minDet ?? NaN }
+            : undefined;
         return {
           seed: r.job.seed,
           id: r.id,
@@ -335,7 +373,10 @@ function summariseAudits(results: readonly JobResult[]): AuditSummary {
           // The verdict the audit reached; results written before it was recorded are weighed again on what they kept.
           // Written before specs were printed rounded: the exact solver in the text is shown as people write it.
           verdict:
-            (c.verdict && { ...c.verdict, text: c.verdict.text.replace(` under ${c.solver}`, ` under ${displaySpec(c.solver)}`) }) ??
+            (c.verdict && {
+              ...c.verdict,
+              text: c.verdict.text.replace(` under ${c.solver}`, ` under ${displaySpec(c.solver)}`),
+            }) ??
             crossingVerdict({
               solver: c.solver,
               stepMap: parse(c.solver)?.kind ?? 'fixed',
@@ -361,20 +402,31 @@ function summariseAudits(results: readonly JobResult[]): AuditSummary {
     let series: NonNullable<AuditSummary['fan']>['series'];
     if (withSeries.length > 0) {
       const times = withSeries[0]!.series!.times;
-      const same = withSeries.filter((f) => f.series!.times.length === times.length && f.series!.times.every((t, k) => Math.abs(t - times[k]!) < 1e-12));
+      const same = withSeries.filter(
+        (f) =>
+          f.series!.times.length === times.length && f.series!.times.every((t, k) => Math.abs(t - times[k]!) < 1e-12),
+      );
       series = {
         times,
         perClass: withSeries[0]!.series!.perClass.map((c) => ({
           label: c.label,
           mean: times.map((_, k) => {
-            const vals = same.flatMap((f) => f.series!.perClass.filter((x) => x.label === c.label).map((x) => x.mean[k]!));
+            const vals = same.flatMap((f) =>
+              f.series!.perClass.filter((x) => x.label === c.label).map((x) => x.mean[k]!),
+            );
             return vals.reduce((s, v) => s + v, 0) / vals.length;
           }),
         })),
       };
     }
     const seeds = withFan.map((r) => ({ seed: r.job.seed, solver: r.metrics!.audits!.fan!.solver }));
-    out.fan = { solver: fans[0]!.solver, seeds, reference: fans[0]!.reference, perClass, ...(series ? { series } : {}) };
+    out.fan = {
+      solver: fans[0]!.solver,
+      seeds,
+      reference: fans[0]!.reference,
+      perClass,
+      ...(series ? { series } : {}),
+    };
   }
   return out;
 }
@@ -416,26 +468,54 @@ export function chanceOf(r: JobResult): number | undefined {
   const m = r.metrics;
   const fanClasses = m?.audits?.fan?.final.perClass.length;
   const family = r.job.dataset.split(':')[0];
-  const classes = m?.classes ?? (fanClasses && fanClasses > 1 ? fanClasses : family === 'spheres' ? 2 : family === 'mnist' || family === 'cifar10' ? 10 : undefined);
+  const classes =
+    m?.classes ??
+    (fanClasses && fanClasses > 1
+      ? fanClasses
+      : family === 'spheres'
+        ? 2
+        : family === 'mnist' || family === 'cifar10'
+          ? 10
+          : undefined);
   return classes ? 1 / classes : undefined;
 }
 
-function answer(rows: readonly CriticalRow[], criterion: CriticalCriterion, kind: 'step' | 'tol', threshold: number): CriticalAnswer {
+function answer(
+  rows: readonly CriticalRow[],
+  criterion: CriticalCriterion,
+  kind: 'step' | 'tol',
+  threshold: number,
+): CriticalAnswer {
   const result = criticalStep(rows, { threshold, kind, criterion });
   const largestTested = result.params.at(-1)!.param;
   const censored = result.critical === null ? 'below' : result.critical === largestTested ? 'above' : null;
   return { criterion, value: result.critical, censored, result };
 }
 
-function critical(configs: readonly ConfigSummary[], results: ReadonlyMap<string, JobResult>, kind: 'step' | 'tol', threshold: number): CriticalSummary | undefined {
+function critical(
+  configs: readonly ConfigSummary[],
+  results: ReadonlyMap<string, JobResult>,
+  kind: 'step' | 'tol',
+  threshold: number,
+): CriticalSummary | undefined {
   const rows: CriticalRow[] = configs.flatMap((c) =>
     c.jobIds.flatMap((id) => {
       const r = results.get(id)!;
       const train = parse(c.trainSpec)!;
-      const tests = r.metrics!.evals.filter((e) => !isOwn(train, e) && atLeastAsAccurate(c.trainSpec, e.spec)).map((e) => ({ spec: e.spec, accuracy: e.accuracy }));
+      const tests = r
+        .metrics!.evals.filter((e) => !isOwn(train, e) && atLeastAsAccurate(c.trainSpec, e.spec))
+        .map((e) => ({ spec: e.spec, accuracy: e.accuracy }));
       const chance = chanceOf(r);
       const nonFlow = nonFlowProof(r);
-      const row = { id, trainSpec: c.trainSpec, trainParam: c.param, trainAccuracy: r.metrics!.trainAccuracy, tests, ...(chance !== undefined ? { chance } : {}), ...(nonFlow ? { nonFlow } : {}) };
+      const row = {
+        id,
+        trainSpec: c.trainSpec,
+        trainParam: c.param,
+        trainAccuracy: r.metrics!.trainAccuracy,
+        tests,
+        ...(chance !== undefined ? { chance } : {}),
+        ...(nonFlow ? { nonFlow } : {}),
+      };
       return tests.length > 0 && c.param > 0 ? [row] : [];
     }),
   );
@@ -447,7 +527,11 @@ function critical(configs: readonly ConfigSummary[], results: ReadonlyMap<string
     .filter((p, i) => !p.pass && accuracy.result.params[i]!.pass)
     .map((p) => {
       const proven = proofAware.result.evidence.filter((e) => e.trainParam === p.param && e.failure === 'non-flow');
-      return { param: p.param, trainSpec: proven[0]!.trainSpec, proofs: proven.map((e) => ({ id: e.id!, seed: seedOf(e.id!), text: e.nonFlow! })) };
+      return {
+        param: p.param,
+        trainSpec: proven[0]!.trainSpec,
+        proofs: proven.map((e) => ({ id: e.id!, seed: seedOf(e.id!), text: e.nonFlow! })),
+      };
     });
   return {
     ...proofAware,
@@ -479,7 +563,12 @@ function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'):
       finalParam: final ? solverParam(final) : NaN,
       trainAccuracy: m.trainAccuracy,
       trainNfe: m.nfe.total,
-      trace: (m.adaptation?.trace ?? []).map((d) => ({ iteration: d.iteration, param: d.paramAfter, trainAccuracy: d.trainAccuracy, testAccuracy: d.testAccuracy })),
+      trace: (m.adaptation?.trace ?? []).map((d) => ({
+        iteration: d.iteration,
+        param: d.paramAfter,
+        trainAccuracy: d.trainAccuracy,
+        testAccuracy: d.testAccuracy,
+      })),
     };
   });
   return {
@@ -501,15 +590,28 @@ export function startText(job: Pick<Job, 'adaptStart' | 'trainSolver' | 'adaptFo
   return job.adaptFolds ? `${start}, with fold checks (beyond the paper)` : start;
 }
 
-function comparison(configs: readonly ConfigSummary[], crit: CriticalSummary | undefined, adaptation: AdaptationSummary, results: ReadonlyMap<string, JobResult>): Comparison {
+function comparison(
+  configs: readonly ConfigSummary[],
+  crit: CriticalSummary | undefined,
+  adaptation: AdaptationSummary,
+  results: ReadonlyMap<string, JobResult>,
+): Comparison {
   const valid = crit && crit.value !== null ? configs.filter((c) => c.param <= crit.value! && c.trainNfe) : [];
   const cheapest = [...valid].sort((a, b) => a.trainNfe!.mean - b.trainNfe!.mean)[0];
   // The whole search's cost per seed: the sum over every configuration trained with that seed.
-  const perSeed = groupBy(configs.flatMap((c) => c.jobIds.map((id) => results.get(id)!)), (r) => String(r.job.seed));
+  const perSeed = groupBy(
+    configs.flatMap((c) => c.jobIds.map((id) => results.get(id)!)),
+    (r) => String(r.job.seed),
+  );
   const gridSearchNfe = spread([...perSeed.values()].map((rs) => rs.reduce((s, r) => s + r.metrics!.nfe.total, 0)));
   return {
     grid: cheapest
-      ? { trainSpec: cheapest.trainSpec, param: cheapest.param, ...optional('trainAccuracy', cheapest.trainAccuracy), ...optional('trainNfe', cheapest.trainNfe) }
+      ? {
+          trainSpec: cheapest.trainSpec,
+          param: cheapest.param,
+          ...optional('trainAccuracy', cheapest.trainAccuracy),
+          ...optional('trainNfe', cheapest.trainNfe),
+        }
       : null,
     ...optional('gridSearchNfe', gridSearchNfe),
     adaptation: {
@@ -522,7 +624,12 @@ function comparison(configs: readonly ConfigSummary[], crit: CriticalSummary | u
   };
 }
 
-function methodSection(method: string, done: readonly JobResult[], byId: ReadonlyMap<string, JobResult>, threshold: number): MethodSection {
+function methodSection(
+  method: string,
+  done: readonly JobResult[],
+  byId: ReadonlyMap<string, JobResult>,
+  threshold: number,
+): MethodSection {
   const grid = done.filter((r) => !r.job.adapt);
   const adapt = done.filter((r) => r.job.adapt);
   const sample = parse(done[0]!.job.trainSolver);

@@ -5,9 +5,29 @@
  * job and evaluation tables, and the results that do not belong to the plan.
  */
 import { accuracyVsStepsSvg, adaptationSvg, fanByClassSvg, type AccuracyCurve } from './figures.js';
-import { esc, fmtAcc, fmtAccSpread, fmtNum, fmtNumSpread, fmtParam, paramHtml, plural, roundSpec, specHtml } from './format.js';
+import {
+  esc,
+  fmtAcc,
+  fmtAccSpread,
+  fmtNum,
+  fmtNumSpread,
+  fmtParam,
+  paramHtml,
+  plural,
+  roundSpec,
+  specHtml,
+} from './format.js';
 import { table, type Cell, type FigureSink } from './blocks.js';
-import type { AuditSummary, ConfigSummary, CriticalAnswer, CriticalSummary, JobRow, MethodSection, ReportModel, Section } from './model.js';
+import type {
+  AuditSummary,
+  ConfigSummary,
+  CriticalAnswer,
+  CriticalSummary,
+  JobRow,
+  MethodSection,
+  ReportModel,
+  Section,
+} from './model.js';
 
 const txt = (v: unknown): Cell => ({ html: esc(v) });
 const num = (v: number | undefined | null): Cell => ({ html: esc(fmtNum(v)), num: true });
@@ -39,18 +59,28 @@ export function header(model: ReportModel): string {
   }
   const planned = c.planned !== undefined ? ` of ${plural(c.planned, 'planned job')}` : '';
   const pending = c.pending ? `, ${c.pending} pending` : '';
-  parts.push(`<p>${c.done} done, ${c.failed} failed${pending}${planned}. Critical step size / tolerance threshold: |test accuracy − train-solver accuracy| ≤ ${esc(model.threshold)}.</p>`);
+  parts.push(
+    `<p>${c.done} done, ${c.failed} failed${pending}${planned}. Critical step size / tolerance threshold: |test accuracy − train-solver accuracy| ≤ ${esc(model.threshold)}.</p>`,
+  );
   const o = model.plan?.overrides;
   if (o) {
     const said = [
-      ...(o.iterations !== undefined ? [[`--iterations ${o.iterations}`, `every job trains for ${plural(o.iterations, 'iteration')}`]] : []),
+      ...(o.iterations !== undefined
+        ? [[`--iterations ${o.iterations}`, `every job trains for ${plural(o.iterations, 'iteration')}`]]
+        : []),
       ...(o.batchSize !== undefined ? [[`--batch-size ${o.batchSize}`, `on batches of ${o.batchSize}`]] : []),
-      ...(o.testPoints !== undefined ? [[`--test-points ${o.testPoints}`, `and is evaluated and audited on ${plural(o.testPoints, 'test point')}`]] : []),
+      ...(o.testPoints !== undefined
+        ? [[`--test-points ${o.testPoints}`, `and is evaluated and audited on ${plural(o.testPoints, 'test point')}`]]
+        : []),
     ];
-    parts.push(`<p class="warn">Run with ${said.map(([flag]) => `<code>${flag}</code>`).join(' ')}: ${said.map(([, what]) => what).join(' ')}, instead of the study file's values — a smoke run, not the study's result.</p>`);
+    parts.push(
+      `<p class="warn">Run with ${said.map(([flag]) => `<code>${flag}</code>`).join(' ')}: ${said.map(([, what]) => what).join(' ')}, instead of the study file's values — a smoke run, not the study's result.</p>`,
+    );
   }
   if (c.notInPlan > 0) {
-    parts.push(`<p class="warn">${plural(c.notInPlan, 'result')} in this directory ${c.notInPlan === 1 ? 'does' : 'do'} not belong to its plan (another or an edited study); ${c.notInPlan === 1 ? 'it is' : 'they are'} listed at the end and left out of every table and figure above it.</p>`);
+    parts.push(
+      `<p class="warn">${plural(c.notInPlan, 'result')} in this directory ${c.notInPlan === 1 ? 'does' : 'do'} not belong to its plan (another or an edited study); ${c.notInPlan === 1 ? 'it is' : 'they are'} listed at the end and left out of every table and figure above it.</p>`,
+    );
   }
   return parts.join('\n');
 }
@@ -58,8 +88,10 @@ export function header(model: ReportModel): string {
 /** "critical step size ≥ 0.5" — censored values say so. */
 export function criticalText(c: CriticalAnswer & Pick<CriticalSummary, 'kind' | 'smallestTested'>): string {
   const what = c.kind === 'tol' ? 'tolerance' : 'step size';
-  if (c.censored === 'below') return `no critical ${what}: the smallest tested value (${paramHtml(c.smallestTested)}) already fails, so it is &lt; ${paramHtml(c.smallestTested)}`;
-  if (c.censored === 'above') return `critical ${what} <b>≥ ${paramHtml(c.value)}</b>: the largest tested value passes (censored: larger values were not tested)`;
+  if (c.censored === 'below')
+    return `no critical ${what}: the smallest tested value (${paramHtml(c.smallestTested)}) already fails, so it is &lt; ${paramHtml(c.smallestTested)}`;
+  if (c.censored === 'above')
+    return `critical ${what} <b>≥ ${paramHtml(c.value)}</b>: the largest tested value passes (censored: larger values were not tested)`;
   return `critical ${what} = <b>${paramHtml(c.value)}</b> (the largest value such that it and every smaller one pass)`;
 }
 
@@ -70,7 +102,8 @@ export function criticalValue(c: (CriticalAnswer & Pick<CriticalSummary, 'smalle
   return `${c.censored === 'above' ? '≥ ' : ''}${paramHtml(c.value)}`;
 }
 
-const configLabel = (c: ConfigSummary) => `${roundSpec(c.trainSpec)}${c.seeds.length > 1 ? ` (${c.seeds.length} seeds)` : ''}`;
+const configLabel = (c: ConfigSummary) =>
+  `${roundSpec(c.trainSpec)}${c.seeds.length > 1 ? ` (${c.seeds.length} seeds)` : ''}`;
 
 async function accuracyFigures(section: Section, m: MethodSection, figures: FigureSink): Promise<string[]> {
   const out: string[] = [];
@@ -84,7 +117,11 @@ async function accuracyFigures(section: Section, m: MethodSection, figures: Figu
       const own = xKind === 'steps' ? c.steps : m.kind === 'tol' ? c.param : undefined;
       curves.push({
         label: configLabel(c),
-        points: evals.map((e) => ({ x: xKind === 'steps' ? e.steps! : e.param, accuracy: e.accuracy.mean, testSolver: e.solver })),
+        points: evals.map((e) => ({
+          x: xKind === 'steps' ? e.steps! : e.param,
+          accuracy: e.accuracy.mean,
+          testSolver: e.solver,
+        })),
         ...(own !== undefined && c.trainAccuracy ? { train: { x: own, accuracy: c.trainAccuracy.mean } } : {}),
       });
     }
@@ -105,7 +142,11 @@ export const CRITICAL_RULES =
   'A model at chance accuracy (its training-solver accuracy not above 1/classes by more than the threshold) never passes. ' +
   'Proof-aware: a configuration the audits proved no ODE flow (a fold, a 1-D order swap, a persistent crossing) does not pass, whatever its accuracy.';
 
-const FAILURE_TEXT = { deviation: 'accuracy deviates', chance: 'at chance accuracy', 'non-flow': 'proven no ODE flow' } as const;
+const FAILURE_TEXT = {
+  deviation: 'accuracy deviates',
+  chance: 'at chance accuracy',
+  'non-flow': 'proven no ODE flow',
+} as const;
 
 /** Both criteria side by side, and where they differ, why. */
 function criteriaHtml(c: CriticalSummary): string {
@@ -121,16 +162,22 @@ function criteriaHtml(c: CriticalSummary): string {
       const proofs = d.proofs.map((p) => `seed ${p.seed}: ${esc(p.text)}`).join('; ');
       return `<li>${specHtml(d.trainSpec)} passes the accuracy criterion but the audits prove it is no ODE flow — ${proofs}</li>`;
     });
-    lines.push(`<p class="warn">The criteria differ: a configuration with a proof of a non-flow does not pass, whatever its accuracy.</p><ul class="disagree">${why.join('')}</ul>`);
+    lines.push(
+      `<p class="warn">The criteria differ: a configuration with a proof of a non-flow does not pass, whatever its accuracy.</p><ul class="disagree">${why.join('')}</ul>`,
+    );
   }
-  if (c.atChance > 0) lines.push(`<p class="warn">${plural(c.atChance, 'model')} at chance accuracy: never passing.</p>`);
+  if (c.atChance > 0)
+    lines.push(`<p class="warn">${plural(c.atChance, 'model')} at chance accuracy: never passing.</p>`);
   return lines.join('\n');
 }
 
 function criticalBlock(c: CriticalSummary): string {
   const r = c.result;
-  const extra = r.monotone ? '' : ` Not monotone: the largest passing value is ${paramHtml(r.largestPassing)}, while ${paramHtml(r.smallestFailing)} fails.`;
-  const verdict = (pass: boolean, why?: string) => (pass ? '<span class="pass">pass</span>' : `<span class="failtxt">fail${why ? ` (${esc(why)})` : ''}</span>`);
+  const extra = r.monotone
+    ? ''
+    : ` Not monotone: the largest passing value is ${paramHtml(r.largestPassing)}, while ${paramHtml(r.smallestFailing)} fails.`;
+  const verdict = (pass: boolean, why?: string) =>
+    pass ? '<span class="pass">pass</span>' : `<span class="failtxt">fail${why ? ` (${esc(why)})` : ''}</span>`;
   const rows = r.evidence.map((e) => ({
     cls: e.pass ? '' : 'fail',
     cells: [
@@ -140,14 +187,31 @@ function criticalBlock(c: CriticalSummary): string {
       acc(e.trainAccuracy),
       { html: Number.isFinite(e.maxDeviation) ? esc(e.maxDeviation.toFixed(3)) : 'NaN', num: true },
       spec(e.worstTest),
-      { html: verdict(e.accuracyPass && e.failure !== 'chance', e.failure === 'chance' ? FAILURE_TEXT.chance : undefined) },
+      {
+        html: verdict(
+          e.accuracyPass && e.failure !== 'chance',
+          e.failure === 'chance' ? FAILURE_TEXT.chance : undefined,
+        ),
+      },
       { html: verdict(e.pass, e.failure ? FAILURE_TEXT[e.failure] : undefined) },
     ],
   }));
   return (
     `${criteriaHtml(c)}\n<p class="sub">Only test solvers at least as accurate as the training solver judge. ${esc(CRITICAL_RULES)}${extra}</p>\n` +
     `<details><summary>Evidence (${plural(r.evidence.length, 'model')})</summary>\n` +
-    table(['job', 'train spec', c.kind === 'tol' ? 'tol' : 'h', 'train-solver accuracy', 'max |Δ accuracy|', 'worst test', 'accuracy criterion', 'proof-aware'], rows) +
+    table(
+      [
+        'job',
+        'train spec',
+        c.kind === 'tol' ? 'tol' : 'h',
+        'train-solver accuracy',
+        'max |Δ accuracy|',
+        'worst test',
+        'accuracy criterion',
+        'proof-aware',
+      ],
+      rows,
+    ) +
     '\n</details>'
   );
 }
@@ -191,7 +255,12 @@ function comparisonBlock(m: MethodSection): string {
           cells: [
             { html: `adaptation${adaptFlag(cmp.adaptation)}` },
             txt(`start: ${a.start}`),
-            { html: a.finalParam ? `${paramHtml(a.finalParam.mean)}${a.finalParam.n > 1 ? ` ± ${esc(fmtParam(a.finalParam.std))}` : ''} (final)` : '—', num: true },
+            {
+              html: a.finalParam
+                ? `${paramHtml(a.finalParam.mean)}${a.finalParam.n > 1 ? ` ± ${esc(fmtParam(a.finalParam.std))}` : ''} (final)`
+                : '—',
+              num: true,
+            },
             { html: esc(fmtAccSpread(cmp.adaptation.trainAccuracy)), num: true },
             { html: esc(fmtNumSpread(cmp.adaptation.trainNfe)), num: true },
             num(a.runs.length),
@@ -229,8 +298,17 @@ function seedSolvers(seeds: readonly { seed: number; solver: string }[]): string
 }
 
 async function auditBlock(section: Section, m: MethodSection, figures: FigureSink): Promise<string> {
-  const rows: { label: string; specHtml: string; audits: AuditSummary }[] = m.configs.map((c) => ({ label: configLabel(c), specHtml: specHtml(c.trainSpec), audits: c.audits }));
-  if (m.adaptation) rows.push({ label: `adaptation (${m.adaptation.start})`, specHtml: esc(`adaptation, start: ${m.adaptation.start}`), audits: m.adaptation.audits });
+  const rows: { label: string; specHtml: string; audits: AuditSummary }[] = m.configs.map((c) => ({
+    label: configLabel(c),
+    specHtml: specHtml(c.trainSpec),
+    audits: c.audits,
+  }));
+  if (m.adaptation)
+    rows.push({
+      label: `adaptation (${m.adaptation.start})`,
+      specHtml: esc(`adaptation, start: ${m.adaptation.start}`),
+      audits: m.adaptation.audits,
+    });
   const crossing = rows.filter((r) => r.audits.crossing);
   const fan = rows.filter((r) => r.audits.fan);
   if (crossing.length === 0 && fan.length === 0) return '';
@@ -239,7 +317,13 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
     parts.push('<h4>Trajectory crossings and folds</h4>');
     parts.push(
       table(
-        ['training configuration', 'audited solver', 'crossing pairs per seed (refined: persistent)', 'folded states per seed', 'verdict'],
+        [
+          'training configuration',
+          'audited solver',
+          'crossing pairs per seed (refined: persistent)',
+          'folded states per seed',
+          'verdict',
+        ],
         crossing.map((r) => {
           const c = r.audits.crossing!;
           return {
@@ -247,8 +331,27 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
             cells: [
               { html: r.specHtml },
               { html: seedSolvers(c.seeds) },
-              { html: esc(c.seeds.map((s) => `${fmtNum(s.crossings)} / ${fmtNum(s.pairsChecked)}${s.persistent !== undefined && s.crossings > 0 ? ` (${fmtNum(s.persistent)} persist)` : ''}`).join(', ')), num: true },
-              { html: esc(c.seeds.map((s) => (s.folded !== undefined ? `${fmtNum(s.folded)} / ${fmtNum(s.foldStates)}` : 'not checked')).join(', ')), num: true },
+              {
+                html: esc(
+                  c.seeds
+                    .map(
+                      (s) =>
+                        `${fmtNum(s.crossings)} / ${fmtNum(s.pairsChecked)}${s.persistent !== undefined && s.crossings > 0 ? ` (${fmtNum(s.persistent)} persist)` : ''}`,
+                    )
+                    .join(', '),
+                ),
+                num: true,
+              },
+              {
+                html: esc(
+                  c.seeds
+                    .map((s) =>
+                      s.folded !== undefined ? `${fmtNum(s.folded)} / ${fmtNum(s.foldStates)}` : 'not checked',
+                    )
+                    .join(', '),
+                ),
+                num: true,
+              },
               { html: verdictHtml(c.seeds) },
             ],
           };
@@ -256,7 +359,9 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
         'audits',
       ),
     );
-    parts.push(`<p class="sub">${esc(crossing[0]!.audits.crossing!.note)}; ${crossing[0]!.audits.crossing!.points} test points per run.</p>`);
+    parts.push(
+      `<p class="sub">${esc(crossing[0]!.audits.crossing!.note)}; ${crossing[0]!.audits.crossing!.points} test points per run.</p>`,
+    );
   }
   if (fan.length > 0) {
     const labels = [...new Set(fan.flatMap((r) => r.audits.fan!.perClass.map((c) => c.label)))].sort((a, b) => a - b);
@@ -282,7 +387,9 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
     );
     const series = fan.filter((r) => r.audits.fan!.series).map((r) => ({ label: r.label, ...r.audits.fan!.series! }));
     if (series.length > 0) {
-      const svg = await fanByClassSvg(series, { title: `${section.dataset}: global error vs t, trained with ${m.method}` });
+      const svg = await fanByClassSvg(series, {
+        title: `${section.dataset}: global error vs t, trained with ${m.method}`,
+      });
       parts.push(
         await figures.add(
           `${section.dataset}-${section.field}-${m.method}-fan`,
@@ -295,31 +402,64 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
   return parts.join('\n');
 }
 
-async function adaptationBlock(section: Section, m: MethodSection, figures: FigureSink, maxFigures: number): Promise<string> {
+async function adaptationBlock(
+  section: Section,
+  m: MethodSection,
+  figures: FigureSink,
+  maxFigures: number,
+): Promise<string> {
   const a = m.adaptation!;
   const parts = [`<h4>Adaptation runs (start: ${esc(a.start)})</h4>`];
-  if (a.duplicates > 0) parts.push(`<p class="warn">${plural(a.duplicates, 'duplicate adaptation result')} (same dataset, field, method, seed and start, planned by an older version once per grid point) counted once.</p>`);
+  if (a.duplicates > 0)
+    parts.push(
+      `<p class="warn">${plural(a.duplicates, 'duplicate adaptation result')} (same dataset, field, method, seed and start, planned by an older version once per grid point) counted once.</p>`,
+    );
   parts.push(
     table(
       ['job', 'seed', 'final solver', 'accuracy', 'training NFE', 'decisions', 'audit of the final solver'],
       a.runs.map((r) => ({
         cls: r.nonFlow ? 'fail' : '',
-        cells: [code(r.id), num(r.seed), spec(r.finalSpec), acc(r.trainAccuracy), num(r.trainNfe), num(r.trace.length), { html: r.nonFlow ? `<span class="failtxt">${esc(r.nonFlow)}</span>` : '' }],
+        cells: [
+          code(r.id),
+          num(r.seed),
+          spec(r.finalSpec),
+          acc(r.trainAccuracy),
+          num(r.trainNfe),
+          num(r.trace.length),
+          { html: r.nonFlow ? `<span class="failtxt">${esc(r.nonFlow)}</span>` : '' },
+        ],
       })),
     ),
   );
   const traced = a.runs.filter((r) => r.trace.length > 0);
   const figs: string[] = [];
   for (const r of traced.slice(0, maxFigures)) {
-    const svg = await adaptationSvg({ kind: a.kind, points: r.trace }, { title: `${m.method} adaptation, seed ${r.seed}` });
-    figs.push(await figures.add(`${section.dataset}-${section.field}-adapt-${r.id}`, svg, `Job ${r.id}: ${a.kind === 'tol' ? 'tolerance' : 'step size'} and accuracies over training.`));
+    const svg = await adaptationSvg(
+      { kind: a.kind, points: r.trace },
+      { title: `${m.method} adaptation, seed ${r.seed}` },
+    );
+    figs.push(
+      await figures.add(
+        `${section.dataset}-${section.field}-adapt-${r.id}`,
+        svg,
+        `Job ${r.id}: ${a.kind === 'tol' ? 'tolerance' : 'step size'} and accuracies over training.`,
+      ),
+    );
   }
   if (figs.length > 0) parts.push(figs.join('\n'));
-  if (traced.length > maxFigures) parts.push(`<p class="sub">${traced.length - maxFigures} more adaptation traces not plotted (see report.json).</p>`);
+  if (traced.length > maxFigures)
+    parts.push(
+      `<p class="sub">${traced.length - maxFigures} more adaptation traces not plotted (see report.json).</p>`,
+    );
   return parts.join('\n');
 }
 
-export async function studySection(section: Section, _model: ReportModel, figures: FigureSink, options: { maxAdaptationFigures: number }): Promise<string> {
+export async function studySection(
+  section: Section,
+  _model: ReportModel,
+  figures: FigureSink,
+  options: { maxAdaptationFigures: number },
+): Promise<string> {
   const parts = [`<h2>Dataset <code>${esc(section.dataset)}</code>, field <code>${esc(section.field)}</code></h2>`];
   for (const m of section.methods) {
     parts.push(`<h3>Trained with <code>${esc(m.method)}</code></h3>`);
@@ -329,7 +469,8 @@ export async function studySection(section: Section, _model: ReportModel, figure
       if (figs.length > 0) parts.push(figs.join('\n'));
     }
     if (m.critical) parts.push(criticalBlock(m.critical));
-    else if (m.configs.length > 0) parts.push('<p>No critical value: no test solver at least as accurate as the training solver was run.</p>');
+    else if (m.configs.length > 0)
+      parts.push('<p>No critical value: no test solver at least as accurate as the training solver was run.</p>');
     if (m.comparison) parts.push(comparisonBlock(m));
     parts.push(await auditBlock(section, m, figures));
     if (m.adaptation) parts.push(await adaptationBlock(section, m, figures, options.maxAdaptationFigures));
@@ -354,17 +495,50 @@ function jobCells(j: JobRow): Cell[] {
   ];
 }
 
-const JOB_HEADERS = ['job', 'dataset', 'field', 'train spec', 'adapt', 'seed', 'status', 'final solver', 'train-solver accuracy', 'training NFE', 'evaluations', 'error'];
+const JOB_HEADERS = [
+  'job',
+  'dataset',
+  'field',
+  'train spec',
+  'adapt',
+  'seed',
+  'status',
+  'final solver',
+  'train-solver accuracy',
+  'training NFE',
+  'evaluations',
+  'error',
+];
 
 export function jobsSection(model: ReportModel): string {
-  const parts = ['<h2>Jobs</h2>', table(JOB_HEADERS, model.jobs.map((j) => ({ cls: j.status === 'done' ? '' : 'fail', cells: jobCells(j) })), 'jobs')];
+  const parts = [
+    '<h2>Jobs</h2>',
+    table(
+      JOB_HEADERS,
+      model.jobs.map((j) => ({ cls: j.status === 'done' ? '' : 'fail', cells: jobCells(j) })),
+      'jobs',
+    ),
+  ];
   const evalRows = model.jobs.filter((j) => j.status === 'done').flatMap((j) => j.evals.map((e) => ({ j, e })));
   if (evalRows.length > 0) {
     parts.push(`<details><summary>Evaluations (${plural(evalRows.length, 'row')})</summary>`);
     parts.push(
       table(
         ['job', 'dataset', 'train spec', 'seed', 'test spec', 'solver', 'h / tol', 'steps', 'accuracy', 'NFE'],
-        evalRows.map(({ j, e }) => ({ cells: [code(j.id), txt(j.dataset), spec(j.trainSpec), num(j.seed), spec(e.spec), txt(e.solver), { html: paramHtml(e.param), num: true }, num(e.steps), acc(e.accuracy), num(e.nfe)] })),
+        evalRows.map(({ j, e }) => ({
+          cells: [
+            code(j.id),
+            txt(j.dataset),
+            spec(j.trainSpec),
+            num(j.seed),
+            spec(e.spec),
+            txt(e.solver),
+            { html: paramHtml(e.param), num: true },
+            num(e.steps),
+            acc(e.accuracy),
+            num(e.nfe),
+          ],
+        })),
         'evals',
       ),
     );
@@ -378,6 +552,10 @@ export function notInPlanSection(model: ReportModel): string {
   return [
     `<h2>Results not in this study's plan (${model.notInPlan.length})</h2>`,
     '<p class="sub">Written into this directory by another or an edited study file; not analysed above.</p>',
-    table(JOB_HEADERS, model.notInPlan.map((j) => ({ cls: j.status === 'done' ? '' : 'fail', cells: jobCells(j) })), 'not-in-plan'),
+    table(
+      JOB_HEADERS,
+      model.notInPlan.map((j) => ({ cls: j.status === 'done' ? '' : 'fail', cells: jobCells(j) })),
+      'not-in-plan',
+    ),
   ].join('\n');
 }

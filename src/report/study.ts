@@ -54,7 +54,11 @@ function readableResults(results: JobResult[], threshold?: number): JobResult[] 
         return r;
       } catch (e) {
         const { metrics: _unread, ...rest } = r;
-        return { ...rest, status: 'failed' as const, error: `unreadable result, not analysed: ${(e as Error).message}` };
+        return {
+          ...rest,
+          status: 'failed' as const,
+          error: `unreadable result, not analysed: ${(e as Error).message}`,
+        };
       }
     });
   }
@@ -64,17 +68,31 @@ const optionalDeadRun = (d: ReturnType<typeof deadRun>) => (d ? { deadRun: d } :
 export async function writeStudyReport(dir: string, options: StudyReportOptions = {}): Promise<StudyReport> {
   const plan = readPlan(dir);
   const { final } = readResults(dir);
-  if (final.size === 0 && !options.live && !options.allowEmpty) throw new SpecError(`${path.join(dir, 'results.jsonl')}: no results yet; run \`odeness study run\` first`);
+  if (final.size === 0 && !options.live && !options.allowEmpty)
+    throw new SpecError(`${path.join(dir, 'results.jsonl')}: no results yet; run \`odeness study run\` first`);
   const model = buildReportModel(
     {
       results: readableResults([...final.values()], options.threshold),
-      ...(plan ? { plan: { jobs: plan.jobs, ...(plan.name !== undefined ? { name: plan.name } : {}), ...(plan.studyHash ? { studyHash: plan.studyHash } : {}), ...overridesOf(plan) } } : {}),
+      ...(plan
+        ? {
+            plan: {
+              jobs: plan.jobs,
+              ...(plan.name !== undefined ? { name: plan.name } : {}),
+              ...(plan.studyHash ? { studyHash: plan.studyHash } : {}),
+              ...overridesOf(plan),
+            },
+          }
+        : {}),
       ...(options.live ? { live: options.live } : {}),
       // A page written after the run died (study report, study status) says so, from the lock's liveness.
       ...(options.live ? {} : optionalDeadRun(deadRun(dir))),
     },
     { ...(options.threshold !== undefined ? { threshold: options.threshold } : {}) },
   );
-  const critical = model.sections.flatMap((s) => s.methods.flatMap((m) => (m.critical ? [{ dataset: s.dataset, field: s.field, trainSolver: m.method, ...m.critical }] : [])));
+  const critical = model.sections.flatMap((s) =>
+    s.methods.flatMap((m) =>
+      m.critical ? [{ dataset: s.dataset, field: s.field, trainSolver: m.method, ...m.critical }] : [],
+    ),
+  );
   return { model, critical, ...(await writeReport(model, dir, options)) };
 }

@@ -43,7 +43,10 @@ export async function renderVegaLite(spec: TopLevelSpec): Promise<string> {
   const view = new View(parseVega(vgSpec), { renderer: 'none', loader: offlineLoader(attempts), logLevel: 0 });
   try {
     const svg = await view.toSVG();
-    if (attempts.length > 0) throw new SpecError(`figures render offline with inline data only; the spec tried to load ${attempts.join(', ')}`);
+    if (attempts.length > 0)
+      throw new SpecError(
+        `figures render offline with inline data only; the spec tried to load ${attempts.join(', ')}`,
+      );
     return svg;
   } finally {
     view.finalize();
@@ -52,7 +55,8 @@ export async function renderVegaLite(spec: TopLevelSpec): Promise<string> {
 
 /** Rasterise an SVG string to PNG bytes (scale 2 = double resolution). */
 export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
-  if (!(scale > 0 && Number.isFinite(scale))) throw new SpecError(`svgToPng: scale must be a positive number, got ${scale}`);
+  if (!(scale > 0 && Number.isFinite(scale)))
+    throw new SpecError(`svgToPng: scale must be a positive number, got ${scale}`);
   const img = await loadImage(Buffer.from(svg, 'utf8'));
   const w = Math.max(1, Math.ceil(img.width * scale));
   const h = Math.max(1, Math.ceil(img.height * scale));
@@ -80,8 +84,14 @@ export interface WrittenPlot {
 const SAFE_NAME = /^[A-Za-z0-9._-]+$/;
 
 /** Write `name.svg` (and `name.png` when asked) into `dir` (created if missing). */
-export async function writePlot(dir: string, name: string, svg: string, options: WriteOptions = {}): Promise<WrittenPlot> {
-  if (!SAFE_NAME.test(name)) throw new SpecError(`plot name "${name}" may only contain letters, digits, '.', '_' and '-'`);
+export async function writePlot(
+  dir: string,
+  name: string,
+  svg: string,
+  options: WriteOptions = {},
+): Promise<WrittenPlot> {
+  if (!SAFE_NAME.test(name))
+    throw new SpecError(`plot name "${name}" may only contain letters, digits, '.', '_' and '-'`);
   await mkdir(dir, { recursive: true });
   const svgPath = join(dir, `${name}.svg`);
   await writeFile(svgPath, svg, 'utf8');

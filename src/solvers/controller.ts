@@ -6,7 +6,14 @@
  */
 import { SolveError } from '../errors.js';
 import { initialStep } from './initial-step.js';
-import { checkStepBudget, DEFAULT_MAX_STEPS, DEFAULT_SOLVER_LIMITS, fixedStepCount, type AdaptiveSolverSpec, type FixedSolverSpec } from './spec.js';
+import {
+  checkStepBudget,
+  DEFAULT_MAX_STEPS,
+  DEFAULT_SOLVER_LIMITS,
+  fixedStepCount,
+  type AdaptiveSolverSpec,
+  type FixedSolverSpec,
+} from './spec.js';
 import { JOB_LIMITS } from '../formats/index.js';
 import type { FieldGen, VectorOps } from './vector.js';
 

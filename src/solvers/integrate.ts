@@ -100,16 +100,33 @@ export function* rkStep<V>(
   const k: V[] = [k1];
   let zi = z;
   for (let i = 1; i < s; i++) {
-    zi = ops.combine(z, tab.a[i]!.map((a) => a * h), k);
+    zi = ops.combine(
+      z,
+      tab.a[i]!.map((a) => a * h),
+      k,
+    );
     k.push((yield { t: t + tab.c[i]! * h, z: zi }) as V);
   }
-  const z1 = tab.fsal ? zi : ops.combine(z, tab.b.map((b) => b * h), k);
-  const err = tab.bErr ? ops.combine(undefined, tab.bErr.map((e) => e * h), k) : undefined;
+  const z1 = tab.fsal
+    ? zi
+    : ops.combine(
+        z,
+        tab.b.map((b) => b * h),
+        k,
+      );
+  const err = tab.bErr
+    ? ops.combine(
+        undefined,
+        tab.bErr.map((e) => e * h),
+        k,
+      )
+    : undefined;
   return { z1, err, kLast: k[s - 1]! };
 }
 
 function checkInterval(t0: number, t1: number, times: readonly number[]): void {
-  if (!Number.isFinite(t0) || !Number.isFinite(t1)) throw new SpecError(`t0 and t1 must be finite, got t0=${t0}, t1=${t1}`);
+  if (!Number.isFinite(t0) || !Number.isFinite(t1))
+    throw new SpecError(`t0 and t1 must be finite, got t0=${t0}, t1=${t1}`);
   if (t0 === t1) throw new SpecError(`t0 and t1 must differ, both are ${t0}`);
   const dir = Math.sign(t1 - t0);
   let prev = t0;

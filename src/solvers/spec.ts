@@ -72,12 +72,14 @@ function positiveInt(spec: string, key: string, v: number): number {
 
 function tolerance(spec: string, key: string, v: number, limits: SolverLimits): number {
   positive(spec, key, v);
-  if (v < limits.minTol) throw new SpecError(`solver spec "${spec}": ${key} ${v} is below the tolerance floor ${limits.minTol} (${HINT})`);
+  if (v < limits.minTol)
+    throw new SpecError(`solver spec "${spec}": ${key} ${v} is below the tolerance floor ${limits.minTol} (${HINT})`);
   return v;
 }
 
 function stepCount(spec: string, key: string, n: number, limits: SolverLimits, why = ''): number {
-  if (n > limits.maxSteps) throw new SpecError(`solver spec "${spec}": ${key} ${why}exceeds the limit of ${limits.maxSteps} steps (${HINT})`);
+  if (n > limits.maxSteps)
+    throw new SpecError(`solver spec "${spec}": ${key} ${why}exceeds the limit of ${limits.maxSteps} steps (${HINT})`);
   return n;
 }
 
@@ -89,14 +91,17 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   // The tableau decides the syntax: a method with an error estimate takes a tolerance (see solver.ts).
   const adaptive = ADAPTIVE_METHODS.includes(method);
   if (items.length === 0) {
-    const what = adaptive ? 'a tolerance, e.g. ' + method + ':1e-5' : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
+    const what = adaptive
+      ? 'a tolerance, e.g. ' + method + ':1e-5'
+      : 'a step size or count, e.g. ' + method + ':0.1 or ' + method + ':steps=10';
     throw new SpecError(`solver spec "${spec}": missing value; expected ${what}`);
   }
   const named = new Map<string, number>();
   let positional: number | undefined;
   for (const item of items) {
     if (item.key === undefined) {
-      if (positional !== undefined || named.size > 0) throw new SpecError(`solver spec "${spec}": a bare value may only come first and once, got "${item.text}"`);
+      if (positional !== undefined || named.size > 0)
+        throw new SpecError(`solver spec "${spec}": a bare value may only come first and once, got "${item.text}"`);
       positional = parseNumber(spec, adaptive ? 'tolerance' : 'step size', item.value);
       continue;
     }
@@ -105,16 +110,22 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   }
   // The bare value is the step size h (fixed) or the tolerance tol (adaptive).
   const bareKey = adaptive ? 'tol' : 'h';
-  if (positional !== undefined && named.has(bareKey)) throw new SpecError(`solver spec "${spec}": ${bareKey} given twice (as the bare value and as ${bareKey}=)`);
+  if (positional !== undefined && named.has(bareKey))
+    throw new SpecError(`solver spec "${spec}": ${bareKey} given twice (as the bare value and as ${bareKey}=)`);
   const allowed = adaptive ? ['rtol', 'atol', 'tol', 'maxSteps', 'firstStep', 'minStep'] : ['h', 'steps'];
   for (const key of named.keys()) {
-    if (!allowed.includes(key)) throw new SpecError(`solver spec "${spec}": unknown option "${key}" for ${method}; expected ${allowed.join(', ')}`);
+    if (!allowed.includes(key))
+      throw new SpecError(
+        `solver spec "${spec}": unknown option "${key}" for ${method}; expected ${allowed.join(', ')}`,
+      );
   }
   if (!adaptive) {
     const h = positional ?? named.get('h');
     const steps = named.get('steps');
-    if (h !== undefined && steps !== undefined) throw new SpecError(`solver spec "${spec}": give a step size or a step count, not both`);
-    if (steps !== undefined) return { kind: 'fixed', method, steps: stepCount(spec, 'steps', positiveInt(spec, 'steps', steps), limits) };
+    if (h !== undefined && steps !== undefined)
+      throw new SpecError(`solver spec "${spec}": give a step size or a step count, not both`);
+    if (steps !== undefined)
+      return { kind: 'fixed', method, steps: stepCount(spec, 'steps', positiveInt(spec, 'steps', steps), limits) };
     if (h === undefined) throw new SpecError(`solver spec "${spec}": missing step size`);
     positive(spec, 'step size', h);
     const n = fixedStepCount({ kind: 'fixed', method, h });
@@ -126,13 +137,16 @@ export function parseSolverSpec(spec: string, limits: SolverLimits = DEFAULT_SOL
   for (const key of ['rtol', 'atol', 'tol'] as const) if (named.has(key)) tolerance(spec, key, named.get(key)!, limits);
   const rtol = named.get('rtol') ?? tol;
   const atol = named.get('atol') ?? tol;
-  if (rtol === undefined || atol === undefined) throw new SpecError(`solver spec "${spec}": give a tolerance, or both rtol and atol`);
+  if (rtol === undefined || atol === undefined)
+    throw new SpecError(`solver spec "${spec}": give a tolerance, or both rtol and atol`);
   const out: AdaptiveSolverSpec = {
     kind: 'adaptive',
     method,
     rtol: tolerance(spec, 'rtol', rtol, limits),
     atol: tolerance(spec, 'atol', atol, limits),
-    ...(named.has('maxSteps') ? { maxSteps: stepCount(spec, 'maxSteps', positiveInt(spec, 'maxSteps', named.get('maxSteps')!), limits) } : {}),
+    ...(named.has('maxSteps')
+      ? { maxSteps: stepCount(spec, 'maxSteps', positiveInt(spec, 'maxSteps', named.get('maxSteps')!), limits) }
+      : {}),
     ...(named.has('firstStep') ? { firstStep: positive(spec, 'firstStep', named.get('firstStep')!) } : {}),
     ...(named.has('minStep') ? { minStep: positive(spec, 'minStep', named.get('minStep')!) } : {}),
   };
@@ -157,7 +171,8 @@ export function parseSolverList(list: string, limits: SolverLimits = DEFAULT_SOL
     // 'euler: 0.5' is one spec with a space after the colon, not 'euler:' and ',0.5'.
     else items[last] += items[last]!.endsWith(':') || piece.startsWith(':') ? piece : ',' + piece;
   }
-  if (items.length === 0) throw new SpecError(`empty solver list "${list}"; expected specs like euler:0.1,rk4:steps=10`);
+  if (items.length === 0)
+    throw new SpecError(`empty solver list "${list}"; expected specs like euler:0.1,rk4:steps=10`);
   return items.map((s) => parseSolverSpec(s, limits));
 }
 
@@ -183,19 +198,27 @@ export function formatSolverSpec(s: SolverSpec): string {
 export function displayNumber(v: number): string {
   if (!Number.isFinite(v) || Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
-  if (a < 1e-3) return v.toExponential(5).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  if (a < 1e-3)
+    return v
+      .toExponential(5)
+      .replace(/\.?0+e/, 'e')
+      .replace('e+', 'e');
   return String(Number(v.toPrecision(6)));
 }
 
 /** A spec as people read it: formatSolverSpec with each number through displayNumber. */
 export function displaySolverSpec(s: SolverSpec): string {
-  if (s.kind === 'fixed') return s.steps !== undefined ? `${s.method}:steps=${s.steps}` : `${s.method}:${displayNumber(s.h!)}`;
+  if (s.kind === 'fixed')
+    return s.steps !== undefined ? `${s.method}:steps=${s.steps}` : `${s.method}:${displayNumber(s.h!)}`;
   const extra = [
     s.maxSteps !== undefined ? `maxSteps=${s.maxSteps}` : '',
     s.firstStep !== undefined ? `firstStep=${displayNumber(s.firstStep)}` : '',
     s.minStep !== undefined ? `minStep=${displayNumber(s.minStep)}` : '',
   ].filter(Boolean);
-  const base = s.rtol === s.atol ? `${s.method}:${displayNumber(s.rtol)}` : `${s.method}:rtol=${displayNumber(s.rtol)},atol=${displayNumber(s.atol)}`;
+  const base =
+    s.rtol === s.atol
+      ? `${s.method}:${displayNumber(s.rtol)}`
+      : `${s.method}:rtol=${displayNumber(s.rtol)},atol=${displayNumber(s.atol)}`;
   return [base, ...extra].join(',');
 }
 
@@ -229,7 +252,13 @@ export function fixedStepCount(s: FixedSolverSpec, t0 = 0, t1 = 1): number {
  * command that knows its interval (train, solve, evaluate, the audits) checks
  * it here before any work starts. Adaptive solves are bounded by maxSteps.
  */
-export function checkStepBudget(s: SolverSpec, t0: number, t1: number, limits: SolverLimits = DEFAULT_SOLVER_LIMITS, where = ''): void {
+export function checkStepBudget(
+  s: SolverSpec,
+  t0: number,
+  t1: number,
+  limits: SolverLimits = DEFAULT_SOLVER_LIMITS,
+  where = '',
+): void {
   if (s.kind !== 'fixed' || s.steps !== undefined) return;
   const span = Math.abs(t1 - t0);
   const n = span / s.h! - 1e-9;

@@ -63,10 +63,7 @@ function defineTableau(input: TableauInput): Tableau {
   // FSAL: the last stage is evaluated at (t + h, y1) exactly.
   const last = input.a[s - 1]!;
   const fsal =
-    s > 1 &&
-    input.c[s - 1] === 1 &&
-    input.b[s - 1] === 0 &&
-    last.every((v, j) => Math.abs(v - input.b[j]!) <= TOL);
+    s > 1 && input.c[s - 1] === 1 && input.b[s - 1] === 0 && last.every((v, j) => Math.abs(v - input.b[j]!) <= TOL);
   return Object.freeze({
     name: input.name,
     order: input.order,
@@ -151,8 +148,13 @@ const tableaus: Tableau[] = [
     ],
     b: [0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774, 0],
     bErr: [
-      -0.00178001105222577714, -0.0008164344596567469, 0.007880878010261995, -0.1447110071732629,
-      0.5823571654525552, -0.45808210592918697, 1 / 66,
+      -0.00178001105222577714,
+      -0.0008164344596567469,
+      0.007880878010261995,
+      -0.1447110071732629,
+      0.5823571654525552,
+      -0.45808210592918697,
+      1 / 66,
     ],
   }),
 ];

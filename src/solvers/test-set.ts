@@ -17,15 +17,29 @@ export function paperTestSolvers(train: SolverSpec, t0 = 0, t1 = 1): SolverSpec[
     const n = fixedStepCount(train, t0, t1);
     const counts = [...new Set([0.5, 0.75, 1, 1.5, 2].map((f) => Math.max(1, Math.round(n * f))))];
     const out: SolverSpec[] = [];
-    for (const method of ['euler', 'midpoint', 'rk4']) for (const steps of counts) out.push({ kind: 'fixed', method, steps });
+    for (const method of ['euler', 'midpoint', 'rk4'])
+      for (const steps of counts) out.push({ kind: 'fixed', method, steps });
     return out;
   }
   const methods = train.method === 'dopri5' ? ['dopri5'] : [train.method, 'dopri5'];
-  return methods.flatMap((method) => [0.1, 1, 10].map((f) => ({ kind: 'adaptive' as const, method, rtol: tidy(train.rtol * f), atol: tidy(train.atol * f), ...(train.maxSteps !== undefined ? { maxSteps: train.maxSteps } : {}) })));
+  return methods.flatMap((method) =>
+    [0.1, 1, 10].map((f) => ({
+      kind: 'adaptive' as const,
+      method,
+      rtol: tidy(train.rtol * f),
+      atol: tidy(train.atol * f),
+      ...(train.maxSteps !== undefined ? { maxSteps: train.maxSteps } : {}),
+    })),
+  );
 }
 
 /** A test-solver list, or "paper" (or nothing) for the paper's set around the training solver. */
-export function resolveTestSolvers(list: string | undefined, trainSolver: string | undefined, t0 = 0, t1 = 1): SolverSpec[] {
+export function resolveTestSolvers(
+  list: string | undefined,
+  trainSolver: string | undefined,
+  t0 = 0,
+  t1 = 1,
+): SolverSpec[] {
   if (list === undefined || list.trim() === 'paper') {
     if (!trainSolver) throw new SpecError('--solvers is required: the model does not record its training solver');
     return paperTestSolvers(parseSolverSpec(trainSolver), t0, t1);

@@ -121,10 +121,17 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
   for (const j of plan.jobs) {
     const s = parseSolver(j.trainSolver);
     const fallback = s.kind === 'fixed' ? 20 * s.tableau.c.length : stepNfe(s);
-    const perIteration = j.adapt ? 1.2 * (gridNfe.has(s.spec.method) ? median(gridNfe.get(s.spec.method)!) : fallback) : stepNfe(s);
+    const perIteration = j.adapt
+      ? 1.2 * (gridNfe.has(s.spec.method) ? median(gridNfe.get(s.spec.method)!) : fallback)
+      : stepNfe(s);
     const samples = j.iterations * j.batchSize;
     const evaluation = evaluationNfe(j, gridSpecs.get(s.spec.method));
-    out.set(j.id, { nfePerSample: 2 * perIteration * j.iterations, samples, sampleNfe: 2 * perIteration * samples, ...evaluation });
+    out.set(j.id, {
+      nfePerSample: 2 * perIteration * j.iterations,
+      samples,
+      sampleNfe: 2 * perIteration * samples,
+      ...evaluation,
+    });
   }
   return out;
 }
@@ -134,10 +141,15 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
  * evaluation, every test solver ("paper" resolved around the grid point; for
  * an adaptation run around its method's median grid point), and the audits.
  */
-function evaluationNfe(j: Job, methodGrid: SolverSpec[] | undefined): { evalNfePerPoint: number; auditNfePerPoint: number } {
+function evaluationNfe(
+  j: Job,
+  methodGrid: SolverSpec[] | undefined,
+): { evalNfePerPoint: number; auditNfePerPoint: number } {
   const s = parseSolverSpec(j.trainSolver);
   const around = j.adapt && methodGrid && methodGrid.length > 0 ? medianSpec(methodGrid) : s;
-  const tests = j.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t])).map((t) => parseSolverSpec(t, j.solverLimits));
+  const tests = j.testSolvers
+    .flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t]))
+    .map((t) => parseSolverSpec(t, j.solverLimits));
   const evalNfe = stepNfe(around) + tests.reduce((sum, t) => sum + stepNfe(t), 0);
   const fan = j.audit.fan ? stepNfe(around) + stepNfe(parseSolverSpec(DEFAULT_FAN_REFERENCE)) : 0;
   const crossing = j.audit.crossing ? stepNfe(around) * CROSSING_SOLVES : 0;
@@ -184,7 +196,12 @@ export interface IterationCost {
 }
 
 /** Median milliseconds of iterations 2..n of a short real training run (the first builds graphs; a median resists a busy moment). */
-async function timeIterations(dataset: string, field: string, solver: string, batch: number): Promise<{ ms: number; nfe: number }> {
+async function timeIterations(
+  dataset: string,
+  field: string,
+  solver: string,
+  batch: number,
+): Promise<{ ms: number; nfe: number }> {
   const iterations = 6;
   const stamps: number[] = [];
   let nfe = 0;
@@ -197,8 +214,12 @@ async function timeIterations(dataset: string, field: string, solver: string, ba
       },
     },
   );
-  if (run.result.iterations < iterations || stamps.length < iterations) throw new Error(`calibration of ${dataset} ${field} stopped early`);
-  const deltas = stamps.slice(1, iterations).map((s, k) => s - stamps[k]!).sort((x, y) => x - y);
+  if (run.result.iterations < iterations || stamps.length < iterations)
+    throw new Error(`calibration of ${dataset} ${field} stopped early`);
+  const deltas = stamps
+    .slice(1, iterations)
+    .map((s, k) => s - stamps[k]!)
+    .sort((x, y) => x - y);
   return { ms: deltas[Math.floor(deltas.length / 2)]!, nfe: nfe / (iterations - 1) };
 }
 
@@ -209,7 +230,13 @@ async function timeIterations(dataset: string, field: string, solver: string, ba
  */
 type Kind = 'fixed' | 'adaptive';
 
-async function calibrate(dataset: string, field: string, kind: Kind, batch: number, recalibrate = false): Promise<IterationCost> {
+async function calibrate(
+  dataset: string,
+  field: string,
+  kind: Kind,
+  batch: number,
+  recalibrate = false,
+): Promise<IterationCost> {
   const key = calibrationKey(dataset, field, kind, batch);
   const cached = recalibrate ? undefined : readCachedCost(key);
   if (cached) return { ...cached, cached: true };
@@ -222,7 +249,8 @@ async function measure(dataset: string, field: string, kind: 'fixed' | 'adaptive
   const [lo, hi] = kind === 'fixed' ? ['euler:steps=1', 'euler:steps=4'] : ['dopri5:0.1', 'dopri5:0.001'];
   const a = await timeIterations(dataset, field, lo, batch);
   const b = await timeIterations(dataset, field, hi, batch);
-  const slope = b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
+  const slope =
+    b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
   const msPerIteration = Math.max(0, a.ms - slope * a.nfe * batch);
   return { msPerIteration, msPerSampleNfe: slope, measuredAt: new Date().toISOString() };
 }
@@ -238,7 +266,10 @@ export interface EstimateOptions {
   readonly calibrationBatch?: number;
 }
 
-export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: EstimateOptions = {}): Promise<WorkEstimate> {
+export async function estimateWork(
+  plan: Pick<StudyPlan, 'jobs'>,
+  options: EstimateOptions = {},
+): Promise<WorkEstimate> {
   const workers = options.workers ?? 1;
   const work = jobWork(plan);
   const byGroup = new Map<string, { dataset: string; field: string; kind: 'fixed' | 'adaptive'; jobs: Job[] }>();
@@ -261,11 +292,20 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
     const evalSampleNfe = loaded
       ? g.jobs.reduce((s, j) => {
           const w = work.get(j.id)!;
-          return s + (w.evalNfePerPoint - w.auditNfePerPoint) * loaded.testPoints + w.auditNfePerPoint * Math.min(AUDIT_POINTS, loaded.testPoints);
+          return (
+            s +
+            (w.evalNfePerPoint - w.auditNfePerPoint) * loaded.testPoints +
+            w.auditNfePerPoint * Math.min(AUDIT_POINTS, loaded.testPoints)
+          );
         }, 0)
       : undefined;
     let group: WorkGroup = {
-      dataset: g.dataset, field: g.field, kind: g.kind, jobs: g.jobs.length, iterations, sampleNfe,
+      dataset: g.dataset,
+      field: g.field,
+      kind: g.kind,
+      jobs: g.jobs.length,
+      iterations,
+      sampleNfe,
       ...(evalSampleNfe !== undefined ? { evalSampleNfe } : {}),
       ...(size !== undefined ? { fieldSize: size } : {}),
     };
@@ -282,7 +322,11 @@ export async function estimateWork(plan: Pick<StudyPlan, 'jobs'>, options: Estim
   const calibrated = groups.length > 0 && groups.every((g) => g.cost !== undefined);
   // Evaluation is priced at training's per-sample·NFE cost: forward-only onnxruntime on large chunks is about as fast per NFE as a training NFE.
   const serialMs = calibrated
-    ? groups.reduce((s, g) => s + g.iterations * g.cost!.msPerIteration + (g.sampleNfe + (g.evalSampleNfe ?? 0)) * g.cost!.msPerSampleNfe, 0)
+    ? groups.reduce(
+        (s, g) =>
+          s + g.iterations * g.cost!.msPerIteration + (g.sampleNfe + (g.evalSampleNfe ?? 0)) * g.cost!.msPerSampleNfe,
+        0,
+      )
     : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
   const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];

@@ -64,7 +64,11 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
         const now = performance.now();
         if (now - lastReport < 200 && iteration !== job.iterations) return;
         lastReport = now;
-        ctx.onProgress?.({ iteration, iterations: job.iterations, ...(last ? { loss: last.loss, accuracy: last.accuracy } : {}) });
+        ctx.onProgress?.({
+          iteration,
+          iterations: job.iterations,
+          ...(last ? { loss: last.loss, accuracy: last.accuracy } : {}),
+        });
       },
     },
   );
@@ -77,7 +81,13 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     trainSolver: run.training.solver,
     dataset: run.dataset.spec,
     seed: job.seed,
-    provenance: { jobId: job.id, initialSolver: job.trainSolver, adapt: job.adapt, iterations: run.result.iterations, engine: run.training.engine ?? 'tfjs' },
+    provenance: {
+      jobId: job.id,
+      initialSolver: job.trainSolver,
+      adapt: job.adapt,
+      iterations: run.result.iterations,
+      engine: run.training.engine ?? 'tfjs',
+    },
   });
 
   stopIfCancelled();
@@ -85,7 +95,9 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const test = run.dataset.test;
   const trainSpec = parseSolverSpec(run.training.solver, job.solverLimits);
   // "paper" (adaptation jobs) is resolved around the step training ended at, known only now.
-  const testSpecs = [...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t])))];
+  const testSpecs = [
+    ...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t]))),
+  ];
   const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
   // The signal stops evaluation and audits at their next field call: a cancelled job need not finish minutes of work first.
   // The bundle just written is what is evaluated and audited: the numbers belong to the files a reader gets.
@@ -97,7 +109,8 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     rows = await evaluate(source, test, specs, ctx.signal ? { signal: ctx.signal } : {});
     evalMs = performance.now() - evalStart;
     if (job.audit.crossing || job.audit.fan) stopIfCancelled();
-    audits = job.audit.crossing || job.audit.fan ? await runAudits(job, source, test, trainSpec, ctx.signal) : undefined;
+    audits =
+      job.audit.crossing || job.audit.fan ? await runAudits(job, source, test, trainSpec, ctx.signal) : undefined;
   } finally {
     await source.release();
   }
@@ -111,9 +124,22 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     trainNfe: own!.nfe,
     ...(last ? { finalLoss: last.loss, finalBatchAccuracy: last.accuracy } : {}),
     iterations: run.result.iterations,
-    nfe: { forward: nfe.forward, backward: nfe.backward, checks: nfe.checks, total: nfe.forward + nfe.backward + nfe.checks },
+    nfe: {
+      forward: nfe.forward,
+      backward: nfe.backward,
+      checks: nfe.checks,
+      total: nfe.forward + nfe.backward + nfe.checks,
+    },
     evals,
-    ...(job.adapt ? { adaptation: { decisions: run.result.adaptation.length, final: formatSolverSpec(trainSpec), trace: [...run.result.adaptation] } } : {}),
+    ...(job.adapt
+      ? {
+          adaptation: {
+            decisions: run.result.adaptation.length,
+            final: formatSolverSpec(trainSpec),
+            trace: [...run.result.adaptation],
+          },
+        }
+      : {}),
     backend: backend.name,
     engine: run.training.engine ?? 'tfjs',
     device,
@@ -138,7 +164,13 @@ function thinned(k1: number, limit: number): number[] {
   return idx;
 }
 
-async function runAudits(job: Job, source: ModelSource, test: EvalData, spec: SolverSpec, signal?: AbortSignal): Promise<NonNullable<JobMetrics['audits']>> {
+async function runAudits(
+  job: Job,
+  source: ModelSource,
+  test: EvalData,
+  spec: SolverSpec,
+  signal?: AbortSignal,
+): Promise<NonNullable<JobMetrics['audits']>> {
   const run = signal ? { signal } : {};
   const n = Math.min(AUDIT_POINTS, test.n);
   const w = source.inputWidth;
@@ -148,9 +180,27 @@ async function runAudits(job: Job, source: ModelSource, test: EvalData, spec: So
     const r = await crossingAudit(source, data, spec, run);
     const ref = r.refinement;
     out.crossing = {
-      solver: r.solver, points: n, d: r.d, crossings: r.crossings, touchingPairs: r.touchingPairs, pairsChecked: r.pairsChecked, firstStep: r.firstStep, projected: r.projected, note: r.note,
+      solver: r.solver,
+      points: n,
+      d: r.d,
+      crossings: r.crossings,
+      touchingPairs: r.touchingPairs,
+      pairsChecked: r.pairsChecked,
+      firstStep: r.firstStep,
+      projected: r.projected,
+      note: r.note,
       ...(r.fold ? { folded: r.fold.folded, foldStates: r.fold.states, minDet: r.fold.minDet } : {}),
-      ...(ref ? { refinement: { levels: ref.levels, persistentPairs: ref.persistentPairs, artefactPairs: ref.artefactPairs, unresolvedPairs: ref.unresolvedPairs, notRefinedPairs: ref.notRefinedPairs } } : {}),
+      ...(ref
+        ? {
+            refinement: {
+              levels: ref.levels,
+              persistentPairs: ref.persistentPairs,
+              artefactPairs: ref.artefactPairs,
+              unresolvedPairs: ref.unresolvedPairs,
+              notRefinedPairs: ref.notRefinedPairs,
+            },
+          }
+        : {}),
       verdict: { ...r.verdict, proofs: [...r.verdict.proofs] },
     };
   }
@@ -158,9 +208,28 @@ async function runAudits(job: Job, source: ModelSource, test: EvalData, spec: So
     const r = await fanAudit(source, data, spec, undefined, run);
     const idx = thinned(r.times.length, FAN_SERIES_POINTS);
     out.fan = {
-      solver: r.solver, reference: r.reference, points: n,
-      final: { mean: r.final.mean, max: r.final.max, perClass: r.final.perClass.map((c) => ({ label: c.label, count: c.count, mean: c.mean, std: c.std, max: c.max })) },
-      series: { times: idx.map((k) => r.times[k]!), perClass: r.perClass.map((c) => ({ label: c.label, mean: idx.map((k) => c.mean[k]!), std: idx.map((k) => c.std[k]!) })) },
+      solver: r.solver,
+      reference: r.reference,
+      points: n,
+      final: {
+        mean: r.final.mean,
+        max: r.final.max,
+        perClass: r.final.perClass.map((c) => ({
+          label: c.label,
+          count: c.count,
+          mean: c.mean,
+          std: c.std,
+          max: c.max,
+        })),
+      },
+      series: {
+        times: idx.map((k) => r.times[k]!),
+        perClass: r.perClass.map((c) => ({
+          label: c.label,
+          mean: idx.map((k) => c.mean[k]!),
+          std: idx.map((k) => c.std[k]!),
+        })),
+      },
     };
   }
   return out;

@@ -3,8 +3,28 @@
  * pool of worker threads here, local.ts, or a NATS cluster, src/cluster),
  * keep results resumable on disk.
  */
-export type { Job, JobContext, JobMetrics, JobOutcome, JobProgress, JobResult, JobStatus, StudyCounts, StudyEvent } from './types.js';
-export { validateStudy, loadStudyFile, parseStudyText, StudyFileError, STUDY_DEFAULTS, ENGINES, type StudySpec, type GridEntry, type Engine } from './schema.js';
+export type {
+  Job,
+  JobContext,
+  JobMetrics,
+  JobOutcome,
+  JobProgress,
+  JobResult,
+  JobStatus,
+  StudyCounts,
+  StudyEvent,
+} from './types.js';
+export {
+  validateStudy,
+  loadStudyFile,
+  parseStudyText,
+  StudyFileError,
+  STUDY_DEFAULTS,
+  ENGINES,
+  type StudySpec,
+  type GridEntry,
+  type Engine,
+} from './schema.js';
 export { planStudy, planSpec, jobId, canonicalJson, type StudyPlan, type StudyDocument } from './plan.js';
 export { paperTestSolvers } from './paper.js';
 export { runStudy, type RunStudyOptions, type RunStudyResult } from './run.js';

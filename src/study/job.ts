@@ -26,7 +26,10 @@ export interface RunJobToResultOptions {
 export function describeError(e: unknown): string {
   if (isOdenessError(e)) return e.message;
   if (e instanceof Error) {
-    const frame = e.stack?.split('\n').find((l) => l.trim().startsWith('at '))?.trim();
+    const frame = e.stack
+      ?.split('\n')
+      .find((l) => l.trim().startsWith('at '))
+      ?.trim();
     return `${e.name}: ${e.message}${frame ? ` (${frame})` : ''}`;
   }
   return `non-error thrown: ${String(e)}`;
@@ -41,7 +44,8 @@ export async function runJobToResult(job: Job, opts: RunJobToResultOptions): Pro
     return { startedAt: new Date(start).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - start };
   };
   try {
-    const dataset = opts.dataRoot !== undefined ? await loadConfinedDataset(job.dataset, job.seed, opts.dataRoot) : undefined;
+    const dataset =
+      opts.dataRoot !== undefined ? await loadConfinedDataset(job.dataset, job.seed, opts.dataRoot) : undefined;
     const outcome = await executeJob(job, {
       bundleDir: opts.bundleDir,
       ...(dataset ? { dataset } : {}),

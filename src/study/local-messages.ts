@@ -36,4 +36,3 @@ export type PoolTaskMessage = z.infer<typeof PoolTaskMessageSchema>;
 export const PoolControlMessageSchema = z.object({ kind: z.literal('cancel') });
 /** What the main thread posts to a running task on its port: stop at the next safe point. */
 export type PoolControlMessage = z.infer<typeof PoolControlMessageSchema>;
-

@@ -47,12 +47,18 @@ export const WORKER_MEMORY_BYTES = 1.5 * 2 ** 30;
  * CPU-bound; more threads only share them) and than its memory allows at
  * WORKER_MEMORY_BYTES each. `note` says why a request was lowered.
  */
-export function capThreads(requested: number, machine = { cores: availableParallelism(), memoryBytes: totalmem() }): { threads: number; note?: string } {
+export function capThreads(
+  requested: number,
+  machine = { cores: availableParallelism(), memoryBytes: totalmem() },
+): { threads: number; note?: string } {
   const byMemory = Math.max(1, Math.floor(machine.memoryBytes / WORKER_MEMORY_BYTES));
   const max = Math.max(1, Math.min(machine.cores, byMemory));
   if (requested <= max) return { threads: requested };
   const gib = (b: number) => (b / 2 ** 30).toFixed(1);
-  const why = machine.cores <= byMemory ? `${machine.cores} cores` : `${gib(machine.memoryBytes)} GiB of memory at ~${gib(WORKER_MEMORY_BYTES)} GiB per worker`;
+  const why =
+    machine.cores <= byMemory
+      ? `${machine.cores} cores`
+      : `${gib(machine.memoryBytes)} GiB of memory at ~${gib(WORKER_MEMORY_BYTES)} GiB per worker`;
   return { threads: max, note: `${requested} workers requested; using ${max} (this machine has ${why})` };
 }
 
@@ -75,7 +81,8 @@ export class JobPool {
 
   constructor(opts: JobPoolOptions = {}) {
     const threads = opts.threads ?? defaultThreads();
-    if (!Number.isInteger(threads) || threads < 1) throw new TypeError(`JobPool: threads must be a positive integer, got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new TypeError(`JobPool: threads must be a positive integer, got ${threads}`);
     this.threads = threads;
     this.workerPrefix = opts.workerPrefix ?? `local/${hostname()}/${process.pid}`;
     this.pool = new Piscina<PoolTask, JobResult>({
@@ -110,16 +117,27 @@ export class JobPool {
     hooks.signal?.addEventListener('abort', cancel, { once: true });
     const started = Date.now();
     try {
-      const result = await this.pool.run({ job, attempt, bundleDir, workerPrefix: this.workerPrefix, port: port2 }, { transferList: [port2] });
+      const result = await this.pool.run(
+        { job, attempt, bundleDir, workerPrefix: this.workerPrefix, port: port2 },
+        { transferList: [port2] },
+      );
       if (hooks.signal?.aborted && result.status !== 'done') throw abortError();
       return result;
     } catch (e) {
       if (hooks.signal?.aborted) throw e;
       const end = Date.now();
       return {
-        id: job.id, job, status: 'failed', attempt, worker: `${this.workerPrefix}/thread`,
+        id: job.id,
+        job,
+        status: 'failed',
+        attempt,
+        worker: `${this.workerPrefix}/thread`,
         error: `worker thread died: ${describeError(e)}`,
-        timings: { startedAt: new Date(started).toISOString(), finishedAt: new Date(end).toISOString(), ms: end - started },
+        timings: {
+          startedAt: new Date(started).toISOString(),
+          finishedAt: new Date(end).toISOString(),
+          ms: end - started,
+        },
       };
     } finally {
       hooks.signal?.removeEventListener('abort', cancel);

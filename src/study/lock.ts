@@ -157,7 +157,12 @@ async function tryLink(file: string, record: string): Promise<{ ino: number; dev
 /** Remove the stale lock `judged` if `.lock` is still that file, holding `.lock.break` meanwhile. */
 async function removeStale(dir: string, file: string, judged: Inspected): Promise<void> {
   const breaker = join(dir, BREAK_FILE);
-  const me: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const me: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+    token: randomBytes(8).toString('hex'),
+  };
   const record = JSON.stringify(me) + '\n';
   const until = Date.now() + BREAK_WAIT_MS;
   let held: { ino: number; dev: number } | undefined;
@@ -166,20 +171,28 @@ async function removeStale(dir: string, file: string, judged: Inspected): Promis
     const dead = other && (other.info ? !isLive(other.info) : Date.now() - other.mtimeMs > UNREADABLE_STALE_MS);
     if (dead) await breakStale(breaker, other);
     if (Date.now() > until) {
-      throw new OdenessError(`${dir}: another run keeps ${BREAK_FILE} (breaking a stale lock); remove it if no study run is running`);
+      throw new OdenessError(
+        `${dir}: another run keeps ${BREAK_FILE} (breaking a stale lock); remove it if no study run is running`,
+      );
     }
     await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
   }
   try {
     if (sameFile(await inspect(file), judged)) await unlink(file).catch(() => undefined);
   } finally {
-    if (sameFile(await inspect(breaker).catch(() => undefined), { ...held, text: record })) await unlink(breaker).catch(() => undefined);
+    if (sameFile(await inspect(breaker).catch(() => undefined), { ...held, text: record }))
+      await unlink(breaker).catch(() => undefined);
   }
 }
 
 export async function acquireLock(dir: string): Promise<DirLock> {
   const file = join(dir, LOCK_FILE);
-  const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const info: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+    token: randomBytes(8).toString('hex'),
+  };
   const record = JSON.stringify(info) + '\n';
   for (let tries = 0; tries < TRIES; tries++) {
     const got = await tryLink(file, record);
@@ -187,7 +200,8 @@ export async function acquireLock(dir: string): Promise<DirLock> {
       return {
         file,
         release: async () => {
-          if (sameFile(await inspect(file).catch(() => undefined), { ...got, text: record })) await unlink(file).catch(() => undefined);
+          if (sameFile(await inspect(file).catch(() => undefined), { ...got, text: record }))
+            await unlink(file).catch(() => undefined);
         },
       };
     }

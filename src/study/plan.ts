@@ -54,7 +54,9 @@ export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']';
   if (typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+    const keys = Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort();
     return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}';
   }
   throw new TypeError(`canonicalJson: cannot encode a ${typeof v}`);
@@ -71,7 +73,10 @@ export const JOB_FORMAT = 'odeness-job/1';
 
 export function jobId(config: Omit<Job, 'id'> & { id?: string }): string {
   const { id: _ignored, ...rest } = config;
-  return createHash('sha256').update(JOB_FORMAT + '\n' + canonicalJson(rest)).digest('hex').slice(0, JOB_ID_LENGTH);
+  return createHash('sha256')
+    .update(JOB_FORMAT + '\n' + canonicalJson(rest))
+    .digest('hex')
+    .slice(0, JOB_ID_LENGTH);
 }
 
 /**
@@ -86,7 +91,10 @@ export type { PlanOverrides };
 /** A dataset spec with its test-set size set to N (spheres, mnist, cifar10; a JSON file's test split is a fraction, not a count). */
 export function withTestPoints(dataset: string, n: number): string {
   const d = parseDatasetSpec(dataset);
-  if (d.kind === 'json') throw new SpecError(`dataset "${dataset}": --test-points applies to spheres, mnist and cifar10 datasets; a JSON file's test split is set in its spec (split=<fraction>)`);
+  if (d.kind === 'json')
+    throw new SpecError(
+      `dataset "${dataset}": --test-points applies to spheres, mnist and cifar10 datasets; a JSON file's test split is set in its spec (split=<fraction>)`,
+    );
   return formatDatasetSpec({ ...d, testN: n });
 }
 
@@ -99,16 +107,26 @@ export const ADAPT_START_TOL = 1e-6;
  * placeholder the trainer replaces on the first batch) or the paper's 1e-6
  * (adaptive methods).
  */
-export function adaptationStart(method: string, starts: StudySpec['adaptStart']): { trainSolver: string; adaptStart: AdaptStart } {
+export function adaptationStart(
+  method: string,
+  starts: StudySpec['adaptStart'],
+): { trainSolver: string; adaptStart: AdaptStart } {
   const explicit = starts === 'hairer' ? undefined : starts.find((s) => s.split(':')[0] === method);
   if (explicit) return { trainSolver: explicit, adaptStart: 'spec' };
-  if (FIXED_METHODS.includes(method)) return { trainSolver: formatSolverSpec({ kind: 'fixed', method, steps: 1 }), adaptStart: 'hairer' };
-  return { trainSolver: formatSolverSpec({ kind: 'adaptive', method, rtol: ADAPT_START_TOL, atol: ADAPT_START_TOL }), adaptStart: 'spec' };
+  if (FIXED_METHODS.includes(method))
+    return { trainSolver: formatSolverSpec({ kind: 'fixed', method, steps: 1 }), adaptStart: 'hairer' };
+  return {
+    trainSolver: formatSolverSpec({ kind: 'adaptive', method, rtol: ADAPT_START_TOL, atol: ADAPT_START_TOL }),
+    adaptStart: 'spec',
+  };
 }
 
 /** The study's identity: a hash of its normalised spec (overrides applied), so comments, key order and spellings do not matter. */
 export function studyHash(spec: StudySpec): string {
-  return createHash('sha256').update('odeness-study/1\n' + canonicalJson(spec)).digest('hex').slice(0, JOB_ID_LENGTH);
+  return createHash('sha256')
+    .update('odeness-study/1\n' + canonicalJson(spec))
+    .digest('hex')
+    .slice(0, JOB_ID_LENGTH);
 }
 
 /**
@@ -124,7 +142,9 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     ...(overrides.iterations !== undefined ? { iterations: overrides.iterations } : {}),
     ...(overrides.batchSize !== undefined ? { batchSize: overrides.batchSize } : {}),
     ...(overrides.device !== undefined ? { device: overrides.device === 'cpu' ? undefined : overrides.device } : {}),
-    ...(overrides.testPoints !== undefined ? { datasets: study.datasets.map((d) => withTestPoints(d, overrides.testPoints!)) } : {}),
+    ...(overrides.testPoints !== undefined
+      ? { datasets: study.datasets.map((d) => withTestPoints(d, overrides.testPoints!)) }
+      : {}),
   };
   const jobs: Job[] = [];
   const seen = new Set<string>();
@@ -137,10 +157,17 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     jobs.push(job);
   };
   const notes: string[] = [];
-  const gridSpecs = oneTrainingEach(spec.grid.flatMap((g) => g.specs), notes);
+  const gridSpecs = oneTrainingEach(
+    spec.grid.flatMap((g) => g.specs),
+    notes,
+  );
   const tests = spec.testSolvers === 'paper' ? ['paper'] : spec.testSolvers;
   const common = {
-    iterations: spec.iterations, batchSize: spec.batchSize, lr: spec.lr, audit: { crossing: spec.audits.crossing, fan: spec.audits.fan }, engine: spec.engine,
+    iterations: spec.iterations,
+    batchSize: spec.batchSize,
+    lr: spec.lr,
+    audit: { crossing: spec.audits.crossing, fan: spec.audits.fan },
+    engine: spec.engine,
     ...(spec.solverLimits ? { solverLimits: spec.solverLimits } : {}),
     // Absent for the CPU, so CPU jobs keep their ids.
     ...(spec.device !== undefined && spec.device !== 'cpu' ? { device: spec.device } : {}),
@@ -151,7 +178,8 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
         for (const trainSolver of gridSpecs) {
           // The paper's test set is resolved around the grid point (part of the job's id).
           const testSolvers = [...new Set(tests.flatMap((t) => (t === 'paper' ? paperTestSolvers(trainSolver) : [t])))];
-          for (const seed of spec.seeds) add({ dataset, field, trainSolver, adapt: false, seed, ...common, testSolvers });
+          for (const seed of spec.seeds)
+            add({ dataset, field, trainSolver, adapt: false, seed, ...common, testSolvers });
         }
       }
       if (spec.adapt.includes(true)) {
@@ -159,7 +187,18 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
           const start = adaptationStart(method, spec.adaptStart);
           // "paper" stays a token: the job resolves it around the step it ends at.
           const folds = spec.adaptFolds ? { adaptFolds: true as const } : {};
-          for (const seed of spec.seeds) add({ dataset, field, trainSolver: start.trainSolver, adapt: true, adaptStart: start.adaptStart, ...folds, seed, ...common, testSolvers: [...tests] });
+          for (const seed of spec.seeds)
+            add({
+              dataset,
+              field,
+              trainSolver: start.trainSolver,
+              adapt: true,
+              adaptStart: start.adaptStart,
+              ...folds,
+              seed,
+              ...common,
+              testSolvers: [...tests],
+            });
         }
       }
     }

@@ -20,7 +20,13 @@ export type RunEvent = TrainEvent | StudyEvent;
  * pool's start-up plus one job's time although every slot was busy, which made
  * the bar's early ETA 3× too long.
  */
-export function studyEtaMs(p: { pending: number; running: number; finished: number; jobMsSum: number; slots: number }): number | undefined {
+export function studyEtaMs(p: {
+  pending: number;
+  running: number;
+  finished: number;
+  jobMsSum: number;
+  slots: number;
+}): number | undefined {
   if (p.pending + p.running === 0) return 0;
   if (p.finished === 0) return undefined;
   return ((p.jobMsSum / p.finished) * (p.pending + p.running / 2)) / Math.max(1, p.slots, p.running);
@@ -36,7 +42,19 @@ export interface StudyRunDocument {
   /** Why the run stopped early, when it did (SIGINT, SIGTERM, EPIPE: stdout closed). */
   stoppedBy?: string;
   /** Results recorded by this run, in the order they arrived. */
-  results: { id: string; status: JobResult['status']; attempt: number; dataset: string; field: string; trainSolver: string; adapt: boolean; seed: number; worker: string; ms: number; error?: string }[];
+  results: {
+    id: string;
+    status: JobResult['status'];
+    attempt: number;
+    dataset: string;
+    field: string;
+    trainSolver: string;
+    adapt: boolean;
+    seed: number;
+    worker: string;
+    ms: number;
+    error?: string;
+  }[];
   /** Warnings and notes the run printed. */
   logs: { level: 'info' | 'warn'; message: string }[];
   report?: string;
@@ -73,7 +91,19 @@ export class StudyProgress {
         this.jobMsSum += r.timings.ms;
         if (r.status === 'done') this.counts.done++;
         else this.counts.failed++;
-        this.results.push({ id: r.id, status: r.status, attempt: r.attempt, dataset: r.job.dataset, field: r.job.field, trainSolver: r.job.trainSolver, adapt: r.job.adapt, seed: r.job.seed, worker: r.worker, ms: r.timings.ms, ...(r.error ? { error: r.error } : {}) });
+        this.results.push({
+          id: r.id,
+          status: r.status,
+          attempt: r.attempt,
+          dataset: r.job.dataset,
+          field: r.job.field,
+          trainSolver: r.job.trainSolver,
+          adapt: r.job.adapt,
+          seed: r.job.seed,
+          worker: r.worker,
+          ms: r.timings.ms,
+          ...(r.error ? { error: r.error } : {}),
+        });
         break;
       }
       case 'log':
@@ -91,14 +121,33 @@ export class StudyProgress {
 
   /** Milliseconds left (undefined before the first result). */
   etaMs(): number | undefined {
-    return studyEtaMs({ pending: this.counts.pending, running: this.counts.running, finished: this.finishedNow, jobMsSum: this.jobMsSum, slots: this.slots });
+    return studyEtaMs({
+      pending: this.counts.pending,
+      running: this.counts.running,
+      finished: this.finishedNow,
+      jobMsSum: this.jobMsSum,
+      slots: this.slots,
+    });
   }
 
   /** The `--json` document of a finished run. */
-  document(run: { out: string; counts: StudyCounts; ms: number; interrupted: boolean; stoppedBy?: string; report?: string }): StudyRunDocument {
+  document(run: {
+    out: string;
+    counts: StudyCounts;
+    ms: number;
+    interrupted: boolean;
+    stoppedBy?: string;
+    report?: string;
+  }): StudyRunDocument {
     return {
       out: run.out,
-      plan: this.plan ?? { total: run.counts.total, toRun: 0, alreadyDone: run.counts.done, alreadyFailed: run.counts.failed, transport: '' },
+      plan: this.plan ?? {
+        total: run.counts.total,
+        toRun: 0,
+        alreadyDone: run.counts.done,
+        alreadyFailed: run.counts.failed,
+        transport: '',
+      },
       counts: run.counts,
       ms: run.ms,
       interrupted: run.interrupted,

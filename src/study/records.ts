@@ -29,6 +29,7 @@ export function validateResult(v: unknown, where = 'result'): JobResult {
 export function parseJob(untrusted: unknown, where = 'job'): Job {
   const job = validateJob(untrusted, where);
   const expected = jobId(job);
-  if (job.id !== expected) throw new RecordError(`${where}.id: expected the content hash of the job (${expected}), got "${job.id}"`);
+  if (job.id !== expected)
+    throw new RecordError(`${where}.id: expected the content hash of the job (${expected}), got "${job.id}"`);
   return job;
 }

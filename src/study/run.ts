@@ -46,17 +46,24 @@ export interface RunStudyResult {
 
 const STATE_EVERY_MS = 1000;
 
-export async function runStudy(source: string | StudyDocument | StudyPlan, opts: RunStudyOptions): Promise<RunStudyResult> {
+export async function runStudy(
+  source: string | StudyDocument | StudyPlan,
+  opts: RunStudyOptions,
+): Promise<RunStudyResult> {
   const t0 = Date.now();
   const transport = opts.transport;
-  if (typeof transport?.run !== 'function') throw new OdenessError('runStudy: options.transport must be a Transport (LocalTransport or NatsTransport)');
+  if (typeof transport?.run !== 'function')
+    throw new OdenessError('runStudy: options.transport must be a Transport (LocalTransport or NatsTransport)');
   if (typeof opts.out !== 'string' || opts.out === '') {
     await transport.close();
     throw new OdenessError('runStudy: options.out must name an output directory');
   }
   let plan: StudyPlan;
   try {
-    plan = typeof source === 'object' && 'jobs' in source && 'spec' in source ? (source as StudyPlan) : planStudy(source as string | StudyDocument);
+    plan =
+      typeof source === 'object' && 'jobs' in source && 'spec' in source
+        ? (source as StudyPlan)
+        : planStudy(source as string | StudyDocument);
   } catch (e) {
     await transport.close();
     throw e;
@@ -146,7 +153,14 @@ export async function runStudy(source: string | StudyDocument | StudyPlan, opts:
       else if (prev?.status === 'failed' && !opts.retryFailed) alreadyFailed++;
       else todo.push({ job, attempt: prev ? Math.min(prev.attempt + 1, JOB_LIMITS.attempt) : 1 });
     }
-    emit({ type: 'plan', total: plan.jobs.length, toRun: todo.length, alreadyDone, alreadyFailed, transport: transport.description });
+    emit({
+      type: 'plan',
+      total: plan.jobs.length,
+      toRun: todo.length,
+      alreadyDone,
+      alreadyFailed,
+      transport: transport.description,
+    });
     writeState();
     if (todo.length > 0) await transport.run(todo, sink, signal);
     interrupted = signal.aborted && counts().pending + counts().running > 0;

@@ -21,7 +21,12 @@ export const ENGINES = ENGINE_CHOICES;
 
 /** A study file (or object) that does not match the schema. */
 export class StudyFileError extends FileFormatError {
-  constructor(file: string, readonly path: string, readonly value: unknown, expected: string) {
+  constructor(
+    file: string,
+    readonly path: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
     super(file, describeIssue({ path, value, expected, unknownKey: false }));
   }
 }
@@ -68,7 +73,10 @@ export function loadStudyFile(file: string): StudySpec {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new FileFormatError(file, `cannot read the study file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new FileFormatError(
+      file,
+      `cannot read the study file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   return parseStudyText(text, file);
 }

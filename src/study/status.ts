@@ -54,20 +54,26 @@ export function studyStatus(dir: string): StudyStatus {
   const plan = readPlan(dir);
   if (!plan) {
     const what = existsSync(dir) ? `has no ${PLAN_FILE}` : 'does not exist';
-    throw new FileFormatError(join(dir, PLAN_FILE), `not a study output directory (${dir} ${what}; run \`odeness study run FILE --out ${dir}\` first)`);
+    throw new FileFormatError(
+      join(dir, PLAN_FILE),
+      `not a study output directory (${dir} ${what}; run \`odeness study run FILE --out ${dir}\` first)`,
+    );
   }
   const read = readResults(dir);
   const lock = readLock(dir);
   const state = lock ? readState(dir) : undefined;
   const ids = new Set(plan.jobs.map((j) => j.id));
   // Running per the live run's state file; a failed job being retried counts as running.
-  const running = new Set((state?.running ?? []).map((r) => r.id).filter((id) => ids.has(id) && read.final.get(id)?.status !== 'done'));
+  const running = new Set(
+    (state?.running ?? []).map((r) => r.id).filter((id) => ids.has(id) && read.final.get(id)?.status !== 'done'),
+  );
   let done = 0;
   const failures: StudyStatus['failures'] = [];
   for (const id of ids) {
     const r: JobResult | undefined = read.final.get(id);
     if (r?.status === 'done') done++;
-    else if (r?.status === 'failed' && !running.has(id)) failures.push({ id, error: r.error ?? '', attempt: r.attempt });
+    else if (r?.status === 'failed' && !running.has(id))
+      failures.push({ id, error: r.error ?? '', attempt: r.attempt });
   }
   const total = ids.size;
   let extra = 0;
@@ -75,7 +81,10 @@ export function studyStatus(dir: string): StudyStatus {
   return {
     dir,
     ...(plan.name !== undefined ? { name: plan.name } : {}),
-    total, done, failed: failures.length, running: running.size,
+    total,
+    done,
+    failed: failures.length,
+    running: running.size,
     pending: total - done - failures.length - running.size,
     ...(lock ? { activeRun: lock } : {}),
     ...optionalDead(lock ? undefined : deadRun(dir)),

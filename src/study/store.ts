@@ -66,7 +66,15 @@ function canonical(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
   const o = v as Record<string, unknown>;
-  return '{' + Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => JSON.stringify(k) + ':' + canonical(o[k])).join(',') + '}';
+  return (
+    '{' +
+    Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => JSON.stringify(k) + ':' + canonical(o[k]))
+      .join(',') +
+    '}'
+  );
 }
 
 /**
@@ -76,7 +84,12 @@ function canonical(v: unknown): string {
  * the directory (plan = both studies' jobs) or replace its plan (earlier
  * results stay in results.jsonl and are shown as not in the plan).
  */
-export function bindStudy(dir: string, existing: PlanFile | undefined, study: BoundStudy, binding: StudyBinding = 'check'): PlanFile {
+export function bindStudy(
+  dir: string,
+  existing: PlanFile | undefined,
+  study: BoundStudy,
+  binding: StudyBinding = 'check',
+): PlanFile {
   const fresh = (jobs: readonly Job[], studies: string[]): PlanFile => ({
     ...(study.name !== undefined ? { name: study.name } : {}),
     writtenAt: new Date().toISOString(),
@@ -92,10 +105,12 @@ export function bindStudy(dir: string, existing: PlanFile | undefined, study: Bo
   };
   if (!existing || binding === 'replace') return fresh(study.jobs, [study.studyHash]);
   const bound = existing.studies ?? (existing.studyHash ? [existing.studyHash] : []);
-  if (bound.includes(study.studyHash)) return fresh(bound.length > 1 ? union(existing.jobs, study.jobs) : study.jobs, bound);
+  if (bound.includes(study.studyHash))
+    return fresh(bound.length > 1 ? union(existing.jobs, study.jobs) : study.jobs, bound);
   if (bound.length === 0) {
     // A directory written before studies were recorded: it is this study's if it planned the same jobs.
-    const same = existing.jobs.length === study.jobs.length && existing.jobs.every((j, i) => j.id === study.jobs[i]!.id);
+    const same =
+      existing.jobs.length === study.jobs.length && existing.jobs.every((j, i) => j.id === study.jobs[i]!.id);
     if (same) return fresh(study.jobs, [study.studyHash]);
     if (binding === 'check') throw new StudyMismatchError(dir, ['the planned jobs']);
   } else if (binding === 'check') {
@@ -258,18 +273,28 @@ export class ResultStore {
    * bound to it (see bindStudy: another study stops here, before anything is
    * written); returns the jobs the directory now plans.
    */
-  async writePlan(plan: { name?: string; jobs: readonly Job[] } | BoundStudy, binding: StudyBinding = 'check'): Promise<readonly Job[]> {
+  async writePlan(
+    plan: { name?: string; jobs: readonly Job[] } | BoundStudy,
+    binding: StudyBinding = 'check',
+  ): Promise<readonly Job[]> {
     const body: PlanFile =
       'studyHash' in plan
         ? bindStudy(this.dir, readPlan(this.dir), plan, binding)
-        : { ...(plan.name !== undefined ? { name: plan.name } : {}), writtenAt: new Date().toISOString(), jobs: [...plan.jobs] };
+        : {
+            ...(plan.name !== undefined ? { name: plan.name } : {}),
+            writtenAt: new Date().toISOString(),
+            jobs: [...plan.jobs],
+          };
     await writeAtomic(join(this.dir, PLAN_FILE), JSON.stringify(body, null, 1) + '\n');
     return body.jobs;
   }
 
   async writeState(state: Omit<StateFile, 'pid' | 'host' | 'updatedAt'>): Promise<void> {
     if (this.closed) return;
-    await writeAtomic(join(this.dir, STATE_FILE), JSON.stringify({ pid: process.pid, host: hostname(), updatedAt: new Date().toISOString(), ...state }) + '\n');
+    await writeAtomic(
+      join(this.dir, STATE_FILE),
+      JSON.stringify({ pid: process.pid, host: hostname(), updatedAt: new Date().toISOString(), ...state }) + '\n',
+    );
   }
 
   /**
@@ -289,7 +314,10 @@ export class ResultStore {
     }
     const held = await this.fh.stat();
     if (!onDisk || onDisk.ino !== held.ino || onDisk.dev !== held.dev) {
-      throw new OutputPathError(this.dir, `the study output directory was removed or replaced during the run (${RESULTS_FILE} is gone); stopping — results recorded there before are lost with it, rerun to redo them`);
+      throw new OutputPathError(
+        this.dir,
+        `the study output directory was removed or replaced during the run (${RESULTS_FILE} is gone); stopping — results recorded there before are lost with it, rerun to redo them`,
+      );
     }
   }
 
@@ -307,7 +335,12 @@ export class ResultStore {
   private lost(e: unknown): unknown {
     if (e instanceof OdenessError) return e;
     const code = (e as NodeJS.ErrnoException).code;
-    return code ? new OutputPathError(this.dir, `cannot record results in the study output directory (${code}: ${(e as Error).message}); stopping — finished results stay recorded, rerun to resume`) : e;
+    return code
+      ? new OutputPathError(
+          this.dir,
+          `cannot record results in the study output directory (${code}: ${(e as Error).message}); stopping — finished results stay recorded, rerun to resume`,
+        )
+      : e;
   }
 
   /** A fresh empty directory to build one bundle in; `commit` renames it into place. */
@@ -366,7 +399,8 @@ export class ResultStore {
     try {
       // One write() of the whole line on an O_APPEND descriptor: concurrent appenders never interleave within a line.
       const { bytesWritten } = await this.fh.write(line);
-      if (bytesWritten !== line.length) throw new Error(`short write to ${RESULTS_FILE}: ${bytesWritten} of ${line.length} bytes`);
+      if (bytesWritten !== line.length)
+        throw new Error(`short write to ${RESULTS_FILE}: ${bytesWritten} of ${line.length} bytes`);
       await this.fh.datasync();
     } catch (err) {
       // No line, no bundle: an unrecorded result leaves no orphan models/<id> behind (ENOSPC, EIO).

@@ -12,7 +12,16 @@ import type { JobMetrics, JobResult } from '../formats/index.js';
 import type { Dataset } from '../data/types.js';
 
 /** Formats (defined once in src/formats, types derived from the schemas). */
-export type { AdaptStart, CrossingMetrics, EvalRow, FanMetrics, Job, JobMetrics, JobResult, JobStatus } from '../formats/index.js';
+export type {
+  AdaptStart,
+  CrossingMetrics,
+  EvalRow,
+  FanMetrics,
+  Job,
+  JobMetrics,
+  JobResult,
+  JobStatus,
+} from '../formats/index.js';
 
 export interface JobProgress {
   iteration: number;

@@ -54,7 +54,9 @@ export class Adam {
   /** Update every parameter in place from its gradient. */
   step(params: readonly Float32Array[], grads: readonly ArrayLike<number>[]): void {
     if (params.length !== this.m.length || grads.length !== this.m.length) {
-      throw new Error(`Adam: expected ${this.m.length} parameters and gradients, got ${params.length} and ${grads.length}`);
+      throw new Error(
+        `Adam: expected ${this.m.length} parameters and gradients, got ${params.length} and ${grads.length}`,
+      );
     }
     const b1 = f(this.beta1);
     const b2 = f(this.beta2);
@@ -69,7 +71,8 @@ export class Adam {
       const g = grads[k]!;
       const m = this.m[k]!;
       const v = this.v[k]!;
-      if (p.length !== m.length || g.length !== m.length) throw new Error(`Adam: parameter ${k} has ${p.length} values and gradient ${g.length}, expected ${m.length}`);
+      if (p.length !== m.length || g.length !== m.length)
+        throw new Error(`Adam: parameter ${k} has ${p.length} values and gradient ${g.length}, expected ${m.length}`);
       for (let i = 0; i < p.length; i++) {
         const gi = g[i]!;
         const mi = f(f(m[i]! * b1) + f(gi * c1));
@@ -108,18 +111,41 @@ export class AdamGraph {
     this.accBeta2 = f(options.beta2);
   }
 
-  static async create(initial: readonly Float32Array[], shapes: readonly (readonly number[])[], options: AdamOptions, session: SessionOptions = {}): Promise<AdamGraph> {
-    const o: Required<AdamOptions> = { lr: options.lr, beta1: options.beta1 ?? 0.9, beta2: options.beta2 ?? 0.999, epsilon: options.epsilon ?? TFJS_EPSILON_FLOAT32 };
+  static async create(
+    initial: readonly Float32Array[],
+    shapes: readonly (readonly number[])[],
+    options: AdamOptions,
+    session: SessionOptions = {},
+  ): Promise<AdamGraph> {
+    const o: Required<AdamOptions> = {
+      lr: options.lr,
+      beta1: options.beta1 ?? 0.9,
+      beta2: options.beta2 ?? 0.999,
+      epsilon: options.epsilon ?? TFJS_EPSILON_FLOAT32,
+    };
     const b = new GraphBuilder({ name: 'adam' });
     const om1 = b.input('one_minus_acc1', 'float32', []);
     const om2 = b.input('one_minus_acc2', 'float32', []);
     shapes.forEach((shape, k) => {
       const [p, m, v, g] = ['p', 'm', 'v', 'g'].map((n) => b.input(`${n}${k}`, 'float32', shape));
-      const m1 = b.op('Add', [b.op('Mul', [m!, b.scalar(o.beta1)]), b.op('Mul', [g!, b.scalar(1 - o.beta1)])], {}, `m${k}_next`);
-      const v1 = b.op('Add', [b.op('Mul', [v!, b.scalar(o.beta2)]), b.op('Mul', [b.op('Mul', [g!, g!]), b.scalar(1 - o.beta2)])], {}, `v${k}_next`);
+      const m1 = b.op(
+        'Add',
+        [b.op('Mul', [m!, b.scalar(o.beta1)]), b.op('Mul', [g!, b.scalar(1 - o.beta1)])],
+        {},
+        `m${k}_next`,
+      );
+      const v1 = b.op(
+        'Add',
+        [b.op('Mul', [v!, b.scalar(o.beta2)]), b.op('Mul', [b.op('Mul', [g!, g!]), b.scalar(1 - o.beta2)])],
+        {},
+        `v${k}_next`,
+      );
       const mh = b.op('Div', [m1, om1]);
       const vh = b.op('Div', [v1, om2]);
-      const step = b.op('Mul', [b.op('Div', [mh, b.op('Add', [b.op('Sqrt', [vh]), b.scalar(o.epsilon)])]), b.scalar(-o.lr)]);
+      const step = b.op('Mul', [
+        b.op('Div', [mh, b.op('Add', [b.op('Sqrt', [vh]), b.scalar(o.epsilon)])]),
+        b.scalar(-o.lr),
+      ]);
       b.op('Add', [step, p!], {}, `p${k}_next`);
       for (const n of ['p', 'm', 'v']) b.output(`${n}${k}_next`, 'float32', shape);
     });

@@ -14,7 +14,13 @@
  */
 import { SpecError } from '../errors.js';
 import type { AdaptDecision } from '../formats/index.js';
-import { DEFAULT_SOLVER_LIMITS, formatSolverSpec, type AdaptiveSolverSpec, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import {
+  DEFAULT_SOLVER_LIMITS,
+  formatSolverSpec,
+  type AdaptiveSolverSpec,
+  type FixedSolverSpec,
+  type SolverSpec,
+} from '../solvers/spec.js';
 import { getTableau } from '../solvers/tableau.js';
 import type { Model } from '../models/types.js';
 
@@ -38,16 +44,33 @@ export interface AdaptOptions {
 export type FoldProbe = (spec: FixedSolverSpec) => Promise<{ folded: number; states: number; nfe: number }>;
 
 /** Opens the fold check of a model's current parameters on a check batch (x of n samples): probe steps, then release. */
-export type AdaptFoldCheck = (model: Model, x: Float32Array, n: number) => Promise<{ foldsOf: FoldProbe; release(): Promise<void> }>;
+export type AdaptFoldCheck = (
+  model: Model,
+  x: Float32Array,
+  n: number,
+) => Promise<{ foldsOf: FoldProbe; release(): Promise<void> }>;
 
-export const DEFAULT_ADAPT: AdaptOptions = { threshold: 0.1, checkEvery: 50, maxSteps: 500, start: 'hairer', startTol: 1e-6, folds: false };
+export const DEFAULT_ADAPT: AdaptOptions = {
+  threshold: 0.1,
+  checkEvery: 50,
+  maxSteps: 500,
+  start: 'hairer',
+  startTol: 1e-6,
+  folds: false,
+};
 
 export function validateAdaptOptions(o: AdaptOptions): AdaptOptions {
-  if (!(o.threshold > 0 && o.threshold < 1)) throw new SpecError(`adaptation threshold must be in (0, 1), got ${o.threshold}`);
-  if (!Number.isInteger(o.checkEvery) || o.checkEvery < 1) throw new SpecError(`adaptation checkEvery must be a positive integer, got ${o.checkEvery}`);
-  if (!Number.isInteger(o.maxSteps) || o.maxSteps < 1) throw new SpecError(`adaptation maxSteps must be a positive integer, got ${o.maxSteps}`);
+  if (!(o.threshold > 0 && o.threshold < 1))
+    throw new SpecError(`adaptation threshold must be in (0, 1), got ${o.threshold}`);
+  if (!Number.isInteger(o.checkEvery) || o.checkEvery < 1)
+    throw new SpecError(`adaptation checkEvery must be a positive integer, got ${o.checkEvery}`);
+  if (!Number.isInteger(o.maxSteps) || o.maxSteps < 1)
+    throw new SpecError(`adaptation maxSteps must be a positive integer, got ${o.maxSteps}`);
   const ceiling = DEFAULT_SOLVER_LIMITS.maxSteps;
-  if (o.maxSteps > ceiling) throw new SpecError(`adaptation maxSteps ${o.maxSteps} exceeds the step ceiling of ${ceiling} steps over the interval`);
+  if (o.maxSteps > ceiling)
+    throw new SpecError(
+      `adaptation maxSteps ${o.maxSteps} exceeds the step ceiling of ${ceiling} steps over the interval`,
+    );
   if (!(o.startTol > 0)) throw new SpecError(`adaptation startTol must be > 0, got ${o.startTol}`);
   return o;
 }
@@ -56,7 +79,9 @@ export function validateAdaptOptions(o: AdaptOptions): AdaptOptions {
 export type { AdaptDecision };
 
 /** Accuracy and NFE of the current batch under a solver (supplied by the training engine; may be asynchronous). */
-export type BatchAccuracy = (spec: SolverSpec) => { accuracy: number; nfe: number } | Promise<{ accuracy: number; nfe: number }>;
+export type BatchAccuracy = (
+  spec: SolverSpec,
+) => { accuracy: number; nfe: number } | Promise<{ accuracy: number; nfe: number }>;
 
 const fixedH = (s: FixedSolverSpec) => s.h ?? 1 / s.steps!;
 /** The adaptation designs test solvers by order (new specs; train.ts resolves each once). */
@@ -89,7 +114,14 @@ export async function fixedAdaptStep(
   const testRun = await accuracyOf(test);
   const fold = foldsOf ? await foldsOf(spec) : undefined;
   const base = {
-    iteration, before: formatSolverSpec(spec), paramBefore: h, trainAccuracy, testAccuracy: testRun.accuracy, testSolver: formatSolverSpec(test), trainNfe, testNfe: testRun.nfe,
+    iteration,
+    before: formatSolverSpec(spec),
+    paramBefore: h,
+    trainAccuracy,
+    testAccuracy: testRun.accuracy,
+    testSolver: formatSolverSpec(test),
+    trainNfe,
+    testNfe: testRun.nfe,
     ...(fold ? { folded: fold.folded, foldStates: fold.states } : {}),
   };
   let next: FixedSolverSpec = spec;
@@ -119,7 +151,10 @@ export async function fixedAdaptStep(
     } else action = 'keep';
   }
   const trialFold = trialFolded !== undefined ? { trialFolded } : {};
-  return { spec: next, decision: { ...base, after: formatSolverSpec(next), paramAfter: fixedH(next), trialAccuracy, ...trialFold, action } };
+  return {
+    spec: next,
+    decision: { ...base, after: formatSolverSpec(next), paramAfter: fixedH(next), trialAccuracy, ...trialFold, action },
+  };
 }
 
 /** Test solver for tolerance adaptation: dopri5 at tol/10 (fehlberg2 → tol/5), made stricter until it costs more NFE than training. */
@@ -134,14 +169,29 @@ export async function adaptiveAdaptStep(
 ): Promise<{ spec: AdaptiveSolverSpec; decision: AdaptDecision }> {
   const tol = spec.rtol;
   let testTol = spec.method === 'fehlberg2' ? tol / 5 : tol / 10;
-  let test: AdaptiveSolverSpec = { kind: 'adaptive', method: 'dopri5', rtol: testTol, atol: testTol, maxSteps: spec.maxSteps };
+  let test: AdaptiveSolverSpec = {
+    kind: 'adaptive',
+    method: 'dopri5',
+    rtol: testTol,
+    atol: testTol,
+    maxSteps: spec.maxSteps,
+  };
   let testRun = await accuracyOf(test);
   for (let tries = 0; testRun.nfe <= trainNfe && tries < 4; tries++) {
     testTol /= 10;
     test = { ...test, rtol: testTol, atol: testTol };
     testRun = await accuracyOf(test);
   }
-  const base = { iteration, before: formatSolverSpec(spec), paramBefore: tol, trainAccuracy, testAccuracy: testRun.accuracy, testSolver: formatSolverSpec(test), trainNfe, testNfe: testRun.nfe };
+  const base = {
+    iteration,
+    before: formatSolverSpec(spec),
+    paramBefore: tol,
+    trainAccuracy,
+    testAccuracy: testRun.accuracy,
+    testSolver: formatSolverSpec(test),
+    trainNfe,
+    testNfe: testRun.nfe,
+  };
   const withTol = (t: number): AdaptiveSolverSpec => ({ ...spec, rtol: t, atol: t });
   let next = spec;
   let action: AdaptDecision['action'];
@@ -160,5 +210,8 @@ export async function adaptiveAdaptStep(
       action = 'grow';
     } else action = 'keep';
   }
-  return { spec: next, decision: { ...base, after: formatSolverSpec(next), paramAfter: next.rtol, trialAccuracy, action } };
+  return {
+    spec: next,
+    decision: { ...base, after: formatSolverSpec(next), paramAfter: next.rtol, trialAccuracy, action },
+  };
 }

@@ -39,20 +39,30 @@ async function statOrUndefined(p: string) {
 export async function prepareOutDir(out: string, options: OutDirOptions = {}): Promise<void> {
   if (out.trim() === '') throw new OutputPathError(out, 'the output directory must be a path, got an empty string');
   const stat = await statOrUndefined(out);
-  if (stat === 'notdir') throw new OutputPathError(out, `${(await existingAncestor(out)).path} is a file, so no directory can be created beneath it`);
+  if (stat === 'notdir')
+    throw new OutputPathError(
+      out,
+      `${(await existingAncestor(out)).path} is a file, so no directory can be created beneath it`,
+    );
   if (stat && !stat.isDirectory()) throw new OutputPathError(out, 'is a file, not a directory');
   if (stat) {
     const entries = (await fs.readdir(out)).filter((e) => !e.startsWith(WRITE_PROBE));
     if (entries.length > 0 && !options.force) {
-      const what = entries.includes('model.json') ? 'holds a model' : `is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`;
-      throw new OutputPathError(out, `${what}; pass --force to overwrite it, or --resume ${out} to continue its training`);
+      const what = entries.includes('model.json')
+        ? 'holds a model'
+        : `is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`;
+      throw new OutputPathError(
+        out,
+        `${what}; pass --force to overwrite it, or --resume ${out} to continue its training`,
+      );
     }
     await probeWritable(out);
     return;
   }
   // Not there yet: saving creates it, so its nearest existing ancestor must be a writable directory.
   const ancestor = await existingAncestor(out);
-  if (!ancestor.isDirectory) throw new OutputPathError(out, `${ancestor.path} is a file, so no directory can be created beneath it`);
+  if (!ancestor.isDirectory)
+    throw new OutputPathError(out, `${ancestor.path} is a file, so no directory can be created beneath it`);
   await probeWritable(ancestor.path, out);
 }
 
@@ -96,7 +106,10 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
-    throw new FileFormatError(file, 'missing; --resume needs a model directory written by `odeness train` (with its checkpoint.json)');
+    throw new FileFormatError(
+      file,
+      'missing; --resume needs a model directory written by `odeness train` (with its checkpoint.json)',
+    );
   }
   let json: unknown;
   try {

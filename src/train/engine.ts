@@ -23,7 +23,8 @@ export { ENGINE_CHOICES, type EngineChoice, type EngineName } from '../formats/i
 
 export function parseEngineChoice(value: string | undefined): EngineChoice {
   const v = (value ?? 'auto').trim() || 'auto';
-  if (!(ENGINE_CHOICES as readonly string[]).includes(v)) throw new SpecError(`engine "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
+  if (!(ENGINE_CHOICES as readonly string[]).includes(v))
+    throw new SpecError(`engine "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
   return v as EngineChoice;
 }
 

@@ -70,7 +70,12 @@ export class AdaptiveSessions {
     readonly build: AdaptiveBuild,
   ) {}
 
-  static async create(config: ModelConfig, tab: Tableau, batch: number, options: { float?: FloatType; session?: SessionOptions; placement?: boolean } = {}): Promise<AdaptiveSessions> {
+  static async create(
+    config: ModelConfig,
+    tab: Tableau,
+    batch: number,
+    options: { float?: FloatType; session?: SessionOptions; placement?: boolean } = {},
+  ): Promise<AdaptiveSessions> {
     const float = options.float ?? 'float32';
     const nchwcBlock = await nchwcBlockSize(options.session?.device);
     const t0 = performance.now();
@@ -83,7 +88,8 @@ export class AdaptiveSessions {
     const graphs = [step.builder, stepVjp.builder, field, fieldVjp.builder, head.builder];
     const t1 = performance.now();
     const create = async (g: (typeof graphs)[number]) => {
-      if (!options.placement) return { session: await createSession(g.toBytes(), options.session), nodes: g.nodes.length };
+      if (!options.placement)
+        return { session: await createSession(g.toBytes(), options.session), nodes: g.nodes.length };
       return { ...(await placedSession(g.toBytes(), options.session ?? {}, batch)), nodes: g.nodes.length };
     };
     const sessions = await Promise.all(graphs.map(create));
@@ -108,13 +114,26 @@ export class AdaptiveSessions {
   }
 
   private vector(values: readonly number[]): ort.Tensor {
-    return new ort.Tensor(this.float, this.float === 'float32' ? Float32Array.from(values) : Float64Array.from(values), [values.length]);
+    return new ort.Tensor(
+      this.float,
+      this.float === 'float32' ? Float32Array.from(values) : Float64Array.from(values),
+      [values.length],
+    );
   }
 
-  private stepFeeds(call: StepCall<Vec>['step'], params: Readonly<Record<string, ort.Tensor>>): Record<string, ort.Tensor> {
-    if (call.tab !== this.tab) throw new Error(`adaptive sessions of ${this.tab.name} asked for a ${call.tab.name} step`);
+  private stepFeeds(
+    call: StepCall<Vec>['step'],
+    params: Readonly<Record<string, ort.Tensor>>,
+  ): Record<string, ort.Tensor> {
+    if (call.tab !== this.tab)
+      throw new Error(`adaptive sessions of ${this.tab.name} asked for a ${call.tab.name} step`);
     // coef[k] = a·h and t + c_i·h: the very products rkStep forms (step-graph.ts).
-    const feeds: Record<string, ort.Tensor> = { ...params, z: this.tensor(call.z), k1: this.tensor(call.k1), coef: this.vector(this.coefficients.map((a) => a * call.h)) };
+    const feeds: Record<string, ort.Tensor> = {
+      ...params,
+      z: this.tensor(call.z),
+      k1: this.tensor(call.k1),
+      coef: this.vector(this.coefficients.map((a) => a * call.h)),
+    };
     if (this.timeInput) feeds.ts = this.vector(this.tab.c.map((c) => call.t + c * call.h));
     return feeds;
   }
@@ -149,7 +168,11 @@ export class AdaptiveSessions {
       async (call) => {
         const r = await this.step.session.run(this.stepFeeds(call, fieldParams));
         const z1 = r.z1!.data as Vec;
-        const out: StepOut<Vec> = { z1, err: r.err?.data as Vec | undefined, kLast: this.tab.fsal ? (r.kLast!.data as Vec) : z1 };
+        const out: StepOut<Vec> = {
+          z1,
+          err: r.err?.data as Vec | undefined,
+          kLast: this.tab.fsal ? (r.kLast!.data as Vec) : z1,
+        };
         tape?.push({ kind: 'step', call, out });
         return out;
       },
@@ -157,10 +180,18 @@ export class AdaptiveSessions {
   }
 
   /** Loss, accuracy, solve statistics and every parameter gradient of one batch. */
-  async lossAndGrads(z0: Vec, labels: BigInt64Array, spec: Solver | SolverSpec, params: Readonly<Record<string, ort.Tensor>>): Promise<AdaptiveLoss> {
+  async lossAndGrads(
+    z0: Vec,
+    labels: BigInt64Array,
+    spec: Solver | SolverSpec,
+    params: Readonly<Record<string, ort.Tensor>>,
+  ): Promise<AdaptiveLoss> {
     const tape: Entry<Vec>[] = [];
     const r = await this.solve(z0, spec, params, tape);
-    const headFeeds: Record<string, ort.Tensor> = { z1: this.tensor(r.z1), labels: new ort.Tensor('int64', labels, [this.batch]) };
+    const headFeeds: Record<string, ort.Tensor> = {
+      z1: this.tensor(r.z1),
+      labels: new ort.Tensor('int64', labels, [this.batch]),
+    };
     const grads: Record<string, Vec> = {};
     const fieldParams: Record<string, ort.Tensor> = {};
     for (const [name, tensor] of Object.entries(params)) {
@@ -168,7 +199,8 @@ export class AdaptiveSessions {
       else fieldParams[name] = tensor;
     }
     const h = await this.head.session.run(headFeeds);
-    for (const name of Object.keys(headFeeds)) if (name.startsWith('head.')) grads[name] = h[GRAD_PREFIX + name]!.data as Vec;
+    for (const name of Object.keys(headFeeds))
+      if (name.startsWith('head.')) grads[name] = h[GRAD_PREFIX + name]!.data as Vec;
     const cot = new Map<Vec, Vec>([[r.z1, h[`${GRAD_PREFIX}z1`]!.data as Vec]]);
     const addTo = (key: Vec, g: Vec) => {
       const prev = cot.get(key);
@@ -207,8 +239,14 @@ export class AdaptiveSessions {
         addParams(out);
       }
     }
-    for (const name of Object.keys(fieldParams)) grads[name] ??= new (this.float === 'float32' ? Float32Array : Float64Array)(fieldParams[name]!.size);
-    return { loss: Number((h.loss!.data as Vec)[0]), accuracy: Number((h.accuracy!.data as Vec)[0]), stats: r.stats, grads };
+    for (const name of Object.keys(fieldParams))
+      grads[name] ??= new (this.float === 'float32' ? Float32Array : Float64Array)(fieldParams[name]!.size);
+    return {
+      loss: Number((h.loss!.data as Vec)[0]),
+      accuracy: Number((h.accuracy!.data as Vec)[0]),
+      stats: r.stats,
+      grads,
+    };
   }
 
   async release(): Promise<void> {

@@ -41,7 +41,14 @@ import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { Tableau } from '../solvers/tableau.js';
 import { Adam, AdamGraph } from './adam.js';
 import { AdaptiveSessions } from './ort-adaptive.js';
-import { meanRowNorm, type BatchEval, type EngineOptions, type EngineStep, type GraphBuild, type TrainEngine } from './engine.js';
+import {
+  meanRowNorm,
+  type BatchEval,
+  type EngineOptions,
+  type EngineStep,
+  type GraphBuild,
+  type TrainEngine,
+} from './engine.js';
 
 // ---------------------------------------------------------------- training sessions
 
@@ -69,16 +76,31 @@ export function createTrainSessionCache(maxIdle = 8): TrainSessionCache {
 
 function trainSessionKey(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions): string {
   const grid = fixedGrid(solver.spec, config.t0, config.t1);
-  return JSON.stringify({ config, method: solver.spec.method, grid, batch, threads: o.threads ?? 1, device: o.device ?? 'cpu' });
+  return JSON.stringify({
+    config,
+    method: solver.spec.method,
+    grid,
+    batch,
+    threads: o.threads ?? 1,
+    device: o.device ?? 'cpu',
+  });
 }
 
-async function buildTrainSession(config: ModelConfig, solver: FixedSolver, batch: number, o: SessionOptions, placed = false): Promise<TrainSession> {
+async function buildTrainSession(
+  config: ModelConfig,
+  solver: FixedSolver,
+  batch: number,
+  o: SessionOptions,
+  placed = false,
+): Promise<TrainSession> {
   const nchwcBlock = await nchwcBlockSize(o.device);
   const t0 = performance.now();
   const g = trainGraph(config, solver, { batch, nchwcBlock });
   const t1 = performance.now();
   const bytes = g.builder.toBytes();
-  const { session, placement } = placed ? await placedSession(bytes, o, batch) : { session: await createSession(bytes, o), placement: undefined };
+  const { session, placement } = placed
+    ? await placedSession(bytes, o, batch)
+    : { session: await createSession(bytes, o), placement: undefined };
   const t2 = performance.now();
   return {
     session,
@@ -164,9 +186,20 @@ export class OrtEngine implements TrainEngine {
     const data = this.names.map((n) => Float32Array.from(initial[n]!.data));
     this.tensors = data.map((d, k) => new ort.Tensor('float32', d, [...this.shapes[k]!]));
     const total = data.reduce((s, d) => s + d.length, 0);
-    this.optimizer = o.optimizer === 'typed' || o.optimizer === 'graph' ? o.optimizer : total >= ADAM_GRAPH_MIN_PARAMS ? 'graph' : 'typed';
+    this.optimizer =
+      o.optimizer === 'typed' || o.optimizer === 'graph'
+        ? o.optimizer
+        : total >= ADAM_GRAPH_MIN_PARAMS
+          ? 'graph'
+          : 'typed';
     const [beta1, beta2] = o.betas ?? [0.9, 0.999];
-    this.adam = this.optimizer === 'typed' ? new Adam(data.map((d) => d.length), { lr: o.lr, beta1, beta2 }) : undefined;
+    this.adam =
+      this.optimizer === 'typed'
+        ? new Adam(
+            data.map((d) => d.length),
+            { lr: o.lr, beta1, beta2 },
+          )
+        : undefined;
     const width = config.inputShape.reduce((a, b) => a * b, 1);
     this.xData = new Float32Array(o.batchSize * width);
     this.yData = new BigInt64Array(o.batchSize);
@@ -176,9 +209,12 @@ export class OrtEngine implements TrainEngine {
     this.ownsSessions = o.sessions === undefined;
     this.sessions = o.sessions ?? createTrainSessionCache();
     // trainMicroBatch sizes micro-batches to a CPU's cache; a GPU takes the whole batch.
-    this.microBatch = o.microBatch ?? ((o.device ?? 'cpu') === 'cpu' ? trainMicroBatch(config, o.batchSize) : o.batchSize);
+    this.microBatch =
+      o.microBatch ?? ((o.device ?? 'cpu') === 'cpu' ? trainMicroBatch(config, o.batchSize) : o.batchSize);
     if (!Number.isInteger(this.microBatch) || this.microBatch < 1 || o.batchSize % this.microBatch !== 0) {
-      throw new ShapeError(`ort engine: micro-batch ${this.microBatch} must be a positive divisor of the batch size ${o.batchSize}`);
+      throw new ShapeError(
+        `ort engine: micro-batch ${this.microBatch} must be a positive divisor of the batch size ${o.batchSize}`,
+      );
     }
     const m = this.microBatch;
     this.micro = Array.from({ length: o.batchSize / m }, (_, k) => ({
@@ -191,7 +227,12 @@ export class OrtEngine implements TrainEngine {
     const e = new OrtEngine(initial.config, initial.params, o);
     if (e.optimizer === 'graph') {
       const [beta1, beta2] = o.betas ?? [0.9, 0.999];
-      e.adamGraph = await AdamGraph.create(e.tensors.map((t) => t.data as Float32Array), e.shapes, { lr: o.lr, beta1, beta2 }, e.sessionOptions);
+      e.adamGraph = await AdamGraph.create(
+        e.tensors.map((t) => t.data as Float32Array),
+        e.shapes,
+        { lr: o.lr, beta1, beta2 },
+        e.sessionOptions,
+      );
       e.setTensors(e.adamGraph.params);
     }
     return e;
@@ -211,8 +252,15 @@ export class OrtEngine implements TrainEngine {
     if (this.current) this.sessions.release(this.current.lease);
     this.current = { specKey, lease };
     const entry = lease.value;
-    const build: GraphBuild = { solver: specKey, batch: this.microBatch, nodes: entry.nodes, graphMs: cached ? 0 : entry.graphMs, sessionMs: cached ? 0 : entry.sessionMs, cached,
-      ...(entry.placement ? { placement: entry.placement } : {}) };
+    const build: GraphBuild = {
+      solver: specKey,
+      batch: this.microBatch,
+      nodes: entry.nodes,
+      graphMs: cached ? 0 : entry.graphMs,
+      sessionMs: cached ? 0 : entry.sessionMs,
+      cached,
+      ...(entry.placement ? { placement: entry.placement } : {}),
+    };
     this.builds.push(build);
     this.o.onGraphBuild?.(build);
     return entry;
@@ -223,9 +271,20 @@ export class OrtEngine implements TrainEngine {
     const key = `${tab.name}/${batch}`;
     let p = this.adaptive.get(key);
     if (!p) {
-      p = AdaptiveSessions.create(this.config, tab, batch, { session: this.sessionOptions, placement: this.o.placement }).then((s) => {
+      p = AdaptiveSessions.create(this.config, tab, batch, {
+        session: this.sessionOptions,
+        placement: this.o.placement,
+      }).then((s) => {
         const { nodes, graphMs, sessionMs, placement } = s.build;
-        const build: GraphBuild = { solver: tab.name, batch, nodes, graphMs, sessionMs, cached: false, ...(placement ? { placement } : {}) };
+        const build: GraphBuild = {
+          solver: tab.name,
+          batch,
+          nodes,
+          graphMs,
+          sessionMs,
+          cached: false,
+          ...(placement ? { placement } : {}),
+        };
         this.builds.push(build);
         this.o.onGraphBuild?.(build);
         return s;
@@ -238,12 +297,18 @@ export class OrtEngine implements TrainEngine {
 
   private checkBatch(x: Float32Array, y: Int32Array): void {
     if (y.length !== this.o.batchSize || x.length !== this.xData.length) {
-      throw new ShapeError(`ort engine: batch of ${y.length} rows × ${x.length / Math.max(1, y.length)} values, expected ${this.o.batchSize} × ${this.xData.length / this.o.batchSize}`);
+      throw new ShapeError(
+        `ort engine: batch of ${y.length} rows × ${x.length / Math.max(1, y.length)} values, expected ${this.o.batchSize} × ${this.xData.length / this.o.batchSize}`,
+      );
     }
   }
 
   private async update(grads: readonly ort.Tensor[]): Promise<void> {
-    if (this.adam) this.adam.step(this.tensors.map((t) => t.data as Float32Array), grads.map((g) => g.data as Float32Array));
+    if (this.adam)
+      this.adam.step(
+        this.tensors.map((t) => t.data as Float32Array),
+        grads.map((g) => g.data as Float32Array),
+      );
     else {
       await this.adamGraph!.step(grads);
       this.setTensors(this.adamGraph!.params);
@@ -259,7 +324,11 @@ export class OrtEngine implements TrainEngine {
     for (let i = 0; i < y.length; i++) this.yData[i] = BigInt(y[i]!);
     // Equal micro-batches: the batch's mean loss and gradient are the means over the micro-batches.
     const whole = this.micro.length === 1;
-    const sums = whole ? [] : (this.gradSums ??= this.shapes.map((shape) => new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape])));
+    const sums = whole
+      ? []
+      : (this.gradSums ??= this.shapes.map(
+          (shape) => new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]),
+        ));
     let grads = sums;
     let loss = 0;
     let accuracy = 0;
@@ -268,12 +337,13 @@ export class OrtEngine implements TrainEngine {
       loss += (r.loss!.data as Float32Array)[0]!;
       accuracy += (r.accuracy!.data as Float32Array)[0]!;
       if (whole) grads = entry.gradNames.map((g) => r[g]!);
-      else entry.gradNames.forEach((g, i) => {
-        const sum = sums[i]!.data as Float32Array;
-        const part = r[g]!.data as Float32Array;
-        if (k === 0) sum.set(part);
-        else for (let j = 0; j < sum.length; j++) sum[j]! += part[j]!;
-      });
+      else
+        entry.gradNames.forEach((g, i) => {
+          const sum = sums[i]!.data as Float32Array;
+          const part = r[g]!.data as Float32Array;
+          if (k === 0) sum.set(part);
+          else for (let j = 0; j < sum.length; j++) sum[j]! += part[j]!;
+        });
     }
     if (!whole) {
       const scale = 1 / this.micro.length;
@@ -296,7 +366,10 @@ export class OrtEngine implements TrainEngine {
     const params: Record<string, ort.Tensor> = {};
     this.names.forEach((n, k) => (params[n] = this.tensors[k]!));
     const r = await s.lossAndGrads(await this.encode(x, y.length), this.yData, solver, params);
-    if (Number.isFinite(r.loss)) await this.update(this.names.map((n, k) => new ort.Tensor('float32', r.grads[n] as Float32Array, [...this.shapes[k]!])));
+    if (Number.isFinite(r.loss))
+      await this.update(
+        this.names.map((n, k) => new ort.Tensor('float32', r.grads[n] as Float32Array, [...this.shapes[k]!])),
+      );
     return { loss: r.loss, accuracy: r.accuracy, nfe: r.stats.nfe };
   }
 
@@ -310,7 +383,9 @@ export class OrtEngine implements TrainEngine {
 
   private async fieldSession() {
     if (!this.field) {
-      const b = fieldGraph(architectureModel(this.config), { nchwcBlock: await nchwcBlockSize(this.sessionOptions.device) });
+      const b = fieldGraph(architectureModel(this.config), {
+        nchwcBlock: await nchwcBlockSize(this.sessionOptions.device),
+      });
       const names = this.names.filter((n) => n.startsWith('field.'));
       paramsToInputs(b, names);
       const session = await createSession(b.toBytes(), this.sessionOptions);
@@ -324,7 +399,8 @@ export class OrtEngine implements TrainEngine {
     const f = await this.fieldSession();
     const feeds: Record<string, ort.Tensor> = { z: new ort.Tensor('float32', z, [batch, ...this.config.stateShape]) };
     for (const n of f.names) feeds[n] = this.feeds[n]!;
-    if (fieldKind(this.config.field).usesTime(this.config.field)) feeds.t = new ort.Tensor('float32', Float32Array.of(t), [1]);
+    if (fieldKind(this.config.field).usesTime(this.config.field))
+      feeds.t = new ort.Tensor('float32', Float32Array.of(t), [1]);
     const r = await f.session.run(feeds, ['dz']);
     return r.dz!.data as Float32Array;
   }
@@ -351,7 +427,11 @@ export class OrtEngine implements TrainEngine {
   /** Logits of a batch of final states: the head graph with the current head parameters. */
   private async logits(z: Float32Array, batch: number): Promise<Float32Array> {
     const { head } = await this.ioSessions();
-    const feeds = { z: new ort.Tensor('float32', z, [batch, ...this.config.stateShape]), 'head.weight': this.feeds['head.weight']!, 'head.bias': this.feeds['head.bias']! };
+    const feeds = {
+      z: new ort.Tensor('float32', z, [batch, ...this.config.stateShape]),
+      'head.weight': this.feeds['head.weight']!,
+      'head.bias': this.feeds['head.bias']!,
+    };
     return (await head.run(feeds, ['logits'])).logits!.data as Float32Array;
   }
 
@@ -379,12 +459,16 @@ export class OrtEngine implements TrainEngine {
     const batch = x.length / this.config.inputShape.reduce((a, b) => a * b, 1);
     const S = stateSize(this.config);
     const norm = (v: Float32Array) => meanRowNorm(v, batch, S);
-    return driveAsync(initialStepFrom(float32Ops, norm, order, this.config.t0, await this.encode(x, batch)), (t, z) => this.fieldAt(t, z, batch));
+    return driveAsync(initialStepFrom(float32Ops, norm, order, this.config.t0, await this.encode(x, batch)), (t, z) =>
+      this.fieldAt(t, z, batch),
+    );
   }
 
   params(): Params {
     const out: Params = {};
-    this.names.forEach((n, k) => (out[n] = { shape: [...this.shapes[k]!], data: (this.tensors[k]!.data as Float32Array).slice() }));
+    this.names.forEach(
+      (n, k) => (out[n] = { shape: [...this.shapes[k]!], data: (this.tensors[k]!.data as Float32Array).slice() }),
+    );
     return out;
   }
 

@@ -48,7 +48,18 @@ export interface TrainRunSpec {
   readonly solverLimits?: SolverLimits;
 }
 
-export const TRAIN_DEFAULTS = { field: 'mlp:width=32', iterations: 2000, seed: 1, batchSize: 128, lr: 1e-3, augment: 0, t0: 0, t1: 1, logEvery: 50, engine: 'auto' } as const;
+export const TRAIN_DEFAULTS = {
+  field: 'mlp:width=32',
+  iterations: 2000,
+  seed: 1,
+  batchSize: 128,
+  lr: 1e-3,
+  augment: 0,
+  t0: 0,
+  t1: 1,
+  logEvery: 50,
+  engine: 'auto',
+} as const;
 
 export interface TrainRunResult {
   readonly model: Model;
@@ -72,12 +83,21 @@ export interface FinalEvaluation {
 
 /** The ODE block runs forward in time over a span of positive length. */
 export function validateTimeSpan(t0: number, t1: number): void {
-  if (!Number.isFinite(t0) || !Number.isFinite(t1)) throw new SpecError(`t0 and t1 must be finite numbers, got t0=${t0}, t1=${t1}`);
-  if (!(t1 > t0)) throw new SpecError(`t1 must be larger than t0 (the ODE block integrates forward in time), got t0=${t0}, t1=${t1}`);
+  if (!Number.isFinite(t0) || !Number.isFinite(t1))
+    throw new SpecError(`t0 and t1 must be finite numbers, got t0=${t0}, t1=${t1}`);
+  if (!(t1 > t0))
+    throw new SpecError(`t1 must be larger than t0 (the ODE block integrates forward in time), got t0=${t0}, t1=${t1}`);
 }
 
-export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>, field: string, augment: number, t0: number, t1: number): ModelConfig {
-  if (!Number.isInteger(augment) || augment < 0) throw new SpecError(`augment must be a non-negative integer, got ${augment}`);
+export function modelConfigFor(
+  dataset: Pick<Dataset, 'inputShape' | 'classes'>,
+  field: string,
+  augment: number,
+  t0: number,
+  t1: number,
+): ModelConfig {
+  if (!Number.isInteger(augment) || augment < 0)
+    throw new SpecError(`augment must be a non-negative integer, got ${augment}`);
   validateTimeSpan(t0, t1);
   const fieldSpec = parseFieldSpec(field);
   const config: ModelConfig = {
@@ -92,20 +112,35 @@ export function modelConfigFor(dataset: Pick<Dataset, 'inputShape' | 'classes'>,
   const kind = fieldKind(fieldSpec);
   const wantsImage = kind.stateRank === 3;
   if (kind.checkState) kind.checkState(fieldSpec, config.stateShape);
-  else if (wantsImage && config.stateShape.length !== 3) throw new SpecError(`field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`);
-  else if (!wantsImage && config.stateShape.length !== 1) throw new SpecError(`field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`);
+  else if (wantsImage && config.stateShape.length !== 3)
+    throw new SpecError(
+      `field "${field}" needs image data ([C, H, W]); dataset input shape is [${dataset.inputShape.join(', ')}]`,
+    );
+  else if (!wantsImage && config.stateShape.length !== 1)
+    throw new SpecError(
+      `field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`,
+    );
   // Checked before any parameter is allocated (mlp:width=1000000 asked for 10^12 floats).
   const values = paramShapes(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  if (values > MODEL_LIMITS.values) throw new SizeError(`field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, more than the limit of ${MODEL_LIMITS.values}`);
+  if (values > MODEL_LIMITS.values)
+    throw new SizeError(
+      `field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, more than the limit of ${MODEL_LIMITS.values}`,
+    );
   return config;
 }
 
 /** Iterations from `iterations` or `epochs` (each epoch = ⌊n / batch⌋ full batches). */
-export function resolveIterations(spec: Pick<TrainRunSpec, 'iterations' | 'epochs' | 'batchSize'>, trainSize: number): number {
-  if (spec.iterations !== undefined && spec.epochs !== undefined) throw new SpecError('give iterations or epochs, not both');
+export function resolveIterations(
+  spec: Pick<TrainRunSpec, 'iterations' | 'epochs' | 'batchSize'>,
+  trainSize: number,
+): number {
+  if (spec.iterations !== undefined && spec.epochs !== undefined)
+    throw new SpecError('give iterations or epochs, not both');
   if (spec.epochs === undefined) return spec.iterations ?? TRAIN_DEFAULTS.iterations;
-  if (!Number.isInteger(spec.epochs) || spec.epochs < 1) throw new SpecError(`epochs must be a positive integer, got ${spec.epochs}`);
-  if (spec.batchSize > trainSize) throw new SpecError(`batch size ${spec.batchSize} is larger than the training set (${trainSize} samples)`);
+  if (!Number.isInteger(spec.epochs) || spec.epochs < 1)
+    throw new SpecError(`epochs must be a positive integer, got ${spec.epochs}`);
+  if (spec.batchSize > trainSize)
+    throw new SpecError(`batch size ${spec.batchSize} is larger than the training set (${trainSize} samples)`);
   return spec.epochs * Math.floor(trainSize / spec.batchSize);
 }
 
@@ -116,7 +151,19 @@ export interface ResumePoint {
   readonly solver: string;
 }
 
-export type TrainRunHooks = Pick<TrainOptions, 'onLog' | 'onIteration' | 'onAdapt' | 'onGraphBuild' | 'signal' | 'threads' | 'device' | 'sessions' | 'foldCheck' | 'placement'> & {
+export type TrainRunHooks = Pick<
+  TrainOptions,
+  | 'onLog'
+  | 'onIteration'
+  | 'onAdapt'
+  | 'onGraphBuild'
+  | 'signal'
+  | 'threads'
+  | 'device'
+  | 'sessions'
+  | 'foldCheck'
+  | 'placement'
+> & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
   /** Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's sessions. */
@@ -175,7 +222,11 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     status: result.diverged ? 'diverged' : result.interrupted ? 'interrupted' : 'complete',
     ...(result.diverged || result.interrupted ? { targetIterations: iterations } : {}),
     ...(result.diverged ? { note: result.diverged.message } : {}),
-    ...(result.interrupted ? { note: `interrupted after iteration ${result.interrupted.iteration} of ${iterations}; continue with train --resume` } : {}),
+    ...(result.interrupted
+      ? {
+          note: `interrupted after iteration ${result.interrupted.iteration} of ${iterations}; continue with train --resume`,
+        }
+      : {}),
   };
   if (hooks.out) {
     // The model first: whatever happens next (evaluation, a second signal), it is on disk.
@@ -187,13 +238,32 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
   return { model: result.model, training, result, dataset, testRow };
 }
 
-async function finalTestRow(model: Model, dataset: Dataset, solver: SolverSpec, o: FinalEvaluation, shared?: TrainSessionCache): Promise<EvalRow> {
+async function finalTestRow(
+  model: Model,
+  dataset: Dataset,
+  solver: SolverSpec,
+  o: FinalEvaluation,
+  shared?: TrainSessionCache,
+): Promise<EvalRow> {
   // Idle training sessions a caller keeps for reuse hold their activations: free them for the evaluation
   // (the engine's own sessions were released when training ended).
   await shared?.trim(0);
-  const source = await memorySource(model, {}, { ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.device !== undefined ? { device: o.device } : {}), ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}) });
+  const source = await memorySource(
+    model,
+    {},
+    {
+      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      ...(o.device !== undefined ? { device: o.device } : {}),
+      ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}),
+    },
+  );
   try {
-    const [row] = await evaluate(source, dataset.test, [solver], { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: (_i: number, calls: number, total?: number) => o.onProgress!(calls, total) } : {}) });
+    const [row] = await evaluate(source, dataset.test, [solver], {
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onProgress
+        ? { onProgress: (_i: number, calls: number, total?: number) => o.onProgress!(calls, total) }
+        : {}),
+    });
     return row!;
   } finally {
     await source.release();
@@ -216,20 +286,37 @@ function checkpointOf(spec: TrainRunSpec, targetIterations: number, training: Tr
     ...(spec.logEvery !== undefined ? { logEvery: spec.logEvery } : {}),
     ...(spec.engine !== undefined ? { engine: spec.engine } : {}),
   };
-  return { kind: 'odeness-checkpoint', formatVersion: 1, run, targetIterations, iterations: training.iterations, solver: training.solver, status: training.status };
+  return {
+    kind: 'odeness-checkpoint',
+    formatVersion: 1,
+    run,
+    targetIterations,
+    iterations: training.iterations,
+    solver: training.solver,
+    status: training.status,
+  };
 }
 
 /**
  * The settings and starting point of `train --resume DIR`: the run's own
  * settings, to `iterations` in total (default: the iterations it asked for).
  */
-export async function resumePlan(dir: string, iterations?: number): Promise<{ spec: TrainRunSpec; resume: ResumePoint; checkpoint: Checkpoint }> {
+export async function resumePlan(
+  dir: string,
+  iterations?: number,
+): Promise<{ spec: TrainRunSpec; resume: ResumePoint; checkpoint: Checkpoint }> {
   const checkpoint = await readCheckpoint(dir);
   const saved = await loadModel(dir);
   const target = iterations ?? checkpoint.targetIterations;
   if (target <= checkpoint.iterations) {
-    throw new SpecError(`${dir} already has ${checkpoint.iterations} iterations (${checkpoint.status}); pass --iterations N with N > ${checkpoint.iterations} to train further`);
+    throw new SpecError(
+      `${dir} already has ${checkpoint.iterations} iterations (${checkpoint.status}); pass --iterations N with N > ${checkpoint.iterations} to train further`,
+    );
   }
   const spec: TrainRunSpec = { ...checkpoint.run, iterations: target };
-  return { spec, resume: { params: saved.params, iterations: checkpoint.iterations, solver: checkpoint.solver }, checkpoint };
+  return {
+    spec,
+    resume: { params: saved.params, iterations: checkpoint.iterations, solver: checkpoint.solver },
+    checkpoint,
+  };
 }

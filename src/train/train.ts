@@ -15,12 +15,19 @@ import { batchIterator, gather } from '../data/batch.js';
 import { asSolver, resolveSolver, withStep, withTolerance, type Solver } from '../solvers/solver.js';
 import { formatSolverSpec, solverParam, type FixedSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import type { Model, Params } from '../models/types.js';
-import { adaptiveAdaptStep, DEFAULT_ADAPT, fixedAdaptStep, validateAdaptOptions, type AdaptDecision, type AdaptFoldCheck, type AdaptOptions } from './adapt.js';
+import {
+  adaptiveAdaptStep,
+  DEFAULT_ADAPT,
+  fixedAdaptStep,
+  validateAdaptOptions,
+  type AdaptDecision,
+  type AdaptFoldCheck,
+  type AdaptOptions,
+} from './adapt.js';
 import { parseEngineChoice, type EngineChoice, type EngineName, type GraphBuild, type TrainEngine } from './engine.js';
 import type { Device } from '../onnx/runtime/device.js';
 import { OrtEngine, type TrainSessionCache } from './ort-engine.js';
 import { createTfjsEngine } from './tfjs-engine.js';
-
 
 export interface TrainOptions {
   /** The training solver (a spec is resolved once, here). */
@@ -108,14 +115,23 @@ function copyParams(p: Params): Params {
 }
 
 export function validateTrainOptions(o: TrainOptions, trainSize: number): void {
-  if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new SpecError(`iterations must be a positive integer, got ${o.iterations}`);
+  if (!Number.isInteger(o.iterations) || o.iterations < 1)
+    throw new SpecError(`iterations must be a positive integer, got ${o.iterations}`);
   const start = o.startIteration ?? 0;
-  if (!Number.isInteger(start) || start < 0) throw new SpecError(`start iteration must be a non-negative integer, got ${start}`);
-  if (start >= o.iterations) throw new SpecError(`the checkpoint already has ${start} iterations; ask for more than that (iterations ${o.iterations})`);
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new SpecError(`batch size must be a positive integer, got ${o.batchSize}`);
-  if (o.batchSize > trainSize) throw new SpecError(`batch size ${o.batchSize} is larger than the training set (${trainSize} samples)`);
-  if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw new SpecError(`learning rate must be a positive number, got ${o.lr}`);
-  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1)) throw new SpecError(`threads must be a positive integer, got ${o.threads}`);
+  if (!Number.isInteger(start) || start < 0)
+    throw new SpecError(`start iteration must be a non-negative integer, got ${start}`);
+  if (start >= o.iterations)
+    throw new SpecError(
+      `the checkpoint already has ${start} iterations; ask for more than that (iterations ${o.iterations})`,
+    );
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+    throw new SpecError(`batch size must be a positive integer, got ${o.batchSize}`);
+  if (o.batchSize > trainSize)
+    throw new SpecError(`batch size ${o.batchSize} is larger than the training set (${trainSize} samples)`);
+  if (!(o.lr > 0) || !Number.isFinite(o.lr))
+    throw new SpecError(`learning rate must be a positive number, got ${o.lr}`);
+  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1))
+    throw new SpecError(`threads must be a positive integer, got ${o.threads}`);
 }
 
 /** Process-wide memo of auto decisions that needed a measurement (key: configuration, solver, batch). */
@@ -127,19 +143,35 @@ const autoDecisions = new Map<string, EngineName>();
  * backend, in which case both engines time a few steps on the first batch and
  * the faster one wins (memoised per configuration for the process).
  */
-export async function chooseEngine(choice: EngineChoice, initial: Model, spec: SolverSpec | Solver, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'device'>): Promise<EngineName> {
+export async function chooseEngine(
+  choice: EngineChoice,
+  initial: Model,
+  spec: SolverSpec | Solver,
+  x: Float32Array,
+  y: Int32Array,
+  o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'device'>,
+): Promise<EngineName> {
   // Devices other than the CPU are onnxruntime execution providers: only the ort engine reaches them.
   const device = o.device ?? 'cpu';
-  if (device !== 'cpu' && choice === 'tfjs') throw new SpecError(`engine tfjs trains on the CPU only; device ${device} needs engine ort (or auto)`);
+  if (device !== 'cpu' && choice === 'tfjs')
+    throw new SpecError(`engine tfjs trains on the CPU only; device ${device} needs engine ort (or auto)`);
   if (device !== 'cpu') return 'ort';
   if (choice !== 'auto') return choice;
   if (fieldKind(initial.config.field).ortOnly) return 'ort';
   if (tf.getBackend() !== 'tensorflow') return 'ort';
   const solver = asSolver(spec);
-  const key = JSON.stringify({ config: initial.config, spec: solver.spec, batch: o.batchSize, threads: o.threads ?? 1 });
+  const key = JSON.stringify({
+    config: initial.config,
+    spec: solver.spec,
+    batch: o.batchSize,
+    threads: o.threads ?? 1,
+  });
   let pick = autoDecisions.get(key);
   if (!pick) {
-    const [tfjsMs, ortMs] = [await timeEngine('tfjs', initial, solver, x, y, o), await timeEngine('ort', initial, solver, x, y, o)];
+    const [tfjsMs, ortMs] = [
+      await timeEngine('tfjs', initial, solver, x, y, o),
+      await timeEngine('ort', initial, solver, x, y, o),
+    ];
     pick = ortMs <= tfjsMs ? 'ort' : 'tfjs';
     autoDecisions.set(key, pick);
   }
@@ -147,7 +179,14 @@ export async function chooseEngine(choice: EngineChoice, initial: Model, spec: S
 }
 
 /** Median ms of 3 training steps after 2 warm-up steps, on a throw-away engine. */
-export async function timeEngine(name: EngineName, initial: Model, spec: SolverSpec | Solver, x: Float32Array, y: Int32Array, o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>): Promise<number> {
+export async function timeEngine(
+  name: EngineName,
+  initial: Model,
+  spec: SolverSpec | Solver,
+  x: Float32Array,
+  y: Int32Array,
+  o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>,
+): Promise<number> {
   const engine = await createEngine(name, initial, o);
   try {
     const times: number[] = [];
@@ -164,16 +203,30 @@ export async function timeEngine(name: EngineName, initial: Model, spec: SolverS
 
 type EngineSetup = 'batchSize' | 'lr' | 'betas' | 'threads' | 'onGraphBuild' | 'device' | 'sessions' | 'placement';
 
-export async function createEngine(name: EngineName, initial: Model, o: Pick<TrainOptions, EngineSetup>): Promise<TrainEngine> {
-  const options = { batchSize: o.batchSize, lr: o.lr, betas: o.betas, threads: o.threads, onGraphBuild: o.onGraphBuild };
-  if (name === 'ort') return OrtEngine.create(initial, { ...options, device: o.device, sessions: o.sessions, placement: o.placement });
+export async function createEngine(
+  name: EngineName,
+  initial: Model,
+  o: Pick<TrainOptions, EngineSetup>,
+): Promise<TrainEngine> {
+  const options = {
+    batchSize: o.batchSize,
+    lr: o.lr,
+    betas: o.betas,
+    threads: o.threads,
+    onGraphBuild: o.onGraphBuild,
+  };
+  if (name === 'ort')
+    return OrtEngine.create(initial, { ...options, device: o.device, sessions: o.sessions, placement: o.placement });
   return createTfjsEngine(initial, options);
 }
 
 export async function train(initial: Model, data: Split, o: TrainOptions): Promise<TrainResult> {
   validateTrainOptions(o, data.n);
   const adapt = o.adapt ? validateAdaptOptions({ ...DEFAULT_ADAPT, ...o.adapt }) : undefined;
-  if (adapt?.folds && !o.foldCheck) throw new SpecError('adaptation with fold checks needs a fold check (TrainOptions.foldCheck: audit/adapt-folds.ts)');
+  if (adapt?.folds && !o.foldCheck)
+    throw new SpecError(
+      'adaptation with fold checks needs a fold check (TrainOptions.foldCheck: audit/adapt-folds.ts)',
+    );
   const choice = parseEngineChoice(o.engine);
   const logEvery = o.logEvery ?? 50;
   const span = initial.config.t1 - initial.config.t0;
@@ -205,7 +258,8 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
       if (it > first + 1) batch = nextBatch();
       if (it === 1 && adapt && adapt.start === 'hairer') {
         // A step longer than the interval is one step over it.
-        if (solver.kind === 'fixed') solver = withStep(solver, Math.min(await engine.initialStep(batch.x, solver.tableau.order), span));
+        if (solver.kind === 'fixed')
+          solver = withStep(solver, Math.min(await engine.initialStep(batch.x, solver.tableau.order), span));
         else solver = withTolerance(solver, adapt.startTol);
       }
       const spec = solver.spec;
@@ -231,7 +285,10 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
           nfe.checks += r.nfe;
           return r;
         };
-        const opened = adapt.folds && solver.kind === 'fixed' ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length) : undefined;
+        const opened =
+          adapt.folds && solver.kind === 'fixed'
+            ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length)
+            : undefined;
         // The fold checks' field evaluations count as checks, as the accuracy checks' do.
         const probe = opened && {
           release: opened.release,
@@ -255,7 +312,16 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
         o.onAdapt?.(r.decision);
       }
       if (it % logEvery === 0 || it === o.iterations || it === first + 1) {
-        const entry: TrainLogEntry = { iteration: it, loss, accuracy, nfeForward: stepNfe, nfeBackward: stepNfe, solver: formatSolverSpec(solver.spec), param: solverParam(solver.spec, initial.config.t0, initial.config.t1), wallMs: performance.now() - start };
+        const entry: TrainLogEntry = {
+          iteration: it,
+          loss,
+          accuracy,
+          nfeForward: stepNfe,
+          nfeBackward: stepNfe,
+          solver: formatSolverSpec(solver.spec),
+          param: solverParam(solver.spec, initial.config.t0, initial.config.t1),
+          wallMs: performance.now() - start,
+        };
         log.push(entry);
         o.onLog?.(entry);
         // The loss is that of the parameters before this update: keep the updated

@@ -47,17 +47,39 @@ function run(args: string[], timeoutMs: number): Promise<{ stdout: string; stder
 }
 
 // The background-networking flags keep Chromium from calling out (this machine has no network beyond loopback).
-const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--allow-file-access-from-files', '--enable-logging=stderr', '--v=0'];
+const BASE_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--allow-file-access-from-files',
+  '--enable-logging=stderr',
+  '--v=0',
+];
 
 /** Load `htmlFile` (a copy with the probe appended sits beside it) and check it. */
 export async function checkPage(htmlFile: string, timeoutMs = 90_000): Promise<PageCheck> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: the browser tests need Chromium (Debian: apt-get install chromium)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} not found: the browser tests need Chromium (Debian: apt-get install chromium)`);
   const probed = htmlFile.replace(/\.html?$/, '') + '.probe.html';
   // The probe goes last so that the page's own scripts (there should be none) run first; a meta refresh is dropped so the load is measured once.
-  writeFileSync(probed, readFileSync(htmlFile, 'utf8').replace(/<meta http-equiv="refresh"[^>]*>/, '').replace('</body>', `${PROBE}</body>`));
-  const r = await run([...BASE_ARGS, '--virtual-time-budget=5000', '--dump-dom', pathToFileURL(probed).href], timeoutMs);
+  writeFileSync(
+    probed,
+    readFileSync(htmlFile, 'utf8')
+      .replace(/<meta http-equiv="refresh"[^>]*>/, '')
+      .replace('</body>', `${PROBE}</body>`),
+  );
+  const r = await run(
+    [...BASE_ARGS, '--virtual-time-budget=5000', '--dump-dom', pathToFileURL(probed).href],
+    timeoutMs,
+  );
   const console = r.stderr.split('\n').filter((l) => /:CONSOLE[:(]/.test(l) || /Uncaught/.test(l));
-  if (!r.stdout.includes('data-probed="yes"')) throw new Error(`chromium did not finish loading ${htmlFile} (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
+  if (!r.stdout.includes('data-probed="yes"'))
+    throw new Error(`chromium did not finish loading ${htmlFile} (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
   const figures = [...r.stdout.matchAll(/<figure([^>]*)>/g)].map((m) => {
     const name = /data-figure="([^"]*)"/.exec(m[1]!)?.[1] ?? '';
     const [w, h] = (/data-probe="(\d+)x(\d+)"/.exec(m[1]!) ?? [, '0', '0']).slice(1).map(Number);
@@ -67,7 +89,21 @@ export async function checkPage(htmlFile: string, timeoutMs = 90_000): Promise<P
 }
 
 /** A PNG screenshot of `htmlFile` as headless Chromium renders it. */
-export async function screenshot(htmlFile: string, pngFile: string, size = '1280,2400', timeoutMs = 90_000): Promise<void> {
-  const r = await run([...BASE_ARGS, `--window-size=${size}`, '--hide-scrollbars', `--screenshot=${pngFile}`, pathToFileURL(htmlFile).href], timeoutMs);
+export async function screenshot(
+  htmlFile: string,
+  pngFile: string,
+  size = '1280,2400',
+  timeoutMs = 90_000,
+): Promise<void> {
+  const r = await run(
+    [
+      ...BASE_ARGS,
+      `--window-size=${size}`,
+      '--hide-scrollbars',
+      `--screenshot=${pngFile}`,
+      pathToFileURL(htmlFile).href,
+    ],
+    timeoutMs,
+  );
   if (!existsSync(pngFile)) throw new Error(`chromium wrote no screenshot (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
 }

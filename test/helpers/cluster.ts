@@ -60,8 +60,15 @@ export async function stopAll(procs: Proc[]): Promise<void> {
 }
 
 /** Run `body` against nats + two workers; everything is stopped afterwards, pass or fail. */
-export async function withCluster(t: ExecutionContext, opts: ClusterOptions, body: (c: Cluster) => Promise<void>): Promise<void> {
-  const nats = await startNats({ ...(opts.natsConfig !== undefined ? { config: opts.natsConfig } : {}), ...(opts.natsEnv ? { env: opts.natsEnv } : {}) });
+export async function withCluster(
+  t: ExecutionContext,
+  opts: ClusterOptions,
+  body: (c: Cluster) => Promise<void>,
+): Promise<void> {
+  const nats = await startNats({
+    ...(opts.natsConfig !== undefined ? { config: opts.natsConfig } : {}),
+    ...(opts.natsEnv ? { env: opts.natsEnv } : {}),
+  });
   const dir = tempDir();
   const procs: Proc[] = [];
   const setup = (i: number): WorkerSetup => (Array.isArray(opts.workers) ? opts.workers[i]! : (opts.workers ?? {}));
@@ -70,9 +77,26 @@ export async function withCluster(t: ExecutionContext, opts: ClusterOptions, bod
     procs.push(a, b);
     await Promise.all([a.waitFor(opts.waitFor ?? /pulling from/), b.waitFor(opts.waitFor ?? /pulling from/)]);
     await body({
-      nats, dir, a, b,
+      nats,
+      dir,
+      a,
+      b,
       coordinator: (file, out, extra = [], env) => {
-        const p = cli(['study', 'run', file, '--out', out, '--nats', nats.url, '--events', ...(opts.coordinatorArgs ?? []), ...extra], env);
+        const p = cli(
+          [
+            'study',
+            'run',
+            file,
+            '--out',
+            out,
+            '--nats',
+            nats.url,
+            '--events',
+            ...(opts.coordinatorArgs ?? []),
+            ...extra,
+          ],
+          env,
+        );
         procs.push(p);
         return p;
       },
@@ -90,18 +114,24 @@ export async function withCluster(t: ExecutionContext, opts: ClusterOptions, bod
 export function resultLines(dir: string): JobResult[] {
   const file = join(dir, 'results.jsonl');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-    try {
-      return [validateResult(JSON.parse(l))];
-    } catch {
-      return [];
-    }
-  });
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [validateResult(JSON.parse(l))];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** The JSON events a `study run --events` printed. */
 export function jsonEvents(out: string): StudyEvent[] {
-  return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as StudyEvent);
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as StudyEvent);
 }
 
 /** Poll `cond` every 25 ms; throws after `ms`. */
@@ -126,6 +156,10 @@ export function ranBy(p: Proc): string[] {
 export async function reevaluate(out: string, r: JobResult): Promise<number[]> {
   const ds = await loadDataset(r.job.dataset, r.job.seed);
   const m = r.metrics as { trainSolver: string };
-  const rows = await evaluateBundle(join(out, 'models', r.id), ds.test, [m.trainSolver, ...r.job.testSolvers].map((s) => parseSolverSpec(s)));
+  const rows = await evaluateBundle(
+    join(out, 'models', r.id),
+    ds.test,
+    [m.trainSolver, ...r.job.testSolvers].map((s) => parseSolverSpec(s)),
+  );
   return rows.map((row) => row.accuracy);
 }

@@ -16,7 +16,18 @@ export function sampleMetrics(trainAccuracy = 0.9): JobMetrics {
     finalBatchAccuracy: trainAccuracy,
     iterations: 10,
     nfe: { forward: 20, backward: 20, checks: 0, total: 40 },
-    evals: [{ solver: 'rk4', param: 0.25, spec: 'rk4:0.25', steps: 4, accuracy: trainAccuracy, nfe: 16, accepted: 4, rejected: 0 }],
+    evals: [
+      {
+        solver: 'rk4',
+        param: 0.25,
+        spec: 'rk4:0.25',
+        steps: 4,
+        accuracy: trainAccuracy,
+        nfe: 16,
+        accepted: 4,
+        rejected: 0,
+      },
+    ],
     backend: 'wasm',
     engine: 'tfjs',
     trainMs: 1,
@@ -47,9 +58,25 @@ export function nfe(total: number, checks = 0): JobMetrics['nfe'] {
 }
 
 export function done(job: Job, m: JobMetrics, attempt = 1): JobResult {
-  return { id: job.id, job, status: 'done', metrics: m, attempt, worker: 'test', timings: { startedAt: '2026-11-29T00:00:00.000Z', finishedAt: '2026-11-29T00:00:01.000Z', ms: 1000 } };
+  return {
+    id: job.id,
+    job,
+    status: 'done',
+    metrics: m,
+    attempt,
+    worker: 'test',
+    timings: { startedAt: '2026-11-29T00:00:00.000Z', finishedAt: '2026-11-29T00:00:01.000Z', ms: 1000 },
+  };
 }
 
 export function failed(job: Job, error: string, attempt = 1): JobResult {
-  return { id: job.id, job, status: 'failed', error, attempt, worker: 'test', timings: { startedAt: '2026-11-29T00:00:00.000Z', finishedAt: '2026-11-29T00:00:01.000Z', ms: 1000 } };
+  return {
+    id: job.id,
+    job,
+    status: 'failed',
+    error,
+    attempt,
+    worker: 'test',
+    timings: { startedAt: '2026-11-29T00:00:00.000Z', finishedAt: '2026-11-29T00:00:01.000Z', ms: 1000 },
+  };
 }

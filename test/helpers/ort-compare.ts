@@ -22,7 +22,15 @@ export function normalStream(seed: number): () => number {
 }
 
 export function configFor(field: string, inputShape: number[], augment: number, classes: number): ModelConfig {
-  return { inputShape, augment, stateShape: augmentedShape(inputShape, augment), classes, field: parseFieldSpec(field), t0: 0, t1: 1 };
+  return {
+    inputShape,
+    augment,
+    stateShape: augmentedShape(inputShape, augment),
+    classes,
+    field: parseFieldSpec(field),
+    t0: 0,
+    t1: 1,
+  };
 }
 
 /** Random weights and non-zero biases (so bias gradients are exercised through every path). */
@@ -96,20 +104,39 @@ export async function ortLossAndGrads(
     const r = await session.run(ortFeeds(model, g.params, x, y, float));
     const grads: Record<string, Float32Array | Float64Array> = {};
     for (const p of g.params) grads[p] = r[g.outputs.grads[p]!]!.data as Float32Array | Float64Array;
-    return { loss: Number(r.loss!.data[0]), accuracy: Number(r.accuracy!.data[0]), grads, nodes: g.builder.nodes.length, nfe: g.nfe, blocked };
+    return {
+      loss: Number(r.loss!.data[0]),
+      accuracy: Number(r.accuracy!.data[0]),
+      grads,
+      nodes: g.builder.nodes.length,
+      nfe: g.nfe,
+      blocked,
+    };
   } finally {
     await session.release();
   }
 }
 
-export function ortFeeds(model: Model, params: readonly string[], x: Float32Array, y: Int32Array, float: 'float32' | 'float64', override?: Record<string, Float64Array>): Record<string, ort.Tensor> {
+export function ortFeeds(
+  model: Model,
+  params: readonly string[],
+  x: Float32Array,
+  y: Int32Array,
+  float: 'float32' | 'float64',
+  override?: Record<string, Float64Array>,
+): Record<string, ort.Tensor> {
   const batch = y.length;
   const conv = (d: ArrayLike<number>) => (float === 'float32' ? Float32Array.from(d) : Float64Array.from(d));
   const feeds: Record<string, ort.Tensor> = {
     x: new ort.Tensor(float, conv(x), [batch, ...model.config.inputShape]),
-    labels: new ort.Tensor('int64', BigInt64Array.from(y, (v) => BigInt(v)), [batch]),
+    labels: new ort.Tensor(
+      'int64',
+      BigInt64Array.from(y, (v) => BigInt(v)),
+      [batch],
+    ),
   };
-  for (const p of params) feeds[p] = new ort.Tensor(float, override?.[p] ?? conv(model.params[p]!.data), [...model.params[p]!.shape]);
+  for (const p of params)
+    feeds[p] = new ort.Tensor(float, override?.[p] ?? conv(model.params[p]!.data), [...model.params[p]!.shape]);
   return feeds;
 }
 

@@ -14,7 +14,9 @@ export interface Problem {
 }
 
 /** The rotation-decay field on any float array type (float64 reference, float32 engine). */
-export function rotDecayOf<T extends Float64Array | Float32Array>(Ctor: { of(...v: number[]): T }): (t: number, z: T) => T {
+export function rotDecayOf<T extends Float64Array | Float32Array>(Ctor: {
+  of(...v: number[]): T;
+}): (t: number, z: T) => T {
   return (_t, z) => Ctor.of(-0.5 * z[0]! - 2 * z[1]!, 2 * z[0]! - 0.5 * z[1]!);
 }
 
@@ -37,4 +39,11 @@ export function rotDecayExact(t: number): number[] {
   return [e * (c * 1 - s * 0.5), e * (s * 1 + c * 0.5)];
 }
 
-export const rotDecay: Problem = { name: 'rotation-decay', f: rotDecayField, z0: ROT_DECAY_Z0, t0: 0, t1: 1, exact: rotDecayExact };
+export const rotDecay: Problem = {
+  name: 'rotation-decay',
+  f: rotDecayField,
+  z0: ROT_DECAY_Z0,
+  t0: 0,
+  t1: 1,
+  exact: rotDecayExact,
+};

@@ -39,21 +39,30 @@ export interface Proc {
 const SIGNALS: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2 };
 
 export function spawnProc(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
-  const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   const waiters: (() => void)[] = [];
   const poke = () => waiters.splice(0).forEach((w) => w());
   child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), poke()));
   child.stderr!.on('data', (d: Buffer) => ((err += d.toString()), poke()));
-  const exited = new Promise<number>((res) => child.on('exit', (code, sig) => (res(code ?? 128 + (SIGNALS[sig ?? ''] ?? 0)), poke())));
+  const exited = new Promise<number>((res) =>
+    child.on('exit', (code, sig) => (res(code ?? 128 + (SIGNALS[sig ?? ''] ?? 0)), poke())),
+  );
   // A program that cannot start (ENOENT) exits 127 like in a shell, instead of an uncaught 'error' event.
   child.on('error', (e) => ((err += `${cmd}: ${e.message}\n`), child.emit('exit', 127, null)));
   let done = false;
   void exited.then(() => (done = true));
   const waitFor = (re: RegExp, ms = 30_000) =>
     new Promise<RegExpMatchArray>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for ${re} in:\n${out}\n--- stderr ---\n${err}`)), ms);
+      const timer = setTimeout(
+        () => rej(new Error(`timed out after ${ms} ms waiting for ${re} in:\n${out}\n--- stderr ---\n${err}`)),
+        ms,
+      );
       const check = () => {
         const m = (out + err).match(re);
         if (m) {
@@ -67,7 +76,12 @@ export function spawnProc(cmd: string, args: string[], opts: { env?: NodeJS.Proc
       check();
     });
   return {
-    child, pid: child.pid!, out: () => out, err: () => err, exited, waitFor,
+    child,
+    pid: child.pid!,
+    out: () => out,
+    err: () => err,
+    exited,
+    waitFor,
     kill: (signal = 'SIGTERM') => {
       if (!done) child.kill(signal);
     },
@@ -79,14 +93,20 @@ export function cli(args: string[], env?: NodeJS.ProcessEnv): Proc {
   return spawnProc(process.execPath, [BIN, ...args], env ? { env } : {});
 }
 
-export async function cliResult(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
+export async function cliResult(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number; out: string; err: string }> {
   const p = cli(args, env);
   const code = await p.exited;
   return { code, out: p.out(), err: p.err() };
 }
 
 /** `cliResult` plus the wall time of the whole process, start-up included. */
-export async function timedCli(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string; ms: number }> {
+export async function timedCli(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number; out: string; err: string; ms: number }> {
   const t0 = Date.now();
   const r = await cliResult(args, env);
   return { ...r, ms: Date.now() - t0 };
@@ -168,7 +188,10 @@ export async function startNats(opts: { config?: string; env?: NodeJS.ProcessEnv
   };
   await start();
   return {
-    url: `nats://127.0.0.1:${port}`, port, storeDir, stop,
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    stop,
     restart: async (downMs = 1000) => {
       await stop();
       await new Promise((r) => setTimeout(r, downMs));
@@ -188,7 +211,12 @@ export const MISSING_DATASET = 'json:/nonexistent/fail.json';
  * `iterations` (about 0.4 ms per iteration for euler:0.5, 0.8 ms for
  * rk4:0.25, plus ~0.1 s per job on a warm worker thread, unloaded).
  */
-export function tinyStudy(o: { grid: string; iterations: number; datasets?: string[]; seeds?: number | number[] }): string {
+export function tinyStudy(o: {
+  grid: string;
+  iterations: number;
+  datasets?: string[];
+  seeds?: number | number[];
+}): string {
   const datasets = o.datasets ?? [TINY_DATASET];
   return [
     'datasets:',

@@ -19,7 +19,10 @@ export const SYNTHETIC_STUDY = {
   name: 'synthetic <study> & co',
   datasets: ['spheres:dupont2019:dim=2'],
   field: 'mlp:width=8',
-  grid: [{ solver: 'euler', steps: [0.5, 0.25, 0.1] }, { solver: 'dopri5', tols: [1e-2, 1e-4] }],
+  grid: [
+    { solver: 'euler', steps: [0.5, 0.25, 0.1] },
+    { solver: 'dopri5', tols: [1e-2, 1e-4] },
+  ],
   adapt: 'both',
   seeds: 2,
   iterations: 100,
@@ -44,8 +47,21 @@ const fanOf = (solver: string, scale: number): NonNullable<JobMetrics['audits']>
   solver,
   reference: 'dopri5:rtol=1e-8,atol=1e-10',
   points: 100,
-  final: { mean: 3 * scale, max: 8 * scale, perClass: [{ label: 0, count: 50, mean: 2 * scale, std: scale, max: 5 * scale }, { label: 1, count: 50, mean: 4 * scale, std: scale, max: 8 * scale }] },
-  series: { times: [0, 0.5, 1], perClass: [{ label: 0, mean: [0, scale, 2 * scale], std: [0, 0, 0] }, { label: 1, mean: [0, 2 * scale, 4 * scale], std: [0, 0, 0] }] },
+  final: {
+    mean: 3 * scale,
+    max: 8 * scale,
+    perClass: [
+      { label: 0, count: 50, mean: 2 * scale, std: scale, max: 5 * scale },
+      { label: 1, count: 50, mean: 4 * scale, std: scale, max: 8 * scale },
+    ],
+  },
+  series: {
+    times: [0, 0.5, 1],
+    perClass: [
+      { label: 0, mean: [0, scale, 2 * scale], std: [0, 0, 0] },
+      { label: 1, mean: [0, 2 * scale, 4 * scale], std: [0, 0, 0] },
+    ],
+  },
 });
 
 function gridMetrics(job: Job): JobMetrics {
@@ -60,7 +76,19 @@ function gridMetrics(job: Job): JobMetrics {
       nfe: nfe(job.iterations * 2 * steps),
       evals: job.testSolvers.map((s) => evalRow(s, bad ? 0.55 : seedAcc - 0.01)),
       audits: {
-        crossing: { solver: job.trainSolver, points: 100, d: 2, crossings: bad ? 12 : 0, pairsChecked: 4950, firstStep: bad ? 1 : null, projected: false, note: 'exact: 2-D segment intersections over the same step', folded: bad ? 3 : 0, foldStates: 200, minDet: bad ? -0.2 : 0.3 },
+        crossing: {
+          solver: job.trainSolver,
+          points: 100,
+          d: 2,
+          crossings: bad ? 12 : 0,
+          pairsChecked: 4950,
+          firstStep: bad ? 1 : null,
+          projected: false,
+          note: 'exact: 2-D segment intersections over the same step',
+          folded: bad ? 3 : 0,
+          foldStates: 200,
+          minDet: bad ? -0.2 : 0.3,
+        },
         fan: fanOf(job.trainSolver, h / 10),
       },
     });
@@ -76,8 +104,17 @@ function gridMetrics(job: Job): JobMetrics {
 /** Adaptation decisions from 0.25 down to h (two checks). */
 function trace(h: number): AdaptDecision[] {
   const d = (iteration: number, before: number, after: number): AdaptDecision => ({
-    iteration, before: `euler:${before}`, after: `euler:${after}`, paramBefore: before, paramAfter: after,
-    trainAccuracy: 0.9, testAccuracy: 0.7, testSolver: 'midpoint:0.1', action: 'shrink', trainNfe: 4, testNfe: 8,
+    iteration,
+    before: `euler:${before}`,
+    after: `euler:${after}`,
+    paramBefore: before,
+    paramAfter: after,
+    trainAccuracy: 0.9,
+    testAccuracy: 0.7,
+    testSolver: 'midpoint:0.1',
+    action: 'shrink',
+    trainNfe: 4,
+    testNfe: 8,
   });
   return [d(50, 0.25, 0.125), d(100, 0.125, h)];
 }
@@ -93,7 +130,13 @@ function adaptMetrics(job: Job): JobMetrics {
       adaptation: { decisions: 2, final, trace: trace(job.seed === 0 ? ADAPT_FINAL_H : 0.16) },
     });
   }
-  return metrics({ trainSolver: 'dopri5:0.00003', trainAccuracy: 0.91, nfe: nfe(9000, 500), evals: [evalRow('dopri5:0.000003', 0.91)], adaptation: { decisions: 2, final: 'dopri5:0.00003', trace: [] } });
+  return metrics({
+    trainSolver: 'dopri5:0.00003',
+    trainAccuracy: 0.91,
+    nfe: nfe(9000, 500),
+    evals: [evalRow('dopri5:0.000003', 0.91)],
+    adaptation: { decisions: 2, final: 'dopri5:0.00003', trace: [] },
+  });
 }
 
 export interface SyntheticStudy {
@@ -106,7 +149,9 @@ export interface SyntheticStudy {
 export function syntheticStudy(): SyntheticStudy {
   const plan = planStudy(SYNTHETIC_STUDY);
   const failedJob = plan.jobs.find((j) => j.trainSolver === 'dopri5:0.0001' && j.seed === 1)!;
-  const results = plan.jobs.map((j) => (j === failedJob ? failed(j, FAILED_ERROR) : done(j, j.adapt ? adaptMetrics(j) : gridMetrics(j))));
+  const results = plan.jobs.map((j) =>
+    j === failedJob ? failed(j, FAILED_ERROR) : done(j, j.adapt ? adaptMetrics(j) : gridMetrics(j)),
+  );
   // A result of an edited study (other iterations) left in the same directory.
   const other = planStudy({ ...SYNTHETIC_STUDY, iterations: 50, adapt: false, seeds: 1 }).jobs[0]!;
   const foreign = done(other, gridMetrics(other));

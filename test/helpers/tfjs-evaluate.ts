@@ -29,7 +29,9 @@ export function checkDataWidth(model: Model, data: EvalData, where: string): voi
   const width = model.config.inputShape.reduce((a, b) => a * b, 1);
   if (data.n === 0) throw new ShapeError(`${where}: no data points`);
   if (data.x.length !== data.n * width) {
-    throw new ShapeError(`${where}: data rows have ${data.x.length / data.n} values but the model expects ${width} (input shape [${model.config.inputShape.join(', ')}])`);
+    throw new ShapeError(
+      `${where}: data rows have ${data.x.length / data.n} values but the model expects ${width} (input shape [${model.config.inputShape.join(', ')}])`,
+    );
   }
 }
 
@@ -54,10 +56,16 @@ export const EVAL_BATCH = 1024;
  * each chunk's intermediates freed as soon as its values are read back.
  * Uses the tfjs backend in place: call `initBackend()` first (trainRun and the CLI do).
  */
-export function evaluateModel(model: Model, data: EvalData, specs: readonly SolverSpec[], options: EvaluateModelOptions = {}): EvalRow[] {
+export function evaluateModel(
+  model: Model,
+  data: EvalData,
+  specs: readonly SolverSpec[],
+  options: EvaluateModelOptions = {},
+): EvalRow[] {
   checkDataWidth(model, data, 'evaluate');
   const batchSize = options.batchSize ?? EVAL_BATCH;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new SpecError(`evaluation batch size must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new SpecError(`evaluation batch size must be a positive integer, got ${batchSize}`);
   const m = buildTfModel(model, false);
   const width = data.x.length / data.n;
   const S = stateSize(model.config);
@@ -69,12 +77,21 @@ export function evaluateModel(model: Model, data: EvalData, specs: readonly Solv
     t.dispose();
     return out;
   };
-  const encode = (x: Float32Array, rows: number) => read(tf.tidy(() => m.flatState(m.encode(tf.tensor2d(x, [rows, width])))));
-  const predict = (z: Float32Array, rows: number) => read(tf.tidy(() => tf.argMax(m.head(m.unflatState(tf.tensor2d(z, [rows, S]))), 1)));
+  const encode = (x: Float32Array, rows: number) =>
+    read(tf.tidy(() => m.flatState(m.encode(tf.tensor2d(x, [rows, width])))));
+  const predict = (z: Float32Array, rows: number) =>
+    read(tf.tidy(() => tf.argMax(m.head(m.unflatState(tf.tensor2d(z, [rows, S]))), 1)));
   // makeField's weight re-layouts are made inside each call's tidy, so nothing outlives a call.
-  const field = (rows: number) => (t: number, z: Float32Array) => read(tf.tidy(() => m.flatState(m.makeField()(t, m.unflatState(tf.tensor2d(z, [rows, S]))))));
+  const field = (rows: number) => (t: number, z: Float32Array) =>
+    read(tf.tidy(() => m.flatState(m.makeField()(t, m.unflatState(tf.tensor2d(z, [rows, S]))))));
   /** Apply a per-row map in memory-sized chunks. */
-  const inChunks = (v: Float32Array, inWidth: number, rows: number, map: (part: Float32Array, rows: number) => Float32Array | Int32Array, outWidth: number) => {
+  const inChunks = (
+    v: Float32Array,
+    inWidth: number,
+    rows: number,
+    map: (part: Float32Array, rows: number) => Float32Array | Int32Array,
+    outWidth: number,
+  ) => {
     const out = new Float32Array(rows * outWidth);
     for (let s = 0; s < rows; s += chunk) {
       const r = Math.min(chunk, rows - s);
@@ -102,4 +119,3 @@ export function evaluateModel(model: Model, data: EvalData, specs: readonly Solv
     m.dispose();
   }
 }
-

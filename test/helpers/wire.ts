@@ -12,8 +12,17 @@ import type { Job, JobMetrics } from '../../src/study/types.js';
 import { TINY_DATASET } from './procs.js';
 
 export const BASE_JOB: Omit<Job, 'id'> = {
-  dataset: TINY_DATASET, field: 'mlp:width=8', trainSolver: 'euler:0.5', adapt: false, seed: 1,
-  iterations: 20, batchSize: 32, lr: 0.01, testSolvers: ['rk4:0.1'], audit: { crossing: false, fan: false }, engine: 'auto',
+  dataset: TINY_DATASET,
+  field: 'mlp:width=8',
+  trainSolver: 'euler:0.5',
+  adapt: false,
+  seed: 1,
+  iterations: 20,
+  batchSize: 32,
+  lr: 0.01,
+  testSolvers: ['rk4:0.1'],
+  audit: { crossing: false, fan: false },
+  engine: 'auto',
 };
 
 export function job(over: Partial<Omit<Job, 'id'>>): Job {
@@ -22,8 +31,17 @@ export function job(over: Partial<Omit<Job, 'id'>>): Job {
 }
 
 export const FORGED_METRICS: JobMetrics = {
-  trainSolver: 'euler:0.5', initialSolver: 'euler:0.5', trainAccuracy: 1, trainNfe: 2, iterations: 1,
-  nfe: { forward: 1, backward: 1, checks: 0, total: 2 }, evals: [], backend: 'wasm', engine: 'tfjs', trainMs: 1, evalMs: 1,
+  trainSolver: 'euler:0.5',
+  initialSolver: 'euler:0.5',
+  trainAccuracy: 1,
+  trainNfe: 2,
+  iterations: 1,
+  nfe: { forward: 1, backward: 1, checks: 0, total: 2 },
+  evals: [],
+  backend: 'wasm',
+  engine: 'tfjs',
+  trainMs: 1,
+  evalMs: 1,
 };
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
@@ -49,7 +67,16 @@ export function forgedDone(j: Job, run: string, over: Partial<ResultMessage['res
   const now = new Date().toISOString();
   return {
     v: 2,
-    result: { id: j.id, job: j, status: 'done', attempt: 1, worker: 'mallory', metrics: FORGED_METRICS, timings: { startedAt: now, finishedAt: now, ms: 1 }, ...over },
+    result: {
+      id: j.id,
+      job: j,
+      status: 'done',
+      attempt: 1,
+      worker: 'mallory',
+      metrics: FORGED_METRICS,
+      timings: { startedAt: now, finishedAt: now, ms: 1 },
+      ...over,
+    },
     bundle: `${j.id}.${run}`,
   } as ResultMessage;
 }

@@ -10,10 +10,29 @@
  */
 import { attr, type GraphBuilder } from '../ir/graph.js';
 import { gemmAttrs } from '../ops/linear.js';
-import { FLOAT_TYPES, gradientOps, opDef, prod, type GradContext, type GradTerm, type ShapeMap, type ValueMeta } from '../ops/index.js';
+import {
+  FLOAT_TYPES,
+  gradientOps,
+  opDef,
+  prod,
+  type GradContext,
+  type GradTerm,
+  type ShapeMap,
+  type ValueMeta,
+} from '../ops/index.js';
 import { inferShapes } from './shapes.js';
 
-export { gradientOps, hasGradient, opRegistry, OPS, type GradContext, type GradientRule, type GradTerm, type LazyGrad, type OpDef } from '../ops/index.js';
+export {
+  gradientOps,
+  hasGradient,
+  opRegistry,
+  OPS,
+  type GradContext,
+  type GradientRule,
+  type GradTerm,
+  type LazyGrad,
+  type OpDef,
+} from '../ops/index.js';
 export { inferShapes, type ElemType, type ShapeMap, type ValueMeta } from './shapes.js';
 
 export interface GradientOptions {
@@ -48,7 +67,12 @@ export interface GradientResult {
  * (graph inputs or initializers) to the builder; returns the names of the
  * gradient values (named by options.names, default "grad/<name>").
  */
-export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly string[], options: GradientOptions = {}): GradientResult {
+export function appendGradients(
+  b: GraphBuilder,
+  loss: string,
+  wrt: readonly string[],
+  options: GradientOptions = {},
+): GradientResult {
   const names = options.names ?? ((w: string) => `grad/${w}`);
   const end = b.nodes.length;
   const nodesBefore = b.nodes.length;
@@ -56,14 +80,20 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
   const lossMeta = shapes.get(loss);
   if (!lossMeta) throw new Error(`autodiff: loss ${loss} is not a value of the graph`);
   if (prod(lossMeta.shape) !== 1 || !FLOAT_TYPES.has(lossMeta.dtype)) {
-    throw new Error(`autodiff: the loss must be a float scalar, ${loss} is ${lossMeta.dtype} [${lossMeta.shape.join(', ')}]`);
+    throw new Error(
+      `autodiff: the loss must be a float scalar, ${loss} is ${lossMeta.dtype} [${lossMeta.shape.join(', ')}]`,
+    );
   }
   const produced = new Set(b.nodes.slice(0, end).flatMap((n) => n.outputs));
   for (const w of wrt) {
-    if (produced.has(w)) throw new Error(`autodiff: ${w} is computed by the graph; differentiate with respect to graph inputs or initializers`);
+    if (produced.has(w))
+      throw new Error(
+        `autodiff: ${w} is computed by the graph; differentiate with respect to graph inputs or initializers`,
+      );
     const meta = shapes.get(w);
     if (!meta) throw new Error(`autodiff: cannot differentiate with respect to ${w}: not a value of the graph`);
-    if (!FLOAT_TYPES.has(meta.dtype)) throw new Error(`autodiff: cannot differentiate with respect to ${w}: it is ${meta.dtype}`);
+    if (!FLOAT_TYPES.has(meta.dtype))
+      throw new Error(`autodiff: cannot differentiate with respect to ${w}: it is ${meta.dtype}`);
   }
 
   // Values that depend on a differentiated value (through float outputs of differentiable ops).
@@ -121,10 +151,17 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
           jobs.push((o) => {
             const last = shape === undefined ? o : undefined;
             let acc: string;
-            if (mode !== 'chain' || group.a.length === 1) acc = b.op('Gemm', [concatRows(group.a), concatRows(group.g)], gemmAttrs(true, false, t.alpha), last);
+            if (mode !== 'chain' || group.a.length === 1)
+              acc = b.op('Gemm', [concatRows(group.a), concatRows(group.g)], gemmAttrs(true, false, t.alpha), last);
             else {
               acc = b.op('Gemm', [group.a[0]!, group.g[0]!], gemmAttrs(true, false, t.alpha));
-              for (let i = 1; i < group.a.length; i++) acc = b.op('Gemm', [group.a[i]!, group.g[i]!, acc], gemmAttrs(true, false, t.alpha), i === group.a.length - 1 ? last : undefined);
+              for (let i = 1; i < group.a.length; i++)
+                acc = b.op(
+                  'Gemm',
+                  [group.a[i]!, group.g[i]!, acc],
+                  gemmAttrs(true, false, t.alpha),
+                  i === group.a.length - 1 ? last : undefined,
+                );
             }
             return shape === undefined ? acc : b.op('Reshape', [acc, b.int64s(shape)], {}, o);
           });
@@ -152,7 +189,8 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
             // A bias of a layer used by every stage: sum the rows of the stages' gradients
             // (concatenated already for the weight gradient) in one reduction.
             if (group.from.length === 2 && group.to.length === 1 && group.to[0] === group.from[1]) {
-              if (mode !== 'chain') return b.op('ReduceSum', [concatRows(group.g), b.int64s([0])], { keepdims: attr.int(0) }, o);
+              if (mode !== 'chain')
+                return b.op('ReduceSum', [concatRows(group.g), b.int64s([0])], { keepdims: attr.int(0) }, o);
               const ones = b.scalar(1, [1, group.from[0]!]);
               let acc = b.op('Gemm', [ones, group.g[0]!]);
               for (let i = 1; i < group.g.length; i++) acc = b.op('Gemm', [ones, group.g[i]!, acc]);
@@ -180,9 +218,14 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
     if (!v) throw new Error(`autodiff: no shape known for ${name}`);
     return v;
   };
-  const sameShape = (p: readonly number[], q: readonly number[]) => p.length === q.length && p.every((d, i) => d === q[i]);
+  const sameShape = (p: readonly number[], q: readonly number[]) =>
+    p.length === q.length && p.every((d, i) => d === q[i]);
   const reshape = (x: string, from: readonly number[], to: readonly number[], out?: string) =>
-    sameShape(from, to) ? (out === undefined ? x : b.op('Identity', [x], {}, out)) : b.op('Reshape', [x, b.int64s(to)], {}, out);
+    sameShape(from, to)
+      ? out === undefined
+        ? x
+        : b.op('Identity', [x], {}, out)
+      : b.op('Reshape', [x, b.int64s(to)], {}, out);
   const sumToShape = (g: string, from: readonly number[], to: readonly number[], out?: string): string => {
     if (sameShape(from, to)) return reshape(g, from, to, out);
     const lead = from.length - to.length;
@@ -193,7 +236,12 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
     const dropped = from.filter((_, i) => !axes.includes(i));
     if (sameShape(dropped, to)) return b.op('ReduceSum', [g, b.int64s(axes)], { keepdims: attr.int(0) }, out);
     const summed = b.op('ReduceSum', [g, b.int64s(axes)], { keepdims: attr.int(1) });
-    return reshape(summed, from.map((d, i) => (axes.includes(i) ? 1 : d)), to, out);
+    return reshape(
+      summed,
+      from.map((d, i) => (axes.includes(i) ? 1 : d)),
+      to,
+      out,
+    );
   };
 
   add(loss, lossMeta.shape.length === 0 ? scalar(1) : b.scalar(1, lossMeta.shape));
@@ -211,11 +259,20 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
           `ops with rules: ${gradientOps().join(', ')}`,
       );
     }
-    const ctx: GradContext = { b, node: n, meta, shape: (x) => meta(x).shape, known: (x) => {
-      const v = meta(x).value;
-      if (!v) throw new Error(`autodiff: node ${n.name} (${n.op}): input ${x} must be a constant int64 tensor`);
-      return v;
-    }, sumToShape, scalar, reshape };
+    const ctx: GradContext = {
+      b,
+      node: n,
+      meta,
+      shape: (x) => meta(x).shape,
+      known: (x) => {
+        const v = meta(x).value;
+        if (!v) throw new Error(`autodiff: node ${n.name} (${n.op}): input ${x} must be a constant int64 tensor`);
+        return v;
+      },
+      sumToShape,
+      scalar,
+      reshape,
+    };
     const gIn = rule(ctx, gOut, needs);
     n.inputs.forEach((i, j) => {
       const g = gIn[j];

@@ -1,7 +1,8 @@
 /**
  * The one ONNX graph builder. Export (field / head / encoder), the effective
- * model (solver unrolled into one graph) and, later, the compiled training
- * graph are all written through it.
+ * model (solver unrolled into one graph), the compiled training and step
+ * graphs (src/onnx/lower) and imported fields (ir/imported-field.ts) are all
+ * written through it.
  *
  * The graph is kept as plain data — value infos, initializers and a list of
  * nodes `{op, inputs, outputs, attrs}` in topological order (every node is
@@ -159,7 +160,9 @@ export class GraphBuilder implements GraphWriter {
   /** Add an initializer under a fresh name derived from the hint. */
   initializer(hint: string, dtype: DType, shape: readonly number[], data: InitData): string {
     if (data.length !== product(shape)) {
-      throw new Error(`graph ${this.name}: initializer ${hint} has ${data.length} values for shape [${shape.join(', ')}]`);
+      throw new Error(
+        `graph ${this.name}: initializer ${hint} has ${data.length} values for shape [${shape.join(', ')}]`,
+      );
     }
     const name = this.fresh(hint);
     this.initializers.set(name, { name, dtype, shape: [...shape], data });
@@ -190,10 +193,17 @@ export class GraphBuilder implements GraphWriter {
       return name;
     }
     if (tensor.data.length !== product(tensor.shape)) {
-      throw new Error(`graph ${this.name}: parameter ${name} has ${tensor.data.length} values for shape [${tensor.shape.join(', ')}]`);
+      throw new Error(
+        `graph ${this.name}: parameter ${name} has ${tensor.data.length} values for shape [${tensor.shape.join(', ')}]`,
+      );
     }
     this.claim(name);
-    this.initializers.set(name, { name, dtype: this.float, shape: [...tensor.shape], data: this.floatData(tensor.data) });
+    this.initializers.set(name, {
+      name,
+      dtype: this.float,
+      shape: [...tensor.shape],
+      data: this.floatData(tensor.data),
+    });
     this.paramSources.set(name, tensor);
     return name;
   }
@@ -224,12 +234,21 @@ export class GraphBuilder implements GraphWriter {
    * Append a node. `outputs` is a count of fresh outputs (default 1) or explicit
    * names. Returns the output names.
    */
-  node(op: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, outputs: number | readonly string[] = 1): string[] {
+  node(
+    op: string,
+    inputs: readonly string[],
+    attrs: Record<string, Attr> = {},
+    outputs: number | readonly string[] = 1,
+  ): string[] {
     for (const i of inputs) {
-      if (i !== '' && !this.used.has(i)) throw new Error(`graph ${this.name}: ${op} reads "${i}", which is not defined yet`);
+      if (i !== '' && !this.used.has(i))
+        throw new Error(`graph ${this.name}: ${op} reads "${i}", which is not defined yet`);
     }
     const hint = splitOp(op).opType;
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(hint.toLowerCase())) : outputs.map((o) => this.claim(o));
+    const outs =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, () => this.fresh(hint.toLowerCase()))
+        : outputs.map((o) => this.claim(o));
     this.nodes.push({ name: this.fresh(`n_${hint}`), op, inputs: [...inputs], outputs: outs, attrs: { ...attrs } });
     return outs;
   }
@@ -291,7 +310,13 @@ export class GraphBuilder implements GraphWriter {
     });
     return onnx.ModelProto.create({
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: OPSET }, ...[...new Set(this.nodes.map((n) => splitOp(n.op).domain).filter((d) => d !== ''))].map((domain) => ({ domain, version: 1 }))],
+      opsetImport: [
+        { domain: '', version: OPSET },
+        ...[...new Set(this.nodes.map((n) => splitOp(n.op).domain).filter((d) => d !== ''))].map((domain) => ({
+          domain,
+          version: 1,
+        })),
+      ],
       producerName: 'odeness',
       producerVersion: '0.1.0',
       graph,

@@ -161,8 +161,7 @@ function tensorData(
         : dtype === 'int64' && t.dataType === 7
           ? t.int64Data
           : t.int32Data;
-  if (values.length !== count)
-    fail(`tensor ${t.name} has ${values.length} values for shape [${t.dims.join(', ')}]`);
+  if (values.length !== count) fail(`tensor ${t.name} has ${values.length} values for shape [${t.dims.join(', ')}]`);
   return dtype === 'float32'
     ? Float32Array.from(values as number[])
     : dtype === 'float64'

@@ -21,7 +21,11 @@ export const conv1d: FieldKind<Conv1dFieldSpec> = {
   format: (f) => `conv1d:channels=${f.channels}`,
   stateRank: 1,
   hiddenValues: (f, stateShape) => f.channels * stateShape[0]!,
-  params: (f) => [...convParams('field.0', f.channels, 1, [1]), ...convParams('field.1', f.channels, f.channels, [3]), ...convParams('field.2', 1, f.channels, [1])],
+  params: (f) => [
+    ...convParams('field.0', f.channels, 1, [1]),
+    ...convParams('field.1', f.channels, f.channels, [3]),
+    ...convParams('field.2', 1, f.channels, [1]),
+  ],
   usesTime: () => false,
   tfField(_f, vars, stateShape) {
     const S = stateShape[0]!;

@@ -23,7 +23,11 @@ export const conv2d: FieldKind<Conv2dFieldSpec> = {
   hiddenValues: (f, stateShape) => f.channels * stateShape[1]! * stateShape[2]!,
   params(f, stateShape) {
     const C = stateShape[0]!;
-    return [...convParams('field.0', f.channels, C, [1, 1]), ...convParams('field.1', f.channels, f.channels, [3, 3]), ...convParams('field.2', C, f.channels, [1, 1])];
+    return [
+      ...convParams('field.0', f.channels, C, [1, 1]),
+      ...convParams('field.1', f.channels, f.channels, [3, 3]),
+      ...convParams('field.2', C, f.channels, [1, 1]),
+    ];
   },
   usesTime: () => false,
   tfField(_f, vars) {

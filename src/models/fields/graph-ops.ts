@@ -2,7 +2,13 @@
 import { ShapeError } from '../../errors.js';
 import { attr } from '../../graph/ir/attrs.js';
 import { convByMatMul, softplus64 } from '../../graph/ir/float64.js';
-import { blockedChannels, blockedWeight, NCHWC_CONV, NCHWC_REORDER_INPUT, NCHWC_REORDER_OUTPUT } from '../../graph/ir/nchwc-ops.js';
+import {
+  blockedChannels,
+  blockedWeight,
+  NCHWC_CONV,
+  NCHWC_REORDER_INPUT,
+  NCHWC_REORDER_OUTPUT,
+} from '../../graph/ir/nchwc-ops.js';
 import type { GraphWriter } from '../../graph/ir/writer.js';
 import type { FieldGraphContext } from './kind.js';
 
@@ -28,7 +34,15 @@ export function activation(g: GraphWriter, kind: Activation, x: string): string 
  * Float32 graphs use the Conv op; float64 graphs (onnxruntime's CPU provider
  * has no float64 Conv) contract channels with one MatMul per kernel offset.
  */
-export function conv(g: GraphWriter, x: string, weight: string, bias: string, wShape: readonly number[], spatial: readonly number[], out?: string): string {
+export function conv(
+  g: GraphWriter,
+  x: string,
+  weight: string,
+  bias: string,
+  wShape: readonly number[],
+  spatial: readonly number[],
+  out?: string,
+): string {
   const kernel = wShape.slice(2);
   const k = kernel[0]!;
   if (kernel.length !== spatial.length || kernel.some((d) => d !== k) || (k !== 1 && k !== 3)) {
@@ -36,7 +50,12 @@ export function conv(g: GraphWriter, x: string, weight: string, bias: string, wS
   }
   const pad = (k - 1) / 2;
   if (g.float === 'float32') {
-    return g.op('Conv', [x, weight, bias], { kernel_shape: attr.ints(kernel), pads: attr.ints(new Array(2 * kernel.length).fill(pad)) }, out);
+    return g.op(
+      'Conv',
+      [x, weight, bias],
+      { kernel_shape: attr.ints(kernel), pads: attr.ints(new Array(2 * kernel.length).fill(pad)) },
+      out,
+    );
   }
   const pads = new Array<number>(2 * kernel.length).fill(pad);
   return convByMatMul(g, x, weight, bias, wShape, { spatial, pads, dilations: kernel.map(() => 1) }, out);
@@ -58,7 +77,14 @@ export function blockable(g: GraphWriter, channels: readonly number[]): boolean 
  * activations stay blocked (bias and ReLU fused into the Conv; only the last output is reordered back,
  * measured 1.7× faster per 32→32 kernel-3 layer than the plain Conv); otherwise plain Conv + Relu.
  */
-export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, readonly number[]>, x: string, layers: number, spatial: readonly number[], out?: string): string {
+export function convStack(
+  ctx: FieldGraphContext,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  x: string,
+  layers: number,
+  spatial: readonly number[],
+  out?: string,
+): string {
   const { g } = ctx;
   const shape = (l: number) => {
     const s = shapes.get(`field.${l}.weight`);
@@ -68,7 +94,11 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
   const ids = Array.from({ length: layers }, (_, l) => l);
   if (!blockable(g, [...ids.map((l) => shape(l)[1]!), shape(layers - 1)[0]!])) {
     let h = x;
-    for (const l of ids) h = l < layers - 1 ? g.op('Relu', [convLayer(ctx, shapes, h, l, spatial)]) : convLayer(ctx, shapes, h, l, spatial, out);
+    for (const l of ids)
+      h =
+        l < layers - 1
+          ? g.op('Relu', [convLayer(ctx, shapes, h, l, spatial)])
+          : convLayer(ctx, shapes, h, l, spatial, out);
     return h;
   }
   const bl = g.nchwcBlock;
@@ -81,7 +111,8 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
     const ws = shape(l);
     const w4 = flat ? [ws[0]!, ws[1]!, 1, ws[2]!] : ws;
     const key = `field.${l}`;
-    if (l === layers - 1 && channels < bl && w4.slice(2).every((k) => k === 1)) return blockedPointwiseOut(ctx, h, key, w4, spatial, out);
+    if (l === layers - 1 && channels < bl && w4.slice(2).every((k) => k === 1))
+      return blockedPointwiseOut(ctx, h, key, w4, spatial, out);
     // Reordered once per graph and shared by every solver stage.
     const p = g.once(`nchwc-layer:${key}`, () => {
       const weight = ctx.param(`${key}.weight`);
@@ -109,20 +140,39 @@ export function convStack(ctx: FieldGraphContext, shapes: ReadonlyMap<string, re
  * no padded outputs and no reorder, and its gradients read h once (measured: 7 reorders per 900-d conv1d
  * field evaluation became 2).
  */
-function blockedPointwiseOut(ctx: FieldGraphContext, h: string, key: string, w4: readonly number[], spatial: readonly number[], out?: string): string {
+function blockedPointwiseOut(
+  ctx: FieldGraphContext,
+  h: string,
+  key: string,
+  w4: readonly number[],
+  spatial: readonly number[],
+  out?: string,
+): string {
   const { g } = ctx;
   const bl = g.nchwcBlock;
   const [o, c] = [w4[0]!, w4[1]!];
   const hw = spatial.reduce((a, d) => a * d, 1);
-  const w = g.op('Transpose', [g.op('Reshape', [ctx.param(`${key}.weight`), g.int64s([o, c / bl, bl])])], { perm: attr.ints([1, 2, 0]) });
+  const w = g.op('Transpose', [g.op('Reshape', [ctx.param(`${key}.weight`), g.int64s([o, c / bl, bl])])], {
+    perm: attr.ints([1, 2, 0]),
+  });
   const blocks = g.op('MatMul', [g.op('Reshape', [h, g.int64s([0, c / bl, hw, bl])]), w]);
   const rows = g.op('ReduceSum', [blocks, g.int64s([1])], { keepdims: attr.int(0) }); // [N, HW, O]
-  const y = o === 1 ? g.op('Reshape', [rows, g.int64s([0, 1, ...spatial])]) : g.op('Reshape', [g.op('Transpose', [rows], { perm: attr.ints([0, 2, 1]) }), g.int64s([0, o, ...spatial])]);
+  const y =
+    o === 1
+      ? g.op('Reshape', [rows, g.int64s([0, 1, ...spatial])])
+      : g.op('Reshape', [g.op('Transpose', [rows], { perm: attr.ints([0, 2, 1]) }), g.int64s([0, o, ...spatial])]);
   return g.op('Add', [y, g.op('Reshape', [ctx.param(`${key}.bias`), g.int64s([o, ...spatial.map(() => 1)])])], {}, out);
 }
 
 /** Layer l of a conv field: the layer's weight and bias parameters applied to x. */
-export function convLayer(ctx: FieldGraphContext, shapes: ReadonlyMap<string, readonly number[]>, x: string, l: number, spatial: readonly number[], out?: string): string {
+export function convLayer(
+  ctx: FieldGraphContext,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  x: string,
+  l: number,
+  spatial: readonly number[],
+  out?: string,
+): string {
   const w = `field.${l}.weight`;
   const shape = shapes.get(w);
   if (!shape) throw new ShapeError(`model: parameter ${w} is missing`);

@@ -20,10 +20,14 @@ export const FIELD_KINDS: readonly FieldKindName[] = KINDS.map((k) => k.kind);
 const byName = new Map<string, FieldKind<FieldSpec>>(KINDS.map((k) => [k.kind, k as unknown as FieldKind<FieldSpec>]));
 
 /** The module of a field kind, by name or by spec; unknown names are a SpecError. */
-export function fieldKind(which: string | Pick<FieldSpec, 'kind'>, spec = typeof which === 'string' ? which : which.kind): FieldKind<FieldSpec> {
+export function fieldKind(
+  which: string | Pick<FieldSpec, 'kind'>,
+  spec = typeof which === 'string' ? which : which.kind,
+): FieldKind<FieldSpec> {
   const name = typeof which === 'string' ? which : which.kind;
   const k = byName.get(name);
-  if (!k) throw new SpecError(`field spec "${spec}": unknown field "${name}"; expected one of ${FIELD_KINDS.join(', ')}`);
+  if (!k)
+    throw new SpecError(`field spec "${spec}": unknown field "${name}"; expected one of ${FIELD_KINDS.join(', ')}`);
   return k;
 }
 

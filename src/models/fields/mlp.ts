@@ -34,7 +34,13 @@ export const mlp: FieldKind<MlpFieldSpec> = {
     { name: 'act', type: 'enum', values: ACTIVATIONS, default: 'tanh' },
     { name: 'time', type: 'flag' },
   ],
-  fromOptions: (o) => ({ kind: 'mlp', width: o.width as number, depth: o.depth as number, activation: o.act as Activation, time: o.time as boolean }),
+  fromOptions: (o) => ({
+    kind: 'mlp',
+    width: o.width as number,
+    depth: o.depth as number,
+    activation: o.act as Activation,
+    time: o.time as boolean,
+  }),
   format: (f) => `mlp:width=${f.width},depth=${f.depth},act=${f.activation}${f.time ? ',time' : ''}`,
   stateRank: 1,
   hiddenValues: (f, stateShape) => Math.max(f.width, stateShape[0]! + (f.time ? 1 : 0)),
@@ -51,7 +57,10 @@ export const mlp: FieldKind<MlpFieldSpec> = {
   },
   usesTime: (f) => f.time,
   tfField(f, vars) {
-    const layers = Array.from({ length: f.depth + 1 }, (_, l) => [vars[`field.${l}.weight`]!, vars[`field.${l}.bias`]!] as const);
+    const layers = Array.from(
+      { length: f.depth + 1 },
+      (_, l) => [vars[`field.${l}.weight`]!, vars[`field.${l}.bias`]!] as const,
+    );
     return (t, z) => {
       let h: tf.Tensor = f.time ? tf.concat([z, tf.fill([z.shape[0]!, 1], t)], 1) : z;
       for (let l = 0; l < layers.length; l++) {

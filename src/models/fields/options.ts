@@ -7,7 +7,13 @@ import { SpecError } from '../../errors.js';
 import { isPositiveInt } from '../../formats/index.js';
 
 export type OptionDef =
-  | { readonly name: string; readonly type: 'int'; readonly min: number; readonly max: number; readonly default: number }
+  | {
+      readonly name: string;
+      readonly type: 'int';
+      readonly min: number;
+      readonly max: number;
+      readonly default: number;
+    }
   | { readonly name: string; readonly type: 'enum'; readonly values: readonly string[]; readonly default: string }
   | { readonly name: string; readonly type: 'flag' }
   /** A file path: the spec's first bare item (`onnx:my_field.onnx`) or `name=<path>`; required. */
@@ -33,13 +39,20 @@ export function readOptions(spec: string, defs: readonly OptionDef[], raw: Reado
         out[d.name] = v.trim();
         break;
       case 'list':
-        out[d.name] = v === undefined ? [] : v.split('|').map((x) => x.trim()).filter((x) => x !== '');
+        out[d.name] =
+          v === undefined
+            ? []
+            : v
+                .split('|')
+                .map((x) => x.trim())
+                .filter((x) => x !== '');
         break;
       case 'text':
         out[d.name] = v?.trim() ?? '';
         break;
       case 'enum':
-        if (v !== undefined && !d.values.includes(v)) throw new SpecError(`field spec "${spec}": ${d.name} must be one of ${d.values.join(', ')}, got "${v}"`);
+        if (v !== undefined && !d.values.includes(v))
+          throw new SpecError(`field spec "${spec}": ${d.name} must be one of ${d.values.join(', ')}, got "${v}"`);
         out[d.name] = v ?? d.default;
         break;
       case 'int': {
@@ -48,8 +61,10 @@ export function readOptions(spec: string, defs: readonly OptionDef[], raw: Reado
           break;
         }
         const n = v.trim() === '' ? NaN : Number(v);
-        if (!isPositiveInt(n)) throw new SpecError(`field spec "${spec}": ${d.name} must be a positive integer, got "${v}"`);
-        if (n < d.min || n > d.max) throw new SpecError(`field spec "${spec}": ${d.name} must be between ${d.min} and ${d.max}, got ${v}`);
+        if (!isPositiveInt(n))
+          throw new SpecError(`field spec "${spec}": ${d.name} must be a positive integer, got "${v}"`);
+        if (n < d.min || n > d.max)
+          throw new SpecError(`field spec "${spec}": ${d.name} must be between ${d.min} and ${d.max}, got ${v}`);
         out[d.name] = n;
         break;
       }

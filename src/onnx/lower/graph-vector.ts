@@ -27,7 +27,9 @@ export function graphOps(b: GraphBuilder): VectorOps<string> {
       return acc;
     },
     scaledRms() {
-      throw new Error('graphOps: error norms need values; a graph being written has none (drive adaptive steps at run time)');
+      throw new Error(
+        'graphOps: error norms need values; a graph being written has none (drive adaptive steps at run time)',
+      );
     },
     allFinite() {
       throw new Error('graphOps: finiteness needs values; solve with checkFinite: false when writing a graph');

@@ -53,7 +53,14 @@ export function appendField(b: GraphBuilder, model: Model, z: string, t?: string
   const { config } = model;
   const kind = fieldKind(config.field);
   if (kind.usesTime(config.field) && t === undefined) throw new Error('appendField: a time field needs a t input');
-  return kind.appendGraph(config.field, { g: b, param: (name) => param(b, model, name), stateShape: config.stateShape, z, t, out });
+  return kind.appendGraph(config.field, {
+    g: b,
+    param: (name) => param(b, model, name),
+    stateShape: config.stateShape,
+    z,
+    t,
+    out,
+  });
 }
 
 /** Head: z(t1) [B, ...stateShape] flattened in row-major order → logits [B, classes]. */
@@ -112,12 +119,23 @@ export function appendSolve(
   out?: string,
 ): { z1: string; stats: SolveStats } {
   const solver = fixedSolver(spec, 'an unrolled solve');
-  const r = solve(graphOps(b), (t, z) => field(b, t, z), z0, solver, { t0: interval.t0, t1: interval.t1, checkFinite: false });
+  const r = solve(graphOps(b), (t, z) => field(b, t, z), z0, solver, {
+    t0: interval.t0,
+    t1: interval.t1,
+    checkFinite: false,
+  });
   return { z1: out === undefined ? r.z1 : b.op('Identity', [r.z1], {}, out), stats: r.stats };
 }
 
 /** appendSolve's z(t1) alone. */
-export function appendFixedSolve(b: GraphBuilder, spec: SolverSpec | Solver, z0: string, field: FieldAppender, interval: { t0: number; t1: number }, out?: string): string {
+export function appendFixedSolve(
+  b: GraphBuilder,
+  spec: SolverSpec | Solver,
+  z0: string,
+  field: FieldAppender,
+  interval: { t0: number; t1: number },
+  out?: string,
+): string {
   return appendSolve(b, spec, z0, field, interval, out).z1;
 }
 
@@ -180,7 +198,11 @@ export function solveGraph(model: Model, spec: SolverSpec | Solver, options: Sol
  * The effective model (field + fixed solver configuration) as one graph:
  * x [batch, ...inputShape] → encoder → unrolled solve over [t0, t1] → head → logits.
  */
-export function effectiveModelGraph(model: Model, spec: SolverSpec | Solver, options: SolveGraphOptions = {}): GraphBuilder {
+export function effectiveModelGraph(
+  model: Model,
+  spec: SolverSpec | Solver,
+  options: SolveGraphOptions = {},
+): GraphBuilder {
   checkModel(model);
   const solver = fixedSolver(spec, 'an effective model graph');
   const b = new GraphBuilder({ name: 'effective_model', float: options.float });

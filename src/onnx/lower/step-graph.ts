@@ -81,7 +81,11 @@ function fieldParams(config: ModelConfig): string[] {
 export function stepGraph(config: ModelConfig, tab: Tableau, options: StepGraphOptions): StepGraph {
   const model = architectureModel(config);
   const time = fieldKind(config.field).usesTime(config.field);
-  const b = new GraphBuilder({ name: options.vjp ? 'step_vjp' : 'step', float: options.float, nchwcBlock: options.nchwcBlock });
+  const b = new GraphBuilder({
+    name: options.vjp ? 'step_vjp' : 'step',
+    float: options.float,
+    nchwcBlock: options.nchwcBlock,
+  });
   const shape = [options.batch, ...config.stateShape];
   const z = b.input('z', b.float, shape);
   const k1 = b.input('k1', b.float, shape);
@@ -114,7 +118,10 @@ export function stepGraph(config: ModelConfig, tab: Tableau, options: StepGraphO
     let loss = b.op('ReduceSum', [b.op('Mul', [out.z1, gz1])], { keepdims: { kind: 'int', value: 0 } });
     if (tab.fsal) {
       const gk = b.input('gkLast', b.float, shape);
-      loss = b.op('Add', [loss, b.op('ReduceSum', [b.op('Mul', [out.kLast, gk])], { keepdims: { kind: 'int', value: 0 } })]);
+      loss = b.op('Add', [
+        loss,
+        b.op('ReduceSum', [b.op('Mul', [out.kLast, gk])], { keepdims: { kind: 'int', value: 0 } }),
+      ]);
     }
     const { grads } = appendGradients(b, loss, [z, k1, ...params], { names: (w) => `${GRAD_PREFIX}${w}` });
     b.output(grads[z]!, b.float, shape);
@@ -125,7 +132,10 @@ export function stepGraph(config: ModelConfig, tab: Tableau, options: StepGraphO
 }
 
 /** f's vector-Jacobian product: z, [t [1]], field params, gk → grad/z, grad/<param>. */
-export function fieldVjpGraph(config: ModelConfig, options: { batch: number; float?: FloatType; nchwcBlock?: number }): { builder: GraphBuilder; params: readonly string[]; timeInput: boolean } {
+export function fieldVjpGraph(
+  config: ModelConfig,
+  options: { batch: number; float?: FloatType; nchwcBlock?: number },
+): { builder: GraphBuilder; params: readonly string[]; timeInput: boolean } {
   const model = architectureModel(config);
   const time = fieldKind(config.field).usesTime(config.field);
   const b = new GraphBuilder({ name: 'field_vjp', float: options.float, nchwcBlock: options.nchwcBlock });

@@ -42,7 +42,12 @@ export interface TrainGraph {
   /** Parameter names in paramShapes order; each is a graph input of that name. */
   readonly params: readonly string[];
   readonly inputs: { readonly x: string; readonly labels: string };
-  readonly outputs: { readonly loss: string; readonly accuracy: string; readonly logits?: string; readonly grads: Readonly<Record<string, string>> };
+  readonly outputs: {
+    readonly loss: string;
+    readonly accuracy: string;
+    readonly logits?: string;
+    readonly grads: Readonly<Record<string, string>>;
+  };
   /** Field evaluations of the forward solve (= vector-Jacobian products of the backward pass). */
   readonly nfe: number;
   readonly forwardNodes: number;
@@ -54,7 +59,8 @@ export const GRAD_PREFIX = 'grad/';
 /** A model of the configuration with zero parameters: graphs depend on the architecture only. */
 export function architectureModel(config: ModelConfig): Model {
   const params: Params = {};
-  for (const p of paramShapes(config)) params[p.name] = { shape: [...p.shape], data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) };
+  for (const p of paramShapes(config))
+    params[p.name] = { shape: [...p.shape], data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) };
   return { config, params };
 }
 
@@ -82,7 +88,12 @@ export function appendClassifierLoss(
   out: { loss: string; accuracy: string },
 ): { loss: string; accuracy: string } {
   const floatCode = b.float === 'float32' ? 1 : 11;
-  const range = b.initializer('class_ids', 'int64', [classes], BigInt64Array.from({ length: classes }, (_, i) => BigInt(i)));
+  const range = b.initializer(
+    'class_ids',
+    'int64',
+    [classes],
+    BigInt64Array.from({ length: classes }, (_, i) => BigInt(i)),
+  );
   const column = b.op('Unsqueeze', [labels, b.int64s([1])]);
   const onehot = b.op('Cast', [b.op('Equal', [column, range])], { to: attr.int(floatCode) });
   const logp = b.op('LogSoftmax', [logits], { axis: attr.int(1) });
@@ -98,16 +109,24 @@ export function appendClassifierLoss(
 export function trainGraph(config: ModelConfig, spec: SolverSpec | Solver, options: TrainGraphOptions): TrainGraph {
   const solver = fixedSolver(spec, 'the ort training engine');
   const batch = options.batch;
-  if (!Number.isInteger(batch) || batch < 1) throw new Error(`trainGraph: batch must be a positive integer, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new Error(`trainGraph: batch must be a positive integer, got ${batch}`);
   const model = architectureModel(config);
   checkModel(model);
-  const b = new GraphBuilder({ name: options.gradients === false ? 'loss' : 'train_step', float: options.float, nchwcBlock: options.nchwcBlock });
+  const b = new GraphBuilder({
+    name: options.gradients === false ? 'loss' : 'train_step',
+    float: options.float,
+    nchwcBlock: options.nchwcBlock,
+  });
   const x = b.input('x', b.float, [batch, ...config.inputShape]);
   const labels = b.input('labels', 'int64', [batch]);
   const z0 = appendEncoder(b, model, x);
   const { z1, stats } = appendSolve(b, solver, z0, modelFieldAppender(model), { t0: config.t0, t1: config.t1 });
   const logits = appendHead(b, model, z1, options.logits ? 'logits' : undefined);
-  const { loss, accuracy } = appendClassifierLoss(b, logits, labels, batch, config.classes, { loss: 'loss', accuracy: 'accuracy' });
+  const { loss, accuracy } = appendClassifierLoss(b, logits, labels, batch, config.classes, {
+    loss: 'loss',
+    accuracy: 'accuracy',
+  });
   const params = paramShapes(config).map((p) => p.name);
   paramsToInputs(b, params);
   const forwardNodes = b.nodes.length;
@@ -136,15 +155,23 @@ export function trainGraph(config: ModelConfig, spec: SolverSpec | Solver, optio
  * labels [B], head params → loss, accuracy, grad/z1, grad/head.* (the end of
  * an adaptive training step, whose solve runs step by step).
  */
-export function headLossGraph(config: ModelConfig, options: { batch: number; float?: FloatType }): { builder: GraphBuilder; params: readonly string[] } {
+export function headLossGraph(
+  config: ModelConfig,
+  options: { batch: number; float?: FloatType },
+): { builder: GraphBuilder; params: readonly string[] } {
   const model = architectureModel(config);
   const b = new GraphBuilder({ name: 'head_loss', float: options.float });
   const shape = [options.batch, ...config.stateShape];
   const z1 = b.input('z1', b.float, shape);
   const labels = b.input('labels', 'int64', [options.batch]);
   const logits = appendHead(b, model, z1);
-  const { loss, accuracy } = appendClassifierLoss(b, logits, labels, options.batch, config.classes, { loss: 'loss', accuracy: 'accuracy' });
-  const params = paramShapes(config).map((p) => p.name).filter((n) => n.startsWith('head.'));
+  const { loss, accuracy } = appendClassifierLoss(b, logits, labels, options.batch, config.classes, {
+    loss: 'loss',
+    accuracy: 'accuracy',
+  });
+  const params = paramShapes(config)
+    .map((p) => p.name)
+    .filter((n) => n.startsWith('head.'));
   paramsToInputs(b, params);
   b.output(loss, b.float, []);
   b.output(accuracy, b.float, []);

@@ -79,7 +79,11 @@ export async function probeDevice(device: Device): Promise<string | undefined> {
 export async function resolveDevice(choice: DeviceChoice | undefined): Promise<Device> {
   if (choice === undefined) return DEFAULT_DEVICE;
   if (choice !== 'auto') return choice;
-  const present = new Set(providers().filter((p) => p.present).map((p) => p.name));
+  const present = new Set(
+    providers()
+      .filter((p) => p.present)
+      .map((p) => p.name),
+  );
   if (present.has('cuda') && (await probeDevice('cuda')) === undefined) return 'cuda';
   if (present.has('webgpu')) {
     const { adapters } = await vulkanAdapters();
