@@ -171,6 +171,32 @@ test('finding 5: rm -rf of --out mid-run stops the study with an error naming th
   t.false(fs.existsSync(out), 'the run must not recreate the directory it lost');
 });
 
+test('finding 5: a vanished --out stops a long job within seconds, not when the job ends', async (t) => {
+  // One job of ~10^5 iterations (minutes here): the run must notice the directory between results.
+  const long = [
+    'datasets: ["spheres:dupont2019:dim=2,n=256,testN=64"]',
+    'field: mlp:width=8',
+    'grid: [{solver: euler, steps: [0.5]}]',
+    'seeds: 1',
+    'iterations: 100000',
+    'batchSize: 32',
+    'testSolvers: ["rk4:0.5"]',
+    'audits: {crossing: false, fan: false}',
+  ].join('\n');
+  const file = writeStudy(tmp, 'vanish-long.yaml', long);
+  const out = model('vanish-long-out');
+  const p = cli(['study', 'run', file, '--out', out, '--workers', '1', '--no-report']);
+  await p.waitFor(/study: 1 job/, 60_000);
+  const removed = Date.now();
+  fs.rmSync(out, { recursive: true, force: true });
+  const code = await p.exited;
+  const ms = Date.now() - removed;
+  t.is(code, 1, p.out() + p.err());
+  t.regex(p.err(), /the study output directory was removed or replaced during the run/);
+  t.true(ms < 30_000, `stopped ${ms} ms after --out was removed`);
+  t.false(fs.existsSync(out), 'the run must not recreate the directory it lost');
+});
+
 /** `odeness study run … | head -N`: stdout closed after N lines. */
 function runIntoHead(args: string[], lines: number): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {

@@ -45,6 +45,8 @@ export interface RunStudyResult {
 }
 
 const STATE_EVERY_MS = 1000;
+/** How often a run looks at its output directory between results (a job may run for hours). */
+const DIR_CHECK_EVERY_MS = 5000;
 
 export async function runStudy(
   source: string | StudyDocument | StudyPlan,
@@ -141,6 +143,23 @@ export async function runStudy(
     log: (level, message) => emit({ type: 'log', level, message }),
   };
 
+  // The study directory is the truth: if --out vanishes or is replaced while jobs run, stop scheduling
+  // at once (not only when the next result arrives) and end with the store's error naming it.
+  const stop = new AbortController();
+  const forward = () => stop.abort();
+  if (signal.aborted) stop.abort();
+  else signal.addEventListener('abort', forward, { once: true });
+  let dirError: unknown;
+  let closing = false;
+  const dirTimer = setInterval(() => {
+    void store.checkDir().catch((e: unknown) => {
+      if (closing) return;
+      dirError ??= e;
+      stop.abort();
+    });
+  }, DIR_CHECK_EVERY_MS);
+  dirTimer.unref();
+
   let interrupted = false;
   try {
     await store.writePlan(plan, opts.binding);
@@ -162,14 +181,19 @@ export async function runStudy(
       transport: transport.description,
     });
     writeState();
-    if (todo.length > 0) await transport.run(todo, sink, signal);
+    if (todo.length > 0) await transport.run(todo, sink, stop.signal);
     interrupted = signal.aborted && counts().pending + counts().running > 0;
   } finally {
+    closing = true;
+    clearInterval(dirTimer);
+    signal.removeEventListener('abort', forward);
     if (stateTimer) clearTimeout(stateTimer);
     running.clear();
     await transport.close();
     await store.close();
+    if (dirError) await store.dropLeftovers();
   }
+  if (dirError) throw dirError;
   const ms = Date.now() - t0;
   const final = counts();
   emit({ type: 'end', counts: final, ms });

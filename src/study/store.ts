@@ -322,6 +322,18 @@ export class ResultStore {
   }
 
   /**
+   * After the directory vanished and the run stopped: remove the bundle temp dirs that jobs in flight
+   * recreated under it, and the parents if empty (a stopped run leaves nothing that looks like a study).
+   */
+  async dropLeftovers(): Promise<void> {
+    const names = await readdir(this.modelsDir).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.startsWith(TMP_PREFIX))) {
+      await rm(join(this.modelsDir, name), { recursive: true, force: true }).catch(() => undefined);
+    }
+    await this.dropRecreated();
+  }
+
+  /**
    * After the directory vanished, a job still writing its bundle recreated
    * DIR/models/.tmp-…: remove that, and the parents only if they are empty
    * (rmdir), so the run leaves nothing that looks like a study behind.
