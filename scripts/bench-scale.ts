@@ -14,7 +14,7 @@
  *                                  [--out DIR] [--skip-pool] [--sample-ms MS]
  * Needs the compiled CLI (npx tsc) and nats-server on PATH. Defaults: 2000 jobs, 8 workers, 2 threads.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,6 +44,7 @@ const poolThreads = int('pool-threads');
 const iterations = int('iterations');
 const sampleMs = int('sample-ms');
 const dir = values.out ? resolve(values.out) : mkdtempSync(join(tmpdir(), 'odeness-scale-'));
+mkdirSync(dir, { recursive: true });
 const log = (m: string) => process.stderr.write(`[bench-scale ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 /** N tiny grid jobs: 2-D spheres, a width-8 MLP, one Euler step size, one rk4 test solve; one job per seed. */
