@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as ort from 'onnxruntime-node';
 import { initBackend } from '../src/engines/backend.js';
 import { parseFieldSpec, formatFieldSpec } from '../src/models/spec.js';
@@ -215,32 +215,81 @@ test.serial(
 
 for (const name of Object.keys(CASES)) {
   test.serial(`float64 finite differences: ${name}`, async (t) => {
-    const model = importedModel(name, 13);
-    const { x, y } = randomBatch(model.config, 6, 2);
-    const spec = parseSolverSpec('rk4:steps=2');
-    const base = await ortLossAndGrads(model, spec, x, y, 'float64');
-    const g = ortGraphRunner(model, spec, y.length);
-    const eps = 1e-6;
-    let checked = 0;
-    for (const pname of Object.keys(model.params)) {
-      const p = model.params[pname]!;
-      for (const i of [0, p.data.length - 1]) {
-        const at = async (d: number) => {
-          const v = Float64Array.from(p.data);
-          v[i]! += d;
-          return g(x, y, { [pname]: v });
-        };
-        const fd = ((await at(eps)) - (await at(-eps))) / (2 * eps);
-        const a = base.grads[pname]![i]!;
-        t.true(
-          Math.abs(fd - a) <= 1e-6 * Math.max(1, Math.abs(a)),
-          `${pname}[${i}]: autodiff ${a} vs finite difference ${fd}`,
-        );
-        checked++;
-      }
-    }
-    t.true(checked >= 8);
+    t.true((await finiteDifferences(t, importedModel(name, 13))) >= 8);
   });
+}
+
+/** A float64 training graph's gradient of the first and last element of every parameter against central differences. */
+async function finiteDifferences(t: ExecutionContext, model: Model): Promise<number> {
+  const { x, y } = randomBatch(model.config, 6, 2);
+  const spec = parseSolverSpec('rk4:steps=2');
+  const base = await ortLossAndGrads(model, spec, x, y, 'float64');
+  const g = ortGraphRunner(model, spec, y.length);
+  const eps = 1e-6;
+  let checked = 0;
+  for (const pname of Object.keys(model.params)) {
+    const p = model.params[pname]!;
+    for (const i of [0, p.data.length - 1]) {
+      const at = async (d: number) => {
+        const v = Float64Array.from(p.data);
+        v[i]! += d;
+        return g(x, y, { [pname]: v });
+      };
+      const fd = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+      const a = base.grads[pname]![i]!;
+      t.true(
+        Math.abs(fd - a) <= 1e-6 * Math.max(1, Math.abs(a)),
+        `${pname}[${i}]: autodiff ${a} vs finite difference ${fd}`,
+      );
+      checked++;
+    }
+  }
+  return checked;
+}
+
+for (const [label, state, wShape, geometry] of [
+  ['1-D, stride 2, pads 1/0', [1, 10], [2, 1, 3], { strides: [2], dilations: [1], pads: [1, 0] }],
+  [
+    '2-D, stride 2×1, dilation 1×2, pads 1',
+    [1, 4, 6],
+    [2, 1, 3, 2],
+    { strides: [2, 1], dilations: [1, 2], pads: [1, 1, 1, 1] },
+  ],
+] as const) {
+  test.serial(
+    `a strided Conv in float64 (${label}): onnxruntime's float32 Conv's loss, and finite differences`,
+    async (t) => {
+      // z → strided Conv (2 channels, half the positions) → Tanh → z's shape again.
+      const file = tmpOnnx((b) => {
+        b.input('z', 'float32', ['batch', ...state]);
+        const w = b.initializer('w', 'float32', [...wShape], new Float32Array(prod(wShape)));
+        const conv = b.op('Conv', ['z', w, b.initializer('b', 'float32', [2], new Float32Array(2))], {
+          kernel_shape: attr.ints(wShape.slice(2)),
+          strides: attr.ints(geometry.strides),
+          dilations: attr.ints(geometry.dilations),
+          pads: attr.ints(geometry.pads),
+        });
+        b.output(
+          'dz',
+          'float32',
+          ['batch', ...state],
+          b.op('Reshape', [b.op('Tanh', [conv]), b.int64s([-1, ...state])]),
+        );
+      });
+      const model = randomModel(configFor(`onnx:${file}`, [...state], 0, 2), 7);
+      const { x, y } = randomBatch(model.config, 6, 2);
+      const spec = parseSolverSpec('rk4:steps=2');
+      const [f64, f32] = [
+        await ortLossAndGrads(model, spec, x, y, 'float64'),
+        await ortLossAndGrads(model, spec, x, y),
+      ];
+      t.true(
+        Math.abs(f64.loss - f32.loss) <= 1e-5 * Math.max(1, Math.abs(f32.loss)),
+        `loss ${f64.loss} vs ${f32.loss}`,
+      );
+      t.true((await finiteDifferences(t, model)) >= 4);
+    },
+  );
 }
 
 /** The float64 forward loss of the training graph, with some parameters overridden. */

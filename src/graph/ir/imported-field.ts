@@ -285,12 +285,6 @@ function convFloat64(
   input: (i: number) => string,
   out?: string,
 ): string {
-  const strides = intsAttr(n, 'strides');
-  if (strides && strides.some((s) => s !== 1)) {
-    throw new ShapeError(
-      `${nodeWhere(n)}: a strided Conv has no float64 form (onnxruntime's CPU Conv is float32); run it in float32`,
-    );
-  }
   const x = analysis.metas.get(n.inputs[0]!)!.shape;
   const w = analysis.metas.get(n.inputs[1]!)!.shape;
   const nd = x.length - 2;
@@ -298,6 +292,7 @@ function convFloat64(
     spatial: x.slice(2),
     pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
     dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1),
+    strides: intsAttr(n, 'strides') ?? new Array<number>(nd).fill(1),
   };
   return convByMatMul(ctx.g, input(0), input(1), n.inputs[2] ? input(2) : undefined, w, geo, out);
 }
