@@ -219,8 +219,12 @@ for (const name of Object.keys(CASES)) {
   });
 }
 
-/** A float64 training graph's gradient of the first and last element of every parameter against central differences. */
-async function finiteDifferences(t: ExecutionContext, model: Model): Promise<number> {
+/** A float64 training graph's gradient of some elements of every parameter (first and last) against central differences. */
+async function finiteDifferences(
+  t: ExecutionContext,
+  model: Model,
+  elements = (length: number) => [0, length - 1],
+): Promise<number> {
   const { x, y } = randomBatch(model.config, 6, 2);
   const spec = parseSolverSpec('rk4:steps=2');
   const base = await ortLossAndGrads(model, spec, x, y, 'float64');
@@ -229,7 +233,7 @@ async function finiteDifferences(t: ExecutionContext, model: Model): Promise<num
   let checked = 0;
   for (const pname of Object.keys(model.params)) {
     const p = model.params[pname]!;
-    for (const i of [0, p.data.length - 1]) {
+    for (const i of elements(p.data.length)) {
       const at = async (d: number) => {
         const v = Float64Array.from(p.data);
         v[i]! += d;
@@ -393,6 +397,29 @@ function tmpOnnx(build: (b: GraphBuilder) => void): string {
   writeFileSync(file, bytes);
   return file;
 }
+
+test.serial(
+  'Gather on a parameter (repeated indices) and on the state: its gradient rule passes float64 finite differences',
+  async (t) => {
+    // dz = tanh(z[:, [2, 0, 1]] · W[[2, 0, 2]] + b): exporters' index ops on a parameter table and on the state.
+    const file = tmpOnnx((b) => {
+      b.input('z', 'float32', ['batch', 3]);
+      const table = b.initializer('table', 'float32', [4, 3], new Float32Array(12));
+      const rows = b.op('Gather', [table, b.int64s([2, 0, 2])], { axis: attr.int(0) });
+      const picked = b.op('Gather', ['z', b.int64s([2, 0, 1])], { axis: attr.int(1) });
+      const bias = b.initializer('bias', 'float32', [3], new Float32Array(3));
+      b.output('dz', 'float32', ['batch', 3], b.op('Tanh', [b.op('Add', [b.op('MatMul', [picked, rows]), bias])]));
+    });
+    const model = randomModel(configFor(`onnx:${file}`, [3], 0, 2), 3);
+    // Every element: rows gathered once, twice (row 2) and never (rows 1, 3).
+    t.true((await finiteDifferences(t, model, (n) => Array.from({ length: n }, (_, k) => k))) >= 15);
+    // Row 1 of the table is never gathered: no gradient; row 2 twice.
+    const { x, y } = randomBatch(model.config, 6, 2);
+    const g = (await ortLossAndGrads(model, parseSolverSpec('rk4:steps=2'), x, y, 'float64')).grads['field.table']!;
+    t.deepEqual(Array.from(g.slice(3, 6)), [0, 0, 0]);
+    t.true(g.slice(6, 9).some((v) => v !== 0));
+  },
+);
 
 /** A training graph's nodes as op and attributes (value names differ between an imported and a native field). */
 function trainSignature(field: string, c: Case, nchwcBlock: number): string[] {
