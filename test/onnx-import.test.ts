@@ -421,6 +421,40 @@ test.serial(
   },
 );
 
+test.serial(
+  'a grouped Conv field (group 2, and depthwise): float64 finite differences; float32 gradients equal float64 ones',
+  async (t) => {
+    // dz = Conv_depthwise(tanh(Conv_group2(z))): z [batch, 4, 5], 4 → 4 channels in 2 groups, then per channel.
+    const file = tmpOnnx((b) => {
+      b.input('z', 'float32', ['batch', 4, 5]);
+      const w = (name: string, shape: number[]) => b.initializer(name, 'float32', shape, new Float32Array(prod(shape)));
+      const h = b.op('Conv', ['z', w('g.weight', [4, 2, 3]), w('g.bias', [4])], {
+        group: attr.int(2),
+        pads: attr.ints([1, 1]),
+      });
+      const d = b.op('Conv', [b.op('Tanh', [h]), w('d.weight', [4, 1, 3])], {
+        group: attr.int(4),
+        pads: attr.ints([1, 1]),
+      });
+      b.output('dz', 'float32', ['batch', 4, 5], d);
+    });
+    const model = randomModel(configFor(`onnx:${file}`, [4, 5], 0, 2), 11);
+    t.true((await finiteDifferences(t, model)) >= 6);
+    const { x, y } = randomBatch(model.config, 6, 2);
+    const spec = parseSolverSpec('rk4:steps=2');
+    const [f32, f64] = [await ortLossAndGrads(model, spec, x, y), await ortLossAndGrads(model, spec, x, y, 'float64')];
+    t.true(Math.abs(f32.loss - f64.loss) <= 1e-5 * Math.max(1, Math.abs(f64.loss)), `loss ${f32.loss} vs ${f64.loss}`);
+    const worst = compareGrads(
+      f32.grads,
+      f64.grads,
+      (scale) => 1e-4 * scale + 1e-6,
+      (m) => t.fail(m),
+      'float32',
+    );
+    t.log(`worst float32 gradient error against float64 ${worst.toExponential(1)}`);
+  },
+);
+
 /** A training graph's nodes as op and attributes (value names differ between an imported and a native field). */
 function trainSignature(field: string, c: Case, nchwcBlock: number): string[] {
   const config = configFor(field, c.input, c.augment, c.classes);
@@ -523,13 +557,13 @@ test('refusals are one line naming the op, the node and the file, before any tra
   t.throws(() => parseFieldSpec(`onnx:${erf}`), {
     message: new RegExp(`^${erf}: node n_Erf \\(Erf\\): op Erf is not supported`),
   });
-  const grouped = tmpOnnx((b) => {
+  const autoPad = tmpOnnx((b) => {
     b.input('z', 'float32', ['batch', 2, 4]);
-    const w = b.initializer('w', 'float32', [2, 1, 1], Float32Array.of(1, 2));
-    b.output('dz', 'float32', ['batch', 2, 4], b.op('Conv', ['z', w], { group: attr.int(2) }));
+    const w = b.initializer('w', 'float32', [2, 2, 3], new Float32Array(12));
+    b.output('dz', 'float32', ['batch', 2, 4], b.op('Conv', ['z', w], { auto_pad: attr.string('SAME_UPPER') }));
   });
-  t.throws(() => parseFieldSpec(`onnx:${grouped}`), {
-    message: /field\.onnx: node n_Conv \(Conv\): attribute group=2 is not supported$/,
+  t.throws(() => parseFieldSpec(`onnx:${autoPad}`), {
+    message: /field\.onnx: node n_Conv \(Conv\): attribute auto_pad="SAME_UPPER" is not supported$/,
   });
   const strided = tmpOnnx((b) => {
     b.input('z', 'float32', ['batch', 1, 4]);
@@ -616,6 +650,13 @@ for (const [label, xShape, wShape, geometry] of [
     [3, 2, 3, 2],
     { strides: [2, 1], dilations: [1, 2], pads: [1, 1, 1, 1] },
   ],
+  ['1-D, group 2, stride 2, pads 1', [2, 4, 9], [6, 2, 3], { strides: [2], dilations: [1], pads: [1, 1], group: 2 }],
+  [
+    '2-D depthwise (group 3), pads 1',
+    [2, 3, 5, 5],
+    [3, 1, 3, 3],
+    { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 3 },
+  ],
 ] as const) {
   test(`op Conv ${label}: shape rule and gradient rule against finite differences of the (linear) loss`, async (t) => {
     const b = new GraphBuilder({ name: 'conv' });
@@ -626,6 +667,7 @@ for (const [label, xShape, wShape, geometry] of [
       strides: attr.ints(geometry.strides),
       dilations: attr.ints(geometry.dilations),
       pads: attr.ints(geometry.pads),
+      ...('group' in geometry ? { group: attr.int(geometry.group) } : {}),
     };
     const y = b.op('Conv', [x, w], attrs, 'y');
     const yShape = inferShapes(b).get(y)!.shape;
