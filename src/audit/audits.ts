@@ -31,7 +31,10 @@ function float64Field(field: AsyncField<Float32Array>): AsyncField<Float64Array>
   return async (t, z) => Float64Array.from(await field(t, Float32Array.from(z)));
 }
 
-/** What every audit accepts: a signal that stops it at its next field call (a cancelled study job, Ctrl-C), and progress. */
+/**
+ * What every audit accepts: a signal that stops it at its next field call (a cancelled study job, Ctrl-C), and
+ * progress.
+ */
 export interface AuditRunOptions {
   readonly signal?: AbortSignal;
   /** Called as the audit's phases advance: the phase, and its field calls so far (of `total` when known). */
@@ -137,7 +140,9 @@ export async function crossingAudit(
       ? 'exact: order changes of 1-D trajectories within a step'
       : tr.d === 2
         ? 'exact: 2-D chord intersections over the same step'
-        : `projection: 2-D segment intersections of the projection onto the 2 leading principal components (${(100 * result.explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not be one in ${tr.d}-D`;
+        : `projection: 2-D segment intersections of the projection onto the 2 leading principal components ` +
+          `(${(100 * result.explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not ` +
+          `be one in ${tr.d}-D`;
   let refinement: Refinement | undefined;
   if (refine && events && events.length > 0) {
     const solveSub: SubSolve = async (z, m, k, substeps) => {
