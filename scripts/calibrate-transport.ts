@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NatsTransport } from '../src/cluster/index.js';
-import { measureTransport } from '../src/study/calibrate-transport.js';
+import { loadShare, measureTransport } from '../src/study/calibrate-transport.js';
 import { transportKey, writeCachedTransport, type TransportCost } from '../src/study/calibration-cache.js';
 import { LocalTransport } from '../src/study/local.js';
 import { startNats } from '../test/helpers/procs.js';
@@ -29,10 +29,25 @@ const jobs = Number(values.jobs ?? 40);
 if (!Number.isInteger(workers) || workers < 1 || !Number.isInteger(jobs) || jobs < 2)
   throw new Error('--workers and --jobs must be positive integers (--jobs at least 2)');
 
-function report(transport: string, cost: TransportCost): void {
+/** The CLI's own start (`study run` pays it before its transport starts): one `odeness --help`. */
+async function cliStartMs(): Promise<number> {
+  const share = loadShare();
+  const t = performance.now();
+  const p = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'odeness.js'), 'study', 'run', '--help'], {
+    stdio: 'ignore',
+  });
+  await new Promise((r) => p.once('exit', r));
+  return (performance.now() - t) * share();
+}
+const cli = await cliStartMs();
+
+function report(transport: string, measured: TransportCost): void {
+  const cost = { ...measured, startupMs: measured.startupMs + cli };
   writeCachedTransport(transportKey(transport), cost);
   const { msPerJob, startupMs } = cost;
-  console.log(JSON.stringify({ transport, workers, jobs, msPerJob: Math.round(msPerJob), startupMs }));
+  console.log(
+    JSON.stringify({ transport, workers, jobs, msPerJob: Math.round(msPerJob), startupMs: Math.round(startupMs) }),
+  );
 }
 
 /** Resolves once a worker says it is pulling jobs. */
@@ -63,7 +78,7 @@ if (values.only !== 'pool') {
   try {
     // Standing workers, as a cluster has them: their own start is not the study's.
     await Promise.all(procs.map((p) => ready(p)));
-    report('nats', await measureTransport(await NatsTransport.connect({ url: server.url }), workers, jobs));
+    report('nats', await measureTransport(await NatsTransport.connect({ url: server.url }), workers, jobs, loadShare));
   } finally {
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));

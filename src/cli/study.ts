@@ -287,8 +287,11 @@ function wallLines(e: WorkEstimate, b: WallBreakdown, tc: NonNullable<WorkEstima
     tc.source === 'default'
       ? 'built-in figures of the 2-core development machine; measure this one with `npx tsx scripts/calibrate-transport.ts`'
       : `measured ${tc.measuredAt}${tc.source === 'cached' ? ', cached' : ''}`;
+  const loaded = e.loaded
+    ? `; at its present load (${e.loaded.load.toFixed(1)} on ${e.loaded.cores} cores) about ${fmtDuration(e.loaded.wallMs)}`
+    : '';
   return [
-    `wall time: about ${fmtDuration(e.wallMs!)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} on ${TRANSPORT_TEXT[e.transport]}`,
+    `wall time: about ${fmtDuration(e.wallMs!)} on this machine when idle, with ${e.workers} worker${e.workers === 1 ? '' : 's'} on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
     `  one worker's share, summed over jobs: job overhead ${s(b.overheadMs)}, graph builds ${s(b.buildMs)}, training ${s(b.trainMs)}, ` +
       `evaluation ${s(b.evalMs)}, audits ${s(b.auditMs)}, transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})`,
   ];
@@ -359,6 +362,7 @@ export function registerStudyCommands(program: Command): Command {
     .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
     .action(async (file: string, o: PlanFlags) => {
+      const started = process.uptime() * 1000; // this CLI's own start: `study run` pays it too
       const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
       for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const workers = o.workers ?? availableParallelism();
@@ -367,6 +371,7 @@ export function registerStudyCommands(program: Command): Command {
         recalibrate: o.recalibrate,
         workers,
         transport: o.transport,
+        processStartMs: started,
       });
       if (o.json) {
         const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };

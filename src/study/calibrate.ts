@@ -47,6 +47,20 @@ const median = (xs: readonly number[]): number => {
   return s[Math.floor((s.length - 1) / 2)]!;
 };
 
+/**
+ * Starts a measurement of the CPU this process gets: the returned function gives CPU time over wall time since
+ * (at most 1: onnxruntime's own threads may add CPU time, but a job runs on one core).
+ */
+export function cpuShare(): () => number {
+  const cpu = process.cpuUsage();
+  const t = performance.now();
+  return () => {
+    const used = process.cpuUsage(cpu);
+    const wall = performance.now() - t;
+    return wall > 0 ? Math.min(1, Math.max(0.01, (used.user + used.system) / 1000 / wall)) : 1;
+  };
+}
+
 interface TimedRun {
   /** Median ms of iterations 2..n (the first builds graphs). */
   readonly ms: number;
@@ -161,6 +175,7 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   const [lo, hi] = kind === 'fixed' ? ['euler:steps=1', `euler:steps=${BUILD_STAGES}`] : ['dopri5:0.1', 'dopri5:0.001'];
   // A first run warms the process (module loads, the first session ever): it is no job's cost.
   await timeIterations(dataset, field, lo, batch);
+  const share = cpuShare();
   const a = await timeIterations(dataset, field, lo, batch);
   const b = await timeIterations(dataset, field, hi, batch);
   const slope =
@@ -174,15 +189,19 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   // The minimal job's own build, iteration and evaluation (one call) are priced apart: the rest is overhead.
   const fixedBuild = a.buildMs;
   const jobOverheadMs = Math.max(0, job.jobMs - fixedBuild - a.ms - job.msPerCall);
+  // Wall times on a busy machine include other processes' turns: scaled by the CPU this process got, they are
+  // this machine's idle costs (the same whatever the load at calibration; estimate.ts adds the load at run time).
+  const f = share();
   return {
-    msPerIteration,
-    msPerSampleNfe: slope,
-    buildMs,
-    buildMsPerStage: buildPerStage,
-    jobOverheadMs,
-    msPerCall: job.msPerCall,
-    msPerRow: job.msPerRow,
+    msPerIteration: msPerIteration * f,
+    msPerSampleNfe: slope * f,
+    buildMs: buildMs * f,
+    buildMsPerStage: buildPerStage * f,
+    jobOverheadMs: jobOverheadMs * f,
+    msPerCall: job.msPerCall * f,
+    msPerRow: job.msPerRow * f,
     referenceNfe: job.referenceNfe,
+    cpuShare: f,
     measuredAt: new Date().toISOString(),
   };
 }

@@ -28,6 +28,8 @@ export interface CachedCost {
   readonly msPerRow: number;
   /** NFE of the fan audit's float64 reference solve on this field (the calibration's model). */
   readonly referenceNfe: number;
+  /** CPU time over wall time while it was measured (the figures above are scaled by it: idle-machine costs). */
+  readonly cpuShare?: number;
   /** When it was measured (ISO time). */
   readonly measuredAt: string;
 }
@@ -36,6 +38,8 @@ export interface CachedCost {
 export interface TransportCost {
   readonly msPerJob: number;
   readonly startupMs: number;
+  /** CPU share while measured (the figures are scaled by it), see calibrate.ts. */
+  readonly cpuShare?: number;
   /** ISO time, or 'default' for the built-in figures. */
   readonly measuredAt: string;
 }

@@ -17,6 +17,7 @@
  * per-job overhead (calibrate-transport.ts); the jobs spread over the workers,
  * never shorter than the longest job, after the transport's start.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { loadDataset } from '../data/spec.js';
 import { paramShapes } from '../models/params.js';
 import { parseSolver } from '../solvers/solver.js';
@@ -114,8 +115,13 @@ export interface WorkEstimate {
   /** Σ evaluation sample·NFE × field size: multiply-adds of evaluation and audits. */
   readonly evalUnits: number;
   readonly groups: readonly WorkGroup[];
-  /** Wall time of the whole plan here with `workers` workers on `transport` (after calibration). */
+  /** Wall time of the whole plan on this machine, idle, with `workers` workers on `transport` (after calibration). */
   readonly wallMs?: number;
+  /**
+   * The same at the machine's present load: the others' runnable tasks (1-minute load average) share its cores
+   * with the workers, each getting cores / (load + workers) of a core (absent when that is a whole core).
+   */
+  readonly loaded?: { readonly wallMs: number; readonly load: number; readonly cores: number };
   /** Serial milliseconds by piece, every group (after calibration). */
   readonly breakdown?: WallBreakdown;
   readonly workers: number;
@@ -255,6 +261,8 @@ export interface EstimateOptions {
   readonly calibrate?: boolean;
   /** Measure again instead of using this machine's cached calibration (default false). */
   readonly recalibrate?: boolean;
+  /** How long this CLI process took to start (ms): part of the transport's start when it is measured now. */
+  readonly processStartMs?: number;
   /** Batch size of the calibration runs (default: the jobs' batch, at most 32: the slope scales to bigger batches, and memory stays small). */
   readonly calibrationBatch?: number;
 }
@@ -279,9 +287,19 @@ function groupJobs(jobs: readonly Job[]): Grouped[] {
 }
 
 /** The pool's cost, measured with as many threads as the estimate's workers (at most 2: contention is part of it). */
-function poolMeasure(workers: number) {
+function poolMeasure(workers: number, processStartMs: number) {
   const threads = Math.max(1, Math.min(2, workers));
-  return () => measureTransport(new LocalTransport({ threads }), threads);
+  return async () => {
+    const c = await measureTransport(new LocalTransport({ threads }), threads);
+    return { ...c, startupMs: c.startupMs + processStartMs * (c.cpuShare ?? 1) };
+  };
+}
+
+function wall(idleMs: number, workers: number): Pick<WorkEstimate, 'wallMs' | 'loaded'> {
+  const load = loadavg()[0]!;
+  const cores = availableParallelism();
+  const factor = (load + Math.min(workers, cores)) / cores;
+  return { wallMs: idleMs, ...(factor > 1 ? { loaded: { wallMs: idleMs * factor, load, cores } } : {}) };
 }
 
 export async function estimateWork(
@@ -341,7 +359,7 @@ export async function estimateWork(
   const tc = calibrated
     ? await transportCost(transport, {
         recalibrate: options.recalibrate,
-        ...(transport === 'pool' ? { measure: poolMeasure(workers) } : {}),
+        ...(transport === 'pool' ? { measure: poolMeasure(workers, options.processStartMs ?? 0) } : {}),
       })
     : undefined;
   const breakdown =
@@ -360,9 +378,8 @@ export async function estimateWork(
     evalSampleNfe: groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0), 0),
     evalUnits: groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0) * (g.fieldSize ?? 0), 0),
     groups,
-    ...(serialMs !== undefined && tc
-      ? { wallMs: tc.startupMs + Math.max(serialMs / workers, longestJobMs), breakdown, transportCost: tc }
-      : {}),
+    ...(serialMs !== undefined && tc ? wall(tc.startupMs + Math.max(serialMs / workers, longestJobMs), workers) : {}),
+    ...(breakdown && tc ? { breakdown, transportCost: tc } : {}),
     workers,
     transport,
     needsYes:
