@@ -295,6 +295,45 @@ function poolMeasure(workers: number, processStartMs: number) {
   };
 }
 
+/** One group's work and, once calibrated, its serial milliseconds by piece and its longest job. */
+async function priceGroup(
+  g: Grouped,
+  work: Map<string, JobWork>,
+  builds: Map<string, number>,
+  info: FieldInfo | undefined,
+  options: EstimateOptions,
+): Promise<{ group: WorkGroup; longestJobMs: number }> {
+  const cost =
+    options.calibrate !== false && info !== undefined
+      ? await calibrateGroup(
+          g.dataset,
+          g.field,
+          g.kind,
+          options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize),
+          options.recalibrate,
+        )
+      : undefined;
+  const referenceNfe = cost?.referenceNfe ?? REFERENCE_NFE_FLOOR;
+  const calls = info ? g.jobs.map((j) => jobCalls(j, work.get(j.id)!, info, referenceNfe)) : undefined;
+  const evalSampleNfe = calls?.reduce((s, c) => s + sampleNfeOf(c.evaluation) + sampleNfeOf(c.audits), 0);
+  const priced =
+    cost && calls ? g.jobs.map((j, k) => priceJob(j, work.get(j.id)!, calls[k]!, builds.get(j.id)!, cost)) : [];
+  const jobMs = priced.map((p) => p.overheadMs + p.buildMs + p.trainMs + p.evalMs + p.auditMs);
+  const group: WorkGroup = {
+    dataset: g.dataset,
+    field: g.field,
+    kind: g.kind,
+    jobs: g.jobs.length,
+    iterations: g.jobs.reduce((s, j) => s + j.iterations, 0),
+    sampleNfe: g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0),
+    ...(evalSampleNfe !== undefined ? { evalSampleNfe } : {}),
+    ...(info !== undefined ? { fieldSize: info.size } : {}),
+    ...(cost ? { cost } : {}),
+    ...(cost && calls ? { breakdown: sumBreakdowns(priced) } : {}),
+  };
+  return { group, longestJobMs: Math.max(0, ...jobMs) };
+}
+
 function wall(idleMs: number, workers: number): Pick<WorkEstimate, 'wallMs' | 'loaded'> {
   const load = loadavg()[0]!;
   const cores = availableParallelism();
@@ -314,46 +353,11 @@ export async function estimateWork(
   const infos = new Map<string, FieldInfo | undefined>();
   let longestJobMs = 0;
   for (const g of groupJobs(plan.jobs)) {
-    const sampleNfe = g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0);
     const pk = `${g.dataset}\n${g.field}`;
     if (!infos.has(pk)) infos.set(pk, await fieldInfo(g.dataset, g.field));
-    const info = infos.get(pk);
-    const iterations = g.jobs.reduce((s, j) => s + j.iterations, 0);
-    const cost =
-      options.calibrate !== false && info !== undefined
-        ? await calibrateGroup(
-            g.dataset,
-            g.field,
-            g.kind,
-            options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize),
-            options.recalibrate,
-          )
-        : undefined;
-    const referenceNfe = cost?.referenceNfe ?? REFERENCE_NFE_FLOOR;
-    const calls = info ? g.jobs.map((j) => jobCalls(j, work.get(j.id)!, info, referenceNfe)) : undefined;
-    const evalSampleNfe = calls?.reduce((s, c) => s + sampleNfeOf(c.evaluation) + sampleNfeOf(c.audits), 0);
-    let breakdown: WallBreakdown | undefined;
-    if (cost && calls) {
-      const priced = g.jobs.map((j, k) => priceJob(j, work.get(j.id)!, calls[k]!, builds.get(j.id)!, cost));
-      for (const p of priced)
-        longestJobMs = Math.max(
-          longestJobMs,
-          PIECES.reduce((s, k) => s + (p[k as keyof typeof p] ?? 0), 0),
-        );
-      breakdown = sumBreakdowns(priced);
-    }
-    groups.push({
-      dataset: g.dataset,
-      field: g.field,
-      kind: g.kind,
-      jobs: g.jobs.length,
-      iterations,
-      sampleNfe,
-      ...(evalSampleNfe !== undefined ? { evalSampleNfe } : {}),
-      ...(info !== undefined ? { fieldSize: info.size } : {}),
-      ...(cost ? { cost } : {}),
-      ...(breakdown ? { breakdown } : {}),
-    });
+    const priced = await priceGroup(g, work, builds, infos.get(pk), options);
+    groups.push(priced.group);
+    longestJobMs = Math.max(longestJobMs, priced.longestJobMs);
   }
   const calibrated = groups.length > 0 && groups.every((g) => g.breakdown !== undefined);
   const tc = calibrated
