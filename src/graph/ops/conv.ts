@@ -9,8 +9,9 @@ import { reluGrad } from './elementwise.js';
 import { prod, type GradContext, type GradientRule, type GradTerm, type OpDef, type ShapeContext } from './op.js';
 
 /**
- * The weight of dX = dY ⋆ flip(Wᵀ): W [O, I, ...kernel] (`plain()`, in that layout) with its first two axes swapped and its kernel
- * axes reversed, made once per builder and weight (`make` may re-layout the result, as the blocked Conv does).
+ * The weight of dX = dY ⋆ flip(Wᵀ): W [O, I, ...kernel] (`plain()`, in that layout) with its first two axes swapped
+ * and its kernel axes reversed, made once per builder and weight (`make` may re-layout the result, as the blocked
+ * Conv does).
  */
 function flippedWeight(
   b: GraphBuilder,
@@ -209,7 +210,9 @@ const convGrad: GradientRule = (ctx, [g], needs) => {
   return [dX, dW, dB];
 };
 
-/** A weight in the blocked Conv's layout (graph-ops.ts: blockedWeight) back in [O, I, kh, kw] (O padded to the block). */
+/**
+ * A weight in the blocked Conv's layout (graph-ops.ts: blockedWeight) back in [O, I, kh, kw] (O padded to the block).
+ */
 function unblockedWeight(b: GraphBuilder, wb: string, shape: readonly number[]): string {
   const bl = b.nchwcBlock;
   const [o, i, kh, kw] = shape as [number, number, number, number];
@@ -307,7 +310,8 @@ function pointwiseFromPlainGrads(
   const gv = b.op('Reshape', [g, b.int64s([n, o / bl, hw, bl])]);
   let dX: string | undefined;
   if (needs[0]) {
-    const w = b.op('Transpose', [b.op('Reshape', [Wb, b.int64s([o / bl, ci, bl])])], { perm: attr.ints([0, 2, 1]) }); // [O/bl, bl, ci]
+    // [O/bl, bl, ci]
+    const w = b.op('Transpose', [b.op('Reshape', [Wb, b.int64s([o / bl, ci, bl])])], { perm: attr.ints([0, 2, 1]) });
     const rows = b.op('ReduceSum', [b.op('MatMul', [gv, w]), b.int64s([1])], { keepdims: attr.int(0) }); // [N, HW, ci]
     dX = b.op('Reshape', [
       ci === 1 ? rows : b.op('Transpose', [rows], { perm: attr.ints([0, 2, 1]) }),

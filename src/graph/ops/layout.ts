@@ -52,7 +52,8 @@ export const LAYOUT_OPS: readonly OpDef[] = [
     grad: (ctx, [g]) => [gatherGrad(ctx, g!), undefined],
   },
   {
-    // A tensor of the shape given by input 0, every element `value` (the reader turns the tensor attribute into floats + to).
+    // A tensor of the shape given by input 0, every element `value` (the reader turns the tensor attribute into
+    // floats + to).
     name: 'ConstantOfShape',
     differentiable: false,
     inferShape: (ctx) => {
