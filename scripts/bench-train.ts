@@ -702,7 +702,8 @@ async function main(): Promise<void> {
   });
   const result = {
     date: new Date().toISOString().slice(0, 10),
-    command: `npm run bench:train -- ${args.filter((a) => a !== '--write-readme' && a !== readme).join(' ')}`.trim(),
+    command: `npm run bench:train -- ${args.filter((a) => !['--write-readme', readme, '--json'].includes(a)).join(' ')}`,
+    torch_note: torchNote,
     rounds,
     load: { start: +startLoad.toFixed(2), end: +os.loadavg()[0]!.toFixed(2) },
     onnxruntime: ort.env.versions?.common,

@@ -19,6 +19,8 @@ export interface BenchResult {
   readonly onnxruntime?: string;
   readonly machine: { readonly cpus: number; readonly model?: string; readonly node: string };
   readonly threads: number;
+  /** Why torchdiffeq was not timed, when it was not. */
+  readonly torch_note?: string;
   readonly rows: readonly Record<string, unknown>[];
   readonly adaptive?: readonly Record<string, unknown>[];
   readonly conv1d?: readonly Record<string, unknown>[];
@@ -73,6 +75,7 @@ function stepTable(r: BenchResult): string[] {
 function torchTable(r: BenchResult): string[] {
   const lines = ['| workload | odeness | torchdiffeq | ratio |', '|---|---|---|---|'];
   const row = (label: string, ode: number, torch: unknown, rounds: unknown) =>
+    Number.isFinite(n(torch)) &&
     lines.push(`| ${label} | ${fmt(ode)} | ${fmt(n(torch))} | ${ratioCell(ode, n(torch), rounds)} |`);
   for (const x of r.rows.filter((x) => x.engine === 'ort')) {
     const label = `MLP ${x.dim}→${x.hidden}→${x.hidden}→${x.dim}, rk4 × 10, batch ${x.batch} (ms/step)`;
@@ -120,7 +123,7 @@ export function performanceMarkdown(r: BenchResult): string {
       `${versions ? `; ${versions}` : ''}; ${r.threads} onnxruntime thread(s)${load ? `; ${load}` : ''}.`,
     '',
     '**Training step** (MLP field d→h→h→d tanh, rk4 with 10 steps, batch 256, Adam, cross-entropy), ms per step:',
-    `the median of ${r.rounds ?? 'the'} rounds' medians. \`baseline\` is the same model written naively with stock ` +
+    `the median of ${r.rounds === 1 ? "one round's" : `${r.rounds ?? 'the'} rounds'`} medians. \`baseline\` is the same model written naively with stock ` +
       'tfjs ops and `optimizer.minimize` on the default backend, timed in the same run; `speedup = baseline / ort`.',
     '',
     ...stepTable(r),
@@ -129,7 +132,9 @@ export function performanceMarkdown(r: BenchResult): string {
     'ratio = the torchdiffeq column / the odeness column (the ort engine); in brackets the lowest and highest',
     'ratio of the paired rounds, each timing both tools back to back.',
     '',
-    ...(torch.length > 2 ? torch : ['(torchdiffeq was not timed in this run.)']),
+    ...(torch.length > 2
+      ? torch
+      : [`(torchdiffeq was not timed in this run${r.torch_note ? `: ${r.torch_note}` : ''}.)`]),
     ...peakLine(r),
     README_END,
   ].join('\n');
