@@ -25,7 +25,8 @@ import { paramShapes } from '../models/params.js';
 import { asSolver, parseSolver, type Solver } from '../solvers/solver.js';
 import { fixedStepCount, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { modelConfigFor, trainRun } from '../train/run.js';
-import type { StudyPlan } from './plan.js';
+import { studyFieldFiles, type StudyPlan } from './plan.js';
+import { fieldFileOf, locateField } from '../models/field-files.js';
 import type { Job } from './types.js';
 import { paperTestSolvers } from './paper.js';
 import { DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
@@ -267,10 +268,13 @@ export interface EstimateOptions {
 }
 
 export async function estimateWork(
-  plan: Pick<StudyPlan, 'jobs'>,
+  plan: Pick<StudyPlan, 'jobs'> & Partial<Pick<StudyPlan, 'spec'>>,
   options: EstimateOptions = {},
 ): Promise<WorkEstimate> {
   const workers = options.workers ?? 1;
+  // Field files are measured where the study's spec says they lie (jobs name them by hash).
+  const files = plan.spec ? studyFieldFiles(plan.spec) : {};
+  const located = (field: string) => (fieldFileOf(field, files) !== undefined ? locateField(field, files) : field);
   const work = jobWork(plan);
   const byGroup = new Map<string, { dataset: string; field: string; kind: 'fixed' | 'adaptive'; jobs: Job[] }>();
   for (const j of plan.jobs) {
@@ -285,7 +289,7 @@ export async function estimateWork(
   for (const g of byGroup.values()) {
     const sampleNfe = g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0);
     const pk = `${g.dataset}\n${g.field}`;
-    if (!sizes.has(pk)) sizes.set(pk, await fieldSize(g.dataset, g.field));
+    if (!sizes.has(pk)) sizes.set(pk, await fieldSize(g.dataset, located(g.field)));
     const loaded = sizes.get(pk);
     const size = loaded?.size;
     const iterations = g.jobs.reduce((s, j) => s + j.iterations, 0);
@@ -311,7 +315,7 @@ export async function estimateWork(
     };
     if (options.calibrate !== false && size !== undefined) {
       const batch = options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize);
-      group = { ...group, cost: await calibrate(g.dataset, g.field, g.kind, batch, options.recalibrate) };
+      group = { ...group, cost: await calibrate(g.dataset, located(g.field), g.kind, batch, options.recalibrate) };
     }
     groups.push(group);
   }
