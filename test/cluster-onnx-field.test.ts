@@ -17,6 +17,8 @@ import { cliResult, requirePrerequisite, ROOT, startNats, tempDir } from './help
 import { job, publishJob, publishObjectMeta, resultOf } from './helpers/wire.js';
 
 const STUDY = 'examples/byof-spheres.yaml';
+const EXAMPLE_CONFIG = readFileSync(join(ROOT, 'examples/nats/odeness.conf'), 'utf8');
+const NATS_ENV = { ODENESS_COORDINATOR_PASSWORD: 'coordinator-Pa55-word', ODENESS_WORKER_PASSWORD: 'worker-Pa55-word' };
 const FIXTURE = join(ROOT, 'test/fixtures/onnx/mlp-time.onnx');
 const SMOKE = ['--iterations', '2', '--batch-size', '16', '--test-points', '20'];
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -104,24 +106,33 @@ test.serial('field store: a file goes up once; a worker fetches, verifies and ca
 });
 
 test.serial(
-  'forged onnx: jobs: a digest not in the store, bytes that do not match it, an oversized object, a path → failed results naming why, within seconds; the worker keeps running',
+  'forged onnx: jobs (least-privilege example account, objects forged as the worker user): a digest not in the store, bytes that do not match it, an oversized object, a path → failed results naming why, within seconds; the worker keeps running',
   async (t) => {
     t.timeout(120_000);
-    await withCluster(t, {}, async ({ nats, a, b }) => {
-      const nc = await connectNats({ url: nats.url });
+    const workers = { args: ['--user', 'worker'], env: { NATS_PASSWORD: NATS_ENV.ODENESS_WORKER_PASSWORD } };
+    const cluster = { natsConfig: EXAMPLE_CONFIG, natsEnv: NATS_ENV, workers, waitFor: /pulling from|waiting for/ };
+    await withCluster(t, cluster, async ({ nats, a, b }) => {
+      const nc = await connectNats({
+        url: nats.url,
+        user: 'coordinator',
+        password: NATS_ENV.ODENESS_COORDINATOR_PASSWORD,
+      });
+      const wc = await connectNats({ url: nats.url, user: 'worker', password: NATS_ENV.ODENESS_WORKER_PASSWORD });
       try {
+        // The coordinator publishes jobs and uploads the genuine file; a worker-level attacker writes objects.
         const h = await openCluster(nc, nats.url);
+        const w = await openCluster(wc, nats.url);
         const real = readFileSync(FIXTURE);
         const realSha = sha256(real);
         await uploadFieldFiles(h.os, { [realSha]: FIXTURE });
         const other = randomBytes(1000);
         // Honest metadata, other bytes: field.<wrong> holds bytes whose digest is not the name's.
         const wrongSha = sha256(randomBytes(32));
-        await h.os.putBlob({ name: fieldObjectName(wrongSha) }, other);
+        await w.os.putBlob({ name: fieldObjectName(wrongSha) }, other);
         // Forged metadata announcing the job's digest over another object's chunks.
         const forgedSha = sha256(randomBytes(32));
-        const decoy = await h.os.putBlob({ name: 'decoy' }, other);
-        await publishObjectMeta(h, fieldObjectName(forgedSha), {
+        const decoy = await w.os.putBlob({ name: 'decoy' }, other);
+        await publishObjectMeta(w, fieldObjectName(forgedSha), {
           nuid: decoy.nuid,
           size: decoy.size,
           chunks: decoy.chunks,
@@ -129,7 +140,7 @@ test.serial(
         });
         // Announcing 65 MiB (none stored): refused before anything is read.
         const bigSha = sha256(randomBytes(32));
-        await publishObjectMeta(h, fieldObjectName(bigSha), {
+        await publishObjectMeta(w, fieldObjectName(bigSha), {
           nuid: 'BIG1',
           size: 65 * 2 ** 20,
           chunks: 520,
@@ -152,15 +163,18 @@ test.serial(
           t.regex(r.error ?? '', why);
         }
         t.true(Date.now() - start < 20_000, `${Date.now() - start} ms`);
+        t.log(`5 refusals recorded in ${Date.now() - start} ms`);
         // Both workers still run, and a genuine onnx: job runs on the bytes from the store.
         const good = onnxJob(realSha, 'mlp-time.onnx');
         await publishJob(h, { v: PROTOCOL_VERSION, job: good, attempt: 1, maxDeliver: 5 }, good.id);
         const r = (await resultOf(h, good.id, 60_000)).result;
         t.is(r.status, 'done', r.error);
+        t.log(`the genuine onnx: job done ${Date.now() - start} ms after the forged ones were published`);
         t.is(r.job.field, good.field);
         t.is(a.child.exitCode, null);
         t.is(b.child.exitCode, null);
       } finally {
+        await wc.close();
         await nc.close();
       }
     });

@@ -16,6 +16,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import { KvWatchInclude, type KvEntry } from '@nats-io/kv';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
+import { pendingFieldFiles, uploadFieldFiles } from './field-store.js';
 import type { Job, JobResult } from '../study/types.js';
 import { decodeEventMessage, isLocalFsError, unpackBundle } from './codec.js';
 import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
@@ -121,6 +122,11 @@ export class NatsTransport implements Transport {
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
     const { nc, jsm, kv } = this.h;
+    // onnx: fields: workers fetch the files' bytes from the object store by hash (field-store.ts).
+    await uploadFieldFiles(this.h.os, pendingFieldFiles(jobs), {
+      signal,
+      onUpload: (file, bytes) => sink.log('info', `field file ${file} (${bytes} bytes) put into the object store`),
+    });
     const maxDeliver = this.opts.maxDeliver ?? DEFAULT_MAX_DELIVER;
     const ackWaitMs = this.opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     /** How long an exhausted-deliveries failure waits for silence from workers before it is recorded. */

@@ -42,6 +42,8 @@ import {
   JobRefused,
   type DataRootOptions,
 } from './job-checks.js';
+import { fetchFieldFile } from './field-store.js';
+import type { FieldFiles } from '../models/field-files.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
@@ -167,6 +169,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     throw new OdenessError(`--concurrency must be a positive integer, got ${String(opts.concurrency)}`);
   const log = opts.log ?? ((level, message) => process.stderr.write(`[worker ${level}] ${message}\n`));
   const signal = opts.signal ?? new AbortController().signal;
+  // Field files fetched for this worker's jobs; a crashed worker's are removed by cleanStaleJobDirs.
+  const fieldCache = join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
   const where = describeNats(opts);
   const device = opts.device ?? 'cpu';
   // Workers advertise their device in their name (results and events carry it); CPU workers keep the plain name.
@@ -335,10 +339,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     const { job, attempt } = decoded;
     await currentAckWait(); // refreshes maxDeliver too
     const deliveries = m.info.deliveryCount;
+    let fieldFiles: FieldFiles = {};
     try {
       checkJobSignature(opts.jobKey, decoded);
       checkJobId(job);
-      checkJobBounds(job);
+      fieldFiles = await fetchFieldFile(h, job.field, fieldCache, { signal }); // onnx: fields (field-store.ts)
+      checkJobBounds(job, fieldFiles);
       await checkDatasetFiles(job, opts);
     } catch (e) {
       if (!(e instanceof JobRefused)) throw e;
@@ -377,10 +383,16 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       );
       return;
     }
-    await runDelivery(m, job, attempt, deliveries);
+    await runDelivery(m, job, attempt, deliveries, fieldFiles);
   };
 
-  const runDelivery = async (m: JsMsg, job: Job, attempt: number, deliveries: number): Promise<void> => {
+  const runDelivery = async (
+    m: JsMsg,
+    job: Job,
+    attempt: number,
+    deliveries: number,
+    fieldFiles: FieldFiles,
+  ): Promise<void> => {
     const run = randomBytes(8).toString('hex');
     const worker = `${prefix}/${run.slice(0, 4)}`;
     const abort = new AbortController();
@@ -422,6 +434,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
           .run(job, attempt, bundleDir!, worker, {
             signal: abort.signal,
             deadlineMs: jobTimeoutMs,
+            fieldFiles,
             onStart: () => {
               lastProgress = Date.now();
               publishEvent({ kind: 'start', id: job.id, worker });
@@ -536,6 +549,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   } finally {
     await pool.close().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
+    await rm(fieldCache, { recursive: true, force: true }).catch(() => undefined);
   }
   return summary;
 }
