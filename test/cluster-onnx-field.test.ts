@@ -13,7 +13,7 @@ import { openCluster } from '../src/cluster/nats-resources.js';
 import { PROTOCOL_VERSION, type JobMessage } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
 import { withCluster } from './helpers/cluster.js';
-import { cliResult, requirePrerequisite, ROOT, startNats, tempDir } from './helpers/procs.js';
+import { cliResult, requirePrerequisite, ROOT, startNats, tempDir, writeStudy } from './helpers/procs.js';
 import { job, publishJob, publishObjectMeta, resultOf } from './helpers/wire.js';
 
 const STUDY = 'examples/byof-spheres.yaml';
@@ -33,8 +33,14 @@ test.serial(
     t.timeout(300_000);
     requirePrerequisite('nats-server');
     const dir = tempDir();
-    const s = await transportEquivalence(STUDY, { workers: 2, overrides: SMOKE, dir, log: (m) => t.log(m) });
-    const planned = planStudy(join(ROOT, STUDY), { iterations: 2, batchSize: 16, testPoints: 20 }).jobs;
+    // examples/byof-spheres.yaml cut to one grid job and one adaptation job, with both audits.
+    const text = readFileSync(join(ROOT, STUDY), 'utf8')
+      .replace(/grid:\n(  - .*\n)+/, 'grid: [{solver: euler, steps: [0.5]}]\n')
+      .replace(/testSolvers: .*/, 'testSolvers: ["rk4:0.25"]');
+    const study = writeStudy(dir, 'byof.yaml', text);
+    const s = await transportEquivalence(study, { workers: 2, overrides: SMOKE, dir, log: (m) => t.log(m) });
+    const planned = planStudy(study, { iterations: 2, batchSize: 16, testPoints: 20 }).jobs;
+    t.is(planned.length, 2);
     t.deepEqual(s.exit, { local: 0, nats: 0 });
     t.deepEqual(s.local, { done: planned.length, failed: 0 });
     t.deepEqual(s.nats, s.local);
