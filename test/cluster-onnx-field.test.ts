@@ -4,7 +4,7 @@
 // results naming why, within seconds, and the worker keeps running.
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compareRuns, resultsById, transportEquivalence } from '../scripts/transport-equivalence.mjs';
 import { fieldObjectName, fetchFieldFile, uploadFieldFiles } from '../src/cluster/field-store.js';
@@ -81,6 +81,21 @@ test.serial(
     t.notRegex(html, /test\/fixtures\/onnx/);
   },
 );
+
+test('a field file over 64 MiB is refused when the study is planned, in one line naming the file and its size', (t) => {
+  const dir = tempDir();
+  const big = join(dir, 'big.onnx');
+  writeFileSync(big, '');
+  truncateSync(big, 64 * 2 ** 20 + 1); // sparse: nothing is read, the size is looked at first
+  const study = writeStudy(
+    dir,
+    's.yaml',
+    readFileSync(join(ROOT, STUDY), 'utf8').replace(/field: .*/, `field: onnx:${big}`),
+  );
+  const e = t.throws(() => planStudy(study));
+  t.regex(e!.message, /s\.yaml: field: .*big\.onnx: has 67108865 bytes, more than the limit of 67108864/);
+  t.false(e!.message.includes('\n'));
+});
 
 test.serial('field store: a file goes up once; a worker fetches, verifies and caches it', async (t) => {
   t.timeout(60_000);
