@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compareRuns, resultsById, transportEquivalence } from '../scripts/transport-equivalence.mjs';
-import { fieldObjectName, fetchFieldFile, uploadFieldFiles } from '../src/cluster/field-store.js';
+import { fieldObjectName, fetchFieldFile, pendingFieldFiles, uploadFieldFiles } from '../src/cluster/field-store.js';
 import { connectNats } from '../src/cluster/nats-connect.js';
 import { openCluster } from '../src/cluster/nats-resources.js';
 import { PROTOCOL_VERSION, type JobMessage } from '../src/cluster/protocol.js';
@@ -106,13 +106,19 @@ test.serial('field store: a file goes up once; a worker fetches, verifies and ca
     const h = await openCluster(nc, nats.url);
     const bytes = readFileSync(FIXTURE);
     const sha = sha256(bytes);
+    // Three jobs naming one file (at two paths): it goes up once.
+    const field = `onnx:f.onnx,init=keep,sha256=${sha}`;
+    const pending = [1, 2, 3].map((seed) => ({
+      job: { ...onnxJob(sha), seed },
+      attempt: 1,
+      fieldFile: seed === 3 ? join(ROOT, 'test/../test/fixtures/onnx/mlp-time.onnx') : FIXTURE,
+    }));
+    t.is(Object.keys(pendingFieldFiles(pending)).length, 1);
     const uploads: string[] = [];
-    const onUpload = (f: string) => uploads.push(f);
-    await uploadFieldFiles(h.os, { [sha]: FIXTURE }, { onUpload });
-    await uploadFieldFiles(h.os, { [sha]: FIXTURE }, { onUpload });
-    t.deepEqual(uploads, [FIXTURE]);
+    await uploadFieldFiles(h.os, pendingFieldFiles(pending), { onUpload: (f) => uploads.push(f) });
+    t.is(uploads.length, 1);
     const cache = tempDir();
-    const files = await fetchFieldFile(h, `onnx:f.onnx,init=keep,sha256=${sha}`, cache);
+    const files = await fetchFieldFile(h, field, cache);
     t.deepEqual(files, { [sha]: join(cache, `${sha}.onnx`) });
     t.deepEqual(readFileSync(files[sha]!), bytes);
     t.deepEqual(await fetchFieldFile(h, 'mlp:width=8', cache), {});

@@ -1,8 +1,9 @@
 /**
  * The bytes of `onnx:` field files on a NATS cluster. A job names its field file by name and SHA-256
  * (models/field-files.ts), inside the signed job; the bytes travel through the object store, never a path:
- *   - the coordinator puts each study's field files into the bundles bucket as `field.<sha256>` (content
- *     addressed: a copy already there with that size and digest is kept, so a file goes up once);
+ *   - the coordinator puts each study's field files into the bundles bucket as `field.<sha256>`, once per
+ *     study run however many jobs name them (always put, never trusting an object already there: anyone
+ *     who may upload bundles could have planted one with the right metadata over other bytes);
  *   - a worker fetches the object as untrusted data (bundle-fetch.ts: no link followed, size, chunk count and
  *     digest checked before reading, at most ONNX_FIELD_MAX_BYTES), verifies the SHA-256 of what arrived
  *     against the job's, and keeps it in its own temporary directory for its job processes.
@@ -39,13 +40,8 @@ export function pendingFieldFiles(jobs: readonly PendingJob[]): FieldFiles {
 export const fieldObjectName = (sha256: string) => `field.${sha256}`;
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-/** The object store's digest notation (base64url, padded). */
-const objectDigest = (hex: string) => `SHA-256=${Buffer.from(hex, 'hex').toString('base64url')}=`;
 
-/**
- * Coordinator: put every field file these jobs name (SHA-256 → local path) into the object store, each
- * once: an object already holding those bytes (size and digest) stays. The file must still have its hash.
- */
+/** Coordinator: put every field file the jobs name (SHA-256 → local path) into the object store; each must still have its hash. */
 export async function uploadFieldFiles(
   os: ObjectStore,
   files: FieldFiles,
@@ -56,9 +52,6 @@ export async function uploadFieldFiles(
     const size = (await stat(file)).size;
     if (size > ONNX_FIELD_MAX_BYTES)
       throw new FileFormatError(file, `has ${size} bytes, more than the limit of ${ONNX_FIELD_MAX_BYTES}`);
-    const there = await retrying(`read the metadata of ${name}`, () => os.info(name), retryOpts(opts.signal));
-    if (there && !there.deleted && !there.options?.link && there.size === size && there.digest === objectDigest(sha))
-      continue;
     const bytes = await readFile(file);
     if (sha256Hex(bytes) !== sha)
       throw new FileFormatError(
