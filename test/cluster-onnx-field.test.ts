@@ -133,7 +133,9 @@ test.serial('field store: a file goes up once; a worker fetches, verifies and ca
 });
 
 test.serial(
-  'forged onnx: jobs (least-privilege example account, objects forged as the worker user): a digest not in the store, bytes that do not match it, an oversized object, a path → failed results naming why, within seconds; the worker keeps running',
+  'forged onnx: jobs (least-privilege example account, objects forged as the worker user): a digest not in ' +
+    'the store, bytes that do not match it, an oversized object, a path → failed results naming why, within ' +
+    'seconds; the worker keeps running',
   async (t) => {
     t.timeout(120_000);
     const workers = { args: ['--user', 'worker'], env: { NATS_PASSWORD: NATS_ENV.ODENESS_WORKER_PASSWORD } };

@@ -41,7 +41,10 @@ export const fieldObjectName = (sha256: string) => `field.${sha256}`;
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-/** Coordinator: put every field file the jobs name (SHA-256 → local path) into the object store; each must still have its hash. */
+/**
+ * Coordinator: put every field file the jobs name (SHA-256 → local path) into the object store; each must
+ * still have its hash.
+ */
 export async function uploadFieldFiles(
   os: ObjectStore,
   files: FieldFiles,
