@@ -140,13 +140,14 @@ export async function fetchBundle(
     : await locate(h.os, want.name, what, opts.signal);
   if (want.digest !== undefined && at.digest.toString('hex') !== want.digest)
     throw new BundleRefused(
-      `${what}: SHA-256 digest mismatch (the object store announces ${at.digest.toString('hex')}, the job names ${want.digest})`,
+      `${what}: SHA-256 digest mismatch ` +
+        `(the object store announces ${at.digest.toString('hex')}, the job names ${want.digest})`,
     );
   if (at.bytes > opts.maxBytes) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    const cap = opts.cap ?? "this coordinator's cap";
     throw new BundleRefused(
-      `${what} has ${at.bytes} bytes (${mb(at.bytes)}), more than ${cap} of ${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
+      `${what} has ${at.bytes} bytes (${mb(at.bytes)}), ` +
+        `more than ${opts.cap ?? "this coordinator's cap"} of ${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
     );
   }
   const bytes = await readChunks(h, what, at);
