@@ -6,7 +6,7 @@
  *      (`study run --nats`) run the same N jobs; the coordinator's RSS is sampled against the
  *      number of results recorded so far;
  *   3. both output directories are compared (exactly one result per job on NATS, equal results
- *      once timings and worker names are removed: scripts/transport-equivalence.mjs), and
+ *      once timings and worker names are removed: src/study/compare.ts), and
  *      `study status` and `study report` are timed on the NATS directory;
  *   4. CPU seconds per process kind (coordinator, workers with their job processes, nats-server).
  *
@@ -18,8 +18,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cli, startNats, type Proc } from '../test/helpers/procs.js';
-import { compareRuns, resultsById } from './transport-equivalence.mjs';
+import { compareRuns, resultsById } from '../src/study/compare.js';
+import { startScriptNats } from './lib/nats-server.js';
+import { odeness as cli, type OdenessProcess as Proc } from './lib/odeness-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -182,7 +183,7 @@ if (!values['skip-pool']) {
 
 // 2. NATS.
 const natsOut = join(dir, 'nats');
-const server = await startNats();
+const server = await startScriptNats();
 const workers: Proc[] = [];
 try {
   for (let i = 0; i < natsWorkers; i++) workers.push(cli(['worker', '--nats', server.url, '--workers', '1']));
@@ -194,7 +195,7 @@ try {
   const natsMs = performance.now() - t0;
   if (w.code !== 0) throw new Error(`nats run exited ${w.code}: ${coordinator.err().slice(-2000)}`);
   const workerCpu = workers.map((p) => (cpuSeconds(p.pid) ?? 0) + childCpuSeconds(p.pid));
-  const serverCpu = cpuSeconds(natsServerPid(server.port) ?? -1);
+  const serverCpu = cpuSeconds(natsServerPid(Number(new URL(server.url).port)) ?? -1);
   summary.nats = {
     workers: natsWorkers,
     wallS: +(natsMs / 1000).toFixed(1),
@@ -226,7 +227,10 @@ summary.exactlyOnce = {
   idsWithMoreThanOne: [...perId.values()].filter((n) => n > 1).length,
 };
 if (!values['skip-pool']) {
-  const c = compareRuns(resultsById(poolOut), resultsById(natsOut));
+  const c = compareRuns(
+    { label: 'the local pool', results: resultsById(poolOut) },
+    { label: 'NATS', results: resultsById(natsOut) },
+  );
   summary.equalToPool = { ...c, differences: c.differences.slice(0, 10), differenceCount: c.differences.length };
 }
 summary.status = await timed(['study', 'status', natsOut]);

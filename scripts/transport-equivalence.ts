@@ -8,49 +8,12 @@
 //   removed on success), --json (print the summary as one JSON line). Needs the compiled CLI (npm run build)
 //   and nats-server on PATH. Exit 0 when both runs agree, 1 when they differ, 2 on a usage or set-up error.
 // The test suite runs it on examples/quick-spheres.yaml (test/transport-equivalence.test.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { compareRuns, resultsById, type RunCounts } from '../src/study/compare.js';
 import { natsServerMissing, startScriptNats } from './lib/nats-server.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin/odeness.js');
-
-interface Proc {
-  readonly child: ChildProcess;
-  /** Resolves with the exit code (128 when killed by a signal). */
-  readonly exited: Promise<number>;
-  waitFor(re: RegExp, ms: number): Promise<void>;
-}
-
-/** `odeness ARGS` (the compiled CLI) in the repository root. */
-function run(args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const waiters: (() => void)[] = [];
-  const feed = (d: Buffer) => {
-    out += d.toString();
-    for (const w of waiters.splice(0)) w();
-  };
-  child.stdout!.on('data', feed);
-  child.stderr!.on('data', feed);
-  const exited = new Promise<number>((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 128 : 0))));
-  const waitFor = (re: RegExp, ms: number) =>
-    new Promise<void>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`timed out waiting for ${re}:\n${out.slice(-2000)}`)), ms);
-      const check = () => (re.test(out) ? (clearTimeout(timer), res()) : waiters.push(check));
-      void exited.then(() => {
-        clearTimeout(timer);
-        if (re.test(out)) res();
-        else rej(new Error(`exited before ${re}:\n${out.slice(-2000)}`));
-      });
-      check();
-    });
-  return { child, exited, waitFor };
-}
+import { odeness as run, type OdenessProcess as Proc } from './lib/odeness-process.js';
 
 /** What the script prints with --json (test/transport-equivalence.test.ts reads it). */
 export interface RunSummary {

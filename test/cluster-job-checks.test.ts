@@ -4,7 +4,7 @@ import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { checkJobBounds, checkJobId, JobRefused } from '../src/cluster/job-checks.js';
 import { fieldKind } from '../src/models/fields/index.js';
-import { jobId } from '../src/study/plan.js';
+import { jobId, studyFieldFiles } from '../src/study/plan.js';
 import { planStudy } from '../src/study/plan.js';
 
 const examples = readdirSync('examples')
@@ -14,13 +14,15 @@ const examples = readdirSync('examples')
 for (const file of examples) {
   for (const overrides of [{}, { iterations: 2, batchSize: 16, testPoints: 5 }]) {
     test(`every job of ${file} ${Object.keys(overrides).length ? '(smoke)' : '(full)'} passes the worker's checks`, (t) => {
-      const { jobs } = planStudy(file, overrides);
+      const { jobs, spec } = planStudy(file, overrides);
+      // A worker checks an onnx: job against the file it fetched by hash: here the study's own.
+      const files = studyFieldFiles(spec);
       t.true(jobs.length > 0);
       const refused: string[] = [];
       for (const job of jobs) {
         try {
           checkJobId(job);
-          checkJobBounds(job);
+          checkJobBounds(job, files);
         } catch (e) {
           refused.push(`${job.id} (${job.trainSolver}${job.adapt ? ', adapt' : ''}): ${(e as Error).message}`);
         }
@@ -70,10 +72,19 @@ test('only an adaptation job may keep the "paper" keyword', (t) => {
   });
 });
 
-test('an onnx: field is refused without opening its path (cluster workers get no files by path)', (t) => {
+test('an onnx: field is read only from the copy the worker fetched by its hash, never from a path in the job', (t) => {
   const job = planStudy('examples/quick-spheres.yaml').jobs[0]!;
-  t.throws(() => checkJobBounds({ ...job, field: 'onnx:/etc/passwd' }), {
+  const sha = 'a'.repeat(64);
+  t.throws(() => checkJobBounds({ ...job, field: `onnx:/etc/passwd,sha256=${sha}` }, { [sha]: '/nonexistent' }), {
     instanceOf: JobRefused,
-    message: /onnx: fields are not run on cluster workers yet/,
+    message: /a job names its file by name and sha256, not by a path$/,
+  });
+  t.throws(() => checkJobBounds({ ...job, field: 'onnx:passwd' }), {
+    instanceOf: JobRefused,
+    message: /a job's onnx field needs sha256=<64 hex digits>$/,
+  });
+  t.throws(() => checkJobBounds({ ...job, field: `onnx:passwd,sha256=${sha}` }), {
+    instanceOf: JobRefused,
+    message: new RegExp(`field passwd \\(sha256 ${sha}\\): its file is not on this machine$`),
   });
 });

@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -595,8 +595,11 @@ test('spec: canonical form with the content hash; init=keep|kaiming; freeze keep
   const spec = parseFieldSpec(`onnx:${file}`);
   const text = formatFieldSpec(spec);
   const sha = createHashHex(readFileSync(file));
-  t.is(text, `onnx:${file},init=keep,sha256=${sha}`);
-  t.deepEqual(parseFieldSpec(text), spec);
+  // Canonical: the file's name, not where it lies; located: with its path, read back to the same spec.
+  t.is(text, `onnx:${path.basename(file)},init=keep,sha256=${sha}`);
+  const located = formatFieldSpec(spec, { located: true });
+  t.is(located, `onnx:${file},init=keep,sha256=${sha}`);
+  t.deepEqual(parseFieldSpec(located), spec);
   t.throws(() => parseFieldSpec(`onnx:${file},sha256=${'0'.repeat(64)}`), {
     message: /has sha256 [0-9a-f]{64}, the spec asks for 0{64}/,
   });
@@ -739,7 +742,19 @@ test.serial(
     const results = readResults(out).all;
     t.is(results.length, 1);
     t.like(results[0], { status: 'done' });
-    t.regex(results[0]!.job.field, new RegExp(`^onnx:${file},init=keep,sha256=${createHashHex(bytes)}$`));
+    t.is(results[0]!.job.field, `onnx:f.onnx,init=keep,sha256=${createHashHex(bytes)}`);
+    // The same file at another path plans the same jobs (the id follows the content, not the location).
+    mkdirSync(path.join(dir, 'elsewhere'));
+    writeFileSync(path.join(dir, 'elsewhere', 'f.onnx'), bytes);
+    const moved = writeStudy(
+      dir,
+      'moved.yaml',
+      readFileSync(study, 'utf8').replace(file, path.join(dir, 'elsewhere', 'f.onnx')),
+    );
+    t.deepEqual(
+      planStudy(moved).jobs.map((j) => j.id),
+      before,
+    );
     // The same path with other weights is another job.
     const g = readOnnxField(bytes, file);
     writeFileSync(

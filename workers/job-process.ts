@@ -22,6 +22,7 @@ process.on('message', (m: ProcessControl) => {
       attempt: m.attempt,
       worker: m.worker,
       ...(m.dataRoot !== undefined ? { dataRoot: m.dataRoot } : {}),
+      ...(m.fieldFiles ? { fieldFiles: m.fieldFiles } : {}),
       onProgress: (progress) => send({ kind: 'progress', progress }),
       sessions,
     });

@@ -30,6 +30,7 @@ export default async function runPoolTask(task: PoolTask): Promise<JobResult> {
       onProgress: (progress) => send({ kind: 'progress', worker, progress }),
       signal: cancel.signal,
       sessions,
+      ...(task.fieldFiles ? { fieldFiles: task.fieldFiles } : {}),
     });
   } finally {
     port?.close();

@@ -30,6 +30,10 @@ export class BundleRefused extends Error {}
 
 export interface BundleWanted {
   name: string;
+  /** How messages name it (default `bundle <name>`; field-store.ts names a field file). */
+  label?: string;
+  /** The SHA-256 (hex) its bytes must have, from a signed job: metadata announcing another is refused before reading. */
+  digest?: string;
   /** From an authenticated result: the chunks subject's id, size and SHA-256 (hex) of the archive. */
   sealed?: { nuid: string; bytes: number; digest: string };
 }
@@ -42,32 +46,32 @@ interface Located {
 }
 
 /** Where the object's bytes are and what they must hash to, from its metadata (no link followed). */
-async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Promise<Located> {
-  const info = await retrying(`read the metadata of bundle ${name}`, () => os.info(name), {
+async function locate(os: ObjectStore, name: string, what: string, signal?: AbortSignal): Promise<Located> {
+  const info = await retrying(`read the metadata of ${what}`, () => os.info(name), {
     forMs: 30_000,
     ...(signal ? { signal } : {}),
   });
   if (!info || info.deleted) {
-    throw new BundleRefused(`bundle ${name} is missing from the object store ${BUNDLES_BUCKET}`);
+    throw new BundleRefused(`${what} is missing from the object store ${BUNDLES_BUCKET}`);
   }
   const link = info.options?.link;
   if (link) {
     throw new BundleRefused(
-      `bundle ${name} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`,
+      `${what} is a link to ${link.bucket}/${link.name ?? ''} (links are refused, never followed)`,
     );
   }
   const { size, chunks, nuid, digest } = info;
   if (!Number.isSafeInteger(size) || size < 0) {
-    throw new BundleRefused(`bundle ${name}: bad size ${String(size)} in its metadata`);
+    throw new BundleRefused(`${what}: bad size ${String(size)} in its metadata`);
   }
   if (!Number.isSafeInteger(chunks) || chunks < (size > 0 ? 1 : 0) || chunks > size) {
-    throw new BundleRefused(`bundle ${name}: ${String(chunks)} chunks cannot hold ${size} bytes`);
+    throw new BundleRefused(`${what}: ${String(chunks)} chunks cannot hold ${size} bytes`);
   }
   if (typeof nuid !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(nuid)) {
-    throw new BundleRefused(`bundle ${name}: bad object id in its metadata`);
+    throw new BundleRefused(`${what}: bad object id in its metadata`);
   }
   const m = /^SHA-256=([A-Za-z0-9+/_-]{43}=?)$/.exec(String(digest));
-  if (!m) throw new BundleRefused(`bundle ${name}: its metadata has no SHA-256 digest`);
+  if (!m) throw new BundleRefused(`${what}: its metadata has no SHA-256 digest`);
   return { nuid, bytes: size, chunks, digest: Buffer.from(m[1]!, 'base64') };
 }
 
@@ -78,17 +82,16 @@ async function locate(os: ObjectStore, name: string, signal?: AbortSignal): Prom
  */
 async function readChunks(
   h: { js: JetStreamClient; jsm: JetStreamManager },
-  name: string,
+  what: string,
   at: Located,
 ): Promise<Uint8Array> {
   if (at.bytes === 0) return new Uint8Array(0);
   const subject = `$O.${BUNDLES_BUCKET}.C.${at.nuid}`;
   const si = await h.jsm.streams.info(`OBJ_${BUNDLES_BUCKET}`, { subjects_filter: subject });
   const stored = si.state.subjects?.[subject] ?? 0;
-  if (stored === 0)
-    throw new BundleRefused(`bundle ${name}: none of its ${at.bytes} bytes are stored (chunks missing)`);
+  if (stored === 0) throw new BundleRefused(`${what}: none of its ${at.bytes} bytes are stored (chunks missing)`);
   if (at.chunks !== undefined && stored > at.chunks)
-    throw new BundleRefused(`bundle ${name}: more chunks stored than the ${at.chunks} announced`);
+    throw new BundleRefused(`${what}: more chunks stored than the ${at.chunks} announced`);
   // One filter subject, as the object store itself asks (filter_subjects needs nats-server 2.10).
   const filter = { filter_subject: subject };
   const consumer = await h.js.consumers.getPushConsumer(
@@ -107,12 +110,12 @@ async function readChunks(
       const next = await Promise.race([it.next(), idle]);
       clearTimeout(timer);
       if (next === 'idle' || next.done)
-        throw new Error(`bundle ${name}: the download stalled after ${got} of ${at.bytes} bytes`);
+        throw new Error(`${what}: the download stalled after ${got} of ${at.bytes} bytes`);
       const jm = next.value as JsMsg;
       got += jm.data.length;
       count++;
       if (got > at.bytes || (at.chunks !== undefined && count > at.chunks)) {
-        throw new BundleRefused(`bundle ${name}: more data stored than the ${at.bytes} bytes announced`);
+        throw new BundleRefused(`${what}: more data stored than the ${at.bytes} bytes announced`);
       }
       parts.push(jm.data);
       if (jm.info.pending === 0) break;
@@ -121,8 +124,7 @@ async function readChunks(
     clearTimeout(timer);
     messages.stop();
   }
-  if (got !== at.bytes)
-    throw new BundleRefused(`bundle ${name}: ${got} bytes stored, ${at.bytes} announced (chunks missing)`);
+  if (got !== at.bytes) throw new BundleRefused(`${what}: ${got} bytes stored, ${at.bytes} announced (chunks missing)`);
   return Buffer.concat(parts);
 }
 
@@ -130,25 +132,29 @@ async function readChunks(
 export async function fetchBundle(
   h: { js: JetStreamClient; jsm: JetStreamManager; os: ObjectStore },
   want: BundleWanted,
-  opts: { maxBytes: number; signal?: AbortSignal },
+  opts: { maxBytes: number; signal?: AbortSignal; cap?: string },
 ): Promise<Uint8Array> {
+  const what = want.label ?? `bundle ${want.name}`;
   const at: Located = want.sealed
     ? { nuid: want.sealed.nuid, bytes: want.sealed.bytes, digest: Buffer.from(want.sealed.digest, 'hex') }
-    : await locate(h.os, want.name, opts.signal);
+    : await locate(h.os, want.name, what, opts.signal);
+  if (want.digest !== undefined && at.digest.toString('hex') !== want.digest)
+    throw new BundleRefused(
+      `${what}: SHA-256 digest mismatch ` +
+        `(the object store announces ${at.digest.toString('hex')}, the job names ${want.digest})`,
+    );
   if (at.bytes > opts.maxBytes) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
     throw new BundleRefused(
-      `bundle ${want.name} has ${at.bytes} bytes (${mb(at.bytes)}), ` +
-        `more than this coordinator's cap of ${mb(opts.maxBytes)} (--max-bundle-mb)`,
+      `${what} has ${at.bytes} bytes (${mb(at.bytes)}), ` +
+        `more than ${opts.cap ?? "this coordinator's cap"} of ${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
     );
   }
-  const bytes = await readChunks(h, want.name, at);
+  const bytes = await readChunks(h, what, at);
   const digest = createHash('sha256').update(bytes).digest();
   if (!digest.equals(at.digest)) {
     const expected = `${want.sealed ? 'sealed in the result' : 'announced'} ${at.digest.toString('hex')}`;
-    throw new BundleRefused(
-      `bundle ${want.name}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${expected})`,
-    );
+    throw new BundleRefused(`${what}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${expected})`);
   }
   return bytes;
 }

@@ -15,6 +15,7 @@ import { parseDatasetSpec } from '../data/spec.js';
 import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import { checkJobSpecs } from '../study/job-specs.js';
+import { locateField, type FieldFiles } from '../models/field-files.js';
 import type { JobMessage } from './protocol.js';
 import type { RefusalKind } from './refusals.js';
 import { costRefusal } from './job-cost.js';
@@ -40,18 +41,14 @@ export class JobRefused extends Error {
  * (checkJobSpecs: the field registry's option ranges, the solver limits the
  * job carries, the dataset parser's sizes) — the same check the planner's
  * output passes; throws JobRefused naming the first one out of bounds.
+ * `files`: the field files this worker fetched and verified, by hash.
  */
-export function checkJobBounds(job: Job): void {
+export function checkJobBounds(job: Job, files: FieldFiles = {}): void {
   try {
-    // An imported field names a file on the coordinator: a worker never opens a path from a job message.
-    if (job.field.trim().startsWith('onnx:'))
-      throw new JobRefused(
-        'onnx: fields are not run on cluster workers yet (their bytes must come through the object store, not a path)',
-        true,
-      );
-    checkJobSpecs(job);
+    // An imported field is read from this worker's verified copy (field-store.ts), never from a path in the job.
+    checkJobSpecs(job, files);
     // Each size in bounds is not enough: their product too (job-cost.ts).
-    const tooCostly = costRefusal(job);
+    const tooCostly = costRefusal({ ...job, field: locateField(job.field, files) });
     if (tooCostly) throw new JobRefused(tooCostly, true);
   } catch (e) {
     throw new JobRefused((e as Error).message, true);

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob, Transport } from '../study/transport.js';
+import { pendingFieldFiles, uploadFieldFiles } from './field-store.js';
 import { connectNats, describeNats } from './nats-connect.js';
 import {
   DEFAULT_ACK_WAIT_MS,
@@ -58,7 +59,12 @@ export class NatsTransport implements Transport {
     }
   }
 
-  run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
+  async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
+    // onnx: fields: workers fetch the files' bytes from the object store by hash (field-store.ts).
+    await uploadFieldFiles(this.h.os, pendingFieldFiles(jobs), {
+      signal,
+      onUpload: (file, bytes) => sink.log('info', `field file ${file} (${bytes} bytes) put into the object store`),
+    });
     return new StudyRun(this.h, this.opts, this.description, jobs, sink, signal, this.closers).execute();
   }
 

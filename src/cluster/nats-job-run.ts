@@ -21,9 +21,10 @@ import { retrying, type ClusterHandles } from './nats-resources.js';
 import { standingResult } from './nats-results.js';
 import { isStorageFull } from './storage-full.js';
 import type { ProcessPool } from './process-pool.js';
+import type { FieldFiles } from '../models/field-files.js';
 
 /** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
-const JOB_TMP_PREFIX = 'odeness-job-';
+export const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
 /**
  * Least time between two looks for dead workers' temp dirs: a look reads all of TMPDIR (5 000 entries on a
@@ -136,6 +137,8 @@ export class JobRun {
     private readonly job: Job,
     private readonly attempt: number,
     private readonly deliveries: number,
+    /** The job's field file, fetched and verified by this worker (field-store.ts), by hash. */
+    private readonly fieldFiles: FieldFiles = {},
   ) {
     this.worker = `${ctx.prefix}/${this.run.slice(0, 4)}`;
     this.finishedElsewhere = new SupersededCheck(async () => {
@@ -191,6 +194,7 @@ export class JobRun {
       .run(job, attempt, this.bundleDir, worker, {
         signal: this.abort.signal,
         deadlineMs: ctx.jobTimeoutMs,
+        fieldFiles: this.fieldFiles,
         onStart: () => {
           this.lastProgress = Date.now();
           ctx.publishEvent({ kind: 'start', id: job.id, worker });

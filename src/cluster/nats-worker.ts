@@ -21,6 +21,7 @@
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
  * hands them back at once (nak).
  */
+import { rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Consumer, JetStreamManager, JsMsg } from '@nats-io/jetstream';
@@ -62,7 +63,15 @@ import {
   refusalDelayMs,
   type RefusalKind,
 } from './refusals.js';
-import { cleanStaleJobDirs, JobRun, StaleDirSweeper, type RetryOptions, type RunContext } from './nats-job-run.js';
+import {
+  cleanStaleJobDirs,
+  JOB_TMP_PREFIX,
+  JobRun,
+  StaleDirSweeper,
+  type RetryOptions,
+  type RunContext,
+} from './nats-job-run.js';
+import { fetchFieldFile } from './field-store.js';
 
 export { cleanStaleJobDirs } from './nats-job-run.js';
 
@@ -222,6 +231,8 @@ class NatsWorker implements RunContext {
   readonly stallTimeoutMs: number;
   readonly frozenAfterMs: number;
   readonly log: WorkerSettings['log'];
+  /** Field files fetched for this worker's jobs; a crashed worker's are removed by cleanStaleJobDirs. */
+  private readonly fieldCache = join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
   /** The coordinator owns the ack wait; re-read now and then so heartbeats keep up with changes. */
   private readonly consumerSettings: ConsumerSettings;
   /** With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers. */
@@ -267,6 +278,7 @@ class NatsWorker implements RunContext {
     } finally {
       await this.pool.close().catch(() => undefined);
       await this.nc.drain().catch(() => this.nc.close());
+      await rm(this.fieldCache, { recursive: true, force: true }).catch(() => undefined);
     }
     return this.summary;
   }
@@ -355,7 +367,8 @@ class NatsWorker implements RunContext {
     }
     const { job, attempt } = decoded;
     await this.consumerSettings.refresh(); // refreshes maxDeliver too
-    if (await this.refused(m, decoded)) return;
+    const fieldFiles: Record<string, string> = {};
+    if (await this.refused(m, decoded, fieldFiles)) return;
     if (!canRunJob(this.s.device, job)) {
       // Not failed, not refused: left in the queue for a worker with that device.
       this.summary.passed++;
@@ -382,7 +395,7 @@ class NatsWorker implements RunContext {
       );
       return;
     }
-    this.count(await new JobRun(this, m, job, attempt, deliveries).execute());
+    this.count(await new JobRun(this, m, job, attempt, deliveries, fieldFiles).execute());
   }
 
   private count(end: Awaited<ReturnType<JobRun['execute']>>): void {
@@ -396,12 +409,14 @@ class NatsWorker implements RunContext {
   }
 
   /** The untrusted-input checks (job-checks.ts); true when the message was refused (and dealt with). */
-  private async refused(m: JsMsg, decoded: JobMessage): Promise<boolean> {
+  private async refused(m: JsMsg, decoded: JobMessage, fieldFiles: Record<string, string>): Promise<boolean> {
     const { job, attempt } = decoded;
     try {
       checkJobSignature(this.opts.jobKey, decoded);
       checkJobId(job);
-      checkJobBounds(job);
+      // onnx: fields: the file's bytes from the object store, verified, into this worker's temp dir (field-store.ts).
+      Object.assign(fieldFiles, await fetchFieldFile(this.h, job.field, this.fieldCache, { signal: this.signal }));
+      checkJobBounds(job, fieldFiles);
       await checkDatasetFiles(job, this.opts);
       return false;
     } catch (e) {

@@ -31,6 +31,8 @@ export interface ProcessRunHooks {
   signal?: AbortSignal;
   /** Wall-clock limit of the job; past it the process is killed and the job fails. */
   deadlineMs?: number;
+  /** The field file the job names, fetched and verified by this worker (field-store.ts), by hash. */
+  fieldFiles?: Readonly<Record<string, string>>;
 }
 
 export interface ProcessPoolOptions {
@@ -198,6 +200,7 @@ export class ProcessPool {
       bundleDir,
       worker,
       ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}),
+      ...(hooks.fieldFiles ? { fieldFiles: hooks.fieldFiles } : {}),
     };
     let keep = false;
     try {

@@ -97,6 +97,8 @@ export type ProcessControl = {
   bundleDir: string;
   worker: string;
   dataRoot?: string;
+  /** The job's field file in the worker's temp dir, by hash (field-store.ts). */
+  fieldFiles?: Readonly<Record<string, string>>;
 };
 
 export const ProcessReportSchema = z.discriminatedUnion('kind', [

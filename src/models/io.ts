@@ -102,7 +102,7 @@ export async function loadModel(dir: string): Promise<SavedModel> {
 /** The field spec stored in model.json, checked by the field parser (its kinds and options live there). */
 function checkField(field: { kind: string }, file: string): FieldSpec {
   try {
-    const parsed = parseFieldSpec(formatFieldSpec(field as FieldSpec));
+    const parsed = parseFieldSpec(formatFieldSpec(field as FieldSpec, { located: true }));
     if (!isDeepStrictEqual(parsed, field)) throw new OdenessError(`expected a field like ${JSON.stringify(parsed)}`);
     return parsed;
   } catch (e) {

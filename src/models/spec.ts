@@ -53,6 +53,7 @@ export function parseFieldSpec(spec: string): FieldSpec {
   return kind.fromOptions(readOptions(spec, kind.options, raw));
 }
 
-export function formatFieldSpec(f: FieldSpec): string {
-  return fieldKind(f).format(f);
+/** The canonical spec; `located`: with the path of a field brought as a file (src/models/field-files.ts). */
+export function formatFieldSpec(f: FieldSpec, opts: { located?: boolean } = {}): string {
+  return fieldKind(f).format(f, opts.located);
 }

@@ -23,7 +23,8 @@ import { paramShapes } from '../models/params.js';
 import { parseSolver } from '../solvers/solver.js';
 import { formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { modelConfigFor } from '../train/run.js';
-import type { StudyPlan } from './plan.js';
+import { studyFieldFiles, type StudyPlan } from './plan.js';
+import { fieldFileOf, locateField } from '../models/field-files.js';
 import type { Job } from './types.js';
 import { paperTestSolvers } from './paper.js';
 import type { TransportCost } from './calibration-cache.js';
@@ -302,12 +303,13 @@ async function priceGroup(
   builds: Map<string, number>,
   info: FieldInfo | undefined,
   options: EstimateOptions,
+  located: string,
 ): Promise<{ group: WorkGroup; longestJobMs: number }> {
   const cost =
     options.calibrate !== false && info !== undefined
       ? await calibrateGroup(
           g.dataset,
-          g.field,
+          located,
           g.kind,
           options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize),
           options.recalibrate,
@@ -342,10 +344,13 @@ function wall(idleMs: number, workers: number): Pick<WorkEstimate, 'wallMs' | 'l
 }
 
 export async function estimateWork(
-  plan: Pick<StudyPlan, 'jobs'>,
+  plan: Pick<StudyPlan, 'jobs'> & Partial<Pick<StudyPlan, 'spec'>>,
   options: EstimateOptions = {},
 ): Promise<WorkEstimate> {
   const workers = options.workers ?? 1;
+  // Field files are measured where the study's spec says they lie (jobs name them by hash).
+  const files = plan.spec ? studyFieldFiles(plan.spec) : {};
+  const at = (field: string) => (fieldFileOf(field, files) !== undefined ? locateField(field, files) : field);
   const transport = options.transport ?? 'pool';
   const work = jobWork(plan);
   const builds = sharedBuilds(plan.jobs, work, workers);
@@ -354,8 +359,8 @@ export async function estimateWork(
   let longestJobMs = 0;
   for (const g of groupJobs(plan.jobs)) {
     const pk = `${g.dataset}\n${g.field}`;
-    if (!infos.has(pk)) infos.set(pk, await fieldInfo(g.dataset, g.field));
-    const priced = await priceGroup(g, work, builds, infos.get(pk), options);
+    if (!infos.has(pk)) infos.set(pk, await fieldInfo(g.dataset, at(g.field)));
+    const priced = await priceGroup(g, work, builds, infos.get(pk), options, at(g.field));
     groups.push(priced.group);
     longestJobMs = Math.max(longestJobMs, priced.longestJobMs);
   }

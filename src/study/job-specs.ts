@@ -9,6 +9,7 @@ import { PAPER_TEST_SET } from '../formats/index.js';
 import { parseDatasetSpec } from '../data/spec.js';
 import { SpecError } from '../errors.js';
 import { parseFieldSpec } from '../models/spec.js';
+import { locateField, type FieldFiles } from '../models/field-files.js';
 import { DEFAULT_SOLVER_LIMITS, parseSolverSpec } from '../solvers/spec.js';
 import type { Job } from './types.js';
 
@@ -19,9 +20,10 @@ import type { Job } from './types.js';
  * beyond its format, shared by the planner's output and a worker's untrusted
  * input. Only an adaptation job may keep the `paper` test-set keyword
  * (src/study/execute.ts expands it around the step adaptation reaches).
- * Throws the parser's SpecError naming the first spec out of bounds.
+ * Throws the parser's SpecError naming the first spec out of bounds. `files`:
+ * where this machine holds the field files jobs name by hash (field-files.ts).
  */
-export function checkJobSpecs(job: Job): void {
+export function checkJobSpecs(job: Job, files: FieldFiles = {}): void {
   for (const s of job.testSolvers) {
     if (s === PAPER_TEST_SET && !job.adapt) {
       const why = 'is kept only by adaptation jobs (adapt: true); this job has adapt: false';
@@ -31,5 +33,6 @@ export function checkJobSpecs(job: Job): void {
   const limits = job.solverLimits ?? DEFAULT_SOLVER_LIMITS;
   for (const s of [job.trainSolver, ...job.testSolvers]) if (s !== PAPER_TEST_SET) parseSolverSpec(s, limits);
   parseDatasetSpec(job.dataset);
-  parseFieldSpec(job.field);
+  // A field file is read where this machine holds it, never from a path in the job.
+  parseFieldSpec(locateField(job.field, files));
 }

@@ -7,6 +7,7 @@
 import { isOdenessError } from '../errors.js';
 import { loadConfinedDataset } from '../data/confined.js';
 import { executeJob } from './execute.js';
+import { locateField, type FieldFiles } from '../models/field-files.js';
 import type { TrainSessionCache } from '../train/ort-engine.js';
 import type { Job, JobProgress, JobResult } from './types.js';
 
@@ -23,6 +24,8 @@ export interface RunJobToResultOptions {
    * (data/confined.ts).
    */
   dataRoot?: string;
+  /** Where this machine holds the field files jobs name by hash (the study's own files, a worker's fetched copies). */
+  fieldFiles?: FieldFiles;
 }
 
 /** A failure message for a result: user errors as their message, bugs with their kind and first stack frame. */
@@ -49,7 +52,9 @@ export async function runJobToResult(job: Job, opts: RunJobToResultOptions): Pro
   try {
     const dataset =
       opts.dataRoot !== undefined ? await loadConfinedDataset(job.dataset, job.seed, opts.dataRoot) : undefined;
-    const outcome = await executeJob(job, {
+    // The job runs on its field file located here; its result keeps the job as planned.
+    const located = { ...job, field: locateField(job.field, opts.fieldFiles ?? {}) };
+    const outcome = await executeJob(located, {
       bundleDir: opts.bundleDir,
       ...(dataset ? { dataset } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

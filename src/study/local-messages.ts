@@ -24,6 +24,8 @@ export interface PoolTask {
   bundleDir: string;
   workerPrefix: string;
   port?: MessagePort;
+  /** Where the study's field files lie, by hash (models/field-files.ts). */
+  fieldFiles?: Readonly<Record<string, string>>;
 }
 
 export const PoolTaskMessageSchema = z.discriminatedUnion('kind', [

@@ -12,6 +12,7 @@ import { Piscina } from 'piscina';
 import { describeError } from './job.js';
 import type { JobSink, PendingJob, Transport } from './transport.js';
 import type { Job, JobProgress, JobResult } from './types.js';
+import { fieldFilesFor, type FieldFiles } from '../models/field-files.js';
 import type { PoolControlMessage, PoolTask, PoolTaskMessage } from './local-messages.js';
 
 function abortError(): Error {
@@ -72,6 +73,8 @@ export interface PoolRunHooks {
   onStart?: (worker: string) => void;
   onProgress?: (worker: string, p: JobProgress) => void;
   signal?: AbortSignal;
+  /** Where the job's field file lies, by hash (models/field-files.ts). */
+  fieldFiles?: FieldFiles;
 }
 
 export class JobPool {
@@ -118,7 +121,14 @@ export class JobPool {
     const started = Date.now();
     try {
       const result = await this.pool.run(
-        { job, attempt, bundleDir, workerPrefix: this.workerPrefix, port: port2 },
+        {
+          job,
+          attempt,
+          bundleDir,
+          workerPrefix: this.workerPrefix,
+          port: port2,
+          ...(hooks.fieldFiles ? { fieldFiles: hooks.fieldFiles } : {}),
+        },
         { transferList: [port2] },
       );
       if (hooks.signal?.aborted && result.status !== 'done') throw abortError();
@@ -166,7 +176,7 @@ export class LocalTransport implements Transport {
     let next = 0;
     const lane = async () => {
       while (!signal.aborted && next < jobs.length) {
-        const { job, attempt } = jobs[next++]!;
+        const { job, attempt, fieldFile } = jobs[next++]!;
         const tmp = await sink.tempBundleDir(job.id);
         let result: JobResult;
         try {
@@ -174,6 +184,7 @@ export class LocalTransport implements Transport {
             onStart: (w) => sink.started(job.id, w),
             onProgress: (w, p) => sink.progress(job.id, w, p),
             signal,
+            ...(fieldFile !== undefined ? { fieldFiles: fieldFilesFor(job.field, fieldFile) } : {}),
           });
         } catch (e) {
           await sink.discard(tmp);

@@ -14,6 +14,7 @@ import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { formatDatasetSpec, parseDatasetSpec } from '../data/spec.js';
 import { SpecError } from '../errors.js';
 import { FIXED_METHODS } from '../solvers/tableau.js';
+import { canonicalField, fieldFilesOf, type FieldFiles } from '../models/field-files.js';
 import type { AdaptStart, Job } from './types.js';
 
 /** A study as written in a file: what `validateStudy` accepts (see schema.ts). */
@@ -148,12 +149,13 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
   };
   const jobs: Job[] = [];
   const seen = new Set<string>();
+  const files = studyFieldFiles(spec);
   const add = (config: Omit<Job, 'id'>) => {
     const id = jobId(config);
     if (seen.has(id)) return;
     seen.add(id);
     const job = { id, ...config };
-    checkJobSpecs(job); // what a worker checks; a planned job that failed it would be refused on a cluster
+    checkJobSpecs(job, files); // what a worker checks; a planned job that failed it would be refused on a cluster
     jobs.push(job);
   };
   const notes: string[] = [];
@@ -173,7 +175,9 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     ...(spec.device !== undefined && spec.device !== 'cpu' ? { device: spec.device } : {}),
   };
   for (const dataset of spec.datasets) {
-    for (const field of spec.fields) {
+    for (const located of spec.fields) {
+      // A job names a field file by its name and hash, not where it lies (models/field-files.ts).
+      const field = canonicalField(located);
       if (spec.adapt.includes(false)) {
         for (const trainSolver of gridSpecs) {
           // The paper's test set is resolved around the grid point (part of the job's id).
@@ -211,6 +215,11 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     jobs,
     ...(notes.length > 0 ? { notes } : {}),
   };
+}
+
+/** Where the study's field files lie on this machine, by hash (its fields are kept located: schema.ts). */
+export function studyFieldFiles(spec: Pick<StudySpec, 'fields'>): FieldFiles {
+  return fieldFilesOf(spec.fields);
 }
 
 /** The grid's specs with each training once: a later spec that trains the same as an earlier one is dropped, with a note. */

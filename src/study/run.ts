@@ -8,7 +8,8 @@
 import { OdenessError } from '../errors.js';
 import { JOB_LIMITS } from '../formats/index.js';
 import type { JobSink, PendingJob, Transport } from './transport.js';
-import { planStudy, type StudyDocument, type StudyPlan } from './plan.js';
+import { planStudy, studyFieldFiles, type StudyDocument, type StudyPlan } from './plan.js';
+import { fieldFileOf } from '../models/field-files.js';
 import { ResultStore, type StudyBinding } from './store.js';
 import type { JobResult, StudyCounts, StudyEvent } from './types.js';
 
@@ -119,13 +120,19 @@ function pendingJobs(
   retryFailed: boolean,
 ): { todo: PendingJob[]; alreadyDone: number; alreadyFailed: number } {
   const todo: PendingJob[] = [];
+  // Where the study's field files lie here: a job names its file by hash (models/field-files.ts).
+  const files = studyFieldFiles(plan.spec);
   let alreadyDone = 0;
   let alreadyFailed = 0;
   for (const job of plan.jobs) {
     const prev = store.final.get(job.id);
     if (prev?.status === 'done') alreadyDone++;
     else if (prev?.status === 'failed' && !retryFailed) alreadyFailed++;
-    else todo.push({ job, attempt: prev ? Math.min(prev.attempt + 1, JOB_LIMITS.attempt) : 1 });
+    else {
+      const fieldFile = fieldFileOf(job.field, files);
+      const attempt = prev ? Math.min(prev.attempt + 1, JOB_LIMITS.attempt) : 1;
+      todo.push({ job, attempt, ...(fieldFile !== undefined ? { fieldFile } : {}) });
+    }
   }
   return { todo, alreadyDone, alreadyFailed };
 }

@@ -36,7 +36,8 @@ const schema = studyFileSchema({
   isAdaptive: (m) => ADAPTIVE_METHODS.includes(m),
   solver: (s, limits) => formatSolverSpec(parseSolverSpec(s, limits)),
   dataset: (s) => formatDatasetSpec(parseDatasetSpec(s)),
-  field: (s) => formatFieldSpec(parseFieldSpec(s)),
+  // Located: the planner gives jobs the canonical form and keeps where each file lies (models/field-files.ts).
+  field: (s) => formatFieldSpec(parseFieldSpec(s), { located: true }),
   defaultLimits: DEFAULT_SOLVER_LIMITS,
 });
 

@@ -12,6 +12,8 @@ export interface PendingJob {
   job: Job;
   /** 1 for a first run; a `--retry-failed` rerun of a failed job counts up. */
   attempt: number;
+  /** Where the job's field file lies on this machine (an `onnx:` field, named in the job by its hash). */
+  fieldFile?: string;
 }
 
 /** Where a transport reports to (implemented by runStudy over the result store). */

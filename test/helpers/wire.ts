@@ -84,6 +84,8 @@ export function forgedDone(j: Job, run: string, over: Partial<ResultMessage['res
 
 /** Object-store metadata written by hand (as anyone allowed to upload bundles can); the last one on its subject counts. */
 export function publishObjectMeta(h: ClusterHandles, name: string, meta: Record<string, unknown>): Promise<unknown> {
-  const subject = `$O.${BUNDLES_BUCKET}.M.${Buffer.from(name).toString('base64url')}`;
+  // The object store's subject token is the name in padded base64url.
+  const token = Buffer.from(name).toString('base64').replaceAll('+', '-').replaceAll('/', '_');
+  const subject = `$O.${BUNDLES_BUCKET}.M.${token}`;
   return h.js.publish(subject, new TextEncoder().encode(JSON.stringify({ name, bucket: BUNDLES_BUCKET, ...meta })));
 }

@@ -39,8 +39,8 @@ export interface FieldKind<S extends { readonly kind: string }> {
   /** Spec options with their bounds and defaults. */
   readonly options: readonly OptionDef[];
   fromOptions(o: OptionValues): S;
-  /** Canonical spec string (every option spelled out). */
-  format(spec: S): string;
+  /** Canonical spec string (every option spelled out); `located`: with where a field brought as a file lies here. */
+  format(spec: S, located?: boolean): string;
   /** True when only the ort engine trains it (a graph brought as a file has no tfjs forward pass). */
   readonly ortOnly?: boolean;
   /** Rank of the per-sample state it works on: 1 = vector [D], 3 = image [C, H, W]; absent: checkState decides. */

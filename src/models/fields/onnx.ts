@@ -3,7 +3,8 @@
  * t) to dz/dt of z's shape, e.g. from torch.onnx.export (README: "Bring your own vector field"). Its
  * float initializers are the parameters ("field.<initializer name>"), starting from their stored values
  * (init=keep) or Kaiming (init=kaiming); freeze=NAME|… keeps some fixed as constants of the graph. The
- * spec's canonical form carries the file's SHA-256, so a job id changes with the file's content.
+ * spec's canonical form carries the file's name and SHA-256 (not its path), so a job id changes with the
+ * file's content and not with where it lies; `file` is where it lies on this machine.
  *   spec: onnx:<file.onnx>[,init=keep|kaiming][,freeze=<name>|…]
  */
 import { createHash } from 'node:crypto';
@@ -16,7 +17,7 @@ import type { FieldKind, ParamShape } from './kind.js';
 
 export interface OnnxFieldSpec {
   readonly kind: 'onnx';
-  /** Absolute path of the file. */
+  /** Absolute path of the file on this machine (the canonical form keeps its name only). */
   readonly file: string;
   /** SHA-256 of the file's bytes (hex). */
   readonly sha256: string;
@@ -133,8 +134,10 @@ export const onnxField: FieldKind<OnnxFieldSpec> = {
       sha256: o.sha256 as string,
     });
   },
-  format: (f) =>
-    `onnx:${f.file},init=${f.init}${f.freeze.length > 0 ? `,freeze=${f.freeze.join('|')}` : ''},sha256=${f.sha256}`,
+  // Canonical: the file's name, not where it lies (a job's id follows the content: src/models/field-files.ts).
+  format: (f, located) =>
+    `onnx:${located ? f.file : path.basename(f.file)},init=${f.init}` +
+    `${f.freeze.length > 0 ? `,freeze=${f.freeze.join('|')}` : ''},sha256=${f.sha256}`,
   ortOnly: true,
   checkState,
   hiddenValues: (f, stateShape) => analysis(f, stateShape).hiddenValues,
