@@ -152,7 +152,8 @@ export function datasetOption(cmd: Command, defaultIs: string): Command {
     defaultText(
       new Option(
         '--dataset <spec>',
-        'evaluation data: the test split of a dataset spec (as train --dataset), e.g. json:points.json:split=none for every row of a file',
+        'evaluation data: the test split of a dataset spec (as train --dataset), e.g. json:points.json:split=none ' +
+          'for every row of a file',
       ),
       defaultIs,
     ),
@@ -189,7 +190,8 @@ export function deviceOption(what = 'onnxruntime sessions'): Option {
 export function memoryOption(): Option {
   return new Option(
     '--memory <size>',
-    'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that fit it; results do not depend on it',
+    'working memory of one field evaluation, e.g. 256m, 2g: evaluation runs the field on chunks of samples that ' +
+      'fit it; results do not depend on it',
   )
     .argParser(memorySize)
     .default(DEFAULT_MEMORY_BYTES, formatBytes(DEFAULT_MEMORY_BYTES).replace(' MiB', 'm').replace(' GiB', 'g'));

@@ -29,7 +29,8 @@ export interface EvaluateFlags {
 export function unverifiedNote(source: ModelSource): void {
   if (!source.verified)
     process.stderr.write(
-      `odeness: note: ${source.dir} records no file hashes (an older export): its files are not verified; re-export to record them\n`,
+      `odeness: note: ${source.dir} records no file hashes (an older export): its files are not verified; ` +
+        `re-export to record them\n`,
     );
 }
 
@@ -70,7 +71,8 @@ export async function evaluateCommand(opts: EvaluateFlags): Promise<void> {
         onRow: (row) => {
           rows.push(row);
           bar.log(
-            `${row.spec}: accuracy ${formatNumber(row.accuracy)}, nfe ${formatNumber(row.nfe)} (${rows.length} of ${specs.length})`,
+            `${row.spec}: accuracy ${formatNumber(row.accuracy)}, nfe ${formatNumber(row.nfe)} (${rows.length} of ` +
+              `${specs.length})`,
           );
         },
       });

@@ -67,21 +67,27 @@ export function trainEventPrinter(o: { json: boolean; tty: boolean; iterations: 
         if (o.json) events.log.push(payload);
         else
           bar.log(
-            `iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ${(e.wallMs / 1000).toFixed(1)}s`,
+            `iter ${String(e.iteration).padStart(6)}  loss ${formatNumber(e.loss)}  acc ` +
+              `${formatNumber(e.accuracy)}  nfe ${e.nfeForward}+${e.nfeBackward}  ${displaySpec(e.solver)}  ` +
+              `${(e.wallMs / 1000).toFixed(1)}s`,
           );
         return;
       case 'graph':
         if (o.json) events.graphs.push(payload);
         else if (!e.cached)
           bar.log(
-            `graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)${placementText(e.placement)}`,
+            `graph ${e.solver}: ${e.nodes} nodes, built in ${(e.graphMs + e.sessionMs).toFixed(0)} ms (graph ` +
+              `${e.graphMs.toFixed(0)} ms, session ${e.sessionMs.toFixed(0)} ms)${placementText(e.placement)}`,
           );
         return;
       case 'adapt':
         if (o.json) events.adaptation.push(payload);
         else
           bar.log(
-            `adapt ${String(e.iteration).padStart(5)}  ${e.action.padEnd(6)} ${displaySpec(e.before)} → ${displaySpec(e.after)}  train acc ${formatNumber(e.trainAccuracy)}  test acc ${formatNumber(e.testAccuracy)} (${displaySpec(e.testSolver)})  nfe ${e.trainNfe}/${e.testNfe}${e.folded !== undefined ? `  folded ${e.folded}/${e.foldStates}` : ''}`,
+            `adapt ${String(e.iteration).padStart(5)}  ${e.action.padEnd(6)} ${displaySpec(e.before)} → ` +
+              `${displaySpec(e.after)}  train acc ${formatNumber(e.trainAccuracy)}  test acc ` +
+              `${formatNumber(e.testAccuracy)} (${displaySpec(e.testSolver)})  nfe ` +
+              `${e.trainNfe}/${e.testNfe}${e.folded !== undefined ? `  folded ${e.folded}/${e.foldStates}` : ''}`,
           );
         return;
       case 'evaluation':
@@ -104,7 +110,10 @@ export function trainEventPrinter(o: { json: boolean; tty: boolean; iterations: 
   };
 }
 
-/** How `study run` shows its events: text (a bar on a TTY), `--events` (JSON Lines as they happen), `--json` (one document at the end). */
+/**
+ * How `study run` shows its events: text (a bar on a TTY), `--events` (JSON
+ * Lines as they happen), `--json` (one document at the end).
+ */
 export type EventFormat = 'text' | 'events' | 'json';
 
 /**
@@ -112,6 +121,15 @@ export type EventFormat = 'text' | 'events' | 'json';
  * otherwise; with `events`, one JSON object per line as they happen (progress
  * ticks omitted); with `json`, nothing until `document()` gathers the run.
  */
+/** "study: 12 jobs, 4 to run (8 already done, 0 already failed) on …": the first line of a run. */
+function planLine(e: Extract<StudyEvent, { type: 'plan' }>): string {
+  const skipped = e.alreadyDone + e.alreadyFailed;
+  return (
+    `study: ${plural(e.total, 'job')}, ${e.toRun} to run` +
+    `${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`
+  );
+}
+
 export function studyEventPrinter(opts: {
   format: EventFormat;
   tty: boolean;
@@ -135,12 +153,7 @@ export function studyEventPrinter(opts: {
     else out.write(terminalSafe(s) + '\n');
   };
   const startBar = (e: Extract<StudyEvent, { type: 'plan' }>) => {
-    const skipped = e.alreadyDone + e.alreadyFailed;
-    out.write(
-      terminalSafe(
-        `study: ${plural(e.total, 'job')}, ${e.toRun} to run${skipped ? ` (${e.alreadyDone} already done, ${e.alreadyFailed} already failed)` : ''} on ${e.transport}`,
-      ) + '\n',
-    );
+    out.write(terminalSafe(planLine(e)) + '\n');
     if (!opts.tty || e.toRun === 0) return;
     multibar = new MultiBar(
       {
@@ -173,7 +186,8 @@ export function studyEventPrinter(opts: {
       const what = `${r.job.dataset} ${r.job.field} ${jobSolverText(r.job)} seed ${r.job.seed}`;
       if (!opts.tty || r.status === 'failed') {
         line(
-          `[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} (${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`,
+          `[${counts.done + counts.failed}/${counts.total}] ${r.status} ${r.id} ${what} ` +
+            `(${fmtDuration(r.timings.ms)} on ${r.worker})${r.error ? `: ${r.error}` : ''}`,
         );
       }
     } else if (e.type === 'log') line(`${e.level === 'warn' ? 'warning: ' : ''}${e.message}`);

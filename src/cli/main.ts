@@ -44,7 +44,8 @@ export function buildProgram(): Command {
   const report = study
     .command('report')
     .description(
-      "write DIR/report.html (self-contained, opens offline) and its SVG figures (in DIR/figures/) from a study's results",
+      'write DIR/report.html (self-contained, opens offline) ' +
+        "and its SVG figures (in DIR/figures/) from a study's results",
     )
     .argument('<dir>', 'study output directory')
     .option('--threshold <x>', 'accuracy difference for the critical step size, in (0, 1)', finite, 0.1)
@@ -136,7 +137,8 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`${ERROR_PREFIX} ${(caught as Error)?.stack ?? String(caught)}\n`);
     } else {
       process.stderr.write(
-        `${ERROR_PREFIX} internal error (a bug): ${oneLine((e as Error)?.message ?? String(e))}\n(run with --verbose for the stack trace)\n`,
+        `${ERROR_PREFIX} internal error (a bug): ${oneLine((e as Error)?.message ?? String(e))}\n(run with ` +
+          `--verbose for the stack trace)\n`,
       );
     }
     process.exitCode = EXIT_ERROR;

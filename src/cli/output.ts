@@ -90,7 +90,8 @@ export function workProgress(label: string, options: { tty?: boolean; quiet?: bo
         if (quiet() || (phase === last.phase && now - last.at < PLAIN_EVERY_MS)) return;
         last = { phase, at: now };
         process.stderr.write(
-          `${label}: ${phase}${total !== undefined ? ` ${done}/${total}` : done > 0 ? ` ${done}` : ''} (${elapsed()})\n`,
+          `${label}: ${phase}${total !== undefined ? ` ${done}/${total}` : done > 0 ? ` ${done}` : ''} ` +
+            `(${elapsed()})\n`,
         );
       },
       log: (line) => {

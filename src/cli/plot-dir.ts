@@ -1,4 +1,7 @@
-/** The directory a --plot flag names: checked before any work, and filled with copies of written figures. Light: no plotting library. */
+/**
+ * The directory a --plot flag names: checked before any work, and filled with
+ * copies of written figures. Light: no plotting library.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { FileFormatError } from '../errors.js';

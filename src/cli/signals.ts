@@ -20,7 +20,10 @@ export interface SignalStop {
   dispose(): void;
 }
 
-/** Exit status of a command stopped by `reason`: 130 for a signal (128 + SIGINT), 1 for a closed stdout with work left. */
+/**
+ * Exit status of a command stopped by `reason`: 130 for a signal (128 + SIGINT),
+ * 1 for a closed stdout with work left.
+ */
 export function stopExitCode(reason: StopReason): number {
   return reason === 'EPIPE' ? 1 : 130;
 }

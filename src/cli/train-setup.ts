@@ -55,7 +55,8 @@ export async function planTraining(opts: any, cmd: Command): Promise<TrainingPla
     const given = RUN_SETTINGS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
     if (given.length > 0)
       throw new SpecError(
-        `--resume continues a run with its own settings; drop ${given.map(flag).join(', ')} (only --iterations, --out, --force, --threads, --device, --memory, --log-every and --json apply)`,
+        `--resume continues a run with its own settings; drop ${given.map(flag).join(', ')} (only --iterations, ` +
+          `--out, --force, --threads, --device, --memory, --log-every and --json apply)`,
       );
     const plan = await resumePlan(opts.resume, opts.iterations);
     const out: string = opts.out ?? opts.resume;
