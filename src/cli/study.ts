@@ -294,15 +294,19 @@ function wallLines(e: WorkEstimate, b: WallBreakdown, tc: NonNullable<WorkEstima
   const per = (ms: number) => `${(ms / e.jobs).toFixed(0)} ms`;
   const origin =
     tc.source === 'default'
-      ? 'built-in figures of the 2-core development machine; measure this one with `npx tsx scripts/calibrate-transport.ts`'
+      ? 'built-in figures of the 2-core development machine; ' +
+        'measure this one with `npx tsx scripts/calibrate-transport.ts`'
       : `measured ${tc.measuredAt}${tc.source === 'cached' ? ', cached' : ''}`;
   const loaded = e.loaded
-    ? `; at its present load (${e.loaded.load.toFixed(1)} on ${e.loaded.cores} cores) about ${fmtDuration(e.loaded.wallMs)}`
+    ? `; at its present load (${e.loaded.load.toFixed(1)} on ${e.loaded.cores} cores) ` +
+      `about ${fmtDuration(e.loaded.wallMs)}`
     : '';
   return [
-    `wall time: about ${fmtDuration(e.wallMs!)} on this machine when idle, with ${e.workers} worker${e.workers === 1 ? '' : 's'} on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
-    `  one worker's share, summed over jobs: job overhead ${s(b.overheadMs)}, graph builds ${s(b.buildMs)}, training ${s(b.trainMs)}, ` +
-      `evaluation ${s(b.evalMs)}, audits ${s(b.auditMs)}, transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})`,
+    `wall time: about ${fmtDuration(e.wallMs!)} on this machine when idle, with ${plural(e.workers, 'worker')} ` +
+      `on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
+    `  one worker's share, summed over jobs: job overhead ${s(b.overheadMs)}, graph builds ${s(b.buildMs)}, ` +
+      `training ${s(b.trainMs)}, evaluation ${s(b.evalMs)}, audits ${s(b.auditMs)}, ` +
+      `transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})`,
   ];
 }
 
