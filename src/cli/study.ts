@@ -302,8 +302,8 @@ function wallLines(e: WorkEstimate, b: WallBreakdown, tc: NonNullable<WorkEstima
       `about ${fmtDuration(e.loaded.wallMs)}`
     : '';
   return [
-    `wall time: about ${fmtDuration(e.wallMs!)} on this machine when idle, ` +
-      `with ${e.workers} worker${e.workers === 1 ? '' : 's'} on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
+    `wall time: about ${fmtDuration(e.wallMs!)} on this machine when idle, with ${plural(e.workers, 'worker')} ` +
+      `on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
     `  one worker's share, summed over jobs: job overhead ${s(b.overheadMs)}, graph builds ${s(b.buildMs)}, ` +
       `training ${s(b.trainMs)}, evaluation ${s(b.evalMs)}, audits ${s(b.auditMs)}, ` +
       `transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})`,

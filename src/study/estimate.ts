@@ -63,7 +63,10 @@ export interface JobWork {
   readonly samples: number;
   /** Σ NFE × batch over iterations. */
   readonly sampleNfe: number;
-  /** Forward NFE per test point after training: the training solver, the test solvers and the audits (these on at most AUDIT_POINTS points; the fan reference at REFERENCE_NFE_FLOOR). */
+  /**
+   * Forward NFE per test point after training: the training solver, the test solvers and the audits (these on at
+   * most AUDIT_POINTS points; the fan reference at REFERENCE_NFE_FLOOR).
+   */
   readonly evalNfePerPoint: number;
   /** Of evalNfePerPoint, the audits' part. */
   readonly auditNfePerPoint: number;
@@ -258,13 +261,19 @@ export interface EstimateOptions {
   readonly workers?: number;
   /** The transport the wall time is for (default the local pool). */
   readonly transport?: TransportName;
-  /** Run the calibration (a few short real training runs and jobs per dataset × field × kind). Default true. Datasets are loaded either way (for the field size). */
+  /**
+   * Run the calibration (a few short real training runs and jobs per dataset × field × kind). Default true.
+   * Datasets are loaded either way (for the field size).
+   */
   readonly calibrate?: boolean;
   /** Measure again instead of using this machine's cached calibration (default false). */
   readonly recalibrate?: boolean;
   /** How long this CLI process took to start (ms): part of the transport's start when it is measured now. */
   readonly processStartMs?: number;
-  /** Batch size of the calibration runs (default: the jobs' batch, at most 32: the slope scales to bigger batches, and memory stays small). */
+  /**
+   * Batch size of the calibration runs (default: the jobs' batch, at most 32: the slope scales to bigger batches,
+   * and memory stays small).
+   */
   readonly calibrationBatch?: number;
 }
 

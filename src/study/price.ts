@@ -46,7 +46,7 @@ export interface Calls {
   readonly rows: number;
 }
 
-/** Steps and stages of one solve (adaptive: estimated as tol^(−1/(p+1)) steps of a smooth field, rough on purpose). */
+/** Steps and stages of one solve (adaptive: tol^(−1/(p+1)) steps of a smooth field, rough on purpose). */
 export function solveSteps(s: SolverSpec | Solver): { steps: number; stages: number } {
   const { spec, tableau: tab } = asSolver(s);
   if (spec.kind === 'fixed') return { steps: fixedStepCount(spec), stages: tab.c.length };
