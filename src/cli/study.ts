@@ -31,7 +31,9 @@ import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinato
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { readKeyFile } from '../cluster/job-checks.js';
 import { cleanStudy } from '../cluster/nats-clean.js';
-import { defaultText, deviceOption, renamedOption } from './args.js';
+import { defaultText, deviceOption, memorySize, renamedOption } from './args.js';
+import { defaultMemoryBudget, DEFAULT_MEMORY_SHARE } from '../study/admission.js';
+import { formatBytes } from '../engines/memory.js';
 import type { Device, DeviceChoice } from '../formats/common.js';
 import { probeDevice, resolveDevice } from '../onnx/runtime/adapters.js';
 import { plural } from './output.js';
@@ -213,6 +215,18 @@ interface RunFlags {
   events?: boolean;
   ackWait: number;
   maxDeliver: number;
+  memory?: number;
+}
+
+/** --memory: the budget jobs running at once share, by their estimated peak memory (study/admission.ts). */
+function jobsMemoryOption(what: string): Option {
+  return defaultText(
+    new Option(
+      '--memory <size>',
+      `memory ${what} share, e.g. 8g: jobs run side by side while their estimates fit it`,
+    ).argParser(memorySize),
+    `${DEFAULT_MEMORY_SHARE * 100} % of this machine's memory or cgroup limit, ${formatBytes(defaultMemoryBudget())} here`,
+  );
 }
 
 /** `--test-points N`: the smoke-run companion of --iterations, for studies whose evaluation dominates at few iterations. */
@@ -360,6 +374,7 @@ export function registerStudyCommands(program: Command): Command {
       .argument('<file>', 'study file (YAML or JSON)')
       .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
       .addOption(workersOption('local worker threads, one job each'))
+      .addOption(jobsMemoryOption('the local jobs running at once'))
       .option('--retry-failed', 'also rerun jobs whose last result is failed')
       .addOption(
         defaultText(
@@ -435,6 +450,10 @@ export function registerStudyCommands(program: Command): Command {
         }
       } else if (o.workers !== undefined)
         cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
+      else if (o.memory !== undefined)
+        cmd.error(
+          'error: --memory is for local runs; with --nats, give each machine its budget: odeness worker --memory',
+        );
       const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
       for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
       const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
@@ -476,7 +495,10 @@ export function registerStudyCommands(program: Command): Command {
                   ? { retention: { ttlMs: o.keepDays * 86_400_000 } }
                   : {}),
               })
-            : new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
+            : new LocalTransport({
+                ...(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {}),
+                ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
+              });
         const r = await runStudy(plan, {
           out: o.out,
           transport,
