@@ -25,7 +25,7 @@ import { parseDatasetSpec } from '../data/spec.js';
 import type { DatasetSpec } from '../data/format.js';
 import { DEFAULT_SPHERES_TEST, DEFAULT_SPHERES_TRAIN } from '../data/spheres.js';
 import { DEFAULT_MNIST_TEST, DEFAULT_MNIST_TRAIN } from '../data/mnist.js';
-import { DEFAULT_MEMORY_BYTES } from '../engines/memory.js';
+import { DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { fieldKind } from '../models/fields/index.js';
 import { fieldBytesPerSample, trainMicroBatch } from '../models/memory.js';
 import { parseFieldSpec } from '../models/spec.js';
@@ -37,13 +37,17 @@ import type { Job } from './types.js';
 
 const MiB = 2 ** 20;
 /** Resident memory of a job process before its job allocates anything. */
-const BASE_BYTES = 230 * MiB;
+const BASE_BYTES = 175 * MiB;
 /** Copies of the data a job holds at once (the sets, their batches, the evaluation's inputs). */
 const DATA_COPIES = 3;
 /** Arrays per parameter: values, gradients, Adam's two moments, the session's copies. */
 const PARAM_COPIES = 8;
 /** Bytes of compiled graph and session structures per field evaluation a training graph unrolls. */
-const GRAPH_BYTES_PER_NFE = 256 * 1024;
+const GRAPH_BYTES_PER_NFE = 0.55 * MiB;
+/** Hidden activations an onnxruntime evaluation holds at once (a layer's input and output). */
+const EVAL_LIVE_HIDDEN = 2;
+/** State-sized values around an evaluation call (input, output, layout copies). */
+const EVAL_LIVE_STATES = 4;
 /** Saved activations are kept, and the backward pass writes as many again. */
 const TAPE_FACTOR = 2;
 /** Steps an adaptive solve is priced at (its real count is known only once it runs). */
@@ -130,7 +134,10 @@ export function estimateJobMemory(job: Job): JobMemoryEstimate {
   // Evaluation: the test set's solver states, the field's working memory (chunked within the budget).
   const tests = job.testSolvers.filter((t) => t !== PAPER_TEST_SET).map((t) => parseSolverSpec(t, limits));
   const stages = Math.max(...[trainSpec, ...tests].map((s) => getTableau(s.method).c.length));
-  const fieldBytes = Math.min(DEFAULT_MEMORY_BYTES, data.test * fieldBytesPerSample(config));
+  // Evaluation runs the field on chunks of rows within the evaluation budget (engines/memory.ts).
+  const rows = Math.min(data.test, rowsWithin(DEFAULT_MEMORY_BYTES, fieldBytesPerSample(config)));
+  const hidden = kind.hiddenValues(fieldSpec, shape);
+  const fieldBytes = 4 * rows * (EVAL_LIVE_HIDDEN * hidden + EVAL_LIVE_STATES * state);
   let evaluation = 4 * data.test * state * (stages + 4) + fieldBytes;
   // Audits keep whole trajectories of their points: the solver's (float32) and the fan's reference (float64).
   const points = Math.min(AUDIT_POINTS, data.test);

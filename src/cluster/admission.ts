@@ -1,0 +1,32 @@
+/**
+ * A NATS worker's side of memory admission (study/admission.ts): a job that
+ * fits the worker's budget but not beside its running jobs waits here for
+ * room, its delivery kept alive meanwhile (in-progress acks), so it is neither
+ * redelivered to another worker nor counted as another delivery. A job bigger
+ * than the whole budget never gets here: checkJobMemory leaves it for a
+ * bigger worker (refusals.ts).
+ */
+import type { MemoryAdmission, MemoryGrant } from '../study/admission.js';
+import { jobMemory } from '../study/job-memory.js';
+import type { Job } from '../study/types.js';
+
+/** Room for `job` in the budget, or undefined when `signal` aborts first; `keepAlive` runs every `everyMs` while it waits. */
+export async function admitDelivery(
+  admission: MemoryAdmission,
+  job: Job,
+  keepAlive: () => void,
+  signal: AbortSignal,
+  everyMs: number,
+): Promise<MemoryGrant | undefined> {
+  const needs = jobMemory(job);
+  if (admission.fitsNow(needs)) return admission.acquire(needs);
+  const timer = setInterval(keepAlive, everyMs);
+  try {
+    return await admission.acquire(needs, signal);
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') return undefined;
+    throw e;
+  } finally {
+    clearInterval(timer);
+  }
+}
