@@ -46,10 +46,13 @@
  *
  * --byof (issue 23): an imported ONNX field (`onnx:FILE`) against the native field with the same weights,
  * on the ort engine: the d=2, h=64 MLP above (its portable field.onnx imported back), and the torch.onnx.export
- * fixtures test/fixtures/onnx/mlp-time.onnx (vs mlp:width=16,time) and conv1d-sphere.onnx (vs conv1d:channels=16).
+ * fixtures test/fixtures/onnx/mlp-time.onnx (vs mlp:width=16,time), conv1d-sphere.onnx (vs conv1d:channels=16) and
+ * conv2d-image.onnx (vs conv2d:channels=8), and conv1d:channels=32 (d=64) and conv2d:channels=16 ([1, 8, 8]) fields'
+ * portable field.onnx imported back (wide enough for the NCHWc kernels under a block of 8 or 16).
  * The machine is shared, so the two are timed back to back in each of --rounds rounds, the order alternating;
  * ratio = imported ms / native ms per round, reported as the median with the rounds' min and max.
- *   npx tsx scripts/bench-train.ts --byof [--rounds 7] [--steps 20]
+ * --pairs TEXT keeps the pairs whose label contains TEXT.
+ *   npx tsx scripts/bench-train.ts --byof [--rounds 7] [--steps 20] [--pairs conv]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -756,6 +759,15 @@ async function byof(): Promise<void> {
   };
   const anchor = { config: anchorConfig, params: initParams(anchorConfig, normal) };
   writeFileSync(path.join(dir, 'anchor.onnx'), fieldGraph(anchor).toBytes());
+  // Conv fields wide enough for the blocked (NCHWc) kernels under a block of 8 or 16, their portable field.onnx.
+  const convAnchor = (field: string, state: number[], file: string) => {
+    const config = { ...anchorConfig, inputShape: state, stateShape: state, field: parseFieldSpec(field) };
+    const model = { config, params: initParams(config, normal) };
+    writeFileSync(path.join(dir, file), fieldGraph(model).toBytes());
+    return model;
+  };
+  const conv1dAnchor = convAnchor('conv1d:channels=32', [64], 'conv1d.onnx');
+  const conv2dAnchor = convAnchor('conv2d:channels=16', [1, 8, 8], 'conv2d.onnx');
   const pairs = [
     {
       label: 'mlp d=2 h=64 (its field.onnx)',
@@ -778,7 +790,28 @@ async function byof(): Promise<void> {
       state: [3],
       batch: 128,
     },
-  ];
+    {
+      label: 'torch conv2d-image vs conv2d:channels=8',
+      file: path.join(fixtures, 'conv2d-image.onnx'),
+      native: 'conv2d:channels=8',
+      state: [2, 4, 4],
+      batch: 128,
+    },
+    {
+      label: 'conv1d c=32 d=64 (its field.onnx)',
+      file: path.join(dir, 'conv1d.onnx'),
+      native: conv1dAnchor,
+      state: [64],
+      batch: 128,
+    },
+    {
+      label: 'conv2d c=16 [1, 8, 8] (its field.onnx)',
+      file: path.join(dir, 'conv2d.onnx'),
+      native: conv2dAnchor,
+      state: [1, 8, 8],
+      batch: 128,
+    },
+  ].filter((p) => p.label.includes(opt('pairs', '')));
   const spec = { kind: 'fixed' as const, method: 'rk4', steps: STEPS_RK4 };
   for (const p of pairs) {
     const iconfig = {

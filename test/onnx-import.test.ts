@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as ort from 'onnxruntime-node';
 import { initBackend } from '../src/engines/backend.js';
 import { parseFieldSpec, formatFieldSpec } from '../src/models/spec.js';
@@ -31,6 +31,9 @@ import { parseSolverSpec, type SolverSpec } from '../src/solvers/spec.js';
 import { AdaptiveSessions } from '../src/train/ort-adaptive.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import { getTableau } from '../src/solvers/tableau.js';
+import { nchwcBlockSize } from '../src/onnx/nchwc.js';
+import { trainGraph } from '../src/onnx/lower/train-graph.js';
+import { prod } from '../src/graph/ops/index.js';
 import { compareGrads, configFor, ortFeeds, ortLossAndGrads, randomBatch, randomModel } from './helpers/ort-compare.js';
 
 const FIXTURES = path.resolve('test/fixtures/onnx');
@@ -212,32 +215,81 @@ test.serial(
 
 for (const name of Object.keys(CASES)) {
   test.serial(`float64 finite differences: ${name}`, async (t) => {
-    const model = importedModel(name, 13);
-    const { x, y } = randomBatch(model.config, 6, 2);
-    const spec = parseSolverSpec('rk4:steps=2');
-    const base = await ortLossAndGrads(model, spec, x, y, 'float64');
-    const g = ortGraphRunner(model, spec, y.length);
-    const eps = 1e-6;
-    let checked = 0;
-    for (const pname of Object.keys(model.params)) {
-      const p = model.params[pname]!;
-      for (const i of [0, p.data.length - 1]) {
-        const at = async (d: number) => {
-          const v = Float64Array.from(p.data);
-          v[i]! += d;
-          return g(x, y, { [pname]: v });
-        };
-        const fd = ((await at(eps)) - (await at(-eps))) / (2 * eps);
-        const a = base.grads[pname]![i]!;
-        t.true(
-          Math.abs(fd - a) <= 1e-6 * Math.max(1, Math.abs(a)),
-          `${pname}[${i}]: autodiff ${a} vs finite difference ${fd}`,
-        );
-        checked++;
-      }
-    }
-    t.true(checked >= 8);
+    t.true((await finiteDifferences(t, importedModel(name, 13))) >= 8);
   });
+}
+
+/** A float64 training graph's gradient of the first and last element of every parameter against central differences. */
+async function finiteDifferences(t: ExecutionContext, model: Model): Promise<number> {
+  const { x, y } = randomBatch(model.config, 6, 2);
+  const spec = parseSolverSpec('rk4:steps=2');
+  const base = await ortLossAndGrads(model, spec, x, y, 'float64');
+  const g = ortGraphRunner(model, spec, y.length);
+  const eps = 1e-6;
+  let checked = 0;
+  for (const pname of Object.keys(model.params)) {
+    const p = model.params[pname]!;
+    for (const i of [0, p.data.length - 1]) {
+      const at = async (d: number) => {
+        const v = Float64Array.from(p.data);
+        v[i]! += d;
+        return g(x, y, { [pname]: v });
+      };
+      const fd = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+      const a = base.grads[pname]![i]!;
+      t.true(
+        Math.abs(fd - a) <= 1e-6 * Math.max(1, Math.abs(a)),
+        `${pname}[${i}]: autodiff ${a} vs finite difference ${fd}`,
+      );
+      checked++;
+    }
+  }
+  return checked;
+}
+
+for (const [label, state, wShape, geometry] of [
+  ['1-D, stride 2, pads 1/0', [1, 10], [2, 1, 3], { strides: [2], dilations: [1], pads: [1, 0] }],
+  [
+    '2-D, stride 2×1, dilation 1×2, pads 1',
+    [1, 4, 6],
+    [2, 1, 3, 2],
+    { strides: [2, 1], dilations: [1, 2], pads: [1, 1, 1, 1] },
+  ],
+] as const) {
+  test.serial(
+    `a strided Conv in float64 (${label}): onnxruntime's float32 Conv's loss, and finite differences`,
+    async (t) => {
+      // z → strided Conv (2 channels, half the positions) → Tanh → z's shape again.
+      const file = tmpOnnx((b) => {
+        b.input('z', 'float32', ['batch', ...state]);
+        const w = b.initializer('w', 'float32', [...wShape], new Float32Array(prod(wShape)));
+        const conv = b.op('Conv', ['z', w, b.initializer('b', 'float32', [2], new Float32Array(2))], {
+          kernel_shape: attr.ints(wShape.slice(2)),
+          strides: attr.ints(geometry.strides),
+          dilations: attr.ints(geometry.dilations),
+          pads: attr.ints(geometry.pads),
+        });
+        b.output(
+          'dz',
+          'float32',
+          ['batch', ...state],
+          b.op('Reshape', [b.op('Tanh', [conv]), b.int64s([-1, ...state])]),
+        );
+      });
+      const model = randomModel(configFor(`onnx:${file}`, [...state], 0, 2), 7);
+      const { x, y } = randomBatch(model.config, 6, 2);
+      const spec = parseSolverSpec('rk4:steps=2');
+      const [f64, f32] = [
+        await ortLossAndGrads(model, spec, x, y, 'float64'),
+        await ortLossAndGrads(model, spec, x, y),
+      ];
+      t.true(
+        Math.abs(f64.loss - f32.loss) <= 1e-5 * Math.max(1, Math.abs(f32.loss)),
+        `loss ${f64.loss} vs ${f32.loss}`,
+      );
+      t.true((await finiteDifferences(t, model)) >= 4);
+    },
+  );
 }
 
 /** The float64 forward loss of the training graph, with some parameters overridden. */
@@ -341,6 +393,100 @@ function tmpOnnx(build: (b: GraphBuilder) => void): string {
   writeFileSync(file, bytes);
   return file;
 }
+
+/** A training graph's nodes as op and attributes (value names differ between an imported and a native field). */
+function trainSignature(field: string, c: Case, nchwcBlock: number): string[] {
+  const config = configFor(field, c.input, c.augment, c.classes);
+  const g = trainGraph(config, parseSolverSpec('rk4:steps=2'), { batch: 8, nchwcBlock });
+  return g.builder.nodes.map((n) => `${n.op} ${JSON.stringify(n.attrs)}`);
+}
+
+const isBlocked = (ops: readonly string[]) => ops.some((o) => o.startsWith('com.microsoft.nchwc:'));
+
+test.serial(
+  "imported conv fields compile to the native field's kernels: NCHWc where native uses it, portable with ODENESS_NCHWC=0 and on webgpu",
+  async (t) => {
+    // conv2d-image has 8 hidden channels: whole blocks of 8, not of 16 (then native and imported stay plain).
+    const expected: [name: string, block: number, blocked: boolean][] = [
+      ['conv1d-sphere', 8, true],
+      ['conv1d-sphere', 16, true],
+      ['conv2d-image', 8, true],
+      ['conv2d-image', 16, false],
+      ['conv1d-sphere', 0, false],
+      ['conv2d-image', 0, false],
+    ];
+    for (const [name, block, blocked] of expected) {
+      const c = CASES[name]!;
+      const imported = trainSignature(`onnx:${fixture(name)}`, c, block);
+      t.deepEqual(imported, trainSignature(c.native!.spec, c, block), `${name}, block ${block}: node for node`);
+      t.is(isBlocked(imported), blocked, `${name}, block ${block}: blocked kernels`);
+    }
+    t.is(await nchwcBlockSize('webgpu'), 0, 'webgpu graphs are portable');
+    const saved = process.env.ODENESS_NCHWC;
+    process.env.ODENESS_NCHWC = '0';
+    try {
+      t.is(await nchwcBlockSize(), 0, 'ODENESS_NCHWC=0');
+    } finally {
+      if (saved === undefined) delete process.env.ODENESS_NCHWC;
+      else process.env.ODENESS_NCHWC = saved;
+    }
+    // On this machine's kernels: the imported blocked graph trains like the native blocked one.
+    const block = await nchwcBlockSize();
+    if (block === 0) return t.log('no NCHWc kernels in this onnxruntime: the portable graphs are compared above');
+    const c = CASES['conv1d-sphere']!;
+    const model = importedModel('conv1d-sphere', 31);
+    const { x, y } = randomBatch(model.config, 16, 3);
+    const rk4 = parseSolverSpec('rk4:steps=3');
+    const [gi, gn] = [
+      await ortLossAndGrads(model, rk4, x, y, 'float32', block),
+      await ortLossAndGrads(toNative(model, c), rk4, x, y, 'float32', block),
+    ];
+    t.true(gi.blocked && gn.blocked);
+    t.is(gi.loss, gn.loss);
+    t.deepEqual(gradsAsNative(gi.grads, model, c), gn.grads);
+  },
+);
+
+test.serial(
+  'an imported Conv chain without biases, with causal pads and no ReLU between two Convs: blocked gives the portable loss and gradients',
+  async (t) => {
+    const block = await nchwcBlockSize();
+    const file = tmpOnnx((b) => {
+      b.input('z', 'float32', ['batch', 2, 6]);
+      const w = (name: string, shape: number[]) => b.initializer(name, 'float32', shape, new Float32Array(prod(shape)));
+      // 2 → 16 (kernel 3, pads 2/0: causal, no bias) → 16 (1×1, no ReLU) → ReLU → 2 (1×1, bias) → Tanh.
+      const h0 = b.op('Conv', ['z', w('c0.weight', [16, 2, 3])], {
+        kernel_shape: attr.ints([3]),
+        pads: attr.ints([2, 0]),
+      });
+      const h1 = b.op('Conv', [h0, w('c1.weight', [16, 16, 1]), w('c1.bias', [16])]);
+      const h2 = b.op('Conv', [b.op('Relu', [h1]), w('c2.weight', [2, 16, 1]), w('c2.bias', [2])]);
+      b.output('dz', 'float32', ['batch', 2, 6], b.op('Tanh', [h2]));
+    });
+    const model = randomModel(configFor(`onnx:${file}`, [2, 6], 0, 2), 17);
+    const { x, y } = randomBatch(model.config, 8, 5);
+    const spec = parseSolverSpec('rk4:steps=2');
+    const ops = (bl: number) =>
+      trainGraph(model.config, spec, { batch: 8, nchwcBlock: bl }).builder.nodes.map((n) => n.op);
+    t.true(isBlocked(ops(16)) && isBlocked(ops(8)), 'the chain is blocked under blocks of 8 and 16');
+    t.true(ops(16).includes('Tanh'), 'the Tanh after the chain stays');
+    if (block === 0) return t.log('no NCHWc kernels in this onnxruntime: the graphs are checked, not run');
+    const [blocked, plain] = [
+      await ortLossAndGrads(model, spec, x, y, 'float32', block),
+      await ortLossAndGrads(model, spec, x, y, 'float32', 0),
+    ];
+    t.true(blocked.blocked && !plain.blocked);
+    t.true(Math.abs(blocked.loss - plain.loss) <= 1e-6 * Math.max(1, Math.abs(plain.loss)), `loss ${blocked.loss}`);
+    const worst = compareGrads(
+      blocked.grads,
+      plain.grads,
+      (scale) => 2e-5 * scale + 1e-7,
+      (m) => t.fail(m),
+      'blocked',
+    );
+    t.log(`worst gradient error of the blocked chain ${worst.toExponential(1)}`);
+  },
+);
 
 test('refusals are one line naming the op, the node and the file, before any training', (t) => {
   const erf = tmpOnnx((b) => {

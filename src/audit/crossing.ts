@@ -58,7 +58,10 @@ export interface CrossingOptions {
   readonly maxExamples?: number;
   /** Also list every crossing pair with its first step (can be large). Default false. */
   readonly listPairs?: boolean;
-  /** Also list the (pair, step) crossing events, in step order — what refinement re-tests: true for all, a number for at most that many. Default false. */
+  /**
+   * Also list the (pair, step) crossing events, in step order — what refinement re-tests: true for all, a number for
+   * at most that many. Default false.
+   */
   readonly listEvents?: boolean | number;
   /** Also count intersections of chords of different trajectories at DIFFERENT steps. Default false. */
   readonly differentSteps?: boolean;
@@ -159,97 +162,18 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
   const raw = trajectorySteps(traj, n, d);
   assertFinite(raw, d, 'countCrossings');
   const K = raw.length - 1;
+  const { states, dim, pca } = testedCoordinates(raw, n, d, options.pca);
 
-  let states: Floats[] = raw;
-  let dim = d;
-  let pca: Pca2 | undefined;
-  if (d > 2) {
-    pca = pca2(raw, n, d, options.pca);
-    states = projectStates(raw, n, d, pca);
-    dim = 2;
-  }
-
-  const seen = new PairSet(n); // pairs that crossed at some step
-  const properSeen = new PairSet(n); // pairs with a non-touch crossing
-  const firstI: number[] = [];
-  const firstJ: number[] = [];
-  const firstK: number[] = [];
-  const firstStepHistogram = new Array<number>(K).fill(0);
-  const examples: CrossingExample[] = [];
-  const eventList: CrossingEvent[] | undefined = options.listEvents ? [] : undefined;
-  const maxEvents = typeof options.listEvents === 'number' ? options.listEvents : Infinity;
-  let events = 0;
+  const tally = new CrossingTally(n, K, countTouching, maxExamples, options.listEvents);
   let candidates = 0;
-
-  const record = (i: number, j: number, k: number, kind: number, point: () => number[]): void => {
-    if (kind === TOUCH && !countTouching) return;
-    events++;
-    if (seen.add(i, j)) {
-      firstI.push(i);
-      firstJ.push(j);
-      firstK.push(k);
-      firstStepHistogram[k]!++;
-    }
-    if (kind !== TOUCH) properSeen.add(i, j);
-    if (eventList && eventList.length < maxEvents) eventList.push({ i, j, step: k, kind: KIND_NAMES[kind]! });
-    if (examples.length < maxExamples) examples.push({ i, j, step: k, point: point(), kind: KIND_NAMES[kind]! });
-  };
-
   for (let k = 0; k < K; k++) {
-    const A = states[k]!;
-    const B = states[k + 1]!;
-    if (dim === 1) {
-      const visit = (i: number, j: number): void => {
-        const r = order1d(A[i]!, B[i]!, A[j]!, B[j]!);
-        if (r !== NONE) {
-          record(i, j, k, r, () => {
-            const d0 = A[i]! - A[j]!;
-            const d1 = B[i]! - B[j]!;
-            const s = d0 === d1 ? 0 : d0 / (d0 - d1);
-            return [A[i]! + s * (B[i]! - A[i]!)];
-          });
-        }
-      };
-      if (method === 'brute') {
-        candidates += allPairs(n, visit);
-      } else {
-        const lo = new Float64Array(n);
-        const hi = new Float64Array(n);
-        for (let i = 0; i < n; i++) {
-          lo[i] = Math.min(A[i]!, B[i]!);
-          hi[i] = Math.max(A[i]!, B[i]!);
-        }
-        candidates += sweepPairs(lo, hi, visit);
-      }
-    } else {
-      const visit = (i: number, j: number): void => {
-        const px = A[2 * i]!;
-        const py = A[2 * i + 1]!;
-        const p2x = B[2 * i]!;
-        const p2y = B[2 * i + 1]!;
-        const qx = A[2 * j]!;
-        const qy = A[2 * j + 1]!;
-        const q2x = B[2 * j]!;
-        const q2y = B[2 * j + 1]!;
-        const r = classify2d(px, py, p2x, p2y, qx, qy, q2x, q2y);
-        if (r !== NONE) record(i, j, k, r, () => meetPoint2d(r, px, py, p2x, p2y, qx, qy, q2x, q2y));
-      };
-      if (method === 'brute') {
-        candidates += allPairs(n, visit);
-      } else {
-        candidates += gridPairs(chordBoxes([A], [B], n), visit);
-      }
-    }
+    const scan = dim === 1 ? scanStep1d : scanStep2d;
+    candidates += scan(states[k]!, states[k + 1]!, n, method, (i, j, kind, point) =>
+      tally.record(i, j, k, kind, point),
+    );
   }
 
-  let firstStep: number | null = null;
-  for (let k = 0; k < K; k++) {
-    if (firstStepHistogram[k]! > 0) {
-      firstStep = k;
-      break;
-    }
-  }
-  const crossings = seen.size;
+  const crossings = tally.seen.size;
   const result: {
     -readonly [P in keyof CrossingResult]: CrossingResult[P];
   } = {
@@ -257,11 +181,11 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
     d,
     steps: K,
     crossings,
-    crossingEvents: events,
-    touchingPairs: crossings - properSeen.size,
-    firstStepHistogram,
-    firstStep,
-    examples,
+    crossingEvents: tally.events,
+    touchingPairs: crossings - tally.properSeen.size,
+    firstStepHistogram: tally.firstStepHistogram,
+    firstStep: tally.firstStep(),
+    examples: tally.examples,
     projected: pca !== undefined,
     explainedVariance: pca ? pca.explainedVariance : 1,
     pairsChecked: (n * (n - 1)) / 2,
@@ -271,16 +195,126 @@ export function countCrossings(traj: TrajectoryInput, options: CrossingOptions):
     countTouching,
   };
   if (pca) result.pca = pca;
-  if (options.listPairs) {
-    result.pairs = firstI
-      .map((i, q) => ({ i, j: firstJ[q]!, firstStep: firstK[q]! }))
-      .sort((a, b) => a.firstStep - b.firstStep || a.i - b.i || a.j - b.j);
-  }
-  if (eventList) result.events = eventList;
+  if (options.listPairs) result.pairs = tally.pairsByFirstStep();
+  if (tally.eventList) result.events = tally.eventList;
   if (options.differentSteps && dim === 2) {
     result.differentStepIntersections = differentStepCrossings(states, n, K, method, maxExamples);
   }
   return result;
+}
+
+/** The coordinates the test runs on: the states themselves for d ≤ 2, else their 2-D PCA projection. */
+function testedCoordinates(
+  raw: Floats[],
+  n: number,
+  d: number,
+  options: PcaOptions | undefined,
+): { states: Floats[]; dim: number; pca?: Pca2 } {
+  if (d <= 2) return { states: raw, dim: d };
+  const pca = pca2(raw, n, d, options);
+  return { states: projectStates(raw, n, d, pca), dim: 2, pca };
+}
+
+/** A crossing found at one step: trajectories i < j, its kind code, and (lazily) where the chords meet. */
+type OnCrossing = (i: number, j: number, kind: number, point: () => number[]) => void;
+
+/** 1-D: the chords A[i] → B[i] of every candidate pair, tested for an order change; returns the candidates tested. */
+function scanStep1d(A: Floats, B: Floats, n: number, method: 'grid' | 'brute', found: OnCrossing): number {
+  const visit = (i: number, j: number): void => {
+    const r = order1d(A[i]!, B[i]!, A[j]!, B[j]!);
+    if (r !== NONE) {
+      found(i, j, r, () => {
+        const d0 = A[i]! - A[j]!;
+        const d1 = B[i]! - B[j]!;
+        const s = d0 === d1 ? 0 : d0 / (d0 - d1);
+        return [A[i]! + s * (B[i]! - A[i]!)];
+      });
+    }
+  };
+  if (method === 'brute') return allPairs(n, visit);
+  const lo = new Float64Array(n);
+  const hi = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    lo[i] = Math.min(A[i]!, B[i]!);
+    hi[i] = Math.max(A[i]!, B[i]!);
+  }
+  return sweepPairs(lo, hi, visit);
+}
+
+/** 2-D: the chords A[i] → B[i] of every candidate pair, classified exactly; returns the candidates tested. */
+function scanStep2d(A: Floats, B: Floats, n: number, method: 'grid' | 'brute', found: OnCrossing): number {
+  const visit = (i: number, j: number): void => {
+    const px = A[2 * i]!;
+    const py = A[2 * i + 1]!;
+    const p2x = B[2 * i]!;
+    const p2y = B[2 * i + 1]!;
+    const qx = A[2 * j]!;
+    const qy = A[2 * j + 1]!;
+    const q2x = B[2 * j]!;
+    const q2y = B[2 * j + 1]!;
+    const r = classify2d(px, py, p2x, p2y, qx, qy, q2x, q2y);
+    if (r !== NONE) found(i, j, r, () => meetPoint2d(r, px, py, p2x, p2y, qx, qy, q2x, q2y));
+  };
+  if (method === 'brute') return allPairs(n, visit);
+  return gridPairs(chordBoxes([A], [B], n), visit);
+}
+
+/** What countCrossings keeps of the (pair, step) crossings it is told of, in step order. */
+class CrossingTally {
+  /** Pairs that crossed at some step. */
+  readonly seen: PairSet;
+  /** Pairs with a non-touch crossing. */
+  readonly properSeen: PairSet;
+  readonly firstStepHistogram: number[];
+  readonly examples: CrossingExample[] = [];
+  readonly eventList: CrossingEvent[] | undefined;
+  events = 0;
+  private readonly firstI: number[] = [];
+  private readonly firstJ: number[] = [];
+  private readonly firstK: number[] = [];
+  private readonly maxEvents: number;
+
+  constructor(
+    n: number,
+    K: number,
+    private readonly countTouching: boolean,
+    private readonly maxExamples: number,
+    listEvents: boolean | number | undefined,
+  ) {
+    this.seen = new PairSet(n);
+    this.properSeen = new PairSet(n);
+    this.firstStepHistogram = new Array<number>(K).fill(0);
+    this.eventList = listEvents ? [] : undefined;
+    this.maxEvents = typeof listEvents === 'number' ? listEvents : Infinity;
+  }
+
+  record(i: number, j: number, k: number, kind: number, point: () => number[]): void {
+    if (kind === TOUCH && !this.countTouching) return;
+    this.events++;
+    if (this.seen.add(i, j)) {
+      this.firstI.push(i);
+      this.firstJ.push(j);
+      this.firstK.push(k);
+      this.firstStepHistogram[k]!++;
+    }
+    if (kind !== TOUCH) this.properSeen.add(i, j);
+    const name = KIND_NAMES[kind]!;
+    if (this.eventList && this.eventList.length < this.maxEvents) this.eventList.push({ i, j, step: k, kind: name });
+    if (this.examples.length < this.maxExamples) this.examples.push({ i, j, step: k, point: point(), kind: name });
+  }
+
+  /** Earliest step with a crossing, or null. */
+  firstStep(): number | null {
+    const k = this.firstStepHistogram.findIndex((count) => count > 0);
+    return k < 0 ? null : k;
+  }
+
+  /** Every crossing pair with its first step, by step then i then j. */
+  pairsByFirstStep(): { i: number; j: number; firstStep: number }[] {
+    return this.firstI
+      .map((i, q) => ({ i, j: this.firstJ[q]!, firstStep: this.firstK[q]! }))
+      .sort((a, b) => a.firstStep - b.firstStep || a.i - b.i || a.j - b.j);
+  }
 }
 
 /** A set of index pairs (i < j < n): a bitset while n² bits fit in 16 MiB, else a hash set. */

@@ -104,67 +104,24 @@ export function fanStats(
   }
   if (labels.length !== n) throw new ShapeError(`fan: ${labels.length} labels for ${n} points`);
   const K1 = zs.length;
-  let times: number[];
-  if (options.times) {
-    if (options.times.length !== K1) throw new ShapeError(`fan: ${options.times.length} times for ${K1} states`);
-    times = [...options.times];
-  } else {
-    times = Array.from({ length: K1 }, (_, k) => (K1 === 1 ? 0 : k / (K1 - 1)));
-  }
+  const times = stateTimes(options.times, K1);
   const classes = [...new Set(Array.from(labels))].sort((a, b) => a - b);
   const members = classes.map((c) => {
     const idx: number[] = [];
     for (let i = 0; i < n; i++) if (labels[i] === c) idx.push(i);
     return Int32Array.from(idx);
   });
-  const errors: Float64Array[] = [];
-  for (let k = 0; k < K1; k++) {
-    const a = zs[k]!;
-    const b = zr[k]!;
-    const e = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let c = 0; c < d; c++) {
-        const v = a[i * d + c]! - b[i * d + c]!;
-        s += v * v;
-      }
-      e[i] = Math.sqrt(s);
-    }
-    errors.push(e);
-  }
-  const series = (idx: Int32Array | null) => {
-    const out = {
-      mean: [] as number[],
-      std: [] as number[],
-      min: [] as number[],
-      max: [] as number[],
-      median: [] as number[],
-    };
-    for (let k = 0; k < K1; k++) {
-      const e = errors[k]!;
-      const s = summarize(idx ? Array.from(idx, (i) => e[i]!) : e);
-      out.mean.push(s.mean);
-      out.std.push(s.std);
-      out.min.push(s.min);
-      out.max.push(s.max);
-      out.median.push(s.median);
-    }
-    return out;
-  };
+  const errors = zs.map((a, k) => errorNorms(a, zr[k]!, n, d));
   const perClass: FanClass[] = classes.map((label, c) => ({
     label,
     count: members[c]!.length,
-    ...series(members[c]!),
+    ...summarySeries(errors, members[c]!),
   }));
-  const all = { count: n, ...series(null) };
+  const all = { count: n, ...summarySeries(errors, null) };
   const last = errors[K1 - 1]!;
-  const zl = zs[K1 - 1]!;
-  const rl = zr[K1 - 1]!;
   const finalPerClass: FanFinalClass[] = classes.map((label, c) => {
     const idx = members[c]!;
-    const vec = new Array<number>(d).fill(0);
-    for (const i of idx) for (let q = 0; q < d; q++) vec[q]! += zl[i * d + q]! - rl[i * d + q]!;
-    for (let q = 0; q < d; q++) vec[q]! /= idx.length;
+    const vec = meanErrorVector(zs[K1 - 1]!, zr[K1 - 1]!, idx, d);
     return { label, count: idx.length, ...summarize(Array.from(idx, (i) => last[i]!)), meanErrorVector: vec };
   });
   const result: { -readonly [P in keyof FanResult]: FanResult[P] } = {
@@ -175,4 +132,53 @@ export function fanStats(
   };
   if (options.keepErrors ?? true) result.errors = errors;
   return result;
+}
+
+/** The given times (one per state), or K1 evenly spaced points on [0, 1]. */
+function stateTimes(given: readonly number[] | undefined, K1: number): number[] {
+  if (!given) return Array.from({ length: K1 }, (_, k) => (K1 === 1 ? 0 : k / (K1 - 1)));
+  if (given.length !== K1) throw new ShapeError(`fan: ${given.length} times for ${K1} states`);
+  return [...given];
+}
+
+/** ‖a_i − b_i‖ for each of the n rows of dimension d. */
+function errorNorms(a: ArrayLike<number>, b: ArrayLike<number>, n: number, d: number): Float64Array {
+  const e = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let c = 0; c < d; c++) {
+      const v = a[i * d + c]! - b[i * d + c]!;
+      s += v * v;
+    }
+    e[i] = Math.sqrt(s);
+  }
+  return e;
+}
+
+/** Summaries of the errors of the points `idx` (all points when null) at every time, as one series per statistic. */
+function summarySeries(errors: readonly Float64Array[], idx: Int32Array | null): Omit<FanClass, 'label' | 'count'> {
+  const out = {
+    mean: [] as number[],
+    std: [] as number[],
+    min: [] as number[],
+    max: [] as number[],
+    median: [] as number[],
+  };
+  for (const e of errors) {
+    const s = summarize(idx ? Array.from(idx, (i) => e[i]!) : e);
+    out.mean.push(s.mean);
+    out.std.push(s.std);
+    out.min.push(s.min);
+    out.max.push(s.max);
+    out.median.push(s.median);
+  }
+  return out;
+}
+
+/** Mean signed error z − r over the rows `idx` (length d). */
+function meanErrorVector(z: ArrayLike<number>, r: ArrayLike<number>, idx: Int32Array, d: number): number[] {
+  const vec = new Array<number>(d).fill(0);
+  for (const i of idx) for (let q = 0; q < d; q++) vec[q]! += z[i * d + q]! - r[i * d + q]!;
+  for (let q = 0; q < d; q++) vec[q]! /= idx.length;
+  return vec;
 }

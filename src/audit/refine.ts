@@ -85,6 +85,9 @@ interface Outcome {
   notRefined: boolean;
 }
 
+/** Coordinates per state: refinement runs on 2-D states (or their projection). */
+const D = 2;
+
 /**
  * Sort 2-D crossing events into artefacts, persistent crossings and
  * unresolved ones by refining both trajectories of each event.
@@ -102,115 +105,169 @@ export async function refineCrossings(
     throw new SpecError(`refinement levels must be increasing positive integers, got [${levels.join(', ')}]`);
   }
   const maxEvents = options.maxEvents ?? DEFAULT_REFINE_MAX_EVENTS;
-  const maxExamples = options.maxExamples ?? 5;
-  const d = 2;
   const refined = events.slice(0, maxEvents);
   const vanishedAtLevel = new Array<number>(levels.length).fill(0);
-  const outcomes = new Map<number, Outcome>();
-  const outcome = (e: CrossingEvent): Outcome => {
-    const key = e.i * n + e.j;
-    let o = outcomes.get(key);
-    if (!o) outcomes.set(key, (o = { persistent: false, unresolved: false, notRefined: false }));
-    return o;
-  };
-  for (const e of events.slice(maxEvents)) outcome(e).notRefined = true;
+  const outcomes = new PairOutcomes(n);
+  for (const e of events.slice(maxEvents)) outcomes.of(e).notRefined = true;
 
   let active: CrossingEvent[] = refined;
   /** Longest finest sub-chord per surviving event (filled at the last level). */
   const finestChord = new Map<CrossingEvent, number>();
   for (let l = 0; l < levels.length && active.length > 0; l++) {
-    const M = levels[l]!;
-    const last = l === levels.length - 1;
-    const byStep = new Map<number, CrossingEvent[]>();
-    for (const e of active) {
-      const list = byStep.get(e.step);
-      if (list) list.push(e);
-      else byStep.set(e.step, [e]);
-    }
+    const level: Level = { substeps: levels[l]!, last: l === levels.length - 1 };
     const survivors: CrossingEvent[] = [];
-    for (const [k, list] of byStep) {
-      // One batched solve per recorded step, over the distinct trajectories involved.
-      const slot = new Map<number, number>();
-      for (const e of list) for (const i of [e.i, e.j]) if (!slot.has(i)) slot.set(i, slot.size);
-      const z = new Float64Array(slot.size * d);
-      const start = states[k]!;
-      for (const [i, s] of slot) {
-        z[s * d] = start[i * d]!;
-        z[s * d + 1] = start[i * d + 1]!;
-      }
-      const sub = await solveSub(z, slot.size, k, M);
-      if (sub.length !== M + 1)
-        throw new Error(`refinement: sub-solve returned ${sub.length} states, expected ${M + 1}`);
-      for (const e of list) {
-        const a = slot.get(e.i)! * d;
-        const b = slot.get(e.j)! * d;
-        let crosses = false;
-        let longest = 0;
-        for (let m = 0; m < M; m++) {
-          const A = sub[m]!;
-          const B = sub[m + 1]!;
-          const px = A[a]!,
-            py = A[a + 1]!,
-            p2x = B[a]!,
-            p2y = B[a + 1]!;
-          const qx = A[b]!,
-            qy = A[b + 1]!,
-            q2x = B[b]!,
-            q2y = B[b + 1]!;
-          if (last) longest = Math.max(longest, Math.hypot(p2x - px, p2y - py), Math.hypot(q2x - qx, q2y - qy));
-          if (!crosses && classify2d(px, py, p2x, p2y, qx, qy, q2x, q2y) !== NONE) {
-            crosses = true;
-            if (!last) break;
-          }
-        }
-        if (crosses) {
-          survivors.push(e);
-          if (last) finestChord.set(e, longest);
-        } else {
+    for (const [k, list] of eventsByStep(active)) {
+      for (const [e, chord] of await refineStep(k, list, states, solveSub, level)) {
+        if (chord === undefined) {
           vanishedAtLevel[l]!++;
+          continue;
         }
+        survivors.push(e);
+        if (level.last) finestChord.set(e, chord);
       }
     }
     active = survivors;
   }
 
-  const persistentExamples: PersistentExample[] = [];
-  for (const e of active) {
-    const s = states[e.step]!;
-    const startDistance = Math.hypot(s[e.i * d]! - s[e.j * d]!, s[e.i * d + 1]! - s[e.j * d + 1]!);
-    const chord = finestChord.get(e)!;
-    const o = outcome(e);
-    if (startDistance > chord) {
-      o.persistent = true;
-      if (persistentExamples.length < maxExamples)
-        persistentExamples.push({ i: e.i, j: e.j, step: e.step, startDistance, finestChord: chord });
-    } else {
-      o.unresolved = true;
-    }
-  }
-  for (const e of refined) outcome(e); // pairs whose every event vanished
-  let persistentPairs = 0;
-  let unresolvedPairs = 0;
-  let artefactPairs = 0;
-  let notRefinedPairs = 0;
-  for (const o of outcomes.values()) {
-    if (o.persistent) persistentPairs++;
-    else if (o.unresolved) unresolvedPairs++;
-    else if (o.notRefined) notRefinedPairs++;
-    else artefactPairs++;
-  }
-  // Pairs whose events were not even listed. (A listed pair may have unlisted later events;
-  // its outcome then rests on the listed ones, which is conservative only for artefacts.)
-  notRefinedPairs += Math.max(0, (options.totalPairs ?? 0) - outcomes.size);
+  const persistentExamples = judgeSurvivors(active, states, finestChord, outcomes, options.maxExamples ?? 5);
+  for (const e of refined) outcomes.of(e); // pairs whose every event vanished
   return {
     levels,
     events: refined.length,
     eventsNotRefined: events.length - refined.length,
     vanishedAtLevel,
-    persistentPairs,
-    unresolvedPairs,
-    artefactPairs,
-    notRefinedPairs,
+    ...outcomes.count(options.totalPairs ?? 0),
     persistentExamples,
   };
+}
+
+/** One refinement level: sub-steps per recorded step, and whether it is the finest. */
+interface Level {
+  readonly substeps: number;
+  readonly last: boolean;
+}
+
+/** The outcome of each distinct crossing pair (i < j), in first-seen order. */
+class PairOutcomes {
+  private readonly outcomes = new Map<number, Outcome>();
+  constructor(private readonly n: number) {}
+
+  of(e: CrossingEvent): Outcome {
+    const key = e.i * this.n + e.j;
+    let o = this.outcomes.get(key);
+    if (!o) this.outcomes.set(key, (o = { persistent: false, unresolved: false, notRefined: false }));
+    return o;
+  }
+
+  /** Distinct pairs by outcome; `totalPairs` counts the pairs whose events were not even listed as not refined. */
+  count(
+    totalPairs: number,
+  ): Pick<Refinement, 'persistentPairs' | 'unresolvedPairs' | 'artefactPairs' | 'notRefinedPairs'> {
+    let persistentPairs = 0;
+    let unresolvedPairs = 0;
+    let artefactPairs = 0;
+    let notRefinedPairs = 0;
+    for (const o of this.outcomes.values()) {
+      if (o.persistent) persistentPairs++;
+      else if (o.unresolved) unresolvedPairs++;
+      else if (o.notRefined) notRefinedPairs++;
+      else artefactPairs++;
+    }
+    // Pairs whose events were not even listed. (A listed pair may have unlisted later events;
+    // its outcome then rests on the listed ones, which is conservative only for artefacts.)
+    notRefinedPairs += Math.max(0, totalPairs - this.outcomes.size);
+    return { persistentPairs, unresolvedPairs, artefactPairs, notRefinedPairs };
+  }
+}
+
+/** Events grouped by recorded step, in first-seen order. */
+function eventsByStep(events: readonly CrossingEvent[]): Map<number, CrossingEvent[]> {
+  const byStep = new Map<number, CrossingEvent[]>();
+  for (const e of events) {
+    const list = byStep.get(e.step);
+    if (list) list.push(e);
+    else byStep.set(e.step, [e]);
+  }
+  return byStep;
+}
+
+/**
+ * Re-solve the trajectories of step k's events in one batched sub-solve (over the distinct trajectories involved)
+ * and re-test each event's sub-chords. Per event: undefined when it vanished, else its longest sub-chord at the
+ * finest level (0 at coarser levels).
+ */
+async function refineStep(
+  k: number,
+  list: readonly CrossingEvent[],
+  states: readonly Floats[],
+  solveSub: SubSolve,
+  { substeps: M, last }: Level,
+): Promise<[CrossingEvent, number | undefined][]> {
+  const slot = new Map<number, number>();
+  for (const e of list) for (const i of [e.i, e.j]) if (!slot.has(i)) slot.set(i, slot.size);
+  const z = new Float64Array(slot.size * D);
+  const start = states[k]!;
+  for (const [i, s] of slot) {
+    z[s * D] = start[i * D]!;
+    z[s * D + 1] = start[i * D + 1]!;
+  }
+  const sub = await solveSub(z, slot.size, k, M);
+  if (sub.length !== M + 1) throw new Error(`refinement: sub-solve returned ${sub.length} states, expected ${M + 1}`);
+  return list.map((e) => [e, subChordsCross(sub, slot.get(e.i)! * D, slot.get(e.j)! * D, M, last)]);
+}
+
+/**
+ * Whether the sub-chords at offsets a and b of the same sub-step cross; undefined when never. At the finest level
+ * every sub-step is looked at, for the longest sub-chord of the two (returned); else the first crossing ends the
+ * look (0 returned).
+ */
+function subChordsCross(sub: readonly Floats[], a: number, b: number, M: number, last: boolean): number | undefined {
+  let crosses = false;
+  let longest = 0;
+  for (let m = 0; m < M; m++) {
+    const A = sub[m]!;
+    const B = sub[m + 1]!;
+    const px = A[a]!,
+      py = A[a + 1]!,
+      p2x = B[a]!,
+      p2y = B[a + 1]!;
+    const qx = A[b]!,
+      qy = A[b + 1]!,
+      q2x = B[b]!,
+      q2y = B[b + 1]!;
+    if (last) longest = Math.max(longest, Math.hypot(p2x - px, p2y - py), Math.hypot(q2x - qx, q2y - qy));
+    if (!crosses && classify2d(px, py, p2x, p2y, qx, qy, q2x, q2y) !== NONE) {
+      crosses = true;
+      if (!last) break;
+    }
+  }
+  return crosses ? longest : undefined;
+}
+
+/**
+ * Events still crossing at the finest level: persistent when the pair started the step farther apart than the
+ * longest finest sub-chord, else unresolved. Marks the pairs' outcomes; returns the persistent examples kept.
+ */
+function judgeSurvivors(
+  survivors: readonly CrossingEvent[],
+  states: readonly Floats[],
+  finestChord: ReadonlyMap<CrossingEvent, number>,
+  outcomes: PairOutcomes,
+  maxExamples: number,
+): PersistentExample[] {
+  const examples: PersistentExample[] = [];
+  for (const e of survivors) {
+    const s = states[e.step]!;
+    const startDistance = Math.hypot(s[e.i * D]! - s[e.j * D]!, s[e.i * D + 1]! - s[e.j * D + 1]!);
+    const chord = finestChord.get(e)!;
+    const o = outcomes.of(e);
+    if (startDistance > chord) {
+      o.persistent = true;
+      if (examples.length < maxExamples)
+        examples.push({ i: e.i, j: e.j, step: e.step, startDistance, finestChord: chord });
+    } else {
+      o.unresolved = true;
+    }
+  }
+  return examples;
 }

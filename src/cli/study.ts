@@ -38,7 +38,7 @@ import type { Device, DeviceChoice } from '../formats/common.js';
 import { probeDevice, resolveDevice } from '../onnx/runtime/adapters.js';
 import { plural } from './output.js';
 import { countsLine, fmtDuration, jobSolverText, studyEventPrinter, type EventFormat } from './events.js';
-import { abortOnSignals, stopExitCode } from './signals.js';
+import { abortOnSignals, stopExitCode, type StopReason } from './signals.js';
 
 /** --workers / --concurrency within this machine's cores and memory, saying so when lowered. */
 function cappedThreads(requested: number): number {
@@ -106,7 +106,8 @@ function addNatsOptions(cmd: Command, required: boolean): Command {
     .addOption(
       new Option(
         '--password <password>',
-        'NATS password; ps shows arguments to every user, not environment variables: prefer NATS_PASSWORD or --password-file',
+        'NATS password; ps shows arguments to every user, not environment variables: ' +
+          'prefer NATS_PASSWORD or --password-file',
       ).env('NATS_PASSWORD'),
     )
     .addOption(new Option('--password-file <file>', 'read the NATS password from a file').conflicts(['password']))
@@ -132,7 +133,8 @@ function addNatsOptions(cmd: Command, required: boolean): Command {
     .addOption(
       new Option(
         '--job-key-file <file>',
-        "shared secret (≥ 16 characters) signing jobs: coordinator and workers given the same file run only the coordinator's jobs",
+        'shared secret (≥ 16 characters) signing jobs: ' +
+          "coordinator and workers given the same file run only the coordinator's jobs",
       ),
     )
     .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) to verify the server'))
@@ -183,13 +185,15 @@ function printStatus(s: StudyStatus, json: boolean): void {
   if (s.deadRun) {
     const d = s.deadRun;
     lines.push(
-      `the run died: pid ${d.pid} on ${d.host} is gone but its lock is left (killed, e.g. kill -9); study run again resumes`,
+      `the run died: pid ${d.pid} on ${d.host} is gone but its lock is left (killed, e.g. kill -9); ` +
+        'study run again resumes',
     );
   }
   for (const f of s.failures) lines.push(`failed ${f.id} (attempt ${f.attempt}): ${f.error}`);
   if (s.extraResults)
     lines.push(
-      `${plural(s.extraResults, 'result')} not in the plan (written by another or an edited study; \`study report\` lists them apart)`,
+      `${plural(s.extraResults, 'result')} not in the plan ` +
+        '(written by another or an edited study; `study report` lists them apart)',
     );
   if (s.invalidLines)
     lines.push(
@@ -229,12 +233,16 @@ function jobsMemoryOption(what: string): Option {
   );
 }
 
-/** `--test-points N`: the smoke-run companion of --iterations, for studies whose evaluation dominates at few iterations. */
+/**
+ * `--test-points N`: the smoke-run companion of --iterations, for studies
+ * whose evaluation dominates at few iterations.
+ */
 function testPointsOption(): Option {
   return defaultText(
     new Option(
       '--test-points <n>',
-      'evaluate and audit every job on this many test points (sets testN of every dataset; a smoke run; recorded in the plan)',
+      'evaluate and audit every job on this many test points ' +
+        '(sets testN of every dataset; a smoke run; recorded in the plan)',
     ).argParser(positiveIntFlag('--test-points')),
     "each dataset's test set",
   );
@@ -244,7 +252,8 @@ function batchSizeOption(): Option {
   return defaultText(
     new Option(
       '--batch-size <n>',
-      'train every job on batches of this size (a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)',
+      'train every job on batches of this size ' +
+        '(a smoke run: paper-size batches of the 900-d and MNIST fields need GBs per job; recorded in the plan)',
     ).argParser(positiveIntFlag('--batch-size')),
     "the study file's",
   );
@@ -289,22 +298,29 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   const configs = new Set(plan.jobs.filter((j) => !j.adapt).map((j) => `${j.dataset}|${j.field}|${j.trainSolver}`))
     .size;
   const seeds = plan.spec.seeds.length;
+  const pairs = plan.spec.datasets.length * plan.spec.fields.length;
   const lines = [
-    `${plan.name ?? 'study'}: ${e.jobs} job${e.jobs === 1 ? '' : 's'} = ${e.gridJobs} grid (${configs} training configurations × ${seeds} seed${seeds === 1 ? '' : 's'}) + ` +
-      `${e.adaptationJobs} adaptation (${methods.size} method${methods.size === 1 ? '' : 's'} × ${plan.spec.datasets.length * plan.spec.fields.length} dataset×field × ${seeds} seed${seeds === 1 ? '' : 's'})` +
+    `${plan.name ?? 'study'}: ${plural(e.jobs, 'job')} = ${e.gridJobs} grid ` +
+      `(${configs} training configurations × ${plural(seeds, 'seed')}) + ` +
+      `${e.adaptationJobs} adaptation ` +
+      `(${plural(methods.size, 'method')} × ${pairs} dataset×field × ${plural(seeds, 'seed')})` +
       overridesText(plan.overrides),
   ];
   const wall =
     e.wallMs !== undefined
-      ? `; about ${fmtDuration(e.wallMs)} on this machine with ${e.workers} worker${e.workers === 1 ? '' : 's'} (calibrated on training; evaluation priced per NFE like it)`
+      ? `; about ${fmtDuration(e.wallMs)} on this machine with ${plural(e.workers, 'worker')} ` +
+        '(calibrated on training; evaluation priced per NFE like it)'
       : '';
   lines.push(
-    `work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ${e.units.toExponential(2)} multiply-adds of training, ${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`,
+    `work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ` +
+      `${e.units.toExponential(2)} multiply-adds of training, ` +
+      `${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`,
   );
   const devices = e.uncalibratedDevices ?? [];
   if (devices.length > 0)
     lines.push(
-      `device ${devices.join(', ')}: not calibrated for it; the work and wall time above are this machine's CPU figures`,
+      `device ${devices.join(', ')}: not calibrated for it; ` +
+        "the work and wall time above are this machine's CPU figures",
     );
   if (e.needsYes) lines.push(`above the size that runs without confirmation: \`study run\` needs --yes`);
   const cached = e.groups.map((g) => g.cost).filter((c) => c?.cached);
@@ -318,11 +334,20 @@ export function registerStudyCommands(program: Command): Command {
   const study = program
     .command('study')
     .description('plan and run grids of training jobs, locally or on a NATS cluster');
+  registerPlanCommand(study);
+  registerRunCommand(study);
+  registerStatusCommand(study);
+  registerCleanCommand(study);
+  return study;
+}
 
+/** `study plan FILE`: the jobs and the work they are. */
+function registerPlanCommand(study: Command): void {
   study
     .command('plan')
     .description(
-      'expand a study file into jobs with content-hash ids, and estimate the work (a short calibration on this machine)',
+      'expand a study file into jobs with content-hash ids, ' +
+        'and estimate the work (a short calibration on this machine)',
     )
     .argument('<file>', 'study file (YAML or JSON)')
     .addOption(
@@ -344,81 +369,103 @@ export function registerStudyCommands(program: Command): Command {
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
-    .action(async (file: string, o: PlanFlags) => {
-      const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
-      for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
-      const workers = o.workers ?? availableParallelism();
-      const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers });
-      if (o.json) {
-        const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
-        process.stdout.write(
-          JSON.stringify({
-            ...(plan.name !== undefined ? { name: plan.name } : {}),
-            studyHash: plan.studyHash,
-            ...(plan.overrides ? { overrides: plan.overrides } : {}),
-            counts,
-            estimate,
-            jobs: plan.jobs,
-          }) + '\n',
-        );
-        return;
-      }
-      const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${jobSolverText(j)}  seed=${j.seed}`);
-      process.stdout.write(`${planSummary(plan, estimate)}\n${rows.join('\n')}\n`);
-    });
+    .action(planAction);
+}
 
-  addNatsOptions(
-    study
-      .command('run')
-      .description('run every job of a study that has no result yet; rerun to resume after a crash')
-      .argument('<file>', 'study file (YAML or JSON)')
-      .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
-      .addOption(workersOption('local worker threads, one job each'))
-      .addOption(jobsMemoryOption('the local jobs running at once'))
-      .option('--retry-failed', 'also rerun jobs whose last result is failed')
-      .addOption(
-        defaultText(
-          new Option(
-            '--iterations <n>',
-            'train every job this many iterations (a smoke run; recorded in the plan)',
-          ).argParser(positiveIntFlag('--iterations')),
-          "the study file's",
-        ),
-      )
-      .addOption(testPointsOption())
-      .addOption(batchSizeOption())
-      .addOption(studyDeviceOption())
-      .addOption(
-        new Option('--extend', "the --out directory belongs to another study: add this study's jobs to it").conflicts(
-          'replace',
-        ),
-      )
-      .option(
-        '--replace',
-        "the --out directory belongs to another study: make it this study's (results already there are kept, shown as not in the plan)",
-      )
-      .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
-      .option('--no-report', 'do not keep DIR/report.html up to date while the study runs')
-      .addOption(
+async function planAction(file: string, o: PlanFlags): Promise<void> {
+  const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
+  for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
+  const workers = o.workers ?? availableParallelism();
+  const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers });
+  if (o.json) {
+    const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
+    process.stdout.write(
+      JSON.stringify({
+        ...(plan.name !== undefined ? { name: plan.name } : {}),
+        studyHash: plan.studyHash,
+        ...(plan.overrides ? { overrides: plan.overrides } : {}),
+        counts,
+        estimate,
+        jobs: plan.jobs,
+      }) + '\n',
+    );
+    return;
+  }
+  const rows = plan.jobs.map((j) => `${j.id}  ${j.dataset}  ${j.field}  ${jobSolverText(j)}  seed=${j.seed}`);
+  process.stdout.write(`${planSummary(plan, estimate)}\n${rows.join('\n')}\n`);
+}
+
+/** What `study run`'s action receives: its own flags, the connection flags and the NATS-only ones. */
+type StudyRunFlags = NatsFlags & RunFlags & { keepDays: number; maxBundleMb: number };
+
+/** `study run FILE --out DIR`: run the jobs without a result, on local threads or a NATS cluster. */
+function registerRunCommand(study: Command): void {
+  const run = study
+    .command('run')
+    .description('run every job of a study that has no result yet; rerun to resume after a crash')
+    .argument('<file>', 'study file (YAML or JSON)')
+    .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
+    .addOption(workersOption('local worker threads, one job each'))
+    .addOption(jobsMemoryOption('the local jobs running at once'))
+    .option('--retry-failed', 'also rerun jobs whose last result is failed')
+    .addOption(
+      defaultText(
         new Option(
-          '--report-interval <seconds>',
-          'least seconds between two rewrites of the live report (never more than a third of the time: a big page takes seconds to render)',
-        )
-          .argParser(positiveSeconds('--report-interval'))
-          .default(5),
-      )
-      .addOption(
-        new Option(
-          '--json',
-          'when the run ends, print {"out", "plan", "counts", "ms", "interrupted", "results": [...], "logs", "report"} as one JSON document (nothing before it)',
-        ).conflicts('events'),
-      )
-      .option(
-        '--events',
-        'print events as they happen as JSON Lines (one JSON object per line: plan, start, result, log, the last "end"), for dashboards and scripts that follow a run',
+          '--iterations <n>',
+          'train every job this many iterations (a smoke run; recorded in the plan)',
+        ).argParser(positiveIntFlag('--iterations')),
+        "the study file's",
       ),
-    false,
-  )
+    )
+    .addOption(testPointsOption())
+    .addOption(batchSizeOption())
+    .addOption(studyDeviceOption());
+  addRunOutputOptions(run);
+  addNatsRunOptions(addNatsOptions(run, false)).action(runAction);
+}
+
+/** How `study run` treats --out and what it prints: binding, confirmation, live report, output format. */
+function addRunOutputOptions(run: Command): Command {
+  return run
+    .addOption(
+      new Option('--extend', "the --out directory belongs to another study: add this study's jobs to it").conflicts(
+        'replace',
+      ),
+    )
+    .option(
+      '--replace',
+      "the --out directory belongs to another study: make it this study's " +
+        '(results already there are kept, shown as not in the plan)',
+    )
+    .option('--yes', 'run a plan above the size that needs confirmation (see study plan)')
+    .option('--no-report', 'do not keep DIR/report.html up to date while the study runs')
+    .addOption(
+      new Option(
+        '--report-interval <seconds>',
+        'least seconds between two rewrites of the live report ' +
+          '(never more than a third of the time: a big page takes seconds to render)',
+      )
+        .argParser(positiveSeconds('--report-interval'))
+        .default(5),
+    )
+    .addOption(
+      new Option(
+        '--json',
+        'when the run ends, print {"out", "plan", "counts", "ms", "interrupted", "results": [...], "logs", "report"} ' +
+          'as one JSON document (nothing before it)',
+      ).conflicts('events'),
+    )
+    .option(
+      '--events',
+      'print events as they happen as JSON Lines ' +
+        '(one JSON object per line: plan, start, result, log, the last "end"), ' +
+        'for dashboards and scripts that follow a run',
+    );
+}
+
+/** The cluster's queue and bucket settings of `study run --nats`. */
+function addNatsRunOptions(run: Command): Command {
+  return run
     .addOption(
       new Option('--ack-wait <seconds>', 'NATS: seconds without a heartbeat before a job is redelivered')
         .argParser(positiveSeconds('--ack-wait'))
@@ -441,108 +488,133 @@ export function registerStudyCommands(program: Command): Command {
       new Option('--max-bundle-mb <mb>', 'NATS: largest bundle downloaded from the cluster; a larger one fails its job')
         .argParser(positiveIntFlag('--max-bundle-mb'))
         .default(256),
-    )
-    .action(async (file: string, o: NatsFlags & RunFlags & { keepDays: number; maxBundleMb: number }, cmd: Command) => {
-      if (o.nats === undefined) {
-        for (const flag of NATS_FLAGS) {
-          if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli')
-            cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
-        }
-      } else if (o.workers !== undefined)
-        cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
-      else if (o.memory !== undefined)
-        cmd.error(
-          'error: --memory is for local runs; with --nats, give each machine its budget: odeness worker --memory',
-        );
-      const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
-      for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
-      const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
-      // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
-      bindStudy(o.out, readPlan(o.out), plan, binding);
-      if (!o.yes) {
-        const estimate = await estimateWork(plan, { calibrate: false });
-        if (estimate.needsYes)
-          throw new OdenessError(
-            `${file}: ${planSize(estimate)} is above what runs without confirmation (${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); see \`odeness study plan ${file}\` for the wall time, then rerun with --yes (or --iterations N for a smoke run)`,
-          );
-      }
-      const live = o.report
-        ? new LiveReport(o.out, {
-            minIntervalMs: o.reportInterval * 1000,
-            onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`),
-          })
-        : undefined;
-      const format: EventFormat = o.json ? 'json' : o.events ? 'events' : 'text';
-      const printer = studyEventPrinter({ format, tty: format === 'text' && !!process.stderr.isTTY });
-      const stop = abortOnSignals((why) => {
-        printer.stop();
-        const how = why === 'EPIPE' ? ' (stdout was closed)' : '';
-        process.stderr.write(
-          `stopping${how}: recorded results are kept; rerun the same command to resume${how ? '' : ' (Ctrl-C again to quit now)'}\n`,
-        );
-      });
-      try {
-        // Connect first: an unreachable cluster fails fast, before --out is touched.
-        const transport =
-          o.nats !== undefined
-            ? await NatsTransport.connect({
-                ...natsOptions({ ...o, nats: o.nats }),
-                ackWaitMs: o.ackWait * 1000,
-                maxDeliver: o.maxDeliver,
-                maxBundleBytes: o.maxBundleMb * 2 ** 20,
-                // The buckets' age limit is every study's: only an explicit --keep-days asks for one (refused if other).
-                ...(cmd.getOptionValueSource('keepDays') === 'cli'
-                  ? { retention: { ttlMs: o.keepDays * 86_400_000 } }
-                  : {}),
-              })
-            : new LocalTransport({
-                ...(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {}),
-                ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
-              });
-        const r = await runStudy(plan, {
-          out: o.out,
-          transport,
-          retryFailed: !!o.retryFailed,
-          binding,
-          onEvent: (e) => {
-            printer.onEvent(e);
-            live?.onEvent(e);
-          },
-          signal: stop.signal,
-        });
-        if (live) {
-          await live.finish();
-          if (format === 'text') process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
-        }
-        const why = stop.reason();
-        if (format === 'json')
-          process.stdout.write(
-            JSON.stringify(
-              printer.document({
-                ...r,
-                ...(why ? { stoppedBy: why } : {}),
-                ...(live ? { report: join(o.out, 'report.html') } : {}),
-              }),
-            ) + '\n',
-          );
-        if (r.interrupted) {
-          const left = r.counts.pending + r.counts.running;
-          process.stderr.write(
-            `odeness: ${why === 'EPIPE' ? 'error: stdout was closed: ' : ''}stopped with ${plural(left, 'job')} of ${r.counts.total} not run (${r.counts.done} done, ${r.counts.failed} failed); recorded results are in ${o.out}\n`,
-          );
-          process.exitCode = stopExitCode(why ?? 'SIGINT');
-        } else if (r.counts.failed > 0) {
-          process.stderr.write(
-            `${plural(r.counts.failed, 'job')} failed; see: odeness study status ${o.out}   (rerun them with --retry-failed)\n`,
-          );
-          process.exitCode = 1;
-        }
-      } finally {
-        printer.stop();
-        stop.dispose();
-      }
-    });
+    );
+}
 
+async function runAction(file: string, o: StudyRunFlags, cmd: Command): Promise<void> {
+  checkRunFlags(o, cmd);
+  const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
+  for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
+  const binding: StudyBinding = o.extend ? 'extend' : o.replace ? 'replace' : 'check';
+  // Before anything connects or is written: the directory must belong to this study, the plan be confirmed.
+  bindStudy(o.out, readPlan(o.out), plan, binding);
+  if (!o.yes) await confirmSize(file, plan);
+  const live = o.report ? liveReport(o.out, o.reportInterval) : undefined;
+  const format: EventFormat = o.json ? 'json' : o.events ? 'events' : 'text';
+  const printer = studyEventPrinter({ format, tty: format === 'text' && !!process.stderr.isTTY });
+  const stop = abortOnSignals((why) => {
+    printer.stop();
+    const how = why === 'EPIPE' ? ' (stdout was closed)' : '';
+    process.stderr.write(
+      `stopping${how}: recorded results are kept; rerun the same command to resume` +
+        `${how ? '' : ' (Ctrl-C again to quit now)'}\n`,
+    );
+  });
+  try {
+    // Connect first: an unreachable cluster fails fast, before --out is touched.
+    const transport = await studyTransport(o, cmd);
+    const r = await runStudy(plan, {
+      out: o.out,
+      transport,
+      retryFailed: !!o.retryFailed,
+      binding,
+      onEvent: (e) => {
+        printer.onEvent(e);
+        live?.onEvent(e);
+      },
+      signal: stop.signal,
+    });
+    if (live) {
+      await live.finish();
+      if (format === 'text') process.stdout.write(`report: ${join(o.out, 'report.html')}\n`);
+    }
+    const why = stop.reason();
+    if (format === 'json')
+      process.stdout.write(
+        JSON.stringify(
+          printer.document({
+            ...r,
+            ...(why ? { stoppedBy: why } : {}),
+            ...(live ? { report: join(o.out, 'report.html') } : {}),
+          }),
+        ) + '\n',
+      );
+    reportRunEnd(r, o.out, why);
+  } finally {
+    printer.stop();
+    stop.dispose();
+  }
+}
+
+/** Connection flags need --nats; --workers is for local runs. */
+function checkRunFlags(o: StudyRunFlags, cmd: Command): void {
+  if (o.nats === undefined) {
+    for (const flag of NATS_FLAGS) {
+      if (o[flag] !== undefined && cmd.getOptionValueSource(flag) === 'cli')
+        cmd.error(`error: option --${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --nats`);
+    }
+  } else if (o.workers !== undefined)
+    cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
+  else if (o.memory !== undefined)
+    cmd.error('error: --memory is for local runs; with --nats, give each machine its budget: odeness worker --memory');
+}
+
+/** A plan above the thresholds runs only with --yes. */
+async function confirmSize(file: string, plan: StudyPlan): Promise<void> {
+  const estimate = await estimateWork(plan, { calibrate: false });
+  if (estimate.needsYes)
+    throw new OdenessError(
+      `${file}: ${planSize(estimate)} is above what runs without confirmation ` +
+        `(${JOB_THRESHOLD} jobs or ${WORK_THRESHOLD.toExponential(0)} multiply-adds); ` +
+        `see \`odeness study plan ${file}\` for the wall time, ` +
+        'then rerun with --yes (or --iterations N for a smoke run)',
+    );
+}
+
+function liveReport(out: string, intervalSeconds: number): LiveReport {
+  return new LiveReport(out, {
+    minIntervalMs: intervalSeconds * 1000,
+    onError: (e) => process.stderr.write(`warning: report not updated: ${(e as Error).message}\n`),
+  });
+}
+
+/** A NATS cluster with --nats, else this machine's worker threads. */
+async function studyTransport(o: StudyRunFlags, cmd: Command): Promise<NatsTransport | LocalTransport> {
+  if (o.nats === undefined)
+    return new LocalTransport({
+      ...(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {}),
+      ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
+    });
+  return NatsTransport.connect({
+    ...natsOptions({ ...o, nats: o.nats }),
+    ackWaitMs: o.ackWait * 1000,
+    maxDeliver: o.maxDeliver,
+    maxBundleBytes: o.maxBundleMb * 2 ** 20,
+    // The buckets' age limit is every study's: only an explicit --keep-days asks for one (refused if other).
+    ...(cmd.getOptionValueSource('keepDays') === 'cli' ? { retention: { ttlMs: o.keepDays * 86_400_000 } } : {}),
+  });
+}
+
+/** The last lines on stderr and the exit code: a stop (by signal or closed stdout) or failed jobs. */
+function reportRunEnd(r: Awaited<ReturnType<typeof runStudy>>, out: string, why: StopReason | undefined): void {
+  if (r.interrupted) {
+    const left = r.counts.pending + r.counts.running;
+    process.stderr.write(
+      `odeness: ${why === 'EPIPE' ? 'error: stdout was closed: ' : ''}stopped with ${plural(left, 'job')} ` +
+        `of ${r.counts.total} not run (${r.counts.done} done, ${r.counts.failed} failed); ` +
+        `recorded results are in ${out}\n`,
+    );
+    process.exitCode = stopExitCode(why ?? 'SIGINT');
+  } else if (r.counts.failed > 0) {
+    process.stderr.write(
+      `${plural(r.counts.failed, 'job')} failed; see: odeness study status ${out}   (rerun them with --retry-failed)\n`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+/** `study status DIR`: counts, the run in progress or a dead one, failures. */
+function registerStatusCommand(study: Command): void {
   study
     .command('status')
     .description('count done / running / failed / pending jobs of a study output directory')
@@ -557,7 +629,10 @@ export function registerStudyCommands(program: Command): Command {
       }
       printStatus(s, !!o.json);
     });
+}
 
+/** `study clean FILE --nats URL`: remove a study's traces from the cluster. */
+function registerCleanCommand(study: Command): void {
   addNatsOptions(
     study
       .command('clean')
@@ -572,104 +647,113 @@ export function registerStudyCommands(program: Command): Command {
     if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
     else
       process.stdout.write(
-        `removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`,
+        `removed ${r.results} result(s), ${r.bundles} bundle(s) and ${r.queued} queued job message(s) ` +
+          `of ${r.jobs} job(s) from ${describeNats({ url: o.nats, ...o })}\n`,
       );
   });
-
-  return study;
 }
 
+interface WorkerFlags extends NatsFlags {
+  nats: string;
+  workers?: number;
+  json?: boolean;
+  dataRoot?: string;
+  maxDatasetMb: number;
+  jobTimeout: number;
+  stallTimeout: number;
+  jobMemory?: number;
+  device: DeviceChoice;
+}
+
+/** `worker --nats URL`: serve a cluster's jobs from this machine. */
 export function registerWorkerCommand(program: Command): Command {
   const worker = addNatsOptions(
-    program
-      .command('worker')
-      .description('serve study jobs from a NATS cluster (run on any number of machines)')
-      .addOption(workersOption('jobs at once on this machine, one child process each'))
-      .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)')
-      .addOption(
-        defaultText(
-          new Option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under'),
-          'none: jobs reading files are refused',
-        ),
-      )
-      .addOption(
-        new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read')
-          .argParser(positiveIntFlag('--max-dataset-mb'))
-          .default(1024),
-      )
-      .addOption(
-        new Option(
-          '--job-timeout <seconds>',
-          'wall-clock limit of one job; past it the job is stopped and recorded as failed',
-        )
-          .argParser(positiveSeconds('--job-timeout'))
-          .default(6 * 3600),
-      )
-      .addOption(
-        new Option(
-          '--stall-timeout <seconds>',
-          'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)',
-        )
-          .argParser(positiveSeconds('--stall-timeout'))
-          .default(120),
-      )
-      .addOption(
-        defaultText(
-          new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')),
-          "node's own limit",
-        ),
-      )
-      .addOption(
-        deviceOption("jobs' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)"),
-      ),
+    addWorkerOptions(
+      program
+        .command('worker')
+        .description('serve study jobs from a NATS cluster (run on any number of machines)')
+        .addOption(workersOption('jobs at once on this machine, one child process each'))
+        .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)'),
+    ),
     true,
-  ).action(
-    async (
-      o: NatsFlags & {
-        nats: string;
-        workers?: number;
-        json?: boolean;
-        dataRoot?: string;
-        maxDatasetMb: number;
-        jobTimeout: number;
-        stallTimeout: number;
-        jobMemory?: number;
-        device: DeviceChoice;
-      },
-    ) => {
-      const stop = abortOnSignals(() =>
-        process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n'),
-      );
-      try {
-        const opts = natsOptions(o);
-        const device = await resolveDevice(o.device);
-        // A worker that advertises a device it cannot open would take jobs only to fail them: refuse to start.
-        const broken = device === 'cpu' ? undefined : await probeDevice(device);
-        if (broken) throw new OdenessError(broken);
-        const s = await runWorker({
-          device,
-          ...opts,
-          ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
-          ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
-          ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
-          maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
-          jobTimeoutMs: o.jobTimeout * 1000,
-          stallTimeoutMs: o.stallTimeout * 1000,
-          signal: stop.signal,
-          log: (level, message) =>
-            process.stderr.write(
-              `${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`,
-            ),
-        });
-        if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
-        process.stderr.write(
-          `worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`,
-        );
-      } finally {
-        stop.dispose();
-      }
-    },
-  );
+  ).action(workerAction);
   // One name for "how many jobs at once on this machine", as in study run.
   return renamedOption(worker, '--concurrency <n>', '--workers');
+}
+
+/** What a worker's jobs may read, how long they may run, their memory and device. */
+function addWorkerOptions(worker: Command): Command {
+  return worker
+    .addOption(
+      defaultText(
+        new Option('--data-root <dir>', 'directory file datasets (json:, cifar10:) must lie under'),
+        'none: jobs reading files are refused',
+      ),
+    )
+    .addOption(
+      new Option('--max-dataset-mb <mb>', 'largest dataset file a job may read')
+        .argParser(positiveIntFlag('--max-dataset-mb'))
+        .default(1024),
+    )
+    .addOption(
+      new Option(
+        '--job-timeout <seconds>',
+        'wall-clock limit of one job; past it the job is stopped and recorded as failed',
+      )
+        .argParser(positiveSeconds('--job-timeout'))
+        .default(6 * 3600),
+    )
+    .addOption(
+      new Option(
+        '--stall-timeout <seconds>',
+        'a job reporting no progress this long is no longer kept alive (redelivered after the ack wait)',
+      )
+        .argParser(positiveSeconds('--stall-timeout'))
+        .default(120),
+    )
+    .addOption(
+      defaultText(
+        new Option('--job-memory <mb>', 'heap limit of each job process').argParser(positiveIntFlag('--job-memory')),
+        "node's own limit",
+      ),
+    )
+    .addOption(
+      deviceOption("jobs' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)"),
+    );
+}
+
+async function workerAction(o: WorkerFlags): Promise<void> {
+  const stop = abortOnSignals(() =>
+    process.stderr.write('worker stopping: running jobs go back to the queue (Ctrl-C again to quit now)\n'),
+  );
+  try {
+    const opts = natsOptions(o);
+    const device = await resolveDevice(o.device);
+    // A worker that advertises a device it cannot open would take jobs only to fail them: refuse to start.
+    const broken = device === 'cpu' ? undefined : await probeDevice(device);
+    if (broken) throw new OdenessError(broken);
+    const s = await runWorker({
+      device,
+      ...opts,
+      ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
+      ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
+      ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
+      maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
+      jobTimeoutMs: o.jobTimeout * 1000,
+      stallTimeoutMs: o.stallTimeout * 1000,
+      signal: stop.signal,
+      log: (level, message) =>
+        process.stderr.write(
+          `${new Date().toISOString()} ${level === 'warn' ? 'warning: ' : ''}${terminalSafe(message)}\n`,
+        ),
+    });
+    if (o.json) process.stdout.write(JSON.stringify({ nats: describeNats(opts), ...s }) + '\n');
+    process.stderr.write(
+      `worker stopped (${describeNats(opts)}): ${plural(s.ran, 'job')} run (${s.done} done, ${s.failed} failed), ` +
+        `${s.skipped} skipped, ${s.returned} returned to the queue, ${s.refused} refused` +
+        `${s.passed > 0 ? `, ${s.passed} left for workers with another device` : ''}\n`,
+    );
+  } finally {
+    stop.dispose();
+  }
 }

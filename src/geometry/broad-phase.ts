@@ -24,8 +24,26 @@ const LARGE_CELLS = 64;
  * (closed boxes). Uniform grid; returns the number of visits.
  */
 export function gridPairs(b: Boxes, visit: (a: number, c: number) => void): number {
+  if (b.count < 2) return 0;
+  const grid = gridOver(b);
+  const cells = cellRanges(b, grid);
+  const buckets = bucketBoxes(cells, grid);
+  return visitCells(b, grid, cells, buckets, visit) + visitLarge(b, cells, visit);
+}
+
+/** A uniform grid of gx × gy cells of size cw × ch from (minx, miny). */
+interface Grid {
+  readonly minx: number;
+  readonly miny: number;
+  readonly gx: number;
+  readonly gy: number;
+  readonly cw: number;
+  readonly ch: number;
+}
+
+/** The grid over the boxes' extent: cells about the size of a box, at most 4·m + 16 of them. */
+function gridOver(b: Boxes): Grid {
   const m = b.count;
-  if (m < 2) return 0;
   let minx = Infinity;
   let miny = Infinity;
   let maxx = -Infinity;
@@ -54,34 +72,59 @@ export function gridPairs(b: Boxes, visit: (a: number, c: number) => void): numb
       gy = Math.max(1, Math.floor(gy / f));
     }
   }
-  const cw = W > 0 ? W / gx : 1;
-  const ch = H > 0 ? H / gy : 1;
+  return { minx, miny, gx, gy, cw: W > 0 ? W / gx : 1, ch: H > 0 ? H / gy : 1 };
+}
+
+/** Each box's range of cells [cx0, cx1] × [cy0, cy1]; boxes over LARGE_CELLS cells are listed as large. */
+interface CellRanges {
+  readonly cx0: Int32Array;
+  readonly cx1: Int32Array;
+  readonly cy0: Int32Array;
+  readonly cy1: Int32Array;
+  readonly isLarge: Uint8Array;
+  readonly large: number[];
+}
+
+function cellRanges(b: Boxes, { minx, miny, gx, gy, cw, ch }: Grid): CellRanges {
+  const m = b.count;
   const cellX = (x: number): number => Math.min(gx - 1, Math.floor((x - minx) / cw));
   const cellY = (y: number): number => Math.min(gy - 1, Math.floor((y - miny) / ch));
-
-  const cx0 = new Int32Array(m);
-  const cx1 = new Int32Array(m);
-  const cy0 = new Int32Array(m);
-  const cy1 = new Int32Array(m);
-  const isLarge = new Uint8Array(m);
-  const large: number[] = [];
-  const nCells = gx * gy;
-  const counts = new Int32Array(nCells + 1);
+  const r = {
+    cx0: new Int32Array(m),
+    cx1: new Int32Array(m),
+    cy0: new Int32Array(m),
+    cy1: new Int32Array(m),
+    isLarge: new Uint8Array(m),
+    large: [] as number[],
+  };
   for (let i = 0; i < m; i++) {
     const a = cellX(b.x0[i]!);
     const c = cellX(b.x1[i]!);
     const e = cellY(b.y0[i]!);
     const f = cellY(b.y1[i]!);
-    cx0[i] = a;
-    cx1[i] = c;
-    cy0[i] = e;
-    cy1[i] = f;
+    r.cx0[i] = a;
+    r.cx1[i] = c;
+    r.cy0[i] = e;
+    r.cy1[i] = f;
     if ((c - a + 1) * (f - e + 1) > LARGE_CELLS) {
-      isLarge[i] = 1;
-      large.push(i);
-      continue;
+      r.isLarge[i] = 1;
+      r.large.push(i);
     }
-    for (let y = e; y <= f; y++) for (let x = a; x <= c; x++) counts[y * gx + x + 1]!++;
+  }
+  return r;
+}
+
+/** The boxes of each cell (large ones left out): entries[counts[c] .. counts[c + 1]), in box order. */
+function bucketBoxes(
+  { cx0, cx1, cy0, cy1, isLarge }: CellRanges,
+  { gx, gy }: Grid,
+): { counts: Int32Array; entries: Int32Array } {
+  const m = cx0.length;
+  const nCells = gx * gy;
+  const counts = new Int32Array(nCells + 1);
+  for (let i = 0; i < m; i++) {
+    if (isLarge[i]) continue;
+    for (let y = cy0[i]!; y <= cy1[i]!; y++) for (let x = cx0[i]!; x <= cx1[i]!; x++) counts[y * gx + x + 1]!++;
   }
   for (let c = 0; c < nCells; c++) counts[c + 1]! += counts[c]!;
   const fill = counts.slice(0, nCells);
@@ -90,9 +133,20 @@ export function gridPairs(b: Boxes, visit: (a: number, c: number) => void): numb
     if (isLarge[i]) continue;
     for (let y = cy0[i]!; y <= cy1[i]!; y++) for (let x = cx0[i]!; x <= cx1[i]!; x++) entries[fill[y * gx + x]!++] = i;
   }
+  return { counts, entries };
+}
+
+/** Overlapping pairs within each cell, each reported only in the cell holding its overlap's lower-left corner. */
+function visitCells(
+  b: Boxes,
+  { gx, gy }: Grid,
+  { cx0, cy0 }: CellRanges,
+  { counts, entries }: { counts: Int32Array; entries: Int32Array },
+  visit: (a: number, c: number) => void,
+): number {
   let visits = 0;
   const { x0, y0, x1, y1 } = b;
-  for (let c = 0; c < nCells; c++) {
+  for (let c = 0; c < gx * gy; c++) {
     const start = counts[c]!;
     const end = counts[c + 1]!;
     if (end - start < 2) continue;
@@ -107,7 +161,6 @@ export function gridPairs(b: Boxes, visit: (a: number, c: number) => void): numb
       for (let w = u + 1; w < end; w++) {
         const j = entries[w]!;
         if (x0[j]! > ix1 || x1[j]! < ix0 || y0[j]! > iy1 || y1[j]! < iy0) continue;
-        // Report the pair only in the cell holding the overlap's lower-left corner.
         const lx = ix0 > x0[j]! ? cx0[i]! : cx0[j]!;
         const ly = iy0 > y0[j]! ? cy0[i]! : cy0[j]!;
         if (lx !== cellx || ly !== celly) continue;
@@ -117,8 +170,15 @@ export function gridPairs(b: Boxes, visit: (a: number, c: number) => void): numb
       }
     }
   }
+  return visits;
+}
+
+/** Each large box against every other box (a pair of large boxes once). */
+function visitLarge(b: Boxes, { isLarge, large }: CellRanges, visit: (a: number, c: number) => void): number {
+  let visits = 0;
+  const { x0, y0, x1, y1 } = b;
   for (const i of large) {
-    for (let j = 0; j < m; j++) {
+    for (let j = 0; j < b.count; j++) {
       if (j === i || (isLarge[j] && j < i)) continue;
       if (x0[j]! > x1[i]! || x1[j]! < x0[i]! || y0[j]! > y1[i]! || y1[j]! < y0[i]!) continue;
       visits++;

@@ -259,7 +259,8 @@ export function checkFile(
     );
   throw new FileFormatError(
     file,
-    `SHA-256 ${got.slice(0, 12)}… does not match ${manifestFile} (${want.sha256.slice(0, 12)}…): the file was replaced or changed after export`,
+    `SHA-256 ${got.slice(0, 12)}… does not match ${manifestFile} (${want.sha256.slice(0, 12)}…): ` +
+      'the file was replaced or changed after export',
   );
 }
 
@@ -276,7 +277,10 @@ function checkNoneMissing(
   }
 }
 
-/** Open a bundle directory: validate the manifest and the files' hashes, load the sessions, cross-check the declared shapes. */
+/**
+ * Open a bundle directory: validate the manifest and the files' hashes, load the sessions, cross-check the declared
+ * shapes.
+ */
 export async function readBundle(dir: string, options: SessionOptions = {}): Promise<Bundle> {
   if (!(await exists(dir))) throw new FileFormatError(dir, 'bundle directory not found');
   const fieldFile = path.join(dir, FIELD_FILE);
@@ -284,7 +288,8 @@ export async function readBundle(dir: string, options: SessionOptions = {}): Pro
   if (!(await exists(fieldFile)) && (await exists(path.join(dir, EFFECTIVE_FILE)))) {
     throw new FileFormatError(
       fieldFile,
-      `file not found: ${dir} holds an effective model (${EFFECTIVE_FILE}, x → logits), which has no vector field to solve or audit`,
+      `file not found: ${dir} holds an effective model (${EFFECTIVE_FILE}, x → logits), ` +
+        'which has no vector field to solve or audit',
     );
   }
   for (const f of [HEAD_FILE, FIELD_FILE])
@@ -315,96 +320,36 @@ export async function openBundle(
   options: SessionOptions = {},
 ): Promise<Bundle> {
   const fieldPart = parts.get(FIELD_FILE)!;
-  const headPart = parts.get(HEAD_FILE)!;
   const encoderPart = parts.get(ENCODER_FILE);
-  const fieldFile = fieldPart.file;
-  const headFile = headPart.file;
-  const opened: { release(): Promise<void> }[] = [];
+  const opened: Releasable[] = [];
   try {
-    const field = await OnnxField.load(fieldFile, {
+    const field = await OnnxField.load(fieldPart.file, {
       ...options,
       stateShape: given?.stateShape,
       bytes: fieldPart.bytes,
     });
     opened.push(field);
-    const stateShape = field.stateShape;
-    const S = product(stateShape);
-
-    const head = await OnnxMap.load(headFile, { ...options, input: 'z', output: 'logits', bytes: headPart.bytes });
-    opened.push(head);
-    let headInputDims: readonly number[];
-    if (!head.inputDims) headInputDims = stateShape;
-    else if (product(head.inputDims) === S) headInputDims = head.inputDims;
-    else {
-      throw new ShapeError(
-        `${headFile}: input ${head.input.name} takes ${product(head.inputDims)} values per sample (${formatDims(head.input.shape)}) but the state of ${fieldFile} has ${S} ${formatDims(stateShape)}`,
-      );
-    }
-    let classes = head.outputDims && head.outputDims.length === 1 ? head.outputDims[0]! : undefined;
-    if (classes === undefined) {
-      // Undeclared: run the head once on a zero state.
-      const probe = await head.run(new Float32Array(S), 1, headInputDims);
-      classes = probe.data.length;
-    }
-    const nClasses = classes;
-    if (given && given.classes !== classes) {
-      throw new ShapeError(
-        `${headFile}: output ${head.output.name} has ${classes} classes but ${manifestFile} says ${given.classes}`,
-      );
-    }
-
-    let encoder: OnnxMap | undefined;
-    let inputShape: readonly number[] = stateShape;
-    if (encoderPart) {
-      const encoderFile = encoderPart.file;
-      encoder = await OnnxMap.load(encoderFile, { ...options, input: 'x', output: 'z', bytes: encoderPart.bytes });
-      opened.push(encoder);
-      if (!encoder.inputDims) {
-        throw new ShapeError(
-          `${encoderFile}: input ${encoder.input.name} has shape ${formatDims(encoder.input.shape)}; declare fixed per-sample dims after the batch dim`,
-        );
-      }
-      inputShape = encoder.inputDims;
-      if (encoder.outputDims && product(encoder.outputDims) !== S) {
-        throw new ShapeError(
-          `${encoderFile}: output ${encoder.output.name} has ${product(encoder.outputDims)} values per sample (${formatDims(encoder.output.shape)}) but the state of ${fieldFile} has ${S} ${formatDims(stateShape)}`,
-        );
-      }
-    }
-
+    const state: StateOf = { file: fieldPart.file, shape: field.stateShape, S: product(field.stateShape) };
+    const head = await openHead(parts.get(HEAD_FILE)!, state, given, manifestFile, options, opened);
+    const encoder = encoderPart && (await openEncoder(encoderPart, state, options, opened));
     const manifest = validateManifest(
-      { ...(given ?? { formatVersion: BUNDLE_FORMAT_VERSION }), stateShape: [...stateShape], classes },
+      { ...(given ?? { formatVersion: BUNDLE_FORMAT_VERSION }), stateShape: [...state.shape], classes: head.classes },
       manifestFile ?? `${dir} (inferred manifest)`,
     );
-
     return {
       dir,
       manifest,
       hasManifest: given !== undefined,
       verified: given?.files !== undefined,
-      inputShape,
+      inputShape: encoder?.inputDims ?? state.shape,
       field,
-      head,
-      encoder,
-      headInputDims,
+      head: head.map,
+      encoder: encoder?.map,
+      headInputDims: head.inputDims,
       async encode(x, n) {
-        if (!encoder) return Float32Array.from(x);
-        const { data } = await encoder.run(x, n);
-        if (data.length !== n * S) {
-          throw new ShapeError(
-            `${encoderPart!.file}: output ${encoder.output.name} has ${data.length / n} values per sample but the state of ${fieldFile} has ${S}`,
-          );
-        }
-        return data;
+        return encoder ? encoder.encode(x, n) : Float32Array.from(x);
       },
-      async logits(z, n) {
-        const { data } = await head.run(z, n, headInputDims);
-        if (data.length !== n * nClasses)
-          throw new ShapeError(
-            `${headFile}: output ${head.output.name} has ${data.length / n} values per sample, expected ${nClasses}`,
-          );
-        return data;
-      },
+      logits: (z, n) => head.logits(z, n),
       async release() {
         await Promise.all(opened.map((s) => s.release()));
       },
@@ -413,6 +358,109 @@ export async function openBundle(
     await Promise.all(opened.map((s) => s.release()));
     throw e;
   }
+}
+
+interface Releasable {
+  release(): Promise<void>;
+}
+
+/** The state a bundle's field defines: the field's file (for messages), its per-sample shape and size. */
+interface StateOf {
+  readonly file: string;
+  readonly shape: readonly number[];
+  readonly S: number;
+}
+
+/** head.onnx opened and checked against the state and the manifest's class count. */
+async function openHead(
+  part: GraphPart,
+  state: StateOf,
+  given: BundleManifest | undefined,
+  manifestFile: string | undefined,
+  options: SessionOptions,
+  opened: Releasable[],
+): Promise<{
+  map: OnnxMap;
+  inputDims: readonly number[];
+  classes: number;
+  logits(z: Float32Array, n: number): Promise<Float32Array>;
+}> {
+  const headFile = part.file;
+  const head = await OnnxMap.load(headFile, { ...options, input: 'z', output: 'logits', bytes: part.bytes });
+  opened.push(head);
+  let inputDims: readonly number[];
+  if (!head.inputDims) inputDims = state.shape;
+  else if (product(head.inputDims) === state.S) inputDims = head.inputDims;
+  else {
+    throw new ShapeError(
+      `${headFile}: input ${head.input.name} takes ${product(head.inputDims)} values per sample ` +
+        `(${formatDims(head.input.shape)}) but the state of ${state.file} has ${state.S} ${formatDims(state.shape)}`,
+    );
+  }
+  let classes = head.outputDims && head.outputDims.length === 1 ? head.outputDims[0]! : undefined;
+  if (classes === undefined) {
+    // Undeclared: run the head once on a zero state.
+    const probe = await head.run(new Float32Array(state.S), 1, inputDims);
+    classes = probe.data.length;
+  }
+  const nClasses = classes;
+  if (given && given.classes !== classes) {
+    throw new ShapeError(
+      `${headFile}: output ${head.output.name} has ${classes} classes but ${manifestFile} says ${given.classes}`,
+    );
+  }
+  return {
+    map: head,
+    inputDims,
+    classes,
+    async logits(z, n) {
+      const { data } = await head.run(z, n, inputDims);
+      if (data.length !== n * nClasses)
+        throw new ShapeError(
+          `${headFile}: output ${head.output.name} has ${data.length / n} values per sample, expected ${nClasses}`,
+        );
+      return data;
+    },
+  };
+}
+
+/** encoder.onnx opened and checked: fixed per-sample input dims, an output the size of the state. */
+async function openEncoder(
+  part: GraphPart,
+  state: StateOf,
+  options: SessionOptions,
+  opened: Releasable[],
+): Promise<{ map: OnnxMap; inputDims: readonly number[]; encode(x: Float32Array, n: number): Promise<Float32Array> }> {
+  const encoderFile = part.file;
+  const encoder = await OnnxMap.load(encoderFile, { ...options, input: 'x', output: 'z', bytes: part.bytes });
+  opened.push(encoder);
+  if (!encoder.inputDims) {
+    throw new ShapeError(
+      `${encoderFile}: input ${encoder.input.name} has shape ${formatDims(encoder.input.shape)}; ` +
+        'declare fixed per-sample dims after the batch dim',
+    );
+  }
+  if (encoder.outputDims && product(encoder.outputDims) !== state.S) {
+    throw new ShapeError(
+      `${encoderFile}: output ${encoder.output.name} has ${product(encoder.outputDims)} values per sample ` +
+        `(${formatDims(encoder.output.shape)}) but the state of ${state.file} has ` +
+        `${state.S} ${formatDims(state.shape)}`,
+    );
+  }
+  return {
+    map: encoder,
+    inputDims: encoder.inputDims,
+    async encode(x, n) {
+      const { data } = await encoder.run(x, n);
+      if (data.length !== n * state.S) {
+        throw new ShapeError(
+          `${encoderFile}: output ${encoder.output.name} has ${data.length / n} values per sample ` +
+            `but the state of ${state.file} has ${state.S}`,
+        );
+      }
+      return data;
+    },
+  };
 }
 
 export interface EffectiveModel {
@@ -425,7 +473,10 @@ export interface EffectiveModel {
   readonly map: OnnxMap;
 }
 
-/** Open DIR/effective.onnx with the manifest `export --effective` writes beside it (the unrolled solver is recorded only there). */
+/**
+ * Open DIR/effective.onnx with the manifest `export --effective` writes beside it (the unrolled solver is recorded
+ * only there).
+ */
 export async function readEffective(dir: string, options: SessionOptions = {}): Promise<EffectiveModel> {
   const file = path.join(dir, EFFECTIVE_FILE);
   const manifestFile = path.join(dir, MANIFEST_FILE);
@@ -433,7 +484,8 @@ export async function readEffective(dir: string, options: SessionOptions = {}): 
   if (!manifest?.effectiveSolver)
     throw new FileFormatError(
       manifestFile,
-      `missing or without "effectiveSolver": ${file} is evaluated under the solver unrolled into it, recorded by export --effective`,
+      `missing or without "effectiveSolver": ${file} is evaluated under the solver unrolled into it, ` +
+        'recorded by export --effective',
     );
   const bytes = await readOnnxFile(file);
   checkFile(file, bytes, manifest, manifestFile);
@@ -442,7 +494,8 @@ export async function readEffective(dir: string, options: SessionOptions = {}): 
   if (!map.inputDims) {
     await map.release();
     throw new ShapeError(
-      `${file}: input ${map.input.name} has shape ${formatDims(map.input.shape)}; declare fixed per-sample dims after the batch dim`,
+      `${file}: input ${map.input.name} has shape ${formatDims(map.input.shape)}; ` +
+        'declare fixed per-sample dims after the batch dim',
     );
   }
   return { dir, file, manifest, solver: manifest.effectiveSolver, inputShape: map.inputDims, map };

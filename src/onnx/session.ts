@@ -42,7 +42,10 @@ export async function readOnnxFile(file: string): Promise<Uint8Array> {
   }
 }
 
-/** Create a session from an ONNX file, or from `given` bytes named `file` in messages (an in-memory graph); missing or malformed files become FileFormatError naming the file. */
+/**
+ * Create a session from an ONNX file, or from `given` bytes named `file` in messages (an in-memory graph); missing or
+ * malformed files become FileFormatError naming the file.
+ */
 export async function openSession(
   file: string,
   options: SessionOptions = {},
@@ -90,7 +93,8 @@ function checkBatch(file: string, info: TensorInfo, batch: number): void {
   const b = info.shape[0];
   if (typeof b === 'number' && b !== batch) {
     throw new ShapeError(
-      `${file}: input ${info.name} has a fixed batch size of ${b}, cannot run ${batch} samples; export it with a symbolic batch dimension`,
+      `${file}: input ${info.name} has a fixed batch size of ${b}, cannot run ${batch} samples; ` +
+        'export it with a symbolic batch dimension',
     );
   }
 }
@@ -102,6 +106,88 @@ export interface FieldLoadOptions extends SessionOptions {
   bytes?: Uint8Array;
   /** Per-sample state shape, needed when the file declares symbolic state dims (from a bundle manifest). */
   stateShape?: readonly number[];
+}
+
+/**
+ * A field's state input z and optional time input t: matched by name when called `z` / `t`, otherwise by rank (the
+ * one-element one is t).
+ */
+function fieldInputs(file: string, inputs: readonly TensorInfo[]): { z: TensorInfo; t?: TensorInfo } {
+  if (inputs.length < 1 || inputs.length > 2) {
+    throw new FileFormatError(
+      file,
+      `a vector field takes z (and optionally t), but this graph has ${inputs.length} inputs ` +
+        `(${inputs.map((i) => i.name).join(', ')})`,
+    );
+  }
+  if (inputs.length === 1) {
+    const z = inputs[0]!;
+    if (z.name === 't') throw new FileFormatError(file, 'the only input is t; a vector field needs a state input z');
+    return { z };
+  }
+  let z: TensorInfo;
+  let t: TensorInfo;
+  const byName = (n: string) => inputs.find((i) => i.name === n);
+  if (byName('t') || byName('z')) {
+    t = (byName('t') ?? inputs.find((i) => i.name !== 'z'))!;
+    z = byName('z') ?? inputs.find((i) => i.name !== 't')!;
+  } else {
+    const small = inputs.filter((i) => i.shape.length <= 1 && isOneElement(i.shape));
+    if (small.length !== 1) {
+      throw new FileFormatError(
+        file,
+        'cannot tell the time input from the state input: inputs ' +
+          `${inputs.map((i) => `${i.name} ${formatDims(i.shape)}`).join(', ')}; ` +
+          'name them t and z, or declare t as a scalar [] or [1]',
+      );
+    }
+    t = small[0]!;
+    z = inputs.find((i) => i !== t)!;
+  }
+  if (t.shape.length > 0 && !isOneElement(t.shape) && !(t.shape.length === 1 && typeof t.shape[0] === 'string')) {
+    throw new FileFormatError(
+      file,
+      `time input ${t.name} has shape ${formatDims(t.shape)}; expected a scalar [] or [1]`,
+    );
+  }
+  return { z, t };
+}
+
+/** A field's output: the only one, or the one named dz; float32 and not a classifier's. */
+function fieldOutput(file: string, outputs: readonly TensorInfo[]): TensorInfo {
+  if (outputs.length === 0) throw new FileFormatError(file, 'the graph has no outputs');
+  const out = outputs.length === 1 ? outputs[0]! : (outputs.find((o) => o.name === 'dz') ?? outputs[0]!);
+  checkFloat32(file, out, 'output');
+  // A classifier (head.onnx, effective.onnx) can have the shape of a field (2-D state, 2 classes): its output name
+  // tells.
+  if (out.name === 'logits') {
+    throw new FileFormatError(
+      file,
+      `output ${out.name} ${formatDims(out.shape)} is a classifier's (a head or an effective model), ` +
+        "not a vector field's; give the bundle's field.onnx",
+    );
+  }
+  return out;
+}
+
+/** The per-sample state shape: the given one (checked against z's declared dims) or z's fixed declared dims. */
+function fieldStateShape(file: string, z: TensorInfo, given: readonly number[] | undefined): readonly number[] {
+  const declared = staticSampleDims(z.shape);
+  if (given) {
+    const stateShape = [...given];
+    if (declared && (declared.length !== stateShape.length || declared.some((d, i) => d !== stateShape[i]))) {
+      throw new ShapeError(
+        `${file}: input ${z.name} declares state shape ${formatDims(declared)} ` +
+          `but the bundle says ${formatDims(stateShape)}`,
+      );
+    }
+    return stateShape;
+  }
+  if (declared) return declared;
+  throw new ShapeError(
+    `${file}: input ${z.name} has shape ${formatDims(z.shape)}; declare fixed state dims after the batch dim ` +
+      '(or give the state shape in manifest.json)',
+  );
 }
 
 /**
@@ -143,73 +229,11 @@ export class OnnxField {
   static fromSession(file: string, session: ort.InferenceSession, options: FieldLoadOptions = {}): OnnxField {
     const inputs = inputInfos(file, session);
     const outputs = outputInfos(file, session);
-    if (inputs.length < 1 || inputs.length > 2) {
-      throw new FileFormatError(
-        file,
-        `a vector field takes z (and optionally t), but this graph has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')})`,
-      );
-    }
-    let z: TensorInfo;
-    let t: TensorInfo | undefined;
-    if (inputs.length === 1) {
-      z = inputs[0]!;
-      if (z.name === 't') throw new FileFormatError(file, 'the only input is t; a vector field needs a state input z');
-    } else {
-      const byName = (n: string) => inputs.find((i) => i.name === n);
-      if (byName('t') || byName('z')) {
-        t = byName('t') ?? inputs.find((i) => i.name !== 'z');
-        z = byName('z') ?? inputs.find((i) => i.name !== 't')!;
-      } else {
-        const small = inputs.filter((i) => i.shape.length <= 1 && isOneElement(i.shape));
-        if (small.length !== 1) {
-          throw new FileFormatError(
-            file,
-            `cannot tell the time input from the state input: inputs ${inputs.map((i) => `${i.name} ${formatDims(i.shape)}`).join(', ')}; name them t and z, or declare t as a scalar [] or [1]`,
-          );
-        }
-        t = small[0]!;
-        z = inputs.find((i) => i !== t)!;
-      }
-      if (
-        t!.shape.length > 0 &&
-        !isOneElement(t!.shape) &&
-        !(t!.shape.length === 1 && typeof t!.shape[0] === 'string')
-      ) {
-        throw new FileFormatError(
-          file,
-          `time input ${t!.name} has shape ${formatDims(t!.shape)}; expected a scalar [] or [1]`,
-        );
-      }
-    }
+    const { z, t } = fieldInputs(file, inputs);
     checkFloat32(file, z, 'input');
     if (t) checkFloat32(file, t, 'input');
-    if (outputs.length === 0) throw new FileFormatError(file, 'the graph has no outputs');
-    const out = outputs.length === 1 ? outputs[0]! : (outputs.find((o) => o.name === 'dz') ?? outputs[0]!);
-    checkFloat32(file, out, 'output');
-    // A classifier (head.onnx, effective.onnx) can have the shape of a field (2-D state, 2 classes): its output name tells.
-    if (out.name === 'logits') {
-      throw new FileFormatError(
-        file,
-        `output ${out.name} ${formatDims(out.shape)} is a classifier's (a head or an effective model), not a vector field's; give the bundle's field.onnx`,
-      );
-    }
-
-    const declared = staticSampleDims(z.shape);
-    let stateShape: readonly number[];
-    if (options.stateShape) {
-      stateShape = [...options.stateShape];
-      if (declared && (declared.length !== stateShape.length || declared.some((d, i) => d !== stateShape[i]))) {
-        throw new ShapeError(
-          `${file}: input ${z.name} declares state shape ${formatDims(declared)} but the bundle says ${formatDims(stateShape)}`,
-        );
-      }
-    } else if (declared) {
-      stateShape = declared;
-    } else {
-      throw new ShapeError(
-        `${file}: input ${z.name} has shape ${formatDims(z.shape)}; declare fixed state dims after the batch dim (or give the state shape in manifest.json)`,
-      );
-    }
+    const out = fieldOutput(file, outputs);
+    const stateShape = fieldStateShape(file, z, options.stateShape);
     // A vector field returns a tensor of its input's shape.
     if (out.shape.length > 0) {
       const zDims: Dims = z.shape.length > 0 ? z.shape : ['batch', ...stateShape];
@@ -218,7 +242,8 @@ export class OnnxField {
         out.shape.some((d, i) => typeof d === 'number' && typeof zDims[i] === 'number' && d !== zDims[i]);
       if (mismatch) {
         throw new ShapeError(
-          `${file}: output ${out.name} has shape ${formatDims(out.shape)} but input ${z.name} has shape ${formatDims(zDims)}; a vector field must return its input's shape`,
+          `${file}: output ${out.name} has shape ${formatDims(out.shape)} but input ${z.name} has shape ` +
+            `${formatDims(zDims)}; a vector field must return its input's shape`,
         );
       }
     }
@@ -244,7 +269,8 @@ export class OnnxField {
     const out = result[this.outName]!;
     if (out.data.length !== z.length || !(out.data instanceof Float32Array)) {
       throw new ShapeError(
-        `${this.file}: output ${this.outName} has shape ${formatDims(out.dims)} but input ${this.zName} has shape ${formatDims([batch, ...this.stateShape])}; a vector field must return its input's shape`,
+        `${this.file}: output ${this.outName} has shape ${formatDims(out.dims)} but input ${this.zName} has shape ` +
+          `${formatDims([batch, ...this.stateShape])}; a vector field must return its input's shape`,
       );
     }
     return out.data;
@@ -296,7 +322,8 @@ export class OnnxMap {
         if (!found)
           throw new FileFormatError(
             file,
-            `expected one ${role}${want ? ` (or one named ${want})` : ''}, found ${list.map((i) => i.name).join(', ') || 'none'}`,
+            `expected one ${role}${want ? ` (or one named ${want})` : ''}, ` +
+              `found ${list.map((i) => i.name).join(', ') || 'none'}`,
           );
         return found;
       };
@@ -322,12 +349,14 @@ export class OnnxMap {
   ): Promise<{ data: Float32Array; dims: readonly number[] }> {
     if (!sampleDims)
       throw new ShapeError(
-        `${this.file}: input ${this.input.name} has shape ${formatDims(this.input.shape)}; per-sample dims must be fixed`,
+        `${this.file}: input ${this.input.name} has shape ${formatDims(this.input.shape)}; ` +
+          'per-sample dims must be fixed',
       );
     checkBatch(this.file, this.input, batch);
     if (x.length !== batch * product(sampleDims)) {
       throw new ShapeError(
-        `${this.file}: input ${this.input.name} takes ${product(sampleDims)} values per sample, got ${x.length / batch}`,
+        `${this.file}: input ${this.input.name} takes ${product(sampleDims)} values per sample, ` +
+          `got ${x.length / batch}`,
       );
     }
     const result = await this.session.run({ [this.input.name]: new ort.Tensor('float32', x, [batch, ...sampleDims]) }, [

@@ -75,8 +75,27 @@ export function appendGradients(
 ): GradientResult {
   const names = options.names ?? ((w: string) => `grad/${w}`);
   const end = b.nodes.length;
-  const nodesBefore = b.nodes.length;
   const shapes = inferShapes(b, end);
+  const lossMeta = checkLoss(shapes, loss);
+  checkWrt(b, end, shapes, wrt);
+  const active = activeValues(b, end, shapes, wrt);
+  const reaches = reachingValues(b, end, loss);
+  if (!active.has(loss)) throw new Error(`autodiff: the loss ${loss} does not depend on ${wrt.join(', ')}`);
+
+  const mode: MergeMode | false = options.merge === undefined || options.merge === true ? 'chain' : options.merge;
+  const writer = new GradientWriter(b, shapes, mode);
+  writer.add(loss, lossMeta.shape.length === 0 ? writer.scalar(1) : b.scalar(1, lossMeta.shape));
+  for (let k = end - 1; k >= 0; k--) {
+    const n = b.nodes[k]!;
+    if (n.outputs.some((o) => active.has(o) && reaches.has(o))) writer.backward(n, active, wrt);
+  }
+  const grads: Record<string, string> = {};
+  for (const w of wrt) grads[w] = writer.finalGradient(w, names(w));
+  return { grads, nodes: b.nodes.length - end, shapes };
+}
+
+/** The loss's shape and type, checked to be a float scalar. */
+function checkLoss(shapes: ShapeMap, loss: string): ValueMeta {
   const lossMeta = shapes.get(loss);
   if (!lossMeta) throw new Error(`autodiff: loss ${loss} is not a value of the graph`);
   if (prod(lossMeta.shape) !== 1 || !FLOAT_TYPES.has(lossMeta.dtype)) {
@@ -84,6 +103,11 @@ export function appendGradients(
       `autodiff: the loss must be a float scalar, ${loss} is ${lossMeta.dtype} [${lossMeta.shape.join(', ')}]`,
     );
   }
+  return lossMeta;
+}
+
+/** Every differentiated value is a float graph input or initializer. */
+function checkWrt(b: GraphBuilder, end: number, shapes: ShapeMap, wrt: readonly string[]): void {
   const produced = new Set(b.nodes.slice(0, end).flatMap((n) => n.outputs));
   for (const w of wrt) {
     if (produced.has(w))
@@ -95,46 +119,149 @@ export function appendGradients(
     if (!FLOAT_TYPES.has(meta.dtype))
       throw new Error(`autodiff: cannot differentiate with respect to ${w}: it is ${meta.dtype}`);
   }
+}
 
-  // Values that depend on a differentiated value (through float outputs of differentiable ops).
+/** Values that depend on a differentiated value (through float outputs of differentiable ops). */
+function activeValues(b: GraphBuilder, end: number, shapes: ShapeMap, wrt: readonly string[]): Set<string> {
   const active = new Set<string>(wrt);
   for (let k = 0; k < end; k++) {
     const n = b.nodes[k]!;
     if (opDef(n.op)?.differentiable === false || !n.inputs.some((i) => active.has(i))) continue;
     for (const o of n.outputs) if (FLOAT_TYPES.has(shapes.get(o)!.dtype)) active.add(o);
   }
-  // Values the loss depends on.
+  return active;
+}
+
+/** Values the loss depends on. */
+function reachingValues(b: GraphBuilder, end: number, loss: string): Set<string> {
   const reaches = new Set<string>([loss]);
   for (let k = end - 1; k >= 0; k--) {
     const n = b.nodes[k]!;
     if (n.outputs.some((o) => reaches.has(o))) for (const i of n.inputs) if (i !== '') reaches.add(i);
   }
-  if (!active.has(loss)) throw new Error(`autodiff: the loss ${loss} does not depend on ${wrt.join(', ')}`);
+  return reaches;
+}
 
-  const mode: MergeMode | false = options.merge === undefined || options.merge === true ? 'chain' : options.merge;
-  const merge = mode !== false;
-  const contributions = new Map<string, GradTerm[]>();
-  const add = (name: string, term: GradTerm) => {
+/** Writes a node's output gradient term `o` named `o` when given (the last node of a sum). */
+type TermJob = (out?: string) => string;
+type GraphNode = GradContext['node'];
+
+/**
+ * The gradient pass's state over one builder: the contributions collected for
+ * each value (written only once all are known, so same-form terms merge) and
+ * the Concat nodes already written (shared between sums).
+ */
+class GradientWriter {
+  private readonly contributions = new Map<string, GradTerm[]>();
+  private readonly concats = new Map<string, string>();
+  private readonly merge: boolean;
+
+  constructor(
+    private readonly b: GraphBuilder,
+    private readonly shapes: ShapeMap,
+    private readonly mode: MergeMode | false,
+  ) {
+    this.merge = mode !== false;
+  }
+
+  scalar(v: number): string {
+    return this.b.scalar(v);
+  }
+
+  meta(name: string): ValueMeta {
+    const v = this.shapes.get(name);
+    if (!v) throw new Error(`autodiff: no shape known for ${name}`);
+    return v;
+  }
+
+  add(name: string, term: GradTerm): void {
     // A reduction to the same shape is the gradient itself.
     const g = typeof term !== 'string' && term.kind === 'reduce' && sameShape(term.from, term.to) ? term.g : term;
-    const list = contributions.get(name);
+    const list = this.contributions.get(name);
     if (list) list.push(g);
-    else contributions.set(name, [g]);
-  };
-  const concats = new Map<string, string>();
-  const concatRows = (xs: readonly string[]): string => {
+    else this.contributions.set(name, [g]);
+  }
+
+  /** The summed gradient of `name` (named `out` when given), or undefined when nothing contributed. */
+  total(name: string, out?: string): string | undefined {
+    const list = this.contributions.get(name);
+    if (!list || list.length === 0) return undefined;
+    this.contributions.delete(name);
+    return this.sumTerms(list, out);
+  }
+
+  /** The gradient of a differentiated value, named `out`. */
+  finalGradient(w: string, out: string): string {
+    const g = this.total(w, out);
+    if (g !== undefined) return g;
+    // A parameter the loss does not depend on has a zero gradient.
+    return this.b.op('Expand', [this.scalar(0), this.b.int64s(this.meta(w).shape)], {}, out);
+  }
+
+  /** Applies node n's gradient rule to its output gradients, adding its input gradients. */
+  backward(n: GraphNode, active: ReadonlySet<string>, wrt: readonly string[]): void {
+    const gOut = n.outputs.map((o) => this.total(o));
+    if (gOut.every((g) => g === undefined)) return;
+    const needs = n.inputs.map((i) => i !== '' && active.has(i));
+    if (!needs.some(Boolean)) return;
+    const rule = opDef(n.op)?.grad;
+    if (!rule) {
+      const between = wrt.length === 1 ? wrt[0] : 'the parameters';
+      throw new Error(
+        `autodiff: no gradient rule for op "${n.op}" (node ${n.name}, which lies between ${between} and the loss); ` +
+          `ops with rules: ${gradientOps().join(', ')}`,
+      );
+    }
+    const gIn = rule(this.context(n), gOut, needs);
+    n.inputs.forEach((i, j) => {
+      const g = gIn[j];
+      if (needs[j] && g !== undefined) this.add(i, g);
+    });
+  }
+
+  private context(n: GraphNode): GradContext {
+    const b = this.b;
+    const meta = (x: string) => this.meta(x);
+    return {
+      b,
+      node: n,
+      meta,
+      shape: (x) => meta(x).shape,
+      known: (x) => {
+        const v = meta(x).value;
+        if (!v) throw new Error(`autodiff: node ${n.name} (${n.op}): input ${x} must be a constant int64 tensor`);
+        return v;
+      },
+      sumToShape: (g, from, to, out?: string) => sumToShape(b, g, from, to, out),
+      scalar: (v) => this.scalar(v),
+      reshape: (x, from, to, out?: string) => reshapeTo(b, x, from, to, out),
+    };
+  }
+
+  private concatRows(xs: readonly string[]): string {
     if (xs.length === 1) return xs[0]!;
     const key = xs.join('\u0000');
-    let c = concats.get(key);
+    let c = this.concats.get(key);
     if (!c) {
-      c = b.op('Concat', xs, { axis: attr.int(0) });
-      concats.set(key, c);
+      c = this.b.op('Concat', xs, { axis: attr.int(0) });
+      this.concats.set(key, c);
     }
     return c;
-  };
+  }
+
   /** Sum of terms; the last node written gets the name `out` when given. */
-  const sumTerms = (terms: readonly GradTerm[], out?: string): string => {
-    const jobs: ((o?: string) => string)[] = [];
+  private sumTerms(terms: readonly GradTerm[], out?: string): string {
+    const jobs = this.termJobs(terms);
+    if (jobs.length === 1) return jobs[0]!(out);
+    const parts = jobs.map((j) => j());
+    return parts.length === 2 ? this.b.op('Add', parts, {}, out) : this.b.op('Sum', parts, {}, out);
+  }
+
+  /** One job per term, or per group of same-form terms when merging (in the order of each group's first term). */
+  private termJobs(terms: readonly GradTerm[]): TermJob[] {
+    const b = this.b;
+    const merge = this.merge;
+    const jobs: TermJob[] = [];
     const rows = new Map<string, { a: string[]; g: string[] }>();
     const reductions = new Map<string, { g: string[]; from: readonly number[]; to: readonly number[] }>();
     const mapped = new Map<string, string[]>();
@@ -146,25 +273,7 @@ export function appendGradients(
         if (!r) {
           r = { a: [], g: [] };
           rows.set(key, r);
-          const group = r;
-          const shape = t.shape;
-          jobs.push((o) => {
-            const last = shape === undefined ? o : undefined;
-            let acc: string;
-            if (mode !== 'chain' || group.a.length === 1)
-              acc = b.op('Gemm', [concatRows(group.a), concatRows(group.g)], gemmAttrs(true, false, t.alpha), last);
-            else {
-              acc = b.op('Gemm', [group.a[0]!, group.g[0]!], gemmAttrs(true, false, t.alpha));
-              for (let i = 1; i < group.a.length; i++)
-                acc = b.op(
-                  'Gemm',
-                  [group.a[i]!, group.g[i]!, acc],
-                  gemmAttrs(true, false, t.alpha),
-                  i === group.a.length - 1 ? last : undefined,
-                );
-            }
-            return shape === undefined ? acc : b.op('Reshape', [acc, b.int64s(shape)], {}, o);
-          });
+          jobs.push(this.rowsProductJob(r, t.alpha, t.shape));
         }
         r.a.push(t.a);
         r.g.push(t.g);
@@ -172,9 +281,9 @@ export function appendGradients(
         const key = merge ? t.key : String(jobs.length);
         let group = mapped.get(key);
         if (!group) {
-          const terms: string[] = [];
-          mapped.set(key, (group = terms));
-          jobs.push((o) => t.map(terms.length === 1 ? terms[0]! : b.op('Sum', terms), o));
+          const members: string[] = [];
+          mapped.set(key, (group = members));
+          jobs.push((o) => t.map(members.length === 1 ? members[0]! : b.op('Sum', members), o));
         }
         group.push(t.g);
       } else {
@@ -183,111 +292,90 @@ export function appendGradients(
         if (!r) {
           r = { g: [], from: t.from, to: t.to };
           reductions.set(key, r);
-          const group = r;
-          jobs.push((o) => {
-            if (group.g.length === 1) return sumToShape(group.g[0]!, group.from, group.to, o);
-            // A bias of a layer used by every stage: sum the rows of the stages' gradients
-            // (concatenated already for the weight gradient) in one reduction.
-            if (group.from.length === 2 && group.to.length === 1 && group.to[0] === group.from[1]) {
-              if (mode !== 'chain')
-                return b.op('ReduceSum', [concatRows(group.g), b.int64s([0])], { keepdims: attr.int(0) }, o);
-              const ones = b.scalar(1, [1, group.from[0]!]);
-              let acc = b.op('Gemm', [ones, group.g[0]!]);
-              for (let i = 1; i < group.g.length; i++) acc = b.op('Gemm', [ones, group.g[i]!, acc]);
-              return b.op('Reshape', [acc, b.int64s(group.to)], {}, o);
-            }
-            return sumToShape(b.op('Sum', group.g), group.from, group.to, o);
-          });
+          jobs.push(this.reductionJob(r));
         }
         r.g.push(t.g);
       }
     }
-    if (jobs.length === 1) return jobs[0]!(out);
-    const parts = jobs.map((j) => j());
-    return parts.length === 2 ? b.op('Add', parts, {}, out) : b.op('Sum', parts, {}, out);
-  };
-  const total = (name: string, out?: string): string | undefined => {
-    const list = contributions.get(name);
-    if (!list || list.length === 0) return undefined;
-    contributions.delete(name);
-    return sumTerms(list, out);
-  };
-  const scalar = (v: number) => b.scalar(v);
-  const meta = (name: string): ValueMeta => {
-    const v = shapes.get(name);
-    if (!v) throw new Error(`autodiff: no shape known for ${name}`);
-    return v;
-  };
-  const sameShape = (p: readonly number[], q: readonly number[]) =>
-    p.length === q.length && p.every((d, i) => d === q[i]);
-  const reshape = (x: string, from: readonly number[], to: readonly number[], out?: string) =>
-    sameShape(from, to)
-      ? out === undefined
-        ? x
-        : b.op('Identity', [x], {}, out)
-      : b.op('Reshape', [x, b.int64s(to)], {}, out);
-  const sumToShape = (g: string, from: readonly number[], to: readonly number[], out?: string): string => {
-    if (sameShape(from, to)) return reshape(g, from, to, out);
-    const lead = from.length - to.length;
-    const axes: number[] = [];
-    for (let i = 0; i < from.length; i++) if (i < lead || (to[i - lead] === 1 && from[i] !== 1)) axes.push(i);
-    if (axes.length === 0) return reshape(g, from, to, out);
-    // keepdims = 0 when the dims that stay are exactly `to` (a bias [N] of a [B, N] output).
-    const dropped = from.filter((_, i) => !axes.includes(i));
-    if (sameShape(dropped, to)) return b.op('ReduceSum', [g, b.int64s(axes)], { keepdims: attr.int(0) }, out);
-    const summed = b.op('ReduceSum', [g, b.int64s(axes)], { keepdims: attr.int(1) });
-    return reshape(
-      summed,
-      from.map((d, i) => (axes.includes(i) ? 1 : d)),
-      to,
-      out,
-    );
-  };
+    return jobs;
+  }
 
-  add(loss, lossMeta.shape.length === 0 ? scalar(1) : b.scalar(1, lossMeta.shape));
-  for (let k = end - 1; k >= 0; k--) {
-    const n = b.nodes[k]!;
-    if (!n.outputs.some((o) => active.has(o) && reaches.has(o))) continue;
-    const gOut = n.outputs.map((o) => total(o));
-    if (gOut.every((g) => g === undefined)) continue;
-    const needs = n.inputs.map((i) => i !== '' && active.has(i));
-    if (!needs.some(Boolean)) continue;
-    const rule = opDef(n.op)?.grad;
-    if (!rule) {
-      throw new Error(
-        `autodiff: no gradient rule for op "${n.op}" (node ${n.name}, which lies between ${wrt.length === 1 ? wrt[0] : 'the parameters'} and the loss); ` +
-          `ops with rules: ${gradientOps().join(', ')}`,
-      );
-    }
-    const ctx: GradContext = {
-      b,
-      node: n,
-      meta,
-      shape: (x) => meta(x).shape,
-      known: (x) => {
-        const v = meta(x).value;
-        if (!v) throw new Error(`autodiff: node ${n.name} (${n.op}): input ${x} must be a constant int64 tensor`);
-        return v;
-      },
-      sumToShape,
-      scalar,
-      reshape,
+  /** Σ alpha · a_iᵀ · g_i over a group: one Gemm over concatenated rows, or a chain of Gemms through C. */
+  private rowsProductJob(
+    group: { readonly a: readonly string[]; readonly g: readonly string[] },
+    alpha: number,
+    shape: readonly number[] | undefined,
+  ): TermJob {
+    const b = this.b;
+    return (o) => {
+      const last = shape === undefined ? o : undefined;
+      let acc: string;
+      if (this.mode !== 'chain' || group.a.length === 1)
+        acc = b.op('Gemm', [this.concatRows(group.a), this.concatRows(group.g)], gemmAttrs(true, false, alpha), last);
+      else {
+        acc = b.op('Gemm', [group.a[0]!, group.g[0]!], gemmAttrs(true, false, alpha));
+        for (let i = 1; i < group.a.length; i++)
+          acc = b.op(
+            'Gemm',
+            [group.a[i]!, group.g[i]!, acc],
+            gemmAttrs(true, false, alpha),
+            i === group.a.length - 1 ? last : undefined,
+          );
+      }
+      return shape === undefined ? acc : b.op('Reshape', [acc, b.int64s(shape)], {}, o);
     };
-    const gIn = rule(ctx, gOut, needs);
-    n.inputs.forEach((i, j) => {
-      const g = gIn[j];
-      if (needs[j] && g !== undefined) add(i, g);
-    });
   }
-  const grads: Record<string, string> = {};
-  for (const w of wrt) {
-    const out = names(w);
-    const g = total(w, out);
-    if (g !== undefined) grads[w] = g;
-    else {
-      // A parameter the loss does not depend on has a zero gradient.
-      grads[w] = b.op('Expand', [scalar(0), b.int64s(meta(w).shape)], {}, out);
-    }
+
+  /** Σ g_i summed down from shape `from` to `to`. */
+  private reductionJob(group: {
+    readonly g: readonly string[];
+    readonly from: readonly number[];
+    readonly to: readonly number[];
+  }): TermJob {
+    const b = this.b;
+    return (o) => {
+      if (group.g.length === 1) return sumToShape(b, group.g[0]!, group.from, group.to, o);
+      // A bias of a layer used by every stage: sum the rows of the stages' gradients
+      // (concatenated already for the weight gradient) in one reduction.
+      if (group.from.length === 2 && group.to.length === 1 && group.to[0] === group.from[1]) {
+        if (this.mode !== 'chain')
+          return b.op('ReduceSum', [this.concatRows(group.g), b.int64s([0])], { keepdims: attr.int(0) }, o);
+        const ones = b.scalar(1, [1, group.from[0]!]);
+        let acc = b.op('Gemm', [ones, group.g[0]!]);
+        for (let i = 1; i < group.g.length; i++) acc = b.op('Gemm', [ones, group.g[i]!, acc]);
+        return b.op('Reshape', [acc, b.int64s(group.to)], {}, o);
+      }
+      return sumToShape(b, b.op('Sum', group.g), group.from, group.to, o);
+    };
   }
-  return { grads, nodes: b.nodes.length - nodesBefore, shapes };
+}
+
+function sameShape(p: readonly number[], q: readonly number[]): boolean {
+  return p.length === q.length && p.every((d, i) => d === q[i]);
+}
+
+/** x reshaped from `from` to `to`: no node when the shape is unchanged (an Identity when it must be named `out`). */
+function reshapeTo(b: GraphBuilder, x: string, from: readonly number[], to: readonly number[], out?: string): string {
+  if (!sameShape(from, to)) return b.op('Reshape', [x, b.int64s(to)], {}, out);
+  return out === undefined ? x : b.op('Identity', [x], {}, out);
+}
+
+/** g of shape `from` summed down to shape `to` (the reverse of broadcasting). */
+function sumToShape(b: GraphBuilder, g: string, from: readonly number[], to: readonly number[], out?: string): string {
+  if (sameShape(from, to)) return reshapeTo(b, g, from, to, out);
+  const lead = from.length - to.length;
+  const axes: number[] = [];
+  for (let i = 0; i < from.length; i++) if (i < lead || (to[i - lead] === 1 && from[i] !== 1)) axes.push(i);
+  if (axes.length === 0) return reshapeTo(b, g, from, to, out);
+  // keepdims = 0 when the dims that stay are exactly `to` (a bias [N] of a [B, N] output).
+  const dropped = from.filter((_, i) => !axes.includes(i));
+  if (sameShape(dropped, to)) return b.op('ReduceSum', [g, b.int64s(axes)], { keepdims: attr.int(0) }, out);
+  const summed = b.op('ReduceSum', [g, b.int64s(axes)], { keepdims: attr.int(1) });
+  return reshapeTo(
+    b,
+    summed,
+    from.map((d, i) => (axes.includes(i) ? 1 : d)),
+    to,
+    out,
+  );
 }

@@ -25,10 +25,12 @@ export interface ConvGeometry {
   /** [begin…, end…] as ONNX's pads. */
   readonly pads: readonly number[];
   readonly dilations: readonly number[];
+  /** Absent: all 1 (a strided Conv is the stride-1 one subsampled). */
+  readonly strides?: readonly number[];
 }
 
 /**
- * A stride-1 Conv as one MatMul per kernel offset: x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel],
+ * A Conv as one MatMul per kernel offset (strided: the stride-1 result subsampled): x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel],
  * bias [Cout] (optional) → [B, Cout, ...outSpatial].
  */
 export function convByMatMul(
@@ -67,5 +69,23 @@ export function convByMatMul(
     acc = acc === undefined ? term : g.op('Add', [acc, term]);
   }
   const y = bias === undefined ? acc! : g.op('Add', [acc!, g.op('Reshape', [bias, g.int64s([cout, 1])])]);
-  return g.op('Reshape', [y, g.int64s([-1, cout, ...outSpatial])], {}, out);
+  const strides = geo.strides ?? kernel.map(() => 1);
+  if (strides.every((v) => v === 1)) return g.op('Reshape', [y, g.int64s([-1, cout, ...outSpatial])], {}, out);
+  return subsample(g, g.op('Reshape', [y, g.int64s([-1, cout, ...outSpatial])]), outSpatial, strides, out);
+}
+
+/**
+ * x [B, C, ...dims] at every stride-th position of each spatial dim from 0 (ONNX Conv's output count,
+ * ⌊(d − 1)/s⌋ + 1): zero-padded to whole strides, viewed [B, C, o₁, s₁, …], the first of each kept.
+ * Written with step-1 Slice, Pad and Reshape, whose gradient rules exist.
+ */
+function subsample(g: GraphWriter, x: string, dims: readonly number[], strides: readonly number[], out?: string) {
+  const counts = dims.map((d, i) => Math.floor((d - 1) / strides[i]!) + 1);
+  // counts · stride ≥ d: only ever padded.
+  const extra = counts.map((c, i) => c * strides[i]! - dims[i]!);
+  let t = extra.some((e) => e > 0) ? g.op('Pad', [x, g.int64s([0, 0, ...dims.map(() => 0), 0, 0, ...extra])]) : x;
+  t = g.op('Reshape', [t, g.int64s([0, 0, ...counts.flatMap((c, i) => [c, strides[i]!])])]);
+  const sub = counts.map((_, i) => 3 + 2 * i);
+  t = g.op('Slice', [t, g.int64s(sub.map(() => 0)), g.int64s(sub.map(() => 1)), g.int64s(sub)]);
+  return g.op('Reshape', [t, g.int64s([0, 0, ...counts])], {}, out);
 }

@@ -13,6 +13,8 @@ import { FileFormatError, ShapeError } from '../../errors.js';
 import { opDef, prod, type ShapeContext, type ValueMeta } from '../ops/index.js';
 import { attr, intsAttr, type Attr } from './attrs.js';
 import { convByMatMul, elu64, softplus64 } from './float64.js';
+import { blockedPads, convChains, type ImportedConvChain } from './imported-chains.js';
+import { blockedConvChain, type BlockedLayer } from './nchwc-ops.js';
 import type { ImportedGraph, ImportedNode, ImportedTensor } from './read.js';
 import type { GraphWriter } from './writer.js';
 
@@ -122,22 +124,59 @@ export function appendImported(graph: ImportedGraph, analysis: ImportedAnalysis,
     const known = names.get(name);
     if (known !== undefined) return known;
     const meta = analysis.metas.get(name)!;
-    if (meta.value !== undefined) return intsValue(ctx, meta, consumer);
+    if (meta.value !== undefined) return intsValue(ctx, analysis, meta, consumer);
     const tensor = graph.tensors.get(name);
     if (!tensor) throw new Error(`imported field: ${name} has no value`);
     const v = ctx.param(name) ?? constant(g, graph, tensor);
     names.set(name, v);
     return v;
   };
-  for (const n of graph.nodes) {
+  const chains = convChains(graph, analysis, g);
+  const inChain = new Set([...chains.values()].flatMap((c) => c.nodes));
+  for (const [i, n] of graph.nodes.entries()) {
     if (n.outputs.every((o) => analysis.folded.has(o))) continue;
-    const last = n.outputs[0] === graph.output;
-    names.set(
-      n.outputs[0]!,
-      emit(ctx, n, analysis, (i) => value(n.inputs[i] ?? '', n), last ? ctx.out : undefined),
-    );
+    const out = n.outputs[0] === graph.output ? ctx.out : undefined;
+    const chain = chains.get(i);
+    if (chain) names.set(n.outputs[0]!, emitChain(g, chain, analysis, value, out));
+    else if (!inChain.has(i))
+      names.set(
+        n.outputs[0]!,
+        emit(ctx, n, analysis, (k) => value(n.inputs[k] ?? '', n), out),
+      );
   }
   return names.get(graph.output)!;
+}
+
+/**
+ * A run of Convs (imported-chains.ts) on the blocked NCHWc kernels, written where its closing Conv stands
+ * (every weight it reads is defined by then): the native conv fields' layers (nchwc-ops.ts).
+ */
+function emitChain(
+  g: GraphWriter,
+  chain: ImportedConvChain,
+  analysis: ImportedAnalysis,
+  value: (name: string, consumer: ImportedNode) => string,
+  out?: string,
+): string {
+  const first = chain.convs[0]!.node;
+  const layers = chain.convs.map(({ node, relu }): BlockedLayer => {
+    const [w, b] = [node.inputs[1]!, node.inputs[2]];
+    return {
+      key: `imported:${w}:${b ?? ''}`,
+      shape: analysis.metas.get(w)!.shape,
+      weight: () => value(w, node),
+      bias: b ? () => value(b, node) : undefined,
+      pads: blockedPads(node, analysis)!,
+      relu,
+    };
+  });
+  return blockedConvChain(
+    g,
+    value(first.inputs[0]!, first),
+    layers,
+    analysis.metas.get(first.inputs[0]!)!.shape.slice(2),
+    out,
+  );
 }
 
 /** A float tensor of the file as a constant of the graph's float type (shared by every stage). */
@@ -155,7 +194,12 @@ function constant(g: GraphWriter, graph: ImportedGraph, t: ImportedTensor): stri
  * A folded int64 tensor as a graph input: a constant, or, where it involves the batch, a Reshape target
  * with −1 there or a shape built from Shape(z).
  */
-function intsValue(ctx: ImportedFieldContext, meta: ValueMeta, consumer: ImportedNode): string {
+function intsValue(
+  ctx: ImportedFieldContext,
+  analysis: ImportedAnalysis,
+  meta: ValueMeta,
+  consumer: ImportedNode,
+): string {
   const { g } = ctx;
   const values = meta.value!;
   if (meta.dtype !== 'int64')
@@ -165,8 +209,12 @@ function intsValue(ctx: ImportedFieldContext, meta: ValueMeta, consumer: Importe
     return meta.shape.length === 0
       ? g.initializer('c', 'int64', [], BigInt64Array.of(BigInt(values[0]!)))
       : g.int64s(values);
-  if (consumer.op === 'Reshape' && k.filter((x) => x !== 0).length === 1 && !values.includes(-1))
-    return g.int64s(values.map((v, i) => (k[i] ? -1 : v)));
+  // A Reshape's target is its (folded) output shape with the one batch-sized dim as −1, whatever −1 or 0 the
+  // exporter wrote: [batch, 1, −1] becomes [−1, 1, D], the very target a native field writes.
+  const target = consumer.op === 'Reshape' ? analysis.metas.get(consumer.outputs[0]!)!.shape : [];
+  const batched = (d: number) => d !== 0 && d % PROBE_BATCH === 0;
+  if (target.filter(batched).length === 1 && !target.includes(0))
+    return g.int64s(target.map((d) => (batched(d) ? -1 : d)));
   const batch = g.op('Shape', [ctx.z], { start: attr.int(0), end: attr.int(1) });
   const parts: string[] = [];
   let run: number[] = [];
@@ -204,6 +252,12 @@ function emit(
         : g.op('Elu', ins(), attrs, out);
     case 'Conv':
       if (f64) return convFloat64(ctx, n, analysis, input, out);
+      // Written as the native fields write it: defaults left out (the same node, the same graph).
+      for (const key of ['strides', 'dilations', 'group'] as const) {
+        const v = attrs[key];
+        if ((v?.kind === 'ints' && v.value.every((x) => x === 1)) || (v?.kind === 'int' && v.value === 1))
+          delete attrs[key];
+      }
       break;
     case 'Cast': {
       const to = n.attrs.to?.kind === 'int' ? n.attrs.to.value : 1;
@@ -237,12 +291,6 @@ function convFloat64(
   input: (i: number) => string,
   out?: string,
 ): string {
-  const strides = intsAttr(n, 'strides');
-  if (strides && strides.some((s) => s !== 1)) {
-    throw new ShapeError(
-      `${nodeWhere(n)}: a strided Conv has no float64 form (onnxruntime's CPU Conv is float32); run it in float32`,
-    );
-  }
   const x = analysis.metas.get(n.inputs[0]!)!.shape;
   const w = analysis.metas.get(n.inputs[1]!)!.shape;
   const nd = x.length - 2;
@@ -250,6 +298,7 @@ function convFloat64(
     spatial: x.slice(2),
     pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
     dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1),
+    strides: intsAttr(n, 'strides') ?? new Array<number>(nd).fill(1),
   };
   return convByMatMul(ctx.g, input(0), input(1), n.inputs[2] ? input(2) : undefined, w, geo, out);
 }
