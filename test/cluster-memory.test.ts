@@ -10,12 +10,16 @@ import { tempDir, TINY_DATASET, writeStudy } from './helpers/procs.js';
 const MiB = 2 ** 20;
 
 /** Small jobs (mlp:width=8) and, when asked, big ones (mlp:width=2048: ~4 M parameters). */
-function mixedStudy(dir: string, big: boolean): { file: string; small: number; large: number; bigIds: string[] } {
+function mixedStudy(
+  dir: string,
+  big: boolean,
+  seeds = 3,
+): { file: string; small: number; large: number; bigIds: string[] } {
   const text = [
     `datasets: [${JSON.stringify(TINY_DATASET)}]`,
-    `fields: [mlp:width=8${big ? ', mlp:width=2048' : ''}]`,
+    `field: [mlp:width=8${big ? ', mlp:width=2048' : ''}]`,
     'grid: [{solver: euler, steps: [0.5]}]',
-    'seeds: 2',
+    `seeds: ${seeds}`,
     'iterations: 5',
     'batchSize: 32',
     'lr: 0.01',
@@ -45,20 +49,20 @@ test.serial('a job too big for one worker is left for the bigger one, not failed
   t.timeout(180_000);
   const est = budgets();
   t.true(est.large > 1.3 * est.small, `estimates ${est.small} and ${est.large} must differ`);
-  // a: room for small jobs only; b: room for a big job (two slots).
+  // a: room for small jobs only; b: room for one big job at a time (one slot), so a is offered the others.
   const aBudget = (est.small + est.large) / 2;
   const bBudget = 1.2 * est.large;
   await withCluster(
     t,
     {
-      workers: [{ args: ['--memory', mb(aBudget)] }, { args: ['--workers', '2', '--memory', mb(bBudget)] }],
+      workers: [{ args: ['--memory', mb(aBudget)] }, { args: ['--memory', mb(bBudget)] }],
     },
     async ({ dir, a, b, coordinator }) => {
       const study = mixedStudy(dir, true);
       const c = coordinator(study.file, join(dir, 'out'));
       t.is(await c.exited, 0, c.err());
       const results = resultLines(join(dir, 'out'));
-      t.is(results.length, 4);
+      t.is(results.length, 6);
       t.true(
         results.every((r) => r.status === 'done'),
         JSON.stringify(results.map((r) => r.error)),
@@ -76,7 +80,7 @@ test.serial('a job too big for every worker is reported with what it needs, with
   const est = budgets();
   const budget = (est.small + est.large) / 2;
   await withCluster(t, { workers: { args: ['--memory', mb(budget)] } }, async ({ dir, coordinator }) => {
-    const study = mixedStudy(dir, true);
+    const study = mixedStudy(dir, true, 2);
     const t0 = Date.now();
     const c = coordinator(study.file, join(dir, 'out'));
     t.is(await c.exited, 1, c.err());

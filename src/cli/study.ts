@@ -662,6 +662,7 @@ interface WorkerFlags extends NatsFlags {
   jobTimeout: number;
   stallTimeout: number;
   jobMemory?: number;
+  memory?: number;
   device: DeviceChoice;
 }
 
@@ -673,6 +674,7 @@ export function registerWorkerCommand(program: Command): Command {
         .command('worker')
         .description('serve study jobs from a NATS cluster (run on any number of machines)')
         .addOption(workersOption('jobs at once on this machine, one child process each'))
+        .addOption(jobsMemoryOption("this worker's jobs running at once"))
         .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)'),
     ),
     true,
@@ -738,6 +740,7 @@ async function workerAction(o: WorkerFlags): Promise<void> {
       ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
       ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
       ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
+      ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
       maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
       jobTimeoutMs: o.jobTimeout * 1000,
       stallTimeoutMs: o.stallTimeout * 1000,

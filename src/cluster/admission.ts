@@ -8,18 +8,24 @@
  */
 import type { MemoryAdmission, MemoryGrant } from '../study/admission.js';
 import { jobMemory } from '../study/job-memory.js';
+import { formatBytes } from '../engines/memory.js';
 import type { Job } from '../study/types.js';
 
-/** Room for `job` in the budget, or undefined when `signal` aborts first; `keepAlive` runs every `everyMs` while it waits. */
+/**
+ * Room for `job` in the budget, or undefined when `signal` aborts first; `keepAlive` runs every `everyMs`
+ * while it waits, and `onWait` hears once that it waits.
+ */
 export async function admitDelivery(
   admission: MemoryAdmission,
   job: Job,
   keepAlive: () => void,
   signal: AbortSignal,
   everyMs: number,
+  onWait?: (line: string) => void,
 ): Promise<MemoryGrant | undefined> {
   const needs = jobMemory(job);
   if (admission.fitsNow(needs)) return admission.acquire(needs);
+  onWait?.(`job ${job.id} needs about ${formatBytes(needs)}: it waits for room (${admission.describe()}; --memory)`);
   const timer = setInterval(keepAlive, everyMs);
   try {
     return await admission.acquire(needs, signal);

@@ -38,6 +38,7 @@ import {
   checkDatasetFiles,
   checkJobBounds,
   checkJobId,
+  checkJobMemory,
   checkJobSignature,
   JobRefused,
   type DataRootOptions,
@@ -60,6 +61,9 @@ import { maxDeliverOf } from './nats-resources.js';
 import { isStorageFull } from './storage-full.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
+import { defaultMemoryBudget, MemoryAdmission } from '../study/admission.js';
+import { formatBytes } from '../engines/memory.js';
+import { admitDelivery } from './admission.js';
 import {
   encodeRefusal,
   REFUSAL_MAX_DELIVERIES,
@@ -84,6 +88,8 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   jobKey?: Buffer;
   /** Heap limit of each job process, MB. */
   jobMemoryMb?: number;
+  /** Memory budget of the jobs running at once, bytes (study/admission.ts; default: from the machine). */
+  memoryBytes?: number;
   /** The device this worker's sessions run on (default cpu): it takes CPU jobs and jobs requiring this device. */
   device?: Device;
 }
@@ -208,6 +214,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
     ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
   });
+  const admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
   const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
 
   void (async () => {
@@ -276,13 +283,19 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   };
 
   /** Leave a job for another worker (nak with a growing delay) and tell its coordinator why (refusals.ts). */
-  const leaveForAnother = (m: JsMsg, id: string, kind: RefusalKind, reason: string): void => {
+  const leaveForAnother = (
+    m: JsMsg,
+    id: string,
+    kind: RefusalKind,
+    reason: string,
+    memory?: { needs: number; offers: number },
+  ): void => {
     summary.refused++;
     const deliveries = m.info.deliveryCount;
     try {
       nc.publish(
         `${REFUSAL_SUBJECT_PREFIX}${id}`,
-        encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason }),
+        encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason, ...memory }),
       );
     } catch {
       /* best-effort, like events */
@@ -339,10 +352,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       checkJobSignature(opts.jobKey, decoded);
       checkJobId(job);
       checkJobBounds(job);
+      checkJobMemory(job, admission.budget);
       await checkDatasetFiles(job, opts);
     } catch (e) {
       if (!(e instanceof JobRefused)) throw e;
-      if (e.leave) return leaveForAnother(m, job.id, e.leave, e.message);
+      if (e.leave) return leaveForAnother(m, job.id, e.leave, e.message, e.memory);
       if (!e.record) {
         summary.refused++;
         log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);
@@ -377,7 +391,26 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       );
       return;
     }
-    await runDelivery(m, job, attempt, deliveries);
+    // Room in the memory budget beside the running jobs (the delivery kept alive while it waits).
+    const everyMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
+    const grant = await admitDelivery(
+      admission,
+      job,
+      () => m.working(),
+      signal,
+      everyMs,
+      (w) => log('info', w),
+    );
+    if (!grant) {
+      summary.returned++;
+      m.nak();
+      return;
+    }
+    try {
+      await runDelivery(m, job, attempt, deliveries);
+    } finally {
+      grant.release();
+    }
   };
 
   const runDelivery = async (m: JsMsg, job: Job, attempt: number, deliveries: number): Promise<void> => {
@@ -529,7 +562,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     }
   };
 
-  log('info', `worker ${prefix} pulling from ${where} with ${concurrency} slot(s), device ${device}`);
+  log(
+    'info',
+    `worker ${prefix} pulling from ${where} with ${concurrency} slot(s), memory ${formatBytes(admission.budget)}, device ${device}`,
+  );
   opts.onReady?.();
   try {
     await Promise.all(Array.from({ length: concurrency }, lane));
