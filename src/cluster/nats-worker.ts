@@ -122,6 +122,8 @@ export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 /** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
 const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
+/** Most time between two events of a running job (a bare progress event when it reports none). */
+const ALIVE_EVERY_MS = 5_000;
 const PULL_EXPIRES_MS = 2_000;
 
 /** Remove job temp dirs left by workers of this host that no longer run (SIGKILL, power loss). */
@@ -434,7 +436,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       heartbeat = setInterval(() => {
         const quietMs = Date.now() - lastProgress;
         if (quietMs < stallTimeoutMs) m.working();
-        else if (quietMs >= frozenAfterMs) void finishedElsewhere.check(() => abort.abort());
+        // A sign of life between progress reports (evaluation and audits report none): the coordinator must
+        // not take this worker for gone and report jobs it left for a bigger worker as refused by all.
+        if (quietMs < stallTimeoutMs && Date.now() - lastEvent >= ALIVE_EVERY_MS) {
+          lastEvent = Date.now();
+          publishEvent({ kind: 'progress', id: job.id, worker });
+        } else if (quietMs >= frozenAfterMs) void finishedElsewhere.check(() => abort.abort());
       }, heartbeatMs);
       publishEvent({ kind: 'start', id: job.id, worker });
       let result: JobResult | undefined;
