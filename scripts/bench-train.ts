@@ -49,8 +49,9 @@
  * fixtures test/fixtures/onnx/mlp-time.onnx (vs mlp:width=16,time), conv1d-sphere.onnx (vs conv1d:channels=16) and
  * conv2d-image.onnx (vs conv2d:channels=8), and conv1d:channels=32 (d=64) and conv2d:channels=16 ([1, 8, 8]) fields'
  * portable field.onnx imported back (wide enough for the NCHWc kernels under a block of 8 or 16).
- * The machine is shared, so the two are timed back to back in each of --rounds rounds, the order alternating;
- * ratio = imported ms / native ms per round, reported as the median with the rounds' min and max.
+ * The machine is shared, so in each of --rounds rounds the two train side by side, their steps alternating;
+ * ratio = imported ms / native ms per round (medians over the round's steps), reported as the median with the
+ * rounds' min and max.
  * --pairs TEXT keeps the pairs whose label contains TEXT.
  *   npx tsx scripts/bench-train.ts --byof [--rounds 7] [--steps 20] [--pairs conv]
  */
@@ -713,26 +714,35 @@ async function main(): Promise<void> {
   }
 }
 
-/** Median ms per training step of a model on a fresh ort engine. */
-async function stepMs(
-  model: { config: unknown; params: unknown },
+/**
+ * Median step times of two models trained side by side, their steps alternating (which goes first swaps each
+ * step), so both see the same load on a shared machine.
+ */
+async function interleavedStepMs(
+  models: readonly [{ config: unknown; params: unknown }, { config: unknown; params: unknown }],
   spec: unknown,
   x: Float32Array,
   y: Int32Array,
   batch: number,
   warmup: number,
   n: number,
-): Promise<number> {
+): Promise<[number, number]> {
   const { createEngine } = await import('../src/train/train.js');
-  const engine = await createEngine('ort', model as never, { batchSize: batch, lr: LR, threads: num('threads', 1) });
-  const ms: number[] = [];
+  const options = { batchSize: batch, lr: LR, threads: num('threads', 1) };
+  const engines = [
+    await createEngine('ort', models[0] as never, options),
+    await createEngine('ort', models[1] as never, options),
+  ];
+  const ms: [number[], number[]] = [[], []];
   for (let i = 0; i < warmup + n; i++) {
-    const t = performance.now();
-    await engine.step(x, y, spec as never);
-    if (i >= warmup) ms.push(performance.now() - t);
+    for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
+      const t = performance.now();
+      await engines[k]!.step(x, y, spec as never);
+      if (i >= warmup) ms[k]!.push(performance.now() - t);
+    }
   }
-  await engine.dispose();
-  return median(ms);
+  for (const e of engines) await e.dispose();
+  return [median(ms[0]), median(ms[1])];
 }
 
 async function byof(): Promise<void> {
@@ -834,9 +844,9 @@ async function byof(): Promise<void> {
     const ratios: number[] = [];
     const ms = { imported: [] as number[], native: [] as number[] };
     for (let r = 0; r < rounds; r++) {
-      const order = r % 2 === 0 ? (['native', 'imported'] as const) : (['imported', 'native'] as const);
-      for (const which of order)
-        ms[which].push(await stepMs(which === 'native' ? native : imported, spec, x, y, p.batch, warmup, steps));
+      const [mi, mn] = await interleavedStepMs([imported, native], spec, x, y, p.batch, warmup, steps);
+      ms.imported.push(mi);
+      ms.native.push(mn);
       ratios.push(ms.imported.at(-1)! / ms.native.at(-1)!);
       log(
         `${p.label} round ${r + 1}/${rounds}: imported ${ms.imported.at(-1)!.toFixed(2)} ms, native ${ms.native.at(-1)!.toFixed(2)} ms, ratio ${ratios.at(-1)!.toFixed(3)}`,

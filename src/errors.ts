@@ -83,7 +83,8 @@ export class StudyMismatchError extends OdenessError {
   ) {
     super(
       `${dir} belongs to another study (${differs.join(', ')} differ${differs.length === 1 ? 's' : ''}); ` +
-        `use a new --out, or --extend to add this study's jobs to it, or --replace to make it this study's (results already there are kept)`,
+        `use a new --out, or --extend to add this study's jobs to it, or --replace to make it this study's (results ` +
+        `already there are kept)`,
     );
   }
 }
@@ -146,5 +147,8 @@ export class OutputPathError extends OdenessError {
   }
 }
 
-/** A device (--device) this machine cannot run sessions on: the provider is missing, no adapter, or session creation failed. */
+/**
+ * A device (--device) this machine cannot run sessions on: the provider is missing, no adapter, or session creation
+ * failed.
+ */
 export class DeviceError extends OdenessError {}

@@ -219,8 +219,12 @@ for (const name of Object.keys(CASES)) {
   });
 }
 
-/** A float64 training graph's gradient of the first and last element of every parameter against central differences. */
-async function finiteDifferences(t: ExecutionContext, model: Model): Promise<number> {
+/** A float64 training graph's gradient of some elements of every parameter (first and last) against central differences. */
+async function finiteDifferences(
+  t: ExecutionContext,
+  model: Model,
+  elements = (length: number) => [0, length - 1],
+): Promise<number> {
   const { x, y } = randomBatch(model.config, 6, 2);
   const spec = parseSolverSpec('rk4:steps=2');
   const base = await ortLossAndGrads(model, spec, x, y, 'float64');
@@ -229,7 +233,7 @@ async function finiteDifferences(t: ExecutionContext, model: Model): Promise<num
   let checked = 0;
   for (const pname of Object.keys(model.params)) {
     const p = model.params[pname]!;
-    for (const i of [0, p.data.length - 1]) {
+    for (const i of elements(p.data.length)) {
       const at = async (d: number) => {
         const v = Float64Array.from(p.data);
         v[i]! += d;
@@ -394,6 +398,63 @@ function tmpOnnx(build: (b: GraphBuilder) => void): string {
   return file;
 }
 
+test.serial(
+  'Gather on a parameter (repeated indices) and on the state: its gradient rule passes float64 finite differences',
+  async (t) => {
+    // dz = tanh(z[:, [2, 0, 1]] · W[[2, 0, 2]] + b): exporters' index ops on a parameter table and on the state.
+    const file = tmpOnnx((b) => {
+      b.input('z', 'float32', ['batch', 3]);
+      const table = b.initializer('table', 'float32', [4, 3], new Float32Array(12));
+      const rows = b.op('Gather', [table, b.int64s([2, 0, 2])], { axis: attr.int(0) });
+      const picked = b.op('Gather', ['z', b.int64s([2, 0, 1])], { axis: attr.int(1) });
+      const bias = b.initializer('bias', 'float32', [3], new Float32Array(3));
+      b.output('dz', 'float32', ['batch', 3], b.op('Tanh', [b.op('Add', [b.op('MatMul', [picked, rows]), bias])]));
+    });
+    const model = randomModel(configFor(`onnx:${file}`, [3], 0, 2), 3);
+    // Every element: rows gathered once, twice (row 2) and never (rows 1, 3).
+    t.true((await finiteDifferences(t, model, (n) => Array.from({ length: n }, (_, k) => k))) >= 15);
+    // Row 1 of the table is never gathered: no gradient; row 2 twice.
+    const { x, y } = randomBatch(model.config, 6, 2);
+    const g = (await ortLossAndGrads(model, parseSolverSpec('rk4:steps=2'), x, y, 'float64')).grads['field.table']!;
+    t.deepEqual(Array.from(g.slice(3, 6)), [0, 0, 0]);
+    t.true(g.slice(6, 9).some((v) => v !== 0));
+  },
+);
+
+test.serial(
+  'a grouped Conv field (group 2, and depthwise): float64 finite differences; float32 gradients equal float64 ones',
+  async (t) => {
+    // dz = Conv_depthwise(tanh(Conv_group2(z))): z [batch, 4, 5], 4 → 4 channels in 2 groups, then per channel.
+    const file = tmpOnnx((b) => {
+      b.input('z', 'float32', ['batch', 4, 5]);
+      const w = (name: string, shape: number[]) => b.initializer(name, 'float32', shape, new Float32Array(prod(shape)));
+      const h = b.op('Conv', ['z', w('g.weight', [4, 2, 3]), w('g.bias', [4])], {
+        group: attr.int(2),
+        pads: attr.ints([1, 1]),
+      });
+      const d = b.op('Conv', [b.op('Tanh', [h]), w('d.weight', [4, 1, 3])], {
+        group: attr.int(4),
+        pads: attr.ints([1, 1]),
+      });
+      b.output('dz', 'float32', ['batch', 4, 5], d);
+    });
+    const model = randomModel(configFor(`onnx:${file}`, [4, 5], 0, 2), 11);
+    t.true((await finiteDifferences(t, model)) >= 6);
+    const { x, y } = randomBatch(model.config, 6, 2);
+    const spec = parseSolverSpec('rk4:steps=2');
+    const [f32, f64] = [await ortLossAndGrads(model, spec, x, y), await ortLossAndGrads(model, spec, x, y, 'float64')];
+    t.true(Math.abs(f32.loss - f64.loss) <= 1e-5 * Math.max(1, Math.abs(f64.loss)), `loss ${f32.loss} vs ${f64.loss}`);
+    const worst = compareGrads(
+      f32.grads,
+      f64.grads,
+      (scale) => 1e-4 * scale + 1e-6,
+      (m) => t.fail(m),
+      'float32',
+    );
+    t.log(`worst float32 gradient error against float64 ${worst.toExponential(1)}`);
+  },
+);
+
 /** A training graph's nodes as op and attributes (value names differ between an imported and a native field). */
 function trainSignature(field: string, c: Case, nchwcBlock: number): string[] {
   const config = configFor(field, c.input, c.augment, c.classes);
@@ -496,13 +557,13 @@ test('refusals are one line naming the op, the node and the file, before any tra
   t.throws(() => parseFieldSpec(`onnx:${erf}`), {
     message: new RegExp(`^${erf}: node n_Erf \\(Erf\\): op Erf is not supported`),
   });
-  const grouped = tmpOnnx((b) => {
+  const autoPad = tmpOnnx((b) => {
     b.input('z', 'float32', ['batch', 2, 4]);
-    const w = b.initializer('w', 'float32', [2, 1, 1], Float32Array.of(1, 2));
-    b.output('dz', 'float32', ['batch', 2, 4], b.op('Conv', ['z', w], { group: attr.int(2) }));
+    const w = b.initializer('w', 'float32', [2, 2, 3], new Float32Array(12));
+    b.output('dz', 'float32', ['batch', 2, 4], b.op('Conv', ['z', w], { auto_pad: attr.string('SAME_UPPER') }));
   });
-  t.throws(() => parseFieldSpec(`onnx:${grouped}`), {
-    message: /field\.onnx: node n_Conv \(Conv\): attribute group=2 is not supported$/,
+  t.throws(() => parseFieldSpec(`onnx:${autoPad}`), {
+    message: /field\.onnx: node n_Conv \(Conv\): attribute auto_pad="SAME_UPPER" is not supported$/,
   });
   const strided = tmpOnnx((b) => {
     b.input('z', 'float32', ['batch', 1, 4]);
@@ -589,6 +650,13 @@ for (const [label, xShape, wShape, geometry] of [
     [3, 2, 3, 2],
     { strides: [2, 1], dilations: [1, 2], pads: [1, 1, 1, 1] },
   ],
+  ['1-D, group 2, stride 2, pads 1', [2, 4, 9], [6, 2, 3], { strides: [2], dilations: [1], pads: [1, 1], group: 2 }],
+  [
+    '2-D depthwise (group 3), pads 1',
+    [2, 3, 5, 5],
+    [3, 1, 3, 3],
+    { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 3 },
+  ],
 ] as const) {
   test(`op Conv ${label}: shape rule and gradient rule against finite differences of the (linear) loss`, async (t) => {
     const b = new GraphBuilder({ name: 'conv' });
@@ -599,6 +667,7 @@ for (const [label, xShape, wShape, geometry] of [
       strides: attr.ints(geometry.strides),
       dilations: attr.ints(geometry.dilations),
       pads: attr.ints(geometry.pads),
+      ...('group' in geometry ? { group: attr.int(geometry.group) } : {}),
     };
     const y = b.op('Conv', [x, w], attrs, 'y');
     const yShape = inferShapes(b).get(y)!.shape;

@@ -31,7 +31,10 @@ function float64Field(field: AsyncField<Float32Array>): AsyncField<Float64Array>
   return async (t, z) => Float64Array.from(await field(t, Float32Array.from(z)));
 }
 
-/** What every audit accepts: a signal that stops it at its next field call (a cancelled study job, Ctrl-C), and progress. */
+/**
+ * What every audit accepts: a signal that stops it at its next field call (a cancelled study job, Ctrl-C), and
+ * progress.
+ */
 export interface AuditRunOptions {
   readonly signal?: AbortSignal;
   /** Called as the audit's phases advance: the phase, and its field calls so far (of `total` when known). */
@@ -132,12 +135,6 @@ export async function crossingAudit(
     differentSteps: options.differentSteps ?? false,
     listEvents: refine ? DEFAULT_REFINE_MAX_EVENTS : false,
   });
-  const note =
-    tr.d === 1
-      ? 'exact: order changes of 1-D trajectories within a step'
-      : tr.d === 2
-        ? 'exact: 2-D chord intersections over the same step'
-        : `projection: 2-D segment intersections of the projection onto the 2 leading principal components (${(100 * result.explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not be one in ${tr.d}-D`;
   let refinement: Refinement | undefined;
   if (refine && events && events.length > 0) {
     const solveSub: SubSolve = async (z, m, k, substeps) => {
@@ -185,12 +182,23 @@ export async function crossingAudit(
     ...result,
     solver: formatSolverSpec(spec),
     nfe: tr.stats.nfe,
-    note,
+    note: crossingNote(tr.d, result.explainedVariance),
     ...(fold ? { fold } : {}),
     ...(refinement ? { refinement } : {}),
     verdict,
     ...(options.keepTrajectories ? { trajectories: tr } : {}),
   };
+}
+
+/** What the crossing count tested: exact in 1-D and 2-D, a projection above. */
+function crossingNote(d: number, explainedVariance: number): string {
+  if (d === 1) return 'exact: order changes of 1-D trajectories within a step';
+  if (d === 2) return 'exact: 2-D chord intersections over the same step';
+  return (
+    'projection: 2-D segment intersections of the projection onto the 2 leading principal components ' +
+    `(${(100 * explainedVariance).toFixed(1)} % of the variance); a crossing in the projection need not ` +
+    `be one in ${d}-D`
+  );
 }
 
 export const DEFAULT_FAN_REFERENCE = 'dopri5:rtol=1e-8,atol=1e-10';

@@ -96,7 +96,8 @@ async function modelRow(dir: string, o: CriticalFromModelsOptions): Promise<Mode
     const counted = rest.filter((r) => atLeastAsAccurate(source.trainSolver!, r.spec, source.t0, source.t1));
     if (counted.length === 0) {
       throw new SpecError(
-        `${dir}: none of the test solvers is at least as accurate as its training solver ${source.trainSolver}; pass finer --solvers`,
+        `${dir}: none of the test solvers is at least as accurate as its training solver ${source.trainSolver}; pass ` +
+          `finer --solvers`,
       );
     }
     let nonFlow: string | undefined;
@@ -158,7 +159,9 @@ export async function criticalFromModels(
   return {
     groups: out,
     note:
-      `${out.length} groups, one critical value each: the models differ in ${differ.join(', ')}, and a step size means something else for each ` +
-      '(a method’s order, a field’s dynamics and a dataset’s geometry set how large a step keeps ODE semantics) — pooled, the first group to fail would decide for all',
+      `${out.length} groups, one critical value each: the models differ in ${differ.join(', ')}, ` +
+      'and a step size means something else for each ' +
+      '(a method’s order, a field’s dynamics and a dataset’s geometry set how large a step keeps ODE semantics) — ' +
+      'pooled, the first group to fail would decide for all',
   };
 }

@@ -181,7 +181,8 @@ export function criticalStep(rows: readonly CriticalRow[], options: CriticalOpti
   const criterion = options.criterion ?? 'proof-aware';
   if (rows.length === 0)
     throw new SpecError(
-      `critical ${kind === 'step' ? 'step size' : 'tolerance'}: no rows given (need models trained at one or more ${kind === 'step' ? 'step sizes' : 'tolerances'})`,
+      `critical ${kind === 'step' ? 'step size' : 'tolerance'}: no rows given (need models trained at one or more ` +
+        `${kind === 'step' ? 'step sizes' : 'tolerances'})`,
     );
   const evidence: CriticalEvidence[] = rows.map((row, r) => {
     const where = `critical: row ${r} (${row.trainSpec})`;

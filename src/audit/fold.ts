@@ -94,7 +94,8 @@ export async function jacobianDeterminants(
     const out = await step(batch, rows, d, stepIndex);
     if (out.length !== rows * d) {
       throw new ShapeError(
-        `fold check: step map returned ${out.length} values for ${rows} states of dimension ${d} (expected ${rows * d})`,
+        `fold check: step map returned ${out.length} values for ${rows} states of dimension ${d} (expected ` +
+          `${rows * d})`,
       );
     }
     for (let s = 0; s < m; s++) {

@@ -14,7 +14,10 @@ export { openModelSource, requireField, type ModelSource, type SourceArgs } from
 /** Audit data: labelled samples of the source's input width (the evaluation's data). */
 export type AuditData = EvalData;
 
-/** The test split of `dataset` (a dataset spec, e.g. json:points.json:split=none), else of the dataset the model records. */
+/**
+ * The test split of `dataset` (a dataset spec, e.g. json:points.json:split=none), else of the dataset the model
+ * records.
+ */
 export async function auditData(source: ModelSource, dataset?: string, maxPoints?: number): Promise<AuditData> {
   let data: AuditData;
   if (dataset) data = (await loadDataset(dataset, source.seed ?? 0)).test;
@@ -26,7 +29,8 @@ export async function auditData(source: ModelSource, dataset?: string, maxPoints
   checkLabelsFitModel(dataset ?? source.dataset!, data.y, source.classes);
   if (data.n > 0 && data.x.length / data.n !== source.inputWidth) {
     throw new ShapeError(
-      `${dataset ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ${source.inputWidth}`,
+      `${dataset ?? source.dataset}: data rows have ${data.x.length / data.n} values but ${source.dir} expects ` +
+        `${source.inputWidth}`,
     );
   }
   if (maxPoints !== undefined && data.n > maxPoints) {

@@ -115,7 +115,8 @@ export function crossingVerdict(r: VerdictInput): Verdict {
   if (ref && ref.persistentPairs > 0) {
     proofs.push('persistent-crossing');
     because.push(
-      `${plural(ref.persistentPairs, 'crossing pair')} persist when refined to ${ref.levels[ref.levels.length - 1]} sub-steps per step`,
+      `${plural(ref.persistentPairs, 'crossing pair')} persist when refined to ${ref.levels[ref.levels.length - 1]} ` +
+        `sub-steps per step`,
     );
   }
   if (proofs.length > 0)

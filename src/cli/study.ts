@@ -19,7 +19,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
 import { LiveReport } from '../report/live.js';
-import { estimateWork, JOB_THRESHOLD, WORK_THRESHOLD, type WorkEstimate } from '../study/estimate.js';
+import {
+  estimateWork,
+  JOB_THRESHOLD,
+  WORK_THRESHOLD,
+  type WallBreakdown,
+  type WorkEstimate,
+} from '../study/estimate.js';
+import type { TransportName } from '../study/calibrate-transport.js';
 import { planStudy, type PlanOverrides, type StudyPlan } from '../study/plan.js';
 import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
 import { runStudy } from '../study/run.js';
@@ -166,6 +173,7 @@ interface PlanFlags {
   batchSize?: number;
   device?: DeviceChoice;
   workers?: number;
+  transport: TransportName;
   calibrate: boolean;
   recalibrate?: boolean;
   json?: boolean;
@@ -292,7 +300,27 @@ function planSize(e: WorkEstimate): string {
   return `${e.jobs} job${e.jobs === 1 ? '' : 's'} and ${e.units.toExponential(1)} multiply-adds of training`;
 }
 
-/** Two lines: what the plan holds, and how much work it is. */
+const TRANSPORT_TEXT: Record<TransportName, string> = { pool: 'the local pool', nats: 'NATS' };
+
+/** The wall time, where it goes (serial seconds by piece), and where the transport's figures come from. */
+function wallLines(e: WorkEstimate, b: WallBreakdown, tc: NonNullable<WorkEstimate['transportCost']>): string[] {
+  const s = (ms: number) => fmtDuration(ms);
+  const per = (ms: number) => `${(ms / e.jobs).toFixed(0)} ms`;
+  const origin =
+    tc.source === 'default'
+      ? 'built-in figures of the 2-core development machine; measure this one with `npx tsx scripts/calibrate-transport.ts`'
+      : `measured ${tc.measuredAt}${tc.source === 'cached' ? ', cached' : ''}`;
+  const loaded = e.loaded
+    ? `; at its present load (${e.loaded.load.toFixed(1)} on ${e.loaded.cores} cores) about ${fmtDuration(e.loaded.wallMs)}`
+    : '';
+  return [
+    `wall time: about ${fmtDuration(e.wallMs!)} on this machine when idle, with ${e.workers} worker${e.workers === 1 ? '' : 's'} on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
+    `  one worker's share, summed over jobs: job overhead ${s(b.overheadMs)}, graph builds ${s(b.buildMs)}, training ${s(b.trainMs)}, ` +
+      `evaluation ${s(b.evalMs)}, audits ${s(b.auditMs)}, transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})`,
+  ];
+}
+
+/** What the plan holds, how much work it is, and how long it takes here. */
 function planSummary(plan: StudyPlan, e: WorkEstimate): string {
   const methods = new Set(plan.jobs.filter((j) => j.adapt).map((j) => j.trainSolver.split(':')[0]));
   const configs = new Set(plan.jobs.filter((j) => !j.adapt).map((j) => `${j.dataset}|${j.field}|${j.trainSolver}`))
@@ -306,16 +334,13 @@ function planSummary(plan: StudyPlan, e: WorkEstimate): string {
       `(${plural(methods.size, 'method')} × ${pairs} dataset×field × ${plural(seeds, 'seed')})` +
       overridesText(plan.overrides),
   ];
-  const wall =
-    e.wallMs !== undefined
-      ? `; about ${fmtDuration(e.wallMs)} on this machine with ${plural(e.workers, 'worker')} ` +
-        '(calibrated on training; evaluation priced per NFE like it)'
-      : '';
   lines.push(
     `work: ${e.sampleNfe.toExponential(2)} sample·NFE × field size = ` +
       `${e.units.toExponential(2)} multiply-adds of training, ` +
-      `${e.evalUnits.toExponential(2)} of evaluation and audits${wall}`,
+      `${e.evalUnits.toExponential(2)} of evaluation and audits`,
   );
+  if (e.wallMs !== undefined && e.breakdown && e.transportCost)
+    lines.push(...wallLines(e, e.breakdown, e.transportCost));
   const devices = e.uncalibratedDevices ?? [];
   if (devices.length > 0)
     lines.push(
@@ -366,6 +391,11 @@ function registerPlanCommand(study: Command): void {
       'parallel workers the wall-time estimate is for (default: one per core)',
       positiveIntFlag('--workers'),
     )
+    .addOption(
+      new Option('--transport <name>', 'the transport the wall time is for (nats: --workers NATS worker processes)')
+        .choices(['pool', 'nats'])
+        .default('pool'),
+    )
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
@@ -373,10 +403,17 @@ function registerPlanCommand(study: Command): void {
 }
 
 async function planAction(file: string, o: PlanFlags): Promise<void> {
+  const started = process.uptime() * 1000; // this CLI's own start: `study run` pays it too
   const plan = planStudy(file, planOverrides({ ...o, device: await studyDevice(o) }));
   for (const note of plan.notes ?? []) process.stderr.write(`odeness: note: ${note}\n`);
   const workers = o.workers ?? availableParallelism();
-  const estimate = await estimateWork(plan, { calibrate: o.calibrate, recalibrate: o.recalibrate, workers });
+  const estimate = await estimateWork(plan, {
+    calibrate: o.calibrate,
+    recalibrate: o.recalibrate,
+    workers,
+    transport: o.transport,
+    processStartMs: started,
+  });
   if (o.json) {
     const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
     process.stdout.write(

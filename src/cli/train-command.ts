@@ -15,7 +15,7 @@ import { resolveIterations, trainRun, type TrainRunResult } from '../train/run.j
 import { trainEventPrinter } from './events.js';
 import { formatNumber, printJson } from './output.js';
 import { checkPlotDir } from './plot-dir.js';
-import { abortOnSignals, isStop, stopExitCode } from './signals.js';
+import { abortOnSignals, isStop, stopExitCode, type SignalStop } from './signals.js';
 import { planTraining } from './train-setup.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -23,18 +23,13 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
   const started = Date.now();
   if (opts.plot !== undefined && !opts.adapt && opts.resume === undefined)
     throw new SpecError(
-      '--plot draws the adaptation trace of --adapt; add --adapt, or drop --plot (evaluate --plot draws accuracy across test solvers)',
+      '--plot draws the adaptation trace of --adapt; add --adapt, or drop --plot ' +
+        '(evaluate --plot draws accuracy across test solvers)',
     );
   checkPlotDir(opts.plot);
   // Settings and --out are checked before anything loads: a mistake costs no training.
   const { spec, resume, out } = await planTraining(opts, cmd);
-  const solverSpec = parseSolverSpec(spec.solver);
-  if (!resume && opts.adapt && opts.adaptStart === 'hairer') {
-    const start = solverSpec.kind === 'fixed' ? "Hairer's initial step from the first batch" : 'tol 1e-6';
-    process.stderr.write(
-      `odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), not from ${opts.solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; --adapt-start spec starts from ${opts.solver}\n`,
-    );
-  }
+  if (!resume && opts.adapt && opts.adaptStart === 'hairer') noteHairerStart(opts.solver, parseSolverSpec(spec.solver));
   const backend = await backendOf();
   const device = await resolveDevice(opts.device);
   const json = Boolean(opts.json);
@@ -63,7 +58,8 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
         foldCheck: adaptFoldCheck,
         signal: stop.signal,
         ...printer.hooks,
-        // Where each graph's nodes run (onnxruntime may put ops a provider lacks on the CPU): --json and --verbose show it.
+        // Where each graph's nodes run (onnxruntime may put ops a provider lacks on the CPU):
+        // --json and --verbose show it.
         placement: json || Boolean((cmd.optsWithGlobals() as { verbose?: boolean }).verbose),
         finalEvaluation: {
           memoryBytes: opts.memory,
@@ -83,58 +79,95 @@ export async function trainCommand(opts: any, cmd: Command, backendOf: () => Pro
     printer.stop();
   }
   const seconds = () => (Date.now() - started) / 1000;
+  const end: TrainEnd = { out, backend: backend.name, json, iterations, printer, stop, seconds, plot: opts.plot };
   if (!run || stoppedInEvaluation) {
     process.stdout.write(
-      `saved ${out}; the final test evaluation was interrupted (${stop.reason()}): run odeness evaluate --model ${out}\n`,
+      `saved ${out}; the final test evaluation was interrupted (${stop.reason()}): ` +
+        `run odeness evaluate --model ${out}\n`,
     );
     process.exitCode = stopExitCode(stop.reason()!);
     return;
   }
-  const base = {
-    out,
-    backend: backend.name,
+  if (run.result.interrupted) printInterrupted(run, end);
+  else await printFinished(run, end);
+}
+
+/** --adapt without --adapt-start: say where adaptation starts (not at --solver's own step or tolerance). */
+function noteHairerStart(solver: string, solverSpec: ReturnType<typeof parseSolverSpec>): void {
+  const start = solverSpec.kind === 'fixed' ? "Hairer's initial step from the first batch" : 'tol 1e-6';
+  process.stderr.write(
+    `odeness: note: --adapt starts from ${start} (--adapt-start hairer, the paper's), ` +
+      `not from ${solver}'s ${solverSpec.kind === 'fixed' ? 'step' : 'tolerance'}; ` +
+      `--adapt-start spec starts from ${solver}\n`,
+  );
+}
+
+/** What the end of `train` prints from, beside the run itself. */
+interface TrainEnd {
+  readonly out: string;
+  readonly backend: string;
+  readonly json: boolean;
+  /** The target iteration count. */
+  readonly iterations: number;
+  readonly printer: ReturnType<typeof trainEventPrinter>;
+  readonly stop: SignalStop;
+  seconds(): number;
+  readonly plot?: string;
+}
+
+function summaryBase(run: TrainRunResult, end: TrainEnd) {
+  return {
+    out: end.out,
+    backend: end.backend,
     engine: run.result.engine,
     status: run.training.status,
     iterations: run.training.iterations,
     solver: run.training.solver,
   };
-  if (run.result.interrupted) {
-    // A signal: the checkpoint is saved; no evaluation, the user asked to stop.
-    if (json)
-      printJson({
-        ...base,
-        targetIterations: iterations,
-        nfe: run.result.nfe,
-        seconds: seconds(),
-        ...printer.gathered(),
-      });
-    else
-      process.stdout.write(
-        `saved ${out} (interrupted after ${run.training.iterations} of ${iterations} iterations, ${seconds().toFixed(1)} s); continue with: odeness train --resume ${out}\n`,
-      );
-    process.exitCode = stopExitCode(stop.reason() ?? 'SIGINT');
-    return;
-  }
-  if (!json)
+}
+
+/** A signal stopped training: the checkpoint is saved; no evaluation, the user asked to stop. */
+function printInterrupted(run: TrainRunResult, end: TrainEnd): void {
+  if (end.json)
+    printJson({
+      ...summaryBase(run, end),
+      targetIterations: end.iterations,
+      nfe: run.result.nfe,
+      seconds: end.seconds(),
+      ...end.printer.gathered(),
+    });
+  else
     process.stdout.write(
-      `saved ${out} (${run.training.status}, ${run.training.iterations} iterations, ${seconds().toFixed(1)} s, backend ${backend.name}, engine ${run.result.engine})\n`,
+      `saved ${end.out} (interrupted after ${run.training.iterations} of ${end.iterations} iterations, ` +
+        `${end.seconds().toFixed(1)} s); continue with: odeness train --resume ${end.out}\n`,
+    );
+  process.exitCode = stopExitCode(end.stop.reason() ?? 'SIGINT');
+}
+
+/** Training ended (complete or diverged) and its final test row is evaluated: the summary, the trace, the status. */
+async function printFinished(run: TrainRunResult, end: TrainEnd): Promise<void> {
+  if (!end.json)
+    process.stdout.write(
+      `saved ${end.out} (${run.training.status}, ${run.training.iterations} iterations, ` +
+        `${end.seconds().toFixed(1)} s, ` +
+        `backend ${end.backend}, engine ${run.result.engine})\n`,
     );
   const summary = {
-    ...base,
+    ...summaryBase(run, end),
     testAccuracy: run.testRow!.accuracy,
     nfe: run.result.nfe,
-    seconds: seconds(),
+    seconds: end.seconds(),
     ...(run.result.diverged ? { error: run.result.diverged.message } : {}),
   };
-  if (opts.plot && run.result.adaptation.length > 0) {
+  if (end.plot && run.result.adaptation.length > 0) {
     const { writeAdaptationTrace } = await import('./plot-output.js');
     await writeAdaptationTrace(
-      opts.plot,
+      end.plot,
       parseSolverSpec(run.training.solver).kind === 'fixed' ? 'step' : 'tol',
       run.result.adaptation,
     );
   }
-  if (json) printJson({ ...summary, ...printer.gathered() });
+  if (end.json) printJson({ ...summary, ...end.printer.gathered() });
   else
     process.stdout.write(
       `test accuracy under ${displaySpec(run.training.solver)}: ${formatNumber(run.testRow!.accuracy)}\n`,

@@ -138,7 +138,8 @@ export async function fetchBundle(
   if (at.bytes > opts.maxBytes) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
     throw new BundleRefused(
-      `bundle ${want.name} has ${at.bytes} bytes (${mb(at.bytes)}), more than this coordinator's cap of ${mb(opts.maxBytes)} (--max-bundle-mb)`,
+      `bundle ${want.name} has ${at.bytes} bytes (${mb(at.bytes)}), ` +
+        `more than this coordinator's cap of ${mb(opts.maxBytes)} (--max-bundle-mb)`,
     );
   }
   const bytes = await readChunks(h, want.name, at);

@@ -51,7 +51,8 @@ function decodeWith<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T
   const o = unpackRaw(bytes, what);
   if (o.v !== PROTOCOL_VERSION) {
     throw new MessageError(
-      `${what} message has protocol version ${JSON.stringify(o.v) ?? String(o.v)}; this odeness speaks version ${PROTOCOL_VERSION}`,
+      `${what} message has protocol version ${JSON.stringify(o.v) ?? String(o.v)}; ` +
+        `this odeness speaks version ${PROTOCOL_VERSION}`,
       o.v,
     );
   }

@@ -83,10 +83,12 @@ export function costRefusal(job: Job, maxBytes = MAX_JOB_BYTES): string | undefi
   const { bytes, work } = jobCost(job);
   const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
   if (bytes > maxBytes) {
-    return `the job needs about ${gib(bytes)} (data and training tape), more than the ${gib(maxBytes)} a worker allows per job`;
+    const what = `about ${gib(bytes)} (data and training tape)`;
+    return `the job needs ${what}, more than the ${gib(maxBytes)} a worker allows per job`;
   }
   if (work > MAX_JOB_WORK) {
-    return `the job needs about ${work.toExponential(1)} multiply-adds, more than the ${MAX_JOB_WORK.toExponential(0)} a worker allows per job`;
+    const what = `about ${work.toExponential(1)} multiply-adds`;
+    return `the job needs ${what}, more than the ${MAX_JOB_WORK.toExponential(0)} a worker allows per job`;
   }
   return undefined;
 }

@@ -95,7 +95,100 @@ export function plainTextCredentialsWarning(opts: NatsConnectOptions): string | 
     opts.tokenFile !== undefined ||
     opts.url.includes('@');
   if (!hasSecret || usesTls(opts)) return undefined;
-  return `credentials for ${maskUrl(opts.url)} go over plain nats:// (not encrypted): use tls:// with --tls-ca, or --creds (nkey signatures, no password on the wire)`;
+  return (
+    `credentials for ${maskUrl(opts.url)} go over plain nats:// (not encrypted): ` +
+    'use tls:// with --tls-ca, or --creds (nkey signatures, no password on the wire)'
+  );
+}
+
+/** What the URL and options say about who connects: explicit options win over the URL's. */
+interface Credentials {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** The user info of each server in the URL, as written (masked in error messages). */
+  rawInfo: string[];
+}
+
+/** Split credentials out of the URL (a comma-separated list of servers is accepted). */
+function credentialsOf(opts: NatsConnectOptions): Credentials {
+  const fromFile = (flag: string, file: string | undefined) =>
+    file !== undefined ? readSecretFile(flag, file) : undefined;
+  const c: Credentials = {
+    servers: [],
+    user: opts.user,
+    pass: opts.password ?? fromFile('--password-file', opts.passwordFile),
+    token: opts.token ?? fromFile('--token-file', opts.tokenFile),
+    rawInfo: [],
+  };
+  for (const server of opts.url
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)) {
+    const m = USERINFO.exec(server);
+    if (!m) {
+      c.servers.push(server);
+      continue;
+    }
+    const [, scheme = '', info = '', rest = ''] = m;
+    c.rawInfo.push(info);
+    const colon = info.indexOf(':');
+    if (colon >= 0) {
+      c.user ??= decodeURIComponent(info.slice(0, colon));
+      c.pass ??= decodeURIComponent(info.slice(colon + 1));
+    } else if (info !== '') c.token ??= decodeURIComponent(info);
+    c.servers.push(scheme + rest);
+  }
+  if (c.servers.length === 0) throw new OdenessError('--nats: the NATS URL is empty');
+  if (c.token !== undefined && (c.user !== undefined || c.pass !== undefined))
+    throw new OdenessError('give a NATS token or a user and password, not both');
+  if ((c.user === undefined) !== (c.pass === undefined))
+    throw new OdenessError('give both a NATS user and a password (--user and --password)');
+  if (c.pass === '' || c.token === '') {
+    throw new OdenessError(`the NATS ${c.pass === '' ? 'password' : 'token'} is empty: an empty secret is refused`);
+  }
+  return c;
+}
+
+/** The bytes of --creds (user JWT and nkey seed), checked for shape; refused beside a user or token. */
+function credsFileBytes(opts: NatsConnectOptions, c: Credentials): Uint8Array | undefined {
+  if (opts.creds === undefined) return undefined;
+  if (c.token !== undefined || c.user !== undefined)
+    throw new OdenessError('give a NATS credentials file (--creds) or a user/password or token, not both');
+  const text = readSecretFile('--creds', opts.creds);
+  if (!/-----BEGIN NATS USER JWT-----/.test(text) || !/-----BEGIN USER NKEY SEED-----/.test(text)) {
+    throw new OdenessError(
+      `--creds ${opts.creds}: not a NATS credentials file ` +
+        '(expected a user JWT and an nkey seed, as nsc writes them)',
+    );
+  }
+  return new TextEncoder().encode(text);
+}
+
+/** A TLS file that must be readable now (the client reads it later, with a less clear error). */
+function tlsFile(flag: string, path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    readFileSync(path);
+  } catch (e) {
+    throw new OdenessError(
+      `${flag} ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+  return path;
+}
+
+/** The client's TLS options, or undefined when no server or file asks for TLS. */
+function tlsOptions(opts: NatsConnectOptions, servers: string[]): NodeConnectionOptions['tls'] | undefined {
+  const caFile = tlsFile('--tls-ca', opts.tlsCa);
+  const certFile = tlsFile('--tls-cert', opts.tlsCert);
+  const keyFile = tlsFile('--tls-key', opts.tlsKey);
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new OdenessError('give both --tls-cert and --tls-key for a client certificate');
+  const useTls = caFile !== undefined || certFile !== undefined || servers.some((u) => /^tls:\/\//i.test(u));
+  if (!useTls) return undefined;
+  return { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) };
 }
 
 /**
@@ -107,65 +200,10 @@ function resolveConnectOptions(opts: NatsConnectOptions): {
   options: NodeConnectionOptions;
   secrets: string[];
 } {
-  let user = opts.user;
-  let pass =
-    opts.password ??
-    (opts.passwordFile !== undefined ? readSecretFile('--password-file', opts.passwordFile) : undefined);
-  const rawInfo: string[] = [];
-  let token = opts.token ?? (opts.tokenFile !== undefined ? readSecretFile('--token-file', opts.tokenFile) : undefined);
-  const servers = opts.url
-    .split(',')
-    .map((u) => u.trim())
-    .filter(Boolean)
-    .map((server) => {
-      const m = USERINFO.exec(server);
-      if (!m) return server;
-      const [, scheme = '', info = '', rest = ''] = m;
-      rawInfo.push(info);
-      const colon = info.indexOf(':');
-      if (colon >= 0) {
-        user ??= decodeURIComponent(info.slice(0, colon));
-        pass ??= decodeURIComponent(info.slice(colon + 1));
-      } else if (info !== '') token ??= decodeURIComponent(info);
-      return scheme + rest;
-    });
-  if (servers.length === 0) throw new OdenessError('--nats: the NATS URL is empty');
-  if (token !== undefined && (user !== undefined || pass !== undefined))
-    throw new OdenessError('give a NATS token or a user and password, not both');
-  if ((user === undefined) !== (pass === undefined))
-    throw new OdenessError('give both a NATS user and a password (--user and --password)');
-  if (pass === '' || token === '') {
-    throw new OdenessError(`the NATS ${pass === '' ? 'password' : 'token'} is empty: an empty secret is refused`);
-  }
-  let creds: Uint8Array | undefined;
-  if (opts.creds !== undefined) {
-    if (token !== undefined || user !== undefined)
-      throw new OdenessError('give a NATS credentials file (--creds) or a user/password or token, not both');
-    const text = readSecretFile('--creds', opts.creds);
-    if (!/-----BEGIN NATS USER JWT-----/.test(text) || !/-----BEGIN USER NKEY SEED-----/.test(text)) {
-      throw new OdenessError(
-        `--creds ${opts.creds}: not a NATS credentials file (expected a user JWT and an nkey seed, as nsc writes them)`,
-      );
-    }
-    creds = new TextEncoder().encode(text);
-  }
-  const tlsFile = (flag: string, path: string | undefined): string | undefined => {
-    if (path === undefined) return undefined;
-    try {
-      readFileSync(path);
-    } catch (e) {
-      throw new OdenessError(
-        `${flag} ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      );
-    }
-    return path;
-  };
-  const caFile = tlsFile('--tls-ca', opts.tlsCa);
-  const certFile = tlsFile('--tls-cert', opts.tlsCert);
-  const keyFile = tlsFile('--tls-key', opts.tlsKey);
-  if ((certFile === undefined) !== (keyFile === undefined))
-    throw new OdenessError('give both --tls-cert and --tls-key for a client certificate');
-  const useTls = caFile !== undefined || certFile !== undefined || servers.some((u) => /^tls:\/\//i.test(u));
+  const c = credentialsOf(opts);
+  const { servers, user, pass, token } = c;
+  const creds = credsFileBytes(opts, c);
+  const tls = tlsOptions(opts, servers);
   const options: NodeConnectionOptions = {
     servers,
     name: opts.name ?? `odeness ${hostname()}/${process.pid}`,
@@ -177,20 +215,18 @@ function resolveConnectOptions(opts: NatsConnectOptions): {
     ...(user !== undefined ? { user, pass: pass! } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(creds !== undefined ? { authenticator: credsAuthenticator(creds) } : {}),
-    ...(useTls
-      ? { tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) } }
-      : {}),
+    ...(tls ? { tls } : {}),
   };
   return {
     servers,
     options,
-    secrets: [...rawInfo, pass, token].filter((x): x is string => !!x).sort((a, b) => b.length - a.length),
+    secrets: [...c.rawInfo, pass, token].filter((x): x is string => !!x).sort((a, b) => b.length - a.length),
   };
 }
 
 function isAuthError(e: unknown): boolean {
-  const text =
-    `${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { code?: unknown })?.code ?? '')}`.toLowerCase();
+  const err = e as (Error & { code?: unknown }) | undefined;
+  const text = `${err?.name ?? ''} ${err?.message ?? ''} ${String(err?.code ?? '')}`.toLowerCase();
   return text.includes('authorization') || text.includes('authentication') || text.includes('auth_');
 }
 

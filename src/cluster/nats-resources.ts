@@ -68,7 +68,10 @@ export const DEFAULT_RETENTION: Retention = {
   resultsMaxBytes: 2 ** 30,
   bundlesMaxBytes: 20 * 2 ** 30,
 };
-/** JetStream API calls: short, since every call that matters is retried (a request sent while the server restarts is lost). */
+/**
+ * JetStream API calls: short, since every call that matters is retried (a request sent while the server
+ * restarts is lost).
+ */
 const JS_TIMEOUT_MS = 4_000;
 
 export interface ClusterHandles {
@@ -81,16 +84,20 @@ export interface ClusterHandles {
 
 const ms2ns = (ms: number) => Math.round(ms * 1e6);
 
+/** What a coordinator asks of the cluster's resources; workers pass nothing. */
+interface ClusterConfig {
+  ackWaitMs?: number;
+  retention?: Retention;
+  maxDeliver?: number;
+  ttlGiven?: boolean;
+}
+
 /**
  * Create (or bind to) the stream, consumer, KV bucket and object store. The
  * coordinator passes its ack wait and retention and updates the consumer and
  * buckets to them; workers pass nothing and leave existing ones as they are.
  */
-export async function openCluster(
-  nc: NatsConnection,
-  where: string,
-  cfg: { ackWaitMs?: number; retention?: Retention; maxDeliver?: number; ttlGiven?: boolean } = {},
-): Promise<ClusterHandles> {
+export async function openCluster(nc: NatsConnection, where: string, cfg: ClusterConfig = {}): Promise<ClusterHandles> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: JS_TIMEOUT_MS });
@@ -100,6 +107,15 @@ export async function openCluster(
     );
   }
   const js = jetstream(nc, { timeout: JS_TIMEOUT_MS });
+  await ensureStream(jsm);
+  await ensureConsumer(jsm, cfg);
+  const r = cfg.retention ?? DEFAULT_RETENTION;
+  const { kv, os } = await openBuckets(js, jsm, r);
+  if (cfg.retention) await applyRetention(jsm, r, cfg.ttlGiven);
+  return { nc, js, jsm, kv, os };
+}
+
+async function ensureStream(jsm: JetStreamManager): Promise<void> {
   try {
     await jsm.streams.info(STREAM);
   } catch {
@@ -118,6 +134,10 @@ export async function openCluster(
         });
       });
   }
+}
+
+/** Create the consumer if missing; a coordinator (ack wait given) updates it to its ack wait and max deliver. */
+async function ensureConsumer(jsm: JetStreamManager, cfg: ClusterConfig): Promise<void> {
   const ackWait = ms2ns(cfg.ackWaitMs ?? DEFAULT_ACK_WAIT_MS);
   const maxDeliver = -1; // enforced by workers from each message's own limit and delivery count
   let info = await jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
@@ -152,7 +172,14 @@ export async function openCluster(
       ...(description !== undefined ? { description } : {}),
     });
   }
-  const r = cfg.retention ?? DEFAULT_RETENTION;
+}
+
+/** Bind to the buckets, creating those that do not exist yet. */
+async function openBuckets(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  r: Retention,
+): Promise<{ kv: KV; os: ObjectStore }> {
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
   const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
   const kv = (await exists(`KV_${RESULTS_BUCKET}`))
@@ -170,26 +197,29 @@ export async function openCluster(
         ttl: ms2ns(r.ttlMs),
         max_bytes: r.bundlesMaxBytes,
       });
-  if (cfg.retention) {
-    // Buckets made earlier (or by an older odeness) get the coordinator's size limits. Their age limit is
-    // every study's on this cluster (JetStream 2.9 has no per-entry age): it is set when the buckets are
-    // made, and a coordinator that asks for another one is refused rather than change other studies'.
-    for (const [stream, maxBytes] of [
-      [`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes],
-      [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes],
-    ] as const) {
-      const si = await jsm.streams.info(stream);
-      if (si.config.max_age !== ms2ns(r.ttlMs) && cfg.ttlGiven) throw retentionRefusal(si.config.max_age, r.ttlMs);
-      // The result bucket is create only (one message per key, see above).
-      const createOnly = stream.startsWith('KV_') ? { discard_new_per_subject: true, max_msgs_per_subject: 1 } : {};
-      const stale = Object.entries(createOnly).some(
-        ([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v,
-      );
-      if (si.config.max_bytes !== maxBytes || stale)
-        await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes, ...createOnly });
-    }
+  return { kv, os };
+}
+
+/**
+ * Buckets made earlier (or by an older odeness) get the coordinator's size limits. Their age limit is
+ * every study's on this cluster (JetStream 2.9 has no per-entry age): it is set when the buckets are
+ * made, and a coordinator that asks for another one is refused rather than change other studies'.
+ */
+async function applyRetention(jsm: JetStreamManager, r: Retention, ttlGiven: boolean | undefined): Promise<void> {
+  for (const [stream, maxBytes] of [
+    [`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes],
+    [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes],
+  ] as const) {
+    const si = await jsm.streams.info(stream);
+    if (si.config.max_age !== ms2ns(r.ttlMs) && ttlGiven) throw retentionRefusal(si.config.max_age, r.ttlMs);
+    // The result bucket is create only (one message per key, see above).
+    const createOnly = stream.startsWith('KV_') ? { discard_new_per_subject: true, max_msgs_per_subject: 1 } : {};
+    const stale = Object.entries(createOnly).some(
+      ([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v,
+    );
+    if (si.config.max_bytes !== maxBytes || stale)
+      await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes, ...createOnly });
   }
-  return { nc, js, jsm, kv, os };
 }
 
 function retentionRefusal(haveNs: number, wantMs: number): OdenessError {
@@ -205,9 +235,9 @@ function retentionRefusal(haveNs: number, wantMs: number): OdenessError {
 
 /** A request the server refused for lack of permissions (a least-privilege account). */
 export function isPermissionError(e: unknown): boolean {
-  return /permission|authorization/i.test(
-    `${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? ''} ${String((e as { cause?: Error })?.cause?.message ?? '')}`,
-  );
+  const err = e as (Error & { cause?: Error }) | undefined;
+  const text = `${err?.name ?? ''} ${err?.message ?? ''} ${String(err?.cause?.message ?? '')}`;
+  return /permission|authorization/i.test(text);
 }
 
 /** Retry an operation that may fail while the server restarts; gives up after `forMs`. */

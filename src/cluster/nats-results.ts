@@ -31,7 +31,10 @@ export function decodeEntry(e: KvEntry): ResultMessage | undefined {
   return decodeResultMessage(e.value);
 }
 
-/** Whether a stored result can be the result of record of `job`: the same job, and a done one names a bundle of that job's runs. */
+/**
+ * Whether a stored result can be the result of record of `job`: the same job, and a done one names a bundle
+ * of that job's runs.
+ */
 export function answers(have: ResultMessage, job: Job, authentic?: (m: ResultMessage) => boolean): boolean {
   if (authentic && !authentic(have)) return false;
   return (

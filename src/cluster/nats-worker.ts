@@ -10,30 +10,26 @@
  *   2. past its max deliveries (JetStream's delivery count, from the
  *      message's own metadata) → a failed result, marked `exhausted`;
  *   3. already answered in the result bucket → ack and skip;
- *   4. run it; the delivery is extended (in-progress ack) only while the job
- *      reports progress, so a stuck job is redelivered; every failure from
- *      here on, start-up ones included (no temp dir), is a failed result;
+ *   4. run it (nats-job-run.ts); the delivery is extended (in-progress ack)
+ *      only while the job reports progress, so a stuck job is redelivered;
+ *      every failure from here on, start-up ones included (no temp dir), is a
+ *      failed result;
  *   5. upload the bundle under a per-run name, offer the result
  *      (compare-and-set: the first done wins), then ack.
- * A frozen run (no progress for twice --stall-timeout plus 5 s: a stopped
- * job process) whose job another run has finished is stopped, its slot freed. Job temp
- * dirs of workers that no longer run are removed before each job.
+ * Job temp dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
  * hands them back at once (nak).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { OdenessError } from '../errors.js';
-import { describeError } from '../study/job.js';
-import { pidAlive } from '../study/lock.js';
 import { JOB_ID_PATTERN } from '../formats/index.js';
-import type { Job, JobProgress, JobResult } from '../study/types.js';
+import type { Job, JobResult } from '../study/types.js';
 import type { Device } from '../formats/common.js';
-import { decodeJobMessage, encode, MessageError, packBundle, unpackRaw } from './codec.js';
+import { decodeJobMessage, encode, MessageError, unpackRaw } from './codec.js';
 import {
   checkDatasetFiles,
   checkJobBounds,
@@ -43,13 +39,14 @@ import {
   JobRefused,
   type DataRootOptions,
 } from './job-checks.js';
-import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
+import { PROTOCOL_VERSION, type EventMessage, type JobMessage, type ResultMessage } from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
   CONSUMER,
   DEFAULT_ACK_WAIT_MS,
   EVENT_SUBJECT_PREFIX,
   isPermissionError,
+  maxDeliverOf,
   openCluster,
   retrying,
   STREAM,
@@ -57,8 +54,6 @@ import {
 } from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
-import { maxDeliverOf } from './nats-resources.js';
-import { isStorageFull } from './storage-full.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
 import { defaultMemoryBudget, MemoryAdmission } from '../study/admission.js';
@@ -71,6 +66,9 @@ import {
   refusalDelayMs,
   type RefusalKind,
 } from './refusals.js';
+import { cleanStaleJobDirs, JobRun, type RetryOptions, type RunContext } from './nats-job-run.js';
+
+export { cleanStaleJobDirs } from './nats-job-run.js';
 
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
@@ -82,7 +80,10 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   onReady?: () => void;
   /** Wall-clock limit of one job (default 6 h): past it the job is stopped and recorded as failed. */
   jobTimeoutMs?: number;
-  /** A job that reports no progress for this long is no longer kept alive (default 120 s): it is redelivered after the ack wait. */
+  /**
+   * A job that reports no progress for this long is no longer kept alive (default 120 s): it is redelivered
+   * after the ack wait.
+   */
   stallTimeoutMs?: number;
   /** Run only jobs signed with this key (HMAC-SHA256; the coordinator's --job-key-file). */
   jobKey?: Buffer;
@@ -119,155 +120,202 @@ export function canRunJob(device: Device, job: Pick<Job, 'device'>): boolean {
 
 export const DEFAULT_JOB_TIMEOUT_MS = 6 * 3600_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
-/** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
-const JOB_TMP_PREFIX = 'odeness-job-';
-const PROGRESS_EVERY_MS = 500;
-/** Most time between two events of a running job (a bare progress event when it reports none). */
-const ALIVE_EVERY_MS = 5_000;
 const PULL_EXPIRES_MS = 2_000;
 
-/** Remove job temp dirs left by workers of this host that no longer run (SIGKILL, power loss). */
-export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
-    const m = new RegExp(`^${JOB_TMP_PREFIX}(\\d+)-`).exec(name);
-    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
-    await rm(join(dir, name), { recursive: true, force: true }).then(
-      () => removed.push(name),
-      () => undefined,
-    );
-  }
-  return removed;
+/** The worker's fixed settings, from its options. */
+interface WorkerSettings {
+  concurrency: number;
+  log: (level: 'info' | 'warn', message: string) => void;
+  signal: AbortSignal;
+  where: string;
+  device: Device;
+  /** The worker's name in results and events. */
+  prefix: string;
+  jobTimeoutMs: number;
+  stallTimeoutMs: number;
+  frozenAfterMs: number;
 }
 
-/** Looks (at most every 2 s) whether a stalled run's job has a done result from another run. */
-class SupersededCheck {
-  superseded = false;
-  private lastAt = 0;
-  private busy = false;
-
-  constructor(private readonly doneElsewhere: () => Promise<boolean>) {}
-
-  async check(onSuperseded: () => void): Promise<void> {
-    if (this.superseded || this.busy || Date.now() - this.lastAt < 2_000) return;
-    this.busy = true;
-    try {
-      if (await this.doneElsewhere()) {
-        this.superseded = true;
-        onSuperseded();
-      }
-    } finally {
-      this.lastAt = Date.now();
-      this.busy = false;
-    }
-  }
-}
-
-export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
+function workerSettings(opts: WorkerOptions): WorkerSettings {
   const concurrency = opts.concurrency ?? defaultThreads();
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new OdenessError(`--concurrency must be a positive integer, got ${String(opts.concurrency)}`);
-  const log = opts.log ?? ((level, message) => process.stderr.write(`[worker ${level}] ${message}\n`));
-  const signal = opts.signal ?? new AbortController().signal;
-  const where = describeNats(opts);
   const device = opts.device ?? 'cpu';
-  // Workers advertise their device in their name (results and events carry it); CPU workers keep the plain name.
-  const prefix = `nats/${hostname()}/${process.pid}${device === 'cpu' ? '' : `@${device}`}`;
-  const jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
   const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  // Quiet this long, a run counts as frozen: once another run has finished its job, it is stopped (a run that
-  // only stalls for a while finishes, and the first done wins).
-  const frozenAfterMs = 2 * stallTimeoutMs + 5_000;
+  return {
+    concurrency,
+    log: opts.log ?? ((level, message) => process.stderr.write(`[worker ${level}] ${message}\n`)),
+    signal: opts.signal ?? new AbortController().signal,
+    where: describeNats(opts),
+    device,
+    // Workers advertise their device in their name (results and events carry it); CPU workers keep the plain name.
+    prefix: `nats/${hostname()}/${process.pid}${device === 'cpu' ? '' : `@${device}`}`,
+    jobTimeoutMs: opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
+    stallTimeoutMs,
+    // Quiet this long, a run counts as frozen: once another run has finished its job, it is stopped (a run that
+    // only stalls for a while finishes, and the first done wins).
+    frozenAfterMs: 2 * stallTimeoutMs + 5_000,
+  };
+}
 
+/** Connect and bind to the work queue; a least-privilege worker waits for a coordinator to create it. */
+async function joinCluster(
+  opts: WorkerOptions,
+  s: WorkerSettings,
+): Promise<{ nc: NatsConnection; h: ClusterHandles; consumer: Consumer }> {
   const nc = await connectNats({ ...opts, name: opts.name ?? `odeness worker ${hostname()}/${process.pid}` });
-  let h: ClusterHandles;
-  let consumer: Consumer;
   try {
     for (let warned = false; ; ) {
       try {
-        h = await openCluster(nc, where);
-        break;
+        const h = await openCluster(nc, s.where);
+        return { nc, h, consumer: await h.js.consumers.get(STREAM, CONSUMER) };
       } catch (e) {
         // A least-privilege worker cannot create the stream and buckets: the first coordinator does.
-        if (!isPermissionError(e) || signal.aborted) throw e;
-        if (!warned)
-          log(
-            'info',
-            `waiting for a coordinator to create the cluster's stream and buckets (this worker may not: ${(e as Error).message})`,
-          );
+        if (!isPermissionError(e) || s.signal.aborted) throw e;
+        if (!warned) {
+          const why = `this worker may not: ${(e as Error).message}`;
+          s.log('info', `waiting for a coordinator to create the cluster's stream and buckets (${why})`);
+        }
         warned = true;
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
-    consumer = await h.js.consumers.get(STREAM, CONSUMER);
   } catch (e) {
     await nc.close().catch(() => undefined);
     throw e;
   }
+}
+
+export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
+  const settings = workerSettings(opts);
+  const { nc, h, consumer } = await joinCluster(opts, settings);
   for (const name of await cleanStaleJobDirs())
-    log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
-  const pool = new ProcessPool({
-    ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
-    ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
-  });
-  const admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
-  const summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
+    settings.log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+  return new NatsWorker(opts, settings, nc, h).run(consumer);
+}
 
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') log('warn', `lost the connection to NATS at ${maskUrl(opts.url)}; reconnecting…`);
-      else if (s.type === 'reconnect') log('info', `reconnected to NATS at ${maskUrl(opts.url)}`);
-    }
-  })().catch(() => undefined);
+/** The coordinator's ack wait and max deliver, kept on the consumer: re-read at most every 5 s. */
+class ConsumerSettings {
+  ackWaitMs = DEFAULT_ACK_WAIT_MS;
+  /** Deliveries before a job is given up: the coordinator's configuration (on the consumer), never the message's. */
+  maxDeliver = maxDeliverOf(undefined);
+  private readAt = 0;
 
-  // The coordinator owns the ack wait; re-read it now and then so heartbeats keep up with changes.
-  let ackWaitMs = DEFAULT_ACK_WAIT_MS;
-  // Deliveries before a job is given up: the coordinator's configuration (kept on the consumer), never the message's.
-  let maxDeliver = maxDeliverOf(undefined);
-  let ackWaitReadAt = 0;
-  const currentAckWait = async (): Promise<number> => {
-    if (Date.now() - ackWaitReadAt > 5_000) {
-      const info = await h.jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
+  constructor(private readonly jsm: JetStreamManager) {}
+
+  async refresh(): Promise<number> {
+    if (Date.now() - this.readAt > 5_000) {
+      const info = await this.jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
       if (info?.config.ack_wait) {
-        ackWaitMs = info.config.ack_wait / 1e6;
-        maxDeliver = maxDeliverOf(info.config);
-        ackWaitReadAt = Date.now();
+        this.ackWaitMs = info.config.ack_wait / 1e6;
+        this.maxDeliver = maxDeliverOf(info.config);
+        this.readAt = Date.now();
       }
     }
-    return ackWaitMs;
-  };
+    return this.ackWaitMs;
+  }
+}
 
-  const publishEvent = (ev: Omit<EventMessage, 'v'>) => {
+/** A connected worker: its lanes pull deliveries and sort each into refused, skipped, passed on or run. */
+class NatsWorker implements RunContext {
+  readonly pool: ProcessPool;
+  readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
+  readonly keep: RetryOptions;
+  readonly prefix: string;
+  readonly signal: AbortSignal;
+  readonly jobTimeoutMs: number;
+  readonly stallTimeoutMs: number;
+  readonly frozenAfterMs: number;
+  readonly log: WorkerSettings['log'];
+  /** The coordinator owns the ack wait; re-read now and then so heartbeats keep up with changes. */
+  private readonly consumerSettings: ConsumerSettings;
+  /** With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers. */
+  private readonly authentic: ((m: ResultMessage) => boolean) | undefined;
+  private lastPullWarning = 0;
+  private readonly admission: MemoryAdmission;
+
+  constructor(
+    private readonly opts: WorkerOptions,
+    private readonly s: WorkerSettings,
+    private readonly nc: NatsConnection,
+    readonly h: ClusterHandles,
+  ) {
+    this.prefix = s.prefix;
+    this.signal = s.signal;
+    this.log = s.log;
+    this.jobTimeoutMs = s.jobTimeoutMs;
+    this.stallTimeoutMs = s.stallTimeoutMs;
+    this.frozenAfterMs = s.frozenAfterMs;
+    this.pool = new ProcessPool({
+      ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
+      ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
+    });
+    this.consumerSettings = new ConsumerSettings(h.jsm);
+    this.admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
+    const key = opts.jobKey;
+    this.authentic = key ? (m: ResultMessage) => resultAuthentic(key, m) : undefined;
+    this.keep = {
+      signal: this.signal,
+      forMs: 10 * 60_000,
+      onRetry: (e: unknown) => this.log('warn', `NATS not answering (${(e as Error).message}); retrying`),
+    };
+  }
+
+  async run(consumer: Consumer): Promise<WorkerSummary> {
+    this.watchConnection();
+    const { device, concurrency } = this.s;
+    this.log(
+      'info',
+      `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), ` +
+        `memory ${formatBytes(this.admission.budget)}, device ${device}`,
+    );
+    this.opts.onReady?.();
+    try {
+      await Promise.all(Array.from({ length: concurrency }, () => this.lane(consumer)));
+    } finally {
+      await this.pool.close().catch(() => undefined);
+      await this.nc.drain().catch(() => this.nc.close());
+    }
+    return this.summary;
+  }
+
+  private watchConnection(): void {
+    const url = maskUrl(this.opts.url);
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type === 'disconnect') this.log('warn', `lost the connection to NATS at ${url}; reconnecting…`);
+        else if (s.type === 'reconnect') this.log('info', `reconnected to NATS at ${url}`);
+      }
+    })().catch(() => undefined);
+  }
+
+  ackWaitMs(): Promise<number> {
+    return this.consumerSettings.refresh();
+  }
+
+  publishEvent(ev: Omit<EventMessage, 'v'>): void {
     try {
       const msg: EventMessage = { v: PROTOCOL_VERSION, ...ev, at: Date.now() };
-      nc.publish(`${EVENT_SUBJECT_PREFIX}${ev.id}`, encode(opts.jobKey ? sealEvent(opts.jobKey, msg) : msg));
+      const key = this.opts.jobKey;
+      this.nc.publish(`${EVENT_SUBJECT_PREFIX}${ev.id}`, encode(key ? sealEvent(key, msg) : msg));
     } catch {
       /* best-effort */
     }
-  };
+  }
 
-  // With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers.
-  const authentic = opts.jobKey ? (m: ResultMessage) => resultAuthentic(opts.jobKey!, m) : undefined;
-  const offer = (msg: ResultMessage) => storeResult(h.kv, opts.jobKey ? sealResult(opts.jobKey, msg) : msg, authentic);
-  const keep = {
-    signal,
-    forMs: 10 * 60_000,
-    onRetry: (e: unknown) => log('warn', `NATS not answering (${(e as Error).message}); retrying`),
-  };
-  const failure = (job: Job, attempt: number, error: string, started = Date.now()): JobResult => {
+  offer(msg: ResultMessage): Promise<'stored' | 'kept'> {
+    const key = this.opts.jobKey;
+    return storeResult(this.h.kv, key ? sealResult(key, msg) : msg, this.authentic);
+  }
+
+  failure(job: Job, attempt: number, error: string, started = Date.now()): JobResult {
     const end = Date.now();
     return {
       id: job.id,
       job,
       status: 'failed',
       attempt,
-      worker: `${prefix}/checks`,
+      worker: `${this.prefix}/checks`,
       error,
       timings: {
         startedAt: new Date(started).toISOString(),
@@ -275,310 +323,184 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         ms: end - started,
       },
     };
-  };
-  /** Store a failed result without running the job, then drop the message for good. */
-  const recordRefusal = async (m: JsMsg, msg: ResultMessage, what: string) => {
-    summary.refused++;
-    await retrying(`store result of ${msg.result.id}`, () => offer(msg), keep);
-    log('warn', `${msg.result.id} failed in 0 ms (delivery ${m.info.deliveryCount}, ${what}): ${msg.result.error}`);
-    m.term();
-  };
+  }
 
-  /** Leave a job for another worker (nak with a growing delay) and tell its coordinator why (refusals.ts). */
-  const leaveForAnother = (
-    m: JsMsg,
-    id: string,
-    kind: RefusalKind,
-    reason: string,
-    memory?: { needs: number; offers: number },
-  ): void => {
-    summary.refused++;
-    const deliveries = m.info.deliveryCount;
-    try {
-      nc.publish(
-        `${REFUSAL_SUBJECT_PREFIX}${id}`,
-        encodeRefusal({ id, worker: prefix, v: PROTOCOL_VERSION, kind, reason, ...memory }),
-      );
-    } catch {
-      /* best-effort, like events */
-    }
-    if (deliveries >= REFUSAL_MAX_DELIVERIES) {
-      log(
-        'warn',
-        `dropping job message ${id} (stream seq ${m.seq}) after ${deliveries} deliveries no worker ran: ${reason}`,
-      );
-      m.term();
-      return;
-    }
-    if (deliveries === 1 || Number.isInteger(Math.log2(deliveries)))
-      log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
-    m.nak(refusalDelayMs(deliveries));
-  };
-
-  /** A message this worker cannot read: another protocol version is left for a worker of that version (never a stored result); the rest is dropped. */
-  const refuseUnreadable = (m: JsMsg, e: MessageError): void => {
-    if (e.version !== undefined) {
-      const id = (() => {
-        try {
-          const j = unpackRaw(m.data, 'job').job as { id?: unknown } | undefined;
-          return typeof j?.id === 'string' && JOB_ID_PATTERN.test(j.id) ? j.id : undefined;
-        } catch {
-          return undefined;
-        }
-      })();
-      if (id)
-        return leaveForAnother(
-          m,
-          id,
-          'version',
-          `${e.message}: run coordinator and workers of the same odeness version`,
-        );
-    }
-    summary.refused++;
-    log('warn', `dropping a job message (stream seq ${m.seq}): ${e.message}`);
-    m.term();
-  };
-
-  const handle = async (m: JsMsg): Promise<void> => {
-    let decoded;
-    try {
-      decoded = decodeJobMessage(m.data);
-    } catch (e) {
-      if (e instanceof MessageError) return refuseUnreadable(m, e);
-      throw e;
-    }
-    const { job, attempt } = decoded;
-    await currentAckWait(); // refreshes maxDeliver too
-    const deliveries = m.info.deliveryCount;
-    try {
-      checkJobSignature(opts.jobKey, decoded);
-      checkJobId(job);
-      checkJobBounds(job);
-      checkJobMemory(job, admission.budget);
-      await checkDatasetFiles(job, opts);
-    } catch (e) {
-      if (!(e instanceof JobRefused)) throw e;
-      if (e.leave) return leaveForAnother(m, job.id, e.leave, e.message, e.memory);
-      if (!e.record) {
-        summary.refused++;
-        log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);
-        m.term();
-        return;
-      }
-      return recordRefusal(
-        m,
-        { v: PROTOCOL_VERSION, result: failure(job, attempt, e.message) },
-        'refused before running',
-      );
-    }
-    if (!canRunJob(device, job)) {
-      // Not failed, not refused: left in the queue for a worker with that device.
-      summary.passed++;
-      m.nak(OTHER_DEVICE_DELAY_MS);
-      return;
-    }
-    if (standingResult(await h.kv.get(job.id).catch(() => null), job, attempt, authentic)) {
-      summary.skipped++;
-      await m.ackAck().catch(() => false);
-      return;
-    }
-    // JetStream counts the deliveries other workers handed back for want of the job's device (canRunJob):
-    // for a job that requires a device the count says nothing about crashes, so only CPU jobs are given up by it.
-    if (deliveries > maxDeliver && job.device === undefined) {
-      const error = `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); rerun with --retry-failed`;
-      await recordRefusal(
-        m,
-        { v: PROTOCOL_VERSION, result: failure(job, attempt, error), exhausted: true },
-        'given up after too many deliveries; recorded as failed',
-      );
-      return;
-    }
-    // Room in the memory budget beside the running jobs (the delivery kept alive while it waits).
-    const everyMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
-    const grant = await admitDelivery(
-      admission,
-      job,
-      () => m.working(),
-      signal,
-      everyMs,
-      (w) => log('info', w),
-    );
-    if (!grant) {
-      summary.returned++;
-      m.nak();
-      return;
-    }
-    try {
-      await runDelivery(m, job, attempt, deliveries);
-    } finally {
-      grant.release();
-    }
-  };
-
-  const runDelivery = async (m: JsMsg, job: Job, attempt: number, deliveries: number): Promise<void> => {
-    const run = randomBytes(8).toString('hex');
-    const worker = `${prefix}/${run.slice(0, 4)}`;
-    const abort = new AbortController();
-    const onStop = () => abort.abort();
-    let lastProgress = Date.now();
-    let lastEvent = 0;
-    let bundleDir: string | undefined;
-    let heartbeat: NodeJS.Timeout | undefined;
-    // A stalled run (a frozen process) whose job another worker has finished gives its slot back.
-    const finishedElsewhere = new SupersededCheck(async () => {
-      const stored = standingResult(await h.kv.get(job.id).catch(() => null), job, attempt);
-      return stored?.result.status === 'done';
-    });
-    signal.addEventListener('abort', onStop, { once: true });
-    try {
-      // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small publish.
-      const heartbeatMs = Math.max(200, Math.min(1000, (await currentAckWait()) / 3));
-      heartbeat = setInterval(() => {
-        const quietMs = Date.now() - lastProgress;
-        if (quietMs < stallTimeoutMs) m.working();
-        // A sign of life between progress reports (evaluation and audits report none): the coordinator must
-        // not take this worker for gone and report jobs it left for a bigger worker as refused by all.
-        if (quietMs < stallTimeoutMs && Date.now() - lastEvent >= ALIVE_EVERY_MS) {
-          lastEvent = Date.now();
-          publishEvent({ kind: 'progress', id: job.id, worker });
-        } else if (quietMs >= frozenAfterMs) void finishedElsewhere.check(() => abort.abort());
-      }, heartbeatMs);
-      publishEvent({ kind: 'start', id: job.id, worker });
-      let result: JobResult | undefined;
-      for (const name of await cleanStaleJobDirs()) {
-        log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
-      }
-      try {
-        bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
-      } catch (e) {
-        result = failure(
-          job,
-          attempt,
-          `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR): ${describeError(e)}`,
-        );
-      }
-      if (!result) {
-        result = await pool
-          .run(job, attempt, bundleDir!, worker, {
-            signal: abort.signal,
-            deadlineMs: jobTimeoutMs,
-            onStart: () => {
-              lastProgress = Date.now();
-              publishEvent({ kind: 'start', id: job.id, worker });
-            },
-            onProgress: (progress: JobProgress) => {
-              const now = Date.now();
-              lastProgress = now;
-              if (now - lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
-              lastEvent = now;
-              publishEvent({ kind: 'progress', id: job.id, worker, progress });
-            },
-          })
-          .catch((e: Error) => {
-            if (e.name === 'AbortError') return undefined;
-            return failure(job, attempt, `job process failed: ${describeError(e)}`);
-          });
-      }
-      if (!result) {
-        summary.returned++;
-        const quiet = `${Math.round(frozenAfterMs / 1000)} s`;
-        if (finishedElsewhere.superseded) {
-          const what = 'finished by another run: its job process is stopped, the slot freed';
-          log('info', `${job.id}: no progress here for ${quiet} and ${what}`);
-        } else m.nak();
-        return;
-      }
-      // A full JetStream store: the job is kept (not acked) while this retries, and the coordinator is told.
-      let toldFull = false;
-      const keepStoring = {
-        ...keep,
-        onRetry: (e: unknown) => {
-          keep.onRetry(e);
-          if (!toldFull && isStorageFull(e))
-            publishEvent({ kind: 'storage', id: job.id, worker, error: (e as Error).message });
-          toldFull ||= isStorageFull(e);
-        },
-      };
-      let bundle: string | undefined;
-      let stored: Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'> = {};
-      if (result.status === 'done') {
-        bundle = `${job.id}.${run}`;
-        const bytes = await packBundle(bundleDir!);
-        const info = await retrying(
-          `upload bundle of ${job.id}`,
-          () => h.os.putBlob({ name: bundle! }, bytes),
-          keepStoring,
-        );
-        stored = {
-          bundleDigest: createHash('sha256').update(bytes).digest('hex'),
-          bundleBytes: bytes.length,
-          bundleNuid: info.nuid,
-        };
-      }
-      const outcome = await retrying(
-        `store result of ${job.id}`,
-        () => offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }),
-        keepStoring,
-      );
-      summary.ran++;
-      if (result.status === 'done') summary.done++;
-      else summary.failed++;
-      log(
-        'info',
-        `${job.id} ${result.status} in ${result.timings.ms} ms (delivery ${deliveries})${result.error ? `: ${result.error}` : ''}`,
-      );
-      if (outcome === 'kept') {
-        log('info', `${job.id}: another run's result was stored first; this run's is dropped`);
-        if (bundle) await h.os.delete(bundle).catch(() => undefined);
-      }
-      // If the ack is lost, the redelivery finds the stored result and is skipped.
-      await retrying(`ack ${job.id}`, () => m.ackAck(), { forMs: 30_000 }).catch(() => undefined);
-    } finally {
-      clearInterval(heartbeat);
-      signal.removeEventListener('abort', onStop);
-      if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
-    }
-  };
-
-  let lastPullWarning = 0;
-  const lane = async () => {
-    while (!signal.aborted) {
+  private async lane(consumer: Consumer): Promise<void> {
+    while (!this.signal.aborted) {
       let m: JsMsg | null;
       try {
         m = await consumer.next({ expires: PULL_EXPIRES_MS });
       } catch (e) {
-        if (signal.aborted) break;
-        if (Date.now() - lastPullWarning > 60_000 && !nc.isClosed()) {
-          lastPullWarning = Date.now();
-          log('warn', `cannot pull jobs from ${STREAM}/${CONSUMER} (${(e as Error).message}); retrying`);
+        if (this.signal.aborted) break;
+        if (Date.now() - this.lastPullWarning > 60_000 && !this.nc.isClosed()) {
+          this.lastPullWarning = Date.now();
+          this.log('warn', `cannot pull jobs from ${STREAM}/${CONSUMER} (${(e as Error).message}); retrying`);
         }
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
       if (!m) continue;
-      if (signal.aborted) {
+      if (this.signal.aborted) {
         m.nak();
         break;
       }
       try {
-        await handle(m);
+        await this.handle(m);
       } catch (e) {
         // The job stays un-acked and is redelivered after the ack wait.
-        log('warn', `job message ${m.seq}: ${(e as Error).message}`);
+        this.log('warn', `job message ${m.seq}: ${(e as Error).message}`);
       }
     }
-  };
-
-  log(
-    'info',
-    `worker ${prefix} pulling from ${where} with ${concurrency} slot(s), memory ${formatBytes(admission.budget)}, device ${device}`,
-  );
-  opts.onReady?.();
-  try {
-    await Promise.all(Array.from({ length: concurrency }, lane));
-  } finally {
-    await pool.close().catch(() => undefined);
-    await nc.drain().catch(() => nc.close());
   }
-  return summary;
+
+  private async handle(m: JsMsg): Promise<void> {
+    let decoded: JobMessage;
+    try {
+      decoded = decodeJobMessage(m.data);
+    } catch (e) {
+      if (e instanceof MessageError) return this.refuseUnreadable(m, e);
+      throw e;
+    }
+    const { job, attempt } = decoded;
+    await this.consumerSettings.refresh(); // refreshes maxDeliver too
+    if (await this.refused(m, decoded)) return;
+    if (!canRunJob(this.s.device, job)) {
+      // Not failed, not refused: left in the queue for a worker with that device.
+      this.summary.passed++;
+      m.nak(OTHER_DEVICE_DELAY_MS);
+      return;
+    }
+    if (standingResult(await this.h.kv.get(job.id).catch(() => null), job, attempt, this.authentic)) {
+      this.summary.skipped++;
+      await m.ackAck().catch(() => false);
+      return;
+    }
+    const deliveries = m.info.deliveryCount;
+    const { maxDeliver } = this.consumerSettings;
+    // JetStream counts the deliveries other workers handed back for want of the job's device (canRunJob):
+    // for a job that requires a device the count says nothing about crashes, so only CPU jobs are given up by it.
+    if (deliveries > maxDeliver && job.device === undefined) {
+      const error =
+        `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); ` +
+        'rerun with --retry-failed';
+      await this.recordRefusal(
+        m,
+        { v: PROTOCOL_VERSION, result: this.failure(job, attempt, error), exhausted: true },
+        'given up after too many deliveries; recorded as failed',
+      );
+      return;
+    }
+    // Room in the memory budget beside the running jobs (the delivery kept alive while it waits).
+    const everyMs = Math.max(200, Math.min(1000, (await this.ackWaitMs()) / 3));
+    const onWait = (line: string) => this.log('info', line);
+    const grant = await admitDelivery(this.admission, job, () => m.working(), this.signal, everyMs, onWait);
+    if (!grant) {
+      this.summary.returned++;
+      m.nak();
+      return;
+    }
+    try {
+      this.count(await new JobRun(this, m, job, attempt, deliveries).execute());
+    } finally {
+      grant.release();
+    }
+  }
+
+  private count(end: Awaited<ReturnType<JobRun['execute']>>): void {
+    if (end === 'returned') {
+      this.summary.returned++;
+      return;
+    }
+    this.summary.ran++;
+    if (end === 'done') this.summary.done++;
+    else this.summary.failed++;
+  }
+
+  /** The untrusted-input checks (job-checks.ts); true when the message was refused (and dealt with). */
+  private async refused(m: JsMsg, decoded: JobMessage): Promise<boolean> {
+    const { job, attempt } = decoded;
+    try {
+      checkJobSignature(this.opts.jobKey, decoded);
+      checkJobId(job);
+      checkJobBounds(job);
+      checkJobMemory(job, this.admission.budget);
+      await checkDatasetFiles(job, this.opts);
+      return false;
+    } catch (e) {
+      if (!(e instanceof JobRefused)) throw e;
+      if (e.leave) this.leaveForAnother(m, job.id, e.leave, e.message, e.memory);
+      else if (!e.record) {
+        this.summary.refused++;
+        this.log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);
+        m.term();
+      } else {
+        const msg: ResultMessage = { v: PROTOCOL_VERSION, result: this.failure(job, attempt, e.message) };
+        await this.recordRefusal(m, msg, 'refused before running');
+      }
+      return true;
+    }
+  }
+
+  /** Store a failed result without running the job, then drop the message for good. */
+  private async recordRefusal(m: JsMsg, msg: ResultMessage, what: string): Promise<void> {
+    this.summary.refused++;
+    await retrying(`store result of ${msg.result.id}`, () => this.offer(msg), this.keep);
+    const delivery = `delivery ${m.info.deliveryCount}`;
+    this.log('warn', `${msg.result.id} failed in 0 ms (${delivery}, ${what}): ${msg.result.error}`);
+    m.term();
+  }
+
+  /** Leave a job for another worker (nak with a growing delay) and tell its coordinator why (refusals.ts). */
+  private leaveForAnother(
+    m: JsMsg,
+    id: string,
+    kind: RefusalKind,
+    reason: string,
+    memory?: { needs: number; offers: number },
+  ): void {
+    this.summary.refused++;
+    const deliveries = m.info.deliveryCount;
+    try {
+      this.nc.publish(
+        `${REFUSAL_SUBJECT_PREFIX}${id}`,
+        encodeRefusal({ id, worker: this.prefix, v: PROTOCOL_VERSION, kind, reason, ...memory }),
+      );
+    } catch {
+      /* best-effort, like events */
+    }
+    if (deliveries >= REFUSAL_MAX_DELIVERIES) {
+      const where = `job message ${id} (stream seq ${m.seq})`;
+      this.log('warn', `dropping ${where} after ${deliveries} deliveries no worker ran: ${reason}`);
+      m.term();
+      return;
+    }
+    if (deliveries === 1 || Number.isInteger(Math.log2(deliveries)))
+      this.log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
+    m.nak(refusalDelayMs(deliveries));
+  }
+
+  /**
+   * A message this worker cannot read: another protocol version is left for a worker of that version (never a
+   * stored result); the rest is dropped.
+   */
+  private refuseUnreadable(m: JsMsg, e: MessageError): void {
+    const id = e.version !== undefined ? jobIdOf(m.data) : undefined;
+    if (id) {
+      const reason = `${e.message}: run coordinator and workers of the same odeness version`;
+      return this.leaveForAnother(m, id, 'version', reason);
+    }
+    this.summary.refused++;
+    this.log('warn', `dropping a job message (stream seq ${m.seq}): ${e.message}`);
+    m.term();
+  }
+}
+
+/** The well-formed job id of a message of another version, if it has one. */
+function jobIdOf(data: Uint8Array): string | undefined {
+  try {
+    const j = unpackRaw(data, 'job').job as { id?: unknown } | undefined;
+    return typeof j?.id === 'string' && JOB_ID_PATTERN.test(j.id) ? j.id : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -87,14 +87,22 @@ class JobProcess {
       this.child.on('message', onMessage);
       void this.exited.then(({ code, signal }) => {
         clearTimeout(timer);
-        rej(
-          new Error(
-            `job process exited during start-up (${signal ?? `exit code ${code}`}): ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}`,
-          ),
-        );
+        const tail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+        rej(new Error(`job process exited during start-up (${signal ?? `exit code ${code}`}): ${tail}`));
       });
     });
     this.ready.catch(() => undefined);
+  }
+
+  /** Why the process ended, with the last lines of its stderr that name an error. */
+  deathMessage(code: number | null, signal: NodeJS.Signals | null): string {
+    const why = this.stderrTail
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /fatal|error|abort/i.test(l))
+      .slice(-2)
+      .join(' | ');
+    return `job process died (${signal ? `signal ${signal}` : `exit code ${code}`})${why ? `: ${why}` : ''}`;
   }
 
   send(m: ProcessControl): void {
@@ -104,6 +112,57 @@ class JobProcess {
   async kill(): Promise<void> {
     if (this.alive) this.child.kill('SIGKILL');
     await this.exited;
+  }
+}
+
+/** A failed result of a job run by `worker` since `started`. */
+function failedResult(job: Job, attempt: number, worker: string, started: number, error: string): JobResult {
+  const end = Date.now();
+  return {
+    id: job.id,
+    job,
+    status: 'failed',
+    attempt,
+    worker,
+    error,
+    timings: {
+      startedAt: new Date(started).toISOString(),
+      finishedAt: new Date(end).toISOString(),
+      ms: end - started,
+    },
+  };
+}
+
+type RunOutcome = { result: JobResult } | { died: string } | { aborted: true } | { deadline: true };
+
+/** Send one job to a (starting or idle) process and wait for whichever ends it first. */
+async function runIn(proc: JobProcess, control: ProcessControl, hooks: ProcessRunHooks): Promise<RunOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await new Promise<RunOutcome>((res) => {
+      proc.ready.then(
+        () => {
+          if (!proc.alive) return;
+          proc.child.on('message', (raw: unknown) => {
+            const m = ProcessReportSchema.safeParse(raw);
+            if (!m.success) return;
+            if (m.data.kind === 'start') hooks.onStart?.();
+            else if (m.data.kind === 'progress') hooks.onProgress?.(m.data.progress);
+            else if (m.data.kind === 'result') res({ result: m.data.result });
+          });
+          proc.send(control);
+        },
+        (e: Error) => res({ died: e.message }),
+      );
+      void proc.exited.then(({ code, signal }) => res({ died: proc.deathMessage(code, signal) }));
+      onAbort = () => res({ aborted: true });
+      hooks.signal?.addEventListener('abort', onAbort, { once: true });
+      if (hooks.deadlineMs !== undefined) timer = setTimeout(() => res({ deadline: true }), hooks.deadlineMs);
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) hooks.signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -130,66 +189,19 @@ export class ProcessPool {
     if (this.closed) throw new Error('ProcessPool is closed');
     if (hooks.signal?.aborted) throw abortError();
     const started = Date.now();
-    const failed = (error: string): JobResult => {
-      const end = Date.now();
-      return {
-        id: job.id,
-        job,
-        status: 'failed',
-        attempt,
-        worker,
-        error,
-        timings: {
-          startedAt: new Date(started).toISOString(),
-          finishedAt: new Date(end).toISOString(),
-          ms: end - started,
-        },
-      };
-    };
+    const failed = (error: string) => failedResult(job, attempt, worker, started, error);
     const proc = this.idle.pop() ?? this.spawn();
+    const control: ProcessControl = {
+      kind: 'run',
+      job,
+      attempt,
+      bundleDir,
+      worker,
+      ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}),
+    };
     let keep = false;
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
     try {
-      const outcome = await new Promise<
-        { result: JobResult } | { died: string } | { aborted: true } | { deadline: true }
-      >((res) => {
-        proc.ready.then(
-          () => {
-            if (!proc.alive) return;
-            proc.child.on('message', (raw: unknown) => {
-              const m = ProcessReportSchema.safeParse(raw);
-              if (!m.success) return;
-              if (m.data.kind === 'start') hooks.onStart?.();
-              else if (m.data.kind === 'progress') hooks.onProgress?.(m.data.progress);
-              else if (m.data.kind === 'result') res({ result: m.data.result });
-            });
-            proc.send({
-              kind: 'run',
-              job,
-              attempt,
-              bundleDir,
-              worker,
-              ...(this.opts.dataRoot !== undefined ? { dataRoot: this.opts.dataRoot } : {}),
-            });
-          },
-          (e: Error) => res({ died: e.message }),
-        );
-        void proc.exited.then(({ code, signal }) => {
-          const why = proc.stderrTail
-            .split('\n')
-            .map((l) => l.trim())
-            .filter((l) => /fatal|error|abort/i.test(l))
-            .slice(-2)
-            .join(' | ');
-          res({
-            died: `job process died (${signal ? `signal ${signal}` : `exit code ${code}`})${why ? `: ${why}` : ''}`,
-          });
-        });
-        onAbort = () => res({ aborted: true });
-        hooks.signal?.addEventListener('abort', onAbort, { once: true });
-        if (hooks.deadlineMs !== undefined) timer = setTimeout(() => res({ deadline: true }), hooks.deadlineMs);
-      });
+      const outcome = await runIn(proc, control, hooks);
       if ('aborted' in outcome) throw abortError();
       if ('deadline' in outcome)
         return failed(
@@ -202,8 +214,6 @@ export class ProcessPool {
       if ((e as Error).name === 'AbortError') throw e;
       return failed(`job process failed: ${describeError(e)}`);
     } finally {
-      clearTimeout(timer);
-      if (onAbort) hooks.signal?.removeEventListener('abort', onAbort);
       proc.child.removeAllListeners('message');
       if (keep && proc.alive && !this.closed) this.idle.push(proc);
       else await this.retire(proc);

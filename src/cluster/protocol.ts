@@ -64,7 +64,10 @@ export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
 export const EventMessageSchema = z.object({
   v: version,
-  /** `storage`: the worker cannot store this job's bundle or result, the server's JetStream storage is full (storage-full.ts). */
+  /**
+   * `storage`: the worker cannot store this job's bundle or result, the server's JetStream storage is full
+   * (storage-full.ts).
+   */
   kind: z.enum(['start', 'progress', 'storage']),
   id: z.string().regex(/^[0-9a-f]{16}$/),
   worker: z.string().max(500),

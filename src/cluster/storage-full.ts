@@ -46,8 +46,10 @@ export async function storageFullError(
 ): Promise<OdenessError> {
   const buckets = jsm ? await fill(jsm).catch(() => '') : '';
   return new OdenessError(
-    `the NATS server at ${where} has no room left in its JetStream storage (${detail}${buckets ? `; ${buckets}` : ''}): ` +
-      'nothing is lost (stored results stay in the bucket, unfinished jobs stay queued); make room — `odeness study clean` of ' +
-      'old studies, a shorter --keep-days, or more storage for nats-server (its store directory -sd, max_file_store) — then rerun the same command',
+    `the NATS server at ${where} has no room left in its JetStream storage ` +
+      `(${detail}${buckets ? `; ${buckets}` : ''}): ` +
+      'nothing is lost (stored results stay in the bucket, unfinished jobs stay queued); ' +
+      'make room — `odeness study clean` of old studies, a shorter --keep-days, ' +
+      'or more storage for nats-server (its store directory -sd, max_file_store) — then rerun the same command',
   );
 }

@@ -63,7 +63,8 @@ export function cifarRecordCount(file: string): number {
   if (size === 0 || size % CIFAR10_RECORD_BYTES !== 0) {
     throw new FileFormatError(
       file,
-      `size ${size} bytes is not a positive multiple of the ${CIFAR10_RECORD_BYTES}-byte CIFAR-10 record (1 label + 3072 pixel bytes); truncated, or not the binary version?`,
+      `size ${size} bytes is not a positive multiple of the ${CIFAR10_RECORD_BYTES}-byte CIFAR-10 record (1 label + ` +
+        `3072 pixel bytes); truncated, or not the binary version?`,
     );
   }
   return size / CIFAR10_RECORD_BYTES;
@@ -159,7 +160,8 @@ export function resolveCifarDir(dir: string): string {
   if (has(nested)) return nested;
   throw new FileFormatError(
     dir,
-    `no CIFAR-10 data batch found; expected at least one of ${CIFAR10_DATA_FILES.join(', ')} (binary version, https://www.cs.toronto.edu/~kriz/cifar.html)`,
+    `no CIFAR-10 data batch found; expected at least one of ${CIFAR10_DATA_FILES.join(', ')} (binary version, ` +
+      `https://www.cs.toronto.edu/~kriz/cifar.html)`,
   );
 }
 
@@ -192,7 +194,8 @@ export function loadCifar10(opts: Cifar10Options): Dataset {
     if (nTest >= total) {
       throw new FileFormatError(
         dir,
-        `no ${CIFAR10_TEST_FILE}, and the ${total} data-batch records cannot be split into ${nTest} test records plus a training part`,
+        `no ${CIFAR10_TEST_FILE}, and the ${total} data-batch records cannot be split into ${nTest} test records ` +
+          `plus a training part`,
       );
     }
     const perm = new Rng(opts.seed).fork('cifar10').permutation(total);

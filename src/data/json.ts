@@ -72,7 +72,8 @@ export function jsonToData(doc: unknown, file: string, opaque = false): JsonData
       if (typeof v !== 'number' || !isFloat32(v))
         throw new FileFormatError(
           file,
-          `x[${i}][${j}] is ${describe(v, opaque)}, expected a finite number within the float32 range (|x| ≤ ${FLOAT32_MAX.toPrecision(5)})`,
+          `x[${i}][${j}] is ${describe(v, opaque)}, expected a finite number within the float32 range (|x| ≤ ` +
+            `${FLOAT32_MAX.toPrecision(5)})`,
         );
       x[i * width + j] = v;
     }
@@ -83,7 +84,8 @@ export function jsonToData(doc: unknown, file: string, opaque = false): JsonData
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= DATA_LIMITS.classes) {
       throw new FileFormatError(
         file,
-        `y[${i}] is ${describe(v, opaque)}, expected a non-negative integer label (a class index below ${DATA_LIMITS.classes})`,
+        `y[${i}] is ${describe(v, opaque)}, expected a non-negative integer label (a class index below ` +
+          `${DATA_LIMITS.classes})`,
       );
     }
     y[i] = v;
@@ -183,7 +185,8 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
     if (nTest < 1 || nTest >= data.n) {
       throw new FileFormatError(
         file,
-        `${data.n} rows cannot be split with test fraction ${split} into non-empty train and test parts; use split=none`,
+        `${data.n} rows cannot be split with test fraction ${split} into non-empty train and test parts; use ` +
+          `split=none`,
       );
     }
     const perm = new Rng(opts.seed).fork('json').permutation(data.n);

@@ -21,7 +21,8 @@ export function checkDataSize(what: string, n: number, width: number): void {
   if (n > DATA_LIMITS.samples) throw new SizeError(`${what}: ${n} samples exceed the limit of ${DATA_LIMITS.samples}`);
   if (n * width > DATA_LIMITS.values) {
     throw new SizeError(
-      `${what}: ${n} samples × ${width} values = ${n * width} values exceed the limit of ${DATA_LIMITS.values} (1 GiB of float32) per split`,
+      `${what}: ${n} samples × ${width} values = ${n * width} values exceed the limit of ${DATA_LIMITS.values} (1 ` +
+        `GiB of float32) per split`,
     );
   }
 }
@@ -62,7 +63,8 @@ export function checkTrainingLabels(what: string, y: ArrayLike<number>, classes?
       throw new DataError(
         classes !== undefined
           ? `${what}: y[${i}] is ${v}, expected a label 0…${classes - 1} (classes=${classes})`
-          : `${what}: y[${i}] is ${v}, expected a label from 0 to ${DATA_LIMITS.classes - 1} (labels are class indices 0…K−1)`,
+          : `${what}: y[${i}] is ${v}, expected a label from 0 to ${DATA_LIMITS.classes - 1} (labels are class ` +
+              `indices 0…K−1)`,
       );
     }
     seen.add(v);
@@ -70,13 +72,15 @@ export function checkTrainingLabels(what: string, y: ArrayLike<number>, classes?
   const k = classes ?? Math.max(-1, ...seen) + 1;
   if (seen.size < 2)
     throw new DataError(
-      `${what}: ${seen.size === 0 ? 'no labels' : `only class ${[...seen][0]} is present`}; training needs at least 2 classes`,
+      `${what}: ${seen.size === 0 ? 'no labels' : `only class ${[...seen][0]} is present`}; training needs at least ` +
+        `2 classes`,
     );
   if (classes === undefined) {
     const missing = Array.from({ length: k }, (_, c) => c).filter((c) => !seen.has(c));
     if (missing.length > 0)
       throw new DataError(
-        `${what}: labels must be 0…${k - 1} with every class present; missing ${missing.length === 1 ? 'class' : 'classes'} ${ranges(missing)}`,
+        `${what}: labels must be 0…${k - 1} with every class present; missing ` +
+          `${missing.length === 1 ? 'class' : 'classes'} ${ranges(missing)}`,
       );
   }
   return k;

@@ -28,13 +28,17 @@ export function paramShapes(config: ModelConfig): ParamShape[] {
   const total = out.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   if (total > MAX_PARAMS) {
     throw new SpecError(
-      `field "${kind.format(config.field)}" on state [${config.stateShape.join(', ')}] has ${total} parameters; at most ${MAX_PARAMS} are supported`,
+      `field "${kind.format(config.field)}" on state [${config.stateShape.join(', ')}] has ${total} parameters; at ` +
+        `most ${MAX_PARAMS} are supported`,
     );
   }
   return out;
 }
 
-/** Kaiming-normal weights (std = √(2 / fan_in)), zero biases, from the given normal stream; a kind's own initial values first. */
+/**
+ * Kaiming-normal weights (std = √(2 / fan_in)), zero biases, from the given normal stream; a kind's own initial values
+ * first.
+ */
 export function initParams(config: ModelConfig, normal: () => number): Params {
   const params: Params = {};
   const given = fieldKind(config.field).initial?.(config.field) ?? {};

@@ -29,7 +29,8 @@ function parseOptions(
     const key = item.key ?? item.value;
     if (item.key === undefined && !flags.includes(key)) {
       throw new SpecError(
-        `field spec "${spec}": "${item.text.trim()}" is not key=value; expected options ${[...allowed, ...flags].join(', ')}`,
+        `field spec "${spec}": "${item.text.trim()}" is not key=value; expected options ` +
+          `${[...allowed, ...flags].join(', ')}`,
       );
     }
     if (!allowed.includes(key) && !flags.includes(key)) {

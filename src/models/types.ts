@@ -14,7 +14,8 @@
  *     field.1.weight [32, 32, 3], field.1.bias [32]     Conv1d 32→32, k=3, pad 1, ReLU
  *     field.2.weight [1, 32, 1], field.2.bias [1]       Conv1d 32→1, k=1
  *   conv2d field (paper's image field; state [C, H, W], NCHW):
- *     field.0.weight [128, C, 1, 1], field.1.weight [128, 128, 3, 3] (pad 1), field.2.weight [C, 128, 1, 1], biases [out]
+ *     field.0.weight [128, C, 1, 1], field.1.weight [128, 128, 3, 3] (pad 1), field.2.weight [C, 128, 1, 1], biases
+ * [out]
  *     ReLU between layers.
  *   head: head.weight [S, classes], head.bias [classes], S = product of the state shape,
  *     applied to z(t1) flattened in row-major (C, H, W) order.

@@ -64,7 +64,8 @@ export async function solveField(
     if (role !== 'field')
       throw new FileFormatError(
         fieldFile,
-        `${path.join(dir, MANIFEST_FILE)} records it as the ${role} of a model, not a vector field; solve needs a field.onnx`,
+        `${path.join(dir, MANIFEST_FILE)} records it as the ${role} of a model, not a vector field; solve needs a ` +
+          `field.onnx`,
       );
   } else if (FILE_ROLE[name] && FILE_ROLE[name] !== 'field') {
     throw new FileFormatError(fieldFile, `a ${FILE_ROLE[name]} file, not a vector field; solve needs a field.onnx`);
@@ -78,7 +79,8 @@ export async function solveField(
     z0.forEach((row, i) => {
       if (row.length !== S) {
         throw new ShapeError(
-          `${fieldFile}: the field's state has ${S} values [${field.stateShape.join(', ')}], initial state ${i} has ${row.length}`,
+          `${fieldFile}: the field's state has ${S} values [${field.stateShape.join(', ')}], initial state ${i} has ` +
+            `${row.length}`,
         );
       }
       flat.set(row, i * S);
@@ -138,7 +140,8 @@ function checkData(source: ModelSource, data: EvalData): void {
   if (data.y.length !== data.n) throw new ShapeError(`data: y has ${data.y.length} labels for ${data.n} samples`);
   if (data.x.length !== data.n * width) {
     throw new ShapeError(
-      `${source.input} expects ${width} values per sample [${source.inputShape.join(', ')}], the data has ${data.x.length / data.n}`,
+      `${source.input} expects ${width} values per sample [${source.inputShape.join(', ')}], the data has ` +
+        `${data.x.length / data.n}`,
     );
   }
 }
@@ -149,7 +152,8 @@ function checkEffective(source: ModelSource, specs: readonly SolverSpec[]): void
   const other = specs.find((s) => formatSolverSpec(s) !== source.effectiveSolver);
   if (other)
     throw new SpecError(
-      `${source.dir} is an effective model with ${source.effectiveSolver} unrolled: it evaluates under that solver only, not ${formatSolverSpec(other)}`,
+      `${source.dir} is an effective model with ${source.effectiveSolver} unrolled: it evaluates under that solver ` +
+        `only, not ${formatSolverSpec(other)}`,
     );
 }
 

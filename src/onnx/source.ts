@@ -69,7 +69,10 @@ export function defaultChunk(stateSize: number): number {
 }
 
 export interface SourceOptions extends SessionOptions {
-  /** Working memory of one field evaluation in bytes (default DEFAULT_MEMORY_BYTES): field calls run on chunks of rows that fit it. */
+  /**
+   * Working memory of one field evaluation in bytes (default DEFAULT_MEMORY_BYTES): field calls run on chunks of rows
+   * that fit it.
+   */
   readonly memoryBytes?: number;
 }
 
@@ -143,7 +146,8 @@ async function effectiveSource(dir: string, options: SourceOptions): Promise<Mod
   const m = e.manifest;
   const noField = (what: string) =>
     new SpecError(
-      `${e.file} is an effective model (x → logits, ${e.solver} unrolled): it has no ${what}; give the bundle (export without --effective)`,
+      `${e.file} is an effective model (x → logits, ${e.solver} unrolled): it has no ${what}; give the bundle ` +
+        `(export without --effective)`,
     );
   return {
     dir,
@@ -205,7 +209,8 @@ export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
 export function requireField(source: ModelSource, what: string): void {
   if (source.kind === 'effective') {
     throw new SpecError(
-      `${source.dir}: ${what} needs the vector field, and an effective model (x → logits, ${source.effectiveSolver} unrolled) has none; give the bundle (export without --effective) or the model directory`,
+      `${source.dir}: ${what} needs the vector field, and an effective model (x → logits, ${source.effectiveSolver} ` +
+        `unrolled) has none; give the bundle (export without --effective) or the model directory`,
     );
   }
 }

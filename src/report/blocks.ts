@@ -39,7 +39,10 @@ export class FigureSink {
     }
     // Inline copy: the XML namespace attributes are not needed inside HTML.
     const inline = svg.replace(/\s+xmlns(:xlink)?="[^"]*"/g, '');
-    return `<figure data-figure="${esc(name)}">${inline}<figcaption>${esc(caption)} <span class="sub">(${FIGURE_DIR}/${esc(name)}.svg)</span></figcaption></figure>`;
+    return (
+      `<figure data-figure="${esc(name)}">${inline}<figcaption>${esc(caption)} <span ` +
+      `class="sub">(${FIGURE_DIR}/${esc(name)}.svg)</span></figcaption></figure>`
+    );
   }
 }
 
@@ -58,7 +61,9 @@ export function table(headers: readonly string[], rows: readonly TableRow[], cls
   const body = rows
     .map(
       (r) =>
-        `<tr${r.cls ? ` class="${r.cls}"` : ''}>${r.cells.map((c) => `<td${c.num ? ' class="num"' : ''}>${c.html}</td>`).join('')}</tr>`,
+        `<tr${r.cls ? ` class="${r.cls}"` : ''}>` +
+        r.cells.map((c) => `<td${c.num ? ' class="num"' : ''}>${c.html}</td>`).join('') +
+        '</tr>',
     )
     .join('\n');
   return `<table${cls ? ` class="${cls}"` : ''}>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;

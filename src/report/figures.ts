@@ -19,7 +19,7 @@ import type { LayerSpec, UnitSpec } from 'vega-lite/types_unstable/spec/index.js
 import { SpecError } from '../errors.js';
 import type { CrossingResult } from '../audit/crossing.js';
 import { pca2, projectStates } from '../linalg/pca.js';
-import { type TrajectoryInput, trajectorySteps } from '../audit/states.js';
+import { type Floats, type TrajectoryInput, trajectorySteps } from '../audit/states.js';
 import type { FanResult } from '../audit/fan.js';
 import { renderVegaLite, writePlot, type WriteOptions, type WrittenPlot } from './vega.js';
 
@@ -238,29 +238,7 @@ const CROSSING_SERIES = 'crossing pair';
 
 export function trajectoriesSpec(input: TrajectoryPlotInput, options: TrajectoryPlotOptions = {}): TopLevelSpec {
   const { n, d } = input;
-  let states = trajectorySteps(input.trajectory, n, d, 'trajectory plot');
-  let axisX = options.xTitle ?? 'z₁';
-  let axisY = options.yTitle ?? 'z₂';
-  if (d === 1) {
-    // 1-D: time on x, state on y.
-    const K1 = states.length;
-    states = states.map((s, k) => {
-      const out = new Float64Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        out[2 * i] = K1 === 1 ? 0 : k / (K1 - 1);
-        out[2 * i + 1] = s[i]!;
-      }
-      return out;
-    });
-    axisX = options.xTitle ?? 'step / K';
-    axisY = options.yTitle ?? 'z';
-  } else if (d > 2) {
-    const pca = pca2(states, n, d);
-    states = projectStates(states, n, d, pca);
-    const pct = (100 * pca.explainedVariance).toFixed(1);
-    axisX = options.xTitle ?? `PC 1 (PC 1+2 explain ${pct}% of variance)`;
-    axisY = options.yTitle ?? 'PC 2';
-  }
+  const plane = planeOf(trajectorySteps(input.trajectory, n, d, 'trajectory plot'), n, d, options);
   const labels = input.labels ?? new Array<number>(n).fill(0);
   if (labels.length !== n) throw new SpecError(`trajectory plot: ${labels.length} labels for ${n} points`);
   let pairs: readonly { i: number; j: number }[] = [];
@@ -269,43 +247,14 @@ export function trajectoriesSpec(input: TrajectoryPlotInput, options: Trajectory
       ? input.crossings
       : ((input.crossings as CrossingResult).pairs ?? (input.crossings as CrossingResult).examples);
   }
-  const maxT = options.maxTrajectories ?? 300;
-  const chosen = new Set<number>();
-  const crossingIds = new Set<number>();
-  for (const p of pairs) {
-    if (chosen.size + 2 > maxT) break;
-    chosen.add(p.i);
-    chosen.add(p.j);
-    crossingIds.add(p.i);
-    crossingIds.add(p.j);
-  }
-  const rest = maxT - chosen.size;
-  if (rest > 0) {
-    const stride = Math.max(1, n / rest);
-    for (let f = 0; f < n && chosen.size < maxT; f += stride) chosen.add(Math.floor(f));
-  }
-  const ids = [...chosen].sort((a, b) => a - b);
+  const { ids, crossingIds } = chooseTrajectories(pairs, n, options.maxTrajectories ?? 300);
   const classes = [...new Set(Array.from(labels))].sort((a, b) => a - b).map((c) => `class ${c}`);
-  const rows: Row[] = [];
-  const hi: Row[] = [];
-  const marks: Row[] = [];
-  const K1 = states.length;
-  for (const i of ids) {
-    const series = `class ${labels[i]}`;
-    for (let k = 0; k < K1; k++) {
-      const x = states[k]![2 * i]!;
-      const y = states[k]![2 * i + 1]!;
-      rows.push({ id: i, k, x, y, series });
-      if (crossingIds.has(i)) hi.push({ id: i, k, x, y, series: CROSSING_SERIES });
-    }
-    marks.push({ id: i, x: states[0]![2 * i]!, y: states[0]![2 * i + 1]!, series, marker: 'start' });
-    marks.push({ id: i, x: states[K1 - 1]![2 * i]!, y: states[K1 - 1]![2 * i + 1]!, series, marker: 'end' });
-  }
+  const { rows, hi, marks } = trajectoryRows(plane.states, ids, crossingIds, labels);
   const domain = hi.length > 0 ? [...classes, CROSSING_SERIES] : classes;
   const range = domain.map((s, q) => (s === CROSSING_SERIES ? '#000000' : PALETTE[q % PALETTE.length]!));
   const color = { field: 'series', type: 'nominal', title: 'class', scale: { domain, range } } as const;
-  const x = { field: 'x', type: 'quantitative', title: axisX, scale: { zero: false } } as const;
-  const y = { field: 'y', type: 'quantitative', title: axisY, scale: { zero: false } } as const;
+  const x = { field: 'x', type: 'quantitative', title: plane.axisX, scale: { zero: false } } as const;
+  const y = { field: 'y', type: 'quantitative', title: plane.axisY, scale: { zero: false } } as const;
   const path = { detail: { field: 'id', type: 'nominal' }, order: { field: 'k', type: 'quantitative' } } as const;
   return {
     ...(options.title ? { title: options.title } : {}),
@@ -343,6 +292,88 @@ export function trajectoriesSpec(input: TrajectoryPlotInput, options: Trajectory
       },
     ],
   };
+}
+
+/**
+ * The states as points of the plotted plane (2n values per time) with its axis titles: 2-D as they are, 1-D against
+ * time (step / K), d > 2 on their two leading principal components.
+ */
+function planeOf(
+  states: Floats[],
+  n: number,
+  d: number,
+  options: TrajectoryPlotOptions,
+): { states: Floats[]; axisX: string; axisY: string } {
+  if (d === 1) {
+    const K1 = states.length;
+    const planar = states.map((s, k) => {
+      const out = new Float64Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        out[2 * i] = K1 === 1 ? 0 : k / (K1 - 1);
+        out[2 * i + 1] = s[i]!;
+      }
+      return out;
+    });
+    return { states: planar, axisX: options.xTitle ?? 'step / K', axisY: options.yTitle ?? 'z' };
+  }
+  if (d > 2) {
+    const pca = pca2(states, n, d);
+    const pct = (100 * pca.explainedVariance).toFixed(1);
+    return {
+      states: projectStates(states, n, d, pca),
+      axisX: options.xTitle ?? `PC 1 (PC 1+2 explain ${pct}% of variance)`,
+      axisY: options.yTitle ?? 'PC 2',
+    };
+  }
+  return { states, axisX: options.xTitle ?? 'z₁', axisY: options.yTitle ?? 'z₂' };
+}
+
+/** At most maxT trajectories, ascending: the crossing pairs' first, then evenly spaced others. */
+function chooseTrajectories(
+  pairs: readonly { i: number; j: number }[],
+  n: number,
+  maxT: number,
+): { ids: number[]; crossingIds: Set<number> } {
+  const chosen = new Set<number>();
+  const crossingIds = new Set<number>();
+  for (const p of pairs) {
+    if (chosen.size + 2 > maxT) break;
+    chosen.add(p.i);
+    chosen.add(p.j);
+    crossingIds.add(p.i);
+    crossingIds.add(p.j);
+  }
+  const rest = maxT - chosen.size;
+  if (rest > 0) {
+    const stride = Math.max(1, n / rest);
+    for (let f = 0; f < n && chosen.size < maxT; f += stride) chosen.add(Math.floor(f));
+  }
+  return { ids: [...chosen].sort((a, b) => a - b), crossingIds };
+}
+
+/** The plotted rows: every trajectory's points, the crossing ones again (the underlay), start and end markers. */
+function trajectoryRows(
+  states: readonly Floats[],
+  ids: readonly number[],
+  crossingIds: ReadonlySet<number>,
+  labels: ArrayLike<number>,
+): { rows: Row[]; hi: Row[]; marks: Row[] } {
+  const rows: Row[] = [];
+  const hi: Row[] = [];
+  const marks: Row[] = [];
+  const K1 = states.length;
+  for (const i of ids) {
+    const series = `class ${labels[i]}`;
+    for (let k = 0; k < K1; k++) {
+      const x = states[k]![2 * i]!;
+      const y = states[k]![2 * i + 1]!;
+      rows.push({ id: i, k, x, y, series });
+      if (crossingIds.has(i)) hi.push({ id: i, k, x, y, series: CROSSING_SERIES });
+    }
+    marks.push({ id: i, x: states[0]![2 * i]!, y: states[0]![2 * i + 1]!, series, marker: 'start' });
+    marks.push({ id: i, x: states[K1 - 1]![2 * i]!, y: states[K1 - 1]![2 * i + 1]!, series, marker: 'end' });
+  }
+  return { rows, hi, marks };
 }
 
 /** Trajectories as polylines coloured by class; crossing pairs get a thick black underlay. */

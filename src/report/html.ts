@@ -40,13 +40,15 @@ export interface WrittenReport {
 
 const CSS = `
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:2px solid #ddd;padding-bottom:.2em}h3{margin-top:1.4em}h4{margin:1em 0 .3em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:2px solid #ddd;padding-bottom:.2em}
+h3{margin-top:1.4em}h4{margin:1em 0 .3em}
 .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fail td{background:#fff0f0}.pass{color:#1a7f37;font-weight:bold}.failtxt{color:#b42318;font-weight:bold}
-figure{display:inline-block;margin:8px 16px 16px 0;vertical-align:top}figcaption{font-size:.85em;color:#555;max-width:640px}
+figure{display:inline-block;margin:8px 16px 16px 0;vertical-align:top}
+figcaption{font-size:.85em;color:#555;max-width:640px}
 .note{background:#f8f8f8;border-left:4px solid #bbb;padding:6px 10px;margin:6px 0}
 .warn{background:#fff8e6;border-left:4px solid #e0a400;padding:6px 10px;margin:6px 0}
 .live{background:#eef6ff;border-left:4px solid #4c78a8;padding:6px 10px;margin:6px 0}

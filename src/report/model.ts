@@ -167,7 +167,10 @@ export interface ConfigSummary {
 export interface CriticalAnswer {
   readonly criterion: CriticalCriterion;
   readonly value: number | null;
-  /** 'above': the largest tested value passes, the true critical value may be larger (≥); 'below': even the smallest fails (<). */
+  /**
+   * 'above': the largest tested value passes, the true critical value may be larger (≥); 'below': even the smallest
+   * fails (<).
+   */
   readonly censored: 'above' | 'below' | null;
   readonly result: CriticalResult;
 }
@@ -190,7 +193,10 @@ export interface CriticalSummary extends CriticalAnswer {
   readonly largestTested: number;
   /** The paper's accuracy criterion alone (with the chance rule). */
   readonly accuracy: CriticalAnswer;
-  /** Values that pass the paper's criterion but are proven no ODE flow; empty when the criteria agree on every value. */
+  /**
+   * Values that pass the paper's criterion but are proven no ODE flow; empty when the criteria agree on every
+   * value.
+   */
   readonly disagreements: readonly CriticalDisagreement[];
   /** Rows left out of both for being at chance accuracy (counted, never passing). */
   readonly atChance: number;
@@ -355,80 +361,88 @@ function summariseAudits(results: readonly JobResult[]): AuditSummary {
       solver: first.solver,
       points: first.points,
       note: first.note,
-      seeds: withCrossing.map((r) => {
-        const c = r.metrics!.audits!.crossing!;
-        const fold =
-          c.folded !== undefined && c.foldStates !== undefined
-            ? { folded: c.folded, states: c.foldStates, minDet: c.minDet ?? NaN }
-            : undefined;
-        return {
-          seed: r.job.seed,
-          id: r.id,
-          solver: c.solver,
-          crossings: c.crossings,
-          ...(c.refinement ? { persistent: c.refinement.persistentPairs } : {}),
-          pairsChecked: c.pairsChecked,
-          projected: c.projected,
-          ...(fold ? { folded: fold.folded, foldStates: fold.states } : {}),
-          // The verdict the audit reached; results written before it was recorded are weighed again on what they kept.
-          // Written before specs were printed rounded: the exact solver in the text is shown as people write it.
-          verdict:
-            (c.verdict && {
-              ...c.verdict,
-              text: c.verdict.text.replace(` under ${c.solver}`, ` under ${displaySpec(c.solver)}`),
-            }) ??
-            crossingVerdict({
-              solver: c.solver,
-              stepMap: parse(c.solver)?.kind ?? 'fixed',
-              d: c.d ?? (c.projected ? 3 : 2),
-              crossings: c.crossings,
-              ...(c.touchingPairs !== undefined ? { touchingPairs: c.touchingPairs } : {}),
-              projected: c.projected,
-              ...(fold ? { fold } : {}),
-              ...(c.refinement ? { refinement: c.refinement } : {}),
-            }),
-        };
-      }),
+      seeds: withCrossing.map(crossingSeed),
     };
   }
-  if (withFan.length > 0) {
-    const fans = withFan.map((r) => r.metrics!.audits!.fan!);
-    const labels = [...new Set(fans.flatMap((f) => f.final.perClass.map((c) => c.label)))].sort((a, b) => a - b);
-    const perClass = labels.map((label) => {
-      const cs = fans.flatMap((f) => f.final.perClass.filter((c) => c.label === label));
-      return { label, finalMean: spread(cs.map((c) => c.mean))!, finalMax: Math.max(...cs.map((c) => c.max)) };
-    });
-    const withSeries = fans.filter((f) => f.series);
-    let series: NonNullable<AuditSummary['fan']>['series'];
-    if (withSeries.length > 0) {
-      const times = withSeries[0]!.series!.times;
-      const same = withSeries.filter(
-        (f) =>
-          f.series!.times.length === times.length && f.series!.times.every((t, k) => Math.abs(t - times[k]!) < 1e-12),
-      );
-      series = {
-        times,
-        perClass: withSeries[0]!.series!.perClass.map((c) => ({
-          label: c.label,
-          mean: times.map((_, k) => {
-            const vals = same.flatMap((f) =>
-              f.series!.perClass.filter((x) => x.label === c.label).map((x) => x.mean[k]!),
-            );
-            return vals.reduce((s, v) => s + v, 0) / vals.length;
-          }),
-        })),
-      };
-    }
-    const seeds = withFan.map((r) => ({ seed: r.job.seed, solver: r.metrics!.audits!.fan!.solver }));
-    out.fan = {
-      solver: fans[0]!.solver,
-      seeds,
-      reference: fans[0]!.reference,
-      perClass,
-      ...(series ? { series } : {}),
-    };
-  }
+  if (withFan.length > 0) out.fan = fanSummary(withFan);
   return out;
+}
+
+/** One seed's crossing audit, with the verdict it recorded (or, for older results, weighed again on what they kept). */
+function crossingSeed(r: JobResult): CrossingSeed {
+  const c = r.metrics!.audits!.crossing!;
+  const fold =
+    c.folded !== undefined && c.foldStates !== undefined
+      ? { folded: c.folded, states: c.foldStates, minDet: c.minDet ?? NaN }
+      : undefined;
+  return {
+    seed: r.job.seed,
+    id: r.id,
+    solver: c.solver,
+    crossings: c.crossings,
+    ...(c.refinement ? { persistent: c.refinement.persistentPairs } : {}),
+    pairsChecked: c.pairsChecked,
+    projected: c.projected,
+    ...(fold ? { folded: fold.folded, foldStates: fold.states } : {}),
+    // The verdict the audit reached; results written before it was recorded are weighed again on what they kept.
+    // Written before specs were printed rounded: the exact solver in the text is shown as people write it.
+    verdict:
+      (c.verdict && {
+        ...c.verdict,
+        text: c.verdict.text.replace(` under ${c.solver}`, ` under ${displaySpec(c.solver)}`),
+      }) ??
+      crossingVerdict({
+        solver: c.solver,
+        stepMap: parse(c.solver)?.kind ?? 'fixed',
+        d: c.d ?? (c.projected ? 3 : 2),
+        crossings: c.crossings,
+        ...(c.touchingPairs !== undefined ? { touchingPairs: c.touchingPairs } : {}),
+        projected: c.projected,
+        ...(fold ? { fold } : {}),
+        ...(c.refinement ? { refinement: c.refinement } : {}),
+      }),
+  };
+}
+
+type FanAudit = NonNullable<NonNullable<NonNullable<JobResult['metrics']>['audits']>['fan']>;
+
+/** The fan audits of a configuration's seeds: the final error per class over seeds, and the mean series. */
+function fanSummary(withFan: readonly JobResult[]): NonNullable<AuditSummary['fan']> {
+  const fans = withFan.map((r) => r.metrics!.audits!.fan!);
+  const labels = [...new Set(fans.flatMap((f) => f.final.perClass.map((c) => c.label)))].sort((a, b) => a - b);
+  const perClass = labels.map((label) => {
+    const cs = fans.flatMap((f) => f.final.perClass.filter((c) => c.label === label));
+    return { label, finalMean: spread(cs.map((c) => c.mean))!, finalMax: Math.max(...cs.map((c) => c.max)) };
+  });
+  const series = meanFanSeries(fans);
+  const seeds = withFan.map((r) => ({ seed: r.job.seed, solver: r.metrics!.audits!.fan!.solver }));
+  return {
+    solver: fans[0]!.solver,
+    seeds,
+    reference: fans[0]!.reference,
+    perClass,
+    ...(series ? { series } : {}),
+  };
+}
+
+/** The per-class mean error against t, averaged over the seeds on the first seed's time grid; undefined without. */
+function meanFanSeries(fans: readonly FanAudit[]): NonNullable<AuditSummary['fan']>['series'] {
+  const withSeries = fans.filter((f) => f.series);
+  if (withSeries.length === 0) return undefined;
+  const times = withSeries[0]!.series!.times;
+  const same = withSeries.filter(
+    (f) => f.series!.times.length === times.length && f.series!.times.every((t, k) => Math.abs(t - times[k]!) < 1e-12),
+  );
+  return {
+    times,
+    perClass: withSeries[0]!.series!.perClass.map((c) => ({
+      label: c.label,
+      mean: times.map((_, k) => {
+        const vals = same.flatMap((f) => f.series!.perClass.filter((x) => x.label === c.label).map((x) => x.mean[k]!));
+        return vals.reduce((s, v) => s + v, 0) / vals.length;
+      }),
+    })),
+  };
 }
 
 function configSummary(trainSpec: string, results: readonly JobResult[]): ConfigSummary | undefined {
@@ -548,7 +562,8 @@ function adaptationSummary(results: readonly JobResult[], kind: 'step' | 'tol'):
   // One run per (seed, start): older plans ran identical adaptation jobs once per grid point.
   const bySeed = groupBy(results, (r) => {
     const j = r.job;
-    return `${j.seed}|${j.adaptStart ?? 'hairer'}|${j.adaptStart === 'spec' ? j.trainSolver : ''}|${j.adaptFolds ? 'folds' : ''}`;
+    const start = j.adaptStart === 'spec' ? j.trainSolver : '';
+    return `${j.seed}|${j.adaptStart ?? 'hairer'}|${start}|${j.adaptFolds ? 'folds' : ''}`;
   });
   const counted = [...bySeed.values()].map((rs) => rs[0]!).sort((a, b) => a.job.seed - b.job.seed);
   const starts = [...new Set(counted.map((r) => startText(r.job)))];

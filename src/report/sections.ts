@@ -43,7 +43,8 @@ export function header(model: ReportModel): string {
     const who = l.pid !== undefined ? `process ${l.pid}${l.host ? ` on ${esc(l.host)}` : ''}, ` : '';
     const of = c.planned === undefined ? '?' : plural(c.planned, 'job');
     parts.push(
-      `<p class="live"><b>Running</b>: ${c.done + c.failed} of ${of} finished, ${l.running} running (${who}as of ${esc(model.generatedAt)}). ` +
+      `<p class="live"><b>Running</b>: ${c.done + c.failed} of ${of} finished, ${l.running} running ` +
+        `(${who}as of ${esc(model.generatedAt)}). ` +
         'This page reloads itself until the study ends; if the run is killed, ' +
         '<code>odeness study status DIR</code> says so and rewrites this page.</p>',
     );
@@ -51,7 +52,8 @@ export function header(model: ReportModel): string {
   if (model.deadRun) {
     const d = model.deadRun;
     parts.push(
-      `<p class="warn"><b>The run died</b>: process ${d.pid} on ${esc(d.host)}${d.startedAt ? `, started ${esc(d.startedAt)},` : ''} ` +
+      `<p class="warn"><b>The run died</b>: process ${d.pid} on ${esc(d.host)}` +
+        `${d.startedAt ? `, started ${esc(d.startedAt)},` : ''} ` +
         'is gone but its lock is still there (killed, e.g. kill -9). ' +
         `${c.pending ? `${plural(c.pending, 'job')} never finished. ` : ''}` +
         'Run <code>odeness study run FILE --out DIR</code> again to resume: finished results are kept.</p>',
@@ -60,7 +62,8 @@ export function header(model: ReportModel): string {
   const planned = c.planned !== undefined ? ` of ${plural(c.planned, 'planned job')}` : '';
   const pending = c.pending ? `, ${c.pending} pending` : '';
   parts.push(
-    `<p>${c.done} done, ${c.failed} failed${pending}${planned}. Critical step size / tolerance threshold: |test accuracy − train-solver accuracy| ≤ ${esc(model.threshold)}.</p>`,
+    `<p>${c.done} done, ${c.failed} failed${pending}${planned}. Critical step size / tolerance threshold: ` +
+      `|test accuracy − train-solver accuracy| ≤ ${esc(model.threshold)}.</p>`,
   );
   const o = model.plan?.overrides;
   if (o) {
@@ -74,12 +77,16 @@ export function header(model: ReportModel): string {
         : []),
     ];
     parts.push(
-      `<p class="warn">Run with ${said.map(([flag]) => `<code>${flag}</code>`).join(' ')}: ${said.map(([, what]) => what).join(' ')}, instead of the study file's values — a smoke run, not the study's result.</p>`,
+      `<p class="warn">Run with ${said.map(([flag]) => `<code>${flag}</code>`).join(' ')}: ` +
+        `${said.map(([, what]) => what).join(' ')}, instead of the study file's values — ` +
+        "a smoke run, not the study's result.</p>",
     );
   }
   if (c.notInPlan > 0) {
     parts.push(
-      `<p class="warn">${plural(c.notInPlan, 'result')} in this directory ${c.notInPlan === 1 ? 'does' : 'do'} not belong to its plan (another or an edited study); ${c.notInPlan === 1 ? 'it is' : 'they are'} listed at the end and left out of every table and figure above it.</p>`,
+      `<p class="warn">${plural(c.notInPlan, 'result')} in this directory ${c.notInPlan === 1 ? 'does' : 'do'} ` +
+        `not belong to its plan (another or an edited study); ${c.notInPlan === 1 ? 'it is' : 'they are'} ` +
+        'listed at the end and left out of every table and figure above it.</p>',
     );
   }
   return parts.join('\n');
@@ -89,9 +96,15 @@ export function header(model: ReportModel): string {
 export function criticalText(c: CriticalAnswer & Pick<CriticalSummary, 'kind' | 'smallestTested'>): string {
   const what = c.kind === 'tol' ? 'tolerance' : 'step size';
   if (c.censored === 'below')
-    return `no critical ${what}: the smallest tested value (${paramHtml(c.smallestTested)}) already fails, so it is &lt; ${paramHtml(c.smallestTested)}`;
+    return (
+      `no critical ${what}: the smallest tested value (${paramHtml(c.smallestTested)}) already fails, ` +
+      `so it is &lt; ${paramHtml(c.smallestTested)}`
+    );
   if (c.censored === 'above')
-    return `critical ${what} <b>≥ ${paramHtml(c.value)}</b>: the largest tested value passes (censored: larger values were not tested)`;
+    return (
+      `critical ${what} <b>≥ ${paramHtml(c.value)}</b>: the largest tested value passes ` +
+      '(censored: larger values were not tested)'
+    );
   return `critical ${what} = <b>${paramHtml(c.value)}</b> (the largest value such that it and every smaller one pass)`;
 }
 
@@ -130,7 +143,8 @@ async function accuracyFigures(section: Section, m: MethodSection, figures: Figu
     const marker = curves.some((c) => c.train) ? ' Diamond = the training solver itself.' : '';
     const caption =
       xKind === 'steps'
-        ? `Test accuracy vs number of test steps, one line per training configuration (mean over seeds); line style = test solver.${marker}`
+        ? 'Test accuracy vs number of test steps, one line per training configuration (mean over seeds); ' +
+          `line style = test solver.${marker}`
         : `Test accuracy vs 1/tolerance of the adaptive test solvers (mean over seeds).${marker}`;
     out.push(await figures.add(`${section.dataset}-${section.field}-${m.method}-${xKind}`, svg, caption));
   }
@@ -139,8 +153,10 @@ async function accuracyFigures(section: Section, m: MethodSection, figures: Figu
 
 /** The rule, as the report and README state it. */
 export const CRITICAL_RULES =
-  'A model at chance accuracy (its training-solver accuracy not above 1/classes by more than the threshold) never passes. ' +
-  'Proof-aware: a configuration the audits proved no ODE flow (a fold, a 1-D order swap, a persistent crossing) does not pass, whatever its accuracy.';
+  'A model at chance accuracy (its training-solver accuracy not above 1/classes by more than the threshold) ' +
+  'never passes. ' +
+  'Proof-aware: a configuration the audits proved no ODE flow (a fold, a 1-D order swap, a persistent crossing) ' +
+  'does not pass, whatever its accuracy.';
 
 const FAILURE_TEXT = {
   deviation: 'accuracy deviates',
@@ -160,10 +176,14 @@ function criteriaHtml(c: CriticalSummary): string {
   } else {
     const why = c.disagreements.map((d) => {
       const proofs = d.proofs.map((p) => `seed ${p.seed}: ${esc(p.text)}`).join('; ');
-      return `<li>${specHtml(d.trainSpec)} passes the accuracy criterion but the audits prove it is no ODE flow — ${proofs}</li>`;
+      return (
+        `<li>${specHtml(d.trainSpec)} passes the accuracy criterion ` +
+        `but the audits prove it is no ODE flow — ${proofs}</li>`
+      );
     });
     lines.push(
-      `<p class="warn">The criteria differ: a configuration with a proof of a non-flow does not pass, whatever its accuracy.</p><ul class="disagree">${why.join('')}</ul>`,
+      '<p class="warn">The criteria differ: a configuration with a proof of a non-flow does not pass, ' +
+        `whatever its accuracy.</p><ul class="disagree">${why.join('')}</ul>`,
     );
   }
   if (c.atChance > 0)
@@ -175,7 +195,8 @@ function criticalBlock(c: CriticalSummary): string {
   const r = c.result;
   const extra = r.monotone
     ? ''
-    : ` Not monotone: the largest passing value is ${paramHtml(r.largestPassing)}, while ${paramHtml(r.smallestFailing)} fails.`;
+    : ` Not monotone: the largest passing value is ${paramHtml(r.largestPassing)}, ` +
+      `while ${paramHtml(r.smallestFailing)} fails.`;
   const verdict = (pass: boolean, why?: string) =>
     pass ? '<span class="pass">pass</span>' : `<span class="failtxt">fail${why ? ` (${esc(why)})` : ''}</span>`;
   const rows = r.evidence.map((e) => ({
@@ -197,7 +218,8 @@ function criticalBlock(c: CriticalSummary): string {
     ],
   }));
   return (
-    `${criteriaHtml(c)}\n<p class="sub">Only test solvers at least as accurate as the training solver judge. ${esc(CRITICAL_RULES)}${extra}</p>\n` +
+    `${criteriaHtml(c)}\n<p class="sub">Only test solvers at least as accurate as the training solver judge. ` +
+    `${esc(CRITICAL_RULES)}${extra}</p>\n` +
     `<details><summary>Evidence (${plural(r.evidence.length, 'model')})</summary>\n` +
     table(
       [
@@ -257,7 +279,8 @@ function comparisonBlock(m: MethodSection): string {
             txt(`start: ${a.start}`),
             {
               html: a.finalParam
-                ? `${paramHtml(a.finalParam.mean)}${a.finalParam.n > 1 ? ` ± ${esc(fmtParam(a.finalParam.std))}` : ''} (final)`
+                ? `${paramHtml(a.finalParam.mean)}` +
+                  `${a.finalParam.n > 1 ? ` ± ${esc(fmtParam(a.finalParam.std))}` : ''} (final)`
                 : '—',
               num: true,
             },
@@ -269,15 +292,23 @@ function comparisonBlock(m: MethodSection): string {
       ],
       'comparison',
     ) +
-    `<p class="sub">Accuracy: test set, under the training solver (the final one for adaptation). NFE: field evaluations in training (forward + backward, plus the adaptation checks), per run.${gridNote ? ` Grid: ${esc(gridNote)}.` : ''}` +
-    `${cmp.adaptation.provenNonFlow > 0 ? ' ⚠ The paper’s adaptation checks accuracy only: a run can end at a step whose model folds space.' : ''}</p>`
+    '<p class="sub">Accuracy: test set, under the training solver (the final one for adaptation). ' +
+    'NFE: field evaluations in training (forward + backward, plus the adaptation checks), per run.' +
+    `${gridNote ? ` Grid: ${esc(gridNote)}.` : ''}` +
+    (cmp.adaptation.provenNonFlow > 0
+      ? ' ⚠ The paper’s adaptation checks accuracy only: a run can end at a step whose model folds space.'
+      : '') +
+    '</p>'
   );
 }
 
 /** Table 1's mark on adaptation runs that end at a proven non-flow. */
 function adaptFlag(a: { provenNonFlow: number; runs: number }): string {
   if (a.provenNonFlow === 0) return '';
-  return ` <span class="failtxt">⚠ ${a.provenNonFlow} of ${plural(a.runs, 'run')} end${a.runs === 1 ? 's' : ''} at a proven non-flow (see the audits)</span>`;
+  return (
+    ` <span class="failtxt">⚠ ${a.provenNonFlow} of ${plural(a.runs, 'run')} end${a.runs === 1 ? 's' : ''} ` +
+    'at a proven non-flow (see the audits)</span>'
+  );
 }
 
 function verdictHtml(seeds: NonNullable<AuditSummary['crossing']>['seeds']): string {
@@ -285,7 +316,8 @@ function verdictHtml(seeds: NonNullable<AuditSummary['crossing']>['seeds']): str
   return seeds
     .map((s) => {
       const text = esc(s.verdict.text);
-      return `${seeds.length > 1 ? `seed ${s.seed}: ` : ''}${s.verdict.conclusion === 'not-an-ode-flow' ? `<span class="failtxt">${text}</span>` : text}`;
+      const shown = s.verdict.conclusion === 'not-an-ode-flow' ? `<span class="failtxt">${text}</span>` : text;
+      return `${seeds.length > 1 ? `seed ${s.seed}: ` : ''}${shown}`;
     })
     .join('<br>');
 }
@@ -297,8 +329,15 @@ function seedSolvers(seeds: readonly { seed: number; solver: string }[]): string
   return seeds.map((s) => `seed ${s.seed}: ${specHtml(s.solver)}`).join('<br>');
 }
 
+/** One audited training configuration of a method (a grid point, or the adaptation runs). */
+interface AuditRow {
+  readonly label: string;
+  readonly specHtml: string;
+  readonly audits: AuditSummary;
+}
+
 async function auditBlock(section: Section, m: MethodSection, figures: FigureSink): Promise<string> {
-  const rows: { label: string; specHtml: string; audits: AuditSummary }[] = m.configs.map((c) => ({
+  const rows: AuditRow[] = m.configs.map((c) => ({
     label: configLabel(c),
     specHtml: specHtml(c.trainSpec),
     audits: c.audits,
@@ -315,91 +354,94 @@ async function auditBlock(section: Section, m: MethodSection, figures: FigureSin
   const parts: string[] = [];
   if (crossing.length > 0) {
     parts.push('<h4>Trajectory crossings and folds</h4>');
-    parts.push(
-      table(
-        [
-          'training configuration',
-          'audited solver',
-          'crossing pairs per seed (refined: persistent)',
-          'folded states per seed',
-          'verdict',
-        ],
-        crossing.map((r) => {
-          const c = r.audits.crossing!;
-          return {
-            cls: c.seeds.some((s) => s.verdict.conclusion === 'not-an-ode-flow') ? 'fail' : '',
-            cells: [
-              { html: r.specHtml },
-              { html: seedSolvers(c.seeds) },
-              {
-                html: esc(
-                  c.seeds
-                    .map(
-                      (s) =>
-                        `${fmtNum(s.crossings)} / ${fmtNum(s.pairsChecked)}${s.persistent !== undefined && s.crossings > 0 ? ` (${fmtNum(s.persistent)} persist)` : ''}`,
-                    )
-                    .join(', '),
-                ),
-                num: true,
-              },
-              {
-                html: esc(
-                  c.seeds
-                    .map((s) =>
-                      s.folded !== undefined ? `${fmtNum(s.folded)} / ${fmtNum(s.foldStates)}` : 'not checked',
-                    )
-                    .join(', '),
-                ),
-                num: true,
-              },
-              { html: verdictHtml(c.seeds) },
-            ],
-          };
-        }),
-        'audits',
-      ),
-    );
-    parts.push(
-      `<p class="sub">${esc(crossing[0]!.audits.crossing!.note)}; ${crossing[0]!.audits.crossing!.points} test points per run.</p>`,
-    );
+    parts.push(crossingTable(crossing));
+    const first = crossing[0]!.audits.crossing!;
+    parts.push(`<p class="sub">${esc(first.note)}; ${first.points} test points per run.</p>`);
   }
   if (fan.length > 0) {
-    const labels = [...new Set(fan.flatMap((r) => r.audits.fan!.perClass.map((c) => c.label)))].sort((a, b) => a - b);
     parts.push("<h4>Lady Windermere's fan: global error at t = 1 per class</h4>");
-    parts.push(
-      table(
-        ['training configuration', 'audited solver', ...labels.map((l) => `class ${l}: mean (max)`)],
-        fan.map((r) => {
-          const f = r.audits.fan!;
-          return {
-            cells: [
-              { html: r.specHtml },
-              { html: seedSolvers(f.seeds ?? [{ seed: 0, solver: f.solver }]) },
-              ...labels.map((l) => {
-                const c = f.perClass.find((x) => x.label === l);
-                return { html: c ? esc(`${fmtNum(c.finalMean.mean)} (${fmtNum(c.finalMax)})`) : '—', num: true };
-              }),
-            ],
-          };
-        }),
-        'audits',
-      ),
-    );
-    const series = fan.filter((r) => r.audits.fan!.series).map((r) => ({ label: r.label, ...r.audits.fan!.series! }));
-    if (series.length > 0) {
-      const svg = await fanByClassSvg(series, {
-        title: `${section.dataset}: global error vs t, trained with ${m.method}`,
-      });
-      parts.push(
-        await figures.add(
-          `${section.dataset}-${section.field}-${m.method}-fan`,
-          svg,
-          `Lady Windermere's fan per class: mean global error ‖z_h(t) − z(t)‖ of the training solver's trajectory against ${fan[0]!.audits.fan!.reference}, one line per training configuration (mean over seeds).`,
-        ),
-      );
-    }
+    parts.push(fanTable(fan));
+    const figure = await fanFigure(section, m, fan, figures);
+    if (figure !== undefined) parts.push(figure);
   }
   return parts.join('\n');
+}
+
+/** Crossing pairs, folded states and the verdict of every seed, one row per configuration. */
+function crossingTable(rows: readonly AuditRow[]): string {
+  return table(
+    [
+      'training configuration',
+      'audited solver',
+      'crossing pairs per seed (refined: persistent)',
+      'folded states per seed',
+      'verdict',
+    ],
+    rows.map((r) => {
+      const c = r.audits.crossing!;
+      const pairs = c.seeds.map(
+        (s) =>
+          `${fmtNum(s.crossings)} / ${fmtNum(s.pairsChecked)}` +
+          (s.persistent !== undefined && s.crossings > 0 ? ` (${fmtNum(s.persistent)} persist)` : ''),
+      );
+      const folds = c.seeds.map((s) =>
+        s.folded !== undefined ? `${fmtNum(s.folded)} / ${fmtNum(s.foldStates)}` : 'not checked',
+      );
+      return {
+        cls: c.seeds.some((s) => s.verdict.conclusion === 'not-an-ode-flow') ? 'fail' : '',
+        cells: [
+          { html: r.specHtml },
+          { html: seedSolvers(c.seeds) },
+          { html: esc(pairs.join(', ')), num: true },
+          { html: esc(folds.join(', ')), num: true },
+          { html: verdictHtml(c.seeds) },
+        ],
+      };
+    }),
+    'audits',
+  );
+}
+
+/** The fan's final global error per class (mean and max), one row per configuration. */
+function fanTable(rows: readonly AuditRow[]): string {
+  const labels = [...new Set(rows.flatMap((r) => r.audits.fan!.perClass.map((c) => c.label)))].sort((a, b) => a - b);
+  return table(
+    ['training configuration', 'audited solver', ...labels.map((l) => `class ${l}: mean (max)`)],
+    rows.map((r) => {
+      const f = r.audits.fan!;
+      return {
+        cells: [
+          { html: r.specHtml },
+          { html: seedSolvers(f.seeds ?? [{ seed: 0, solver: f.solver }]) },
+          ...labels.map((l) => {
+            const c = f.perClass.find((x) => x.label === l);
+            return { html: c ? esc(`${fmtNum(c.finalMean.mean)} (${fmtNum(c.finalMax)})`) : '—', num: true };
+          }),
+        ],
+      };
+    }),
+    'audits',
+  );
+}
+
+/** The fan's mean global error against t per class, one line per configuration with a series; undefined without. */
+async function fanFigure(
+  section: Section,
+  m: MethodSection,
+  rows: readonly AuditRow[],
+  figures: FigureSink,
+): Promise<string | undefined> {
+  const series = rows.filter((r) => r.audits.fan!.series).map((r) => ({ label: r.label, ...r.audits.fan!.series! }));
+  if (series.length === 0) return undefined;
+  const svg = await fanByClassSvg(series, {
+    title: `${section.dataset}: global error vs t, trained with ${m.method}`,
+  });
+  return figures.add(
+    `${section.dataset}-${section.field}-${m.method}-fan`,
+    svg,
+    "Lady Windermere's fan per class: mean global error ‖z_h(t) − z(t)‖ of the training solver's trajectory " +
+      `against ${rows[0]!.audits.fan!.reference}, one line per training configuration (mean over seeds).`,
+  );
 }
 
 async function adaptationBlock(
@@ -412,7 +454,9 @@ async function adaptationBlock(
   const parts = [`<h4>Adaptation runs (start: ${esc(a.start)})</h4>`];
   if (a.duplicates > 0)
     parts.push(
-      `<p class="warn">${plural(a.duplicates, 'duplicate adaptation result')} (same dataset, field, method, seed and start, planned by an older version once per grid point) counted once.</p>`,
+      `<p class="warn">${plural(a.duplicates, 'duplicate adaptation result')} ` +
+        '(same dataset, field, method, seed and start, planned by an older version once per grid point) ' +
+        'counted once.</p>',
     );
   parts.push(
     table(

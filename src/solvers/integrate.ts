@@ -51,7 +51,10 @@ export interface SolveOptions {
    * turns it off to avoid a device sync per step and checks the loss instead.
    */
   checkFinite?: boolean;
-  /** solveAsync stops with the signal's reason before the next field call once it aborts (a cancelled study job, Ctrl-C). */
+  /**
+   * solveAsync stops with the signal's reason before the next field call once it aborts (a cancelled study job,
+   * Ctrl-C).
+   */
   signal?: AbortSignal;
 }
 

@@ -265,8 +265,10 @@ export function checkStepBudget(
   if (!(n <= limits.maxSteps)) {
     const shown = formatSolverSpec(s);
     throw new SpecError(
-      `${where}solver spec "${shown}" over [${t0}, ${t1}] takes ${Number.isFinite(n) ? Math.ceil(n) : 'unboundedly many'} steps, ` +
-        `above the limit of ${limits.maxSteps}; shorten the interval or take a larger step (a study file may raise the limit with solverLimits)`,
+      `${where}solver spec "${shown}" over [${t0}, ${t1}] takes ` +
+        `${Number.isFinite(n) ? Math.ceil(n) : 'unboundedly many'} steps, ` +
+        `above the limit of ${limits.maxSteps}; shorten the interval or take a larger step (a study file may raise ` +
+        `the limit with solverLimits)`,
     );
   }
 }

@@ -13,15 +13,40 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 
+/** One dataset × field × solver kind × batch on this machine (study/calibrate.ts measures it). */
 export interface CachedCost {
+  /** A training iteration: fixed ms, and ms per sample·NFE. */
   readonly msPerIteration: number;
   readonly msPerSampleNfe: number;
+  /** A training graph build: buildMs + buildMsPerStage · stages^1.5 (adaptive: buildMs, its step graphs). */
+  readonly buildMs: number;
+  readonly buildMsPerStage: number;
+  /** A job's fixed part: data, engine set-up, model save, bundle write, sessions opened, result. */
+  readonly jobOverheadMs: number;
+  /** A forward field call of evaluation or an audit: ms per call and per row. */
+  readonly msPerCall: number;
+  readonly msPerRow: number;
+  /** NFE of the fan audit's float64 reference solve on this field (the calibration's model). */
+  readonly referenceNfe: number;
+  /** CPU time over wall time while it was measured (the figures above are scaled by it: idle-machine costs). */
+  readonly cpuShare?: number;
   /** When it was measured (ISO time). */
   readonly measuredAt: string;
 }
 
+/** What a transport adds: ms per job (dispatch, store, a job process), and its start. */
+export interface TransportCost {
+  readonly msPerJob: number;
+  readonly startupMs: number;
+  /** CPU share while measured (the figures are scaled by it), see calibrate.ts. */
+  readonly cpuShare?: number;
+  /** ISO time, or 'default' for the built-in figures. */
+  readonly measuredAt: string;
+}
+
 const FILE = 'calibration.json';
-const FORMAT = 'odeness-calibration/1';
+// Version 2 prices builds, job overhead, field calls and the fan reference: version-1 entries are measured again.
+const FORMAT = 'odeness-calibration/2';
 
 export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env['ODENESS_CACHE_DIR']) return env['ODENESS_CACHE_DIR'];
@@ -37,9 +62,15 @@ export function calibrationKey(dataset: string, field: string, kind: string, bat
   return [machineKey(), dataset, field, kind, batch].join('\n');
 }
 
-function readAll(dir: string): Record<string, CachedCost> {
+export function transportKey(name: string): string {
+  return [machineKey(), 'transport', name].join('\n');
+}
+
+type Entry = CachedCost | TransportCost;
+
+function readAll(dir: string): Record<string, Entry> {
   try {
-    type Doc = { format?: string; entries?: Record<string, CachedCost> };
+    type Doc = { format?: string; entries?: Record<string, Entry> };
     const doc = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as Doc;
     return doc.format === FORMAT && doc.entries && typeof doc.entries === 'object' ? doc.entries : {};
   } catch {
@@ -47,13 +78,36 @@ function readAll(dir: string): Record<string, CachedCost> {
   }
 }
 
+const COST_FIELDS = [
+  'msPerIteration',
+  'msPerSampleNfe',
+  'buildMs',
+  'buildMsPerStage',
+  'jobOverheadMs',
+  'msPerCall',
+  'msPerRow',
+  'referenceNfe',
+] as const;
+
+const finite = (e: Entry | undefined, fields: readonly string[]): boolean =>
+  e !== undefined && fields.every((f) => Number.isFinite((e as unknown as Record<string, unknown>)[f]));
+
 export function readCachedCost(key: string, dir = calibrationCacheDir()): CachedCost | undefined {
   const c = readAll(dir)[key];
-  return c && Number.isFinite(c.msPerIteration) && Number.isFinite(c.msPerSampleNfe) ? c : undefined;
+  return finite(c, COST_FIELDS) ? (c as CachedCost) : undefined;
+}
+
+export function readCachedTransport(key: string, dir = calibrationCacheDir()): TransportCost | undefined {
+  const c = readAll(dir)[key];
+  return finite(c, ['msPerJob', 'startupMs']) ? (c as TransportCost) : undefined;
+}
+
+export function writeCachedTransport(key: string, cost: TransportCost, dir = calibrationCacheDir()): void {
+  writeCachedCost(key, cost, dir);
 }
 
 /** Keep a measurement; a cache that cannot be written only costs the next call a calibration. */
-export function writeCachedCost(key: string, cost: CachedCost, dir = calibrationCacheDir()): void {
+export function writeCachedCost(key: string, cost: Entry, dir = calibrationCacheDir()): void {
   try {
     mkdirSync(dir, { recursive: true });
     const entries = { ...readAll(dir), [key]: cost };

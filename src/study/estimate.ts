@@ -1,38 +1,46 @@
 /**
- * How much work a plan is, before it runs: training field evaluations summed
- * over jobs (NFE per iteration × iterations × batch, "sample·NFE"), times the
- * field's size (parameters) — and, from a short calibration (a few real
- * training iterations per dataset × field × engine kind on this machine), the
- * wall time. `study run` asks for `--yes` above WORK_THRESHOLD.
+ * How much work a plan is, before it runs, and how long it takes here.
  *
- * NFE per training iteration: fixed-step methods take steps × stages forward
- * and as many backward. Adaptive methods' steps depend on the model; they are
- * estimated as tol^(−1/(p+1)) steps (a smooth field), which is rough on
- * purpose. Adaptation runs end wherever the accuracy check leads: they are
- * estimated at the median grid step count of their method (20 steps without a
- * grid), plus a fifth for the checks.
+ * Work: training field evaluations summed over jobs (NFE per iteration ×
+ * iterations × batch, "sample·NFE"), times the field's size (parameters);
+ * `study run` asks for `--yes` above WORK_THRESHOLD. Fixed-step methods take
+ * steps × stages forward and as many backward; adaptive steps are estimated
+ * from the tolerance (price.ts). Adaptation runs are estimated at the median
+ * grid step count of their method (20 steps without a grid), plus a fifth for
+ * the checks, and build a training graph at every check (each one changes the
+ * step).
  *
- * After training, a job evaluates its test set under its training solver and
- * each test solver (forward only, onnxruntime) and runs its audits on up to
- * AUDIT_POINTS points: the fan re-solves them with its float64 reference, the
- * crossing audit with the training solver at up to three refinements. This
- * evaluation work is counted apart (evalSampleNfe) and, priced at the
- * training's calibrated cost per sample·NFE, is part of the wall time: at a
- * few iterations (a smoke run) it is most of it.
+ * Wall time: each job priced as executeJob runs it (price.ts) from this
+ * machine's calibration (calibrate.ts, cached): its fixed overhead, its graph
+ * builds (the seeds of a configuration share one per worker), training,
+ * evaluation and audit field calls with their rows, and the transport's
+ * per-job overhead (calibrate-transport.ts); the jobs spread over the workers,
+ * never shorter than the longest job, after the transport's start.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { loadDataset } from '../data/spec.js';
 import { paramShapes } from '../models/params.js';
-import { asSolver, parseSolver, type Solver } from '../solvers/solver.js';
-import { fixedStepCount, formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { modelConfigFor, trainRun } from '../train/run.js';
+import { parseSolver } from '../solvers/solver.js';
+import { formatSolverSpec, parseSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import { modelConfigFor } from '../train/run.js';
 import type { StudyPlan } from './plan.js';
 import type { Job } from './types.js';
 import { paperTestSolvers } from './paper.js';
-import { DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
-import { calibrationKey, readCachedCost, writeCachedCost, type CachedCost } from './calibration-cache.js';
-
-/** Points a job's audits run on (executeJob's AUDIT_POINTS). */
-const AUDIT_POINTS = 500;
+import type { TransportCost } from './calibration-cache.js';
+import { calibrateGroup, type GroupCost, type SolverKind } from './calibrate.js';
+import { measureTransport, transportCost, type TransportName } from './calibrate-transport.js';
+import { LocalTransport } from './local.js';
+import {
+  AUDIT_POINTS,
+  auditCalls,
+  buildMs,
+  callsMs,
+  evaluationCalls,
+  REFERENCE_NFE_FLOOR,
+  sampleNfeOf,
+  stepNfe,
+  type Calls,
+} from './price.js';
 
 /**
  * Plans above this much work (sample·NFE × field parameters) need `--yes`:
@@ -44,6 +52,9 @@ export const WORK_THRESHOLD = 1e13;
 /** Plans with more jobs than this need `--yes` whatever their size. */
 export const JOB_THRESHOLD = 2000;
 
+/** Iterations between two adaptation checks (the paper's, adapt.ts): each one changes the step and builds a graph. */
+const ADAPT_CHECK_EVERY = 50;
+
 export interface JobWork {
   /** Field evaluations of one sample summed over training (forward + backward + checks). */
   readonly nfePerSample: number;
@@ -51,27 +62,45 @@ export interface JobWork {
   readonly samples: number;
   /** Σ NFE × batch over iterations. */
   readonly sampleNfe: number;
-  /** Forward field evaluations per test point after training: the training solver, the test solvers, the audits (points beyond AUDIT_POINTS count only the evaluation part: see evalSampleNfe in WorkGroup). */
+  /** Forward NFE per test point after training: the training solver, the test solvers and the audits (these on at most AUDIT_POINTS points; the fan reference at REFERENCE_NFE_FLOOR). */
   readonly evalNfePerPoint: number;
-  /** Of evalNfePerPoint, the audits' part (run on at most AUDIT_POINTS points). */
+  /** Of evalNfePerPoint, the audits' part. */
   readonly auditNfePerPoint: number;
+  /** The solver evaluation and audits run at (an adaptation run's: its method's median grid point). */
+  readonly around: SolverSpec;
+  /** The evaluated solvers: `around`, then the test solvers. */
+  readonly evaluated: readonly SolverSpec[];
+  /** Training graphs this job builds alone (adaptation: one per check; grid jobs share theirs, see estimateWork). */
+  readonly builds: number;
+}
+
+/** Where the serial milliseconds of a plan go (Σ over jobs, one worker). */
+export interface WallBreakdown {
+  readonly overheadMs: number;
+  readonly buildMs: number;
+  readonly trainMs: number;
+  readonly evalMs: number;
+  readonly auditMs: number;
+  readonly transportMs: number;
 }
 
 export interface WorkGroup {
   readonly dataset: string;
   readonly field: string;
-  /** 'fixed' trains on the compiled ort engine, 'adaptive' on tfjs (auto engine): different speeds. */
-  readonly kind: 'fixed' | 'adaptive';
+  /** 'fixed' trains on the compiled ort engine, 'adaptive' on the ort step graphs or tfjs: different speeds. */
+  readonly kind: SolverKind;
   readonly jobs: number;
   readonly sampleNfe: number;
-  /** Σ over jobs of evaluation and audit NFE × test points (absent when the dataset cannot be loaded). */
+  /** Σ over jobs of evaluation and audit NFE × rows (absent when the dataset cannot be loaded). */
   readonly evalSampleNfe?: number;
   /** Multiply-adds per field evaluation and sample (see fieldSize); absent when the dataset cannot be loaded. */
   readonly fieldSize?: number;
   /** Training iterations of its jobs. */
   readonly iterations: number;
-  /** Calibrated cost of one iteration on this machine (one worker). */
-  readonly cost?: IterationCost;
+  /** Calibrated costs on this machine (one worker). */
+  readonly cost?: GroupCost;
+  /** Serial milliseconds of its jobs by piece (after calibration). */
+  readonly breakdown?: WallBreakdown;
 }
 
 export interface WorkEstimate {
@@ -86,81 +115,73 @@ export interface WorkEstimate {
   /** Σ evaluation sample·NFE × field size: multiply-adds of evaluation and audits. */
   readonly evalUnits: number;
   readonly groups: readonly WorkGroup[];
-  /** Wall time of the whole plan on this machine with `workers` parallel workers (after calibration): training, evaluation and audits. */
+  /** Wall time of the whole plan on this machine, idle, with `workers` workers on `transport` (after calibration). */
   readonly wallMs?: number;
+  /**
+   * The same at the machine's present load: the others' runnable tasks (1-minute load average) share its cores
+   * with the workers, each getting cores / (load + workers) of a core (absent when that is a whole core).
+   */
+  readonly loaded?: { readonly wallMs: number; readonly load: number; readonly cores: number };
+  /** Serial milliseconds by piece, every group (after calibration). */
+  readonly breakdown?: WallBreakdown;
   readonly workers: number;
+  readonly transport: TransportName;
+  /** The transport's per-job overhead and start, and where they come from (cached, measured now, default). */
+  readonly transportCost?: TransportCost & { readonly source: string };
   /** Above WORK_THRESHOLD or JOB_THRESHOLD: `study run` needs --yes. */
   readonly needsYes: boolean;
   /** Devices the jobs require besides the CPU: the calibration ran on this machine's CPU, not on them. */
   readonly uncalibratedDevices?: readonly string[];
 }
 
-function stepNfe(s: SolverSpec | Solver): number {
-  const { spec, tableau: tab } = asSolver(s);
-  if (spec.kind === 'fixed') return fixedStepCount(spec) * tab.c.length;
-  const steps = Math.max(2, Math.ceil(Math.pow(spec.rtol, -1 / (tab.order + 1))));
-  return 2 + steps * (tab.c.length - (tab.fsal ? 1 : 0));
+function medianSpec(specs: SolverSpec[]): SolverSpec {
+  return [...specs].sort((a, b) => stepNfe(a) - stepNfe(b))[Math.floor((specs.length - 1) / 2)]!;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]!;
-}
-
-/** Training work of each job of a plan (no I/O). */
+/** Training, evaluation and audit work of each job of a plan (no I/O). */
 export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
-  const gridNfe = new Map<string, number[]>();
   const gridSpecs = new Map<string, SolverSpec[]>();
   for (const j of plan.jobs) {
     if (j.adapt) continue;
     const s = parseSolverSpec(j.trainSolver);
-    gridNfe.set(s.method, [...(gridNfe.get(s.method) ?? []), stepNfe(s)]);
     gridSpecs.set(s.method, [...(gridSpecs.get(s.method) ?? []), s]);
   }
   const out = new Map<string, JobWork>();
   for (const j of plan.jobs) {
     const s = parseSolver(j.trainSolver);
-    const fallback = s.kind === 'fixed' ? 20 * s.tableau.c.length : stepNfe(s);
-    const perIteration = j.adapt
-      ? 1.2 * (gridNfe.has(s.spec.method) ? median(gridNfe.get(s.spec.method)!) : fallback)
-      : stepNfe(s);
+    const grid = gridSpecs.get(s.spec.method);
+    const fallback: SolverSpec = s.kind === 'fixed' ? { kind: 'fixed', method: s.spec.method, steps: 20 } : s.spec;
+    const around = j.adapt ? (grid && grid.length > 0 ? medianSpec(grid) : fallback) : s.spec;
+    const perIteration = (j.adapt ? 1.2 : 1) * stepNfe(around);
     const samples = j.iterations * j.batchSize;
-    const evaluation = evaluationNfe(j, gridSpecs.get(s.spec.method));
+    const tests = j.testSolvers
+      .flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t]))
+      .map((t) => parseSolverSpec(t, j.solverLimits));
+    const evaluated = [around, ...tests];
+    // Per point, with the fan reference at its floor (estimateWork prices the calibrated one).
+    const audits = auditCalls(around, { ...j.audit, d: 2, n: 1, referenceNfe: REFERENCE_NFE_FLOOR });
+    const evalNfePerPoint = evaluated.reduce((sum, t) => sum + stepNfe(t), 0);
+    const auditNfePerPoint = audits.reduce((sum, c) => sum + c.calls, 0);
     out.set(j.id, {
       nfePerSample: 2 * perIteration * j.iterations,
       samples,
       sampleNfe: 2 * perIteration * samples,
-      ...evaluation,
+      evalNfePerPoint: evalNfePerPoint + auditNfePerPoint,
+      auditNfePerPoint,
+      around,
+      evaluated,
+      builds: j.adapt ? 1 + Math.floor(j.iterations / ADAPT_CHECK_EVERY) : 1,
     });
   }
   return out;
 }
 
-/**
- * Forward NFE per test point after training (stepNfe counts a solve's forward evaluations): the training solver's own
- * evaluation, every test solver ("paper" resolved around the grid point; for
- * an adaptation run around its method's median grid point), and the audits.
- */
-function evaluationNfe(
-  j: Job,
-  methodGrid: SolverSpec[] | undefined,
-): { evalNfePerPoint: number; auditNfePerPoint: number } {
-  const s = parseSolverSpec(j.trainSolver);
-  const around = j.adapt && methodGrid && methodGrid.length > 0 ? medianSpec(methodGrid) : s;
-  const tests = j.testSolvers
-    .flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t]))
-    .map((t) => parseSolverSpec(t, j.solverLimits));
-  const evalNfe = stepNfe(around) + tests.reduce((sum, t) => sum + stepNfe(t), 0);
-  const fan = j.audit.fan ? stepNfe(around) + stepNfe(parseSolverSpec(DEFAULT_FAN_REFERENCE)) : 0;
-  const crossing = j.audit.crossing ? stepNfe(around) * CROSSING_SOLVES : 0;
-  return { evalNfePerPoint: evalNfe + fan + crossing, auditNfePerPoint: fan + crossing };
-}
-
-/** The crossing audit's solves in units of one training-solver solve: the audited one, then refinements (a rough bound: only crossing pairs are refined). */
-const CROSSING_SOLVES = 1 + 2 + 4 + 8;
-
-function medianSpec(specs: SolverSpec[]): SolverSpec {
-  return [...specs].sort((a, b) => stepNfe(a) - stepNfe(b))[Math.floor((specs.length - 1) / 2)]!;
+interface FieldInfo {
+  /** Multiply-adds of one field evaluation of one sample. */
+  readonly size: number;
+  readonly testPoints: number;
+  /** State size of one point. */
+  readonly d: number;
 }
 
 /**
@@ -168,7 +189,7 @@ function medianSpec(specs: SolverSpec[]): SolverSpec {
  * each convolution weight (rank ≥ 3) once per spatial position of the state.
  * Undefined when the dataset cannot be loaded (its jobs will fail and say why).
  */
-async function fieldSize(dataset: string, field: string): Promise<{ size: number; testPoints: number } | undefined> {
+async function fieldInfo(dataset: string, field: string): Promise<FieldInfo | undefined> {
   let config;
   let testPoints;
   try {
@@ -183,87 +204,141 @@ async function fieldSize(dataset: string, field: string): Promise<{ size: number
   const size = paramShapes(config)
     .filter((p) => p.name.startsWith('field.') && p.name.endsWith('.weight'))
     .reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1) * (p.shape.length >= 3 ? positions : 1), 0);
-  return { size, testPoints };
+  return { size, testPoints, d: shape.reduce((a, b) => a * b, 1) };
 }
 
-/** Per-iteration cost on this machine: a fixed overhead plus a part proportional to NFE × batch. */
-export interface IterationCost {
-  readonly msPerIteration: number;
-  readonly msPerSampleNfe: number;
-  /** When it was measured; from an earlier call on this machine when cached (study/calibration-cache.ts). */
-  readonly measuredAt?: string;
-  readonly cached?: boolean;
-}
-
-/** Median milliseconds of iterations 2..n of a short real training run (the first builds graphs; a median resists a busy moment). */
-async function timeIterations(
-  dataset: string,
-  field: string,
-  solver: string,
-  batch: number,
-): Promise<{ ms: number; nfe: number }> {
-  const iterations = 6;
-  const stamps: number[] = [];
-  let nfe = 0;
-  const run = await trainRun(
-    { dataset, field, solver, iterations, seed: 0, batchSize: batch, lr: 1e-4, logEvery: 1, engine: 'auto' },
-    {
-      onIteration: () => stamps.push(performance.now()),
-      onLog: (e) => {
-        if (e.iteration > 1) nfe += e.nfeForward + e.nfeBackward;
-      },
-    },
-  );
-  if (run.result.iterations < iterations || stamps.length < iterations)
-    throw new Error(`calibration of ${dataset} ${field} stopped early`);
-  const deltas = stamps
-    .slice(1, iterations)
-    .map((s, k) => s - stamps[k]!)
-    .sort((x, y) => x - y);
-  return { ms: deltas[Math.floor(deltas.length / 2)]!, nfe: nfe / (iterations - 1) };
+/** The field calls of one job after training: its evaluation, then its audits. */
+function jobCalls(j: Job, w: JobWork, info: FieldInfo, referenceNfe: number): { evaluation: Calls[]; audits: Calls[] } {
+  const n = Math.min(AUDIT_POINTS, info.testPoints);
+  return {
+    evaluation: evaluationCalls(w.evaluated, info.testPoints),
+    audits: auditCalls(w.around, { ...j.audit, d: info.d, n, referenceNfe }),
+  };
 }
 
 /**
- * Calibrate the cost of one training iteration at the study's batch size:
- * two short runs with different NFE per iteration give the overhead and the
- * per-sample·NFE slope (a small field is all overhead, a big one all slope).
+ * Graph builds per job: the seeds of one grid configuration share a build on each worker (a worker keeps its last
+ * session, and seeds are planned side by side), so a configuration of k jobs builds min(k, workers) times.
  */
-type Kind = 'fixed' | 'adaptive';
-
-async function calibrate(
-  dataset: string,
-  field: string,
-  kind: Kind,
-  batch: number,
-  recalibrate = false,
-): Promise<IterationCost> {
-  const key = calibrationKey(dataset, field, kind, batch);
-  const cached = recalibrate ? undefined : readCachedCost(key);
-  if (cached) return { ...cached, cached: true };
-  const measured = await measure(dataset, field, kind, batch);
-  writeCachedCost(key, measured);
-  return { ...measured, cached: false };
+function sharedBuilds(jobs: readonly Job[], work: Map<string, JobWork>, workers: number): Map<string, number> {
+  const configs = new Map<string, Job[]>();
+  for (const j of jobs) {
+    if (j.adapt) continue;
+    const key = `${j.dataset}\n${j.field}\n${j.trainSolver}\n${j.batchSize}`;
+    configs.set(key, [...(configs.get(key) ?? []), j]);
+  }
+  const out = new Map<string, number>();
+  for (const j of jobs) if (j.adapt) out.set(j.id, work.get(j.id)!.builds);
+  for (const list of configs.values())
+    for (const j of list) out.set(j.id, Math.min(list.length, workers) / list.length);
+  return out;
 }
 
-async function measure(dataset: string, field: string, kind: 'fixed' | 'adaptive', batch: number): Promise<CachedCost> {
-  const [lo, hi] = kind === 'fixed' ? ['euler:steps=1', 'euler:steps=4'] : ['dopri5:0.1', 'dopri5:0.001'];
-  const a = await timeIterations(dataset, field, lo, batch);
-  const b = await timeIterations(dataset, field, hi, batch);
-  const slope =
-    b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
-  const msPerIteration = Math.max(0, a.ms - slope * a.nfe * batch);
-  return { msPerIteration, msPerSampleNfe: slope, measuredAt: new Date().toISOString() };
+/** One job's serial milliseconds by piece. */
+function priceJob(j: Job, w: JobWork, calls: ReturnType<typeof jobCalls>, builds: number, cost: GroupCost) {
+  return {
+    overheadMs: cost.jobOverheadMs,
+    buildMs: builds * buildMs(w.around, cost),
+    trainMs: j.iterations * cost.msPerIteration + w.sampleNfe * cost.msPerSampleNfe,
+    evalMs: callsMs(calls.evaluation, cost),
+    auditMs: callsMs(calls.audits, cost),
+  };
+}
+
+const PIECES = ['overheadMs', 'buildMs', 'trainMs', 'evalMs', 'auditMs', 'transportMs'] as const;
+
+function sumBreakdowns(parts: readonly Partial<WallBreakdown>[]): WallBreakdown {
+  const out = Object.fromEntries(PIECES.map((k) => [k, parts.reduce((s, p) => s + (p[k] ?? 0), 0)]));
+  return out as unknown as WallBreakdown;
 }
 
 export interface EstimateOptions {
   /** Parallel workers the wall time is for (default 1). */
   readonly workers?: number;
-  /** Run the calibration (trains a few iterations per dataset × field × kind). Default true. Datasets are loaded either way (for the field size). */
+  /** The transport the wall time is for (default the local pool). */
+  readonly transport?: TransportName;
+  /** Run the calibration (a few short real training runs and jobs per dataset × field × kind). Default true. Datasets are loaded either way (for the field size). */
   readonly calibrate?: boolean;
   /** Measure again instead of using this machine's cached calibration (default false). */
   readonly recalibrate?: boolean;
+  /** How long this CLI process took to start (ms): part of the transport's start when it is measured now. */
+  readonly processStartMs?: number;
   /** Batch size of the calibration runs (default: the jobs' batch, at most 32: the slope scales to bigger batches, and memory stays small). */
   readonly calibrationBatch?: number;
+}
+
+interface Grouped {
+  readonly dataset: string;
+  readonly field: string;
+  readonly kind: SolverKind;
+  readonly jobs: Job[];
+}
+
+function groupJobs(jobs: readonly Job[]): Grouped[] {
+  const byGroup = new Map<string, Grouped>();
+  for (const j of jobs) {
+    const kind = parseSolverSpec(j.trainSolver).kind;
+    const key = `${j.dataset}\n${j.field}\n${kind}`;
+    const g = byGroup.get(key) ?? { dataset: j.dataset, field: j.field, kind, jobs: [] };
+    g.jobs.push(j);
+    byGroup.set(key, g);
+  }
+  return [...byGroup.values()];
+}
+
+/** The pool's cost, measured with as many threads as the estimate's workers (at most 2: contention is part of it). */
+function poolMeasure(workers: number, processStartMs: number) {
+  const threads = Math.max(1, Math.min(2, workers));
+  return async () => {
+    const c = await measureTransport(new LocalTransport({ threads }), threads);
+    return { ...c, startupMs: c.startupMs + processStartMs * (c.cpuShare ?? 1) };
+  };
+}
+
+/** One group's work and, once calibrated, its serial milliseconds by piece and its longest job. */
+async function priceGroup(
+  g: Grouped,
+  work: Map<string, JobWork>,
+  builds: Map<string, number>,
+  info: FieldInfo | undefined,
+  options: EstimateOptions,
+): Promise<{ group: WorkGroup; longestJobMs: number }> {
+  const cost =
+    options.calibrate !== false && info !== undefined
+      ? await calibrateGroup(
+          g.dataset,
+          g.field,
+          g.kind,
+          options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize),
+          options.recalibrate,
+        )
+      : undefined;
+  const referenceNfe = cost?.referenceNfe ?? REFERENCE_NFE_FLOOR;
+  const calls = info ? g.jobs.map((j) => jobCalls(j, work.get(j.id)!, info, referenceNfe)) : undefined;
+  const evalSampleNfe = calls?.reduce((s, c) => s + sampleNfeOf(c.evaluation) + sampleNfeOf(c.audits), 0);
+  const priced =
+    cost && calls ? g.jobs.map((j, k) => priceJob(j, work.get(j.id)!, calls[k]!, builds.get(j.id)!, cost)) : [];
+  const jobMs = priced.map((p) => p.overheadMs + p.buildMs + p.trainMs + p.evalMs + p.auditMs);
+  const group: WorkGroup = {
+    dataset: g.dataset,
+    field: g.field,
+    kind: g.kind,
+    jobs: g.jobs.length,
+    iterations: g.jobs.reduce((s, j) => s + j.iterations, 0),
+    sampleNfe: g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0),
+    ...(evalSampleNfe !== undefined ? { evalSampleNfe } : {}),
+    ...(info !== undefined ? { fieldSize: info.size } : {}),
+    ...(cost ? { cost } : {}),
+    ...(cost && calls ? { breakdown: sumBreakdowns(priced) } : {}),
+  };
+  return { group, longestJobMs: Math.max(0, ...jobMs) };
+}
+
+function wall(idleMs: number, workers: number): Pick<WorkEstimate, 'wallMs' | 'loaded'> {
+  const load = loadavg()[0]!;
+  const cores = availableParallelism();
+  const factor = (load + Math.min(workers, cores)) / cores;
+  return { wallMs: idleMs, ...(factor > 1 ? { loaded: { wallMs: idleMs * factor, load, cores } } : {}) };
 }
 
 export async function estimateWork(
@@ -271,77 +346,49 @@ export async function estimateWork(
   options: EstimateOptions = {},
 ): Promise<WorkEstimate> {
   const workers = options.workers ?? 1;
+  const transport = options.transport ?? 'pool';
   const work = jobWork(plan);
-  const byGroup = new Map<string, { dataset: string; field: string; kind: 'fixed' | 'adaptive'; jobs: Job[] }>();
-  for (const j of plan.jobs) {
-    const kind = parseSolverSpec(j.trainSolver).kind;
-    const key = `${j.dataset}\n${j.field}\n${kind}`;
-    const g = byGroup.get(key) ?? { dataset: j.dataset, field: j.field, kind, jobs: [] };
-    g.jobs.push(j);
-    byGroup.set(key, g);
-  }
+  const builds = sharedBuilds(plan.jobs, work, workers);
   const groups: WorkGroup[] = [];
-  const sizes = new Map<string, { size: number; testPoints: number } | undefined>();
-  for (const g of byGroup.values()) {
-    const sampleNfe = g.jobs.reduce((s, j) => s + work.get(j.id)!.sampleNfe, 0);
+  const infos = new Map<string, FieldInfo | undefined>();
+  let longestJobMs = 0;
+  for (const g of groupJobs(plan.jobs)) {
     const pk = `${g.dataset}\n${g.field}`;
-    if (!sizes.has(pk)) sizes.set(pk, await fieldSize(g.dataset, g.field));
-    const loaded = sizes.get(pk);
-    const size = loaded?.size;
-    const iterations = g.jobs.reduce((s, j) => s + j.iterations, 0);
-    const evalSampleNfe = loaded
-      ? g.jobs.reduce((s, j) => {
-          const w = work.get(j.id)!;
-          return (
-            s +
-            (w.evalNfePerPoint - w.auditNfePerPoint) * loaded.testPoints +
-            w.auditNfePerPoint * Math.min(AUDIT_POINTS, loaded.testPoints)
-          );
-        }, 0)
-      : undefined;
-    let group: WorkGroup = {
-      dataset: g.dataset,
-      field: g.field,
-      kind: g.kind,
-      jobs: g.jobs.length,
-      iterations,
-      sampleNfe,
-      ...(evalSampleNfe !== undefined ? { evalSampleNfe } : {}),
-      ...(size !== undefined ? { fieldSize: size } : {}),
-    };
-    if (options.calibrate !== false && size !== undefined) {
-      const batch = options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize);
-      group = { ...group, cost: await calibrate(g.dataset, g.field, g.kind, batch, options.recalibrate) };
-    }
-    groups.push(group);
+    if (!infos.has(pk)) infos.set(pk, await fieldInfo(g.dataset, g.field));
+    const priced = await priceGroup(g, work, builds, infos.get(pk), options);
+    groups.push(priced.group);
+    longestJobMs = Math.max(longestJobMs, priced.longestJobMs);
   }
-  const sampleNfe = groups.reduce((s, g) => s + g.sampleNfe, 0);
-  const units = groups.reduce((s, g) => s + g.sampleNfe * (g.fieldSize ?? 0), 0);
-  const evalSampleNfe = groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0), 0);
-  const evalUnits = groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0) * (g.fieldSize ?? 0), 0);
-  const calibrated = groups.length > 0 && groups.every((g) => g.cost !== undefined);
-  // Evaluation is priced at training's per-sample·NFE cost: forward-only onnxruntime on large chunks is about as fast per NFE as a training NFE.
-  const serialMs = calibrated
-    ? groups.reduce(
-        (s, g) =>
-          s + g.iterations * g.cost!.msPerIteration + (g.sampleNfe + (g.evalSampleNfe ?? 0)) * g.cost!.msPerSampleNfe,
-        0,
-      )
+  const calibrated = groups.length > 0 && groups.every((g) => g.breakdown !== undefined);
+  const tc = calibrated
+    ? await transportCost(transport, {
+        recalibrate: options.recalibrate,
+        ...(transport === 'pool' ? { measure: poolMeasure(workers, options.processStartMs ?? 0) } : {}),
+      })
     : undefined;
+  const breakdown =
+    calibrated && tc
+      ? sumBreakdowns([...groups.map((g) => g.breakdown!), { transportMs: plan.jobs.length * tc.msPerJob }])
+      : undefined;
+  const serialMs = breakdown ? PIECES.reduce((s, k) => s + breakdown[k], 0) : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
   const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
   return {
     jobs: plan.jobs.length,
     gridJobs: plan.jobs.length - adaptationJobs,
     adaptationJobs,
-    sampleNfe,
-    units,
-    evalSampleNfe,
-    evalUnits,
+    sampleNfe: groups.reduce((s, g) => s + g.sampleNfe, 0),
+    units: groups.reduce((s, g) => s + g.sampleNfe * (g.fieldSize ?? 0), 0),
+    evalSampleNfe: groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0), 0),
+    evalUnits: groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0) * (g.fieldSize ?? 0), 0),
     groups,
-    ...(serialMs !== undefined ? { wallMs: serialMs / workers } : {}),
+    ...(serialMs !== undefined && tc ? wall(tc.startupMs + Math.max(serialMs / workers, longestJobMs), workers) : {}),
+    ...(breakdown && tc ? { breakdown, transportCost: tc } : {}),
     workers,
-    needsYes: plan.jobs.length > JOB_THRESHOLD || units > WORK_THRESHOLD,
+    transport,
+    needsYes:
+      plan.jobs.length > JOB_THRESHOLD ||
+      groups.reduce((s, g) => s + g.sampleNfe * (g.fieldSize ?? 0), 0) > WORK_THRESHOLD,
     ...(devices.length > 0 ? { uncalibratedDevices: devices } : {}),
   };
 }

@@ -16,11 +16,12 @@ import { writeBundle } from '../onnx/bundle.js';
 import { deviceAdapter } from '../onnx/runtime/adapters.js';
 import { evaluate, type EvalData, type EvalRow } from '../onnx/evaluate.js';
 import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
-import { trainRun } from '../train/run.js';
+import { trainRun, type TrainRunResult } from '../train/run.js';
 import { openModelSource, type ModelSource } from '../onnx/source.js';
 import { crossingAudit, fanAudit } from '../audit/audits.js';
 import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { FAN_SERIES_POINTS } from '../formats/index.js';
+import type { Device } from '../formats/common.js';
 import { paperTestSolvers } from './paper.js';
 import type { Job, JobContext, JobMetrics, JobOutcome } from './types.js';
 
@@ -36,6 +37,26 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
   const backend = await initBackend();
   // A job without a device runs on the CPU; the worker took it only if it can run its device.
   const device = job.device ?? 'cpu';
+  const trained = await trainJob(job, ctx, device);
+  const { run } = trained;
+  stopIfCancelled();
+  if (run.result.diverged) throw new OdenessError(`training diverged: ${run.result.diverged.message}`);
+  await writeJobBundle(job, ctx, run);
+  stopIfCancelled();
+  const evaluated = await evaluateJob(job, ctx, run, device, stopIfCancelled);
+  const adapter = await deviceAdapter(device);
+  return { metrics: jobMetrics(job, trained, evaluated, { backend: backend.name, device, adapter }) };
+}
+
+/** A trained job: the run, its wall time and the last logged batch loss and accuracy. */
+interface TrainedJob {
+  readonly run: TrainRunResult;
+  readonly trainMs: number;
+  readonly last: { loss: number; accuracy: number } | undefined;
+}
+
+/** Train the job's model, reporting progress at most every 200 ms (and at the last iteration). */
+async function trainJob(job: Job, ctx: JobContext, device: Device): Promise<TrainedJob> {
   const started = performance.now();
   let lastReport = 0;
   let last: { loss: number; accuracy: number } | undefined;
@@ -72,10 +93,11 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       },
     },
   );
-  stopIfCancelled();
-  if (run.result.diverged) throw new OdenessError(`training diverged: ${run.result.diverged.message}`);
-  const trainMs = performance.now() - started;
+  return { run, trainMs: performance.now() - started, last };
+}
 
+/** The tfjs model (for `odeness evaluate --model`) and the ONNX bundle, into ctx.bundleDir. */
+async function writeJobBundle(job: Job, ctx: JobContext, run: TrainRunResult): Promise<void> {
   await saveModel(path.join(ctx.bundleDir, JOB_MODEL_DIR), run.model, run.training);
   await writeBundle(run.model, ctx.bundleDir, {
     trainSolver: run.training.solver,
@@ -89,8 +111,24 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
       engine: run.training.engine ?? 'tfjs',
     },
   });
+}
 
-  stopIfCancelled();
+/** The bundle's test rows (its own training solver first) and audits. */
+interface EvaluatedJob {
+  readonly trainSpec: SolverSpec;
+  readonly rows: EvalRow[];
+  readonly evalMs: number;
+  readonly audits: JobMetrics['audits'];
+}
+
+/** Evaluate the bundle just written under the training solver and the job's test solvers, then audit it. */
+async function evaluateJob(
+  job: Job,
+  ctx: JobContext,
+  run: TrainRunResult,
+  device: Device,
+  stopIfCancelled: () => void,
+): Promise<EvaluatedJob> {
   const evalStart = performance.now();
   const test = run.dataset.test;
   const trainSpec = parseSolverSpec(run.training.solver, job.solverLimits);
@@ -99,25 +137,32 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
     ...new Set(job.testSolvers.flatMap((t) => (t === 'paper' ? paperTestSolvers(run.training.solver) : [t]))),
   ];
   const specs = [trainSpec, ...testSpecs.map((s) => parseSolverSpec(s, job.solverLimits))];
-  // The signal stops evaluation and audits at their next field call: a cancelled job need not finish minutes of work first.
+  // The signal stops evaluation and audits at their next field call:
+  // a cancelled job need not finish minutes of work first.
   // The bundle just written is what is evaluated and audited: the numbers belong to the files a reader gets.
   const source = await openModelSource({ bundle: ctx.bundleDir, device });
-  let rows: EvalRow[];
-  let evalMs: number;
-  let audits: JobMetrics['audits'];
   try {
-    rows = await evaluate(source, test, specs, ctx.signal ? { signal: ctx.signal } : {});
-    evalMs = performance.now() - evalStart;
+    const rows = await evaluate(source, test, specs, ctx.signal ? { signal: ctx.signal } : {});
+    const evalMs = performance.now() - evalStart;
     if (job.audit.crossing || job.audit.fan) stopIfCancelled();
-    audits =
+    const audits =
       job.audit.crossing || job.audit.fan ? await runAudits(job, source, test, trainSpec, ctx.signal) : undefined;
+    return { trainSpec, rows, evalMs, audits };
   } finally {
     await source.release();
   }
+}
+
+/** The job's metrics record from its training and evaluation. */
+function jobMetrics(
+  job: Job,
+  { run, trainMs, last }: TrainedJob,
+  { trainSpec, rows, evalMs, audits }: EvaluatedJob,
+  where: { backend: string; device: Device; adapter: Awaited<ReturnType<typeof deviceAdapter>> },
+): JobMetrics {
   const [own, ...evals] = rows;
-  const adapter = await deviceAdapter(device);
   const nfe = run.result.nfe;
-  const metrics: JobMetrics = {
+  return {
     trainSolver: run.training.solver,
     initialSolver: job.trainSolver,
     trainAccuracy: own!.accuracy,
@@ -140,16 +185,15 @@ export async function executeJob(job: Job, ctx: JobContext): Promise<JobOutcome>
           },
         }
       : {}),
-    backend: backend.name,
+    backend: where.backend,
     engine: run.training.engine ?? 'tfjs',
-    device,
-    ...(adapter ? { adapter } : {}),
+    device: where.device,
+    ...(where.adapter ? { adapter: where.adapter } : {}),
     trainMs,
     evalMs,
     classes: run.dataset.classes,
     ...(audits ? { audits } : {}),
   };
-  return { metrics };
 }
 
 /** Audited points per job: enough for a clear signal, cheap enough for every job of a study. */

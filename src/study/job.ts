@@ -18,7 +18,10 @@ export interface RunJobToResultOptions {
   signal?: AbortSignal;
   /** The worker's training sessions, kept between its jobs (trimmed to one idle session after each). */
   sessions?: TrainSessionCache;
-  /** Untrusted jobs (NATS workers): files are read only under this directory, never followed out of it (data/confined.ts). */
+  /**
+   * Untrusted jobs (NATS workers): files are read only under this directory, never followed out of it
+   * (data/confined.ts).
+   */
   dataRoot?: string;
 }
 

@@ -117,7 +117,10 @@ export async function inspect(file: string): Promise<Inspected | undefined> {
   }
 }
 
-/** Move a stale lock aside, if it is still the file judged stale; puts back a fresh lock moved by mistake. Exported for the tests. */
+/**
+ * Move a stale lock aside, if it is still the file judged stale; puts back a fresh lock moved by mistake. Exported for
+ * the tests.
+ */
 export async function breakStale(file: string, judged: Inspected): Promise<void> {
   const grave = tempName(file, 'stale');
   try {
@@ -211,8 +214,10 @@ export async function acquireLock(dir: string): Promise<DirLock> {
       const h = holder.info;
       throw new OdenessError(
         h
-          ? `${dir} is in use by another study run (pid ${h.pid} on ${h.host}, since ${h.startedAt}); wait for it to finish or stop it`
-          : `${dir} is in use by another study run (its lock file ${LOCK_FILE} is being written); wait for it to finish or stop it`,
+          ? `${dir} is in use by another study run (pid ${h.pid} on ${h.host}, since ${h.startedAt}); wait for it to ` +
+              `finish or stop it`
+          : `${dir} is in use by another study run (its lock file ${LOCK_FILE} is being written); wait for it to ` +
+              `finish or stop it`,
       );
     }
     await removeStale(dir, file, holder);

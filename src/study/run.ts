@@ -1,7 +1,7 @@
 /**
  * runStudy: plan → skip what the output directory already has → run the rest
- * on the transport it is given (src/cluster: `LocalTransport`, a piscina pool;
- * `NatsTransport`, a NATS work queue) → record each result in the store as it
+ * on the transport it is given (`LocalTransport` in src/study, a piscina pool;
+ * `NatsTransport` in src/cluster, a NATS work queue) → record each result in the store as it
  * arrives. Rerunning the same call after a crash, SIGKILL or Ctrl-C runs only
  * the jobs without a `done` result (failed ones too with `retryFailed`).
  */
@@ -54,101 +54,92 @@ export async function runStudy(
 ): Promise<RunStudyResult> {
   const t0 = Date.now();
   const transport = opts.transport;
+  const { plan, store } = await openRun(source, opts);
+  const emit = (e: StudyEvent) => opts.onEvent?.(e);
+  const signal = opts.signal ?? new AbortController().signal;
+  const tracker = new RunTracker(plan, store, transport, emit);
+  const watch = watchDir(store, signal);
+  let interrupted = false;
+  try {
+    await store.writePlan(plan, opts.binding);
+    const { todo, alreadyDone, alreadyFailed } = pendingJobs(plan, store, !!opts.retryFailed);
+    emit({
+      type: 'plan',
+      total: plan.jobs.length,
+      toRun: todo.length,
+      alreadyDone,
+      alreadyFailed,
+      transport: transport.description,
+    });
+    tracker.writeState();
+    if (todo.length > 0) await transport.run(todo, tracker.sink, watch.signal);
+    interrupted = signal.aborted && tracker.counts().pending + tracker.counts().running > 0;
+  } finally {
+    watch.dispose();
+    tracker.dispose();
+    await transport.close();
+    await store.close();
+    if (watch.error()) await store.dropLeftovers();
+  }
+  if (watch.error()) throw watch.error();
+  const ms = Date.now() - t0;
+  const final = tracker.counts();
+  emit({ type: 'end', counts: final, ms });
+  return { out: opts.out, counts: final, recorded: tracker.recorded, interrupted, ms };
+}
+
+/** Check the options, plan the study and open its store; the transport is closed if any of it fails. */
+async function openRun(
+  source: string | StudyDocument | StudyPlan,
+  opts: RunStudyOptions,
+): Promise<{ plan: StudyPlan; store: ResultStore }> {
+  const transport = opts.transport;
   if (typeof transport?.run !== 'function')
     throw new OdenessError('runStudy: options.transport must be a Transport (LocalTransport or NatsTransport)');
   if (typeof opts.out !== 'string' || opts.out === '') {
     await transport.close();
     throw new OdenessError('runStudy: options.out must name an output directory');
   }
-  let plan: StudyPlan;
   try {
-    plan =
+    const plan =
       typeof source === 'object' && 'jobs' in source && 'spec' in source
         ? (source as StudyPlan)
         : planStudy(source as string | StudyDocument);
+    return { plan, store: await ResultStore.open(opts.out) };
   } catch (e) {
     await transport.close();
     throw e;
   }
-  const emit = (e: StudyEvent) => opts.onEvent?.(e);
-  const signal = opts.signal ?? new AbortController().signal;
+}
 
-  let store: ResultStore;
-  try {
-    store = await ResultStore.open(opts.out);
-  } catch (e) {
-    await transport.close();
-    throw e;
+/** The plan's jobs without a result to keep (failed ones too with retryFailed), each with its next attempt. */
+function pendingJobs(
+  plan: StudyPlan,
+  store: ResultStore,
+  retryFailed: boolean,
+): { todo: PendingJob[]; alreadyDone: number; alreadyFailed: number } {
+  const todo: PendingJob[] = [];
+  let alreadyDone = 0;
+  let alreadyFailed = 0;
+  for (const job of plan.jobs) {
+    const prev = store.final.get(job.id);
+    if (prev?.status === 'done') alreadyDone++;
+    else if (prev?.status === 'failed' && !retryFailed) alreadyFailed++;
+    else todo.push({ job, attempt: prev ? Math.min(prev.attempt + 1, JOB_LIMITS.attempt) : 1 });
   }
+  return { todo, alreadyDone, alreadyFailed };
+}
 
-  const ids = new Set(plan.jobs.map((j) => j.id));
-  const running = new Map<string, { worker: string; since: string }>();
-  const finishedNow = new Set<string>();
-  let recorded = 0;
-  const counts = (): StudyCounts => {
-    let done = 0;
-    let failed = 0;
-    for (const id of ids) {
-      const r = store.final.get(id);
-      if (r?.status === 'done') done++;
-      else if (r?.status === 'failed') failed++;
-    }
-    const total = ids.size;
-    return { total, done, failed, running: running.size, pending: total - done - failed - running.size };
-  };
-
-  let stateTimer: NodeJS.Timeout | undefined;
-  let stateDirty = false;
-  const writeState = () => {
-    stateDirty = false;
-    void store
-      .writeState({ transport: transport.description, running: [...running].map(([id, r]) => ({ id, ...r })) })
-      .catch(() => undefined);
-  };
-  const touchState = () => {
-    stateDirty = true;
-    if (stateTimer) return;
-    stateTimer = setTimeout(() => {
-      stateTimer = undefined;
-      if (stateDirty) writeState();
-    }, STATE_EVERY_MS);
-    stateTimer.unref();
-  };
-
-  const sink: JobSink = {
-    tempBundleDir: (id) => store.tempBundleDir(id),
-    discard: (dir) => store.discard(dir),
-    started(id, worker) {
-      // Late or duplicate start/progress messages (another delivery of a finished job) change nothing.
-      if (!ids.has(id) || finishedNow.has(id) || store.final.get(id)?.status === 'done') return;
-      running.set(id, { worker, since: new Date().toISOString() });
-      touchState();
-      emit({ type: 'start', id, worker });
-    },
-    progress(id, worker, progress) {
-      if (!ids.has(id) || finishedNow.has(id)) return;
-      if (!running.has(id)) sink.started(id, worker);
-      emit({ type: 'progress', id, worker, progress });
-    },
-    async finished(result: JobResult, bundleTmp?: string) {
-      const fresh = await store.commit(result, bundleTmp);
-      finishedNow.add(result.id);
-      running.delete(result.id);
-      touchState();
-      if (fresh) {
-        recorded++;
-        emit({ type: 'result', result });
-      }
-    },
-    log: (level, message) => emit({ type: 'log', level, message }),
-  };
-
-  // The study directory is the truth: if --out vanishes or is replaced while jobs run, stop scheduling
-  // at once (not only when the next result arrives) and end with the store's error naming it.
+/**
+ * The study directory is the truth: if --out vanishes or is replaced while jobs run, stop scheduling
+ * at once (not only when the next result arrives) and end with the store's error naming it.
+ * `signal` aborts on the caller's signal or on the directory's first error.
+ */
+function watchDir(store: ResultStore, outer: AbortSignal): { signal: AbortSignal; error(): unknown; dispose(): void } {
   const stop = new AbortController();
   const forward = () => stop.abort();
-  if (signal.aborted) stop.abort();
-  else signal.addEventListener('abort', forward, { once: true });
+  if (outer.aborted) stop.abort();
+  else outer.addEventListener('abort', forward, { once: true });
   let dirError: unknown;
   let closing = false;
   const dirTimer = setInterval(() => {
@@ -159,43 +150,102 @@ export async function runStudy(
     });
   }, DIR_CHECK_EVERY_MS);
   dirTimer.unref();
+  return {
+    signal: stop.signal,
+    error: () => dirError,
+    dispose() {
+      closing = true;
+      clearInterval(dirTimer);
+      outer.removeEventListener('abort', forward);
+    },
+  };
+}
 
-  let interrupted = false;
-  try {
-    await store.writePlan(plan, opts.binding);
-    const todo: PendingJob[] = [];
-    let alreadyDone = 0;
-    let alreadyFailed = 0;
-    for (const job of plan.jobs) {
-      const prev = store.final.get(job.id);
-      if (prev?.status === 'done') alreadyDone++;
-      else if (prev?.status === 'failed' && !opts.retryFailed) alreadyFailed++;
-      else todo.push({ job, attempt: prev ? Math.min(prev.attempt + 1, JOB_LIMITS.attempt) : 1 });
-    }
-    emit({
-      type: 'plan',
-      total: plan.jobs.length,
-      toRun: todo.length,
-      alreadyDone,
-      alreadyFailed,
-      transport: transport.description,
-    });
-    writeState();
-    if (todo.length > 0) await transport.run(todo, sink, stop.signal);
-    interrupted = signal.aborted && counts().pending + counts().running > 0;
-  } finally {
-    closing = true;
-    clearInterval(dirTimer);
-    signal.removeEventListener('abort', forward);
-    if (stateTimer) clearTimeout(stateTimer);
-    running.clear();
-    await transport.close();
-    await store.close();
-    if (dirError) await store.dropLeftovers();
+/** One run's view of its jobs: which run where, the counts, the state file, and the sink the transport reports to. */
+class RunTracker {
+  private readonly ids: Set<string>;
+  private readonly running = new Map<string, { worker: string; since: string }>();
+  private readonly finishedNow = new Set<string>();
+  private stateTimer: NodeJS.Timeout | undefined;
+  private stateDirty = false;
+  /** Results recorded by this run. */
+  recorded = 0;
+  readonly sink: JobSink;
+
+  constructor(
+    plan: StudyPlan,
+    private readonly store: ResultStore,
+    private readonly transport: Transport,
+    emit: (e: StudyEvent) => void,
+  ) {
+    this.ids = new Set(plan.jobs.map((j) => j.id));
+    const { ids, running, finishedNow } = this;
+    const sink: JobSink = {
+      tempBundleDir: (id) => store.tempBundleDir(id),
+      discard: (dir) => store.discard(dir),
+      started: (id, worker) => {
+        // Late or duplicate start/progress messages (another delivery of a finished job) change nothing.
+        if (!ids.has(id) || finishedNow.has(id) || store.final.get(id)?.status === 'done') return;
+        running.set(id, { worker, since: new Date().toISOString() });
+        this.touchState();
+        emit({ type: 'start', id, worker });
+      },
+      progress: (id, worker, progress) => {
+        if (!ids.has(id) || finishedNow.has(id)) return;
+        if (!running.has(id)) sink.started(id, worker);
+        emit({ type: 'progress', id, worker, progress });
+      },
+      finished: async (result: JobResult, bundleTmp?: string) => {
+        const fresh = await store.commit(result, bundleTmp);
+        finishedNow.add(result.id);
+        running.delete(result.id);
+        this.touchState();
+        if (fresh) {
+          this.recorded++;
+          emit({ type: 'result', result });
+        }
+      },
+      log: (level, message) => emit({ type: 'log', level, message }),
+    };
+    this.sink = sink;
   }
-  if (dirError) throw dirError;
-  const ms = Date.now() - t0;
-  const final = counts();
-  emit({ type: 'end', counts: final, ms });
-  return { out: opts.out, counts: final, recorded, interrupted, ms };
+
+  counts(): StudyCounts {
+    let done = 0;
+    let failed = 0;
+    for (const id of this.ids) {
+      const r = this.store.final.get(id);
+      if (r?.status === 'done') done++;
+      else if (r?.status === 'failed') failed++;
+    }
+    const total = this.ids.size;
+    const running = this.running.size;
+    return { total, done, failed, running, pending: total - done - failed - running };
+  }
+
+  writeState(): void {
+    this.stateDirty = false;
+    void this.store
+      .writeState({
+        transport: this.transport.description,
+        running: [...this.running].map(([id, r]) => ({ id, ...r })),
+      })
+      .catch(() => undefined);
+  }
+
+  /** Write the state file at most every STATE_EVERY_MS. */
+  private touchState(): void {
+    this.stateDirty = true;
+    if (this.stateTimer) return;
+    this.stateTimer = setTimeout(() => {
+      this.stateTimer = undefined;
+      if (this.stateDirty) this.writeState();
+    }, STATE_EVERY_MS);
+    this.stateTimer.unref();
+  }
+
+  dispose(): void {
+    if (this.stateTimer) clearTimeout(this.stateTimer);
+    this.running.clear();
+  }
 }

@@ -316,7 +316,8 @@ export class ResultStore {
     if (!onDisk || onDisk.ino !== held.ino || onDisk.dev !== held.dev) {
       throw new OutputPathError(
         this.dir,
-        `the study output directory was removed or replaced during the run (${RESULTS_FILE} is gone); stopping — results recorded there before are lost with it, rerun to redo them`,
+        `the study output directory was removed or replaced during the run (${RESULTS_FILE} is gone); stopping — ` +
+          `results recorded there before are lost with it, rerun to redo them`,
       );
     }
   }
@@ -350,7 +351,8 @@ export class ResultStore {
     return code
       ? new OutputPathError(
           this.dir,
-          `cannot record results in the study output directory (${code}: ${(e as Error).message}); stopping — finished results stay recorded, rerun to resume`,
+          `cannot record results in the study output directory (${code}: ${(e as Error).message}); stopping — ` +
+            `finished results stay recorded, rerun to resume`,
         )
       : e;
   }

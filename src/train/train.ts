@@ -229,25 +229,31 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
     );
   const choice = parseEngineChoice(o.engine);
   const logEvery = o.logEvery ?? 50;
-  const span = initial.config.t1 - initial.config.t0;
   const batches = batchIterator(data, o.batchSize, o.rng);
   const first = o.startIteration ?? 0;
   for (let k = 0; k < first; k++) batches.next();
   const nextBatch = () => gather(data, batches.next().value!);
 
-  let solver = asSolver(o.solver);
+  const solver = asSolver(o.solver);
   let batch = nextBatch();
   const engineName = await chooseEngine(choice, initial, solver, batch.x, batch.y, o);
   const engine = await createEngine(engineName, initial, o);
-  const log: TrainLogEntry[] = [];
-  const adaptation: AdaptDecision[] = [];
-  const recentNfe: number[] = [];
-  const nfe = { forward: 0, backward: 0, checks: 0 };
-  let lastGood = copyParams(initial.params);
-  let lastGoodIteration = first;
+  const loop: TrainLoop = {
+    initial,
+    o,
+    engine,
+    span: initial.config.t1 - initial.config.t0,
+    start: performance.now(),
+    solver,
+    log: [],
+    adaptation: [],
+    recentNfe: [],
+    nfe: { forward: 0, backward: 0, checks: 0 },
+    lastGood: copyParams(initial.params),
+    lastGoodIteration: first,
+  };
   let diverged: TrainResult['diverged'];
   let interrupted: TrainResult['interrupted'];
-  const start = performance.now();
   let done = first;
   try {
     for (let it = first + 1; it <= o.iterations; it++) {
@@ -256,106 +262,163 @@ export async function train(initial: Model, data: Split, o: TrainOptions): Promi
         break;
       }
       if (it > first + 1) batch = nextBatch();
-      if (it === 1 && adapt && adapt.start === 'hairer') {
-        // A step longer than the interval is one step over it.
-        if (solver.kind === 'fixed')
-          solver = withStep(solver, Math.min(await engine.initialStep(batch.x, solver.tableau.order), span));
-        else solver = withTolerance(solver, adapt.startTol);
-      }
-      const spec = solver.spec;
-      const { loss, accuracy, nfe: stepNfe } = await engine.step(batch.x, batch.y, solver);
+      if (it === 1 && adapt && adapt.start === 'hairer') loop.solver = await startSolver(loop, adapt, batch.x);
+      const spec = loop.solver.spec;
+      const { loss, accuracy, nfe: stepNfe } = await engine.step(batch.x, batch.y, loop.solver);
       if (!Number.isFinite(loss)) {
-        const message = `loss became ${loss} at iteration ${it} with solver ${formatSolverSpec(spec)} (step/tol ${solverParam(spec, initial.config.t0, initial.config.t1)}); kept the checkpoint of iteration ${lastGoodIteration}`;
-        diverged = { iteration: it, message };
+        diverged = { iteration: it, message: divergenceMessage(loop, it, loss, spec) };
         break;
       }
-      nfe.forward += stepNfe;
-      nfe.backward += stepNfe;
-      recentNfe.push(stepNfe);
-      if (recentNfe.length > 5) recentNfe.shift();
+      loop.nfe.forward += stepNfe;
+      loop.nfe.backward += stepNfe;
+      loop.recentNfe.push(stepNfe);
+      if (loop.recentNfe.length > 5) loop.recentNfe.shift();
       done = it;
-      if (adapt && it % adapt.checkEvery === 0) {
-        const current = batch;
-        // The adaptation designs new specs (test solvers, trials, the next training solver): each is resolved once.
-        const resolved = new Map<SolverSpec, Solver>();
-        const accuracyUnder = async (s: SolverSpec) => {
-          const checked = resolveSolver(s);
-          resolved.set(s, checked);
-          const r = await engine.accuracy(current.x, current.y, checked);
-          nfe.checks += r.nfe;
-          return r;
-        };
-        const opened =
-          adapt.folds && solver.kind === 'fixed'
-            ? await o.foldCheck!({ config: initial.config, params: engine.params() }, current.x, current.y.length)
-            : undefined;
-        // The fold checks' field evaluations count as checks, as the accuracy checks' do.
-        const probe = opened && {
-          release: opened.release,
-          foldsOf: async (s: FixedSolverSpec) => {
-            const f = await opened.foldsOf(s);
-            nfe.checks += f.nfe;
-            return f;
-          },
-        };
-        let r: Awaited<ReturnType<typeof adaptiveAdaptStep | typeof fixedAdaptStep>>;
-        try {
-          r =
-            solver.kind === 'fixed'
-              ? await fixedAdaptStep(it, solver.spec, accuracy, stepNfe, accuracyUnder, adapt, span, probe?.foldsOf)
-              : await adaptiveAdaptStep(it, solver.spec, accuracy, stepNfe, recentNfe, accuracyUnder, adapt);
-        } finally {
-          await probe?.release();
-        }
-        if (r.spec !== solver.spec) solver = resolved.get(r.spec) ?? resolveSolver(r.spec);
-        adaptation.push(r.decision);
-        o.onAdapt?.(r.decision);
-      }
-      if (it % logEvery === 0 || it === o.iterations || it === first + 1) {
-        const entry: TrainLogEntry = {
-          iteration: it,
-          loss,
-          accuracy,
-          nfeForward: stepNfe,
-          nfeBackward: stepNfe,
-          solver: formatSolverSpec(solver.spec),
-          param: solverParam(solver.spec, initial.config.t0, initial.config.t1),
-          wallMs: performance.now() - start,
-        };
-        log.push(entry);
-        o.onLog?.(entry);
-        // The loss is that of the parameters before this update: keep the updated
-        // ones only if they are finite themselves.
-        const now = engine.params();
-        if (Object.values(now).every((p) => p.data.every(Number.isFinite))) {
-          lastGood = now;
-          lastGoodIteration = it;
-        }
-      }
+      if (adapt && it % adapt.checkEvery === 0) await adaptationCheck(loop, adapt, it, batch, accuracy, stepNfe);
+      if (it % logEvery === 0 || it === o.iterations || it === first + 1)
+        logIteration(loop, it, loss, accuracy, stepNfe);
       o.onIteration?.(it);
       // Let timers (progress bars, in-progress acks) and signal handlers run:
       // a tfjs step is synchronous, so without this turn of the event loop a
       // Ctrl-C would wait for the whole training.
       await new Promise((r) => setImmediate(r));
     }
-    const params = diverged ? lastGood : engine.params();
-    return {
-      model: { config: initial.config, params },
-      solver: solver.spec,
-      log,
-      adaptation,
-      iterations: done,
-      checkpointIteration: diverged ? lastGoodIteration : done,
-      nfe,
-      wallMs: performance.now() - start,
-      diverged,
-      ...(interrupted ? { interrupted } : {}),
-      engine: engineName,
-      graphBuilds: [...engine.builds],
-    };
+    return trainResult(loop, engineName, done, diverged, interrupted);
   } finally {
     await engine.dispose();
   }
+}
+
+/** What the steps of one training loop share: its fixed inputs and the state it carries from iteration to iteration. */
+interface TrainLoop {
+  readonly initial: Model;
+  readonly o: TrainOptions;
+  readonly engine: TrainEngine;
+  /** Length of the integration interval, t1 - t0. */
+  readonly span: number;
+  /** performance.now() when the loop started. */
+  readonly start: number;
+  /** The current training solver (adaptation replaces it). */
+  solver: Solver;
+  readonly log: TrainLogEntry[];
+  readonly adaptation: AdaptDecision[];
+  /** NFE of the last (up to) 5 steps, for the adaptive solvers' adaptation. */
+  readonly recentNfe: number[];
+  readonly nfe: { forward: number; backward: number; checks: number };
+  /** The last finite parameters and their iteration: what a diverged run keeps. */
+  lastGood: Params;
+  lastGoodIteration: number;
+}
+
+/** --adapt-start hairer: Hairer's initial step on the first batch (fixed-step), the start tolerance (adaptive). */
+async function startSolver(loop: TrainLoop, adapt: AdaptOptions, x: Float32Array): Promise<Solver> {
+  const solver = loop.solver;
+  // A step longer than the interval is one step over it.
+  if (solver.kind === 'fixed')
+    return withStep(solver, Math.min(await loop.engine.initialStep(x, solver.tableau.order), loop.span));
+  return withTolerance(solver, adapt.startTol);
+}
+
+function divergenceMessage(loop: TrainLoop, it: number, loss: number, spec: SolverSpec): string {
+  const { t0, t1 } = loop.initial.config;
+  return (
+    `loss became ${loss} at iteration ${it} with solver ${formatSolverSpec(spec)} ` +
+    `(step/tol ${solverParam(spec, t0, t1)}); kept the checkpoint of iteration ${loop.lastGoodIteration}`
+  );
+}
+
+/** One adaptation check on the current batch: may replace the training solver; records the decision. */
+async function adaptationCheck(
+  loop: TrainLoop,
+  adapt: AdaptOptions,
+  it: number,
+  current: { x: Float32Array; y: Int32Array },
+  accuracy: number,
+  stepNfe: number,
+): Promise<void> {
+  const { engine, nfe, solver } = loop;
+  // The adaptation designs new specs (test solvers, trials, the next training solver): each is resolved once.
+  const resolved = new Map<SolverSpec, Solver>();
+  const accuracyUnder = async (s: SolverSpec) => {
+    const checked = resolveSolver(s);
+    resolved.set(s, checked);
+    const r = await engine.accuracy(current.x, current.y, checked);
+    nfe.checks += r.nfe;
+    return r;
+  };
+  const opened =
+    adapt.folds && solver.kind === 'fixed'
+      ? await loop.o.foldCheck!({ config: loop.initial.config, params: engine.params() }, current.x, current.y.length)
+      : undefined;
+  // The fold checks' field evaluations count as checks, as the accuracy checks' do.
+  const probe = opened && {
+    release: opened.release,
+    foldsOf: async (s: FixedSolverSpec) => {
+      const f = await opened.foldsOf(s);
+      nfe.checks += f.nfe;
+      return f;
+    },
+  };
+  let r: Awaited<ReturnType<typeof adaptiveAdaptStep | typeof fixedAdaptStep>>;
+  try {
+    r =
+      solver.kind === 'fixed'
+        ? await fixedAdaptStep(it, solver.spec, accuracy, stepNfe, accuracyUnder, adapt, loop.span, probe?.foldsOf)
+        : await adaptiveAdaptStep(it, solver.spec, accuracy, stepNfe, loop.recentNfe, accuracyUnder, adapt);
+  } finally {
+    await probe?.release();
+  }
+  if (r.spec !== solver.spec) loop.solver = resolved.get(r.spec) ?? resolveSolver(r.spec);
+  loop.adaptation.push(r.decision);
+  loop.o.onAdapt?.(r.decision);
+}
+
+/** A log entry for iteration `it`; parameters still finite after it become the checkpoint a divergence keeps. */
+function logIteration(loop: TrainLoop, it: number, loss: number, accuracy: number, stepNfe: number): void {
+  const { t0, t1 } = loop.initial.config;
+  const entry: TrainLogEntry = {
+    iteration: it,
+    loss,
+    accuracy,
+    nfeForward: stepNfe,
+    nfeBackward: stepNfe,
+    solver: formatSolverSpec(loop.solver.spec),
+    param: solverParam(loop.solver.spec, t0, t1),
+    wallMs: performance.now() - loop.start,
+  };
+  loop.log.push(entry);
+  loop.o.onLog?.(entry);
+  // The loss is that of the parameters before this update: keep the updated
+  // ones only if they are finite themselves.
+  const now = loop.engine.params();
+  if (Object.values(now).every((p) => p.data.every(Number.isFinite))) {
+    loop.lastGood = now;
+    loop.lastGoodIteration = it;
+  }
+}
+
+function trainResult(
+  loop: TrainLoop,
+  engineName: EngineName,
+  done: number,
+  diverged: TrainResult['diverged'],
+  interrupted: TrainResult['interrupted'],
+): TrainResult {
+  const params = diverged ? loop.lastGood : loop.engine.params();
+  return {
+    model: { config: loop.initial.config, params },
+    solver: loop.solver.spec,
+    log: loop.log,
+    adaptation: loop.adaptation,
+    iterations: done,
+    checkpointIteration: diverged ? loop.lastGoodIteration : done,
+    nfe: loop.nfe,
+    wallMs: performance.now() - loop.start,
+    diverged,
+    ...(interrupted ? { interrupted } : {}),
+    engine: engineName,
+    graphBuilds: [...loop.engine.builds],
+  };
 }
 
 export { DivergenceError };

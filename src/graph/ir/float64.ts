@@ -27,10 +27,12 @@ export interface ConvGeometry {
   readonly dilations: readonly number[];
   /** Absent: all 1 (a strided Conv is the stride-1 one subsampled). */
   readonly strides?: readonly number[];
+  /** Channel groups; absent: 1. */
+  readonly group?: number;
 }
 
 /**
- * A Conv as one MatMul per kernel offset (strided: the stride-1 result subsampled): x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel],
+ * A Conv as one MatMul per kernel offset (strided: the stride-1 result subsampled; grouped: batched over groups): x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel],
  * bias [Cout] (optional) → [B, Cout, ...outSpatial].
  */
 export function convByMatMul(
@@ -62,10 +64,18 @@ export function convByMatMul(
     const ws = pointwise
       ? weight
       : g.op('Slice', [weight, g.int64s(off), g.int64s(off.map((o) => o + 1)), g.int64s(axes)]);
-    const term = g.op('MatMul', [
-      g.op('Reshape', [ws, g.int64s([cout, cin])]),
-      g.op('Reshape', [xs, g.int64s([-1, cin, P])]),
-    ]);
+    const G = geo.group ?? 1;
+    // Grouped: weight [G, cout/G, cin] against x [B, G, cin, P], batched over the groups.
+    const term =
+      G === 1
+        ? g.op('MatMul', [g.op('Reshape', [ws, g.int64s([cout, cin])]), g.op('Reshape', [xs, g.int64s([-1, cin, P])])])
+        : g.op('Reshape', [
+            g.op('MatMul', [
+              g.op('Reshape', [ws, g.int64s([G, cout / G, cin])]),
+              g.op('Reshape', [xs, g.int64s([-1, G, cin, P])]),
+            ]),
+            g.int64s([-1, cout, P]),
+          ]);
     acc = acc === undefined ? term : g.op('Add', [acc, term]);
   }
   const y = bias === undefined ? acc! : g.op('Add', [acc!, g.op('Reshape', [bias, g.int64s([cout, 1])])]);

@@ -11,7 +11,7 @@
  */
 import { FileFormatError, ShapeError } from '../../errors.js';
 import { opDef, prod, type ShapeContext, type ValueMeta } from '../ops/index.js';
-import { attr, intsAttr, type Attr } from './attrs.js';
+import { attr, intAttr, intsAttr, type Attr } from './attrs.js';
 import { convByMatMul, elu64, softplus64 } from './float64.js';
 import { blockedPads, convChains, type ImportedConvChain } from './imported-chains.js';
 import { blockedConvChain, type BlockedLayer } from './nchwc-ops.js';
@@ -299,6 +299,7 @@ function convFloat64(
     pads: intsAttr(n, 'pads') ?? new Array<number>(2 * nd).fill(0),
     dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1),
     strides: intsAttr(n, 'strides') ?? new Array<number>(nd).fill(1),
+    group: intAttr(n, 'group', 1),
   };
   return convByMatMul(ctx.g, input(0), input(1), n.inputs[2] ? input(2) : undefined, w, geo, out);
 }

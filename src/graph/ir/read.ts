@@ -93,7 +93,6 @@ export const IMPORT_OPS: Readonly<Record<string, readonly string[]>> = {
 
 /** Attribute values the compiler does not implement, by op and attribute. */
 const UNSUPPORTED_VALUE: Readonly<Record<string, (a: Attr) => boolean>> = {
-  'Conv.group': (a) => a.kind === 'int' && a.value !== 1,
   'Conv.auto_pad': (a) => a.kind === 'string' && a.value !== 'NOTSET',
   'Reshape.allowzero': (a) => a.kind === 'int' && a.value !== 0,
   'Cast.to': (a) => a.kind === 'int' && ![1, 6, 7, 9, 11].includes(a.value),

@@ -9,8 +9,9 @@ import { reluGrad } from './elementwise.js';
 import { prod, type GradContext, type GradientRule, type GradTerm, type OpDef, type ShapeContext } from './op.js';
 
 /**
- * The weight of dX = dY ⋆ flip(Wᵀ): W [O, I, ...kernel] (`plain()`, in that layout) with its first two axes swapped and its kernel
- * axes reversed, made once per builder and weight (`make` may re-layout the result, as the blocked Conv does).
+ * The weight of dX = dY ⋆ flip(Wᵀ): W [O, I, ...kernel] (`plain()`, in that layout) with its first two axes swapped
+ * and its kernel axes reversed, made once per builder and weight (`make` may re-layout the result, as the blocked
+ * Conv does).
  */
 function flippedWeight(
   b: GraphBuilder,
@@ -42,11 +43,13 @@ interface ConvAttrs {
   readonly spatialAxes: readonly number[];
   readonly strides: readonly number[];
   readonly dilations: readonly number[];
+  /** Channel groups (the plain Conv's rule only). */
+  readonly group: number;
 }
 
 const allOne = (v: readonly number[]) => v.every((x) => x === 1);
 
-/** The Conv's geometry; strides and dilations only where `general` (the plain Conv's rule). */
+/** The Conv's geometry; strides, dilations and groups only where `general` (the plain Conv's rule). */
 function convAttrs(ctx: GradContext, general = false): ConvAttrs {
   const n = ctx.node;
   const nd = ctx.shape(n.inputs[0]!).length - 2;
@@ -58,12 +61,12 @@ function convAttrs(ctx: GradContext, general = false): ConvAttrs {
   const outPad = intsAttr(n, 'output_padding');
   if (
     (!general && (!unit('strides') || !unit('dilations'))) ||
-    intAttr(n, 'group', 1) !== 1 ||
+    (!general && intAttr(n, 'group', 1) !== 1) ||
     (autoPad && autoPad.kind === 'string' && autoPad.value !== 'NOTSET') ||
     (outPad && outPad.some((p) => p !== 0)) ||
     intsAttr(n, 'output_shape')
   ) {
-    const what = general ? 'group 1' : 'stride 1, dilation 1, group 1';
+    const what = general ? 'explicit pads' : 'stride 1, dilation 1, group 1';
     throw new Error(`autodiff: ${n.op} gradient supports ${what} and explicit pads only (node ${n.name})`);
   }
   const spatialAxes = Array.from({ length: nd }, (_, i) => i + 2);
@@ -74,6 +77,7 @@ function convAttrs(ctx: GradContext, general = false): ConvAttrs {
     spatialAxes,
     strides: intsAttr(n, 'strides') ?? new Array<number>(nd).fill(1),
     dilations: intsAttr(n, 'dilations') ?? new Array<number>(nd).fill(1),
+    group: intAttr(n, 'group', 1),
   };
 }
 
@@ -98,7 +102,12 @@ function correlationWeightGrad(
   const [M, C] = [wShape[0]!, wShape[1]!];
   const N = xShape[0]!;
   const P = prod(outSpatial);
-  const aFlat = b.op('Reshape', [a, b.int64s([N, M, P])]);
+  // Grouped: channels split [G, ·] and the products batched over the groups, dW [G, M/G, C, …] = [M, C, …].
+  const G = conv.group;
+  const grouped = G > 1;
+  const rows = (v: string) => b.op('Reshape', [v, b.int64s(grouped ? [N, G, C, P] : [N, C, P])]);
+  const perm = attr.ints(grouped ? [0, 1, 3, 2] : [0, 2, 1]);
+  const aFlat = b.op('Reshape', [a, b.int64s(grouped ? [N, G, M / G, P] : [N, M, P])]);
   const paddedSpatial = xShape.slice(2).map((d, i) => d + conv.pads[i]! + conv.pads[conv.nd + i]!);
   const padded = conv.pads.some((p) => p !== 0)
     ? b.op('Pad', [x, b.int64s([0, 0, ...conv.pads.slice(0, conv.nd), 0, 0, ...conv.pads.slice(conv.nd)])])
@@ -119,10 +128,7 @@ function correlationWeightGrad(
         b.int64s(conv.spatialAxes),
         b.int64s(conv.strides),
       ]);
-      return b.op('MatMul', [
-        aFlat,
-        b.op('Transpose', [b.op('Reshape', [picked, b.int64s([N, C, P])])], { perm: attr.ints([0, 2, 1]) }),
-      ]);
+      return b.op('MatMul', [aFlat, b.op('Transpose', [rows(picked)], { perm })]);
     }
     const whole = o.every((v, i) => v === 0 && paddedSpatial[i] === outSpatial[i]);
     // The offset that lines x up with the output unshifted reads x itself (no copy).
@@ -137,16 +143,16 @@ function correlationWeightGrad(
             b.int64s(o.map((v, i) => v + outSpatial[i]!)),
             b.int64s(conv.spatialAxes),
           ]);
-    const rowsT = b.op('Transpose', [b.op('Reshape', [shifted, b.int64s([N, C, P])])], { perm: attr.ints([0, 2, 1]) });
-    return b.op('MatMul', [aFlat, rowsT]); // [N, M, C]
+    const rowsT = b.op('Transpose', [rows(shifted)], { perm });
+    return b.op('MatMul', [aFlat, rowsT]); // [N, M, C] ([N, G, M/G, C] grouped)
   });
   const stacked =
     parts.length === 1
       ? parts[0]!
       : b.op(
           'Concat',
-          parts.map((p) => b.op('Unsqueeze', [p, b.int64s([3])])),
-          { axis: attr.int(3) },
+          parts.map((p) => b.op('Unsqueeze', [p, b.int64s([grouped ? 4 : 3])])),
+          { axis: attr.int(grouped ? 4 : 3) },
         );
   return b.op('Reshape', [b.op('ReduceSum', [stacked, b.int64s([0])], { keepdims: attr.int(0) }), b.int64s(wShape)]);
 }
@@ -166,8 +172,9 @@ const convGrad: GradientRule = (ctx, [g], needs) => {
   let dX: string | undefined;
   let dW: GradTerm | undefined;
   let dB: GradTerm | undefined;
-  if (needs[0] && !(allOne(a.strides) && allOne(a.dilations))) {
-    // The adjoint of a strided / dilated Conv is the ConvTranspose of the same geometry, its output padded to x's size.
+  if (needs[0] && !(allOne(a.strides) && allOne(a.dilations) && a.group === 1)) {
+    // The adjoint of a strided / dilated / grouped Conv is the ConvTranspose of the same geometry and groups (its
+    // weight [M, C/G, …] read as [in, out/G, …]), its output padded to x's size.
     const xs = ctx.shape(X).slice(2);
     const ys = ctx.shape(n.outputs[0]!).slice(2);
     const outPad = xs.map(
@@ -179,6 +186,7 @@ const convGrad: GradientRule = (ctx, [g], needs) => {
       pads: attr.ints(a.pads),
       strides: attr.ints(a.strides),
       dilations: attr.ints(a.dilations),
+      ...(a.group > 1 ? { group: attr.int(a.group) } : {}),
     };
     dX = b.op('ConvTranspose', [g!, W], {
       ...geometry,
@@ -202,7 +210,9 @@ const convGrad: GradientRule = (ctx, [g], needs) => {
   return [dX, dW, dB];
 };
 
-/** A weight in the blocked Conv's layout (graph-ops.ts: blockedWeight) back in [O, I, kh, kw] (O padded to the block). */
+/**
+ * A weight in the blocked Conv's layout (graph-ops.ts: blockedWeight) back in [O, I, kh, kw] (O padded to the block).
+ */
 function unblockedWeight(b: GraphBuilder, wb: string, shape: readonly number[]): string {
   const bl = b.nchwcBlock;
   const [o, i, kh, kw] = shape as [number, number, number, number];
@@ -300,7 +310,8 @@ function pointwiseFromPlainGrads(
   const gv = b.op('Reshape', [g, b.int64s([n, o / bl, hw, bl])]);
   let dX: string | undefined;
   if (needs[0]) {
-    const w = b.op('Transpose', [b.op('Reshape', [Wb, b.int64s([o / bl, ci, bl])])], { perm: attr.ints([0, 2, 1]) }); // [O/bl, bl, ci]
+    // [O/bl, bl, ci]
+    const w = b.op('Transpose', [b.op('Reshape', [Wb, b.int64s([o / bl, ci, bl])])], { perm: attr.ints([0, 2, 1]) });
     const rows = b.op('ReduceSum', [b.op('MatMul', [gv, w]), b.int64s([1])], { keepdims: attr.int(0) }); // [N, HW, ci]
     dX = b.op('Reshape', [
       ci === 1 ? rows : b.op('Transpose', [rows], { perm: attr.ints([0, 2, 1]) }),

@@ -83,7 +83,8 @@ const powGrad: GradientRule = (ctx, [g], needs) => {
   const { b, node: n } = ctx;
   if (needs[1])
     throw new Error(
-      `autodiff: node ${n.name} (Pow): the exponent ${n.inputs[1]} depends on the parameters; only constant exponents have a gradient rule`,
+      `autodiff: node ${n.name} (Pow): the exponent ${n.inputs[1]} depends on the parameters; only constant ` +
+        `exponents have a gradient rule`,
     );
   const [x, p] = [n.inputs[0]!, n.inputs[1]!];
   const local = b.op('Mul', [p, b.op('Pow', [x, b.op('Sub', [p, ctx.scalar(1)])])]);

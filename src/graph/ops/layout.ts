@@ -15,11 +15,29 @@ function zerosOf(ctx: GradContext, shape: readonly number[]): string {
   return ctx.b.op('Expand', [ctx.scalar(0), ctx.b.int64s(shape)]);
 }
 
+/**
+ * d Gather(x, idx; axis) / dx with indices known at build time (exporters' index ops on parameters or on the
+ * state): g [pre, J, post] (J = indices) scattered back by a one-hot [N, J] product, MatMul(onehot, g) →
+ * [pre, N, post]; repeated indices add up.
+ */
+function gatherGrad(ctx: GradContext, g: string): string {
+  const { b, node: n } = ctx;
+  const x = ctx.shape(n.inputs[0]!);
+  const axis = normAxis(intAttr(n, 'axis', 0), x.length);
+  const size = x[axis]!;
+  const idx = ctx.known(n.inputs[1]!).map((i) => normAxis(i, size));
+  const onehot = new Array<number>(size * idx.length).fill(0);
+  idx.forEach((i, j) => (onehot[i * idx.length + j] = 1));
+  const m = b.initializer('gather_onehot', b.float, [size, idx.length], b.floatData(onehot));
+  const rows = b.op('Reshape', [g, b.int64s([-1, idx.length, prod(x.slice(axis + 1))])]);
+  // A leading batch dimension stays −1 (graphs with a symbolic batch).
+  return b.op('Reshape', [b.op('MatMul', [m, rows]), b.int64s(axis > 0 ? [-1, ...x.slice(1)] : x)]);
+}
+
 export const LAYOUT_OPS: readonly OpDef[] = [
   {
     // Shape arithmetic of exporters (a dimension picked out of Shape); folded when data and indices are known.
     name: 'Gather',
-    differentiable: false,
     inferShape: (ctx) => {
       const x = ctx.get(0);
       const idx = ctx.get(1);
@@ -31,9 +49,11 @@ export const LAYOUT_OPS: readonly OpDef[] = [
           : undefined;
       ctx.set({ dtype: x.dtype, shape, value });
     },
+    grad: (ctx, [g]) => [gatherGrad(ctx, g!), undefined],
   },
   {
-    // A tensor of the shape given by input 0, every element `value` (the reader turns the tensor attribute into floats + to).
+    // A tensor of the shape given by input 0, every element `value` (the reader turns the tensor attribute into
+    // floats + to).
     name: 'ConstantOfShape',
     differentiable: false,
     inferShape: (ctx) => {

@@ -32,7 +32,10 @@ function reduceGrad(ctx: GradContext, g: string, axes: number[], mean: boolean):
   return kept.every((d, i) => d === sx[i]) ? gk : b.op('Expand', [gk, b.int64s(sx)]);
 }
 
-/** The axes a reduction node reduces: input 1 when given (ReduceSum, and every reduction from opset 18), else the attribute. */
+/**
+ * The axes a reduction node reduces: input 1 when given (ReduceSum, and every reduction from opset 18), else the
+ * attribute.
+ */
 function nodeAxes(ctx: GradContext): number[] {
   const n = ctx.node;
   const rank = ctx.shape(n.inputs[0]!).length;

@@ -22,7 +22,9 @@ import { graphOps } from './graph-vector.js';
 export interface GraphOptions {
   /** Element type of the whole graph (default float32). */
   float?: FloatType;
-  /** onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable. */
+  /**
+   * onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable.
+   */
   nchwcBlock?: number;
 }
 
@@ -32,7 +34,8 @@ export function checkModel(model: Model, where = 'model'): void {
   const expect = augmentedShape(config.inputShape, config.augment);
   if (expect.length !== config.stateShape.length || expect.some((d, i) => d !== config.stateShape[i])) {
     throw new ShapeError(
-      `${where}: state shape [${config.stateShape.join(', ')}] does not match input shape [${config.inputShape.join(', ')}] with augment ${config.augment}`,
+      `${where}: state shape [${config.stateShape.join(', ')}] does not match input shape ` +
+        `[${config.inputShape.join(', ')}] with augment ${config.augment}`,
     );
   }
   checkParams(config, model.params, where);
@@ -69,7 +72,10 @@ export function appendHead(b: GraphBuilder, model: Model, z: string, out?: strin
   return b.op('Gemm', [flat, param(b, model, 'head.weight'), param(b, model, 'head.bias')], {}, out);
 }
 
-/** Encoder: x [B, ...inputShape] → z(t0) [B, ...stateShape], appending `augment` zeros (vector) or zero channels (image). */
+/**
+ * Encoder: x [B, ...inputShape] → z(t0) [B, ...stateShape], appending `augment` zeros (vector) or zero channels
+ * (image).
+ */
 export function appendEncoder(b: GraphBuilder, model: Model, x: string, out?: string): string {
   const { inputShape, augment } = model.config;
   if (augment === 0) return out === undefined ? x : b.op('Identity', [x], {}, out);
@@ -94,7 +100,8 @@ export function fixedSolver(spec: SolverSpec | Solver, what: string): FixedSolve
   const solver = asSolver(spec);
   if (solver.kind !== 'fixed') {
     throw new SpecError(
-      `${what} needs a fixed-step solver (one of ${FIXED_METHODS.join(', ')} with a step); "${solver.spec.method}" is adaptive and its steps depend on the data`,
+      `${what} needs a fixed-step solver (one of ${FIXED_METHODS.join(', ')} with a step); "${solver.spec.method}" ` +
+        `is adaptive and its steps depend on the data`,
     );
   }
   return solver;

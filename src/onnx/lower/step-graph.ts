@@ -44,7 +44,9 @@ export interface StepGraphOptions {
   readonly float?: FloatType;
   /** Write the vector-Jacobian product of the step instead of the step. */
   readonly vjp?: boolean;
-  /** onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable. */
+  /**
+   * onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable.
+   */
   readonly nchwcBlock?: number;
 }
 

@@ -33,7 +33,9 @@ export interface TrainGraphOptions {
   readonly logits?: boolean;
   /** Merge the per-stage contributions to each parameter gradient (default true; see autodiff LazyGrad). */
   readonly merge?: boolean | MergeMode;
-  /** onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable. */
+  /**
+   * onnxruntime's NCHWc block for graphs only this machine's onnxruntime runs (src/onnx/nchwc.ts); default 0, portable.
+   */
   readonly nchwcBlock?: number;
 }
 

@@ -28,5 +28,7 @@ export function executionProvider(device: Device): string {
 /** What to install for a device, for the one-line errors. */
 export const DEVICE_REMEDY: Record<Exclude<Device, 'cpu'>, string> = {
   webgpu: "install a Vulkan driver for the GPU (Mesa's lavapipe, package mesa-vulkan-drivers, gives a software device)",
-  cuda: 'install CUDA 12 and cuDNN 9, then fetch the provider with `npm rebuild onnxruntime-node --ignore-scripts=false`',
+  cuda:
+    'install CUDA 12 and cuDNN 9, then fetch the provider with `npm rebuild onnxruntime-node ' +
+    '--ignore-scripts=false`',
 };

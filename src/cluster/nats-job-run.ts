@@ -1,0 +1,268 @@
+/**
+ * One delivery of a job that a NATS worker runs (nats-worker.ts decides which
+ * deliveries get here): its temp dir, its job process (process-pool.ts), the
+ * heartbeat that keeps the delivery while the job reports progress, the
+ * bundle upload under a per-run name, the result offer (compare-and-set: the
+ * first done wins) and the ack. A frozen run (no progress for twice
+ * --stall-timeout plus 5 s: a stopped job process) whose job another run has
+ * finished is stopped, its slot freed.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JsMsg } from '@nats-io/jetstream';
+import { describeError } from '../study/job.js';
+import { pidAlive } from '../study/lock.js';
+import type { Job, JobProgress, JobResult } from '../study/types.js';
+import { packBundle } from './codec.js';
+import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
+import { retrying, type ClusterHandles } from './nats-resources.js';
+import { standingResult } from './nats-results.js';
+import { isStorageFull } from './storage-full.js';
+import type { ProcessPool } from './process-pool.js';
+
+/** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
+const JOB_TMP_PREFIX = 'odeness-job-';
+const PROGRESS_EVERY_MS = 500;
+/** Most time between two events of a running job (a bare progress event when it reports none). */
+const ALIVE_EVERY_MS = 5_000;
+
+/** Remove job temp dirs left by workers of this host that no longer run (SIGKILL, power loss). */
+export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${JOB_TMP_PREFIX}(\\d+)-`).exec(name);
+    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).then(
+      () => removed.push(name),
+      () => undefined,
+    );
+  }
+  return removed;
+}
+
+/** Looks (at most every 2 s) whether a stalled run's job has a done result from another run. */
+class SupersededCheck {
+  superseded = false;
+  private lastAt = 0;
+  private busy = false;
+
+  constructor(private readonly doneElsewhere: () => Promise<boolean>) {}
+
+  async check(onSuperseded: () => void): Promise<void> {
+    if (this.superseded || this.busy || Date.now() - this.lastAt < 2_000) return;
+    this.busy = true;
+    try {
+      if (await this.doneElsewhere()) {
+        this.superseded = true;
+        onSuperseded();
+      }
+    } finally {
+      this.lastAt = Date.now();
+      this.busy = false;
+    }
+  }
+}
+
+/** Retry options of the worker's NATS calls (nats-resources.ts `retrying`). */
+export interface RetryOptions {
+  signal: AbortSignal;
+  forMs: number;
+  onRetry: (e: unknown) => void;
+}
+
+/** What every run of one worker shares (the worker, nats-worker.ts). */
+export interface RunContext {
+  readonly h: ClusterHandles;
+  readonly pool: ProcessPool;
+  /** The worker's name; each run adds 4 hex digits of its own. */
+  readonly prefix: string;
+  /** Aborted when the worker stops: the job process is killed and the job handed back. */
+  readonly signal: AbortSignal;
+  readonly jobTimeoutMs: number;
+  readonly stallTimeoutMs: number;
+  /** Quiet this long, a run counts as frozen (see the file's comment). */
+  readonly frozenAfterMs: number;
+  readonly keep: RetryOptions;
+  log(level: 'info' | 'warn', message: string): void;
+  publishEvent(ev: Omit<EventMessage, 'v'>): void;
+  /** Store a result (sealed with the job key, if any): 'kept' when another run's result stays. */
+  offer(msg: ResultMessage): Promise<'stored' | 'kept'>;
+  /** A failed result of a job this worker did not run to the end. */
+  failure(job: Job, attempt: number, error: string): JobResult;
+  /** The coordinator's current ack wait, ms. */
+  ackWaitMs(): Promise<number>;
+}
+
+/** How a run ended: with a stored result of this status, or handed back unfinished. */
+export type RunEnd = JobResult['status'] | 'returned';
+
+/** One delivery of a job, run to a stored result (or handed back). */
+export class JobRun {
+  private readonly run = randomBytes(8).toString('hex');
+  private readonly worker: string;
+  private readonly abort = new AbortController();
+  private lastProgress = Date.now();
+  private lastEvent = 0;
+  private bundleDir: string | undefined;
+  /** A stalled run (a frozen process) whose job another worker has finished gives its slot back. */
+  private readonly finishedElsewhere: SupersededCheck;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly m: JsMsg,
+    private readonly job: Job,
+    private readonly attempt: number,
+    private readonly deliveries: number,
+  ) {
+    this.worker = `${ctx.prefix}/${this.run.slice(0, 4)}`;
+    this.finishedElsewhere = new SupersededCheck(async () => {
+      const stored = standingResult(await ctx.h.kv.get(job.id).catch(() => null), job, attempt);
+      return stored?.result.status === 'done';
+    });
+  }
+
+  async execute(): Promise<RunEnd> {
+    const onStop = () => this.abort.abort();
+    this.ctx.signal.addEventListener('abort', onStop, { once: true });
+    let heartbeat: NodeJS.Timeout | undefined;
+    try {
+      heartbeat = await this.startHeartbeat();
+      this.ctx.publishEvent({ kind: 'start', id: this.job.id, worker: this.worker });
+      const result = await this.runJob();
+      if (!result) return this.handBack();
+      await this.deliver(result);
+      return result.status;
+    } finally {
+      clearInterval(heartbeat);
+      this.ctx.signal.removeEventListener('abort', onStop);
+      if (this.bundleDir) await rm(this.bundleDir, { recursive: true, force: true });
+    }
+  }
+
+  /** In-progress acks while the job reports progress; a frozen run is stopped once another run has finished. */
+  private async startHeartbeat(): Promise<NodeJS.Timeout> {
+    const { stallTimeoutMs, frozenAfterMs } = this.ctx;
+    // Frequent enough to survive a coordinator shortening the ack wait mid-job; an in-progress ack is one small
+    // publish.
+    const heartbeatMs = Math.max(200, Math.min(1000, (await this.ctx.ackWaitMs()) / 3));
+    return setInterval(() => {
+      const quietMs = Date.now() - this.lastProgress;
+      if (quietMs < stallTimeoutMs) this.m.working();
+      // A sign of life between progress reports (evaluation and audits report none): the coordinator must not
+      // take this worker for gone and report the jobs it left for a bigger worker as refused by all.
+      if (quietMs < stallTimeoutMs && Date.now() - this.lastEvent >= ALIVE_EVERY_MS) {
+        this.lastEvent = Date.now();
+        this.ctx.publishEvent({ kind: 'progress', id: this.job.id, worker: this.worker });
+      }
+      if (quietMs < stallTimeoutMs) return;
+      if (quietMs >= frozenAfterMs) void this.finishedElsewhere.check(() => this.abort.abort());
+    }, heartbeatMs);
+  }
+
+  /** The job's result, or undefined when it was stopped (the worker stops, or the run froze). */
+  private async runJob(): Promise<JobResult | undefined> {
+    const { job, attempt, worker, ctx } = this;
+    for (const name of await cleanStaleJobDirs()) {
+      ctx.log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+    }
+    try {
+      this.bundleDir = await mkdtemp(join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-`));
+    } catch (e) {
+      const why = `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR)`;
+      return ctx.failure(job, attempt, `${why}: ${describeError(e)}`);
+    }
+    return ctx.pool
+      .run(job, attempt, this.bundleDir, worker, {
+        signal: this.abort.signal,
+        deadlineMs: ctx.jobTimeoutMs,
+        onStart: () => {
+          this.lastProgress = Date.now();
+          ctx.publishEvent({ kind: 'start', id: job.id, worker });
+        },
+        onProgress: (progress: JobProgress) => this.progressed(progress),
+      })
+      .catch((e: Error) => {
+        if (e.name === 'AbortError') return undefined;
+        return ctx.failure(job, attempt, `job process failed: ${describeError(e)}`);
+      });
+  }
+
+  private progressed(progress: JobProgress): void {
+    const now = Date.now();
+    this.lastProgress = now;
+    if (now - this.lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
+    this.lastEvent = now;
+    this.ctx.publishEvent({ kind: 'progress', id: this.job.id, worker: this.worker, progress });
+  }
+
+  /** A stopped run: its job goes back to the queue, unless another run has finished it. */
+  private handBack(): RunEnd {
+    const quiet = `${Math.round(this.ctx.frozenAfterMs / 1000)} s`;
+    if (this.finishedElsewhere.superseded) {
+      const what = 'finished by another run: its job process is stopped, the slot freed';
+      this.ctx.log('info', `${this.job.id}: no progress here for ${quiet} and ${what}`);
+    } else this.m.nak();
+    return 'returned';
+  }
+
+  /** Upload the bundle of a done job, offer the result, then ack. */
+  private async deliver(result: JobResult): Promise<void> {
+    const { job, ctx } = this;
+    const keepStoring = this.storingRetries();
+    const bundle = result.status === 'done' ? `${job.id}.${this.run}` : undefined;
+    const stored = bundle ? await this.uploadBundle(bundle, keepStoring) : {};
+    const outcome = await retrying(
+      `store result of ${job.id}`,
+      () => ctx.offer({ v: PROTOCOL_VERSION, result, ...(bundle ? { bundle, ...stored } : {}) }),
+      keepStoring,
+    );
+    const error = result.error ? `: ${result.error}` : '';
+    ctx.log('info', `${job.id} ${result.status} in ${result.timings.ms} ms (delivery ${this.deliveries})${error}`);
+    if (outcome === 'kept') {
+      ctx.log('info', `${job.id}: another run's result was stored first; this run's is dropped`);
+      if (bundle) await ctx.h.os.delete(bundle).catch(() => undefined);
+    }
+    // If the ack is lost, the redelivery finds the stored result and is skipped.
+    await retrying(`ack ${job.id}`, () => this.m.ackAck(), { forMs: 30_000 }).catch(() => undefined);
+  }
+
+  /** A full JetStream store: the job is kept (not acked) while this retries, and the coordinator is told. */
+  private storingRetries(): RetryOptions {
+    const { keep } = this.ctx;
+    let toldFull = false;
+    return {
+      ...keep,
+      onRetry: (e: unknown) => {
+        keep.onRetry(e);
+        if (!toldFull && isStorageFull(e))
+          this.ctx.publishEvent({ kind: 'storage', id: this.job.id, worker: this.worker, error: (e as Error).message });
+        toldFull ||= isStorageFull(e);
+      },
+    };
+  }
+
+  private async uploadBundle(
+    name: string,
+    retries: RetryOptions,
+  ): Promise<Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'>> {
+    const bytes = await packBundle(this.bundleDir!);
+    const info = await retrying(
+      `upload bundle of ${this.job.id}`,
+      () => this.ctx.h.os.putBlob({ name }, bytes),
+      retries,
+    );
+    return {
+      bundleDigest: createHash('sha256').update(bytes).digest('hex'),
+      bundleBytes: bytes.length,
+      bundleNuid: info.nuid,
+    };
+  }
+}
