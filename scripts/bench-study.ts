@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NatsTransport, runWorker } from '../src/cluster/index.js';
 import { LocalTransport } from '../src/study/local.js';
-import { startNats } from '../test/helpers/procs.js';
 import { readResults } from '../src/study/store.js';
 import { runStudy } from '../src/study/run.js';
+import { startScriptNats } from './lib/nats-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -103,10 +103,10 @@ let overhead: Record<string, unknown>;
   const localMs = performance.now() - t0;
   const localSpan = span(localOut).wallFirstStartToLastEnd;
 
-  // The same throw-away JetStream server the cluster tests start.
-  const server = await startNats().catch((e: Error) => e);
+  // A throw-away JetStream server (scripts/lib/nats-server.ts).
+  const server = await startScriptNats().catch((e: Error) => e);
   if (server instanceof Error) {
-    overhead = { skipped: `nats-server not available (${server.message}); apt-get install -y nats-server` };
+    overhead = { skipped: `nats-server not available (${server.message})` };
   } else {
     const url = server.url;
     const ac = new AbortController();

@@ -38,7 +38,13 @@
  *   npx tsx scripts/bench-train.ts [--json] [--steps 20] [--warmup 3] [--threads 1]
  *       [--baseline-steps-large 3] [--only 2,10,900] [--engines ort,tfjs]
  *       [--no-baseline] [--no-torch] [--no-adaptive] [--no-conv] [--adaptive-iters 20] [--rounds 3]
- *       [--device webgpu|cuda]
+ *       [--device webgpu|cuda] [--write-readme [README.md]]
+ *   npx tsx scripts/bench-train.ts --from RESULT.json --write-readme [README.md]
+ *
+ * --write-readme replaces the tables between the bench:train markers of README.md's Performance section with
+ * this run's (scripts/lib/readme-performance.ts: date, machine, load, every ratio from the row's own columns);
+ * --from renders them from a saved --json result instead of running. Run the whole benchmark on a quiet machine
+ * for the README (the default 3 rounds or more, all workloads).
  *
  * --device adds rows of the ort engine on that device (engine `ort@webgpu`) beside the CPU rows, with
  * where onnxruntime placed each graph's nodes in `builds`. On a software device (lavapipe) these rows
@@ -56,7 +62,7 @@
  *   npx tsx scripts/bench-train.ts --byof [--rounds 7] [--steps 20] [--pairs conv]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,6 +73,7 @@ import { ADAM_GRAPH_MIN_PARAMS } from '../src/train/ort-engine.js';
 import { createSession } from '../src/onnx/runtime/session.js';
 import type { Device } from '../src/onnx/runtime/device.js';
 import { Rng } from '../src/random.js';
+import { performanceMarkdown, replaceSection, type BenchResult } from './lib/readme-performance.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, fallback: string): string {
@@ -315,7 +322,30 @@ async function torchMissing(): Promise<string | undefined> {
 
 // ---------------------------------------------------------------- engines and Adam (this process)
 
+/** --write-readme [FILE]: the README (default README.md) whose generated Performance tables this run replaces. */
+function readmeTarget(): string | undefined {
+  const i = args.indexOf('--write-readme');
+  if (i < 0) return undefined;
+  const next = args[i + 1];
+  return next !== undefined && !next.startsWith('--') ? next : 'README.md';
+}
+
+/** Replace the generated tables of `file` with those of `result` (one run: every row and ratio from it). */
+function writeReadme(file: string, result: BenchResult): void {
+  writeFileSync(file, replaceSection(readFileSync(file, 'utf8'), performanceMarkdown(result), file));
+  log(`wrote the Performance tables of ${file}`);
+}
+
 async function main(): Promise<void> {
+  const readme = readmeTarget();
+  const from = opt('from', '');
+  if (from) {
+    // --from RESULT.json: the tables of a saved --json run, without running anything.
+    if (!readme) throw new Error('--from RESULT.json writes the README tables: give --write-readme [FILE] too');
+    writeReadme(readme, JSON.parse(readFileSync(from, 'utf8')) as BenchResult);
+    return;
+  }
+  const startLoad = os.loadavg()[0]!;
   const json = args.includes('--json');
   const steps = num('steps', 20);
   const warmup = num('warmup', 3);
@@ -672,6 +702,12 @@ async function main(): Promise<void> {
     };
   });
   const result = {
+    date: new Date().toISOString().slice(0, 10),
+    command: `npm run bench:train -- ${args.filter((a) => !['--write-readme', readme, '--json'].includes(a)).join(' ')}`,
+    torch_note: torchNote,
+    rounds,
+    load: { start: +startLoad.toFixed(2), end: +os.loadavg()[0]!.toFixed(2) },
+    onnxruntime: ort.env.versions?.common,
     backend: backend.name,
     baseline_backend: [...baselines.values()][0]?.backend,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.versions.node },
@@ -684,6 +720,7 @@ async function main(): Promise<void> {
     builds,
     notes,
   };
+  if (readme) writeReadme(readme, result);
   if (json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
     process.stdout.write(

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { missingPrerequisite, onPath } from '../scripts/prerequisites.mjs';
+import { missingPrerequisite, onPath } from './helpers/prerequisites.mjs';
 import { spawnProc, startNats } from './helpers/procs.js';
 
 // npm test on a machine without nats-server: one line naming it and how to get it, never an uncaught exception.

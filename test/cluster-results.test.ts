@@ -1,35 +1,19 @@
 import test from 'ava';
 import { join } from 'node:path';
-import { Packr } from 'msgpackr';
-import { decodeResultMessage, encode } from '../src/cluster/codec.js';
+import { encode } from '../src/cluster/codec.js';
 import { NatsTransport } from '../src/cluster/nats-coordinator.js';
 import { connectNats } from '../src/cluster/nats-connect.js';
 import { CONSUMER, openCluster, STREAM } from '../src/cluster/nats-resources.js';
 import { purgeResult } from '../src/cluster/nats-results.js';
-import { PROTOCOL_VERSION, type ResultMessage } from '../src/cluster/protocol.js';
+import { PROTOCOL_VERSION } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
 import type { JobSink } from '../src/study/transport.js';
-import type { JobMetrics } from '../src/formats/index.js';
 import type { JobResult } from '../src/study/types.js';
 import { reevaluate, resultLines, withCluster } from './helpers/cluster.js';
 import { cliResult, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
+import { forgedDone, pack, resultOf } from './helpers/wire.js';
 
 // What the coordinator takes from the result bucket, and what it does when recording fails.
-
-/** Well-formed metrics claiming a perfect model (a forger can write any). */
-const FORGED_METRICS: JobMetrics = {
-  trainSolver: 'euler:0.5',
-  initialSolver: 'euler:0.5',
-  trainAccuracy: 1,
-  trainNfe: 2,
-  iterations: 1,
-  nfe: { forward: 1, backward: 1, checks: 0, total: 2 },
-  evals: [],
-  backend: 'wasm',
-  engine: 'tfjs',
-  trainMs: 1,
-  evalMs: 1,
-};
 
 test.serial(
   "forged results (other job parameters, another job's bundle) and a spoofed max-deliveries advisory change nothing: every job ends done by a real run",
@@ -41,36 +25,14 @@ test.serial(
       const nc = await connectNats({ url: nats.url });
       try {
         const h = await openCluster(nc, nats.url);
-        const now = new Date().toISOString();
-        const forged = (job: typeof j1, over: Partial<ResultMessage>): ResultMessage => ({
-          v: PROTOCOL_VERSION,
-          result: {
-            id: job!.id,
-            job: job!,
-            status: 'done',
-            attempt: 1,
-            worker: 'mallory',
-            metrics: FORGED_METRICS,
-            timings: { startedAt: now, finishedAt: now, ms: 1 },
-          },
-          ...over,
-        });
         await h.os.putBlob(
           { name: `${j3!.id}.${'0'.repeat(16)}` },
           encode({ v: PROTOCOL_VERSION, files: [{ path: 'manifest.json', data: new TextEncoder().encode('{}') }] }),
         );
         // j1: a done result whose job differs from the planned one (seed changed, id kept).
-        await h.kv.put(
-          j1!.id,
-          encode(
-            forged(j1, {
-              result: { ...forged(j1, {}).result, job: { ...j1!, seed: 4242 } },
-              bundle: `${j1!.id}.${'1'.repeat(16)}`,
-            }),
-          ),
-        );
+        await h.kv.put(j1!.id, encode(forgedDone(j1!, '1'.repeat(16), { job: { ...j1!, seed: 4242 } })));
         // j2: the planned job, but its bundle is another job's object.
-        await h.kv.put(j2!.id, encode(forged(j2, { bundle: `${j3!.id}.${'0'.repeat(16)}` })));
+        await h.kv.put(j2!.id, encode({ ...forgedDone(j2!, ''), bundle: `${j3!.id}.${'0'.repeat(16)}` }));
         const out = join(dir, 'out');
         const c = coordinator(file, out);
         await c.waitFor(/queued on nats/);
@@ -107,7 +69,7 @@ test.serial(
           t.deepEqual(await reevaluate(out, r), [m.trainAccuracy, ...m.evals.map((e) => e.accuracy)]);
         }
         for (const j of [j1, j2]) {
-          const stored = decodeResultMessage((await h.kv.get(j!.id))!.value);
+          const stored = await resultOf(h, j!.id);
           t.not(stored.result.worker, 'mallory', 'the genuine result replaced the forged entry');
         }
       } finally {
@@ -127,8 +89,7 @@ test.serial('a result whose metrics arrive as 64-bit integers (msgpack uint64) i
     const nc = await connectNats({ url: nats.url });
     try {
       const h = await openCluster(nc, nats.url);
-      const entry = (await h.kv.get(job!.id))!;
-      const msg = decodeResultMessage(entry.value);
+      const msg = await resultOf(h, job!.id);
       // Re-encode with the counts as BigInt: msgpackr writes them as uint64 (as a worker in another language might).
       const withBig = {
         ...msg,
@@ -139,7 +100,7 @@ test.serial('a result whose metrics arrive as 64-bit integers (msgpack uint64) i
       };
       // The result bucket is create only: clear the key first (as a coordinator may), then store the re-encoded result.
       await purgeResult(h.jsm, job!.id);
-      await h.kv.create(job!.id, new Packr({ useRecords: false, moreTypes: true }).pack(withBig));
+      await h.kv.create(job!.id, pack(withBig));
     } finally {
       await nc.close();
     }

@@ -2,9 +2,10 @@
 // adaptation jobs, crossing and fan audits), on the local pool and on a real nats-server with 2 workers.
 import test from 'ava';
 import { join } from 'node:path';
-import { compareRuns, resultsById, transportEquivalence } from '../scripts/transport-equivalence.mjs';
+import { compareRuns, resultsById, type Run } from '../src/study/compare.js';
 import { planStudy } from '../src/study/plan.js';
-import { requirePrerequisite, tempDir } from './helpers/procs.js';
+import type { JobResult } from '../src/study/types.js';
+import { requirePrerequisite, spawnProc, tempDir } from './helpers/procs.js';
 
 const SMOKE = ['--iterations', '2', '--batch-size', '16', '--test-points', '20'];
 
@@ -14,12 +15,23 @@ test.serial(
     t.timeout(240_000);
     requirePrerequisite('nats-server');
     const dir = tempDir();
-    const s = await transportEquivalence('examples/quick-spheres.yaml', {
-      workers: 2,
-      overrides: SMOKE,
+    // The script as a user runs it (scripts/ and test/ do not import each other).
+    const p = spawnProc(process.execPath, [
+      '--import=tsx',
+      'scripts/transport-equivalence.ts',
+      'examples/quick-spheres.yaml',
+      '--workers',
+      '2',
+      '--out',
       dir,
-      log: (m) => t.log(m),
-    });
+      '--json',
+      ...SMOKE,
+    ]);
+    const code = await p.exited;
+    t.log(p.err().trim());
+    t.is(code, 0, p.out() + p.err());
+    const s = JSON.parse(p.out().trim().split('\n').at(-1)!);
+    t.true(s.agree);
     const planned = planStudy('examples/quick-spheres.yaml', { iterations: 2, batchSize: 16, testPoints: 20 }).jobs;
     t.deepEqual(s.exit, { local: 0, nats: 0 });
     t.is(s.jobs, planned.length);
@@ -29,15 +41,15 @@ test.serial(
     t.deepEqual(s.differences, []);
 
     // The comparison sees what it must: an accuracy, an adapted step, an audit count, a status.
-    const local = resultsById(join(dir, 'local'));
+    const local: Run = { label: 'the local pool', results: resultsById(join(dir, 'local')) };
     const nats = resultsById(join(dir, 'nats'));
     const adapted = planned.find((j) => j.adapt)!.id;
     const mutate = (id: string, f: (r: Record<string, any>) => void) => {
       const copy = new Map(nats);
       const r = structuredClone(copy.get(id)!) as Record<string, any>;
       f(r);
-      copy.set(id, r as never);
-      return compareRuns(local, copy).differences;
+      copy.set(id, r as JobResult);
+      return compareRuns(local, { label: 'NATS', results: copy }).differences;
     };
     t.regex(mutate(planned[0]!.id, (r) => (r.metrics.evals[0].accuracy += 0.05)).join(), /accuracy/);
     t.regex(mutate(adapted, (r) => (r.metrics.trainSolver = 'euler:0.123')).join(), /trainSolver/);

@@ -27,6 +27,11 @@ const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
 /** Most time between two events of a running job (a bare progress event when it reports none). */
 const ALIVE_EVERY_MS = 5_000;
+/**
+ * Least time between two looks for dead workers' temp dirs: a look reads all of TMPDIR (5 000 entries on a
+ * shared machine cost ~9 ms, a third of a tiny job), so a worker running many tiny jobs looks once a second.
+ */
+const STALE_SCAN_EVERY_MS = 1_000;
 
 /** Remove job temp dirs left by workers of this host that no longer run (SIGKILL, power loss). */
 export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
@@ -46,6 +51,17 @@ export async function cleanStaleJobDirs(dir = tmpdir()): Promise<string[]> {
     );
   }
   return removed;
+}
+
+/** Runs `cleanStaleJobDirs` before a job, at most once per STALE_SCAN_EVERY_MS (one per worker). */
+export class StaleDirSweeper {
+  private lastAt = -Infinity;
+
+  async beforeJob(): Promise<string[]> {
+    if (Date.now() - this.lastAt < STALE_SCAN_EVERY_MS) return [];
+    this.lastAt = Date.now();
+    return cleanStaleJobDirs();
+  }
 }
 
 /** Looks (at most every 2 s) whether a stalled run's job has a done result from another run. */
@@ -91,6 +107,7 @@ export interface RunContext {
   /** Quiet this long, a run counts as frozen (see the file's comment). */
   readonly frozenAfterMs: number;
   readonly keep: RetryOptions;
+  readonly staleDirs: StaleDirSweeper;
   log(level: 'info' | 'warn', message: string): void;
   publishEvent(ev: Omit<EventMessage, 'v'>): void;
   /** Store a result (sealed with the job key, if any): 'kept' when another run's result stays. */
@@ -170,7 +187,7 @@ export class JobRun {
   /** The job's result, or undefined when it was stopped (the worker stops, or the run froze). */
   private async runJob(): Promise<JobResult | undefined> {
     const { job, attempt, worker, ctx } = this;
-    for (const name of await cleanStaleJobDirs()) {
+    for (const name of await ctx.staleDirs.beforeJob()) {
       ctx.log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
     }
     try {

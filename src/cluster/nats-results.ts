@@ -91,8 +91,18 @@ export async function storeResult(
 ): Promise<'stored' | 'kept'> {
   const id = msg.result.id;
   const data = encode(msg);
+  // The common case, a key nobody wrote: one round trip. The server refuses it when the key holds a message
+  // (create only); then look at what is stored, as below.
+  try {
+    await kv.create(id, data);
+    return 'stored';
+  } catch {
+    /* taken (or connection trouble): look */
+  }
   for (let tries = 0; ; tries++) {
     const entry = await kv.get(id);
+    // Our own message (a create whose reply was lost): stored, not another run's.
+    if (entry?.operation === 'PUT' && Buffer.from(entry.value).equals(data)) return 'stored';
     let have: ResultMessage | undefined;
     try {
       have = entry ? decodeEntry(entry) : undefined;

@@ -66,7 +66,7 @@ import {
   refusalDelayMs,
   type RefusalKind,
 } from './refusals.js';
-import { cleanStaleJobDirs, JobRun, type RetryOptions, type RunContext } from './nats-job-run.js';
+import { cleanStaleJobDirs, JobRun, StaleDirSweeper, type RetryOptions, type RunContext } from './nats-job-run.js';
 
 export { cleanStaleJobDirs } from './nats-job-run.js';
 
@@ -221,6 +221,7 @@ class NatsWorker implements RunContext {
   readonly pool: ProcessPool;
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
+  readonly staleDirs = new StaleDirSweeper();
   readonly prefix: string;
   readonly signal: AbortSignal;
   readonly jobTimeoutMs: number;

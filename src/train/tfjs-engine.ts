@@ -64,6 +64,13 @@ export function createTfjsEngine(initial: Model, o: EngineOptions): TrainEngine 
         yb.dispose();
       }
     },
+    // Not on ModelSource (src/onnx/source.ts), on purpose: this is adaptation's check of the current batch under the
+    // current tfjs parameters, and a ModelSource evaluates onnxruntime's float32 kernels, not tfjs's. Their roundings
+    // differ, so a sample on the decision boundary or an adaptive solver's accept/reject decision (the NFE counted
+    // as checks) could differ too, and with them which solver a tfjs-engine run adapts to: results would change.
+    // It would also rebuild the graphs and sessions at every check (the parameters change every step), where the
+    // ort engine keeps its encoder/head/field sessions and feeds the parameters as inputs. Evaluation of a trained
+    // model (`evaluate`, the final test accuracy) already goes through ModelSource on both engines.
     async accuracy(x, y, solver): Promise<BatchEval> {
       const [xb, yb] = tensors(x, y);
       try {

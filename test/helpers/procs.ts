@@ -9,7 +9,7 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT } from './cli.js';
-import { missingPrerequisite } from '../../scripts/prerequisites.mjs';
+import { missingPrerequisite } from './prerequisites.mjs';
 
 export { ROOT };
 

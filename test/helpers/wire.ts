@@ -6,7 +6,7 @@
 import { Packr } from 'msgpackr';
 import { decodeResultMessage } from '../../src/cluster/codec.js';
 import { BUNDLES_BUCKET, JOB_SUBJECT_PREFIX, type ClusterHandles } from '../../src/cluster/nats-resources.js';
-import type { ResultMessage } from '../../src/cluster/protocol.js';
+import { PROTOCOL_VERSION, type ResultMessage } from '../../src/cluster/protocol.js';
 import { jobId } from '../../src/study/plan.js';
 import type { Job, JobMetrics } from '../../src/study/types.js';
 import { TINY_DATASET } from './procs.js';
@@ -30,6 +30,7 @@ export function job(over: Partial<Omit<Job, 'id'>>): Job {
   return { id: jobId(j), ...j };
 }
 
+/** Well-formed metrics claiming a perfect model (a forger can write any). */
 export const FORGED_METRICS: JobMetrics = {
   trainSolver: 'euler:0.5',
   initialSolver: 'euler:0.5',
@@ -66,7 +67,7 @@ export async function resultOf(h: ClusterHandles, id: string, ms = 30_000): Prom
 export function forgedDone(j: Job, run: string, over: Partial<ResultMessage['result']> = {}): ResultMessage {
   const now = new Date().toISOString();
   return {
-    v: 2,
+    v: PROTOCOL_VERSION,
     result: {
       id: j.id,
       job: j,

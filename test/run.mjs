@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Names missing test prerequisites (scripts/prerequisites.mjs), checks the formatting (biome, biome.json),
-// builds (tsc), runs ava, passes its output through, and ends with the plain summary line
-// "N passed, M failed" that CI reads. Exit status: non-zero on any failure (a formatting drift counts as one).
+// The test runner (`npm test`): names missing test prerequisites (helpers/prerequisites.mjs), checks the
+// formatting (biome, biome.json), builds (tsc), runs ava, passes its output through, and ends with the plain
+// summary line "N passed, M failed" that CI reads. Exit status: non-zero on any failure (a formatting drift counts as one).
 import { spawn, spawnSync } from 'node:child_process';
-import { missingPrerequisites } from './prerequisites.mjs';
+import { missingPrerequisites } from './helpers/prerequisites.mjs';
 
 // Programs besides Node that some tests need: named up front and again beside the summary.
 const missing = missingPrerequisites();

@@ -1,4 +1,4 @@
-// Programs the test suite runs besides Node, in one place: scripts/run-tests.mjs names the missing
+// Programs the test suite runs besides Node, in one place: the test runner (test/run.mjs) names the missing
 // ones before and after the run, and the test helpers fail the tests that need one with the same line.
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
