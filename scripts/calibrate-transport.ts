@@ -18,7 +18,8 @@ import { NatsTransport } from '../src/cluster/index.js';
 import { loadShare, measureTransport } from '../src/study/calibrate-transport.js';
 import { transportKey, writeCachedTransport, type TransportCost } from '../src/study/calibration-cache.js';
 import { LocalTransport } from '../src/study/local.js';
-import { startNats } from '../test/helpers/procs.js';
+import { startScriptNats } from './lib/nats-server.js';
+import { odeness } from './lib/odeness-process.js';
 
 const { values } = parseArgs({
   options: { workers: { type: 'string' }, jobs: { type: 'string' }, only: { type: 'string' } },
@@ -50,38 +51,19 @@ function report(transport: string, measured: TransportCost): void {
   );
 }
 
-/** Resolves once a worker says it is pulling jobs. */
-function ready(p: ReturnType<typeof spawn>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`worker not ready in 120 s: ${out.slice(-500)}`)), 120_000);
-    const feed = (d: Buffer) => {
-      out += d;
-      if (/pulling from/.test(out)) clearTimeout(timer), resolve();
-    };
-    p.stdout!.on('data', feed);
-    p.stderr!.on('data', feed);
-  });
-}
-
 if (values.only !== 'nats')
   report('pool', await measureTransport(new LocalTransport({ threads: workers }), workers, jobs));
 
 if (values.only !== 'pool') {
-  const server = await startNats();
-  const bin = join(import.meta.dirname, '..', 'bin', 'odeness.js');
-  const procs = Array.from({ length: workers }, () =>
-    spawn(process.execPath, [bin, 'worker', '--nats', server.url, '--workers', '1'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
+  const server = await startScriptNats();
+  const procs = Array.from({ length: workers }, () => odeness(['worker', '--nats', server.url, '--workers', '1']));
   try {
     // Standing workers, as a cluster has them: their own start is not the study's.
-    await Promise.all(procs.map((p) => ready(p)));
+    await Promise.all(procs.map((p) => p.waitFor(/pulling from/, 120_000)));
     report('nats', await measureTransport(await NatsTransport.connect({ url: server.url }), workers, jobs, loadShare));
   } finally {
     for (const p of procs) p.kill('SIGTERM');
-    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+    await Promise.all(procs.map((p) => p.exited));
     await server.stop();
   }
 }

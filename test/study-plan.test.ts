@@ -172,6 +172,7 @@ iterations: 300
     'id',
     'iterations',
     'lr',
+    'memory',
     'seed',
     'testSolvers',
     'trainSolver',

@@ -38,7 +38,9 @@ import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinato
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
 import { readKeyFile } from '../cluster/job-checks.js';
 import { cleanStudy } from '../cluster/nats-clean.js';
-import { defaultText, deviceOption, renamedOption } from './args.js';
+import { defaultText, deviceOption, memorySize, renamedOption } from './args.js';
+import { defaultMemoryBudget, DEFAULT_MEMORY_SHARE } from '../study/admission.js';
+import { formatBytes } from '../engines/memory.js';
 import type { Device, DeviceChoice } from '../formats/common.js';
 import { probeDevice, resolveDevice } from '../onnx/runtime/adapters.js';
 import { plural } from './output.js';
@@ -225,6 +227,18 @@ interface RunFlags {
   events?: boolean;
   ackWait: number;
   maxDeliver: number;
+  memory?: number;
+}
+
+/** --memory: the budget jobs running at once share, by their estimated peak memory (study/admission.ts). */
+function jobsMemoryOption(what: string): Option {
+  return defaultText(
+    new Option(
+      '--memory <size>',
+      `memory ${what} share, e.g. 8g: jobs run side by side while their estimates fit it`,
+    ).argParser(memorySize),
+    `${DEFAULT_MEMORY_SHARE * 100} % of this machine's memory or cgroup limit, ${formatBytes(defaultMemoryBudget())} here`,
+  );
 }
 
 /**
@@ -433,6 +447,7 @@ function registerRunCommand(study: Command): void {
     .argument('<file>', 'study file (YAML or JSON)')
     .requiredOption('--out <dir>', 'output directory (results.jsonl, models/<id>/)')
     .addOption(workersOption('local worker threads, one job each'))
+    .addOption(jobsMemoryOption('the local jobs running at once'))
     .option('--retry-failed', 'also rerun jobs whose last result is failed')
     .addOption(
       defaultText(
@@ -581,6 +596,8 @@ function checkRunFlags(o: StudyRunFlags, cmd: Command): void {
     }
   } else if (o.workers !== undefined)
     cmd.error('error: --workers is for local runs; with --nats, size each machine with odeness worker --workers');
+  else if (o.memory !== undefined)
+    cmd.error('error: --memory is for local runs; with --nats, give each machine its budget: odeness worker --memory');
 }
 
 /** A plan above the thresholds runs only with --yes. */
@@ -605,7 +622,10 @@ function liveReport(out: string, intervalSeconds: number): LiveReport {
 /** A NATS cluster with --nats, else this machine's worker threads. */
 async function studyTransport(o: StudyRunFlags, cmd: Command): Promise<NatsTransport | LocalTransport> {
   if (o.nats === undefined)
-    return new LocalTransport(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {});
+    return new LocalTransport({
+      ...(o.workers !== undefined ? { threads: cappedThreads(o.workers) } : {}),
+      ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
+    });
   return NatsTransport.connect({
     ...natsOptions({ ...o, nats: o.nats }),
     ackWaitMs: o.ackWait * 1000,
@@ -683,6 +703,7 @@ interface WorkerFlags extends NatsFlags {
   jobTimeout: number;
   stallTimeout: number;
   jobMemory?: number;
+  memory?: number;
   device: DeviceChoice;
 }
 
@@ -694,6 +715,7 @@ export function registerWorkerCommand(program: Command): Command {
         .command('worker')
         .description('serve study jobs from a NATS cluster (run on any number of machines)')
         .addOption(workersOption('jobs at once on this machine, one child process each'))
+        .addOption(jobsMemoryOption("this worker's jobs running at once"))
         .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)'),
     ),
     true,
@@ -759,6 +781,7 @@ async function workerAction(o: WorkerFlags): Promise<void> {
       ...(o.workers !== undefined ? { concurrency: cappedThreads(o.workers) } : {}),
       ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
       ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
+      ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
       maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
       jobTimeoutMs: o.jobTimeout * 1000,
       stallTimeoutMs: o.stallTimeout * 1000,

@@ -4,6 +4,7 @@
  *   - carry the coordinator's signature, when the worker has a job key (HMAC-SHA256);
  *   - have the content hash of its fields as its id;
  *   - have spec strings within the bounds of the registries that own them (checkJobSpecs);
+ *   - fit the worker's memory budget (checkJobMemory; else it is left for a bigger worker);
  *   - read files only under the worker's `--data-root` (regular files, size checked first).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -16,6 +17,7 @@ import { canonicalJson, jobId } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import { checkJobSpecs } from '../study/job-specs.js';
 import { locateField, type FieldFiles } from '../models/field-files.js';
+import { jobMemory } from '../study/job-memory.js';
 import type { JobMessage } from './protocol.js';
 import type { RefusalKind } from './refusals.js';
 import { costRefusal } from './job-cost.js';
@@ -31,9 +33,25 @@ export class JobRefused extends Error {
     message: string,
     readonly record: boolean,
     readonly leave?: RefusalKind,
+    /** Kind `memory`: what the job needs and this worker's whole budget, bytes (told to the coordinator). */
+    readonly memory?: { needs: number; offers: number },
   ) {
     super(message);
   }
+}
+
+/**
+ * A job whose estimated peak memory (Job.memory, bounded by the job format; estimated here when absent or
+ * smaller, study/job-memory.ts) is more than this worker's whole `--memory` is left for a bigger worker.
+ */
+export function checkJobMemory(job: Job, budget: number, files: FieldFiles = {}): void {
+  const needs = jobMemory(job, files);
+  if (needs <= budget) return;
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+  throw new JobRefused(`memory: needs ${gib(needs)}, this worker offers ${gib(budget)} (--memory)`, false, 'memory', {
+    needs,
+    offers: budget,
+  });
 }
 
 /**

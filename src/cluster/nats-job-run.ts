@@ -26,6 +26,8 @@ import type { FieldFiles } from '../models/field-files.js';
 /** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
 export const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
+/** Most time between two events of a running job (a bare progress event when it reports none). */
+const ALIVE_EVERY_MS = 5_000;
 /**
  * Least time between two looks for dead workers' temp dirs: a look reads all of TMPDIR (5 000 entries on a
  * shared machine cost ~9 ms, a third of a tiny job), so a worker running many tiny jobs looks once a second.
@@ -174,7 +176,14 @@ export class JobRun {
     return setInterval(() => {
       const quietMs = Date.now() - this.lastProgress;
       if (quietMs < stallTimeoutMs) this.m.working();
-      else if (quietMs >= frozenAfterMs) void this.finishedElsewhere.check(() => this.abort.abort());
+      // A sign of life between progress reports (evaluation and audits report none): the coordinator must not
+      // take this worker for gone and report the jobs it left for a bigger worker as refused by all.
+      if (quietMs < stallTimeoutMs && Date.now() - this.lastEvent >= ALIVE_EVERY_MS) {
+        this.lastEvent = Date.now();
+        this.ctx.publishEvent({ kind: 'progress', id: this.job.id, worker: this.worker });
+      }
+      if (quietMs < stallTimeoutMs) return;
+      if (quietMs >= frozenAfterMs) void this.finishedElsewhere.check(() => this.abort.abort());
     }, heartbeatMs);
   }
 

@@ -14,14 +14,15 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { canonicalJson } from '../study/plan.js';
+import { canonicalJson, jobConfig } from '../study/plan.js';
 import type { Job } from '../study/types.js';
 import { decodeResultMessage, encode } from './codec.js';
 import { RESULTS_BUCKET } from './nats-resources.js';
 import type { ResultMessage } from './protocol.js';
 
+/** The same job: the same id and config (a memory estimate, derived from the config, may differ or be absent). */
 export function sameJob(a: Job, b: Job): boolean {
-  return canonicalJson(a) === canonicalJson(b);
+  return a.id === b.id && canonicalJson(jobConfig(a)) === canonicalJson(jobConfig(b));
 }
 
 /** The result stored under an entry, or undefined for a deleted key; throws on an unreadable one. */

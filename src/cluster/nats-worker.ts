@@ -35,6 +35,7 @@ import {
   checkDatasetFiles,
   checkJobBounds,
   checkJobId,
+  checkJobMemory,
   checkJobSignature,
   JobRefused,
   type DataRootOptions,
@@ -56,6 +57,9 @@ import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
+import { defaultMemoryBudget, MemoryAdmission } from '../study/admission.js';
+import { formatBytes } from '../engines/memory.js';
+import { admitDelivery } from './admission.js';
 import {
   encodeRefusal,
   REFUSAL_MAX_DELIVERIES,
@@ -94,6 +98,8 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   jobKey?: Buffer;
   /** Heap limit of each job process, MB. */
   jobMemoryMb?: number;
+  /** Memory budget of the jobs running at once, bytes (study/admission.ts; default: from the machine). */
+  memoryBytes?: number;
   /** The device this worker's sessions run on (default cpu): it takes CPU jobs and jobs requiring this device. */
   device?: Device;
 }
@@ -238,6 +244,7 @@ class NatsWorker implements RunContext {
   /** With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers. */
   private readonly authentic: ((m: ResultMessage) => boolean) | undefined;
   private lastPullWarning = 0;
+  private readonly admission: MemoryAdmission;
 
   constructor(
     private readonly opts: WorkerOptions,
@@ -256,6 +263,7 @@ class NatsWorker implements RunContext {
       ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
     });
     this.consumerSettings = new ConsumerSettings(h.jsm);
+    this.admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
     const key = opts.jobKey;
     this.authentic = key ? (m: ResultMessage) => resultAuthentic(key, m) : undefined;
     this.keep = {
@@ -270,7 +278,8 @@ class NatsWorker implements RunContext {
     const { device, concurrency } = this.s;
     this.log(
       'info',
-      `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), device ${device}`,
+      `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), ` +
+        `memory ${formatBytes(this.admission.budget)}, device ${device}`,
     );
     this.opts.onReady?.();
     try {
@@ -395,7 +404,20 @@ class NatsWorker implements RunContext {
       );
       return;
     }
-    this.count(await new JobRun(this, m, job, attempt, deliveries, fieldFiles).execute());
+    // Room in the memory budget beside the running jobs (the delivery kept alive while it waits).
+    const everyMs = Math.max(200, Math.min(1000, (await this.ackWaitMs()) / 3));
+    const onWait = (line: string) => this.log('info', line);
+    const grant = await admitDelivery(this.admission, job, fieldFiles, () => m.working(), this.signal, everyMs, onWait);
+    if (!grant) {
+      this.summary.returned++;
+      m.nak();
+      return;
+    }
+    try {
+      this.count(await new JobRun(this, m, job, attempt, deliveries, fieldFiles).execute());
+    } finally {
+      grant.release();
+    }
   }
 
   private count(end: Awaited<ReturnType<JobRun['execute']>>): void {
@@ -417,11 +439,12 @@ class NatsWorker implements RunContext {
       // onnx: fields: the file's bytes from the object store, verified, into this worker's temp dir (field-store.ts).
       Object.assign(fieldFiles, await fetchFieldFile(this.h, job.field, this.fieldCache, { signal: this.signal }));
       checkJobBounds(job, fieldFiles);
+      checkJobMemory(job, this.admission.budget, fieldFiles);
       await checkDatasetFiles(job, this.opts);
       return false;
     } catch (e) {
       if (!(e instanceof JobRefused)) throw e;
-      if (e.leave) this.leaveForAnother(m, job.id, e.leave, e.message);
+      if (e.leave) this.leaveForAnother(m, job.id, e.leave, e.message, e.memory);
       else if (!e.record) {
         this.summary.refused++;
         this.log('warn', `dropping job message ${job.id} (stream seq ${m.seq}): ${e.message}`);
@@ -444,13 +467,19 @@ class NatsWorker implements RunContext {
   }
 
   /** Leave a job for another worker (nak with a growing delay) and tell its coordinator why (refusals.ts). */
-  private leaveForAnother(m: JsMsg, id: string, kind: RefusalKind, reason: string): void {
+  private leaveForAnother(
+    m: JsMsg,
+    id: string,
+    kind: RefusalKind,
+    reason: string,
+    memory?: { needs: number; offers: number },
+  ): void {
     this.summary.refused++;
     const deliveries = m.info.deliveryCount;
     try {
       this.nc.publish(
         `${REFUSAL_SUBJECT_PREFIX}${id}`,
-        encodeRefusal({ id, worker: this.prefix, v: PROTOCOL_VERSION, kind, reason }),
+        encodeRefusal({ id, worker: this.prefix, v: PROTOCOL_VERSION, kind, reason, ...memory }),
       );
     } catch {
       /* best-effort, like events */

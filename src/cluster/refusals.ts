@@ -13,7 +13,7 @@ import { z } from 'zod';
 export const REFUSAL_SUBJECT_PREFIX = 'odeness.refusals.';
 
 /** Why a worker left a job for another: the kinds a coordinator groups its report by. */
-export const REFUSAL_KINDS = ['version', 'signature', 'size'] as const;
+export const REFUSAL_KINDS = ['version', 'signature', 'size', 'memory'] as const;
 export type RefusalKind = (typeof REFUSAL_KINDS)[number];
 
 /** Stable across protocol versions: never change these fields, only add optional ones. */
@@ -25,8 +25,13 @@ export const RefusalNoticeSchema = z.object({
   v: z.number().int().min(0).max(1_000_000),
   kind: z.string().max(32),
   reason: z.string().max(1000),
+  /** Kind `memory`: the job's estimated peak memory and this worker's whole budget, bytes. */
+  needs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  offers: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type RefusalNotice = z.infer<typeof RefusalNoticeSchema>;
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 export const encodeRefusal = (n: RefusalNotice): Uint8Array => new TextEncoder().encode(JSON.stringify(n));
 
@@ -130,10 +135,11 @@ export class RefusalTracker {
     const groups = new Map<string, { jobs: number; workers: Set<string> }>();
     for (const id of ids) {
       const notices = [...(this.byJob.get(id)?.values() ?? [])];
-      for (const what of new Set(notices.map((n) => this.reasonOf(n)))) {
+      const reason = (n: RefusalNotice) => this.reasonOf(n, notices);
+      for (const what of new Set(notices.map(reason))) {
         const g = groups.get(what) ?? { jobs: 0, workers: new Set<string>() };
         g.jobs++;
-        for (const n of notices) if (this.reasonOf(n) === what) g.workers.add(n.worker);
+        for (const n of notices) if (reason(n) === what) g.workers.add(n.worker);
         groups.set(what, g);
       }
     }
@@ -143,7 +149,13 @@ export class RefusalTracker {
     });
   }
 
-  private reasonOf(n: RefusalNotice): string {
-    return n.v !== this.version ? `protocol version ${n.v} (this coordinator speaks ${this.version})` : n.reason;
+  /** A job's refusals for memory say what it needs against the most any of its refusers offers. */
+  private reasonOf(n: RefusalNotice, all: readonly RefusalNotice[]): string {
+    if (n.v !== this.version) return `protocol version ${n.v} (this coordinator speaks ${this.version})`;
+    if (n.kind === 'memory' && n.needs !== undefined && n.offers !== undefined) {
+      const offers = Math.max(...all.flatMap((o) => (o.kind === 'memory' && o.offers ? [o.offers] : [])));
+      return `memory: needs ${gib(n.needs)}, largest worker offers ${gib(offers)} (odeness worker --memory)`;
+    }
+    return n.reason;
   }
 }

@@ -28,6 +28,8 @@ export const JOB_LIMITS = {
   maxSolverSteps: 10_000_000,
   /** Runs of one job id (`--retry-failed` counts up): bounded so a forged count cannot block the next retry. */
   attempt: 1_000_000,
+  /** Estimated peak memory of a job, bytes (256 GiB: beyond any one machine a study runs on). */
+  memory: 256 * 2 ** 30,
 } as const;
 
 /** The test-set keyword an adaptation job may keep: the paper's set around the step training ends at. */
@@ -88,6 +90,16 @@ export const JobSchema = record({
   device: GpuDeviceSchema.optional(),
   /** Adaptation jobs only, when set: adaptation also shrinks steps that fold space (beyond the paper). Absent otherwise, so ids do not change. */
   adaptFolds: z.literal(true, { error: 'expected true (or absent)' }).optional(),
+  /**
+   * Estimated peak resident memory of the process running the job, bytes
+   * (src/study/job-memory.ts): derived from the other fields, so it is not part
+   * of the id (ids stay as they were). Absent on jobs planned before it existed:
+   * they are estimated on arrival.
+   */
+  memory: positiveInt(
+    `an estimated peak memory in bytes, a positive integer up to ${JOB_LIMITS.memory}`,
+    JOB_LIMITS.memory,
+  ).optional(),
 });
 
 export type AdaptStart = (typeof ADAPT_STARTS)[number];

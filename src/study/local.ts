@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { describeError } from './job.js';
+import { defaultMemoryBudget, MemoryAdmission } from './admission.js';
+import { jobMemory } from './job-memory.js';
+import { formatBytes } from '../engines/memory.js';
 import type { JobSink, PendingJob, Transport } from './transport.js';
 import type { Job, JobProgress, JobResult } from './types.js';
 import { fieldFilesFor, type FieldFiles } from '../models/field-files.js';
@@ -160,45 +163,91 @@ export class JobPool {
   }
 }
 
-/** Runs jobs on this machine, at most `threads` at a time. */
+export interface LocalTransportOptions extends JobPoolOptions {
+  /** Memory budget of the jobs running at once, bytes (default: defaultMemoryBudget, from the machine). */
+  memoryBytes?: number;
+}
+
+/** Runs jobs on this machine, at most `threads` at a time and only while their memory estimates fit the budget. */
 export class LocalTransport implements Transport {
   private readonly pool: JobPool;
+  private readonly admission: MemoryAdmission;
 
-  constructor(opts: JobPoolOptions = {}) {
+  constructor(opts: LocalTransportOptions = {}) {
     this.pool = new JobPool(opts);
+    this.admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
   }
 
   get description(): string {
-    return `local (${this.pool.threads} worker thread${this.pool.threads === 1 ? '' : 's'})`;
+    const threads = `${this.pool.threads} worker thread${this.pool.threads === 1 ? '' : 's'}`;
+    return `local (${threads}, memory ${formatBytes(this.admission.budget)})`;
   }
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
     let next = 0;
+    let toldWaiting = false;
     const lane = async () => {
       while (!signal.aborted && next < jobs.length) {
         const { job, attempt, fieldFile } = jobs[next++]!;
-        const tmp = await sink.tempBundleDir(job.id);
-        let result: JobResult;
+        const files = fieldFile !== undefined ? fieldFilesFor(job.field, fieldFile) : {};
+        const needs = jobMemory(job, files);
+        if (!toldWaiting && !this.admission.fitsNow(needs)) {
+          toldWaiting = true;
+          sink.log(
+            'info',
+            `job ${job.id} needs about ${formatBytes(needs)}: it waits for room in the memory budget ` +
+              `(${this.admission.describe()}; --memory)`,
+          );
+        }
+        let grant;
         try {
-          result = await this.pool.run(job, attempt, tmp, {
-            onStart: (w) => sink.started(job.id, w),
-            onProgress: (w, p) => sink.progress(job.id, w, p),
-            signal,
-            ...(fieldFile !== undefined ? { fieldFiles: fieldFilesFor(job.field, fieldFile) } : {}),
-          });
+          grant = await this.admission.acquire(needs, signal);
         } catch (e) {
-          await sink.discard(tmp);
           if (signal.aborted) return;
           throw e;
         }
-        if (result.status === 'done') await sink.finished(result, tmp);
-        else {
-          await sink.discard(tmp);
-          await sink.finished(result);
+        try {
+          if (grant.alone)
+            sink.log(
+              'warn',
+              `job ${job.id} needs about ${formatBytes(needs)}, more than the whole memory budget of ${formatBytes(this.admission.budget)} (--memory): it runs alone`,
+            );
+          await this.runOne(job, attempt, files, sink, signal);
+        } finally {
+          grant.release();
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.pool.threads, jobs.length) }, lane));
+  }
+
+  /** One job in a pool thread, its result (and bundle) handed to the sink. */
+  private async runOne(
+    job: Job,
+    attempt: number,
+    files: FieldFiles,
+    sink: JobSink,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const tmp = await sink.tempBundleDir(job.id);
+    let result: JobResult;
+    try {
+      result = await this.pool.run(job, attempt, tmp, {
+        onStart: (w) => sink.started(job.id, w),
+        onProgress: (w, p) => sink.progress(job.id, w, p),
+        signal,
+        ...(Object.keys(files).length > 0 ? { fieldFiles: files } : {}),
+      });
+    } catch (e) {
+      await sink.discard(tmp);
+      if (signal.aborted) return;
+      throw e;
+    }
+    if (result.status === 'done') await sink.finished(result, tmp);
+    else {
+      await sink.discard(tmp);
+      await sink.finished(result);
+    }
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { loadStudyFile, validateStudy, type StudySpec } from './schema.js';
 import { paperTestSolvers } from './paper.js';
 import { checkJobSpecs } from './job-specs.js';
+import { estimateJobMemory } from './job-memory.js';
 import { formatSolverSpec, parseSolverSpec } from '../solvers/spec.js';
 import { formatDatasetSpec, parseDatasetSpec } from '../data/spec.js';
 import { SpecError } from '../errors.js';
@@ -65,6 +66,12 @@ export function canonicalJson(v: unknown): string {
 
 export const JOB_ID_LENGTH = 16;
 
+/** What a job computes: every field but its id and what is derived from the rest (its memory estimate). */
+export function jobConfig<J extends Omit<Job, 'id'>>(job: J): Omit<J, 'id' | 'memory'> {
+  const { id: _id, memory: _memory, ...config } = job as J & { id?: string };
+  return config;
+}
+
 /**
  * Version of what a job computes. Part of every id, so results stored by an
  * older executor (e.g. in a long-lived NATS result bucket) are never mistaken
@@ -73,9 +80,8 @@ export const JOB_ID_LENGTH = 16;
 export const JOB_FORMAT = 'odeness-job/1';
 
 export function jobId(config: Omit<Job, 'id'> & { id?: string }): string {
-  const { id: _ignored, ...rest } = config;
   return createHash('sha256')
-    .update(JOB_FORMAT + '\n' + canonicalJson(rest))
+    .update(JOB_FORMAT + '\n' + canonicalJson(jobConfig(config)))
     .digest('hex')
     .slice(0, JOB_ID_LENGTH);
 }
@@ -154,9 +160,9 @@ export function planSpec(study: StudySpec, given: PlanOverrides = {}): StudyPlan
     const id = jobId(config);
     if (seen.has(id)) return;
     seen.add(id);
-    const job = { id, ...config };
+    const job: Job = { id, ...config };
     checkJobSpecs(job, files); // what a worker checks; a planned job that failed it would be refused on a cluster
-    jobs.push(job);
+    jobs.push({ ...job, memory: estimateJobMemory(job, files).total });
   };
   const notes: string[] = [];
   const gridSpecs = oneTrainingEach(

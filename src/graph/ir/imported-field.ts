@@ -29,6 +29,8 @@ export interface ImportedAnalysis {
   readonly folded: ReadonlySet<string>;
   /** The widest float value per sample (sizes evaluation chunks). */
   readonly hiddenValues: number;
+  /** Float values per sample over every node output (what a backward pass may keep: sizes training memory). */
+  readonly activationValues: number;
 }
 
 const isFloat = (t: string) => t === 'float32' || t === 'float64';
@@ -57,6 +59,7 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
   metas.set(graph.z.name, { dtype: 'float32', shape: [PROBE_BATCH, ...stateShape] });
   if (graph.t) metas.set(graph.t.name, { dtype: 'float32', shape: graph.t.shape.length === 0 ? [] : [1] });
   let hidden = prod(stateShape);
+  let activations = 0;
   for (const n of graph.nodes) {
     const where = nodeWhere(n);
     const get = (i: number): ValueMeta =>
@@ -80,7 +83,10 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
     for (const o of n.outputs) {
       const m = metas.get(o)!;
       if (m.value !== undefined) folded.add(o);
-      else if (isFloat(m.dtype) && m.shape[0] === PROBE_BATCH) hidden = Math.max(hidden, prod(m.shape.slice(1)));
+      else if (isFloat(m.dtype) && m.shape[0] === PROBE_BATCH) {
+        hidden = Math.max(hidden, prod(m.shape.slice(1)));
+        activations += prod(m.shape.slice(1));
+      }
     }
   }
   const out = metas.get(graph.output) ?? fail(`the output ${graph.output} is not computed by any node`);
@@ -90,7 +96,7 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
       `${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, the state z has ${showShape(want)}; dz/dt must have z's shape`,
     );
   }
-  return { metas, folded, hiddenValues: hidden };
+  return { metas, folded, hiddenValues: hidden, activationValues: activations };
 }
 
 export interface ImportedFieldContext {

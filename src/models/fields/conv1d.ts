@@ -21,6 +21,8 @@ export const conv1d: FieldKind<Conv1dFieldSpec> = {
   format: (f) => `conv1d:channels=${f.channels}`,
   stateRank: 1,
   hiddenValues: (f, stateShape) => f.channels * stateShape[0]!,
+  // Two hidden convolutions, each with its ReLU, then the output convolution.
+  activationValues: (f, stateShape) => (4 * f.channels + 1) * stateShape[0]!,
   params: (f) => [
     ...convParams('field.0', f.channels, 1, [1]),
     ...convParams('field.1', f.channels, f.channels, [3]),

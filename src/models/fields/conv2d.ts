@@ -21,6 +21,8 @@ export const conv2d: FieldKind<Conv2dFieldSpec> = {
   format: (f) => `conv2d:channels=${f.channels}`,
   stateRank: 3,
   hiddenValues: (f, stateShape) => f.channels * stateShape[1]! * stateShape[2]!,
+  // Two hidden convolutions, each with its ReLU, then the output convolution.
+  activationValues: (f, stateShape) => (4 * f.channels + stateShape[0]!) * stateShape[1]! * stateShape[2]!,
   params(f, stateShape) {
     const C = stateShape[0]!;
     return [

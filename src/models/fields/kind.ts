@@ -58,6 +58,11 @@ export interface FieldKind<S extends { readonly kind: string }> {
   params(spec: S, stateShape: readonly number[]): ParamShape[];
   /** Values of the widest hidden activation per sample (sizes evaluation chunks: models/memory.ts). */
   hiddenValues(spec: S, stateShape: readonly number[]): number;
+  /**
+   * Values one field evaluation keeps per sample for its backward pass: every hidden layer's output and
+   * the activation after it (sizes a job's training memory: src/study/job-memory.ts).
+   */
+  activationValues(spec: S, stateShape: readonly number[]): number;
   /** True when f depends on t (the graphs then take a t input). */
   usesTime(spec: S): boolean;
   /** The tfjs forward pass; weight re-layouts happen here, once per call. */

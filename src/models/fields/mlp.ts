@@ -44,6 +44,8 @@ export const mlp: FieldKind<MlpFieldSpec> = {
   format: (f) => `mlp:width=${f.width},depth=${f.depth},act=${f.activation}${f.time ? ',time' : ''}`,
   stateRank: 1,
   hiddenValues: (f, stateShape) => Math.max(f.width, stateShape[0]! + (f.time ? 1 : 0)),
+  // Each hidden layer: its product and its activation; the output layer: its product.
+  activationValues: (f, stateShape) => 2 * f.depth * f.width + stateShape[0]!,
   params(f, stateShape) {
     const S = stateShape[0]!;
     const out: ParamShape[] = [];

@@ -141,6 +141,7 @@ export const onnxField: FieldKind<OnnxFieldSpec> = {
   ortOnly: true,
   checkState,
   hiddenValues: (f, stateShape) => analysis(f, stateShape).hiddenValues,
+  activationValues: (f, stateShape) => analysis(f, stateShape).activationValues,
   params(f, stateShape) {
     checkState(f, stateShape);
     analysis(f, stateShape);
