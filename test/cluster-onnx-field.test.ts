@@ -90,9 +90,9 @@ test.serial(
       /finalLoss/,
     );
     // Its report reads like any other: the field by its file name.
-    const report = await cliResult(['study', 'report', join(dir, 'nats')]);
+    const report = await cliResult(['study', 'report', join(out, 'nats')]);
     t.is(report.code, 0, report.err);
-    const html = readFileSync(join(dir, 'nats', 'report.html'), 'utf8');
+    const html = readFileSync(join(out, 'nats', 'report.html'), 'utf8');
     t.regex(html, /onnx:conv1d-sphere\.onnx,init=keep,sha256=/);
     t.notRegex(html, /test\/fixtures\/onnx/);
   },
