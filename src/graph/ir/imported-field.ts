@@ -93,7 +93,8 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
   const want = [PROBE_BATCH, ...stateShape];
   if (!isFloat(out.dtype) || out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i])) {
     throw new ShapeError(
-      `${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, the state z has ${showShape(want)}; dz/dt must have z's shape`,
+      `${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, ` +
+        `the state z has ${showShape(want)}; dz/dt must have z's shape`,
     );
   }
   return { metas, folded, hiddenValues: hidden, activationValues: activations };
