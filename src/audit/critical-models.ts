@@ -161,7 +161,8 @@ export async function criticalFromModels(
     note:
       `${out.length} groups, one critical value each: the models differ in ${differ.join(', ')}, ` +
       'and a step size means something else for each ' +
-      '(a method’s order, a field’s dynamics and a dataset’s geometry set how large a step keeps ODE semantics) — ' +
+      '(a method’s order, a field’s dynamics and a dataset’s geometry ' +
+      'set how large a step keeps ODE semantics) — ' +
       'pooled, the first group to fail would decide for all',
   };
 }

@@ -237,7 +237,8 @@ function jobsMemoryOption(what: string): Option {
       '--memory <size>',
       `memory ${what} share, e.g. 8g: jobs run side by side while their estimates fit it`,
     ).argParser(memorySize),
-    `${DEFAULT_MEMORY_SHARE * 100} % of this machine's memory or cgroup limit, ${formatBytes(defaultMemoryBudget())} here`,
+    `${DEFAULT_MEMORY_SHARE * 100} % of this machine's memory or cgroup limit, ` +
+      `${formatBytes(defaultMemoryBudget())} here`,
   );
 }
 

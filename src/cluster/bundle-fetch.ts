@@ -32,7 +32,9 @@ export interface BundleWanted {
   name: string;
   /** How messages name it (default `bundle <name>`; field-store.ts names a field file). */
   label?: string;
-  /** The SHA-256 (hex) its bytes must have, from a signed job: metadata announcing another is refused before reading. */
+  /**
+   * The SHA-256 (hex) its bytes must have, from a signed job: metadata announcing another is refused before reading.
+   */
   digest?: string;
   /** From an authenticated result: the chunks subject's id, size and SHA-256 (hex) of the archive. */
   sealed?: { nuid: string; bytes: number; digest: string };
@@ -147,7 +149,8 @@ export async function fetchBundle(
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
     throw new BundleRefused(
       `${what} has ${at.bytes} bytes (${mb(at.bytes)}), ` +
-        `more than ${opts.cap ?? "this coordinator's cap"} of ${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
+        `more than ${opts.cap ?? "this coordinator's cap"} of ` +
+        `${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
     );
   }
   const bytes = await readChunks(h, what, at);

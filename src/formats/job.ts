@@ -88,7 +88,10 @@ export const JobSchema = record({
   adaptStart: z.enum(ADAPT_STARTS, { error: `expected one of ${ADAPT_STARTS.join(', ')}` }).optional(),
   /** The device the job's sessions must run on; absent for the CPU (so the ids of CPU jobs do not change). */
   device: GpuDeviceSchema.optional(),
-  /** Adaptation jobs only, when set: adaptation also shrinks steps that fold space (beyond the paper). Absent otherwise, so ids do not change. */
+  /**
+   * Adaptation jobs only, when set: adaptation also shrinks steps that fold space (beyond the paper). Absent otherwise,
+   * so ids do not change.
+   */
   adaptFolds: z.literal(true, { error: 'expected true (or absent)' }).optional(),
   /**
    * Estimated peak resident memory of the process running the job, bytes

@@ -21,7 +21,10 @@ const shape = z
   .array(positiveInt('a positive integer', MODEL_LIMITS.dim))
   .max(MODEL_LIMITS.rank, { error: `expected at most ${MODEL_LIMITS.rank} dimensions` });
 
-/** complete | diverged (the last good checkpoint was kept) | interrupted (stopped by a signal; `train --resume` continues it) */
+/**
+ * complete | diverged (the last good checkpoint was kept) | interrupted (stopped by a signal; `train --resume`
+ * continues it)
+ */
 export const TRAINING_STATUSES = ['complete', 'diverged', 'interrupted'] as const;
 
 export const TrainingInfoSchema = record({

@@ -43,7 +43,10 @@ export const AdaptDecisionSchema = record({
   testSolver: str(),
   /** Accuracy of the tentatively enlarged step/tolerance, when one was tried. */
   trialAccuracy: fraction.optional(),
-  /** Adaptation with fold checks (beyond the paper): folded states of the training solver's step on the check batch, of foldStates. */
+  /**
+   * Adaptation with fold checks (beyond the paper): folded states of the training solver's step on the check batch, of
+   * foldStates.
+   */
   folded: count().optional(),
   foldStates: count().optional(),
   /** Folded states under the tentatively enlarged step, when one was tried. */

@@ -117,7 +117,9 @@ function oneOrList<T extends z.ZodType>(item: T, what: string, neither = `expect
   return z.union([item, z.array(item).min(1, { error: `expected at least one ${what}` })], { error: neither });
 }
 
-/** max(v) ≤ max, reported separately so that "expected a positive integer, got 0" stays the wording below the limit. */
+/**
+ * max(v) ≤ max, reported separately so that "expected a positive integer, got 0" stays the wording below the limit.
+ */
 function atMost<T extends z.ZodType<number>>(s: T, max: number, what: string) {
   return s.refine((v) => v <= max, { error: `expected at most ${max} ${what}` });
 }

@@ -36,8 +36,8 @@ export function paramShapes(config: ModelConfig): ParamShape[] {
 }
 
 /**
- * Kaiming-normal weights (std = √(2 / fan_in)), zero biases, from the given normal stream; a kind's own initial values
- * first.
+ * Kaiming-normal weights (std = √(2 / fan_in)), zero biases, from the given normal stream; a kind's own initial
+ * values first.
  */
 export function initParams(config: ModelConfig, normal: () => number): Params {
   const params: Params = {};

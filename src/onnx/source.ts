@@ -209,7 +209,8 @@ export async function openModelSource(args: SourceArgs): Promise<ModelSource> {
 export function requireField(source: ModelSource, what: string): void {
   if (source.kind === 'effective') {
     throw new SpecError(
-      `${source.dir}: ${what} needs the vector field, and an effective model (x → logits, ${source.effectiveSolver} ` +
+      `${source.dir}: ${what} needs the vector field, and ` +
+        `an effective model (x → logits, ${source.effectiveSolver} ` +
         `unrolled) has none; give the bundle (export without --effective) or the model directory`,
     );
   }

@@ -13,7 +13,9 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { formatBytes } from '../engines/memory.js';
 
-/** Share of the machine's memory (or its cgroup's limit) a default budget takes: the rest is the OS and the transport. */
+/**
+ * Share of the machine's memory (or its cgroup's limit) a default budget takes: the rest is the OS and the transport.
+ */
 export const DEFAULT_MEMORY_SHARE = 0.8;
 
 /** The cgroup's memory limit of this process (v2, then v1), or undefined where none is set. */

@@ -210,7 +210,9 @@ export class LocalTransport implements Transport {
           if (grant.alone)
             sink.log(
               'warn',
-              `job ${job.id} needs about ${formatBytes(needs)}, more than the whole memory budget of ${formatBytes(this.admission.budget)} (--memory): it runs alone`,
+              `job ${job.id} needs about ${formatBytes(needs)}, ` +
+                `more than the whole memory budget of ` +
+                `${formatBytes(this.admission.budget)} (--memory): it runs alone`,
             );
           await this.runOne(job, attempt, files, sink, signal);
         } finally {

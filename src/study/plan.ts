@@ -95,12 +95,16 @@ export function jobId(config: Omit<Job, 'id'> & { id?: string }): string {
 import type { PlanOverrides } from '../formats/index.js';
 export type { PlanOverrides };
 
-/** A dataset spec with its test-set size set to N (spheres, mnist, cifar10; a JSON file's test split is a fraction, not a count). */
+/**
+ * A dataset spec with its test-set size set to N (spheres, mnist, cifar10; a JSON file's test split is a fraction, not
+ * a count).
+ */
 export function withTestPoints(dataset: string, n: number): string {
   const d = parseDatasetSpec(dataset);
   if (d.kind === 'json')
     throw new SpecError(
-      `dataset "${dataset}": --test-points applies to spheres, mnist and cifar10 datasets; a JSON file's test split is set in its spec (split=<fraction>)`,
+      `dataset "${dataset}": --test-points applies to spheres, mnist and cifar10 datasets; ` +
+        `a JSON file's test split is set in its spec (split=<fraction>)`,
     );
   return formatDatasetSpec({ ...d, testN: n });
 }
@@ -128,7 +132,10 @@ export function adaptationStart(
   };
 }
 
-/** The study's identity: a hash of its normalised spec (overrides applied), so comments, key order and spellings do not matter. */
+/**
+ * The study's identity: a hash of its normalised spec (overrides applied), so comments, key order and spellings do not
+ * matter.
+ */
 export function studyHash(spec: StudySpec): string {
   return createHash('sha256')
     .update('odeness-study/1\n' + canonicalJson(spec))
@@ -228,7 +235,10 @@ export function studyFieldFiles(spec: Pick<StudySpec, 'fields'>): FieldFiles {
   return fieldFilesOf(spec.fields);
 }
 
-/** The grid's specs with each training once: a later spec that trains the same as an earlier one is dropped, with a note. */
+/**
+ * The grid's specs with each training once: a later spec that trains the same as an earlier one is dropped, with a
+ * note.
+ */
 function oneTrainingEach(specs: readonly string[], notes: string[]): string[] {
   const first = new Map<string, string>();
   for (const s of specs) {

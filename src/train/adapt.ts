@@ -43,7 +43,9 @@ export interface AdaptOptions {
 /** nfe: the field evaluations the check made (batched calls, as training counts them). */
 export type FoldProbe = (spec: FixedSolverSpec) => Promise<{ folded: number; states: number; nfe: number }>;
 
-/** Opens the fold check of a model's current parameters on a check batch (x of n samples): probe steps, then release. */
+/**
+ * Opens the fold check of a model's current parameters on a check batch (x of n samples): probe steps, then release.
+ */
 export type AdaptFoldCheck = (
   model: Model,
   x: Float32Array,
@@ -157,7 +159,10 @@ export async function fixedAdaptStep(
   };
 }
 
-/** Test solver for tolerance adaptation: dopri5 at tol/10 (fehlberg2 → tol/5), made stricter until it costs more NFE than training. */
+/**
+ * Test solver for tolerance adaptation: dopri5 at tol/10 (fehlberg2 → tol/5), made stricter until it costs more NFE
+ * than training.
+ */
 export async function adaptiveAdaptStep(
   iteration: number,
   spec: AdaptiveSolverSpec,

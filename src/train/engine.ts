@@ -58,7 +58,10 @@ export interface GraphBuild {
 
 export interface TrainEngine {
   readonly name: EngineName;
-  /** One Adam step on the batch (x row-major [batch, ...inputShape], labels y); the training loop passes a resolved Solver. */
+  /**
+   * One Adam step on the batch (x row-major [batch, ...inputShape], labels y); the training loop passes a resolved
+   * Solver.
+   */
   step(x: Float32Array, y: Int32Array, solver: Solver | SolverSpec): Promise<EngineStep>;
   /** Accuracy and NFE of the current parameters on a batch under a solver (no update). */
   accuracy(x: Float32Array, y: Int32Array, solver: Solver | SolverSpec): Promise<BatchEval>;

@@ -147,7 +147,10 @@ export class OrtEngine implements TrainEngine {
   readonly builds: GraphBuild[] = [];
   private readonly names: string[];
   private readonly shapes: (readonly number[])[];
-  /** Current parameter tensors, in `names` order (typed Adam updates their arrays in place; the Adam graph returns new ones). */
+  /**
+   * Current parameter tensors, in `names` order (typed Adam updates their arrays in place; the Adam graph returns new
+   * ones).
+   */
   private tensors: ort.Tensor[];
   private readonly adam: Adam | undefined;
   private adamGraph: AdamGraph | undefined;
@@ -157,7 +160,9 @@ export class OrtEngine implements TrainEngine {
   private readonly yData: BigInt64Array;
   /** The parameter tensors by name (the training step adds a micro-batch's x and labels). */
   private readonly feeds: Record<string, ort.Tensor>;
-  /** Fixed-step training runs the batch as equal micro-batches (views of xData / yData) and averages their gradients. */
+  /**
+   * Fixed-step training runs the batch as equal micro-batches (views of xData / yData) and averages their gradients.
+   */
   readonly microBatch: number;
   private readonly micro: { x: ort.Tensor; labels: ort.Tensor }[];
   /** Gradient sums over the micro-batches (allocated on first use). */
@@ -266,7 +271,10 @@ export class OrtEngine implements TrainEngine {
     return entry;
   }
 
-  /** The compiled adaptive steps of a tableau for this engine's batch size (built once per engine, recorded as a graph build). */
+  /**
+   * The compiled adaptive steps of a tableau for this engine's batch size (built once per engine, recorded as a graph
+   * build).
+   */
   private adaptiveSessions(tab: Tableau, batch: number): Promise<AdaptiveSessions> {
     const key = `${tab.name}/${batch}`;
     let p = this.adaptive.get(key);
@@ -298,7 +306,8 @@ export class OrtEngine implements TrainEngine {
   private checkBatch(x: Float32Array, y: Int32Array): void {
     if (y.length !== this.o.batchSize || x.length !== this.xData.length) {
       throw new ShapeError(
-        `ort engine: batch of ${y.length} rows × ${x.length / Math.max(1, y.length)} values, expected ${this.o.batchSize} × ${this.xData.length / this.o.batchSize}`,
+        `ort engine: batch of ${y.length} rows × ${x.length / Math.max(1, y.length)} values, ` +
+          `expected ${this.o.batchSize} × ${this.xData.length / this.o.batchSize}`,
       );
     }
   }
@@ -358,7 +367,9 @@ export class OrtEngine implements TrainEngine {
     return { loss, accuracy, nfe: entry.nfe };
   }
 
-  /** An adaptive step: the integrate loop on compiled steps forwards, their VJPs backwards through every accepted step. */
+  /**
+   * An adaptive step: the integrate loop on compiled steps forwards, their VJPs backwards through every accepted step.
+   */
   private async adaptiveStep(x: Float32Array, y: Int32Array, solver: Solver): Promise<EngineStep> {
     this.checkBatch(x, y);
     const s = await this.adaptiveSessions(solver.tableau, this.o.batchSize);

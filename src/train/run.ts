@@ -66,7 +66,10 @@ export interface TrainRunResult {
   readonly training: TrainingInfo;
   readonly result: TrainResult;
   readonly dataset: Dataset;
-  /** The trained model's test row under its (final) training solver, when hooks.finalEvaluation asked for it and training was not interrupted. */
+  /**
+   * The trained model's test row under its (final) training solver, when hooks.finalEvaluation asked for it and
+   * training was not interrupted.
+   */
   readonly testRow?: EvalRow;
 }
 
@@ -118,13 +121,15 @@ export function modelConfigFor(
     );
   else if (!wantsImage && config.stateShape.length !== 1)
     throw new SpecError(
-      `field "${field}" needs vector data; dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`,
+      `field "${field}" needs vector data; ` +
+        `dataset input shape is [${dataset.inputShape.join(', ')}] (use conv2d for images)`,
     );
   // Checked before any parameter is allocated (mlp:width=1000000 asked for 10^12 floats).
   const values = paramShapes(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   if (values > MODEL_LIMITS.values)
     throw new SizeError(
-      `field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, more than the limit of ${MODEL_LIMITS.values}`,
+      `field "${field}" on input [${dataset.inputShape.join(', ')}] has ${values} parameters, ` +
+        `more than the limit of ${MODEL_LIMITS.values}`,
     );
   return config;
 }
@@ -166,7 +171,10 @@ export type TrainRunHooks = Pick<
 > & {
   /** Model directory to write (model.json, params.bin, checkpoint.json); checked by the caller (prepareOutDir). */
   out?: string;
-  /** Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's sessions. */
+  /**
+   * Evaluate the trained model on the test split (TrainRunResult.testRow), after freeing the training engine's
+   * sessions.
+   */
   finalEvaluation?: FinalEvaluation;
   dataset?: Dataset;
   resume?: ResumePoint;
@@ -224,7 +232,9 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     ...(result.diverged ? { note: result.diverged.message } : {}),
     ...(result.interrupted
       ? {
-          note: `interrupted after iteration ${result.interrupted.iteration} of ${iterations}; continue with train --resume`,
+          note:
+            `interrupted after iteration ${result.interrupted.iteration} of ${iterations}; ` +
+            `continue with train --resume`,
         }
       : {}),
   };
@@ -310,7 +320,8 @@ export async function resumePlan(
   const target = iterations ?? checkpoint.targetIterations;
   if (target <= checkpoint.iterations) {
     throw new SpecError(
-      `${dir} already has ${checkpoint.iterations} iterations (${checkpoint.status}); pass --iterations N with N > ${checkpoint.iterations} to train further`,
+      `${dir} already has ${checkpoint.iterations} iterations (${checkpoint.status}); ` +
+        `pass --iterations N with N > ${checkpoint.iterations} to train further`,
     );
   }
   const spec: TrainRunSpec = { ...checkpoint.run, iterations: target };

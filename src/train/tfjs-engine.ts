@@ -16,7 +16,10 @@ export function accuracyOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar;
 }
 
-/** Hairer's initial step (src/solvers/initial-step.ts) from a batch, in the mean per-sample Euclidean norm (the paper's). */
+/**
+ * Hairer's initial step (src/solvers/initial-step.ts) from a batch, in the mean per-sample Euclidean norm (the
+ * paper's).
+ */
 export function hairerInitialStep(m: TfModel, x: tf.Tensor, order: number): number {
   return tf.tidy(() => {
     const z0 = m.encode(x);

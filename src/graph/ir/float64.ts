@@ -32,8 +32,8 @@ export interface ConvGeometry {
 }
 
 /**
- * A Conv as one MatMul per kernel offset (strided: the stride-1 result subsampled; grouped: batched over groups): x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel],
- * bias [Cout] (optional) → [B, Cout, ...outSpatial].
+ * A Conv as one MatMul per kernel offset (strided: the stride-1 result subsampled; grouped: batched over groups):
+ * x [B, Cin, ...spatial], weight [Cout, Cin, ...kernel], bias [Cout] (optional) → [B, Cout, ...outSpatial].
  */
 export function convByMatMul(
   g: GraphWriter,

@@ -62,7 +62,10 @@ export interface GraphBuilderOptions {
   /** Element type of float parameters and constants (default float32). */
   float?: FloatType;
   docString?: string;
-  /** onnxruntime's NCHWc channel block for graphs that only this machine's onnxruntime runs (see GraphWriter); default 0. */
+  /**
+   * onnxruntime's NCHWc channel block for graphs that only this machine's onnxruntime runs (see GraphWriter); default
+   * 0.
+   */
   nchwcBlock?: number;
 }
 

@@ -4,7 +4,7 @@
  * (nchwc-ops.ts: blockedConvChain) and an imported conv field compiles to the native field's kernels.
  */
 import { intAttr, intsAttr, stringAttr } from './attrs.js';
-import type { ImportedAnalysis } from './imported-field.js';
+import type { ImportedAnalysis } from './imported-analysis.js';
 import { blockable } from './nchwc-ops.js';
 import type { ImportedGraph, ImportedNode } from './read.js';
 import type { GraphWriter } from './writer.js';

@@ -13,25 +13,16 @@ import { FileFormatError, ShapeError } from '../../errors.js';
 import { opDef, prod, type ShapeContext, type ValueMeta } from '../ops/index.js';
 import { attr, intAttr, intsAttr, type Attr } from './attrs.js';
 import { convByMatMul, elu64, softplus64 } from './float64.js';
+import type { ImportedAnalysis } from './imported-analysis.js';
 import { blockedPads, convChains, type ImportedConvChain } from './imported-chains.js';
 import { blockedConvChain, type BlockedLayer } from './nchwc-ops.js';
 import type { ImportedGraph, ImportedNode, ImportedTensor } from './read.js';
 import type { GraphWriter } from './writer.js';
 
+export type { ImportedAnalysis } from './imported-analysis.js';
+
 /** The batch size shape inference runs with: a prime no field dimension has, so batch-dependent sizes stand out. */
 export const PROBE_BATCH = 1_000_003;
-
-/** What the shape pass learns about an imported graph for a per-sample state shape. */
-export interface ImportedAnalysis {
-  /** Every value's dtype and shape (batch = PROBE_BATCH), with the folded values of its shape arithmetic. */
-  readonly metas: ReadonlyMap<string, ValueMeta>;
-  /** Node outputs that are folded (never written into a graph). */
-  readonly folded: ReadonlySet<string>;
-  /** The widest float value per sample (sizes evaluation chunks). */
-  readonly hiddenValues: number;
-  /** Float values per sample over every node output (what a backward pass may keep: sizes training memory). */
-  readonly activationValues: number;
-}
 
 const isFloat = (t: string) => t === 'float32' || t === 'float64';
 const nodeWhere = (n: ImportedNode) => `node ${n.name} (${n.op})`;
@@ -93,7 +84,8 @@ export function analyzeImported(graph: ImportedGraph, stateShape: readonly numbe
   const want = [PROBE_BATCH, ...stateShape];
   if (!isFloat(out.dtype) || out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i])) {
     throw new ShapeError(
-      `${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, the state z has ${showShape(want)}; dz/dt must have z's shape`,
+      `${graph.file}: the output ${graph.output} has shape ${showShape(out.shape)}, ` +
+        `the state z has ${showShape(want)}; dz/dt must have z's shape`,
     );
   }
   return { metas, folded, hiddenValues: hidden, activationValues: activations };

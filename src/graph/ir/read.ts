@@ -172,7 +172,9 @@ function readTensor(t: TensorProto, name: string, fail: (m: string) => never): I
   const dtype = DTYPES[t.dataType];
   if (!dtype)
     fail(
-      `tensor ${name} has element type ${(onnx.TensorProto.DataType as unknown as Record<number, string>)[t.dataType] ?? t.dataType}; expected float, double, int64 or bool`,
+      `tensor ${name} has element type ` +
+        `${(onnx.TensorProto.DataType as unknown as Record<number, string>)[t.dataType] ?? t.dataType}` +
+        `; expected float, double, int64 or bool`,
     );
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
     fail(`tensor ${name} is stored in an external file; export with the weights inside`);
@@ -207,7 +209,9 @@ function readAttr(a: AttrProto, where: string, fail: (m: string) => never): Attr
       return readTensor(a.t!, `${where} attribute ${a.name}`, fail);
     default:
       return fail(
-        `${where}: attribute ${a.name} has type ${(T as unknown as Record<number, string>)[a.type] ?? a.type}, which the importer does not read`,
+        `${where}: attribute ${a.name} has type ` +
+          `${(T as unknown as Record<number, string>)[a.type] ?? a.type}` +
+          `, which the importer does not read`,
       );
   }
 }
@@ -261,7 +265,8 @@ export function readOnnxField(bytes: Uint8Array, file: string): ImportedGraph {
   });
   if (inputs.length < 1 || inputs.length > 2)
     fail(
-      `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); expected the state z and optionally the time t`,
+      `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); ` +
+        `expected the state z and optionally the time t`,
     );
   if (graph.output.length !== 1) fail(`has ${graph.output.length} outputs; expected one, dz/dt`);
   const nodes: ImportedNode[] = [];

@@ -32,7 +32,8 @@ function matmul2dGrads(
   }
   if (needs[1]) {
     if (!tA && !tB) dB = { kind: 'rowsProduct', a: A, g, alpha };
-    // B used transposed (PyTorch's Linear weight [out, in]): dB = gᵀ·A, the same merged product with a and g swapped.
+    // B used transposed (PyTorch's Linear weight [out, in]): dB = gᵀ·A, the same merged product with a and g
+    // swapped.
     else if (!tA && tB) dB = { kind: 'rowsProduct', a: g, g: A, alpha };
     else
       dB = tB ? b.op('Gemm', [g, A], gemmAttrs(true, tA, alpha)) : b.op('Gemm', [A, g], gemmAttrs(!tA, false, alpha));

@@ -77,7 +77,9 @@ export type GradientRule = (
  * of one ReduceSum per stage.
  */
 export type LazyGrad =
-  /** alpha · aᵀ · g for a [R, K], g [R, N] (rows may differ between merged terms), reshaped to `shape` when given. */
+  /**
+   * alpha · aᵀ · g for a [R, K], g [R, N] (rows may differ between merged terms), reshaped to `shape` when given.
+   */
   | {
       readonly kind: 'rowsProduct';
       readonly a: string;

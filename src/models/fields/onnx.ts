@@ -77,7 +77,8 @@ export function onnxFieldSpec(
   for (const name of options.freeze ?? []) {
     if (!graph.floatInitializers.includes(name))
       throw new SpecError(
-        `field spec "onnx:${file}": freeze=${name} is not a float initializer of the file; it has ${graph.floatInitializers.join(', ')}`,
+        `field spec "onnx:${file}": freeze=${name} is not a float initializer of the file; ` +
+          `it has ${graph.floatInitializers.join(', ')}`,
       );
   }
   const spec: OnnxFieldSpec = {
@@ -113,7 +114,8 @@ function checkState(spec: OnnxFieldSpec, stateShape: readonly number[]): void {
   const shown = `[${z.shape.map((d) => d ?? '?').join(', ')}]`;
   if (!fits)
     throw new ShapeError(
-      `field ${spec.file}: its state ${z.name} is ${shown}, the data's state is ${showShape([1_000_003, ...stateShape])}`,
+      `field ${spec.file}: its state ${z.name} is ${shown}, ` +
+        `the data's state is ${showShape([1_000_003, ...stateShape])}`,
     );
 }
 
