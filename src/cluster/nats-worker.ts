@@ -492,7 +492,7 @@ class NatsWorker implements RunContext {
     }
     if (deliveries === 1 || Number.isInteger(Math.log2(deliveries)))
       this.log('warn', `leaving job ${id} (delivery ${deliveries}) for another worker: ${reason}`);
-    m.nak(refusalDelayMs(deliveries));
+    m.nak(refusalDelayMs(deliveries, kind));
   }
 
   /**

@@ -50,7 +50,10 @@ export function decodeRefusal(bytes: Uint8Array): RefusalNotice | undefined {
  * grows with the deliveries, so a job nobody here runs costs little, and a
  * fitting worker that becomes free soon sees it.
  */
-export function refusalDelayMs(deliveries: number): number {
+export function refusalDelayMs(deliveries: number, kind?: RefusalKind): number {
+  // A job too big for this worker is what a bigger one, idle and so silent, takes at once: offer it again
+  // soon (an idle worker sends no events, so the coordinator would take it for gone after its grace period).
+  if (kind === 'memory') return Math.min(5_000, 250 * Math.max(1, deliveries));
   return Math.min(30_000, 500 * Math.max(1, deliveries));
 }
 
