@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -18,6 +18,7 @@ import { initBackend } from '../src/engines/backend.js';
 import { parseFieldSpec, formatFieldSpec } from '../src/models/spec.js';
 import { initParams, paramShapes } from '../src/models/params.js';
 import type { Model, Params } from '../src/models/types.js';
+import { loadModel, saveModel } from '../src/models/io.js';
 import { appendGradients, inferShapes } from '../src/graph/autodiff/gradients.js';
 import { attr, GraphBuilder } from '../src/graph/ir/graph.js';
 import { analyzeImported, PROBE_BATCH } from '../src/graph/ir/imported-field.js';
@@ -769,3 +770,26 @@ test.serial(
     t.notDeepEqual(after, before);
   },
 );
+
+test('a saved model carries its imported field file: it loads after the original file is gone', async (t) => {
+  const dir = tempDir();
+  const copy = path.join(dir, 'mine.onnx');
+  writeFileSync(copy, readFileSync(fixture('mlp-time')));
+  const c = CASES['mlp-time']!;
+  const model = randomModel(configFor(`onnx:${copy}`, c.input, c.augment, c.classes), 3);
+  const modelDir = path.join(dir, 'model');
+  const training = { dataset: 'spheres:dupont2019:dim=2', solver: 'rk4:0.25', seed: 0, iterations: 0 };
+  await saveModel(modelDir, model, { ...training, batchSize: 8, lr: 0.01, status: 'complete' } as never);
+  rmSync(copy);
+  // model.json names the copy beside it, relative to itself (a cluster worker's cache path would not travel).
+  const stored = JSON.parse(readFileSync(path.join(modelDir, 'model.json'), 'utf8')).config.field;
+  t.is(stored.file, 'field-source.onnx');
+  const moved = path.join(dir, 'moved');
+  renameSync(modelDir, moved);
+  const loaded = await loadModel(moved);
+  t.is((loaded.config.field as { file: string }).file, path.join(moved, 'field-source.onnx'));
+  t.deepEqual(Object.keys(loaded.params).sort(), Object.keys(model.params).sort());
+  // The copy is checked by its hash like any field file.
+  writeFileSync(path.join(moved, 'field-source.onnx'), readFileSync(fixture('softplus-pow')));
+  await t.throwsAsync(loadModel(moved), { message: /sha256/ });
+});

@@ -48,7 +48,12 @@ export async function saveModel(dir: string, model: Model, training: TrainingInf
   const file: ModelFile = {
     formatVersion: MODEL_FORMAT_VERSION,
     kind: MODEL_KIND,
-    config: { ...model.config, inputShape: [...model.config.inputShape], stateShape: [...model.config.stateShape] },
+    config: {
+      ...model.config,
+      field: await keepFieldFile(dir, model.config.field),
+      inputShape: [...model.config.inputShape],
+      stateShape: [...model.config.stateShape],
+    },
     training,
     params: index,
     createdAt: new Date().toISOString(),
@@ -56,6 +61,26 @@ export async function saveModel(dir: string, model: Model, training: TrainingInf
   // params first, then the JSON that points at them: a reader never sees an index without data.
   await writeAtomic(path.join(dir, 'params.bin'), new Uint8Array(all.buffer));
   await writeAtomic(path.join(dir, 'model.json'), JSON.stringify(file, null, 2) + '\n');
+}
+
+/** An imported field's file, copied beside the model (its bytes checked by hash when read). */
+const FIELD_SOURCE = 'field-source.onnx';
+
+/**
+ * A model directory carries its imported field's ONNX file, so it evaluates on any machine: a model trained
+ * by a cluster worker would otherwise name the worker's cached copy. model.json names it relative to itself.
+ */
+async function keepFieldFile(dir: string, field: FieldSpec): Promise<FieldSpec> {
+  if (field.kind !== 'onnx') return field;
+  const target = path.join(dir, FIELD_SOURCE);
+  if (path.resolve(field.file) !== path.resolve(target)) await writeAtomic(target, await fs.readFile(field.file));
+  return { ...field, file: FIELD_SOURCE };
+}
+
+/** A relative field file in model.json lies in the model directory. */
+function locateStoredField(field: { kind: string; file?: unknown }, dir: string): { kind: string; file?: unknown } {
+  if (field.kind !== 'onnx' || typeof field.file !== 'string' || path.isAbsolute(field.file)) return field;
+  return { ...field, file: path.resolve(dir, field.file) };
 }
 
 export async function loadModel(dir: string): Promise<SavedModel> {
@@ -82,7 +107,10 @@ export async function loadModel(dir: string): Promise<SavedModel> {
     throw new FileFormatError(jsonFile, `not valid JSON (${(e as Error).message})`);
   }
   const file = parseWith(ModelFileSchema, raw, (i) => new FileFormatError(jsonFile, describeIssue(i)));
-  const config = { ...file.config, field: checkField(file.config.field, jsonFile) } as ModelConfig;
+  const config = {
+    ...file.config,
+    field: checkField(locateStoredField(file.config.field, dir), jsonFile),
+  } as ModelConfig;
   let bin: Buffer;
   try {
     bin = await fs.readFile(binFile);
