@@ -95,6 +95,15 @@ test.serial(
     const html = readFileSync(join(out, 'nats', 'report.html'), 'utf8');
     t.regex(html, /onnx:conv1d-sphere\.onnx,init=keep,sha256=/);
     t.notRegex(html, /test\/fixtures\/onnx/);
+    // A model a worker trained evaluates here: its directory carries the field file (not the worker's cache path).
+    const ev = await cliResult([
+      'evaluate',
+      '--model',
+      join(out, 'nats', 'models', first, 'model'),
+      '--solvers',
+      'rk4:0.25',
+    ]);
+    t.is(ev.code, 0, ev.err);
   },
 );
 
