@@ -13,7 +13,15 @@ import { openCluster } from '../src/cluster/nats-resources.js';
 import { PROTOCOL_VERSION, type JobMessage } from '../src/cluster/protocol.js';
 import { planStudy } from '../src/study/plan.js';
 import { withCluster } from './helpers/cluster.js';
-import { cliResult, requirePrerequisite, ROOT, spawnProc, startNats, tempDir, writeStudy } from './helpers/procs.js';
+import {
+  cliResult,
+  requirePrerequisite,
+  ROOT,
+  startNats,
+  tempDir,
+  writeStudy,
+  transportEquivalenceRun,
+} from './helpers/procs.js';
 import { job, publishJob, publishObjectMeta, resultOf } from './helpers/wire.js';
 
 const STUDY = 'examples/byof-spheres.yaml';
@@ -38,23 +46,8 @@ test.serial(
       .replace(/grid:\n(  - .*\n)+/, 'grid: [{solver: euler, steps: [0.5]}]\n')
       .replace(/testSolvers: .*/, 'testSolvers: ["rk4:0.25"]');
     const study = writeStudy(dir, 'byof.yaml', text);
-    // The script as a user runs it (scripts/ and test/ do not import each other).
     const out = join(dir, 'runs');
-    const p = spawnProc(process.execPath, [
-      '--import=tsx',
-      'scripts/transport-equivalence.ts',
-      study,
-      '--workers',
-      '2',
-      '--out',
-      out,
-      '--json',
-      ...SMOKE,
-    ]);
-    const code = await p.exited;
-    t.log(p.err().trim());
-    t.is(code, 0, p.out() + p.err());
-    const s = JSON.parse(p.out().trim().split('\n').at(-1)!);
+    const s = await transportEquivalenceRun(t, study, out, SMOKE);
     const planned = planStudy(study, { iterations: 2, batchSize: 16, testPoints: 20 }).jobs;
     t.is(planned.length, 2);
     t.deepEqual(s.exit, { local: 0, nats: 0 });

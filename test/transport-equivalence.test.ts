@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { compareRuns, resultsById, type Run } from '../src/study/compare.js';
 import { planStudy } from '../src/study/plan.js';
 import type { JobResult } from '../src/study/types.js';
-import { requirePrerequisite, spawnProc, tempDir } from './helpers/procs.js';
+import { requirePrerequisite, tempDir, transportEquivalenceRun } from './helpers/procs.js';
 
 const SMOKE = ['--iterations', '2', '--batch-size', '16', '--test-points', '20'];
 
@@ -15,22 +15,7 @@ test.serial(
     t.timeout(240_000);
     requirePrerequisite('nats-server');
     const dir = tempDir();
-    // The script as a user runs it (scripts/ and test/ do not import each other).
-    const p = spawnProc(process.execPath, [
-      '--import=tsx',
-      'scripts/transport-equivalence.ts',
-      'examples/quick-spheres.yaml',
-      '--workers',
-      '2',
-      '--out',
-      dir,
-      '--json',
-      ...SMOKE,
-    ]);
-    const code = await p.exited;
-    t.log(p.err().trim());
-    t.is(code, 0, p.out() + p.err());
-    const s = JSON.parse(p.out().trim().split('\n').at(-1)!);
+    const s = await transportEquivalenceRun(t, 'examples/quick-spheres.yaml', dir, SMOKE);
     t.true(s.agree);
     const planned = planStudy('examples/quick-spheres.yaml', { iterations: 2, batchSize: 16, testPoints: 20 }).jobs;
     t.deepEqual(s.exit, { local: 0, nats: 0 });

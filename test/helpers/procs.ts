@@ -231,3 +231,21 @@ export function tinyStudy(o: {
     '',
   ].join('\n');
 }
+
+/**
+ * scripts/transport-equivalence.ts as a user runs it (scripts and tests do not import each other): `study` on
+ * the pool and on NATS with 2 workers under `out`, smoke-sized by `overrides`; its --json summary.
+ */
+export async function transportEquivalenceRun(
+  t: { log(m: string): void; is(a: unknown, b: unknown, m?: string): void },
+  study: string,
+  out: string,
+  overrides: readonly string[],
+): Promise<Record<string, any>> {
+  const args = ['--import=tsx', 'scripts/transport-equivalence.ts', study, '--workers', '2', '--out', out, '--json'];
+  const p = spawnProc(process.execPath, [...args, ...overrides]);
+  const code = await p.exited;
+  t.log(p.err().trim());
+  t.is(code, 0, p.out() + p.err());
+  return JSON.parse(p.out().trim().split('\n').at(-1)!);
+}
