@@ -3,7 +3,7 @@
  * nats-coordinator.ts, makes one per `run`): the wanted jobs and everything
  * known about them while the run lasts. Its steps:
  *   1. watch the result bucket for updates;
- *   2. listen to worker events (progress, signs of life) and refusals;
+ *   2. listen to worker events (progress, signs of life), alive notices and refusals;
  *   3. restart the watcher after reconnects;
  *   4. publish what the bucket does not already answer;
  *   5. record held failures once their job is silent, report jobs every worker refuses;
@@ -25,7 +25,14 @@ import type { Job, JobResult } from '../study/types.js';
 import { decodeEventMessage, isLocalFsError, unpackBundle } from './codec.js';
 import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
-import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
+import {
+  ALIVE_SUBJECT,
+  decodeAlive,
+  decodeRefusal,
+  REFUSAL_SUBJECT_PREFIX,
+  RefusalTracker,
+  type AliveNotice,
+} from './refusals.js';
 import { maskUrl } from './nats-connect.js';
 import {
   CONSUMER,
@@ -39,7 +46,7 @@ import {
 } from './nats-resources.js';
 import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
 import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
-import { eventAuthentic, resultAuthentic } from './result-auth.js';
+import { aliveAuthentic, eventAuthentic, resultAuthentic } from './result-auth.js';
 import { isStorageFull, storageFullError } from './storage-full.js';
 import type { NatsConnectOptions } from './nats-connect.js';
 
@@ -361,6 +368,22 @@ export class StudyRun {
       },
     });
     this.closers.push(() => refused.unsubscribe());
+    const alive = this.h.nc.subscribe(ALIVE_SUBJECT, {
+      callback: (err, m) => {
+        const n = err ? undefined : decodeAlive(m.data);
+        if (n && (!this.opts.jobKey || this.freshAlive(n))) this.refusals.active(n.worker);
+      },
+    });
+    this.closers.push(() => alive.unsubscribe());
+  }
+
+  /** With a job key only sealed alive notices count, each worker's send times increasing (no replays). */
+  private freshAlive(n: AliveNotice): boolean {
+    if (!aliveAuthentic(this.opts.jobKey!, n)) return false;
+    const k = `alive ${n.worker}`;
+    if (n.at <= (this.lastEventTime.get(k) ?? 0)) return false;
+    this.lastEventTime.set(k, n.at);
+    return true;
   }
 
   /** With a job key only sealed events count, each worker's send times increasing (no replays). */

@@ -8,7 +8,8 @@
  *      protocol version or job key) is left for another worker and its
  *      coordinator told (refusals.ts); anything else is terminated and logged;
  *   2. past its max deliveries (JetStream's delivery count, from the
- *      message's own metadata) → a failed result, marked `exhausted`;
+ *      message's own metadata, less the deliveries that workers refused,
+ *      heard on `odeness.refusals.*`) → a failed result, marked `exhausted`;
  *   3. already answered in the result bucket → ack and skip;
  *   4. run it (nats-job-run.ts); the delivery is extended (in-progress ack)
  *      only while the job reports progress, so a stuck job is redelivered;
@@ -19,7 +20,8 @@
  * Job temp dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
  * the ack wait; one that is stopped (SIGTERM) kills its jobs' processes and
- * hands them back at once (nak).
+ * hands them back at once (nak). While a slot is idle the worker says it is
+ * alive (refusals.ts), so a coordinator waits for it with jobs others refuse.
  */
 import { rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -54,17 +56,22 @@ import {
   type ClusterHandles,
 } from './nats-resources.js';
 import { standingResult, storeResult } from './nats-results.js';
-import { resultAuthentic, sealEvent, sealResult } from './result-auth.js';
+import { resultAuthentic, sealAlive, sealEvent, sealResult } from './result-auth.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
 import { defaultMemoryBudget, MemoryAdmission } from '../study/admission.js';
 import { formatBytes } from '../engines/memory.js';
 import { admitDelivery } from './admission.js';
 import {
+  ALIVE_EVERY_MS,
+  ALIVE_SUBJECT,
+  decodeRefusal,
+  encodeAlive,
   encodeRefusal,
   REFUSAL_MAX_DELIVERIES,
   REFUSAL_SUBJECT_PREFIX,
   refusalDelayMs,
+  RefusedDeliveries,
   type RefusalKind,
 } from './refusals.js';
 import {
@@ -245,6 +252,10 @@ class NatsWorker implements RunContext {
   private readonly authentic: ((m: ResultMessage) => boolean) | undefined;
   private lastPullWarning = 0;
   private readonly admission: MemoryAdmission;
+  /** Deliveries that were refusals (every worker's), not counted against max deliver. */
+  private readonly refusedDeliveries = new RefusedDeliveries();
+  /** Lanes waiting for a delivery: while any is, the worker says it is alive. */
+  private idleLanes = 0;
 
   constructor(
     private readonly opts: WorkerOptions,
@@ -281,10 +292,12 @@ class NatsWorker implements RunContext {
       `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), ` +
         `memory ${formatBytes(this.admission.budget)}, device ${device}`,
     );
+    const stopSignals = this.startSignals();
     this.opts.onReady?.();
     try {
       await Promise.all(Array.from({ length: concurrency }, () => this.lane(consumer)));
     } finally {
+      stopSignals();
       await this.pool.close().catch(() => undefined);
       await this.nc.drain().catch(() => this.nc.close());
       await rm(this.fieldCache, { recursive: true, force: true }).catch(() => undefined);
@@ -300,6 +313,34 @@ class NatsWorker implements RunContext {
         else if (s.type === 'reconnect') this.log('info', `reconnected to NATS at ${url}`);
       }
     })().catch(() => undefined);
+  }
+
+  /**
+   * Hear every worker's refusals (a worker whose NATS user may not subscribe to them counts every delivery,
+   * and its coordinator queues a job afresh whose deliveries ran out while workers refused it); say this
+   * worker is alive while a slot is idle. Returns the stop.
+   */
+  private startSignals(): () => void {
+    const refusals = this.nc.subscribe(`${REFUSAL_SUBJECT_PREFIX}*`, {
+      callback: (err, m) => {
+        const n = err ? undefined : decodeRefusal(m.data);
+        if (n) this.refusedDeliveries.heard(n);
+      },
+    });
+    const alive = setInterval(() => {
+      if (this.idleLanes === 0) return;
+      const key = this.opts.jobKey;
+      const n = { worker: this.prefix, at: Date.now() };
+      try {
+        this.nc.publish(ALIVE_SUBJECT, encodeAlive(key ? sealAlive(key, n) : n));
+      } catch {
+        /* best-effort, like events */
+      }
+    }, ALIVE_EVERY_MS);
+    return () => {
+      clearInterval(alive);
+      refusals.unsubscribe();
+    };
   }
 
   ackWaitMs(): Promise<number> {
@@ -342,6 +383,7 @@ class NatsWorker implements RunContext {
     while (!this.signal.aborted) {
       let m: JsMsg | null;
       try {
+        this.idleLanes++;
         m = await consumer.next({ expires: PULL_EXPIRES_MS });
       } catch (e) {
         if (this.signal.aborted) break;
@@ -351,6 +393,8 @@ class NatsWorker implements RunContext {
         }
         await new Promise((r) => setTimeout(r, 500));
         continue;
+      } finally {
+        this.idleLanes--;
       }
       if (!m) continue;
       if (this.signal.aborted) {
@@ -393,7 +437,9 @@ class NatsWorker implements RunContext {
     const { maxDeliver } = this.consumerSettings;
     // JetStream counts the deliveries other workers handed back for want of the job's device (canRunJob):
     // for a job that requires a device the count says nothing about crashes, so only CPU jobs are given up by it.
-    if (deliveries > maxDeliver && job.device === undefined) {
+    // Deliveries that workers refused (refusals.ts) were no runs either.
+    const runs = deliveries - this.refusedDeliveries.of(job.id, m.seq);
+    if (runs > maxDeliver && job.device === undefined) {
       const error =
         `delivered ${maxDeliver} times without a result (each worker died or stopped mid-job); ` +
         'rerun with --retry-failed';
@@ -479,7 +525,7 @@ class NatsWorker implements RunContext {
     try {
       this.nc.publish(
         `${REFUSAL_SUBJECT_PREFIX}${id}`,
-        encodeRefusal({ id, worker: this.prefix, v: PROTOCOL_VERSION, kind, reason, ...memory }),
+        encodeRefusal({ id, worker: this.prefix, v: PROTOCOL_VERSION, kind, reason, seq: m.seq, ...memory }),
       );
     } catch {
       /* best-effort, like events */

@@ -7,6 +7,13 @@
  * worker of any version). The coordinator (RefusalTracker) names refusing
  * workers at once and, once no other worker shows signs of life for a grace
  * period, reports the jobs every worker refused instead of waiting for ever.
+ * Signs of life are a worker's job events and, from a worker with an idle
+ * slot, a notice on `odeness.workers.alive` every ALIVE_EVERY_MS (an idle
+ * bigger worker is what a job too big for the others waits for).
+ *
+ * A refusal is a delivery that was no run: workers hear every notice
+ * (RefusedDeliveries) and do not count refused deliveries of a message
+ * against the coordinator's --max-deliver.
  */
 import { z } from 'zod';
 
@@ -28,6 +35,8 @@ export const RefusalNoticeSchema = z.object({
   /** Kind `memory`: the job's estimated peak memory and this worker's whole budget, bytes. */
   needs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   offers: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** The refused message's stream sequence: its deliveries that were refusals are told apart from runs. */
+  seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type RefusalNotice = z.infer<typeof RefusalNoticeSchema>;
 
@@ -36,14 +45,16 @@ const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 export const encodeRefusal = (n: RefusalNotice): Uint8Array => new TextEncoder().encode(JSON.stringify(n));
 
 /** A notice, or undefined for anything unreadable (notices are best-effort, like events). */
-export function decodeRefusal(bytes: Uint8Array): RefusalNotice | undefined {
+function decodeNotice<T>(schema: z.ZodType<T>, bytes: Uint8Array): T | undefined {
   try {
-    const r = RefusalNoticeSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    const r = schema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
     return r.success ? r.data : undefined;
   } catch {
     return undefined;
   }
 }
+
+export const decodeRefusal = (bytes: Uint8Array): RefusalNotice | undefined => decodeNotice(RefusalNoticeSchema, bytes);
 
 /**
  * How long a refused job waits before it is offered again (nak delay): it
@@ -59,6 +70,50 @@ export function refusalDelayMs(deliveries: number, kind?: RefusalKind): number {
 
 /** Deliveries after which a refused message is dropped for good (its coordinator has long reported it). */
 export const REFUSAL_MAX_DELIVERIES = 200;
+
+/**
+ * Worker side: how many deliveries of each message (job id and stream sequence) were refusals, from every
+ * worker's notices (this one's included). Forged notices can lift a job's limit by at most
+ * REFUSAL_MAX_DELIVERIES runs; the oldest messages are forgotten past MAX_TRACKED.
+ */
+export class RefusedDeliveries {
+  private static readonly MAX_TRACKED = 20_000;
+  private readonly counts = new Map<string, number>();
+
+  heard(n: RefusalNotice): void {
+    if (n.seq === undefined) return;
+    const key = `${n.id}.${n.seq}`;
+    const count = (this.counts.get(key) ?? 0) + 1;
+    this.counts.delete(key); // re-inserted last: the least recently refused go first
+    this.counts.set(key, count);
+    if (this.counts.size > RefusedDeliveries.MAX_TRACKED) this.counts.delete(this.counts.keys().next().value!);
+  }
+
+  /** Deliveries of message `seq` of job `id` that a worker refused (at most REFUSAL_MAX_DELIVERIES). */
+  of(id: string, seq: number): number {
+    return Math.min(REFUSAL_MAX_DELIVERIES, this.counts.get(`${id}.${seq}`) ?? 0);
+  }
+}
+
+/** A worker with an idle slot says so this often (a sign of life for RefusalTracker). */
+export const ALIVE_EVERY_MS = 2_000;
+export const ALIVE_SUBJECT = 'odeness.workers.alive';
+
+/** Stable across protocol versions, like a refusal notice; `mac` seals it when the cluster has a job key. */
+export const AliveNoticeSchema = z.object({
+  worker: z.string().min(1).max(500),
+  /** Send time, ms since the epoch: with a job key each worker's times must increase (no replays). */
+  at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  mac: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+});
+export type AliveNotice = z.infer<typeof AliveNoticeSchema>;
+
+export const encodeAlive = (n: AliveNotice): Uint8Array => new TextEncoder().encode(JSON.stringify(n));
+
+export const decodeAlive = (bytes: Uint8Array): AliveNotice | undefined => decodeNotice(AliveNoticeSchema, bytes);
 
 /** The worker process of a per-run worker name (`nats/host/pid/abcd` → `nats/host/pid`). */
 export const workerProcess = (worker: string): string => worker.split('/').slice(0, 3).join('/');
@@ -98,7 +153,7 @@ export class RefusalTracker {
     return `worker ${n.worker} refuses jobs of this study (${n.kind}): ${n.reason}`;
   }
 
-  /** A start or progress event from a worker: it is alive and takes jobs. */
+  /** A start or progress event, or an alive notice, from a worker: it is alive and takes jobs. */
   active(worker: string, now = Date.now()): void {
     this.lastSeen.set(workerProcess(worker), now);
   }

@@ -3,11 +3,12 @@
  * shared --job-key-file): a worker seals each result it stores with an
  * HMAC-SHA256 over the whole message — job id and job, attempt, status,
  * metrics, error, and its bundle's object-store id, size and SHA-256 digest —
- * and each start/progress event with one over the event and its send time.
+ * and each start/progress event and alive notice (refusals.ts) with one over
+ * it and its send time.
  * The coordinator takes only sealed results (an unauthenticated `done` from
  * someone holding only the NATS credentials is refused), checks the bundle it
  * downloads against the sealed digest, and ignores unsealed or replayed
- * events (each worker's event times must increase).
+ * events and alive notices (each worker's send times must increase).
  *
  * Keys are derived from the job key per purpose, so a job signature is never
  * a valid result seal and the other way round. The MAC is computed over a
@@ -18,6 +19,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { decodeEventMessage, decodeResultMessage, encode } from './codec.js';
 import type { EventMessage, ResultMessage } from './protocol.js';
+import type { AliveNotice } from './refusals.js';
 
 const subKey = (key: Buffer, purpose: string) =>
   createHmac('sha256', key).update(`odeness ${purpose} seal v1`).digest();
@@ -80,3 +82,7 @@ export function sealEvent(key: Buffer, ev: EventMessage): EventMessage {
 export function eventAuthentic(key: Buffer, ev: EventMessage): boolean {
   return ev.at !== undefined && macMatches(key, 'event', ev);
 }
+
+export const sealAlive = (key: Buffer, n: AliveNotice): AliveNotice => ({ ...n, mac: mac(key, 'alive', n) });
+
+export const aliveAuthentic = (key: Buffer, n: AliveNotice): boolean => macMatches(key, 'alive', n);
