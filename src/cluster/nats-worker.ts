@@ -136,7 +136,13 @@ export function canRunJob(device: Device, job: Pick<Job, 'device'>): boolean {
 
 export const DEFAULT_JOB_TIMEOUT_MS = 6 * 3600_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
-const PULL_EXPIRES_MS = 2_000;
+/**
+ * A pull stands this long (a stopping worker cancels it): the server serves the oldest pull first, so a job that
+ * a worker just handed back (a refusal, then that worker's fresh pull) goes to a worker idle since before it,
+ * not back to the refuser. With 2 s pulls, a refused job bounced between the refuser's lanes while a fitting
+ * worker sat idle.
+ */
+const PULL_EXPIRES_MS = 30_000;
 
 /** The worker's fixed settings, from its options. */
 interface WorkerSettings {
@@ -384,7 +390,7 @@ class NatsWorker implements RunContext {
       let m: JsMsg | null;
       try {
         this.idleLanes++;
-        m = await consumer.next({ expires: PULL_EXPIRES_MS });
+        m = await this.pull(consumer);
       } catch (e) {
         if (this.signal.aborted) break;
         if (Date.now() - this.lastPullWarning > 60_000 && !this.nc.isClosed()) {
@@ -407,6 +413,20 @@ class NatsWorker implements RunContext {
         // The job stays un-acked and is redelivered after the ack wait.
         this.log('warn', `job message ${m.seq}: ${(e as Error).message}`);
       }
+    }
+  }
+
+  /** One delivery, or null when none came within PULL_EXPIRES_MS or the worker stops (its pull is cancelled). */
+  private async pull(consumer: Consumer): Promise<JsMsg | null> {
+    const pulling = await consumer.fetch({ max_messages: 1, expires: PULL_EXPIRES_MS });
+    const cancel = () => pulling.stop();
+    this.signal.addEventListener('abort', cancel, { once: true });
+    if (this.signal.aborted) cancel();
+    try {
+      for await (const m of pulling) return m;
+      return null;
+    } finally {
+      this.signal.removeEventListener('abort', cancel);
     }
   }
 

@@ -62,8 +62,8 @@ export const decodeRefusal = (bytes: Uint8Array): RefusalNotice | undefined => d
  * fitting worker that becomes free soon sees it.
  */
 export function refusalDelayMs(deliveries: number, kind?: RefusalKind): number {
-  // A job too big for this worker is what a bigger one, idle and so silent, takes at once: offer it again
-  // soon (an idle worker sends no events, so the coordinator would take it for gone after its grace period).
+  // A job too big for this worker is what a bigger one that is idle takes at once (its standing pull is older
+  // than this worker's fresh one, nats-worker.ts): offer it again soon.
   if (kind === 'memory') return Math.min(5_000, 250 * Math.max(1, deliveries));
   return Math.min(30_000, 500 * Math.max(1, deliveries));
 }
