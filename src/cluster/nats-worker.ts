@@ -329,6 +329,9 @@ class NatsWorker implements RunContext {
   private startSignals(): () => void {
     const refusals = this.nc.subscribe(`${REFUSAL_SUBJECT_PREFIX}*`, {
       callback: (err, m) => {
+        // A permission error ends the subscription: said once.
+        const fix = 'every delivery counts against --max-deliver (see examples/nats/odeness.conf)';
+        if (err) this.log('warn', `cannot hear other workers' refusals (${err.message}): ${fix}`);
         const n = err ? undefined : decodeRefusal(m.data);
         if (n) this.refusedDeliveries.heard(n);
       },
