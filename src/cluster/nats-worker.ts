@@ -138,11 +138,11 @@ export const DEFAULT_JOB_TIMEOUT_MS = 6 * 3600_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 /**
  * A pull stands this long (a stopping worker cancels it): the server serves the oldest pull first, so a job that
- * a worker just handed back (a refusal, then that worker's fresh pull) goes to a worker idle since before it,
- * not back to the refuser. With 2 s pulls, a refused job bounced between the refuser's lanes while a fitting
- * worker sat idle.
+ * a worker just handed back (a refusal, then that worker's fresh pull) mostly goes to a worker idle since before
+ * it (longer than the refusal's nak delay, at most 5 s for memory), not back to the refuser. With 2 s pulls, a
+ * refused job bounced between the refuser's lanes while a fitting worker sat idle.
  */
-const PULL_EXPIRES_MS = 30_000;
+const PULL_EXPIRES_MS = 10_000;
 
 /** The worker's fixed settings, from its options. */
 interface WorkerSettings {
