@@ -371,7 +371,7 @@ export class StudyRun {
     const alive = this.h.nc.subscribe(ALIVE_SUBJECT, {
       callback: (err, m) => {
         const n = err ? undefined : decodeAlive(m.data);
-        if (n && (!this.opts.jobKey || this.freshAlive(n))) this.refusals.active(n.worker);
+        if (n && (!this.opts.jobKey || this.freshAlive(n))) this.refusals.alive(n.worker);
       },
     });
     this.closers.push(() => alive.unsubscribe());

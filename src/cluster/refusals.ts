@@ -95,6 +95,9 @@ export class RefusedDeliveries {
   }
 }
 
+/** Grace periods after a job's first refusal during which idle workers' alive notices hold it (RefusalTracker). */
+const ALIVE_PATIENCE = 3;
+
 /** A worker with an idle slot says so this often (a sign of life for RefusalTracker). */
 export const ALIVE_EVERY_MS = 2_000;
 export const ALIVE_SUBJECT = 'odeness.workers.alive';
@@ -125,6 +128,8 @@ export const workerProcess = (worker: string): string => worker.split('/').slice
 export class RefusalTracker {
   private readonly byJob = new Map<string, Map<string, RefusalNotice>>();
   private readonly lastSeen = new Map<string, number>();
+  /** Alive notices of idle workers: they count for a job only ALIVE_PATIENCE grace periods after its first refusal. */
+  private readonly lastAlive = new Map<string, number>();
   private readonly named = new Set<string>();
   private readonly firstRefusal = new Map<string, number>();
   private readonly counts = new Map<string, number>();
@@ -153,9 +158,17 @@ export class RefusalTracker {
     return `worker ${n.worker} refuses jobs of this study (${n.kind}): ${n.reason}`;
   }
 
-  /** A start or progress event, or an alive notice, from a worker: it is alive and takes jobs. */
+  /** A start or progress event from a worker: it is alive and takes jobs. */
   active(worker: string, now = Date.now()): void {
     this.lastSeen.set(workerProcess(worker), now);
+  }
+
+  /**
+   * An alive notice of a worker with an idle slot. An idle worker that is never offered a job (another worker
+   * pulls it each time) must not hold the job for ever: it counts for ALIVE_PATIENCE grace periods only.
+   */
+  alive(worker: string, now = Date.now()): void {
+    this.lastAlive.set(workerProcess(worker), now);
   }
 
   /** A job started or got a result: its refusals no longer matter. */
@@ -182,7 +195,9 @@ export class RefusalTracker {
     const out: string[] = [];
     for (const [id, m] of this.byJob) {
       if (now - (this.firstRefusal.get(id) ?? now) < this.graceMs) continue;
-      const otherAlive = [...this.lastSeen].some(([w, t]) => !m.has(w) && now - t < this.graceMs);
+      const alive = ([w, t]: [string, number]) => !m.has(w) && now - t < this.graceMs;
+      const patient = now - (this.firstRefusal.get(id) ?? now) < ALIVE_PATIENCE * this.graceMs;
+      const otherAlive = [...this.lastSeen].some(alive) || (patient && [...this.lastAlive].some(alive));
       if (!otherAlive) out.push(id);
     }
     return out;
