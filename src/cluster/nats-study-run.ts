@@ -23,7 +23,7 @@ import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
 import { decodeEventMessage, isLocalFsError, unpackBundle } from './codec.js';
-import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
+import { enqueueJob, purgeJob, queuedJobIds, queuedMessage } from './job-queue.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import { decodeRefusal, REFUSAL_SUBJECT_PREFIX, RefusalTracker } from './refusals.js';
 import { maskUrl } from './nats-connect.js';
@@ -37,8 +37,8 @@ import {
   type ClusterHandles,
   type Retention,
 } from './nats-resources.js';
-import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
-import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
+import { decodeEntry, purgeResult, resultKeys, sameJob } from './nats-results.js';
+import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle, inlineBundle } from './bundle-fetch.js';
 import { eventAuthentic, resultAuthentic } from './result-auth.js';
 import { isStorageFull, storageFullError } from './storage-full.js';
 import type { NatsConnectOptions } from './nats-connect.js';
@@ -246,13 +246,16 @@ export class StudyRun {
         ? { sealed: { nuid: msg.bundleNuid!, bytes: msg.bundleBytes!, digest: msg.bundleDigest! } }
         : {};
       const maxBytes = this.opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_MB * 2 ** 20;
+      const { bundleData: data, bundleBytes: bytes, bundleDigest: digest } = msg;
       // Forged object metadata fails the job at once (BundleRefused); only connection trouble is retried.
-      const bytes = await retrying(
-        `download bundle ${msg.bundle}`,
-        () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }),
-        { signal, retryIf: (e) => !(e instanceof BundleRefused) },
-      );
-      await unpackBundle(bytes, tmp);
+      const archive = data
+        ? inlineBundle({ name: msg.bundle!, data, bytes, digest }, { maxBytes })
+        : await retrying(
+            `download bundle ${msg.bundle}`,
+            () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }),
+            { signal, retryIf: (e) => !(e instanceof BundleRefused) },
+          );
+      await unpackBundle(archive, tmp);
       return { result: r, tmp };
     } catch (e) {
       await sink.discard(tmp);
@@ -414,10 +417,21 @@ export class StudyRun {
 
   // --- 4. publishing -----------------------------------------------------------------------------------------------
 
+  /**
+   * One look at the queue, then one at the result bucket, instead of two requests per job: a job neither
+   * queued then nor answered after is one nobody runs (a worker stores its result before it acks), and is
+   * published without looking again. The others take the careful path, as does every job when a look fails.
+   */
   private async publishAll(): Promise<void> {
+    const queued = await queuedJobIds(this.h.jsm).catch(() => undefined);
+    const stored = queued && (await resultKeys(this.h.jsm).catch(() => undefined));
+    const unseen = (id: string) => stored !== undefined && !queued!.has(id) && !stored.has(id);
     const queue = [...this.wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
-      while (queue.length > 0 && !this.signal.aborted && !this.fatal) await this.publishOne(queue.shift()!);
+      while (queue.length > 0 && !this.signal.aborted && !this.fatal) {
+        const w = queue.shift()!;
+        await (unseen(w.job.id) ? this.enqueue(w, true) : this.publishOne(w));
+      }
     });
     await Promise.all(lanes);
   }
@@ -446,9 +460,12 @@ export class StudyRun {
     await this.enqueue(w);
   }
 
-  private async enqueue(w: Wanted): Promise<void> {
+  /** Queue a job; `seenAbsent`: the queue was just seen without it, so the first try need not look again. */
+  private async enqueue(w: Wanted, seenAbsent = false): Promise<void> {
     const opts = { maxDeliver: this.maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
-    const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), {
+    let tries = 0; // a retry always looks: the first try's message may be there
+    const publish = () => enqueueJob(this.h, w.job, w.attempt, { ...opts, look: !seenAbsent || tries++ > 0 });
+    const done = await retrying(`publish job ${w.job.id}`, publish, {
       signal: this.signal,
       retryIf: (e) => !isStorageFull(e),
     }).catch(async (e) => {
@@ -490,9 +507,14 @@ export class StudyRun {
     this.checkDone();
   }
 
-  /** Periodic sweep: catches results a watcher missed, and tells the user when nothing happens. */
+  /**
+   * Periodic sweep: catches results a watcher missed, and tells the user when nothing happens. A job whose
+   * message is still queued has neither a result to catch (a worker acks only after storing it) nor been lost:
+   * one look at the queue spares two requests per such job.
+   */
   private async sweep(): Promise<void> {
-    const ids = [...this.wanted.keys()];
+    const queued = await queuedJobIds(this.h.jsm).catch(() => undefined);
+    const ids = [...this.wanted.keys()].filter((id) => !queued?.has(id));
     this.cursor = this.cursor >= ids.length ? 0 : this.cursor;
     const slice = ids.slice(this.cursor, this.cursor + SWEEP_BATCH);
     this.cursor += SWEEP_BATCH;

@@ -14,7 +14,8 @@
  *      only while the job reports progress, so a stuck job is redelivered;
  *      every failure from here on, start-up ones included (no temp dir), is a
  *      failed result;
- *   5. upload the bundle under a per-run name, offer the result
+ *   5. upload the bundle under a per-run name (or carry a small one in the
+ *      result message), offer the result
  *      (compare-and-set: the first done wins), then ack.
  * Job temp dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
@@ -40,7 +41,13 @@ import {
   JobRefused,
   type DataRootOptions,
 } from './job-checks.js';
-import { PROTOCOL_VERSION, type EventMessage, type JobMessage, type ResultMessage } from './protocol.js';
+import {
+  MAX_INLINE_BUNDLE_BYTES,
+  PROTOCOL_VERSION,
+  type EventMessage,
+  type JobMessage,
+  type ResultMessage,
+} from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
   CONSUMER,
@@ -102,7 +109,14 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   memoryBytes?: number;
   /** The device this worker's sessions run on (default cpu): it takes CPU jobs and jobs requiring this device. */
   device?: Device;
+  /**
+   * Bundles up to this many bytes ride inside the result message, sparing the object store's round trips per job
+   * (default DEFAULT_INLINE_BUNDLE_BYTES; 0: every bundle goes through the object store).
+   */
+  inlineBundleBytes?: number;
 }
+
+export const DEFAULT_INLINE_BUNDLE_BYTES = 64 * 1024;
 
 export interface WorkerSummary {
   /** Jobs this worker ran to a result (done or failed). */
@@ -231,6 +245,7 @@ class NatsWorker implements RunContext {
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
   readonly staleDirs = new StaleDirSweeper();
+  readonly inlineBundleBytes: number;
   readonly prefix: string;
   readonly signal: AbortSignal;
   readonly jobTimeoutMs: number;
@@ -258,6 +273,7 @@ class NatsWorker implements RunContext {
     this.jobTimeoutMs = s.jobTimeoutMs;
     this.stallTimeoutMs = s.stallTimeoutMs;
     this.frozenAfterMs = s.frozenAfterMs;
+    this.inlineBundleBytes = Math.min(opts.inlineBundleBytes ?? DEFAULT_INLINE_BUNDLE_BYTES, MAX_INLINE_BUNDLE_BYTES);
     this.pool = new ProcessPool({
       ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
       ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
@@ -386,7 +402,11 @@ class NatsWorker implements RunContext {
     }
     if (standingResult(await this.h.kv.get(job.id).catch(() => null), job, attempt, this.authentic)) {
       this.summary.skipped++;
-      await m.ackAck().catch(() => false);
+      try {
+        m.ack();
+      } catch {
+        /* a closed connection: redelivered, and skipped again */
+      }
       return;
     }
     const deliveries = m.info.deliveryCount;
