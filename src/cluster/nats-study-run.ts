@@ -112,6 +112,8 @@ export class StudyRun {
   private watcher: { stop(): void } | undefined;
   private warnedIdle = false;
   private cursor = 0;
+  /** Wanted jobs without a queued message at the last sweep. */
+  private unqueued = new Set<string>();
 
   constructor(
     private readonly h: ClusterHandles,
@@ -316,6 +318,8 @@ export class StudyRun {
   }
 
   private considerEntry(e: KvEntry): void {
+    // Taken or being taken (the watcher and a sweep can both bring it): no second decode.
+    if (!this.wanted.has(e.key) || this.busy.has(e.key)) return;
     let m: ResultMessage | undefined;
     try {
       m = decodeEntry(e);
@@ -510,11 +514,16 @@ export class StudyRun {
   /**
    * Periodic sweep: catches results a watcher missed, and tells the user when nothing happens. A job whose
    * message is still queued has neither a result to catch (a worker acks only after storing it) nor been lost:
-   * one look at the queue spares two requests per such job.
+   * one look at the queue spares two requests per such job. Nor is a job that left the queue since the last
+   * sweep: its result is on its way through the watcher (a coordinator behind on commits would fetch and decode
+   * each twice).
    */
   private async sweep(): Promise<void> {
     const queued = await queuedJobIds(this.h.jsm).catch(() => undefined);
-    const ids = [...this.wanted.keys()].filter((id) => !queued?.has(id));
+    const before = this.unqueued;
+    this.unqueued = new Set([...this.wanted.keys()].filter((id) => queued && !queued.has(id)));
+    const due = (id: string) => !this.busy.has(id) && (!queued || (before.has(id) && this.unqueued.has(id)));
+    const ids = [...this.wanted.keys()].filter(due);
     this.cursor = this.cursor >= ids.length ? 0 : this.cursor;
     const slice = ids.slice(this.cursor, this.cursor + SWEEP_BATCH);
     this.cursor += SWEEP_BATCH;

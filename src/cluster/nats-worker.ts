@@ -9,7 +9,7 @@
  *      coordinator told (refusals.ts); anything else is terminated and logged;
  *   2. past its max deliveries (JetStream's delivery count, from the
  *      message's own metadata) → a failed result, marked `exhausted`;
- *   3. already answered in the result bucket → ack and skip;
+ *   3. a redelivery already answered in the result bucket → ack and skip;
  *   4. run it (nats-job-run.ts); the delivery is extended (in-progress ack)
  *      only while the job reports progress, so a stuck job is redelivered;
  *      every failure from here on, start-up ones included (no temp dir), is a
@@ -400,7 +400,11 @@ class NatsWorker implements RunContext {
       m.nak(OTHER_DEVICE_DELAY_MS);
       return;
     }
-    if (standingResult(await this.h.kv.get(job.id).catch(() => null), job, attempt, this.authentic)) {
+    // Only a redelivery looks (one request per job spared): the coordinator queues only jobs the bucket does not
+    // answer, and a worker stores a result before it acks. A race (two coordinators queuing one job) at worst
+    // runs a job twice; the bucket keeps the first result (create only).
+    const answered = m.info.deliveryCount > 1 && (await this.h.kv.get(job.id).catch(() => null));
+    if (answered && standingResult(answered, job, attempt, this.authentic)) {
       this.summary.skipped++;
       try {
         m.ack();
