@@ -562,7 +562,7 @@ async function main(): Promise<void> {
   const adaptiveRows: Record<string, unknown>[] = [];
   if (!args.includes('--no-adaptive')) {
     const iters = num('adaptive-iters', 20);
-    const data = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 1, nTrain: 2000, nTest: 10 });
+    const data = makeSpheres({ dim: 2, shells: 'dupont2019', rng: new Rng(1), nTrain: 2000, nTest: 10 });
     const config = {
       inputShape: [2],
       augment: 0,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileFormatError, SpecError } from '../src/errors.js';
 import { CIFAR10_RECORD_BYTES, loadCifar10, loadDataset } from '../src/data/index.js';
+import { Rng } from '../src/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'odeness-cifar-'));
 test.after.always(() => rmSync(root, { recursive: true, force: true }));
@@ -41,7 +42,7 @@ test('good files: data batches in order, test batch, CHW layout, scaled to [0, 1
     'data_batch_2.bin': records(5, 3),
     'test_batch.bin': records(100, 4),
   });
-  const ds = loadCifar10({ dir, seed: 1 });
+  const ds = loadCifar10({ dir, rng: new Rng(1) });
   t.deepEqual(ds.inputShape, [3, 32, 32]);
   t.is(ds.classes, 10);
   t.is(ds.name, 'cifar10');
@@ -72,19 +73,19 @@ test('limit keeps the first training records (across files); testN caps the test
     'data_batch_3.bin': records(5, 5),
     'test_batch.bin': records(100, 4),
   });
-  const six = loadCifar10({ dir, seed: 1, limit: 6, nTest: 2 });
+  const six = loadCifar10({ dir, rng: new Rng(1), limit: 6, nTest: 2 });
   t.is(six.train.n, 6);
   t.is(idOf(six.train.x, 5), 5);
   t.is(six.test.n, 2);
   t.is(six.spec, `cifar10:dir=${dir},limit=6,testN=2`);
-  const three = loadCifar10({ dir, seed: 1, limit: 3 });
+  const three = loadCifar10({ dir, rng: new Rng(1), limit: 3 });
   t.deepEqual(Array.from(three.train.y), [0, 1, 2]);
-  t.is(loadCifar10({ dir, seed: 1, limit: 1000 }).train.n, 10);
+  t.is(loadCifar10({ dir, rng: new Rng(1), limit: 1000 }).train.n, 10);
 });
 
 test('without test_batch a seeded test part is split off', (t) => {
   const dir = makeDir('notest', { 'data_batch_2.bin': records(0, 10), 'data_batch_4.bin': records(10, 10) });
-  const a = loadCifar10({ dir, seed: 7 });
+  const a = loadCifar10({ dir, rng: new Rng(7) });
   t.is(a.test.n, 4); // 20 %
   t.is(a.train.n, 16);
   const ids = (s: typeof a.train) => Array.from({ length: s.n }, (_, i) => idOf(s.x, i));
@@ -94,17 +95,20 @@ test('without test_batch a seeded test part is split off', (t) => {
     Array.from({ length: 20 }, (_, i) => i),
   );
   ids(a.train).forEach((id, i) => t.is(a.train.y[i], id % 10));
-  const b = loadCifar10({ dir, seed: 7 });
+  const b = loadCifar10({ dir, rng: new Rng(7) });
   t.deepEqual(ids(b.test), ids(a.test));
-  const others = [8, 9, 10, 11].map((seed) => ids(loadCifar10({ dir, seed }).test).join());
+  const others = [8, 9, 10, 11].map((seed) => ids(loadCifar10({ dir, rng: new Rng(seed) }).test).join());
   t.true(
     others.some((o) => o !== ids(a.test).join()),
     'the split depends on the seed',
   );
-  const c = loadCifar10({ dir, seed: 7, nTest: 5, limit: 3 });
+  const c = loadCifar10({ dir, rng: new Rng(7), nTest: 5, limit: 3 });
   t.is(c.test.n, 5);
   t.is(c.train.n, 3);
-  t.throws(() => loadCifar10({ dir, seed: 7, nTest: 20 }), { instanceOf: FileFormatError, message: /cannot be split/ });
+  t.throws(() => loadCifar10({ dir, rng: new Rng(7), nTest: 20 }), {
+    instanceOf: FileFormatError,
+    message: /cannot be split/,
+  });
 });
 
 test('accepts the parent of cifar-10-batches-bin', (t) => {
@@ -113,24 +117,24 @@ test('accepts the parent of cifar-10-batches-bin', (t) => {
     'data_batch_1.bin': records(0, 2),
     'test_batch.bin': records(0, 1),
   });
-  const ds = loadCifar10({ dir: parent, seed: 1 });
+  const ds = loadCifar10({ dir: parent, rng: new Rng(1) });
   t.is(ds.train.n, 2);
   t.is(ds.test.n, 1);
 });
 
 test('missing directory, no batch file, not a directory', (t) => {
   const missing = join(root, 'does-not-exist');
-  const e1 = t.throws(() => loadCifar10({ dir: missing, seed: 1 }), { instanceOf: FileFormatError });
+  const e1 = t.throws(() => loadCifar10({ dir: missing, rng: new Rng(1) }), { instanceOf: FileFormatError });
   t.is(e1?.message, `${missing}: CIFAR-10 directory not found`);
   const empty = makeDir('empty', { 'test_batch.bin': records(0, 1), 'readme.txt': Buffer.from('hi') });
-  t.throws(() => loadCifar10({ dir: empty, seed: 1 }), {
+  t.throws(() => loadCifar10({ dir: empty, rng: new Rng(1) }), {
     instanceOf: FileFormatError,
     message: new RegExp(
       `^${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no CIFAR-10 data batch found; expected at least one of data_batch_1.bin`,
     ),
   });
   const file = join(empty, 'readme.txt');
-  t.throws(() => loadCifar10({ dir: file, seed: 1 }), {
+  t.throws(() => loadCifar10({ dir: file, rng: new Rng(1) }), {
     instanceOf: FileFormatError,
     message: /readme\.txt: not a directory/,
   });
@@ -138,26 +142,26 @@ test('missing directory, no batch file, not a directory', (t) => {
 
 test('truncated file names the file and the record size', (t) => {
   const dir = makeDir('truncated', { 'data_batch_1.bin': records(0, 3).subarray(0, 3 * CIFAR10_RECORD_BYTES - 100) });
-  const e = t.throws(() => loadCifar10({ dir, seed: 1 }), { instanceOf: FileFormatError });
+  const e = t.throws(() => loadCifar10({ dir, rng: new Rng(1) }), { instanceOf: FileFormatError });
   t.is((e as FileFormatError).file, join(dir, 'data_batch_1.bin'));
   t.regex(e!.message, /size 9119 bytes is not a positive multiple of the 3073-byte CIFAR-10 record/);
   const dir2 = makeDir('truncated-test', { 'data_batch_1.bin': records(0, 3), 'test_batch.bin': Buffer.alloc(10) });
-  t.throws(() => loadCifar10({ dir: dir2, seed: 1 }), {
+  t.throws(() => loadCifar10({ dir: dir2, rng: new Rng(1) }), {
     instanceOf: FileFormatError,
     message: /test_batch\.bin: size 10 bytes/,
   });
   const dir3 = makeDir('zero', { 'data_batch_1.bin': Buffer.alloc(0) });
-  t.throws(() => loadCifar10({ dir: dir3, seed: 1 }), { instanceOf: FileFormatError, message: /size 0 bytes/ });
+  t.throws(() => loadCifar10({ dir: dir3, rng: new Rng(1) }), { instanceOf: FileFormatError, message: /size 0 bytes/ });
 });
 
 test('a label above 9 is rejected with file and record', (t) => {
   const dir = makeDir('badlabel', { 'data_batch_1.bin': records(0, 3, (id) => (id === 1 ? 12 : 0)) });
-  const e = t.throws(() => loadCifar10({ dir, seed: 1 }), { instanceOf: FileFormatError });
+  const e = t.throws(() => loadCifar10({ dir, rng: new Rng(1) }), { instanceOf: FileFormatError });
   t.is(e?.message, `${join(dir, 'data_batch_1.bin')}: record 1 has label 12, expected 0–9 (is this CIFAR-100?)`);
   // With a test batch, records beyond the limit are not read.
   writeFileSync(join(dir, 'test_batch.bin'), records(0, 1));
-  t.is(loadCifar10({ dir, seed: 1, limit: 1 }).train.n, 1);
-  t.throws(() => loadCifar10({ dir, seed: 1, limit: 2 }), {
+  t.is(loadCifar10({ dir, rng: new Rng(1), limit: 1 }).train.n, 1);
+  t.throws(() => loadCifar10({ dir, rng: new Rng(1), limit: 2 }), {
     instanceOf: FileFormatError,
     message: /record 1 has label 12/,
   });
@@ -165,7 +169,7 @@ test('a label above 9 is rejected with file and record', (t) => {
     join(dir, 'test_batch.bin'),
     records(0, 2, () => 10),
   );
-  t.throws(() => loadCifar10({ dir, seed: 1, limit: 1 }), {
+  t.throws(() => loadCifar10({ dir, rng: new Rng(1), limit: 1 }), {
     instanceOf: FileFormatError,
     message: /test_batch\.bin: record 0 has label 10/,
   });
@@ -176,7 +180,7 @@ test('loadDataset("cifar10:dir=…") and option errors', async (t) => {
   const ds = await loadDataset(`cifar10:dir=${dir},limit=3`, 0);
   t.is(ds.train.n, 3);
   t.is(ds.spec, `cifar10:dir=${dir},limit=3`);
-  t.throws(() => loadCifar10({ dir, seed: 1, limit: 0 }), {
+  t.throws(() => loadCifar10({ dir, rng: new Rng(1), limit: 0 }), {
     instanceOf: SpecError,
     message: /limit must be a positive integer/,
   });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileFormatError, SpecError } from '../src/errors.js';
 import { loadDataset, loadJsonDataset, readJsonData } from '../src/data/index.js';
+import { Rng } from '../src/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'odeness-json-'));
 test.after.always(() => rmSync(root, { recursive: true, force: true }));
@@ -40,7 +41,7 @@ test('readJsonData: values, labels and width', (t) => {
 
 test('dataset: seeded 80/20 split, disjoint, classes = max(y)+1', (t) => {
   const f = file(ten);
-  const d = loadJsonDataset({ file: f, seed: 4 });
+  const d = loadJsonDataset({ file: f, rng: new Rng(4) });
   t.is(d.classes, 3);
   t.deepEqual(d.inputShape, [2]);
   t.is(d.train.n, 8);
@@ -52,11 +53,11 @@ test('dataset: seeded 80/20 split, disjoint, classes = max(y)+1', (t) => {
   );
   t.deepEqual(firsts, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   for (let i = 0; i < d.train.n; i++) t.is(d.train.y[i], ten.y[d.train.x[2 * i]!]);
-  const again = loadJsonDataset({ file: f, seed: 4 });
+  const again = loadJsonDataset({ file: f, rng: new Rng(4) });
   t.deepEqual(Array.from(again.test.x), Array.from(d.test.x));
-  const splits = [5, 6, 7, 8].map((seed) => Array.from(loadJsonDataset({ file: f, seed }).test.x).join());
+  const splits = [5, 6, 7, 8].map((seed) => Array.from(loadJsonDataset({ file: f, rng: new Rng(seed) }).test.x).join());
   t.true(splits.some((s) => s !== Array.from(d.test.x).join()));
-  t.is(loadJsonDataset({ file: f, seed: 4, split: 0.5 }).test.n, 5);
+  t.is(loadJsonDataset({ file: f, rng: new Rng(4), split: 0.5 }).test.n, 5);
 });
 
 test('split=none keeps all rows in order for evaluation; classes and shape options', (t) => {
@@ -67,26 +68,26 @@ test('split=none keeps all rows in order for evaluation; classes and shape optio
     ],
     y: [0, 1],
   });
-  const d = loadJsonDataset({ file: f, seed: 1, split: 'none', classes: 4, shape: [1, 2, 2] });
+  const d = loadJsonDataset({ file: f, rng: new Rng(1), split: 'none', classes: 4, shape: [1, 2, 2] });
   t.is(d.train.n, 2);
   t.is(d.test.n, 2);
   t.deepEqual(Array.from(d.test.x), [0, 0, 0, 1, 1, 1, 1, 1]);
   t.is(d.classes, 4);
   t.deepEqual(d.inputShape, [1, 2, 2]);
   t.is(d.spec, `json:${f}:split=none,classes=4,shape=1x2x2`);
-  t.throws(() => loadJsonDataset({ file: f, seed: 1, split: 'none', classes: 1 }), {
+  t.throws(() => loadJsonDataset({ file: f, rng: new Rng(1), split: 'none', classes: 1 }), {
     instanceOf: FileFormatError,
     message: `${f}: label 1 found, but classes=1 allows only 0…0`,
   });
-  t.throws(() => loadJsonDataset({ file: f, seed: 1, split: 'none', shape: [3] }), {
+  t.throws(() => loadJsonDataset({ file: f, rng: new Rng(1), split: 'none', shape: [3] }), {
     instanceOf: FileFormatError,
     message: /rows have 4 values, but shape 3 needs 3/,
   });
-  t.throws(() => loadJsonDataset({ file: f, seed: 1, split: 0.2 }), {
+  t.throws(() => loadJsonDataset({ file: f, rng: new Rng(1), split: 0.2 }), {
     instanceOf: FileFormatError,
     message: /use split=none/,
   });
-  t.throws(() => loadJsonDataset({ file: f, seed: 1, split: 1 }), {
+  t.throws(() => loadJsonDataset({ file: f, rng: new Rng(1), split: 1 }), {
     instanceOf: SpecError,
     message: /split must be a test fraction/,
   });

@@ -1,9 +1,10 @@
 import test from 'ava';
 import { SpecError } from '../src/errors.js';
 import { avgPool2d, loadDataset, loadMnist, loadMnistPool } from '../src/data/index.js';
+import { Rng } from '../src/random.js';
 
 // One parse of the package's digit files per process; later loads hit the cache.
-const ds = loadMnist({ seed: 1 });
+const ds = loadMnist({ rng: new Rng(1) });
 const ROW = 784;
 
 const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -68,11 +69,11 @@ test('train and test are disjoint and rows keep their labels', (t) => {
 });
 
 test('seeded: same seed → identical split, other seed → different', (t) => {
-  const again = loadMnist({ seed: 1 });
+  const again = loadMnist({ rng: new Rng(1) });
   t.true(same(again.train.x, ds.train.x));
   t.true(same(again.test.x, ds.test.x));
   t.true(same(again.test.y, ds.test.y));
-  const other = loadMnist({ seed: 2 });
+  const other = loadMnist({ rng: new Rng(2) });
   t.notDeepEqual(Array.from(other.train.y.subarray(0, 50)), Array.from(ds.train.y.subarray(0, 50)));
 });
 
@@ -107,7 +108,7 @@ test('avgPool2d on known patterns', (t) => {
 });
 
 test('size=14 and size=7 are the average-pooled 28×28 images of the same split', (t) => {
-  const d14 = loadMnist({ seed: 1, size: 14 });
+  const d14 = loadMnist({ rng: new Rng(1), size: 14 });
   t.deepEqual(d14.inputShape, [1, 14, 14]);
   t.is(d14.name, 'mnist14');
   t.is(d14.spec, 'mnist:size=14');
@@ -125,7 +126,7 @@ test('size=14 and size=7 are the average-pooled 28×28 images of the same split'
       ds.train.x[base + 13 * 28 + 11]!) /
     4;
   t.true(Math.abs(d14.train.x[i * 196 + r * 14 + c]! - manual) < 1e-6);
-  const d7 = loadMnist({ seed: 1, size: 7, nTrain: 100, nTest: 50 });
+  const d7 = loadMnist({ rng: new Rng(1), size: 7, nTrain: 100, nTest: 50 });
   t.deepEqual(d7.inputShape, [1, 7, 7]);
   t.is(d7.train.x.length, 100 * 49);
   t.is(d7.test.n, 50);
@@ -140,10 +141,13 @@ test('loadDataset("mnist:size=14,n=500,testN=100")', async (t) => {
 });
 
 test('bad sizes are rejected', (t) => {
-  t.throws(() => loadMnist({ seed: 1, size: 5 }), {
+  t.throws(() => loadMnist({ rng: new Rng(1), size: 5 }), {
     instanceOf: SpecError,
     message: /size must be one of 28, 14, 7, 4, got 5/,
   });
-  t.throws(() => loadMnist({ seed: 1, nTrain: 9000, nTest: 2000 }), { instanceOf: SpecError, message: /only 10000/ });
-  t.throws(() => loadMnist({ seed: 1, nTrain: 0 }), { instanceOf: SpecError });
+  t.throws(() => loadMnist({ rng: new Rng(1), nTrain: 9000, nTest: 2000 }), {
+    instanceOf: SpecError,
+    message: /only 10000/,
+  });
+  t.throws(() => loadMnist({ rng: new Rng(1), nTrain: 0 }), { instanceOf: SpecError });
 });

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { SpecError } from '../src/errors.js';
 import { formatDatasetSpec, loadDataset, makeSpheres, parseDatasetSpec, type DatasetSpec } from '../src/data/index.js';
+import { Rng } from '../src/random.js';
 
 test('parses each form', (t) => {
   t.deepEqual(parseDatasetSpec('spheres:ott2021:dim=2'), { kind: 'spheres', preset: 'ott2021', dim: 2 });
@@ -126,7 +127,7 @@ for (const [spec, message] of rejects) {
 
 test('loadDataset builds the same data as the direct call and reports the canonical spec', async (t) => {
   const ds = await loadDataset('spheres:ott2021:n=300,dim=3', 9);
-  const direct = makeSpheres({ dim: 3, shells: 'ott2021', nTrain: 300, seed: 9 });
+  const direct = makeSpheres({ dim: 3, shells: 'ott2021', nTrain: 300, rng: new Rng(9) });
   t.is(ds.spec, 'spheres:ott2021:dim=3,n=300');
   t.is(ds.train.n, 300);
   t.is(ds.test.n, 1000);

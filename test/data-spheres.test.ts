@@ -28,7 +28,7 @@ function shellOf(r: number, label: number, shells: readonly { rMin: number; rMax
 
 for (const d of [1, 2, 3, 10, 900]) {
   test(`ott2021 in d=${d}: every radius lies in a shell of its class; shares N/4, N/2, N/4`, (t) => {
-    const ds = makeSpheres({ dim: d, shells: 'ott2021', seed: 11 });
+    const ds = makeSpheres({ dim: d, shells: 'ott2021', rng: new Rng(11) });
     t.deepEqual(ds.inputShape, [d]);
     t.is(ds.classes, 2);
     t.is(ds.spec, `spheres:ott2021:dim=${d}`);
@@ -52,7 +52,7 @@ for (const d of [1, 2, 3, 10, 900]) {
 }
 
 test('dupont2019: ball r ≤ 0.5 is class 0, annulus [1, 1.5] is class 1, equal shares', (t) => {
-  const ds = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 5 });
+  const ds = makeSpheres({ dim: 2, shells: 'dupont2019', rng: new Rng(5) });
   t.is(ds.train.n, 2000);
   t.is(ds.test.n, 1000);
   const r = radii(ds.train, 2);
@@ -89,15 +89,15 @@ test('radius law u^(1/d) and isotropic directions (d = 3)', (t) => {
 });
 
 test('d = 1: points are ±r', (t) => {
-  const ds = makeSpheres({ dim: 1, shells: 'ott2021', nTrain: 400, nTest: 100, seed: 2 });
+  const ds = makeSpheres({ dim: 1, shells: 'ott2021', nTrain: 400, nTest: 100, rng: new Rng(2) });
   const xs = Array.from(ds.train.x);
   t.true(xs.some((v) => v < 0) && xs.some((v) => v > 0));
 });
 
 test('same seed → byte-identical arrays; other seed → different; train and test differ', (t) => {
-  const a = makeSpheres({ dim: 10, shells: 'ott2021', seed: 123 });
-  const b = makeSpheres({ dim: 10, shells: 'ott2021', seed: 123 });
-  const c = makeSpheres({ dim: 10, shells: 'ott2021', seed: 124 });
+  const a = makeSpheres({ dim: 10, shells: 'ott2021', rng: new Rng(123) });
+  const b = makeSpheres({ dim: 10, shells: 'ott2021', rng: new Rng(123) });
+  const c = makeSpheres({ dim: 10, shells: 'ott2021', rng: new Rng(124) });
   const bytes = (v: Float32Array | Int32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   t.true(bytes(a.train.x).equals(bytes(b.train.x)));
   t.true(bytes(a.train.y).equals(bytes(b.train.y)));
@@ -109,19 +109,19 @@ test('same seed → byte-identical arrays; other seed → different; train and t
 });
 
 test('pinned small draw (a change of PRNG or sampling is caught)', (t) => {
-  const ds = makeSpheres({ dim: 3, shells: 'ott2021', nTrain: 8, nTest: 4, seed: 1 });
+  const ds = makeSpheres({ dim: 3, shells: 'ott2021', nTrain: 8, nTest: 4, rng: new Rng(1) });
   t.deepEqual(Array.from(ds.train.y), [1, 1, 0, 0, 1, 0, 1, 0]);
   t.deepEqual(Array.from(ds.train.x.subarray(0, 3)), [-0.12806180119514465, 0.019877927377820015, 0.2672578990459442]);
   t.is(sha(ds.train.x), '2a9a9b5afc011dc9');
   t.is(sha(ds.test.x), '29d1c055448e5b80');
-  const big = makeSpheres({ dim: 2, shells: 'ott2021', seed: 0 });
+  const big = makeSpheres({ dim: 2, shells: 'ott2021', rng: new Rng(0) });
   t.is(sha(big.train.x), 'abdb60fb6e6f179c');
   t.is(sha(big.train.y), '016461055a021a3a');
   t.is(sha(big.test.x), 'c1c8da7e0ca476e5');
 });
 
 test('order is shuffled, not grouped by shell', (t) => {
-  const { y } = makeSpheres({ dim: 2, shells: 'ott2021', seed: 8 }).train;
+  const { y } = makeSpheres({ dim: 2, shells: 'ott2021', rng: new Rng(8) }).train;
   let changes = 0;
   for (let i = 1; i < y.length; i++) if (y[i] !== y[i - 1]) changes++;
   // Grouped data would change label twice; random order about n/2 times.
@@ -142,7 +142,7 @@ test('custom shells, sizes and classes', (t) => {
     { rMin: 0, rMax: 1, label: 2, share: 1 },
     { rMin: 2, rMax: 3, label: 0, share: 3 },
   ];
-  const ds = makeSpheres({ dim: 4, shells, nTrain: 100, nTest: 20, seed: 'c' });
+  const ds = makeSpheres({ dim: 4, shells, nTrain: 100, nTest: 20, rng: new Rng('c') });
   t.is(ds.classes, 3);
   t.is(ds.train.n, 100);
   t.is(ds.test.n, 20);
@@ -151,32 +151,32 @@ test('custom shells, sizes and classes', (t) => {
 });
 
 test('invalid options are SpecErrors', (t) => {
-  t.throws(() => makeSpheres({ dim: 0, shells: 'ott2021', seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 0, shells: 'ott2021', rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /dim must be a positive integer, got 0/,
   });
-  t.throws(() => makeSpheres({ dim: 2.5, shells: 'ott2021', seed: 1 }), { instanceOf: SpecError });
-  t.throws(() => makeSpheres({ dim: 2, shells: 'ott2021', nTrain: 0, seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 2.5, shells: 'ott2021', rng: new Rng(1) }), { instanceOf: SpecError });
+  t.throws(() => makeSpheres({ dim: 2, shells: 'ott2021', nTrain: 0, rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /training-set size/,
   });
-  t.throws(() => makeSpheres({ dim: 2, shells: 'nope' as 'ott2021', seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 2, shells: 'nope' as 'ott2021', rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /unknown preset "nope"; expected one of ott2021, dupont2019/,
   });
-  t.throws(() => makeSpheres({ dim: 2, shells: [], seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 2, shells: [], rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /at least one shell/,
   });
-  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 2, rMax: 1, label: 0, share: 1 }], seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 2, rMax: 1, label: 0, share: 1 }], rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /shell 0/,
   });
-  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: -1, share: 1 }], seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: -1, share: 1 }], rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /label/,
   });
-  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: 0, share: 0 }], seed: 1 }), {
+  t.throws(() => makeSpheres({ dim: 2, shells: [{ rMin: 0, rMax: 1, label: 0, share: 0 }], rng: new Rng(1) }), {
     instanceOf: SpecError,
     message: /share/,
   });

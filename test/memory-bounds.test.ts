@@ -51,7 +51,7 @@ test('a chunked field gives the unchunked values and never sees more rows than t
   t.deepEqual(seen, [4, 4, 2]);
 });
 
-const data = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 3, nTrain: 64, nTest: 300 });
+const data = makeSpheres({ dim: 2, shells: 'dupont2019', rng: new Rng(3), nTrain: 64, nTest: 300 });
 // A wide field: ~130 KB per sample per call, so a 16 MiB budget makes chunks of ~128 rows.
 const config = modelConfigFor(data, 'mlp:width=4096,depth=1', 0, 0, 1);
 const rng = new Rng(4);

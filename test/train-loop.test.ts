@@ -12,7 +12,7 @@ test.before(async () => {
   await initBackend('wasm');
 });
 
-const data = makeSpheres({ dim: 2, shells: 'dupont2019', seed: 3, nTrain: 256, nTest: 64 });
+const data = makeSpheres({ dim: 2, shells: 'dupont2019', rng: new Rng(3), nTrain: 256, nTest: 64 });
 
 test.serial('memory stays flat: no tensor leaks over hundreds of iterations', async (t) => {
   const config = modelConfigFor(data, 'mlp:width=16', 0, 0, 1);

@@ -9,7 +9,7 @@
  * `limit` keeps the first `limit` training records (only those bytes are read).
  * Test data: test_batch.bin when present (its first `nTest` records if given);
  * otherwise a seeded random part of the data-batch records (fork 'cifar10' of
- * the seed), `nTest` of them (default 20 %), is split off before `limit` applies.
+ * the given stream), `nTest` of them (default 20 %), is split off before `limit` applies.
  * A directory that only contains the extracted "cifar-10-batches-bin" folder
  * is accepted too.
  */
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { FileFormatError, SpecError } from '../errors.js';
 import { isPositiveInt } from '../formats/index.js';
 import { formatDatasetSpec } from './format.js';
-import { Rng, type Seed } from '../random.js';
+import type { Rng } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export const CIFAR10_RECORD_BYTES = 3073;
@@ -46,7 +46,8 @@ export interface Cifar10Options {
   readonly limit?: number;
   /** Test records: the first nTest of test_batch.bin, or the size of the split-off part. */
   readonly nTest?: number;
-  readonly seed: Seed;
+  /** The run's random stream: the loader draws from its own fork of it ('cifar10'). */
+  readonly rng: Rng;
 }
 
 /** Number of records in a batch file, checking that its size is a positive multiple of 3073. */
@@ -198,7 +199,7 @@ export function loadCifar10(opts: Cifar10Options): Dataset {
           `plus a training part`,
       );
     }
-    const perm = new Rng(opts.seed).fork('cifar10').permutation(total);
+    const perm = opts.rng.fork('cifar10').permutation(total);
     const testIdx = perm.slice(0, nTest).sort();
     const rest = perm.slice(nTest).sort();
     const trainIdx = rest.subarray(0, Math.min(opts.limit ?? rest.length, rest.length));

@@ -26,8 +26,8 @@ import { FileFormatError } from '../errors.js';
 import { loadCifar10 } from './cifar10.js';
 import { jsonToData, loadJsonDataset } from './json.js';
 import { formatDatasetSpec } from './format.js';
-import type { Seed } from '../random.js';
-import { loadDataset, parseDatasetSpec } from './spec.js';
+import { Rng, type Seed } from '../random.js';
+import { datasetOf, parseDatasetSpec } from './spec.js';
 import type { Dataset } from './types.js';
 
 const inside = (root: string, p: string) => {
@@ -106,11 +106,12 @@ function checkCifarDir(root: string, given: string): string {
 /** Build a job's dataset with every file confined to `dataRoot`; other datasets as loadDataset does. */
 export async function loadConfinedDataset(spec: string, seed: Seed, dataRoot: string): Promise<Dataset> {
   const s = parseDatasetSpec(spec);
-  if (s.kind !== 'json' && s.kind !== 'cifar10') return loadDataset(s, seed);
+  const rng = new Rng(seed);
+  if (s.kind !== 'json' && s.kind !== 'cifar10') return datasetOf(s, rng);
   const root = realpathSync(dataRoot);
   if (s.kind === 'cifar10') {
     const dir = checkCifarDir(root, s.dir);
-    return { ...loadCifar10({ dir, limit: s.limit, nTest: s.testN, seed }), spec: formatDatasetSpec(s) };
+    return { ...loadCifar10({ dir, limit: s.limit, nTest: s.testN, rng }), spec: formatDatasetSpec(s) };
   }
   const text = readUnder(root, s.file);
   let doc: unknown;
@@ -122,6 +123,6 @@ export async function loadConfinedDataset(spec: string, seed: Seed, dataRoot: st
     throw new FileFormatError(s.file, `not valid JSON${at ? ` (at character ${at})` : ''}`);
   }
   const data = jsonToData(doc, s.file, true);
-  const ds = loadJsonDataset({ file: s.file, split: s.split, classes: s.classes, shape: s.shape, seed, data });
+  const ds = loadJsonDataset({ file: s.file, split: s.split, classes: s.classes, shape: s.shape, rng, data });
   return { ...ds, spec: formatDatasetSpec(s) };
 }

@@ -16,7 +16,7 @@ import {
   FLOAT32_MAX,
   isFloat32,
 } from './limits.js';
-import { Rng, type Seed } from '../random.js';
+import type { Rng } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export interface JsonData {
@@ -128,7 +128,8 @@ export interface JsonDatasetOptions {
   readonly file: string;
   /** The file's rows, already read (src/data/confined.ts reads them under a data root); default: read `file`. */
   readonly data?: JsonData;
-  readonly seed: Seed;
+  /** The run's random stream: the loader draws from its own fork of it ('json'). */
+  readonly rng: Rng;
   /**
    * Test fraction in (0, 1) for a seeded random split (default 0.2), or 'none':
    * no split, train and test both hold all rows (for evaluation).
@@ -189,7 +190,7 @@ export function loadJsonDataset(opts: JsonDatasetOptions): Dataset {
           `split=none`,
       );
     }
-    const perm = new Rng(opts.seed).fork('json').permutation(data.n);
+    const perm = opts.rng.fork('json').permutation(data.n);
     test = take(data, perm.subarray(0, nTest));
     train = take(data, perm.subarray(nTest));
   }

@@ -9,7 +9,7 @@
  * the life of the process.
  *
  * Pool order: all 0s, then all 1s, …; the train/test split is a seeded
- * permutation of the pool (fork 'mnist' of the seed): the first nTrain rows
+ * permutation of the pool (fork 'mnist' of the given stream): the first nTrain rows
  * are the training set, the next nTest the test set.
  */
 import { readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { FileFormatError, SpecError } from '../errors.js';
 import { isPositiveInt } from '../formats/index.js';
 import { formatDatasetSpec } from './format.js';
-import { Rng, type Seed } from '../random.js';
+import type { Rng } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export const MNIST_SIDE = 28;
@@ -126,7 +126,8 @@ export interface MnistOptions {
   readonly nTrain?: number;
   /** Test-set size (default 2000). */
   readonly nTest?: number;
-  readonly seed: Seed;
+  /** The run's random stream: the loader draws from its own fork of it ('mnist'). */
+  readonly rng: Rng;
 }
 
 function pick(src: Split, idx: Int32Array, width: number): Split {
@@ -159,7 +160,7 @@ export function loadMnist(opts: MnistOptions): Dataset {
       `mnist: ${nTrain} training + ${nTest} test images requested, but the mnist package has only ${all.n}`,
     );
   }
-  const perm = new Rng(opts.seed).fork('mnist').permutation(all.n);
+  const perm = opts.rng.fork('mnist').permutation(all.n);
   let train = pick(all, perm.subarray(0, nTrain), PIXELS);
   let test = pick(all, perm.subarray(nTrain, nTrain + nTest), PIXELS);
   if (size !== MNIST_SIDE) {

@@ -16,7 +16,7 @@ import { loadCifar10 } from './cifar10.js';
 import { formatDatasetSpec, type DatasetSpec } from './format.js';
 import { loadJsonDataset } from './json.js';
 import { loadMnist, MNIST_SIZES } from './mnist.js';
-import type { Seed } from '../random.js';
+import { Rng, type Seed } from '../random.js';
 import { makeSpheres, SPHERE_PRESET_NAMES, type SpherePreset } from './spheres.js';
 import type { Dataset } from './types.js';
 
@@ -173,20 +173,24 @@ function jsonSpec(o: SpecOptions): DatasetSpec {
 
 /** Parse (if needed) and build a dataset; the seed fixes sampling and splits. */
 export async function loadDataset(spec: string | DatasetSpec, seed: Seed): Promise<Dataset> {
-  const s = typeof spec === 'string' ? parseDatasetSpec(spec) : spec;
+  return datasetOf(typeof spec === 'string' ? parseDatasetSpec(spec) : spec, new Rng(seed));
+}
+
+/** The dataset of a parsed spec, drawn from `rng` (each loader forks its own stream of it). */
+export function datasetOf(s: DatasetSpec, rng: Rng): Dataset {
   let ds: Dataset;
   switch (s.kind) {
     case 'spheres':
-      ds = makeSpheres({ dim: s.dim, shells: s.preset, nTrain: s.n, nTest: s.testN, seed });
+      ds = makeSpheres({ dim: s.dim, shells: s.preset, nTrain: s.n, nTest: s.testN, rng });
       break;
     case 'mnist':
-      ds = loadMnist({ size: s.size, nTrain: s.n, nTest: s.testN, seed });
+      ds = loadMnist({ size: s.size, nTrain: s.n, nTest: s.testN, rng });
       break;
     case 'cifar10':
-      ds = loadCifar10({ dir: s.dir, limit: s.limit, nTest: s.testN, seed });
+      ds = loadCifar10({ dir: s.dir, limit: s.limit, nTest: s.testN, rng });
       break;
     case 'json':
-      ds = loadJsonDataset({ file: s.file, split: s.split, classes: s.classes, shape: s.shape, seed });
+      ds = loadJsonDataset({ file: s.file, split: s.split, classes: s.classes, shape: s.shape, rng });
       break;
   }
   return { ...ds, spec: formatDatasetSpec(s) };

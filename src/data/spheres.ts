@@ -6,14 +6,14 @@
  *   direction = g / ‖g‖ with g ~ N(0, I_d),
  *   radius    = rMin + (rMax − rMin) · u^(1/d), u ~ U(0, 1),
  * exactly as in the reference implementation. Train and test come from the
- * separate streams fork('spheres').fork('train' | 'test') of the seed; the
+ * separate streams fork('spheres').fork('train' | 'test') of the given stream; the
  * sample order is shuffled (labels are not grouped).
  */
 import { SpecError } from '../errors.js';
 import { isPositiveInt } from '../formats/index.js';
 import { checkDataSize } from './limits.js';
 import { formatDatasetSpec } from './format.js';
-import { Rng, type Seed } from '../random.js';
+import type { Rng } from '../random.js';
 import type { Dataset, Split } from './types.js';
 
 export interface Shell {
@@ -52,7 +52,8 @@ export interface SpheresOptions {
   readonly nTrain?: number;
   /** Test-set size (default 1000). */
   readonly nTest?: number;
-  readonly seed: Seed;
+  /** The run's random stream: the loader draws from its own fork of it ('spheres'). */
+  readonly rng: Rng;
 }
 
 function checkPositiveInt(what: string, v: number): void {
@@ -132,7 +133,7 @@ export function resolveShells(shells: SpherePreset | readonly Shell[]): readonly
   return preset;
 }
 
-/** The concentric-spheres dataset; same options and seed → identical arrays on every machine. */
+/** The concentric-spheres dataset; same options and stream (seed) → identical arrays on every machine. */
 export function makeSpheres(opts: SpheresOptions): Dataset {
   const { dim } = opts;
   checkPositiveInt('dim', dim);
@@ -143,7 +144,7 @@ export function makeSpheres(opts: SpheresOptions): Dataset {
   checkPositiveInt('training-set size', nTrain);
   checkPositiveInt('test-set size', nTest);
   checkDataSize(`spheres:dim=${dim}`, Math.max(nTrain, nTest), dim);
-  const root = new Rng(opts.seed).fork('spheres');
+  const root = opts.rng.fork('spheres');
   const train = sampleSpheres(dim, shells, nTrain, root.fork('train'));
   const test = sampleSpheres(dim, shells, nTest, root.fork('test'));
   const classes = Math.max(...shells.map((s) => s.label)) + 1;

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { FileFormatError, ShapeError, SpecError } from '../errors.js';
 import type { EvalRow } from '../formats/index.js';
+import { countCorrect } from '../engines/predictions.js';
 import { float32Ops } from '../engines/typed.js';
 import { chunkedField, DEFAULT_MEMORY_BYTES, rowsWithin } from '../engines/memory.js';
 import { unknownFieldBytesPerSample } from '../models/memory.js';
@@ -128,12 +129,6 @@ export interface EvaluateOptions {
   onProgress?: (index: number, calls: number, total?: number) => void;
 }
 
-function argmax(v: Float32Array, offset: number, k: number): number {
-  let best = 0;
-  for (let j = 1; j < k; j++) if (v[offset + j]! > v[offset + best]!) best = j;
-  return best;
-}
-
 function checkData(source: ModelSource, data: EvalData): void {
   const width = source.inputWidth;
   if (data.n === 0) throw new ShapeError(`${source.dir}: no data points to evaluate`);
@@ -218,7 +213,7 @@ export async function evaluate(
         sums.accepted += r.stats.accepted * c.n;
         sums.rejected += r.stats.rejected * c.n;
       }
-      for (let i = 0; i < c.n; i++) if (argmax(logits, i * classes, classes) === data.y[c.start + i]) correct++;
+      correct += countCorrect(logits, data.y.subarray(c.start, c.start + c.n), classes);
     }
     const row: EvalRow = {
       ...solverLabel(spec, t0, t1),

@@ -10,6 +10,7 @@
 import { ConstantStepSize, PIDController } from './controller.js';
 import {
   fixedStepCount,
+  formatSolverSpec,
   parseSolverSpec,
   type AdaptiveSolverSpec,
   type FixedSolverSpec,
@@ -21,6 +22,8 @@ import { getTableau, type Tableau } from './tableau.js';
 export interface FixedSolver {
   readonly kind: 'fixed';
   readonly spec: FixedSolverSpec;
+  /** The spec's canonical text (formatSolverSpec): its name in logs, checkpoints and session keys. */
+  readonly label: string;
   readonly tableau: Tableau;
   readonly controller: ConstantStepSize;
 }
@@ -28,6 +31,7 @@ export interface FixedSolver {
 export interface AdaptiveSolver {
   readonly kind: 'adaptive';
   readonly spec: AdaptiveSolverSpec;
+  readonly label: string;
   readonly tableau: Tableau;
   readonly controller: PIDController;
 }
@@ -40,9 +44,10 @@ export type Solver = FixedSolver | AdaptiveSolver;
  */
 export function resolveSolver(spec: SolverSpec): Solver {
   const tableau = getTableau(spec.method);
+  const label = formatSolverSpec(spec);
   return spec.kind === 'fixed'
-    ? Object.freeze({ kind: 'fixed', spec, tableau, controller: new ConstantStepSize(spec) })
-    : Object.freeze({ kind: 'adaptive', spec, tableau, controller: new PIDController(spec, tableau.order) });
+    ? Object.freeze({ kind: 'fixed', spec, label, tableau, controller: new ConstantStepSize(spec) })
+    : Object.freeze({ kind: 'adaptive', spec, label, tableau, controller: new PIDController(spec, tableau.order) });
 }
 
 /** parseSolverSpec, resolved. */
@@ -62,14 +67,15 @@ export function asSolver(s: SolverSpec | Solver): Solver {
 /** The same method with another step size: a new spec, the same tableau (no look-up). */
 export function withStep(solver: FixedSolver, h: number): FixedSolver {
   const spec: FixedSolverSpec = { kind: 'fixed', method: solver.spec.method, h };
-  return Object.freeze({ kind: 'fixed', spec, tableau: solver.tableau, controller: new ConstantStepSize(spec) });
+  const label = formatSolverSpec(spec);
+  return Object.freeze({ kind: 'fixed', spec, label, tableau: solver.tableau, controller: new ConstantStepSize(spec) });
 }
 
 /** The same method and options with rtol = atol = tol. */
 export function withTolerance(solver: AdaptiveSolver, tol: number): AdaptiveSolver {
   const spec: AdaptiveSolverSpec = { ...solver.spec, rtol: tol, atol: tol };
   const controller = new PIDController(spec, solver.tableau.order);
-  return Object.freeze({ kind: 'adaptive', spec, tableau: solver.tableau, controller });
+  return Object.freeze({ kind: 'adaptive', spec, label: formatSolverSpec(spec), tableau: solver.tableau, controller });
 }
 
 /** Field evaluations of one fixed-step solve over [t0, t1] (steps × stages); undefined for adaptive solvers. */

@@ -21,6 +21,7 @@
  * in onnx/runtime, on the engine's device.
  */
 import * as ort from 'onnxruntime-node';
+import { countCorrect } from '../engines/predictions.js';
 import { float32Ops } from '../engines/typed.js';
 import { ShapeError } from '../errors.js';
 import { fieldKind } from '../models/fields/index.js';
@@ -37,7 +38,7 @@ import { architectureModel, paramsToInputs, trainGraph } from '../onnx/lower/tra
 import { initialStepFrom } from '../solvers/initial-step.js';
 import { driveAsync, fixedGrid, solveAsync } from '../solvers/integrate.js';
 import { asSolver, type FixedSolver, type Solver } from '../solvers/solver.js';
-import { formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
+import type { SolverSpec } from '../solvers/spec.js';
 import type { Tableau } from '../solvers/tableau.js';
 import { Adam, AdamGraph } from './adam.js';
 import { AdaptiveSessions } from './ort-adaptive.js';
@@ -249,7 +250,7 @@ export class OrtEngine implements TrainEngine {
   }
 
   private async sessionFor(solver: FixedSolver): Promise<TrainSession> {
-    const specKey = formatSolverSpec(solver.spec);
+    const specKey = solver.label;
     if (this.current?.specKey === specKey) return this.current.lease.value;
     const key = trainSessionKey(this.config, solver, this.microBatch, this.sessionOptions);
     const make = () => buildTrainSession(this.config, solver, this.microBatch, this.sessionOptions, this.o.placement);
@@ -455,15 +456,8 @@ export class OrtEngine implements TrainEngine {
       solver.kind === 'adaptive'
         ? await (await this.adaptiveSessions(solver.tableau, batch)).solve(z0, solver, this.fieldParams())
         : await solveAsync(float32Ops, (t, z) => this.fieldAt(t, z, batch), z0, solver, { t0, t1, checkFinite: true });
-    const C = this.config.classes;
     const logits = await this.logits(r.z1 as Float32Array, batch);
-    let correct = 0;
-    for (let b = 0; b < batch; b++) {
-      let best = 0;
-      for (let c = 1; c < C; c++) if (logits[b * C + c]! > logits[b * C + best]!) best = c;
-      if (best === y[b]) correct++;
-    }
-    return { accuracy: correct / batch, nfe: r.stats.nfe };
+    return { accuracy: countCorrect(logits, y, this.config.classes) / batch, nfe: r.stats.nfe };
   }
 
   async initialStep(x: Float32Array, order: number): Promise<number> {

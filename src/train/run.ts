@@ -14,7 +14,7 @@ import { augmentedShape, type Model, type ModelConfig, type Params } from '../mo
 import { SizeError, SpecError } from '../errors.js';
 import { MODEL_LIMITS } from '../formats/index.js';
 import { parseSolver } from '../solvers/solver.js';
-import { checkStepBudget, formatSolverSpec, type SolverLimits, type SolverSpec } from '../solvers/spec.js';
+import { checkStepBudget, type SolverLimits, type SolverSpec } from '../solvers/spec.js';
 import { evaluate, type EvalRow } from '../onnx/evaluate.js';
 import { memorySource } from '../onnx/source.js';
 import type { Device } from '../onnx/runtime/device.js';
@@ -181,9 +181,10 @@ export type TrainRunHooks = Pick<
 };
 
 export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): Promise<TrainRunResult> {
-  // Resolved once: training, its engines and graphs carry this Solver.
-  const solver = parseSolver(spec.solver, spec.solverLimits);
+  // In the CLI's order (src/cli/train-setup.ts): the span, then the solver, resolved once (training, its engines and
+  // graphs carry this Solver), then the steps it takes over the span.
   validateTimeSpan(spec.t0 ?? 0, spec.t1 ?? 1);
+  const solver = parseSolver(spec.solver, spec.solverLimits);
   checkStepBudget(solver.spec, spec.t0 ?? 0, spec.t1 ?? 1, spec.solverLimits);
   // Library callers get the same backend choice as the CLI (memoised; ODENESS_BACKEND applies).
   await initBackend();
@@ -219,8 +220,8 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
   });
   const training: TrainingInfo = {
     dataset: dataset.spec,
-    solver: formatSolverSpec(result.solver),
-    initialSolver: formatSolverSpec(solver.spec),
+    solver: result.solver.label,
+    initialSolver: solver.label,
     seed: spec.seed,
     iterations: result.checkpointIteration,
     batchSize: spec.batchSize,
@@ -244,7 +245,7 @@ export async function trainRun(spec: TrainRunSpec, hooks: TrainRunHooks = {}): P
     await writeCheckpoint(hooks.out, checkpointOf(spec, iterations, training));
   }
   if (!hooks.finalEvaluation || result.interrupted) return { model: result.model, training, result, dataset };
-  const testRow = await finalTestRow(result.model, dataset, result.solver, hooks.finalEvaluation, hooks.sessions);
+  const testRow = await finalTestRow(result.model, dataset, result.solver.spec, hooks.finalEvaluation, hooks.sessions);
   return { model: result.model, training, result, dataset, testRow };
 }
 

@@ -4,29 +4,13 @@
  * (discretise-then-optimise). Works with every solver, fixed and adaptive.
  */
 import * as tf from '@tensorflow/tfjs';
-import { tensorOps } from '../engines/tensor.js';
-import { forward } from '../models/forward.js';
-import { buildTfModel, readParams, type TfModel } from '../models/tf-model.js';
+import { forward, hairerInitialStep } from '../models/forward.js';
+import { buildTfModel, readParams } from '../models/tf-model.js';
 import type { Model } from '../models/types.js';
-import { initialStepFrom } from '../solvers/initial-step.js';
-import { drive } from '../solvers/integrate.js';
 import type { BatchEval, EngineOptions, EngineStep, TrainEngine } from './engine.js';
 
 export function accuracyOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar;
-}
-
-/**
- * Hairer's initial step (src/solvers/initial-step.ts) from a batch, in the mean per-sample Euclidean norm (the
- * paper's).
- */
-export function hairerInitialStep(m: TfModel, x: tf.Tensor, order: number): number {
-  return tf.tidy(() => {
-    const z0 = m.encode(x);
-    const B = z0.shape[0]!;
-    const meanNorm = (v: tf.Tensor) => tf.mean(tf.norm(tf.reshape(v, [B, -1]), 'euclidean', 1)).dataSync()[0]!;
-    return drive(initialStepFrom(tensorOps, meanNorm, order, m.config.t0, z0), m.makeField());
-  });
 }
 
 export function createTfjsEngine(initial: Model, o: EngineOptions): TrainEngine {

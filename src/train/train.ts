@@ -90,7 +90,8 @@ export interface TrainLogEntry {
 
 export interface TrainResult {
   readonly model: Model;
-  readonly solver: SolverSpec;
+  /** The training solver at the end (adaptation may have replaced the initial one). */
+  readonly solver: Solver;
   readonly log: TrainLogEntry[];
   readonly adaptation: AdaptDecision[];
   readonly iterations: number;
@@ -146,7 +147,7 @@ const autoDecisions = new Map<string, EngineName>();
 export async function chooseEngine(
   choice: EngineChoice,
   initial: Model,
-  spec: SolverSpec | Solver,
+  solver: Solver,
   x: Float32Array,
   y: Int32Array,
   o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads' | 'device'>,
@@ -159,7 +160,6 @@ export async function chooseEngine(
   if (choice !== 'auto') return choice;
   if (fieldKind(initial.config.field).ortOnly) return 'ort';
   if (tf.getBackend() !== 'tensorflow') return 'ort';
-  const solver = asSolver(spec);
   const key = JSON.stringify({
     config: initial.config,
     spec: solver.spec,
@@ -168,11 +168,10 @@ export async function chooseEngine(
   });
   let pick = autoDecisions.get(key);
   if (!pick) {
-    const [tfjsMs, ortMs] = [
-      await timeEngine('tfjs', initial, solver, x, y, o),
-      await timeEngine('ort', initial, solver, x, y, o),
-    ];
-    pick = ortMs <= tfjsMs ? 'ort' : 'tfjs';
+    // Each engine in turn on the same batch; a tie goes to ort.
+    const ms = { tfjs: 0, ort: 0 };
+    for (const name of ['tfjs', 'ort'] as const) ms[name] = await timeEngine(name, initial, solver, x, y, o);
+    pick = ms.ort <= ms.tfjs ? 'ort' : 'tfjs';
     autoDecisions.set(key, pick);
   }
   return pick;
@@ -182,7 +181,7 @@ export async function chooseEngine(
 export async function timeEngine(
   name: EngineName,
   initial: Model,
-  spec: SolverSpec | Solver,
+  solver: Solver,
   x: Float32Array,
   y: Int32Array,
   o: Pick<TrainOptions, 'batchSize' | 'lr' | 'betas' | 'threads'>,
@@ -192,7 +191,7 @@ export async function timeEngine(
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
-      await engine.step(x, y, spec);
+      await engine.step(x, y, solver);
       if (i >= 2) times.push(performance.now() - t);
     }
     return times.sort((a, b) => a - b)[1]!;
@@ -382,7 +381,7 @@ function logIteration(loop: TrainLoop, it: number, loss: number, accuracy: numbe
     accuracy,
     nfeForward: stepNfe,
     nfeBackward: stepNfe,
-    solver: formatSolverSpec(loop.solver.spec),
+    solver: loop.solver.label,
     param: solverParam(loop.solver.spec, t0, t1),
     wallMs: performance.now() - loop.start,
   };
@@ -407,7 +406,7 @@ function trainResult(
   const params = diverged ? loop.lastGood : loop.engine.params();
   return {
     model: { config: loop.initial.config, params },
-    solver: loop.solver.spec,
+    solver: loop.solver,
     log: loop.log,
     adaptation: loop.adaptation,
     iterations: done,

@@ -68,8 +68,10 @@ export function appendField(b: GraphBuilder, model: Model, z: string, t?: string
 
 /** Head: z(t1) [B, ...stateShape] flattened in row-major order → logits [B, classes]. */
 export function appendHead(b: GraphBuilder, model: Model, z: string, out?: string): string {
+  const weight = param(b, model, 'head.weight');
+  const bias = param(b, model, 'head.bias');
   const flat = model.config.stateShape.length === 1 ? z : b.op('Flatten', [z], { axis: attr.int(1) });
-  return b.op('Gemm', [flat, param(b, model, 'head.weight'), param(b, model, 'head.bias')], {}, out);
+  return b.op('Gemm', [flat, weight, bias], {}, out);
 }
 
 /**
