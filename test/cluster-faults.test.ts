@@ -110,8 +110,12 @@ test.serial(
     const dir0 = tempDir();
     const file = writeStudy(dir0, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 300 }));
     const [id] = planStudy(file).jobs.map((j) => j.id);
-    // Each run sits 3 s without progress, so its heartbeats stop after 1 s and the 1 s ack wait expires.
-    const workers = { args: ['--stall-timeout', '1'], env: jobHooksEnv({ ODENESS_TEST_STALL_JOB: `${id}:3000` }) };
+    // Each run sits 3 s without progress, so its heartbeats stop after 1 s and the 1 s ack wait expires. Bundles
+    // go through the object store (--inline-bundle-kb 0), where the losing run's upload must be deleted.
+    const workers = {
+      args: ['--stall-timeout', '1', '--inline-bundle-kb', '0'],
+      env: jobHooksEnv({ ODENESS_TEST_STALL_JOB: `${id}:3000` }),
+    };
     await withCluster(t, { workers }, async ({ nats, dir, a, b, coordinator }) => {
       const out = join(dir, 'out');
       const c = coordinator(file, out, ['--ack-wait', '1']);

@@ -15,6 +15,7 @@ import {
 import { freePort, ROOT, spawnProc, tempDir, type Proc } from './helpers/procs.js';
 import { cliResult } from './helpers/procs.js';
 import { forgedDone, job } from './helpers/wire.js';
+import { PROTOCOL_VERSION } from '../src/cluster/protocol.js';
 
 // Finding 3: examples/nats/odeness.conf, started with examples/nats/start-server.sh on 127.0.0.1. Every
 // action the worker user must not take is tried as that user against the real server, and denied.
@@ -63,7 +64,10 @@ test.serial(
       // The coordinator creates the cluster (the result bucket create only); a genuine done result and its bundle.
       const c = await openCluster(coord, url, { ackWaitMs: 30_000, retention: DEFAULT_RETENTION, maxDeliver: 5 });
       const j = job({ seed: 301 });
-      const archive = encode({ v: 2, files: [{ path: 'model.onnx', data: new Uint8Array(1000).fill(7) }] });
+      const archive = encode({
+        v: PROTOCOL_VERSION,
+        files: [{ path: 'model.onnx', data: new Uint8Array(1000).fill(7) }],
+      });
       const info = await c.os.putBlob({ name: `${j.id}.${'b'.repeat(16)}` }, archive);
       const sealed = {
         nuid: info.nuid,

@@ -443,8 +443,10 @@ test.serial(
     } finally {
       await small.stop();
     }
-    // A bundle bucket that fills up mid-study (a coordinator keeping 3 MiB of bundles, nearly all taken).
-    await withCluster(t, {}, async ({ nats, dir, coordinator }) => {
+    // A bundle bucket that fills up mid-study (a coordinator keeping 3 MiB of bundles, nearly all taken); the
+    // workers upload every bundle (--inline-bundle-kb 0: tiny ones would ride inside their results).
+    const upload = { args: ['--inline-bundle-kb', '0'] };
+    await withCluster(t, { workers: upload }, async ({ nats, dir, coordinator }) => {
       const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 50 }));
       const out = join(dir, 'out');
       const transport = await NatsTransport.connect({ url: nats.url, retention: { bundlesMaxBytes: 3 * 2 ** 20 } });

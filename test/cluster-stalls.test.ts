@@ -201,7 +201,7 @@ test.serial(
               worker: 'nats/future/1',
               v: 99,
               kind: 'version',
-              reason: 'job message has protocol version 2; this odeness speaks version 99',
+              reason: `job message has protocol version ${PROTOCOL_VERSION}; this odeness speaks version 99`,
             }),
           );
           m.nak(500);
@@ -209,10 +209,16 @@ test.serial(
       });
       t.is(await c.exited, 1, c.err());
       t.true(Date.now() - t0 < 70_000, `reported after ${Date.now() - t0} ms`);
-      t.regex(c.out(), /worker nats\/future\/1 speaks protocol version 99, this coordinator 2/);
+      t.regex(
+        c.out(),
+        new RegExp(`worker nats/future/1 speaks protocol version 99, this coordinator ${PROTOCOL_VERSION}`),
+      );
       t.regex(
         c.err(),
-        /1 job\(s\) were refused by every worker .*protocol version 99 \(this coordinator speaks 2\) \(worker nats\/future\/1\)/,
+        new RegExp(
+          '1 job\\(s\\) were refused by every worker .*protocol version 99 ' +
+            `\\(this coordinator speaks ${PROTOCOL_VERSION}\\) \\(worker nats/future/1\\)`,
+        ),
       );
     } finally {
       await nats.stop();

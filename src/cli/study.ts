@@ -32,7 +32,7 @@ import { bindStudy, readPlan, type StudyBinding } from '../study/store.js';
 import { runStudy } from '../study/run.js';
 import { studyStatus, type StudyStatus } from '../study/status.js';
 import { terminalSafe } from './terminal.js';
-import { runWorker } from '../cluster/nats-worker.js';
+import { DEFAULT_INLINE_BUNDLE_BYTES, runWorker } from '../cluster/nats-worker.js';
 import { capThreads, LocalTransport } from '../study/local.js';
 import { NatsTransport, type NatsStudyOptions } from '../cluster/nats-coordinator.js';
 import { describeNats, plainTextCredentialsWarning, type NatsConnectOptions } from '../cluster/nats-connect.js';
@@ -701,6 +701,7 @@ interface WorkerFlags extends NatsFlags {
   json?: boolean;
   dataRoot?: string;
   maxDatasetMb: number;
+  inlineBundleKb: number;
   jobTimeout: number;
   stallTimeout: number;
   jobMemory?: number;
@@ -717,12 +718,27 @@ export function registerWorkerCommand(program: Command): Command {
         .description('serve study jobs from a NATS cluster (run on any number of machines)')
         .addOption(workersOption('jobs at once on this machine, one child process each'))
         .addOption(jobsMemoryOption("this worker's jobs running at once"))
+        .addOption(
+          new Option(
+            '--inline-bundle-kb <kb>',
+            'bundles up to this size ride inside the result message instead of the object store (0: never)',
+          )
+            .argParser(inlineBundleKb)
+            .default(DEFAULT_INLINE_BUNDLE_BYTES / 1024),
+        )
         .option('--json', 'when stopped, print the summary as one JSON document (logs stay on stderr)'),
     ),
     true,
   ).action(workerAction);
   // One name for "how many jobs at once on this machine", as in study run.
   return renamedOption(worker, '--concurrency <n>', '--workers');
+}
+
+/** --inline-bundle-kb: 0 to 512 (a result message must stay under NATS's default 1 MiB payload). */
+function inlineBundleKb(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || n > 512) throw new InvalidArgumentError('--inline-bundle-kb must be 0 to 512.');
+  return n;
 }
 
 /** What a worker's jobs may read, how long they may run, their memory and device. */
@@ -784,6 +800,7 @@ async function workerAction(o: WorkerFlags): Promise<void> {
       ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
       ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
       maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
+      inlineBundleBytes: o.inlineBundleKb * 1024,
       jobTimeoutMs: o.jobTimeout * 1000,
       stallTimeoutMs: o.stallTimeout * 1000,
       signal: stop.signal,

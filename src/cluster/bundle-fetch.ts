@@ -12,7 +12,8 @@
  *   - the size must fit the coordinator's per-bundle cap (--max-bundle-mb).
  * Then the chunks are read from their subject (none stored: refused at
  * once), at most the announced bytes, and the SHA-256 of what arrived must
- * match. Every refusal
+ * match. A small bundle carried inside its result (inlineBundle) gets the
+ * same size, cap and digest checks. Every refusal
  * is a BundleRefused, recorded as the job's failure at once — never retried.
  */
 import { createHash } from 'node:crypto';
@@ -24,6 +25,8 @@ import { BUNDLES_BUCKET, retrying } from './nats-resources.js';
 export const DEFAULT_MAX_BUNDLE_MB = 256;
 /** A read that receives no chunk for this long ends (chunks announced but not stored). */
 const IDLE_MS = 8_000;
+/** The object store's chunk size (@nats-io/obj's default, which workers upload with): smaller objects are one chunk. */
+const ONE_CHUNK_BYTES = 128 * 1024;
 
 /** A bundle that will not be taken: the reason becomes the job's failure. */
 export class BundleRefused extends Error {}
@@ -89,6 +92,13 @@ async function readChunks(
 ): Promise<Uint8Array> {
   if (at.bytes === 0) return new Uint8Array(0);
   const subject = `$O.${BUNDLES_BUCKET}.C.${at.nuid}`;
+  if (at.bytes <= ONE_CHUNK_BYTES && (at.chunks ?? 1) === 1) {
+    // A one-chunk object (every small bundle): one direct get instead of a stream look and a consumer. Its
+    // digest is checked by the caller; anything but exactly the announced bytes takes the careful path below.
+    const m = await h.jsm.streams.getMessage(`OBJ_${BUNDLES_BUCKET}`, { last_by_subj: subject });
+    if (!m) throw new BundleRefused(`${what}: none of its ${at.bytes} bytes are stored (chunks missing)`);
+    if (m.data.length === at.bytes) return m.data;
+  }
   const si = await h.jsm.streams.info(`OBJ_${BUNDLES_BUCKET}`, { subjects_filter: subject });
   const stored = si.state.subjects?.[subject] ?? 0;
   if (stored === 0) throw new BundleRefused(`${what}: none of its ${at.bytes} bytes are stored (chunks missing)`);
@@ -145,14 +155,7 @@ export async function fetchBundle(
       `${what}: SHA-256 digest mismatch ` +
         `(the object store announces ${at.digest.toString('hex')}, the job names ${want.digest})`,
     );
-  if (at.bytes > opts.maxBytes) {
-    const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    throw new BundleRefused(
-      `${what} has ${at.bytes} bytes (${mb(at.bytes)}), ` +
-        `more than ${opts.cap ?? "this coordinator's cap"} of ` +
-        `${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
-    );
-  }
+  checkCap(what, at.bytes, opts);
   const bytes = await readChunks(h, what, at);
   const digest = createHash('sha256').update(bytes).digest();
   if (!digest.equals(at.digest)) {
@@ -160,4 +163,34 @@ export async function fetchBundle(
     throw new BundleRefused(`${what}: SHA-256 digest mismatch (stored ${digest.toString('hex')}, ${expected})`);
   }
   return bytes;
+}
+
+function checkCap(what: string, bytes: number, opts: { maxBytes: number; cap?: string }): void {
+  if (bytes <= opts.maxBytes) return;
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  throw new BundleRefused(
+    `${what} has ${bytes} bytes (${mb(bytes)}), ` +
+      `more than ${opts.cap ?? "this coordinator's cap"} of ` +
+      `${mb(opts.maxBytes)}${opts.cap ? '' : ' (--max-bundle-mb)'}`,
+  );
+}
+
+/**
+ * A bundle carried inside its result message (bundleData): taken only with the size and SHA-256 the result
+ * names (sealed, when the cluster signs jobs) and within the cap, like a fetched one.
+ */
+export function inlineBundle(
+  want: { name: string; data: Uint8Array; bytes: number | undefined; digest: string | undefined },
+  opts: { maxBytes: number },
+): Uint8Array {
+  const what = `bundle ${want.name} (inline)`;
+  if (want.bytes === undefined || want.digest === undefined)
+    throw new BundleRefused(`${what}: its result names no size and SHA-256 digest`);
+  if (want.data.length !== want.bytes)
+    throw new BundleRefused(`${what}: ${want.data.length} bytes carried, ${want.bytes} announced`);
+  checkCap(what, want.bytes, opts);
+  const digest = createHash('sha256').update(want.data).digest('hex');
+  if (digest !== want.digest)
+    throw new BundleRefused(`${what}: SHA-256 digest mismatch (carried ${digest}, announced ${want.digest})`);
+  return want.data;
 }

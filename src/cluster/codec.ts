@@ -99,11 +99,13 @@ export async function packBundle(dir: string): Promise<Uint8Array> {
 export async function unpackBundle(bytes: Uint8Array, dir: string): Promise<number> {
   const { files } = decodeWith(BundleArchiveSchema, bytes, 'bundle');
   const root = resolve(dir);
+  const made = new Set<string>(); // each directory made once, not once per file
   for (const f of files) {
     const target = resolve(root, f.path);
     if (!target.startsWith(root + sep))
       throw new MessageError(`bundle message: path "${f.path}" escapes the bundle directory`);
-    await mkdir(dirname(target), { recursive: true });
+    if (!made.has(dirname(target))) await mkdir(dirname(target), { recursive: true });
+    made.add(dirname(target));
     await writeFile(target, f.data, { flag: 'wx' });
   }
   return files.length;

@@ -23,12 +23,23 @@ import type { Job } from '../study/types.js';
 export interface QueueOptions {
   maxDeliver: number;
   jobKey?: Buffer;
+  /** Look for a message already queued first (default); false only when the caller has just seen none. */
+  look?: boolean;
 }
 
 /** The message the stream holds for a job id (queued or delivered and not yet acked), if any. */
 export async function queuedMessage(jsm: JetStreamManager, id: string): Promise<Uint8Array | undefined> {
   const m = await jsm.streams.getMessage(STREAM, { last_by_subj: `${JOB_SUBJECT_PREFIX}${id}` });
   return m ? m.data : undefined;
+}
+
+/**
+ * The ids of every job the stream holds a message for (queued or delivered and not yet acked), in one request
+ * (paged by the client past the server's page size) instead of one per job.
+ */
+export async function queuedJobIds(jsm: JetStreamManager): Promise<Set<string>> {
+  const si = await jsm.streams.info(STREAM, { subjects_filter: `${JOB_SUBJECT_PREFIX}*` });
+  return new Set(Object.keys(si.state.subjects ?? {}).map((s) => s.slice(JOB_SUBJECT_PREFIX.length)));
 }
 
 /** Whether queued bytes are this coordinator's message for `job` at `attempt`. */
@@ -59,7 +70,7 @@ export async function enqueueJob(
   attempt: number,
   opts: QueueOptions,
 ): Promise<'queued' | 'already-queued' | 'replaced'> {
-  const held = await queuedMessage(h.jsm, job.id);
+  const held = opts.look === false ? undefined : await queuedMessage(h.jsm, job.id);
   if (held && isOwnMessage(held, job, attempt, opts.jobKey)) return 'already-queued';
   if (held) await purgeJob(h.jsm, job.id);
   const body: Omit<JobMessage, 'sig'> = { v: PROTOCOL_VERSION, job, attempt, maxDeliver: opts.maxDeliver };

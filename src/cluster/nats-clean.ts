@@ -1,19 +1,28 @@
 /**
  * `odeness study clean FILE --nats URL`: remove one study's traces from a
- * cluster — its results (KV), every bundle of every run of its jobs (object
- * store) and its queued job messages — without touching other studies.
+ * cluster — its results (KV, small bundles inside them), every bundle of
+ * every run of its jobs (object store) and its queued job messages — without touching other studies.
  * Buckets also expire entries on their own (retention, nats-resources.ts).
  */
+import type { KvEntry } from '@nats-io/kv';
 import type { Job } from '../study/types.js';
 import { connectNats, describeNats, type NatsConnectOptions } from './nats-connect.js';
 import { JOB_SUBJECT_PREFIX, openCluster, STREAM } from './nats-resources.js';
-import { purgeResult } from './nats-results.js';
+import { decodeEntry, purgeResult } from './nats-results.js';
 
 export interface CleanSummary {
   jobs: number;
   results: number;
   bundles: number;
   queued: number;
+}
+
+function carriesBundle(e: KvEntry): boolean {
+  try {
+    return decodeEntry(e)?.bundleData !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 export async function cleanStudy(jobs: readonly Job[], opts: NatsConnectOptions): Promise<CleanSummary> {
@@ -33,6 +42,7 @@ export async function cleanStudy(jobs: readonly Job[], opts: NatsConnectOptions)
       if (e && e.operation === 'PUT') {
         await purgeResult(jsm, id); // the bucket is create only: no purge marker, the purge API
         summary.results++;
+        if (carriesBundle(e)) summary.bundles++; // a small bundle rides inside its result
       }
       const r = await jsm.streams.purge(STREAM, { filter: `${JOB_SUBJECT_PREFIX}${id}` });
       summary.queued += r.purged;

@@ -2,7 +2,8 @@
  * One delivery of a job that a NATS worker runs (nats-worker.ts decides which
  * deliveries get here): its temp dir, its job process (process-pool.ts), the
  * heartbeat that keeps the delivery while the job reports progress, the
- * bundle upload under a per-run name, the result offer (compare-and-set: the
+ * bundle upload under a per-run name (a small bundle rides inside the result
+ * message instead), the result offer (compare-and-set: the
  * first done wins) and the ack. A frozen run (no progress for twice
  * --stall-timeout plus 5 s: a stopped job process) whose job another run has
  * finished is stopped, its slot freed.
@@ -26,6 +27,8 @@ import type { FieldFiles } from '../models/field-files.js';
 /** Temp dirs of jobs: `odeness-job-<worker pid>-XXXXXX`, so a later worker can tell a crashed worker's leftovers. */
 export const JOB_TMP_PREFIX = 'odeness-job-';
 const PROGRESS_EVERY_MS = 500;
+/** Room kept in a result message beside an inline bundle, under the server's max payload. */
+const PAYLOAD_HEADROOM = 64 * 1024;
 /** Most time between two events of a running job (a bare progress event when it reports none). */
 const ALIVE_EVERY_MS = 5_000;
 /**
@@ -109,6 +112,8 @@ export interface RunContext {
   readonly frozenAfterMs: number;
   readonly keep: RetryOptions;
   readonly staleDirs: StaleDirSweeper;
+  /** Bundles up to this size ride inside the result message instead of the object store. */
+  readonly inlineBundleBytes: number;
   log(level: 'info' | 'warn', message: string): void;
   publishEvent(ev: Omit<EventMessage, 'v'>): void;
   /** Store a result (sealed with the job key, if any): 'kept' when another run's result stays. */
@@ -129,6 +134,8 @@ export class JobRun {
   private readonly abort = new AbortController();
   private lastProgress = Date.now();
   private lastEvent = 0;
+  /** Progress held back by the throttle, sent when its time comes unless the job ends first. */
+  private heldProgress: { progress: JobProgress; timer: NodeJS.Timeout } | undefined;
   private bundleDir: string | undefined;
   /** A stalled run (a frozen process) whose job another worker has finished gives its slot back. */
   private readonly finishedElsewhere: SupersededCheck;
@@ -156,12 +163,14 @@ export class JobRun {
     try {
       heartbeat = await this.startHeartbeat();
       this.ctx.publishEvent({ kind: 'start', id: this.job.id, worker: this.worker });
+      this.lastEvent = Date.now();
       const result = await this.runJob();
       if (!result) return this.handBack();
       await this.deliver(result);
       return result.status;
     } finally {
       clearInterval(heartbeat);
+      clearTimeout(this.heldProgress?.timer);
       this.ctx.signal.removeEventListener('abort', onStop);
       if (this.bundleDir) await rm(this.bundleDir, { recursive: true, force: true });
     }
@@ -204,10 +213,8 @@ export class JobRun {
         signal: this.abort.signal,
         deadlineMs: ctx.jobTimeoutMs,
         fieldFiles: this.fieldFiles,
-        onStart: () => {
-          this.lastProgress = Date.now();
-          ctx.publishEvent({ kind: 'start', id: job.id, worker });
-        },
+        // The start event went out when the run began (execute): a second one per job is only traffic.
+        onStart: () => (this.lastProgress = Date.now()),
         onProgress: (progress: JobProgress) => this.progressed(progress),
       })
       .catch((e: Error) => {
@@ -216,11 +223,24 @@ export class JobRun {
       });
   }
 
+  /**
+   * At most one progress event per PROGRESS_EVERY_MS; the last report held back is sent when its time comes
+   * (so the end of training still shows), unless the job has ended by then: a tiny job sends only its start.
+   */
   private progressed(progress: JobProgress): void {
     const now = Date.now();
     this.lastProgress = now;
-    if (now - this.lastEvent < PROGRESS_EVERY_MS && progress.iteration < progress.iterations) return;
-    this.lastEvent = now;
+    const waitMs = this.lastEvent + PROGRESS_EVERY_MS - now;
+    if (waitMs <= 0) return this.sendProgress(progress);
+    if (this.heldProgress) this.heldProgress.progress = progress;
+    else this.heldProgress = { progress, timer: setTimeout(() => this.sendProgress(), waitMs) };
+  }
+
+  private sendProgress(progress = this.heldProgress?.progress): void {
+    clearTimeout(this.heldProgress?.timer);
+    this.heldProgress = undefined;
+    if (!progress) return;
+    this.lastEvent = Date.now();
     this.ctx.publishEvent({ kind: 'progress', id: this.job.id, worker: this.worker, progress });
   }
 
@@ -249,10 +269,14 @@ export class JobRun {
     ctx.log('info', `${job.id} ${result.status} in ${result.timings.ms} ms (delivery ${this.deliveries})${error}`);
     if (outcome === 'kept') {
       ctx.log('info', `${job.id}: another run's result was stored first; this run's is dropped`);
-      if (bundle) await ctx.h.os.delete(bundle).catch(() => undefined);
+      if (stored.bundleNuid) await ctx.h.os.delete(bundle!).catch(() => undefined);
     }
-    // If the ack is lost, the redelivery finds the stored result and is skipped.
-    await retrying(`ack ${job.id}`, () => this.m.ackAck(), { forMs: 30_000 }).catch(() => undefined);
+    // A plain ack, no confirmation round trip: if it is lost, the redelivery finds the stored result and is skipped.
+    try {
+      this.m.ack();
+    } catch {
+      /* a closed connection: the same as a lost ack */
+    }
   }
 
   /** A full JetStream store: the job is kept (not acked) while this retries, and the coordinator is told. */
@@ -270,20 +294,22 @@ export class JobRun {
     };
   }
 
+  /** Upload the bundle under `name`, or carry a small one in the result message (no object-store round trips). */
   private async uploadBundle(
     name: string,
     retries: RetryOptions,
-  ): Promise<Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid'>> {
+  ): Promise<Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid' | 'bundleData'>> {
     const bytes = await packBundle(this.bundleDir!);
+    const bundleDigest = createHash('sha256').update(bytes).digest('hex');
+    // Inline only with room to spare under the server's payload limit (the rest of the result is a few KiB).
+    const room = (this.ctx.h.nc.info?.max_payload ?? 0) - PAYLOAD_HEADROOM;
+    if (bytes.length <= Math.min(this.ctx.inlineBundleBytes, room))
+      return { bundleDigest, bundleBytes: bytes.length, bundleData: bytes };
     const info = await retrying(
       `upload bundle of ${this.job.id}`,
       () => this.ctx.h.os.putBlob({ name }, bytes),
       retries,
     );
-    return {
-      bundleDigest: createHash('sha256').update(bytes).digest('hex'),
-      bundleBytes: bytes.length,
-      bundleNuid: info.nuid,
-    };
+    return { bundleDigest, bundleBytes: bytes.length, bundleNuid: info.nuid };
   }
 }

@@ -56,6 +56,13 @@ export function keepsStored(have: ResultMessage, msg: ResultMessage): boolean {
   return have.result.attempt >= msg.result.attempt && !have.exhausted;
 }
 
+/** The keys the result bucket holds a message for, in one request (paged by the client). */
+export async function resultKeys(jsm: JetStreamManager): Promise<Set<string>> {
+  const prefix = `$KV.${RESULTS_BUCKET}.`;
+  const si = await jsm.streams.info(`KV_${RESULTS_BUCKET}`, { subjects_filter: `${prefix}>` });
+  return new Set(Object.keys(si.state.subjects ?? {}).map((s) => s.slice(prefix.length)));
+}
+
 /** Clear a job's key in the result bucket (coordinator only: workers may not purge). */
 export async function purgeResult(jsm: JetStreamManager, id: string): Promise<void> {
   await jsm.streams.purge(`KV_${RESULTS_BUCKET}`, { filter: `$KV.${RESULTS_BUCKET}.${id}` });

@@ -23,7 +23,7 @@ import { OdenessError } from '../errors.js';
 import type { JobSink, PendingJob } from '../study/transport.js';
 import type { Job, JobResult } from '../study/types.js';
 import { decodeEventMessage, isLocalFsError, unpackBundle } from './codec.js';
-import { enqueueJob, purgeJob, queuedMessage } from './job-queue.js';
+import { enqueueJob, purgeJob, queuedJobIds, queuedMessage } from './job-queue.js';
 import { PROTOCOL_VERSION, type EventMessage, type ResultMessage } from './protocol.js';
 import {
   ALIVE_SUBJECT,
@@ -44,8 +44,8 @@ import {
   type ClusterHandles,
   type Retention,
 } from './nats-resources.js';
-import { decodeEntry, purgeResult, sameJob } from './nats-results.js';
-import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle } from './bundle-fetch.js';
+import { decodeEntry, purgeResult, resultKeys, sameJob } from './nats-results.js';
+import { BundleRefused, DEFAULT_MAX_BUNDLE_MB, fetchBundle, inlineBundle } from './bundle-fetch.js';
 import { aliveAuthentic, eventAuthentic, resultAuthentic } from './result-auth.js';
 import { isStorageFull, storageFullError } from './storage-full.js';
 import type { NatsConnectOptions } from './nats-connect.js';
@@ -119,6 +119,8 @@ export class StudyRun {
   private watcher: { stop(): void } | undefined;
   private warnedIdle = false;
   private cursor = 0;
+  /** Wanted jobs without a queued message at the last sweep. */
+  private unqueued = new Set<string>();
 
   constructor(
     private readonly h: ClusterHandles,
@@ -253,13 +255,16 @@ export class StudyRun {
         ? { sealed: { nuid: msg.bundleNuid!, bytes: msg.bundleBytes!, digest: msg.bundleDigest! } }
         : {};
       const maxBytes = this.opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_MB * 2 ** 20;
+      const { bundleData: data, bundleBytes: bytes, bundleDigest: digest } = msg;
       // Forged object metadata fails the job at once (BundleRefused); only connection trouble is retried.
-      const bytes = await retrying(
-        `download bundle ${msg.bundle}`,
-        () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }),
-        { signal, retryIf: (e) => !(e instanceof BundleRefused) },
-      );
-      await unpackBundle(bytes, tmp);
+      const archive = data
+        ? inlineBundle({ name: msg.bundle!, data, bytes, digest }, { maxBytes })
+        : await retrying(
+            `download bundle ${msg.bundle}`,
+            () => fetchBundle(this.h, { name: msg.bundle!, ...sealed }, { maxBytes, signal }),
+            { signal, retryIf: (e) => !(e instanceof BundleRefused) },
+          );
+      await unpackBundle(archive, tmp);
       return { result: r, tmp };
     } catch (e) {
       await sink.discard(tmp);
@@ -320,6 +325,8 @@ export class StudyRun {
   }
 
   private considerEntry(e: KvEntry): void {
+    // Taken or being taken (the watcher and a sweep can both bring it): no second decode.
+    if (!this.wanted.has(e.key) || this.busy.has(e.key)) return;
     let m: ResultMessage | undefined;
     try {
       m = decodeEntry(e);
@@ -437,10 +444,21 @@ export class StudyRun {
 
   // --- 4. publishing -----------------------------------------------------------------------------------------------
 
+  /**
+   * One look at the queue, then one at the result bucket, instead of two requests per job: a job neither
+   * queued then nor answered after is one nobody runs (a worker stores its result before it acks), and is
+   * published without looking again. The others take the careful path, as does every job when a look fails.
+   */
   private async publishAll(): Promise<void> {
+    const queued = await queuedJobIds(this.h.jsm).catch(() => undefined);
+    const stored = queued && (await resultKeys(this.h.jsm).catch(() => undefined));
+    const unseen = (id: string) => stored !== undefined && !queued!.has(id) && !stored.has(id);
     const queue = [...this.wanted.values()];
     const lanes = Array.from({ length: Math.min(32, queue.length) }, async () => {
-      while (queue.length > 0 && !this.signal.aborted && !this.fatal) await this.publishOne(queue.shift()!);
+      while (queue.length > 0 && !this.signal.aborted && !this.fatal) {
+        const w = queue.shift()!;
+        await (unseen(w.job.id) ? this.enqueue(w, true) : this.publishOne(w));
+      }
     });
     await Promise.all(lanes);
   }
@@ -469,9 +487,12 @@ export class StudyRun {
     await this.enqueue(w);
   }
 
-  private async enqueue(w: Wanted): Promise<void> {
+  /** Queue a job; `seenAbsent`: the queue was just seen without it, so the first try need not look again. */
+  private async enqueue(w: Wanted, seenAbsent = false): Promise<void> {
     const opts = { maxDeliver: this.maxDeliver, ...(this.opts.jobKey ? { jobKey: this.opts.jobKey } : {}) };
-    const done = await retrying(`publish job ${w.job.id}`, () => enqueueJob(this.h, w.job, w.attempt, opts), {
+    let tries = 0; // a retry always looks: the first try's message may be there
+    const publish = () => enqueueJob(this.h, w.job, w.attempt, { ...opts, look: !seenAbsent || tries++ > 0 });
+    const done = await retrying(`publish job ${w.job.id}`, publish, {
       signal: this.signal,
       retryIf: (e) => !isStorageFull(e),
     }).catch(async (e) => {
@@ -513,9 +534,19 @@ export class StudyRun {
     this.checkDone();
   }
 
-  /** Periodic sweep: catches results a watcher missed, and tells the user when nothing happens. */
+  /**
+   * Periodic sweep: catches results a watcher missed, and tells the user when nothing happens. A job whose
+   * message is still queued has neither a result to catch (a worker acks only after storing it) nor been lost:
+   * one look at the queue spares two requests per such job. Nor is a job that left the queue since the last
+   * sweep: its result is on its way through the watcher (a coordinator behind on commits would fetch and decode
+   * each twice).
+   */
   private async sweep(): Promise<void> {
-    const ids = [...this.wanted.keys()];
+    const queued = await queuedJobIds(this.h.jsm).catch(() => undefined);
+    const before = this.unqueued;
+    this.unqueued = new Set([...this.wanted.keys()].filter((id) => queued && !queued.has(id)));
+    const due = (id: string) => !this.busy.has(id) && (!queued || (before.has(id) && this.unqueued.has(id)));
+    const ids = [...this.wanted.keys()].filter(due);
     this.cursor = this.cursor >= ids.length ? 0 : this.cursor;
     const slice = ids.slice(this.cursor, this.cursor + SWEEP_BATCH);
     this.cursor += SWEEP_BATCH;

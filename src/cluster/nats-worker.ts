@@ -10,12 +10,13 @@
  *   2. past its max deliveries (JetStream's delivery count, from the
  *      message's own metadata, less the deliveries that workers refused,
  *      heard on `odeness.refusals.*`) → a failed result, marked `exhausted`;
- *   3. already answered in the result bucket → ack and skip;
+ *   3. a redelivery already answered in the result bucket → ack and skip;
  *   4. run it (nats-job-run.ts); the delivery is extended (in-progress ack)
  *      only while the job reports progress, so a stuck job is redelivered;
  *      every failure from here on, start-up ones included (no temp dir), is a
  *      failed result;
- *   5. upload the bundle under a per-run name, offer the result
+ *   5. upload the bundle under a per-run name (or carry a small one in the
+ *      result message), offer the result
  *      (compare-and-set: the first done wins), then ack.
  * Job temp dirs of workers that no longer run are removed before each job.
  * A worker that dies before the ack leaves the job to be redelivered after
@@ -42,7 +43,13 @@ import {
   JobRefused,
   type DataRootOptions,
 } from './job-checks.js';
-import { PROTOCOL_VERSION, type EventMessage, type JobMessage, type ResultMessage } from './protocol.js';
+import {
+  MAX_INLINE_BUNDLE_BYTES,
+  PROTOCOL_VERSION,
+  type EventMessage,
+  type JobMessage,
+  type ResultMessage,
+} from './protocol.js';
 import { connectNats, describeNats, maskUrl, type NatsConnectOptions } from './nats-connect.js';
 import {
   CONSUMER,
@@ -109,7 +116,14 @@ export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   memoryBytes?: number;
   /** The device this worker's sessions run on (default cpu): it takes CPU jobs and jobs requiring this device. */
   device?: Device;
+  /**
+   * Bundles up to this many bytes ride inside the result message, sparing the object store's round trips per job
+   * (default DEFAULT_INLINE_BUNDLE_BYTES; 0: every bundle goes through the object store).
+   */
+  inlineBundleBytes?: number;
 }
+
+export const DEFAULT_INLINE_BUNDLE_BYTES = 64 * 1024;
 
 export interface WorkerSummary {
   /** Jobs this worker ran to a result (done or failed). */
@@ -244,6 +258,7 @@ class NatsWorker implements RunContext {
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
   readonly staleDirs = new StaleDirSweeper();
+  readonly inlineBundleBytes: number;
   readonly prefix: string;
   readonly signal: AbortSignal;
   readonly jobTimeoutMs: number;
@@ -275,6 +290,7 @@ class NatsWorker implements RunContext {
     this.jobTimeoutMs = s.jobTimeoutMs;
     this.stallTimeoutMs = s.stallTimeoutMs;
     this.frozenAfterMs = s.frozenAfterMs;
+    this.inlineBundleBytes = Math.min(opts.inlineBundleBytes ?? DEFAULT_INLINE_BUNDLE_BYTES, MAX_INLINE_BUNDLE_BYTES);
     this.pool = new ProcessPool({
       ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
       ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
@@ -451,9 +467,17 @@ class NatsWorker implements RunContext {
       m.nak(OTHER_DEVICE_DELAY_MS);
       return;
     }
-    if (standingResult(await this.h.kv.get(job.id).catch(() => null), job, attempt, this.authentic)) {
+    // Only a redelivery looks (one request per job spared): the coordinator queues only jobs the bucket does not
+    // answer, and a worker stores a result before it acks. A race (two coordinators queuing one job) at worst
+    // runs a job twice; the bucket keeps the first result (create only).
+    const answered = m.info.deliveryCount > 1 && (await this.h.kv.get(job.id).catch(() => null));
+    if (answered && standingResult(answered, job, attempt, this.authentic)) {
       this.summary.skipped++;
-      await m.ackAck().catch(() => false);
+      try {
+        m.ack();
+      } catch {
+        /* a closed connection: redelivered, and skipped again */
+      }
       return;
     }
     const deliveries = m.info.deliveryCount;

@@ -6,7 +6,8 @@
  *     job      coordinator → work queue → worker        JobMessage
  *     result   worker → KV bucket (key = job id)        ResultMessage
  *     event    worker → core subject (fire and forget)  EventMessage (start / progress)
- *     bundle   worker → object store (name = run name)  BundleArchive (a directory's files)
+ *     bundle   worker → object store (name = run name)  BundleArchive (a directory's files), or a small one
+ *              inside its result message (bundleData)
  *   (the local pool's thread messages are src/study/local-messages.ts)
  */
 import { z } from 'zod';
@@ -15,7 +16,10 @@ import { JobProgressSchema } from '../study/local-messages.js';
 import type { Job } from '../study/types.js';
 
 /** Bumped when a message changes shape; a message of another version gets a clear failure, never silence. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
+
+/** Largest bundle archive a result message may carry itself (bundleData): NATS's default max payload. */
+export const MAX_INLINE_BUNDLE_BYTES = 2 ** 20;
 
 /** Jobs and results are the formats of src/formats (bounded before anything is allocated). */
 const jobSchema = JobSchema;
@@ -56,6 +60,15 @@ export const ResultMessageSchema = z.object({
   bundleNuid: z
     .string()
     .regex(/^[A-Za-z0-9]{1,64}$/)
+    .optional(),
+  /**
+   * A small bundle's archive itself, instead of an object-store upload (no object-store round trips per job).
+   * Outside the seal: bundleDigest and bundleBytes are sealed, and these bytes must match them (bundle-fetch.ts).
+   */
+  bundleData: z
+    .custom<Uint8Array>((b) => b instanceof Uint8Array && b.length <= MAX_INLINE_BUNDLE_BYTES, {
+      message: `expected at most ${MAX_INLINE_BUNDLE_BYTES} bytes`,
+    })
     .optional(),
   /** HMAC-SHA256 (hex) over the rest, when the cluster signs jobs (result-auth.ts). */
   mac: hex64.optional(),

@@ -2,7 +2,7 @@
  * Authenticated results and events, when a cluster signs its jobs (the
  * shared --job-key-file): a worker seals each result it stores with an
  * HMAC-SHA256 over the whole message — job id and job, attempt, status,
- * metrics, error, and its bundle's object-store id, size and SHA-256 digest —
+ * metrics, error, and its bundle's object-store id (or the bundle inline), size and SHA-256 digest —
  * and each start/progress event and alive notice (refusals.ts) with one over
  * it and its send time.
  * The coordinator takes only sealed results (an unauthenticated `done` from
@@ -46,8 +46,9 @@ export function sealText(v: unknown): string {
   return JSON.stringify(String(v));
 }
 
-function mac(key: Buffer, purpose: string, msg: { mac?: string }): string {
-  const { mac: _ignored, ...rest } = msg;
+function mac(key: Buffer, purpose: string, msg: { mac?: string; bundleData?: Uint8Array }): string {
+  // An inline bundle is sealed through its digest and size (checked against its bytes when it is taken).
+  const { mac: _ignored, bundleData: _sealedByDigest, ...rest } = msg;
   return createHmac('sha256', subKey(key, purpose)).update(sealText(rest)).digest('hex');
 }
 
@@ -68,7 +69,9 @@ export function sealResult(key: Buffer, msg: ResultMessage): ResultMessage {
 export function resultAuthentic(key: Buffer, msg: ResultMessage): boolean {
   if (
     msg.result.status === 'done' &&
-    (msg.bundleDigest === undefined || msg.bundleBytes === undefined || msg.bundleNuid === undefined)
+    (msg.bundleDigest === undefined ||
+      msg.bundleBytes === undefined ||
+      (msg.bundleNuid === undefined && msg.bundleData === undefined))
   )
     return false;
   return macMatches(key, 'result', msg);
