@@ -18,6 +18,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { MAX_SEEDS } from '../src/formats/study-file.js';
 import { compareRuns, resultsById } from '../src/study/compare.js';
 import { startScriptNats } from './lib/nats-server.js';
 import { odeness as cli, type OdenessProcess as Proc } from './lib/odeness-process.js';
@@ -39,7 +40,7 @@ const int = (name: keyof typeof values): number => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${values[name]}`);
   return n;
 };
-const jobs = int('jobs');
+const requestedJobs = int('jobs');
 const natsWorkers = int('nats-workers');
 const poolThreads = int('pool-threads');
 const iterations = int('iterations');
@@ -48,7 +49,13 @@ const dir = values.out ? resolve(values.out) : mkdtempSync(join(tmpdir(), 'odene
 mkdirSync(dir, { recursive: true });
 const log = (m: string) => process.stderr.write(`[bench-scale ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
-/** N tiny grid jobs: 2-D spheres, a width-8 MLP, one Euler step size, one rk4 test solve; one job per seed. */
+/**
+ * N tiny grid jobs: 2-D spheres, a width-8 MLP, one rk4 test solve; Euler step counts 1..k × N/k seeds (a study
+ * takes at most MAX_SEEDS seeds, so k = ⌈N / MAX_SEEDS⌉; N is rounded up to a multiple of k).
+ */
+const stepCounts = Math.ceil(requestedJobs / MAX_SEEDS);
+const seedsPerStep = Math.ceil(requestedJobs / stepCounts);
+const jobs = stepCounts * seedsPerStep;
 const studyFile = join(dir, 'tiny.json');
 writeFileSync(
   studyFile,
@@ -56,8 +63,8 @@ writeFileSync(
     name: `tiny-${jobs}`,
     datasets: ['spheres:dupont2019:dim=2,n=256,testN=100'],
     field: 'mlp:width=8',
-    grid: ['euler:0.5'],
-    seeds: Array.from({ length: jobs }, (_, i) => i + 1),
+    grid: Array.from({ length: stepCounts }, (_, k) => `euler:steps=${k + 1}`),
+    seeds: Array.from({ length: seedsPerStep }, (_, i) => i + 1),
     iterations,
     batchSize: 32,
     lr: 0.01,
@@ -173,7 +180,7 @@ let poolMs: number | undefined;
 if (!values['skip-pool']) {
   log(`pool: ${jobs} jobs on ${poolThreads} thread(s)`);
   const t0 = performance.now();
-  const p = cli(['study', 'run', studyFile, '--out', poolOut, '--workers', String(poolThreads)]);
+  const p = cli(['study', 'run', studyFile, '--out', poolOut, '--workers', String(poolThreads), '--yes']);
   const w = await watch(p, poolOut, t0);
   poolMs = performance.now() - t0;
   if (w.code !== 0) throw new Error(`pool run exited ${w.code}: ${p.err().slice(-2000)}`);
@@ -190,7 +197,7 @@ try {
   await Promise.all(workers.map((w) => w.waitFor(/pulling from/, 120_000)));
   log(`nats: ${jobs} jobs on ${natsWorkers} worker process(es)`);
   const t0 = performance.now();
-  const coordinator = cli(['study', 'run', studyFile, '--out', natsOut, '--nats', server.url]);
+  const coordinator = cli(['study', 'run', studyFile, '--out', natsOut, '--nats', server.url, '--yes']);
   const w = await watch(coordinator, natsOut, t0);
   const natsMs = performance.now() - t0;
   if (w.code !== 0) throw new Error(`nats run exited ${w.code}: ${coordinator.err().slice(-2000)}`);

@@ -34,7 +34,7 @@ if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers must b
 const dir = values.out ? resolve(values.out) : mkdtempSync(join(tmpdir(), 'odeness-estimate-'));
 mkdirSync(dir, { recursive: true });
 
-/** 2 000 tiny grid jobs (the issue's per-job-overhead case): one per seed, 2 iterations each. */
+/** 2 000 tiny grid jobs (the issue's per-job-overhead case): two step sizes × 1 000 seeds, 2 iterations each. */
 function tinyStudy(): string {
   const file = join(dir, 'tiny-2000.json');
   writeFileSync(
@@ -43,8 +43,8 @@ function tinyStudy(): string {
       name: 'tiny-2000',
       datasets: ['spheres:dupont2019:dim=2,n=256,testN=100'],
       field: 'mlp:width=8',
-      grid: ['euler:0.5'],
-      seeds: Array.from({ length: 2000 }, (_, i) => i + 1),
+      grid: ['euler:0.5', 'euler:0.25'],
+      seeds: Array.from({ length: 1000 }, (_, i) => i + 1),
       iterations: 2,
       batchSize: 32,
       lr: 0.01,
