@@ -153,13 +153,28 @@ batchSize: 32
 testSolvers: ["rk4:0.25"]
 `;
 
+/**
+ * Remove a directory a run is still writing into: rm's walk can meet a file created behind it (ENOTEMPTY), and
+ * under load that happens more than rmSync's own retries allow. Keep removing until it is gone.
+ */
+function removeWhileWritten(dir: string): void {
+  for (let tries = 0; ; tries++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || tries >= 50) throw e;
+    }
+  }
+}
+
 test('finding 5: rm -rf of --out mid-run stops the study with an error naming the directory, exit 1', async (t) => {
   const file = writeStudy(tmp, 'vanish.yaml', STUDY);
   const out = model('vanish-out');
   const p = cli(['study', 'run', file, '--out', out, '--workers', '1', '--no-report']);
   await p.waitFor(/study: 16 jobs/, 60_000);
   // The run may be writing into it: retry while a file appears under rm's walk (ENOTEMPTY).
-  fs.rmSync(out, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  removeWhileWritten(out);
   const code = await p.exited;
   t.is(code, 1, p.out() + p.err());
   t.regex(
@@ -190,7 +205,7 @@ test('finding 5: a vanished --out stops a long job within seconds, not when the 
   await p.waitFor(/study: 1 job/, 60_000);
   const removed = Date.now();
   // The run may be writing into it: retry while a file appears under rm's walk (ENOTEMPTY).
-  fs.rmSync(out, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  removeWhileWritten(out);
   const code = await p.exited;
   const ms = Date.now() - removed;
   t.is(code, 1, p.out() + p.err());
