@@ -203,6 +203,9 @@ function crossingNote(d: number, explainedVariance: number): string {
 
 export const DEFAULT_FAN_REFERENCE = 'dopri5:rtol=1e-8,atol=1e-10';
 
+/** Audited points per study job and per model of `audit critical`: a clear signal, cheap enough for every job. */
+export const AUDIT_POINTS = 500;
+
 export interface FanAudit extends Omit<FanResult, 'errors'> {
   readonly solver: string;
   readonly reference: string;

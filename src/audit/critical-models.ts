@@ -25,7 +25,7 @@ import {
   type CriticalRow,
 } from './critical.js';
 import { auditData, openModelSource, type ModelSource } from './source.js';
-import { crossingAudit } from './audits.js';
+import { AUDIT_POINTS, crossingAudit } from './audits.js';
 import { paperTestSolvers } from '../solvers/test-set.js';
 import { loadModel } from '../models/io.js';
 import type { Device } from '../onnx/runtime/device.js';
@@ -48,9 +48,6 @@ export interface CriticalFromModelsOptions {
   /** Audit each model under its training solver; a proof of a non-flow fails it (default true). */
   readonly proofs?: boolean;
 }
-
-/** Points the crossing / fold audit of each model looks at (as a study job's audits). */
-const AUDIT_POINTS = 500;
 
 /** What a critical step is computed over: one dataset, one field, one training method. */
 export interface CriticalGroupKey {

@@ -31,8 +31,8 @@ import type { TransportCost } from './calibration-cache.js';
 import { calibrateGroup, type GroupCost, type SolverKind } from './calibrate.js';
 import { measureTransport, transportCost, type TransportName } from './calibrate-transport.js';
 import { LocalTransport } from './local.js';
+import { AUDIT_POINTS } from '../audit/audits.js';
 import {
-  AUDIT_POINTS,
   auditCalls,
   buildMs,
   callsMs,

@@ -18,7 +18,7 @@ import { evaluate, type EvalData, type EvalRow } from '../onnx/evaluate.js';
 import { parseSolverSpec, formatSolverSpec, type SolverSpec } from '../solvers/spec.js';
 import { trainRun, type TrainRunResult } from '../train/run.js';
 import { openModelSource, type ModelSource } from '../onnx/source.js';
-import { crossingAudit, fanAudit } from '../audit/audits.js';
+import { AUDIT_POINTS, crossingAudit, fanAudit } from '../audit/audits.js';
 import { adaptFoldCheck } from '../audit/adapt-folds.js';
 import { FAN_SERIES_POINTS } from '../formats/index.js';
 import type { Device } from '../formats/common.js';
@@ -195,9 +195,6 @@ function jobMetrics(
     ...(audits ? { audits } : {}),
   };
 }
-
-/** Audited points per job: enough for a clear signal, cheap enough for every job of a study. */
-const AUDIT_POINTS = 500;
 
 /** Every ⌈K/limit⌉-th index of 0..K, always with the last. */
 function thinned(k1: number, limit: number): number[] {

@@ -21,6 +21,7 @@
  * The constants were fitted to peak RSS measured on the development machine
  * (scripts/job-memory.ts; the table is in the README's cluster section).
  */
+import { AUDIT_POINTS } from '../audit/audits.js';
 import { parseDatasetSpec } from '../data/spec.js';
 import type { DatasetSpec } from '../data/format.js';
 import { DEFAULT_SPHERES_TEST, DEFAULT_SPHERES_TRAIN } from '../data/spheres.js';
@@ -55,8 +56,6 @@ const TAPE_FACTOR = 2;
 const ADAPTIVE_STEPS = 40;
 /** Steps an adaptation run of a fixed-step method is priced at (it ends where its accuracy check leads). */
 const ADAPTATION_STEPS = 64;
-/** Points a job's audits run on (executeJob's AUDIT_POINTS). */
-const AUDIT_POINTS = 500;
 
 export interface JobMemoryParts {
   base: number;

@@ -25,9 +25,6 @@ import type { CachedCost } from './calibration-cache.js';
 /** The exponent of a graph build's growth with its stages (measured on conv1d fields: 1.4–1.6). */
 export const BUILD_EXPONENT = 1.5;
 
-/** Points a job's audits run on (executeJob's AUDIT_POINTS). */
-export const AUDIT_POINTS = 500;
-
 /**
  * The fan reference's NFE is at least this: measured 410–740 (median 530) on the quick study's 16 trained
  * models; a briefly trained calibration model may need fewer steps than a trained one.
