@@ -4,8 +4,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { estimateWork, jobWork } from '../src/study/estimate.js';
 import { planStudy } from '../src/study/plan.js';
-import { calibrationKey, transportKey, writeCachedCost, writeCachedTransport } from '../src/study/calibration-cache.js';
-import { auditCalls, callsMs, REFERENCE_NFE_FLOOR } from '../src/study/price.js';
+import {
+  calibrationKey,
+  readCachedCost,
+  transportKey,
+  writeCachedCost,
+  writeCachedTransport,
+} from '../src/study/calibration-cache.js';
+import {
+  adaptCheckCalls,
+  auditCalls,
+  buildMs,
+  callsMs,
+  fitBuildCurve,
+  REFERENCE_NFE_FLOOR,
+} from '../src/study/price.js';
 import { parseSolverSpec } from '../src/solvers/spec.js';
 
 // A study's work: training (fwd + bwd NFE × batch × iterations) and, after it, evaluation and audits
@@ -31,10 +44,13 @@ const cost = {
   msPerSampleNfe: 0.001,
   buildMs: 50,
   buildMsPerStage: 10,
+  buildExponent: 1.5,
   jobOverheadMs: 300,
   msPerCall: 0.1,
   msPerRow: 0.01,
   referenceNfe: 1658,
+  referenceNfePerStop: 0,
+  referenceMsPerRow: 0.01,
   measuredAt: '2026-12-07T00:00:00Z',
 };
 const fullName = 'mlp:width=8,depth=2,act=tanh';
@@ -111,4 +127,88 @@ test('without a calibration there is work but no wall time', async (t) => {
   const e = await estimateWork(planStudy({ ...doc, audits: { fan: true } }), { calibrate: false });
   t.is(e.wallMs, undefined);
   t.true(e.evalSampleNfe > 20 * 40);
+});
+
+test('builds: three measured builds give the curve through them, its exponent within [1, 2]', (t) => {
+  const curve = (s: number) => 20 + 3 * Math.pow(s, 1.3);
+  const fit = fitBuildCurve([1, 8, 32].map((s) => [s, curve(s)] as const));
+  t.true(Math.abs(fit.buildExponent - 1.3) < 1e-4, `${fit.buildExponent}`);
+  t.true(Math.abs(fit.buildMsPerStage - 3) < 1e-3 && Math.abs(fit.buildMs - 20) < 1e-2, JSON.stringify(fit));
+  // Extrapolated as measured on 900-d conv1d (1, 8, 32 stages: 125, 500, 2 000 ms; 128 stages: ~9 s).
+  const spheres = fitBuildCurve([
+    [1, 125],
+    [8, 500],
+    [32, 2000],
+  ]);
+  const at128 = buildMs(parseSolverSpec('euler:steps=128'), spheres);
+  t.true(at128 > 7500 && at128 < 10_000, `${at128}`);
+  // Noise never makes builds shrink with stages or explode: the exponent stays within its bounds.
+  t.is(
+    fitBuildCurve([
+      [1, 100],
+      [8, 90],
+      [32, 95],
+    ]).buildExponent,
+    1,
+  );
+  t.is(
+    fitBuildCurve([
+      [1, 10],
+      [8, 11],
+      [32, 5000],
+    ]).buildExponent,
+    2,
+  );
+});
+
+test('the fan reference stops at every audited step: calibrated NFE per stop, its own cost per row', (t) => {
+  const spec = parseSolverSpec('euler:steps=32');
+  const shape = { d: 900, n: 20, crossing: false, fan: true, referenceNfe: 512, referenceNfePerStop: 6 };
+  t.deepEqual(auditCalls(spec, { ...shape, referenceMsPerRow: 0.12 })[1], {
+    calls: 512 + 32 * 6,
+    rows: 20,
+    msPerRow: 0.12,
+  });
+  // The floor bounds the whole reference, stops included.
+  t.is(auditCalls(parseSolverSpec('euler:steps=2'), { ...shape, referenceNfe: 100 })[1]!.calls, REFERENCE_NFE_FLOOR);
+  t.is(callsMs([{ calls: 10, rows: 20, msPerRow: 0.1 }], { msPerCall: 0.5, msPerRow: 0.01 }), 10 * (0.5 + 2));
+});
+
+test('adaptation: each check runs the test solver and a trial step on its batch; fixed steps rebuild', (t) => {
+  const adaptDoc = { ...doc, adapt: true, iterations: 120, testSolvers: ['rk4:steps=2'] };
+  const plan = planStudy(adaptDoc);
+  const work = jobWork(plan);
+  const fixed = plan.jobs.find((j) => j.adapt)!;
+  const w = work.get(fixed.id)!;
+  // 120 iterations: checks at 50 and 100; the euler run trains around euler:steps=20 (no grid of its own).
+  t.is(w.builds, 3);
+  const perCheck = adaptCheckCalls(parseSolverSpec('euler:steps=20'), 8);
+  // The test solver: midpoint at h = √(0.05^1 / 50) (fixedTestSolver), 32 steps of 2 stages; the trial: 20 steps.
+  t.deepEqual(perCheck, [
+    { calls: 32 * 2, rows: 8 },
+    { calls: 20, rows: 8 },
+  ]);
+  t.deepEqual(
+    w.checkCalls,
+    perCheck.map((c) => ({ calls: 2 * c.calls, rows: c.rows })),
+  );
+  t.is(w.sampleNfe, 2 * 20 * 120 * 8 + 2 * (64 + 20) * 8);
+  const adaptive = planStudy({ ...adaptDoc, grid: [{ solver: 'dopri5', tols: [1e-3] }] });
+  const a = jobWork(adaptive).get(adaptive.jobs.find((j) => j.adapt)!.id)!;
+  t.is(a.builds, 1, 'adaptive solvers keep their step graphs whatever the tolerance');
+  t.is(a.checkCalls.length, 2);
+});
+
+test('calibration entries of an older format are measured again, not misread', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odeness-cache-format-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const key = calibrationKey(dataset, fullName, 'fixed', 8);
+  writeCachedCost(key, cost, dir);
+  t.deepEqual(readCachedCost(key, dir), cost);
+  const doc = JSON.parse(fs.readFileSync(path.join(dir, 'calibration.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...doc, format: 'odeness-calibration/2' }));
+  t.is(readCachedCost(key, dir), undefined);
+  const { buildExponent: _b, ...older } = cost;
+  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...doc, entries: { [key]: older } }));
+  t.is(readCachedCost(key, dir), undefined);
 });

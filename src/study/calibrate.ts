@@ -6,14 +6,18 @@
  *  - a training iteration: a fixed part and a part per sample·NFE (two short
  *    real training runs with different NFE per iteration);
  *  - a graph build: the ort engine compiles one training graph per solver
- *    grid; its cost grows faster than its stages (session optimisation), so
- *    two builds (1 and 8 stages) fit c0 + c1 · stages^1.5;
- *  - one job's fixed overhead: a minimal real job through executeJob (data,
- *    engine set-up, model save, bundle write, session open, result), less the
- *    parts priced apart;
+ *    grid, and the first WARM_ITERATIONS runs of its new session are slow
+ *    (measured on 900-d conv1d at 128 stages: 2.4 s to build, then 4.5 and
+ *    3.7 s against 0.5 s for later iterations); both grow faster than the
+ *    stages, so three builds (1, 8 and 32 stages) fit c0 + c1 · stages^p
+ *    (price.ts fitBuildCurve; p from 1.1 on 900-d to 1.4 on 2-d fields);
+ *  - one job's fixed overhead: a minimal real job of the group's solver kind
+ *    through executeJob (data, engine set-up, model save, bundle write,
+ *    sessions opened, result), less the parts priced apart;
  *  - a forward field call, as evaluation and audits make them: a fixed part
  *    per call and a part per row (timed on the bundle that job wrote);
- *  - the fan audit's float64 reference: its NFE on that model.
+ *  - the fan audit's float64 reference: its NFE on that model, and the NFE
+ *    it adds per output time it must stop at.
  *
  * Each is a median of repeats: one busy moment does not set the price.
  */
@@ -24,17 +28,27 @@ import { DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { float64Ops } from '../engines/typed.js';
 import { openModelSource, type ModelSource } from '../onnx/source.js';
 import { solveAsync } from '../solvers/integrate.js';
-import { parseSolverSpec } from '../solvers/spec.js';
+import { fixedGrid } from '../solvers/integrate.js';
+import { parseSolverSpec, type FixedSolverSpec } from '../solvers/spec.js';
 import { trainRun } from '../train/run.js';
 import { calibrationKey, readCachedCost, writeCachedCost, type CachedCost } from './calibration-cache.js';
 import { executeJob } from './execute.js';
 import type { Job } from './types.js';
-import { BUILD_EXPONENT } from './price.js';
+import { callsMs, evaluationCalls, fitBuildCurve } from './price.js';
 
 export type SolverKind = 'fixed' | 'adaptive';
 
-/** Stages of the larger calibration build (euler:steps=8). */
-const BUILD_STAGES = 8;
+/** Stages of the three calibration builds (euler:steps=N): their costs fit the build curve. */
+const BUILD_STAGES = [1, 8, 32] as const;
+/** The first iterations of a new session that run slower than the rest (the rest are the iteration's cost). */
+const WARM_ITERATIONS = 2;
+/** Iterations of a timed training run: the warm ones, then enough for a median. */
+const TIMED_ITERATIONS = WARM_ITERATIONS + 4;
+/** The two solvers a group's training is timed with (fixed: the outer builds; adaptive: two tolerances). */
+const TIMED_SOLVERS = {
+  fixed: BUILD_STAGES.map((n) => `euler:steps=${n}`),
+  adaptive: ['dopri5:0.1', 'dopri5:0.001'],
+} as const;
 
 /** What one job of a group costs on this machine (one worker). */
 export interface GroupCost extends CachedCost {
@@ -62,43 +76,52 @@ export function cpuShare(): () => number {
 }
 
 interface TimedRun {
-  /** Median ms of iterations 2..n (the first builds graphs). */
+  /** Median ms of the iterations after the warm ones. */
   readonly ms: number;
+  /** NFE (forward and backward) of one of those iterations. */
   readonly nfe: number;
-  /** Graph build ms (writing the graph, creating its session) of the run. */
+  /** Graph build ms (writing the graph, creating its session) and the warm iterations' excess over `ms`. */
   readonly buildMs: number;
 }
 
 async function timeIterations(dataset: string, field: string, solver: string, batch: number): Promise<TimedRun> {
-  const iterations = 6;
+  const iterations = TIMED_ITERATIONS;
   const stamps: number[] = [];
+  let builtAt: number | undefined;
   let nfe = 0;
   const run = await trainRun(
     { dataset, field, solver, iterations, seed: 0, batchSize: batch, lr: 1e-4, logEvery: 1, engine: 'auto' },
     {
       onIteration: () => stamps.push(performance.now()),
+      onGraphBuild: (b) => {
+        if (!b.cached) builtAt ??= performance.now();
+      },
       onLog: (e) => {
-        if (e.iteration > 1) nfe += e.nfeForward + e.nfeBackward;
+        if (e.iteration > WARM_ITERATIONS) nfe += e.nfeForward + e.nfeBackward;
       },
     },
   );
   if (run.result.iterations < iterations || stamps.length < iterations)
     throw new Error(`calibration of ${dataset} ${field} stopped early`);
+  // deltas[k] is iteration k + 2.
   const deltas = stamps.slice(1, iterations).map((s, k) => s - stamps[k]!);
-  const buildMs = run.result.graphBuilds.reduce((s, b) => s + (b.cached ? 0 : b.graphMs + b.sessionMs), 0);
-  return { ms: median(deltas), nfe: nfe / (iterations - 1), buildMs };
+  const ms = median(deltas.slice(WARM_ITERATIONS - 1));
+  const graphs = run.result.graphBuilds.reduce((s, b) => s + (b.cached ? 0 : b.graphMs + b.sessionMs), 0);
+  // From the first build to the last iteration, less the iterations at their steady cost: the sessions' warm-up.
+  const warm = builtAt === undefined ? 0 : Math.max(0, stamps[iterations - 1]! - builtAt - iterations * ms);
+  return { ms, nfe: nfe / (iterations - WARM_ITERATIONS), buildMs: graphs + warm };
 }
 
-/** A minimal real job of the group: one iteration of euler:steps=1, its own evaluation, no test solvers or audits. */
-function minimalJob(dataset: string, field: string, batch: number): Job {
+/** A minimal real job of the group: the warm iterations of `solver`, its own evaluation, no test solvers or audits. */
+function minimalJob(dataset: string, field: string, batch: number, solver: string): Job {
   return {
     id: 'calibration',
     dataset,
     field,
-    trainSolver: 'euler:steps=1',
+    trainSolver: solver,
     adapt: false,
     seed: 0,
-    iterations: 1,
+    iterations: WARM_ITERATIONS,
     batchSize: batch,
     lr: 1e-4,
     testSolvers: [],
@@ -127,31 +150,44 @@ async function timeFieldCalls(source: ModelSource, rows: number): Promise<{ msPe
   return { msPerCall: Math.max(0, one - msPerRow), msPerRow };
 }
 
-/** NFE of the fan audit's float64 reference solve on `n` test points of the model. */
-async function referenceNfe(source: ModelSource, x: Float32Array, n: number): Promise<number> {
+/**
+ * NFE of the fan audit's float64 reference solve on `n` test points of the model: free, and stopping at the
+ * REFERENCE_STOPS steps of a fixed grid as it does at the audited solver's steps (the extra NFE per stop); and the ms
+ * per row of its calls beyond msPerCall, timed on the second solve (the first warms the n-row session).
+ */
+async function referenceNfe(source: ModelSource, x: Float32Array, n: number, msPerCall: number) {
   const field = source.field(n);
   const z0 = Float64Array.from(await source.encode(x.subarray(0, n * source.inputWidth), n));
-  const r = await solveAsync(
-    float64Ops,
-    async (t, z) => Float64Array.from(await field(t, Float32Array.from(z))),
-    z0,
-    parseSolverSpec(DEFAULT_FAN_REFERENCE),
-    { t0: source.t0, t1: source.t1 },
-  );
-  return r.stats.nfe;
+  const solve = async (times?: number[]) => {
+    const f = async (t: number, z: Float64Array) => Float64Array.from(await field(t, Float32Array.from(z)));
+    const span = { t0: source.t0, t1: source.t1, ...(times ? { times } : {}) };
+    return (await solveAsync(float64Ops, f, z0, parseSolverSpec(DEFAULT_FAN_REFERENCE), span)).stats.nfe;
+  };
+  const free = await solve();
+  const grid: FixedSolverSpec = { kind: 'fixed', method: 'euler', steps: REFERENCE_STOPS };
+  const t = performance.now();
+  const stopped = await solve(fixedGrid(grid, source.t0, source.t1));
+  const perCall = (performance.now() - t) / stopped;
+  return {
+    referenceNfe: free,
+    referenceNfePerStop: Math.max(0, (stopped - free) / REFERENCE_STOPS),
+    referenceMsPerRow: Math.max(0, (perCall - msPerCall) / n),
+  };
 }
 
 /** Points the reference NFE is measured on: its error norm is over all of them, few suffice. */
 const REFERENCE_POINTS = 64;
+/** Output times of the second reference solve (a 16-step grid). */
+const REFERENCE_STOPS = 16;
 
-async function measureJob(dataset: string, field: string, batch: number) {
+async function measureJob(dataset: string, field: string, batch: number, solver: string) {
   const dir = mkdtempSync(join(tmpdir(), 'odeness-calibration-'));
   try {
     const runs: number[] = [];
     for (let k = 0; k < 2; k++) {
       const bundleDir = join(dir, `job-${k}`);
       const t = performance.now();
-      await executeJob(minimalJob(dataset, field, batch), { bundleDir });
+      await executeJob(minimalJob(dataset, field, batch, solver), { bundleDir });
       runs.push(performance.now() - t);
     }
     // The first job may still load modules (a pool thread does that once): the faster one is a job.
@@ -161,8 +197,8 @@ async function measureJob(dataset: string, field: string, batch: number) {
       const { loadDataset } = await import('../data/spec.js');
       const test = (await loadDataset(dataset, 0)).test;
       const calls = await timeFieldCalls(source, Math.max(2, Math.min(256, test.n)));
-      const refNfe = await referenceNfe(source, test.x, Math.min(REFERENCE_POINTS, test.n));
-      return { jobMs, ...calls, referenceNfe: refNfe };
+      const reference = await referenceNfe(source, test.x, Math.min(REFERENCE_POINTS, test.n), calls.msPerCall);
+      return { jobMs, testPoints: test.n, ...calls, ...reference };
     } finally {
       await source.release();
     }
@@ -172,35 +208,40 @@ async function measureJob(dataset: string, field: string, batch: number) {
 }
 
 async function measure(dataset: string, field: string, kind: SolverKind, batch: number): Promise<CachedCost> {
-  const [lo, hi] = kind === 'fixed' ? ['euler:steps=1', `euler:steps=${BUILD_STAGES}`] : ['dopri5:0.1', 'dopri5:0.001'];
+  const solvers = TIMED_SOLVERS[kind];
   // A first run warms the process (module loads, the first session ever): it is no job's cost.
-  await timeIterations(dataset, field, lo, batch);
+  await timeIterations(dataset, field, solvers[0], batch);
   const share = cpuShare();
-  const a = await timeIterations(dataset, field, lo, batch);
-  const b = await timeIterations(dataset, field, hi, batch);
+  const runs: TimedRun[] = [];
+  for (const solver of solvers) runs.push(await timeIterations(dataset, field, solver, batch));
+  const [a, b] = [runs[0]!, runs.at(-1)!];
   const slope =
     b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
   const msPerIteration = Math.max(0, a.ms - slope * a.nfe * batch);
-  // Fixed: c0 + c1 · stages^1.5 through the two builds; adaptive: its step graphs, whatever the tolerance.
-  const buildPerStage =
-    kind === 'fixed' ? Math.max(0, (b.buildMs - a.buildMs) / (BUILD_STAGES ** BUILD_EXPONENT - 1)) : 0;
-  const buildMs = kind === 'fixed' ? Math.max(0, a.buildMs - buildPerStage) : median([a.buildMs, b.buildMs]);
-  const job = await measureJob(dataset, field, batch);
-  // The minimal job's own build, iteration and evaluation (one call) are priced apart: the rest is overhead.
-  const fixedBuild = a.buildMs;
-  const jobOverheadMs = Math.max(0, job.jobMs - fixedBuild - a.ms - job.msPerCall);
+  // Fixed: the curve through the three builds; adaptive: its step graphs, whatever the tolerance.
+  const build =
+    kind === 'fixed'
+      ? fitBuildCurve(runs.map((r, k) => [BUILD_STAGES[k]!, r.buildMs] as const))
+      : { buildMs: median(runs.map((r) => r.buildMs)), buildMsPerStage: 0, buildExponent: 1 };
+  const job = await measureJob(dataset, field, batch, solvers[0]);
+  // The minimal job's own build, warm iterations and evaluation are priced apart: the rest is overhead.
+  const evaluation = callsMs(evaluationCalls([parseSolverSpec(solvers[0])], job.testPoints), job);
+  const jobOverheadMs = Math.max(0, job.jobMs - a.buildMs - WARM_ITERATIONS * a.ms - evaluation);
   // Wall times on a busy machine include other processes' turns: scaled by the CPU this process got, they are
   // this machine's idle costs (the same whatever the load at calibration; estimate.ts adds the load at run time).
   const f = share();
   return {
     msPerIteration: msPerIteration * f,
     msPerSampleNfe: slope * f,
-    buildMs: buildMs * f,
-    buildMsPerStage: buildPerStage * f,
+    buildMs: build.buildMs * f,
+    buildMsPerStage: build.buildMsPerStage * f,
+    buildExponent: build.buildExponent,
     jobOverheadMs: jobOverheadMs * f,
     msPerCall: job.msPerCall * f,
     msPerRow: job.msPerRow * f,
     referenceNfe: job.referenceNfe,
+    referenceNfePerStop: job.referenceNfePerStop,
+    referenceMsPerRow: job.referenceMsPerRow * f,
     cpuShare: f,
     measuredAt: new Date().toISOString(),
   };

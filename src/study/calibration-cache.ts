@@ -18,9 +18,13 @@ export interface CachedCost {
   /** A training iteration: fixed ms, and ms per sample·NFE. */
   readonly msPerIteration: number;
   readonly msPerSampleNfe: number;
-  /** A training graph build: buildMs + buildMsPerStage · stages^1.5 (adaptive: buildMs, its step graphs). */
+  /**
+   * A training graph build with its session's slow first runs: buildMs + buildMsPerStage · stages^buildExponent
+   * (adaptive: buildMs, its step graphs).
+   */
   readonly buildMs: number;
   readonly buildMsPerStage: number;
+  readonly buildExponent: number;
   /** A job's fixed part: data, engine set-up, model save, bundle write, sessions opened, result. */
   readonly jobOverheadMs: number;
   /** A forward field call of evaluation or an audit: ms per call and per row. */
@@ -28,6 +32,10 @@ export interface CachedCost {
   readonly msPerRow: number;
   /** NFE of the fan audit's float64 reference solve on this field (the calibration's model). */
   readonly referenceNfe: number;
+  /** Its extra NFE per output time it stops at (the fan audit records it at every step of the audited solver). */
+  readonly referenceNfePerStop: number;
+  /** Ms per row of one of its calls: the field call's and its float64 solver arithmetic. */
+  readonly referenceMsPerRow: number;
   /** CPU time over wall time while it was measured (the figures above are scaled by it: idle-machine costs). */
   readonly cpuShare?: number;
   /** When it was measured (ISO time). */
@@ -45,8 +53,9 @@ export interface TransportCost {
 }
 
 const FILE = 'calibration.json';
-// Version 2 prices builds, job overhead, field calls and the fan reference: version-1 entries are measured again.
-const FORMAT = 'odeness-calibration/2';
+// Version 2 prices builds, job overhead, field calls and the fan reference; version 3 fits the build exponent, counts
+// a session's slow first runs in its build and the reference's stops: older entries are measured again.
+const FORMAT = 'odeness-calibration/3';
 
 export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env['ODENESS_CACHE_DIR']) return env['ODENESS_CACHE_DIR'];
@@ -83,10 +92,13 @@ const COST_FIELDS = [
   'msPerSampleNfe',
   'buildMs',
   'buildMsPerStage',
+  'buildExponent',
   'jobOverheadMs',
   'msPerCall',
   'msPerRow',
   'referenceNfe',
+  'referenceNfePerStop',
+  'referenceMsPerRow',
 ] as const;
 
 const finite = (e: Entry | undefined, fields: readonly string[]): boolean =>

@@ -6,9 +6,10 @@
  * `study run` asks for `--yes` above WORK_THRESHOLD. Fixed-step methods take
  * steps × stages forward and as many backward; adaptive steps are estimated
  * from the tolerance (price.ts). Adaptation runs are estimated at the median
- * grid step count of their method (20 steps without a grid), plus a fifth for
- * the checks, and build a training graph at every check (each one changes the
- * step).
+ * grid step count of their method (20 steps without a grid), plus their
+ * checks' forward calls on the check batch (price.ts adaptCheckCalls); a
+ * fixed-step run builds a training graph at every check (each one may change
+ * the step), an adaptive one builds its step graphs once.
  *
  * Wall time: each job priced as executeJob runs it (price.ts) from this
  * machine's calibration (calibrate.ts, cached): its fixed overhead, its graph
@@ -33,6 +34,8 @@ import { measureTransport, transportCost, type TransportName } from './calibrate
 import { LocalTransport } from './local.js';
 import { AUDIT_POINTS } from '../audit/audits.js';
 import {
+  adaptCheckCalls,
+  adaptChecks,
   auditCalls,
   buildMs,
   callsMs,
@@ -40,6 +43,7 @@ import {
   REFERENCE_NFE_FLOOR,
   sampleNfeOf,
   stepNfe,
+  type AuditShape,
   type Calls,
 } from './price.js';
 
@@ -52,9 +56,6 @@ import {
 export const WORK_THRESHOLD = 1e13;
 /** Plans with more jobs than this need `--yes` whatever their size. */
 export const JOB_THRESHOLD = 2000;
-
-/** Iterations between two adaptation checks (the paper's, adapt.ts): each one changes the step and builds a graph. */
-const ADAPT_CHECK_EVERY = 50;
 
 export interface JobWork {
   /** Field evaluations of one sample summed over training (forward + backward + checks). */
@@ -76,6 +77,8 @@ export interface JobWork {
   readonly evaluated: readonly SolverSpec[];
   /** Training graphs this job builds alone (adaptation: one per check; grid jobs share theirs, see estimateWork). */
   readonly builds: number;
+  /** Forward field calls of its adaptation checks, all of them (none without adaptation). */
+  readonly checkCalls: readonly Calls[];
 }
 
 /** Where the serial milliseconds of a plan go (Σ over jobs, one worker). */
@@ -156,8 +159,10 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
     const grid = gridSpecs.get(s.spec.method);
     const fallback: SolverSpec = s.kind === 'fixed' ? { kind: 'fixed', method: s.spec.method, steps: 20 } : s.spec;
     const around = j.adapt ? (grid && grid.length > 0 ? medianSpec(grid) : fallback) : s.spec;
-    const perIteration = (j.adapt ? 1.2 : 1) * stepNfe(around);
+    const perIteration = stepNfe(around);
     const samples = j.iterations * j.batchSize;
+    const checks = j.adapt ? adaptChecks(j.iterations) : 0;
+    const checkCalls = adaptCheckCalls(around, j.batchSize).map((c) => ({ calls: c.calls * checks, rows: c.rows }));
     const tests = j.testSolvers
       .flatMap((t) => (t === 'paper' ? paperTestSolvers(formatSolverSpec(around)) : [t]))
       .map((t) => parseSolverSpec(t, j.solverLimits));
@@ -167,14 +172,15 @@ export function jobWork(plan: Pick<StudyPlan, 'jobs'>): Map<string, JobWork> {
     const evalNfePerPoint = evaluated.reduce((sum, t) => sum + stepNfe(t), 0);
     const auditNfePerPoint = audits.reduce((sum, c) => sum + c.calls, 0);
     out.set(j.id, {
-      nfePerSample: 2 * perIteration * j.iterations,
+      nfePerSample: 2 * perIteration * j.iterations + (checks > 0 ? sampleNfeOf(checkCalls) / j.batchSize : 0),
       samples,
-      sampleNfe: 2 * perIteration * samples,
+      sampleNfe: 2 * perIteration * samples + (checks > 0 ? sampleNfeOf(checkCalls) : 0),
       evalNfePerPoint: evalNfePerPoint + auditNfePerPoint,
       auditNfePerPoint,
       around,
       evaluated,
-      builds: j.adapt ? 1 + Math.floor(j.iterations / ADAPT_CHECK_EVERY) : 1,
+      builds: j.adapt && around.kind === 'fixed' ? 1 + checks : 1,
+      checkCalls: checks > 0 ? checkCalls : [],
     });
   }
   return out;
@@ -212,11 +218,16 @@ async function fieldInfo(dataset: string, field: string): Promise<FieldInfo | un
 }
 
 /** The field calls of one job after training: its evaluation, then its audits. */
-function jobCalls(j: Job, w: JobWork, info: FieldInfo, referenceNfe: number): { evaluation: Calls[]; audits: Calls[] } {
+function jobCalls(
+  j: Job,
+  w: JobWork,
+  info: FieldInfo,
+  reference: Pick<AuditShape, 'referenceNfe' | 'referenceNfePerStop' | 'referenceMsPerRow'>,
+): { evaluation: Calls[]; audits: Calls[] } {
   const n = Math.min(AUDIT_POINTS, info.testPoints);
   return {
     evaluation: evaluationCalls(w.evaluated, info.testPoints),
-    audits: auditCalls(w.around, { ...j.audit, d: info.d, n, referenceNfe }),
+    audits: auditCalls(w.around, { ...j.audit, d: info.d, n, ...reference }),
   };
 }
 
@@ -243,7 +254,11 @@ function priceJob(j: Job, w: JobWork, calls: ReturnType<typeof jobCalls>, builds
   return {
     overheadMs: cost.jobOverheadMs,
     buildMs: builds * buildMs(w.around, cost),
-    trainMs: j.iterations * cost.msPerIteration + w.sampleNfe * cost.msPerSampleNfe,
+    // The checks' forward calls are priced as evaluation calls, the rest of the work at the training slope.
+    trainMs:
+      j.iterations * cost.msPerIteration +
+      (w.sampleNfe - sampleNfeOf(w.checkCalls)) * cost.msPerSampleNfe +
+      callsMs(w.checkCalls, cost),
     evalMs: callsMs(calls.evaluation, cost),
     auditMs: callsMs(calls.audits, cost),
   };
@@ -324,8 +339,14 @@ async function priceGroup(
           options.recalibrate,
         )
       : undefined;
-  const referenceNfe = cost?.referenceNfe ?? REFERENCE_NFE_FLOOR;
-  const calls = info ? g.jobs.map((j) => jobCalls(j, work.get(j.id)!, info, referenceNfe)) : undefined;
+  const reference = cost
+    ? {
+        referenceNfe: cost.referenceNfe,
+        referenceNfePerStop: cost.referenceNfePerStop,
+        referenceMsPerRow: cost.referenceMsPerRow,
+      }
+    : { referenceNfe: REFERENCE_NFE_FLOOR };
+  const calls = info ? g.jobs.map((j) => jobCalls(j, work.get(j.id)!, info, reference)) : undefined;
   const evalSampleNfe = calls?.reduce((s, c) => s + sampleNfeOf(c.evaluation) + sampleNfeOf(c.audits), 0);
   const priced =
     cost && calls ? g.jobs.map((j, k) => priceJob(j, work.get(j.id)!, calls[k]!, builds.get(j.id)!, cost)) : [];

@@ -14,16 +14,27 @@
  *    measured on the quick study's 16 models, at most 2 steps; 1 024 never);
  *  - fan: the trajectories again, and the float64 reference (dopri5 at
  *    rtol 1e-8): its NFE depends on the model, measured on this field by the
- *    calibration, never below REFERENCE_NFE_FLOOR.
+ *    calibration with the steps it adds by stopping at every step of the
+ *    audited solver (calibrated per stop), never below REFERENCE_NFE_FLOOR; its
+ *    calls cost more per row than evaluation's (float64 solver arithmetic on
+ *    every stage: 2.2 against 1.6 ms a call on 20 rows of the 900-d spheres).
+ *
+ * A graph build is priced with the slow first runs of its new session
+ * (onnxruntime plans and allocates them), c0 + c1 · stages^p with c1 and p
+ * fitted per group (fitBuildCurve: 1.1 for 900-d conv1d fields, 1.4 for
+ * 2-d). Adaptation checks (src/train/adapt.ts) evaluate the check batch under
+ * the test solver and a trial step; a fixed step that changes builds a new
+ * training graph, adaptive solvers keep theirs.
  */
 import { FOLD_AUTO_MAX_DIM } from '../audit/audits.js';
 import { DEFAULT_REFINE_LEVELS } from '../audit/refine.js';
 import { asSolver, type Solver } from '../solvers/solver.js';
 import { fixedStepCount, type SolverSpec } from '../solvers/spec.js';
+import { DEFAULT_ADAPT, fixedTestSolver } from '../train/adapt.js';
 import type { CachedCost } from './calibration-cache.js';
 
-/** The exponent of a graph build's growth with its stages (measured on conv1d fields: 1.4–1.6). */
-export const BUILD_EXPONENT = 1.5;
+/** The bounds of a fitted build exponent: a few noisy builds never make builds shrink or explode with stages. */
+const BUILD_EXPONENT_RANGE = [1, 2] as const;
 
 /**
  * The fan reference's NFE is at least this: measured 410–740 (median 530) on the quick study's 16 trained
@@ -41,6 +52,8 @@ const REFINED_STEPS = 2;
 export interface Calls {
   readonly calls: number;
   readonly rows: number;
+  /** Ms per row of each call when it is not the field call's (the fan reference's, with its float64 arithmetic). */
+  readonly msPerRow?: number;
 }
 
 /** Steps and stages of one solve (adaptive: tol^(−1/(p+1)) steps of a smooth field, rough on purpose). */
@@ -71,6 +84,10 @@ export interface AuditShape {
   readonly n: number;
   /** The fan reference's NFE (calibrated). */
   readonly referenceNfe: number;
+  /** Its extra NFE per step of the audited solver, where it stops to record (calibrated; default 0). */
+  readonly referenceNfePerStop?: number;
+  /** Ms per row of one of its calls, its float64 solver arithmetic included (calibrated; default the field call's). */
+  readonly referenceMsPerRow?: number;
 }
 
 /** The audits' field calls for a job trained (or adapted) to `spec`. */
@@ -93,7 +110,10 @@ export function auditCalls(spec: SolverSpec, a: AuditShape): Calls[] {
   }
   if (a.fan) {
     out.push(trajectory);
-    out.push({ calls: Math.max(REFERENCE_NFE_FLOOR, a.referenceNfe), rows: a.n });
+    // The floor was measured on whole audits (stops included).
+    const calls = Math.max(REFERENCE_NFE_FLOOR, Math.round(a.referenceNfe + steps * (a.referenceNfePerStop ?? 0)));
+    const perRow = a.referenceMsPerRow !== undefined ? { msPerRow: a.referenceMsPerRow } : {};
+    out.push({ calls, rows: a.n, ...perRow });
   }
   return out;
 }
@@ -102,11 +122,62 @@ export const sampleNfeOf = (calls: readonly Calls[]): number => calls.reduce((s,
 
 /** Milliseconds of field calls. */
 export function callsMs(calls: readonly Calls[], cost: Pick<CachedCost, 'msPerCall' | 'msPerRow'>): number {
-  return calls.reduce((s, c) => s + c.calls * (cost.msPerCall + c.rows * cost.msPerRow), 0);
+  return calls.reduce((s, c) => s + c.calls * (cost.msPerCall + c.rows * (c.msPerRow ?? cost.msPerRow)), 0);
 }
 
 /** One training-graph build for `spec` (fixed: grows with its stages; adaptive: its step graphs). */
-export function buildMs(spec: SolverSpec, cost: Pick<CachedCost, 'buildMs' | 'buildMsPerStage'>): number {
+export function buildMs(
+  spec: SolverSpec,
+  cost: Pick<CachedCost, 'buildMs' | 'buildMsPerStage' | 'buildExponent'>,
+): number {
   if (spec.kind !== 'fixed') return cost.buildMs;
-  return cost.buildMs + cost.buildMsPerStage * Math.pow(stepNfe(spec), BUILD_EXPONENT);
+  return cost.buildMs + cost.buildMsPerStage * Math.pow(stepNfe(spec), cost.buildExponent);
+}
+
+/** A build curve ms = c0 + c1 · stages^exponent (CachedCost's buildMs, buildMsPerStage, buildExponent). */
+export interface BuildCurve {
+  readonly buildMs: number;
+  readonly buildMsPerStage: number;
+  readonly buildExponent: number;
+}
+
+/**
+ * The build curve through three measured builds at s1 < s2 < s3 stages: the exponent that gives the measured ratio
+ * (ms3 − ms1) / (ms2 − ms1), within BUILD_EXPONENT_RANGE, then c1 through the outer two and c0 through the first.
+ */
+export function fitBuildCurve(points: readonly (readonly [stages: number, ms: number])[]): BuildCurve {
+  const [[s1, b1], [s2, b2], [s3, b3]] = points as [[number, number], [number, number], [number, number]];
+  const ratio = (p: number) => (s3 ** p - s1 ** p) / (s2 ** p - s1 ** p);
+  // Where the middle build is no dearer than the first, only the last one grows (steepest) or none does (flat).
+  const measured = b2 > b1 ? (b3 - b1) / (b2 - b1) : b3 > b1 ? Infinity : 0;
+  let [lo, hi] = BUILD_EXPONENT_RANGE as readonly number[] as [number, number];
+  if (measured <= ratio(lo)) hi = lo;
+  else if (measured >= ratio(hi)) lo = hi;
+  // ratio(p) grows with p: bisect.
+  for (let k = 0; k < 50 && hi - lo > 1e-6; k++) {
+    const mid = (lo + hi) / 2;
+    if (ratio(mid) < measured) lo = mid;
+    else hi = mid;
+  }
+  const p = (lo + hi) / 2;
+  const c1 = Math.max(0, (b3 - b1) / (s3 ** p - s1 ** p));
+  return { buildMs: Math.max(0, b1 - c1 * s1 ** p), buildMsPerStage: c1, buildExponent: p };
+}
+
+/** Adaptation checks of a job (adapt.ts: one every checkEvery iterations). */
+export const adaptChecks = (iterations: number): number => Math.floor(iterations / DEFAULT_ADAPT.checkEvery);
+
+/**
+ * One adaptation check's forward field calls on the check batch (adapt.ts): the test solver, then the trial step 1.1
+ * times longer (fixed: the test solver of fixedTestSolver; adaptive: dopri5 at a tenth of the tolerance).
+ */
+export function adaptCheckCalls(spec: SolverSpec, batch: number): Calls[] {
+  const test: SolverSpec =
+    spec.kind === 'fixed'
+      ? fixedTestSolver(spec)
+      : { kind: 'adaptive', method: 'dopri5', rtol: spec.rtol / 10, atol: spec.atol / 10 };
+  return [
+    { calls: stepNfe(test), rows: batch },
+    { calls: stepNfe(spec), rows: batch },
+  ];
 }
