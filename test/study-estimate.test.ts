@@ -51,6 +51,7 @@ const cost = {
   referenceNfe: 1658,
   referenceNfePerStop: 0,
   referenceMsPerRow: 0.01,
+  contention: 1,
   measuredAt: '2026-12-07T00:00:00Z',
 };
 const fullName = 'mlp:width=8,depth=2,act=tanh';
@@ -211,4 +212,17 @@ test('calibration entries of an older format are measured again, not misread', (
   const { buildExponent: _b, ...older } = cost;
   fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...doc, entries: { [key]: older } }));
   t.is(readCachedCost(key, dir), undefined);
+});
+
+test('beside other busy workers each job is priced slower by its calibrated contention; alone it is not', async (t) => {
+  const busy = 'spheres:dupont2019:dim=2,n=64,testN=30';
+  writeCachedCost(calibrationKey(busy, fullName, 'fixed', 8), { ...cost, contention: 1.5 });
+  const plan = planStudy({ ...doc, datasets: [busy], seeds: 4 });
+  const serial = (e: Awaited<ReturnType<typeof estimateWork>>) =>
+    Object.values(e.breakdown!).reduce((a, b) => a + b, 0) - e.breakdown!.transportMs;
+  const one = await estimateWork(plan, { workers: 1 });
+  const two = await estimateWork(plan, { workers: 2 });
+  // Two workers build the one configuration twice; everything else is the same work, 1.5 times slower.
+  const extraBuild = 50 + 10 * Math.pow(4, 1.5);
+  t.true(Math.abs(serial(two) - 1.5 * (serial(one) + extraBuild)) < 1e-6, `${serial(two)} vs ${serial(one)}`);
 });

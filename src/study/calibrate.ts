@@ -17,7 +17,11 @@
  *  - a forward field call, as evaluation and audits make them: a fixed part
  *    per call and a part per row (timed on the bundle that job wrote);
  *  - the fan audit's float64 reference: its NFE on that model, and the NFE
- *    it adds per output time it must stop at.
+ *    it adds per output time it must stop at;
+ *  - contention: how much more CPU time that minimal job takes in one of two
+ *    pool threads busy at once than alone (shared caches, memory bandwidth,
+ *    physical cores: the 900-d spheres' fan audit ran 1.4 times slower
+ *    beside another on the 2-core development machine).
  *
  * Each is a median of repeats: one busy moment does not set the price.
  */
@@ -33,6 +37,7 @@ import { parseSolverSpec, type FixedSolverSpec } from '../solvers/spec.js';
 import { trainRun } from '../train/run.js';
 import { calibrationKey, readCachedCost, writeCachedCost, type CachedCost } from './calibration-cache.js';
 import { executeJob } from './execute.js';
+import { JobPool } from './local.js';
 import type { Job } from './types.js';
 import { callsMs, evaluationCalls, fitBuildCurve } from './price.js';
 
@@ -207,6 +212,46 @@ async function measureJob(dataset: string, field: string, batch: number, solver:
   }
 }
 
+/**
+ * Bounds of the contention factor: a noisy measurement never prices jobs faster side by side, nor much slower than
+ * measured on an idle machine (1.3 for evaluation, 1.4 for the fan audit); a loaded machine measures up to 2.
+ */
+const CONTENTION_RANGE = [1, 1.6] as const;
+
+/**
+ * How much slower `job` runs in one of two pool threads running it at once than in one running it alone (each
+ * thread first runs it once: modules, sessions), in CPU time: shared caches, memory bandwidth and a shared physical
+ * core stretch it, other processes' turns on the cores do not (they stretch wall time whoever runs). 1 where it
+ * cannot be measured (the job fails in a thread).
+ */
+async function measureContention(job: Job): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'odeness-contention-'));
+  const pool = new JobPool({ threads: 2, workerPrefix: 'calibration' });
+  let k = 0;
+  const run = async () => {
+    const r = await pool.run(job, 1, join(dir, `job-${k++}`));
+    if (r.status !== 'done') throw new Error(r.error);
+  };
+  // CPU ms of this process (its pool threads and onnxruntime's) per job, `jobs` at once.
+  const cpuPerJob = async (jobs: number) => {
+    const before = process.cpuUsage();
+    await Promise.all(Array.from({ length: jobs }, run));
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / 1000 / jobs;
+  };
+  try {
+    await cpuPerJob(2);
+    const alone = Math.min(await cpuPerJob(1), await cpuPerJob(1));
+    const together = Math.min(await cpuPerJob(2), await cpuPerJob(2));
+    return Math.min(CONTENTION_RANGE[1], Math.max(CONTENTION_RANGE[0], together / Math.max(1e-3, alone)));
+  } catch {
+    return 1;
+  } finally {
+    await pool.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function measure(dataset: string, field: string, kind: SolverKind, batch: number): Promise<CachedCost> {
   const solvers = TIMED_SOLVERS[kind];
   // A first run warms the process (module loads, the first session ever): it is no job's cost.
@@ -227,6 +272,7 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   // The minimal job's own build, warm iterations and evaluation are priced apart: the rest is overhead.
   const evaluation = callsMs(evaluationCalls([parseSolverSpec(solvers[0])], job.testPoints), job);
   const jobOverheadMs = Math.max(0, job.jobMs - a.buildMs - WARM_ITERATIONS * a.ms - evaluation);
+  const contention = await measureContention(minimalJob(dataset, field, batch, solvers[0]));
   // Wall times on a busy machine include other processes' turns: scaled by the CPU this process got, they are
   // this machine's idle costs (the same whatever the load at calibration; estimate.ts adds the load at run time).
   const f = share();
@@ -242,6 +288,7 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
     referenceNfe: job.referenceNfe,
     referenceNfePerStop: job.referenceNfePerStop,
     referenceMsPerRow: job.referenceMsPerRow * f,
+    contention,
     cpuShare: f,
     measuredAt: new Date().toISOString(),
   };

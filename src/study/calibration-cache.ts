@@ -36,6 +36,8 @@ export interface CachedCost {
   readonly referenceNfePerStop: number;
   /** Ms per row of one of its calls: the field call's and its float64 solver arithmetic. */
   readonly referenceMsPerRow: number;
+  /** A job's time beside another busy worker over its time alone (1 to 2): what parallel workers cost each other. */
+  readonly contention: number;
   /** CPU time over wall time while it was measured (the figures above are scaled by it: idle-machine costs). */
   readonly cpuShare?: number;
   /** When it was measured (ISO time). */
@@ -54,7 +56,8 @@ export interface TransportCost {
 
 const FILE = 'calibration.json';
 // Version 2 prices builds, job overhead, field calls and the fan reference; version 3 fits the build exponent, counts
-// a session's slow first runs in its build and the reference's stops: older entries are measured again.
+// a session's slow first runs in its build, the reference's stops and workers' contention: older entries are measured
+// again.
 const FORMAT = 'odeness-calibration/3';
 
 export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -99,6 +102,7 @@ const COST_FIELDS = [
   'referenceNfe',
   'referenceNfePerStop',
   'referenceMsPerRow',
+  'contention',
 ] as const;
 
 const finite = (e: Entry | undefined, fields: readonly string[]): boolean =>

@@ -15,7 +15,8 @@
  * machine's calibration (calibrate.ts, cached): its fixed overhead, its graph
  * builds (the seeds of a configuration share one per worker), training,
  * evaluation and audit field calls with their rows, and the transport's
- * per-job overhead (calibrate-transport.ts); the jobs spread over the workers,
+ * per-job overhead (calibrate-transport.ts); with several workers each job
+ * slowed by their contention (calibrated); the jobs spread over the workers,
  * never shorter than the longest job, after the transport's start.
  */
 import { availableParallelism, loadavg } from 'node:os';
@@ -106,7 +107,7 @@ export interface WorkGroup {
   readonly iterations: number;
   /** Calibrated costs on this machine (one worker). */
   readonly cost?: GroupCost;
-  /** Serial milliseconds of its jobs by piece (after calibration). */
+  /** Serial milliseconds of its jobs by piece, each as it runs beside the other workers (after calibration). */
   readonly breakdown?: WallBreakdown;
 }
 
@@ -266,6 +267,10 @@ function priceJob(j: Job, w: JobWork, calls: ReturnType<typeof jobCalls>, builds
 
 const PIECES = ['overheadMs', 'buildMs', 'trainMs', 'evalMs', 'auditMs', 'transportMs'] as const;
 
+function scaled<T extends Partial<WallBreakdown>>(b: T, factor: number): T {
+  return Object.fromEntries(Object.entries(b).map(([k, v]) => [k, (v as number) * factor])) as T;
+}
+
 function sumBreakdowns(parts: readonly Partial<WallBreakdown>[]): WallBreakdown {
   const out = Object.fromEntries(PIECES.map((k) => [k, parts.reduce((s, p) => s + (p[k] ?? 0), 0)]));
   return out as unknown as WallBreakdown;
@@ -348,8 +353,12 @@ async function priceGroup(
     : { referenceNfe: REFERENCE_NFE_FLOOR };
   const calls = info ? g.jobs.map((j) => jobCalls(j, work.get(j.id)!, info, reference)) : undefined;
   const evalSampleNfe = calls?.reduce((s, c) => s + sampleNfeOf(c.evaluation) + sampleNfeOf(c.audits), 0);
+  // Beside other busy workers every job runs slower (calibrated: shared cores, caches, memory bandwidth).
+  const slower = (options.workers ?? 1) > 1 ? (cost?.contention ?? 1) : 1;
   const priced =
-    cost && calls ? g.jobs.map((j, k) => priceJob(j, work.get(j.id)!, calls[k]!, builds.get(j.id)!, cost)) : [];
+    cost && calls
+      ? g.jobs.map((j, k) => scaled(priceJob(j, work.get(j.id)!, calls[k]!, builds.get(j.id)!, cost), slower))
+      : [];
   const jobMs = priced.map((p) => p.overheadMs + p.buildMs + p.trainMs + p.evalMs + p.auditMs);
   const group: WorkGroup = {
     dataset: g.dataset,
