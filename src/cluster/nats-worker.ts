@@ -25,7 +25,7 @@
  * alive (refusals.ts), so a coordinator waits for it with jobs others refuse.
  */
 import { rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Consumer, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -84,6 +84,7 @@ import {
 import {
   cleanStaleJobDirs,
   JOB_TMP_PREFIX,
+  jobTmpRoot,
   JobRun,
   StaleDirSweeper,
   type RetryOptions,
@@ -91,7 +92,7 @@ import {
 } from './nats-job-run.js';
 import { fetchFieldFile } from './field-store.js';
 
-export { cleanStaleJobDirs } from './nats-job-run.js';
+export { cleanStaleJobDirs, jobTmpRoot } from './nats-job-run.js';
 
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
@@ -225,8 +226,8 @@ async function joinCluster(
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const settings = workerSettings(opts);
   const { nc, h, consumer } = await joinCluster(opts, settings);
-  for (const name of await cleanStaleJobDirs())
-    settings.log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+  for (const path of await cleanStaleJobDirs())
+    settings.log('info', `removed ${path}, left by a worker that no longer runs`);
   return new NatsWorker(opts, settings, nc, h).run(consumer);
 }
 
@@ -266,7 +267,7 @@ class NatsWorker implements RunContext {
   readonly frozenAfterMs: number;
   readonly log: WorkerSettings['log'];
   /** Field files fetched for this worker's jobs; a crashed worker's are removed by cleanStaleJobDirs. */
-  private readonly fieldCache = join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
+  private readonly fieldCache = join(jobTmpRoot(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
   /** The coordinator owns the ack wait; re-read now and then so heartbeats keep up with changes. */
   private readonly consumerSettings: ConsumerSettings;
   /** With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers. */
@@ -309,6 +310,7 @@ class NatsWorker implements RunContext {
   async run(consumer: Consumer): Promise<WorkerSummary> {
     this.watchConnection();
     const { device, concurrency } = this.s;
+    await this.pool.warm(concurrency);
     this.log(
       'info',
       `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), ` +
