@@ -12,6 +12,7 @@
  *
  *   npx tsx scripts/bench-scale.ts [--jobs N] [--nats-workers W] [--pool-threads T] [--iterations I]
  *                                  [--out DIR] [--skip-pool] [--sample-ms MS] [--profile-coordinator DIR]
+ *                                  [--host-jobs K] (workers share K job slots: odeness worker --host-jobs)
  *                                  [--profile-workers DIR] (node --cpu-prof of those processes, job processes too)
  * Needs the compiled CLI (npx tsc) and nats-server on PATH. Defaults: 2000 jobs, 8 workers, 2 threads.
  */
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     'sample-ms': { type: 'string', default: '1000' },
     'profile-coordinator': { type: 'string' },
     'profile-workers': { type: 'string' },
+    'host-jobs': { type: 'string' },
   },
   strict: true,
 });
@@ -217,10 +219,11 @@ const natsOut = join(dir, 'nats');
 const server = await startScriptNats();
 const workers: Proc[] = [];
 try {
+  const hostJobs = values['host-jobs'] ? ['--host-jobs', values['host-jobs']] : [];
   const workerProfile = values['profile-workers'];
   const workerNodeArgs = workerProfile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(workerProfile)}`] : [];
   for (let i = 0; i < natsWorkers; i++)
-    workers.push(cli(['worker', '--nats', server.url, '--workers', '1'], workerNodeArgs));
+    workers.push(cli(['worker', '--nats', server.url, '--workers', '1', ...hostJobs], workerNodeArgs));
   await Promise.all(workers.map((w) => w.waitFor(/pulling from/, 120_000)));
   log(`nats: ${jobs} jobs on ${natsWorkers} worker process(es)`);
   const t0 = performance.now();
@@ -238,6 +241,7 @@ try {
   const serverCpu = cpuSeconds(natsServerPid(Number(new URL(server.url).port)) ?? -1);
   summary.nats = {
     workers: natsWorkers,
+    ...(values['host-jobs'] ? { hostJobs: Number(values['host-jobs']) } : {}),
     wallS: +(natsMs / 1000).toFixed(1),
     cpuS: {
       coordinator: +w.cpuS.toFixed(1),

@@ -66,6 +66,7 @@ import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealAlive, sealEvent, sealResult } from './result-auth.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
+import { HostSlots } from './host-slots.js';
 import { defaultMemoryBudget, MemoryAdmission } from '../study/admission.js';
 import { formatBytes } from '../engines/memory.js';
 import { admitDelivery } from './admission.js';
@@ -97,6 +98,8 @@ export { cleanStaleJobDirs, jobTmpRoot } from './nats-job-run.js';
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
   concurrency?: number;
+  /** At most this many jobs at once across this user's workers on this machine (0 or absent: no such limit). */
+  hostJobs?: number;
   /** Abort to stop: running jobs are killed and handed back to the queue (nak), and the worker exits. */
   signal?: AbortSignal;
   log?: (level: 'info' | 'warn', message: string) => void;
@@ -256,6 +259,8 @@ class ConsumerSettings {
 /** A connected worker: its lanes pull deliveries and sort each into refused, skipped, passed on or run. */
 class NatsWorker implements RunContext {
   readonly pool: ProcessPool;
+  /** --host-jobs: jobs at once across this user's workers on this machine (host-slots.ts). */
+  private readonly hostSlots: HostSlots | undefined;
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
   readonly staleDirs = new StaleDirSweeper();
@@ -297,6 +302,7 @@ class NatsWorker implements RunContext {
       ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
     });
     this.consumerSettings = new ConsumerSettings(h.jsm);
+    this.hostSlots = opts.hostJobs ? new HostSlots(join(jobTmpRoot(), 'host-slots'), opts.hostJobs) : undefined;
     this.admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
     const key = opts.jobKey;
     this.authentic = key ? (m: ResultMessage) => resultAuthentic(key, m) : undefined;
@@ -314,6 +320,7 @@ class NatsWorker implements RunContext {
     this.log(
       'info',
       `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), ` +
+        (this.opts.hostJobs ? `at most ${this.opts.hostJobs} job(s) at once on this machine, ` : '') +
         `memory ${formatBytes(this.admission.budget)}, device ${device}`,
     );
     const stopSignals = this.startSignals();
@@ -408,32 +415,43 @@ class NatsWorker implements RunContext {
 
   private async lane(consumer: Consumer): Promise<void> {
     while (!this.signal.aborted) {
-      let m: JsMsg | null;
+      // With --host-jobs, a slot of this machine first: a lane without one neither pulls nor runs.
+      const release = this.hostSlots ? await this.hostSlots.acquire(this.signal) : undefined;
+      if (this.hostSlots && !release) break;
       try {
-        this.idleLanes++;
-        m = await this.pull(consumer);
-      } catch (e) {
-        if (this.signal.aborted) break;
-        if (Date.now() - this.lastPullWarning > 60_000 && !this.nc.isClosed()) {
-          this.lastPullWarning = Date.now();
-          this.log('warn', `cannot pull jobs from ${STREAM}/${CONSUMER} (${(e as Error).message}); retrying`);
-        }
-        await new Promise((r) => setTimeout(r, 500));
-        continue;
+        await this.pullAndHandle(consumer);
       } finally {
-        this.idleLanes--;
+        await release?.();
       }
-      if (!m) continue;
-      if (this.signal.aborted) {
-        m.nak();
-        break;
+    }
+  }
+
+  private async pullAndHandle(consumer: Consumer): Promise<void> {
+    let m: JsMsg | null;
+    try {
+      this.idleLanes++;
+      m = await this.pull(consumer);
+    } catch (e) {
+      if (this.signal.aborted) return;
+      if (Date.now() - this.lastPullWarning > 60_000 && !this.nc.isClosed()) {
+        this.lastPullWarning = Date.now();
+        this.log('warn', `cannot pull jobs from ${STREAM}/${CONSUMER} (${(e as Error).message}); retrying`);
       }
-      try {
-        await this.handle(m);
-      } catch (e) {
-        // The job stays un-acked and is redelivered after the ack wait.
-        this.log('warn', `job message ${m.seq}: ${(e as Error).message}`);
-      }
+      await new Promise((r) => setTimeout(r, 500));
+      return;
+    } finally {
+      this.idleLanes--;
+    }
+    if (!m) return;
+    if (this.signal.aborted) {
+      m.nak();
+      return;
+    }
+    try {
+      await this.handle(m);
+    } catch (e) {
+      // The job stays un-acked and is redelivered after the ack wait.
+      this.log('warn', `job message ${m.seq}: ${(e as Error).message}`);
     }
   }
 
