@@ -11,7 +11,9 @@
  *   4. CPU seconds per process kind (coordinator, workers with their job processes, nats-server).
  *
  *   npx tsx scripts/bench-scale.ts [--jobs N] [--nats-workers W] [--pool-threads T] [--iterations I]
- *                                  [--out DIR] [--skip-pool] [--sample-ms MS]
+ *                                  [--out DIR] [--skip-pool] [--sample-ms MS] [--profile-coordinator DIR]
+ *                                  [--host-jobs K] (workers share K job slots: odeness worker --host-jobs)
+ *                                  [--profile-workers DIR] (node --cpu-prof of those processes, job processes too)
  * Needs the compiled CLI (npx tsc) and nats-server on PATH. Defaults: 2000 jobs, 8 workers, 2 threads.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -32,6 +34,9 @@ const { values } = parseArgs({
     out: { type: 'string' },
     'skip-pool': { type: 'boolean', default: false },
     'sample-ms': { type: 'string', default: '1000' },
+    'profile-coordinator': { type: 'string' },
+    'profile-workers': { type: 'string' },
+    'host-jobs': { type: 'string' },
   },
   strict: true,
 });
@@ -81,6 +86,14 @@ function cpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+/**
+ * Busy CPU seconds of the whole machine (/proc/stat: user, nice, system, irq, softirq, steal): the job
+ * processes a worker keeps alive are in no process's account until they exit, so per-process times miss them.
+ */
+function machineCpuSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * TICK_S;
 }
 /** CPU seconds of the children a process has waited for (its job processes, for a worker). */
 function childCpuSeconds(pid: number): number {
@@ -160,6 +173,13 @@ function curve(samples: Sample[]): Sample[] {
   return [...points, { ...peak, peak: true } as Sample];
 }
 
+/** Results against time, about `n` points: where a run stalls or speeds up. */
+function timeline(samples: Sample[], n = 12): [number, number][] {
+  const step = Math.max(1, Math.ceil(samples.length / n));
+  const picked = samples.filter((_, i) => i % step === 0 || i === samples.length - 1);
+  return picked.map((x) => [x.s, x.results]);
+}
+
 async function timed(args: string[]): Promise<{ ms: number; code: number; out: string }> {
   const t0 = performance.now();
   const p = cli(args);
@@ -180,11 +200,17 @@ let poolMs: number | undefined;
 if (!values['skip-pool']) {
   log(`pool: ${jobs} jobs on ${poolThreads} thread(s)`);
   const t0 = performance.now();
+  const machine0 = machineCpuSeconds();
   const p = cli(['study', 'run', studyFile, '--out', poolOut, '--workers', String(poolThreads), '--yes']);
   const w = await watch(p, poolOut, t0);
   poolMs = performance.now() - t0;
   if (w.code !== 0) throw new Error(`pool run exited ${w.code}: ${p.err().slice(-2000)}`);
-  summary.pool = { threads: poolThreads, wallS: +(poolMs / 1000).toFixed(1), cpuS: +w.cpuS.toFixed(1) };
+  summary.pool = {
+    threads: poolThreads,
+    wallS: +(poolMs / 1000).toFixed(1),
+    cpuS: +w.cpuS.toFixed(1),
+    machineCpuMsPerJob: +(((machineCpuSeconds() - machine0) / jobs) * 1000).toFixed(1),
+  };
   log(`pool: ${(poolMs / 1000).toFixed(1)} s`);
 }
 
@@ -193,26 +219,40 @@ const natsOut = join(dir, 'nats');
 const server = await startScriptNats();
 const workers: Proc[] = [];
 try {
-  for (let i = 0; i < natsWorkers; i++) workers.push(cli(['worker', '--nats', server.url, '--workers', '1']));
+  const hostJobs = values['host-jobs'] ? ['--host-jobs', values['host-jobs']] : [];
+  const workerProfile = values['profile-workers'];
+  const workerNodeArgs = workerProfile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(workerProfile)}`] : [];
+  for (let i = 0; i < natsWorkers; i++)
+    workers.push(cli(['worker', '--nats', server.url, '--workers', '1', ...hostJobs], workerNodeArgs));
   await Promise.all(workers.map((w) => w.waitFor(/pulling from/, 120_000)));
   log(`nats: ${jobs} jobs on ${natsWorkers} worker process(es)`);
   const t0 = performance.now();
-  const coordinator = cli(['study', 'run', studyFile, '--out', natsOut, '--nats', server.url, '--yes']);
+  const machine0 = machineCpuSeconds();
+  const profile = values['profile-coordinator'];
+  const coordinator = cli(
+    ['study', 'run', studyFile, '--out', natsOut, '--nats', server.url, '--yes'],
+    profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profile)}`] : [],
+  );
   const w = await watch(coordinator, natsOut, t0);
   const natsMs = performance.now() - t0;
+  const machineCpuMsPerJob = +(((machineCpuSeconds() - machine0) / jobs) * 1000).toFixed(1);
   if (w.code !== 0) throw new Error(`nats run exited ${w.code}: ${coordinator.err().slice(-2000)}`);
   const workerCpu = workers.map((p) => (cpuSeconds(p.pid) ?? 0) + childCpuSeconds(p.pid));
   const serverCpu = cpuSeconds(natsServerPid(Number(new URL(server.url).port)) ?? -1);
   summary.nats = {
     workers: natsWorkers,
+    ...(values['host-jobs'] ? { hostJobs: Number(values['host-jobs']) } : {}),
     wallS: +(natsMs / 1000).toFixed(1),
     cpuS: {
       coordinator: +w.cpuS.toFixed(1),
       workersWithJobProcesses: +workerCpu.reduce((a, b) => a + b, 0).toFixed(1),
       ...(serverCpu !== undefined ? { natsServer: +serverCpu.toFixed(1) } : {}),
     },
+    machineCpuMsPerJob,
     coordinatorRss: curve(w.samples),
+    resultsOverTime: timeline(w.samples),
   };
+  writeFileSync(join(dir, 'coordinator.log'), coordinator.out() + coordinator.err());
   if (poolMs !== undefined) summary.throughputRatio = +(poolMs / natsMs).toFixed(2);
   log(`nats: ${(natsMs / 1000).toFixed(1)} s`);
 } finally {

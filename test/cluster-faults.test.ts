@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { connectNats } from '../src/cluster/nats-connect.js';
+import { jobTmpRoot } from '../src/cluster/nats-job-run.js';
 import { openCluster } from '../src/cluster/nats-resources.js';
 import { planStudy } from '../src/study/plan.js';
 import { jobHooksEnv, jsonEvents, ranBy, reevaluate, resultLines, until, withCluster } from './helpers/cluster.js';
@@ -82,7 +83,7 @@ test.serial(
   async (t) => {
     t.timeout(90_000);
     const tmp = tempDir('odeness-tmpdir-');
-    const leftover = join(tmp, `odeness-job-${await deadPid()}-abc123`);
+    const leftover = join(jobTmpRoot(tmp), `odeness-job-${await deadPid()}-abc123`);
     mkdirSync(join(leftover, 'model'), { recursive: true });
     await withCluster(
       t,

@@ -4,9 +4,9 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NatsTransport } from '../src/cluster/nats-coordinator.js';
+import { jobTmpRoot } from '../src/cluster/nats-job-run.js';
 import { planStudy } from '../src/study/plan.js';
 import type { JobSink } from '../src/study/transport.js';
 import type { JobResult } from '../src/study/types.js';
@@ -31,7 +31,7 @@ test.serial(
   async (t) => {
     t.timeout(120_000);
     const deadPid = spawnSync('true').pid!;
-    const stale = join(tmpdir(), `odeness-job-${deadPid}-stale1`);
+    const stale = join(jobTmpRoot(), `odeness-job-${deadPid}-stale1`);
     await withCluster(t, { workers: { args: ['--stall-timeout', '1'] } }, async ({ dir, a, b, coordinator }) => {
       mkdirSync(stale, { recursive: true });
       writeFileSync(join(stale, 'leftover'), 'x');

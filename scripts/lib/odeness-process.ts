@@ -23,8 +23,9 @@ export interface OdenessProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function odeness(args: string[]): OdenessProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `nodeArgs` go to node itself, before the CLI (e.g. `--cpu-prof` to profile one process of a run). */
+export function odeness(args: string[], nodeArgs: string[] = []): OdenessProcess {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   let both = '';

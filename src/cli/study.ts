@@ -706,6 +706,7 @@ interface WorkerFlags extends NatsFlags {
   stallTimeout: number;
   jobMemory?: number;
   memory?: number;
+  hostJobs?: number;
   device: DeviceChoice;
 }
 
@@ -778,6 +779,16 @@ function addWorkerOptions(worker: Command): Command {
       ),
     )
     .addOption(
+      defaultText(
+        new Option(
+          '--host-jobs <n>',
+          "jobs at once across all of this user's workers on this machine (when starting more worker processes " +
+            'than cores, e.g. one per Slurm task on a shared node)',
+        ).argParser(positiveIntFlag('--host-jobs')),
+        'no machine-wide limit',
+      ),
+    )
+    .addOption(
       deviceOption("jobs' sessions (CPU jobs, and jobs requiring this device; others are left for other workers)"),
     );
 }
@@ -799,6 +810,7 @@ async function workerAction(o: WorkerFlags): Promise<void> {
       ...(o.dataRoot !== undefined ? { dataRoot: o.dataRoot } : {}),
       ...(o.jobMemory !== undefined ? { jobMemoryMb: o.jobMemory } : {}),
       ...(o.memory !== undefined ? { memoryBytes: o.memory } : {}),
+      ...(o.hostJobs !== undefined ? { hostJobs: o.hostJobs } : {}),
       maxDatasetBytes: o.maxDatasetMb * 2 ** 20,
       inlineBundleBytes: o.inlineBundleKb * 1024,
       jobTimeoutMs: o.jobTimeout * 1000,

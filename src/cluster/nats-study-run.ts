@@ -578,11 +578,11 @@ export class StudyRun {
     const again = await this.h.kv.get(id).catch(() => null);
     if (again?.operation === 'PUT') return this.considerEntry(again);
     if (!this.wanted.has(id)) return;
-    this.sink.log(
-      'warn',
-      `job ${id} is no longer queued and has no result (removed by study clean, or the stream was purged): ` +
-        'queuing it again',
-    );
+    // A job workers kept refusing ran out of deliveries (JetStream stops offering it): no clean removed it.
+    const why = this.refusals.has(id)
+      ? `its deliveries ran out while workers refused it (${this.refusals.count(id)} refusal(s))`
+      : 'removed by study clean, or the stream was purged';
+    this.sink.log('warn', `job ${id} is no longer queued and has no result (${why}): queuing it again`);
     await this.publishOne(w).catch((err: Error) => this.sink.log('warn', err.message));
   }
 }

@@ -25,7 +25,7 @@
  * alive (refusals.ts), so a coordinator waits for it with jobs others refuse.
  */
 import { rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Consumer, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -66,6 +66,7 @@ import { standingResult, storeResult } from './nats-results.js';
 import { resultAuthentic, sealAlive, sealEvent, sealResult } from './result-auth.js';
 import { defaultThreads } from '../study/local.js';
 import { ProcessPool } from './process-pool.js';
+import { HostSlots } from './host-slots.js';
 import { defaultMemoryBudget, MemoryAdmission } from '../study/admission.js';
 import { formatBytes } from '../engines/memory.js';
 import { admitDelivery } from './admission.js';
@@ -84,6 +85,7 @@ import {
 import {
   cleanStaleJobDirs,
   JOB_TMP_PREFIX,
+  jobTmpRoot,
   JobRun,
   StaleDirSweeper,
   type RetryOptions,
@@ -91,11 +93,13 @@ import {
 } from './nats-job-run.js';
 import { fetchFieldFile } from './field-store.js';
 
-export { cleanStaleJobDirs } from './nats-job-run.js';
+export { cleanStaleJobDirs, jobTmpRoot } from './nats-job-run.js';
 
 export interface WorkerOptions extends NatsConnectOptions, DataRootOptions {
   /** Jobs run at once, one child process each (default: one per core). */
   concurrency?: number;
+  /** At most this many jobs at once across this user's workers on this machine (0 or absent: no such limit). */
+  hostJobs?: number;
   /** Abort to stop: running jobs are killed and handed back to the queue (nak), and the worker exits. */
   signal?: AbortSignal;
   log?: (level: 'info' | 'warn', message: string) => void;
@@ -225,8 +229,8 @@ async function joinCluster(
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const settings = workerSettings(opts);
   const { nc, h, consumer } = await joinCluster(opts, settings);
-  for (const name of await cleanStaleJobDirs())
-    settings.log('info', `removed ${join(tmpdir(), name)}, left by a worker that no longer runs`);
+  for (const path of await cleanStaleJobDirs())
+    settings.log('info', `removed ${path}, left by a worker that no longer runs`);
   return new NatsWorker(opts, settings, nc, h).run(consumer);
 }
 
@@ -255,6 +259,8 @@ class ConsumerSettings {
 /** A connected worker: its lanes pull deliveries and sort each into refused, skipped, passed on or run. */
 class NatsWorker implements RunContext {
   readonly pool: ProcessPool;
+  /** --host-jobs: jobs at once across this user's workers on this machine (host-slots.ts). */
+  private readonly hostSlots: HostSlots | undefined;
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
   readonly staleDirs = new StaleDirSweeper();
@@ -266,7 +272,7 @@ class NatsWorker implements RunContext {
   readonly frozenAfterMs: number;
   readonly log: WorkerSettings['log'];
   /** Field files fetched for this worker's jobs; a crashed worker's are removed by cleanStaleJobDirs. */
-  private readonly fieldCache = join(tmpdir(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
+  private readonly fieldCache = join(jobTmpRoot(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
   /** The coordinator owns the ack wait; re-read now and then so heartbeats keep up with changes. */
   private readonly consumerSettings: ConsumerSettings;
   /** With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers. */
@@ -296,6 +302,7 @@ class NatsWorker implements RunContext {
       ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
     });
     this.consumerSettings = new ConsumerSettings(h.jsm);
+    this.hostSlots = opts.hostJobs ? new HostSlots(join(jobTmpRoot(), 'host-slots'), opts.hostJobs) : undefined;
     this.admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
     const key = opts.jobKey;
     this.authentic = key ? (m: ResultMessage) => resultAuthentic(key, m) : undefined;
@@ -309,9 +316,11 @@ class NatsWorker implements RunContext {
   async run(consumer: Consumer): Promise<WorkerSummary> {
     this.watchConnection();
     const { device, concurrency } = this.s;
+    await this.pool.warm(concurrency);
     this.log(
       'info',
       `worker ${this.prefix} pulling from ${this.s.where} with ${concurrency} slot(s), ` +
+        (this.opts.hostJobs ? `at most ${this.opts.hostJobs} job(s) at once on this machine, ` : '') +
         `memory ${formatBytes(this.admission.budget)}, device ${device}`,
     );
     const stopSignals = this.startSignals();
@@ -406,32 +415,43 @@ class NatsWorker implements RunContext {
 
   private async lane(consumer: Consumer): Promise<void> {
     while (!this.signal.aborted) {
-      let m: JsMsg | null;
+      // With --host-jobs, a slot of this machine first: a lane without one neither pulls nor runs.
+      const release = this.hostSlots ? await this.hostSlots.acquire(this.signal) : undefined;
+      if (this.hostSlots && !release) break;
       try {
-        this.idleLanes++;
-        m = await this.pull(consumer);
-      } catch (e) {
-        if (this.signal.aborted) break;
-        if (Date.now() - this.lastPullWarning > 60_000 && !this.nc.isClosed()) {
-          this.lastPullWarning = Date.now();
-          this.log('warn', `cannot pull jobs from ${STREAM}/${CONSUMER} (${(e as Error).message}); retrying`);
-        }
-        await new Promise((r) => setTimeout(r, 500));
-        continue;
+        await this.pullAndHandle(consumer);
       } finally {
-        this.idleLanes--;
+        await release?.();
       }
-      if (!m) continue;
-      if (this.signal.aborted) {
-        m.nak();
-        break;
+    }
+  }
+
+  private async pullAndHandle(consumer: Consumer): Promise<void> {
+    let m: JsMsg | null;
+    try {
+      this.idleLanes++;
+      m = await this.pull(consumer);
+    } catch (e) {
+      if (this.signal.aborted) return;
+      if (Date.now() - this.lastPullWarning > 60_000 && !this.nc.isClosed()) {
+        this.lastPullWarning = Date.now();
+        this.log('warn', `cannot pull jobs from ${STREAM}/${CONSUMER} (${(e as Error).message}); retrying`);
       }
-      try {
-        await this.handle(m);
-      } catch (e) {
-        // The job stays un-acked and is redelivered after the ack wait.
-        this.log('warn', `job message ${m.seq}: ${(e as Error).message}`);
-      }
+      await new Promise((r) => setTimeout(r, 500));
+      return;
+    } finally {
+      this.idleLanes--;
+    }
+    if (!m) return;
+    if (this.signal.aborted) {
+      m.nak();
+      return;
+    }
+    try {
+      await this.handle(m);
+    } catch (e) {
+      // The job stays un-acked and is redelivered after the ack wait.
+      this.log('warn', `job message ${m.seq}: ${(e as Error).message}`);
     }
   }
 

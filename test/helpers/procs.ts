@@ -4,7 +4,7 @@
  * throwaway nats-server on a free port with its own JetStream store directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +13,16 @@ import { missingPrerequisite } from './prerequisites.mjs';
 
 export { ROOT };
 
+/** Removed when the test file's process exits: a suite run left ~1 000 directories in TMPDIR each time. */
+const madeDirs = new Set<string>();
+process.once('exit', () => {
+  for (const d of madeDirs) rmSync(d, { recursive: true, force: true, maxRetries: 3 });
+});
+
 export function tempDir(prefix = 'odeness-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.add(dir);
+  return dir;
 }
 
 export function writeStudy(dir: string, name: string, text: string): string {
