@@ -7,6 +7,7 @@ import { planStudy } from '../src/study/plan.js';
 import {
   calibrationKey,
   readCachedCost,
+  readCachedTransport,
   transportKey,
   writeCachedCost,
   writeCachedTransport,
@@ -207,8 +208,17 @@ test('calibration entries of an older format are measured again, not misread', (
   writeCachedCost(key, cost, dir);
   t.deepEqual(readCachedCost(key, dir), cost);
   const doc = JSON.parse(fs.readFileSync(path.join(dir, 'calibration.json'), 'utf8'));
-  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...doc, format: 'odeness-calibration/2' }));
+  // Version 2's transport entries still hold (NATS's needs a cluster to measure again); its group costs do not.
+  writeCachedTransport(transportKey('nats'), { msPerJob: 90, startupMs: 3000, measuredAt: 'test' }, dir);
+  const v2 = {
+    ...JSON.parse(fs.readFileSync(path.join(dir, 'calibration.json'), 'utf8')),
+    format: 'odeness-calibration/2',
+  };
+  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify(v2));
   t.is(readCachedCost(key, dir), undefined);
+  t.is(readCachedTransport(transportKey('nats'), dir)?.msPerJob, 90);
+  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...v2, format: 'odeness-calibration/1' }));
+  t.is(readCachedTransport(transportKey('nats'), dir), undefined);
   const { buildExponent: _b, ...older } = cost;
   fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...doc, entries: { [key]: older } }));
   t.is(readCachedCost(key, dir), undefined);

@@ -80,11 +80,17 @@ export function transportKey(name: string): string {
 
 type Entry = CachedCost | TransportCost;
 
+/** Older formats whose transport entries mean what they mean now (NATS's needs a cluster to measure again). */
+const TRANSPORTS_SINCE = ['odeness-calibration/2'];
+
 function readAll(dir: string): Record<string, Entry> {
   try {
     type Doc = { format?: string; entries?: Record<string, Entry> };
     const doc = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as Doc;
-    return doc.format === FORMAT && doc.entries && typeof doc.entries === 'object' ? doc.entries : {};
+    if (!doc.entries || typeof doc.entries !== 'object') return {};
+    if (doc.format === FORMAT) return doc.entries;
+    if (!TRANSPORTS_SINCE.includes(doc.format ?? '')) return {};
+    return Object.fromEntries(Object.entries(doc.entries).filter(([key]) => key.split('\n')[1] === 'transport'));
   } catch {
     return {}; // absent or unreadable: calibrate again
   }
