@@ -272,10 +272,11 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   // The minimal job's own build, warm iterations and evaluation are priced apart: the rest is overhead.
   const evaluation = callsMs(evaluationCalls([parseSolverSpec(solvers[0])], job.testPoints), job);
   const jobOverheadMs = Math.max(0, job.jobMs - a.buildMs - WARM_ITERATIONS * a.ms - evaluation);
-  const contention = await measureContention(minimalJob(dataset, field, batch, solvers[0]));
   // Wall times on a busy machine include other processes' turns: scaled by the CPU this process got, they are
   // this machine's idle costs (the same whatever the load at calibration; estimate.ts adds the load at run time).
   const f = share();
+  // After the share: its two pool threads would count as more than this process's one core.
+  const contention = await measureContention(minimalJob(dataset, field, batch, solvers[0]));
   return {
     msPerIteration: msPerIteration * f,
     msPerSampleNfe: slope * f,
