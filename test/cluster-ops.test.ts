@@ -31,8 +31,11 @@ test.serial(
   async (t) => {
     t.timeout(120_000);
     const deadPid = spawnSync('true').pid!;
-    const stale = join(jobTmpRoot(), `odeness-job-${deadPid}-stale1`);
-    await withCluster(t, { workers: { args: ['--stall-timeout', '1'] } }, async ({ dir, a, b, coordinator }) => {
+    // Their own TMPDIR: every worker of this user on the machine (other test files' too) removes dead workers' dirs.
+    const tmp = tempDir('odeness-tmpdir-');
+    const stale = join(jobTmpRoot(tmp), `odeness-job-${deadPid}-stale1`);
+    const workers = { args: ['--stall-timeout', '1'], env: { TMPDIR: tmp } };
+    await withCluster(t, { workers }, async ({ dir, a, b, coordinator }) => {
       mkdirSync(stale, { recursive: true });
       writeFileSync(join(stale, 'leftover'), 'x');
       const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 4000 }));

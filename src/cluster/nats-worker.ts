@@ -243,8 +243,9 @@ class ConsumerSettings {
 
   constructor(private readonly jsm: JetStreamManager) {}
 
-  async refresh(): Promise<number> {
-    if (Date.now() - this.readAt > 5_000) {
+  /** `now`: read even if read lately (a redelivery is judged by the coordinator's current max deliver). */
+  async refresh(now = false): Promise<number> {
+    if (now || Date.now() - this.readAt > 5_000) {
       const info = await this.jsm.consumers.info(STREAM, CONSUMER).catch(() => undefined);
       if (info?.config.ack_wait) {
         this.ackWaitMs = info.config.ack_wait / 1e6;
@@ -478,7 +479,8 @@ class NatsWorker implements RunContext {
       throw e;
     }
     const { job, attempt } = decoded;
-    await this.consumerSettings.refresh(); // refreshes maxDeliver too
+    // Refreshes maxDeliver too; a redelivery reads it now: a value read for the study before may be stale.
+    await this.consumerSettings.refresh(m.info.deliveryCount > 1);
     const fieldFiles: Record<string, string> = {};
     if (await this.refused(m, decoded, fieldFiles)) return;
     if (!canRunJob(this.s.device, job)) {
