@@ -17,7 +17,7 @@ import {
 import { PROTOCOL_VERSION } from '../src/cluster/protocol.js';
 import { decodeRefusal, encodeRefusal, REFUSAL_SUBJECT_PREFIX, type RefusalNotice } from '../src/cluster/refusals.js';
 import { planStudy } from '../src/study/plan.js';
-import { jsonEvents, resultLines, withCluster, worker } from './helpers/cluster.js';
+import { jsonEvents, resultLines, until, withCluster, worker } from './helpers/cluster.js';
 import { cli, cliResult, startNats, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 
 const pack = (m: unknown) => new Packr({ useRecords: false, moreTypes: true }).pack(m);
@@ -146,6 +146,8 @@ test.serial(
           ]);
           await h.nc.flush();
           t.is(await h.kv.get(job!.id), null, 'no failed result stored for an unsigned message');
+          // The worker logs before its notice is out: wait for the notice, not only the log line.
+          await until(() => notices.length > 0, 10_000);
           t.like(notices[0], { id: job!.id, v: PROTOCOL_VERSION, kind: 'version' });
           sub.unsubscribe();
           // A forged failed result with an attempt no retry can exceed: not readable as a result, so ignored.
