@@ -29,9 +29,16 @@ export class HostSlots {
     private readonly slots: number,
   ) {}
 
+  private made: Promise<unknown> | undefined;
+
   /** Wait for a free slot; undefined when `signal` aborts first. */
   async acquire(signal: AbortSignal): Promise<ReleaseSlot | undefined> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // Made once per worker, not before every job (and again if making it failed).
+    this.made ??= mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+      this.made = undefined;
+      throw e;
+    });
+    await this.made;
     while (!signal.aborted) {
       const taken = await this.tryTake();
       if (taken) return taken;

@@ -81,7 +81,7 @@ export async function cleanStaleJobDirs(root = jobTmpRoot()): Promise<string[]> 
  * A worker's job temp dirs: the root checked once (and again after a failure, e.g. TMPDIR cleaned under a
  * running worker), and `cleanStaleJobDirs` before a job at most once per STALE_SCAN_EVERY_MS.
  */
-export class StaleDirSweeper {
+export class JobDirs {
   private lastAt = -Infinity;
   private checkedRoot: Promise<string> | undefined;
 
@@ -148,7 +148,7 @@ export interface RunContext {
   /** Quiet this long, a run counts as frozen (see the file's comment). */
   readonly frozenAfterMs: number;
   readonly keep: RetryOptions;
-  readonly staleDirs: StaleDirSweeper;
+  readonly jobDirs: JobDirs;
   /** Bundles up to this size ride inside the result message instead of the object store. */
   readonly inlineBundleBytes: number;
   log(level: 'info' | 'warn', message: string): void;
@@ -236,11 +236,11 @@ export class JobRun {
   /** The job's result, or undefined when it was stopped (the worker stops, or the run froze). */
   private async runJob(): Promise<JobResult | undefined> {
     const { job, attempt, worker, ctx } = this;
-    for (const path of await ctx.staleDirs.beforeJob()) {
+    for (const path of await ctx.jobDirs.beforeJob()) {
       ctx.log('info', `removed ${path}, left by a worker that no longer runs`);
     }
     try {
-      this.bundleDir = await ctx.staleDirs.jobDir();
+      this.bundleDir = await ctx.jobDirs.jobDir();
     } catch (e) {
       const why = `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR)`;
       return ctx.failure(job, attempt, `${why}: ${describeError(e)}`);

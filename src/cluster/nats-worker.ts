@@ -87,7 +87,7 @@ import {
   JOB_TMP_PREFIX,
   jobTmpRoot,
   JobRun,
-  StaleDirSweeper,
+  JobDirs,
   type RetryOptions,
   type RunContext,
 } from './nats-job-run.js';
@@ -264,7 +264,7 @@ class NatsWorker implements RunContext {
   private readonly hostSlots: HostSlots | undefined;
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
-  readonly staleDirs = new StaleDirSweeper();
+  readonly jobDirs = new JobDirs();
   readonly inlineBundleBytes: number;
   readonly prefix: string;
   readonly signal: AbortSignal;
