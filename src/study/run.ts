@@ -125,7 +125,7 @@ function pendingJobs(
   let alreadyDone = 0;
   let alreadyFailed = 0;
   for (const job of plan.jobs) {
-    const prev = store.final.get(job.id);
+    const prev = store.standings.get(job.id);
     if (prev?.status === 'done') alreadyDone++;
     else if (prev?.status === 'failed' && !retryFailed) alreadyFailed++;
     else {
@@ -192,7 +192,7 @@ class RunTracker {
       discard: (dir) => store.discard(dir),
       started: (id, worker) => {
         // Late or duplicate start/progress messages (another delivery of a finished job) change nothing.
-        if (!ids.has(id) || finishedNow.has(id) || store.final.get(id)?.status === 'done') return;
+        if (!ids.has(id) || finishedNow.has(id) || store.standings.get(id)?.status === 'done') return;
         running.set(id, { worker, since: new Date().toISOString() });
         this.touchState();
         emit({ type: 'start', id, worker });
@@ -202,8 +202,8 @@ class RunTracker {
         if (!running.has(id)) sink.started(id, worker);
         emit({ type: 'progress', id, worker, progress });
       },
-      finished: async (result: JobResult, bundleTmp?: string) => {
-        const fresh = await store.commit(result, bundleTmp);
+      finished: async (result: JobResult, bundleTmp?: string, bundleSynced?: boolean) => {
+        const fresh = await store.commit(result, bundleTmp, bundleSynced);
         finishedNow.add(result.id);
         running.delete(result.id);
         this.touchState();
@@ -221,7 +221,7 @@ class RunTracker {
     let done = 0;
     let failed = 0;
     for (const id of this.ids) {
-      const r = this.store.final.get(id);
+      const r = this.store.standings.get(id);
       if (r?.status === 'done') done++;
       else if (r?.status === 'failed') failed++;
     }

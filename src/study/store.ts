@@ -142,8 +142,11 @@ export interface ResultsRead {
   validLength: number;
 }
 
+/** What a writer keeps per job id: enough to tell whether a new result supersedes the recorded one. */
+export type ResultStanding = Pick<JobResult, 'status' | 'attempt'>;
+
 /** Whether `r` becomes the final result of its job id, given the current final result `prev`. */
-export function supersedes(prev: JobResult | undefined, r: JobResult): boolean {
+export function supersedes(prev: ResultStanding | undefined, r: ResultStanding): boolean {
   return prev === undefined || (prev.status === 'failed' && (r.status === 'done' || r.attempt >= prev.attempt));
 }
 
@@ -224,7 +227,11 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 export class ResultStore {
-  readonly final: Map<string, JobResult>;
+  /**
+   * The final result's status and attempt per job id. Not the results themselves: a coordinator recording
+   * 20 000 results kept every parsed result (~35 KB of RSS each with the rest of its garbage).
+   */
+  readonly standings = new Map<string, ResultStanding>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -234,7 +241,7 @@ export class ResultStore {
     read: ResultsRead,
     private readonly lock: DirLock,
   ) {
-    this.final = read.final;
+    for (const [id, r] of read.final) this.standings.set(id, { status: r.status, attempt: r.attempt });
   }
 
   /** Take the directory's lock, repair a torn last line, remove stale temp bundles. */
@@ -357,14 +364,20 @@ export class ResultStore {
       : e;
   }
 
-  /** A fresh empty directory to build one bundle in; `commit` renames it into place. */
+  /**
+   * A fresh empty directory to build one bundle in; `commit` renames it into place (and checks, before it
+   * does, that the study directory is still the one this store writes to).
+   */
   async tempBundleDir(id: string): Promise<string> {
     const dir = join(this.dir, MODELS_DIR, `${TMP_PREFIX}${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      await this.checkDir();
       // Not recursive: a vanished models/ must not be recreated as if nothing happened.
       await mkdir(dir);
     } catch (e) {
+      // A vanished or replaced directory is named as such, not as the mkdir that found it.
+      await this.checkDir().catch((gone: unknown) => {
+        throw this.lost(gone);
+      });
       throw this.lost(e);
     }
     return dir;
@@ -373,9 +386,10 @@ export class ResultStore {
   /**
    * Record a result: move its bundle into models/<id>/ (done results), then
    * append its line. Returns false (and discards the bundle) when the job id
-   * already has a final result this one does not replace.
+   * already has a final result this one does not replace. `bundleSynced`: the
+   * bundle's files and directories are on disk already (written durably).
    */
-  commit(result: JobResult, bundleTmp?: string): Promise<boolean> {
+  commit(result: JobResult, bundleTmp?: string, bundleSynced = false): Promise<boolean> {
     const run = this.queue.then(async () => {
       try {
         await this.checkDir();
@@ -384,7 +398,7 @@ export class ResultStore {
         throw e;
       }
       try {
-        return await this.commitNow(validateResult(result), bundleTmp);
+        return await this.commitNow(validateResult(result), bundleTmp, bundleSynced);
       } catch (e) {
         throw this.lost(e);
       }
@@ -393,9 +407,9 @@ export class ResultStore {
     return run;
   }
 
-  private async commitNow(result: JobResult, bundleTmp?: string): Promise<boolean> {
+  private async commitNow(result: JobResult, bundleTmp: string | undefined, bundleSynced: boolean): Promise<boolean> {
     if (this.closed) throw new Error('ResultStore is closed');
-    if (!supersedes(this.final.get(result.id), result)) {
+    if (!supersedes(this.standings.get(result.id), result)) {
       if (bundleTmp) await rm(bundleTmp, { recursive: true, force: true });
       return false;
     }
@@ -403,7 +417,8 @@ export class ResultStore {
     if (result.status === 'done' && bundleTmp) {
       placed = this.bundlePath(result.id);
       await rm(placed, { recursive: true, force: true }); // leftover of a run killed between rename and append
-      await syncTree(bundleTmp); // files and directories on disk before the rename makes them the bundle
+      // Files and directories on disk before the rename makes them the bundle.
+      if (!bundleSynced) await syncTree(bundleTmp);
       await rename(bundleTmp, placed);
       await fsyncDir(this.modelsDir);
     } else if (bundleTmp) {
@@ -421,7 +436,7 @@ export class ResultStore {
       if (placed) await rm(placed, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
-    this.final.set(result.id, result);
+    this.standings.set(result.id, { status: result.status, attempt: result.attempt });
     return true;
   }
 
