@@ -5,13 +5,22 @@
  * the renders slowed the recording of 20 000 results) — so a browser tab shows
  * progress, accuracies and figures while the study runs. The page reloads
  * itself until the final rewrite at the end of the run, which drops the reload.
+ * Live rewrites of a big study run in a child process (render-process.ts):
+ * a render holds every result, and in the run's own process that memory stayed.
  */
 import { hostname } from 'node:os';
 import type { StudyEvent } from '../study/types.js';
-import { writeStudyReport } from './study.js';
+import { writeStudyReportInChild } from './render-process.js';
+import { writeStudyReport, type StudyReportOptions } from './study.js';
 
 /** A rewrite every this many times its own duration at most: a tenth of the run's time. */
 const RENDER_SHARE_INVERSE = 10;
+/**
+ * From this many results on, pages are rendered in a child process: a render holds every result, and
+ * in the run's own process V8 kept the heap it grew (~35 KB per result recorded). Below it a render is small
+ * and quick here, where a child would add a second of start-up (and the first page would come late).
+ */
+const CHILD_RENDER_FROM_RESULTS = 1000;
 
 export interface LiveReportOptions {
   /** Least milliseconds between two rewrites (default 5000). */
@@ -19,6 +28,8 @@ export interface LiveReportOptions {
   /** Seconds between reloads of the page in the browser (default: the interval, at least 2). */
   readonly refreshSeconds?: number;
   readonly threshold?: number;
+  /** Results from which live pages are rendered in a child process (default CHILD_RENDER_FROM_RESULTS). */
+  readonly childFromResults?: number;
   /** A failed rewrite (e.g. disk full) is reported here and does not stop the study. */
   readonly onError?: (e: unknown) => void;
 }
@@ -27,13 +38,17 @@ export class LiveReport {
   private readonly running = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private rendering: Promise<void> = Promise.resolve();
+  private inFlight = false;
   private lastStart = 0;
   private lastMs = 0;
   private dirty = false;
   private finished = false;
+  private results = 0;
   private startedAt = new Date().toISOString();
   /** Completed rewrites (live and final). */
   renders = 0;
+  /** Of those, the ones a child process wrote. */
+  childRenders = 0;
 
   constructor(
     readonly dir: string,
@@ -49,6 +64,7 @@ export class LiveReport {
     if (this.finished) return;
     switch (e.type) {
       case 'plan':
+        this.results = e.alreadyDone + e.alreadyFailed;
         this.startedAt = new Date().toISOString();
         this.schedule(0);
         return;
@@ -56,6 +72,7 @@ export class LiveReport {
         this.running.add(e.id);
         return;
       case 'result':
+        this.results++;
         this.running.delete(e.result.id);
         this.schedule(Math.max(0, this.lastStart + this.interval - Date.now()));
         return;
@@ -69,7 +86,14 @@ export class LiveReport {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.dirty && !this.finished) this.rendering = this.rendering.then(() => this.render(true));
+      // One rewrite at a time: one still going (a child's takes seconds) schedules the next when it ends. Queued
+      // behind it, rewrites piled up and the run waited for all of them at its end (19 for 1 100 results).
+      if (!this.dirty || this.finished || this.inFlight) return;
+      this.inFlight = true;
+      this.rendering = this.render(true).finally(() => {
+        this.inFlight = false;
+        if (this.dirty && !this.finished) this.schedule(Math.max(0, this.lastStart + this.interval - Date.now()));
+      });
     }, delayMs);
     this.timer.unref();
   }
@@ -78,7 +102,7 @@ export class LiveReport {
     this.dirty = false;
     this.lastStart = Date.now();
     try {
-      await writeStudyReport(this.dir, {
+      const options: StudyReportOptions = {
         allowEmpty: true,
         ...(this.options.threshold !== undefined ? { threshold: this.options.threshold } : {}),
         ...(live
@@ -88,8 +112,13 @@ export class LiveReport {
                 this.options.refreshSeconds ?? Math.max(2, Math.round((this.options.minIntervalMs ?? 5000) / 1000)),
             }
           : {}),
-      });
+      };
+      // A big study's pages in a child process: the run's memory stays flat to its end.
+      const inChild = this.results >= (this.options.childFromResults ?? CHILD_RENDER_FROM_RESULTS);
+      if (inChild) await writeStudyReportInChild(this.dir, options);
+      else await writeStudyReport(this.dir, options);
       this.renders++;
+      if (inChild) this.childRenders++;
     } catch (e) {
       this.options.onError?.(e);
     }
