@@ -280,7 +280,7 @@ export class StudyRun {
   private async commit(result: JobResult, tmp?: string): Promise<void> {
     for (let tries = 1; ; tries++) {
       try {
-        await this.sink.finished(result, tmp);
+        await this.sink.finished(result, tmp, tmp !== undefined);
         return;
       } catch (e) {
         if (tries >= COMMIT_TRIES || this.signal.aborted) {

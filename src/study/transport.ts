@@ -23,8 +23,11 @@ export interface JobSink {
   discard(dir: string): Promise<void>;
   started(id: string, worker: string): void;
   progress(id: string, worker: string, p: JobProgress): void;
-  /** Record a result; a done result's bundle is in `bundleTmp`. Later duplicates of an id are ignored. */
-  finished(result: JobResult, bundleTmp?: string): Promise<void>;
+  /**
+   * Record a result; a done result's bundle is in `bundleTmp` (`bundleSynced` when its files and directories
+   * were fsync'd as they were written). Later duplicates of an id are ignored.
+   */
+  finished(result: JobResult, bundleTmp?: string, bundleSynced?: boolean): Promise<void>;
   log(level: 'info' | 'warn', message: string): void;
 }
 
