@@ -14,6 +14,7 @@
  *                                  [--out DIR] [--skip-pool] [--sample-ms MS] [--profile-coordinator DIR]
  *                                  [--host-jobs K] (workers share K job slots: odeness worker --host-jobs)
  *                                  [--profile-workers DIR] (node --cpu-prof of those processes, job processes too)
+ *                                  [--coordinator-arg A]... (passed to the coordinator's `study run`, e.g. --no-report)
  * Needs the compiled CLI (npx tsc) and nats-server on PATH. Defaults: 2000 jobs, 8 workers, 2 threads.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     'profile-coordinator': { type: 'string' },
     'profile-workers': { type: 'string' },
     'host-jobs': { type: 'string' },
+    'coordinator-arg': { type: 'string', multiple: true, default: [] },
   },
   strict: true,
 });
@@ -230,7 +232,7 @@ try {
   const machine0 = machineCpuSeconds();
   const profile = values['profile-coordinator'];
   const coordinator = cli(
-    ['study', 'run', studyFile, '--out', natsOut, '--nats', server.url, '--yes'],
+    ['study', 'run', studyFile, '--out', natsOut, '--nats', server.url, '--yes', ...values['coordinator-arg']],
     profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profile)}`] : [],
   );
   const w = await watch(coordinator, natsOut, t0);
