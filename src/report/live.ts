@@ -115,8 +115,10 @@ export class LiveReport {
       };
       // A big study's pages in a child process: the run's memory stays flat to its end.
       const inChild = this.results >= (this.options.childFromResults ?? CHILD_RENDER_FROM_RESULTS);
-      if (inChild) await writeStudyReportInChild(this.dir, options);
-      else await writeStudyReport(this.dir, options);
+      if (!inChild) await writeStudyReport(this.dir, options);
+      else if (live) await writeStudyReportInChild(this.dir, options);
+      // The final page is the one users keep: written here if the child could not (say, no process to spare).
+      else await writeStudyReportInChild(this.dir, options).catch(() => writeStudyReport(this.dir, options));
       this.renders++;
       if (inChild) this.childRenders++;
     } catch (e) {
