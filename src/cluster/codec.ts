@@ -5,7 +5,8 @@
  * a result's metrics would not survive JSON). Decoding checks the protocol
  * version, then the message's schema.
  */
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { syncDirs, writeDurably } from '../study/durable.js';
 import { Packr } from 'msgpackr';
@@ -72,21 +73,25 @@ export const decodeResultMessage = (bytes: Uint8Array): ResultMessage =>
   decodeWith(ResultMessageSchema, bytes, 'result');
 export const decodeEventMessage = (bytes: Uint8Array): EventMessage => decodeWith(EventMessageSchema, bytes, 'event');
 
-async function listFiles(root: string, dir = root): Promise<string[]> {
+function listFiles(root: string, dir = root): string[] {
   const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listFiles(root, p)));
+    if (entry.isDirectory()) out.push(...listFiles(root, p));
     else if (entry.isFile()) out.push(p);
   }
   return out.sort();
 }
 
-/** Pack every regular file under `dir` (relative paths with '/'). */
-export async function packBundle(dir: string): Promise<Uint8Array> {
+/**
+ * Pack every regular file under `dir` (relative paths with '/'). Synchronous: a worker's main loop has
+ * nothing else to do meanwhile, and each fs promise is two hops through libuv's thread pool (a job's bundle
+ * is ~20 of them), each a context switch that costs most where workers outnumber cores.
+ */
+export function packBundle(dir: string): Uint8Array {
   const files: BundleArchive['files'] = [];
-  for (const p of await listFiles(dir)) {
-    files.push({ path: relative(dir, p).split(sep).join('/'), data: await readFile(p) });
+  for (const p of listFiles(dir)) {
+    files.push({ path: relative(dir, p).split(sep).join('/'), data: readFileSync(p) });
   }
   return encode({ v: PROTOCOL_VERSION, files });
 }

@@ -9,7 +9,8 @@
  * finished is stopped, its slot freed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
@@ -96,7 +97,7 @@ export class JobDirs {
     for (let tries = 1; ; tries++) {
       this.checkedRoot ??= ensureJobTmpRoot();
       try {
-        return await mkdtemp(join(await this.checkedRoot, `${JOB_TMP_PREFIX}${process.pid}-`));
+        return mkdtempSync(join(await this.checkedRoot, `${JOB_TMP_PREFIX}${process.pid}-`));
       } catch (e) {
         this.checkedRoot = undefined;
         if (tries >= 2) throw e;
@@ -209,7 +210,8 @@ export class JobRun {
       clearInterval(heartbeat);
       clearTimeout(this.heldProgress?.timer);
       this.ctx.signal.removeEventListener('abort', onStop);
-      if (this.bundleDir) await rm(this.bundleDir, { recursive: true, force: true });
+      // Synchronous, like packBundle: see there.
+      if (this.bundleDir) rmSync(this.bundleDir, { recursive: true, force: true });
     }
   }
 
@@ -336,7 +338,7 @@ export class JobRun {
     name: string,
     retries: RetryOptions,
   ): Promise<Pick<ResultMessage, 'bundleDigest' | 'bundleBytes' | 'bundleNuid' | 'bundleData'>> {
-    const bytes = await packBundle(this.bundleDir!);
+    const bytes = packBundle(this.bundleDir!);
     const bundleDigest = createHash('sha256').update(bytes).digest('hex');
     // Inline only with room to spare under the server's payload limit (the rest of the result is a few KiB).
     const room = (this.ctx.h.nc.info?.max_payload ?? 0) - PAYLOAD_HEADROOM;

@@ -3,6 +3,7 @@
  * parameter index) and `params.bin` (float32, little-endian, concatenated).
  * Enough to re-evaluate the model later on another machine.
  */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -27,14 +28,15 @@ export interface SavedModel extends Model {
   readonly dir: string;
 }
 
-async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/** Synchronous, like a bundle's files (onnx/bundle.ts): a job writes its model with nothing else to do. */
+function writeAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  await fs.writeFile(tmp, data);
-  await fs.rename(tmp, file);
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
 }
 
 export async function saveModel(dir: string, model: Model, training: TrainingInfo): Promise<void> {
-  await fs.mkdir(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true });
   const names = Object.keys(model.params).sort();
   let offset = 0;
   const index = names.map((name) => {
@@ -59,8 +61,8 @@ export async function saveModel(dir: string, model: Model, training: TrainingInf
     createdAt: new Date().toISOString(),
   };
   // params first, then the JSON that points at them: a reader never sees an index without data.
-  await writeAtomic(path.join(dir, 'params.bin'), new Uint8Array(all.buffer));
-  await writeAtomic(path.join(dir, 'model.json'), JSON.stringify(file, null, 2) + '\n');
+  writeAtomic(path.join(dir, 'params.bin'), new Uint8Array(all.buffer));
+  writeAtomic(path.join(dir, 'model.json'), JSON.stringify(file, null, 2) + '\n');
 }
 
 /** An imported field's file, copied beside the model (its bytes checked by hash when read). */
@@ -73,7 +75,7 @@ const FIELD_SOURCE = 'field-source.onnx';
 async function keepFieldFile(dir: string, field: FieldSpec): Promise<FieldSpec> {
   if (field.kind !== 'onnx') return field;
   const target = path.join(dir, FIELD_SOURCE);
-  if (path.resolve(field.file) !== path.resolve(target)) await writeAtomic(target, await fs.readFile(field.file));
+  if (path.resolve(field.file) !== path.resolve(target)) writeAtomic(target, await fs.readFile(field.file));
   return { ...field, file: FIELD_SOURCE };
 }
 

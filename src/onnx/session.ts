@@ -5,7 +5,7 @@
  *
  * Nothing here counts evaluations or steps: stats come from the solve.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { FileFormatError, isOdenessError, ShapeError } from '../errors.js';
 import type { AsyncField } from '../solvers/vector.js';
@@ -33,7 +33,7 @@ export function product(dims: readonly number[]): number {
 /** The bytes of an ONNX file; a missing or unreadable file is a FileFormatError naming it. */
 export async function readOnnxFile(file: string): Promise<Uint8Array> {
   try {
-    return await readFile(file);
+    return readFileSync(file); // synchronous: see onnx/bundle.ts
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new FileFormatError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(e)})`, {
