@@ -89,3 +89,17 @@ test('one rewrite at a time: results arriving during a slow child render do not 
   t.true(live.childRenders >= 1);
   t.log(`finish took ${Date.now() - t0} ms, ${live.renders} renders (${live.childRenders} in a child)`);
 });
+
+test("the run's end stops a child's live page in flight instead of waiting for it", async (t) => {
+  const dir = studyDir(t);
+  const errors: unknown[] = [];
+  const live = new LiveReport(dir, { childFromResults: 0, minIntervalMs: 1, onError: (e) => errors.push(e) });
+  live.onEvent({ type: 'plan', total: 14, toRun: 7, alreadyDone: 7, alreadyFailed: 0, transport: 'test' });
+  // The live page's child has started (its start-up alone takes longer than this).
+  await new Promise((r) => setTimeout(r, 300));
+  await live.finish();
+  t.deepEqual(errors, [], 'a stopped live page is no failure');
+  t.is(live.renders, 1, 'only the final page was written');
+  t.is(live.childRenders, 1);
+  t.notRegex(fs.readFileSync(path.join(dir, 'report.html'), 'utf8'), /http-equiv="refresh"/);
+});

@@ -39,6 +39,8 @@ export class LiveReport {
   private timer: NodeJS.Timeout | undefined;
   private rendering: Promise<void> = Promise.resolve();
   private inFlight = false;
+  /** Stops a live page being written by a child: the final page replaces it. */
+  private readonly stopLive = new AbortController();
   private lastStart = 0;
   private lastMs = 0;
   private dirty = false;
@@ -116,13 +118,14 @@ export class LiveReport {
       // A big study's pages in a child process: the run's memory stays flat to its end.
       const inChild = this.results >= (this.options.childFromResults ?? CHILD_RENDER_FROM_RESULTS);
       if (!inChild) await writeStudyReport(this.dir, options);
-      else if (live) await writeStudyReportInChild(this.dir, options);
+      else if (live) await writeStudyReportInChild(this.dir, options, this.stopLive.signal);
       // The final page is the one users keep: written here if the child could not (say, no process to spare).
       else await writeStudyReportInChild(this.dir, options).catch(() => writeStudyReport(this.dir, options));
       this.renders++;
       if (inChild) this.childRenders++;
     } catch (e) {
-      this.options.onError?.(e);
+      // A live page stopped for the final one is no failure.
+      if (!(live && this.stopLive.signal.aborted)) this.options.onError?.(e);
     }
     this.lastMs = Date.now() - this.lastStart;
   }
@@ -131,11 +134,13 @@ export class LiveReport {
     return { running: this.running.size, startedAt: this.startedAt, pid: process.pid, host: hostname() };
   }
 
-  /** The run ended: wait for a rewrite in flight, then write the final page (no reload). */
+  /** The run ended: stop a child's rewrite in flight (or wait for one here), then write the final page (no reload). */
   async finish(): Promise<void> {
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    // A live page still being written by a child is not waited for: the run's end waited seconds for it.
+    this.stopLive.abort();
     await this.rendering;
     await this.render(false);
   }

@@ -27,8 +27,15 @@ function renderFile(): string {
   return resolve(dirname(here), '..', '..', 'workers', `report-render${extname(here)}`);
 }
 
-/** Write DIR's study report in a child process; rejects with the child's error (or how it died). */
-export function writeStudyReportInChild(dir: string, options: StudyReportOptions = {}): Promise<string> {
+/**
+ * Write DIR's study report in a child process; rejects with the child's error (or how it died). `signal`
+ * stops the child (a live page about to be replaced by the final one need not be finished).
+ */
+export function writeStudyReportInChild(
+  dir: string,
+  options: StudyReportOptions = {},
+  signal?: AbortSignal,
+): Promise<string> {
   return new Promise((res, rej) => {
     const child = fork(renderFile(), [], {
       execArgv: process.execArgv,
@@ -50,6 +57,10 @@ export function writeStudyReportInChild(dir: string, options: StudyReportOptions
       const tail = stderr.trim().split('\n').slice(-2).join(' | ');
       rej(new Error(`the report process died (${signal ?? `exit code ${code}`})${tail ? `: ${tail}` : ''}`));
     });
-    child.send({ dir, options } satisfies RenderRequest);
+    const stop = () => child.kill('SIGKILL');
+    if (signal?.aborted) stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    child.once('exit', () => signal?.removeEventListener('abort', stop));
+    if (child.connected) child.send({ dir, options } satisfies RenderRequest);
   });
 }
