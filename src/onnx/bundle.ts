@@ -19,7 +19,6 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FileFormatError, ShapeError } from '../errors.js';
 import {
@@ -174,9 +173,9 @@ export async function writeEffective(
     { files: fileRecords(files), effectiveSolver: formatSolverSpec(spec) },
     path.join(dir, MANIFEST_FILE),
   );
-  await mkdir(dir, { recursive: true });
-  await writeFile(file, files.get(EFFECTIVE_FILE)!);
-  await writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, files.get(EFFECTIVE_FILE)!);
+  writeFileSync(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   return { file, manifest, nodes: graph.nodes.length };
 }
 
