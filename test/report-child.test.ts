@@ -103,3 +103,38 @@ test("the run's end stops a child's live page in flight instead of waiting for i
   t.is(live.childRenders, 1);
   t.notRegex(fs.readFileSync(path.join(dir, 'report.html'), 'utf8'), /http-equiv="refresh"/);
 });
+
+/** Packages a module reaches through its static imports (src/*.ts, following './x.js' to './x.ts'). */
+function packagesReached(entry: string): Map<string, string[]> {
+  const seen = new Map<string, string[]>([[entry, [entry]]]);
+  const packages = new Map<string, string[]>();
+  const queue = [entry];
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    const source = fs.readFileSync(file, 'utf8');
+    for (const m of source.matchAll(/^(import|export)\s+(type\s)?[^;]*?from\s+'([^']+)'/gms)) {
+      if (m[2]) continue; // type-only: gone after compilation
+      const spec = m[3]!;
+      const chain = seen.get(file)!;
+      if (!spec.startsWith('.')) {
+        if (!packages.has(spec)) packages.set(spec, chain);
+        continue;
+      }
+      const next = path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'));
+      if (!seen.has(next)) {
+        seen.set(next, [...chain, next]);
+        queue.push(next);
+      }
+    }
+  }
+  return packages;
+}
+
+test("a report render loads no compute engine: tfjs and onnxruntime cost the child a second's start", (t) => {
+  const reached = packagesReached(path.resolve('workers/report-render.ts'));
+  t.true(reached.has('vega-lite'), 'the walk follows imports (it reaches the figures)');
+  for (const engine of ['@tensorflow/tfjs', 'onnxruntime-node', 'onnx-proto']) {
+    const chain = reached.get(engine)?.map((f) => path.relative(process.cwd(), f));
+    t.is(chain, undefined, `${engine} is reached through ${chain?.join(' -> ')}`);
+  }
+});

@@ -6,7 +6,6 @@
  * order of the study file, on the job's position in the plan, or on the
  * machine that planned it.
  */
-import { createHash } from 'node:crypto';
 import { loadStudyFile, validateStudy, type StudySpec } from './schema.js';
 import { paperTestSolvers } from './paper.js';
 import { checkJobSpecs } from './job-specs.js';
@@ -16,7 +15,12 @@ import { formatDatasetSpec, parseDatasetSpec } from '../data/spec.js';
 import { SpecError } from '../errors.js';
 import { FIXED_METHODS } from '../solvers/tableau.js';
 import { canonicalField, fieldFilesOf, type FieldFiles } from '../models/field-files.js';
+import { createHash } from 'node:crypto';
 import type { AdaptStart, Job } from './types.js';
+import { canonicalJson, jobId, JOB_ID_LENGTH } from './job-id.js';
+
+// Job ids live in job-id.ts, light enough for the report's and the records' readers (no tfjs, no onnxruntime).
+export { canonicalJson, jobConfig, jobId, JOB_FORMAT, JOB_ID_LENGTH } from './job-id.js';
 
 /** A study as written in a file: what `validateStudy` accepts (see schema.ts). */
 export type StudyDocument = Record<string, unknown>;
@@ -44,46 +48,6 @@ export function trainingKey(spec: string): string {
   if (s.kind !== 'fixed') return spec;
   const n = s.steps ?? Math.round(1 / s.h!);
   return s.steps !== undefined || Math.abs(n * s.h! - 1) <= 1e-12 ? `${s.method}:steps=${n}` : spec;
-}
-
-/** JSON with object keys sorted at every level; throws on values JSON cannot represent faithfully. */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new TypeError(`canonicalJson: non-finite number ${v}`);
-    return JSON.stringify(v);
-  }
-  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']';
-  if (typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o)
-      .filter((k) => o[k] !== undefined)
-      .sort();
-    return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}';
-  }
-  throw new TypeError(`canonicalJson: cannot encode a ${typeof v}`);
-}
-
-export const JOB_ID_LENGTH = 16;
-
-/** What a job computes: every field but its id and what is derived from the rest (its memory estimate). */
-export function jobConfig<J extends Omit<Job, 'id'>>(job: J): Omit<J, 'id' | 'memory'> {
-  const { id: _id, memory: _memory, ...config } = job as J & { id?: string };
-  return config;
-}
-
-/**
- * Version of what a job computes. Part of every id, so results stored by an
- * older executor (e.g. in a long-lived NATS result bucket) are never mistaken
- * for current ones; bump it when executeJob's metrics change meaning.
- */
-export const JOB_FORMAT = 'odeness-job/1';
-
-export function jobId(config: Omit<Job, 'id'> & { id?: string }): string {
-  return createHash('sha256')
-    .update(JOB_FORMAT + '\n' + canonicalJson(jobConfig(config)))
-    .digest('hex')
-    .slice(0, JOB_ID_LENGTH);
 }
 
 /**

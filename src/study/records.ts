@@ -6,7 +6,7 @@
  */
 import { describeIssue, JobResultSchema, JobSchema, parseWith } from '../formats/index.js';
 import { RecordError } from '../errors.js';
-import { jobId } from './plan.js';
+import { jobId } from './job-id.js';
 import type { Job, JobResult } from './types.js';
 
 export { RecordError } from '../errors.js';
