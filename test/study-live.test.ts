@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 import { checkPage } from './helpers/browser.js';
+import { liveReportMs, pageMs } from '../src/report/live.js';
 
 async function until<T>(probe: () => T | undefined, ms: number): Promise<T> {
   const end = Date.now() + ms;
@@ -51,4 +52,20 @@ test.serial('report.html follows a running study, then ends without the reload',
   t.false(final.includes('<b>Running</b>'));
   t.regex(final, /6 done, 0 failed of 6 planned jobs/);
   t.regex(run.out(), /report: .*report\.html/);
+});
+
+test('the estimate prices the live report: its final page, and live pages within a tenth of the time', (t) => {
+  // 2 000 results over 20 s on 2 workers of 2 cores: pages at 0, 5 and 10 s (the last in a child, ~1 s, so the
+  // next would come after 20 s), each taking the cores from the workers, then the final page.
+  const live = pageMs(0) + pageMs(500) + pageMs(1000);
+  t.is(liveReportMs(2000, 20_000, 2, 2), pageMs(2000) + live / 2);
+  t.true(
+    pageMs(2000) > 1000 && pageMs(2000) < 2000,
+    `a child's page of 2 000 results, measured ~1.3 s: ${pageMs(2000)}`,
+  );
+  // With a core to spare the live pages cost no wall time; the final page still does.
+  t.is(liveReportMs(2000, 20_000, 1, 2), pageMs(2000));
+  // A long big run: live pages never take more than a tenth of its time.
+  const hour = 3_600_000;
+  t.true(liveReportMs(20_000, hour, 2, 2) - pageMs(20_000) <= hour / 10 / 2);
 });

@@ -18,7 +18,7 @@ import { isPositiveInt } from '../formats/index.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { OdenessError } from '../errors.js';
-import { LiveReport } from '../report/live.js';
+import { DEFAULT_REPORT_INTERVAL_MS, LiveReport, liveReportMs } from '../report/live.js';
 import {
   estimateWork,
   JOB_THRESHOLD,
@@ -176,6 +176,7 @@ interface PlanFlags {
   transport: TransportName;
   calibrate: boolean;
   recalibrate?: boolean;
+  report: boolean;
   json?: boolean;
 }
 
@@ -321,7 +322,8 @@ function wallLines(e: WorkEstimate, b: WallBreakdown, tc: NonNullable<WorkEstima
       `on ${TRANSPORT_TEXT[e.transport]}${loaded}`,
     `  one worker's share, summed over jobs: job overhead ${s(b.overheadMs)}, graph builds ${s(b.buildMs)}, ` +
       `training ${s(b.trainMs)}, evaluation ${s(b.evalMs)}, audits ${s(b.auditMs)}, ` +
-      `transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})`,
+      `transport ${s(b.transportMs)} (${per(b.transportMs)} a job + ${s(tc.startupMs)} to start; ${origin})` +
+      (e.reportMs !== undefined ? `; the live report adds about ${s(e.reportMs)} to the wall time` : ''),
   ];
 }
 
@@ -403,6 +405,7 @@ function registerPlanCommand(study: Command): void {
     )
     .option('--no-calibrate', 'skip the calibration runs (no wall-time estimate)')
     .option('--recalibrate', 'measure this machine again instead of using its cached calibration (~/.cache/odeness)')
+    .option('--no-report', 'the wall time of `study run --no-report` (without the live report it writes as it runs)')
     .option('--json', 'print {"name", "studyHash", "counts", "estimate", "jobs": [...]} as one JSON document')
     .action(planAction);
 }
@@ -418,6 +421,7 @@ async function planAction(file: string, o: PlanFlags): Promise<void> {
     workers,
     transport: o.transport,
     processStartMs: started,
+    ...(o.report ? { report: liveReportMs } : {}),
   });
   if (o.json) {
     const counts = { jobs: estimate.jobs, grid: estimate.gridJobs, adaptation: estimate.adaptationJobs };
@@ -485,10 +489,10 @@ function addRunOutputOptions(run: Command): Command {
       new Option(
         '--report-interval <seconds>',
         'least seconds between two rewrites of the live report ' +
-          '(never more than a third of the time: a big page takes seconds to render)',
+          '(never more than a tenth of the time: a big page takes seconds to render)',
       )
         .argParser(positiveSeconds('--report-interval'))
-        .default(5),
+        .default(DEFAULT_REPORT_INTERVAL_MS / 1000),
     )
     .addOption(
       new Option(

@@ -132,6 +132,8 @@ export interface WorkEstimate {
   readonly loaded?: { readonly wallMs: number; readonly load: number; readonly cores: number };
   /** Serial milliseconds by piece, every group (after calibration). */
   readonly breakdown?: WallBreakdown;
+  /** Of the wall time, what the report written as the run goes and at its end adds (when the run writes one). */
+  readonly reportMs?: number;
   readonly workers: number;
   readonly transport: TransportName;
   /** The transport's per-job overhead and start, and where they come from (cached, measured now, default). */
@@ -295,6 +297,11 @@ export interface EstimateOptions {
    * and memory stays small).
    */
   readonly calibrationBatch?: number;
+  /**
+   * What the run's report adds to its wall time, given its results, the jobs' wall time, the workers and the cores
+   * (the CLI passes the live report's price, report/live.ts; absent: a run without a report).
+   */
+  readonly report?: (results: number, jobsMs: number, workers: number, cores: number) => number;
 }
 
 interface Grouped {
@@ -316,11 +323,18 @@ function groupJobs(jobs: readonly Job[]): Grouped[] {
   return [...byGroup.values()];
 }
 
+/** Tiny jobs the pool's calibration runs (24 gave 10–13.5 ms a job from one run to the next; 48 take ~1 s more). */
+const POOL_CALIBRATION_JOBS = 48;
+
 /** The pool's cost, measured with as many threads as the estimate's workers (at most 2: contention is part of it). */
 function poolMeasure(workers: number, processStartMs: number) {
   const threads = Math.max(1, Math.min(2, workers));
   return async () => {
-    const c = await measureTransport(new LocalTransport({ threads }), threads);
+    const { jobMs: _jobMs, ...c } = await measureTransport(
+      new LocalTransport({ threads }),
+      threads,
+      POOL_CALIBRATION_JOBS,
+    );
     return { ...c, startupMs: c.startupMs + processStartMs * (c.cpuShare ?? 1) };
   };
 }
@@ -415,6 +429,11 @@ export async function estimateWork(
       ? sumBreakdowns([...groups.map((g) => g.breakdown!), { transportMs: plan.jobs.length * tc.msPerJob }])
       : undefined;
   const serialMs = breakdown ? PIECES.reduce((s, k) => s + breakdown[k], 0) : undefined;
+  const jobsMs = serialMs !== undefined ? Math.max(serialMs / workers, longestJobMs) : undefined;
+  const reportMs =
+    jobsMs !== undefined && options.report
+      ? options.report(plan.jobs.length, jobsMs, workers, availableParallelism())
+      : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
   const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
   return {
@@ -426,7 +445,8 @@ export async function estimateWork(
     evalSampleNfe: groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0), 0),
     evalUnits: groups.reduce((s, g) => s + (g.evalSampleNfe ?? 0) * (g.fieldSize ?? 0), 0),
     groups,
-    ...(serialMs !== undefined && tc ? wall(tc.startupMs + Math.max(serialMs / workers, longestJobMs), workers) : {}),
+    ...(jobsMs !== undefined && tc ? wall(tc.startupMs + jobsMs + (reportMs ?? 0), workers) : {}),
+    ...(reportMs !== undefined ? { reportMs } : {}),
     ...(breakdown && tc ? { breakdown, transportCost: tc } : {}),
     workers,
     transport,
