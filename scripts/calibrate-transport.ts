@@ -42,8 +42,9 @@ async function cliStartMs(): Promise<number> {
 }
 const cli = await cliStartMs();
 
-function report(transport: string, measured: TransportCost): void {
-  const cost = { ...measured, startupMs: measured.startupMs + cli };
+function report(transport: string, measured: TransportCost & { jobMs: number }): void {
+  const { jobMs: _jobMs, ...own } = measured;
+  const cost = { ...own, startupMs: measured.startupMs + cli };
   writeCachedTransport(transportKey(transport), cost);
   const { msPerJob, startupMs } = cost;
   console.log(
@@ -51,8 +52,9 @@ function report(transport: string, measured: TransportCost): void {
   );
 }
 
-if (values.only !== 'nats')
-  report('pool', await measureTransport(new LocalTransport({ threads: workers }), workers, jobs));
+// The pool runs first even for NATS alone: its tiny jobs' own time is what NATS's jobs are priced at.
+const pool = await measureTransport(new LocalTransport({ threads: workers }), workers, jobs);
+if (values.only !== 'nats') report('pool', pool);
 
 if (values.only !== 'pool') {
   const server = await startScriptNats();
@@ -60,7 +62,10 @@ if (values.only !== 'pool') {
   try {
     // Standing workers, as a cluster has them: their own start is not the study's.
     await Promise.all(procs.map((p) => p.waitFor(/pulling from/, 120_000)));
-    report('nats', await measureTransport(await NatsTransport.connect({ url: server.url }), workers, jobs, loadShare));
+    const nats = await NatsTransport.connect({ url: server.url });
+    // Not scaled by the load: this run's own processes (nats-server, the workers and their job processes) are the
+    // machine's load, and it cannot tell them from others'. Measure on an idle machine.
+    report('nats', await measureTransport(nats, workers, jobs, { share: () => () => 1, idleJobMs: pool.jobMs }));
   } finally {
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map((p) => p.exited));
