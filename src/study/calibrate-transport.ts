@@ -24,8 +24,8 @@ export type TransportName = 'pool' | 'nats';
  * NATS is never measured by `study plan` (it needs a cluster): scripts/calibrate-transport.ts measures it.
  */
 export const DEFAULT_TRANSPORT_COST: Readonly<Record<TransportName, TransportCost>> = {
-  pool: { msPerJob: 20, startupMs: 1500, measuredAt: 'default' },
-  nats: { msPerJob: 180, startupMs: 3000, measuredAt: 'default' },
+  pool: { msPerJob: 12, startupMs: 3000, measuredAt: 'default' },
+  nats: { msPerJob: 23, startupMs: 1300, measuredAt: 'default' },
 };
 
 /** A study of `jobs` tiny real jobs (2 iterations of a width-8 MLP on 2-D spheres, one test solver). */
