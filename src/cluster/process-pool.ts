@@ -11,19 +11,11 @@
  * terminating a thread that runs onnxruntime), for shutdown or its deadline.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { setPriority } from 'node:os';
-import { dirname, extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { lowerPriority, workerFile } from '../child-processes.js';
 import { describeError } from '../study/job.js';
 import type { Job, JobProgress, JobResult } from '../study/types.js';
 import { ProcessReportSchema, type ProcessControl } from './protocol.js';
 import { jobProcessEnv } from './job-env.js';
-
-/** `workers/job-process.ts` under tsx, `dist/workers/job-process.js` compiled (see poolWorkerFile). */
-export function jobProcessFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  return resolve(dirname(here), '..', '..', 'workers', `job-process${extname(here)}`);
-}
 
 export interface ProcessRunHooks {
   onStart?: () => void;
@@ -54,15 +46,6 @@ export interface ProcessPoolOptions {
  */
 export const DEFAULT_JOB_NICE = 10;
 
-function lowerPriority(pid: number | undefined, nice: number): void {
-  if (pid === undefined || nice === 0) return;
-  try {
-    setPriority(pid, nice);
-  } catch {
-    /* not permitted here (a container without CAP_SYS_NICE may refuse): jobs run at the worker's priority */
-  }
-}
-
 /** Kept of a job process's stderr, for the failure message when it dies. */
 const STDERR_TAIL = 4096;
 const START_TIMEOUT_MS = 120_000;
@@ -81,7 +64,7 @@ class JobProcess {
   alive = true;
 
   constructor(opts: ProcessPoolOptions) {
-    this.child = fork(jobProcessFile(), [], {
+    this.child = fork(workerFile('job-process'), [], {
       execArgv: [...process.execArgv, ...(opts.memoryMb ? [`--max-old-space-size=${opts.memoryMb}`] : [])],
       env: jobProcessEnv(opts.env ?? process.env),
       serialization: 'advanced', // typed arrays in metrics survive

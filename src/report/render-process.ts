@@ -5,9 +5,7 @@
  * for the render's seconds. The child runs at a lower CPU priority than the study's own loops.
  */
 import { fork } from 'node:child_process';
-import { setPriority } from 'node:os';
-import { dirname, extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { lowerPriority, workerFile } from '../child-processes.js';
 import type { StudyReportOptions } from './study.js';
 
 export interface RenderRequest {
@@ -21,12 +19,6 @@ export type RenderReply = { ok: true; htmlPath: string } | { ok: false; error: s
 const RENDER_NICE = 10;
 const STDERR_TAIL = 2048;
 
-/** `workers/report-render.ts` under tsx, `dist/workers/report-render.js` compiled. */
-function renderFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  return resolve(dirname(here), '..', '..', 'workers', `report-render${extname(here)}`);
-}
-
 /**
  * Write DIR's study report in a child process; rejects with the child's error (or how it died). `signal`
  * stops the child (a live page about to be replaced by the final one need not be finished).
@@ -37,15 +29,11 @@ export function writeStudyReportInChild(
   signal?: AbortSignal,
 ): Promise<string> {
   return new Promise((res, rej) => {
-    const child = fork(renderFile(), [], {
+    const child = fork(workerFile('report-render'), [], {
       execArgv: process.execArgv,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
-    try {
-      if (child.pid !== undefined) setPriority(child.pid, RENDER_NICE);
-    } catch {
-      /* not permitted here: the render runs at the study's priority */
-    }
+    lowerPriority(child.pid, RENDER_NICE);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_TAIL)));
     let reply: RenderReply | undefined;

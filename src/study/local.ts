@@ -5,9 +5,8 @@
  * in src/cluster runs its jobs in child processes instead (process-pool.ts).
  */
 import { availableParallelism, hostname, totalmem } from 'node:os';
-import { dirname, extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
+import { workerFile } from '../child-processes.js';
 import { Piscina } from 'piscina';
 import { describeError } from './job.js';
 import { defaultMemoryBudget, MemoryAdmission } from './admission.js';
@@ -22,17 +21,6 @@ function abortError(): Error {
   const e = new Error('the job was cancelled');
   e.name = 'AbortError';
   return e;
-}
-
-/**
- * The worker file sits next to this module's tree with this module's own
- * extension: `workers/pool-worker.ts` when running TypeScript through tsx
- * (worker threads inherit `--import=tsx` from execArgv), and
- * `dist/workers/pool-worker.js` when running the compiled package.
- */
-export function poolWorkerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  return resolve(dirname(here), '..', '..', 'workers', `pool-worker${extname(here)}`);
 }
 
 export function defaultThreads(): number {
@@ -92,7 +80,7 @@ export class JobPool {
     this.threads = threads;
     this.workerPrefix = opts.workerPrefix ?? `local/${hostname()}/${process.pid}`;
     this.pool = new Piscina<PoolTask, JobResult>({
-      filename: poolWorkerFile(),
+      filename: workerFile('pool-worker'),
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: 60_000,
