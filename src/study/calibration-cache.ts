@@ -56,9 +56,10 @@ export interface TransportCost {
 
 const FILE = 'calibration.json';
 // Version 2 prices builds, job overhead, field calls and the fan reference; version 3 fits the build exponent, counts
-// a session's slow first runs in its build, the reference's stops and workers' contention: older entries are measured
+// a session's slow first runs in its build, the reference's stops and workers' contention; version 4 takes contention
+// as a median and the transports' overhead against the share others took of the machine: older entries are measured
 // again.
-const FORMAT = 'odeness-calibration/3';
+const FORMAT = 'odeness-calibration/4';
 
 export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env['ODENESS_CACHE_DIR']) return env['ODENESS_CACHE_DIR'];
