@@ -9,7 +9,7 @@
  * finished is stopped, its slot freed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,38 @@ const PAYLOAD_HEADROOM = 64 * 1024;
 const ALIVE_EVERY_MS = 5_000;
 /** Least time between two looks for dead workers' temp dirs (one look per worker and second at most). */
 const STALE_SCAN_EVERY_MS = 1_000;
+
+/** Linux's memory file system, where job scratch goes by default (see jobScratch). */
+const MEMORY_SCRATCH = '/dev/shm';
+const TMPFS_MAGIC = 0x01021994;
+/** Least free room on it for job scratch: a container's /dev/shm is often 64 MB, too small for big bundles. */
+const MEMORY_SCRATCH_MIN_FREE = 2 ** 30;
+
+/** Where a worker's job scratch lives, and what chose it (for messages). */
+export interface JobScratch {
+  readonly base: string;
+  readonly why: string;
+}
+
+/**
+ * Where job temp dirs go: TMPDIR when it is set (the operator's choice), else Linux's memory file system when it
+ * has a GiB free, else the system's temp dir. A job's bundle is written, read back, packed and removed once per job:
+ * on this machine's disk (ext4, online discard) that churn cost a NATS worker more than its tiny job, and 3 000 tiny
+ * jobs on 16 workers ran 6–14 % faster from /dev/shm.
+ */
+export function jobScratch(env: NodeJS.ProcessEnv = process.env): JobScratch {
+  const system = { base: tmpdir(), why: 'TMPDIR' };
+  if (env['TMPDIR']) return system;
+  try {
+    const fs = statfsSync(MEMORY_SCRATCH);
+    accessSync(MEMORY_SCRATCH, constants.W_OK);
+    if (fs.type === TMPFS_MAGIC && fs.bavail * fs.bsize >= MEMORY_SCRATCH_MIN_FREE)
+      return { base: MEMORY_SCRATCH, why: 'memory file system; set TMPDIR for another' };
+  } catch {
+    /* no /dev/shm here (not Linux, or not mounted): the system's temp dir */
+  }
+  return system;
+}
 
 /**
  * Where this user's job temp dirs live: a directory of their own under TMPDIR, so a look for dead workers'
@@ -85,17 +117,22 @@ export async function cleanStaleJobDirs(root = jobTmpRoot()): Promise<string[]> 
 export class JobDirs {
   private lastAt = -Infinity;
   private checkedRoot: Promise<string> | undefined;
+  readonly root: string;
+
+  constructor(readonly scratch: JobScratch = jobScratch()) {
+    this.root = jobTmpRoot(scratch.base);
+  }
 
   async beforeJob(): Promise<string[]> {
     if (Date.now() - this.lastAt < STALE_SCAN_EVERY_MS) return [];
     this.lastAt = Date.now();
-    return cleanStaleJobDirs();
+    return cleanStaleJobDirs(this.root);
   }
 
   /** A fresh temp dir for one job under the checked root. */
   async jobDir(): Promise<string> {
     for (let tries = 1; ; tries++) {
-      this.checkedRoot ??= ensureJobTmpRoot();
+      this.checkedRoot ??= ensureJobTmpRoot(this.root);
       try {
         return mkdtempSync(join(await this.checkedRoot, `${JOB_TMP_PREFIX}${process.pid}-`));
       } catch (e) {
@@ -244,7 +281,8 @@ export class JobRun {
     try {
       this.bundleDir = await ctx.jobDirs.jobDir();
     } catch (e) {
-      const why = `the worker cannot create the job's temporary directory in ${tmpdir()} (TMPDIR)`;
+      const { base, why: chosen } = ctx.jobDirs.scratch;
+      const why = `the worker cannot create the job's temporary directory in ${base} (${chosen})`;
       return ctx.failure(job, attempt, `${why}: ${describeError(e)}`);
     }
     return ctx.pool

@@ -229,9 +229,11 @@ async function joinCluster(
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const settings = workerSettings(opts);
   const { nc, h, consumer } = await joinCluster(opts, settings);
-  for (const path of await cleanStaleJobDirs())
+  const jobDirs = new JobDirs();
+  settings.log('info', `job scratch in ${jobDirs.root} (${jobDirs.scratch.why})`);
+  for (const path of await cleanStaleJobDirs(jobDirs.root))
     settings.log('info', `removed ${path}, left by a worker that no longer runs`);
-  return new NatsWorker(opts, settings, nc, h).run(consumer);
+  return new NatsWorker(opts, settings, nc, h, jobDirs).run(consumer);
 }
 
 /** The coordinator's ack wait and max deliver, kept on the consumer: re-read at most every 5 s. */
@@ -264,7 +266,6 @@ class NatsWorker implements RunContext {
   private readonly hostSlots: HostSlots | undefined;
   readonly summary: WorkerSummary = { ran: 0, done: 0, failed: 0, skipped: 0, returned: 0, refused: 0, passed: 0 };
   readonly keep: RetryOptions;
-  readonly jobDirs = new JobDirs();
   readonly inlineBundleBytes: number;
   readonly prefix: string;
   readonly signal: AbortSignal;
@@ -273,7 +274,7 @@ class NatsWorker implements RunContext {
   readonly frozenAfterMs: number;
   readonly log: WorkerSettings['log'];
   /** Field files fetched for this worker's jobs; a crashed worker's are removed by cleanStaleJobDirs. */
-  private readonly fieldCache = join(jobTmpRoot(), `${JOB_TMP_PREFIX}${process.pid}-fields`);
+  private readonly fieldCache: string;
   /** The coordinator owns the ack wait; re-read now and then so heartbeats keep up with changes. */
   private readonly consumerSettings: ConsumerSettings;
   /** With a job key, results are sealed (result-auth.ts) and only sealed stored results count as answers. */
@@ -290,6 +291,7 @@ class NatsWorker implements RunContext {
     private readonly s: WorkerSettings,
     private readonly nc: NatsConnection,
     readonly h: ClusterHandles,
+    readonly jobDirs: JobDirs,
   ) {
     this.prefix = s.prefix;
     this.signal = s.signal;
@@ -302,7 +304,9 @@ class NatsWorker implements RunContext {
       ...(opts.jobMemoryMb ? { memoryMb: opts.jobMemoryMb } : {}),
       ...(opts.dataRoot !== undefined ? { dataRoot: opts.dataRoot } : {}),
     });
+    this.fieldCache = join(jobDirs.root, `${JOB_TMP_PREFIX}${process.pid}-fields`);
     this.consumerSettings = new ConsumerSettings(h.jsm);
+    // Under TMPDIR whatever the job scratch: every worker of this user on the machine shares its slots.
     this.hostSlots = opts.hostJobs ? new HostSlots(join(jobTmpRoot(), 'host-slots'), opts.hostJobs) : undefined;
     this.admission = new MemoryAdmission(opts.memoryBytes ?? defaultMemoryBudget());
     const key = opts.jobKey;
