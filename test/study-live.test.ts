@@ -68,4 +68,9 @@ test('the estimate prices the live report: its final page, and live pages within
   // A long big run: live pages never take more than a tenth of its time.
   const hour = 3_600_000;
   t.true(liveReportMs(20_000, hour, 2, 2) - pageMs(20_000) <= hour / 10 / 2);
+  // Figures dominate a big study's page (paper-spheres: 620 results and 32 figures, 2.7 s in a child, idle), and its
+  // live pages over a 400 s run cost more than its final one, and less than their tenth of one core's time.
+  t.true(pageMs(620, 32) > 2000 && pageMs(620, 32) < 4000, `paper-spheres' page: ${pageMs(620, 32)}`);
+  const spheres = liveReportMs(620, 400_000, 2, 2, 32);
+  t.true(spheres > 2 * pageMs(620, 32) && spheres < pageMs(620, 32) + 400_000 / 10 / 2 + 1, `${spheres}`);
 });

@@ -25,35 +25,42 @@ const CHILD_RENDER_FROM_RESULTS = 1000;
 /** Least milliseconds between two rewrites when the run does not say (`study run --report-interval`). */
 export const DEFAULT_REPORT_INTERVAL_MS = 5000;
 
+/** Milliseconds a figure of a page takes (vega-lite compiled and rendered to SVG), idle, on the development machine. */
+const FIGURE_MS = 60;
+
 /**
- * Milliseconds one page of `results` results takes, idle (measured on the 2-core development machine): in the
- * run's own process ~60 ms + 0.15 ms a result once warm; a child process adds its start (node and the report's
- * modules, ~0.75 s) and parses every result cold (0.3 ms each).
+ * Milliseconds one page of `results` results with `figures` figures takes, idle (measured on the 2-core development
+ * machine): in the run's own process ~60 ms + 0.15 ms a result once warm, plus ~60 ms a figure (paper-spheres' 32 took most
+ * of its 2.7 s page); a child process adds its start (node and the report's modules, ~0.75 s) and parses every
+ * result cold (0.3 ms each).
  */
-export function pageMs(results: number, childFromResults = CHILD_RENDER_FROM_RESULTS): number {
-  return results >= childFromResults ? 750 + 0.3 * results : 60 + 0.15 * results;
+export function pageMs(results: number, figures = 0, childFromResults = CHILD_RENDER_FROM_RESULTS): number {
+  const base = results >= childFromResults ? 750 + 0.3 * results : 60 + 0.15 * results;
+  return base + FIGURE_MS * figures;
 }
 
 /**
- * What the live report adds to the wall time of a run of `results` new results whose jobs take `runMs` on `workers`
- * workers of a `cores`-core machine: the final page (written after the last result), and the live pages written
- * during the run on this class's schedule, which take cores from the workers when these keep every core busy.
- * `study plan` prices it so that its estimate is the wall time of `study run` as it runs.
+ * What the live report adds to the wall time of a run of `results` new results with `figures` figures at its end,
+ * whose jobs take `runMs` on `workers` workers of a `cores`-core machine: the final page (written after the last
+ * result), and the live pages written during the run on this class's schedule (results and figures arriving at an
+ * even pace), which take cores from the workers when these keep every core busy. `study plan` prices it so that its
+ * estimate is the wall time of `study run` as it runs.
  */
 export function liveReportMs(
   results: number,
   runMs: number,
   workers: number,
   cores: number,
+  figures = 0,
   minIntervalMs = DEFAULT_REPORT_INTERVAL_MS,
 ): number {
   let liveMs = 0;
   for (let t = 0; t < runMs; ) {
-    const page = pageMs(Math.round((results * t) / runMs));
+    const page = pageMs(Math.round((results * t) / runMs), (figures * t) / runMs);
     liveMs += page;
     t += Math.max(minIntervalMs, RENDER_SHARE_INVERSE * page);
   }
-  return pageMs(results) + (workers >= cores ? liveMs / cores : 0);
+  return pageMs(results, figures) + (workers >= cores ? liveMs / cores : 0);
 }
 
 export interface LiveReportOptions {

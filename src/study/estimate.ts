@@ -301,7 +301,7 @@ export interface EstimateOptions {
    * What the run's report adds to its wall time, given its results, the jobs' wall time, the workers and the cores
    * (the CLI passes the live report's price, report/live.ts; absent: a run without a report).
    */
-  readonly report?: (results: number, jobsMs: number, workers: number, cores: number) => number;
+  readonly report?: (results: number, jobsMs: number, workers: number, cores: number, figures: number) => number;
 }
 
 interface Grouped {
@@ -396,6 +396,15 @@ function wall(idleMs: number, workers: number): Pick<WorkEstimate, 'wallMs' | 'l
   return { wallMs: idleMs, ...(factor > 1 ? { loaded: { wallMs: idleMs * factor, load, cores } } : {}) };
 }
 
+/**
+ * Figures the study's report draws, about: accuracy against steps and the fan audit's, per dataset × field × training
+ * method (report/sections.ts). A page's cost grows with them: paper-spheres' 32 took most of its 2.7 s page.
+ */
+function reportFigures(jobs: readonly Job[]): number {
+  const groups = new Set(jobs.map((j) => `${j.dataset}\n${j.field}\n${j.trainSolver.split(':')[0]}`));
+  return 2 * groups.size;
+}
+
 export async function estimateWork(
   plan: Pick<StudyPlan, 'jobs'> & Partial<Pick<StudyPlan, 'spec'>>,
   options: EstimateOptions = {},
@@ -432,7 +441,7 @@ export async function estimateWork(
   const jobsMs = serialMs !== undefined ? Math.max(serialMs / workers, longestJobMs) : undefined;
   const reportMs =
     jobsMs !== undefined && options.report
-      ? options.report(plan.jobs.length, jobsMs, workers, availableParallelism())
+      ? options.report(plan.jobs.length, jobsMs, workers, availableParallelism(), reportFigures(plan.jobs))
       : undefined;
   const adaptationJobs = plan.jobs.filter((j) => j.adapt).length;
   const devices = [...new Set(plan.jobs.flatMap((j) => (j.device ? [j.device] : [])))];
