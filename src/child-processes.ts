@@ -14,7 +14,7 @@ export function workerFile(name: WorkerEntry): string {
   return resolve(dirname(here), '..', 'workers', `${name}${extname(here)}`);
 }
 
-/** Lower a child's CPU priority to `nice`; where that is not permitted (a container without CAP_SYS_NICE) it runs at ours. */
+/** Lower a child's CPU priority to `nice`; where that is not permitted (a container without CAP_SYS_NICE), ours. */
 export function lowerPriority(pid: number | undefined, nice: number): void {
   if (pid === undefined || nice === 0) return;
   try {

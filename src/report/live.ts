@@ -30,9 +30,9 @@ const FIGURE_MS = 60;
 
 /**
  * Milliseconds one page of `results` results with `figures` figures takes, idle (measured on the 2-core development
- * machine): in the run's own process ~60 ms + 0.15 ms a result once warm, plus ~60 ms a figure (paper-spheres' 32 took most
- * of its 2.7 s page); a child process adds its start (node and the report's modules, ~0.75 s) and parses every
- * result cold (0.3 ms each).
+ * machine): in the run's own process ~60 ms + 0.15 ms a result once warm, plus ~60 ms a figure (paper-spheres' 32
+ * took most of its 2.7 s page); a child process adds its start (node and the report's modules, ~0.75 s) and parses
+ * every result cold (0.3 ms each).
  */
 export function pageMs(results: number, figures = 0, childFromResults = CHILD_RENDER_FROM_RESULTS): number {
   const base = results >= childFromResults ? 750 + 0.3 * results : 60 + 0.15 * results;
