@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCachedTransport, transportKey, writeCachedTransport, type TransportCost } from './calibration-cache.js';
+import { median } from './calibrate.js';
 import { readResults } from './store.js';
 import { runStudy } from './run.js';
 import type { Transport } from './transport.js';
@@ -85,7 +86,6 @@ function firstAndLater(results: readonly JobResult[]): { warmupMs: number; later
   const byWorker = new Map<string, number[]>();
   for (const r of [...results].sort((a, b) => Date.parse(a.timings.startedAt) - Date.parse(b.timings.startedAt)))
     byWorker.set(r.worker, [...(byWorker.get(r.worker) ?? []), r.timings.ms]);
-  const median = (ms: number[]) => [...ms].sort((a, b) => a - b)[Math.floor((ms.length - 1) / 2)]!;
   const extra = [...byWorker.values()].map((ms) => (ms.length < 2 ? 0 : Math.max(0, ms[0]! - median(ms.slice(1)))));
   const later = [...byWorker.values()].flatMap((ms) => ms.slice(1));
   return {

@@ -61,7 +61,7 @@ export interface GroupCost extends CachedCost {
   readonly cached?: boolean;
 }
 
-const median = (xs: readonly number[]): number => {
+export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) / 2)]!;
 };
