@@ -10,8 +10,8 @@ import { jobTmpRoot } from '../src/cluster/nats-job-run.js';
 import { planStudy } from '../src/study/plan.js';
 import type { JobSink } from '../src/study/transport.js';
 import type { JobResult } from '../src/study/types.js';
-import { resultLines, until, withCluster } from './helpers/cluster.js';
-import { tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
+import { resultLines, until, withCluster, worker } from './helpers/cluster.js';
+import { cli, startNats, tempDir, tinyStudy, writeStudy } from './helpers/procs.js';
 
 const children = (pid: number): number[] => {
   const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
@@ -115,5 +115,53 @@ test.serial(
       t.deepEqual([...failedRun, ...recorded].map((r) => r.status).sort(), ['done', 'done']);
       t.is(execFileSync('ls', [notADir]).toString().trim(), notADir);
     });
+  },
+);
+
+// JetStream reserves a bucket's whole size limit when it is made, against max_file_store (by default 75 % of
+// the disk free when nats-server started): the 20 GiB bundles bucket does not fit a server on a small disk.
+test.serial(
+  'a server with less room than the default buckets: the bundles bucket is made as large as fits, with a warning, and the study runs',
+  async (t) => {
+    t.timeout(120_000);
+    // 2 GB: the 1 GiB results bucket fits, then 20 GiB halved until it fits the rest (640 MiB).
+    await withCluster(t, { natsConfig: 'jetstream { max_file_store: 2GB }' }, async ({ dir, a, b, coordinator }) => {
+      const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', seeds: 2, iterations: 4 }));
+      const out = join(dir, 'out');
+      const c = coordinator(file, out);
+      t.is(await c.exited, 0, c.err());
+      t.deepEqual(
+        resultLines(out).map((r) => r.status),
+        ['done', 'done'],
+      );
+      const notice =
+        /cannot reserve 20 GiB for the bundles bucket odeness-bundles \(its JetStream storage, max_file_store.*\): its limit is 640 MiB/;
+      t.regex(a.err() + b.err(), notice, 'the worker that made the bucket says so');
+      t.regex(c.out() + c.err(), notice, 'the coordinator, which asks for 20 GiB, says what it got');
+    });
+  },
+);
+
+test.serial(
+  'a server with no room for even the smallest buckets: worker and coordinator say so within seconds',
+  async (t) => {
+    t.timeout(60_000);
+    const nats = await startNats({ config: 'jetstream { max_file_store: 32MB }' });
+    try {
+      const dir = tempDir();
+      const file = writeStudy(dir, 's.yaml', tinyStudy({ grid: '[euler:0.5]', iterations: 4 }));
+      const full = /has no room left in its JetStream storage \(creating the buckets: .*insufficient storage resources/;
+      const t0 = Date.now();
+      const w = worker(nats.url);
+      t.is(await w.exited, 1, w.err());
+      t.regex(w.err(), full);
+      t.notRegex(w.err(), /internal error/);
+      const c = cli(['study', 'run', file, '--out', join(dir, 'out'), '--nats', nats.url]);
+      t.is(await c.exited, 1, c.err());
+      t.regex(c.err(), full);
+      t.true(Date.now() - t0 < 30_000, `${Date.now() - t0} ms`);
+    } finally {
+      await nats.stop();
+    }
   },
 );

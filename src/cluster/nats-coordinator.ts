@@ -60,6 +60,7 @@ export class NatsTransport implements Transport {
   }
 
   async run(jobs: readonly PendingJob[], sink: JobSink, signal: AbortSignal): Promise<void> {
+    for (const notice of this.h.notices.splice(0)) sink.log('warn', notice);
     // onnx: fields: workers fetch the files' bytes from the object store by hash (field-store.ts).
     await uploadFieldFiles(this.h.os, pendingFieldFiles(jobs), {
       signal,

@@ -80,6 +80,8 @@ export interface ClusterHandles {
   jsm: JetStreamManager;
   kv: KV;
   os: ObjectStore;
+  /** What opening changed from what was asked, for the caller to log (a bucket made smaller than asked). */
+  notices: string[];
 }
 
 const ms2ns = (ms: number) => Math.round(ms * 1e6);
@@ -110,9 +112,52 @@ export async function openCluster(nc: NatsConnection, where: string, cfg: Cluste
   await ensureStream(jsm);
   await ensureConsumer(jsm, cfg);
   const r = cfg.retention ?? DEFAULT_RETENTION;
-  const { kv, os } = await openBuckets(js, jsm, r);
-  if (cfg.retention) await applyRetention(jsm, r, cfg.ttlGiven);
-  return { nc, js, jsm, kv, os };
+  const notices: string[] = [];
+  const { kv, os } = await openBuckets(js, jsm, r, where, notices);
+  if (cfg.retention) await applyRetention(jsm, r, cfg.ttlGiven, where, notices);
+  return { nc, js, jsm, kv, os, notices };
+}
+
+/** The smallest size limit a bucket is made with when the server cannot reserve what was asked. */
+export const MIN_BUCKET_BYTES = 64 * 2 ** 20;
+
+/** The server refused to reserve a stream's size limit (JetStream error 10047). */
+function isReservationRefused(e: unknown): boolean {
+  const err = e as { message?: string; api_error?: { err_code?: number } } | undefined;
+  return err?.api_error?.err_code === 10047 || /insufficient storage resources/i.test(err?.message ?? '');
+}
+
+const gib = (n: number) => (n >= 2 ** 30 ? `${+(n / 2 ** 30).toFixed(2)} GiB` : `${+(n / 2 ** 20).toFixed(1)} MiB`);
+
+/**
+ * Make (or grow) a bucket with the largest size limit up to `want` that the server can reserve, halving
+ * down to `floor` (tried last). JetStream reserves a bucket's whole limit when it is made, against the server's
+ * max_file_store (by default 75 % of the disk free when nats-server started), so the 20 GiB default does
+ * not fit a server on a small disk; the cluster still runs, with a smaller bucket, and says so.
+ */
+async function fitting<T>(
+  what: string,
+  want: number,
+  floor: number,
+  attempt: (maxBytes: number) => Promise<T>,
+  where: string,
+  notices: string[],
+): Promise<T> {
+  for (let bytes = want; ; bytes = Math.max(floor, Math.floor(bytes / 2))) {
+    try {
+      const made = await attempt(bytes);
+      if (bytes < want)
+        notices.push(
+          `the NATS server at ${where} cannot reserve ${gib(want)} for the ${what} (its JetStream storage, ` +
+            'max_file_store, by default 75 % of the disk free when nats-server started, has less room): ' +
+            `its limit is ${gib(bytes)}. When it is full, workers keep their jobs queued until ` +
+            '`odeness study clean` of old studies makes room; give nats-server more storage for more',
+        );
+      return made;
+    } catch (e) {
+      if (!isReservationRefused(e) || bytes <= floor) throw e;
+    }
+  }
 }
 
 async function ensureStream(jsm: JetStreamManager): Promise<void> {
@@ -179,24 +224,44 @@ async function openBuckets(
   js: JetStreamClient,
   jsm: JetStreamManager,
   r: Retention,
+  where: string,
+  notices: string[],
 ): Promise<{ kv: KV; os: ObjectStore }> {
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
   const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
-  const kv = (await exists(`KV_${RESULTS_BUCKET}`))
-    ? await new Kvm(js).open(RESULTS_BUCKET)
-    : await new Kvm(js).create(RESULTS_BUCKET, {
-        history: 1,
-        storage: StorageType.File,
-        ttl: r.ttlMs,
-        max_bytes: r.resultsMaxBytes,
-      });
-  const os = (await exists(`OBJ_${BUNDLES_BUCKET}`))
-    ? await new Objm(js).open(BUNDLES_BUCKET)
-    : await new Objm(js).create(BUNDLES_BUCKET, {
-        storage: StorageType.File,
-        ttl: ms2ns(r.ttlMs),
-        max_bytes: r.bundlesMaxBytes,
-      });
+  // A peer may make the bucket meanwhile (with another size limit where the server's room changed): bind to it.
+  const openOrCreate = async <T>(stream: string, open: () => Promise<T>, create: () => Promise<T>) =>
+    (await exists(stream))
+      ? open()
+      : create().catch(async (e) => ((await exists(stream)) ? open() : Promise.reject(e)));
+  const kvm = new Kvm(js);
+  const kv = await openOrCreate(
+    `KV_${RESULTS_BUCKET}`,
+    () => kvm.open(RESULTS_BUCKET),
+    () =>
+      fitting(
+        `results bucket ${RESULTS_BUCKET}`,
+        r.resultsMaxBytes,
+        Math.min(MIN_BUCKET_BYTES, r.resultsMaxBytes),
+        (max_bytes) => kvm.create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes }),
+        where,
+        notices,
+      ),
+  );
+  const objm = new Objm(js);
+  const os = await openOrCreate(
+    `OBJ_${BUNDLES_BUCKET}`,
+    () => objm.open(BUNDLES_BUCKET),
+    () =>
+      fitting(
+        `bundles bucket ${BUNDLES_BUCKET}`,
+        r.bundlesMaxBytes,
+        Math.min(MIN_BUCKET_BYTES, r.bundlesMaxBytes),
+        (max_bytes) => objm.create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes }),
+        where,
+        notices,
+      ),
+  );
   return { kv, os };
 }
 
@@ -205,10 +270,16 @@ async function openBuckets(
  * every study's on this cluster (JetStream 2.9 has no per-entry age): it is set when the buckets are
  * made, and a coordinator that asks for another one is refused rather than change other studies'.
  */
-async function applyRetention(jsm: JetStreamManager, r: Retention, ttlGiven: boolean | undefined): Promise<void> {
-  for (const [stream, maxBytes] of [
-    [`KV_${RESULTS_BUCKET}`, r.resultsMaxBytes],
-    [`OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes],
+async function applyRetention(
+  jsm: JetStreamManager,
+  r: Retention,
+  ttlGiven: boolean | undefined,
+  where: string,
+  notices: string[],
+): Promise<void> {
+  for (const [what, stream, maxBytes] of [
+    [`results bucket ${RESULTS_BUCKET}`, `KV_${RESULTS_BUCKET}`, r.resultsMaxBytes],
+    [`bundles bucket ${BUNDLES_BUCKET}`, `OBJ_${BUNDLES_BUCKET}`, r.bundlesMaxBytes],
   ] as const) {
     const si = await jsm.streams.info(stream);
     if (si.config.max_age !== ms2ns(r.ttlMs) && ttlGiven) throw retentionRefusal(si.config.max_age, r.ttlMs);
@@ -217,8 +288,12 @@ async function applyRetention(jsm: JetStreamManager, r: Retention, ttlGiven: boo
     const stale = Object.entries(createOnly).some(
       ([k, v]) => (si.config as unknown as Record<string, unknown>)[k] !== v,
     );
-    if (si.config.max_bytes !== maxBytes || stale)
-      await jsm.streams.update(stream, { ...si.config, max_bytes: maxBytes, ...createOnly });
+    const have = si.config.max_bytes;
+    if (have === maxBytes && !stale) continue;
+    const update = (max_bytes: number) => jsm.streams.update(stream, { ...si.config, max_bytes, ...createOnly });
+    // Growing a bucket the server made smaller (no room then) goes only as far as the server has room now.
+    if (have > 0 && have < maxBytes) await fitting(what, maxBytes, have, update, where, notices);
+    else await update(maxBytes);
   }
 }
 

@@ -92,6 +92,7 @@ import {
   type RunContext,
 } from './nats-job-run.js';
 import { fetchFieldFile } from './field-store.js';
+import { isStorageFull, storageFullError } from './storage-full.js';
 
 export { cleanStaleJobDirs, jobTmpRoot } from './nats-job-run.js';
 
@@ -208,6 +209,7 @@ async function joinCluster(
     for (let warned = false; ; ) {
       try {
         const h = await openCluster(nc, s.where);
+        for (const notice of h.notices) s.log('warn', notice);
         return { nc, h, consumer: await h.js.consumers.get(STREAM, CONSUMER) };
       } catch (e) {
         // A least-privilege worker cannot create the stream and buckets: the first coordinator does.
@@ -222,6 +224,9 @@ async function joinCluster(
     }
   } catch (e) {
     await nc.close().catch(() => undefined);
+    // Not even the smallest buckets fit the server's storage.
+    if (isStorageFull(e))
+      throw await storageFullError(undefined, s.where, `creating the buckets: ${(e as Error).message}`);
     throw e;
   }
 }
