@@ -163,6 +163,26 @@ test('builds: three measured builds give the curve through them, its exponent wi
   );
 });
 
+test('builds beyond the curve follow the build measured there: the power law from the curve at 32 stages through it', (t) => {
+  // Measured on 2-d conv1d: the curve through 1, 8 and 32 stages says 1.25 s at 128, builds took 2.3 s.
+  const curve = { buildMs: 9, buildMsPerStage: 5.14, buildExponent: 1.13 };
+  const at = (spec: string, tail?: { stages: number; ms: number }) =>
+    buildMs(parseSolverSpec(spec), { ...curve, ...(tail ? { buildTail: tail } : {}) });
+  const tail = { stages: 128, ms: 2300 };
+  t.true(Math.abs(at('euler:steps=128', tail) - 2300) < 1e-6, 'through the measured build');
+  t.true(Math.abs(at('midpoint:steps=64', tail) - 2300) < 1e-6, 'by stages, whatever the method');
+  t.is(at('euler:steps=32', tail), at('euler:steps=32'), 'the curve up to its last stages');
+  t.is(at('rk4:steps=4', tail), at('rk4:steps=4'));
+  const atKnot = at('euler:steps=32');
+  const exponent = Math.log(2300 / atKnot) / Math.log(4);
+  t.true(Math.abs(at('euler:steps=64', tail) - atKnot * 2 ** exponent) < 1e-6, 'between, on the power law');
+  t.true(Math.abs(at('euler:steps=256', tail) - atKnot * 8 ** exponent) < 1e-6, 'beyond, extrapolated');
+  t.true(at('euler:steps=128') < 1300, 'without a tail: the curve, as before');
+  // A tail flatter than the curve (a noisy measurement) never prices big grids below the curve.
+  t.true(at('euler:steps=128', { stages: 128, ms: 300 }) >= at('euler:steps=128'));
+  t.is(at('dopri5:0.001', tail), curve.buildMs, 'adaptive solvers: their step graphs');
+});
+
 test('the fan reference stops at every audited step: calibrated NFE per stop, its own cost per row', (t) => {
   const spec = parseSolverSpec('euler:steps=32');
   const shape = { d: 900, n: 20, crossing: false, fan: true, referenceNfe: 512, referenceNfePerStop: 6 };
@@ -208,16 +228,17 @@ test('calibration entries of an older format are measured again, not misread', (
   writeCachedCost(key, cost, dir);
   t.deepEqual(readCachedCost(key, dir), cost);
   const doc = JSON.parse(fs.readFileSync(path.join(dir, 'calibration.json'), 'utf8'));
-  // Version 2's transport entries still hold (NATS's needs a cluster to measure again); its group costs do not.
+  // Version 4's transport entries still hold (NATS's needs a cluster to measure again); its group costs do not
+  // (version 5 times contention with the fan audit). Older transports were measured another way.
   writeCachedTransport(transportKey('nats'), { msPerJob: 90, startupMs: 3000, measuredAt: 'test' }, dir);
-  const v2 = {
+  const v4 = {
     ...JSON.parse(fs.readFileSync(path.join(dir, 'calibration.json'), 'utf8')),
-    format: 'odeness-calibration/2',
+    format: 'odeness-calibration/4',
   };
-  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify(v2));
+  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify(v4));
   t.is(readCachedCost(key, dir), undefined);
   t.is(readCachedTransport(transportKey('nats'), dir)?.msPerJob, 90);
-  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...v2, format: 'odeness-calibration/1' }));
+  fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...v4, format: 'odeness-calibration/2' }));
   t.is(readCachedTransport(transportKey('nats'), dir), undefined);
   const { buildExponent: _b, ...older } = cost;
   fs.writeFileSync(path.join(dir, 'calibration.json'), JSON.stringify({ ...doc, entries: { [key]: older } }));

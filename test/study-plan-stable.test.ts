@@ -33,3 +33,38 @@ test('study plan: the same estimate on repeated calls (cached calibration), --re
   t.false(fresh.groups[0]!.cost.cached);
   t.not(fresh.groups[0]!.cost.measuredAt, first.groups[0]!.cost.measuredAt);
 });
+
+test('a plan with grids beyond 32 stages times one more build at its largest; an entry cached without it is measured again', async (t) => {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'odeness-cache-'));
+  t.teardown(() => fs.rmSync(cache, { recursive: true, force: true }));
+  const study = (stepCounts: number[]) => {
+    const file = path.join(cache, `s${stepCounts.join('-')}.json`);
+    const doc = {
+      datasets: ['spheres:dupont2019:dim=2,n=64,testN=20'],
+      field: 'mlp:width=8',
+      grid: [{ solver: 'euler', stepCounts }],
+      iterations: 2,
+      batchSize: 16,
+      testSolvers: ['rk4:steps=2'],
+    };
+    fs.writeFileSync(file, JSON.stringify(doc));
+    return file;
+  };
+  type Cost = { cached: boolean; buildTail?: { stages: number; ms: number } };
+  const plan = async (file: string) => {
+    const r = await runCli(['study', 'plan', file, '--json'], { env: { ODENESS_CACHE_DIR: cache } });
+    t.is(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout).estimate as { groups: { cost: Cost }[] }).groups[0]!.cost;
+  };
+  const small = study([2, 8]);
+  const big = study([2, 64]);
+  const first = await plan(small);
+  t.false(first.cached);
+  t.is(first.buildTail, undefined, 'within the curve: no tail timed');
+  const tailed = await plan(big);
+  t.false(tailed.cached, 'the cached entry has no build at 64 stages: measured again');
+  t.is(tailed.buildTail?.stages, 64);
+  t.true(tailed.buildTail!.ms > 0);
+  t.true((await plan(big)).cached);
+  t.true((await plan(small)).cached, 'an entry with a tail serves smaller grids too');
+});

@@ -11,6 +11,8 @@
  *    3.7 s against 0.5 s for later iterations); both grow faster than the
  *    stages, so three builds (1, 8 and 32 stages) fit c0 + c1 · stages^p
  *    (price.ts fitBuildCurve; p from 1.1 on 900-d to 1.4 on 2-d fields);
+ *    beyond 32 they grow faster still (p ≈ 1.5 from 32 to 128), so a plan
+ *    with larger grids has one more build timed at its largest;
  *  - one job's fixed overhead: a minimal real job of the group's solver kind
  *    through executeJob (data, engine set-up, model save, bundle write,
  *    sessions opened, result), less the parts priced apart;
@@ -18,8 +20,9 @@
  *    per call and a part per row (timed on the bundle that job wrote);
  *  - the fan audit's float64 reference: its NFE on that model, and the NFE
  *    it adds per output time it must stop at;
- *  - contention: how much more CPU time that minimal job takes in one of two
- *    pool threads busy at once than alone (shared caches, memory bandwidth,
+ *  - contention: how much more CPU time that minimal job, with an evaluation
+ *    and (where short) the fan audit, takes in one of two pool threads busy
+ *    at once than alone (shared caches, memory bandwidth,
  *    physical cores: the 900-d spheres' fan audit ran 1.4 times slower
  *    beside another on the 2-core development machine).
  *
@@ -28,7 +31,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
+import { AUDIT_POINTS, DEFAULT_FAN_REFERENCE } from '../audit/audits.js';
 import { float64Ops } from '../engines/typed.js';
 import { openModelSource, type ModelSource } from '../onnx/source.js';
 import { solveAsync } from '../solvers/integrate.js';
@@ -39,19 +42,17 @@ import { calibrationKey, readCachedCost, writeCachedCost, type CachedCost } from
 import { executeJob } from './execute.js';
 import { JobPool } from './local.js';
 import type { Job } from './types.js';
-import { callsMs, evaluationCalls, fitBuildCurve } from './price.js';
+import { BUILD_CURVE_STAGES, BUILD_TAIL_MAX_STAGES, callsMs, evaluationCalls, fitBuildCurve } from './price.js';
 
 export type SolverKind = 'fixed' | 'adaptive';
 
-/** Stages of the three calibration builds (euler:steps=N): their costs fit the build curve. */
-const BUILD_STAGES = [1, 8, 32] as const;
 /** The first iterations of a new session that run slower than the rest (the rest are the iteration's cost). */
 const WARM_ITERATIONS = 2;
 /** Iterations of a timed training run: the warm ones, then enough for a median. */
 const TIMED_ITERATIONS = WARM_ITERATIONS + 4;
 /** The two solvers a group's training is timed with (fixed: the outer builds; adaptive: two tolerances). */
 const TIMED_SOLVERS = {
-  fixed: BUILD_STAGES.map((n) => `euler:steps=${n}`),
+  fixed: BUILD_CURVE_STAGES.map((n) => `euler:steps=${n}`),
   adaptive: ['dopri5:0.1', 'dopri5:0.001'],
 } as const;
 
@@ -134,6 +135,23 @@ function minimalJob(dataset: string, field: string, batch: number, solver: strin
     engine: 'auto',
   } as Job;
 }
+
+/**
+ * The job contention is timed on: the minimal job with an evaluation and, where it is short, the fan audit, whose
+ * float64 reference suffers more beside another job than training does (memory bandwidth): 900-d spheres' audits
+ * and evaluations ran 1.4 and 1.2 times their price in a 2-worker study whose contention, timed without them, was
+ * 1.1. Contention is timed on 9 runs: an MNIST fan audit (~20 s) would make that minutes.
+ */
+function contentionJob(dataset: string, field: string, batch: number, solver: string, fanAudit: boolean): Job {
+  return {
+    ...minimalJob(dataset, field, batch, solver),
+    testSolvers: [solver],
+    audit: { crossing: false, fan: fanAudit },
+  };
+}
+
+/** The longest fan audit (its float64 reference, priced from the calibration) the contention job includes. */
+const CONTENTION_FAN_MAX_MS = 2_000;
 
 /** Forward field calls as the audits make them (float64 states through the float32 field): ms per call and per row. */
 async function timeFieldCalls(source: ModelSource, rows: number): Promise<{ msPerCall: number; msPerRow: number }> {
@@ -239,13 +257,19 @@ async function measureContention(job: Job): Promise<number> {
     const used = process.cpuUsage(before);
     return (used.user + used.system) / 1000 / jobs;
   };
+  const medianOf = async (runs: number, jobs: number) => {
+    const xs: number[] = [];
+    for (let k = 0; k < runs; k++) xs.push(await cpuPerJob(jobs));
+    return median(xs);
+  };
   try {
     await cpuPerJob(2);
-    const alone = Math.min(await cpuPerJob(1), await cpuPerJob(1));
-    // The median of three, not the least: two jobs started together do not always overlap to the end, and the
-    // least of two picked the run that overlapped least (1.00 in one calibration of the 900-d group, 1.16 and 1.23
-    // in the next two; its jobs ran 1.5x their estimate).
-    const together = median([await cpuPerJob(2), await cpuPerJob(2), await cpuPerJob(2)]);
+    // Medians, not the least: two jobs started together do not always overlap to the end, and the least of two
+    // picked the run that overlapped least (1.00 in one calibration of the 900-d group, 1.16 and 1.23 in the next
+    // two; its jobs ran 1.5x their estimate). With the least alone and a median of three together, four
+    // calibrations of that group still gave 1.0 to 1.45 where its study's jobs ran about 1.3 times their alone price.
+    const alone = await medianOf(3, 1);
+    const together = await medianOf(5, 2);
     return Math.min(CONTENTION_RANGE[1], Math.max(CONTENTION_RANGE[0], together / Math.max(1e-3, alone)));
   } catch {
     return 1;
@@ -255,13 +279,21 @@ async function measureContention(job: Job): Promise<number> {
   }
 }
 
-async function measure(dataset: string, field: string, kind: SolverKind, batch: number): Promise<CachedCost> {
+async function measure(
+  dataset: string,
+  field: string,
+  kind: SolverKind,
+  batch: number,
+  tailStages: number | undefined,
+): Promise<CachedCost> {
   const solvers = TIMED_SOLVERS[kind];
   // A first run warms the process (module loads, the first session ever): it is no job's cost.
   await timeIterations(dataset, field, solvers[0], batch);
   const share = cpuShare();
   const runs: TimedRun[] = [];
   for (const solver of solvers) runs.push(await timeIterations(dataset, field, solver, batch));
+  const tail =
+    tailStages === undefined ? undefined : await timeIterations(dataset, field, `euler:steps=${tailStages}`, batch);
   const [a, b] = [runs[0]!, runs.at(-1)!];
   const slope =
     b.nfe > a.nfe ? Math.max(0, (b.ms - a.ms) / ((b.nfe - a.nfe) * batch)) : b.ms / Math.max(1, b.nfe * batch);
@@ -269,7 +301,7 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   // Fixed: the curve through the three builds; adaptive: its step graphs, whatever the tolerance.
   const build =
     kind === 'fixed'
-      ? fitBuildCurve(runs.map((r, k) => [BUILD_STAGES[k]!, r.buildMs] as const))
+      ? fitBuildCurve(runs.map((r, k) => [BUILD_CURVE_STAGES[k]!, r.buildMs] as const))
       : { buildMs: median(runs.map((r) => r.buildMs)), buildMsPerStage: 0, buildExponent: 1 };
   const job = await measureJob(dataset, field, batch, solvers[0]);
   // The minimal job's own build, warm iterations and evaluation are priced apart: the rest is overhead.
@@ -279,13 +311,19 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   // this machine's idle costs (the same whatever the load at calibration; estimate.ts adds the load at run time).
   const f = share();
   // After the share: its two pool threads would count as more than this process's one core.
-  const contention = await measureContention(minimalJob(dataset, field, batch, solvers[0]));
+  const fanMs =
+    job.referenceNfe *
+    (job.msPerCall + Math.min(AUDIT_POINTS, job.testPoints) * (job.msPerRow + job.referenceMsPerRow));
+  const contention = await measureContention(
+    contentionJob(dataset, field, batch, solvers[0], fanMs <= CONTENTION_FAN_MAX_MS),
+  );
   return {
     msPerIteration: msPerIteration * f,
     msPerSampleNfe: slope * f,
     buildMs: build.buildMs * f,
     buildMsPerStage: build.buildMsPerStage * f,
     buildExponent: build.buildExponent,
+    ...(tail && tailStages !== undefined ? { buildTail: { stages: tailStages, ms: tail.buildMs * f } } : {}),
     jobOverheadMs: jobOverheadMs * f,
     msPerCall: job.msPerCall * f,
     msPerRow: job.msPerRow * f,
@@ -298,18 +336,33 @@ async function measure(dataset: string, field: string, kind: SolverKind, batch: 
   };
 }
 
-/** This group's costs: cached on this machine, else measured now (and cached). */
+/**
+ * The stages a build beyond the curve is measured at for a group whose largest fixed grid has `maxStages` (none
+ * within the curve's stages, nor for adaptive solvers).
+ */
+function tailStagesFor(kind: SolverKind, maxStages: number): number | undefined {
+  if (kind !== 'fixed' || maxStages <= BUILD_CURVE_STAGES.at(-1)!) return undefined;
+  return Math.min(BUILD_TAIL_MAX_STAGES, maxStages);
+}
+
+/**
+ * This group's costs: cached on this machine, else measured now (and cached). `maxStages`: the most stages of the
+ * group's fixed-step training grids (a cached entry measured for fewer is measured again).
+ */
 export async function calibrateGroup(
   dataset: string,
   field: string,
   kind: SolverKind,
   batch: number,
   recalibrate = false,
+  maxStages = 0,
 ): Promise<GroupCost> {
   const key = calibrationKey(dataset, field, kind, batch);
+  const tailStages = tailStagesFor(kind, maxStages);
   const cached = recalibrate ? undefined : readCachedCost(key);
-  if (cached) return { ...cached, cached: true };
-  const measured = await measure(dataset, field, kind, batch);
+  const covered = tailStages === undefined || (cached?.buildTail?.stages ?? 0) >= tailStages;
+  if (cached && covered) return { ...cached, cached: true };
+  const measured = await measure(dataset, field, kind, batch, tailStages);
   writeCachedCost(key, measured);
   return { ...measured, cached: false };
 }

@@ -25,6 +25,11 @@ export interface CachedCost {
   readonly buildMs: number;
   readonly buildMsPerStage: number;
   readonly buildExponent: number;
+  /**
+   * A fixed-step build measured beyond the curve's last stages (price.ts BUILD_CURVE_STAGES), where builds grow
+   * faster than the curve says; measured when a plan has such grids (absent: the curve is extrapolated).
+   */
+  readonly buildTail?: { readonly stages: number; readonly ms: number };
   /** A job's fixed part: data, engine set-up, model save, bundle write, sessions opened, result. */
   readonly jobOverheadMs: number;
   /** A forward field call of evaluation or an audit: ms per call and per row. */
@@ -57,9 +62,9 @@ export interface TransportCost {
 const FILE = 'calibration.json';
 // Version 2 prices builds, job overhead, field calls and the fan reference; version 3 fits the build exponent, counts
 // a session's slow first runs in its build, the reference's stops and workers' contention; version 4 takes contention
-// as a median and the transports' overhead against the share others took of the machine: older entries are measured
-// again.
-const FORMAT = 'odeness-calibration/4';
+// as a median and the transports' overhead against the share others took of the machine; version 5 times contention
+// on a job with the fan audit: older entries are measured again (version 4's transports are kept).
+const FORMAT = 'odeness-calibration/5';
 
 export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env['ODENESS_CACHE_DIR']) return env['ODENESS_CACHE_DIR'];
@@ -82,7 +87,7 @@ export function transportKey(name: string): string {
 type Entry = CachedCost | TransportCost;
 
 /** Older formats whose transport entries mean what they mean now (NATS's needs a cluster to measure again). */
-const TRANSPORTS_SINCE = ['odeness-calibration/2'];
+const TRANSPORTS_SINCE = ['odeness-calibration/4'];
 
 function readAll(dir: string): Record<string, Entry> {
   try {

@@ -356,6 +356,7 @@ async function priceGroup(
           g.kind,
           options.calibrationBatch ?? Math.min(32, g.jobs[0]!.batchSize),
           options.recalibrate,
+          Math.max(0, ...g.jobs.map((j) => stepNfe(work.get(j.id)!.around))),
         )
       : undefined;
   const reference = cost
