@@ -8,7 +8,8 @@
  *   npx tsx scripts/estimate-table.ts [--only quick,spheres,mnist,tiny] [--transports pool,nats] [--workers W]
  *                                     [--out DIR] [--recalibrate]
  *
- * Prints a Markdown table on stdout and one JSON line per row on stderr as it goes. Needs the compiled CLI
+ * Prints a Markdown table on stdout and one JSON line per row on stderr as it goes; each row's plan is kept in
+ * DIR/STUDY-TRANSPORT.plan.json (its groups' prices, to compare with the run's results). Needs the compiled CLI
  * (npm run build) and, for NATS, nats-server on PATH. `--recalibrate` measures this machine again first (once per
  * study, on the first transport: do it on an idle machine).
  */
@@ -75,7 +76,8 @@ interface Row {
   ratio: number;
 }
 
-async function plan(file: string, args: string[], transport: string, recalibrate: boolean) {
+/** `study plan --json` of the row (its document is kept beside the run's output as OUT.plan.json). */
+async function plan(file: string, args: string[], transport: string, recalibrate: boolean, keep: string) {
   const p = odeness([
     'study',
     'plan',
@@ -90,6 +92,7 @@ async function plan(file: string, args: string[], transport: string, recalibrate
   ]);
   if ((await p.exited) !== 0) throw new Error(`study plan ${file} failed:\n${p.err()}`);
   const doc = JSON.parse(p.out());
+  writeFileSync(keep, p.out());
   const est = doc.estimate;
   if (est?.wallMs === undefined) throw new Error(`study plan ${file} gave no wall-time estimate`);
   return { jobs: doc.counts?.jobs ?? doc.jobs.length, idleMs: est.wallMs, loadedMs: est.loaded?.wallMs };
@@ -134,8 +137,8 @@ async function main(): Promise<void> {
     if (!make) throw new Error(`--only: unknown study "${name}"; expected some of ${Object.keys(STUDIES).join(', ')}`);
     const { file, args } = make();
     for (const [k, transport] of transports.entries()) {
-      const p = await plan(file, args, transport, values.recalibrate === true && k === 0);
       const out = join(dir, `${name}-${transport}`);
+      const p = await plan(file, args, transport, values.recalibrate === true && k === 0, `${out}.plan.json`);
       rmSync(out, { recursive: true, force: true });
       const loadBefore = loadavg()[0]!;
       const r = await runOn(transport, file, args, out);
