@@ -229,38 +229,35 @@ async function openBuckets(
 ): Promise<{ kv: KV; os: ObjectStore }> {
   // Workers bind to buckets that exist (a least-privilege worker may only read their info, see examples/nats/).
   const exists = async (stream: string) => (await jsm.streams.info(stream).catch(() => undefined)) !== undefined;
-  // A peer may make the bucket meanwhile (with another size limit where the server's room changed): bind to it.
-  const openOrCreate = async <T>(stream: string, open: () => Promise<T>, create: () => Promise<T>) =>
+  // Made as large as the server can reserve; a peer may make it meanwhile (with another size limit where the
+  // server's room changed): bind to that one.
+  const bucket = async <T>(
+    what: string,
+    stream: string,
+    maxBytes: number,
+    open: () => Promise<T>,
+    create: (maxBytes: number) => Promise<T>,
+  ) =>
     (await exists(stream))
       ? open()
-      : create().catch(async (e) => ((await exists(stream)) ? open() : Promise.reject(e)));
+      : fitting(what, maxBytes, Math.min(MIN_BUCKET_BYTES, maxBytes), create, where, notices).catch(async (e) =>
+          (await exists(stream)) ? open() : Promise.reject(e),
+        );
   const kvm = new Kvm(js);
-  const kv = await openOrCreate(
+  const kv = await bucket(
+    `results bucket ${RESULTS_BUCKET}`,
     `KV_${RESULTS_BUCKET}`,
+    r.resultsMaxBytes,
     () => kvm.open(RESULTS_BUCKET),
-    () =>
-      fitting(
-        `results bucket ${RESULTS_BUCKET}`,
-        r.resultsMaxBytes,
-        Math.min(MIN_BUCKET_BYTES, r.resultsMaxBytes),
-        (max_bytes) => kvm.create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes }),
-        where,
-        notices,
-      ),
+    (max_bytes) => kvm.create(RESULTS_BUCKET, { history: 1, storage: StorageType.File, ttl: r.ttlMs, max_bytes }),
   );
   const objm = new Objm(js);
-  const os = await openOrCreate(
+  const os = await bucket(
+    `bundles bucket ${BUNDLES_BUCKET}`,
     `OBJ_${BUNDLES_BUCKET}`,
+    r.bundlesMaxBytes,
     () => objm.open(BUNDLES_BUCKET),
-    () =>
-      fitting(
-        `bundles bucket ${BUNDLES_BUCKET}`,
-        r.bundlesMaxBytes,
-        Math.min(MIN_BUCKET_BYTES, r.bundlesMaxBytes),
-        (max_bytes) => objm.create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes }),
-        where,
-        notices,
-      ),
+    (max_bytes) => objm.create(BUNDLES_BUCKET, { storage: StorageType.File, ttl: ms2ns(r.ttlMs), max_bytes }),
   );
   return { kv, os };
 }
